@@ -1,0 +1,45 @@
+# Fresh machine: `make demo` or `make test` is the whole set-up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= demo_data
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.stamp-demo: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[envs]'
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[envs,jax,peers,dev]'
+	touch $@ $(VENV)/.stamp-demo
+
+demo: $(VENV)/.stamp-demo
+	rm -rf $(DEMO_DIR)
+	$(VENV)/bin/rlds-hub record --env dm_control/point_mass-easy --policy expert \
+	    --episodes 20 --seed 0 --out $(DEMO_DIR)/point_mass_expert
+	$(VENV)/bin/rlds-hub validate $(DEMO_DIR)/point_mass_expert
+	$(VENV)/bin/rlds-hub info $(DEMO_DIR)/point_mass_expert
+
+test: $(VENV)/.stamp-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(VENV)/.stamp-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.stamp-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(VENV)/.stamp-test
+	$(PY) benchmarks/record_overhead.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info

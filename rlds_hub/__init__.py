@@ -1,0 +1,33 @@
+"""rlds_hub: record, load, transform, process and serve RLDS datasets.
+
+Importing ``rlds_hub`` is cheap: TensorFlow and the recorders load on first use, so that
+JAX-only code (``rlds_hub.learners``) never pulls TensorFlow in.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from rlds_hub import _compat  # noqa: F401  (NumPy-2 alias for envlogger, applied first)
+
+__version__ = "0.1.0"
+
+_LAZY_ATTRS = {
+    "load": ("rlds_hub.data", "load"),
+    "Recorder": ("rlds_hub.recorders", "Recorder"),
+    "GymnasiumEnv": ("rlds_hub.recorders", "GymnasiumEnv"),
+}
+_LAZY_MODULES = {"recorders", "transforms", "data", "spec", "envs", "storage", "validate"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_ATTRS:
+        module, attr = _LAZY_ATTRS[name]
+        return getattr(importlib.import_module(module), attr)
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"rlds_hub.{name}")
+    raise AttributeError(f"module 'rlds_hub' has no attribute {name!r}")
+
+
+__all__ = ["GymnasiumEnv", "Recorder", "__version__", "load"]

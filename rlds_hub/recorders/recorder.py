@@ -1,0 +1,334 @@
+"""The Recorder: a dm_env wrapper that records lossless, crash-safe RLDS episodes."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import dm_env
+
+from rlds_hub import (
+    __version__,
+    _compat,  # noqa: F401  (before envlogger)
+)
+from rlds_hub.features import (
+    IMAGE_ENCODINGS,
+    ImageEncoding,
+    SpecError,
+    spec_differences,
+    spec_to_json,
+)
+from rlds_hub.storage.writer import (
+    DEFAULT_MAX_BYTES_PER_SHARD,
+    DEFAULT_MAX_EPISODES_PER_SHARD,
+    DatasetWriter,
+    Durability,
+    SpecMismatchError,
+)
+
+FileFormat = Literal["tfrecord", "array_record", "riegeli"]
+_ENV_SPEC_KEYS = ("observation", "action", "reward", "discount")
+
+
+class RecordingError(RuntimeError):
+    """The recorder was used out of order (e.g. a step after the episode ended)."""
+
+
+class Recorder(dm_env.Environment):
+    """Wraps a ``dm_env.Environment`` and records every episode into an RLDS dataset.
+
+    Use it exactly like the environment, then ``close()`` it (or use it as a context
+    manager). Each episode is published to disk when its last timestep is returned: a
+    process killed at any moment loses at most the episode in progress, and the dataset
+    always loads with plain ``tfds.builder_from_directory(data_dir)``.
+
+    Args:
+      env: the environment to record.
+      data_dir: the dataset directory (created; appended to if it holds a dataset).
+      name: TFDS dataset name (default: from the directory name).
+      split: the split to record into.
+      max_episodes_per_shard / max_bytes_per_shard: shard size limits (whichever first).
+      file_format: "tfrecord" (default), "array_record" (TFDS's random-access format; read
+        it with ``builder.as_data_source``), or "riegeli" (envlogger's own format, written
+        by envlogger's Riegeli backend and read with ``envlogger.Reader``).
+      step_fn: ``step_fn(timestep, action, env) -> dict`` called after every step; its
+        values are stored as step metadata aligned with the action (zero-filled on the last
+        step). Its result at ``reset`` (action ``None``) is used only to learn its spec.
+      episode_fn: ``episode_fn(timestep, action, env) -> dict`` called on every step; its
+        last value is stored as episode metadata.
+      metadata: JSON-serialisable dataset-level metadata (stored in ``metadata.json``).
+      env_name / policy_name / seed: provenance stored with the dataset metadata.
+      durability: "process" (default: each completed episode survives the process dying at
+        any moment) or "os" (also fsync'd before ``step`` returns: survives power loss).
+      image_encoding: "png" (default, lossless and compressed) or "raw" for uint8 images.
+      step_metadata_spec / episode_metadata_spec: explicit dm_env specs for the metadata
+        (default: inferred from the first value returned).
+      save_unfinished_episodes: when ``reset`` or ``close`` interrupts an episode that has at
+        least one transition, store it as truncated (default) instead of dropping it.
+    """
+
+    def __init__(
+        self,
+        env: dm_env.Environment,
+        data_dir: str | os.PathLike,
+        *,
+        name: str | None = None,
+        split: str = "train",
+        max_episodes_per_shard: int | None = DEFAULT_MAX_EPISODES_PER_SHARD,
+        max_bytes_per_shard: int | None = DEFAULT_MAX_BYTES_PER_SHARD,
+        file_format: FileFormat = "tfrecord",
+        step_fn: Callable[[dm_env.TimeStep, Any, dm_env.Environment], Any] | None = None,
+        episode_fn: Callable[[dm_env.TimeStep, Any, dm_env.Environment], Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        env_name: str | None = None,
+        policy_name: str | None = None,
+        seed: int | None = None,
+        durability: Durability = "process",
+        image_encoding: ImageEncoding = "png",
+        step_metadata_spec: Mapping[str, Any] | None = None,
+        episode_metadata_spec: Mapping[str, Any] | None = None,
+        save_unfinished_episodes: bool = True,
+    ):
+        import envlogger
+
+        if not isinstance(env, dm_env.Environment):
+            raise TypeError(
+                f"Recorder wraps a dm_env.Environment, got {type(env).__name__}; wrap a "
+                "gymnasium.Env with rlds_hub.recorders.GymnasiumEnv first"
+            )
+        if image_encoding not in IMAGE_ENCODINGS:
+            raise ValueError(f"image_encoding must be one of {IMAGE_ENCODINGS}")
+        self._env = env
+        self._save_unfinished = save_unfinished_episodes
+        self._episode_active = False
+        self._closed = False
+        env_specs = {
+            "observation": env.observation_spec(),
+            "action": env.action_spec(),
+            "reward": env.reward_spec(),
+            "discount": env.discount_spec(),
+        }
+        self._specs_json = {k: spec_to_json(v) for k, v in env_specs.items()}
+        self.env_name = env_name or type(env).__name__
+        session = {
+            "started": _now(),
+            "split": split,
+            "policy": policy_name,
+            "seed": seed,
+            "rlds_hub_version": __version__,
+            "host": platform.node(),
+        }
+        self._dataset_metadata = {
+            "rlds_hub_version": __version__,
+            "created": session["started"],
+            "env_name": self.env_name,
+            "policy": policy_name,
+            "seed": seed,
+            "specs": self._specs_json,
+            "image_encoding": image_encoding,
+            "user": dict(metadata or {}),
+            "sessions": [session],
+        }
+        self.file_format = file_format
+        if file_format == "riegeli":
+            self._backend = None
+            self._logger = envlogger.EnvLogger(
+                env,
+                data_directory=os.fspath(data_dir),
+                step_fn=step_fn,
+                episode_fn=episode_fn,
+                metadata=dict(metadata or {}),
+                max_episodes_per_file=max_episodes_per_shard or 1000,
+            )
+            return
+
+        from rlds_hub.recorders.backend import RLDSBackend
+
+        writer = DatasetWriter(
+            data_dir,
+            name=name,
+            split=split,
+            file_format=file_format,
+            max_episodes_per_shard=max_episodes_per_shard,
+            max_bytes_per_shard=max_bytes_per_shard,
+            durability=durability,
+            description=f"RLDS episodes of {self.env_name} recorded with rlds_hub {__version__}.",
+        )
+        try:
+            self._check_env_specs(writer)
+            self._backend = RLDSBackend(
+                writer,
+                observation_spec=env_specs["observation"],
+                action_spec=env_specs["action"],
+                reward_spec=env_specs["reward"],
+                discount_spec=env_specs["discount"],
+                step_metadata_spec=step_metadata_spec,
+                episode_metadata_spec=episode_metadata_spec,
+                infer_step_metadata=step_fn is not None,
+                infer_episode_metadata=episode_fn is not None,
+                image_encoding=image_encoding,
+            )
+            self._backend.set_dataset_metadata(self._dataset_metadata, self._describe_mismatch)
+            if (step_fn is None or step_metadata_spec is not None) and (
+                episode_fn is None or episode_metadata_spec is not None
+            ):
+                self._backend.open_dataset()  # features known now: check them against disk
+        except BaseException:
+            writer.close()
+            raise
+        self._logger = envlogger.EnvLogger(
+            env, step_fn=step_fn, episode_fn=episode_fn, backend=self._backend
+        )
+        self._put_action = self._backend.buffer.put_action
+
+    # ---- dm_env.Environment ----------------------------------------------------------------
+
+    def reset(self) -> dm_env.TimeStep:
+        self._check_open()
+        if self._episode_active:
+            self._end_unfinished_episode()
+        timestep = self._logger.reset()
+        self._episode_active = True
+        return timestep
+
+    def step(self, action: Any) -> dm_env.TimeStep:
+        if not self._episode_active:
+            self._check_open()
+            raise RecordingError(
+                "no episode in progress: the last episode ended (or reset() was never "
+                "called); call reset() to start a new episode"
+            )
+        backend = self._backend
+        if backend is not None:
+            self._put_action(action)
+        try:
+            timestep = self._logger.step(action)
+        except SpecError:
+            # The environment stepped but returned data that violates its specs: the
+            # episode cannot be stored faithfully. Completed episodes are already on disk.
+            self.discard_episode()
+            raise
+        if timestep.step_type is dm_env.StepType.LAST:
+            self._episode_active = False
+            if backend is not None:
+                backend.finish_episode(terminal=_is_termination(timestep.discount))
+        return timestep
+
+    def observation_spec(self) -> Any:
+        return self._env.observation_spec()
+
+    def action_spec(self) -> Any:
+        return self._env.action_spec()
+
+    def reward_spec(self) -> Any:
+        return self._env.reward_spec()
+
+    def discount_spec(self) -> Any:
+        return self._env.discount_spec()
+
+    def close(self) -> None:
+        """Stores or drops an unfinished episode, seals shards, syncs, closes the env."""
+        if self._closed:
+            return
+        try:
+            if self._episode_active:
+                self._end_unfinished_episode()
+        finally:
+            self._closed = True
+            self._logger.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._env, name)
+
+    # ---- recording control -----------------------------------------------------------------
+
+    def discard_episode(self) -> None:
+        """Drops the episode in progress (e.g. a failed human demonstration).
+
+        Completed episodes are unaffected; call ``reset()`` to start the next one.
+        """
+        if self._backend is None:
+            raise RecordingError("discard_episode() is not supported with file_format='riegeli'")
+        self._backend.discard_episode()
+        self._episode_active = False
+
+    @property
+    def episodes_recorded(self) -> int:
+        """Episodes published by this recorder (this session)."""
+        return self._backend.episodes_written if self._backend else 0
+
+    @property
+    def steps_recorded(self) -> int:
+        """RLDS steps published by this recorder (N + 1 per episode of N transitions)."""
+        return self._backend.steps_written if self._backend else 0
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes of the recorded split on disk, including earlier sessions."""
+        return self._backend.writer.num_episodes if self._backend else 0
+
+    @property
+    def data_dir(self) -> str:
+        return os.fspath(self._backend.writer.path) if self._backend else ""
+
+    @property
+    def environment(self) -> dm_env.Environment:
+        return self._env
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RecordingError("the recorder is closed; create a new Recorder to record more")
+
+    def _end_unfinished_episode(self) -> None:
+        self._episode_active = False
+        if self._backend is None:
+            return
+        if self._save_unfinished and self._backend.buffer.num_transitions > 0:
+            self._backend.finish_episode(terminal=False)
+        else:
+            self._backend.discard_episode()
+
+    def _check_env_specs(self, writer: DatasetWriter) -> None:
+        existing = writer.existing_metadata
+        if not existing or "specs" not in existing:
+            return
+        differences = self._describe_mismatch(existing)
+        if differences:
+            raise SpecMismatchError(
+                f"cannot append to {writer.path}: the environment's specs do not match the "
+                "dataset's:\n  " + "\n  ".join(differences) + "\nRecord into a new directory, "
+                "or use an environment with the same specs."
+            )
+
+    def _describe_mismatch(self, existing: Mapping[str, Any]) -> list[str]:
+        stored = existing.get("specs", {})
+        differences = []
+        for key in _ENV_SPEC_KEYS:
+            if key in stored:
+                differences += spec_differences(stored[key], self._specs_json[key], key)
+        image_encoding = existing.get("image_encoding")
+        if image_encoding and image_encoding != self._dataset_metadata["image_encoding"]:
+            differences.append(
+                f"image_encoding: the dataset uses {image_encoding!r}, this recorder "
+                f"{self._dataset_metadata['image_encoding']!r}"
+            )
+        return differences
+
+
+def _is_termination(discount: Any) -> bool:
+    """dm_env: a LAST timestep with discount 0 is a termination; otherwise a truncation."""
+    import numpy as np
+    import tree
+
+    return all(np.all(np.asarray(d) == 0) for d in tree.flatten(discount))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,123 @@
+"""Shard files: TFRecord framing, ArrayRecord files, and concatenation for sealing shards."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import google_crc32c
+
+from rlds_hub.storage.layout import write_file
+
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+
+
+def masked_crc(data: bytes) -> int:
+    """TFRecord's masked CRC32C."""
+    crc = google_crc32c.value(data)
+    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
+
+
+def frame_tfrecord(record: bytes) -> bytes:
+    """One TFRecord: length, masked CRC of the length, data, masked CRC of the data."""
+    length = struct.pack("<Q", len(record))
+    return b"".join(
+        (length, struct.pack("<I", masked_crc(length)), record, struct.pack("<I", masked_crc(record)))
+    )
+
+
+def iter_tfrecord(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yields ``(offset, record)`` from a TFRecord file, checking both CRCs of every record.
+
+    Raises:
+      ValueError: naming the file and byte offset of a truncated or corrupt record.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    offset = 0
+    while offset < len(data):
+        header = data[offset : offset + 12]
+        if len(header) < 12:
+            raise ValueError(f"{path}: truncated record header at byte {offset}")
+        (length,) = struct.unpack("<Q", header[:8])
+        (length_crc,) = struct.unpack("<I", header[8:])
+        if masked_crc(header[:8]) != length_crc:
+            raise ValueError(f"{path}: corrupt record length at byte {offset} (CRC mismatch)")
+        end = offset + 12 + length
+        if end + 4 > len(data):
+            raise ValueError(f"{path}: truncated record at byte {offset} ({length} bytes expected)")
+        record = data[offset + 12 : end]
+        (data_crc,) = struct.unpack("<I", data[end : end + 4])
+        if masked_crc(record) != data_crc:
+            raise ValueError(f"{path}: corrupt record data at byte {offset} (CRC mismatch)")
+        yield offset, record
+        offset = end + 4
+
+
+def write_tfrecord_file(path: Path, records: Sequence[bytes], *, sync: bool) -> int:
+    """Writes ``records`` as a TFRecord file; returns the file's size in bytes."""
+    data = b"".join(frame_tfrecord(r) for r in records)
+    write_file(path, data, sync=sync)
+    return len(data)
+
+
+def concatenate_files(sources: Sequence[Path], dest: Path, *, sync: bool) -> int:
+    """Writes the concatenation of ``sources`` to ``dest`` (kernel-side copy); returns its size."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    total = 0
+    try:
+        for source in sources:
+            with open(source, "rb") as src:
+                size = os.fstat(src.fileno()).st_size
+                copied = 0
+                while copied < size:
+                    n = os.copy_file_range(src.fileno(), fd, size - copied)
+                    if n == 0:
+                        raise OSError(f"short copy from {source}")
+                    copied += n
+                total += size
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return total
+
+
+def write_array_record_file(path: Path, records: Sequence[bytes], *, sync: bool) -> int:
+    """Writes ``records`` as an ArrayRecord file (TFDS's options); returns its size in bytes."""
+    from array_record.python import array_record_module
+
+    writer = array_record_module.ArrayRecordWriter(os.fspath(path), "group_size:1")
+    try:
+        for record in records:
+            writer.write(record)
+    finally:
+        writer.close()
+    if sync:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return os.path.getsize(path)
+
+
+def read_array_record_file(path: Path) -> list[bytes]:
+    """All records of an ArrayRecord file, in order."""
+    from array_record.python import array_record_module
+
+    reader = array_record_module.ArrayRecordReader(os.fspath(path))
+    try:
+        return list(reader.read_all())
+    finally:
+        reader.close()
+
+
+def read_records(path: Path, file_format: str) -> list[bytes]:
+    """All records of a shard file in either format (CRC-checked for TFRecord)."""
+    if file_format == "array_record":
+        return read_array_record_file(path)
+    return [record for _, record in iter_tfrecord(path)]

@@ -1,0 +1,371 @@
+"""Crash-safe, append-only writer of one split of an RLDS dataset directory.
+
+Publication protocol (each step leaves a directory that plain TFDS reads correctly):
+
+* Every completed episode is written to its own shard file under a temporary name and
+  renamed into place; then ``dataset_info.json`` is atomically replaced to list it. A
+  process killed at any moment therefore loses at most the episode being written, and the
+  metadata never lists a file that is incomplete.
+* Episodes of the shard being filled ("pending" shards, one episode each) follow a 0-length
+  shard (the "hole"), which TFDS skips without opening its file. Sealing concatenates the
+  pending files into a file at the hole's index, publishes the new shard lengths, then
+  deletes the pending files: at every instant each episode is listed exactly once.
+* Shard names use ``{SHARD_INDEX}`` only, so no file is ever renamed when shards are added.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import tensorflow_datasets as tfds
+
+from rlds_hub.storage import layout, shards
+from rlds_hub.storage.episode_index import EpisodeIndex
+
+Durability = Literal["process", "os"]
+DURABILITY_LEVELS = ("process", "os")
+DEFAULT_MAX_EPISODES_PER_SHARD = 1000
+DEFAULT_MAX_BYTES_PER_SHARD = 64 * 2**20
+
+
+class SpecMismatchError(layout.DatasetError):
+    """The data offered does not match the dataset's features."""
+
+
+class DatasetWriter:
+    """Appends serialized episodes to ``split`` of the dataset at ``path``.
+
+    Args:
+      path: the dataset directory (holds ``dataset_info.json``); created if missing.
+      name: TFDS dataset name (default: derived from the directory name, or the existing one).
+      split: split to append to.
+      file_format: "tfrecord" (default) or "array_record".
+      max_episodes_per_shard / max_bytes_per_shard: a shard is sealed when either is reached.
+      durability: "process" — every completed episode survives the writing process dying at
+        any moment (data is handed to the OS before ``append`` returns); "os" — also fsyncs
+        files and the directory before ``append`` returns, surviving an OS crash or power loss.
+      description: the TFDS description of a new dataset.
+
+    Call :meth:`set_features` before the first :meth:`append`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        name: str | None = None,
+        split: str = "train",
+        file_format: str = "tfrecord",
+        max_episodes_per_shard: int | None = DEFAULT_MAX_EPISODES_PER_SHARD,
+        max_bytes_per_shard: int | None = DEFAULT_MAX_BYTES_PER_SHARD,
+        durability: Durability = "process",
+        description: str = "",
+    ):
+        layout.check_split_name(split)
+        layout.check_file_format(file_format)
+        if durability not in DURABILITY_LEVELS:
+            raise ValueError(f"durability must be one of {DURABILITY_LEVELS}, got {durability!r}")
+        for arg, value in (
+            ("max_episodes_per_shard", max_episodes_per_shard),
+            ("max_bytes_per_shard", max_bytes_per_shard),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"{arg} must be >= 1 or None, got {value}")
+        self.path = layout.prepare_directory(Path(path))
+        self.split = split
+        self._max_episodes = max_episodes_per_shard
+        self._max_bytes = max_bytes_per_shard
+        self._sync = durability == "os"
+        self._features_json: Any = None
+        self._lock = layout.DatasetLock(self.path)
+        self._lock.acquire()
+        self._closed = False
+        try:
+            self._load(name, file_format, description)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    # ------------------------------------------------------------------------------------
+    # Opening: a new dataset, or resuming an existing one.
+
+    def _load(self, name: str | None, file_format: str, description: str) -> None:
+        info_path = self.path / layout.DATASET_INFO
+        self.existing_metadata: dict[str, Any] | None = None
+        if info_path.exists():
+            self._info = _read_json(info_path)
+            existing_name = self._info.get("name")
+            if name is not None and name != existing_name:
+                raise layout.DatasetError(
+                    f"{self.path} holds dataset {existing_name!r}, not {name!r}; omit name= "
+                    "or choose another directory"
+                )
+            self.name = existing_name
+            self.file_format = self._info.get("fileFormat", "tfrecord")
+            if self.file_format != file_format:
+                raise layout.DatasetError(
+                    f"{self.path} stores {self.file_format} shards; append with "
+                    f"file_format={self.file_format!r}"
+                )
+            self._features_on_disk = _read_json(self.path / layout.FEATURES)
+            self.existing_metadata = _read_json_or_empty(self.path / layout.METADATA)
+        else:
+            self._refuse_foreign_files()
+            self.name = name or layout.dataset_name_from_path(self.path)
+            layout.check_dataset_name(self.name)
+            self.file_format = file_format
+            self._info = _new_info(self.name, file_format, description)
+            self._features_on_disk = None
+        self._split = self._split_entry(create=False)
+        self._remove_stale_files()
+        counts = {s["name"]: sum(int(n) for n in s["shardLengths"]) for s in self._info["splits"]}
+        self._index = EpisodeIndex(self.path / layout.EPISODE_INDEX)
+        if self._features_on_disk is None:
+            layout.remove_quietly(self.path / layout.EPISODE_INDEX)
+        self._index.truncate_to(counts)
+        self._num_episodes = counts.get(self.split, 0)
+        self._hole = self._find_hole()
+        self._pending_bytes = sum(
+            (self.path / self._shard_name(i)).stat().st_size for i in self._pending_indices()
+        )
+
+    def set_features(
+        self,
+        features: tfds.features.FeaturesDict,
+        *,
+        metadata: dict[str, Any] | None = None,
+        describe_mismatch: Any = None,
+    ) -> None:
+        """Fixes the episode features; must equal the dataset's when appending.
+
+        Args:
+          features: the episode features.
+          metadata: dataset-level metadata for ``metadata.json`` on a new dataset; on an
+            existing one only its ``sessions`` entries are appended.
+          describe_mismatch: callable(existing metadata) -> list of human-readable
+            differences, used in the error when the features differ.
+        """
+        features_json = features.to_json()
+        metadata = metadata or {}
+        if self._features_on_disk is not None:
+            if self._features_on_disk != features_json:
+                details = []
+                if describe_mismatch is not None:
+                    details = describe_mismatch(self.existing_metadata or {})
+                details = details or ["the features differ (compare features.json)"]
+                raise SpecMismatchError(
+                    f"cannot append to {self.path}: the new data does not match the dataset's "
+                    "specs:\n  " + "\n  ".join(details) + "\nRecord into a new directory, or "
+                    "use an environment with the same specs."
+                )
+            merged = copy.deepcopy(self.existing_metadata or {})
+            merged.setdefault("sessions", []).extend(metadata.get("sessions", []))
+        else:
+            layout.atomic_write(self.path / layout.FEATURES, _dumps(features_json), sync=self._sync)
+            merged = copy.deepcopy(metadata)
+        layout.atomic_write(self.path / layout.METADATA, _dumps(merged), sync=self._sync)
+        if self._sync:
+            layout.fsync_directory(self.path)
+        self._features_json = features_json
+
+    def _refuse_foreign_files(self) -> None:
+        ours = {layout.FEATURES, layout.METADATA, layout.EPISODE_INDEX, layout.LOCK}
+        foreign = [
+            p.name
+            for p in self.path.iterdir()
+            if p.name not in ours
+            and not p.name.startswith(layout.TMP_PREFIX)
+            and ".tfrecord-" not in p.name
+            and ".array_record-" not in p.name
+        ]
+        if foreign:
+            raise layout.DatasetError(
+                f"{self.path} is not empty and is not an RLDS dataset (it holds "
+                f"{', '.join(sorted(foreign)[:5])}...); record into an empty or new directory"
+            )
+
+    def _split_entry(self, *, create: bool) -> dict[str, Any] | None:
+        for entry in self._info["splits"]:
+            if entry["name"] == self.split:
+                template = entry.get("filepathTemplate", "")
+                if template != layout.SHARD_TEMPLATE:
+                    raise layout.DatasetError(
+                        f"split {self.split!r} of {self.path} uses shard names {template!r}, "
+                        "which cannot grow without renaming files; append to a new split or "
+                        "rewrite the dataset with rlds_hub first"
+                    )
+                return entry
+        if not create:
+            return None
+        entry = {
+            "name": self.split,
+            "numBytes": "0",
+            "shardLengths": [],
+            "filepathTemplate": layout.SHARD_TEMPLATE,
+        }
+        self._info["splits"].append(entry)
+        return entry
+
+    def _shard_lengths(self) -> list[int]:
+        return [int(n) for n in self._split["shardLengths"]] if self._split else []
+
+    def _find_hole(self) -> int | None:
+        lengths = self._shard_lengths()
+        if not lengths:
+            return None
+        for i in range(len(lengths) - 1, -1, -1):
+            if lengths[i] == 0:
+                return i
+            if lengths[i] != 1:
+                return None
+        return None
+
+    def _pending_indices(self) -> range:
+        if self._hole is None:
+            return range(0)
+        return range(self._hole + 1, len(self._shard_lengths()))
+
+    def _shard_name(self, index: int) -> str:
+        return layout.shard_filename(self.name, self.split, self.file_format, index)
+
+    def _remove_stale_files(self) -> None:
+        """Deletes leftovers of an interrupted session: temporary files, unlisted shards."""
+        lengths = self._shard_lengths()
+        prefix = f"{self.name}-{self.split}.{self.file_format}-"
+        for p in self.path.iterdir():
+            if p.name.startswith(layout.TMP_PREFIX) and p.name != f"{layout.TMP_PREFIX}lock":
+                layout.remove_quietly(p)
+            elif p.name.startswith(prefix) and p.name[len(prefix):].isdigit():
+                index = int(p.name[len(prefix):])
+                if index >= len(lengths) or lengths[index] == 0:
+                    layout.remove_quietly(p)
+
+    # ------------------------------------------------------------------------------------
+    # Appending.
+
+    @property
+    def num_episodes(self) -> int:
+        """Episodes of this split on disk (published)."""
+        return self._num_episodes
+
+    def append(self, record: bytes, index_row: dict[str, Any]) -> None:
+        """Publishes one serialized episode; when this returns, the episode is on disk."""
+        if self._closed:
+            raise layout.DatasetError("the dataset writer is closed")
+        if self._features_json is None:
+            raise layout.DatasetError("set_features() must be called before the first append")
+        if self._split is None:
+            self._split = self._split_entry(create=True)
+        lengths = self._split["shardLengths"]
+        if self._hole is None:
+            self._hole = len(lengths)
+            lengths.append("0")
+        index = len(lengths)
+        tmp = self.path / f"{layout.TMP_PREFIX}{self._shard_name(index)}"
+        if self.file_format == "tfrecord":
+            size = shards.write_tfrecord_file(tmp, [record], sync=self._sync)
+        else:
+            size = shards.write_array_record_file(tmp, [record], sync=self._sync)
+        os.replace(tmp, self.path / self._shard_name(index))
+        lengths.append("1")
+        self._split["numBytes"] = str(int(self._split["numBytes"]) + size)
+        self._index.append({"split": self.split, "episode": self._num_episodes, **index_row})
+        self._publish_info()
+        self._num_episodes += 1
+        self._pending_bytes += size
+        pending = len(lengths) - self._hole - 1
+        if (self._max_episodes is not None and pending >= self._max_episodes) or (
+            self._max_bytes is not None and self._pending_bytes >= self._max_bytes
+        ):
+            self.seal()
+
+    def seal(self) -> None:
+        """Merges the pending one-episode shards into one shard (no-op if there are none)."""
+        pending = list(self._pending_indices())
+        if not pending:
+            return
+        sources = [self.path / self._shard_name(i) for i in pending]
+        hole_path = self.path / self._shard_name(self._hole)
+        tmp = self.path / f"{layout.TMP_PREFIX}{hole_path.name}"
+        if self.file_format == "tfrecord":
+            size = shards.concatenate_files(sources, tmp, sync=self._sync)
+        else:
+            records = [r for s in sources for r in shards.read_array_record_file(s)]
+            size = shards.write_array_record_file(tmp, records, sync=self._sync)
+        os.replace(tmp, hole_path)
+        lengths = self._split["shardLengths"]
+        del lengths[self._hole :]
+        lengths.append(str(len(pending)))
+        old_bytes = self._pending_bytes
+        self._split["numBytes"] = str(int(self._split["numBytes"]) - old_bytes + size)
+        self._publish_info()
+        for source in sources:
+            layout.remove_quietly(source)
+        self._hole = None
+        self._pending_bytes = 0
+
+    def _publish_info(self) -> None:
+        layout.atomic_write(self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync)
+        if self._sync:
+            layout.fsync_directory(self.path)
+
+    def close(self) -> None:
+        """Seals the open shard, syncs everything to disk and releases the lock."""
+        if self._closed:
+            return
+        try:
+            self.seal()
+            for p in self.path.iterdir():
+                if p.is_file() and p.name != layout.LOCK:
+                    _fsync_path(p)
+            layout.fsync_directory(self.path)
+            self._index.close()
+        finally:
+            self._closed = True
+            self._lock.release()
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _new_info(name: str, file_format: str, description: str) -> dict[str, Any]:
+    """The initial ``dataset_info.json`` content (the fields TFDS itself writes)."""
+    return {
+        "name": name,
+        "description": description,
+        "version": "1.0.0",
+        "fileFormat": file_format,
+        "splits": [],
+    }
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=True).encode()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise layout.DatasetError(f"{path} is missing; the dataset directory is incomplete") from e
+    except json.JSONDecodeError as e:
+        raise layout.DatasetError(f"{path} is not valid JSON ({e}); the file is corrupt") from e
+
+
+def _read_json_or_empty(path: Path) -> dict[str, Any]:
+    return _read_json(path) if path.exists() else {}

@@ -1,0 +1,230 @@
+"""Per-episode vectorised kernels for learners: (n-step) transitions and windows.
+
+The kernels take a whole episode's steps as a dict of tensors with a leading time axis of
+length T+1 (T transitions; the last step holds the final observation and zero-filled
+action, reward and discount) and are meant to run inside ``tf.data`` map functions. The
+dataset-level wrappers apply them to every episode of an RLDS dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from rlds_hub import spec
+from rlds_hub.transforms import nested_ops
+from rlds_hub.transforms._checks import check_gamma, check_keys, check_positive
+
+TRANSITION_FIELDS = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.DISCOUNT, "next_observation")
+MASK = "mask"
+_REQUIRED = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.DISCOUNT, spec.IS_TERMINAL)
+
+
+def _check_transition_args(
+    available: Sequence[str], n_step: int, gamma: float, extra_keys: Sequence[str]
+) -> None:
+    check_positive("n_step", n_step)
+    check_gamma(gamma)
+    if isinstance(extra_keys, str):
+        raise ValueError(f"extra_keys must be a sequence of field names, got {extra_keys!r}")
+    clashes = sorted(set(extra_keys) & set(TRANSITION_FIELDS))
+    if clashes:
+        raise ValueError(f"extra_keys {clashes} clash with the transition fields")
+    check_keys([*_REQUIRED, *extra_keys], available, where="step")
+
+
+def _trailing_dims(x: tf.Tensor, rank: int) -> tf.Tensor:
+    """Appends size-1 axes to ``x`` until it has ``rank`` axes (per-step broadcasting)."""
+    return tf.reshape(x, tf.concat([tf.shape(x), tf.ones([rank - x.shape.rank], tf.int32)], 0))
+
+
+def _padded(x: tf.Tensor, extra: int) -> tf.Tensor:
+    """``x`` with ``extra`` zero rows appended along the time axis."""
+    padding = tf.zeros(tf.concat([[extra], tf.shape(x)[1:]], 0), x.dtype)
+    return tf.concat([x, padding], 0)
+
+
+def episode_transitions(
+    steps: Mapping[str, Any],
+    n_step: int = 1,
+    gamma: float = 1.0,
+    extra_keys: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Returns the T (n-step) transitions of one episode, with Acme's N-step semantics.
+
+    ``steps`` maps step fields to tensors of T+1 steps. With m = min(n_step, T - i), the
+    transition from step i has ``observation`` o_i, ``action`` a_i, ``next_observation``
+    o_{i+m} and
+
+    * ``reward`` = Σ_{k<m} γ^k (Π_{j<k} d_{i+j}) r_{i+k}
+    * ``discount`` = γ^(m-1) Π_{j<m} d_{i+j}, and 0 if a step in i+1..i+m is terminal.
+
+    As in Acme's ``NStepTransitionAdder`` the discount carries one γ fewer than the number of
+    rewards summed, because the learner applies its own γ once when bootstrapping
+    (target = reward + γ · discount · V(next_observation)); for n_step=1 it is d_i. Truncated
+    episodes keep a non-zero discount at their end. The zero-filled last step is never
+    used as an action or reward. ``extra_keys`` are step fields copied from step i. Reward
+    and discount are float64 when the reward is float64, else in the reward's float dtype
+    (float32 for integer rewards). Observations and actions may be nests.
+
+    Raises:
+      ValueError: ``n_step`` < 1, ``gamma`` outside [0, 1], or a missing field.
+    """
+    _check_transition_args(list(steps), n_step, gamma, extra_keys)
+    reward = tf.convert_to_tensor(steps[spec.REWARD])
+    dtype = reward.dtype if reward.dtype.is_floating else tf.float32
+    num_transitions = tf.maximum(tf.shape(reward)[0] - 1, 0)
+    rewards = tf.cast(reward[:num_transitions], dtype)
+    discounts = tf.cast(tf.convert_to_tensor(steps[spec.DISCOUNT])[:num_transitions], dtype)
+    rank = max(rewards.shape.rank, discounts.shape.rank)
+    rewards, discounts = _trailing_dims(rewards, rank), _trailing_dims(discounts, rank)
+    is_terminal = tf.cast(tf.convert_to_tensor(steps[spec.IS_TERMINAL]), tf.bool)
+    # terminal_after[i]: step i+1 is terminal (the step that transition i reaches).
+    terminal_after = _padded(is_terminal[1 : num_transitions + 1], n_step)
+
+    def per_step(x: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(x, tf.concat([tf.shape(x), tf.ones([rank - 1], tf.int32)], 0))
+
+    padded_rewards, padded_discounts = _padded(rewards, n_step), _padded(discounts, n_step)
+    index = tf.range(num_transitions)
+    total_reward = rewards
+    total_discount = discounts
+    reward_weight = discounts  # Π_{j<k} d_{i+j}, times γ^k below
+    reaches_terminal = terminal_after[:num_transitions]
+    for k in range(1, n_step):
+        in_window = index + k < num_transitions
+        window = per_step(in_window)
+        next_reward = padded_rewards[k : k + num_transitions]
+        next_discount = padded_discounts[k : k + num_transitions]
+        contribution = (gamma**k) * reward_weight * next_reward
+        total_reward += tf.where(window, contribution, tf.zeros_like(contribution))
+        reward_weight *= next_discount
+        total_discount = tf.where(window, total_discount * gamma * next_discount, total_discount)
+        reaches_terminal |= in_window & terminal_after[k : k + num_transitions]
+    total_discount = tf.where(
+        per_step(reaches_terminal), tf.zeros_like(total_discount), total_discount
+    )
+    next_index = tf.minimum(index + n_step, num_transitions)
+
+    def first(field: Any) -> Any:
+        return tf.nest.map_structure(lambda x: tf.convert_to_tensor(x)[:num_transitions], field)
+
+    transitions = {
+        spec.OBSERVATION: first(steps[spec.OBSERVATION]),
+        spec.ACTION: first(steps[spec.ACTION]),
+        spec.REWARD: total_reward,
+        spec.DISCOUNT: total_discount,
+        "next_observation": tf.nest.map_structure(
+            lambda x: tf.gather(x, next_index), steps[spec.OBSERVATION]
+        ),
+    }
+    transitions.update({key: first(steps[key]) for key in extra_keys})
+    return transitions
+
+
+def _ceil_div(a: tf.Tensor, b: int) -> tf.Tensor:
+    return (a + b - 1) // b
+
+
+def episode_windows(
+    steps: Mapping[str, Any], size: int, shift: int = 1, pad: bool = True
+) -> dict[str, Any]:
+    """Returns the windows of ``size`` consecutive steps of one episode, for sequence models.
+
+    Every field gets leading axes [num_windows, size]; ``mask`` [num_windows, size] is True
+    on real steps and False on padding. Windows start at steps 0, ``shift``, 2·``shift``, ...
+    and include the last (``is_last``) step like any other, so models can read ``is_last``
+    and the final observation. With ``pad`` windows continue until one reaches the last step
+    and those that run past it are zero-padded (an episode shorter than ``size`` gives one
+    padded window; an empty one none); without ``pad`` only complete windows are returned.
+
+    Raises:
+      ValueError: ``size`` or ``shift`` < 1, or ``steps`` already has a ``mask`` field.
+    """
+    check_positive("size", size)
+    check_positive("shift", shift)
+    if MASK in steps:
+        raise ValueError(f"steps already have a {MASK!r} field; episode_windows adds its own")
+    steps = tf.nest.map_structure(tf.convert_to_tensor, dict(steps))
+    leaves = tf.nest.flatten(steps)
+    if not leaves:
+        raise ValueError("episode_windows needs at least one step field")
+    num_steps = tf.shape(leaves[0])[0]
+    if pad:
+        num_windows = tf.minimum(
+            _ceil_div(num_steps, shift), 1 + _ceil_div(tf.maximum(num_steps - size, 0), shift)
+        )
+    else:
+        num_windows = tf.maximum((num_steps - size) // shift + 1, 0)
+    positions = tf.range(num_windows)[:, None] * shift + tf.range(size)[None, :]
+    mask = positions < num_steps
+    gather_at = tf.minimum(positions, tf.maximum(num_steps - 1, 0))
+
+    def window(x: tf.Tensor) -> tf.Tensor:
+        values = tf.gather(x, gather_at)
+        valid = tf.reshape(
+            mask, tf.concat([tf.shape(mask), tf.ones([x.shape.rank - 1], tf.int32)], 0)
+        )
+        return tf.where(valid, values, tf.zeros_like(values))
+
+    windows = tf.nest.map_structure(window, steps)
+    windows[MASK] = mask
+    return windows
+
+
+def steps_to_batch(steps: tf.data.Dataset) -> dict[str, Any]:
+    """Returns all steps of a (nested) steps dataset as one batch, time axis first.
+
+    The input of :func:`episode_transitions` and :func:`episode_windows`; cheap inside
+    ``Dataset.map`` functions. An empty dataset gives fields with a leading axis of 0.
+    """
+    everything = steps.batch(nested_ops.MAX_BATCH)
+    return nested_ops.first_or(everything, nested_ops.empty_batch(steps.element_spec))
+
+
+def _steps_spec(episodes: tf.data.Dataset) -> Mapping[str, Any]:
+    element_spec = episodes.element_spec
+    check_keys([spec.STEPS], element_spec, where="episode")
+    return element_spec[spec.STEPS].element_spec
+
+
+def transitions(
+    episodes: tf.data.Dataset,
+    n_step: int = 1,
+    gamma: float = 1.0,
+    extra_keys: Sequence[str] = (),
+) -> tf.data.Dataset:
+    """Returns a dataset of single transitions from a dataset of RLDS episodes.
+
+    Each episode is turned into transitions whole with :func:`episode_transitions` (see there
+    for the fields and n-step semantics); no transition crosses an episode boundary, and
+    the order of episodes and steps is kept.
+    """
+    _check_transition_args(list(_steps_spec(episodes)), n_step, gamma, extra_keys)
+
+    def to_transitions(episode: Mapping[str, Any]) -> dict[str, Any]:
+        steps = steps_to_batch(episode[spec.STEPS])
+        return episode_transitions(steps, n_step=n_step, gamma=gamma, extra_keys=extra_keys)
+
+    return episodes.map(to_transitions, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+
+def windows(
+    episodes: tf.data.Dataset, size: int, shift: int = 1, pad: bool = True
+) -> tf.data.Dataset:
+    """Returns a dataset of step windows (each with a ``mask``) from RLDS episodes.
+
+    See :func:`episode_windows`; windows never span two episodes.
+    """
+    check_positive("size", size)
+    check_positive("shift", shift)
+    if MASK in _steps_spec(episodes):
+        raise ValueError(f"steps already have a {MASK!r} field; windows adds its own")
+
+    def to_windows(episode: Mapping[str, Any]) -> dict[str, Any]:
+        steps = steps_to_batch(episode[spec.STEPS])
+        return episode_windows(steps, size=size, shift=shift, pad=pad)
+
+    return episodes.map(to_windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()

@@ -1,0 +1,182 @@
+"""rlds.transformations' nested-step maps, sums, queries and spec helpers, re-implemented."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rlds_hub import spec
+from rlds_hub import transforms as T
+from rlds_hub.transforms import flexible_batch, shape_ops, testing
+
+LENGTHS = (0, 3, 1, 5)  # transitions per episode: steps are one more
+
+
+@pytest.fixture(scope="module")
+def episodes() -> list[dict[str, Any]]:
+    return [testing.synthetic_steps(n, terminal=n % 2 == 1, seed=n) for n in LENGTHS]
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["known", "unknown"])
+def dataset(request: pytest.FixtureRequest, episodes: list[dict[str, Any]]) -> tf.data.Dataset:
+    metadata = {"agent": np.array([b"a", b"b", b"c", b"d"])}
+    return testing.episodes_dataset(episodes, metadata=metadata, known_cardinality=request.param)
+
+
+def double_reward(step: dict[str, Any]) -> dict[str, Any]:
+    step = dict(step)
+    step[spec.REWARD] = step[spec.REWARD] * 2
+    return step
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, T.BATCH_AUTO_TUNE])
+def test_map_nested_steps_transforms_every_step_and_keeps_metadata(
+    dataset: tf.data.Dataset, episodes: list[dict[str, Any]], batch_size: int
+) -> None:
+    mapped = testing.to_numpy(T.map_nested_steps(dataset, double_reward, batch_size))
+    assert [e["agent"] for e in mapped] == [b"a", b"b", b"c", b"d"]
+    for episode, steps in zip(mapped, episodes, strict=True):
+        rewards = [s[spec.REWARD] for s in episode[spec.STEPS]]
+        np.testing.assert_allclose(rewards, steps[spec.REWARD] * 2)
+        positions = [s[spec.OBSERVATION]["position"] for s in episode[spec.STEPS]]
+        np.testing.assert_array_equal(positions, steps[spec.OBSERVATION]["position"])
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, T.BATCH_AUTO_TUNE])
+def test_map_steps_may_return_non_steps(batch_size: int) -> None:
+    steps = tf.data.Dataset.from_tensor_slices(testing.synthetic_steps(4))
+
+    def summary(step: dict[str, Any]) -> Any:
+        # Python control flow on a tensor works (AutoGraph), as with Dataset.map.
+        if step[spec.IS_LAST]:
+            value = tf.constant(-1.0)
+        else:
+            value = step[spec.REWARD]
+        return value, tf.reduce_sum(step[spec.OBSERVATION]["position"])
+
+    result = list(T.map_steps(steps, summary, batch_size))
+    assert len(result) == 5
+    assert float(result[-1][0]) == -1.0
+
+
+@pytest.mark.parametrize("batch_size", [1, T.BATCH_AUTO_TUNE])
+def test_maps_name_a_missing_field(dataset: tf.data.Dataset, batch_size: int) -> None:
+    with pytest.raises(ValueError, match=r"no field 'rewards'.*'reward'"):
+        T.map_nested_steps(dataset, lambda step: step["rewards"], batch_size)
+    steps = dataset.flat_map(lambda e: e[spec.STEPS])
+    with pytest.raises(ValueError, match=r"no field 'pos'.*'observation/position'"):
+        T.map_steps(steps, lambda step: step[spec.OBSERVATION]["pos"], batch_size)
+
+
+def test_apply_nested_steps_replaces_the_steps_dataset(dataset: tf.data.Dataset) -> None:
+    result = testing.to_numpy(T.apply_nested_steps(dataset, lambda steps: steps.take(2)))
+    assert [len(e[spec.STEPS]) for e in result] == [1, 2, 2, 2]
+    assert [e["episode_index"] for e in result] == [0, 1, 2, 3]
+
+
+def test_apply_nested_steps_converts_python_control_flow(dataset: tf.data.Dataset) -> None:
+    def keep_long_episodes_whole(steps: tf.data.Dataset) -> tf.data.Dataset:
+        if T.episode_length(steps) > 2:  # a tensor condition: needs AutoGraph
+            result = steps
+        else:
+            result = steps.take(0)
+        return result
+
+    result = T.apply_nested_steps(dataset, keep_long_episodes_whole)
+    assert [len(e[spec.STEPS]) for e in testing.to_numpy(result)] == [0, 4, 0, 6]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, T.BATCH_AUTO_TUNE])
+def test_sum_nested_steps_and_sum_dataset(
+    dataset: tf.data.Dataset, episodes: list[dict[str, Any]], batch_size: int
+) -> None:
+    def data_to_sum(step: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "reward": step[spec.REWARD],
+            "steps": tf.constant(1),
+            "position": step[spec.OBSERVATION]["position"],
+        }
+
+    total = T.sum_nested_steps(dataset, data_to_sum, batch_size)
+    np.testing.assert_allclose(total["reward"], sum(e[spec.REWARD].sum() for e in episodes), 1e-5)
+    assert int(total["steps"]) == sum(n + 1 for n in LENGTHS)
+    expected_position = sum(e[spec.OBSERVATION]["position"].sum(0) for e in episodes)
+    np.testing.assert_allclose(total["position"], expected_position, rtol=1e-5)
+    empty = T.sum_dataset(tf.data.Dataset.range(0), lambda x: x * 2, batch_size)
+    assert int(empty) == 0
+
+
+def test_final_step_and_episode_length(
+    dataset: tf.data.Dataset, episodes: list[dict[str, Any]]
+) -> None:
+    def summarise(episode: dict[str, Any]) -> Any:
+        last = T.final_step(episode[spec.STEPS])
+        return last["step_id"], last[spec.IS_LAST], T.episode_length(episode[spec.STEPS])
+
+    inside_map = list(dataset.map(summarise).as_numpy_iterator())
+    assert inside_map == [(n, True, n + 1) for n in LENGTHS]
+    for episode, steps in zip(dataset, episodes, strict=True):  # eagerly
+        last = T.final_step(episode[spec.STEPS])
+        np.testing.assert_array_equal(
+            last[spec.OBSERVATION]["pixels"], steps[spec.OBSERVATION]["pixels"][-1]
+        )
+        assert T.episode_length(episode[spec.STEPS]).dtype == tf.int32
+        assert int(T.episode_length(episode[spec.STEPS], 1)) == len(steps["step_id"])
+        assert int(T.episode_length(episode[spec.STEPS], 2)) == len(steps["step_id"])
+
+
+@pytest.mark.parametrize("known_cardinality", [True, False])
+def test_final_step_of_an_empty_dataset_is_zeros(known_cardinality: bool) -> None:
+    steps = tf.data.Dataset.from_tensor_slices({"a": tf.ones([0, 2])})
+    if not known_cardinality:
+        steps = steps.filter(lambda _: True)
+    np.testing.assert_array_equal(T.final_step(steps)["a"], [0.0, 0.0])
+    assert int(T.episode_length(steps)) == 0
+
+
+def test_zeros_from_spec_follows_the_spec() -> None:
+    element_spec = {
+        "obs": tf.TensorSpec([None, 3], tf.float32),
+        "flags": (tf.TensorSpec([], tf.bool), tf.TensorSpec([2], tf.string)),
+    }
+    zeros = T.zeros_from_spec(element_spec)
+    assert zeros["obs"].shape == (1, 3) and zeros["obs"].dtype == tf.float32
+    assert not bool(zeros["flags"][0])
+    assert zeros["flags"][1].numpy().tolist() == [b"", b""]
+
+
+def test_uniform_from_spec_draws_in_range_for_every_numeric_dtype() -> None:
+    element_spec = {
+        "f": tf.TensorSpec([None, 50], tf.float32),
+        "i": tf.TensorSpec([50], tf.int64),
+        "u": tf.TensorSpec([50], tf.uint8),
+    }
+    values = T.uniform_from_spec(element_spec, minval=2, maxval=5, seed=1)
+    assert values["f"].shape == (1, 50)
+    for leaf in tf.nest.flatten(values):
+        array = leaf.numpy()
+        assert array.min() >= 2 and array.max() < 5
+    assert values["u"].dtype == tf.uint8
+    with pytest.raises(TypeError, match="string"):
+        T.uniform_from_spec(tf.TensorSpec([], tf.string), 0, 1, 0)
+
+
+def test_zero_dataset_like_has_one_zero_element_of_the_same_spec() -> None:
+    steps = tf.data.Dataset.from_tensor_slices(testing.synthetic_steps(2))
+    zeros = T.zero_dataset_like(steps)
+    assert zeros.element_spec == steps.element_spec
+    (element,) = list(zeros)
+    assert all(not np.any(leaf.numpy()) for leaf in tf.nest.flatten(element))
+
+
+def test_auto_batch_size_targets_200kb_per_batch() -> None:
+    steps = tf.data.Dataset.from_tensor_slices({"image": tf.zeros([2, 100, 100, 4], tf.uint8)})
+    assert flexible_batch.get_batch_size(steps) == 5
+    assert flexible_batch.get_batch_size(steps, 7) == 7
+    episodes = tf.data.Dataset.range(1).map(lambda _: {spec.STEPS: steps})
+    assert flexible_batch.get_batch_size(episodes) == 5
+    assert shape_ops.size_from_spec(tf.TensorSpec([None], tf.float32)) == sys.maxsize
