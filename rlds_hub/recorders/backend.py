@@ -76,6 +76,17 @@ class RLDSBackend(backend_writer.BackendWriter):
 
     # ---- envlogger's BackendWriter interface ---------------------------------------------
 
+    def record_step(self, data: step_data.StepData, is_new_episode: bool) -> None:
+        # Overrides BackendWriter.record_step (one call less per step); schedulers, which
+        # would drop steps, are not supported: an RLDS episode needs every step.
+        if not is_new_episode and not self._infer_step_metadata:
+            timestep = data.timestep
+            self.buffer.add_step(
+                timestep.reward, timestep.discount, timestep.observation, data.custom_data
+            )
+        else:
+            self._record_step(data, is_new_episode)
+
     def _record_step(self, data: step_data.StepData, is_new_episode: bool) -> None:
         timestep = data.timestep
         if is_new_episode:
@@ -83,11 +94,17 @@ class RLDSBackend(backend_writer.BackendWriter):
             self._episode_started_at = time.time()
             self.buffer.start(timestep.observation)
             if self._infer_step_metadata and data.custom_data is not None:
-                self._declare_step_metadata(data.custom_data)
+                try:
+                    self._declare_step_metadata(data.custom_data)
+                except SpecError as e:
+                    raise SpecError(
+                        f"{e} (step_fn is also called at reset, with action None: return None "
+                        "there, or pass step_metadata_spec)"
+                    ) from None
             return
         custom = data.custom_data
-        if self._infer_step_metadata and custom is not None:
-            self._declare_step_metadata(custom)
+        if self._infer_step_metadata:  # the first step: its value (maybe None) fixes the spec
+            self._declare_step_metadata(custom if custom is not None else {})
         self.buffer.add_step(timestep.reward, timestep.discount, timestep.observation, custom)
 
     def set_episode_metadata(self, data: Any) -> None:
@@ -130,16 +147,16 @@ class RLDSBackend(backend_writer.BackendWriter):
                 episode_row.update(
                     {k: v for k, v in leaves.items() if np.ndim(v) == 0}
                 )
-        record = self._encoder.encode(values)
-        num_steps = len(steps[f"{rlds.STEPS}/{rlds.IS_FIRST}"])
+        record = self._encoder.encode_pieces(values)
+        num_steps = len(steps[f"{rlds.STEPS}/{rlds.IS_FIRST}"][0])
         row = {
             "num_steps": num_steps,
             "terminated": bool(terminal),
             "recorded_at": round(self._episode_started_at, 3),
         }
         if self._reward_is_scalar:
-            rewards = steps[f"{rlds.STEPS}/{rlds.REWARD}"][: num_steps - 1]
-            total = float(np.sum(rewards, dtype=np.float64))
+            blocks = steps[f"{rlds.STEPS}/{rlds.REWARD}"]
+            total = float(sum(np.sum(b, dtype=np.float64) for b in blocks))  # last reward is 0
             row["return"] = total if math.isfinite(total) else str(total)
         if episode_row:
             row["metadata"] = episode_row
@@ -194,7 +211,8 @@ class RLDSBackend(backend_writer.BackendWriter):
     def _declare_step_metadata(self, value: Any) -> None:
         if not isinstance(value, Mapping):
             raise SpecError(f"step_fn must return a dict (or None), got {type(value).__name__}")
-        self.buffer.set_step_metadata_spec(infer_spec(dict(value), "step_metadata"))
+        spec = infer_spec(dict(value), "step_metadata") if value else {}
+        self.buffer.set_step_metadata_spec(spec)
         self._infer_step_metadata = False
 
     def _features(self):

@@ -1,11 +1,11 @@
 """Per-episode step buffers: validate each value against its spec and copy it into place.
 
-Values are copied into preallocated arrays (one per leaf of the nested specs), so an
-environment that mutates the arrays it returned cannot corrupt the recording, and the
-episode is contiguous when it ends. The common case (an ndarray of exactly the spec's dtype
-and shape) costs one type check and one copy; everything else goes through a slow path that
-accepts only value-preserving conversions and otherwise raises a :class:`SpecError` naming
-the field, the step and the fix.
+Values are copied into preallocated blocks of rows (one series of blocks per leaf of the
+nested specs), so an environment that mutates the arrays it returned cannot corrupt the
+recording, and a long episode grows by adding blocks, never by copying what it holds. The
+common case (an ndarray of exactly the spec's dtype and shape) costs one type check and one
+copy; everything else goes through a slow path that accepts only value-preserving conversions
+and otherwise raises a :class:`SpecError` naming the field, the step and the fix.
 """
 
 from __future__ import annotations
@@ -19,36 +19,73 @@ from dm_env import specs as dm_specs
 from rlds_hub import spec as rlds
 from rlds_hub.features import SpecError
 
-_INITIAL_CAPACITY = 256
+_FIRST_BLOCK_ROWS = 256
+_MAX_BLOCK_BYTES = 8 * 2**20  # later blocks double up to this size (all leaves together)
+_STRING_ROW_BYTES = 64  # a guess, for block sizing only
 
 
 class _ArrayLeaf:
-    """A growable buffer for one numeric leaf: ``buffer[t]`` holds the value at step t."""
+    """Rows of one numeric leaf: ``block[i]`` is row ``i`` of the current block.
 
-    __slots__ = ("buffer", "dtype", "path", "shape")
+    Rows are copied through a flat ``memoryview`` of the block: assigning a slice of it
+    costs about a third of NumPy's ``block[i] = value``, and it refuses (``ValueError`` /
+    ``TypeError``) any value whose dtype or 1-D shape differs, which then takes the checked
+    path. Leaves of two or more dimensions use NumPy assignment after an explicit check.
+    """
 
-    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype, capacity: int):
+    __slots__ = ("_first", "_flat", "_n", "block", "done", "dtype", "path", "shape")
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype):
         self.path = path
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
-        self.buffer = np.zeros((capacity, *self.shape), self.dtype)
+        self._n = int(np.prod(self.shape, dtype=np.int64))
+        self._first: np.ndarray | None = None
+        self.done: list[np.ndarray] = []
+        self._use(np.empty((0, *self.shape), self.dtype))
 
-    def put(self, t: int, value: Any) -> None:
-        if value.__class__ is np.ndarray and value.dtype is self.dtype and value.shape == self.shape:
-            self.buffer[t] = value
-        else:
-            self.buffer[t] = coerce(value, self.shape, self.dtype, self.path)
+    def _use(self, block: np.ndarray) -> None:
+        self.block = block
+        self._flat = None
+        if len(self.shape) <= 1 and self.dtype.kind != "c":  # memoryview cannot copy complex
+            self._flat = memoryview(block.reshape(-1))
 
-    def zero(self, t: int) -> None:
-        self.buffer[t] = 0
+    @property
+    def row_bytes(self) -> int:
+        return self.dtype.itemsize * self._n
 
-    def grow(self, capacity: int) -> None:
-        grown = np.zeros((capacity, *self.shape), self.dtype)
-        grown[: len(self.buffer)] = self.buffer
-        self.buffer = grown
+    def put(self, i: int, value: Any) -> None:
+        flat = self._flat
+        if flat is not None:
+            n = self._n
+            try:
+                flat[i * n : i * n + n] = value
+                return
+            except (TypeError, ValueError, NotImplementedError):
+                pass
+        elif (
+            value.__class__ is np.ndarray and value.dtype is self.dtype and value.shape == self.shape
+        ):
+            self.block[i] = value
+            return
+        self.block[i] = coerce(value, self.shape, self.dtype, self.path)
 
-    def values(self, length: int) -> np.ndarray:
-        return self.buffer[:length]
+    def zero(self, i: int) -> None:
+        self.block[i] = 0
+
+    def reset(self, rows: int) -> None:
+        if self._first is None or len(self._first) != rows:
+            self._first = np.empty((rows, *self.shape), self.dtype)
+        self._use(self._first)
+        self.done = []
+
+    def new_block(self, rows: int) -> None:
+        self.done.append(self.block)
+        self._use(np.empty((rows, *self.shape), self.dtype))
+
+    def column(self, rows_in_last: int) -> list[np.ndarray]:
+        """The episode's rows as a list of arrays (blocks; the last one trimmed)."""
+        return [*self.done, self.block[:rows_in_last]]
 
 
 class _ScalarLeaf(_ArrayLeaf):
@@ -56,51 +93,67 @@ class _ScalarLeaf(_ArrayLeaf):
 
     __slots__ = ("_python_type", "_scalar_type")
 
-    def __init__(self, path: str, dtype: np.dtype, capacity: int):
-        super().__init__(path, (), dtype, capacity)
+    def __init__(self, path: str, dtype: np.dtype):
+        super().__init__(path, (), dtype)
         self._scalar_type = self.dtype.type
         kind = self.dtype
         self._python_type = {np.dtype(np.float64): float, np.dtype(np.bool_): bool}.get(kind)
 
-    def put(self, t: int, value: Any) -> None:
+    def _use(self, block: np.ndarray) -> None:
+        super()._use(block)
+        if self._flat is not None and self.dtype == np.float16:
+            self._flat = None  # memoryview has no item access for half floats
+
+    def put(self, i: int, value: Any) -> None:
         cls = value.__class__
-        if cls is self._scalar_type or cls is self._python_type:
-            self.buffer[t] = value
+        if (cls is self._scalar_type or cls is self._python_type) and self._flat is not None:
+            self._flat[i] = value
         else:
-            self.buffer[t] = coerce(value, (), self.dtype, self.path)
+            self.block[i] = coerce(value, (), self.dtype, self.path)
 
 
 class _StringLeaf:
     """Strings (or arrays of strings) kept as Python objects until the episode ends."""
 
-    __slots__ = ("buffer", "path", "shape", "string_type")
+    __slots__ = ("block", "done", "path", "shape", "string_type")
 
-    def __init__(self, path: str, shape: tuple[int, ...], string_type: type, capacity: int):
+    def __init__(self, path: str, shape: tuple[int, ...], string_type: type):
         self.path = path
         self.shape = tuple(shape)
         self.string_type = string_type
-        self.buffer: list[Any] = [None] * capacity
+        self.block: list[Any] = []
+        self.done: list[list[Any]] = []
 
-    def put(self, t: int, value: Any) -> None:
+    @property
+    def row_bytes(self) -> int:
+        return _STRING_ROW_BYTES * int(np.prod(self.shape, dtype=np.int64))
+
+    def put(self, i: int, value: Any) -> None:
         array = np.asarray(value, dtype=object)
         if array.shape != self.shape:
             raise SpecError(f"{self.path}: shape {array.shape} does not match {self.shape}")
         for item in array.ravel():
             if not isinstance(item, (str, bytes)):
                 raise SpecError(f"{self.path}: expected strings, got {type(item).__name__}")
-        self.buffer[t] = array[()] if array.ndim == 0 else array
+        self.block[i] = array[()] if array.ndim == 0 else array
 
-    def zero(self, t: int) -> None:
-        self.buffer[t] = b"" if not self.shape else np.full(self.shape, b"", dtype=object)
+    def zero(self, i: int) -> None:
+        self.block[i] = b"" if not self.shape else np.full(self.shape, b"", dtype=object)
 
-    def grow(self, capacity: int) -> None:
-        self.buffer.extend([None] * (capacity - len(self.buffer)))
+    def reset(self, rows: int) -> None:
+        self.block = [None] * rows
+        self.done = []
 
-    def values(self, length: int) -> np.ndarray:
-        out = np.empty((length, *self.shape), dtype=object)
-        for t in range(length):
-            out[t] = self.buffer[t]
-        return out
+    def new_block(self, rows: int) -> None:
+        self.done.append(self.block)
+        self.block = [None] * rows
+
+    def column(self, rows_in_last: int) -> list[np.ndarray]:
+        rows = [row for block in self.done for row in block] + self.block[:rows_in_last]
+        out = np.empty((len(rows), *self.shape), dtype=object)
+        for t, row in enumerate(rows):
+            out[t] = row
+        return [out]
 
 
 def coerce(value: Any, shape: tuple[int, ...], dtype: np.dtype, path: str) -> np.ndarray:
@@ -129,18 +182,18 @@ def coerce(value: Any, shape: tuple[int, ...], dtype: np.dtype, path: str) -> np
     return converted
 
 
-def _leaves(spec: Any, path: str, capacity: int) -> Any:
+def _leaves(spec: Any, path: str) -> Any:
     """A structure mirroring ``spec`` with a leaf buffer at every array spec."""
     if isinstance(spec, dm_specs.StringArray):
-        return _StringLeaf(path, spec.shape, spec.string_type, capacity)
+        return _StringLeaf(path, spec.shape, spec.string_type)
     if isinstance(spec, dm_specs.Array):
         if spec.shape == ():
-            return _ScalarLeaf(path, spec.dtype, capacity)
-        return _ArrayLeaf(path, spec.shape, spec.dtype, capacity)
+            return _ScalarLeaf(path, spec.dtype)
+        return _ArrayLeaf(path, spec.shape, spec.dtype)
     if isinstance(spec, Mapping):
-        return {k: _leaves(v, f"{path}/{k}", capacity) for k, v in spec.items()}
+        return {k: _leaves(v, f"{path}/{k}") for k, v in spec.items()}
     if isinstance(spec, (tuple, list)):
-        return tuple(_leaves(v, f"{path}/{i}", capacity) for i, v in enumerate(spec))
+        return tuple(_leaves(v, f"{path}/{i}") for i, v in enumerate(spec))
     raise SpecError(f"{path}: unsupported spec {spec!r}")
 
 
@@ -199,26 +252,38 @@ def _structure_error(value: Any, expected: set[str], where: str) -> None:
 class Field:
     """One field (observation, action, a metadata key, ...) buffered over an episode."""
 
-    def __init__(self, name: str, spec: Any, capacity: int, prefix: str = rlds.STEPS):
+    def __init__(self, name: str, spec: Any, prefix: str = rlds.STEPS):
         self.name = name
-        self.structure = _leaves(spec, name, capacity)
+        self.structure = _leaves(spec, name)
         self.leaves = _flat(self.structure, f"{prefix}/{name}" if prefix else name)
         self.put = _putter(self.structure, name)
 
-    def zero(self, t: int) -> None:
-        for _, leaf in self.leaves:
-            leaf.zero(t)
+    @property
+    def row_bytes(self) -> int:
+        return sum(leaf.row_bytes for _, leaf in self.leaves)
 
-    def grow(self, capacity: int) -> None:
+    def zero(self, i: int) -> None:
         for _, leaf in self.leaves:
-            leaf.grow(capacity)
+            leaf.zero(i)
 
-    def values(self, length: int) -> dict[str, np.ndarray]:
-        return {key: leaf.values(length) for key, leaf in self.leaves}
+    def reset(self, rows: int) -> None:
+        for _, leaf in self.leaves:
+            leaf.reset(rows)
+
+    def new_block(self, rows: int) -> None:
+        for _, leaf in self.leaves:
+            leaf.new_block(rows)
+
+    def columns(self, rows_in_last: int) -> dict[str, list[np.ndarray]]:
+        return {key: leaf.column(rows_in_last) for key, leaf in self.leaves}
 
 
 class EpisodeBuffer:
-    """Buffers one episode in SAR alignment: step t holds o_t, a_t, r_t, d_t, metadata_t."""
+    """Buffers one episode in SAR alignment: step t holds o_t, a_t, r_t, d_t, metadata_t.
+
+    Rows live in blocks shared by all fields: the first holds 256 steps, each next one twice
+    as many until a block reaches 8 MiB. ``put``s address rows relative to the current block.
+    """
 
     def __init__(
         self,
@@ -229,11 +294,10 @@ class EpisodeBuffer:
         discount_spec: Any,
         step_metadata_spec: Mapping[str, Any] | None = None,
     ):
-        self._capacity = _INITIAL_CAPACITY
-        self.observation = Field(rlds.OBSERVATION, observation_spec, self._capacity)
-        self.action = Field(rlds.ACTION, action_spec, self._capacity)
-        self.reward = Field(rlds.REWARD, reward_spec, self._capacity)
-        self.discount = Field(rlds.DISCOUNT, discount_spec, self._capacity)
+        self.observation = Field(rlds.OBSERVATION, observation_spec)
+        self.action = Field(rlds.ACTION, action_spec)
+        self.reward = Field(rlds.REWARD, reward_spec)
+        self.discount = Field(rlds.DISCOUNT, discount_spec)
         self.metadata: list[Field] = []
         self.step_metadata_spec: dict[str, Any] | None = None
         if step_metadata_spec is not None:
@@ -241,15 +305,35 @@ class EpisodeBuffer:
         self.num_transitions = 0  # T: the episode so far has T + 1 steps
         self.episode_index = 0
         self.active = False
+        self._block_start = 0  # step index of row 0 of the current block
+        self._block_rows = 0
         self._put_action = self.action.put
         self._put_reward = self.reward.put
         self._put_discount = self.discount.put
         self._put_observation = self.observation.put
+        reward_leaf = self.reward.structure
+        discount_leaf = self.discount.structure
+        self._scalar_reward_discount = (
+            (reward_leaf, discount_leaf)
+            if all(
+                isinstance(leaf, _ScalarLeaf) and leaf._flat is not None
+                for leaf in (reward_leaf, discount_leaf)
+            )
+            else None
+        )
+
+    @property
+    def _fields(self) -> list[Field]:
+        return [self.observation, self.action, self.reward, self.discount, *self.metadata]
 
     def set_step_metadata_spec(self, spec: Mapping[str, Any]) -> None:
         """Declares the step metadata fields (once, before the first step that has them)."""
         self.step_metadata_spec = dict(spec)
-        self.metadata = [Field(key, value, self._capacity) for key, value in spec.items()]
+        self.metadata = [Field(key, value) for key, value in spec.items()]
+        if self.num_transitions > 0:
+            raise SpecError("step metadata must be declared at reset or on the first step")
+        for field in self.metadata:
+            field.reset(self._block_rows)
 
     def _context(self, error: SpecError) -> SpecError:
         return SpecError(f"episode {self.episode_index}, step {self.num_transitions}: {error}")
@@ -257,8 +341,12 @@ class EpisodeBuffer:
     def start(self, observation: Any) -> None:
         """Begins an episode with its first observation o_0."""
         self.num_transitions = 0
+        self._block_start = 0
+        self._block_rows = _FIRST_BLOCK_ROWS
+        for field in self._fields:
+            field.reset(_FIRST_BLOCK_ROWS)
         try:
-            self.observation.put(0, observation)
+            self._put_observation(0, observation)
         except SpecError as e:
             raise self._context(e) from None
         self.active = True
@@ -266,55 +354,81 @@ class EpisodeBuffer:
     def put_action(self, action: Any) -> None:
         """Validates and stores a_t (before the environment steps)."""
         try:
-            self._put_action(self.num_transitions, action)
+            self._put_action(self.num_transitions - self._block_start, action)
         except SpecError as e:
             raise self._context(e) from None
 
     def add_step(self, reward: Any, discount: Any, observation: Any, metadata: Any) -> None:
         """Stores r_t, d_t and metadata_t for the pending action a_t, and o_{t+1}."""
         t = self.num_transitions
-        if t + 2 > self._capacity:
-            self._grow(max(2 * self._capacity, t + 2))
+        i = t - self._block_start
         try:
-            self._put_reward(t, reward)
-            self._put_discount(t, discount)
+            scalars = self._scalar_reward_discount
+            if scalars is not None:
+                # Inlined _ScalarLeaf.put for the usual scalar reward and discount (saves two
+                # calls per step); anything unusual takes the leaves' own checked path.
+                reward_leaf, discount_leaf = scalars
+                cls = reward.__class__
+                if cls is reward_leaf._python_type or cls is reward_leaf._scalar_type:
+                    reward_leaf._flat[i] = reward
+                else:
+                    reward_leaf.put(i, reward)
+                cls = discount.__class__
+                if cls is discount_leaf._python_type or cls is discount_leaf._scalar_type:
+                    discount_leaf._flat[i] = discount
+                else:
+                    discount_leaf.put(i, discount)
+            else:
+                self._put_reward(i, reward)
+                self._put_discount(i, discount)
             if self.metadata:
-                if not isinstance(metadata, Mapping):
-                    raise SpecError(f"step_fn returned {type(metadata).__name__}, not a dict")
-                if len(metadata) != len(self.metadata):
-                    extra = sorted(set(map(str, metadata)) - {f.name for f in self.metadata})
-                    raise SpecError(f"step_fn returned keys {extra} that its first result lacked")
-                for field in self.metadata:
-                    if field.name not in metadata:
-                        raise SpecError(f"step_fn's result has no key {field.name!r}")
-                    field.put(t, metadata[field.name])
+                self._put_metadata(i, metadata)
             elif metadata is not None and self.step_metadata_spec is not None:
                 raise SpecError("step_fn returned a value, but its first result was empty")
-            self._put_observation(t + 1, observation)
+            i += 1
+            if i == self._block_rows:
+                self._new_block()
+                i = 0
+            self._put_observation(i, observation)
         except SpecError as e:
             raise self._context(e) from None
         self.num_transitions = t + 1
 
-    def _grow(self, capacity: int) -> None:
-        for field in (self.observation, self.action, self.reward, self.discount, *self.metadata):
-            field.grow(capacity)
-        self._capacity = capacity
+    def _put_metadata(self, i: int, metadata: Any) -> None:
+        if not isinstance(metadata, Mapping):
+            raise SpecError(f"step_fn returned {type(metadata).__name__}, not a dict")
+        if len(metadata) != len(self.metadata):
+            extra = sorted(set(map(str, metadata)) - {f.name for f in self.metadata})
+            raise SpecError(f"step_fn returned keys {extra} that its first result lacked")
+        for field in self.metadata:
+            if field.name not in metadata:
+                raise SpecError(f"step_fn's result has no key {field.name!r}")
+            field.put(i, metadata[field.name])
 
-    def finish(self, terminal: bool) -> dict[str, np.ndarray]:
-        """Ends the episode: returns flattened step arrays (views) of its T + 1 steps."""
+    def _new_block(self) -> None:
+        row_bytes = max(1, sum(field.row_bytes for field in self._fields))
+        cap = max(64, _MAX_BLOCK_BYTES // row_bytes)
+        self._block_start += self._block_rows
+        self._block_rows = max(self._block_rows, min(2 * self._block_rows, cap))
+        for field in self._fields:
+            field.new_block(self._block_rows)
+
+    def finish(self, terminal: bool) -> dict[str, list[np.ndarray]]:
+        """Ends the episode: flattened step columns (lists of blocks) of its T + 1 steps."""
         length = self.num_transitions + 1
+        last = length - 1 - self._block_start
         for field in (self.action, self.reward, self.discount, *self.metadata):
-            field.zero(length - 1)
-        steps: dict[str, np.ndarray] = {}
-        for field in (self.observation, self.action, self.reward, self.discount, *self.metadata):
-            steps.update(field.values(length))
+            field.zero(last)
+        steps: dict[str, Any] = {}
+        for field in self._fields:
+            steps.update(field.columns(last + 1))
         flags = np.zeros((3, length), dtype=np.bool_)
         flags[0, 0] = True
         flags[1, -1] = True
         flags[2, -1] = terminal
-        steps[f"{rlds.STEPS}/{rlds.IS_FIRST}"] = flags[0]
-        steps[f"{rlds.STEPS}/{rlds.IS_LAST}"] = flags[1]
-        steps[f"{rlds.STEPS}/{rlds.IS_TERMINAL}"] = flags[2]
+        steps[f"{rlds.STEPS}/{rlds.IS_FIRST}"] = [flags[0]]
+        steps[f"{rlds.STEPS}/{rlds.IS_LAST}"] = [flags[1]]
+        steps[f"{rlds.STEPS}/{rlds.IS_TERMINAL}"] = [flags[2]]
         self.active = False
         self.episode_index += 1
         return steps
@@ -327,6 +441,7 @@ class EpisodeBuffer:
 
 def conform(name: str, spec: Any, value: Any) -> dict[str, np.ndarray]:
     """Validates one episode-level value against ``spec``; returns its flattened leaves."""
-    field = Field(name, spec, 1, prefix="")
+    field = Field(name, spec, prefix="")
+    field.reset(1)
     field.put(0, value)
-    return {key: leaf_values[0] for key, leaf_values in field.values(1).items()}
+    return {key: column[0][0] for key, column in field.columns(1).items()}

@@ -30,6 +30,7 @@ from rlds_hub.storage.writer import (
 )
 
 FileFormat = Literal["tfrecord", "array_record", "riegeli"]
+_LAST = dm_env.StepType.LAST
 _ENV_SPEC_KEYS = ("observation", "action", "reward", "discount")
 
 
@@ -134,10 +135,12 @@ class Recorder(dm_env.Environment):
         }
         self.file_format = file_format
         if file_format == "riegeli":
+            from rlds_hub.storage.layout import prepare_directory
+
             self._backend = None
             self._logger = envlogger.EnvLogger(
                 env,
-                data_directory=os.fspath(data_dir),
+                data_directory=os.fspath(prepare_directory(data_dir)),
                 step_fn=step_fn,
                 episode_fn=episode_fn,
                 metadata=dict(metadata or {}),
@@ -211,7 +214,7 @@ class Recorder(dm_env.Environment):
             # episode cannot be stored faithfully. Completed episodes are already on disk.
             self.discard_episode()
             raise
-        if timestep.step_type is dm_env.StepType.LAST:
+        if timestep.step_type is _LAST:
             self._episode_active = False
             if backend is not None:
                 backend.finish_episode(terminal=_is_termination(timestep.discount))

@@ -3,26 +3,59 @@
 The bytes are exactly what TFDS's own serializer produces for the dataset's
 ``FeaturesDict`` (same keys, same list kinds, same encodings), so plain
 ``tfds.builder_from_directory(...).as_dataset()`` parses them; but they are assembled with
-NumPy from whole-episode arrays instead of per-value protobuf calls. The plan (one encoder
-per leaf feature) is compiled once from the features.
+NumPy from whole-episode columns instead of per-value protobuf calls, and returned as a list
+of buffer pieces (views of the recorded arrays where possible) that are written with one
+``writev``: a large episode is not copied again to be serialized. The plan (one encoder per
+leaf feature) is compiled once from the features.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-_TAG_BYTES_LIST = 0x0A  # Feature.bytes_list (field 1); also Example.features, list.value
-_TAG_FLOAT_LIST = 0x12  # Feature.float_list (field 2); also map entry value (field 2)
-_TAG_INT64_LIST = 0x1A  # Feature.int64_list (field 3)
-_LEN1 = bytes([_TAG_BYTES_LIST])
+_TAG_1 = 0x0A  # field 1, length-delimited: Example.features, Features.feature, list.value
+_TAG_2 = 0x12  # field 2: Feature.float_list; map entry value
+_TAG_3 = 0x1A  # field 3: Feature.int64_list
+_TAG1_BYTES = bytes([_TAG_1])
 _VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
+# Rows at least this large are written as views (no copy); smaller rows are framed in one array.
+_ZERO_COPY_ROW_BYTES = 4096
+
+Piece = bytes | memoryview
+Column = np.ndarray | Sequence[np.ndarray]  # a whole column, or its blocks in order
+
+
+class Pieces:
+    """A message under construction: a list of buffers and their total size."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list[Piece] | None = None, size: int | None = None):
+        self.parts = parts or []
+        self.size = sum(len(p) for p in self.parts) if size is None else size
+
+    def add(self, piece: Piece) -> None:
+        self.parts.append(piece)
+        self.size += len(piece)
+
+    def extend(self, other: Pieces) -> None:
+        self.parts.extend(other.parts)
+        self.size += other.size
+
+    def field(self, tag: int) -> Pieces:
+        """This message wrapped as a length-delimited field ``tag``."""
+        header = bytes([tag]) + varint(self.size)
+        return Pieces([header, *self.parts], self.size + len(header))
+
+    def tobytes(self) -> bytes:
+        return b"".join(self.parts)
 
 
 def varint(value: int) -> bytes:
@@ -57,34 +90,53 @@ def varints(values: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def _field(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + varint(len(payload)) + payload
+def _blocks(column: Column) -> list[np.ndarray]:
+    return [column] if isinstance(column, np.ndarray) else list(column)
 
 
-def _bytes_list(values: list[bytes]) -> bytes:
+def _packed(tag: int, payload: Pieces) -> Pieces:
+    """Feature{<tag>_list{value: <packed payload>}}."""
+    inner = payload.field(_TAG_1) if payload.size else Pieces()
+    return inner.field(tag)
+
+
+def _float_list(column: Column) -> Pieces:
+    payload = Pieces()
+    for block in _blocks(column):
+        if block.size:
+            payload.add(memoryview(np.ascontiguousarray(block, dtype="<f4")).cast("B"))
+    return _packed(_TAG_2, payload)
+
+
+def _int64_list(column: Column) -> Pieces:
+    blocks = [b.ravel() for b in _blocks(column)]
+    raw = varints(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
+    return _packed(_TAG_3, Pieces([raw]) if raw else Pieces())
+
+
+def _bytes_list(values: list[bytes]) -> Pieces:
     """Feature{bytes_list{value: ...}} for variable-length values."""
-    body = b"".join(_LEN1 + varint(len(v)) + v for v in values)
-    return _field(_TAG_BYTES_LIST, body)
+    body = b"".join(_TAG1_BYTES + varint(len(v)) + v for v in values)
+    return Pieces([body]).field(_TAG_1)
 
 
-def _fixed_bytes_list(rows: np.ndarray) -> bytes:
-    """Feature{bytes_list} whose values are the rows of a 2-D uint8 array (equal lengths)."""
-    count, width = rows.shape
-    prefix = np.frombuffer(_LEN1 + varint(width), dtype=np.uint8)
-    framed = np.empty((count, prefix.size + width), dtype=np.uint8)
-    framed[:, : prefix.size] = prefix
-    framed[:, prefix.size :] = rows
-    return _field(_TAG_BYTES_LIST, framed.tobytes())
-
-
-def _float_list(values: np.ndarray) -> bytes:
-    raw = np.ascontiguousarray(values, dtype="<f4").tobytes()
-    return _field(_TAG_FLOAT_LIST, _field(_TAG_BYTES_LIST, raw) if raw else b"")
-
-
-def _int64_list(values: np.ndarray) -> bytes:
-    raw = varints(values)
-    return _field(_TAG_INT64_LIST, _field(_TAG_BYTES_LIST, raw) if raw else b"")
+def _fixed_bytes_list(rows: list[np.ndarray], width: int) -> Pieces:
+    """Feature{bytes_list} whose values are equal-length rows (uint8 arrays of ``width``)."""
+    prefix = _TAG1_BYTES + varint(width)
+    body = Pieces()
+    if width >= _ZERO_COPY_ROW_BYTES:
+        for block in rows:
+            for row in block:
+                body.add(prefix)
+                body.add(memoryview(row))
+    else:
+        prefix_array = np.frombuffer(prefix, dtype=np.uint8)
+        for block in rows:
+            framed = np.empty((len(block), len(prefix) + width), dtype=np.uint8)
+            framed[:, : len(prefix)] = prefix_array
+            framed[:, len(prefix) :] = block
+            body.add(memoryview(framed).cast("B"))
+    return body.field(_TAG_1)
 
 
 def encode_png(frame: np.ndarray, compress_level: int) -> bytes:
@@ -117,9 +169,11 @@ class ExampleEncoder:
     def __init__(self, features: tfds.features.FeaturesDict, *, png_compress_level: int = 1):
         self.leaves: list[LeafEncoder] = list(_compile(features, prefix="", in_steps=False))
         self._png_level = png_compress_level
-        self._keys = {leaf.key: _field(_TAG_BYTES_LIST, leaf.key.encode()) for leaf in self.leaves}
+        self._keys = {
+            leaf.key: Pieces([leaf.key.encode()]).field(_TAG_1).tobytes() for leaf in self.leaves
+        }
         self._pool: ThreadPoolExecutor | None = None
-        self._encoders: dict[str, Callable[[Any, LeafEncoder], bytes]] = {
+        self._encoders: dict[str, Callable[[Any, LeafEncoder], Pieces]] = {
             "float": lambda v, leaf: _float_list(v),
             "int": lambda v, leaf: _int64_list(v),
             "raw": self._encode_raw,
@@ -127,33 +181,45 @@ class ExampleEncoder:
             "png": self._encode_png,
         }
 
-    def encode(self, values: Mapping[str, Any]) -> bytes:
-        """Serializes one episode.
+    def encode_pieces(self, values: Mapping[str, Any]) -> Pieces:
+        """Serializes one episode as buffer pieces.
 
         Args:
-          values: flattened feature key (``steps/observation/position``) -> value. Step leaves
-            are arrays with a leading axis over the episode's steps; episode leaves are single
-            values.
+          values: flattened feature key (``steps/observation/position``) -> value. Step
+            leaves are columns: an array with a leading axis over the episode's steps, or a
+            list of such arrays (blocks, in order). Episode leaves are single values.
         """
-        entries = []
+        entries = Pieces()
         for leaf in self.leaves:
-            feature = self._encoders[leaf.kind](values[leaf.key], leaf)
-            entries.append(_field(_TAG_BYTES_LIST, self._keys[leaf.key] + _field(0x12, feature)))
-        return _field(_TAG_BYTES_LIST, b"".join(entries))
+            value = values[leaf.key]
+            if not leaf.in_steps:
+                value = [np.asarray(value)[None]] if leaf.kind != "string" else [[value]]
+            feature = self._encoders[leaf.kind](value, leaf)
+            entry = Pieces([self._keys[leaf.key]])
+            entry.extend(feature.field(_TAG_2))
+            entries.extend(entry.field(_TAG_1))
+        return entries.field(_TAG_1)
 
-    def _encode_raw(self, value: Any, leaf: LeafEncoder) -> bytes:
-        array = np.ascontiguousarray(value, dtype=leaf.dtype.newbyteorder("<"))
-        count = len(array) if leaf.in_steps else 1
-        return _fixed_bytes_list(array.reshape(count, _size(leaf.shape)).view(np.uint8))
+    def encode(self, values: Mapping[str, Any]) -> bytes:
+        """Serializes one episode to bytes."""
+        return self.encode_pieces(values).tobytes()
 
-    def _encode_strings(self, value: Any, leaf: LeafEncoder) -> bytes:
-        flat = np.asarray(value, dtype=object).ravel()
-        return _bytes_list([_utf8(v, leaf.key) for v in flat])
+    def _encode_raw(self, column: Column, leaf: LeafEncoder) -> Pieces:
+        width = leaf.dtype.itemsize * _size(leaf.shape)
+        rows = []
+        for block in _blocks(column):
+            block = np.ascontiguousarray(block, dtype=leaf.dtype.newbyteorder("<"))
+            rows.append(block.reshape(len(block), -1).view(np.uint8).reshape(len(block), width))
+        return _fixed_bytes_list(rows, width)
 
-    def _encode_png(self, value: Any, leaf: LeafEncoder) -> bytes:
-        frames = np.asarray(value, dtype=np.uint8)
-        if not leaf.in_steps:
-            frames = frames[None]
+    def _encode_strings(self, column: Any, leaf: LeafEncoder) -> Pieces:
+        values = []
+        for block in column:
+            values += [_utf8(v, leaf.key) for v in np.asarray(block, dtype=object).ravel()]
+        return _bytes_list(values)
+
+    def _encode_png(self, column: Column, leaf: LeafEncoder) -> Pieces:
+        frames = [frame for block in _blocks(column) for frame in np.asarray(block, np.uint8)]
         if len(frames) >= 8:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rlds-png")

@@ -96,4 +96,8 @@ def _keep_published(rows: list[dict[str, Any]], counts: Mapping[str, int]) -> li
 
 
 def _line(row: Mapping[str, Any]) -> bytes:
-    return (json.dumps(json_safe(row), separators=(",", ":"), allow_nan=False) + "\n").encode()
+    try:  # the usual row holds plain numbers and strings: no conversion pass
+        text = json.dumps(row, separators=(",", ":"), allow_nan=False, default=json_safe)
+    except ValueError:  # a non-finite float somewhere
+        text = json.dumps(json_safe(row), separators=(",", ":"), allow_nan=False)
+    return (text + "\n").encode()

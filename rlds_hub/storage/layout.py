@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
+import queue
 import re
+import threading
 from pathlib import Path
 
 DATASET_INFO = "dataset_info.json"
@@ -66,9 +69,9 @@ def check_file_format(file_format: str) -> None:
         raise DatasetError(f"file_format must be one of {FILE_FORMATS}, got {file_format!r}")
 
 
-def prepare_directory(path: Path) -> Path:
+def prepare_directory(path: str | os.PathLike) -> Path:
     """Creates ``path`` if needed; a clear error if it cannot hold a dataset."""
-    if str(path).startswith(("gs://", "s3://", "hdfs://")) or "://" in str(path):
+    if "://" in os.fspath(path):
         raise DatasetError(
             f"{path}: recording writes to a local directory (crash safety relies on POSIX "
             "rename and flock); record locally, then copy the finished dataset"
@@ -104,6 +107,64 @@ def atomic_write(path: Path, data: bytes, *, sync: bool) -> None:
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
     write_file(tmp, data, sync=sync)
     os.replace(tmp, path)
+
+
+class Reaper:
+    """Deletes files on a background thread.
+
+    Freeing a file's blocks can cost far more than writing it (~150 us per file on ext4
+    mounted with ``discard``, as on this project's machines), so files that become garbage
+    while recording (replaced metadata, merged pending shards) are deleted off the step path.
+    Garbage left by a killed process carries ``TMP_PREFIX`` and is removed at the next open.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._names = itertools.count()
+
+    def discard(self, path: Path) -> None:
+        """Renames ``path`` out of the way now (its name may be reused at once) and deletes
+        it in the background."""
+        trash = path.with_name(f"{TMP_PREFIX}trash-{os.getpid()}-{next(self._names)}")
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return
+        self.delete(trash)
+
+    def delete(self, path: Path) -> None:
+        """Deletes ``path`` in the background; its name must not be reused."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="rlds-reaper", daemon=True)
+            self._thread.start()
+        self._queue.put(path)
+
+    def replace(self, path: Path, data: bytes, *, sync: bool) -> None:
+        """:func:`atomic_write`, but the old version's blocks are freed in the background."""
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+        write_file(tmp, data, sync=sync)
+        trash = path.with_name(f"{TMP_PREFIX}trash-{os.getpid()}-{next(self._names)}")
+        try:
+            os.link(path, trash)
+        except FileNotFoundError:
+            trash = None
+        except OSError:  # no hard links here: replace directly
+            trash = None
+        os.replace(tmp, path)
+        if trash is not None:
+            self.delete(trash)
+
+    def _run(self) -> None:
+        while (path := self._queue.get()) is not None:
+            remove_quietly(path)
+
+    def close(self) -> None:
+        """Waits until every queued file is deleted."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def fsync_directory(path: Path) -> None:

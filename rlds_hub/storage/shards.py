@@ -7,26 +7,35 @@ import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import google_crc32c
+import crc32c
 
-from rlds_hub.storage.layout import write_file
+from rlds_hub.storage.codec import Pieces
 
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
 
 
-def masked_crc(data: bytes) -> int:
-    """TFRecord's masked CRC32C."""
-    crc = google_crc32c.value(data)
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 1024
+
+
+def _mask(crc: int) -> int:
     return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
 
 
-def frame_tfrecord(record: bytes) -> bytes:
-    """One TFRecord: length, masked CRC of the length, data, masked CRC of the data."""
-    length = struct.pack("<Q", len(record))
-    return b"".join(
-        (length, struct.pack("<I", masked_crc(length)), record, struct.pack("<I", masked_crc(record)))
-    )
+def masked_crc(data: bytes | memoryview) -> int:
+    """TFRecord's masked CRC32C."""
+    return _mask(crc32c.crc32c(data))
+
+
+def _framed(record: Pieces | bytes) -> list[bytes | memoryview]:
+    """A TFRecord's pieces: length, its masked CRC, the data, the data's masked CRC."""
+    parts = record.parts if isinstance(record, Pieces) else [record]
+    size = record.size if isinstance(record, Pieces) else len(record)
+    crc = 0
+    for part in parts:
+        crc = crc32c.crc32c(part, crc)
+    length = struct.pack("<Q", size)
+    return [length, struct.pack("<I", masked_crc(length)), *parts, struct.pack("<I", _mask(crc))]
 
 
 def iter_tfrecord(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -57,11 +66,33 @@ def iter_tfrecord(path: Path) -> Iterator[tuple[int, bytes]]:
         offset = end + 4
 
 
-def write_tfrecord_file(path: Path, records: Sequence[bytes], *, sync: bool) -> int:
-    """Writes ``records`` as a TFRecord file; returns the file's size in bytes."""
-    data = b"".join(frame_tfrecord(r) for r in records)
-    write_file(path, data, sync=sync)
-    return len(data)
+def write_tfrecord_file(path: Path, records: Sequence[Pieces | bytes], *, sync: bool) -> int:
+    """Writes ``records`` as a TFRecord file with ``writev`` (no copy); returns its size."""
+    pieces = [piece for record in records for piece in _framed(record)]
+    size = sum(len(p) for p in pieces)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _write_all(fd, pieces)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return size
+
+
+def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
+    """``writev`` in batches of at most IOV_MAX buffers, resuming after short writes."""
+    views = [memoryview(p).cast("B") for p in pieces if len(p)]
+    while views:
+        batch = views[:_IOV_MAX]
+        written = os.writev(fd, batch)
+        consumed = 0
+        while consumed < len(batch) and written >= len(batch[consumed]):
+            written -= len(batch[consumed])
+            consumed += 1
+        views = views[consumed:]
+        if written:
+            views[0] = views[0][written:]
 
 
 def concatenate_files(sources: Sequence[Path], dest: Path, *, sync: bool) -> int:
@@ -86,14 +117,14 @@ def concatenate_files(sources: Sequence[Path], dest: Path, *, sync: bool) -> int
     return total
 
 
-def write_array_record_file(path: Path, records: Sequence[bytes], *, sync: bool) -> int:
+def write_array_record_file(path: Path, records: Sequence[Pieces | bytes], *, sync: bool) -> int:
     """Writes ``records`` as an ArrayRecord file (TFDS's options); returns its size in bytes."""
     from array_record.python import array_record_module
 
     writer = array_record_module.ArrayRecordWriter(os.fspath(path), "group_size:1")
     try:
         for record in records:
-            writer.write(record)
+            writer.write(record.tobytes() if isinstance(record, Pieces) else record)
     finally:
         writer.close()
     if sync:
