@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with C++ start-up chatter (oneDNN, CUDA stubs) kept off stderr.
+    """Imports TensorFlow with C++ start-up chatter (oneDNN, CUDA probing) kept off stderr.
 
     TF 2.21 logs those lines before it reads TF_CPP_MIN_LOG_LEVEL. Set RLDS_HUB_DEBUG=1 to
     see them.
@@ -25,7 +25,9 @@ def _import_tensorflow_quietly() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.constant(0).numpy()  # device setup logs (e.g. a failed cuInit) go here too
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -82,11 +82,11 @@ def _validate_split(dataset: RLDSDataset, split: str, decoder, report: Report, p
     episode = 0
     for shard_path, expected in zip(info.shard_paths, info.shard_lengths, strict=True):
         shard = os.path.basename(shard_path)
+        first, episode = episode, episode + expected  # numbered as dataset_info.json says
         if expected == 0:
             continue
         if not os.path.exists(shard_path):
             report.problems.append(Problem("error", f"{split}/{shard}", "shard file is missing"))
-            episode += expected
             continue
         records, failure = _read_shard(Path(shard_path), dataset.file_format)
         if failure is not None:
@@ -98,17 +98,16 @@ def _validate_split(dataset: RLDSDataset, split: str, decoder, report: Report, p
             ))
         for start in range(0, len(records), _BATCH):
             batch = records[start : start + _BATCH]
-            where = [f"{split} episode {episode + i} ({shard}, record {start + i})"
-                     for i in range(len(batch))]
             for i, decoded in enumerate(_decode(decoder, batch)):
+                index = first + start + i
+                where = f"{split} episode {index} ({shard}, record {start + i})"
                 if isinstance(decoded, Exception):
-                    report.problems.append(Problem("error", where[i], f"cannot decode: {decoded}"))
+                    report.problems.append(Problem("error", where, f"cannot decode: {decoded}"))
                     continue
-                row = rows[episode + i] if episode + i < len(rows) else None
-                report.problems.extend(_check_episode(where[i], decoded, row))
+                row = rows[index] if index < len(rows) else None
+                report.problems.extend(_check_episode(where, decoded, row))
                 report.episodes += 1
                 report.steps += _num_steps(decoded)
-            episode += len(batch)
             if progress:
                 progress(len(batch))
     if dataset.episode_index is not None and len(rows) != info.num_episodes:
@@ -149,6 +148,15 @@ def _decode(decoder: EpisodeDecoder, records: list[bytes]) -> list[Any]:
 def _decode_batch(decoder: EpisodeDecoder, records: list[bytes]) -> list[dict[str, Any]]:
     batch = decoder.decode(tf.constant(records), with_lengths=True)
     batch = {k: v.numpy() for k, v in batch.items()}
+    if len(records) > 1:
+        # Episodes are split by their is_first counts: if any field disagrees in any
+        # episode, that split would shift the others. Decode one by one instead.
+        num_steps = batch[NUM_STEPS]
+        for leaf in decoder.leaves:
+            per = decoder.expected_values(leaf)
+            expected = num_steps * per if leaf.in_steps else np.full_like(num_steps, per)
+            if not np.array_equal(batch[f"{leaf.key}#values"], expected):
+                raise ValueError("field lengths disagree within the batch")
     episodes = split_episodes(batch, decoder.leaves)
     for i, episode in enumerate(episodes):
         counts = {}
