@@ -1,13 +1,19 @@
 """Per-step cost of recording, rlds_hub side by side with the peers, in one run.
 
 Workload (the same as ../shared/peers/peer_record.py): 17-d float32 observations, 6-d float32
-actions, 1000-step episodes, 100k steps; plus an image workload (84x84x3 uint8 observations)
-and peak memory while recording one 10,000-step episode.
+actions, 1000-step episodes, 100k steps per recorder; plus an image workload (84x84x3 uint8
+observations) and the peak memory added while recording one 10,000-step episode.
 
-Every measurement runs in a fresh subprocess; the modes are interleaved over several rounds
-so that machine noise hits them alike, and the median is reported.
+This machine is shared and noisy (identical runs differ by up to 50%), so each recorder runs
+*interleaved* with the bare environment in one process: each round records one episode with
+each in turn, and slow phases of the machine hit both alike; the figure that compares is a
+recorder's cost *over the bare env of its own group*. Recorders are grouped (ours with the
+envlogger wrapper alone; each peer family apart) because in one process they would disturb
+each other (page cache, background threads) in a way no real recording does. Time includes
+closing each recorder (flushing, sealing, fsync). Memory is measured in a fresh subprocess
+per recorder.
 
-    python benchmarks/record_overhead.py [--steps 100000] [--rounds 3] [--quick]
+    python benchmarks/record_overhead.py [--steps 100000] [--image-steps 10000] [--quick]
 """
 
 from __future__ import annotations
@@ -16,20 +22,37 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 OBS, ACT, EPISODE = 17, 6, 1000
 IMAGE_SHAPE = (84, 84, 3)
 
 
 # ---------------------------------------------------------------------------------------
-# Workloads (run inside the subprocess).
+# Workloads.
+
+
+def _frames():
+    """Rendered-looking frames (gradients and a moving square): PNG compresses them like
+    real renders, not like incompressible noise."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0 : IMAGE_SHAPE[0], 0 : IMAGE_SHAPE[1]]
+    base = np.stack([xx * 3, yy * 3, (xx + yy) * 2], axis=-1).astype(np.uint8)
+
+    def frame(t: int):
+        out = base.copy()
+        x = (t * 3) % (IMAGE_SHAPE[1] - 10)
+        out[30:40, x : x + 10] = (255, 40, 40)
+        return out
+
+    return frame
 
 
 def _dm_env(image: bool, episode: int):
@@ -38,18 +61,9 @@ def _dm_env(image: bool, episode: int):
     from dm_env import specs
 
     rng = np.random.default_rng(0)
+    frame = _frames()
     if image:
-        # A rendered-looking frame: smooth gradients plus a moving square, so PNG has the
-        # structure of real frames rather than incompressible noise.
-        yy, xx = np.mgrid[0 : IMAGE_SHAPE[0], 0 : IMAGE_SHAPE[1]]
-        base = np.stack([xx * 3, yy * 3, (xx + yy) * 2], axis=-1).astype(np.uint8)
-
-        def observation(t: int):
-            frame = base.copy()
-            x = (t * 3) % (IMAGE_SHAPE[1] - 10)
-            frame[30:40, x : x + 10] = (255, 40, 40)
-            return frame
-
+        observation = frame
         obs_spec = specs.Array(IMAGE_SHAPE, np.uint8, "pixels")
     else:
 
@@ -87,7 +101,7 @@ def _gym_env(image: bool, episode: int):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    shape = IMAGE_SHAPE if image else (OBS,)
+    frame = _frames()
 
     class GEnv(gym.Env):
         observation_space = (
@@ -98,9 +112,7 @@ def _gym_env(image: bool, episode: int):
         action_space = gym.spaces.Box(-1, 1, (ACT,), np.float32)
 
         def _obs(self):
-            if image:
-                return rng.integers(0, 255, shape, dtype=np.uint8)
-            return rng.standard_normal(OBS).astype(np.float32)
+            return frame(self.t) if image else rng.standard_normal(OBS).astype(np.float32)
 
         def reset(self, seed=None, options=None):
             super().reset(seed=seed)
@@ -114,220 +126,260 @@ def _gym_env(image: bool, episode: int):
     return GEnv()
 
 
-def _run_dm(env, steps: int) -> float:
-    import numpy as np
+class Runner:
+    """One recorder under test: runs whole episodes and closes."""
 
-    action = np.zeros(ACT, np.float32)
-    start = time.perf_counter()
-    n = 0
-    while n < steps:
-        timestep = env.reset()
-        while not timestep.last() and n < steps:
-            timestep = env.step(action)
-            n += 1
-    return time.perf_counter() - start
+    def __init__(self, env, kind: str, close: Callable[[], None] | None = None):
+        import numpy as np
+
+        self.env, self.kind, self._close = env, kind, close
+        self.action = np.zeros(ACT, np.float32)
+        self.seconds = 0.0
+        self.steps = 0
+        self.per_episode: list[float] = []
+        self._seeded = False
+
+    def episode(self) -> None:
+        env, action, n = self.env, self.action, 0
+        start = time.perf_counter()
+        if self.kind == "dm":
+            timestep = env.reset()
+            while not timestep.last():
+                timestep = env.step(action)
+                n += 1
+        else:
+            env.reset(seed=None if self._seeded else 0)
+            self._seeded = True
+            done = False
+            while not done:
+                _, _, terminated, truncated, _ = env.step(action)
+                n += 1
+                done = terminated or truncated
+        elapsed = time.perf_counter() - start
+        self.seconds += elapsed
+        self.steps += n
+        self.per_episode.append(elapsed / n)
+
+    def close(self) -> None:
+        if self._close is not None:
+            start = time.perf_counter()
+            self._close()
+            self.seconds += time.perf_counter() - start
 
 
-def _run_gym(env, steps: int) -> float:
-    import numpy as np
-
-    action = np.zeros(ACT, np.float32)
-    start = time.perf_counter()
-    n = 0
-    while n < steps:
-        env.reset(seed=0 if n == 0 else None)
-        done = False
-        while not done and n < steps:
-            _, _, terminated, truncated, _ = env.step(action)
-            n += 1
-            done = terminated or truncated
-    return time.perf_counter() - start
-
-
-def measure(mode: str, steps: int, image: bool, episode: int) -> dict:
-    """Runs one mode in this process; returns seconds, steps and the memory it added."""
+def make(mode: str, image: bool, episode: int, workdir: str) -> Runner:
+    """The recorder called ``mode`` around a fresh environment, writing under ``workdir``."""
     import numpy as np
 
     np.unicode_ = np.str_  # envlogger 1.2 on NumPy 2 (rlds_hub does this itself)
+    path = os.path.join(workdir, mode)
+    if mode in ("bare_gym", "minari"):
+        env = _gym_env(image, episode)
+        if mode == "bare_gym":
+            return Runner(env, "gym")
+        import minari
+
+        os.environ["MINARI_DATASETS_PATH"] = path
+        collector = minari.DataCollector(env, record_infos=False)
+        return Runner(collector, "gym", lambda: collector.create_dataset(
+            dataset_id="bench/peer-v0", algorithm_name="none"))
+    env = _dm_env(image, episode)
+    if mode == "bare":
+        return Runner(env, "dm")
+    if mode == "envlogger_null":
+        import envlogger
+        from envlogger.backends import backend_writer
+
+        class Null(backend_writer.BackendWriter):
+            def _record_step(self, data, is_new_episode):
+                pass
+
+            def set_episode_metadata(self, data):
+                pass
+
+            def close(self):
+                pass
+
+        return Runner(envlogger.EnvLogger(env, backend=Null()), "dm")
+    if mode == "envlogger_riegeli":
+        import envlogger
+
+        os.makedirs(path)
+        logger = envlogger.EnvLogger(env, data_directory=path, max_episodes_per_file=100)
+        return Runner(logger, "dm", logger.close)
+    if mode == "envlogger_tfds":
+        import envlogger
+        import tensorflow_datasets as tfds
+        from envlogger.backends import tfds_backend_writer
+
+        obs_feature = (
+            tfds.features.Image(shape=IMAGE_SHAPE, encoding_format="png")
+            if image
+            else tfds.features.Tensor(shape=(OBS,), dtype=np.float32)
+        )
+        config = tfds.rlds.rlds_base.DatasetConfig(
+            name="bench",
+            observation_info=obs_feature,
+            action_info=tfds.features.Tensor(shape=(ACT,), dtype=np.float32),
+            reward_info=np.float64,
+            discount_info=np.float64,
+        )
+        os.makedirs(path)
+        writer = tfds_backend_writer.TFDSBackendWriter(
+            data_directory=path, split_name="train", max_episodes_per_file=100,
+            ds_config=config,
+        )
+        logger = envlogger.EnvLogger(env, backend=writer)
+        return Runner(logger, "dm", logger.close)
+    if mode.startswith("rlds_hub"):
+        from rlds_hub.recorders import Recorder
+
+        recorder = Recorder(
+            env,
+            path,
+            durability="os" if mode.endswith("_os") else "process",
+            image_encoding="raw" if mode.endswith("_raw") else "png",
+        )
+        return Runner(recorder, "dm", recorder.close)
+    raise ValueError(f"unknown mode {mode}")
+
+
+# ---------------------------------------------------------------------------------------
+# Measurements.
+
+
+def interleaved(modes: list[str], steps: int, image: bool, episode: int = EPISODE) -> dict:
+    """Records ``steps`` steps with every mode, one episode each in turn; us/step per mode."""
     workdir = tempfile.mkdtemp(prefix="rlds_bench_")
-    close = None
     try:
-        if mode in ("bare_gym", "minari"):
-            os.environ["MINARI_DATASETS_PATH"] = workdir
-            env = _gym_env(image, episode)
-            if mode == "minari":
-                import minari
-
-                env = minari.DataCollector(env, record_infos=False)
-            baseline = _rss_mb()
-            seconds = _run_gym(env, steps)
-            if mode == "minari":
-                start = time.perf_counter()
-                env.create_dataset(dataset_id="bench/peer-v0", algorithm_name="none")
-                seconds += time.perf_counter() - start
-        else:
-            env = _dm_env(image, episode)
-            if mode == "envlogger_null":
-                import envlogger
-                from envlogger.backends import backend_writer
-
-                class Null(backend_writer.BackendWriter):
-                    def _record_step(self, data, is_new_episode):
-                        pass
-
-                    def set_episode_metadata(self, data):
-                        pass
-
-                    def close(self):
-                        pass
-
-                env = envlogger.EnvLogger(env, backend=Null())
-            elif mode == "envlogger_riegeli":
-                import envlogger
-
-                env = envlogger.EnvLogger(env, data_directory=workdir, max_episodes_per_file=100)
-                close = env.close
-            elif mode == "envlogger_tfds":
-                import envlogger
-                import tensorflow_datasets as tfds
-                from envlogger.backends import tfds_backend_writer
-
-                obs_feature = (
-                    tfds.features.Image(shape=IMAGE_SHAPE, encoding_format="png")
-                    if image
-                    else tfds.features.Tensor(shape=(OBS,), dtype=np.float32)
-                )
-                config = tfds.rlds.rlds_base.DatasetConfig(
-                    name="bench",
-                    observation_info=obs_feature,
-                    action_info=tfds.features.Tensor(shape=(ACT,), dtype=np.float32),
-                    reward_info=np.float64,
-                    discount_info=np.float64,
-                )
-                writer = tfds_backend_writer.TFDSBackendWriter(
-                    data_directory=workdir, split_name="train", max_episodes_per_file=100,
-                    ds_config=config,
-                )
-                env = envlogger.EnvLogger(env, backend=writer)
-                close = env.close
-            elif mode.startswith("rlds_hub"):
-                from rlds_hub.recorders import Recorder
-
-                env = Recorder(
-                    env,
-                    os.path.join(workdir, "ds"),
-                    durability="os" if mode.endswith("_os") else "process",
-                    image_encoding="raw" if mode.endswith("_raw") else "png",
-                )
-                close = env.close
-            elif mode != "bare":
-                raise ValueError(f"unknown mode {mode}")
-            baseline = _rss_mb()
-            seconds = _run_dm(env, steps)
-            close_seconds = 0.0
-            if close is not None:
-                start = time.perf_counter()
-                close()
-                close_seconds = time.perf_counter() - start
-                seconds += close_seconds
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result = {"seconds": seconds, "steps": steps, "added_mb": peak - baseline}
-        if mode not in ("bare_gym", "minari") and close is not None:
-            result["close_seconds"] = close_seconds
-        return result
+        runners = {mode: make(mode, image, episode, workdir) for mode in modes}
+        for runner in runners.values():  # warm-up episode, not counted
+            runner.episode()
+            runner.seconds, runner.steps, runner.per_episode = 0.0, 0, []
+        rounds = max(1, steps // episode)
+        for r in range(rounds):
+            for runner in runners.values():
+                runner.episode()
+            if (r + 1) % max(1, rounds // 5) == 0:
+                print(f"  round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+        for runner in runners.values():
+            runner.close()
+        return {
+            mode: {
+                "us_per_step": 1e6 * r.seconds / r.steps,
+                "median_episode_us_per_step": 1e6 * statistics.median(r.per_episode),
+            }
+            for mode, r in runners.items()
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def memory(mode: str, image: bool, steps: int) -> float:
+    """Peak memory (MiB) added by recording one ``steps``-step episode (in this process):
+    the peak resident size while recording and closing, minus the resident size before."""
+    workdir = tempfile.mkdtemp(prefix="rlds_bench_")
+    try:
+        runner = make(mode, image, steps, workdir)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets the peak (VmHWM) to the current resident size
+        baseline = _status_mb("VmRSS")
+        runner.episode()
+        runner.close()
+        return _status_mb("VmHWM") - baseline
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------------------
-# Driver.
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
-def _spawn(mode: str, steps: int, image: bool, episode: int) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def _memory_in_subprocess(mode: str, image: bool, steps: int) -> str:
     out = subprocess.run(
-        [sys.executable, __file__, "--run", mode, "--steps", str(steps), "--episode", str(episode)]
+        [sys.executable, __file__, "--memory", mode, "--episode", str(steps)]
         + (["--image"] if image else []),
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True, text=True, check=False,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
-        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(lines[-1])
+        return "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1]
+    return f"{json.loads(lines[-1])['added_mb']:.0f}"
 
 
-def _table(title: str, modes: list[str], steps: int, image: bool, rounds: int, reference: str,
-           episode: int = EPISODE) -> list[str]:
-    results: dict[str, list[dict]] = {m: [] for m in modes}
-    for r in range(rounds):
-        for mode in modes:
-            results[mode].append(_spawn(mode, steps, image, episode))
-            print(f"  round {r + 1}/{rounds} {mode}: {results[mode][-1]}", file=sys.stderr)
-    us = {}
-    for mode, runs in results.items():
-        ok = [x for x in runs if "error" not in x]
-        us[mode] = statistics.median(1e6 * x["seconds"] / x["steps"] for x in ok) if ok else None
-    lines = [f"### {title}", "", "| recorder | us/step | over bare env | vs rlds_hub |",
-             "| --- | --- | --- | --- |"]
-    bare = us.get("bare_gym" if reference == "bare_gym" else "bare")
-    ours = us.get("rlds_hub")
-    for mode in modes:
-        if us[mode] is None:
-            lines.append(f"| {mode} | failed: {results[mode][0].get('error')} | | |")
-            continue
-        over = f"+{us[mode] - bare:.2f}" if bare and mode not in ("bare", "bare_gym") else ""
-        ratio = f"{us[mode] / ours:.1f}x" if ours else ""
-        lines.append(f"| {mode} | {us[mode]:.2f} | {over} | {ratio} |")
-    return lines
+GROUPS = {
+    "vector": [["bare", "envlogger_null", "rlds_hub"], ["bare", "rlds_hub_os"],
+               ["bare", "envlogger_riegeli", "envlogger_tfds"], ["bare_gym", "minari"]],
+    "image": [["bare", "rlds_hub"], ["bare", "rlds_hub_raw"],
+              ["bare", "envlogger_riegeli", "envlogger_tfds"], ["bare_gym", "minari"]],
+}
 
 
-def _memory_table(modes: list[str], image: bool, steps: int) -> list[str]:
-    lines = [f"### Peak memory added while recording one {steps:,}-step episode "
-             f"({'84x84x3 uint8' if image else '17-d float32'} observations)", "",
-             "| recorder | MiB |", "| --- | --- |"]
-    for mode in modes:
-        result = _spawn(mode, steps, image, episode=steps)
-        value = result.get("added_mb")
-        lines.append(f"| {mode} | {value:.0f} |" if value is not None else
-                     f"| {mode} | failed: {result.get('error')} |")
+def grouped(groups: list[list[str]], steps: int, image: bool) -> dict:
+    """Runs each group interleaved; a recorder's overhead is over its group's bare env."""
+    results = {}
+    for group in groups:
+        measured = interleaved(group, steps, image)
+        bare = measured[group[0]]
+        for mode in group[1:]:
+            r = measured[mode]
+            r["over_bare"] = r["us_per_step"] - bare["us_per_step"]
+            r["median_over_bare"] = (
+                r["median_episode_us_per_step"] - bare["median_episode_us_per_step"]
+            )
+            r["bare_us_per_step"] = bare["us_per_step"]
+            results[mode] = r
+    return results
+
+
+def _speed_table(title: str, results: dict, ours: str = "rlds_hub") -> list[str]:
+    lines = [f"### {title}", "",
+             "| recorder | us/step | its bare env | over bare | median episode over bare "
+             "| overhead x rlds_hub |", "| --- | --- | --- | --- | --- | --- |"]
+    for mode, r in results.items():
+        ratio = r["over_bare"] / results[ours]["over_bare"]
+        lines.append(f"| {mode} | {r['us_per_step']:.2f} | {r['bare_us_per_step']:.2f} | "
+                     f"+{r['over_bare']:.2f} | +{r['median_over_bare']:.2f} | {ratio:.1f} |")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", help=argparse.SUPPRESS)
-    parser.add_argument("--image", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--episode", type=int, default=EPISODE, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--image-steps", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="1 round, fewer steps")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
+    parser.add_argument("--memory", help=argparse.SUPPRESS)
+    parser.add_argument("--image", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--episode", type=int, default=EPISODE, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.run:
-        print(json.dumps(measure(args.run, args.steps, args.image, args.episode)))
+    if args.memory:
+        print(json.dumps({"added_mb": memory(args.memory, args.image, args.episode)}))
         return
     if args.quick:
-        args.rounds, args.steps, args.image_steps = 1, 20_000, 2_000
-    vector = ["bare", "envlogger_null", "rlds_hub", "rlds_hub_os", "envlogger_riegeli",
-              "envlogger_tfds", "bare_gym", "minari"]
-    image = ["bare", "rlds_hub", "rlds_hub_raw", "envlogger_riegeli", "envlogger_tfds",
-             "bare_gym", "minari"]
+        args.steps, args.image_steps = 10_000, 2_000
     lines = [f"Recording benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} "
-             f"({os.cpu_count()} CPUs, {platform.python_version()})", ""]
-    lines += _table(f"17-d float32 observations, 1000-step episodes, {args.steps:,} steps",
-                    vector, args.steps, False, args.rounds, "bare")
-    lines += ["", *_table(f"84x84x3 uint8 observations, 1000-step episodes, "
-                          f"{args.image_steps:,} steps", image, args.image_steps, True,
-                          args.rounds, "bare")]
-    lines += ["", *_memory_table(["bare", "rlds_hub", "envlogger_riegeli", "envlogger_tfds",
-                                  "minari"], False, 10_000)]
-    lines += ["", *_memory_table(["bare", "rlds_hub", "rlds_hub_raw", "envlogger_tfds",
-                                  "minari"], True, 10_000)]
+             f"({os.cpu_count()} CPUs, Python {platform.python_version()})", ""]
+    lines += _speed_table(
+        f"17-d float32 observations, 1000-step episodes, {args.steps:,} steps per recorder",
+        grouped(GROUPS["vector"], args.steps, image=False))
+    lines += ["", *_speed_table(
+        f"84x84x3 uint8 observations, 1000-step episodes, {args.image_steps:,} steps",
+        grouped(GROUPS["image"], args.image_steps, image=True))]
+    for image_workload, modes in (
+        (False, ["bare", "rlds_hub", "envlogger_riegeli", "envlogger_tfds", "minari"]),
+        (True, ["bare", "rlds_hub", "rlds_hub_raw", "envlogger_riegeli", "envlogger_tfds",
+                "minari"]),
+    ):
+        what = "84x84x3 uint8" if image_workload else "17-d float32"
+        lines += ["", f"### Peak memory added recording one 10,000-step episode ({what})", "",
+                  "| recorder | MiB |", "| --- | --- |"]
+        for mode in modes:
+            lines.append(f"| {mode} | {_memory_in_subprocess(mode, image_workload, 10_000)} |")
     print("\n".join(lines))
 
 

@@ -9,6 +9,7 @@ from dm_env import specs
 
 from rlds_hub.features import episode_features
 from rlds_hub.storage import layout
+from rlds_hub.storage.background import BackgroundFiles
 from rlds_hub.storage.codec import ExampleEncoder
 from rlds_hub.storage.writer import DatasetWriter, SpecMismatchError
 from rlds_hub.validate import validate
@@ -107,7 +108,7 @@ def test_every_intermediate_state_is_consistent(tmp_path, monkeypatch, point):
         _append(writer, encoder, i)
     calls = {"n": 0}
     original_publish = DatasetWriter._publish_info
-    original_discard = layout.Reaper.discard
+    original_discard = BackgroundFiles.discard
 
     def publish(self):
         calls["n"] += 1
@@ -121,7 +122,7 @@ def test_every_intermediate_state_is_consistent(tmp_path, monkeypatch, point):
         original_discard(self, source)
 
     monkeypatch.setattr(DatasetWriter, "_publish_info", publish)
-    monkeypatch.setattr(layout.Reaper, "discard", discard)
+    monkeypatch.setattr(BackgroundFiles, "discard", discard)
     with pytest.raises(Crash):
         _append(writer, encoder, 5)  # the 6th episode completes the shard and seals it
     writer._lock.release()  # the "dead" process's lock goes with it

@@ -80,10 +80,9 @@ class RLDSBackend(backend_writer.BackendWriter):
         # Overrides BackendWriter.record_step (one call less per step); schedulers, which
         # would drop steps, are not supported: an RLDS episode needs every step.
         if not is_new_episode and not self._infer_step_metadata:
-            timestep = data.timestep
-            self.buffer.add_step(
-                timestep.reward, timestep.discount, timestep.observation, data.custom_data
-            )
+            timestep, _, custom_data = data  # tuple unpacking beats four attribute lookups
+            _, reward, discount, observation = timestep
+            self.buffer.add_step(reward, discount, observation, custom_data)
         else:
             self._record_step(data, is_new_episode)
 

@@ -311,6 +311,8 @@ class EpisodeBuffer:
         self._put_reward = self.reward.put
         self._put_discount = self.discount.put
         self._put_observation = self.observation.put
+        self._flat_action = _flat_leaf(self.action)
+        self._flat_observation = _flat_leaf(self.observation)
         reward_leaf = self.reward.structure
         discount_leaf = self.discount.structure
         self._scalar_reward_discount = (
@@ -353,8 +355,17 @@ class EpisodeBuffer:
 
     def put_action(self, action: Any) -> None:
         """Validates and stores a_t (before the environment steps)."""
+        i = self.num_transitions - self._block_start
+        leaf = self._flat_action
+        if leaf is not None:  # inlined _ArrayLeaf.put: one call less per step
+            n = leaf._n
+            try:
+                leaf._flat[i * n : i * n + n] = action
+                return
+            except (TypeError, ValueError):
+                pass
         try:
-            self._put_action(self.num_transitions - self._block_start, action)
+            self._put_action(i, action)
         except SpecError as e:
             raise self._context(e) from None
 
@@ -389,7 +400,15 @@ class EpisodeBuffer:
             if i == self._block_rows:
                 self._new_block()
                 i = 0
-            self._put_observation(i, observation)
+            leaf = self._flat_observation
+            if leaf is not None:  # inlined _ArrayLeaf.put: one call less per step
+                n = leaf._n
+                try:
+                    leaf._flat[i * n : i * n + n] = observation
+                except (TypeError, ValueError):
+                    leaf.put(i, observation)  # converts or raises the SpecError
+            else:
+                self._put_observation(i, observation)
         except SpecError as e:
             raise self._context(e) from None
         self.num_transitions = t + 1
@@ -437,6 +456,14 @@ class EpisodeBuffer:
         """Drops the episode in progress."""
         self.active = False
         self.num_transitions = 0
+
+
+def _flat_leaf(field: Field) -> _ArrayLeaf | None:
+    """The field's leaf if it is a single 1-D (or scalar) array copied through a memoryview."""
+    leaf = field.structure
+    if type(leaf) is _ArrayLeaf and leaf._flat is not None and len(leaf.shape) == 1:
+        return leaf
+    return None
 
 
 def conform(name: str, spec: Any, value: Any) -> dict[str, np.ndarray]:

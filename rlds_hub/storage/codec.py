@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,7 @@ _TAG_1 = 0x0A  # field 1, length-delimited: Example.features, Features.feature, 
 _TAG_2 = 0x12  # field 2: Feature.float_list; map entry value
 _TAG_3 = 0x1A  # field 3: Feature.int64_list
 _TAG1_BYTES = bytes([_TAG_1])
+_TAG2_BYTES = bytes([_TAG_2])
 _VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
 # Rows at least this large are written as views (no copy); smaller rows are framed in one array.
 _ZERO_COPY_ROW_BYTES = 4096
@@ -110,7 +112,10 @@ def _float_list(column: Column) -> Pieces:
 
 def _int64_list(column: Column) -> Pieces:
     blocks = [b.ravel() for b in _blocks(column)]
-    raw = varints(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
+    if blocks[0].dtype == np.bool_:  # 0/1: each varint is the byte itself
+        raw = b"".join(b.view(np.uint8).tobytes() for b in blocks)
+    else:
+        raw = varints(np.concatenate(blocks) if len(blocks) > 1 else blocks[0])
     return _packed(_TAG_3, Pieces([raw]) if raw else Pieces())
 
 
@@ -189,16 +194,23 @@ class ExampleEncoder:
             leaves are columns: an array with a leading axis over the episode's steps, or a
             list of such arrays (blocks, in order). Episode leaves are single values.
         """
-        entries = Pieces()
+        parts: list[Piece] = [b""]  # [0]: the Example's header, filled in last
+        size = 0
         for leaf in self.leaves:
             value = values[leaf.key]
             if not leaf.in_steps:
                 value = [np.asarray(value)[None]] if leaf.kind != "string" else [[value]]
             feature = self._encoders[leaf.kind](value, leaf)
-            entry = Pieces([self._keys[leaf.key]])
-            entry.extend(feature.field(_TAG_2))
-            entries.extend(entry.field(_TAG_1))
-        return entries.field(_TAG_1)
+            # map entry {key, value: feature} as one header followed by the feature's pieces
+            key = self._keys[leaf.key]
+            feature_header = _TAG2_BYTES + varint(feature.size)
+            entry_size = len(key) + len(feature_header) + feature.size
+            header = b"".join((_TAG1_BYTES, varint(entry_size), key, feature_header))
+            parts.append(header)
+            parts += feature.parts
+            size += len(header) + feature.size
+        parts[0] = _TAG1_BYTES + varint(size)
+        return Pieces(parts, size + len(parts[0]))
 
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """Serializes one episode to bytes."""
@@ -208,6 +220,8 @@ class ExampleEncoder:
         width = leaf.dtype.itemsize * _size(leaf.shape)
         rows = []
         for block in _blocks(column):
+            if not len(block):
+                continue
             block = np.ascontiguousarray(block, dtype=leaf.dtype.newbyteorder("<"))
             rows.append(block.reshape(len(block), -1).view(np.uint8).reshape(len(block), width))
         return _fixed_bytes_list(rows, width)
@@ -220,13 +234,18 @@ class ExampleEncoder:
 
     def _encode_png(self, column: Column, leaf: LeafEncoder) -> Pieces:
         frames = [frame for block in _blocks(column) for frame in np.asarray(block, np.uint8)]
-        if len(frames) >= 8:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rlds-png")
-            blobs = list(self._pool.map(lambda f: encode_png(f, self._png_level), frames))
-        else:
-            blobs = [encode_png(f, self._png_level) for f in frames]
-        return _bytes_list(blobs)
+        workers = os.cpu_count() or 1
+        if len(frames) < 8 or workers == 1:
+            return _bytes_list([encode_png(f, self._png_level) for f in frames])
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rlds-png")
+        # A few large chunks per thread: per-task overhead would otherwise rival the ~130 us
+        # a frame costs. zlib and PIL's filters release the GIL, so threads use every core.
+        size = -(-len(frames) // (2 * workers))
+        chunks = [frames[i : i + size] for i in range(0, len(frames), size)]
+        encoded = self._pool.map(lambda chunk: [encode_png(f, self._png_level) for f in chunk],
+                                 chunks)
+        return _bytes_list([blob for chunk in encoded for blob in chunk])
 
     def close(self) -> None:
         if self._pool is not None:

@@ -14,11 +14,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import itertools
 import os
-import queue
 import re
-import threading
 from pathlib import Path
 
 DATASET_INFO = "dataset_info.json"
@@ -89,8 +86,12 @@ def prepare_directory(path: str | os.PathLike) -> Path:
 
 
 def write_file(path: Path, data: bytes, *, sync: bool) -> None:
-    """Writes ``data`` to ``path`` (created or truncated) with one loop of ``os.write``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    """Writes ``data`` to ``path`` (created or truncated)."""
+    write_fd(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), data, sync=sync)
+
+
+def write_fd(fd: int, data: bytes, *, sync: bool) -> None:
+    """Writes ``data`` to the open file ``fd`` (fsynced if ``sync``), then closes it."""
     try:
         view = memoryview(data)
         while view:
@@ -107,64 +108,6 @@ def atomic_write(path: Path, data: bytes, *, sync: bool) -> None:
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
     write_file(tmp, data, sync=sync)
     os.replace(tmp, path)
-
-
-class Reaper:
-    """Deletes files on a background thread.
-
-    Freeing a file's blocks can cost far more than writing it (~150 us per file on ext4
-    mounted with ``discard``, as on this project's machines), so files that become garbage
-    while recording (replaced metadata, merged pending shards) are deleted off the step path.
-    Garbage left by a killed process carries ``TMP_PREFIX`` and is removed at the next open.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._names = itertools.count()
-
-    def discard(self, path: Path) -> None:
-        """Renames ``path`` out of the way now (its name may be reused at once) and deletes
-        it in the background."""
-        trash = path.with_name(f"{TMP_PREFIX}trash-{os.getpid()}-{next(self._names)}")
-        try:
-            os.rename(path, trash)
-        except FileNotFoundError:
-            return
-        self.delete(trash)
-
-    def delete(self, path: Path) -> None:
-        """Deletes ``path`` in the background; its name must not be reused."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="rlds-reaper", daemon=True)
-            self._thread.start()
-        self._queue.put(path)
-
-    def replace(self, path: Path, data: bytes, *, sync: bool) -> None:
-        """:func:`atomic_write`, but the old version's blocks are freed in the background."""
-        tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-        write_file(tmp, data, sync=sync)
-        trash = path.with_name(f"{TMP_PREFIX}trash-{os.getpid()}-{next(self._names)}")
-        try:
-            os.link(path, trash)
-        except FileNotFoundError:
-            trash = None
-        except OSError:  # no hard links here: replace directly
-            trash = None
-        os.replace(tmp, path)
-        if trash is not None:
-            self.delete(trash)
-
-    def _run(self) -> None:
-        while (path := self._queue.get()) is not None:
-            remove_quietly(path)
-
-    def close(self) -> None:
-        """Waits until every queued file is deleted."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
 
 
 def fsync_directory(path: Path) -> None:

@@ -68,9 +68,15 @@ def iter_tfrecord(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def write_tfrecord_file(path: Path, records: Sequence[Pieces | bytes], *, sync: bool) -> int:
     """Writes ``records`` as a TFRecord file with ``writev`` (no copy); returns its size."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    return write_tfrecord_fd(fd, records, sync=sync)
+
+
+def write_tfrecord_fd(fd: int, records: Sequence[Pieces | bytes], *, sync: bool) -> int:
+    """Writes ``records`` as TFRecords to the open file ``fd``, then closes it; returns the
+    bytes written."""
     pieces = [piece for record in records for piece in _framed(record)]
     size = sum(len(p) for p in pieces)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         _write_all(fd, pieces)
         if sync:

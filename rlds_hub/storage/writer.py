@@ -24,6 +24,7 @@ from typing import Any, Literal
 import tensorflow_datasets as tfds
 
 from rlds_hub.storage import layout, shards
+from rlds_hub.storage.background import BackgroundFiles
 from rlds_hub.storage.episode_index import EpisodeIndex
 
 Durability = Literal["process", "os"]
@@ -34,6 +35,44 @@ DEFAULT_MAX_BYTES_PER_SHARD = 64 * 2**20
 
 class SpecMismatchError(layout.DatasetError):
     """The data offered does not match the dataset's features."""
+
+
+class _HoleAccumulator:
+    """Appends each pending episode's file to the hole's file on the worker thread, so that
+    sealing the shard needs no copy on the step path. The hole is listed with 0 episodes, so
+    no reader opens its file while it grows (and a crash leaves it as garbage to remove)."""
+
+    def __init__(self, path: Path, files: BackgroundFiles):
+        self.path = path
+        self.bytes = 0
+        self.count = 0
+        self._files = files
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def add(self, source: Path) -> None:
+        self._files.call(lambda: self._append(source))
+
+    def _append(self, source: Path) -> None:
+        with open(source, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            copied = 0
+            while copied < size:
+                n = os.copy_file_range(src.fileno(), self._fd, size - copied)
+                if n == 0:
+                    raise OSError(f"short copy from {source}")
+                copied += n
+        self.bytes += size
+        self.count += 1
+
+    def finish(self, *, sync: bool) -> None:
+        if sync:
+            os.fsync(self._fd)
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class DatasetWriter:
@@ -83,7 +122,7 @@ class DatasetWriter:
         self._features_json: Any = None
         self._lock = layout.DatasetLock(self.path)
         self._lock.acquire()
-        self._reaper = layout.Reaper()
+        self._files = BackgroundFiles(self.path)
         self._closed = False
         try:
             self._load(name, file_format, description)
@@ -133,6 +172,11 @@ class DatasetWriter:
         self._pending_bytes = sum(
             (self.path / self._shard_name(i)).stat().st_size for i in self._pending_indices()
         )
+        self._accumulator: _HoleAccumulator | None = None
+        if self._hole is not None:
+            self._start_accumulator()
+            for i in self._pending_indices():
+                self._accumulator.add(self.path / self._shard_name(i))
 
     def set_features(
         self,
@@ -265,17 +309,23 @@ class DatasetWriter:
         if self._hole is None:
             self._hole = len(lengths)
             lengths.append("0")
-        # Written straight under its final name: until dataset_info.json lists it, the file
-        # lies beyond the listed shards and no reader opens it (no temporary name + rename).
-        path = self.path / self._shard_name(len(lengths))
+            self._start_accumulator()
+        # Written into a file created in advance, renamed to the index after the listed
+        # shards: no reader opens it until dataset_info.json lists it.
+        fd, tmp = self._files.take()
         if self.file_format == "tfrecord":
-            size = shards.write_tfrecord_file(path, [record], sync=self._sync)
+            size = shards.write_tfrecord_fd(fd, [record], sync=self._sync)
         else:
-            size = shards.write_array_record_file(path, [record], sync=self._sync)
+            os.close(fd)
+            size = shards.write_array_record_file(tmp, [record], sync=self._sync)
+        final = self.path / self._shard_name(len(lengths))
+        os.rename(tmp, final)
         lengths.append("1")
         self._split["numBytes"] = str(int(self._split["numBytes"]) + size)
         self._index.append({"split": self.split, "episode": self._num_episodes, **index_row})
         self._publish_info()
+        if self._accumulator is not None:
+            self._accumulator.add(final)
         self._num_episodes += 1
         self._pending_bytes += size
         pending = len(lengths) - self._hole - 1
@@ -292,7 +342,20 @@ class DatasetWriter:
         sources = [self.path / self._shard_name(i) for i in pending]
         # The hole is listed with 0 episodes, so no reader opens it: write it in place.
         hole_path = self.path / self._shard_name(self._hole)
-        if self.file_format == "tfrecord":
+        accumulator, self._accumulator = self._accumulator, None
+        if accumulator is not None:
+            try:
+                self._files.drain()
+                complete = accumulator.count == len(pending)
+                complete = complete and accumulator.bytes == self._pending_bytes
+            except OSError:
+                complete = False
+            accumulator.finish(sync=self._sync and complete)
+        else:
+            complete = False
+        if complete:
+            size = accumulator.bytes
+        elif self.file_format == "tfrecord":
             size = shards.concatenate_files(sources, hole_path, sync=self._sync)
         else:
             records = [r for s in sources for r in shards.read_array_record_file(s)]
@@ -304,12 +367,17 @@ class DatasetWriter:
         self._split["numBytes"] = str(int(self._split["numBytes"]) - old_bytes + size)
         self._publish_info()
         for source in sources:
-            self._reaper.discard(source)
+            self._files.discard(source)
         self._hole = None
         self._pending_bytes = 0
 
+    def _start_accumulator(self) -> None:
+        if self.file_format == "tfrecord":  # ArrayRecord files cannot be appended to
+            hole_path = self.path / self._shard_name(self._hole)
+            self._accumulator = _HoleAccumulator(hole_path, self._files)
+
     def _publish_info(self) -> None:
-        self._reaper.replace(self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync)
+        self._files.replace(self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync)
         if self._sync:
             layout.fsync_directory(self.path)
 
@@ -319,7 +387,9 @@ class DatasetWriter:
             return
         try:
             self.seal()
-            self._reaper.close()
+            self._files.close()
+            if self._split is not None:  # the last version, without preallocated blocks
+                layout.atomic_write(self.path / layout.DATASET_INFO, _dumps(self._info), sync=True)
             for p in self.path.iterdir():
                 if p.is_file() and p.name != layout.LOCK:
                     _fsync_path(p)
@@ -327,7 +397,9 @@ class DatasetWriter:
             self._index.close()
         finally:
             self._closed = True
-            self._reaper.close()
+            if self._accumulator is not None:
+                self._accumulator.close()
+            self._files.close()
             self._lock.release()
 
     def __enter__(self) -> DatasetWriter:
