@@ -23,6 +23,11 @@ from rlds_hub import spec as rlds
 
 # Key of the per-episode step counts in decoded batches.
 NUM_STEPS = "__num_steps__"
+# Types tf.io.decode_raw produces directly (little-endian, as TFDS writes them).
+_DECODE_RAW_TYPES = (
+    tf.float16, tf.bfloat16, tf.float32, tf.float64, tf.int8, tf.int16, tf.int32, tf.int64,
+    tf.uint8, tf.uint16, tf.complex64, tf.complex128,
+)
 
 
 class DecodeError(ValueError):
@@ -90,8 +95,22 @@ class EpisodeDecoder:
     so it runs inside ``tf.data`` maps.
     """
 
-    def __init__(self, features: tfds.features.FeaturesDict):
+    def __init__(self, features: tfds.features.FeaturesDict, fields: set[str] | None = None):
+        """``fields``: decode only these (top-level step fields like ``observation``, or
+        episode-level keys); default everything."""
         leaves = compile_leaves(features)
+        if fields is not None:
+            leaves = [leaf for leaf in leaves if _field_of(leaf) in fields]
+            missing = set(fields) - {_field_of(leaf) for leaf in leaves}
+            if missing:
+                available = sorted({_field_of(leaf) for leaf in compile_leaves(features)})
+                raise DecodeError(
+                    f"the dataset has no field(s) {sorted(missing)}; it has {available}"
+                )
+            leaves = leaves + [
+                leaf for leaf in compile_leaves(features)
+                if leaf.key == f"{rlds.STEPS}/{rlds.IS_FIRST}" and leaf not in leaves
+            ]
         self.leaves = leaves
         self.step_leaves = [leaf for leaf in leaves if leaf.in_steps]
         if not self.step_leaves:
@@ -130,6 +149,12 @@ class EpisodeDecoder:
         return _values_per_entry(leaf)
 
 
+def _field_of(leaf: Leaf) -> str:
+    """The top-level field a leaf belongs to: ``observation`` for steps/observation/x."""
+    parts = leaf.key.split("/")
+    return parts[1] if leaf.in_steps else parts[0]
+
+
 def _values_per_entry(leaf: Leaf) -> int:
     """Number of serialized list values per step for a leaf."""
     if leaf.kind in ("raw", "image"):
@@ -164,7 +189,9 @@ def _decode_values(leaf: Leaf, values: tf.Tensor) -> tf.Tensor:
         if leaf.dtype == tf.bool:
             raw = tf.io.decode_raw(values, tf.uint8, fixed_length=size)
             return tf.reshape(tf.not_equal(raw, 0), shape)
-        itemsize = leaf.dtype.size
+        if leaf.dtype in _DECODE_RAW_TYPES:
+            return tf.reshape(tf.io.decode_raw(values, leaf.dtype), shape)
+        itemsize = leaf.dtype.size  # uint32/uint64: decode bytes, then reinterpret
         raw = tf.io.decode_raw(values, tf.uint8, fixed_length=size * itemsize)
         if itemsize > 1:
             raw = tf.reshape(raw, [-1, size, itemsize])

@@ -18,7 +18,9 @@ from rlds_hub.transforms.learning import (
     episode_transitions,
     episode_windows,
     steps_to_batch,
+    transition_indices,
     transitions,
+    window_indices,
     windows,
 )
 from rlds_hub.transforms.nested_ops import (
@@ -53,9 +55,11 @@ __all__ = [
     "steps_to_batch",
     "sum_dataset",
     "sum_nested_steps",
+    "transition_indices",
     "transitions",
     "truncate_after_condition",
     "uniform_from_spec",
+    "window_indices",
     "windows",
     "zero_dataset_like",
     "zeros_from_spec",

@@ -40,10 +40,75 @@ def _trailing_dims(x: tf.Tensor, rank: int) -> tf.Tensor:
     return tf.reshape(x, tf.concat([tf.shape(x), tf.ones([rank - x.shape.rank], tf.int32)], 0))
 
 
-def _padded(x: tf.Tensor, extra: int) -> tf.Tensor:
-    """``x`` with ``extra`` zero rows appended along the time axis."""
-    padding = tf.zeros(tf.concat([[extra], tf.shape(x)[1:]], 0), x.dtype)
-    return tf.concat([x, padding], 0)
+def transition_indices(
+    lengths: tf.Tensor,
+    rewards: tf.Tensor,
+    discounts: tf.Tensor,
+    is_terminal: tf.Tensor,
+    n_step: int = 1,
+    gamma: float = 1.0,
+    shuffle_seed: tf.Tensor | None = None,
+) -> dict[str, tf.Tensor]:
+    """(n-step) transitions of several episodes whose steps are concatenated, as indices.
+
+    ``lengths`` [B] are the episodes' step counts and the other tensors hold their S steps
+    one after another. Returns ``source`` [N] (the step each transition starts from: every
+    step but each episode's last), ``next`` [N] (the step whose observation it reaches),
+    and its n-step ``reward`` and ``discount`` (see :func:`episode_transitions`). Gathering
+    observations and actions at these indices is left to the caller, so a loader can do it
+    in one pass (e.g. while shuffling). With ``shuffle_seed`` (a shape-[2] integer tensor)
+    the transitions come in a random order (a stateless permutation of that seed).
+    """
+    check_positive("n_step", n_step)
+    check_gamma(gamma)
+    lengths = tf.cast(tf.convert_to_tensor(lengths), tf.int64)
+    reward = tf.convert_to_tensor(rewards)
+    dtype = reward.dtype if reward.dtype.is_floating else tf.float32
+    reward = tf.cast(reward, dtype)
+    discount = tf.cast(tf.convert_to_tensor(discounts), dtype)
+    rank = max(reward.shape.rank, discount.shape.rank)
+    reward, discount = _trailing_dims(reward, rank), _trailing_dims(discount, rank)
+    is_terminal = tf.cast(tf.convert_to_tensor(is_terminal), tf.bool)
+    num_steps = tf.shape(reward, out_type=tf.int64)[0]
+    last = tf.maximum(num_steps - 1, 0)
+    ends = tf.cumsum(lengths)
+    # Every step but each episode's last is a source (ragged range: one C++ op).
+    source = tf.ragged.range(ends - lengths, tf.maximum(ends - 1, ends - lengths)).flat_values
+    if shuffle_seed is not None:  # permute now: everything below is gathered in this order
+        source = tf.random.experimental.stateless_shuffle(source, seed=shuffle_seed)
+    if n_step == 1:
+        window = tf.ones_like(source)
+    else:  # m = min(n, T - i): transitions left from step i to its episode's end
+        episode_last = tf.gather(ends - 1, tf.searchsorted(ends, source, side="right"))
+        window = tf.minimum(episode_last - source, n_step)
+
+    def per_step(x: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(x, tf.concat([tf.shape(x), tf.ones([rank - 1], tf.int32)], 0))
+
+    total_reward = tf.gather(reward, source)
+    total_discount = tf.gather(discount, source)
+    weight = total_discount  # Π_{j<k} d_{i+j}; times γ^k below
+    reaches_terminal = tf.gather(is_terminal, tf.minimum(source + 1, last))
+    for k in range(1, n_step):
+        in_window = k < window
+        at = tf.minimum(source + k, last)
+        next_reward, next_discount = tf.gather(reward, at), tf.gather(discount, at)
+        contribution = (gamma**k) * weight * next_reward
+        total_reward += tf.where(per_step(in_window), contribution, tf.zeros_like(contribution))
+        weight *= next_discount
+        total_discount = tf.where(
+            per_step(in_window), total_discount * gamma * next_discount, total_discount
+        )
+        reaches_terminal |= in_window & tf.gather(is_terminal, tf.minimum(source + k + 1, last))
+    total_discount = tf.where(
+        per_step(reaches_terminal), tf.zeros_like(total_discount), total_discount
+    )
+    return {
+        "source": source,
+        "next": source + window,
+        spec.REWARD: total_reward,
+        spec.DISCOUNT: total_discount,
+    }
 
 
 def episode_transitions(
@@ -74,58 +139,64 @@ def episode_transitions(
     """
     _check_transition_args(list(steps), n_step, gamma, extra_keys)
     reward = tf.convert_to_tensor(steps[spec.REWARD])
-    dtype = reward.dtype if reward.dtype.is_floating else tf.float32
-    num_transitions = tf.maximum(tf.shape(reward)[0] - 1, 0)
-    rewards = tf.cast(reward[:num_transitions], dtype)
-    discounts = tf.cast(tf.convert_to_tensor(steps[spec.DISCOUNT])[:num_transitions], dtype)
-    rank = max(rewards.shape.rank, discounts.shape.rank)
-    rewards, discounts = _trailing_dims(rewards, rank), _trailing_dims(discounts, rank)
-    is_terminal = tf.cast(tf.convert_to_tensor(steps[spec.IS_TERMINAL]), tf.bool)
-    # terminal_after[i]: step i+1 is terminal (the step that transition i reaches).
-    terminal_after = _padded(is_terminal[1 : num_transitions + 1], n_step)
-
-    def per_step(x: tf.Tensor) -> tf.Tensor:
-        return tf.reshape(x, tf.concat([tf.shape(x), tf.ones([rank - 1], tf.int32)], 0))
-
-    padded_rewards, padded_discounts = _padded(rewards, n_step), _padded(discounts, n_step)
-    index = tf.range(num_transitions)
-    total_reward = rewards
-    total_discount = discounts
-    reward_weight = discounts  # Π_{j<k} d_{i+j}, times γ^k below
-    reaches_terminal = terminal_after[:num_transitions]
-    for k in range(1, n_step):
-        in_window = index + k < num_transitions
-        window = per_step(in_window)
-        next_reward = padded_rewards[k : k + num_transitions]
-        next_discount = padded_discounts[k : k + num_transitions]
-        contribution = (gamma**k) * reward_weight * next_reward
-        total_reward += tf.where(window, contribution, tf.zeros_like(contribution))
-        reward_weight *= next_discount
-        total_discount = tf.where(window, total_discount * gamma * next_discount, total_discount)
-        reaches_terminal |= in_window & terminal_after[k : k + num_transitions]
-    total_discount = tf.where(
-        per_step(reaches_terminal), tf.zeros_like(total_discount), total_discount
+    lengths = tf.shape(reward, out_type=tf.int64)[:1]
+    found = transition_indices(
+        lengths, reward, steps[spec.DISCOUNT], steps[spec.IS_TERMINAL], n_step, gamma
     )
-    next_index = tf.minimum(index + n_step, num_transitions)
 
-    def first(field: Any) -> Any:
-        return tf.nest.map_structure(lambda x: tf.convert_to_tensor(x)[:num_transitions], field)
+    def at(field: Any, index: tf.Tensor) -> Any:
+        return tf.nest.map_structure(lambda x: tf.gather(tf.convert_to_tensor(x), index), field)
 
     transitions = {
-        spec.OBSERVATION: first(steps[spec.OBSERVATION]),
-        spec.ACTION: first(steps[spec.ACTION]),
-        spec.REWARD: total_reward,
-        spec.DISCOUNT: total_discount,
-        "next_observation": tf.nest.map_structure(
-            lambda x: tf.gather(x, next_index), steps[spec.OBSERVATION]
-        ),
+        spec.OBSERVATION: at(steps[spec.OBSERVATION], found["source"]),
+        spec.ACTION: at(steps[spec.ACTION], found["source"]),
+        spec.REWARD: found[spec.REWARD],
+        spec.DISCOUNT: found[spec.DISCOUNT],
+        "next_observation": at(steps[spec.OBSERVATION], found["next"]),
     }
-    transitions.update({key: first(steps[key]) for key in extra_keys})
+    transitions.update({key: at(steps[key], found["source"]) for key in extra_keys})
     return transitions
 
 
 def _ceil_div(a: tf.Tensor, b: int) -> tf.Tensor:
     return (a + b - 1) // b
+
+
+def window_indices(
+    lengths: tf.Tensor,
+    size: int,
+    shift: int = 1,
+    pad: bool = True,
+    shuffle_seed: tf.Tensor | None = None,
+) -> dict[str, tf.Tensor]:
+    """Windows of several episodes whose steps are concatenated, as indices.
+
+    Returns ``index`` [W, size] (the step at each window position; padding repeats the
+    episode's last step) and ``mask`` [W, size] (True on real steps), for windows laid out
+    as in :func:`episode_windows`, episode after episode — or, with ``shuffle_seed`` (a
+    shape-[2] integer tensor), in a random order.
+    """
+    check_positive("size", size)
+    check_positive("shift", shift)
+    lengths = tf.cast(tf.convert_to_tensor(lengths), tf.int64)
+    if pad:
+        counts = tf.minimum(
+            _ceil_div(lengths, shift), 1 + _ceil_div(tf.maximum(lengths - size, 0), shift)
+        )
+    else:
+        counts = tf.maximum((lengths - size) // shift + 1, 0)
+    window = tf.range(tf.reduce_sum(counts))
+    if shuffle_seed is not None:
+        window = tf.random.experimental.stateless_shuffle(window, seed=shuffle_seed)
+    segment = tf.searchsorted(tf.cumsum(counts), window, side="right")
+    local = window - tf.gather(tf.cumsum(counts) - counts, segment)
+    positions = local[:, None] * shift + tf.range(size, dtype=tf.int64)[None, :]
+    length = tf.gather(lengths, segment)[:, None]
+    start = tf.gather(tf.cumsum(lengths) - lengths, segment)[:, None]
+    return {
+        "index": start + tf.minimum(positions, tf.maximum(length - 1, 0)),
+        MASK: positions < length,
+    }
 
 
 def episode_windows(
@@ -151,19 +222,11 @@ def episode_windows(
     leaves = tf.nest.flatten(steps)
     if not leaves:
         raise ValueError("episode_windows needs at least one step field")
-    num_steps = tf.shape(leaves[0])[0]
-    if pad:
-        num_windows = tf.minimum(
-            _ceil_div(num_steps, shift), 1 + _ceil_div(tf.maximum(num_steps - size, 0), shift)
-        )
-    else:
-        num_windows = tf.maximum((num_steps - size) // shift + 1, 0)
-    positions = tf.range(num_windows)[:, None] * shift + tf.range(size)[None, :]
-    mask = positions < num_steps
-    gather_at = tf.minimum(positions, tf.maximum(num_steps - 1, 0))
+    found = window_indices(tf.shape(leaves[0], out_type=tf.int64)[:1], size, shift, pad)
+    mask = found[MASK]
 
     def window(x: tf.Tensor) -> tf.Tensor:
-        values = tf.gather(x, gather_at)
+        values = tf.gather(x, found["index"])
         valid = tf.reshape(
             mask, tf.concat([tf.shape(mask), tf.ones([x.shape.rank - 1], tf.int32)], 0)
         )

@@ -1,0 +1,278 @@
+"""rlds_hub.data: load(), the fast transition/window loaders and the in-memory sampler."""
+
+import dm_env
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from dm_env import specs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlds_hub import data
+from rlds_hub.recorders import Recorder
+from rlds_hub.storage.layout import DatasetError
+from rlds_hub.transforms import episode_transitions, episode_windows, transition_indices
+
+LENGTHS = [5, 1, 9, 3, 7, 4, 2, 6]  # transitions per episode
+TERMINATE = [True, False, False, True, False, True, False, False]
+
+
+class StepEnv(dm_env.Environment):
+    """Observations encode (episode, step) so every transition can be identified."""
+
+    def __init__(self):
+        self.episode, self.t = -1, 0
+
+    def _obs(self):
+        ident = 1000.0 * self.episode + self.t
+        return {"id": np.array([ident], np.float64), "x": np.full(3, ident, np.float32)}
+
+    def reset(self):
+        self.episode += 1
+        self.t = 0
+        return dm_env.restart(self._obs())
+
+    def step(self, action):
+        self.t += 1
+        reward = 0.5 * self.t + self.episode
+        discount = 0.9
+        if self.t >= LENGTHS[self.episode % len(LENGTHS)]:
+            if TERMINATE[self.episode % len(TERMINATE)]:
+                return dm_env.termination(reward, self._obs())
+            return dm_env.truncation(reward, self._obs(), discount)
+        return dm_env.transition(reward, self._obs(), discount)
+
+    def observation_spec(self):
+        return {"id": specs.Array((1,), np.float64), "x": specs.Array((3,), np.float32)}
+
+    def action_spec(self):
+        return specs.Array((2,), np.int32)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "steps"
+    env = StepEnv()
+    with Recorder(env, path, max_episodes_per_shard=3, step_fn=_step_fn,
+                  episode_fn=lambda ts, a, e: {"operator": "alice" if e.episode % 2 else "bob"}
+                  ) as recorder:
+        for _ in range(len(LENGTHS)):
+            timestep = recorder.reset()
+            while not timestep.last():
+                timestep = recorder.step(np.array([env.t, env.episode], np.int32))
+    return str(path)
+
+
+def _step_fn(timestep, action, env):
+    return None if action is None else {"tag": np.int64(env.t)}
+
+
+def _plain_episodes(path):
+    builder = tfds.builder_from_directory(path)
+    return [
+        {k: v for k, v in _batch_steps(e["steps"]).items()}
+        for e in builder.as_dataset(split="train", shuffle_files=False)
+    ]
+
+
+def _batch_steps(steps):
+    return next(iter(steps.batch(100000)))
+
+
+def _reference_transitions(path, n_step=1, gamma=1.0):
+    rows = []
+    for steps in _plain_episodes(path):
+        t = episode_transitions(steps, n_step=n_step, gamma=gamma)
+        for i in range(len(t["reward"])):
+            rows.append((float(t["observation"]["id"][i][0]),
+                         float(t["next_observation"]["id"][i][0]),
+                         float(t["reward"][i]), float(t["discount"][i])))
+    return sorted(rows)
+
+
+def _loader_rows(batches):
+    rows = []
+    for b in batches:
+        for i in range(len(b["reward"])):
+            rows.append((float(b["observation"]["id"][i][0]),
+                         float(b["next_observation"]["id"][i][0]),
+                         float(b["reward"][i]), float(b["discount"][i])))
+    return rows
+
+
+# ---- load() ------------------------------------------------------------------------------
+
+
+def test_load_matches_plain_tfds_and_selects(dataset, monkeypatch, tmp_path):
+    episodes = list(data.load(dataset))
+    assert len(episodes) == len(LENGTHS)
+    first_ids = [int(next(iter(e["steps"]))["observation"]["id"][0]) for e in episodes]
+    assert first_ids == [1000 * i for i in range(len(LENGTHS))]
+    sliced = [int(next(iter(e["steps"]))["observation"]["id"][0])
+              for e in data.load(dataset, split="train[2:4]")]
+    assert sliced == [2000, 3000]
+    picked = [int(next(iter(e["steps"]))["observation"]["id"][0])
+              for e in data.load(dataset, episodes=[6, 1, 2])]
+    assert picked == [1000, 2000, 6000]
+    alice = [e["operator"].numpy() for e in data.load(
+        dataset, where=lambda row: row["metadata"]["operator"] == "alice")]
+    assert alice == [b"alice"] * 4
+    long = list(data.load(dataset, min_length=7))  # num_steps >= 7
+    assert len(long) == sum(n + 1 >= 7 for n in LENGTHS)
+    # a bare name resolves through $RLDS_HUB_DATA_DIR
+    monkeypatch.setenv(data.loading.DATA_DIR_ENV, str(tmp_path))
+    (tmp_path / "mine").symlink_to(dataset)
+    assert data.resolve("mine").endswith("mine")
+    assert len(list(data.load("mine", episodes=range(2)))) == 2
+
+
+def test_load_errors(dataset, tmp_path):
+    with pytest.raises(DatasetError, match="no dataset 'nope'"):
+        data.load("nope")
+    with pytest.raises(DatasetError, match="has no split 'test'"):
+        data.load(dataset, split="test")
+    with pytest.raises(DatasetError, match="out of range"):
+        data.load(dataset, episodes=[99])
+    with pytest.raises(DatasetError, match="not an RLDS dataset"):
+        data.load(str(tmp_path))
+
+
+# ---- transitions() -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n_step", "gamma"), [(1, 1.0), (3, 0.9)])
+def test_transitions_match_the_per_episode_kernel(dataset, n_step, gamma):
+    loader = data.transitions(dataset, n_step=n_step, gamma=gamma, batch_size=7, seed=3,
+                              episodes_per_chunk=2, shuffle_buffer=4)
+    rows = sorted(_loader_rows(loader))
+    expected = _reference_transitions(dataset, n_step, gamma)
+    assert len(rows) == sum(LENGTHS)  # each transition exactly once
+    assert [r[:2] for r in rows] == [r[:2] for r in expected]  # ids: exact
+    np.testing.assert_allclose([r[2:] for r in rows], [r[2:] for r in expected], rtol=1e-12)
+    # no transition from a last step or across episodes
+    assert all(nxt // 1000 == obs // 1000 and nxt > obs for obs, nxt, _, _ in rows)
+
+
+def test_transition_batches_shapes_dtypes_and_extra_keys(dataset):
+    batch = next(iter(data.transitions(dataset, batch_size=4, extra_keys=["tag", "is_first"])))
+    assert set(batch) == {"observation", "action", "reward", "discount", "next_observation",
+                          "tag", "is_first"}
+    assert batch["observation"]["x"].shape == (4, 3)
+    assert batch["observation"]["x"].dtype == np.float32
+    assert batch["action"].dtype == np.int32 and batch["reward"].dtype == np.float64
+    ids = batch["observation"]["id"][:, 0]
+    assert np.array_equal(batch["tag"], ids % 1000 + 1)  # step metadata of the action's step
+
+
+def test_shuffling_is_deterministic_and_covers_every_item(dataset):
+    def run(seed, **kw):
+        return [tuple(b["observation"]["id"][:, 0])
+                for b in data.transitions(dataset, batch_size=5, seed=seed,
+                                          episodes_per_chunk=2, **kw)]
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+    ordered = [i for b in run(0, shuffle=False) for i in b]
+    assert ordered == sorted(ordered)
+    two = data.transitions(dataset, batch_size=5, num_epochs=2, drop_remainder=True)
+    sizes = [len(b["reward"]) for b in two]
+    assert set(sizes) == {5} and sum(sizes) == 2 * sum(LENGTHS) // 5 * 5
+
+
+def test_selection_reads_only_the_selected_episodes(dataset):
+    rows = _loader_rows(data.transitions(dataset, episodes=[0, 2, 7], batch_size=64))
+    assert {obs // 1000 for obs, *_ in rows} == {0, 2, 7}
+    assert len(rows) == LENGTHS[0] + LENGTHS[2] + LENGTHS[7]
+
+
+def test_loader_errors(dataset):
+    with pytest.raises(ValueError, match="n_step"):
+        data.transitions(dataset, n_step=0)
+    with pytest.raises(ValueError, match="gamma"):
+        data.transitions(dataset, gamma=1.5)
+    with pytest.raises(ValueError, match=r"no field\(s\) \['nope'\]"):
+        data.transitions(dataset, extra_keys=["nope"])
+    with pytest.raises(ValueError, match="size"):
+        data.windows(dataset, size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        data.transitions(dataset, batch_size=0)
+
+
+# ---- windows() ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_windows_match_the_per_episode_kernel(dataset, pad):
+    loader = data.windows(dataset, size=4, shift=2, pad=pad, batch_size=3, seed=0,
+                          episodes_per_chunk=3, keys=["observation", "is_last"])
+    got = sorted(tuple(map(float, w)) for b in loader for w in b["observation"]["id"][..., 0])
+    expected = []
+    for steps in _plain_episodes(dataset):
+        w = episode_windows(steps, size=4, shift=2, pad=pad)
+        expected += [tuple(map(float, row)) for row in w["observation"]["id"][..., 0].numpy()]
+    assert got == sorted(expected)
+    batch = next(iter(loader))
+    assert batch["mask"].dtype == bool and batch["observation"]["x"].shape[1:] == (4, 3)
+
+
+# ---- other outputs -----------------------------------------------------------------------
+
+
+def test_tf_dataset_and_jax_iterator(dataset):
+    loader = data.transitions(dataset, batch_size=8, seed=0)
+    numpy_batches = list(loader)
+    tf_batches = list(loader.as_tf_dataset().as_numpy_iterator())
+    assert len(tf_batches) == len(numpy_batches)
+    assert np.array_equal(tf_batches[0]["reward"], numpy_batches[0]["reward"])
+    jax_batches = list(loader.as_jax_iterator(prefetch=2))
+    assert isinstance(jax_batches[0]["reward"], jax.Array)
+    assert np.array_equal(np.asarray(jax_batches[-1]["reward"]), numpy_batches[-1]["reward"])
+
+
+def test_in_memory_sampler(dataset):
+    sampler = data.InMemorySampler.from_dataset(dataset, n_step=2, gamma=0.5)
+    assert sampler.size == sum(LENGTHS)
+    batch = sampler.sample(jax.random.PRNGKey(0), 32)
+    assert batch["observation"]["x"].shape == (32, 3)
+    known = {row[0] for row in _reference_transitions(dataset, 2, 0.5)}
+    assert {float(i) for i in np.asarray(batch["observation"]["id"][:, 0])} <= known
+    many = sampler.sample_many(jax.random.PRNGKey(1), 5, 16)
+    assert many["reward"].shape == (5, 16)
+    with pytest.raises(ValueError, match="strings"):
+        data.InMemorySampler.from_arrays({"s": np.array(["a", "b"])})
+
+
+# ---- the segmented kernel equals the per-episode one -------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 8), min_size=1, max_size=5),
+    n_step=st.integers(1, 4),
+    gamma=st.floats(0, 1),
+    seed=st.integers(0, 1000),
+)
+def test_transition_indices_over_concatenated_episodes(lengths, n_step, gamma, seed):
+    rng = np.random.default_rng(seed)
+    total = sum(lengths)
+    rewards = rng.standard_normal(total)
+    discounts = rng.uniform(0, 1, total)
+    terminal = np.zeros(total, bool)
+    ends = np.cumsum(lengths)
+    terminal[ends - 1] = rng.integers(0, 2, len(lengths)).astype(bool)
+    found = transition_indices(tf.constant(lengths), rewards, discounts, terminal, n_step, gamma)
+    start = 0
+    offset = 0
+    for length in lengths:
+        part = transition_indices(tf.constant([length]), rewards[start:start + length],
+                                  discounts[start:start + length],
+                                  terminal[start:start + length], n_step, gamma)
+        count = len(part["source"])
+        for key in ("source", "next"):
+            np.testing.assert_array_equal(found[key][offset:offset + count], part[key] + start)
+        for key in ("reward", "discount"):
+            np.testing.assert_allclose(found[key][offset:offset + count], part[key], rtol=1e-12)
+        start += length
+        offset += count
+    assert offset == len(found["source"])
