@@ -30,6 +30,12 @@ _DECODE_RAW_TYPES = (
 )
 
 
+def string_tensor(records: Any) -> tf.Tensor:
+    """A 1-D string tensor of serialized records (bytes or memoryviews)."""
+    return tf.constant([bytes(r) if isinstance(r, memoryview) else r for r in records],
+                       dtype=tf.string)
+
+
 class DecodeError(ValueError):
     """An episode that does not match the dataset's features, or a feature we cannot decode."""
 
@@ -141,7 +147,7 @@ class EpisodeDecoder:
 
     def decode_numpy(self, serialized: list[bytes]) -> list[dict[str, Any]]:
         """Decodes episodes eagerly into nested numpy dicts (``steps`` as dicts of arrays)."""
-        batch = {k: v.numpy() for k, v in self.decode(tf.constant(serialized)).items()}
+        batch = {k: v.numpy() for k, v in self.decode(string_tensor(serialized)).items()}
         return split_episodes(batch, self.leaves)
 
     def expected_values(self, leaf: Leaf) -> int:

@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from rlds_hub import spec as rlds
 from rlds_hub.dataset import RLDSDataset, open_dataset
-from rlds_hub.decode import compile_leaves
+from rlds_hub.decode import compile_leaves, string_tensor
 
 
 def summarize(path: str | os.PathLike, *, count_steps: bool = True) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _count_steps(dataset: RLDSDataset, split: str) -> np.ndarray:
 
     def flush() -> None:
         if batch:
-            parsed = tf.io.parse_example(tf.constant(batch), spec)[leaf.key]
+            parsed = tf.io.parse_example(string_tensor(batch), spec)[leaf.key]
             lengths.extend((parsed.row_lengths().numpy() // per_step).tolist())
             batch.clear()
 

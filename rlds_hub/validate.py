@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from rlds_hub import spec as rlds
 from rlds_hub.dataset import RLDSDataset, open_dataset
-from rlds_hub.decode import NUM_STEPS, EpisodeDecoder, split_episodes
+from rlds_hub.decode import NUM_STEPS, EpisodeDecoder, split_episodes, string_tensor
 from rlds_hub.storage import shards
 
 _BATCH = 32
@@ -146,7 +145,7 @@ def _decode(decoder: EpisodeDecoder, records: list[bytes]) -> list[Any]:
 
 
 def _decode_batch(decoder: EpisodeDecoder, records: list[bytes]) -> list[dict[str, Any]]:
-    batch = decoder.decode(tf.constant(records), with_lengths=True)
+    batch = decoder.decode(string_tensor(records), with_lengths=True)
     batch = {k: v.numpy() for k, v in batch.items()}
     if len(records) > 1:
         # Episodes are split by their is_first counts: if any field disagrees in any

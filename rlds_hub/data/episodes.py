@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from rlds_hub import spec as rlds
 from rlds_hub.dataset import RLDSDataset, open_dataset
-from rlds_hub.decode import NUM_STEPS, EpisodeDecoder, Leaf, compile_leaves
+from rlds_hub.decode import NUM_STEPS, EpisodeDecoder, Leaf, compile_leaves, string_tensor
 from rlds_hub.storage.layout import DatasetError
 
 PathOrDataset = str | os.PathLike | RLDSDataset
@@ -156,7 +155,7 @@ def iter_decoded_batches(
     size = 0
 
     def flush() -> DecodedBatch:
-        decoded = decoder.decode(tf.constant(batch_records))
+        decoded = decoder.decode(string_tensor(batch_records))
         arrays = {key: value.numpy() for key, value in decoded.items()}
         num_steps = arrays.pop(NUM_STEPS).astype(np.int64)
         return DecodedBatch(np.asarray(batch_indices, dtype=np.int64), num_steps, arrays)

@@ -38,21 +38,33 @@ def _framed(record: Pieces | bytes) -> list[bytes | memoryview]:
     return [length, struct.pack("<I", masked_crc(length)), *parts, struct.pack("<I", _mask(crc))]
 
 
-def iter_tfrecord(path: Path) -> Iterator[tuple[int, bytes]]:
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A whole file: local paths directly, others (gs://, s3://, ...) through tf.io.gfile."""
+    text = os.fspath(path)
+    if "://" in text:
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(text, "rb") as f:
+            return f.read()
+    with open(text, "rb") as f:
+        return f.read()
+
+
+def iter_tfrecord(path: str | os.PathLike) -> Iterator[tuple[int, memoryview]]:
     """Yields ``(offset, record)`` from a TFRecord file, checking both CRCs of every record.
+
+    Records are views of the file's bytes (no copy per record).
 
     Raises:
       ValueError: naming the file and byte offset of a truncated or corrupt record.
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    data = memoryview(read_bytes(path))
     offset = 0
     while offset < len(data):
         header = data[offset : offset + 12]
         if len(header) < 12:
             raise ValueError(f"{path}: truncated record header at byte {offset}")
-        (length,) = struct.unpack("<Q", header[:8])
-        (length_crc,) = struct.unpack("<I", header[8:])
+        length, length_crc = struct.unpack("<QI", header)
         if masked_crc(header[:8]) != length_crc:
             raise ValueError(f"{path}: corrupt record length at byte {offset} (CRC mismatch)")
         end = offset + 12 + length
@@ -153,7 +165,7 @@ def read_array_record_file(path: Path) -> list[bytes]:
         reader.close()
 
 
-def read_records(path: Path, file_format: str) -> list[bytes]:
+def read_records(path: str | os.PathLike, file_format: str) -> list[bytes | memoryview]:
     """All records of a shard file in either format (CRC-checked for TFRecord)."""
     if file_format == "array_record":
         return read_array_record_file(path)

@@ -1,0 +1,111 @@
+"""NumPy twins of :func:`rlds_hub.transforms.transition_indices` and ``window_indices``.
+
+The loaders work on NumPy arrays (see :mod:`rlds_hub.npdecode`), so they compute which
+steps make each transition or window with these; the TensorFlow versions serve ``tf.data``
+pipelines. Both follow the same definitions (Acme's n-step semantics, windows laid out as
+``episode_windows``), and ``tests/test_data_loading.py`` checks they agree on random
+episodes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlds_hub.transforms._checks import check_gamma, check_positive
+
+
+def transition_indices(
+    lengths: np.ndarray,
+    rewards: np.ndarray,
+    discounts: np.ndarray,
+    is_terminal: np.ndarray,
+    n_step: int = 1,
+    gamma: float = 1.0,
+    order: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """(n-step) transitions of episodes whose steps are concatenated, as indices.
+
+    ``lengths`` are the episodes' step counts. Returns ``source`` (every step but each
+    episode's last), ``next`` (o_{i+m}), ``reward`` and ``discount``; ``order``, a
+    permutation of the transitions, reorders them (e.g. to shuffle).
+    """
+    check_positive("n_step", n_step)
+    check_gamma(gamma)
+    lengths = np.asarray(lengths, np.int64)
+    reward = np.asarray(rewards)
+    dtype = reward.dtype if reward.dtype.kind == "f" else np.dtype(np.float32)
+    reward = reward.astype(dtype, copy=False)
+    discount = np.asarray(discounts).astype(dtype, copy=False)
+    rank = max(reward.ndim, discount.ndim)
+    reward = reward.reshape(reward.shape + (1,) * (rank - reward.ndim))
+    discount = discount.reshape(discount.shape + (1,) * (rank - discount.ndim))
+    is_terminal = np.asarray(is_terminal, bool)
+    ends = np.cumsum(lengths)
+    last = max(len(reward) - 1, 0)
+    is_source = np.ones(len(reward), bool)
+    is_source[ends[lengths > 0] - 1] = False
+    source = np.flatnonzero(is_source)
+    if order is not None:
+        source = source[order]
+    if n_step == 1:
+        window = np.ones_like(source)
+    else:
+        episode_last = (ends - 1)[np.searchsorted(ends, source, side="right")]
+        window = np.minimum(episode_last - source, n_step)
+
+    def per_step(x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape + (1,) * (rank - 1))
+
+    total_reward = reward[source]
+    total_discount = discount[source]
+    weight = total_discount
+    reaches_terminal = is_terminal[np.minimum(source + 1, last)]
+    for k in range(1, n_step):
+        in_window = k < window
+        at = np.minimum(source + k, last)
+        next_reward, next_discount = reward[at], discount[at]
+        total_reward = total_reward + np.where(
+            per_step(in_window), (gamma**k) * weight * next_reward, 0
+        ).astype(dtype)
+        weight = weight * next_discount
+        total_discount = np.where(
+            per_step(in_window), total_discount * gamma * next_discount, total_discount
+        ).astype(dtype)
+        reaches_terminal |= in_window & is_terminal[np.minimum(source + k + 1, last)]
+    total_discount = np.where(per_step(reaches_terminal), 0, total_discount).astype(dtype)
+    if rank == 1:
+        total_reward, total_discount = total_reward.reshape(-1), total_discount.reshape(-1)
+    return {"source": source, "next": source + window, "reward": total_reward,
+            "discount": total_discount}
+
+
+def window_counts(lengths: np.ndarray, size: int, shift: int, pad: bool) -> np.ndarray:
+    """How many windows each episode gives."""
+    lengths = np.asarray(lengths, np.int64)
+    if pad:
+        return np.minimum(-(-lengths // shift), 1 + -(-np.maximum(lengths - size, 0) // shift))
+    return np.maximum((lengths - size) // shift + 1, 0)
+
+
+def window_indices(
+    lengths: np.ndarray, size: int, shift: int = 1, pad: bool = True,
+    order: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Windows of episodes whose steps are concatenated: ``index`` [W, size] (padding repeats
+    the episode's last step) and ``mask`` [W, size]; ``order`` permutes the windows."""
+    check_positive("size", size)
+    check_positive("shift", shift)
+    lengths = np.asarray(lengths, np.int64)
+    counts = window_counts(lengths, size, shift, pad)
+    window = np.arange(counts.sum())
+    if order is not None:
+        window = window[order]
+    firsts = np.cumsum(counts) - counts
+    segment = np.searchsorted(np.cumsum(counts), window, side="right")
+    positions = (window - firsts[segment])[:, None] * shift + np.arange(size)[None, :]
+    length = lengths[segment][:, None]
+    start = (np.cumsum(lengths) - lengths)[segment][:, None]
+    return {
+        "index": start + np.minimum(positions, np.maximum(length - 1, 0)),
+        "mask": positions < length,
+    }
