@@ -55,6 +55,9 @@ def fields_from_leaves(leaves: Sequence[Any]) -> list[Field]:
 
 
 def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    byte = buf[pos]
+    if byte < 0x80:
+        return byte, pos + 1
     result = 0
     shift = 0
     while True:
@@ -100,26 +103,56 @@ def _fields(buf: memoryview):
 
 
 def parse_features(record: memoryview) -> dict[str, tuple[int, memoryview]]:
-    """The features of one serialized Example: key -> (list kind, list message)."""
+    """The features of one serialized Example: key -> (list kind, list message).
+
+    A hand-unrolled walk of Example > Features > map entries > Feature (the generic
+    :func:`_fields` is used for the rare unusual layouts), since this runs per episode.
+    """
+    buf = record
+    end = len(buf)
     features: dict[str, tuple[int, memoryview]] = {}
-    for number, wire_type, body in _fields(record):
-        if number != 1 or wire_type != 2:
+    pos = 0
+    while pos < end:
+        tag, pos = _varint(buf, pos)
+        if tag != 0x0A:  # not Example.features
+            pos = _skip(buf, pos, tag & 7)
             continue
-        for entry_number, entry_type, entry in _fields(body):
-            if entry_number != 1 or entry_type != 2:
+        length, pos = _varint(buf, pos)
+        features_end = pos + length
+        while pos < features_end:
+            tag = buf[pos]  # field tags here are one byte
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = _varint(buf, pos - 1)
+            length, pos = _varint(buf, pos) if tag & 7 == 2 else (0, _skip(buf, pos, tag & 7))
+            entry_end = pos + length
+            if tag != 0x0A:  # not a map entry
+                pos = entry_end
                 continue
-            key, value = None, None
-            for field, _, content in _fields(entry):
-                if field == 1:
-                    key = bytes(content).decode()
-                elif field == 2:
-                    value = content
+            key = None
+            kind, inner = _BYTES_LIST, memoryview(b"")
+            while pos < entry_end:
+                tag = buf[pos]
+                pos += 1
+                if tag >= 0x80:
+                    tag, pos = _varint(buf, pos - 1)
+                if tag & 7 != 2:
+                    pos = _skip(buf, pos, tag & 7)
+                    continue
+                length, pos = _varint(buf, pos)
+                if tag == 0x0A:
+                    key = bytes(buf[pos : pos + length]).decode()
+                elif tag == 0x12:
+                    for kind_number, _, content in _fields(buf[pos : pos + length]):
+                        kind, inner = kind_number, content
+                pos += length
+            if pos != entry_end or entry_end > features_end:
+                raise ParseError("a feature map entry runs past its end (truncated record)")
             if key is None:
                 raise ParseError("a feature map entry has no key")
-            kind, inner = _BYTES_LIST, memoryview(b"")
-            for kind_number, _, content in _fields(value if value is not None else b""):
-                kind, inner = kind_number, content
             features[key] = (kind, inner)
+        if pos != features_end or features_end > end:
+            raise ParseError("the features run past the end of the record (truncated record)")
     return features
 
 
@@ -183,8 +216,9 @@ def fixed_bytes_values(message: memoryview, width: int) -> np.ndarray | None:
     if count == 0:
         return np.empty((0, width), np.uint8)
     rows = np.frombuffer(message, np.uint8).reshape(count, stride)
-    if not (rows[:, : len(header)] == np.frombuffer(header, np.uint8)).all():
-        return None
+    for column, expected in enumerate(header):  # every entry's header: tag, then its length
+        if not (rows[:, column] == expected).all():
+            return None
     return rows[:, len(header) :]
 
 

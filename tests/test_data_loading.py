@@ -276,3 +276,34 @@ def test_transition_indices_over_concatenated_episodes(lengths, n_step, gamma, s
         start += length
         offset += count
     assert offset == len(found["source"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 8), min_size=1, max_size=5),
+    n_step=st.integers(1, 4),
+    gamma=st.floats(0, 1),
+    size=st.integers(1, 5),
+    shift=st.integers(1, 3),
+    pad=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_numpy_and_tensorflow_index_kernels_agree(lengths, n_step, gamma, size, shift, pad,
+                                                  seed):
+    from rlds_hub.data import indices
+    from rlds_hub.transforms import window_indices
+
+    rng = np.random.default_rng(seed)
+    total = sum(lengths)
+    rewards, discounts = rng.standard_normal(total), rng.uniform(0, 1, total)
+    terminal = rng.integers(0, 2, total).astype(bool)
+    ours = indices.transition_indices(lengths, rewards, discounts, terminal, n_step, gamma)
+    theirs = transition_indices(tf.constant(lengths), rewards, discounts, terminal, n_step, gamma)
+    for key in ("source", "next"):
+        np.testing.assert_array_equal(ours[key], theirs[key].numpy())
+    for key in ("reward", "discount"):
+        np.testing.assert_allclose(ours[key], theirs[key].numpy(), rtol=1e-12, atol=1e-300)
+    ours = indices.window_indices(lengths, size, shift, pad)
+    theirs = window_indices(tf.constant(lengths), size, shift, pad)
+    for key in ("index", "mask"):
+        np.testing.assert_array_equal(ours[key], theirs[key].numpy())
