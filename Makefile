@@ -24,7 +24,8 @@ demo: $(VENV)/.stamp-demo
 	$(VENV)/bin/rlds-hub record --env dm_control/point_mass-easy --policy expert \
 	    --episodes 20 --seed 0 --out $(DEMO_DIR)/point_mass_expert
 	$(VENV)/bin/rlds-hub validate $(DEMO_DIR)/point_mass_expert
-	$(VENV)/bin/rlds-hub info $(DEMO_DIR)/point_mass_expert
+	$(VENV)/bin/rlds-hub info $(DEMO_DIR)/point_mass_expert --plot $(DEMO_DIR)/point_mass_expert.png
+	$(VENV)/bin/rlds-hub stats $(DEMO_DIR)/point_mass_expert
 
 test: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check .

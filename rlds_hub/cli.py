@@ -111,9 +111,24 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _stats(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rlds_hub.data import format_statistics, statistics
+    from rlds_hub.dataset import open_dataset
+
+    dataset = open_dataset(args.path)
+    total = dataset.split(args.split).num_episodes
+    with tqdm(total=total, unit="episode", disable=args.quiet or args.json) as bar:
+        result = statistics(dataset, args.split, keys=args.key or None,
+                            progress=lambda done: bar.update(done - bar.n))
+    print(json.dumps(result, indent=2) if args.json else format_statistics(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rlds-hub", description="Record, inspect and validate RLDS datasets."
+        prog="rlds-hub", description="Record, inspect, check and summarise RLDS datasets."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -139,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.add_argument("--plot", default=None, help="write a PNG of returns and lengths")
     info.set_defaults(run=_info)
+
+    stats = commands.add_parser("stats", help="per-feature statistics, returns and lengths")
+    stats.add_argument("path")
+    stats.add_argument("--split", default="train")
+    stats.add_argument("--key", action="append", help="only this feature (repeatable)")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.add_argument("--quiet", action="store_true", help="no progress bar")
+    stats.set_defaults(run=_stats)
 
     check = commands.add_parser("validate", help="check the RLDS contract on every episode")
     check.add_argument("path")

@@ -13,7 +13,6 @@ import functools
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
@@ -83,11 +82,13 @@ class RLDSDataset:
     @functools.cached_property
     def episode_index(self) -> list[dict[str, Any]] | None:
         """Rows of ``episodes.jsonl`` for the published episodes, or None if absent."""
-        path = Path(self.path) / layout.EPISODE_INDEX
-        if not tf.io.gfile.exists(os.fspath(path)):
+        from rlds_hub.storage.shards import read_bytes
+
+        path = os.path.join(self.path, layout.EPISODE_INDEX)
+        if not tf.io.gfile.exists(path):
             return None
         counts = {name: s.num_episodes for name, s in self.splits.items()}
-        return read_episode_index(path, counts)
+        return read_episode_index(read_bytes(path), counts)
 
     def episode_rows(self, split: str) -> list[dict[str, Any]] | None:
         """Index rows of ``split`` in episode order; None unless every episode has a row."""
@@ -102,7 +103,7 @@ class RLDSDataset:
         from rlds_hub.storage import shards
 
         for shard_path, _ in self.split(split).nonempty_shards:
-            for i, record in enumerate(shards.read_records(Path(shard_path), self.file_format)):
+            for i, record in enumerate(shards.read_records(shard_path, self.file_format)):
                 yield shard_path, i, record
 
 

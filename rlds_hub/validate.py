@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from rlds_hub import spec as rlds
 from rlds_hub.dataset import RLDSDataset, open_dataset
@@ -84,10 +84,10 @@ def _validate_split(dataset: RLDSDataset, split: str, decoder, report: Report, p
         first, episode = episode, episode + expected  # numbered as dataset_info.json says
         if expected == 0:
             continue
-        if not os.path.exists(shard_path):
+        if not tf.io.gfile.exists(shard_path):
             report.problems.append(Problem("error", f"{split}/{shard}", "shard file is missing"))
             continue
-        records, failure = _read_shard(Path(shard_path), dataset.file_format)
+        records, failure = _read_shard(shard_path, dataset.file_format)
         if failure is not None:
             report.problems.append(Problem("error", f"{split}/{shard}", failure))
         if len(records) != expected:
@@ -116,7 +116,7 @@ def _validate_split(dataset: RLDSDataset, split: str, decoder, report: Report, p
         ))
 
 
-def _read_shard(path: Path, file_format: str) -> tuple[list[bytes], str | None]:
+def _read_shard(path: str, file_format: str) -> tuple[list[bytes], str | None]:
     """The records readable from a shard, and what went wrong reading the rest (if anything)."""
     records: list[bytes] = []
     try:

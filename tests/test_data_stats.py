@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -454,7 +455,8 @@ def test_only_the_shards_of_the_chosen_episodes_are_read(recorded, data, monkeyp
     read = []
     original = shards.read_records
     monkeypatch.setattr(
-        shards, "read_records", lambda path, fmt: read.append(path.name) or original(path, fmt)
+        shards, "read_records",
+        lambda path, fmt: read.append(os.path.basename(path)) or original(path, fmt)
     )
     stats = statistics(recorded["computed"], episodes=[7, 8], keys=["reward"])
     assert read == ["finite-train.tfrecord-00002"]  # 3 episodes per shard

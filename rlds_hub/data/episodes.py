@@ -23,7 +23,6 @@ import functools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -170,7 +169,7 @@ def iter_decoded_batches(
                 continue
         else:
             selected = range(length)
-        records = shards.read_records(Path(shard_path), dataset.file_format)
+        records = shards.read_records(shard_path, dataset.file_format)
         if len(records) != length:
             raise DatasetError(
                 f"{shard_path} holds {len(records)} episodes but dataset_info.json says "

@@ -31,11 +31,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def read_episode_index(path: Path, counts: Mapping[str, int]) -> list[dict[str, Any]]:
-    """Rows of the published episodes: the first ``counts[split]`` rows of each split."""
-    if not path.exists():
-        return []
-    return _keep_published(_parse_lines(path.read_bytes())[0], counts)
+def read_episode_index(data: bytes, counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Rows of the published episodes in ``episodes.jsonl``'s content: the first
+    ``counts[split]`` rows of each split."""
+    return _keep_published(_parse_lines(data)[0], counts)
 
 
 def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
