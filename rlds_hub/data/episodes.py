@@ -22,19 +22,19 @@ import dataclasses
 import functools
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from rlds_hub import spec as rlds
-from rlds_hub.dataset import RLDSDataset, open_dataset
+from rlds_hub.data.loading import EpisodeSpec, as_dataset, episode_indices
+from rlds_hub.dataset import RLDSDataset
 from rlds_hub.decode import NUM_STEPS, EpisodeDecoder, Leaf, compile_leaves, string_tensor
 from rlds_hub.storage.layout import DatasetError
 
 PathOrDataset = str | os.PathLike | RLDSDataset
-EpisodeSpec = slice | range | Sequence[int] | np.ndarray | None
 
 # A batch of episodes is decoded at once when it reaches either bound.
 DEFAULT_BATCH_EPISODES = 256
@@ -42,45 +42,6 @@ DEFAULT_BATCH_BYTES = 64 * 2**20
 
 _STEPS_PREFIX = f"{rlds.STEPS}/"
 _OXE_PREFIX = f"{rlds.EPISODE_METADATA}/"
-
-
-def as_dataset(path_or_dataset: PathOrDataset) -> RLDSDataset:
-    """``path_or_dataset`` itself if already opened, else the dataset opened at that path
-    (or found by name, as :func:`rlds_hub.data.load` does).
-
-    Raises:
-      DatasetError: not a dataset directory.
-    """
-    if isinstance(path_or_dataset, RLDSDataset):
-        return path_or_dataset
-    from rlds_hub.data.loading import resolve
-
-    return open_dataset(resolve(path_or_dataset))
-
-
-def episode_indices(episodes: EpisodeSpec, num_episodes: int) -> np.ndarray | None:
-    """Sorted, distinct episode indices for a range / slice / sequence; None for all.
-
-    Raises:
-      DatasetError: an index outside ``[0, num_episodes)``.
-    """
-    if episodes is None:
-        return None
-    if isinstance(episodes, slice):
-        return np.arange(num_episodes, dtype=np.int64)[episodes]
-    if isinstance(episodes, int | np.integer):
-        episodes = [episodes]
-    values = np.asarray(list(episodes) if not isinstance(episodes, np.ndarray) else episodes)
-    if values.size and values.dtype.kind not in "iu":
-        raise TypeError(f"episode indices must be integers, got {values.dtype} values")
-    indices = np.unique(values.astype(np.int64).ravel())
-    bad = indices[(indices < 0) | (indices >= num_episodes)]
-    if bad.size:
-        raise DatasetError(
-            f"episode indices {bad[:5].tolist()} are out of range "
-            f"(the split has {num_episodes} episodes)"
-        )
-    return indices
 
 
 # ---- reading and decoding batches of episodes ----------------------------------------------

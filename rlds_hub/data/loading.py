@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -21,7 +22,7 @@ from rlds_hub.storage.layout import DatasetError
 DATA_DIR_ENV = "RLDS_HUB_DATA_DIR"
 DEFAULT_DATA_DIR = "~/rlds_hub_data"
 
-EpisodeSpec = slice | range | Sequence[int] | None
+EpisodeSpec = slice | range | Sequence[int] | np.ndarray | None
 Where = Callable[[dict[str, Any]], bool] | None
 
 
@@ -67,8 +68,39 @@ def _version_key(version: str) -> tuple:
     return tuple(int(p) if p.isdigit() else -1 for p in parts)
 
 
-def _open(source: str | os.PathLike | RLDSDataset) -> RLDSDataset:
+def as_dataset(source: str | os.PathLike | RLDSDataset) -> RLDSDataset:
+    """``source`` itself if already opened, else the dataset at that path or name.
+
+    Raises:
+      DatasetError: not a dataset directory.
+    """
     return source if isinstance(source, RLDSDataset) else open_dataset(resolve(source))
+
+
+def episode_indices(episodes: EpisodeSpec, num_episodes: int) -> np.ndarray | None:
+    """Sorted, distinct episode indices for a range / slice / sequence; None for all.
+
+    Raises:
+      DatasetError: an index outside ``[0, num_episodes)``.
+      TypeError: indices that are not integers.
+    """
+    if episodes is None:
+        return None
+    if isinstance(episodes, slice):
+        return np.arange(num_episodes, dtype=np.int64)[episodes]
+    if isinstance(episodes, int | np.integer):
+        episodes = [episodes]
+    values = np.asarray(list(episodes) if not isinstance(episodes, np.ndarray) else episodes)
+    if values.size and values.dtype.kind not in "iu":
+        raise TypeError(f"episode indices must be integers, got {values.dtype} values")
+    indices = np.unique(values.astype(np.int64).ravel())
+    bad = indices[(indices < 0) | (indices >= num_episodes)]
+    if bad.size:
+        raise DatasetError(
+            f"episode indices {bad[:5].tolist()} are out of range "
+            f"(the split has {num_episodes} episodes)"
+        )
+    return indices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,14 +187,15 @@ def select(
     predicate on each episode's row of :func:`rlds_hub.data.episode_table` (``where``), and
     the filters of :func:`rlds_hub.data.select_episodes` (``min_length``, ``max_return``,
     ...). Without any of them, every episode."""
-    dataset = _open(source)
+    dataset = as_dataset(source)
     if "[" in split:
         raise DatasetError(
             f"split slices like {split!r} are for load(); select with episodes=slice(...)"
         )
     total = dataset.split(split).num_episodes
     if where is None and not filters:
-        indices = None if episodes is None else tuple(_indices(episodes, total))
+        found = episode_indices(episodes, total)
+        indices = None if found is None else tuple(int(i) for i in found)
     else:
         from rlds_hub.data.episodes import select_episodes
 
@@ -170,16 +203,6 @@ def select(
             select_episodes(dataset, split, where=where, episodes=episodes, **filters)
         )
     return Selection(dataset, split, indices)
-
-
-def _indices(episodes: slice | range | Iterable[int], total: int) -> list[int]:
-    if isinstance(episodes, slice):
-        return list(range(total)[episodes])
-    indices = sorted({int(i) for i in episodes})
-    bad = [i for i in indices if not 0 <= i < total]
-    if bad:
-        raise DatasetError(f"episode indices {bad[:5]} are out of range (the split has {total})")
-    return indices
 
 
 def load(
@@ -203,7 +226,7 @@ def load(
         with split slices).
       shuffle_files, read_config, decoders: passed to TFDS ``as_dataset``.
     """
-    dataset = _open(path_or_name)
+    dataset = as_dataset(path_or_name)
     if episodes is None and where is None and not filters:
         instruction: Any = split
         names = {part.split("[")[0] for part in split.split("+")}

@@ -34,7 +34,7 @@ from rlds_hub import spec as rlds
 from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
 from rlds_hub.data.loading import EpisodeSpec, Selection, Where, select
 from rlds_hub.data.mixer import Mixer
-from rlds_hub.decode import compile_leaves
+from rlds_hub.decode import compile_leaves, unflatten
 from rlds_hub.npdecode import fields_from_leaves
 from rlds_hub.storage.layout import DatasetError
 from rlds_hub.transforms._checks import check_gamma, check_positive
@@ -99,7 +99,7 @@ class BatchLoader:
         rng = np.random.default_rng(self.seed) if self.shuffle else None
         mixer = Mixer(self.batch_size, self._open_chunks, rng)
         for batch in mixer.batches(iter(self._chunks), self.drop_remainder):
-            yield _nest(batch)
+            yield unflatten(batch)
 
     def as_tf_dataset(self) -> Any:
         """The batches as a ``tf.data.Dataset`` (prefetched)."""
@@ -142,17 +142,6 @@ def _flat_items(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, An
     for key, value in tree.items():
         path = f"{prefix}/{key}" if prefix else key
         out += _flat_items(value, path) if isinstance(value, Mapping) else [(path, value)]
-    return out
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        *parents, last = key.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
     return out
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from rlds_hub.decode import Leaf, compile_leaves
+
 _TAG_1 = 0x0A  # field 1, length-delimited: Example.features, Features.feature, list.value
 _TAG_2 = 0x12  # field 2: Feature.float_list; map entry value
 _TAG_3 = 0x1A  # field 3: Feature.int64_list
@@ -172,7 +174,7 @@ class ExampleEncoder:
     """Encodes whole episodes for one ``FeaturesDict`` into serialized ``tf.train.Example``."""
 
     def __init__(self, features: tfds.features.FeaturesDict, *, png_compress_level: int = 1):
-        self.leaves: list[LeafEncoder] = list(_compile(features, prefix="", in_steps=False))
+        self.leaves = [_encoder_leaf(leaf) for leaf in compile_leaves(features)]
         self._png_level = png_compress_level
         self._keys = {
             leaf.key: Pieces([leaf.key.encode()]).field(_TAG_1).tobytes() for leaf in self.leaves
@@ -265,33 +267,11 @@ def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
-def _compile(feature: Any, prefix: str, in_steps: bool):
-    """Yields a LeafEncoder per serialized key, in TFDS's flattening order."""
-    if isinstance(feature, tfds.features.Dataset):
-        yield from _compile(feature.feature, prefix, in_steps=True)
-        return
-    if isinstance(feature, tfds.features.FeaturesDict):
-        for key in sorted(feature.keys()):
-            yield from _compile(feature[key], f"{prefix}/{key}" if prefix else key, in_steps)
-        return
-    if isinstance(feature, tfds.features.Image):
-        shape = tuple(feature.shape)
-        yield LeafEncoder(prefix, "png", np.dtype(np.uint8), shape, in_steps)
-        return
-    if isinstance(feature, tfds.features.Tensor):
-        shape = tuple(feature.shape)
-        dtype = np.dtype(feature.np_dtype)
-        if dtype.kind in "OSU":
-            kind = "string"
-        elif feature.get_serialized_info().np_dtype == np.object_:
-            kind = "raw"
-        elif dtype.kind == "f":
-            kind = "float"
-        else:
-            kind = "int"
-        yield LeafEncoder(prefix, kind, dtype, shape, in_steps)
-        return
-    raise TypeError(
-        f"feature {prefix!r} of type {type(feature).__name__} is not supported by the fast "
-        "encoder (supported: FeaturesDict, Dataset, Tensor, Image)"
-    )
+def _encoder_leaf(leaf: Leaf) -> LeafEncoder:
+    """How to encode one of :func:`rlds_hub.decode.compile_leaves`'s leaves."""
+    if leaf.kind == "native":
+        kind = "float" if leaf.dtype.is_floating else "int"
+    else:
+        kind = {"raw": "raw", "string": "string", "image": "png"}[leaf.kind]
+    dtype = None if kind == "string" else np.dtype(leaf.dtype.as_numpy_dtype)
+    return LeafEncoder(leaf.key, kind, dtype, tuple(leaf.shape), leaf.in_steps)

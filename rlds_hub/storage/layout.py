@@ -110,7 +110,8 @@ def atomic_write(path: Path, data: bytes, *, sync: bool) -> None:
     os.replace(tmp, path)
 
 
-def fsync_directory(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (its entries) by path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

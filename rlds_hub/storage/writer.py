@@ -214,7 +214,7 @@ class DatasetWriter:
             merged = copy.deepcopy(metadata)
         layout.atomic_write(self.path / layout.METADATA, _dumps(merged), sync=self._sync)
         if self._sync:
-            layout.fsync_directory(self.path)
+            layout.fsync_path(self.path)
         self._features_json = features_json
 
     def _refuse_foreign_files(self) -> None:
@@ -379,7 +379,7 @@ class DatasetWriter:
     def _publish_info(self) -> None:
         self._files.replace(self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync)
         if self._sync:
-            layout.fsync_directory(self.path)
+            layout.fsync_path(self.path)
 
     def close(self) -> None:
         """Seals the open shard, syncs everything to disk and releases the lock."""
@@ -392,8 +392,8 @@ class DatasetWriter:
                 layout.atomic_write(self.path / layout.DATASET_INFO, _dumps(self._info), sync=True)
             for p in self.path.iterdir():
                 if p.is_file() and p.name != layout.LOCK:
-                    _fsync_path(p)
-            layout.fsync_directory(self.path)
+                    layout.fsync_path(p)
+            layout.fsync_path(self.path)
             self._index.close()
         finally:
             self._closed = True
@@ -418,14 +418,6 @@ def _new_info(name: str, file_format: str, description: str) -> dict[str, Any]:
         "fileFormat": file_format,
         "splits": [],
     }
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _dumps(data: Any) -> bytes:
