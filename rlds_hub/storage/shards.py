@@ -113,21 +113,27 @@ def _write_all(fd: int, pieces: list[bytes | memoryview]) -> None:
             views[0] = views[0][written:]
 
 
+def append_file(source: Path, fd: int) -> int:
+    """Appends the file ``source`` to the open file ``fd`` (kernel-side copy); returns the
+    bytes copied."""
+    with open(source, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        copied = 0
+        while copied < size:
+            n = os.copy_file_range(src.fileno(), fd, size - copied)
+            if n == 0:
+                raise OSError(f"short copy from {source}")
+            copied += n
+    return size
+
+
 def concatenate_files(sources: Sequence[Path], dest: Path, *, sync: bool) -> int:
     """Writes the concatenation of ``sources`` to ``dest`` (kernel-side copy); returns its size."""
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     total = 0
     try:
         for source in sources:
-            with open(source, "rb") as src:
-                size = os.fstat(src.fileno()).st_size
-                copied = 0
-                while copied < size:
-                    n = os.copy_file_range(src.fileno(), fd, size - copied)
-                    if n == 0:
-                        raise OSError(f"short copy from {source}")
-                    copied += n
-                total += size
+            total += append_file(source, fd)
         if sync:
             os.fsync(fd)
     finally:

@@ -53,15 +53,7 @@ class _HoleAccumulator:
         self._files.call(lambda: self._append(source))
 
     def _append(self, source: Path) -> None:
-        with open(source, "rb") as src:
-            size = os.fstat(src.fileno()).st_size
-            copied = 0
-            while copied < size:
-                n = os.copy_file_range(src.fileno(), self._fd, size - copied)
-                if n == 0:
-                    raise OSError(f"short copy from {source}")
-                copied += n
-        self.bytes += size
+        self.bytes += shards.append_file(source, self._fd)
         self.count += 1
 
     def finish(self, *, sync: bool) -> None:
