@@ -101,22 +101,8 @@ class EpisodeDecoder:
     so it runs inside ``tf.data`` maps.
     """
 
-    def __init__(self, features: tfds.features.FeaturesDict, fields: set[str] | None = None):
-        """``fields``: decode only these (top-level step fields like ``observation``, or
-        episode-level keys); default everything."""
+    def __init__(self, features: tfds.features.FeaturesDict):
         leaves = compile_leaves(features)
-        if fields is not None:
-            leaves = [leaf for leaf in leaves if _field_of(leaf) in fields]
-            missing = set(fields) - {_field_of(leaf) for leaf in leaves}
-            if missing:
-                available = sorted({_field_of(leaf) for leaf in compile_leaves(features)})
-                raise DecodeError(
-                    f"the dataset has no field(s) {sorted(missing)}; it has {available}"
-                )
-            leaves = leaves + [
-                leaf for leaf in compile_leaves(features)
-                if leaf.key == f"{rlds.STEPS}/{rlds.IS_FIRST}" and leaf not in leaves
-            ]
         self.leaves = leaves
         self.step_leaves = [leaf for leaf in leaves if leaf.in_steps]
         if not self.step_leaves:
@@ -153,12 +139,6 @@ class EpisodeDecoder:
     def expected_values(self, leaf: Leaf) -> int:
         """Serialized values per step (step leaves) or per episode (episode leaves)."""
         return _values_per_entry(leaf)
-
-
-def _field_of(leaf: Leaf) -> str:
-    """The top-level field a leaf belongs to: ``observation`` for steps/observation/x."""
-    parts = leaf.key.split("/")
-    return parts[1] if leaf.in_steps else parts[0]
 
 
 def _values_per_entry(leaf: Leaf) -> int:
