@@ -131,11 +131,6 @@ class EpisodeDecoder:
             out[leaf.key] = _decode_values(leaf, ragged.flat_values)
         return out
 
-    def decode_numpy(self, serialized: list[bytes]) -> list[dict[str, Any]]:
-        """Decodes episodes eagerly into nested numpy dicts (``steps`` as dicts of arrays)."""
-        batch = {k: v.numpy() for k, v in self.decode(string_tensor(serialized)).items()}
-        return split_episodes(batch, self.leaves)
-
     def expected_values(self, leaf: Leaf) -> int:
         """Serialized values per step (step leaves) or per episode (episode leaves)."""
         return _values_per_entry(leaf)

@@ -248,12 +248,8 @@ class NumpyEpisodeDecoder:
 
     def __init__(self, fields: Sequence[Field]):
         self.fields = list(fields)
-        steps = [f for f in self.fields if f.in_steps]
-        if not steps:
+        if not any(f.in_steps for f in self.fields):
             raise ParseError("no step fields to decode: not an RLDS episode dataset")
-        self._length_field = next(
-            (f for f in steps if f.key.endswith("/is_first")), steps[0]
-        )
 
     def decode(self, records: Sequence[bytes | memoryview]) -> dict[str, np.ndarray]:
         columns: dict[str, list[np.ndarray]] = {f.key: [] for f in self.fields}

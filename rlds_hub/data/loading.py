@@ -112,10 +112,6 @@ class ShardRead:
     take: int
     shard_episodes: int
 
-    @property
-    def whole(self) -> bool:
-        return self.skip == 0 and self.take == self.shard_episodes
-
 
 @dataclasses.dataclass(frozen=True)
 class Selection:

@@ -78,12 +78,6 @@ def iter_tfrecord(path: str | os.PathLike) -> Iterator[tuple[int, memoryview]]:
         offset = end + 4
 
 
-def write_tfrecord_file(path: Path, records: Sequence[Pieces | bytes], *, sync: bool) -> int:
-    """Writes ``records`` as a TFRecord file with ``writev`` (no copy); returns its size."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    return write_tfrecord_fd(fd, records, sync=sync)
-
-
 def write_tfrecord_fd(fd: int, records: Sequence[Pieces | bytes], *, sync: bool) -> int:
     """Writes ``records`` as TFRecords to the open file ``fd``, then closes it; returns the
     bytes written."""
