@@ -12,11 +12,11 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[envs]'
+	$(PY) -m pip install --quiet -e '.[envs,beam,server]'
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[envs,jax,peers,dev]'
+	$(PY) -m pip install --quiet -e '.[envs,jax,beam,server,learners,peers,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo

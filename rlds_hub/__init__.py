@@ -1,7 +1,8 @@
 """rlds_hub: record, load, transform, process and serve RLDS datasets.
 
-Importing ``rlds_hub`` is cheap: TensorFlow and the recorders load on first use, so that
-JAX-only code (``rlds_hub.learners``) never pulls TensorFlow in.
+Importing ``rlds_hub`` is cheap: every subpackage loads on first use, and only
+``rlds_hub.load`` (tf.data) and ``rlds_hub.transforms`` import TensorFlow, so JAX-only code
+(``rlds_hub.learners``, the NumPy loaders) never pulls it in.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ __version__ = "0.1.0"
 
 _LAZY_ATTRS = {
     "load": ("rlds_hub.data", "load"),
+    "open_dataset": ("rlds_hub.storage", "open_dataset"),
+    "statistics": ("rlds_hub.inspection", "statistics"),
     "Recorder": ("rlds_hub.recorders", "Recorder"),
     "GymnasiumEnv": ("rlds_hub.recorders", "GymnasiumEnv"),
 }
-_LAZY_MODULES = {"recorders", "transforms", "data", "spec", "envs", "storage", "validate"}
+_LAZY_MODULES = {
+    "beam", "data", "envs", "format", "inspection", "learners", "recorders", "server", "spec",
+    "storage", "transforms",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +36,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'rlds_hub' has no attribute {name!r}")
 
 
-__all__ = ["GymnasiumEnv", "Recorder", "__version__", "load"]
+__all__ = ["GymnasiumEnv", "Recorder", "__version__", "load", "open_dataset", "statistics"]

@@ -1,22 +1,38 @@
-"""The ``rlds-hub`` command line."""
+"""The ``rlds-hub`` command line.
+
+Subcommands of other packages (pipelines, the service, the learners) register themselves
+through ``add_commands(subparsers)`` in the modules listed in ``COMMAND_MODULES``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
+import signal
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Modules that add subcommands (each defines ``add_commands(subparsers)``); missing ones
+# are skipped, so a package can be left out of an installation.
+COMMAND_MODULES = ("rlds_hub.beam.commands", "rlds_hub.server.commands",
+                   "rlds_hub.learners.commands")
+EXIT_INTERRUPTED = 130
+_MAX_WARNINGS = 5
 
-def _import_tensorflow_quietly() -> None:
+
+def import_tensorflow_quietly() -> None:
     """Imports TensorFlow with C++ start-up chatter (oneDNN, CUDA probing) kept off stderr.
 
     TF 2.21 logs those lines before it reads TF_CPP_MIN_LOG_LEVEL. Set RLDS_HUB_DEBUG=1 to
-    see them.
+    see them. Commands call this only when they need TensorFlow.
     """
     if os.environ.get("RLDS_HUB_DEBUG") or "tensorflow" in sys.modules:
         return
@@ -34,6 +50,52 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
+def tensorflow_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+@contextlib.contextmanager
+def warnings_through(write: Any) -> Iterator[list[str]]:
+    """Shows warnings as ``warning: ...`` lines through ``write`` (e.g. ``tqdm.write``),
+    the first few in full, then only counted; yields the list of messages."""
+    seen: list[str] = []
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        seen.append(str(message))
+        if len(seen) <= _MAX_WARNINGS:
+            write(f"warning: {message}")
+        elif len(seen) == _MAX_WARNINGS + 1:
+            write("warning: (more warnings are counted, not shown)")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield seen
+
+
+class _StopRequest:
+    """The first Ctrl-C asks the recording loop to stop after the current step; a second
+    one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopRequest:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
 def _record(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -44,9 +106,14 @@ def _record(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     env_name = canonical_env_name(args.env)
     env = make_env(env_name, seed=args.seed)
-    policy = make_policy(args.policy, env_name, env, seed=args.seed)
+    if args.policy.startswith("checkpoint:"):
+        from rlds_hub.learners import load_policy
+
+        policy = load_policy(args.policy.split(":", 1)[1])
+    else:
+        policy = make_policy(args.policy, env_name, env, seed=args.seed)
     started = time.perf_counter()
-    returns = []
+    returns: list[float] = []
     recorder = Recorder(
         env,
         args.out,
@@ -60,53 +127,83 @@ def _record(args: argparse.Namespace) -> int:
         durability=args.durability,
         image_encoding=args.image_encoding,
         save_unfinished_episodes=False,
+        allow_env_change=args.allow_env_change,
     )
-    with recorder, tqdm(total=args.episodes, unit="episode", disable=args.quiet) as bar:
+    bar = tqdm(total=args.episodes, unit="episode", disable=args.quiet)
+    with _StopRequest() as stop, warnings_through(bar.write), recorder, bar:
         for _ in range(args.episodes):
             timestep = recorder.reset()
             policy.reset()
             total = 0.0
-            while not timestep.last():
+            while not timestep.last() and not stop.requested:
                 timestep = recorder.step(policy(timestep))
                 total += float(timestep.reward)
+            if stop.requested and not timestep.last():
+                break
             returns.append(total)
             bar.update(1)
             bar.set_postfix(ret=f"{total:.1f}")
+            if stop.requested:
+                break
     elapsed = time.perf_counter() - started
     steps = recorder.steps_recorded
-    print(
-        f"recorded {len(returns)} episodes ({steps:,} steps) of {env_name} with policy "
-        f"{args.policy!r} to {args.out} in {elapsed:.1f} s ({steps / elapsed:,.0f} steps/s); "
-        f"return mean {sum(returns) / len(returns):.2f}, min {min(returns):.2f}, "
-        f"max {max(returns):.2f}"
+    kept = recorder.episodes_recorded
+    summary = (
+        f"{kept} episodes ({steps:,} steps) of {env_name} with policy {args.policy!r} to "
+        f"{args.out} in {elapsed:.1f} s ({steps / max(elapsed, 1e-9):,.0f} steps/s)"
     )
+    if returns:
+        summary += (f"; return mean {sum(returns) / len(returns):.2f}, min {min(returns):.2f}, "
+                    f"max {max(returns):.2f}")
+    if stop.requested:
+        print(f"interrupted: kept {summary}; the episode in progress was dropped, every "
+              f"completed episode is on disk ({recorder.num_episodes} in split "
+              f"{args.split!r})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"recorded {summary}")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from rlds_hub.info import format_summary, summarize
+    from rlds_hub.inspection.info import format_summary, summarize
 
     summary = summarize(args.path)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     if args.plot:
-        from rlds_hub.plots import plot_episodes
+        from rlds_hub.inspection.plots import plot_episodes
 
         plot_episodes(args.path, args.plot)
-        print(f"wrote {args.plot}")
+        if not args.quiet:
+            print(f"wrote {args.plot}")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rlds_hub.dataset import open_dataset
-    from rlds_hub.validate import format_report, validate
+    from rlds_hub.inspection.validate import format_report, validate
+    from rlds_hub.storage.dataset import open_dataset
 
+    if args.repair:
+        from rlds_hub.storage.repair import repair
+
+        result = repair(args.path)
+        for action in result.actions:
+            print(f"repaired: {action}")
+        for problem in result.problems:
+            print(f"cannot repair: {problem}", file=sys.stderr)
+        if not result.actions and not result.problems:
+            print(f"nothing to repair in {result.path}")
+        if not result.ok:
+            return 1
+    use_tf = not args.no_tensorflow and tensorflow_available()
+    if use_tf:
+        import_tensorflow_quietly()
     dataset = open_dataset(args.path)
     splits = args.split or sorted(dataset.splits)
     total = sum(dataset.split(s).num_episodes for s in splits)
     with tqdm(total=total, unit="episode", disable=args.quiet) as bar:
-        report = validate(args.path, splits=splits, progress=bar.update)
+        report = validate(dataset, splits=splits, progress=bar.update, tensorflow=use_tf)
     print(format_report(report, limit=args.limit))
     return 0 if report.ok else 1
 
@@ -114,67 +211,131 @@ def _validate(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rlds_hub.data import format_statistics, statistics
-    from rlds_hub.dataset import open_dataset
+    from rlds_hub.inspection.stats import (
+        feature_moments,
+        format_statistics,
+        save_statistics,
+        statistics,
+    )
+    from rlds_hub.storage.dataset import open_dataset
 
     dataset = open_dataset(args.path)
-    total = dataset.split(args.split).num_episodes
-    with tqdm(total=total, unit="episode", disable=args.quiet or args.json) as bar:
-        result = statistics(dataset, args.split, keys=args.key or None,
-                            progress=lambda done: bar.update(done - bar.n))
-    print(json.dumps(result, indent=2) if args.json else format_statistics(result))
+    splits = [args.split] if args.split else sorted(dataset.splits)
+    for split in splits:
+        dataset.split(split)
+    feature_moments(dataset, args.key or None)  # a bad --key fails before any progress
+    results = []
+    for split in splits:
+        total = dataset.split(split).num_episodes
+        with tqdm(total=total, unit="episode", disable=args.quiet or args.json,
+                  desc=split) as bar:
+            results.append(statistics(dataset, split, keys=args.key or None,
+                                      progress=lambda done, bar=bar: bar.update(done - bar.n)))
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    else:
+        print("\n\n".join(format_statistics(r) for r in results))
+    if args.save:
+        if args.key:
+            raise ValueError("--save stores statistics of every feature; drop --key")
+        target = save_statistics(dataset.path, results, computed_by="rlds-hub stats")
+        if not args.quiet:
+            print(f"saved {target}")
     return 0
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows defaults in --help and keeps descriptions' line breaks."""
+
+
+def subparser(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand parser with rlds-hub's help style (for :data:`COMMAND_MODULES`)."""
+    return commands.add_parser(name, formatter_class=_Formatter, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rlds-hub", description="Record, inspect, check and summarise RLDS datasets."
+        prog="rlds-hub", formatter_class=_Formatter,
+        description="Record, inspect, check, process, serve and learn from RLDS datasets.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    record = commands.add_parser("record", help="record episodes of an environment")
+    record = subparser(commands, "record", help="record episodes of an environment",
+                       description="Record episodes of an environment with a policy into an "
+                       "RLDS dataset directory (appended to if it holds a dataset). Ctrl-C "
+                       "stops after the current step, keeping every completed episode.")
     record.add_argument("--env", required=True,
                         help="dm_control/<domain>-<task> or gym/<id> (e.g. gym/Pendulum-v1)")
-    record.add_argument("--policy", default="random", help="random or expert")
-    record.add_argument("--episodes", type=int, default=10)
+    record.add_argument("--policy", required=True,
+                        help="random, expert (scripted, for the demo tasks), or "
+                        "checkpoint:DIR (a trained learner)")
+    record.add_argument("--episodes", type=int, default=10, help="episodes to record")
     record.add_argument("--out", required=True, help="dataset directory (appended to if present)")
-    record.add_argument("--seed", type=int, default=None)
-    record.add_argument("--split", default="train")
+    record.add_argument("--seed", type=int, default=0,
+                        help="seed of the environment and the policy (stored in metadata)")
+    record.add_argument("--split", default="train", help="split to record into")
     record.add_argument("--name", default=None, help="TFDS dataset name (default: from --out)")
-    record.add_argument("--max-episodes-per-shard", type=int, default=1000)
+    record.add_argument("--max-episodes-per-shard", type=int, default=1000,
+                        help="episodes per shard file")
     record.add_argument("--file-format", default="tfrecord",
-                        choices=["tfrecord", "array_record", "riegeli"])
-    record.add_argument("--durability", default="process", choices=["process", "os"])
-    record.add_argument("--image-encoding", default="png", choices=["png", "raw"])
+                        choices=["tfrecord", "array_record", "riegeli"], help="shard format")
+    record.add_argument("--durability", default="process", choices=["process", "os"],
+                        help="process: survives the process dying; os: also power loss")
+    record.add_argument("--image-encoding", default="png", choices=["png", "raw"],
+                        help="how uint8 image observations are stored (both lossless)")
+    record.add_argument("--allow-env-change", action="store_true",
+                        help="append to a dataset recorded from another environment")
     record.add_argument("--quiet", action="store_true", help="no progress bar")
     record.set_defaults(run=_record)
 
-    info = commands.add_parser("info", help="features, splits, counts, metadata and size")
-    info.add_argument("path")
+    info = subparser(commands, "info", help="features, splits, counts, sessions, size")
+    info.add_argument("path", help="dataset directory")
     info.add_argument("--json", action="store_true", help="print JSON")
-    info.add_argument("--plot", default=None, help="write a PNG of returns and lengths")
+    info.add_argument("--plot", default=None, metavar="PNG",
+                      help="also write a PNG of returns and lengths")
+    info.add_argument("--quiet", action="store_true", help="print nothing but the summary")
     info.set_defaults(run=_info)
 
-    stats = commands.add_parser("stats", help="per-feature statistics, returns and lengths")
-    stats.add_argument("path")
-    stats.add_argument("--split", default="train")
-    stats.add_argument("--key", action="append", help="only this feature (repeatable)")
+    stats = subparser(commands, "stats", help="per-feature statistics, returns and lengths")
+    stats.add_argument("path", help="dataset directory")
+    stats.add_argument("--split", default=None, help="only this split (default: every split)")
+    stats.add_argument("--key", action="append",
+                       help="only this feature, e.g. observation/position (repeatable)")
     stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.add_argument("--save", action="store_true",
+                       help="store the statistics with the dataset (statistics.json)")
     stats.add_argument("--quiet", action="store_true", help="no progress bar")
     stats.set_defaults(run=_stats)
 
-    check = commands.add_parser("validate", help="check the RLDS contract on every episode")
-    check.add_argument("path")
+    check = subparser(commands, "validate", help="check the RLDS contract on every episode",
+                      description="Check every episode and shard; with --repair, first "
+                      "rebuild lost metadata from the shards and remove what an interrupted "
+                      "writer left behind (never a listed episode).")
+    check.add_argument("path", help="dataset directory")
     check.add_argument("--split", action="append", help="only this split (repeatable)")
-    check.add_argument("--limit", type=int, default=50, help="problems to print")
+    check.add_argument("--limit", type=int, default=50,
+                       help="problems to print (-1: all)")
+    check.add_argument("--repair", action="store_true",
+                       help="rebuild missing dataset_info.json / features.json / "
+                       "episodes.jsonl and remove leftovers, then validate")
+    check.add_argument("--no-tensorflow", action="store_true",
+                       help="skip parsing every episode with TFDS's own parser")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(run=_validate)
+
+    for module in COMMAND_MODULES:
+        try:
+            extension = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and module.startswith(e.name):
+                continue  # that package is not part of this installation
+            raise
+        extension.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _import_tensorflow_quietly()
     from rlds_hub.recorders.recorder import RecordingError
 
     try:
@@ -182,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, RecordingError) as e:
         print(f"rlds-hub {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"rlds-hub {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

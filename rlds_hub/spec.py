@@ -1,8 +1,8 @@
 """RLDS field names and the small helpers that build steps and episodes.
 
 The names and helpers mirror ``rlds.rlds_types`` (rlds 0.1.8) so user code can switch imports.
-Features derived from dm_env specs live in :mod:`rlds_hub.features`; contract checks in
-:mod:`rlds_hub.validate`.
+Features derived from dm_env specs live in :mod:`rlds_hub.format.features`; contract checks in
+:mod:`rlds_hub.inspection.validate`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from rlds_hub.cli import main
-from rlds_hub.dataset import open_dataset
 from rlds_hub.storage import shards
+from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.testing import read_episodes_with_tfds
 
 POINT_MASS = "dm_control/point_mass-easy"
@@ -67,9 +67,12 @@ def test_record_two_episodes_message(tmp_path, capsys):
 def test_validate_ok(point_mass, capsys):
     code, stdout, stderr = _run(capsys, ["validate", str(point_mass), "--quiet"])
     assert code == 0, stdout + stderr
-    (line,) = stdout.strip().splitlines()
+    layout, line = stdout.strip().splitlines()
+    assert layout.startswith("layout: rlds (")
     assert line.startswith("OK: ")
-    assert "2 episodes, 2002 steps checked; 0 errors, 0 warnings" in line
+    assert "2 episodes, 2002 steps checked" in line
+    assert "parsed by TFDS's own parser" in line
+    assert line.endswith("; 0 errors, 0 warnings")
 
 
 def test_info_text(point_mass, capsys):
@@ -77,7 +80,13 @@ def test_info_text(point_mass, capsys):
     assert code == 0, stderr
     lines = stdout.splitlines()
     assert lines[0].startswith("dataset   point_mass 1.0.0 (tfrecord)")
-    assert "env       dm_control/point_mass-easy   policy expert   seed 0" in lines
+    sessions = lines.index("sessions")
+    assert lines[sessions + 1].split() == ["#", "started", "split", "env", "policy", "seed",
+                                           "episodes"]
+    session = lines[sessions + 2].split()
+    assert session[0] == "0" and session[2:] == ["train", "dm_control/point_mass-easy",
+                                                 "expert", "0", "2"]
+    assert any(line.startswith("layout    rlds: ") for line in lines)
     train = next(line for line in lines if line.strip().startswith("train"))
     assert " 2 episodes" in train
     assert "2,002 steps" in train
@@ -217,9 +226,9 @@ def test_record_gym_pendulum_expert(tmp_path, capsys):
     assert "recorded 1 episodes (201 steps) of gym/Pendulum-v1" in stdout
 
     dataset = open_dataset(out)
-    observation = dataset.step_features["observation"]
+    observation = dataset.plan["steps/observation"]
     assert observation.shape == (3,)
-    assert observation.np_dtype == np.float32
+    assert observation.dtype == np.float32
     (episode,) = read_episodes_with_tfds(os.fspath(out))
     steps = episode["steps"]
     assert len(steps) == 201  # Pendulum truncates after 200 transitions
@@ -251,7 +260,7 @@ def test_console_script_end_to_end(tmp_path):
 
     validated = run("validate", str(out), "--quiet")
     assert validated.returncode == 0, validated.stderr
-    assert validated.stdout.startswith("OK: ")
+    assert validated.stdout.splitlines()[-1].startswith("OK: ")
 
     info = run("info", str(out), "--json")
     assert info.returncode == 0, info.stderr

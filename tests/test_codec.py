@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from dm_env import specs
 from google.protobuf.internal import encoder as pb_encoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlds_hub.features import episode_features
-from rlds_hub.storage.codec import ExampleEncoder, varints
+from rlds_hub.format.encode import ExampleEncoder, varints
+from rlds_hub.format.features import episode_features
 
 
 @settings(max_examples=200, deadline=None)
@@ -67,7 +68,9 @@ def test_same_example_as_tfds_serializer(steps):
         "name": "hello",
         "seed": -7,
     }
-    reference = tf.train.Example.FromString(features.serialize_example(episode))
+    reference = tf.train.Example.FromString(
+        tfds.features.FeatureConnector.from_json(features).serialize_example(episode)
+    )
     ours = tf.train.Example.FromString(ExampleEncoder(features).encode(_flatten(episode)))
     assert dict(ours.features.feature) == dict(reference.features.feature)
     # Blocks (the recorder's buffers) encode like the whole column.

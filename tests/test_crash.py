@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from rlds_hub.inspection.validate import validate
 from rlds_hub.recorders import Recorder
 from rlds_hub.testing import assert_bit_equal, read_episodes_with_tfds
-from rlds_hub.validate import validate
 
 sys.path.insert(0, str(Path(__file__).parent))
 import crash_child

@@ -23,11 +23,12 @@ import numpy as np
 import pytest
 from dm_env import specs
 
-from rlds_hub.data.episodes import episode_table, select_episodes
-from rlds_hub.data.stats import format_statistics, statistics
-from rlds_hub.dataset import open_dataset
+from rlds_hub.inspection.stats import format_statistics, statistics
 from rlds_hub.recorders import Recorder
+from rlds_hub.storage.dataset import open_dataset
+from rlds_hub.storage.episodes import episode_table
 from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.query import select_episodes
 from rlds_hub.testing import read_episodes_with_tfds
 
 LENGTHS = (3, 5, 1, 4, 2)  # transitions of episode i: LENGTHS[i % 5]

@@ -22,7 +22,7 @@ from rlds_hub.envs import (
     make_env,
     make_policy,
 )
-from rlds_hub.recorders.gymnasium_env import GymnasiumEnv
+from rlds_hub.envs.gymnasium_env import GymnasiumEnv
 
 # dm_control probes GLFW on import; on a headless machine that only warns.
 pytestmark = pytest.mark.filterwarnings("ignore:.*DISPLAY environment variable")

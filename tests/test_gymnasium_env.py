@@ -13,8 +13,8 @@ from dm_env import specs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlds_hub.envs.gymnasium_env import GymnasiumEnv, spec_from_space
 from rlds_hub.envs.policies import RandomPolicy
-from rlds_hub.recorders.gymnasium_env import GymnasiumEnv, spec_from_space
 
 
 def assert_conforms(spec: Any, value: Any) -> None:
@@ -320,7 +320,7 @@ def test_module_does_not_import_tensorflow() -> None:
     import subprocess
 
     code = (
-        "import sys, rlds_hub.recorders.gymnasium_env, rlds_hub.envs; "
+        "import sys, rlds_hub.envs.gymnasium_env, rlds_hub.envs, rlds_hub.recorders.recorder; "
         "sys.exit('tensorflow' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -16,15 +16,15 @@ import pytest
 import tensorflow_datasets as tfds
 from dm_env import specs
 
-from rlds_hub.dataset import open_dataset
-from rlds_hub.features import episode_features
+from rlds_hub.format.encode import ExampleEncoder
+from rlds_hub.format.features import episode_features
+from rlds_hub.inspection.validate import Problem, format_report, validate
 from rlds_hub.recorders import Recorder
 from rlds_hub.storage import shards
-from rlds_hub.storage.codec import ExampleEncoder
+from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.writer import DatasetWriter
 from rlds_hub.testing import RandomSpecEnv
-from rlds_hub.validate import Problem, format_report, validate
 
 NAME = "ds"
 # Episode i has LENGTHS[i % 2] transitions (so LENGTHS[i % 2] + 1 steps) and terminates when
@@ -91,7 +91,8 @@ def test_clean_dataset_is_ok_and_counts_every_episode_and_step(dataset):
     assert report.steps == sum(STEPS) == 22  # N transitions -> N + 1 steps
     assert sum(progress) == NUM_EPISODES
     text = format_report(report)
-    assert text.startswith("OK: ")
+    assert text.splitlines()[-1].startswith("OK: ")
+    assert text.splitlines()[-2].startswith("layout: rlds (")
     assert "5 episodes, 22 steps checked; 0 errors, 0 warnings" in text
 
 
@@ -139,7 +140,7 @@ def test_flipped_byte_in_record_length_is_a_crc_error(dataset):
     where = f"train/{shard_name(0)}"
     crc = next(p for p in report.errors if "CRC" in p.message)
     assert crc.where == where
-    assert "corrupt record length at byte 0 (CRC mismatch)" in crc.message
+    assert "corrupt record length at byte 0 (record 0, CRC mismatch)" in crc.message
     assert "after 0 readable episodes" in crc.message
     _only(report.errors, where=where, message="holds 0 episodes but dataset_info.json lists 2")
     assert report.episodes == NUM_EPISODES - 2
@@ -446,7 +447,7 @@ def test_warnings_alone_leave_the_dataset_ok(tmp_path):
 def test_format_report_limits_the_problems_listed(contract_report):
     text = format_report(contract_report, limit=3)
     lines = text.splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 6  # 3 problems, the rest counted, the layout, the verdict
     assert lines[3] == f"... and {len(contract_report.problems) - 3} more problems"
 
 

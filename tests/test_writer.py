@@ -7,12 +7,12 @@ import pytest
 import tensorflow_datasets as tfds
 from dm_env import specs
 
-from rlds_hub.features import episode_features
+from rlds_hub.format.encode import ExampleEncoder
+from rlds_hub.format.features import episode_features
+from rlds_hub.inspection.validate import validate
 from rlds_hub.storage import layout
 from rlds_hub.storage.background import BackgroundFiles
-from rlds_hub.storage.codec import ExampleEncoder
 from rlds_hub.storage.writer import DatasetWriter, SpecMismatchError
-from rlds_hub.validate import validate
 
 SPECS = dict(
     observation_spec=specs.Array((3,), np.float32),

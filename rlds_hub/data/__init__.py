@@ -1,12 +1,15 @@
 """Loading RLDS datasets: episodes as ``tf.data``, and fast shuffled batches for learners.
 
-- :func:`load`: the episodes of a dataset (path or name), as plain TFDS returns them, with
-  episode selection by index, by predicate and by TFDS split slices.
+- :func:`load`: the episodes of a dataset (path or name), as plain TFDS decodes them, with
+  episode selection by TFDS split slice, index, predicate and filters (imports TensorFlow).
 - :func:`transitions` / :func:`windows`: shuffled batches of (n-step) transitions or
-  fixed-length windows, as NumPy, ``tf.data`` or JAX arrays on device.
-- :class:`InMemorySampler`: a dataset held on the accelerator, sampled there.
-- :func:`episode_table`, :func:`select_episodes`, :func:`statistics`: what the episodes
-  hold, without loading them.
+  fixed-length windows, as NumPy, ``tf.data`` or JAX arrays on device (NumPy and JAX need
+  no TensorFlow).
+- :class:`InMemorySampler`: a dataset held on the accelerator, sampled there (JAX).
+- :func:`episode_table`, :func:`select_episodes`, :func:`select`: what the episodes hold
+  and which to read, without loading them (from :mod:`rlds_hub.storage`).
+
+Importing this package does not import TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,15 +17,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rlds_hub.data.loading import Selection, data_dirs, load, resolve, select
+from rlds_hub.data.loading import data_dirs, load, resolve
 from rlds_hub.data.pipeline import NEXT_OBSERVATION, BatchLoader, transitions, windows
+from rlds_hub.storage.episodes import dataset_layout, episode_table
+from rlds_hub.storage.query import select, select_episodes, select_splits
+from rlds_hub.storage.selection import Selection
 
 _LAZY = {
     "InMemorySampler": "rlds_hub.data.sampler",
-    "episode_table": "rlds_hub.data.episodes",
-    "select_episodes": "rlds_hub.data.episodes",
-    "statistics": "rlds_hub.data.stats",
-    "format_statistics": "rlds_hub.data.stats",
 }
 
 
@@ -38,13 +40,13 @@ __all__ = [
     "InMemorySampler",
     "Selection",
     "data_dirs",
+    "dataset_layout",
     "episode_table",
-    "format_statistics",
     "load",
     "resolve",
     "select",
     "select_episodes",
-    "statistics",
+    "select_splits",
     "transitions",
     "windows",
 ]

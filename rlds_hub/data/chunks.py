@@ -1,7 +1,8 @@
 """Stage 1 of the loaders: shards read, episodes decoded and turned into items, in chunks.
 
 A chunk is ``episodes_per_chunk`` consecutive episodes of the (per-epoch shuffled) shard
-order, decoded with :mod:`rlds_hub.npdecode` and turned into items — (n-step) transitions
+order, read with :mod:`rlds_hub.storage.reader`, decoded with :mod:`rlds_hub.format.decode`
+and turned into items — (n-step) transitions
 or windows, by the index kernels of :mod:`rlds_hub.data.indices` — gathered in a random
 order seeded by ``(seed, chunk number)``. A background thread produces the chunks ahead of
 the consumer (file reads and NumPy's copies release the GIL).
@@ -12,15 +13,18 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from rlds_hub.data import indices
-from rlds_hub.data.loading import Selection, ShardRead
-from rlds_hub.npdecode import NUM_STEPS, Field, NumpyEpisodeDecoder
-from rlds_hub.storage import shards
+from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
+from rlds_hub.format.plan import Plan
+from rlds_hub.storage.episodes import LAYOUT_OXE
+from rlds_hub.storage.reader import decode_records, iter_records
+from rlds_hub.storage.selection import Selection
 
 MASK = "mask"
 NEXT_OBSERVATION = "next_observation"
@@ -39,18 +43,20 @@ class ItemSpec:
     size: int = 1
     shift: int = 1
     pad: bool = True
+    layout: str = "rlds"  # the dataset's last-step layout (storage.episodes)
 
 
 class ChunkSource:
     """Produces chunks of items (flat keys without ``steps/``) from a selection."""
 
-    def __init__(self, selection: Selection, fields: Sequence[Field], items: ItemSpec, *,
+    def __init__(self, selection: Selection, plan: Plan, items: ItemSpec, *,
                  episodes_per_chunk: int, shuffle: bool, seed: int, num_epochs: int | None,
                  ahead: int = 4):
         self.selection = selection
         self.items = items
-        self._decoder = NumpyEpisodeDecoder(fields)
-        self._fields = [f for f in fields if f.in_steps]
+        self._decoder = EpisodeDecoder(plan)
+        self._fields = list(plan.step_leaves)
+        self._warned_truncated = False
         self._per_chunk = episodes_per_chunk
         self._shuffle = shuffle
         self._seed = seed
@@ -60,21 +66,19 @@ class ChunkSource:
     # ---- records ---------------------------------------------------------------------------
 
     def _episode_groups(self) -> Iterator[list[Any]]:
-        """Lists of ``episodes_per_chunk`` serialized episodes, epoch after epoch."""
-        reads = self.selection.shard_reads()
-        file_format = self.selection.dataset.file_format
+        """Lists of ``episodes_per_chunk`` episode records, epoch after epoch."""
+        num_reads = len(self.selection.shard_reads())
         epoch = 0
         group: list[Any] = []
         while self._num_epochs is None or epoch < self._num_epochs:
-            order = range(len(reads))
+            order = None
             if self._shuffle:
-                order = np.random.default_rng([self._seed, epoch]).permutation(len(reads))
-            for i in order:
-                for record in _read(reads[i], file_format):
-                    group.append(record)
-                    if len(group) == self._per_chunk:
-                        yield group
-                        group = []
+                order = np.random.default_rng([self._seed, epoch]).permutation(num_reads)
+            for record in iter_records(self.selection, shard_order=order):
+                group.append(record)
+                if len(group) == self._per_chunk:
+                    yield group
+                    group = []
             epoch += 1
         if group:
             yield group
@@ -83,7 +87,7 @@ class ChunkSource:
 
     def make_items(self, records: Sequence[Any], chunk: int) -> dict[str, np.ndarray]:
         """One chunk's items, in random order if shuffling."""
-        decoded = self._decoder.decode(records)
+        decoded = decode_records(self._decoder, records)
         lengths = decoded[NUM_STEPS]
         steps = {f.key[len(_STEPS):]: decoded[f.key] for f in self._fields}
         rng = np.random.default_rng([self._seed, chunk]) if self._shuffle else None
@@ -101,11 +105,14 @@ class ChunkSource:
                     out[key] = gathered
             out[MASK] = mask
             return out
-        count = int(np.sum(np.maximum(lengths - 1, 0)))
+        final = spec.layout == LAYOUT_OXE
+        if final:
+            self._warn_truncated(lengths, steps["is_terminal"])
+        count = int(np.sum(lengths if final else np.maximum(lengths - 1, 0)))
         order = rng.permutation(count) if rng is not None else None
         found = indices.transition_indices(
             lengths, steps["reward"], steps["discount"], steps["is_terminal"],
-            spec.n_step, spec.gamma, order,
+            spec.n_step, spec.gamma, order, final_transition=final,
         )
         out = {"reward": found["reward"], "discount": found["discount"]}
         for key, value in steps.items():
@@ -118,6 +125,22 @@ class ChunkSource:
                     value, found["next"], axis=0
                 )
         return out
+
+    def _warn_truncated(self, lengths: np.ndarray, is_terminal: np.ndarray) -> None:
+        if self._warned_truncated or not len(lengths):
+            return
+        last = np.cumsum(lengths)[lengths > 0] - 1
+        truncated = int((~is_terminal.reshape(-1)[last].astype(bool)).sum())
+        if truncated:
+            self._warned_truncated = True
+            warnings.warn(
+                f"{self.selection.dataset.path} follows the Open X-Embodiment layout (the last "
+                f"step holds a real action and reward) and {truncated} of {len(last)} episodes "
+                "of the first chunk are truncated, not terminated: their final transition has "
+                "no later observation, so it bootstraps from its own observation (next "
+                "observation = observation). Filter with terminated=True to leave them out.",
+                stacklevel=2,
+            )
 
     # ---- the producer ------------------------------------------------------------------------
 
@@ -160,27 +183,6 @@ class ChunkSource:
                     buffer.get_nowait()
                 except queue.Empty:
                     thread.join(timeout=0.05)
-
-
-def _read(read: ShardRead, file_format: str) -> list[Any]:
-    """The records ``read`` asks for: views of a TFRecord file read whole, or ArrayRecords."""
-    if file_format == "array_record":
-        from array_record.python import array_record_module
-
-        reader = array_record_module.ArrayRecordReader(read.path)
-        try:
-            return list(reader.read(list(range(read.skip, read.skip + read.take))))
-        finally:
-            reader.close()
-    records = [record for _, record in shards.iter_tfrecord(read.path)]
-    if len(records) < read.skip + read.take:
-        from rlds_hub.storage.layout import DatasetError
-
-        raise DatasetError(
-            f"{read.path} holds {len(records)} episodes, fewer than dataset_info.json lists "
-            f"({read.shard_episodes}); run rlds-hub validate on the dataset"
-        )
-    return records[read.skip : read.skip + read.take]
 
 
 def _requested(key: str, fields: Sequence[str]) -> bool:

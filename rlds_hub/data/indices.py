@@ -1,6 +1,6 @@
 """NumPy twins of :func:`rlds_hub.transforms.transition_indices` and ``window_indices``.
 
-The loaders work on NumPy arrays (see :mod:`rlds_hub.npdecode`), so they compute which
+The loaders work on NumPy arrays (see :mod:`rlds_hub.format.decode`), so they compute which
 steps make each transition or window with these; the TensorFlow versions serve ``tf.data``
 pipelines. Both follow the same definitions (Acme's n-step semantics, windows laid out as
 ``episode_windows``), and ``tests/test_data_loading.py`` checks they agree on random
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlds_hub.transforms._checks import check_gamma, check_positive
+from rlds_hub.checks import check_gamma, check_positive
 
 
 def transition_indices(
@@ -22,12 +22,18 @@ def transition_indices(
     n_step: int = 1,
     gamma: float = 1.0,
     order: np.ndarray | None = None,
+    final_transition: bool = False,
 ) -> dict[str, np.ndarray]:
     """(n-step) transitions of episodes whose steps are concatenated, as indices.
 
     ``lengths`` are the episodes' step counts. Returns ``source`` (every step but each
     episode's last), ``next`` (o_{i+m}), ``reward`` and ``discount``; ``order``, a
     permutation of the transitions, reorders them (e.g. to shuffle).
+
+    ``final_transition`` is for the Open X-Embodiment layout, where the last step holds a
+    real action and reward: every step is then a source, the last step's transition has
+    its own observation as ``next`` and a discount of 0 when it is terminal, and
+    ``is_terminal`` (true on the last step only) ends the episode *after* that step.
     """
     check_positive("n_step", n_step)
     check_gamma(gamma)
@@ -42,6 +48,10 @@ def transition_indices(
     is_terminal = np.asarray(is_terminal, bool)
     ends = np.cumsum(lengths)
     last = max(len(reward) - 1, 0)
+    if final_transition:
+        return _final_transition_indices(
+            lengths, ends, reward, discount, is_terminal, n_step, gamma, order, dtype, rank
+        )
     is_source = np.ones(len(reward), bool)
     is_source[ends[lengths > 0] - 1] = False
     source = np.flatnonzero(is_source)
@@ -77,6 +87,40 @@ def transition_indices(
         total_reward, total_discount = total_reward.reshape(-1), total_discount.reshape(-1)
     return {"source": source, "next": source + window, "reward": total_reward,
             "discount": total_discount}
+
+
+def _final_transition_indices(lengths, ends, reward, discount, is_terminal, n_step, gamma,
+                              order, dtype, rank) -> dict[str, np.ndarray]:
+    """:func:`transition_indices` with every step a source (see ``final_transition``)."""
+    source = np.arange(len(reward))
+    if order is not None:
+        source = source[order]
+    episode_end = ends[np.searchsorted(ends, source, side="right")]  # exclusive
+    episode_last = episode_end - 1
+    window = np.minimum(episode_end - source, n_step)
+
+    def per_step(x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape + (1,) * (rank - 1))
+
+    total_reward = reward[source]
+    total_discount = discount[source]
+    weight = total_discount
+    for k in range(1, n_step):
+        in_window = k < window
+        at = np.minimum(source + k, episode_last)
+        total_reward = total_reward + np.where(
+            per_step(in_window), (gamma**k) * weight * reward[at], 0
+        ).astype(dtype)
+        weight = weight * discount[at]
+        total_discount = np.where(
+            per_step(in_window), total_discount * gamma * discount[at], total_discount
+        ).astype(dtype)
+    reaches_terminal = (source + window == episode_end) & is_terminal[episode_last]
+    total_discount = np.where(per_step(reaches_terminal), 0, total_discount).astype(dtype)
+    if rank == 1:
+        total_reward, total_discount = total_reward.reshape(-1), total_discount.reshape(-1)
+    return {"source": source, "next": np.minimum(source + window, episode_last),
+            "reward": total_reward, "discount": total_discount}
 
 
 def window_counts(lengths: np.ndarray, size: int, shift: int, pad: bool) -> np.ndarray:

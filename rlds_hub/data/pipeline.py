@@ -4,7 +4,7 @@ Two stages, overlapping on two cores:
 
 1. :mod:`rlds_hub.data.chunks` — a background thread reads the selected shards (shard order
    shuffled per epoch), decodes chunks of whole episodes with NumPy
-   (:mod:`rlds_hub.npdecode`: views of the file's bytes, no per-step work) and turns each
+   (:mod:`rlds_hub.format.decode`: views of the file's bytes, no per-step work) and turns each
    chunk into items — (n-step) transitions or fixed-length windows — gathered in a random
    order seeded by ``(seed, chunk number)``.
 2. :mod:`rlds_hub.data.mixer` — the consumer keeps a few chunks open (``shuffle_buffer``
@@ -25,19 +25,21 @@ against ~4.2M/s with the NumPy decoder (and it cannot run without TensorFlow).
 from __future__ import annotations
 
 import collections
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from rlds_hub import spec as rlds
+from rlds_hub.checks import check_gamma, check_positive
 from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
-from rlds_hub.data.loading import EpisodeSpec, Selection, Where, select
 from rlds_hub.data.mixer import Mixer
-from rlds_hub.decode import compile_leaves, unflatten
-from rlds_hub.npdecode import fields_from_leaves
+from rlds_hub.format.plan import unflatten
+from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.layout import DatasetError
-from rlds_hub.transforms._checks import check_gamma, check_positive
+from rlds_hub.storage.query import Where, check_filters, select
+from rlds_hub.storage.selection import EpisodeSpec, Selection
 
 _TRANSITION_FIELDS = (rlds.OBSERVATION, rlds.ACTION, rlds.REWARD, rlds.DISCOUNT)
 _WINDOW_FIELDS = (*rlds.CORE_STEP_FIELDS,)
@@ -80,12 +82,9 @@ class BatchLoader:
         self.seed = seed
         self.num_epochs = num_epochs
         self.drop_remainder = drop_remainder
-        leaves = [
-            leaf for leaf in compile_leaves(selection.dataset.features)
-            if leaf.in_steps and leaf.key.split("/")[1] in fields
-        ]
+        self.layout = items.layout
         self._chunks = ChunkSource(
-            selection, fields_from_leaves(leaves), items,
+            selection, selection.dataset.plan.step_fields_plan(fields), items,
             episodes_per_chunk=episodes_per_chunk, shuffle=shuffle, seed=seed,
             num_epochs=num_epochs,
         )
@@ -118,23 +117,48 @@ class BatchLoader:
 
         ``sharding`` (e.g. a ``jax.sharding.NamedSharding`` over a data axis) places each
         batch across devices for data-parallel learners; default: the first device.
+        64-bit fields stay 64-bit when JAX's x64 mode is on (``jax_enable_x64``); otherwise
+        JAX stores them as 32-bit, and a warning says which fields were narrowed.
         """
         import jax
 
         target = sharding if sharding is not None else jax.devices()[0]
         pending: collections.deque = collections.deque()
+        checked = False
         for batch in self:
-            strings = [k for k, v in _flat_items(batch) if v.dtype.kind in "OSU"]
-            if strings:
-                raise ValueError(
-                    f"fields {strings} hold strings, which JAX arrays cannot; leave them out "
-                    "(keys= / extra_keys=) or use the NumPy batches"
-                )
+            if not checked:
+                flat = _flat_items(batch)
+                strings = [k for k, v in flat if v.dtype.kind in "OSU"]
+                if strings:
+                    raise ValueError(
+                        f"fields {strings} hold strings, which JAX arrays cannot; leave them "
+                        "out (keys= / extra_keys=) or use the NumPy batches"
+                    )
+                warn_if_narrowed(flat, "as_jax_iterator")
+                checked = True
             pending.append(jax.device_put(batch, target))
             if len(pending) > prefetch:
                 yield pending.popleft()
         while pending:
             yield pending.popleft()
+
+
+def warn_if_narrowed(flat: Sequence[tuple[str, Any]], where: str) -> None:
+    """Warns (once per call site) that JAX without x64 narrows these 64-bit fields."""
+    import jax
+
+    if jax.config.jax_enable_x64:
+        return
+    wide = [f"{k} ({np.asarray(v).dtype})" for k, v in flat
+            if np.asarray(v).dtype in (np.float64, np.int64, np.uint64, np.complex128)]
+    if wide:
+        warnings.warn(
+            f"{where}: JAX's x64 mode is off, so the 64-bit fields {', '.join(wide)} become "
+            "32-bit on the device (float64 values lose precision). Enable it with "
+            "jax.config.update('jax_enable_x64', True) before creating arrays to keep them "
+            "exact, or cast them yourself to silence this.",
+            stacklevel=3,
+        )
 
 
 def _flat_items(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -146,7 +170,7 @@ def _flat_items(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, An
 
 
 def _fields(selection: Selection, wanted: Sequence[str]) -> list[str]:
-    step_fields = set(selection.dataset.step_features.keys())
+    step_fields = set(selection.dataset.step_fields)
     missing = [f for f in wanted if f not in step_fields]
     if missing:
         raise ValueError(
@@ -196,13 +220,15 @@ def transitions(
     check_gamma(gamma)
     if isinstance(extra_keys, str):
         raise ValueError(f"extra_keys must be a sequence of field names, got {extra_keys!r}")
-    selection = _selection(source, split, episodes, where, filters)
+    selection = _selection(source, split, episodes, where, filters, "transitions()")
     outputs = _fields(selection, [*_TRANSITION_FIELDS, *extra_keys])
     if NEXT_OBSERVATION in outputs:
         raise ValueError(f"the field {NEXT_OBSERVATION!r} is made by transitions()")
     fields = _fields(selection, [*outputs, rlds.IS_TERMINAL, rlds.IS_FIRST])
+    layout = dataset_layout(selection.dataset)
     return BatchLoader(
-        selection, ItemSpec("transitions", tuple(outputs), n_step=n_step, gamma=gamma),
+        selection,
+        ItemSpec("transitions", tuple(outputs), n_step=n_step, gamma=gamma, layout=layout),
         fields=fields, batch_size=batch_size, shuffle=shuffle, seed=seed,
         num_epochs=num_epochs, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
         episodes_per_chunk=episodes_per_chunk,
@@ -238,7 +264,7 @@ def windows(
     """
     check_positive("size", size)
     check_positive("shift", shift)
-    selection = _selection(source, split, episodes, where, filters)
+    selection = _selection(source, split, episodes, where, filters, "windows()")
     outputs = _fields(selection, keys if keys is not None else _WINDOW_FIELDS)
     if MASK in outputs:
         raise ValueError(f"the field {MASK!r} is made by windows()")
@@ -252,12 +278,16 @@ def windows(
 
 
 def _selection(source: Any, split: str, episodes: EpisodeSpec, where: Where,
-               filters: Mapping[str, Any]) -> Selection:
+               filters: Mapping[str, Any], function: str) -> Selection:
+    check_filters(filters, function.rstrip("()"))
     if isinstance(source, Selection):
         if episodes is not None or where is not None or filters:
             raise ValueError("pass either a Selection or episode filters, not both")
         return source
-    return select(source, split, episodes=episodes, where=where, **filters)
+    from rlds_hub.data.loading import as_dataset
+
+    dataset = as_dataset(source, function)
+    return select(dataset, split, episodes=episodes, where=where, **filters)
 
 
 __all__ = ["MASK", "NEXT_OBSERVATION", "BatchLoader", "transitions", "windows"]

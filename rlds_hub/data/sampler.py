@@ -2,13 +2,14 @@
 
 For datasets that fit in device memory (200k transitions of the benchmark workload are
 ~34 MB), loading once and sampling batches with replacement on the device is what keeps an
-accelerator busy: feeding a host batch per update runs an order of magnitude slower (see
-``../shared/peers/RESULTS.md``). :meth:`InMemorySampler.sample_many` draws several batches in
-one call, for learners that run several updates per call with ``lax.scan``.
+accelerator busy: feeding a host batch per update runs an order of magnitude slower (measured
+side by side in ``docs/benchmarks.md``). :meth:`InMemorySampler.sample_many` draws several
+batches in one call, for learners that run several updates per call with ``lax.scan``.
 
-This module imports JAX, not TensorFlow: an ``InMemorySampler`` can be built from NumPy
-arrays on a machine without TensorFlow (``from_arrays``); ``from_dataset`` reads the dataset
-with rlds_hub's loaders, which need TensorFlow.
+This module imports JAX, never TensorFlow: ``from_dataset`` reads the dataset with
+rlds_hub's NumPy loaders (``tests/test_no_tensorflow.py`` runs it with TensorFlow blocked).
+64-bit fields stay 64-bit when JAX's x64 mode is on; otherwise a warning names the fields
+JAX narrows to 32 bits.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class InMemorySampler:
         (self.size,) = sizes
         if self.size == 0:
             raise ValueError("InMemorySampler needs at least one item")
+        from rlds_hub.data.pipeline import _flat_items, warn_if_narrowed
+
+        warn_if_narrowed(_flat_items(items) if isinstance(items, Mapping) else [], "InMemorySampler")
         self.device = device if device is not None else jax.devices()[0]
         self.items = jax.device_put(items, self.device)
         self.nbytes = sum(int(np.asarray(leaf).nbytes) for leaf in leaves)
@@ -66,7 +70,10 @@ class InMemorySampler:
         of :func:`rlds_hub.data.select`.
         """
         from rlds_hub.data import pipeline
+        from rlds_hub.data.loading import as_dataset
 
+        if not isinstance(source, pipeline.Selection):
+            source = as_dataset(source, "InMemorySampler.from_dataset()")
         options = dict(shuffle=False, num_epochs=1, batch_size=1 << 16, **selection)
         if windows is not None:
             loader = pipeline.windows(source, split, size=windows, **options)

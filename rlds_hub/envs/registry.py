@@ -83,7 +83,7 @@ def make_env(name: str, *, seed: int | None = None) -> dm_env.Environment:
 
     import gymnasium
 
-    from rlds_hub.recorders.gymnasium_env import GymnasiumEnv
+    from rlds_hub.envs.gymnasium_env import GymnasiumEnv
 
     gym_id = canonical[len(GYM_PREFIX) :]
     if ":" not in gym_id and gym_id not in gymnasium.registry:  # "module:Id" imports first

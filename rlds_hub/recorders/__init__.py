@@ -1,6 +1,7 @@
 """Recorders: wrap a dm_env (or Gymnasium) environment and write RLDS datasets.
 
-``Recorder`` imports TensorFlow (through TFDS); ``GymnasiumEnv`` does not. Both load lazily.
+Neither imports TensorFlow; both load lazily. ``GymnasiumEnv`` lives in
+:mod:`rlds_hub.envs` (re-exported here).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ _LAZY = {
     "Recorder": "rlds_hub.recorders.recorder",
     "RecordingError": "rlds_hub.recorders.recorder",
     "RLDSBackend": "rlds_hub.recorders.backend",
-    "GymnasiumEnv": "rlds_hub.recorders.gymnasium_env",
+    "OutOfBoundsWarning": "rlds_hub.recorders.backend",
+    "GymnasiumEnv": "rlds_hub.envs.gymnasium_env",
 }
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,17 +12,21 @@ from envlogger import step_data
 from envlogger.backends import backend_writer
 
 from rlds_hub import spec as rlds
-from rlds_hub.features import (
-    ImageEncoding,
+from rlds_hub.format.encode import ExampleEncoder
+from rlds_hub.format.features import ImageEncoding, episode_features
+from rlds_hub.format.specs import (
     SpecError,
-    episode_features,
+    bounds_of,
     infer_spec,
     spec_differences,
     spec_to_json,
 )
 from rlds_hub.recorders.episode_buffer import EpisodeBuffer, conform
-from rlds_hub.storage.codec import ExampleEncoder
 from rlds_hub.storage.writer import DatasetWriter
+
+
+class OutOfBoundsWarning(UserWarning):
+    """An episode held actions outside the action spec's bounds (recorded as given)."""
 
 
 class RLDSBackend(backend_writer.BackendWriter):
@@ -67,6 +71,11 @@ class RLDSBackend(backend_writer.BackendWriter):
         self._encoder: ExampleEncoder | None = None
         self._episode_metadata: Any = None
         self._reward_is_scalar = _is_scalar_number(reward_spec)
+        self._action_bounds = [
+            (f"{rlds.STEPS}/{rlds.ACTION}" + (f"/{path}" if path else ""), path, low, high)
+            for path, low, high in bounds_of(spec_to_json(action_spec))
+        ]
+        self._session = 0
         self._episode_started_at = 0.0
         self.episodes_written = 0
         self.steps_written = 0
@@ -148,15 +157,17 @@ class RLDSBackend(backend_writer.BackendWriter):
                 )
         record = self._encoder.encode_pieces(values)
         num_steps = len(steps[f"{rlds.STEPS}/{rlds.IS_FIRST}"][0])
+        self._check_bounds(steps)
         row = {
             "num_steps": num_steps,
             "terminated": bool(terminal),
             "recorded_at": round(self._episode_started_at, 3),
+            "session": self._session,
         }
         if self._reward_is_scalar:
             blocks = steps[f"{rlds.STEPS}/{rlds.REWARD}"]
-            total = float(sum(np.sum(b, dtype=np.float64) for b in blocks))  # last reward is 0
-            row["return"] = total if math.isfinite(total) else str(total)
+            # The last reward is zero-filled; NaN and inf returns are kept as numbers.
+            row["return"] = float(sum(np.sum(b, dtype=np.float64) for b in blocks))
         if episode_row:
             row["metadata"] = episode_row
         self._writer.append(record, row)
@@ -165,6 +176,31 @@ class RLDSBackend(backend_writer.BackendWriter):
 
     def discard_episode(self) -> None:
         self.buffer.discard()
+
+    def _check_bounds(self, steps: Mapping[str, Any]) -> None:
+        """Warns when the episode's actions leave the action spec's bounds (one vectorised
+        comparison per action leaf, at the end of the episode)."""
+        for key, path, low, high in self._action_bounds:
+            blocks = steps.get(key)
+            if not blocks:
+                continue
+            column = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+            column = column[:-1]  # the last step's action is zero-filled
+            if not column.size or column.dtype.kind not in "biuf":
+                continue
+            values = column.astype(np.float64, copy=False)
+            outside = (values < low) | (values > high)
+            if outside.any():
+                flat = outside.reshape(len(values), -1).any(axis=1)
+                step = int(np.argmax(flat))
+                warnings.warn(
+                    f"episode {self._writer.num_episodes} of {self._writer.path.name}: "
+                    f"{int(flat.sum())} action(s) outside the action spec's bounds "
+                    f"({path or 'action'} in [{_short(low)}, {_short(high)}]); first at step "
+                    f"{step}: {values[step].tolist()}. Recorded as given.",
+                    OutOfBoundsWarning,
+                    stacklevel=4,
+                )
 
     @property
     def writer(self) -> DatasetWriter:
@@ -200,7 +236,7 @@ class RLDSBackend(backend_writer.BackendWriter):
             return differences
 
         features = self._features()
-        self._writer.set_features(
+        self._session = self._writer.set_features(
             features, metadata=self._dataset_metadata, describe_mismatch=describe
         )
         self._encoder = ExampleEncoder(features)
@@ -222,6 +258,13 @@ class RLDSBackend(backend_writer.BackendWriter):
             image_encoding=self._image_encoding,
         )
 
+
+
+def _short(bound: np.ndarray) -> str:
+    flat = np.asarray(bound).ravel()
+    if flat.size and np.all(flat == flat[0]):
+        return f"{flat[0]:g}"
+    return str(np.asarray(bound).tolist())
 
 
 def _is_scalar_number(spec: Any) -> bool:

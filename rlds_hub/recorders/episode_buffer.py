@@ -17,7 +17,7 @@ import numpy as np
 from dm_env import specs as dm_specs
 
 from rlds_hub import spec as rlds
-from rlds_hub.features import SpecError
+from rlds_hub.format.specs import SpecError
 
 _FIRST_BLOCK_ROWS = 256
 _MAX_BLOCK_BYTES = 8 * 2**20  # later blocks double up to this size (all leaves together)

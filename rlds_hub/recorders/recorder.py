@@ -14,13 +14,9 @@ from rlds_hub import (
     __version__,
     _compat,  # noqa: F401  (before envlogger)
 )
-from rlds_hub.features import (
-    IMAGE_ENCODINGS,
-    ImageEncoding,
-    SpecError,
-    spec_differences,
-    spec_to_json,
-)
+from rlds_hub.format.features import IMAGE_ENCODINGS, ImageEncoding
+from rlds_hub.format.specs import SpecError, spec_differences, spec_to_json
+from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.writer import (
     DEFAULT_MAX_BYTES_PER_SHARD,
     DEFAULT_MAX_EPISODES_PER_SHARD,
@@ -69,6 +65,10 @@ class Recorder(dm_env.Environment):
         (default: inferred from the first value returned).
       save_unfinished_episodes: when ``reset`` or ``close`` interrupts an episode that has at
         least one transition, store it as truncated (default) instead of dropping it.
+      allow_env_change: append to a dataset recorded from another environment (with the
+        same specs); refused by default, since mixing environments is usually a mistake.
+        Every session's environment, policy and seed are kept in ``metadata.json`` and each
+        episode's row in ``episodes.jsonl`` names its session.
     """
 
     def __init__(
@@ -92,6 +92,7 @@ class Recorder(dm_env.Environment):
         step_metadata_spec: Mapping[str, Any] | None = None,
         episode_metadata_spec: Mapping[str, Any] | None = None,
         save_unfinished_episodes: bool = True,
+        allow_env_change: bool = False,
     ):
         import envlogger
 
@@ -114,9 +115,11 @@ class Recorder(dm_env.Environment):
         }
         self._specs_json = {k: spec_to_json(v) for k, v in env_specs.items()}
         self.env_name = env_name or type(env).__name__
+        self._allow_env_change = allow_env_change
         session = {
             "started": _now(),
             "split": split,
+            "env_name": self.env_name,
             "policy": policy_name,
             "seed": seed,
             "rlds_hub_version": __version__,
@@ -130,6 +133,7 @@ class Recorder(dm_env.Environment):
             "seed": seed,
             "specs": self._specs_json,
             "image_encoding": image_encoding,
+            "layout": "rlds",
             "user": dict(metadata or {}),
             "sessions": [session],
         }
@@ -302,6 +306,14 @@ class Recorder(dm_env.Environment):
         existing = writer.existing_metadata
         if not existing or "specs" not in existing:
             return
+        envs = recorded_envs(existing)
+        if envs and self.env_name not in envs and not self._allow_env_change:
+            raise DatasetError(
+                f"cannot append to {writer.path}: it holds episodes of {', '.join(envs)}, and "
+                f"this recorder records {self.env_name}. Record into another directory, or "
+                "pass allow_env_change=True (rlds-hub record --allow-env-change) to mix "
+                "environments in one dataset (each episode stays tied to its session's env)."
+            )
         differences = self._describe_mismatch(existing)
         if differences:
             raise SpecMismatchError(
@@ -323,6 +335,14 @@ class Recorder(dm_env.Environment):
                 f"{self._dataset_metadata['image_encoding']!r}"
             )
         return differences
+
+
+def recorded_envs(metadata: Mapping[str, Any]) -> list[str]:
+    """The environments a dataset's sessions recorded (older datasets: the top-level one)."""
+    envs = [s.get("env_name") for s in metadata.get("sessions", []) if s.get("env_name")]
+    if not envs and metadata.get("env_name"):
+        envs = [metadata["env_name"]]
+    return list(dict.fromkeys(envs))
 
 
 def _is_termination(discount: Any) -> bool:

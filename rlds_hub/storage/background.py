@@ -46,8 +46,11 @@ class BackgroundFiles:
             for _ in range(_SPARES):
                 self._jobs.put(("spare", None))
 
-    def _name(self, kind: str) -> Path:
+    def hidden_name(self, kind: str) -> Path:
+        """A new hidden (``.tmp-``) path in the directory, unique to this writer."""
         return self._directory / f"{self._prefix}{kind}-{next(self._names)}"
+
+    _name = hidden_name
 
     def _create(self) -> tuple[int, Path]:
         path = self._name("spare")

@@ -9,7 +9,6 @@ partial last line left by a crash; the writer trims both when it resumes.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 
 
 def json_safe(value: Any) -> Any:
-    """Converts numpy scalars/arrays and non-finite floats into strict-JSON values."""
+    """Converts numpy scalars/arrays to JSON values; bytes become text. Non-finite floats stay
+    numbers (written as ``NaN`` / ``Infinity``, which Python's ``json`` reads back)."""
     if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -26,8 +26,6 @@ def json_safe(value: Any) -> Any:
         return json_safe(value.tolist())
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
     return value
 
 
@@ -71,6 +69,25 @@ class EpisodeIndex:
         tmp.write_bytes(b"".join(_line(r) for r in kept))
         os.replace(tmp, self._path)
 
+    def covers(self, counts: Mapping[str, int]) -> bool:
+        """True if the file has a row for every published episode of every split."""
+        if not any(counts.values()):
+            return True
+        if not self._path.exists():
+            return False
+        rows = read_episode_index(self._path.read_bytes(), counts)
+        seen: dict[str, int] = {}
+        for row in rows:
+            seen[row["split"]] = seen.get(row["split"], 0) + 1
+        return all(seen.get(split, 0) == n for split, n in counts.items())
+
+    def rewrite(self, rows: list[Mapping[str, Any]]) -> None:
+        """Replaces the file's content with ``rows`` (atomically)."""
+        self.close()
+        tmp = self._path.with_name(f".tmp-{self._path.name}")
+        tmp.write_bytes(b"".join(_line(r) for r in rows))
+        os.replace(tmp, self._path)
+
     def append(self, row: Mapping[str, Any]) -> None:
         if self._fd is None:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -95,8 +112,6 @@ def _keep_published(rows: list[dict[str, Any]], counts: Mapping[str, int]) -> li
 
 
 def _line(row: Mapping[str, Any]) -> bytes:
-    try:  # the usual row holds plain numbers and strings: no conversion pass
-        text = json.dumps(row, separators=(",", ":"), allow_nan=False, default=json_safe)
-    except ValueError:  # a non-finite float somewhere
-        text = json.dumps(json_safe(row), separators=(",", ":"), allow_nan=False)
+    # Non-finite returns are kept as numbers (NaN, Infinity): Python's json reads them back.
+    text = json.dumps(row, separators=(",", ":"), default=json_safe)
     return (text + "\n").encode()

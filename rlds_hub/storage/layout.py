@@ -6,7 +6,12 @@ A dataset directory is a plain TFDS dataset directory::
     features.json       TFDS: the feature description
     metadata.json       TFDS ``info.metadata``: rlds_hub's dataset-level metadata
     episodes.jsonl      rlds_hub: one line per episode (split, length, return, metadata)
+    checksums.json      rlds_hub: per-shard sizes and CRC32C checksums (pipeline outputs)
+    statistics.json     rlds_hub: per-feature statistics (``rlds-hub stats --save``)
     <name>-<split>.tfrecord-NNNNN   shards (or .array_record-NNNNN)
+
+Files rlds_hub writes while working start with ``.tmp-``: they never match the TFDS shard
+pattern (``*.tfrecord-*``), so a reader that globs shards sees only published ones.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ DATASET_INFO = "dataset_info.json"
 FEATURES = "features.json"
 METADATA = "metadata.json"
 EPISODE_INDEX = "episodes.jsonl"
+CHECKSUMS = "checksums.json"
+STATISTICS = "statistics.json"
 LOCK = ".rlds_hub.lock"
 TMP_PREFIX = ".tmp-"
 # Shard file names never depend on the number of shards, so shards are never renamed.
@@ -33,6 +40,43 @@ _SPLIT_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 class DatasetError(ValueError):
     """A dataset directory that cannot be read or written as asked."""
+
+
+_SHARD_RE = re.compile(r"\.(tfrecord|array_record|riegeli)-\d{5,}(-of-\d{5,})?$")
+
+
+def is_shard_name(name: str) -> bool:
+    """True for names matching TFDS's shard pattern (``*.tfrecord-00003``, ``...-of-...``)."""
+    return not name.startswith(TMP_PREFIX) and bool(_SHARD_RE.search(name))
+
+
+def missing_info_message(path: str, names: list[str], nested: list[str] = ()) -> str:
+    """What to say about a directory without ``dataset_info.json``: what is there instead,
+    and how to recover."""
+    shard_files = [n for n in names if is_shard_name(n)]
+    ours = [n for n in (FEATURES, METADATA, EPISODE_INDEX) if n in names]
+    if shard_files or ours:
+        found = []
+        if shard_files:
+            found.append(f"{len(shard_files)} shard file(s) ({', '.join(shard_files[:3])}"
+                         f"{', ...' if len(shard_files) > 3 else ''})")
+        found += ours
+        return (
+            f"{path} is a damaged dataset: {DATASET_INFO} (the list of its splits and shards) "
+            f"is missing, but {', '.join(found)} are there. Nothing was changed. Rebuild "
+            f"{DATASET_INFO} from the shards with `rlds-hub validate --repair {path}`"
+            + ("" if FEATURES in names else
+               f" (that also needs {FEATURES}, or {METADATA} from rlds_hub)")
+            + ", or restore it from a copy."
+        )
+    message = f"{path} is not an RLDS dataset directory (it has no {DATASET_INFO})"
+    if nested:
+        return message + "; datasets inside it: " + ", ".join(sorted(nested)[:5])
+    visible = [n for n in names if not n.startswith(".")]
+    return message + (
+        f"; it holds {', '.join(visible[:5])}{', ...' if len(visible) > 5 else ''}: pass the "
+        f"directory that holds {DATASET_INFO}" if visible else "; it is empty"
+    )
 
 
 def shard_filename(name: str, split: str, file_format: str, index: int) -> str:

@@ -1,4 +1,5 @@
-"""Shard files: TFRecord framing, ArrayRecord files, and concatenation for sealing shards."""
+"""Shard files: TFRecord framing (read with both CRCs checked, written with ``writev``),
+ArrayRecord files, and concatenation for sealing shards. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import crc32c
 
-from rlds_hub.storage.codec import Pieces
+from rlds_hub.format.encode import Pieces
+from rlds_hub.storage import files
+from rlds_hub.storage.layout import DatasetError
 
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
@@ -38,44 +41,53 @@ def _framed(record: Pieces | bytes) -> list[bytes | memoryview]:
     return [length, struct.pack("<I", masked_crc(length)), *parts, struct.pack("<I", _mask(crc))]
 
 
+class ShardError(DatasetError):
+    """A shard file that is missing, truncated or corrupt (the message names file and byte)."""
+
+
 def read_bytes(path: str | os.PathLike) -> bytes:
-    """A whole file: local paths directly, others (gs://, s3://, ...) through tf.io.gfile."""
-    text = os.fspath(path)
-    if "://" in text:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(text, "rb") as f:
-            return f.read()
-    with open(text, "rb") as f:
-        return f.read()
+    """A whole file (local, or remote through :mod:`rlds_hub.storage.files`)."""
+    try:
+        return files.read_bytes(path)
+    except FileNotFoundError as e:
+        raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
 
 
-def iter_tfrecord(path: str | os.PathLike) -> Iterator[tuple[int, memoryview]]:
+def iter_tfrecord(
+    path: str | os.PathLike, data: bytes | None = None
+) -> Iterator[tuple[int, memoryview]]:
     """Yields ``(offset, record)`` from a TFRecord file, checking both CRCs of every record.
 
-    Records are views of the file's bytes (no copy per record).
+    Records are views of the file's bytes (no copy per record). ``data``: the file's
+    content, if already read.
 
     Raises:
-      ValueError: naming the file and byte offset of a truncated or corrupt record.
+      ShardError: naming the file and byte offset of a truncated or corrupt record.
     """
-    data = memoryview(read_bytes(path))
+    view = memoryview(read_bytes(path) if data is None else data)
     offset = 0
-    while offset < len(data):
-        header = data[offset : offset + 12]
+    index = 0
+    while offset < len(view):
+        header = view[offset : offset + 12]
         if len(header) < 12:
-            raise ValueError(f"{path}: truncated record header at byte {offset}")
+            raise ShardError(f"{path}: truncated record header at byte {offset} "
+                             f"(record {index})")
         length, length_crc = struct.unpack("<QI", header)
         if masked_crc(header[:8]) != length_crc:
-            raise ValueError(f"{path}: corrupt record length at byte {offset} (CRC mismatch)")
+            raise ShardError(f"{path}: corrupt record length at byte {offset} (record {index}, "
+                             "CRC mismatch)")
         end = offset + 12 + length
-        if end + 4 > len(data):
-            raise ValueError(f"{path}: truncated record at byte {offset} ({length} bytes expected)")
-        record = data[offset + 12 : end]
-        (data_crc,) = struct.unpack("<I", data[end : end + 4])
+        if end + 4 > len(view):
+            raise ShardError(f"{path}: truncated record at byte {offset} (record {index}, "
+                             f"{length} bytes expected)")
+        record = view[offset + 12 : end]
+        (data_crc,) = struct.unpack("<I", view[end : end + 4])
         if masked_crc(record) != data_crc:
-            raise ValueError(f"{path}: corrupt record data at byte {offset} (CRC mismatch)")
+            raise ShardError(f"{path}: corrupt record data at byte {offset} (record {index}, "
+                             "CRC mismatch)")
         yield offset, record
         offset = end + 4
+        index += 1
 
 
 def write_tfrecord_fd(fd: int, records: Sequence[Pieces | bytes], *, sync: bool) -> int:
@@ -154,19 +166,51 @@ def write_array_record_file(path: Path, records: Sequence[Pieces | bytes], *, sy
     return os.path.getsize(path)
 
 
-def read_array_record_file(path: Path) -> list[bytes]:
-    """All records of an ArrayRecord file, in order."""
+def read_array_record_file(
+    path: str | os.PathLike, indices: Sequence[int] | None = None
+) -> list[bytes]:
+    """Records of an ArrayRecord file (all, or those at ``indices``), in order.
+
+    Raises:
+      ShardError: the file is missing or corrupt.
+    """
     from array_record.python import array_record_module
 
-    reader = array_record_module.ArrayRecordReader(os.fspath(path))
+    text = os.fspath(path)
+    if not files.exists(text):
+        raise ShardError(f"{text}: the shard file is missing")
     try:
-        return list(reader.read_all())
+        reader = array_record_module.ArrayRecordReader(text)
+    except Exception as e:  # riegeli raises plain RuntimeErrors
+        raise ShardError(f"{text}: not a readable ArrayRecord file ({e})") from e
+    try:
+        if indices is None:
+            return list(reader.read_all())
+        return list(reader.read(list(indices)))
+    except Exception as e:
+        raise ShardError(f"{text}: corrupt ArrayRecord data ({e})") from e
     finally:
         reader.close()
 
 
-def read_records(path: str | os.PathLike, file_format: str) -> list[bytes | memoryview]:
-    """All records of a shard file in either format (CRC-checked for TFRecord)."""
+def read_records(
+    path: str | os.PathLike, file_format: str, *, skip: int = 0, take: int | None = None
+) -> list[bytes | memoryview]:
+    """Records ``[skip, skip + take)`` of a shard file in either format (every TFRecord
+    of the file is CRC-checked).
+
+    Raises:
+      ShardError: the file is missing, truncated or corrupt, or holds fewer records.
+    """
     if file_format == "array_record":
-        return read_array_record_file(path)
-    return [record for _, record in iter_tfrecord(path)]
+        if take is None:
+            return read_array_record_file(path)[skip:]
+        return read_array_record_file(path, range(skip, skip + take))
+    records = [record for _, record in iter_tfrecord(path)]
+    end = len(records) if take is None else skip + take
+    if end > len(records):
+        raise ShardError(
+            f"{path} holds {len(records)} episodes, fewer than dataset_info.json lists "
+            f"({end}); run `rlds-hub validate` on the dataset"
+        )
+    return records[skip:end]

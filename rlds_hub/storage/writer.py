@@ -7,10 +7,16 @@ Publication protocol (each step leaves a directory that plain TFDS reads correct
   is atomically replaced to list it. A process killed at any moment therefore loses at most
   the episode being written, and the metadata never lists a file that is incomplete.
 * Episodes of the shard being filled ("pending" shards, one episode each) follow a 0-length
-  shard (the "hole"), which TFDS skips without opening its file. Sealing concatenates the
-  pending files into a file at the hole's index, publishes the new shard lengths, then
-  deletes the pending files: at every instant each episode is listed exactly once.
+  shard (the "hole"), which TFDS skips without opening its file. The pending files are
+  appended, as they are published, to a hidden ``.tmp-`` file; sealing renames it to the
+  hole's name, publishes the new shard lengths, then deletes the pending files: at every
+  instant each episode is listed exactly once, and no file that is not listed matches the
+  TFDS shard pattern (``*.tfrecord-*``) except the pending files in the instant between
+  publishing a seal and deleting them (which the next writer, or ``validate --repair``,
+  removes if the process dies right there).
 * Shard names use ``{SHARD_INDEX}`` only, so no file is ever renamed when shards are added.
+* A new dataset gets its ``dataset_info.json`` (with no episodes) as soon as its features
+  are known, so a directory holding ``features.json`` always holds a dataset.
 """
 
 from __future__ import annotations
@@ -20,8 +26,6 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Literal
-
-import tensorflow_datasets as tfds
 
 from rlds_hub.storage import layout, shards
 from rlds_hub.storage.background import BackgroundFiles
@@ -38,16 +42,17 @@ class SpecMismatchError(layout.DatasetError):
 
 
 class _HoleAccumulator:
-    """Appends each pending episode's file to the hole's file on the worker thread, so that
-    sealing the shard needs no copy on the step path. The hole is listed with 0 episodes, so
-    no reader opens its file while it grows (and a crash leaves it as garbage to remove)."""
+    """Appends each pending episode's file to a hidden file on the worker thread, so that
+    sealing the shard needs no copy on the step path; sealing renames it to the hole's name.
+    Its name starts with ``.tmp-``, so no reader or glob takes it for a shard (a crash
+    leaves it as garbage to remove)."""
 
-    def __init__(self, path: Path, files: BackgroundFiles):
-        self.path = path
+    def __init__(self, files: BackgroundFiles):
+        self.path = files.hidden_name("shard")
         self.bytes = 0
         self.count = 0
         self._files = files
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     def add(self, source: Path) -> None:
         self._files.call(lambda: self._append(source))
@@ -150,7 +155,7 @@ class DatasetWriter:
             self._features_on_disk = _read_json(self.path / layout.FEATURES)
             self.existing_metadata = _read_json_or_empty(self.path / layout.METADATA)
         else:
-            self._refuse_foreign_files()
+            self._refuse_non_empty()
             self.name = name or layout.dataset_name_from_path(self.path)
             layout.check_dataset_name(self.name)
             self.file_format = file_format
@@ -160,9 +165,11 @@ class DatasetWriter:
         self._remove_stale_files()
         counts = {s["name"]: sum(int(n) for n in s["shardLengths"]) for s in self._info["splits"]}
         self._index = EpisodeIndex(self.path / layout.EPISODE_INDEX)
-        if self._features_on_disk is None:
-            layout.remove_quietly(self.path / layout.EPISODE_INDEX)
         self._index.truncate_to(counts)
+        if self._features_on_disk is not None and not self._index.covers(counts):
+            from rlds_hub.storage.repair import rebuild_episode_index
+
+            rebuild_episode_index(self.path)
         self._num_episodes = counts.get(self.split, 0)
         self._hole = self._find_hole()
         self._pending_bytes = sum(
@@ -176,21 +183,25 @@ class DatasetWriter:
 
     def set_features(
         self,
-        features: tfds.features.FeaturesDict,
+        features_json: dict[str, Any],
         *,
         metadata: dict[str, Any] | None = None,
         describe_mismatch: Any = None,
-    ) -> None:
+    ) -> int:
         """Fixes the episode features; must equal the dataset's when appending.
 
         Args:
-          features: the episode features.
+          features_json: the episode features (``features.json`` content, see
+            :func:`rlds_hub.format.features.episode_features`).
           metadata: dataset-level metadata for ``metadata.json`` on a new dataset; on an
             existing one only its ``sessions`` entries are appended.
           describe_mismatch: callable(existing metadata) -> list of human-readable
             differences, used in the error when the features differ.
+
+        Returns:
+          The number of the first session in ``metadata["sessions"]`` (its position in the
+          dataset's list of sessions), to tie episodes to the session that recorded them.
         """
-        features_json = features.to_json()
         metadata = metadata or {}
         if self._features_on_disk is not None:
             if self._features_on_disk != features_json:
@@ -204,29 +215,37 @@ class DatasetWriter:
                     "use an environment with the same specs."
                 )
             merged = copy.deepcopy(self.existing_metadata or {})
-            merged.setdefault("sessions", []).extend(metadata.get("sessions", []))
+            session = len(merged.setdefault("sessions", []))
+            merged["sessions"].extend(metadata.get("sessions", []))
+            layout.atomic_write(self.path / layout.METADATA, _dumps(merged), sync=self._sync)
         else:
+            # A new dataset: features, metadata, then dataset_info.json (no episodes yet),
+            # which makes the directory a dataset.
             layout.atomic_write(self.path / layout.FEATURES, _dumps(features_json), sync=self._sync)
-            merged = copy.deepcopy(metadata)
-        layout.atomic_write(self.path / layout.METADATA, _dumps(merged), sync=self._sync)
+            layout.atomic_write(self.path / layout.METADATA, _dumps(metadata), sync=self._sync)
+            layout.atomic_write(self.path / layout.DATASET_INFO, _dumps(self._info), sync=True)
+            self._features_on_disk = features_json
+            session = 0
         if self._sync:
             layout.fsync_path(self.path)
         self._features_json = features_json
+        return session
 
-    def _refuse_foreign_files(self) -> None:
-        ours = {layout.FEATURES, layout.METADATA, layout.EPISODE_INDEX, layout.LOCK}
-        foreign = [
-            p.name
-            for p in self.path.iterdir()
-            if p.name not in ours
-            and not p.name.startswith(layout.TMP_PREFIX)
-            and ".tfrecord-" not in p.name
-            and ".array_record-" not in p.name
-        ]
+    def _refuse_non_empty(self) -> None:
+        """A directory without ``dataset_info.json`` is written only if it holds nothing but
+        rlds_hub's lock, temporary files, and the features and metadata of a dataset whose
+        creation was interrupted before its ``dataset_info.json`` (no episodes)."""
+        names = sorted(p.name for p in self.path.iterdir())
+        shard_files = [n for n in names if layout.is_shard_name(n)]
+        if shard_files or layout.EPISODE_INDEX in names:
+            raise layout.DatasetError(layout.missing_info_message(os.fspath(self.path), names))
+        allowed = {layout.FEATURES, layout.METADATA, layout.LOCK}
+        foreign = [n for n in names if n not in allowed and not n.startswith(layout.TMP_PREFIX)]
         if foreign:
             raise layout.DatasetError(
                 f"{self.path} is not empty and is not an RLDS dataset (it holds "
-                f"{', '.join(sorted(foreign)[:5])}...); record into an empty or new directory"
+                f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); record into "
+                "an empty or new directory"
             )
 
     def _split_entry(self, *, create: bool) -> dict[str, Any] | None:
@@ -336,7 +355,6 @@ class DatasetWriter:
         if not pending:
             return
         sources = [self.path / self._shard_name(i) for i in pending]
-        # The hole is listed with 0 episodes, so no reader opens it: write it in place.
         hole_path = self.path / self._shard_name(self._hole)
         accumulator, self._accumulator = self._accumulator, None
         if accumulator is not None:
@@ -351,11 +369,17 @@ class DatasetWriter:
             complete = False
         if complete:
             size = accumulator.bytes
-        elif self.file_format == "tfrecord":
-            size = shards.concatenate_files(sources, hole_path, sync=self._sync)
+            os.rename(accumulator.path, hole_path)
         else:
-            records = [r for s in sources for r in shards.read_array_record_file(s)]
-            size = shards.write_array_record_file(hole_path, records, sync=self._sync)
+            if accumulator is not None:
+                self._files.delete(accumulator.path)
+            tmp = self._files.hidden_name("shard")
+            if self.file_format == "tfrecord":
+                size = shards.concatenate_files(sources, tmp, sync=self._sync)
+            else:
+                records = [r for s in sources for r in shards.read_array_record_file(s)]
+                size = shards.write_array_record_file(tmp, records, sync=self._sync)
+            os.rename(tmp, hole_path)
         lengths = self._split["shardLengths"]
         del lengths[self._hole :]
         lengths.append(str(len(pending)))
@@ -369,8 +393,7 @@ class DatasetWriter:
 
     def _start_accumulator(self) -> None:
         if self.file_format == "tfrecord":  # ArrayRecord files cannot be appended to
-            hole_path = self.path / self._shard_name(self._hole)
-            self._accumulator = _HoleAccumulator(hole_path, self._files)
+            self._accumulator = _HoleAccumulator(self._files)
 
     def _publish_info(self) -> None:
         self._files.replace(self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync)
@@ -384,7 +407,7 @@ class DatasetWriter:
         try:
             self.seal()
             self._files.close()
-            if self._split is not None:  # the last version, without preallocated blocks
+            if self._features_json is not None:  # the last version, without preallocated blocks
                 layout.atomic_write(self.path / layout.DATASET_INFO, _dumps(self._info), sync=True)
             for p in self.path.iterdir():
                 if p.is_file() and p.name != layout.LOCK:
@@ -395,6 +418,7 @@ class DatasetWriter:
             self._closed = True
             if self._accumulator is not None:
                 self._accumulator.close()
+                layout.remove_quietly(self._accumulator.path)
             self._files.close()
             self._lock.release()
 

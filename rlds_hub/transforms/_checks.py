@@ -6,6 +6,11 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from rlds_hub.checks import check_gamma, check_positive
+
+__all__ = ["check_gamma", "check_keys", "check_positive", "field_paths", "guard_missing_keys",
+           "missing_key_error"]
+
 
 def missing_key_error(key: Any, available: Iterable[Any], where: str = "step") -> ValueError:
     """Builds the error for ``key`` missing from a ``where`` with the ``available`` fields.
@@ -23,18 +28,6 @@ def check_keys(keys: Iterable[Any], available: Iterable[Any], where: str = "step
     for key in keys:
         if key not in available:
             raise missing_key_error(key, available, where)
-
-
-def check_positive(name: str, value: int) -> None:
-    """Raises ``ValueError`` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-def check_gamma(gamma: float) -> None:
-    """Raises ``ValueError`` unless ``0 <= gamma <= 1``."""
-    if not 0.0 <= float(gamma) <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
 
 
 def field_paths(element: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -1,27 +1,26 @@
-"""Fast serialisation of whole RLDS episodes to ``tf.train.Example`` bytes.
+"""The encoder: whole RLDS episodes to serialized ``tf.train.Example`` bytes, without
+TensorFlow.
 
-The bytes are exactly what TFDS's own serializer produces for the dataset's
-``FeaturesDict`` (same keys, same list kinds, same encodings), so plain
+The bytes are exactly what TFDS's own serializer produces for the dataset's features (same
+keys, same list kinds, same encodings), so plain
 ``tfds.builder_from_directory(...).as_dataset()`` parses them; but they are assembled with
 NumPy from whole-episode columns instead of per-value protobuf calls, and returned as a list
 of buffer pieces (views of the recorded arrays where possible) that are written with one
-``writev``: a large episode is not copied again to be serialized. The plan (one encoder per
-leaf feature) is compiled once from the features.
+``writev``: a large episode is not copied again to be serialized. The encoder works from
+the dataset's leaf plan (:mod:`rlds_hub.format.plan`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import tensorflow_datasets as tfds
 
-from rlds_hub.decode import Leaf, compile_leaves
+from rlds_hub.format.images import encode_png
+from rlds_hub.format.plan import Leaf, Plan, PlanError
 
 _TAG_1 = 0x0A  # field 1, length-delimited: Example.features, Features.feature, list.value
 _TAG_2 = 0x12  # field 2: Feature.float_list; map entry value
@@ -146,46 +145,35 @@ def _fixed_bytes_list(rows: list[np.ndarray], width: int) -> Pieces:
     return body.field(_TAG_1)
 
 
-def encode_png(frame: np.ndarray, compress_level: int) -> bytes:
-    """Lossless PNG of one ``H x W x C`` uint8 frame (C in 1, 3, 4)."""
-    from PIL import Image
-
-    if frame.shape[-1] == 1:
-        frame = frame[..., 0]
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(frame)).save(
-        buffer, format="PNG", compress_level=compress_level
-    )
-    return buffer.getvalue()
-
-
-@dataclasses.dataclass(frozen=True)
-class LeafEncoder:
-    """How one flattened feature key is encoded."""
-
-    key: str
-    kind: str  # "float", "int", "raw", "string" or "png"
-    dtype: np.dtype | None
-    shape: tuple[int, ...]
-    in_steps: bool
-
-
 class ExampleEncoder:
-    """Encodes whole episodes for one ``FeaturesDict`` into serialized ``tf.train.Example``."""
+    """Encodes whole episodes of one plan into serialized ``tf.train.Example``.
 
-    def __init__(self, features: tfds.features.FeaturesDict, *, png_compress_level: int = 1):
-        self.leaves = [_encoder_leaf(leaf) for leaf in compile_leaves(features)]
+    Args:
+      features: the plan, or the ``features.json`` content it is compiled from.
+      png_compress_level: zlib level of the PNG frames written for image leaves.
+    """
+
+    def __init__(self, features: Plan | Mapping[str, Any], *, png_compress_level: int = 1):
+        plan = features if isinstance(features, Plan) else Plan.from_features_json(features)
+        self.plan = plan
+        self.leaves = list(plan.leaves)
+        for leaf in self.leaves:
+            if leaf.kind == "image" and leaf.image_format == "jpeg":
+                raise PlanError(
+                    f"{leaf.key}: rlds_hub writes images as lossless PNG; JPEG features can "
+                    "be copied record by record but not re-encoded"
+                )
         self._png_level = png_compress_level
         self._keys = {
             leaf.key: Pieces([leaf.key.encode()]).field(_TAG_1).tobytes() for leaf in self.leaves
         }
         self._pool: ThreadPoolExecutor | None = None
-        self._encoders: dict[str, Callable[[Any, LeafEncoder], Pieces]] = {
+        self._encoders: dict[str, Callable[[Any, Leaf], Pieces]] = {
             "float": lambda v, leaf: _float_list(v),
             "int": lambda v, leaf: _int64_list(v),
             "raw": self._encode_raw,
             "string": self._encode_strings,
-            "png": self._encode_png,
+            "image": self._encode_png,
         }
 
     def encode_pieces(self, values: Mapping[str, Any]) -> Pieces:
@@ -202,7 +190,7 @@ class ExampleEncoder:
             value = values[leaf.key]
             if not leaf.in_steps:
                 value = [np.asarray(value)[None]] if leaf.kind != "string" else [[value]]
-            feature = self._encoders[leaf.kind](value, leaf)
+            feature = self._encoders[_encoder_kind(leaf)](value, leaf)
             # map entry {key, value: feature} as one header followed by the feature's pieces
             key = self._keys[leaf.key]
             feature_header = _TAG2_BYTES + varint(feature.size)
@@ -218,7 +206,7 @@ class ExampleEncoder:
         """Serializes one episode to bytes."""
         return self.encode_pieces(values).tobytes()
 
-    def _encode_raw(self, column: Column, leaf: LeafEncoder) -> Pieces:
+    def _encode_raw(self, column: Column, leaf: Leaf) -> Pieces:
         width = leaf.dtype.itemsize * _size(leaf.shape)
         rows = []
         for block in _blocks(column):
@@ -228,13 +216,13 @@ class ExampleEncoder:
             rows.append(block.reshape(len(block), -1).view(np.uint8).reshape(len(block), width))
         return _fixed_bytes_list(rows, width)
 
-    def _encode_strings(self, column: Any, leaf: LeafEncoder) -> Pieces:
+    def _encode_strings(self, column: Any, leaf: Leaf) -> Pieces:
         values = []
         for block in column:
             values += [_utf8(v, leaf.key) for v in np.asarray(block, dtype=object).ravel()]
         return _bytes_list(values)
 
-    def _encode_png(self, column: Column, leaf: LeafEncoder) -> Pieces:
+    def _encode_png(self, column: Column, leaf: Leaf) -> Pieces:
         frames = [frame for block in _blocks(column) for frame in np.asarray(block, np.uint8)]
         workers = os.cpu_count() or 1
         if len(frames) < 8 or workers == 1:
@@ -267,11 +255,5 @@ def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
-def _encoder_leaf(leaf: Leaf) -> LeafEncoder:
-    """How to encode one of :func:`rlds_hub.decode.compile_leaves`'s leaves."""
-    if leaf.kind == "native":
-        kind = "float" if leaf.dtype.is_floating else "int"
-    else:
-        kind = {"raw": "raw", "string": "string", "image": "png"}[leaf.kind]
-    dtype = None if kind == "string" else np.dtype(leaf.dtype.as_numpy_dtype)
-    return LeafEncoder(leaf.key, kind, dtype, tuple(leaf.shape), leaf.in_steps)
+def _encoder_kind(leaf: Leaf) -> str:
+    return leaf.wire if leaf.kind == "native" else leaf.kind

@@ -1,141 +1,20 @@
-"""TFDS features derived from dm_env specs, and specs encoded as JSON.
+"""dm_env specs as JSON (dataset metadata, spec comparison on append), and specs inferred
+from example values (``step_fn`` / ``episode_fn`` outputs).
 
-One feature description per dataset: the recorder derives a ``tfds.features.FeaturesDict``
-from the environment's specs here, and the writer, the reader and the docs all derive from
-that description.
-
-Encodings are chosen so that every value reads back bit-exact with plain TFDS:
-
-* ``float32``, ``bool`` and integers (except large 8-bit arrays) use TFDS's native encoding
-  (``float_list`` / ``int64_list``), which is exact for them and decodes without ``map_fn``.
-* ``float64``, ``float16`` and complex values use ``encoding="bytes"`` (raw little-endian
-  bytes): TFDS's native encoding would store them as 32-bit floats.
-* ``uint8`` images (``H x W x C`` with ``C`` in 1, 3, 4) use ``tfds.features.Image`` with PNG
-  (lossless, compressed, viewable) by default, or raw bytes with ``image_encoding="raw"``.
-* Other 8-bit arrays with more than 64 elements use raw bytes (one byte per value instead of
-  a varint).
-* Zero-size arrays use raw bytes too (TensorFlow's example parser crashes with SIGFPE on a
-  native sequence feature with zero values per step).
-* Strings use TFDS string tensors; they read back as UTF-8 bytes.
+No TensorFlow: only NumPy and ``dm_env.specs``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import tensorflow_datasets as tfds
 from dm_env import specs as dm_specs
-
-from rlds_hub import spec as rlds
-
-ImageEncoding = Literal["png", "raw"]
-IMAGE_ENCODINGS = ("png", "raw")
-_BYTES_ENCODED_KINDS = {"f", "c"}  # floats other than float32, complex
-_SMALL_8BIT_LIMIT = 64
 
 
 class SpecError(ValueError):
     """A spec or value that rlds_hub cannot store, or that does not match the dataset."""
-
-
-def is_image_spec(shape: tuple[int, ...], dtype: np.dtype) -> bool:
-    """True for ``uint8`` arrays shaped like an image: ``H x W x C`` with C in 1, 3, 4."""
-    return dtype == np.uint8 and len(shape) == 3 and shape[-1] in (1, 3, 4) and min(shape) > 0
-
-
-def array_feature(
-    shape: tuple[int, ...], dtype: Any, image_encoding: ImageEncoding = "png"
-) -> tfds.features.FeatureConnector:
-    """Returns the lossless TFDS feature for one array leaf (see the module docstring)."""
-    shape = tuple(int(d) for d in shape)
-    empty = 0 in shape
-    if _is_string_dtype(dtype):
-        if empty:
-            raise SpecError(f"string arrays of zero size (shape {shape}) cannot be stored")
-        return tfds.features.Tensor(shape=shape, dtype=np.str_)
-    dtype = np.dtype(dtype)
-    if dtype.byteorder == ">":
-        raise SpecError(f"big-endian dtype {dtype} is not supported; use {dtype.newbyteorder('<')}")
-    if dtype.kind not in "biufc":
-        raise SpecError(f"dtype {dtype} is not supported (numbers, bools and strings are)")
-    if is_image_spec(shape, dtype):
-        if image_encoding not in IMAGE_ENCODINGS:
-            raise SpecError(f"image_encoding must be one of {IMAGE_ENCODINGS}, got {image_encoding!r}")
-        if image_encoding == "png":
-            return tfds.features.Image(shape=shape, dtype=np.uint8, encoding_format="png")
-        return tfds.features.Tensor(shape=shape, dtype=dtype, encoding="bytes")
-    if empty and dtype == np.uint32:
-        raise SpecError(
-            f"zero-size uint32 arrays (shape {shape}) cannot be stored: TFDS cannot decode "
-            "uint32 from bytes and TensorFlow's parser crashes on empty native features"
-        )
-    if empty or (dtype.kind in _BYTES_ENCODED_KINDS and dtype != np.float32):
-        # Zero-size arrays use bytes too: TF's parser divides by zero (SIGFPE) on a
-        # native sequence feature of zero elements per step.
-        return tfds.features.Tensor(shape=shape, dtype=dtype, encoding="bytes")
-    if dtype.itemsize == 1 and dtype.kind in "iu" and int(np.prod(shape)) > _SMALL_8BIT_LIMIT:
-        return tfds.features.Tensor(shape=shape, dtype=dtype, encoding="bytes")
-    return tfds.features.Tensor(shape=shape, dtype=dtype)
-
-
-def feature_from_spec(spec: Any, image_encoding: ImageEncoding = "png") -> Any:
-    """Maps a (nested) dm_env spec to a (nested) TFDS feature; tuples become "0", "1", ... dicts."""
-    if isinstance(spec, dm_specs.Array):
-        return array_feature(spec.shape, spec.dtype, image_encoding)
-    if isinstance(spec, Mapping):
-        if not spec:
-            raise SpecError("empty dict specs cannot be stored; drop the field instead")
-        return tfds.features.FeaturesDict(
-            {str(k): feature_from_spec(v, image_encoding) for k, v in spec.items()}
-        )
-    if isinstance(spec, (tuple, list)):
-        if not spec:
-            raise SpecError("empty tuple specs cannot be stored; drop the field instead")
-        return tfds.features.FeaturesDict(
-            {str(i): feature_from_spec(v, image_encoding) for i, v in enumerate(spec)}
-        )
-    raise SpecError(f"unsupported spec {spec!r}: expected dm_env specs, dicts or tuples of them")
-
-
-def episode_features(
-    *,
-    observation_spec: Any,
-    action_spec: Any,
-    reward_spec: Any,
-    discount_spec: Any,
-    step_metadata_spec: Mapping[str, Any] | None = None,
-    episode_metadata_spec: Mapping[str, Any] | None = None,
-    image_encoding: ImageEncoding = "png",
-) -> tfds.features.FeaturesDict:
-    """The RLDS episode features (TFDS ``rlds_base`` layout) for an environment's specs."""
-    step_metadata_spec = dict(step_metadata_spec or {})
-    episode_metadata_spec = dict(episode_metadata_spec or {})
-    clashes = sorted(set(step_metadata_spec) & set(rlds.CORE_STEP_FIELDS))
-    if clashes:
-        raise SpecError(f"step metadata keys {clashes} clash with RLDS step fields; rename them")
-    if rlds.STEPS in episode_metadata_spec:
-        raise SpecError(f"episode metadata must not use the key {rlds.STEPS!r}")
-    step_features = {
-        rlds.OBSERVATION: feature_from_spec(observation_spec, image_encoding),
-        rlds.ACTION: feature_from_spec(action_spec, image_encoding),
-        rlds.REWARD: feature_from_spec(reward_spec, image_encoding),
-        rlds.DISCOUNT: feature_from_spec(discount_spec, image_encoding),
-        rlds.IS_FIRST: tfds.features.Tensor(shape=(), dtype=np.bool_),
-        rlds.IS_LAST: tfds.features.Tensor(shape=(), dtype=np.bool_),
-        rlds.IS_TERMINAL: tfds.features.Tensor(shape=(), dtype=np.bool_),
-    }
-    for key, value in step_metadata_spec.items():
-        step_features[key] = feature_from_spec(value, image_encoding)
-    episode = {rlds.STEPS: tfds.features.Dataset(step_features)}
-    for key, value in episode_metadata_spec.items():
-        episode[key] = feature_from_spec(value, image_encoding)
-    return tfds.features.FeaturesDict(episode)
-
-
-# ----------------------------------------------------------------------------------------
-# Specs as JSON (dataset metadata, spec comparison on append) and specs inferred from values.
 
 
 def spec_to_json(spec: Any) -> Any:
@@ -279,13 +158,29 @@ def infer_spec(value: Any, name: str) -> Any:
     return dm_specs.Array(array.shape, array.dtype, name=name)
 
 
-def _is_string_dtype(dtype: Any) -> bool:
-    if dtype in (str, bytes, object, np.str_, np.bytes_, np.object_):
-        return True
-    try:
-        return np.dtype(dtype).kind in "OUS"
-    except TypeError:
-        return False
+def bounds_of(spec_json: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(path, minimum, maximum)`` of every bounded leaf of a JSON-encoded spec (float64
+    arrays broadcast to the leaf's shape); discrete specs give ``[0, num_values - 1]``."""
+    out: list[tuple[str, np.ndarray, np.ndarray]] = []
+
+    def walk(node: Any, path: str) -> None:
+        kind = node.get("kind")
+        if kind == "dict":
+            for key, child in node["fields"].items():
+                walk(child, f"{path}/{key}" if path else key)
+        elif kind == "tuple":
+            for i, child in enumerate(node["items"]):
+                walk(child, f"{path}/{i}" if path else str(i))
+        elif kind == "bounded":
+            shape = tuple(node["shape"])
+            low = np.broadcast_to(_bound_from_json(node["minimum"], np.float64), shape)
+            high = np.broadcast_to(_bound_from_json(node["maximum"], np.float64), shape)
+            out.append((path, low, high))
+        elif kind == "discrete":
+            out.append((path, np.zeros(()), np.asarray(float(node["num_values"] - 1))))
+
+    walk(spec_json, "")
+    return out
 
 
 def _bound_to_json(bound: np.ndarray) -> Any:
@@ -300,7 +195,7 @@ def _finite_or_text(x: float) -> Any:
     return float(x) if np.isfinite(x) else str(float(x))
 
 
-def _bound_from_json(bound: Any, dtype: np.dtype) -> np.ndarray:
+def _bound_from_json(bound: Any, dtype: Any) -> np.ndarray:
     return np.asarray(bound, dtype=dtype)
 
 

@@ -1,6 +1,8 @@
-"""Decoding serialized RLDS episodes (``tf.train.Example``) with NumPy, mostly without copies.
+"""The one decoder: serialized RLDS episodes (``tf.train.Example``) to NumPy, mostly without
+copies, and without TensorFlow.
 
-rlds_hub's loaders read episodes through this parser rather than TensorFlow's: it walks the
+Every reader of rlds_hub (loaders, statistics, validation, the episode table, pipelines,
+the service, the learners) decodes episodes here rather than with TensorFlow's parser: it walks the
 protobuf wire format of each record in Python (a few dozen fields per *episode*, so the cost
 per step is nanoseconds) and turns every list into a NumPy view of the record's bytes —
 packed floats directly, fixed-size byte strings (TFDS's ``encoding="bytes"``) through a
@@ -8,50 +10,27 @@ structured view that skips each entry's two-byte header. Measured on the read be
 episodes it decodes ~25M steps/s on one core, against ~11M/s for ``tf.io.parse_example``, and
 unlike TensorFlow it runs where only NumPy is installed.
 
-It reads any TFDS RLDS dataset, packed or not; variable-size values (strings, PNG frames)
-take slower per-value paths.
+It reads any TFDS RLDS dataset with fixed-shape features, packed or not; variable-size
+values (strings, PNG and JPEG frames) take slower per-value paths. Images decode exactly as
+TFDS decodes them (:mod:`rlds_hub.format.images`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-# Key of the per-episode step counts in decoded batches (as in rlds_hub.decode).
+from rlds_hub.format.images import decode_image
+from rlds_hub.format.plan import Leaf, Plan
+
+# Key of the per-episode step counts in decoded batches.
 NUM_STEPS = "__num_steps__"
 _BYTES_LIST, _FLOAT_LIST, _INT64_LIST = 1, 2, 3
 
 
 class ParseError(ValueError):
     """A record that is not a well-formed ``tf.train.Example`` of the expected features."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    """How to decode one serialized key (the NumPy twin of :class:`rlds_hub.decode.Leaf`)."""
-
-    key: str
-    kind: str  # "native", "raw", "string" or "image"
-    dtype: np.dtype
-    shape: tuple[int, ...]
-    in_steps: bool
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
-
-
-def fields_from_leaves(leaves: Sequence[Any]) -> list[Field]:
-    """Fields from :func:`rlds_hub.decode.compile_leaves`'s leaves (TensorFlow dtypes)."""
-    out = []
-    for leaf in leaves:
-        dtype = np.dtype(object) if leaf.kind == "string" else np.dtype(leaf.dtype.as_numpy_dtype)
-        out.append(Field(leaf.key, leaf.kind, dtype, tuple(leaf.shape), leaf.in_steps))
-    return out
 
 
 def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
@@ -237,99 +216,175 @@ def _varint_bytes(value: int) -> bytes:
             return bytes(out)
 
 
-class NumpyEpisodeDecoder:
-    """Decodes batches of serialized episodes into flat NumPy arrays.
 
-    ``decode(records)`` returns, like :meth:`rlds_hub.decode.EpisodeDecoder.decode`, step
-    keys to arrays ``[sum of steps, *shape]`` (episodes concatenated in order), episode keys
-    to ``[B, *shape]``, and ``NUM_STEPS`` to the ``[B]`` step counts. Arrays are views of
-    the records where possible: keep the records alive while using them.
+
+class EpisodeDecoder:
+    """Decodes serialized episodes of one :class:`~rlds_hub.format.plan.Plan` into NumPy.
+
+    :meth:`decode` maps a batch of records to flat arrays: step keys to ``[sum of steps,
+    *shape]`` (episodes concatenated in order), episode keys to ``[B, *shape]``, and
+    ``NUM_STEPS`` to the ``[B]`` step counts. Arrays are views of the records where
+    possible: keep the records alive while using them. Only the plan's leaves are parsed
+    (restrict the plan to decode fewer fields).
     """
 
-    def __init__(self, fields: Sequence[Field]):
-        self.fields = list(fields)
-        if not any(f.in_steps for f in self.fields):
+    def __init__(self, plan: Plan | Sequence[Leaf]):
+        self.plan = plan if isinstance(plan, Plan) else Plan(plan)
+        self.leaves = self.plan.leaves
+        if not self.plan.step_leaves:
             raise ParseError("no step fields to decode: not an RLDS episode dataset")
 
     def decode(self, records: Sequence[bytes | memoryview]) -> dict[str, np.ndarray]:
-        columns: dict[str, list[np.ndarray]] = {f.key: [] for f in self.fields}
+        """Decodes a batch of serialized episodes (see the class docstring).
+
+        Raises:
+          ParseError: naming the episode of the batch and the field that is wrong.
+        """
+        columns: dict[str, list[np.ndarray]] = {leaf.key: [] for leaf in self.leaves}
         lengths = []
         for index, record in enumerate(records):
             try:
-                features = parse_features(memoryview(record))
-                steps = None
-                for field in self.fields:
-                    values = self._values(field, features.get(field.key))
-                    count = len(values)
-                    if field.in_steps:
-                        steps = count if steps is None else steps
-                        if count != steps:
-                            raise ParseError(
-                                f"{field.key} has {count} steps where other fields have {steps}"
-                            )
-                    elif count != 1:
-                        raise ParseError(f"{field.key} holds {count} values, expected one")
-                    columns[field.key].append(values)
-            except (ParseError, IndexError, ValueError) as e:
+                values, steps = self._decode_record(record)
+            except ParseError as e:
                 raise ParseError(f"episode {index} of the batch: {e}") from None
+            for key, value in values.items():
+                columns[key].append(value)
             lengths.append(steps)
-        out = {key: _concat(parts) for key, parts in columns.items()}
+        out = {key: _concat(parts, leaf) for (key, parts), leaf
+               in zip(columns.items(), self.leaves, strict=True)}
         out[NUM_STEPS] = np.asarray(lengths, np.int64)
         return out
 
-    def _values(self, field: Field, found: tuple[int, memoryview] | None) -> np.ndarray:
-        """One record's values of ``field``, shaped ``[count, *shape]``."""
-        kind, message = found if found is not None else (None, memoryview(b""))
-        shape = (-1, *field.shape)
-        if field.kind == "native":
-            if kind not in (None, _FLOAT_LIST, _INT64_LIST):
-                raise ParseError(f"{field.key} is not a numeric list")
-            if field.dtype.kind == "f":
-                values = float_values(message) if kind != _INT64_LIST else int64_values(message)
-            else:
-                values = int64_values(message)
-                if field.dtype == np.uint64:
-                    values = values.view(np.uint64)
-            if values.dtype != field.dtype:
-                values = values.astype(field.dtype)
-            if field.size == 0:
-                return np.empty((0, *field.shape), field.dtype)
-            return values.reshape(shape)
-        if kind not in (None, _BYTES_LIST):
-            raise ParseError(f"{field.key} is not a bytes list")
-        if field.kind == "raw":
-            width = field.dtype.itemsize * field.size
-            rows = fixed_bytes_values(message, width)
-            if rows is None:
-                entries = bytes_values(message)
-                if any(len(e) != width for e in entries):
-                    raise ParseError(f"{field.key}: an entry is not {width} bytes")
-                rows = np.frombuffer(b"".join(entries), np.uint8).reshape(len(entries), width)
-            values = rows.view(field.dtype.newbyteorder("<")) if width else rows
-            if field.dtype == np.bool_:
-                values = rows != 0
-            return values.reshape(len(rows), *field.shape)
-        if field.kind == "string":
+    def decode_episode(self, record: bytes | memoryview) -> tuple[dict[str, np.ndarray], int]:
+        """One episode: flat arrays (step keys ``[T, *shape]``, episode keys ``shape``) and
+        its number of steps ``T``.
+
+        Raises:
+          ParseError: naming the field that is wrong.
+        """
+        values, steps = self._decode_record(record)
+        for leaf in self.plan.episode_leaves:
+            values[leaf.key] = values[leaf.key][0]
+        return values, steps
+
+    def _decode_record(self, record: bytes | memoryview) -> tuple[dict[str, np.ndarray], int]:
+        try:
+            features = parse_features(memoryview(record))
+        except (IndexError, ValueError) as e:
+            raise ParseError(f"not a well-formed tf.train.Example ({e})") from None
+        steps: int | None = None
+        steps_key = ""
+        values: dict[str, np.ndarray] = {}
+        for leaf in self.leaves:
+            try:
+                value = leaf_values(leaf, features.get(leaf.key))
+            except (IndexError, ValueError) as e:
+                raise ParseError(f"{leaf.key}: {e}") from None
+            count = len(value)
+            if leaf.in_steps:
+                if steps is None:
+                    steps, steps_key = count, leaf.key
+                elif count != steps:
+                    raise ParseError(
+                        f"{leaf.key} has {count} steps where {steps_key} has {steps} "
+                        "(fields of different lengths)"
+                    )
+            elif count != 1:
+                raise ParseError(
+                    f"{leaf.key} holds {count} values, expected one per episode"
+                    if leaf.key in features else f"{leaf.key} is missing from the episode"
+                )
+            values[leaf.key] = value
+        return values, steps or 0
+
+
+def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
+    """One record's values of ``leaf`` (``(list kind, list message)`` from
+    :func:`parse_features`, or None if absent), shaped ``[count, *shape]``.
+
+    Raises:
+      ParseError: a list of the wrong kind or size.
+    """
+    kind, message = found if found is not None else (None, memoryview(b""))
+    if leaf.kind == "native":
+        if kind not in (None, _FLOAT_LIST, _INT64_LIST):
+            raise ParseError("is not a numeric list")
+        if leaf.dtype.kind == "f":
+            values = float_values(message) if kind != _INT64_LIST else int64_values(message)
+        else:
+            values = int64_values(message)
+            if leaf.dtype == np.uint64:
+                values = values.view(np.uint64)
+        if values.dtype != leaf.dtype:
+            values = values.astype(leaf.dtype)
+        if leaf.size == 0:
+            return np.empty((0, *leaf.shape), leaf.dtype)
+        if values.size % leaf.size:
+            raise ParseError(f"holds {values.size} values, not a whole number of "
+                             f"{leaf.size}-value steps")
+        return values.reshape(-1, *leaf.shape)
+    if kind not in (None, _BYTES_LIST):
+        raise ParseError("is not a bytes list")
+    if leaf.kind == "raw":
+        width = leaf.dtype.itemsize * leaf.size
+        rows = fixed_bytes_values(message, width)
+        if rows is None:
             entries = bytes_values(message)
-            out = np.empty(len(entries), object)
-            out[:] = entries
-            return out.reshape(shape)
-        frames = [_decode_image(e, field) for e in bytes_values(message)]
-        if not frames:
-            return np.empty((0, *field.shape), field.dtype)
-        return np.stack(frames)
+            bad = next((e for e in entries if len(e) != width), None)
+            if bad is not None:
+                raise ParseError(f"an entry holds {len(bad)} bytes, expected {width}")
+            rows = np.frombuffer(b"".join(entries), np.uint8).reshape(len(entries), width)
+        if leaf.dtype == np.bool_:
+            values = rows != 0
+        else:
+            values = rows.view(leaf.dtype.newbyteorder("<")) if width else rows
+        return values.reshape(len(rows), *leaf.shape)
+    if leaf.kind == "string":
+        entries = bytes_values(message)
+        if leaf.size == 0:
+            return np.empty((0, *leaf.shape), object)
+        if len(entries) % leaf.size:
+            raise ParseError(f"holds {len(entries)} strings, not a whole number of "
+                             f"{leaf.size}-string steps")
+        out = np.empty(len(entries), object)
+        out[:] = entries
+        return out.reshape(-1, *leaf.shape)
+    frames = [decode_image(blob, leaf) for blob in bytes_values(message)]
+    if not frames:
+        return np.empty((0, *leaf.shape), leaf.dtype)
+    return np.stack(frames)
 
 
-def _decode_image(blob: bytes, field: Field) -> np.ndarray:
-    from PIL import Image
-
-    frame = np.asarray(Image.open(io.BytesIO(blob)), dtype=field.dtype)
-    if frame.ndim == 2:
-        frame = frame[..., None]
-    return frame.reshape(field.shape)
-
-
-def _concat(parts: list[np.ndarray]) -> np.ndarray:
+def _concat(parts: list[np.ndarray], leaf: Leaf) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
+    if not parts:
+        return np.empty((0, *leaf.shape), leaf.dtype)
     return np.concatenate(parts)
+
+
+def value_counts(plan: Plan, record: bytes | memoryview) -> dict[str, int]:
+    """How many serialized values each leaf of ``plan`` holds in one record (numbers for
+    native leaves, entries for the others), without decoding them — for validation.
+
+    Raises:
+      ParseError: the record is not a well-formed ``tf.train.Example``.
+    """
+    try:
+        features = parse_features(memoryview(record))
+    except (IndexError, ValueError) as e:
+        raise ParseError(f"not a well-formed tf.train.Example ({e})") from None
+    counts = {}
+    for leaf in plan.leaves:
+        found = features.get(leaf.key)
+        if found is None:
+            counts[leaf.key] = 0
+            continue
+        kind, message = found
+        if kind == _FLOAT_LIST:
+            counts[leaf.key] = len(float_values(message))
+        elif kind == _INT64_LIST:
+            counts[leaf.key] = len(int64_values(message))
+        else:
+            counts[leaf.key] = sum(1 for number, _, _ in _fields(message) if number == 1)
+    return counts

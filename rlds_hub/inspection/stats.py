@@ -1,32 +1,51 @@
-"""Dataset statistics: per-feature moments and ranges, and episode length/return distributions.
+"""Dataset statistics — the one implementation: per-feature moments and ranges, and episode
+length/return distributions.
 
 ``statistics`` streams a split once, in batches of episodes decoded with only the leaves it
 needs, and merges per-batch moments with Chan et al.'s parallel algorithm (float64, each
 batch's deviations taken from its own mean), so a feature like ``1e6 + small noise`` gets an
-accurate standard deviation. The result is plain JSON, shared by the CLI (``rlds-hub stats``),
-the server and the pipelines; :func:`format_statistics` prints it as a table.
+accurate standard deviation. :class:`Moments` merge across batches and workers (the Beam
+stats job uses them). The result is plain JSON, shared by ``rlds-hub info``, ``rlds-hub
+stats``, the plots, the server, the pipelines and the learners (observation normalisation);
+:func:`format_statistics` prints it as a table, :func:`save_statistics` stores it with the
+dataset (``statistics.json``).
+
+Conventions (the same everywhere in rlds_hub):
+
+- ``std`` is the population standard deviation (divides by the count: ddof = 0). The
+  ``rlds``-compatible :func:`rlds_hub.transforms.mean_and_std` keeps rlds's sample standard
+  deviation (ddof = 1).
+- In the RLDS layout, observations aggregate every step; action, reward, discount and step
+  metadata leave out each episode's zero-filled last step. In the Open X-Embodiment layout
+  every field aggregates every step.
+- NaN and infinite values are counted (``nan_count`` / ``inf_count``) and left out of the
+  moments and ranges; an element with no finite value gets ``None``. Episode returns that are
+  NaN or infinite are counted in their distribution the same way — never dropped silently.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from rlds_hub import spec as rlds
-from rlds_hub.data.episodes import (
-    DEFAULT_BATCH_EPISODES,
-    EpisodeSpec,
+from rlds_hub.format.features import is_image_spec
+from rlds_hub.format.plan import Leaf
+from rlds_hub.storage import files, layout
+from rlds_hub.storage.dataset import RLDSDataset
+from rlds_hub.storage.episodes import (
+    LAYOUT_OXE,
     PathOrDataset,
     as_dataset,
     batch_returns,
-    episode_indices,
-    iter_decoded_batches,
     table_plan,
 )
-from rlds_hub.decode import Leaf, compile_leaves
-from rlds_hub.features import is_image_spec
+from rlds_hub.storage.reader import DEFAULT_BATCH_EPISODES, iter_batches
+from rlds_hub.storage.selection import EpisodeSpec, Selection, episode_indices
 
 HISTOGRAM_BINS = 20
 QUANTILES = (5, 25, 50, 75, 95)
@@ -88,32 +107,18 @@ def statistics(
     dataset = as_dataset(path_or_dataset)
     num_episodes = dataset.split(split).num_episodes
     indices = episode_indices(episodes, num_episodes)
-    leaves = compile_leaves(dataset.features)
     plan = table_plan(dataset)
-    step_leaves = _select(
-        [leaf for leaf in leaves if leaf.in_steps and leaf.key.startswith(_STEPS_PREFIX)], keys
-    )
-    skipped = {}
-    moments: dict[str, _Moments] = {}
-    for leaf in step_leaves:
-        reason = _skip_reason(leaf)
-        if reason:
-            skipped[_name(leaf)] = reason
-        else:
-            moments[leaf.key] = _Moments(leaf)
-
+    moments, skipped = feature_moments(dataset, keys)
+    # Validate everything before the first read, so a bad key fails before any progress.
+    selection = Selection(dataset, split, None if indices is None else tuple(indices.tolist()))
     lengths: list[np.ndarray] = []
     returns: list[np.ndarray] = []
     done = 0
-    batches = iter_decoded_batches(
-        dataset, split, plan.step_keys | set(moments), episodes=indices,
-        batch_episodes=batch_episodes,
+    batches = iter_batches(
+        selection, keys=plan.step_keys | set(moments), batch_episodes=batch_episodes
     )
     for batch in batches:
-        not_last = ~batch.last_step
-        for key, accumulator in moments.items():
-            values = batch.arrays[key]
-            accumulator.update(values if accumulator.all_steps else values[not_last])
+        update_moments(moments, batch)
         lengths.append(batch.num_steps)
         totals = batch_returns(plan, batch)
         if totals is not None:
@@ -123,24 +128,102 @@ def statistics(
             progress(done)
 
     episode_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    total_steps = int(episode_lengths.sum())
+    return summarize(
+        split, plan.layout, episode_lengths,
+        (np.concatenate(returns) if returns else np.zeros(0))
+        if plan.reward_key is not None else None,
+        moments, skipped,
+    )
+
+
+def feature_moments(
+    dataset: RLDSDataset, keys: Iterable[str] | None = None
+) -> tuple[dict[str, Moments], dict[str, str]]:
+    """Empty accumulators for the numeric step leaves (``keys``: names or prefixes, see
+    :func:`statistics`), and the leaves left out with the reason."""
+    layout_name = table_plan(dataset).layout
+    step_leaves = _select(list(dataset.plan.step_leaves), keys)
+    skipped = {}
+    moments: dict[str, Moments] = {}
+    for leaf in step_leaves:
+        reason = _skip_reason(leaf)
+        if reason:
+            skipped[leaf.name] = reason
+        else:
+            moments[leaf.key] = Moments(leaf, all_steps=layout_name == LAYOUT_OXE)
+    return moments, skipped
+
+
+def update_moments(moments: dict[str, Moments], batch: Any) -> None:
+    """Adds a :class:`~rlds_hub.storage.reader.DecodedBatch` to the accumulators."""
+    not_last = None
+    for key, accumulator in moments.items():
+        values = batch.arrays[key]
+        if not accumulator.all_steps:
+            not_last = ~batch.last_step if not_last is None else not_last
+            values = values[not_last]
+        accumulator.update(values)
+
+
+def summarize(split: str, layout_name: str, episode_lengths: np.ndarray,
+              returns: np.ndarray | None, moments: dict[str, Moments],
+              skipped: dict[str, str]) -> dict[str, Any]:
+    """The statistics JSON from per-episode lengths and returns and merged moments."""
+    episode_lengths = np.asarray(episode_lengths, np.int64)
+    transitions = episode_lengths if layout_name == LAYOUT_OXE else np.maximum(
+        episode_lengths - 1, 0)
     return {
         "split": split,
+        "layout": layout_name,
         "num_episodes": len(episode_lengths),
-        "num_steps": total_steps,
-        "num_transitions": int(np.maximum(episode_lengths - 1, 0).sum()),
-        "features": {_name(m.leaf): m.result() for m in moments.values()},
+        "num_steps": int(episode_lengths.sum()),
+        "num_transitions": int(transitions.sum()),
+        "features": {m.leaf.name: m.result() for m in moments.values()},
         "skipped": skipped,
         "lengths": distribution(episode_lengths),
-        "returns": (
-            distribution(np.concatenate(returns) if returns else np.zeros(0))
-            if plan.reward_key is not None else None
-        ),
+        "returns": None if returns is None else distribution(returns),
     }
 
 
-def _name(leaf: Leaf) -> str:
-    return leaf.key.removeprefix(_STEPS_PREFIX)
+def save_statistics(path: str | os.PathLike, result: dict[str, Any] | list[dict[str, Any]],
+                    **provenance: Any) -> str:
+    """Stores statistics (one split's, or a list of splits') as ``statistics.json`` in the
+    dataset directory, where the service and the learners find them; returns its path."""
+    from rlds_hub import __version__
+
+    splits = result if isinstance(result, list) else [result]
+    content = {"rlds_hub_version": __version__, **provenance,
+               "splits": {s["split"]: s for s in splits}}
+    target = files.join(path, layout.STATISTICS)
+    existing = saved_statistics(path) if files.exists(target) else None
+    if existing:
+        content["splits"] = {**existing.get("splits", {}), **content["splits"]}
+    if files.is_remote(target):
+        raise layout.DatasetError(f"{target}: statistics are saved into local datasets only")
+    from pathlib import Path
+
+    layout.atomic_write(Path(target), json.dumps(content, indent=1).encode(), sync=True)
+    return target
+
+
+def saved_statistics(source: PathOrDataset) -> dict[str, Any] | None:
+    """The content of the dataset's ``statistics.json``, or None."""
+    path = source.path if isinstance(source, RLDSDataset) else os.fspath(source)
+    target = files.join(path, layout.STATISTICS)
+    if not files.exists(target):
+        return None
+    try:
+        return json.loads(files.read_text(target))
+    except json.JSONDecodeError:
+        return None
+
+
+def split_statistics(source: PathOrDataset, split: str = "train") -> dict[str, Any]:
+    """A split's statistics: saved with the dataset when present, computed otherwise."""
+    saved = saved_statistics(source)
+    if saved and split in saved.get("splits", {}):
+        return saved["splits"][split]
+    return statistics(source, split)
 
 
 def _select(leaves: list[Leaf], keys: Iterable[str] | None) -> list[Leaf]:
@@ -152,26 +235,25 @@ def _select(leaves: list[Leaf], keys: Iterable[str] | None) -> list[Leaf]:
     for key in keys:
         key = key.removeprefix(_STEPS_PREFIX).strip("/")
         matches = [
-            leaf for leaf in leaves if _name(leaf) == key or _name(leaf).startswith(key + "/")
+            leaf for leaf in leaves if leaf.name == key or leaf.name.startswith(key + "/")
         ]
         if not matches:
             raise ValueError(
                 f"no step feature {key!r}; the step features are "
-                f"{sorted(_name(leaf) for leaf in leaves)}"
+                f"{sorted(leaf.name for leaf in leaves)}"
             )
         chosen += [leaf for leaf in matches if leaf not in chosen]
     return [leaf for leaf in leaves if leaf in chosen]  # dataset order
 
 
 def _skip_reason(leaf: Leaf) -> str | None:
-    field = _name(leaf).split("/")[0]
-    if field in rlds.FLAG_FIELDS:
+    if leaf.field in rlds.FLAG_FIELDS:
         return "RLDS flag"
     if leaf.kind == "image":
         return "image"
     if leaf.kind == "string":
         return "string"
-    dtype = np.dtype(leaf.dtype.as_numpy_dtype)
+    dtype = leaf.dtype
     if is_image_spec(leaf.shape, dtype):
         return "image (raw-encoded uint8)"
     if dtype.kind == "c":
@@ -181,15 +263,16 @@ def _skip_reason(leaf: Leaf) -> str | None:
     return None
 
 
-class _Moments:
+class Moments:
     """Elementwise count, mean, M2 (sum of squared deviations), min and max of one leaf,
     over finite values, merged batch by batch (Chan, Golub and LeVeque's update) in float64
-    on values shifted by each element's first value."""
+    on values shifted by each element's first value. ``all_steps``: aggregate every step
+    (observations, and every field in the Open X-Embodiment layout)."""
 
-    def __init__(self, leaf: Leaf):
+    def __init__(self, leaf: Leaf, all_steps: bool = False):
         self.leaf = leaf
-        self.dtype = np.dtype(leaf.dtype.as_numpy_dtype)
-        self.all_steps = _name(leaf).split("/")[0] in _ALL_STEPS_FIELDS
+        self.dtype = leaf.dtype
+        self.all_steps = all_steps or leaf.field in _ALL_STEPS_FIELDS
         shape = leaf.shape
         self.steps = 0
         self.nan_count = 0
@@ -241,6 +324,11 @@ class _Moments:
             m2 = np.square(np.where(finite, shifted - mean, 0.0)).sum(axis=0)
             low = np.where(finite, values, np.inf).min(axis=0)
             high = np.where(finite, values, -np.inf).max(axis=0)
+        self._merge(count, mean, m2, low, high)
+
+    def _merge(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray,
+               low: np.ndarray, high: np.ndarray) -> None:
+        """Chan et al.'s update with a summary whose mean is taken from ``self.shift``."""
         total = self.n + count
         share = np.divide(count, total, out=np.zeros(total.shape), where=total > 0)
         delta = mean - self.mean
@@ -250,7 +338,25 @@ class _Moments:
         self.min = low if self.min is None else np.minimum(self.min, low)
         self.max = high if self.max is None else np.maximum(self.max, high)
 
+    def merge(self, other: Moments) -> None:
+        """Adds another accumulator of the same leaf (e.g. from another worker)."""
+        if other.leaf.key != self.leaf.key:
+            raise ValueError(f"cannot merge moments of {other.leaf.key} into {self.leaf.key}")
+        self.steps += other.steps
+        self.nan_count += other.nan_count
+        self.inf_count += other.inf_count
+        if other.min is None:
+            return
+        if self.min is None:
+            self.shift = other.shift.copy()
+        fresh = self.n == 0
+        self.shift = np.where(fresh, other.shift, self.shift)
+        # other's mean, re-expressed relative to this accumulator's shift
+        mean = other.mean + (other.shift - self.shift)
+        self._merge(other.n, np.where(other.n > 0, mean, 0.0), other.m2, other.min, other.max)
+
     def result(self) -> dict[str, Any]:
+        """The leaf's statistics (see :func:`statistics`)."""
         empty = self.n == 0
         std = np.sqrt(np.divide(self.m2, self.n, out=np.zeros(self.m2.shape), where=~empty))
         low = self.min if self.min is not None else np.zeros(self.leaf.shape)

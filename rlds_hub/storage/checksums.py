@@ -1,0 +1,50 @@
+"""``checksums.json``: the size and CRC32C of every listed shard file, which
+``rlds-hub validate`` verifies. Pipelines write it for their outputs; ``write_checksums``
+adds it to any local dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import crc32c
+
+from rlds_hub.storage import files, layout
+
+ALGORITHM = "crc32c"
+
+
+def file_checksum(path: str | os.PathLike) -> dict[str, Any]:
+    """``{"bytes": size, "crc32c": "8 hex digits"}`` of a file, read in 16 MiB pieces."""
+    text = os.fspath(path)
+    if files.is_remote(text):
+        data = files.read_bytes(text)
+        return {"bytes": len(data), "crc32c": f"{crc32c.crc32c(data):08x}"}
+    crc, size = 0, 0
+    with open(text, "rb") as f:
+        while piece := f.read(16 * 2**20):
+            crc = crc32c.crc32c(piece, crc)
+            size += len(piece)
+    return {"bytes": size, "crc32c": f"{crc:08x}"}
+
+
+def checksums_content(shards: dict[str, dict[str, Any]]) -> bytes:
+    """The file's content for ``{shard file name: file_checksum(...)}``."""
+    return json.dumps({"algorithm": ALGORITHM, "shards": dict(sorted(shards.items()))},
+                      indent=1).encode()
+
+
+def write_checksums(path: str | os.PathLike) -> str:
+    """Computes and writes ``checksums.json`` for the listed shards of a local dataset."""
+    from rlds_hub.storage.dataset import open_dataset
+
+    dataset = open_dataset(path)
+    sums = {}
+    for split in dataset.splits.values():
+        for shard_path, _ in split.nonempty_shards:
+            sums[os.path.basename(shard_path)] = file_checksum(shard_path)
+    target = Path(dataset.path) / layout.CHECKSUMS
+    layout.atomic_write(target, checksums_content(sums), sync=True)
+    return os.fspath(target)

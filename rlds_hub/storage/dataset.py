@@ -1,0 +1,230 @@
+"""Opening an RLDS dataset directory for reading: the one place its metadata is read.
+
+``open_dataset(path)`` reads the TFDS files (``dataset_info.json``, ``features.json``)
+itself, without TensorFlow, resolves every split's shard files the way TFDS names them, and
+adds what rlds_hub keeps beside them: the dataset-level metadata (``metadata.json``) and the
+episode index (``episodes.jsonl``). The loaders, the inspection commands, the pipelines, the
+service and the learners all start here. ``RLDSDataset.builder`` gives the TFDS builder for
+code that wants ``tf.data`` (it imports TensorFlow on first use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any
+
+from rlds_hub import spec as rlds
+from rlds_hub.format.plan import Plan, PlanError
+from rlds_hub.storage import files, layout
+from rlds_hub.storage.episode_index import read_episode_index
+from rlds_hub.storage.layout import DatasetError
+
+_DEFAULT_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
+_SUFFIXES = {"tfrecord": "tfrecord", "array_record": "array_record"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitInfo:
+    """One split: its shards (path and episode count, in reading order) and sizes."""
+
+    name: str
+    shard_paths: tuple[str, ...]
+    shard_lengths: tuple[int, ...]
+    num_bytes: int
+
+    @property
+    def num_episodes(self) -> int:
+        return sum(self.shard_lengths)
+
+    @property
+    def nonempty_shards(self) -> list[tuple[str, int]]:
+        """(path, episodes) of the shards a reader opens (0-length shards are skipped)."""
+        return [(p, n) for p, n in zip(self.shard_paths, self.shard_lengths, strict=True) if n]
+
+
+@dataclasses.dataclass
+class RLDSDataset:
+    """A readable RLDS dataset directory (see :func:`open_dataset`)."""
+
+    path: str
+    info: dict[str, Any]
+    features_json: dict[str, Any]
+    plan: Plan
+    metadata: dict[str, Any]
+    splits: dict[str, SplitInfo]
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name", ""))
+
+    @property
+    def version(self) -> str:
+        return str(self.info.get("version", ""))
+
+    @property
+    def file_format(self) -> str:
+        return self.info.get("fileFormat") or "tfrecord"
+
+    @property
+    def step_fields(self) -> list[str]:
+        """Top-level step field names ("action", "discount", "is_first", ...)."""
+        return self.plan.step_fields
+
+    @property
+    def num_episodes(self) -> int:
+        return sum(s.num_episodes for s in self.splits.values())
+
+    def split(self, name: str) -> SplitInfo:
+        if name not in self.splits:
+            raise DatasetError(
+                f"{self.path} has no split {name!r}; its splits are {sorted(self.splits)}"
+            )
+        return self.splits[name]
+
+    @functools.cached_property
+    def builder(self) -> Any:
+        """The TFDS builder of this directory (imports TensorFlow)."""
+        import tensorflow_datasets as tfds
+
+        try:
+            return tfds.builder_from_directory(self.path)
+        except Exception as e:  # TFDS raises many types for broken metadata
+            raise DatasetError(f"TFDS cannot load {self.path}: {e}") from e
+
+    @functools.cached_property
+    def features(self) -> Any:
+        """The TFDS ``FeaturesDict`` (imports TensorFlow)."""
+        return self.builder.info.features
+
+    @functools.cached_property
+    def episode_index(self) -> list[dict[str, Any]] | None:
+        """Rows of ``episodes.jsonl`` for the published episodes, or None if absent."""
+        path = files.join(self.path, layout.EPISODE_INDEX)
+        if not files.exists(path):
+            return None
+        counts = {name: s.num_episodes for name, s in self.splits.items()}
+        return read_episode_index(files.read_bytes(path), counts)
+
+    def episode_rows(self, split: str) -> list[dict[str, Any]] | None:
+        """Index rows of ``split`` in episode order; None unless every episode has a row."""
+        rows = self.episode_index
+        if rows is None:
+            return None
+        selected = [r for r in rows if r.get("split") == split]
+        return selected if len(selected) == self.split(split).num_episodes else None
+
+    def listed_files(self) -> set[str]:
+        """Names of the files this dataset consists of (metadata and listed shards)."""
+        names = {layout.DATASET_INFO, layout.FEATURES}
+        for name in (layout.METADATA, layout.EPISODE_INDEX, layout.CHECKSUMS, layout.STATISTICS):
+            if files.exists(files.join(self.path, name)):
+                names.add(name)
+        for split in self.splits.values():
+            names.update(os.path.basename(p) for p, _ in split.nonempty_shards)
+        return names
+
+
+def open_dataset(path: str | os.PathLike) -> RLDSDataset:
+    """Opens the RLDS dataset whose ``dataset_info.json`` is in ``path`` (no TensorFlow).
+
+    Raises:
+      DatasetError: ``path`` does not exist, is not a dataset directory (saying what is
+        missing and how to recover), or its features are not RLDS episodes.
+    """
+    path_str = os.fspath(path)
+    if not files.exists(path_str):
+        raise DatasetError(f"{path_str} does not exist")
+    if not files.isdir(path_str):
+        raise DatasetError(f"{path_str} is a file; pass the dataset directory")
+    info_path = files.join(path_str, layout.DATASET_INFO)
+    if not files.exists(info_path):
+        names = files.listdir(path_str)
+        raise DatasetError(
+            layout.missing_info_message(path_str, names, _nested_datasets(path_str, names))
+        )
+    info = _read_json(info_path)
+    features_path = files.join(path_str, layout.FEATURES)
+    if not files.exists(features_path):
+        raise DatasetError(
+            f"{path_str} has a {layout.DATASET_INFO} but no {layout.FEATURES} (the description "
+            "of the episode features), so its episodes cannot be decoded. If rlds_hub wrote "
+            f"it, `rlds-hub validate --repair {path_str}` rebuilds {layout.FEATURES} from the "
+            f"specs in {layout.METADATA}; otherwise restore the file from the dataset's source"
+        )
+    features_json = _read_json(features_path)
+    try:
+        plan = Plan.from_features_json(features_json)
+    except PlanError as e:
+        raise DatasetError(f"{features_path}: {e}") from e
+    if not plan.step_leaves:
+        raise DatasetError(
+            f"{path_str} is a TFDS dataset but not RLDS: its features have no "
+            f"'{rlds.STEPS}' dataset of steps"
+        )
+    metadata_path = files.join(path_str, layout.METADATA)
+    metadata = _read_json(metadata_path) if files.exists(metadata_path) else {}
+    splits = _splits(path_str, info)
+    return RLDSDataset(path_str, info, features_json, plan, metadata, splits)
+
+
+def _nested_datasets(path: str, names: list[str], depth: int = 2) -> list[str]:
+    """Dataset directories up to ``depth`` levels below ``path`` (for the error message)."""
+    found = []
+    for name in names[:200]:
+        child = files.join(path, name)
+        if name.startswith(".") or not files.isdir(child):
+            continue
+        if files.exists(files.join(child, layout.DATASET_INFO)):
+            found.append(child)
+        elif depth > 1:
+            found += _nested_datasets(child, files.listdir(child), depth - 1)
+    return found
+
+
+def _splits(path: str, info: dict[str, Any]) -> dict[str, SplitInfo]:
+    name = info.get("name", "")
+    file_format = info.get("fileFormat") or "tfrecord"
+    suffix = _SUFFIXES.get(file_format)
+    if suffix is None:
+        raise DatasetError(
+            f"{path}: shards in the {file_format!r} format are not supported "
+            f"(supported: {', '.join(_SUFFIXES)})"
+        )
+    splits = {}
+    for entry in info.get("splits", []):
+        lengths = tuple(int(n) for n in entry.get("shardLengths", []))
+        template = entry.get("filepathTemplate") or _DEFAULT_TEMPLATE
+        paths = tuple(
+            files.join(path, shard_path(template, name, entry["name"], suffix, i, len(lengths)))
+            for i in range(len(lengths))
+        )
+        splits[entry["name"]] = SplitInfo(
+            entry["name"], paths, lengths, int(entry.get("numBytes", 0) or 0)
+        )
+    return splits
+
+
+def shard_path(template: str, dataset: str, split: str, suffix: str, index: int,
+               num_shards: int) -> str:
+    """The relative path of shard ``index`` under a TFDS ``filepathTemplate``."""
+    digits = max(len(str(num_shards)), 5)
+    number = f"{index:0{digits}d}"
+    total = f"{num_shards:0{digits}d}"
+    return template.format(
+        DATASET=dataset, SPLIT=split, FILEFORMAT=suffix, SHARD_INDEX=number,
+        NUM_SHARDS=total, SHARD_X_OF_Y=f"{number}-of-{total}",
+    )
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(files.read_text(path))
+    except json.JSONDecodeError as e:
+        raise DatasetError(
+            f"{path} is not valid JSON ({e}); the file is corrupt: restore it, or run "
+            f"`rlds-hub validate --repair` on the dataset directory"
+        ) from e

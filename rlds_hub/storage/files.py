@@ -1,0 +1,67 @@
+"""File access for readers: local paths directly, others (gs://, s3://, ...) through etils'
+``epath``, which uses ``tf.io.gfile`` when TensorFlow is installed and fsspec otherwise.
+
+Nothing here imports TensorFlow for a local path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Any
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    return "://" in os.fspath(path)
+
+
+def _epath(path: str) -> Any:
+    from etils import epath
+
+    return epath.Path(path)
+
+
+def join(path: str | os.PathLike, *parts: str) -> str:
+    return os.path.join(os.fspath(path), *parts)
+
+
+def exists(path: str | os.PathLike) -> bool:
+    text = os.fspath(path)
+    return _epath(text).exists() if is_remote(text) else os.path.exists(text)
+
+
+def isdir(path: str | os.PathLike) -> bool:
+    text = os.fspath(path)
+    return _epath(text).is_dir() if is_remote(text) else os.path.isdir(text)
+
+
+def listdir(path: str | os.PathLike) -> list[str]:
+    """Entry names of a directory (sorted)."""
+    text = os.fspath(path)
+    if is_remote(text):
+        return sorted(p.name for p in _epath(text).iterdir())
+    return sorted(os.listdir(text))
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    text = os.fspath(path)
+    if is_remote(text):
+        return _epath(text).read_bytes()
+    with open(text, "rb") as f:
+        return f.read()
+
+
+def read_text(path: str | os.PathLike) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def size(path: str | os.PathLike) -> int:
+    text = os.fspath(path)
+    if is_remote(text):
+        return int(_epath(text).stat().length)
+    return os.path.getsize(text)
+
+
+def matching(directory: str | os.PathLike, pattern: str) -> list[str]:
+    """Names in ``directory`` matching the shell ``pattern``."""
+    return [name for name in listdir(directory) if fnmatch.fnmatchcase(name, pattern)]

@@ -1,0 +1,253 @@
+"""Repairing a dataset directory (``rlds-hub validate --repair``) without losing episodes.
+
+- a missing ``dataset_info.json`` is rebuilt from the shard files (their names give the
+  dataset, split and shard index; their records are counted and CRC-checked);
+- a missing ``features.json`` is rebuilt from the specs rlds_hub keeps in ``metadata.json``;
+- leftovers of a killed writer (``.tmp-`` files, shard files that ``dataset_info.json`` does
+  not list) are removed;
+- ``episodes.jsonl`` is rebuilt from the records when it does not cover every episode.
+
+Nothing that holds a listed episode is ever deleted; a corrupt shard stops the repair with
+its name and byte offset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from rlds_hub.storage import layout, shards
+
+_SHARD_FILE_RE = re.compile(
+    r"^(?P<name>[a-z][a-z0-9_]*)-(?P<split>[A-Za-z0-9_]+)\.(?P<fmt>tfrecord|array_record)"
+    r"-(?P<index>\d{5,})(-of-(?P<total>\d{5,}))?$"
+)
+
+
+@dataclasses.dataclass
+class RepairReport:
+    """What :func:`repair` did (``actions``) and could not do (``problems``)."""
+
+    path: str
+    actions: list[str] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def repair(path: str | os.PathLike) -> RepairReport:
+    """Repairs the dataset directory at ``path`` (see the module docstring).
+
+    Raises:
+      DatasetError: the directory is being written by another process, or is remote.
+    """
+    directory = Path(path).expanduser().absolute()
+    if "://" in os.fspath(path):
+        raise layout.DatasetError(f"{path}: repair works on local directories only")
+    if not directory.is_dir():
+        raise layout.DatasetError(f"{directory} is not a directory")
+    report = RepairReport(os.fspath(directory))
+    lock = layout.DatasetLock(directory)
+    lock.acquire()
+    try:
+        _repair_locked(directory, report)
+    finally:
+        lock.release()
+    return report
+
+
+def _repair_locked(directory: Path, report: RepairReport) -> None:
+    info_path = directory / layout.DATASET_INFO
+    features_path = directory / layout.FEATURES
+    if not features_path.exists():
+        features = features_from_metadata(directory)
+        if features is None:
+            report.problems.append(
+                f"{layout.FEATURES} is missing and {layout.METADATA} holds no rlds_hub specs "
+                "to rebuild it from; restore it from the dataset's source"
+            )
+            return
+        layout.atomic_write(features_path, _dumps(features), sync=True)
+        report.actions.append(f"rebuilt {layout.FEATURES} from the specs in {layout.METADATA}")
+    if not info_path.exists():
+        info = info_from_shards(directory, report)
+        if info is None:
+            return
+        layout.atomic_write(info_path, _dumps(info), sync=True)
+        episodes = sum(int(n) for s in info["splits"] for n in s["shardLengths"])
+        report.actions.append(
+            f"rebuilt {layout.DATASET_INFO} from {sum(len(s['shardLengths']) for s in info['splits'])}"
+            f" shard file(s): {episodes} episodes in split(s) "
+            f"{', '.join(s['name'] for s in info['splits'])}"
+        )
+    removed = remove_leftovers(directory)
+    if removed:
+        report.actions.append(
+            f"removed {len(removed)} leftover file(s) of an interrupted writer: "
+            f"{', '.join(removed[:5])}{', ...' if len(removed) > 5 else ''}"
+        )
+    from rlds_hub.storage.dataset import open_dataset
+
+    dataset = open_dataset(directory)
+    for split in dataset.splits.values():
+        for shard_path, expected in split.nonempty_shards:
+            try:
+                found = count_records(Path(shard_path), dataset.file_format)
+            except layout.DatasetError as e:
+                report.problems.append(f"{e}; move the shard away (or restore it) and re-run")
+                continue
+            if found != expected:
+                report.problems.append(
+                    f"{os.path.basename(shard_path)} holds {found} episodes but "
+                    f"{layout.DATASET_INFO} lists {expected}"
+                )
+    if report.problems:
+        return
+    counts = {name: s.num_episodes for name, s in dataset.splits.items()}
+    from rlds_hub.storage.episode_index import EpisodeIndex
+
+    if not EpisodeIndex(directory / layout.EPISODE_INDEX).covers(counts):
+        rows = rebuild_episode_index(directory)
+        report.actions.append(f"rebuilt {layout.EPISODE_INDEX} from the records ({rows} episodes)")
+
+
+def remove_leftovers(directory: Path) -> list[str]:
+    """Deletes ``.tmp-`` files and shard files of the dataset that ``dataset_info.json``
+    does not list (or lists with 0 episodes); returns their names."""
+    info = json.loads((directory / layout.DATASET_INFO).read_text())
+    name, file_format = info.get("name", ""), info.get("fileFormat") or "tfrecord"
+    listed: dict[str, list[int]] = {
+        s["name"]: [int(n) for n in s.get("shardLengths", [])] for s in info.get("splits", [])
+    }
+    removed = []
+    for p in sorted(directory.iterdir()):
+        if p.name.startswith(layout.TMP_PREFIX) and p.is_file():
+            layout.remove_quietly(p)
+            removed.append(p.name)
+            continue
+        match = _SHARD_FILE_RE.match(p.name)
+        if not match or match["name"] != name or match["fmt"] != file_format:
+            continue
+        if match["total"] is not None:
+            continue  # TFDS's own naming: never written by rlds_hub, never removed
+        lengths = listed.get(match["split"])
+        index = int(match["index"])
+        if lengths is None:
+            continue  # a split dataset_info.json does not know: leave it to the user
+        if index >= len(lengths) or lengths[index] == 0:
+            layout.remove_quietly(p)
+            removed.append(p.name)
+    return removed
+
+
+def count_records(path: Path, file_format: str) -> int:
+    """Records in a shard file (every TFRecord CRC-checked)."""
+    if file_format == "array_record":
+        return len(shards.read_array_record_file(path))
+    return sum(1 for _ in shards.iter_tfrecord(path))
+
+
+def info_from_shards(directory: Path, report: RepairReport) -> dict[str, Any] | None:
+    """``dataset_info.json`` content listing the shard files found in ``directory``."""
+    found: dict[tuple[str, str], dict[str, dict[int, Path]]] = {}
+    templates: dict[str, str] = {}
+    for p in sorted(directory.iterdir()):
+        match = _SHARD_FILE_RE.match(p.name)
+        if not match:
+            continue
+        key = (match["name"], match["fmt"])
+        found.setdefault(key, {}).setdefault(match["split"], {})[int(match["index"])] = p
+        templates[match["split"]] = (
+            layout.SHARD_TEMPLATE if match["total"] is None
+            else "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
+        )
+    if not found:
+        report.problems.append(
+            f"{layout.DATASET_INFO} is missing and there are no shard files to rebuild it from"
+        )
+        return None
+    if len(found) > 1:
+        report.problems.append(
+            "shard files of several datasets or formats are mixed here ("
+            + ", ".join(f"{n} ({f})" for n, f in sorted(found)) + "); separate them first"
+        )
+        return None
+    ((name, file_format), by_split), = found.items()
+    splits = []
+    for split, by_index in sorted(by_split.items()):
+        lengths = []
+        size = 0
+        for index in range(max(by_index) + 1):
+            path = by_index.get(index)
+            if path is None:
+                lengths.append("0")  # the hole of an interrupted shard: nothing listed
+                continue
+            try:
+                lengths.append(str(count_records(path, file_format)))
+            except layout.DatasetError as e:
+                report.problems.append(f"{e}; move the shard away (or restore it) and re-run")
+                return None
+            size += path.stat().st_size
+        splits.append({"name": split, "numBytes": str(size), "shardLengths": lengths,
+                       "filepathTemplate": templates[split]})
+    return {
+        "name": name,
+        "description": f"Rebuilt by `rlds-hub validate --repair` from the shard files of {name}.",
+        "version": "1.0.0",
+        "fileFormat": file_format,
+        "splits": splits,
+    }
+
+
+def features_from_metadata(directory: Path) -> dict[str, Any] | None:
+    """``features.json`` content rebuilt from the specs in rlds_hub's ``metadata.json``."""
+    path = directory / layout.METADATA
+    if not path.exists():
+        return None
+    try:
+        metadata = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    specs = metadata.get("specs", {})
+    if not all(k in specs for k in ("observation", "action", "reward", "discount")):
+        return None
+    from rlds_hub.format.features import episode_features
+    from rlds_hub.format.specs import spec_from_json
+
+    def spec(key: str) -> Any:
+        return spec_from_json(specs[key]) if key in specs else None
+
+    return episode_features(
+        observation_spec=spec("observation"),
+        action_spec=spec("action"),
+        reward_spec=spec("reward"),
+        discount_spec=spec("discount"),
+        step_metadata_spec=spec("step_metadata"),
+        episode_metadata_spec=spec("episode_metadata"),
+        image_encoding=metadata.get("image_encoding", "png"),
+    )
+
+
+def rebuild_episode_index(directory: str | os.PathLike) -> int:
+    """Rewrites ``episodes.jsonl`` from the records of every split; returns the rows."""
+    from rlds_hub.storage.dataset import open_dataset
+    from rlds_hub.storage.episode_index import EpisodeIndex
+    from rlds_hub.storage.episodes import episode_table, index_row
+
+    dataset = open_dataset(directory)
+    rows = []
+    for split in sorted(dataset.splits):
+        for row in episode_table(dataset, split, use_index=False):
+            rows.append(index_row(row, split, row["episode"]))
+    EpisodeIndex(Path(directory) / layout.EPISODE_INDEX).rewrite(rows)
+    return len(rows)
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
