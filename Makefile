@@ -19,6 +19,11 @@ $(VENV)/.stamp-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[envs,jax,beam,server,learners,peers,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
+# Debian packages for the service's tests (PostgreSQL, Chromium): see scripts/system_deps.sh.
+$(VENV)/.stamp-system: scripts/system_deps.sh | $(PY)
+	bash scripts/system_deps.sh
+	touch $@
+
 demo: $(VENV)/.stamp-demo
 	rm -rf $(DEMO_DIR)
 	$(VENV)/bin/rlds-hub record --env dm_control/point_mass-easy --policy expert \
@@ -27,7 +32,7 @@ demo: $(VENV)/.stamp-demo
 	$(VENV)/bin/rlds-hub info $(DEMO_DIR)/point_mass_expert --plot $(DEMO_DIR)/point_mass_expert.png
 	$(VENV)/bin/rlds-hub stats $(DEMO_DIR)/point_mass_expert
 
-test: $(VENV)/.stamp-test
+test: $(VENV)/.stamp-test $(VENV)/.stamp-system
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q
 
