@@ -1,10 +1,12 @@
 """Child process for test_crash: records episodes forever, reporting each completed one.
 
-Usage: python crash_child.py DATA_DIR FILE_FORMAT SEED
-Prints "done <n>" (flushed) after the n-th episode's last step returned.
+Usage: python crash_child.py DATA_DIR FILE_FORMAT SEED [PAUSE]
+Prints "done <n>" (flushed) after the n-th episode's last step returned; with PAUSE (seconds)
+it then waits that long before the next episode (a kill then lands between episodes).
 """
 
 import sys
+import time
 
 import numpy as np
 from dm_env import specs
@@ -29,6 +31,7 @@ def actions(seed: int):
 
 def main() -> None:
     data_dir, file_format, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     policy = actions(seed)
     recorder = Recorder(make_env(seed), data_dir, max_episodes_per_shard=5,
                         file_format=file_format)
@@ -39,6 +42,8 @@ def main() -> None:
             timestep = recorder.step(next(policy))
         episodes += 1
         print(f"done {episodes}", flush=True)
+        if pause:
+            time.sleep(pause)
 
 
 if __name__ == "__main__":

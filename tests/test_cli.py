@@ -272,3 +272,100 @@ def test_console_script_end_to_end(tmp_path):
     assert missing.returncode == 2
     assert "rlds-hub info: error: " in missing.stderr
     assert "does not exist" in missing.stderr
+
+
+# ---- Ctrl-C, help, options ------------------------------------------------------------------
+
+
+def test_ctrl_c_keeps_completed_episodes_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    script = Path(sys.executable).with_name("rlds-hub")
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [os.fspath(script), "record", "--env", POINT_MASS, "--policy", "random",
+         "--episodes", "1000", "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:  # until at least two episodes are on disk
+        rows = out / "episodes.jsonl"
+        if rows.exists() and len(rows.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    kept = open_dataset(out).split("train").num_episodes
+    assert kept >= 2
+    assert f"interrupted: kept {kept} episodes" in stderr
+    assert "the episode in progress was dropped" in stderr
+    assert main(["validate", str(out), "--quiet", "--no-tensorflow"]) == 0
+
+
+def test_record_help_shows_defaults_and_every_option_has_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["record", "--help"])
+    text = capsys.readouterr().out
+    for fragment in ("(default: 10)", "(default: 0)", "(default: train)", "(default: 1000)",
+                     "--policy POLICY", "--allow-env-change"):
+        assert fragment in text, fragment
+    from rlds_hub.cli import build_parser
+
+    for action in build_parser()._subparsers._group_actions[0].choices["record"]._actions:
+        assert action.help, action.dest
+
+
+def test_policy_is_required_and_the_seed_is_recorded(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["record", "--env", POINT_MASS, "--out", str(tmp_path / "x")])
+    assert "--policy" in capsys.readouterr().err
+    out = tmp_path / "seeded"
+    assert main(["record", "--env", POINT_MASS, "--policy", "random", "--episodes", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    assert open_dataset(out).metadata["sessions"][0]["seed"] == 0
+
+
+def test_validate_limit_minus_one_prints_every_problem(tmp_path, capsys):
+    from rlds_hub.inspection.validate import Problem, Report, format_report
+
+    report = Report("x", problems=[Problem("error", f"e{i}", "bad") for i in range(44)])
+    lines = format_report(report, limit=-1).splitlines()
+    assert len(lines) == 45 and lines[-1].endswith("44 errors, 0 warnings")
+    assert format_report(Report("x", problems=[Problem("error", "e", "bad")])).endswith(
+        "1 error, 0 warnings")
+    limited = format_report(report, limit=43).splitlines()
+    assert limited[43] == "... and 1 more problems"
+
+
+def test_stats_unknown_key_fails_before_any_progress(point_mass, capsys):
+    code, stdout, stderr = _run(capsys, ["stats", str(point_mass), "--key", "nope"])
+    _assert_user_error(code, stdout, stderr, "stats")
+    assert "no step feature 'nope'" in stderr
+    assert "episode/s" not in stderr and "%|" not in stderr
+
+
+def test_info_and_plot_of_a_dataset_without_an_index(point_mass, tmp_path, capsys):
+    out = tmp_path / "no_index"
+    shutil.copytree(point_mass, out)
+    (out / "episodes.jsonl").unlink()
+    png = tmp_path / "plot.png"
+    code, stdout, stderr = _run(capsys, ["info", str(out), "--plot", str(png), "--quiet"])
+    assert code == 0, stderr
+    train = next(line for line in stdout.splitlines() if line.strip().startswith("train"))
+    assert "return mean" in train and "2,002 steps" in train
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert "wrote" not in stdout  # --quiet
+
+
+def test_stats_save_stores_statistics_with_the_dataset(point_mass, tmp_path, capsys):
+    out = tmp_path / "saved"
+    shutil.copytree(point_mass, out)
+    code, _, stderr = _run(capsys, ["stats", str(out), "--save", "--quiet"])
+    assert code == 0, stderr
+    from rlds_hub.inspection import saved_statistics, statistics
+
+    saved = saved_statistics(out)
+    assert saved["splits"]["train"] == json.loads(json.dumps(statistics(out)))

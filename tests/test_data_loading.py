@@ -307,3 +307,147 @@ def test_numpy_and_tensorflow_index_kernels_agree(lengths, n_step, gamma, size, 
     theirs = window_indices(tf.constant(lengths), size, shift, pad)
     for key in ("index", "mask"):
         np.testing.assert_array_equal(ours[key], theirs[key].numpy())
+
+
+# ---- mixing ------------------------------------------------------------------------------
+
+
+class CountingEnv(dm_env.Environment):
+    """Episodes of 20 transitions whose observation is the episode's number."""
+
+    def __init__(self):
+        self.episode, self.t = -1, 0
+
+    def reset(self):
+        self.episode, self.t = self.episode + 1, 0
+        return dm_env.restart(np.array([self.episode], np.int32))
+
+    def step(self, action):
+        self.t += 1
+        obs = np.array([self.episode], np.int32)
+        if self.t == 20:
+            return dm_env.truncation(0.0, obs)
+        return dm_env.transition(0.0, obs)
+
+    def observation_spec(self):
+        return specs.Array((1,), np.int32)
+
+    def action_spec(self):
+        return specs.Array((), np.int32)
+
+
+@pytest.fixture(scope="module")
+def many_episodes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mix") / "mix"
+    with Recorder(CountingEnv(), path, max_episodes_per_shard=16) as recorder:
+        for _ in range(64):
+            timestep = recorder.reset()
+            while not timestep.last():
+                timestep = recorder.step(np.int32(0))
+    return str(path)
+
+
+def _episodes_per_batch(path, shuffle_buffer, episodes_per_chunk):
+    loader = data.transitions(path, batch_size=64, shuffle_buffer=shuffle_buffer,
+                              episodes_per_chunk=episodes_per_chunk, seed=3,
+                              drop_remainder=True)
+    return [np.unique(b["observation"][:, 0]) for b in loader]
+
+
+@pytest.mark.parametrize("shuffle_buffer", [8, 32])
+def test_batches_mix_the_episodes_of_shuffle_buffer(many_episodes, shuffle_buffer):
+    per_chunk = 8
+    batches = _episodes_per_batch(many_episodes, shuffle_buffer, per_chunk)
+    open_chunks = shuffle_buffer // per_chunk
+    # The chunks (groups of 8 episodes read together: shards hold 16) a batch draws from.
+    chunks = [len({int(e) // per_chunk for e in episodes}) for episodes in batches]
+    assert len(batches) == 64 * 20 // 64
+    if open_chunks == 1:
+        # one chunk open at a time: a batch spans at most the chunk and the next one
+        assert max(chunks) <= 2 and np.median(chunks) == 1, chunks
+    else:
+        # while enough chunks are open, every batch takes items from each of them
+        assert min(chunks[: len(batches) // 2]) >= open_chunks, chunks
+        assert np.mean([len(e) for e in batches[:8]]) > 2 * per_chunk
+
+
+# ---- selections combine; misuse gets a clear error -----------------------------------------
+
+
+def test_load_combines_split_slices_with_filters(dataset):
+    ids = [int(next(iter(e["steps"]))["observation"]["id"][0]) // 1000
+           for e in data.load(dataset, split="train[:75%]", min_length=5)]
+    first_six = range(6)  # 75% of 8 episodes
+    assert ids == [i for i in first_six if LENGTHS[i] + 1 >= 5]
+    both = [int(next(iter(e["steps"]))["observation"]["id"][0]) // 1000
+            for e in data.load(dataset, split="train[:2]+train[-2:]")]
+    assert both == [0, 1, 6, 7]
+    batches = data.transitions(dataset, split="train[50%:]", terminated=True, batch_size=64)
+    episodes = {int(b) // 1000 for batch in batches for b in batch["observation"]["id"][:, 0]}
+    assert episodes == {i for i in range(4, 8) if TERMINATE[i]}
+    with pytest.raises(DatasetError, match="no episode of 'train\\[:1\\]' passes"):
+        data.load(dataset, split="train[:1]", min_length=100)
+
+
+def test_negative_episode_indices_count_from_the_end(dataset):
+    rows = _loader_rows(data.transitions(dataset, episodes=[-1], batch_size=64))
+    assert {obs // 1000 for obs, *_ in rows} == {len(LENGTHS) - 1}
+    with pytest.raises(DatasetError, match="out of range"):
+        data.transitions(dataset, episodes=[-len(LENGTHS) - 1])
+
+
+def test_api_misuse_names_what_to_pass(dataset):
+    episodes = data.load(dataset)
+    for call in (lambda: data.transitions(episodes), lambda: data.windows(episodes, size=2),
+                 lambda: data.InMemorySampler.from_dataset(episodes)):
+        with pytest.raises(TypeError, match=r"not a tf\.data\.Dataset.*rlds_hub\.transforms"):
+            call()
+    from rlds_hub import transforms
+
+    with pytest.raises(TypeError, match=r"not on a path .*rlds_hub.load\("):
+        transforms.transitions(dataset)
+    with pytest.raises(TypeError, match=r"unknown filter 'min_retrun'\. Did you mean 'min_return'"):
+        data.load(dataset, min_retrun=500)
+    with pytest.raises(TypeError, match="unknown filter 'min_retrun'"):
+        data.transitions(dataset, min_retrun=500)
+
+
+def test_float64_on_jax_is_kept_with_x64_and_warned_without(dataset):
+    loader = data.transitions(dataset, batch_size=8, shuffle=False)
+    with pytest.warns(UserWarning, match=r"x64 mode is off.*observation/id \(float64\)"):
+        first = next(loader.as_jax_iterator())
+    assert first["observation"]["id"].dtype == np.float32
+    with pytest.warns(UserWarning, match="x64 mode is off"):
+        data.InMemorySampler.from_dataset(dataset)
+    import subprocess
+    import sys
+
+    code = (
+        "import jax; jax.config.update('jax_enable_x64', True)\n"
+        "import numpy as np, warnings; warnings.simplefilter('error')\n"
+        "from rlds_hub import data\n"
+        f"loader = data.transitions({dataset!r}, batch_size=8, shuffle=False)\n"
+        "numpy_batch = next(iter(loader)); jax_batch = next(loader.as_jax_iterator())\n"
+        "assert jax_batch['observation']['id'].dtype == np.float64\n"
+        "assert np.asarray(jax_batch['reward']).tobytes() == numpy_batch['reward'].tobytes()\n"
+        f"s = data.InMemorySampler.from_dataset({dataset!r})\n"
+        "assert s.items['observation']['id'].dtype == np.float64\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_corrupt_shard_through_load_names_the_file_and_byte(dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    shard = sorted(copy.glob("*.tfrecord-*"))[1]
+    raw = bytearray(shard.read_bytes())
+    raw[40] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match=rf"{shard.name}: corrupt record data at byte 0"):
+        list(data.load(str(copy)))
+    with pytest.raises(DatasetError, match=rf"{shard.name}: corrupt record data at byte 0"):
+        list(data.transitions(str(copy)))

@@ -180,3 +180,44 @@ def test_auto_batch_size_targets_200kb_per_batch() -> None:
     episodes = tf.data.Dataset.range(1).map(lambda _: {spec.STEPS: steps})
     assert flexible_batch.get_batch_size(episodes) == 5
     assert shape_ops.size_from_spec(tf.TensorSpec([None], tf.float32)) == sys.maxsize
+
+
+def add_one_in_place(step: dict[str, Any]) -> dict[str, Any]:
+    """As rlds's own docs write step functions: modify the step, return it."""
+    step[spec.REWARD] += 1
+    step[spec.OBSERVATION]["position"] = step[spec.OBSERVATION]["position"] * 0
+    return step
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, T.BATCH_AUTO_TUNE])
+def test_step_functions_may_modify_their_step_in_place(
+    dataset: tf.data.Dataset, episodes: list[dict[str, Any]], batch_size: int
+) -> None:
+    mapped = testing.to_numpy(T.map_nested_steps(dataset, add_one_in_place, batch_size))
+    for episode, steps in zip(mapped, episodes, strict=True):
+        rewards = [s[spec.REWARD] for s in episode[spec.STEPS]]
+        np.testing.assert_allclose(rewards, steps[spec.REWARD] + 1)
+        assert all(not np.any(s[spec.OBSERVATION]["position"]) for s in episode[spec.STEPS])
+    flat = dataset.flat_map(lambda e: e[spec.STEPS])
+    total = T.sum_dataset(T.map_steps(flat, add_one_in_place, batch_size),
+                          lambda step: step[spec.REWARD])
+    expected = sum(float(np.sum(s[spec.REWARD] + 1)) for s in episodes)
+    assert float(total) == pytest.approx(expected)
+    # the input dataset itself is unchanged
+    again = testing.to_numpy(dataset)
+    np.testing.assert_allclose([s[spec.REWARD] for s in again[1][spec.STEPS]],
+                               episodes[1][spec.REWARD])
+
+
+def test_rlds_module_level_helpers_are_kept(dataset: tf.data.Dataset) -> None:
+    from rlds_hub.transforms import nested_ops
+
+    def through_helper(episode):
+        return nested_ops._map_episode(episode, add_one_in_place, in_place=False)
+
+    mapped = testing.to_numpy(dataset.map(through_helper))
+    assert [e["agent"] for e in mapped] == [b"a", b"b", b"c", b"d"]
+    assert nested_ops._get_episode_metadata({"steps": 1, "agent": 2}) == {"agent": 2}
+    applied = testing.to_numpy(dataset.map(
+        lambda e: nested_ops._apply_episode(e, lambda steps: steps.take(1), in_place=True)))
+    assert [len(e[spec.STEPS]) for e in applied] == [1, 1, 1, 1]

@@ -107,21 +107,26 @@ def test_every_intermediate_state_is_consistent(tmp_path, monkeypatch, point):
     for i in range(5):
         _append(writer, encoder, i)
     calls = {"n": 0}
-    original_publish = DatasetWriter._publish_info
+    original_prepare = DatasetWriter._prepare_info
     original_discard = BackgroundFiles.discard
 
-    def publish(self):
+    def prepare(self):
+        """The crash lands after the shard got its name, before the listing is renamed."""
         calls["n"] += 1
+        publish = original_prepare(self)
         if point == "before_info" or (point == "seal_before_info" and calls["n"] == 2):
-            raise Crash
-        original_publish(self)
+            def crash():
+                raise Crash
+
+            return crash
+        return publish
 
     def discard(self, source):
         if point == "seal_after_info":
             raise Crash
         original_discard(self, source)
 
-    monkeypatch.setattr(DatasetWriter, "_publish_info", publish)
+    monkeypatch.setattr(DatasetWriter, "_prepare_info", prepare)
     monkeypatch.setattr(BackgroundFiles, "discard", discard)
     with pytest.raises(Crash):
         _append(writer, encoder, 5)  # the 6th episode completes the shard and seals it

@@ -10,6 +10,7 @@ shard is reported with its file and byte offset.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -140,6 +141,7 @@ def load(
         )
     import tensorflow as tf
 
+    _quiet_tfds_dtype_warning()
     features = dataset.features
     rng = np.random.default_rng(seed)
 
@@ -160,6 +162,22 @@ def load(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
+
+
+class _DropDtypeDeprecation(logging.Filter):
+    """TFDS's own ``Tensor.decode_example`` reads its deprecated ``FeatureConnector.dtype``
+    for bytes-encoded tensors (float64 here) and logs a deprecation warning about itself on
+    every trace; the message concerns TFDS's code, not the user's, so ``load`` drops it.
+    (Plain TFDS still logs it: that is TFDS 4.9.10's own call, tensor_feature.py.)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "FeatureConnector.dtype` is deprecated" not in record.getMessage()
+
+
+def _quiet_tfds_dtype_warning() -> None:
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _DropDtypeDeprecation) for f in logger.filters):
+        logger.addFilter(_DropDtypeDeprecation())
 
 
 def _describe_selection(episodes: Any, where: Any, filters: dict[str, Any]) -> str:

@@ -69,11 +69,12 @@ def _decode_jpeg(blob: bytes, channels: int) -> np.ndarray:
 
     if channels == 1:
         return simplejpeg.decode_jpeg(blob, colorspace="GRAY", fastdct=True, fastupsample=False)
-    frame = simplejpeg.decode_jpeg(blob, colorspace="RGB", fastdct=True, fastupsample=False)
-    if channels == 4:  # TensorFlow adds an opaque alpha channel
-        alpha = np.full((*frame.shape[:2], 1), 255, np.uint8)
-        frame = np.concatenate([frame, alpha], axis=-1)
-    return frame
+    if channels != 3:
+        raise ImageDecodeError(
+            f"a JPEG frame cannot be decoded to {channels} channels (JPEG has no alpha; "
+            "TFDS refuses it too)"
+        )
+    return simplejpeg.decode_jpeg(blob, colorspace="RGB", fastdct=True, fastupsample=False)
 
 
 def _decode_with_pil(blob: bytes, channels: int, dtype: np.dtype) -> np.ndarray:

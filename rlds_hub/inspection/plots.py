@@ -4,6 +4,7 @@ apart) and the distribution of episode lengths, for every split."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,15 @@ def plot_episodes(path: str | os.PathLike | RLDSDataset, out_png: str | os.PathL
     Raises:
       ValueError: the dataset has no episodes.
     """
+    import matplotlib.pyplot as plt
+
+    fig = episode_figure(path)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def episode_figure(path: str | os.PathLike | RLDSDataset) -> Any:
+    """The figure :func:`plot_episodes` writes (a matplotlib ``Figure``; close it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,6 +39,7 @@ def plot_episodes(path: str | os.PathLike | RLDSDataset, out_png: str | os.PathL
     names = [s for s in sorted(dataset.splits) if dataset.splits[s].num_episodes]
     if not names:
         raise ValueError(f"{dataset.path} has no episodes to plot")
+    plt.close("all")
     tables = {split: episode_table(dataset, split) for split in names}
     fig, (ax_return, ax_length) = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -87,8 +98,7 @@ def plot_episodes(path: str | os.PathLike | RLDSDataset, out_png: str | os.PathL
         ax.grid(alpha=0.3)
     fig.suptitle(f"{dataset.name}: {_provenance(dataset)}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def _provenance(dataset: RLDSDataset) -> str:

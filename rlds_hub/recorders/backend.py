@@ -188,8 +188,9 @@ class RLDSBackend(backend_writer.BackendWriter):
             column = column[:-1]  # the last step's action is zero-filled
             if not column.size or column.dtype.kind not in "biuf":
                 continue
-            values = column.astype(np.float64, copy=False)
-            outside = (values < low) | (values > high)
+            with np.errstate(invalid="ignore", over="ignore"):
+                values = column.astype(np.float64, copy=False)
+                outside = (values < low) | (values > high)
             if outside.any():
                 flat = outside.reshape(len(values), -1).any(axis=1)
                 step = int(np.argmax(flat))

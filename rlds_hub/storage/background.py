@@ -105,15 +105,24 @@ class BackgroundFiles:
     def replace(self, path: Path, data: bytes, *, sync: bool) -> None:
         """Atomically replaces ``path`` with ``data``; the old version is freed in the
         background (a hard link keeps it alive past the rename)."""
+        self.prepare_replace(path, data, sync=sync)()
+
+    def prepare_replace(self, path: Path, data: bytes, *, sync: bool) -> Callable[[], None]:
+        """Does all the work of :meth:`replace` but the final rename, which the returned
+        function performs (one system call): callers put another rename right before it."""
         new = self.write_new(data, sync=sync)
         trash: Path | None = self._name("trash")
         try:
             os.link(path, trash)
         except OSError:  # no old version, or no hard links on this file system
             trash = None
-        os.replace(new, path)
-        if trash is not None:
-            self.delete(trash)
+
+        def commit() -> None:
+            os.replace(new, path)
+            if trash is not None:
+                self.delete(trash)
+
+        return commit
 
     def _run(self) -> None:
         while True:

@@ -159,7 +159,7 @@ class DatasetWriter:
             self.name = name or layout.dataset_name_from_path(self.path)
             layout.check_dataset_name(self.name)
             self.file_format = file_format
-            self._info = _new_info(self.name, file_format, description)
+            self._info = new_dataset_info(self.name, file_format, description)
             self._features_on_disk = None
         self._split = self._split_entry(create=False)
         self._remove_stale_files()
@@ -334,11 +334,14 @@ class DatasetWriter:
             os.close(fd)
             size = shards.write_array_record_file(tmp, [record], sync=self._sync)
         final = self.path / self._shard_name(len(lengths))
-        os.rename(tmp, final)
         lengths.append("1")
         self._split["numBytes"] = str(int(self._split["numBytes"]) + size)
         self._index.append({"split": self.split, "episode": self._num_episodes, **index_row})
-        self._publish_info()
+        # The shard gets its name and dataset_info.json lists it in two consecutive system
+        # calls: only a kill between them leaves an unlisted shard (removed on next open).
+        publish = self._prepare_info()
+        os.rename(tmp, final)
+        publish()
         if self._accumulator is not None:
             self._accumulator.add(final)
         self._num_episodes += 1
@@ -369,23 +372,24 @@ class DatasetWriter:
             complete = False
         if complete:
             size = accumulator.bytes
-            os.rename(accumulator.path, hole_path)
+            staged = accumulator.path
         else:
             if accumulator is not None:
                 self._files.delete(accumulator.path)
-            tmp = self._files.hidden_name("shard")
+            staged = self._files.hidden_name("shard")
             if self.file_format == "tfrecord":
-                size = shards.concatenate_files(sources, tmp, sync=self._sync)
+                size = shards.concatenate_files(sources, staged, sync=self._sync)
             else:
                 records = [r for s in sources for r in shards.read_array_record_file(s)]
-                size = shards.write_array_record_file(tmp, records, sync=self._sync)
-            os.rename(tmp, hole_path)
+                size = shards.write_array_record_file(staged, records, sync=self._sync)
         lengths = self._split["shardLengths"]
         del lengths[self._hole :]
         lengths.append(str(len(pending)))
         old_bytes = self._pending_bytes
         self._split["numBytes"] = str(int(self._split["numBytes"]) - old_bytes + size)
-        self._publish_info()
+        publish = self._prepare_info()
+        os.rename(staged, hole_path)  # then, at once, the listing; then the pending files go
+        publish()
         for source in sources:
             self._files.discard(source)
         self._hole = None
@@ -395,10 +399,19 @@ class DatasetWriter:
         if self.file_format == "tfrecord":  # ArrayRecord files cannot be appended to
             self._accumulator = _HoleAccumulator(self._files)
 
-    def _publish_info(self) -> None:
-        self._files.replace(self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync)
-        if self._sync:
-            layout.fsync_path(self.path)
+    def _prepare_info(self) -> Any:
+        """Writes the new dataset_info.json under a hidden name; the returned function
+        renames it into place (and syncs the directory under durability "os")."""
+        commit = self._files.prepare_replace(
+            self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync
+        )
+
+        def publish() -> None:
+            commit()
+            if self._sync:
+                layout.fsync_path(self.path)
+
+        return publish
 
     def close(self) -> None:
         """Seals the open shard, syncs everything to disk and releases the lock."""
@@ -429,7 +442,7 @@ class DatasetWriter:
         self.close()
 
 
-def _new_info(name: str, file_format: str, description: str) -> dict[str, Any]:
+def new_dataset_info(name: str, file_format: str, description: str) -> dict[str, Any]:
     """The initial ``dataset_info.json`` content (the fields TFDS itself writes)."""
     return {
         "name": name,
@@ -456,3 +469,6 @@ def _read_json(path: Path) -> Any:
 
 def _read_json_or_empty(path: Path) -> dict[str, Any]:
     return _read_json(path) if path.exists() else {}
+
+
+_new_info = new_dataset_info  # the name the first pipeline code used; prefer new_dataset_info

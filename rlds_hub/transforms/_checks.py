@@ -9,7 +9,7 @@ from typing import Any
 from rlds_hub.checks import check_gamma, check_positive
 
 __all__ = ["check_gamma", "check_keys", "check_positive", "field_paths", "guard_missing_keys",
-           "missing_key_error"]
+           "missing_key_error", "require_dataset"]
 
 
 def missing_key_error(key: Any, available: Iterable[Any], where: str = "step") -> ValueError:
@@ -28,6 +28,25 @@ def check_keys(keys: Iterable[Any], available: Iterable[Any], where: str = "step
     for key in keys:
         if key not in available:
             raise missing_key_error(key, available, where)
+
+
+def require_dataset(value: Any, what: str = "episodes") -> None:
+    """Raises ``TypeError`` unless ``value`` is a ``tf.data.Dataset``, saying what to pass
+    instead (a path is the usual mistake: these functions transform tf.data pipelines)."""
+    if hasattr(value, "element_spec"):
+        return
+    if isinstance(value, str | bytes) or hasattr(value, "__fspath__"):
+        path = value.decode() if isinstance(value, bytes) else str(value)
+        raise TypeError(
+            f"rlds_hub.transforms works on tf.data datasets of {what}, not on a path "
+            f"({path!r}): load the episodes with rlds_hub.load({path!r}) first, or use "
+            f"rlds_hub.data.transitions({path!r}) / rlds_hub.data.windows(...) for fast "
+            "NumPy batches read straight from disk"
+        )
+    raise TypeError(
+        f"rlds_hub.transforms works on tf.data datasets of {what}; got "
+        f"{type(value).__name__} (load episodes with rlds_hub.load(path))"
+    )
 
 
 def field_paths(element: Mapping[str, Any], prefix: str = "") -> list[str]:

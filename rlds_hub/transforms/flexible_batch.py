@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from rlds_hub import spec
 from rlds_hub.transforms import shape_ops
-from rlds_hub.transforms._checks import check_positive
+from rlds_hub.transforms._checks import check_positive, require_dataset
 
 # Passed as a size to let the transform pick a batch size that targets efficient execution.
 BATCH_AUTO_TUNE = -1
@@ -23,6 +23,7 @@ def get_batch_size(dataset: tf.data.Dataset, optimization_batch_size: int = BATC
 
     ``dataset`` may hold steps or episodes (then the size of one step is used).
     """
+    require_dataset(dataset, "steps or episodes")
     if optimization_batch_size != BATCH_AUTO_TUNE:
         return optimization_batch_size
     element_spec: Any = dataset.element_spec

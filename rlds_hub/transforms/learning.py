@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from rlds_hub import spec
 from rlds_hub.transforms import nested_ops
-from rlds_hub.transforms._checks import check_gamma, check_keys, check_positive
+from rlds_hub.transforms._checks import check_gamma, check_keys, check_positive, require_dataset
 
 TRANSITION_FIELDS = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.DISCOUNT, "next_observation")
 MASK = "mask"
@@ -248,6 +248,7 @@ def steps_to_batch(steps: tf.data.Dataset) -> dict[str, Any]:
 
 
 def _steps_spec(episodes: tf.data.Dataset) -> Mapping[str, Any]:
+    require_dataset(episodes)
     element_spec = episodes.element_spec
     check_keys([spec.STEPS], element_spec, where="episode")
     return element_spec[spec.STEPS].element_spec

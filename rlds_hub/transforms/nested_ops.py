@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -12,15 +13,42 @@ from rlds_hub.transforms import flexible_batch, shape_ops
 from rlds_hub.transforms._checks import guard_missing_keys
 
 
+def copy_structure(value: Any) -> Any:
+    """A copy of the dicts, lists and tuples of a nest (the tensors are shared).
+
+    rlds's own examples write step functions that modify their step in place
+    (``step[REWARD] += 1; return step``); TensorFlow 2.21's ``Dataset.map`` and
+    ``tf.function`` refuse that ("should not modify its Python input arguments"), so user
+    functions are called on a copy, which they may modify freely.
+    """
+    if isinstance(value, dict):
+        return {k: copy_structure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_structure(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(copy_structure(v) for v in value)
+    return value
+
+
+def on_a_copy(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` called with copies of its arguments' structure (see :func:`copy_structure`)."""
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        return fn(*(copy_structure(a) for a in args))
+
+    return call
+
+
 def vectorized(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Returns ``fn`` applied to a batch of steps at once (``tf.vectorized_map``).
 
     ``fn`` is traced with AutoGraph, so Python control flow on step values works as it
     does in ``Dataset.map``; ops without a vectorised form fall back to a while loop.
     The glue here is not converted by AutoGraph, so an error raised while tracing ``fn``
-    (e.g. a missing field) surfaces without extra wrapping.
+    (e.g. a missing field) surfaces without extra wrapping. ``fn`` may modify its step.
     """
-    traced = tf.function(fn)
+    traced = tf.function(on_a_copy(fn))
 
     @tf.autograph.experimental.do_not_convert
     def apply_to_batch(batch: Any) -> Any:
@@ -35,7 +63,42 @@ def _map_steps(
     transform_step = guard_missing_keys(transform_step)
     if batch_size > 1:
         return steps.batch(batch_size).map(vectorized(transform_step)).unbatch()
-    return steps.map(transform_step)
+    return steps.map(on_a_copy(transform_step))
+
+
+def _get_episode_metadata(episode: dict[str, Any]) -> dict[str, Any]:
+    """The episode's fields other than its steps (``rlds`` helper of the same name)."""
+    return {k: episode[k] for k in episode if k != spec.STEPS}
+
+
+def _map_episode(
+    episode: dict[str, Any],
+    transform_step: Callable[[Any], Any],
+    in_place: bool,
+    optimization_batch_size: int = 1,
+) -> dict[str, Any]:
+    """Applies ``transform_step`` to every step of one episode (``rlds``'s helper of the
+    same name and signature, which user code calls directly). With ``in_place`` the given
+    episode dict gets the new steps; otherwise a new episode holds them and the metadata."""
+    steps = _map_steps(episode[spec.STEPS], transform_step, optimization_batch_size)
+    if in_place:
+        episode[spec.STEPS] = steps
+        return episode
+    return spec.build_episode(steps=steps, metadata=_get_episode_metadata(episode))
+
+
+def _apply_episode(
+    episode: dict[str, Any],
+    transform_step_dataset: Callable[[tf.data.Dataset], Any],
+    in_place: bool,
+) -> dict[str, Any]:
+    """Applies ``transform_step_dataset`` to one episode's steps dataset (``rlds`` helper)."""
+    # Called directly (not through Dataset.apply), so AutoGraph converts its control flow.
+    steps = transform_step_dataset(episode[spec.STEPS])
+    if in_place:
+        episode[spec.STEPS] = steps
+        return episode
+    return spec.build_episode(steps=steps, metadata=_get_episode_metadata(episode))
 
 
 def map_steps(
@@ -70,9 +133,7 @@ def map_nested_steps(
     # inner map), so an error raised while tracing transform_step surfaces unwrapped.
     @tf.autograph.experimental.do_not_convert
     def map_episode(episode: dict[str, Any]) -> dict[str, Any]:
-        episode = dict(episode)
-        episode[spec.STEPS] = _map_steps(episode[spec.STEPS], transform_step, batch_size)
-        return episode
+        return _map_episode(dict(episode), transform_step, True, batch_size)
 
     return episodes_dataset.map(map_episode)
 
@@ -84,9 +145,7 @@ def apply_nested_steps(
     """Replaces each episode's steps by ``transform_step_dataset(steps)``; metadata is kept."""
 
     def apply_episode(episode: dict[str, Any]) -> dict[str, Any]:
-        episode = dict(episode)
-        episode[spec.STEPS] = transform_step_dataset(episode[spec.STEPS])
-        return episode
+        return _apply_episode(dict(episode), transform_step_dataset, in_place=True)
 
     return episodes_dataset.map(apply_episode)
 
@@ -104,7 +163,7 @@ def sum_dataset(
 
     An empty dataset sums to zeros.
     """
-    data_to_sum = guard_missing_keys(data_to_sum)
+    data_to_sum = on_a_copy(guard_missing_keys(data_to_sum))
     batch_size = flexible_batch.get_batch_size(steps_dataset, optimization_batch_size)
     if batch_size > 1:
         per_step = vectorized(data_to_sum)
