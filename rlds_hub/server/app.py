@@ -1,0 +1,60 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI application (API, web viewer,
+error handlers); its lifespan migrates the index and starts the scans."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from rlds_hub import __version__
+from rlds_hub.server.api.routes import datasets, episodes, health, media, scan, steps
+from rlds_hub.server.core.config import Settings
+from rlds_hub.server.core.errors import install_error_handlers
+from rlds_hub.server.index.facts import ProgressFactory, no_progress
+from rlds_hub.server.service import Service
+
+WEB = Path(__file__).parent / "web"
+DESCRIPTION = """Browse, search and read the RLDS datasets under the server's roots.
+
+Lists are `{"items": [...], "total": N, "limit": L, "offset": O}`; errors are
+`{"error": {"code": ..., "message": ...}}`. NaN and infinite numbers are the strings
+"NaN", "Infinity" and "-Infinity". Writes need `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(settings: Settings | None = None, *,
+               progress: ProgressFactory = no_progress) -> FastAPI:
+    """The service for ``settings`` (default: from the environment, ``RLDS_HUB_SERVER_*``)."""
+    service = Service(settings if settings is not None else Settings(), progress=progress)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(title="rlds_hub dataset service", version=__version__,
+                  description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app)
+    for module in (health, datasets, episodes, steps, media, scan):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def viewer() -> FileResponse:
+        return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For ``uvicorn --factory rlds_hub.server.app:app_from_environment`` (worker processes)."""
+    return create_app()

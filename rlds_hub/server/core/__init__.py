@@ -1,0 +1,1 @@
+"""Configuration, errors and number conventions of the service."""

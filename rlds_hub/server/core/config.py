@@ -1,0 +1,124 @@
+"""Settings of the dataset service, read from the environment (``RLDS_HUB_SERVER_*``).
+
+Every setting has a default, so ``rlds-hub serve --root DIR`` needs nothing else: the index
+is an SQLite file inside the first root, writes are disabled, the roots are scanned on start.
+``docs/server.md`` lists the variables; ``Settings(...)`` takes the same names as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "RLDS_HUB_SERVER_"
+# The SQLite index file created in the first root when no database URL is given.
+DEFAULT_INDEX_FILE = ".rlds_hub_index.sqlite3"
+
+
+class Settings(BaseSettings):
+    """The service's configuration (environment variables ``RLDS_HUB_SERVER_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="directories holding datasets (environment: separated by "
+        f"{os.pathsep!r}); only paths under them are indexed or registered",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the index (e.g. postgresql+psycopg://user@host/db); "
+        f"default: an SQLite file {DEFAULT_INDEX_FILE} in the first root",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="bearer token that allows writes (register, re-index, remove); "
+        "none: writes are disabled",
+    )
+    scan_on_start: bool = Field(default=True, description="scan the roots when the app starts")
+    scan_interval: float = Field(
+        default=0.0, ge=0.0, description="seconds between background re-scans (0: never)"
+    )
+    compute_statistics: bool = Field(
+        default=True,
+        description="compute statistics while indexing when statistics.json lacks a split "
+        "(reads every episode once)",
+    )
+    compute_checksums: bool = Field(
+        default=True,
+        description="compute shard CRC32C checksums while indexing when checksums.json "
+        "is absent (reads every shard once)",
+    )
+    max_json_steps: int = Field(
+        default=1000, ge=1, description="most steps one JSON slice returns (bulk: arrow/npz)"
+    )
+    max_bulk_bytes: int = Field(
+        default=256 * 2**20, ge=1, description="most bytes of arrays one slice returns"
+    )
+    max_animation_frames: int = Field(
+        default=600, ge=1, description="most frames in one animation or filmstrip"
+    )
+    dataset_cache: int = Field(
+        default=32, ge=1, description="opened datasets kept per process (least recently used "
+        "go first)"
+    )
+    episode_cache_bytes: int = Field(
+        default=256 * 2**20, ge=0,
+        description="bytes of decoded episodes kept per process for steps and frames",
+    )
+
+    @field_validator("roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part]
+        return value
+
+    @field_validator("roots")
+    @classmethod
+    def _resolve_roots(cls, value: list[Path]) -> list[Path]:
+        resolved = []
+        for root in value:
+            path = Path(root).expanduser()
+            if not path.is_dir():
+                raise ValueError(f"root {root} is not a directory; create it or fix the path")
+            resolved.append(path.resolve())
+        return resolved
+
+    def resolved_database_url(self) -> str:
+        """The index URL: ``database_url``, or the SQLite file in the first root."""
+        if self.database_url:
+            return self.database_url
+        if not self.roots:
+            raise ValueError(
+                "no dataset root and no database URL: pass --root DIR (or set "
+                f"{ENV_PREFIX}ROOTS), or {ENV_PREFIX}DATABASE_URL"
+            )
+        target = self.roots[0] / DEFAULT_INDEX_FILE
+        if not os.access(self.roots[0], os.W_OK):
+            raise ValueError(
+                f"the index cannot be created in {self.roots[0]} (not writable): set "
+                f"{ENV_PREFIX}DATABASE_URL (e.g. sqlite:////var/tmp/rlds_hub.sqlite3)"
+            )
+        return f"sqlite:///{target}"
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``RLDS_HUB_SERVER_*`` variables (for worker processes)."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if name == "roots":
+                text = os.pathsep.join(str(p) for p in value)
+            elif name == "token":
+                text = self.token.get_secret_value() if self.token else ""
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            env[ENV_PREFIX + name.upper()] = text
+        return env

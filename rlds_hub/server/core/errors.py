@@ -1,0 +1,73 @@
+"""Errors as JSON with one shape everywhere: ``{"error": {"code": ..., "message": ...}}``.
+
+Client mistakes get a 4xx with a message that says what was wrong and how to fix it:
+400 a bad combination of parameters, 401/403 writes without (the right) token, 404 an
+unknown dataset, episode or route, 409 a dataset the index knows but cannot read now,
+413 a slice larger than the limits, 422 a parameter of the wrong type or range.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("rlds_hub.server")
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
+               413: "too_large", 415: "unsupported_media_type", 422: "invalid_request"}
+
+
+class ApiError(Exception):
+    """An error response: HTTP ``status``, a stable ``code`` and a readable ``message``."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is not valid"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", _validation_message(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "error")
+        message = str(error.detail) if error.detail else code.replace("_", " ")
+        if error.status_code == 404 and message == "Not Found":
+            message = f"no such path: {request.url.path} (the API is under /api/v1; see /docs)"
+        return error_response(error.status_code, code, message,
+                              getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error",
+                              f"the server failed ({type(error).__name__}); see its log")

@@ -1,0 +1,1 @@
+"""The index: SQLAlchemy models, migrations, discovery, indexing and queries."""

@@ -1,0 +1,121 @@
+"""Finding dataset directories under the roots, checking that a path lies inside them, naming
+datasets, and the cheap fingerprint that tells whether a dataset changed since indexing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rlds_hub.storage import layout
+
+# Dataset names in URLs: path segments of the directory under its root joined with ":"
+# (TFDS's name:version style: "oxe_like:1.0.0", "team:cartpole").
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# Directories never descended into while scanning.
+_SKIPPED_DIRS = {"__pycache__", "node_modules"}
+MAX_SCAN_DEPTH = 8
+
+
+class PathNotAllowed(ValueError):
+    """A path outside the configured roots (or that escapes them through a link)."""
+
+
+def inside_roots(path: str | os.PathLike, roots: Sequence[Path]) -> tuple[Path, Path]:
+    """``(resolved path, its root)`` if ``path`` lies under one of ``roots`` once every
+    symbolic link is resolved.
+
+    Raises:
+      PathNotAllowed: a ``..`` component, a relative path matching no root, or a path
+        (or link target) outside every root.
+    """
+    text = os.fspath(path)
+    if not text or "\x00" in text:
+        raise PathNotAllowed("the path is empty or holds a NUL character")
+    if ".." in Path(text).parts:
+        raise PathNotAllowed(f"{text}: paths may not contain '..' components")
+    if not roots:
+        raise PathNotAllowed("no dataset roots are configured")
+    candidates = [Path(text)] if os.path.isabs(text) else [root / text for root in roots]
+    for candidate in candidates:
+        resolved = Path(os.path.realpath(candidate))
+        for root in roots:
+            if resolved == root or root in resolved.parents:
+                return resolved, root
+    raise PathNotAllowed(
+        f"{text} is not inside the dataset roots ({', '.join(map(str, roots))}) once links "
+        "are resolved; move or link the dataset under a root, or start the server with that "
+        "root"
+    )
+
+
+def find_datasets(root: Path) -> Iterator[Path]:
+    """Dataset directories (holding ``dataset_info.json``) under ``root``, resolved, in
+    sorted order. Hidden directories are skipped; links are followed only while they stay
+    inside ``root``; a dataset directory is not searched further."""
+    seen: set[Path] = set()
+
+    def walk(directory: Path, depth: int) -> Iterator[Path]:
+        real = Path(os.path.realpath(directory))
+        if real in seen or not (real == root or root in real.parents):
+            return
+        seen.add(real)
+        if (real / layout.DATASET_INFO).is_file():
+            yield real
+            return
+        if depth >= MAX_SCAN_DEPTH:
+            return
+        try:
+            names = sorted(os.listdir(real))
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(".") or name in _SKIPPED_DIRS:
+                continue
+            child = real / name
+            if child.is_dir():
+                yield from walk(child, depth + 1)
+
+    yield from walk(root, 0)
+
+
+def default_name(path: Path, root: Path) -> str:
+    """The dataset's name: its directory relative to the root, segments joined with ":"."""
+    relative = path.relative_to(root).parts or (path.name,)
+    parts = [_UNSAFE.sub("_", part).strip("_") or "_" for part in relative]
+    name = ":".join(parts)
+    if not name[0].isalnum():
+        name = "d" + name
+    return name[:255]
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"dataset name {name!r} is not valid: use letters, digits and _ . : - (at most "
+            "255, starting with a letter or digit)"
+        )
+    return name
+
+
+def fingerprint(path: Path) -> str:
+    """A digest of the names, sizes and modification times of the dataset's files: equal
+    fingerprints mean nothing was written since (costs one ``stat`` per file)."""
+    digest = hashlib.sha256()
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as e:
+        return f"unreadable:{e.errno}"
+    for name in names:
+        if name == layout.LOCK or name.startswith(layout.TMP_PREFIX):
+            continue
+        try:
+            info = os.stat(path / name)
+        except OSError:
+            continue
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,226 @@
+"""Read queries on the index: datasets by name or search, episodes by filters.
+
+Filters and orderings are built from a whitelist of columns and operators, with every value
+a bound parameter: nothing a client sends becomes SQL text. Totals of filtered episode
+lists are cached per process, keyed by the dataset's generation (bumped by every re-index),
+so paging through one filtered list counts its rows once.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, select, tuple_
+from sqlalchemy.sql import ColumnElement
+
+from rlds_hub.server.index.models import DatasetRow, EpisodeRow, EpisodeValueRow
+
+DATASETS = DatasetRow.__table__
+EPISODES = EpisodeRow.__table__
+VALUES = EpisodeValueRow.__table__
+
+# Columns of the dataset list (the big JSON documents are left to the detail query).
+LIST_COLUMNS = [DATASETS.c[name] for name in (
+    "id", "name", "path", "status", "error", "tfds_name", "version", "file_format", "layout",
+    "num_episodes", "num_steps", "num_transitions", "size_bytes", "splits", "indexed_at",
+    "provenance",
+)]
+ORDERINGS = ("index", "-index", "length", "-length", "return", "-return")
+OPERATORS = ("=", "!=", ">=", "<=", ">", "<")
+_CONDITION_RE = re.compile(r"^(?P<key>[A-Za-z0-9_./-]{1,255})(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)$",
+                           re.DOTALL)
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+class FilterError(ValueError):
+    """A filter the client got wrong (the message says how to write it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """``<metadata field> <op> <value>`` on one episode-metadata field."""
+
+    key: str
+    op: str
+    value: float | str
+
+    @classmethod
+    def parse(cls, text: str, fields: dict[str, str]) -> Condition:
+        match = _CONDITION_RE.match(text)
+        if not match:
+            raise FilterError(
+                f"meta={text!r} is not a condition: write <field><op><value> with op one of "
+                f"{' '.join(OPERATORS)}, e.g. meta=success=true or meta=episode_id>=10"
+            )
+        key, op, raw = match["key"], match["op"], match["value"]
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise FilterError(f"meta: {key!r} is not an episode-metadata field (fields: {known})")
+        kind = fields[key]
+        if kind == "text":
+            if len(raw) > 1000:
+                raise FilterError(f"meta: the value for {key!r} is longer than 1000 characters")
+            return cls(key, op, raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise FilterError(f"meta: {key!r} is true or false, got {raw!r}")
+            return cls(key, op, 1.0 if lowered in _TRUE else 0.0)
+        try:
+            number = float(raw)
+        except ValueError:
+            raise FilterError(f"meta: {key!r} is a number, got {raw!r}") from None
+        if number != number:
+            raise FilterError(f"meta: compare {key!r} with a number, not NaN")
+        return cls(key, op, number)
+
+    def clause(self) -> ColumnElement[bool]:
+        column = VALUES.c.text if isinstance(self.value, str) else VALUES.c.number
+        comparisons = {
+            "=": column == self.value, "!=": column != self.value,
+            ">=": column >= self.value, "<=": column <= self.value,
+            ">": column > self.value, "<": column < self.value,
+        }
+        return comparisons[self.op]
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeFilter:
+    """Which episodes of a dataset a list shows (all bounds inclusive)."""
+
+    split: str | None = None
+    min_return: float | None = None
+    max_return: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    terminated: bool | None = None
+    conditions: tuple[Condition, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return self == EpisodeFilter(split=self.split)
+
+    def clauses(self, dataset_id: int) -> list[ColumnElement[bool]]:
+        e = EPISODES.c
+        out: list[ColumnElement[bool]] = [e.dataset_id == dataset_id]
+        if self.split is not None:
+            out.append(e.split == self.split)
+        if self.min_return is not None:
+            out.append(e.return_value >= self.min_return)
+        if self.max_return is not None:
+            out.append(e.return_value <= self.max_return)
+        if self.min_length is not None:
+            out.append(e.length >= self.min_length)
+        if self.max_length is not None:
+            out.append(e.length <= self.max_length)
+        if self.terminated is not None:
+            out.append(e.is_terminal == self.terminated)
+        for condition in self.conditions:
+            matching = select(VALUES.c.split, VALUES.c.episode).where(
+                VALUES.c.dataset_id == dataset_id, VALUES.c.key == condition.key,
+                condition.clause())
+            if self.split is not None:
+                matching = matching.where(VALUES.c.split == self.split)
+            out.append(tuple_(e.split, e.episode).in_(matching))
+        return out
+
+
+def _order(order_by: str) -> list[Any]:
+    if order_by not in ORDERINGS:
+        raise FilterError(f"order_by must be one of {', '.join(ORDERINGS)}, got {order_by!r}")
+    e = EPISODES.c
+    descending = order_by.startswith("-")
+    column = {"index": None, "length": e.length, "return": e.return_value}[order_by.lstrip("-")]
+    tie = [e.split.desc(), e.episode.desc()] if descending else [e.split, e.episode]
+    if column is None:
+        return tie
+    primary = column.desc() if descending else column.asc()
+    return [primary.nulls_last(), *tie]
+
+
+class CountCache:
+    """Totals of filtered episode lists, keyed by (dataset, generation, filter)."""
+
+    def __init__(self, size: int = 4096):
+        self._size = size
+        self._entries: collections.OrderedDict[Any, int] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> int | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: int) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+def dataset_by_name(connection: Connection, name: str) -> Any:
+    return connection.execute(select(DATASETS).where(DATASETS.c.name == name)).first()
+
+
+def search_datasets(connection: Connection, q: str | None, limit: int, offset: int
+                    ) -> tuple[Sequence[Any], int]:
+    """Datasets whose name, description or metadata contains ``q`` (case-insensitive)."""
+    where = []
+    for word in (q or "").lower().split():
+        where.append(DATASETS.c.search_text.contains(word, autoescape=True))
+    condition = and_(*where) if where else None
+    query = select(*LIST_COLUMNS).order_by(DATASETS.c.name).limit(limit).offset(offset)
+    count = select(func.count()).select_from(DATASETS)
+    if condition is not None:
+        query, count = query.where(condition), count.where(condition)
+    rows = connection.execute(query).all()
+    return rows, int(connection.execute(count).scalar_one())
+
+
+def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeFilter,
+                  order_by: str, limit: int, offset: int, counts: CountCache
+                  ) -> tuple[Sequence[Any], int]:
+    """A page of the dataset's episodes passing the filter, and how many pass it."""
+    clauses = episode_filter.clauses(dataset.id)
+    query = (select(EPISODES).where(*clauses).order_by(*_order(order_by))
+             .limit(limit).offset(offset))
+    rows = connection.execute(query).all()
+    total = _unfiltered_total(dataset, episode_filter)
+    if total is None:
+        key = (dataset.id, dataset.generation, episode_filter)
+        total = counts.get(key)
+        if total is None:
+            total = int(connection.execute(
+                select(func.count()).select_from(EPISODES).where(*clauses)).scalar_one())
+            counts.put(key, total)
+    return rows, total
+
+
+def _unfiltered_total(dataset: Any, episode_filter: EpisodeFilter) -> int | None:
+    if not episode_filter.is_empty:
+        return None
+    splits = dataset.splits or {}
+    if episode_filter.split is None:
+        return int(dataset.num_episodes)
+    entry = splits.get(episode_filter.split)
+    return int(entry.get("episodes", 0)) if entry else 0
+
+
+def episode(connection: Connection, dataset_id: int, split: str, index: int) -> Any:
+    return connection.execute(select(EPISODES).where(
+        EPISODES.c.dataset_id == dataset_id, EPISODES.c.split == split,
+        EPISODES.c.episode == index)).first()
+
+
+def has_episodes(connection: Connection, dataset_id: int) -> bool:
+    return connection.execute(select(exists().where(EPISODES.c.dataset_id == dataset_id))
+                              ).scalar_one()

@@ -1,0 +1,95 @@
+"""The running service: settings, the index database, the indexer, the episode reader and
+the background scans, shared by every request of one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from rlds_hub.server.core.config import Settings
+from rlds_hub.server.index import database
+from rlds_hub.server.index.facts import ProgressFactory, no_progress
+from rlds_hub.server.index.indexer import Indexer, ScanReport
+from rlds_hub.server.index.queries import CountCache
+from rlds_hub.server.reading.episodes import EpisodeReader
+
+log = logging.getLogger("rlds_hub.server")
+
+
+class Service:
+    """What one server process holds. ``start`` migrates the index and starts the scans;
+    ``stop`` ends them."""
+
+    def __init__(self, settings: Settings, progress: ProgressFactory = no_progress):
+        self.settings = settings
+        self.database_url = settings.resolved_database_url()
+        self.engine = database.make_engine(self.database_url)
+        self.indexer = Indexer(self.engine, settings.roots,
+                               compute_statistics=settings.compute_statistics,
+                               compute_checksums=settings.compute_checksums, progress=progress)
+        self.reader = EpisodeReader(settings.dataset_cache, settings.episode_cache_bytes)
+        self.counts = CountCache()
+        self.scans = 0
+        self.last_scan: dict[str, Any] | None = None
+        self.scan_error: str | None = None
+        self._scan_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.initial_scan_done = threading.Event()
+
+    @property
+    def writes_enabled(self) -> bool:
+        return self.settings.token is not None and bool(self.settings.token.get_secret_value())
+
+    def start(self) -> None:
+        database.migrate(self.engine)
+        if self.settings.scan_on_start:
+            self._spawn(self._initial_scan, "rlds-hub-scan")
+        else:
+            self.initial_scan_done.set()
+        if self.settings.scan_interval > 0:
+            self._spawn(self._periodic_scans, "rlds-hub-rescan")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self.engine.dispose()
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _initial_scan(self) -> None:
+        try:
+            self.scan()
+        finally:
+            self.initial_scan_done.set()
+
+    def _periodic_scans(self) -> None:
+        while not self._stopping.wait(self.settings.scan_interval):
+            self.scan()
+
+    def scan(self) -> ScanReport | None:
+        """Scans the roots (one scan at a time per process); None if the scan failed."""
+        with self._scan_lock:
+            try:
+                report = self.indexer.scan()
+            except Exception as e:  # the database went away: keep serving, say so
+                self.scan_error = f"{type(e).__name__}: {e}"
+                log.exception("scan failed")
+                return None
+            self.scan_error = None
+            self.scans += 1
+            for outcome in report.outcomes:
+                if outcome.action in ("indexed", "removed", "failed"):
+                    self.reader.forget(outcome.path)
+            self.last_scan = {
+                "finished": time.time(), "seconds": report.seconds,
+                "indexed": report.count("indexed"), "unchanged": report.count("unchanged"),
+                "failed": report.count("failed"), "removed": report.count("removed"),
+            }
+            return report
