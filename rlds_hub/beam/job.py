@@ -1,0 +1,139 @@
+"""Running one job: staging the output, running the pipeline with progress, provenance, and
+the commit — the part every job (convert, reshard, filter, ...) shares."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rlds_hub.beam.options import describe_runner, pipeline_options
+from rlds_hub.beam.staging import Staging
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def provenance(job: str, arguments: dict[str, Any], sources: list[dict[str, Any]],
+               flags: Sequence[str], previous: Any = None) -> dict[str, Any]:
+    """The ``provenance`` entry of an output's ``metadata.json``."""
+    from rlds_hub import __version__
+
+    entry = {
+        "job": job,
+        "arguments": _plain(arguments),
+        "sources": sources,
+        "rlds_hub_version": __version__,
+        "time": now(),
+        "runner": describe_runner(flags),
+    }
+    if previous:
+        entry["previous"] = previous
+    return entry
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if not callable(v)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class _Progress:
+    """Counts the episodes the sink's first stage has written (its ``.n`` files), on a
+    background thread, into a tqdm bar."""
+
+    def __init__(self, pieces: Path, total: int | None, description: str, quiet: bool):
+        from tqdm import tqdm
+
+        self._pieces = pieces
+        self._bar = tqdm(total=total, unit="episode", desc=description, disable=quiet,
+                         dynamic_ncols=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _count(self) -> int:
+        done = 0
+        for path in self._pieces.glob("*.n"):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if len(data) == 8:
+                done += struct.unpack("<Q", data)[0]
+        return done
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._update()
+
+    def _update(self) -> None:
+        done = self._count()
+        if self._bar.total is not None:
+            done = min(done, self._bar.total)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._update()
+        self._bar.close()
+
+
+def run_pipeline(
+    staging: Staging,
+    flags: Sequence[str],
+    build: Callable[[Any], None],
+    *,
+    total: int | None = None,
+    description: str = "",
+    quiet: bool = False,
+) -> float:
+    """Builds the pipeline with ``build(pipeline)`` and runs it to completion; returns the
+    seconds it took. The staging directory is deleted if anything fails."""
+    import apache_beam as beam
+
+    options = pipeline_options(flags)
+    started = time.perf_counter()
+    progress = _Progress(staging.pieces, total, description, quiet)
+    try:
+        pipeline = beam.Pipeline(options=options)
+        build(pipeline)
+        result = pipeline.run()
+        try:
+            result.wait_until_finish()
+        finally:
+            client = getattr(result, "client", None)  # the DaskRunner's dask Client
+            if client is not None:
+                client.close()
+        state = str(getattr(result, "state", "DONE"))
+        if "DONE" not in state:
+            raise RuntimeError(f"the pipeline ended in state {state}; nothing was committed")
+    except BaseException:
+        progress.close()
+        staging.abort()
+        raise
+    progress.close()
+    return time.perf_counter() - started
+
+
+def commit_or_abort(staging: Staging, finish: Callable[[], Any]) -> Any:
+    """Runs ``finish`` (which writes the metadata and commits); deletes the staging
+    directory if it fails."""
+    try:
+        return finish()
+    except BaseException:
+        staging.abort()
+        raise

@@ -1,0 +1,178 @@
+"""What the jobs that read RLDS datasets share: command-line options, the default Beam
+flags, selections of the input, output metadata and the write-and-commit step."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rlds_hub.beam import job
+from rlds_hub.beam.options import DEFAULT_RUNNER, beam_flags
+from rlds_hub.beam.sink import DEFAULT_MAX_BYTES_PER_SHARD, Sharding, WriteDataset, finish_dataset
+from rlds_hub.beam.source import ReadEpisodes, read_source_checksums
+from rlds_hub.beam.staging import Staging
+from rlds_hub.storage import layout
+from rlds_hub.storage.dataset import RLDSDataset, open_dataset
+from rlds_hub.storage.episodes import dataset_layout
+from rlds_hub.storage.query import select_splits
+from rlds_hub.storage.selection import Selection
+
+
+def default_flags(beam_args: Sequence[str] | None) -> list[str]:
+    """Beam flags for a Python-API call: the given ones, or the default runner."""
+    if beam_args is not None:
+        return list(beam_args)
+    return [f"--runner={DEFAULT_RUNNER}", f"--direct_num_workers={os.cpu_count() or 1}",
+            "--direct_running_mode=multi_processing"]
+
+
+def flags_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
+    return beam_flags(args, extra)
+
+
+def add_io_arguments(parser: argparse.ArgumentParser, *, many_inputs: bool = False,
+                     output_help: str = "output dataset directory (must not hold a dataset "
+                     "unless --overwrite)") -> None:
+    if many_inputs:
+        parser.add_argument("--input", action="append", required=True,
+                            help="input dataset directory (repeat for each input)")
+    else:
+        parser.add_argument("--input", required=True, help="input dataset directory")
+    parser.add_argument("--output", required=True, help=output_help)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the output if it already holds a dataset")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_split_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", default=None,
+                        help="input split(s) in TFDS syntax, e.g. train, 'train[:80%%]', "
+                        "train+test (default: every split)")
+
+
+def add_shard_arguments(parser: argparse.ArgumentParser, *, file_format_default: str | None) -> None:
+    group = parser.add_argument_group("output shards")
+    group.add_argument("--num-shards", type=int, default=None,
+                       help="exactly this many shards per split (default: by size)")
+    group.add_argument("--max-episodes-per-shard", type=int, default=1000,
+                       help="a new shard after this many episodes")
+    group.add_argument("--max-bytes-per-shard", type=int, default=DEFAULT_MAX_BYTES_PER_SHARD,
+                       help="a new shard before this many bytes")
+    group.add_argument("--file-format", default=file_format_default,
+                       choices=list(layout.FILE_FORMATS),
+                       help="shard format" + ("" if file_format_default else
+                                              " (default: the input's)"))
+    group.add_argument("--name", default=None,
+                       help="TFDS dataset name of the output (default: the input's)")
+
+
+def sharding_from_args(args: argparse.Namespace) -> Sharding:
+    return Sharding(num_shards=args.num_shards,
+                    max_episodes_per_shard=args.max_episodes_per_shard,
+                    max_bytes_per_shard=args.max_bytes_per_shard)
+
+
+def input_selections(dataset: RLDSDataset, split: str | None) -> list[Selection]:
+    """The selections ``split`` (TFDS syntax; None: every split, in dataset order) names."""
+    if split is None:
+        return [Selection(dataset, name) for name in dataset.splits]
+    return select_splits(dataset, split)
+
+
+def output_metadata(sources: Sequence[RLDSDataset], prov: dict[str, Any],
+                    layout_name: str) -> dict[str, Any]:
+    """The output's ``metadata.json``: the (first) input's metadata, its layout, and this
+    job's provenance (the input's own provenance kept under ``previous``)."""
+    from rlds_hub import __version__
+
+    metadata = copy.deepcopy(sources[0].metadata) if sources else {}
+    previous = metadata.pop("provenance", None)
+    if previous and "previous" not in prov:
+        prov = {**prov, "previous": previous}
+    metadata["layout"] = layout_name
+    metadata["rlds_hub_version"] = metadata.get("rlds_hub_version", __version__)
+    metadata["provenance"] = prov
+    return metadata
+
+
+def rlds_sources(staging: Staging, datasets: Sequence[RLDSDataset]) -> list[dict[str, Any]]:
+    """Provenance entries of RLDS inputs: path, name, and the checksum of every shard read."""
+    sums = read_source_checksums(staging.sources)
+    return [{"path": os.path.abspath(d.path), "format": "rlds", "name": d.name,
+             "files": sums.get(d.path, {})} for d in datasets]
+
+
+def run_rlds_job(
+    *,
+    job_name: str,
+    arguments: dict[str, Any],
+    datasets: Sequence[RLDSDataset],
+    selections: Sequence[Sequence[Selection]],
+    output: str | os.PathLike,
+    overwrite: bool,
+    flags: Sequence[str],
+    transform: Callable[[Any], Any] | None,
+    features_json: dict[str, Any],
+    name: str | None,
+    file_format: str,
+    sharding: Sharding,
+    split_order: Sequence[str],
+    layout_name: str | None = None,
+    quiet: bool = False,
+    extra_metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Reads ``selections`` of each dataset, applies ``transform`` (a PCollection of
+    EncodedEpisode -> another), writes and commits the output. Returns the summary of
+    :func:`~rlds_hub.beam.sink.finish_dataset` plus ``seconds``."""
+    import apache_beam as beam
+
+    staging = Staging(output, overwrite=overwrite, inputs=[d.path for d in datasets])
+    name = name or datasets[0].name
+    try:
+        layout.check_dataset_name(name)
+        readers = [ReadEpisodes(sel, input_no=i, sources_dir=staging.sources)
+                   for i, sel in enumerate(selections)]
+    except BaseException:
+        staging.abort()
+        raise
+    total = sum(r.num_episodes for r in readers)
+
+    def build(pipeline: Any) -> None:
+        streams = [pipeline | f"Read{i}" >> reader for i, reader in enumerate(readers)]
+        episodes = streams[0] if len(streams) == 1 else tuple(streams) | beam.Flatten()
+        if transform is not None:
+            episodes = transform(episodes)
+        _ = episodes | WriteDataset(staging, name, file_format=file_format, sharding=sharding,
+                                    split_order=split_order)
+
+    seconds = job.run_pipeline(staging, flags, build, total=total, description=job_name,
+                               quiet=quiet)
+
+    def finish() -> dict[str, Any]:
+        prov = job.provenance(job_name, arguments, rlds_sources(staging, datasets), flags)
+        layout_value = layout_name or dataset_layout(datasets[0])
+        metadata = output_metadata(datasets, prov, layout_value)
+        metadata.update(extra_metadata or {})
+        return finish_dataset(staging, name=name, features_json=features_json,
+                              metadata=metadata, file_format=file_format,
+                              split_order=split_order,
+                              description=datasets[0].info.get("description", ""))
+
+    summary = job.commit_or_abort(staging, finish)
+    summary["seconds"] = seconds
+    summary["input_episodes"] = total
+    return summary
+
+
+def open_input(path: str | os.PathLike) -> RLDSDataset:
+    return open_dataset(path)
+
+
+def print_summary(job_name: str, summary: dict[str, Any], quiet: bool = False) -> None:
+    splits = ", ".join(f"{n} {s}" for s, n in summary["splits"].items())
+    rate = summary["steps"] / max(summary["seconds"], 1e-9)
+    print(f"{job_name}: wrote {summary['path']} ({splits}; {summary['steps']:,} steps in "
+          f"{summary['shards']} shards) in {summary['seconds']:.1f} s ({rate:,.0f} steps/s)")

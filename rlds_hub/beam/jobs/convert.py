@@ -1,0 +1,182 @@
+"""convert: envlogger Riegeli logs, Minari datasets and D4RL-style HDF5 files to an RLDS
+dataset, losslessly (features from the source's specs, bit-exact values, terminal vs
+truncated kept)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+
+from rlds_hub.beam import job
+from rlds_hub.beam.episodes import EpisodeEncoder
+from rlds_hub.beam.jobs import common
+from rlds_hub.beam.sink import EncodedEpisode, Sharding, WriteDataset, finish_dataset
+from rlds_hub.beam.source import read_source_checksums, write_source_checksum
+from rlds_hub.beam.sources import SOURCE_FORMATS, ConvertUnit, describe_source
+from rlds_hub.beam.staging import Staging
+from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
+from rlds_hub.format.plan import Plan
+from rlds_hub.format.specs import spec_to_json
+from rlds_hub.storage import layout
+
+JOB = "convert"
+
+
+class _ConvertUnit(beam.DoFn):
+    """Reads one unit of the source and encodes its episodes."""
+
+    def __init__(self, reader: Any, features_json: dict[str, Any], layout_name: str,
+                 split: str, root: str, sources_dir: str | None):
+        self._reader = reader
+        self._features = features_json
+        self._layout = layout_name
+        self._split = split
+        self._root = root
+        self._sources_dir = sources_dir
+
+    def setup(self) -> None:
+        self._encoder = EpisodeEncoder(self._features, self._layout)
+        if hasattr(self._reader, "bind"):
+            self._reader.bind(self._encoder.plan)
+
+    def process(self, unit: ConvertUnit) -> Iterator[EncodedEpisode]:
+        for index, columns, where in self._reader.episodes(unit):
+            yield self._encoder.encode((*unit.key[:2], index), self._split, columns, where)
+        if self._sources_dir:
+            for path in unit.checksum:
+                write_source_checksum(self._sources_dir, self._root, path)
+
+
+def convert(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    source_format: str | None = None,
+    split: str = "train",
+    name: str | None = None,
+    sharding: Sharding | None = None,
+    file_format: str = "tfrecord",
+    image_encoding: str = "png",
+    overwrite: bool = False,
+    beam_args: Sequence[str] | None = None,
+    quiet: bool = True,
+    **source_options: Any,
+) -> dict[str, Any]:
+    """Converts the source at ``input`` (format detected unless ``source_format``) into the
+    RLDS dataset ``output`` (one split, ``split``)."""
+    layout.check_split_name(split)
+    if image_encoding not in IMAGE_ENCODINGS:
+        raise ValueError(f"image_encoding must be one of {IMAGE_ENCODINGS}, got {image_encoding!r}")
+    description = describe_source(input, source_format, **source_options)
+    features_json = episode_features(
+        observation_spec=description.observation_spec, action_spec=description.action_spec,
+        reward_spec=description.reward_spec, discount_spec=description.discount_spec,
+        step_metadata_spec=description.step_metadata_spec,
+        episode_metadata_spec=description.episode_metadata_spec,
+        image_encoding=image_encoding,
+    )
+    Plan.from_features_json(features_json)  # unsupported features fail before the pipeline
+    name = name or layout.dataset_name_from_path(_path_for_name(description.name))
+    layout.check_dataset_name(name)
+    sharding = sharding or Sharding()
+    flags = common.default_flags(beam_args)
+    staging = Staging(output, overwrite=overwrite, inputs=[input])
+    root = os.fspath(input)
+    sources_dir = os.fspath(staging.sources)
+
+    def build(pipeline: Any) -> None:
+        _ = (
+            pipeline
+            | "Units" >> beam.Create(description.units)
+            | "SpreadUnits" >> beam.Reshuffle()
+            | "Convert" >> beam.ParDo(_ConvertUnit(description.reader, features_json,
+                                                   description.layout, split, root,
+                                                   sources_dir))
+            | WriteDataset(staging, name, file_format=file_format, sharding=sharding,
+                           split_order=[split])
+        )
+
+    seconds = job.run_pipeline(staging, flags, build, total=description.num_episodes,
+                               description=JOB, quiet=quiet)
+
+    def finish() -> dict[str, Any]:
+        from rlds_hub import __version__
+
+        sums = read_source_checksums(staging.sources).get(root, {})
+        arguments = {"input": input, "output": output, "source_format": description.format,
+                     "split": split, "name": name, "sharding": vars(sharding),
+                     "file_format": file_format, "image_encoding": image_encoding,
+                     **source_options}
+        sources = [{"path": os.path.abspath(root), "format": description.format,
+                    "files": sums}]
+        metadata = {
+            "rlds_hub_version": __version__,
+            "created": job.now(),
+            "env_name": description.metadata.get("env_name"),
+            "specs": {
+                "observation": spec_to_json(description.observation_spec),
+                "action": spec_to_json(description.action_spec),
+                "reward": spec_to_json(description.reward_spec),
+                "discount": spec_to_json(description.discount_spec),
+            },
+            "image_encoding": image_encoding,
+            "layout": description.layout,
+            "source": {"format": description.format, "path": os.path.abspath(root),
+                       **description.metadata},
+            "provenance": job.provenance(JOB, arguments, sources, flags),
+        }
+        return finish_dataset(
+            staging, name=name, features_json=features_json, metadata=metadata,
+            file_format=file_format, split_order=[split],
+            description=f"RLDS episodes converted from {description.format} data at "
+            f"{os.path.abspath(root)} with rlds_hub {__version__}.",
+        )
+
+    summary = job.commit_or_abort(staging, finish)
+    summary["seconds"] = seconds
+    summary["input_episodes"] = description.num_episodes
+    summary["source_format"] = description.format
+    return summary
+
+
+def _path_for_name(name: str) -> Any:
+    from pathlib import Path
+
+    return Path(name)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True,
+                        help="the source: a directory of envlogger logs, a Minari dataset "
+                        "directory, or a D4RL-style HDF5 file")
+    parser.add_argument("--output", required=True, help="output dataset directory")
+    parser.add_argument("--source-format", default=None, choices=list(SOURCE_FORMATS),
+                        help="the source's format (default: detected)")
+    parser.add_argument("--output-split", default="train", help="the output's split")
+    parser.add_argument("--image-encoding", default="png", choices=list(IMAGE_ENCODINGS),
+                        help="how uint8 image observations are stored (both lossless)")
+    parser.add_argument("--episodes-per-unit", type=int, default=None,
+                        help="episodes a worker converts at a time (default: per format)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the output if it already holds a dataset")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_shard_arguments(parser, file_format_default="tfrecord")
+
+
+def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
+    options = {}
+    if args.episodes_per_unit is not None:
+        if args.episodes_per_unit < 1:
+            raise ValueError(f"--episodes-per-unit must be >= 1, got {args.episodes_per_unit}")
+        options["episodes_per_unit"] = args.episodes_per_unit
+    summary = convert(args.input, args.output, source_format=args.source_format,
+                      split=args.output_split, name=args.name,
+                      sharding=common.sharding_from_args(args), file_format=args.file_format,
+                      image_encoding=args.image_encoding, overwrite=args.overwrite,
+                      beam_args=flags, quiet=args.quiet, **options)
+    common.print_summary(JOB, summary)
+    return 0

@@ -1,0 +1,91 @@
+"""Beam pipeline options for rlds_hub's jobs: the runner (DirectRunner by default, in
+multi-processing mode; ``DaskRunner`` by its short name), and how a job runs a pipeline.
+
+Beam 2.77 does not register the DaskRunner under its short name, so ``--runner=DaskRunner``
+is translated here to the runner's full path. On the DaskRunner each element of a
+``beam.Create`` becomes its own Dask partition unless ``--dask_npartitions`` or
+``--dask_partition_size`` says otherwise: the jobs create one element per work unit (a
+shard, a range of records, a log directory), and Beam's default of 128 elements per
+partition would put a whole small job on one worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_RUNNER = "DirectRunner"
+RUNNER_ALIASES = {
+    "DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner",
+    "dask": "apache_beam.runners.dask.dask_runner.DaskRunner",
+    "direct": "DirectRunner",
+}
+RUNNING_MODES = ("multi_processing", "multi_threading", "in_memory")
+
+
+def add_beam_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Beam options every job takes (others go through ``--beam-option``)."""
+    group = parser.add_argument_group("Beam options")
+    group.add_argument("--runner", default=DEFAULT_RUNNER,
+                       help="Beam runner: DirectRunner, DaskRunner, DataflowRunner, "
+                       "FlinkRunner, SparkRunner, or a runner's full class path")
+    group.add_argument("--direct_num_workers", "--direct-num-workers", type=int,
+                       default=os.cpu_count() or 1,
+                       help="DirectRunner: worker processes")
+    group.add_argument("--direct_running_mode", "--direct-running-mode",
+                       default="multi_processing", choices=RUNNING_MODES,
+                       help="DirectRunner: how workers run")
+    group.add_argument("--dask_client_address", "--dask-client-address", default=None,
+                       metavar="HOST:PORT",
+                       help="DaskRunner: the dask.distributed scheduler to submit to "
+                       "(default: a new LocalCluster)")
+    group.add_argument("--beam-option", "--beam_option", action="append", default=[],
+                       dest="beam_options", metavar="FLAG",
+                       help="any other Beam pipeline option, passed as is (repeatable), e.g. "
+                       "--beam-option=--project=my-project")
+
+
+def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
+    """The Beam command-line flags that ``args`` (from :func:`add_beam_arguments`) mean."""
+    runner = RUNNER_ALIASES.get(args.runner, args.runner)
+    flags = [f"--runner={runner}"]
+    if runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+        if args.direct_num_workers < 1:
+            raise ValueError(f"--direct_num_workers must be >= 1, got {args.direct_num_workers}")
+        flags += [f"--direct_num_workers={args.direct_num_workers}",
+                  f"--direct_running_mode={args.direct_running_mode}"]
+    passed = [flag for option in args.beam_options for flag in shlex.split(option)]
+    passed += list(extra)
+    if is_dask(runner):
+        if args.dask_client_address:
+            flags.append(f"--dask_client_address={args.dask_client_address}")
+        if not any(f.startswith(("--dask_npartitions", "--dask_partition_size")) for f in passed):
+            flags.append("--dask_partition_size=1")
+    return flags + passed
+
+
+def is_dask(runner: str) -> bool:
+    return RUNNER_ALIASES.get(runner, runner).endswith("DaskRunner")
+
+
+def pipeline_options(flags: Sequence[str]) -> Any:
+    """``PipelineOptions`` from Beam flags; an unknown runner fails here, clearly."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(list(flags))
+    return options
+
+
+def describe_runner(flags: Sequence[str]) -> dict[str, Any]:
+    """The runner part of the flags, for provenance (no credentials: only runner flags)."""
+    keep = ("--runner", "--direct_num_workers", "--direct_running_mode",
+            "--dask_client_address", "--dask_partition_size", "--dask_npartitions")
+    out: dict[str, Any] = {}
+    for flag in flags:
+        name, _, value = flag.partition("=")
+        if name in keep:
+            out[name.lstrip("-")] = value
+    return out

@@ -1,0 +1,120 @@
+"""What every source format provides, and detecting the format of a path."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from rlds_hub.storage import layout
+
+SOURCE_FORMATS = ("envlogger", "minari", "d4rl")
+
+
+class SourceFormatError(layout.DatasetError):
+    """A source that cannot be read as the format asked for (the message names the file)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertUnit:
+    """Episodes ``[first, first + count)`` of one part of a source (a log directory, a
+    file); ``checksum``: source files this unit checksums for the output's provenance."""
+
+    key: tuple
+    part: str
+    first: int
+    count: int
+    checksum: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class SourceDescription:
+    """A source, as the driver sees it before the pipeline runs."""
+
+    format: str
+    path: str
+    observation_spec: Any
+    action_spec: Any
+    reward_spec: Any
+    discount_spec: Any
+    step_metadata_spec: dict[str, Any]
+    episode_metadata_spec: dict[str, Any]
+    layout: str
+    units: list[ConvertUnit]
+    metadata: dict[str, Any]
+    name: str
+    reader: Any  # a picklable object with .episodes(unit)
+
+    @property
+    def num_episodes(self) -> int:
+        return sum(u.count for u in self.units)
+
+
+class SourceReader(Protocol):
+    def episodes(self, unit: ConvertUnit) -> Iterator[tuple[int, dict[str, Any], str]]:
+        """``(episode number in the part, flat columns, "where" for errors)`` per episode."""
+        ...
+
+
+def even_ranges(count: int, per_unit: int) -> list[tuple[int, int]]:
+    """``(start, length)`` of about ``per_unit`` items each, covering ``count`` items in
+    ranges whose lengths differ by at most one (so workers get equal shares)."""
+    if count <= 0:
+        return []
+    parts = -(-count // max(per_unit, 1))
+    bounds = [i * count // parts for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(parts)]
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of ``path``: "envlogger" (a directory with Riegeli logs below it),
+    "minari" (a Minari dataset directory) or "d4rl" (an HDF5 file).
+
+    Raises:
+      SourceFormatError: none of them, saying what was found.
+    """
+    text = os.fspath(path)
+    if not os.path.exists(text):
+        raise SourceFormatError(f"{text} does not exist")
+    if os.path.isfile(text):
+        if text.endswith((".hdf5", ".h5")):
+            return "d4rl"
+        raise SourceFormatError(
+            f"{text} is a file but not HDF5 (.hdf5/.h5); pass --source-format to say what it is")
+    from rlds_hub.beam.sources import minari_source
+
+    if minari_source.data_directory(text) is not None:
+        return "minari"
+    from rlds_hub.beam.sources import envlogger_source
+
+    if envlogger_source.find_log_dirs(text):
+        return "envlogger"
+    raise SourceFormatError(
+        f"{text} holds neither envlogger logs (a metadata.riegeli below it) nor a Minari "
+        "dataset (data/metadata.json); pass --source-format, or the path of an HDF5 file"
+    )
+
+
+def describe_source(path: str | os.PathLike, source_format: str | None = None,
+                    source_no: int = 0, **options: Any) -> SourceDescription:
+    """Describes the source at ``path`` (format detected unless given)."""
+    fmt = source_format or detect_format(path)
+    if fmt not in SOURCE_FORMATS:
+        raise SourceFormatError(f"unknown source format {fmt!r}; use one of {SOURCE_FORMATS}")
+    module = _module(fmt)
+    return module.describe(os.fspath(path), source_no=source_no, **options)
+
+
+def reader_for(description: SourceDescription) -> Any:
+    return description.reader
+
+
+def _module(fmt: str) -> Any:
+    if fmt == "envlogger":
+        from rlds_hub.beam.sources import envlogger_source as module
+    elif fmt == "minari":
+        from rlds_hub.beam.sources import minari_source as module
+    else:
+        from rlds_hub.beam.sources import d4rl_source as module
+    return module
