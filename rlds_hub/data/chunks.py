@@ -4,8 +4,9 @@ A chunk is ``episodes_per_chunk`` consecutive episodes of the (per-epoch shuffle
 order, read with :mod:`rlds_hub.storage.reader`, decoded with :mod:`rlds_hub.format.decode`
 and turned into items — (n-step) transitions
 or windows, by the index kernels of :mod:`rlds_hub.data.indices` — gathered in a random
-order seeded by ``(seed, chunk number)``. A background thread produces the chunks ahead of
-the consumer (file reads and NumPy's copies release the GIL).
+order seeded by ``(seed, chunk number)``. Background threads produce the chunks ahead of
+the consumer (file reads and NumPy's copies release the GIL); the order of the chunks, and
+so every batch, is the same whatever the threads' timing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import queue
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -51,7 +53,7 @@ class ChunkSource:
 
     def __init__(self, selection: Selection, plan: Plan, items: ItemSpec, *,
                  episodes_per_chunk: int, shuffle: bool, seed: int, num_epochs: int | None,
-                 ahead: int = 4):
+                 ahead: int = 4, workers: int = 2):
         self.selection = selection
         self.items = items
         self._decoder = EpisodeDecoder(plan)
@@ -62,6 +64,7 @@ class ChunkSource:
         self._seed = seed
         self._num_epochs = num_epochs
         self._ahead = ahead
+        self._workers = workers
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -145,33 +148,42 @@ class ChunkSource:
     # ---- the producer ------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        """Chunks of items, produced ``ahead`` chunks in advance on a background thread."""
-        buffer: queue.Queue = queue.Queue(maxsize=self._ahead)
-        stop = threading.Event()
+        """Chunks of items, in order, made ``ahead`` chunks in advance.
 
-        def produce() -> None:
+        A reader thread reads the shards (file reads and CRCs release the GIL) and hands
+        groups of records to ``workers`` threads that decode them and make the items; the
+        consumer takes the results in chunk order. With two workers, one decodes (Python,
+        holding the GIL) while the other gathers items (NumPy, releasing it).
+        """
+        futures: queue.Queue = queue.Queue(maxsize=self._ahead)
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="rlds-items")
+
+        def put(entry: tuple[str, Any]) -> bool:
+            while not stop.is_set():
+                try:
+                    futures.put(entry, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
             try:
                 for chunk, group in enumerate(self._episode_groups()):
-                    items = self.make_items(group, chunk)
-                    while not stop.is_set():
-                        try:
-                            buffer.put(("items", items), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put(("items", pool.submit(self.make_items, group, chunk))):
                         return
-                buffer.put(("done", None))
+                put(("done", None))
             except BaseException as e:  # handed to the consumer
-                buffer.put(("error", e))
+                put(("error", e))
 
-        thread = threading.Thread(target=produce, name="rlds-loader", daemon=True)
+        thread = threading.Thread(target=read, name="rlds-reader", daemon=True)
         thread.start()
         try:
             while True:
-                kind, value = buffer.get()
+                kind, value = futures.get()
                 if kind == "items":
-                    yield value
+                    yield value.result()
                 elif kind == "done":
                     return
                 else:
@@ -180,9 +192,12 @@ class ChunkSource:
             stop.set()
             while thread.is_alive():
                 try:
-                    buffer.get_nowait()
+                    kind, value = futures.get_nowait()
+                    if kind == "items":
+                        value.cancel()
                 except queue.Empty:
                     thread.join(timeout=0.05)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _requested(key: str, fields: Sequence[str]) -> bool:

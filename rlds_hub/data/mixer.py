@@ -12,25 +12,29 @@ class Mixer:
 
     Chunks arrive with their items already in random order, so the next items of a chunk
     are random items of it. Each batch takes an equal share from every open chunk (the
-    remainder of the division goes to chunks picked at random), so a batch mixes the items of
-    all of them. Batches are cut out as slices and copied once, a block of them per
-    ``np.concatenate`` call.
+    remainder of the division goes to chunks picked at random), so a batch mixes the items
+    of all of them.
+
+    Batches are built a block at a time: for a block of ``B`` batches, chunk ``c`` gives
+    ``B x share_c`` consecutive items, reshaped ``[B, share_c, ...]``, and one
+    ``np.concatenate(axis=1)`` per field lays the chunks side by side into ``[B, batch, ...]``
+    — one copy, a handful of NumPy calls per block instead of per batch (measured: ~3x the
+    batch rate of slicing every batch). The remainder's assignment is drawn anew per block.
     """
 
-    def __init__(self, batch_size: int, open_chunks: int, rng: np.random.Generator | None):
+    def __init__(self, batch_size: int, open_chunks: int, rng: np.random.Generator | None,
+                 block_items: int = 8192):
         self._batch = batch_size
         self._open = open_chunks
         self._rng = rng
-        self._block_batches = max(1, 4096 // batch_size)
+        self._block_batches = max(1, block_items // batch_size)
 
     def batches(self, chunks: Iterator[Mapping[str, np.ndarray]], drop_remainder: bool
                 ) -> Iterator[dict[str, np.ndarray]]:
         active: list[list] = []  # [chunk, cursor, size]
         exhausted = False
-        pieces: list[dict[str, np.ndarray]] = []  # slices of the block being built
-        sizes: list[int] = []  # items of each batch of the block
-        filled = 0  # items of the batch being built
-        batch_start = 0  # index in pieces where the batch being built starts
+        pieces: list[dict[str, np.ndarray]] = []  # of the batch being cut piece by piece
+        filled = 0
         while True:
             while not exhausted and len(active) < self._open:
                 chunk = next(chunks, None)
@@ -42,34 +46,57 @@ class Mixer:
                     active.append([chunk, 0, size])
             if not active:
                 break
-            for slot, take in enumerate(self._shares(self._batch - filled, len(active))):
-                chunk, cursor, size = active[slot]
+            if not filled:
+                shares = self._shares(self._batch, len(active))
+                blocks = min(
+                    [self._block_batches]
+                    + [(size - cursor) // share for (_, cursor, size), share
+                       in zip(active, shares, strict=True) if share]
+                )
+                if blocks >= 1:
+                    yield from self._block(active, shares, blocks)
+                    active = [a for a in active if a[1] < a[2]]
+                    continue
+            # A chunk runs out within this batch: cut it piece by piece across refills.
+            for slot, take in zip(active, self._shares(self._batch - filled, len(active)),
+                                  strict=True):
+                chunk, cursor, size = slot
                 take = min(take, size - cursor)
                 if take:
                     pieces.append({k: v[cursor : cursor + take] for k, v in chunk.items()})
-                    active[slot][1] = cursor + take
+                    slot[1] = cursor + take
                     filled += take
             active = [a for a in active if a[1] < a[2]]
             if filled == self._batch:
-                sizes.append(filled)
-                filled = 0
-                batch_start = len(pieces)
-                if len(sizes) == self._block_batches:
-                    yield from _cut(pieces, sizes)
-                    pieces, sizes, batch_start = [], [], 0
+                yield _join(pieces)
+                pieces, filled = [], 0
         if filled and not drop_remainder:
-            sizes.append(filled)
-        else:
-            del pieces[batch_start:]  # a partial last batch, dropped
-        if sizes:
-            yield from _cut(pieces, sizes)
+            yield _join(pieces)
+
+    def _block(self, active: list[list], shares: list[int], blocks: int
+               ) -> Iterator[dict[str, np.ndarray]]:
+        """``blocks`` full batches, each taking ``shares[c]`` items from chunk ``c``."""
+        used = [(a, share) for a, share in zip(active, shares, strict=True) if share]
+        block = {}
+        for key in used[0][0][0]:
+            pieces = []
+            for (chunk, cursor, _), share in used:
+                values = chunk[key][cursor : cursor + blocks * share]
+                pieces.append(values.reshape(blocks, share, *values.shape[1:]))
+            joined = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+            block[key] = joined.reshape(blocks * self._batch, *joined.shape[2:])
+        for entry, share in used:
+            entry[1] += blocks * share
+        for b in range(blocks):
+            start = b * self._batch
+            yield {key: value[start : start + self._batch] for key, value in block.items()}
 
     def _shares(self, want: int, slots: int) -> list[int]:
         base, extra = divmod(want, slots)
         shares = [base] * slots
         if extra:
             lucky = (
-                self._rng.choice(slots, extra, replace=False) if self._rng is not None
+                self._rng.permutation(slots)[:extra] if self._rng is not None
                 else range(extra)
             )
             for slot in lucky:
@@ -77,16 +104,7 @@ class Mixer:
         return shares
 
 
-def _cut(pieces: list[dict[str, np.ndarray]], sizes: list[int]) -> Iterator[dict[str, np.ndarray]]:
-    """Concatenates the block's slices once and hands out its batches as views."""
-    block = _concatenate(pieces)
-    start = 0
-    for size in sizes:
-        yield {key: value[start : start + size] for key, value in block.items()}
-        start += size
-
-
-def _concatenate(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def _join(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if len(pieces) == 1:
-        return pieces[0]
+        return dict(pieces[0])
     return {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}

@@ -17,6 +17,7 @@ TFDS decodes them (:mod:`rlds_hub.format.images`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -121,9 +122,24 @@ def parse_features(record: memoryview) -> dict[str, tuple[int, memoryview]]:
                 length, pos = _varint(buf, pos)
                 if tag == 0x0A:
                     key = bytes(buf[pos : pos + length]).decode()
-                elif tag == 0x12:
-                    for kind_number, _, content in _fields(buf[pos : pos + length]):
-                        kind, inner = kind_number, content
+                elif tag == 0x12:  # the Feature: one list field (unrolled: hot path)
+                    value_end = pos + length
+                    inner_pos = pos
+                    while inner_pos < value_end:
+                        inner_tag = buf[inner_pos]
+                        inner_pos += 1
+                        if inner_tag >= 0x80:
+                            inner_tag, inner_pos = _varint(buf, inner_pos - 1)
+                        if inner_tag & 7 != 2:
+                            inner_pos = _skip(buf, inner_pos, inner_tag & 7)
+                            continue
+                        size, inner_pos = _varint(buf, inner_pos)
+                        if inner_pos + size > value_end:
+                            raise ParseError("a feature's list runs past its end (truncated record)")
+                        kind, inner = inner_tag >> 3, buf[inner_pos : inner_pos + size]
+                        inner_pos += size
+                    if inner_pos != value_end:
+                        raise ParseError("a feature runs past its end (truncated record)")
                 pos += length
             if pos != entry_end or entry_end > features_end:
                 raise ParseError("a feature map entry runs past its end (truncated record)")
@@ -187,7 +203,7 @@ def int64_values(message: memoryview) -> np.ndarray:
 def fixed_bytes_values(message: memoryview, width: int) -> np.ndarray | None:
     """The entries of a BytesList whose entries are all ``width`` bytes, as a [n, width]
     uint8 view — or None if they are not."""
-    header = bytes([0x0A]) + _varint_bytes(width)
+    header = _entry_header(width)
     stride = len(header) + width
     if len(message) % stride:
         return None
@@ -195,10 +211,30 @@ def fixed_bytes_values(message: memoryview, width: int) -> np.ndarray | None:
     if count == 0:
         return np.empty((0, width), np.uint8)
     rows = np.frombuffer(message, np.uint8).reshape(count, stride)
-    for column, expected in enumerate(header):  # every entry's header: tag, then its length
-        if not (rows[:, column] == expected).all():
+    # every entry's header (tag, then its length), checked in one pass
+    if len(header) == 2 and stride % 2 == 0:
+        heads = np.frombuffer(message, "<u2")[:: stride // 2]
+        if not (heads == header.view("<u2")[0]).all():
             return None
+    elif rows[:, : len(header)].tobytes() != header.tobytes() * count:
+        return None
     return rows[:, len(header) :]
+
+
+@functools.lru_cache(maxsize=256)
+def _entry_header(width: int) -> np.ndarray:
+    return np.frombuffer(bytes([0x0A]) + _varint_bytes(width), np.uint8)
+
+
+def bool_values(message: memoryview) -> np.ndarray:
+    """The values of an Int64List of 0/1 values as bools (a view for one packed run)."""
+    if len(message) and message[0] == 0x0A:
+        length, pos = _varint(message, 1)
+        if pos + length == len(message):
+            payload = np.frombuffer(message[pos:], np.uint8)
+            if not payload.size or int(payload.max()) <= 1:
+                return payload.view(np.bool_)
+    return int64_values(message) != 0
 
 
 def bytes_values(message: memoryview) -> list[bytes]:
@@ -311,6 +347,8 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
             raise ParseError("is not a numeric list")
         if leaf.dtype.kind == "f":
             values = float_values(message) if kind != _INT64_LIST else int64_values(message)
+        elif leaf.dtype.kind == "b":
+            values = bool_values(message)
         else:
             values = int64_values(message)
             if leaf.dtype == np.uint64:
@@ -337,7 +375,7 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
         if leaf.dtype == np.bool_:
             values = rows != 0
         else:
-            values = rows.view(leaf.dtype.newbyteorder("<")) if width else rows
+            values = rows.view(_little_endian(leaf.dtype)) if width else rows
         return values.reshape(len(rows), *leaf.shape)
     if leaf.kind == "string":
         entries = bytes_values(message)
@@ -353,6 +391,11 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
     if not frames:
         return np.empty((0, *leaf.shape), leaf.dtype)
     return np.stack(frames)
+
+
+@functools.lru_cache(maxsize=64)
+def _little_endian(dtype: np.dtype) -> np.dtype:
+    return dtype.newbyteorder("<")
 
 
 def _concat(parts: list[np.ndarray], leaf: Leaf) -> np.ndarray:

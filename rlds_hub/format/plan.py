@@ -19,7 +19,9 @@ Kinds of leaves:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -55,10 +57,10 @@ class Leaf:
     in_steps: bool
     image_format: str | None = None
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         """Elements per step (or per episode)."""
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return math.prod(self.shape)
 
     @property
     def name(self) -> str:
