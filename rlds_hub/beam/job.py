@@ -93,21 +93,25 @@ class _Progress:
 
 
 def run_pipeline(
-    staging: Staging,
+    staging: Staging | None,
     flags: Sequence[str],
     build: Callable[[Any], None],
     *,
     total: int | None = None,
     description: str = "",
     quiet: bool = False,
+    progress_dir: str | os.PathLike | None = None,
 ) -> float:
     """Builds the pipeline with ``build(pipeline)`` and runs it to completion; returns the
-    seconds it took. The staging directory is deleted if anything fails."""
+    seconds it took. Progress counts the ``*.n`` counter files workers keep in
+    ``progress_dir`` (default: the staging directory's pieces). The staging directory is
+    deleted if anything fails."""
     import apache_beam as beam
 
     options = pipeline_options(flags)
     started = time.perf_counter()
-    progress = _Progress(staging.pieces, total, description, quiet)
+    directory = Path(progress_dir) if progress_dir is not None else staging.pieces
+    progress = _Progress(directory, total, description, quiet)
     try:
         pipeline = beam.Pipeline(options=options)
         build(pipeline)
@@ -123,10 +127,33 @@ def run_pipeline(
             raise RuntimeError(f"the pipeline ended in state {state}; nothing was committed")
     except BaseException:
         progress.close()
-        staging.abort()
+        if staging is not None:
+            staging.abort()
         raise
     progress.close()
     return time.perf_counter() - started
+
+
+class Counter:
+    """A worker's progress counter file (``<directory>/<random>.n``) for :class:`_Progress`."""
+
+    def __init__(self, directory: str):
+        import uuid
+
+        self._path = os.path.join(directory, uuid.uuid4().hex + ".n")
+        self._fd: int | None = None
+        self.count = 0
+
+    def add(self, count: int) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o644)
+        self.count += count
+        os.pwrite(self._fd, struct.pack("<Q", self.count), 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def commit_or_abort(staging: Staging, finish: Callable[[], Any]) -> Any:

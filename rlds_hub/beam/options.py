@@ -26,10 +26,11 @@ RUNNER_ALIASES = {
 RUNNING_MODES = ("multi_processing", "multi_threading", "in_memory")
 
 
-def add_beam_arguments(parser: argparse.ArgumentParser) -> None:
+def add_beam_arguments(parser: argparse.ArgumentParser,
+                       runner_default: str | None = DEFAULT_RUNNER) -> None:
     """The Beam options every job takes (others go through ``--beam-option``)."""
     group = parser.add_argument_group("Beam options")
-    group.add_argument("--runner", default=DEFAULT_RUNNER,
+    group.add_argument("--runner", default=runner_default,
                        help="Beam runner: DirectRunner, DaskRunner, DataflowRunner, "
                        "FlinkRunner, SparkRunner, or a runner's full class path")
     group.add_argument("--direct_num_workers", "--direct-num-workers", type=int,
@@ -50,7 +51,7 @@ def add_beam_arguments(parser: argparse.ArgumentParser) -> None:
 
 def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
     """The Beam command-line flags that ``args`` (from :func:`add_beam_arguments`) mean."""
-    runner = RUNNER_ALIASES.get(args.runner, args.runner)
+    runner = RUNNER_ALIASES.get(args.runner or DEFAULT_RUNNER, args.runner or DEFAULT_RUNNER)
     flags = [f"--runner={runner}"]
     if runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         if args.direct_num_workers < 1:

@@ -20,6 +20,7 @@ It does not use Beam's file sinks (under the DaskRunner their finalisation wrote
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import struct
@@ -31,6 +32,7 @@ from typing import Any
 import apache_beam as beam
 import crc32c
 
+from rlds_hub.beam.defaults import DEFAULT_MAX_BYTES_PER_SHARD, DEFAULT_MAX_EPISODES_PER_SHARD
 from rlds_hub.beam.staging import PIECES, RECEIPTS
 from rlds_hub.storage import layout
 from rlds_hub.storage.checksums import checksums_content
@@ -38,8 +40,6 @@ from rlds_hub.storage.episode_index import json_safe
 from rlds_hub.storage.episodes import index_row
 from rlds_hub.storage.shards import masked_crc
 
-DEFAULT_MAX_EPISODES_PER_SHARD = 1000
-DEFAULT_MAX_BYTES_PER_SHARD = 64 * 2**20
 _TFRECORD_OVERHEAD = 16  # 8-byte length, its CRC, the data's CRC
 
 
@@ -171,7 +171,7 @@ def plan_shards(entries: Iterable[PieceEntry], sharding: Sharding,
     tasks = []
     for split in _ordered_splits(by_split, split_order):
         items = sorted(by_split[split], key=lambda e: e.key)
-        for a, b in zip(items, items[1:], strict=False):
+        for a, b in itertools.pairwise(items):
             if a.key == b.key:
                 raise ValueError(f"two episodes of split {split!r} have the same key {a.key}")
         groups = _cut(items, sharding)

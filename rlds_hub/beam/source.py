@@ -19,6 +19,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from rlds_hub.beam.defaults import DEFAULT_UNIT_BYTES
 from rlds_hub.beam.sink import EncodedEpisode
 from rlds_hub.storage import layout
 from rlds_hub.storage.checksums import file_checksum
@@ -26,9 +27,6 @@ from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import episode_table, rows_from_batch, table_plan
 from rlds_hub.storage.reader import DecodedBatch, decode_records, decoder_for, iter_records
 from rlds_hub.storage.selection import Selection
-
-# A shard larger than this is read by several units (record ranges).
-DEFAULT_UNIT_BYTES = 128 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rlds_hub.beam import job
-from rlds_hub.beam.options import DEFAULT_RUNNER, beam_flags
-from rlds_hub.beam.sink import DEFAULT_MAX_BYTES_PER_SHARD, Sharding, WriteDataset, finish_dataset
+from rlds_hub.beam.options import DEFAULT_RUNNER
+from rlds_hub.beam.sink import Sharding, WriteDataset, finish_dataset
 from rlds_hub.beam.source import ReadEpisodes, read_source_checksums
 from rlds_hub.beam.staging import Staging
 from rlds_hub.storage import layout
@@ -27,46 +27,6 @@ def default_flags(beam_args: Sequence[str] | None) -> list[str]:
         return list(beam_args)
     return [f"--runner={DEFAULT_RUNNER}", f"--direct_num_workers={os.cpu_count() or 1}",
             "--direct_running_mode=multi_processing"]
-
-
-def flags_from_args(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
-    return beam_flags(args, extra)
-
-
-def add_io_arguments(parser: argparse.ArgumentParser, *, many_inputs: bool = False,
-                     output_help: str = "output dataset directory (must not hold a dataset "
-                     "unless --overwrite)") -> None:
-    if many_inputs:
-        parser.add_argument("--input", action="append", required=True,
-                            help="input dataset directory (repeat for each input)")
-    else:
-        parser.add_argument("--input", required=True, help="input dataset directory")
-    parser.add_argument("--output", required=True, help=output_help)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output if it already holds a dataset")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def add_split_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", default=None,
-                        help="input split(s) in TFDS syntax, e.g. train, 'train[:80%%]', "
-                        "train+test (default: every split)")
-
-
-def add_shard_arguments(parser: argparse.ArgumentParser, *, file_format_default: str | None) -> None:
-    group = parser.add_argument_group("output shards")
-    group.add_argument("--num-shards", type=int, default=None,
-                       help="exactly this many shards per split (default: by size)")
-    group.add_argument("--max-episodes-per-shard", type=int, default=1000,
-                       help="a new shard after this many episodes")
-    group.add_argument("--max-bytes-per-shard", type=int, default=DEFAULT_MAX_BYTES_PER_SHARD,
-                       help="a new shard before this many bytes")
-    group.add_argument("--file-format", default=file_format_default,
-                       choices=list(layout.FILE_FORMATS),
-                       help="shard format" + ("" if file_format_default else
-                                              " (default: the input's)"))
-    group.add_argument("--name", default=None,
-                       help="TFDS dataset name of the output (default: the input's)")
 
 
 def sharding_from_args(args: argparse.Namespace) -> Sharding:
@@ -123,6 +83,7 @@ def run_rlds_job(
     layout_name: str | None = None,
     quiet: bool = False,
     extra_metadata: dict[str, Any] | None = None,
+    drop_metadata: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Reads ``selections`` of each dataset, applies ``transform`` (a PCollection of
     EncodedEpisode -> another), writes and commits the output. Returns the summary of
@@ -156,6 +117,8 @@ def run_rlds_job(
         layout_value = layout_name or dataset_layout(datasets[0])
         metadata = output_metadata(datasets, prov, layout_value)
         metadata.update(extra_metadata or {})
+        for key in drop_metadata:
+            metadata.pop(key, None)
         return finish_dataset(staging, name=name, features_json=features_json,
                               metadata=metadata, file_format=file_format,
                               split_order=split_order,

@@ -16,7 +16,7 @@ from rlds_hub.beam.episodes import EpisodeEncoder
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.sink import EncodedEpisode, Sharding, WriteDataset, finish_dataset
 from rlds_hub.beam.source import read_source_checksums, write_source_checksum
-from rlds_hub.beam.sources import SOURCE_FORMATS, ConvertUnit, describe_source
+from rlds_hub.beam.sources import ConvertUnit, describe_source
 from rlds_hub.beam.staging import Staging
 from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
 from rlds_hub.format.plan import Plan
@@ -147,24 +147,6 @@ def _path_for_name(name: str) -> Any:
     from pathlib import Path
 
     return Path(name)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True,
-                        help="the source: a directory of envlogger logs, a Minari dataset "
-                        "directory, or a D4RL-style HDF5 file")
-    parser.add_argument("--output", required=True, help="output dataset directory")
-    parser.add_argument("--source-format", default=None, choices=list(SOURCE_FORMATS),
-                        help="the source's format (default: detected)")
-    parser.add_argument("--output-split", default="train", help="the output's split")
-    parser.add_argument("--image-encoding", default="png", choices=list(IMAGE_ENCODINGS),
-                        help="how uint8 image observations are stored (both lossless)")
-    parser.add_argument("--episodes-per-unit", type=int, default=None,
-                        help="episodes a worker converts at a time (default: per format)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output if it already holds a dataset")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    common.add_shard_arguments(parser, file_format_default="tfrecord")
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:

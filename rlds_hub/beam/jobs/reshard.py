@@ -43,12 +43,6 @@ def reshard(
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_io_arguments(parser)
-    common.add_split_argument(parser)
-    common.add_shard_arguments(parser, file_format_default=None)
-
-
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
     summary = reshard(args.input, args.output, split=args.split,
                       sharding=common.sharding_from_args(args), file_format=args.file_format,

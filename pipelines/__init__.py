@@ -1,0 +1,32 @@
+"""Beam jobs as modules: ``python -m pipelines.<job> --input ... --output ... [job options]
+[Beam options]``. Each is a thin entry point to :mod:`rlds_hub.beam.jobs`; options Beam
+knows but these jobs do not declare (``--project``, ``--region``, ``--temp_location``, ...)
+are passed to Beam as they are."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(job: str, argv: Sequence[str] | None = None) -> int:
+    """Parses ``argv`` for ``job`` and runs it; user errors print one line and exit 2."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rlds_hub.beam.arguments import job_parser
+    from rlds_hub.beam.commands import run_job
+
+    parser = job_parser(job)
+    args, extra = parser.parse_known_args(argv)
+    unknown = [flag for flag in extra if not flag.startswith("--")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return run_job(job, args, extra)
+    except (ValueError, OSError) as e:
+        print(f"pipelines.{job}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pipelines.{job}: interrupted; nothing was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,72 @@
+"""``rlds-hub convert|reshard|filter|map|merge|split|stats|export``: the Beam jobs on the
+command line (the same code as ``python -m pipelines.<job>``).
+
+``rlds-hub stats`` already exists in the core CLI (in-process statistics); it gains the Beam
+options here, and runs the Beam job (which adds per-feature quantiles) when ``--runner`` is
+given. Importing this module does not import Beam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rlds_hub.beam.arguments import DESCRIPTIONS, HELP, job_parser
+from rlds_hub.beam.jobs import JOBS
+from rlds_hub.beam.options import add_beam_arguments, beam_flags
+
+
+def run_job(job: str, args: argparse.Namespace, extra_flags: Sequence[str] = ()) -> int:
+    """Runs ``job`` with parsed arguments (Beam flags from them plus ``extra_flags``)."""
+    flags = beam_flags(args, extra_flags)
+    module = importlib.import_module(f"rlds_hub.beam.jobs.{job}")
+    return module.main(args, flags)
+
+
+def _runner(job: str) -> Callable[[argparse.Namespace], int]:
+    return lambda args: run_job(job, args)
+
+
+def add_commands(commands: Any) -> None:
+    """Adds the jobs to the ``rlds-hub`` subcommands (see the module docstring)."""
+    from rlds_hub.cli import subparser
+
+    for job in JOBS:
+        if job in commands.choices:
+            if job == "stats":
+                _extend_stats(commands.choices["stats"])
+            continue
+        parser = subparser(commands, job, help=HELP[job], description=DESCRIPTIONS[job])
+        job_parser(job, parser)
+        parser.set_defaults(run=_runner(job))
+
+
+def _extend_stats(parser: argparse.ArgumentParser) -> None:
+    """Beam options for the core ``rlds-hub stats``: with ``--runner`` it runs the job."""
+    core_run = parser.get_default("run")
+    add_beam_arguments(parser, runner_default=None)
+
+    def run(args: argparse.Namespace) -> int:
+        if args.runner is None:
+            return core_run(args)
+        from rlds_hub.beam.jobs.stats import compute_statistics
+        from rlds_hub.inspection.stats import format_statistics
+
+        results = compute_statistics(args.path, split=args.split, keys=args.key,
+                                     save=bool(args.save), beam_args=beam_flags(args),
+                                     quiet=args.quiet or args.json)
+        if args.json:
+            print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        else:
+            print("\n\n".join(format_statistics(r) for r in results))
+        if args.save and not args.quiet:
+            print(f"saved {os.path.join(args.path, 'statistics.json')}")
+        return 0
+
+    parser.set_defaults(run=run)
+    parser.epilog = ("With --runner (DirectRunner, DaskRunner, ...) the statistics are "
+                     "computed by the Beam stats job, which adds per-feature quantiles.")

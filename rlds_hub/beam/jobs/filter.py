@@ -1,0 +1,88 @@
+"""filter: keep the episodes that pass a predicate on their metadata or computed quantities
+(length, return, termination), or a seeded random fraction. Records are copied unchanged."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import apache_beam as beam
+
+from rlds_hub.beam.functions import ShippedFunction, load_function
+from rlds_hub.beam.jobs import common
+from rlds_hub.beam.selection import EpisodeFilter
+from rlds_hub.beam.sink import Sharding
+
+JOB = "filter"
+
+
+def filter_dataset(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    split: str | None = None,
+    where: Callable[[dict[str, Any]], Any] | str | None = None,
+    metadata: dict[str, Any] | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+    sharding: Sharding | None = None,
+    file_format: str | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    beam_args: Sequence[str] | None = None,
+    quiet: bool = True,
+    **filters: Any,
+) -> dict[str, Any]:
+    """Writes the episodes of ``input`` that pass every condition (see
+    :class:`~rlds_hub.beam.selection.EpisodeFilter`; ``where`` may be ``module:function``)
+    to ``output``."""
+    shipped = ShippedFunction(load_function(where)) if where is not None else None
+    keep = EpisodeFilter(filters=filters, metadata=metadata, where=shipped, fraction=fraction,
+                         seed=seed)
+    dataset = common.open_input(input)
+    selections = common.input_selections(dataset, split)
+    sharding = sharding or Sharding()
+    arguments = {"input": input, "output": output, "split": split, **keep.describe(),
+                 "sharding": vars(sharding), "file_format": file_format, "name": name}
+    return common.run_rlds_job(
+        job_name=JOB, arguments=arguments, datasets=[dataset], selections=[selections],
+        output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
+        transform=lambda episodes: episodes | "Keep" >> beam.Filter(
+            lambda e: keep(e.split, e.row)),
+        features_json=dataset.features_json, name=name,
+        file_format=file_format or dataset.file_format, sharding=sharding,
+        split_order=[s.split for s in selections], quiet=quiet,
+    )
+
+
+def parse_metadata(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["operator=alice", "task_id=3"]`` -> ``{"operator": "alice", "task_id": 3}``
+    (values are JSON when they parse as JSON, text otherwise)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--metadata {pair!r}: use KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
+    terminated = True if args.terminated else (False if args.truncated else None)
+    summary = filter_dataset(
+        args.input, args.output, split=args.split, where=args.where,
+        metadata=parse_metadata(args.metadata), fraction=args.fraction, seed=args.seed,
+        sharding=common.sharding_from_args(args), file_format=args.file_format,
+        name=args.name, overwrite=args.overwrite, beam_args=flags, quiet=args.quiet,
+        min_length=args.min_length, max_length=args.max_length, min_return=args.min_return,
+        max_return=args.max_return, terminated=terminated,
+    )
+    common.print_summary(JOB, summary)
+    print(f"kept {sum(summary['splits'].values())} of {summary['input_episodes']} episodes")
+    return 0

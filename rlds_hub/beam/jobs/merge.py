@@ -1,0 +1,97 @@
+"""merge: several datasets with the same features into one (splits joined by name, inputs in
+the order given). Records are copied unchanged; mismatched features are refused with every
+difference listed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rlds_hub.beam.jobs import common
+from rlds_hub.beam.sink import Sharding
+from rlds_hub.format.plan import Plan
+from rlds_hub.storage import layout
+from rlds_hub.storage.dataset import RLDSDataset
+from rlds_hub.storage.episodes import dataset_layout
+
+JOB = "merge"
+
+
+class IncompatibleDatasetsError(layout.DatasetError):
+    """Datasets whose features (or layouts) differ."""
+
+
+def plan_differences(first: Plan, other: Plan) -> list[str]:
+    """Every leaf that differs between two plans, in words."""
+    out = []
+    for key in sorted({leaf.key for leaf in first} | {leaf.key for leaf in other}):
+        a, b = first.get(key), other.get(key)
+        if b is None:
+            out.append(f"{key}: only in the first dataset")
+        elif a is None:
+            out.append(f"{key}: not in the first dataset")
+        else:
+            for attr in ("kind", "dtype", "shape", "image_format"):
+                if getattr(a, attr) != getattr(b, attr):
+                    out.append(f"{key}: {attr} {getattr(a, attr)} != {getattr(b, attr)}")
+    return out
+
+
+def check_compatible(datasets: Sequence[RLDSDataset]) -> None:
+    problems = []
+    first = datasets[0]
+    for other in datasets[1:]:
+        differences = plan_differences(first.plan, other.plan)
+        if dataset_layout(first) != dataset_layout(other):
+            differences.append(f"layout: {dataset_layout(first)} != {dataset_layout(other)}")
+        if first.file_format != other.file_format:
+            pass  # shards are re-framed: any mix of formats merges
+        problems += [f"{other.path}: {d}" for d in differences]
+    if problems:
+        raise IncompatibleDatasetsError(
+            f"cannot merge: the inputs differ from {first.path}:\n  " + "\n  ".join(problems)
+            + "\nconvert them to the same features first (e.g. with `rlds-hub map`)")
+
+
+def merge(
+    inputs: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    split: str | None = None,
+    sharding: Sharding | None = None,
+    file_format: str | None = None,
+    name: str | None = None,
+    overwrite: bool = False,
+    beam_args: Sequence[str] | None = None,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Merges ``inputs`` (each's ``split`` selection, default every split) into ``output``."""
+    if len(inputs) < 2:
+        raise ValueError(f"merge needs at least two inputs, got {len(inputs)}")
+    datasets = [common.open_input(p) for p in inputs]
+    check_compatible(datasets)
+    selections = [common.input_selections(d, split) for d in datasets]
+    order = list(dict.fromkeys(s.split for sel in selections for s in sel))
+    sharding = sharding or Sharding()
+    arguments = {"inputs": list(inputs), "output": output, "split": split,
+                 "sharding": vars(sharding), "file_format": file_format, "name": name}
+    return common.run_rlds_job(
+        job_name=JOB, arguments=arguments, datasets=datasets, selections=selections,
+        output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
+        transform=None, features_json=datasets[0].features_json, name=name,
+        file_format=file_format or datasets[0].file_format, sharding=sharding,
+        split_order=order, quiet=quiet,
+        extra_metadata={"merged_from": [{"path": os.path.abspath(d.path), "name": d.name,
+                                         "metadata": d.metadata} for d in datasets]},
+    )
+
+
+def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
+    summary = merge(args.input, args.output, split=args.split,
+                    sharding=common.sharding_from_args(args), file_format=args.file_format,
+                    name=args.name, overwrite=args.overwrite, beam_args=flags,
+                    quiet=args.quiet)
+    common.print_summary(JOB, summary)
+    return 0
