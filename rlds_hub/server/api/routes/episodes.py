@@ -89,7 +89,7 @@ def get_episode(row: DatasetRowDep, connection: ConnectionDep, index: EpisodeInd
                        f"(0..{count - 1}); there is no episode {index}")
     steps = (row.features or {}).get("steps", [])
     return EpisodeDetail(
-        **convert.episode_values(found), dataset=row.name,
+        **convert.episode_values(found), dataset=row.name, layout=row.layout,
         step_fields=[entry["key"] for entry in steps],
         image_fields=[entry["key"] for entry in steps if convert.is_image_entry(entry)],
     )

@@ -24,6 +24,9 @@ class EpisodeItem(BaseModel):
 
 class EpisodeDetail(EpisodeItem):
     dataset: str
+    layout: str | None = Field(default=None, description=(
+        "rlds: the last step's action, reward and discount are zero-filled; oxe: every step "
+        "is real"))
     step_fields: list[str] = Field(description="step leaves, for fields=")
     image_fields: list[str] = Field(description="step fields served as frames")
 

@@ -1,0 +1,167 @@
+"""``rlds-hub serve`` (index the roots, then serve the API and the viewer) and ``rlds-hub
+index`` (index the roots and exit). Imports FastAPI only when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def add_commands(commands: Any) -> None:
+    from rlds_hub.cli import subparser
+
+    serve = subparser(
+        commands, "serve", help="serve datasets over HTTP: REST API and web viewer",
+        description="Index every RLDS dataset under the roots (unchanged ones are skipped), "
+        "then serve the REST API (/api/v1, documented at /docs) and the web viewer (/) "
+        "until Ctrl-C. Settings not given here come from RLDS_HUB_SERVER_* variables "
+        "(see docs/server.md).")
+    _index_arguments(serve)
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes (more than 1 wants a PostgreSQL index)")
+    serve.add_argument("--token-file", default=None, metavar="FILE",
+                       help="file holding the bearer token that allows writes (or set "
+                       "RLDS_HUB_SERVER_TOKEN); without a token, writes are disabled")
+    serve.add_argument("--scan-interval", type=float, default=None, metavar="SECONDS",
+                       help="re-scan the roots every SECONDS (without it: never)")
+    serve.add_argument("--no-scan", action="store_true",
+                       help="serve the index as it is, without scanning first")
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                       help="log every request")
+    serve.set_defaults(run=_serve)
+
+    index = subparser(
+        commands, "index", help="index the datasets under the roots and exit",
+        description="Scan the roots into the index database (the one `rlds-hub serve` "
+        "uses) and print what was indexed; unchanged datasets are skipped.")
+    _index_arguments(index)
+    index.set_defaults(run=_index)
+
+
+def _index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", action="append", default=None, metavar="DIR",
+                        help="directory holding datasets (repeatable; without it: "
+                        "RLDS_HUB_SERVER_ROOTS)")
+    parser.add_argument("--database-url", default=None, metavar="URL",
+                        help="SQLAlchemy URL of the index, e.g. postgresql+psycopg://host/db; "
+                        "without it: an SQLite file in the first root")
+    parser.add_argument("--no-statistics", action="store_true",
+                        help="do not compute statistics missing from statistics.json")
+    parser.add_argument("--no-checksums", action="store_true",
+                        help="do not compute checksums when checksums.json is absent")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Any:
+    from pydantic import ValidationError
+
+    from rlds_hub.server.core.config import Settings
+
+    overrides: dict[str, Any] = dict(extra)
+    if args.root:
+        overrides["roots"] = args.root
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    if args.no_statistics:
+        overrides["compute_statistics"] = False
+    if args.no_checksums:
+        overrides["compute_checksums"] = False
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+                             for err in e.errors())
+        raise ValueError(problems) from None
+    if not settings.roots:
+        raise ValueError("name the dataset directories with --root DIR (or set "
+                         "RLDS_HUB_SERVER_ROOTS)")
+    return settings
+
+
+def _progress(quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    def factory(description: str, total: int, unit: str) -> Any:
+        return tqdm(total=total, desc=description, unit=unit, unit_scale=unit == "B",
+                    disable=quiet or total < 1, leave=False, file=sys.stderr)
+
+    return factory
+
+
+def _scan(settings: Any, quiet: bool) -> Any:
+    from rlds_hub.server.index import database
+    from rlds_hub.server.service import Service
+
+    service = Service(settings, progress=_progress(quiet))
+    try:
+        database.migrate(service.engine)
+        report = service.scan()
+    finally:
+        service.engine.dispose()
+    if report is None:
+        raise ValueError(f"indexing failed: {service.scan_error}")
+    for outcome in report.outcomes:
+        if outcome.action == "failed":
+            print(f"cannot index {outcome.path}: {outcome.error}", file=sys.stderr)
+        elif outcome.action != "unchanged" and not quiet:
+            print(f"{outcome.action} {outcome.name} ({outcome.episodes:,} episodes, "
+                  f"{outcome.seconds:.1f} s)", file=sys.stderr)
+    return report
+
+
+def _summary(report: Any) -> str:
+    return (f"{report.count('indexed')} indexed, {report.count('unchanged')} unchanged, "
+            f"{report.count('failed')} failed, {report.count('removed')} removed in "
+            f"{report.seconds:.1f} s")
+
+
+def _index(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = _scan(settings, args.quiet)
+    print(f"index {settings.resolved_database_url()}: {_summary(report)}")
+    return 1 if report.count("failed") else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    extra: dict[str, Any] = {"scan_on_start": False}
+    if args.token_file:
+        try:
+            with open(args.token_file) as f:
+                extra["token"] = f.read().strip()
+        except OSError as e:
+            raise ValueError(f"--token-file {args.token_file}: {e.strerror}") from e
+        if not extra["token"]:
+            raise ValueError(f"--token-file {args.token_file} is empty")
+    if args.scan_interval is not None:
+        extra["scan_interval"] = args.scan_interval
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    settings = _settings(args, **extra)
+    if not args.no_scan:
+        report = _scan(settings, args.quiet)
+        print(f"indexed the roots: {_summary(report)}", file=sys.stderr)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    writes = "writes need the bearer token" if settings.token else "read-only: no token"
+    print(f"serving {', '.join(map(str, settings.roots))} at http://{host}:{args.port}/ "
+          f"({writes}; Ctrl-C stops)", flush=True)
+    options = {"host": args.host, "port": args.port, "access_log": args.access_log,
+               "log_level": "info", "timeout_graceful_shutdown": 5}
+    if args.workers == 1:
+        from rlds_hub.server.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+    else:
+        os.environ.update(settings.environment())
+        uvicorn.run("rlds_hub.server.app:app_from_environment", factory=True,
+                    workers=args.workers, **options)
+    return 0
