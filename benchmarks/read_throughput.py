@@ -1,6 +1,6 @@
 """Read throughput: shuffled transition batches from disk, rlds_hub side by side with the peers.
 
-Workload (the same as ../shared/peers/peer_read.py): 200 episodes x 1000 steps, 17-d float32
+Workload (the peer-measurement workload of the project): 200 episodes x 1000 steps, 17-d float32
 observations, 6-d float32 actions, on local disk. Measured, each in a fresh process, rounds
 interleaved (this machine is noisy; medians are reported):
 
@@ -10,7 +10,10 @@ interleaved (this machine is noisy; medians are reported):
   episodes batched then sliced;
 - Minari's ``iterate_episodes`` (unshuffled, unbatched);
 - the in-memory sampler on this machine's CPU (JAX): rlds_hub's ``InMemorySampler``
-  (all five transition fields), and gpu_bc_limit.py's sampler (observations only).
+  (all five transition fields), and gpu_bc_limit.py's sampler (observations only);
+- the ceiling: a NumPy shuffled gather (``np.take`` per field) of the same transitions
+  already in memory, in batches of 256 — what a loader could at best do once the data is
+  decoded. rlds_hub's one-epoch rate is reported as a fraction of it, per round.
 
     python benchmarks/read_throughput.py [--rounds 3] [--episodes 200]
 """
@@ -153,6 +156,23 @@ def measure(mode: str, root: str) -> dict:
         seconds = time.perf_counter() - built
         return {"items": n, "seconds": seconds, "setup_seconds": built - start,
                 "added_mb": _status_mb("VmHWM") - baseline}
+    if mode == "ceiling":
+        import numpy as np
+
+        import rlds_hub.data as data
+
+        path = os.path.join(root, "rlds_hub")
+        batches = list(data.transitions(path, batch_size=1 << 20, shuffle=False))
+        arrays = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+        count = len(arrays["reward"])
+        start = time.perf_counter()
+        order = np.random.default_rng(0).permutation(count)
+        n = 0
+        for first in range(0, count, 256):
+            index = order[first : first + 256]
+            batch = {k: np.take(v, index, axis=0) for k, v in arrays.items()}
+            n += len(batch["reward"])
+        return {"items": n, "seconds": time.perf_counter() - start}
     if mode.startswith("tfds"):
         import tensorflow as tf
         import tensorflow_datasets as tfds
@@ -251,6 +271,7 @@ MODES = [
     ("minari", "Minari iterate_episodes (unshuffled, unbatched)"),
     ("sampler_rlds_hub", "in-memory sampler, rlds_hub (5 fields, 1000 batches/call)"),
     ("sampler_peer", "in-memory sampler, gpu_bc_limit.py's (observations only)"),
+    ("ceiling", "ceiling: NumPy shuffled gather of the transitions in memory, batches of 256"),
 ]
 
 
@@ -294,6 +315,15 @@ def main() -> None:
         ratio = f"{median / base:.0f}x" if base else ""
         lines.append(f"| {title} | {_rate(median)} | {_rate(rates[mode][0])} - "
                      f"{_rate(rates[mode][-1])} | {ratio} | {mem} |")
+    fractions = [
+        a["items"] / a["seconds"] / (c["items"] / c["seconds"])
+        for a, c in zip(results["rlds_hub"], results["ceiling"], strict=True)
+        if "error" not in a and "error" not in c
+    ]
+    if fractions:
+        lines += ["", "rlds_hub one epoch / ceiling, per round (same round, interleaved): "
+                  + ", ".join(f"{f:.2f}" for f in fractions)
+                  + f"; median {statistics.median(fractions):.2f}"]
     print("\n".join(lines))
 
 

@@ -1,6 +1,6 @@
 """Per-step cost of recording, rlds_hub side by side with the peers, in one run.
 
-Workload (the same as ../shared/peers/peer_record.py): 17-d float32 observations, 6-d float32
+Workload (the peer-measurement workload of the project): 17-d float32 observations, 6-d float32
 actions, 1000-step episodes, 100k steps per recorder; plus an image workload (84x84x3 uint8
 observations) and the peak memory added while recording one 10,000-step episode.
 
