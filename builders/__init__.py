@@ -1,0 +1,1 @@
+"""TFDS dataset builders, built with ``tfds build builders/<name>`` (see docs/pipelines.md)."""

@@ -1,0 +1,1 @@
+"""The dm_control_expert TFDS builder."""

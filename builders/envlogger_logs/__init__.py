@@ -1,0 +1,1 @@
+"""The envlogger_logs TFDS builder."""

@@ -1,0 +1,1 @@
+"""The minari TFDS builder."""

@@ -1,0 +1,119 @@
+"""TFDS dataset builders whose episodes are written by rlds_hub's Beam jobs.
+
+``tfds build builders/<name>`` constructs a builder, which describes its source (a log
+directory, a Minari dataset, a task to record); :meth:`ConvertedBuilder._download_and_prepare`
+runs the shared pipeline (convert or reshard, on the runner TFDS's
+``--beam_pipeline_options`` name, the DirectRunner by default) into a directory next to TFDS's
+own temporary one, then moves the shards and rlds_hub's files (``episodes.jsonl``,
+``checksums.json``, ``metadata.json``) into it and declares the splits. TFDS writes
+``dataset_info.json`` and ``features.json`` and commits the directory as it does for any
+builder, so the result is a plain TFDS dataset (``tfds.load``, ``builder_from_directory``)
+that ``rlds-hub validate`` also verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from rlds_hub.storage import layout
+
+_KEPT_FILES = (layout.EPISODE_INDEX, layout.CHECKSUMS, layout.METADATA)
+
+
+def beam_args_from(download_config: Any) -> list[str] | None:
+    """Beam flags from TFDS's ``DownloadConfig.beam_options`` (None: rlds_hub's default)."""
+    options = getattr(download_config, "beam_options", None)
+    if options is None:
+        return None
+    from rlds_hub.beam.options import RUNNER_ALIASES
+
+    values = options.get_all_options(drop_default=True, retain_unknown_options=True)
+    flags = []
+    for key, value in values.items():
+        if value is None or value is False:
+            continue
+        if key == "runner":
+            value = RUNNER_ALIASES.get(str(value), value)
+        flags.append(f"--{key}" if value is True else f"--{key}={value}")
+    if not any(f.startswith("--runner") for f in flags):
+        flags.append("--runner=DirectRunner")
+    if "--runner=DirectRunner" in flags:
+        if not any(f.startswith("--direct_running_mode") for f in flags):
+            flags.append("--direct_running_mode=multi_processing")
+        if not any(f.startswith("--direct_num_workers") for f in flags):
+            flags.append(f"--direct_num_workers={os.cpu_count() or 1}")
+    return flags
+
+
+class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
+    """Base of rlds_hub's builders: subclasses implement :meth:`features_json` and
+    :meth:`write_dataset` (which runs a job writing an RLDS dataset to a directory)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+
+    def features_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def write_dataset(self, output: str, beam_args: list[str] | None) -> dict[str, Any]:
+        """Writes the episodes as an RLDS dataset named ``self.name`` into ``output``."""
+        raise NotImplementedError
+
+    def description(self) -> str:
+        return (self.__doc__ or "").strip()
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        features = tfds.features.FeatureConnector.from_json(self.features_json())
+        return tfds.core.DatasetInfo(builder=self, description=self.description(),
+                                     features=features)
+
+    def _split_generators(self, dl_manager: Any) -> Any:  # pragma: no cover - not used
+        raise NotImplementedError("rlds_hub builders write their shards with a Beam job")
+
+    def _generate_examples(self, *args: Any) -> Any:  # pragma: no cover - not used
+        raise NotImplementedError("rlds_hub builders write their shards with a Beam job")
+
+    def _download_and_prepare(self, dl_manager: Any, download_config: Any) -> None:
+        target = Path(os.fspath(self.data_path))
+        scratch = Path(tempfile.mkdtemp(prefix=f"{layout.TMP_PREFIX}{self.name}-",
+                                        dir=target.parent))
+        try:
+            output = scratch / "dataset"
+            self.write_dataset(os.fspath(output), beam_args_from(download_config))
+            info = json.loads((output / layout.DATASET_INFO).read_text())
+            splits = []
+            for entry in info["splits"]:
+                for index in range(len(entry["shardLengths"])):
+                    name = layout.shard_filename(self.name, entry["name"], info["fileFormat"],
+                                                 index)
+                    os.replace(output / name, target / name)
+                template = tfds.core.ShardedFileTemplate(
+                    data_dir=target, template=layout.SHARD_TEMPLATE, dataset_name=self.name,
+                    split=entry["name"], filetype_suffix=info["fileFormat"])
+                splits.append(tfds.core.SplitInfo(
+                    name=entry["name"], shard_lengths=[int(n) for n in entry["shardLengths"]],
+                    num_bytes=int(entry["numBytes"]), filename_template=template))
+            for name in _KEPT_FILES:
+                if (output / name).exists():
+                    shutil.copyfile(output / name, target / name)
+            self.info.set_file_format(info["fileFormat"], override=True)
+            self.info.set_splits(tfds.core.SplitDict(splits))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def source_path(config_path: str | None, variable: str, what: str) -> str:
+    """The source path of a builder: its config's, else the environment variable's."""
+    path = config_path or os.environ.get(variable)
+    if not path:
+        raise ValueError(
+            f"no {what} to build from: set {variable}=/path (for `tfds build`), or pass a "
+            "config with path=... to the builder")
+    return path
