@@ -507,3 +507,17 @@ def test_a_vector_reward_has_no_returns(tmp_path):
         assert stats["features"]["reward"]["shape"] == [2]
         assert stats["features"]["reward"]["count"] == 5  # transitions (2 + 3), not the 7 steps
         json.dumps(stats, allow_nan=False)
+
+
+def test_a_nan_return_is_stored_as_a_number_and_counted_by_info(recorded):
+    from rlds_hub.inspection import format_summary, summarize
+
+    lines = (recorded["nonfinite"] / "episodes.jsonl").read_text().splitlines()
+    stored = [json.loads(line)["return"] for line in lines]
+    assert all(isinstance(r, float) for r in stored)  # never the string "nan"
+    assert sum(math.isnan(r) for r in stored) == 1
+    assert any('"return":NaN' in line for line in lines)
+    summary = summarize(recorded["nonfinite"])
+    returns = summary["splits"]["train"]["return"]
+    assert returns["nan_count"] == 1 and returns["count"] == NUM_EPISODES - 1
+    assert "(1 NaN)" in format_summary(summary)
