@@ -23,8 +23,19 @@ from rlds_hub.beam.options import add_beam_arguments, beam_flags
 def run_job(job: str, args: argparse.Namespace, extra_flags: Sequence[str] = ()) -> int:
     """Runs ``job`` with parsed arguments (Beam flags from them plus ``extra_flags``)."""
     flags = beam_flags(args, extra_flags)
+    quiet_beam_logs()
     module = importlib.import_module(f"rlds_hub.beam.jobs.{job}")
     return module.main(args, flags)
+
+
+def quiet_beam_logs() -> None:
+    """Keeps Beam's own tracebacks of a failed element off the terminal: the job re-raises
+    the error with its message (file, episode), which the command prints."""
+    import logging
+
+    for name in ("apache_beam.runners.common", "apache_beam.runners.worker",
+                 "apache_beam.runners.portability", "apache_beam.runners.direct"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _runner(job: str) -> Callable[[argparse.Namespace], int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import struct
 import threading
 import time
@@ -125,13 +126,35 @@ def run_pipeline(
         state = str(getattr(result, "state", "DONE"))
         if "DONE" not in state:
             raise RuntimeError(f"the pipeline ended in state {state}; nothing was committed")
-    except BaseException:
+    except BaseException as e:
         progress.close()
         if staging is not None:
             staging.abort()
+        if isinstance(e, Exception) and not isinstance(e, (ValueError, OSError)):
+            raise PipelineError(user_message(e)) from e
         raise
     progress.close()
     return time.perf_counter() - started
+
+
+class PipelineError(ValueError):
+    """A job's pipeline failed; the message is the original error's (a worker's errors reach
+    the driver wrapped in the runner's own exception and traceback text)."""
+
+
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$")
+
+
+def user_message(error: BaseException) -> str:
+    """The innermost ``SomeError: message`` line of a runner's wrapped exception."""
+    found = None
+    for line in str(error).splitlines():
+        match = _ERROR_LINE.match(line.strip())
+        if match:
+            found = match.group(2)
+    message = found or (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    message = re.sub(r"\s*\[while running '[^']*'\]", "", message)
+    return message + "; nothing was written"
 
 
 class Counter:

@@ -60,6 +60,12 @@ def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]
                   f"--direct_running_mode={args.direct_running_mode}"]
     passed = [flag for option in args.beam_options for flag in shlex.split(option)]
     passed += list(extra)
+    if not any(f.startswith("--default_sdk_harness_log_level") for f in passed):
+        flags.append("--default_sdk_harness_log_level=WARNING")  # workers' INFO chatter
+    if not any(f.startswith("--sdk_harness_log_level_overrides") for f in passed):
+        # A failed element's traceback: the driver re-raises its message (file, episode).
+        flags.append('--sdk_harness_log_level_overrides={"apache_beam.runners.common": '
+                     '"CRITICAL", "apache_beam.runners.worker.sdk_worker": "CRITICAL"}')
     if is_dask(runner):
         if args.dask_client_address:
             flags.append(f"--dask_client_address={args.dask_client_address}")

@@ -3,8 +3,9 @@ the output's features are derived from what the function returns on the first ep
 every later episode must match them.
 
 - An episode function takes an episode as :func:`rlds_hub.storage.reader.iter_episodes`
-  gives it (``{"steps": {"observation": [T, ...], ...}, <metadata>...}``, NumPy arrays) and
-  returns one in the same shape (it may drop, add or change fields, or drop steps).
+  gives it (``{"steps": {"observation": [T, ...], ...}, <metadata>..., "__index__": i}``,
+  NumPy arrays) and returns one in the same shape (it may drop, add or change fields, or
+  drop steps; ``__index__`` is not stored).
 - A step function takes one step (``{"observation": ..., "action": ..., ...}``) and returns
   the new step; episode metadata pass through unchanged.
 
@@ -34,7 +35,7 @@ from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
 from rlds_hub.format.plan import Plan, unflatten
 from rlds_hub.format.specs import SpecError, infer_spec
 from rlds_hub.storage.episodes import dataset_layout
-from rlds_hub.storage.reader import iter_records
+from rlds_hub.storage.reader import INDEX, iter_records
 
 JOB = "map"
 _REQUIRED = (*rlds.CORE_STEP_FIELDS,)
@@ -56,16 +57,17 @@ class EpisodeMapper:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_decoder": None}
 
-    def episode(self, record: bytes) -> dict[str, Any]:
+    def episode(self, record: bytes, index: int) -> dict[str, Any]:
         if self._decoder is None:
             self._decoder = EpisodeDecoder(self._plan)
         flat, _ = self._decoder.decode_episode(record)
         episode = unflatten(flat)
         episode.setdefault(rlds.STEPS, {})
+        episode[INDEX] = index
         return episode
 
-    def __call__(self, record: bytes, where: str) -> dict[str, Any]:
-        episode = self.episode(record)
+    def __call__(self, record: bytes, index: int, where: str) -> dict[str, Any]:
+        episode = self.episode(record, index)
         try:
             if self._per_step:
                 return _map_steps(episode, self._function, where)
@@ -105,7 +107,7 @@ def _map_steps(episode: dict[str, Any], function: Callable[..., Any], where: str
         except (KeyError, ValueError) as e:
             raise MapFunctionError(f"{where}: the step function returned {key!r} on some steps "
                                    f"only, or with different shapes ({e})") from None
-    out = {k: v for k, v in episode.items() if k != rlds.STEPS}
+    out = {k: v for k, v in episode.items() if k not in (rlds.STEPS, INDEX)}
     out[rlds.STEPS] = unflatten(steps)
     return out
 
@@ -139,7 +141,7 @@ def infer_features(episode: Mapping[str, Any], image_encoding: str) -> dict[str,
                 raise MapFunctionError(f"steps/{flag} must be bool")
         extra_steps = {k: v for k, v in specs.items() if k not in _REQUIRED}
         episode_meta = {k: infer_spec(v, k) for k, v in episode.items()
-                        if k not in (rlds.STEPS, "__index__")}
+                        if k not in (rlds.STEPS, INDEX)}
         return episode_features(
             observation_spec=specs[rlds.OBSERVATION], action_spec=specs[rlds.ACTION],
             reward_spec=specs[rlds.REWARD], discount_spec=specs[rlds.DISCOUNT],
@@ -160,8 +162,8 @@ class _MapEpisodes(beam.DoFn):
 
     def process(self, episode: EncodedEpisode) -> Iterator[EncodedEpisode]:
         where = f"episode {episode.row['episode']} of split {episode.split!r}"
-        result = self._mapper(episode.record, where)
-        flat = flatten_nested({k: v for k, v in result.items() if k != "__index__"}, "")
+        result = self._mapper(episode.record, int(episode.row["episode"]), where)
+        flat = flatten_nested({k: v for k, v in result.items() if k != INDEX}, "")
         try:
             yield self._encoder.encode(episode.key, episode.split, flat, where)
         except EpisodeContentError as e:
@@ -199,7 +201,7 @@ def map_dataset(
     first = next((r for s in selections for r in iter_records(s)), None)
     if first is None:
         raise ValueError(f"{dataset.path}: the selection holds no episode to map")
-    sample = mapper(bytes(first.data), f"episode {first.index} (the first)")
+    sample = mapper(bytes(first.data), first.index, f"episode {first.index} (the first)")
     features_json = infer_features(sample, image_encoding)
     layout_name = dataset_layout(dataset)
     sharding = sharding or Sharding()

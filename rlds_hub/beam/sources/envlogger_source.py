@@ -92,12 +92,18 @@ def describe(path: str, *, source_no: int = 0,
             meta = reader.metadata() or {}
             user_metadata.append({k: v for k, v in meta.items() if k != "environment_specs"})
             if num_episodes and step_spec is None:
-                first = reader.episodes[0][0]
+                try:
+                    episode = list(reader.episodes[0])
+                    metadata = reader.episode_metadata()[0]
+                except Exception as e:  # a damaged file: envlogger fails on the steps
+                    raise SourceFormatError(
+                        f"{log_dir}, episode 0: cannot be read ({type(e).__name__}: {e}); "
+                        "a log file is damaged or truncated") from e
                 step_spec = {k: infer_spec(v, k)
-                             for k, v in _step_metadata(first.custom_data).items()}
-                values = _episode_metadata_value(reader.episode_metadata()[0])
+                             for k, v in _step_metadata(episode[0].custom_data).items()}
+                values = _episode_metadata_value(metadata)
                 episode_spec = {k: infer_spec(v, k) for k, v in values.items()}
-                _fill_missing_specs(dir_specs, reader.episodes[0], log_dir)
+                _fill_missing_specs(dir_specs, episode, log_dir)
         if specs is None:
             specs, first_dir = dir_specs, log_dir
         else:
@@ -189,7 +195,8 @@ class EnvloggerReader:
             try:
                 steps = list(reader.episodes[index])  # the sequence decodes on access
             except Exception as e:  # riegeli errors on corrupt or truncated files
-                raise SourceFormatError(f"{where}: cannot be read ({e})") from e
+                raise SourceFormatError(f"{where}: cannot be read ({type(e).__name__}: {e}); "
+                                        "a log file is damaged or truncated") from e
             if not steps:
                 raise SourceFormatError(f"{where}: the episode has no steps")
             columns = self.columns(steps, where)
