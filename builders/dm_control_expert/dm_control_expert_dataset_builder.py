@@ -30,7 +30,7 @@ class ExpertConfig(tfds.core.BuilderConfig):
 class Builder(ConvertedBuilder):
     """Episodes of dm_control tasks recorded with rlds_hub's scripted experts."""
 
-    BUILDER_CONFIGS = [
+    BUILDER_CONFIGS = [  # noqa: RUF012  (TFDS reads a list)
         ExpertConfig(name="point_mass_easy", env="dm_control/point_mass-easy",
                      description="point_mass-easy, PD expert, 50 episodes of 1000 steps"),
         ExpertConfig(name="cartpole_balance", env="dm_control/cartpole-balance",

@@ -34,8 +34,9 @@ class EnvloggerLogsConfig(tfds.core.BuilderConfig):
 class Builder(ConvertedBuilder):
     """RLDS episodes converted from envlogger Riegeli logs by rlds_hub."""
 
-    BUILDER_CONFIGS = [EnvloggerLogsConfig(name="default", description="the logs at "
-                                           "$RLDS_HUB_ENVLOGGER_LOGS")]
+    BUILDER_CONFIGS = [  # noqa: RUF012  (TFDS reads a list)
+        EnvloggerLogsConfig(name="default", description="the logs at $RLDS_HUB_ENVLOGGER_LOGS"),
+    ]
 
     @property
     def source(self) -> str:

@@ -30,8 +30,9 @@ class MinariConfig(tfds.core.BuilderConfig):
 class Builder(ConvertedBuilder):
     """RLDS episodes converted from a Minari dataset by rlds_hub."""
 
-    BUILDER_CONFIGS = [MinariConfig(name="default", description="the dataset at "
-                                    "$RLDS_HUB_MINARI_DATASET")]
+    BUILDER_CONFIGS = [  # noqa: RUF012  (TFDS reads a list)
+        MinariConfig(name="default", description="the dataset at $RLDS_HUB_MINARI_DATASET"),
+    ]
 
     @property
     def source(self) -> str:

@@ -57,7 +57,7 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
     :meth:`write_dataset` (which runs a job writing an RLDS dataset to a directory)."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    RELEASE_NOTES = {"1.0.0": "Initial release."}  # noqa: RUF012  (TFDS reads a dict)
 
     def features_json(self) -> dict[str, Any]:
         raise NotImplementedError
