@@ -2,11 +2,11 @@
 
 A chunk is ``episodes_per_chunk`` consecutive episodes of the (per-epoch shuffled) shard
 order, read with :mod:`rlds_hub.storage.reader`, decoded with :mod:`rlds_hub.format.decode`
-and turned into items — (n-step) transitions
-or windows, by the index kernels of :mod:`rlds_hub.data.indices` — gathered in a random
-order seeded by ``(seed, chunk number)``. Background threads produce the chunks ahead of
-the consumer (file reads and NumPy's copies release the GIL); the order of the chunks, and
-so every batch, is the same whatever the threads' timing.
+and turned into items — (n-step) transitions or windows, by the index kernels of
+:mod:`rlds_hub.data.indices` — gathered in a random order seeded by ``(seed, chunk
+number)``, in one ``np.take`` per field split over two threads (NumPy releases the GIL).
+Background threads produce the chunks ahead of the consumer; the order of the chunks, and so
+every batch, is the same whatever the threads' timing.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from rlds_hub.storage.episodes import LAYOUT_OXE
 from rlds_hub.storage.reader import decode_records, iter_records
 from rlds_hub.storage.selection import Selection
 
+# Gathers larger than this are split over two threads.
+_PARALLEL_GATHER_BYTES = 1 << 20
 MASK = "mask"
 NEXT_OBSERVATION = "next_observation"
 _STEPS = "steps/"
@@ -65,6 +67,7 @@ class ChunkSource:
         self._num_epochs = num_epochs
         self._ahead = ahead
         self._workers = workers
+        self._gather_pool: ThreadPoolExecutor | None = None
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -103,7 +106,7 @@ class ChunkSource:
             out = {}
             for key, value in steps.items():
                 if _requested(key, spec.outputs):
-                    gathered = np.take(value, found["index"], axis=0)
+                    gathered = self._take(value, found["index"])
                     gathered[~mask] = 0 if gathered.dtype != object else b""
                     out[key] = gathered
             out[MASK] = mask
@@ -122,11 +125,27 @@ class ChunkSource:
             field = key.split("/")[0]
             if field in ("reward", "discount") or not _requested(key, spec.outputs):
                 continue
-            out[key] = np.take(value, found["source"], axis=0)
+            out[key] = self._take(value, found["source"])
             if field == "observation":
-                out[NEXT_OBSERVATION + key[len("observation"):]] = np.take(
-                    value, found["next"], axis=0
+                out[NEXT_OBSERVATION + key[len("observation"):]] = self._take(
+                    value, found["next"]
                 )
+        return out
+
+    def _take(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """``np.take(values, index, axis=0)``, in two halves on two threads when large."""
+        if values.dtype == object or index.size * values[:1].nbytes < _PARALLEL_GATHER_BYTES:
+            return np.take(values, index, axis=0)
+        if self._gather_pool is None:
+            self._gather_pool = ThreadPoolExecutor(max_workers=2,
+                                                   thread_name_prefix="rlds-gather")
+        out = np.empty((len(index), *values.shape[1:]), values.dtype)
+        half = len(index) // 2
+        # mode="clip" writes straight into ``out`` (indices come from the kernels: in range)
+        parts = [self._gather_pool.submit(np.take, values, index[lo:hi], 0, out[lo:hi], "clip")
+                 for lo, hi in ((0, half), (half, len(index)))]
+        for part in parts:
+            part.result()
         return out
 
     def _warn_truncated(self, lengths: np.ndarray, is_terminal: np.ndarray) -> None:
@@ -198,6 +217,9 @@ class ChunkSource:
                 except queue.Empty:
                     thread.join(timeout=0.05)
             pool.shutdown(wait=True, cancel_futures=True)
+            if self._gather_pool is not None:
+                self._gather_pool.shutdown(wait=True)
+                self._gather_pool = None
 
 
 def _requested(key: str, fields: Sequence[str]) -> bool:

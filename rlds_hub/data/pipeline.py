@@ -7,10 +7,12 @@ Two stages, overlapping on two cores:
    (:mod:`rlds_hub.format.decode`: views of the file's bytes, no per-step work) and turns each
    chunk into items — (n-step) transitions or fixed-length windows — gathered in a random
    order seeded by ``(seed, chunk number)``.
-2. :mod:`rlds_hub.data.mixer` — the consumer keeps a few chunks open (``shuffle_buffer``
-   episodes' worth) and builds each batch with an equal share of items from each, so a
-   batch mixes the items of up to ``shuffle_buffer`` episodes; exhausted chunks are replaced
-   by the next. Every item appears exactly once per epoch.
+   Each chunk holds at least ``shuffle_buffer`` episodes (whole groups of
+   ``episodes_per_chunk``), so a batch mixes the items of up to ``shuffle_buffer``
+   episodes; the gather runs on two threads (NumPy releases the GIL).
+2. :mod:`rlds_hub.data.mixer` — the consumer cuts consecutive batches out of each chunk as
+   views (no copy), joining the end of one chunk with the start of the next. Every item
+   appears exactly once per epoch.
 
 Everything is deterministic given ``seed``, and iterating a loader again repeats the same
 batches. Batches come as nested dicts of NumPy arrays (iterate the loader), as a
@@ -83,12 +85,13 @@ class BatchLoader:
         self.num_epochs = num_epochs
         self.drop_remainder = drop_remainder
         self.layout = items.layout
+        # One chunk mixes at least shuffle_buffer episodes: whole groups of episodes_per_chunk.
+        groups = max(1, -(-shuffle_buffer // episodes_per_chunk)) if shuffle else 1
         self._chunks = ChunkSource(
             selection, selection.dataset.plan.step_fields_plan(fields), items,
-            episodes_per_chunk=episodes_per_chunk, shuffle=shuffle, seed=seed,
+            episodes_per_chunk=episodes_per_chunk * groups, shuffle=shuffle, seed=seed,
             num_epochs=num_epochs,
         )
-        self._open_chunks = max(1, -(-shuffle_buffer // episodes_per_chunk)) if shuffle else 1
 
     def chunks(self) -> ChunkSource:
         """Stage 1: an iterable of item chunks (flat keys), all epochs."""
@@ -96,7 +99,7 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rng = np.random.default_rng(self.seed) if self.shuffle else None
-        mixer = Mixer(self.batch_size, self._open_chunks, rng)
+        mixer = Mixer(self.batch_size, 1, rng)
         for batch in mixer.batches(iter(self._chunks), self.drop_remainder):
             yield unflatten(batch)
 
@@ -213,8 +216,9 @@ def transitions(
       batch_size: items per batch; the last batch is smaller unless ``drop_remainder``.
       shuffle, seed: shuffled (deterministically given ``seed``) or in dataset order.
       num_epochs: passes over the data (None: forever, reshuffling shard order each epoch).
-      shuffle_buffer: how many episodes' items a batch mixes (chunks kept open at once).
-      episodes_per_chunk: episodes decoded together.
+      shuffle_buffer: how many episodes' items a batch mixes: items are shuffled within
+        consecutive groups of at least this many episodes (in whole ``episodes_per_chunk``).
+      episodes_per_chunk: the unit of that grouping (and of decoding without shuffling).
     """
     check_positive("n_step", n_step)
     check_gamma(gamma)
