@@ -8,6 +8,7 @@ changes them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -274,13 +275,12 @@ def serving(roots: list[Path], database_url: str, **kwargs: object) -> Iterator[
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
+@functools.cache
+def postgres_server() -> PostgresServer:
+    """The session's PostgreSQL server (started on first use, stopped at exit)."""
     server = PostgresServer()
-    try:
-        yield server
-    finally:
-        server.stop()
+    atexit.register(server.stop)
+    return server
 
 
 # ---- the app in-process ---------------------------------------------------------------------

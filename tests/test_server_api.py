@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest_server import FRAME, app_client, dataset_root, postgres, strict_json  # noqa: F401
+from conftest_server import FRAME, app_client, dataset_root, postgres_server, strict_json
 from PIL import Image
 
 from rlds_hub.format.plan import flatten
@@ -22,6 +22,11 @@ from rlds_hub.storage.checksums import file_checksum
 
 NAMES = {"point_mass", "frames", "oxe:oxe_like:1.0.0"}
 API = "/api/v1"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    return postgres_server()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

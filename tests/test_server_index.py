@@ -8,13 +8,18 @@ import subprocess
 import threading
 
 import pytest
-from conftest_server import PYTHON, REPO, copy_root, dataset_root, postgres  # noqa: F401
+from conftest_server import PYTHON, REPO, copy_root, dataset_root, postgres_server
 from sqlalchemy import func, inspect, select
 
 from rlds_hub.server.index import database, facts
 from rlds_hub.server.index import indexer as indexer_module
 from rlds_hub.server.index.indexer import Indexer
 from rlds_hub.server.index.models import Base, DatasetRow, EpisodeRow, EpisodeValueRow
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    return postgres_server()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

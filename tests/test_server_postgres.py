@@ -8,9 +8,15 @@ import concurrent.futures
 import shutil
 
 import httpx
-from conftest_server import auth, dataset_root, postgres, serving  # noqa: F401
+import pytest
+from conftest_server import auth, dataset_root, postgres_server, serving
 
 API = "/api/v1"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    return postgres_server()
 
 
 def test_a_dataset_registered_through_one_server_is_listed_by_the_other(postgres, tmp_path):
