@@ -451,3 +451,27 @@ def test_corrupt_shard_through_load_names_the_file_and_byte(dataset, tmp_path):
         list(data.load(str(copy)))
     with pytest.raises(DatasetError, match=rf"{shard.name}: corrupt record data at byte 0"):
         list(data.transitions(str(copy)))
+
+
+def test_gathers_split_over_threads_give_the_same_items(many_episodes, monkeypatch):
+    """Gathers over the size where they are split across two threads: same batches."""
+    from rlds_hub.data import chunks
+
+    def batches(kind):
+        if kind == "windows":
+            loader = data.windows(many_episodes, size=16, batch_size=64, seed=2,
+                                  keys=["observation"])
+        else:
+            loader = data.transitions(many_episodes, batch_size=64, seed=2)
+        return [{k: np.copy(v) for k, v in b.items()} for b in loader]
+
+    for kind in ("windows", "transitions"):
+        reference = batches(kind)
+        monkeypatch.setattr(chunks, "_PARALLEL_GATHER_BYTES", 0)
+        split = batches(kind)
+        monkeypatch.undo()
+        assert len(split) == len(reference)
+        for a, b in zip(reference, split, strict=True):
+            assert a.keys() == b.keys()
+            for key in a:
+                assert np.array_equal(a[key], b[key]), (kind, key)

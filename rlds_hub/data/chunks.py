@@ -139,7 +139,7 @@ class ChunkSource:
         if self._gather_pool is None:
             self._gather_pool = ThreadPoolExecutor(max_workers=2,
                                                    thread_name_prefix="rlds-gather")
-        out = np.empty((len(index), *values.shape[1:]), values.dtype)
+        out = np.empty((*index.shape, *values.shape[1:]), values.dtype)
         half = len(index) // 2
         # mode="clip" writes straight into ``out`` (indices come from the kernels: in range)
         parts = [self._gather_pool.submit(np.take, values, index[lo:hi], 0, out[lo:hi], "clip")
