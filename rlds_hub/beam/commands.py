@@ -44,7 +44,7 @@ def _runner(job: str) -> Callable[[argparse.Namespace], int]:
 
 def add_commands(commands: Any) -> None:
     """Adds the jobs to the ``rlds-hub`` subcommands (see the module docstring)."""
-    from rlds_hub.cli import subparser
+    from rlds_hub.command_line import subparser
 
     for job in JOBS:
         if job in commands.choices:

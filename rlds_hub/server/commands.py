@@ -13,7 +13,7 @@ DEFAULT_PORT = 8765
 
 
 def add_commands(commands: Any) -> None:
-    from rlds_hub.cli import subparser
+    from rlds_hub.command_line import subparser
 
     serve = subparser(
         commands, "serve", help="serve datasets over HTTP: REST API and web viewer",
