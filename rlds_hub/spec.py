@@ -57,7 +57,9 @@ def build_step(
     if metadata:
         clashes = sorted(set(metadata) & set(step))
         if clashes:
-            raise ValueError(f"step metadata keys {clashes} clash with RLDS step fields")
+            raise ValueError(
+                f"Invalid Step Metadata: keys {clashes} clash with RLDS step fields"
+            )
         step.update(metadata)
     return step
 
@@ -67,6 +69,20 @@ def build_episode(steps: Any, metadata: dict[str, Any] | None = None) -> Episode
     episode: Episode = {STEPS: steps}
     if metadata:
         if STEPS in metadata:
-            raise ValueError(f"episode metadata must not contain the key {STEPS!r}")
+            raise ValueError(
+                f"Invalid Episode Metadata: it must not contain the key {STEPS!r}"
+            )
         episode.update(metadata)
     return episode
+
+
+def is_valid_rlds_dataset(dataset: Any) -> bool:
+    """rlds's basic check of a dataset of episodes: its first episode has a ``steps`` dataset
+    whose first step holds every RLDS step field. (Iterates the dataset; no other check.)"""
+    for episode in dataset:
+        if STEPS not in episode:
+            return False
+        for step in episode[STEPS]:
+            return set(CORE_STEP_FIELDS) <= set(step.keys())
+        return False
+    return False
