@@ -123,7 +123,7 @@ def test_reindex_skips_unchanged_datasets_and_picks_up_new_episodes(client, root
 def test_a_corrupted_shard_fails_that_dataset_only(client, root):
     shard = sorted((root / "frames").glob("frames-train.tfrecord-*"))[1]  # episodes 2 and 3
     data = bytearray(shard.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    data[40] ^= 0xFF  # inside the first record: episode 2
     shard.write_bytes(bytes(data))
     response = client.get(f"{API}/datasets/frames/episodes/2/steps")
     assert response.status_code == 409
@@ -134,6 +134,7 @@ def test_a_corrupted_shard_fails_that_dataset_only(client, root):
     assert detail["status"] == "error" and shard.name in detail["error"]
     assert client.get(f"{API}/datasets/frames/episodes").status_code == 200
     assert client.get(f"{API}/datasets/frames/episodes/0/steps").status_code == 200
+    assert client.get(f"{API}/datasets/frames/episodes/3/steps").status_code == 200  # same shard
     assert client.get(f"{API}/datasets/point_mass/episodes/2/steps").status_code == 200
     report = client.post(f"{API}/scan", headers=auth()).json()
     failed = [o for o in report["outcomes"] if o["action"] == "failed"]

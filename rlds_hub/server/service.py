@@ -13,9 +13,14 @@ from rlds_hub.server.index import database
 from rlds_hub.server.index.facts import ProgressFactory, no_progress
 from rlds_hub.server.index.indexer import Indexer, ScanReport
 from rlds_hub.server.index.queries import CountCache
+from rlds_hub.server.reading.cache import LRUCache
 from rlds_hub.server.reading.episodes import EpisodeReader
 
 log = logging.getLogger("rlds_hub.server")
+
+
+def _weigh(value: Any) -> int:
+    return len(value) if isinstance(value, bytes) else 4096
 
 
 class Service:
@@ -31,6 +36,8 @@ class Service:
                                compute_checksums=settings.compute_checksums, progress=progress)
         self.reader = EpisodeReader(settings.dataset_cache, settings.episode_cache_bytes)
         self.counts = CountCache()
+        # Answers and index rows kept per dataset generation (keys name the generation).
+        self.pages: LRUCache[Any] = LRUCache(settings.page_cache_bytes, _weigh)
         self.scans = 0
         self.last_scan: dict[str, Any] | None = None
         self.scan_error: str | None = None

@@ -1,8 +1,15 @@
-"""Dependencies of the routes: the service, a database connection, the writer check, the
-dataset named in the path, the split, pagination."""
+"""Dependencies of the routes: the service, database connections, the writer check, the
+dataset named in the path, the split, pagination.
+
+Routes are ``async`` and do their blocking work (database, files) in one worker-thread call
+each; the dependencies here are ``async`` or plain helpers, so a request costs one thread
+hand-off, not one per dependency.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hmac
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -12,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
+from rlds_hub.server.api.convert import image_fields
 from rlds_hub.server.core.errors import ApiError
 from rlds_hub.server.index.discovery import NAME_PATTERN
 from rlds_hub.server.index.queries import DATASETS
@@ -21,21 +29,23 @@ MAX_LIMIT = 1000
 MAX_OFFSET = 10**9
 MAX_INDEX = 2**53  # episode and step positions (exact in every JSON client)
 _bearer = HTTPBearer(auto_error=False, description="the token the server was started with")
-# The columns routes other than the dataset detail need (the big JSON documents stay out).
-_ROUTE_COLUMNS = [DATASETS.c[name] for name in (
-    "id", "name", "path", "status", "error", "generation", "num_episodes", "splits",
-    "episode_fields", "features", "layout",
-)]
+# Read on every request (small), and the rest of what routes need, kept per generation.
+_STATE_COLUMNS = [DATASETS.c[n] for n in ("id", "name", "path", "status", "error",
+                                          "generation")]
+_GENERATION_COLUMNS = [DATASETS.c[n] for n in ("num_episodes", "splits", "episode_fields",
+                                               "features", "layout")]
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_connection(service: ServiceDep) -> Iterator[Connection]:
+@contextlib.contextmanager
+def connect(service: Service) -> Iterator[Connection]:
+    """A connection to the index; 503 if the database does not answer."""
     try:
         connection = service.engine.connect()
     except OperationalError as e:
@@ -45,10 +55,7 @@ def get_connection(service: ServiceDep) -> Iterator[Connection]:
         yield connection
 
 
-ConnectionDep = Annotated[Connection, Depends(get_connection)]
-
-
-def require_writer(
+async def require_writer(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -69,28 +76,69 @@ def require_writer(
 Writer = Depends(require_writer)
 DatasetName = Annotated[str, Path(pattern=NAME_PATTERN, description="the dataset's name",
                                   examples=["point_mass_expert"])]
-
-
-def dataset_row(name: DatasetName, connection: ConnectionDep) -> Any:
-    """The index row of the dataset in the path (a few columns); 404 if unknown."""
-    row = connection.execute(select(*_ROUTE_COLUMNS).where(DATASETS.c.name == name)).first()
-    if row is None:
-        raise ApiError(404, "dataset_not_found",
-                       f"no dataset named {name!r}; list them at /api/v1/datasets")
-    return row
-
-
-DatasetRowDep = Annotated[Any, Depends(dataset_row)]
 SplitQuery = Annotated[str | None, Query(max_length=128, description=(
     "the split; default: train, or the only split"))]
 
 
-def resolve_split(row: Any, split: str | None) -> str:
-    splits = sorted(row.splits or {})
+@dataclasses.dataclass(frozen=True)
+class IndexedDataset:
+    """What the routes need of a dataset's index row."""
+
+    id: int
+    name: str
+    path: str
+    status: str
+    error: str | None
+    generation: int
+    num_episodes: int
+    splits: dict[str, Any]
+    episode_fields: dict[str, str]
+    features: dict[str, Any]
+    layout: str | None
+    image_fields: tuple[str, ...]
+
+    @property
+    def step_fields(self) -> list[str]:
+        return [entry["key"] for entry in self.features.get("steps", [])]
+
+    @property
+    def has_returns(self) -> bool:
+        """True if the reward is a scalar number (episodes have returns)."""
+        for entry in self.features.get("steps", []):
+            if entry.get("key") == "reward":
+                return entry.get("shape") == [] and entry.get("dtype") != "string"
+        return False
+
+
+def find_dataset(service: Service, connection: Connection, name: str) -> IndexedDataset:
+    """The dataset called ``name``: its state read now, the rest kept per generation."""
+    state = connection.execute(select(*_STATE_COLUMNS).where(DATASETS.c.name == name)).first()
+    if state is None:
+        raise ApiError(404, "dataset_not_found",
+                       f"no dataset named {name!r}; list them at /api/v1/datasets")
+    key = ("dataset", state.id, state.generation)
+    rest = service.pages.get(key)
+    if rest is None:
+        row = connection.execute(select(*_GENERATION_COLUMNS).where(
+            DATASETS.c.id == state.id)).first()
+        if row is None:
+            raise ApiError(404, "dataset_not_found", f"dataset {name!r} was just removed")
+        features = row.features or {}
+        rest = service.pages.put(key, {
+            "num_episodes": row.num_episodes, "splits": row.splits or {},
+            "episode_fields": row.episode_fields or {}, "features": features,
+            "layout": row.layout, "image_fields": tuple(image_fields(features)),
+        })
+    return IndexedDataset(id=state.id, name=state.name, path=state.path, status=state.status,
+                          error=state.error, generation=state.generation, **rest)
+
+
+def resolve_split(dataset: Any, split: str | None) -> str:
+    splits = sorted(dataset.splits or {})
     if split is not None:
         if split not in splits:
             raise ApiError(404, "split_not_found",
-                           f"dataset {row.name!r} has no split {split!r}; its splits are "
+                           f"dataset {dataset.name!r} has no split {split!r}; its splits are "
                            f"{', '.join(splits) or 'none'}")
         return split
     if "train" in splits:
@@ -98,18 +146,18 @@ def resolve_split(row: Any, split: str | None) -> str:
     if len(splits) == 1:
         return splits[0]
     if not splits:
-        raise ApiError(404, "split_not_found", f"dataset {row.name!r} has no splits")
-    raise ApiError(400, "split_required",
-                   f"dataset {row.name!r} has several splits ({', '.join(splits)}): pass split=")
+        raise ApiError(404, "split_not_found", f"dataset {dataset.name!r} has no splits")
+    raise ApiError(400, "split_required", f"dataset {dataset.name!r} has several splits "
+                   f"({', '.join(splits)}): pass split=")
 
 
+@dataclasses.dataclass(frozen=True)
 class Pagination:
-    def __init__(self, limit: int, offset: int):
-        self.limit = limit
-        self.offset = offset
+    limit: int
+    offset: int
 
 
-def pagination(
+async def pagination(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
 ) -> Pagination:

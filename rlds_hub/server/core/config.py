@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         default=32, ge=1, description="opened datasets kept per process (least recently used "
         "go first)"
     )
+    page_cache_bytes: int = Field(
+        default=64 * 2**20, ge=0,
+        description="bytes of answers (episode pages, dataset details) kept per process, "
+        "keyed by the dataset's index generation",
+    )
     episode_cache_bytes: int = Field(
         default=256 * 2**20, ge=0,
         description="bytes of decoded episodes kept per process for steps and frames",

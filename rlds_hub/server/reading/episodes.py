@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub.format.plan import flatten
 from rlds_hub.server.reading.cache import LRUCache
-from rlds_hub.storage import DatasetError, RLDSDataset, open_dataset, read_episode
-
-INDEX_KEY = "__index__"
+from rlds_hub.server.reading.records import RecordLocator
+from rlds_hub.storage import DatasetError, RLDSDataset, open_dataset
 
 
 class DatasetUnavailable(Exception):
@@ -43,6 +41,7 @@ class EpisodeReader:
     def __init__(self, dataset_cache: int, episode_cache_bytes: int):
         self.datasets: LRUCache[RLDSDataset] = LRUCache(dataset_cache)
         self.episodes: LRUCache[dict[str, np.ndarray]] = LRUCache(episode_cache_bytes, _nbytes)
+        self.records = RecordLocator()
 
     def dataset(self, row: Any) -> RLDSDataset:
         """The dataset of an index row, opened once per generation."""
@@ -67,7 +66,7 @@ class EpisodeReader:
               ) -> dict[str, np.ndarray]:
         dataset = self.dataset(row)
         try:
-            episode = read_episode(dataset, split, index, keys=keys)
+            return self.records.read(dataset, split, index, keys)
         except (DatasetError, OSError) as e:
             if not os.path.isdir(row.path):
                 raise DatasetUnavailable("dataset_missing", _missing(row)) from e
@@ -76,8 +75,6 @@ class EpisodeReader:
                 f"dataset {row.name!r}: episode {index} of split {split!r} cannot be read: {e}."
                 " Run `rlds-hub validate` on it, then re-index",
             ) from e
-        episode.pop(INDEX_KEY, None)
-        return {k: np.asarray(v) for k, v in flatten(episode).items()}
 
     def forget(self, path: str) -> None:
         """Drops everything cached for the dataset at ``path``."""

@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from rlds_hub.server.api import convert
 from rlds_hub.server.api.deps import (
-    ConnectionDep,
     DatasetName,
-    DatasetRowDep,
     PaginationDep,
     ServiceDep,
     Writer,
+    connect,
+    find_dataset,
 )
 from rlds_hub.server.api.schemas.common import Page, error_responses
 from rlds_hub.server.api.schemas.datasets import (
@@ -33,27 +34,43 @@ from rlds_hub.server.service import Service
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"],
                    responses=error_responses(404, 422))
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+JSON = "application/json"
 
 
 @router.get("", summary="search datasets")
-def list_datasets(
-    connection: ConnectionDep,
+async def list_datasets(
+    service: ServiceDep,
     page: PaginationDep,
     q: Annotated[str | None, Query(max_length=200, description=(
         "words that must all occur in the name, description or metadata"))] = None,
 ) -> Page[DatasetItem]:
-    rows, total = queries.search_datasets(connection, q, page.limit, page.offset)
-    return Page[DatasetItem](items=[convert.dataset_item(r) for r in rows], total=total,
-                             limit=page.limit, offset=page.offset)
+    def work() -> Page[DatasetItem]:
+        with connect(service) as connection:
+            rows, total = queries.search_datasets(connection, q, page.limit, page.offset)
+        return Page[DatasetItem](items=[convert.dataset_item(r) for r in rows], total=total,
+                                 limit=page.limit, offset=page.offset)
+
+    return await run_in_threadpool(work)
 
 
-@router.get("/{name}", summary="one dataset: features, splits, statistics, provenance")
-def get_dataset(name: DatasetName, connection: ConnectionDep) -> DatasetDetail:
-    row = queries.dataset_by_name(connection, name)
-    if row is None:
-        raise ApiError(404, "dataset_not_found",
-                       f"no dataset named {name!r}; list them at /api/v1/datasets")
-    return convert.dataset_detail(row)
+def _detail_bytes(service: Service, name: str) -> bytes:
+    """The detail document, kept per (generation, state) of the dataset."""
+    with connect(service) as connection:
+        state = find_dataset(service, connection, name)
+        key = ("detail", state.id, state.generation, state.status, state.error)
+        body = service.pages.get(key)
+        if body is None:
+            row = queries.dataset_by_name(connection, name)
+            if row is None:
+                raise ApiError(404, "dataset_not_found", f"dataset {name!r} was just removed")
+            body = service.pages.put(key, convert.dataset_detail(row).model_dump_json().encode())
+    return body
+
+
+@router.get("/{name}", summary="one dataset: features, splits, statistics, provenance",
+            response_model=DatasetDetail)
+async def get_dataset(name: DatasetName, service: ServiceDep) -> Response:
+    return Response(await run_in_threadpool(_detail_bytes, service, name), media_type=JSON)
 
 
 def _outcome_or_error(outcome: Outcome) -> OutcomeModel:
@@ -62,17 +79,15 @@ def _outcome_or_error(outcome: Outcome) -> OutcomeModel:
     return OutcomeModel(**vars(outcome))
 
 
-def _detail(service: Service, name: str) -> DatasetDetail:
-    with service.engine.connect() as connection:
-        row = queries.dataset_by_name(connection, name)
-    if row is None:  # removed by a concurrent request
-        raise ApiError(404, "dataset_not_found", f"dataset {name!r} was removed meanwhile")
-    return convert.dataset_detail(row)
+def _dataset(service: Service, name: str):
+    with connect(service) as connection:
+        return find_dataset(service, connection, name)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Writer],
-             responses=_WRITE_ERRORS, summary="register (and index) a dataset directory")
-async def register_dataset(request: RegisterRequest, service: ServiceDep) -> DatasetDetail:
+             responses=_WRITE_ERRORS, summary="register (and index) a dataset directory",
+             response_model=DatasetDetail)
+async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Response:
     try:
         path, root = inside_roots(request.path, service.settings.roots)
     except PathNotAllowed as e:
@@ -85,28 +100,31 @@ async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Dat
                                       name=request.name, registered=True)
     _outcome_or_error(outcome)
     service.reader.forget(str(path))
-    return await run_in_threadpool(_detail, service, outcome.name)
+    body = await run_in_threadpool(_detail_bytes, service, outcome.name)
+    return Response(body, status_code=201, media_type=JSON)
 
 
 @router.post("/{name}/reindex", dependencies=[Writer], responses=_WRITE_ERRORS,
              summary="index a dataset again")
 async def reindex_dataset(
-    row: DatasetRowDep, service: ServiceDep,
+    name: DatasetName, service: ServiceDep,
     force: Annotated[bool, Query(description="even if no file changed")] = False,
 ) -> OutcomeModel:
+    dataset = await run_in_threadpool(_dataset, service, name)
     try:
-        path, root = inside_roots(row.path, service.settings.roots)
+        path, root = inside_roots(dataset.path, service.settings.roots)
     except PathNotAllowed as e:
         raise ApiError(409, "path_not_allowed", f"{e} (the roots changed since indexing)") from e
     outcome = await run_in_threadpool(service.indexer.index_path, path, root=root,
-                                      name=row.name, force=force)
-    service.reader.forget(row.path)
+                                      name=dataset.name, force=force)
+    service.reader.forget(dataset.path)
     return _outcome_or_error(outcome)
 
 
 @router.delete("/{name}", dependencies=[Writer], responses=_WRITE_ERRORS,
                summary="remove a dataset from the index (its files stay)")
-async def remove_dataset(row: DatasetRowDep, service: ServiceDep) -> Removed:
-    await run_in_threadpool(service.indexer.remove, row.id, row.path)
-    service.reader.forget(row.path)
-    return Removed(name=row.name, path=row.path)
+async def remove_dataset(name: DatasetName, service: ServiceDep) -> Removed:
+    dataset = await run_in_threadpool(_dataset, service, name)
+    await run_in_threadpool(service.indexer.remove, dataset.id, dataset.path)
+    service.reader.forget(dataset.path)
+    return Removed(name=dataset.name, path=dataset.path)

@@ -1,19 +1,27 @@
-"""``/api/v1/datasets/{name}/episodes``: filtered, ordered pages of episodes, and one episode."""
+"""``/api/v1/datasets/{name}/episodes``: filtered, ordered pages of episodes, and one episode.
+
+Pages are answered from the index alone; their JSON is kept per dataset generation, so
+pages several viewers (or one paging back and forth) ask for are served without a query.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
 from rlds_hub.server.api import convert
 from rlds_hub.server.api.deps import (
     MAX_INDEX,
-    ConnectionDep,
-    DatasetRowDep,
+    DatasetName,
     PaginationDep,
     ServiceDep,
     SplitQuery,
+    connect,
+    find_dataset,
     resolve_split,
 )
 from rlds_hub.server.api.schemas.common import Page, error_responses
@@ -28,10 +36,9 @@ EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in 
 _BOUND = 1e300
 
 
-@router.get("", summary="episodes, filtered and ordered")
-def list_episodes(
-    row: DatasetRowDep,
-    connection: ConnectionDep,
+@router.get("", summary="episodes, filtered and ordered", response_model=Page[EpisodeItem])
+async def list_episodes(
+    name: DatasetName,
     service: ServiceDep,
     page: PaginationDep,
     split: Annotated[str | None, Query(max_length=128, description="only this split")] = None,
@@ -45,52 +52,62 @@ def list_episodes(
         "meta=success=true&meta=episode_id>=10 (repeatable; all must hold)"))] = None,
     order_by: Annotated[OrderBy, Query(description="-x: descending; ties by split and "
                                        "index; a NaN or absent return comes last")] = "index",
-) -> Page[EpisodeItem]:
-    if split is not None:
-        resolve_split(row, split)
+) -> Response:
     for low, high, what in ((min_return, max_return, "return"),
                             (min_length, max_length, "length")):
         if low is not None and high is not None and low > high:
             raise ApiError(400, "reversed_range",
                            f"min_{what} ({low}) is greater than max_{what} ({high})")
-    if (min_return is not None or max_return is not None) and not _has_returns(row):
-        raise ApiError(400, "no_returns",
-                       f"dataset {row.name!r} has no scalar reward, so episodes have no return")
-    try:
-        conditions = tuple(queries.Condition.parse(text, row.episode_fields or {})
-                           for text in meta or ())
-    except queries.FilterError as e:
-        raise ApiError(400, "bad_filter", str(e)) from e
-    episode_filter = queries.EpisodeFilter(split, min_return, max_return, min_length,
-                                           max_length, terminated, conditions)
-    rows, total = queries.list_episodes(connection, row, episode_filter, order_by, page.limit,
-                                        page.offset, service.counts)
-    return Page[EpisodeItem](items=[convert.episode_item(r) for r in rows], total=total,
-                             limit=page.limit, offset=page.offset)
 
+    def work() -> bytes:
+        with connect(service) as connection:
+            dataset = find_dataset(service, connection, name)
+            if split is not None:
+                resolve_split(dataset, split)
+            if (min_return is not None or max_return is not None) and not dataset.has_returns:
+                raise ApiError(400, "no_returns", f"dataset {name!r} has no scalar reward, so "
+                               "episodes have no return")
+            try:
+                conditions = tuple(queries.Condition.parse(text, dataset.episode_fields)
+                                   for text in meta or ())
+            except queries.FilterError as e:
+                raise ApiError(400, "bad_filter", str(e)) from e
+            # the only split is the same as every split, and lets the split's indexes work
+            scope = split if split is not None or len(dataset.splits) != 1 else next(
+                iter(dataset.splits))
+            episode_filter = queries.EpisodeFilter(scope, min_return, max_return, min_length,
+                                                   max_length, terminated, conditions)
+            key = ("episodes", dataset.id, dataset.generation, episode_filter, order_by,
+                   page.limit, page.offset)
+            body = service.pages.get(key)
+            if body is None:
+                rows, total = queries.list_episodes(connection, dataset, episode_filter,
+                                                    order_by, page.limit, page.offset,
+                                                    service.counts)
+                document = {"items": [convert.episode_values(r) for r in rows], "total": total,
+                            "limit": page.limit, "offset": page.offset}
+                body = service.pages.put(key, json.dumps(
+                    document, separators=(",", ":"), allow_nan=False).encode())
+            return body
 
-def _has_returns(row: object) -> bool:
-    features = getattr(row, "features", None) or {}
-    for entry in features.get("steps", []):
-        if entry.get("key") == "reward":
-            return entry.get("shape") == [] and entry.get("dtype") != "string"
-    return False
+    return Response(await run_in_threadpool(work), media_type="application/json")
 
 
 @router.get("/{index}", summary="one episode")
-def get_episode(row: DatasetRowDep, connection: ConnectionDep, index: EpisodeIndex,
-                split: SplitQuery = None) -> EpisodeDetail:
-    split = resolve_split(row, split)
-    found = queries.episode(connection, row.id, split, index)
-    if found is None:
-        count = (row.splits or {}).get(split, {}).get("episodes", 0)
-        raise ApiError(404, "episode_not_found",
-                       f"dataset {row.name!r} split {split!r} has {count} episodes "
-                       f"(0..{count - 1}); there is no episode {index}")
-    steps = (row.features or {}).get("steps", [])
-    return EpisodeDetail(
-        **convert.episode_values(found), dataset=row.name, layout=row.layout,
-        step_fields=[entry["key"] for entry in steps],
-        image_fields=[entry["key"] for entry in steps if convert.is_image_entry(entry)],
-    )
+async def get_episode(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
+                      split: SplitQuery = None) -> EpisodeDetail:
+    def work() -> EpisodeDetail:
+        with connect(service) as connection:
+            dataset = find_dataset(service, connection, name)
+            chosen = resolve_split(dataset, split)
+            found = queries.episode(connection, dataset.id, chosen, index)
+        if found is None:
+            count = dataset.splits.get(chosen, {}).get("episodes", 0)
+            raise ApiError(404, "episode_not_found",
+                           f"dataset {name!r} split {chosen!r} has {count} episodes "
+                           f"(0..{count - 1}); there is no episode {index}")
+        return EpisodeDetail(**convert.episode_values(found), dataset=dataset.name,
+                             layout=dataset.layout, step_fields=dataset.step_fields,
+                             image_fields=list(dataset.image_fields))
 
+    return await run_in_threadpool(work)

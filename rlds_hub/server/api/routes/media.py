@@ -6,22 +6,23 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from rlds_hub.format.plan import Leaf
 from rlds_hub.server.api import reads
 from rlds_hub.server.api.deps import (
     MAX_INDEX,
-    ConnectionDep,
-    DatasetRowDep,
+    DatasetName,
+    IndexedDataset,
     ServiceDep,
     SplitQuery,
-    resolve_split,
 )
 from rlds_hub.server.api.schemas.common import error_responses
 from rlds_hub.server.core.errors import ApiError
 from rlds_hub.server.reading import media
 from rlds_hub.server.reading.steps import SliceError, is_image, resolve_range
+from rlds_hub.server.service import Service
 
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes/{index}", tags=["media"],
                    responses=error_responses(400, 404, 409, 413, 422))
@@ -38,11 +39,10 @@ def _binary(*media_types: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"content": content, "description": "the image"}}
 
 
-def _image_leaf(service: Any, row: Any, field: str | None) -> Leaf:
-    plan = reads.dataset_plan(service, row)
-    images = [leaf for leaf in plan.step_leaves if is_image(leaf)]
+def _image_leaf(service: Service, dataset: IndexedDataset, field: str | None) -> Leaf:
+    images = [leaf for leaf in reads.plan(service, dataset).step_leaves if is_image(leaf)]
     if not images:
-        raise ApiError(400, "no_images", f"dataset {row.name!r} has no image observations")
+        raise ApiError(400, "no_images", f"dataset {dataset.name!r} has no image observations")
     if field is None:
         return images[0]
     name = field.strip("/").removeprefix("steps/")
@@ -50,17 +50,15 @@ def _image_leaf(service: Any, row: Any, field: str | None) -> Leaf:
         if leaf.name == name:
             return leaf
     raise ApiError(400, "not_an_image",
-                   f"field={field!r} is not an image field of {row.name!r}; its image fields "
-                   f"are {', '.join(leaf.name for leaf in images)}")
+                   f"field={field!r} is not an image field of {dataset.name!r}; its image "
+                   f"fields are {', '.join(leaf.name for leaf in images)}")
 
 
-def _frames(service: Any, connection: Any, row: Any, index: int, split: str | None,
-            field: str | None) -> tuple[str, Any, Leaf, np.ndarray]:
-    split = resolve_split(row, split)
-    episode = reads.episode_row(connection, row, split, index)
-    leaf = _image_leaf(service, row, field)
-    arrays = reads.read_arrays(service, row, split, index, [leaf.key])
-    return split, episode, leaf, arrays[leaf.key]
+def _frames(service: Service, name: str, index: int, split: str | None,
+            field: str | None) -> np.ndarray:
+    dataset, split, _ = reads.locate(service, name, split, index)
+    leaf = _image_leaf(service, dataset, field)
+    return reads.read_arrays(service, dataset, split, index, [leaf.key])[leaf.key]
 
 
 def _range(frames: np.ndarray, start: int | None, stop: int | None, every: int,
@@ -79,51 +77,69 @@ def _range(frames: np.ndarray, start: int | None, stop: int | None, every: int,
     return chosen
 
 
-@router.get("/frames/{step}", summary="one image observation as PNG",
-            response_class=Response, responses=_binary("image/png"))
-def get_frame(row: DatasetRowDep, connection: ConnectionDep, service: ServiceDep,
-              index: EpisodeIndex,
-              step: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX, description=(
-                  "step position; negative counts from the end"))],
-              split: SplitQuery = None, field: FieldQuery = None) -> Response:
-    _, _episode, _, frames = _frames(service, connection, row, index, split, field)
+def _frame(service: Service, name: str, index: int, step: int, split: str | None,
+           field: str | None) -> bytes:
+    frames = _frames(service, name, index, split, field)
     if not -len(frames) <= step < len(frames):
         raise ApiError(404, "step_not_found",
                        f"episode {index} has {len(frames)} steps (0..{len(frames) - 1}); "
                        f"there is no step {step}")
-    return Response(media.frame_png(frames[step]), media_type="image/png",
+    return media.frame_png(frames[step])
+
+
+@router.get("/frames/{step}", summary="one image observation as PNG",
+            response_class=Response, responses=_binary("image/png"))
+async def get_frame(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
+                    step: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX, description=(
+                        "step position; negative counts from the end"))],
+                    split: SplitQuery = None, field: FieldQuery = None) -> Response:
+    body = await run_in_threadpool(_frame, service, name, index, step, split, field)
+    return Response(body, media_type="image/png",
                     headers={"Cache-Control": "private, max-age=300"})
+
+
+def _animation(service: Service, name: str, index: int, split: str | None,
+               field: str | None, start: int | None, stop: int | None, every: int,
+               fps: float, format: str) -> bytes:
+    frames = _frames(service, name, index, split, field)
+    chosen = _range(frames, start, stop, every, service.settings.max_animation_frames)
+    try:
+        return media.animation(chosen, fps, format)
+    except media.MediaError as e:
+        raise ApiError(413, "too_large", str(e)) from e
 
 
 @router.get("/animation", summary="the image observations as an animation",
             response_class=Response, responses=_binary("image/apng", "image/gif", "image/webp"))
-def get_animation(row: DatasetRowDep, connection: ConnectionDep, service: ServiceDep,
-                  index: EpisodeIndex, split: SplitQuery = None, field: FieldQuery = None,
-                  start: Position = None, stop: Position = None, every: Every = 1,
-                  fps: Annotated[float, Query(gt=0, le=100)] = 10.0,
-                  format: Annotated[Literal["apng", "gif", "webp"], Query(description=(
-                      "apng and webp are lossless; gif has 256 colours per frame"))] = "apng",
-                  ) -> Response:
-    _, _, _, frames = _frames(service, connection, row, index, split, field)
+async def get_animation(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
+                        split: SplitQuery = None, field: FieldQuery = None,
+                        start: Position = None, stop: Position = None, every: Every = 1,
+                        fps: Annotated[float, Query(gt=0, le=100)] = 10.0,
+                        format: Annotated[Literal["apng", "gif", "webp"], Query(description=(
+                            "apng and webp are lossless; gif has 256 colours per frame"))
+                        ] = "apng") -> Response:
+    body = await run_in_threadpool(_animation, service, name, index, split, field, start,
+                                   stop, every, fps, format)
+    return Response(body, media_type=media.MEDIA_TYPES[format])
+
+
+def _filmstrip(service: Service, name: str, index: int, split: str | None,
+               field: str | None, start: int | None, stop: int | None, every: int,
+               columns: int) -> bytes:
+    frames = _frames(service, name, index, split, field)
     chosen = _range(frames, start, stop, every, service.settings.max_animation_frames)
     try:
-        body = media.animation(chosen, fps, format)
+        return media.filmstrip(chosen, columns)
     except media.MediaError as e:
         raise ApiError(413, "too_large", str(e)) from e
-    return Response(body, media_type=media.MEDIA_TYPES[format])
 
 
 @router.get("/filmstrip", summary="the image observations as one PNG grid",
             response_class=Response, responses=_binary("image/png"))
-def get_filmstrip(row: DatasetRowDep, connection: ConnectionDep, service: ServiceDep,
-                  index: EpisodeIndex, split: SplitQuery = None, field: FieldQuery = None,
-                  start: Position = None, stop: Position = None, every: Every = 1,
-                  columns: Annotated[int, Query(ge=1, le=256)] = 10) -> Response:
-    _, _, _, frames = _frames(service, connection, row, index, split, field)
-    chosen = _range(frames, start, stop, every, service.settings.max_animation_frames)
-    try:
-        body = media.filmstrip(chosen, columns)
-    except media.MediaError as e:
-        raise ApiError(413, "too_large", str(e)) from e
+async def get_filmstrip(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
+                        split: SplitQuery = None, field: FieldQuery = None,
+                        start: Position = None, stop: Position = None, every: Every = 1,
+                        columns: Annotated[int, Query(ge=1, le=256)] = 10) -> Response:
+    body = await run_in_threadpool(_filmstrip, service, name, index, split, field, start,
+                                   stop, every, columns)
     return Response(body, media_type="image/png")
-
