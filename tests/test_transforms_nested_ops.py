@@ -221,3 +221,14 @@ def test_rlds_module_level_helpers_are_kept(dataset: tf.data.Dataset) -> None:
     applied = testing.to_numpy(dataset.map(
         lambda e: nested_ops._apply_episode(e, lambda steps: steps.take(1), in_place=True)))
     assert [len(e[spec.STEPS]) for e in applied] == [1, 1, 1, 1]
+
+
+def test_batched_map_applies_a_function_to_batches_of_steps(dataset: tf.data.Dataset) -> None:
+    from rlds_hub.transforms.batched_helpers import batched_map
+
+    steps = dataset.flat_map(lambda e: e[spec.STEPS])
+    for size in (1, 3, T.BATCH_AUTO_TUNE):
+        mapped = batched_map(steps, add_one_in_place, size=size)
+        got = [float(s[spec.REWARD]) for s in mapped.as_numpy_iterator()]
+        expected = [float(s[spec.REWARD]) + 1 for s in steps.as_numpy_iterator()]
+        assert got == pytest.approx(expected)
