@@ -1,0 +1,89 @@
+"""POIR hyperparameters: BC, an ensemble dynamics model, the distance to the expert's states,
+and an MPPI planner with the BC policy as its proposal (after Acme's MBOP where one exists)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from rlds_hub.learners.config import RunConfig
+from rlds_hub.learners.errors import LearnerError
+
+
+@dataclasses.dataclass(frozen=True)
+class POIRConfig(RunConfig):
+    """Return-to-distribution planning around a BC policy.
+
+    Offline (``num_steps`` SGD steps): the BC policy and every dynamics-model member train
+    together on the demonstrations. Online (``online_steps`` environment steps, after the
+    offline phase): the agent acts in the environment (under ``online_shift``), its episodes
+    are recorded, and the dynamics model is fine-tuned on demonstrations and experience.
+
+    Acting: at each step the distance of the state to the expert's states (mean distance to
+    the ``knn`` nearest of ``reference_states`` expert states, in normalised observation
+    space) is compared with a threshold calibrated on the demonstrations (the
+    ``threshold_quantile`` of each demonstration's distances to the other
+    demonstrations' states, times ``threshold_scale``). In distribution, the BC action; out
+    of it (``mode="switch"``), the planner's: ``num_samples`` action sequences of
+    ``horizon`` steps sampled around the BC policy (noise ``proposal_noise``, mixed with
+    the previous plan by ``plan_mixing`` as in MBOP), rolled out through the ensemble (one
+    member per sequence), scored, and averaged with weights
+    ``softmax(-temperature * standardised cost)``. The cost of a predicted trajectory is
+    (``cost="tracking"``) its discounted distance, step by step, to the best-matching of the
+    ``segments`` expert segments that start nearest to the current state — return to the
+    expert's states *and* follow the expert on from there — or (``cost="knn"``) the
+    discounted k-NN distance of each predicted state to the expert's states.
+    ``mode="plan"`` plans at every step; ``mode="bc"`` never does (the ablation).
+    """
+
+    # BC (as the BC learner's defaults)
+    bc_hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    bc_learning_rate: float = 1e-4
+    # dynamics ensemble
+    ensemble_size: int = 5
+    dynamics_hidden_sizes: tuple[int, ...] = (256, 256)
+    dynamics_learning_rate: float = 1e-3
+    # distance to the expert's states
+    knn: int = 5
+    reference_states: int = 4096
+    threshold_quantile: float = 0.99
+    threshold_scale: float = 1.0
+    # planner
+    mode: Literal["switch", "plan", "bc"] = "switch"
+    horizon: int = 15
+    num_samples: int = 60
+    proposal_noise: float = 0.2
+    wide_fraction: float = 0.0
+    wide_noise: float = 1.0
+    plan_mixing: float = 0.5
+    temperature: float = 5.0
+    cost: Literal["tracking", "knn"] = "tracking"
+    segments: int = 16
+    cost_discount: float = 1.0
+    # optimisation
+    batch_size: int = 256
+    steps_per_call: int = 100
+    num_steps: int = 20_000
+    # online fine-tuning
+    online_steps: int = 0
+    online_shift: dict[str, Any] | None = None
+    finetune_updates_per_episode: int = 500
+    eval_every: int = 10_000
+    checkpoint_every: int = 10_000
+
+    def validate(self) -> None:
+        super().validate()
+        if self.ensemble_size < 1 or self.num_samples % self.ensemble_size:
+            raise LearnerError(
+                f"num_samples ({self.num_samples}) must be a multiple of ensemble_size "
+                f"({self.ensemble_size}): each sampled sequence uses one member"
+            )
+        if (self.horizon < 1 or self.knn < 1 or self.segments < 1
+                or self.reference_states < max(self.knn, self.segments)):
+            raise LearnerError("horizon, knn, segments >= 1 and reference_states >= both")
+        if not 0 < self.threshold_quantile <= 1 or self.threshold_scale <= 0:
+            raise LearnerError("threshold_quantile must be in (0, 1] and threshold_scale > 0")
+        if not 0 <= self.plan_mixing < 1 or self.proposal_noise < 0 or self.temperature <= 0:
+            raise LearnerError("plan_mixing in [0, 1), proposal_noise >= 0, temperature > 0")
+        if self.online_steps < 0 or self.finetune_updates_per_episode < 0:
+            raise LearnerError("online_steps and finetune_updates_per_episode must be >= 0")

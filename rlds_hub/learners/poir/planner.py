@@ -1,0 +1,125 @@
+"""The return-to-distribution planner (MPPI with the BC policy as proposal) and the switch.
+
+Pure JAX functions of the agent's parameters::
+
+    params = {"policy": BC params, "dynamics": stacked ensemble params,
+              "references": expert states [M, D] (normalised), "delta_std": [D],
+              "norm": {"mean", "std"}, "threshold": scalar}
+
+:func:`plan` rolls ``num_samples`` action sequences through the ensemble — sequence i uses
+member ``i // (num_samples / E)``; sequence 0 is the noise-free BC rollout, so plain BC is
+always a candidate — and returns their cost-weighted average. :func:`act` is one decision:
+the BC action when the state is within the calibrated distance of the expert's states, the
+planner's otherwise (``lax.cond``: the planner's cost is paid only out of distribution).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rlds_hub.learners.poir.config import POIRConfig
+from rlds_hub.learners.poir.distance import knn_distance, tracking_cost
+from rlds_hub.learners.poir.networks import POIRNetworks
+
+MODES = {"switch": 0, "plan": 1, "bc": 2}
+
+
+def normalise(params: dict[str, Any], observations: jax.Array) -> jax.Array:
+    return (observations - params["norm"]["mean"]) / params["norm"]["std"]
+
+
+def bc_actions(networks: POIRNetworks, params: dict[str, Any], z: jax.Array) -> jax.Array:
+    return jnp.clip(networks.policy.apply(params["policy"], z), -1.0, 1.0)
+
+
+def predict(networks: POIRNetworks, params: dict[str, Any], z: jax.Array, actions: jax.Array,
+            groups: int) -> jax.Array:
+    """Next normalised states of ``[N, D]`` states, group g of N/E rows through member g."""
+    n, d = z.shape
+    size = networks.dynamics.size
+    delta = networks.dynamics.apply_grouped(
+        params["dynamics"], z.reshape(size, n // size, d),
+        actions.reshape(size, n // size, actions.shape[-1]))
+    return z + delta.reshape(n, d) * params["delta_std"]
+
+
+def nearest_references(references: jax.Array, z: jax.Array, count: int) -> jax.Array:
+    """Indices of the ``count`` references nearest to the state ``z`` ``[D]``."""
+    squared = jnp.sum(jnp.square(references - z[None]), axis=-1)
+    return jax.lax.top_k(-squared, count)[1]
+
+
+def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0: jax.Array,
+         previous: jax.Array, has_previous: jax.Array, key: jax.Array
+         ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The weighted-average plan ``[H, A]`` from normalised state ``z0`` ``[D]``.
+
+    ``previous``: the last plan shifted by one step (mixed into the proposals by
+    ``plan_mixing`` when ``has_previous``).
+    """
+    n, horizon = config.num_samples, config.horizon
+    keys = jax.random.split(key, horizon)
+    mixing = jnp.where(has_previous, config.plan_mixing, 0.0)
+    # Sequence 0: BC itself; then BC plus narrow noise; the last ``wide_fraction`` of the
+    # sequences get wide noise, so corrections far from BC's action can be found.
+    wide = round(config.wide_fraction * n)
+    noise_scale = jnp.concatenate([
+        jnp.zeros((1, 1)), jnp.full((n - 1 - wide, 1), config.proposal_noise),
+        jnp.full((wide, 1), config.wide_noise)])
+    discounts = config.cost_discount ** jnp.arange(horizon, dtype=jnp.float32)
+
+    def step(z, inputs):
+        t_key, previous_action = inputs
+        proposal = bc_actions(networks, params, z)
+        noise = noise_scale * jax.random.normal(t_key, proposal.shape)
+        proposal = proposal + noise
+        mixed = (1.0 - mixing) * proposal + mixing * previous_action[None]
+        actions = jnp.clip(jnp.where(jnp.arange(n)[:, None] == 0, proposal, mixed), -1.0, 1.0)
+        z_next = predict(networks, params, z, actions, networks.dynamics.size)
+        return z_next, (actions, z_next)
+
+    start = jnp.broadcast_to(z0, (n, z0.shape[-1]))
+    _, (actions, states) = jax.lax.scan(step, start, (keys, previous))  # [H, N, ...]
+    if config.cost == "knn":
+        costs = jax.vmap(lambda z: knn_distance(z, params["references"], config.knn))(states)
+        total = jnp.sum(costs * discounts[:, None], axis=0)  # [N]
+    else:
+        # The expert segments that start nearest to the current state.
+        nearest = nearest_references(params["references"], z0, config.segments)
+        segments = params["continuations"][nearest]  # [S, H, D]
+        total = tracking_cost(jnp.swapaxes(states, 0, 1), segments, discounts)
+    standardised = (total - jnp.min(total)) / (jnp.std(total) + 1e-6)
+    weights = jax.nn.softmax(-config.temperature * standardised)
+    chosen = jnp.einsum("n,hna->ha", weights, actions)
+    return chosen, {"plan_cost": jnp.sum(weights * total), "bc_cost": total[0]}
+
+
+def act(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any],
+        observation: jax.Array, carry: dict[str, jax.Array], key: jax.Array, mode: jax.Array
+        ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
+    """One decision for a flattened observation ``[D]``: (normalised action ``[A]``, new
+    carry, info with ``distance`` and ``planned``).
+
+    ``carry``: ``{"plan": [H, A], "valid": bool}`` — the previous plan (for warm starts).
+    ``mode``: :data:`MODES` value (0 switch, 1 always plan, 2 BC only).
+    """
+    z = normalise(params, observation)
+    distance = knn_distance(z[None], params["references"], config.knn)[0]
+    out_of_distribution = distance > params["threshold"]
+    use_planner = jnp.where(mode == 1, True, jnp.where(mode == 2, False, out_of_distribution))
+    shifted = jnp.concatenate([carry["plan"][1:], carry["plan"][-1:]], axis=0)
+
+    def planner(_):
+        chosen, info = plan(networks, config, params, z, shifted, carry["valid"], key)
+        return chosen[0], chosen, info["plan_cost"]
+
+    def behaviour_cloning(_):
+        action = bc_actions(networks, params, z[None])[0]
+        return action, carry["plan"], jnp.float32(0.0)
+
+    action, new_plan, cost = jax.lax.cond(use_planner, planner, behaviour_cloning, None)
+    new_carry = {"plan": new_plan, "valid": use_planner}
+    return action, new_carry, {"distance": distance, "planned": use_planner, "plan_cost": cost}

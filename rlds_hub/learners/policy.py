@@ -1,0 +1,102 @@
+"""Trained policies as :class:`rlds_hub.envs.Policy` objects, and :func:`load_policy`.
+
+A policy maps a ``dm_env.TimeStep`` to an action that matches the env's action spec exactly
+(flattened and normalised observation -> jitted network -> action in the spec's dtype,
+shape and bounds). ``load_policy(run_dir)`` rebuilds one from a training run's directory —
+``run.json`` (algorithm, config, task, normaliser) and the latest checkpoint's ``policy``
+item — with no TensorFlow and no dataset.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import dm_env
+import numpy as np
+
+from rlds_hub.learners.errors import CheckpointError
+from rlds_hub.learners.task import TaskSpec
+
+RUN_JSON = "run.json"
+BUILDERS = {
+    "bc": "rlds_hub.learners.bc.builder",
+    "ail": "rlds_hub.learners.ail.builder",
+    "poir": "rlds_hub.learners.poir.builder",
+}
+
+
+class LearnedPolicy:
+    """A stateless policy: ``act(observations [1, obs_size]) -> outputs [1, ...]``."""
+
+    def __init__(self, task: TaskSpec, act: Callable[[np.ndarray], Any], name: str):
+        self.task = task
+        self.name = name
+        self._act = act
+
+    def reset(self) -> None:
+        """Nothing to reset: the policy is a function of the observation."""
+
+    def __call__(self, timestep: dm_env.TimeStep) -> Any:
+        observation = self.task.flatten_observation(timestep.observation, batched=False)
+        output = np.asarray(self._act(observation[None]))[0]
+        return self.task.env_action(output)
+
+    def __repr__(self) -> str:
+        return f"LearnedPolicy({self.name}, env={self.task.env_name})"
+
+
+def builder(algorithm: str) -> Any:
+    """The builder module of ``algorithm`` ("bc", "ail" or "poir")."""
+    if algorithm not in BUILDERS:
+        from rlds_hub.learners.errors import LearnerError
+
+        raise LearnerError(f"unknown algorithm {algorithm!r}; choose from {sorted(BUILDERS)}")
+    return importlib.import_module(BUILDERS[algorithm])
+
+
+def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    path = os.path.join(os.fspath(run_dir), RUN_JSON)
+    if not os.path.exists(path):
+        raise CheckpointError(
+            f"{run_dir} is not a training run directory (no {RUN_JSON}); pass the --out "
+            "directory of `rlds-hub train`"
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_policy(run_dir: str | os.PathLike, *, env: dm_env.Environment | None = None,
+                step: int | None = None, seed: int = 0) -> Any:
+    """The trained policy of a run directory (the latest checkpoint, or ``step``).
+
+    Args:
+      run_dir: the ``--out`` directory of ``rlds-hub train``.
+      env: when given, its specs are checked against the task the policy was trained on.
+      seed: for policies with randomness (POIR's planner).
+
+    Raises:
+      CheckpointError: not a run directory, no checkpoint, or one that does not fit.
+      SpecMismatchError: ``env`` differs from the training task.
+    """
+    from rlds_hub.learners import config as config_lib
+    from rlds_hub.learners.checkpoints import Checkpointer
+    from rlds_hub.learners.normalization import Normalizer
+
+    run = read_run(run_dir)
+    module = builder(run["algorithm"])
+    task = TaskSpec.from_json(run["task"])
+    if env is not None:
+        task.check_env(env, task.env_name)
+    config = config_lib.from_json(module.CONFIG, run["config"])
+    normalizer = Normalizer.from_json(run["normalizer"])
+    checkpointer = Checkpointer(run_dir, create=False)
+    try:
+        target = module.policy_params_template(task, config, run)
+        params, meta = checkpointer.restore_policy(target, step)
+    finally:
+        checkpointer.close()
+    return module.make_policy(task, config, normalizer, params, run=run, meta=meta, seed=seed)
