@@ -6,12 +6,23 @@ from __future__ import annotations
 
 import concurrent.futures
 import shutil
+import time
 
 import httpx
 import pytest
 from conftest_server import auth, dataset_root, postgres_server, serving
 
 API = "/api/v1"
+STATE_SECONDS = 0.5  # the default: how long a process trusts what it read of the index
+
+
+def eventually(check, seconds=4 * STATE_SECONDS):
+    """``check()`` holds within ``seconds`` (another process's changes show after at most
+    ``state_seconds``)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "the other server never saw the change"
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +45,8 @@ def test_a_dataset_registered_through_one_server_is_listed_by_the_other(postgres
                                 headers=auth(), timeout=60)
         assert registered.status_code == 201, registered.text
 
-        names = [d["name"] for d in httpx.get(second.url + API + "/datasets").json()["items"]]
-        assert names == ["frames", "point_mass"]
+        eventually(lambda: [d["name"] for d in httpx.get(second.url + API + "/datasets")
+                            .json()["items"]] == ["frames", "point_mass"])
         detail = httpx.get(second.url + API + "/datasets/point_mass").json()
         assert detail["registered"] and detail["num_episodes"] == 12
         steps = httpx.get(second.url + API + "/datasets/point_mass/episodes/3/steps",
@@ -46,7 +57,9 @@ def test_a_dataset_registered_through_one_server_is_listed_by_the_other(postgres
 
         removed = httpx.delete(first.url + API + "/datasets/point_mass", headers=auth())
         assert removed.status_code == 200
-        assert httpx.get(second.url + API + "/datasets/point_mass").status_code == 404
+        eventually(lambda: httpx.get(second.url + API + "/datasets/point_mass").status_code
+                   == 404)
+        assert httpx.get(second.url + API + "/datasets/point_mass/episodes").status_code == 404
 
 
 def test_reads_stay_whole_while_another_process_reindexes(postgres, tmp_path):

@@ -38,6 +38,9 @@ class Service:
         self.counts = CountCache()
         # Answers and index rows kept per dataset generation (keys name the generation).
         self.pages: LRUCache[Any] = LRUCache(settings.page_cache_bytes, _weigh)
+        # name -> (what the routes need of the dataset's row, when it was read)
+        self.states: dict[str, tuple[Any, float]] = {}
+        self._epoch = 0
         self.scans = 0
         self.last_scan: dict[str, Any] | None = None
         self.scan_error: str | None = None
@@ -45,6 +48,32 @@ class Service:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.initial_scan_done = threading.Event()
+
+    def fresh_state(self, name: str) -> Any:
+        """The dataset state read less than ``state_seconds`` ago, or None (no I/O)."""
+        entry = self.states.get(name)
+        if entry is None or time.monotonic() - entry[1] >= self.settings.state_seconds:
+            return None
+        return entry[0]
+
+    def remember_state(self, name: str, state: Any) -> None:
+        if len(self.states) > 10_000:
+            self.states.clear()
+        self.states[name] = (state, time.monotonic())
+
+    def forget_states(self) -> None:
+        """After this process changed the index: read it again on the next request."""
+        self.states.clear()
+        self._epoch += 1
+
+    def list_key(self, *parts: Any) -> tuple | None:
+        """A cache key for an answer that depends on the whole index (the dataset list):
+        valid for ``state_seconds``, and never across this process's own changes. None when
+        such answers are not to be kept (``state_seconds`` is 0)."""
+        seconds = self.settings.state_seconds
+        if seconds <= 0:
+            return None
+        return ("list", self._epoch, int(time.monotonic() / seconds), *parts)
 
     @property
     def writes_enabled(self) -> bool:
@@ -91,6 +120,7 @@ class Service:
                 return None
             self.scan_error = None
             self.scans += 1
+            self.forget_states()
             for outcome in report.outcomes:
                 if outcome.action in ("indexed", "removed", "failed"):
                     self.reader.forget(outcome.path)

@@ -111,7 +111,11 @@ class IndexedDataset:
 
 
 def find_dataset(service: Service, connection: Connection, name: str) -> IndexedDataset:
-    """The dataset called ``name``: its state read now, the rest kept per generation."""
+    """The dataset called ``name``: its state as read less than ``state_seconds`` ago, or read
+    now; the rest of its row kept per generation. 404 if the index has no such dataset."""
+    known = service.fresh_state(name)
+    if known is not None:
+        return known
     state = connection.execute(select(*_STATE_COLUMNS).where(DATASETS.c.name == name)).first()
     if state is None:
         raise ApiError(404, "dataset_not_found",
@@ -129,8 +133,11 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
             "episode_fields": row.episode_fields or {}, "features": features,
             "layout": row.layout, "image_fields": tuple(image_fields(features)),
         })
-    return IndexedDataset(id=state.id, name=state.name, path=state.path, status=state.status,
-                          error=state.error, generation=state.generation, **rest)
+    dataset = IndexedDataset(id=state.id, name=state.name, path=state.path,
+                             status=state.status, error=state.error,
+                             generation=state.generation, **rest)
+    service.remember_state(name, dataset)
+    return dataset
 
 
 def resolve_split(dataset: Any, split: str | None) -> str:

@@ -38,6 +38,7 @@ def _unavailable(service: Service, dataset: IndexedDataset, error: DatasetUnavai
     state = STATUS_MISSING if error.code == "dataset_missing" else STATUS_ERROR
     service.indexer.mark(dataset.id, state, error.message)
     service.reader.forget(dataset.path)
+    service.forget_states()
     return ApiError(409, error.code, error.message)
 
 

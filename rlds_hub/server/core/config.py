@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         description="compute shard CRC32C checksums while indexing when checksums.json "
         "is absent (reads every shard once)",
     )
+    worker_threads: int = Field(
+        default=4, ge=1, le=256,
+        description="threads per process for blocking work (index queries, reading "
+        "episodes); few threads leave the event loop its share of the interpreter",
+    )
     max_json_steps: int = Field(
         default=1000, ge=1, description="most steps one JSON slice returns (bulk: arrow/npz)"
     )
@@ -65,6 +70,12 @@ class Settings(BaseSettings):
     dataset_cache: int = Field(
         default=32, ge=1, description="opened datasets kept per process (least recently used "
         "go first)"
+    )
+    state_seconds: float = Field(
+        default=0.5, ge=0.0,
+        description="how long a process trusts what it last read of a dataset's index row: "
+        "changes made through another process show after at most this long (this process's "
+        "own changes at once); 0: read the index on every request",
     )
     page_cache_bytes: int = Field(
         default=64 * 2**20, ge=0,

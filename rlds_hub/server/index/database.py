@@ -38,13 +38,15 @@ def make_engine(url: str) -> Engine:
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("the index needs an SQLite file (sqlite:///path), not :memory:")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # enough pooled connections for every worker thread (anyio's default is 40), so
+        # connections are reused rather than opened and closed under load
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 60},
-            pool_size=16, max_overflow=32,
+            pool_size=48, max_overflow=16,
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=16, max_overflow=32, pool_pre_ping=True)
+    return create_engine(url, pool_size=24, max_overflow=24, pool_pre_ping=True)
 
 
 def _configure_sqlite(engine: Engine) -> None:

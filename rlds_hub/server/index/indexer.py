@@ -159,6 +159,8 @@ class Indexer:
                                     progress=self.progress)
             episodes = self._write(dataset, gathered, path, root, name, registered,
                                    fingerprint, force, started)
+            if episodes is not None:
+                self._analyze()
         except NameTaken as e:
             return Outcome(name, str(path), "failed", error=str(e), code="name_taken")
         except IntegrityError:
@@ -173,6 +175,16 @@ class Indexer:
         if episodes is None:
             return Outcome(name, str(path), "unchanged")
         return Outcome(name, str(path), "indexed", episodes, time.perf_counter() - started)
+
+    def _analyze(self) -> None:
+        """Refreshes the planner's statistics, so filters and orderings pick good indexes
+        (best effort: a busy database is analysed next time)."""
+        try:
+            with write_connection(self.engine) as connection:
+                connection.exec_driver_sql("ANALYZE" if self.engine.dialect.name == "sqlite"
+                                           else "ANALYZE episodes, episode_values")
+        except OperationalError as e:
+            log.warning("cannot analyse the index: %s", e)
 
     def _row_by_path(self, path: str) -> Any:
         with self.engine.connect() as connection:

@@ -81,9 +81,13 @@ class EpisodeRow(Base):
     """One episode: its place, length, return, termination and metadata."""
 
     __tablename__ = "episodes"
+    # Orderings by return or length, within a split or across splits, read an index in
+    # order (ties by split and episode) instead of sorting the matching rows.
     __table_args__ = (
-        Index("ix_episodes_return", "dataset_id", "split", "return_value"),
-        Index("ix_episodes_length", "dataset_id", "split", "length"),
+        Index("ix_episodes_split_return", "dataset_id", "split", "return_value", "episode"),
+        Index("ix_episodes_split_length", "dataset_id", "split", "length", "episode"),
+        Index("ix_episodes_return", "dataset_id", "return_value", "split", "episode"),
+        Index("ix_episodes_length", "dataset_id", "length", "split", "episode"),
     )
 
     dataset_id: Mapped[int] = mapped_column(

@@ -106,7 +106,10 @@ class EpisodeFilter:
     def is_empty(self) -> bool:
         return self == EpisodeFilter(split=self.split)
 
-    def clauses(self, dataset_id: int) -> list[ColumnElement[bool]]:
+    def clauses(self, dataset_id: int, *, counting: bool = False) -> list[ColumnElement[bool]]:
+        """WHERE clauses. Metadata conditions are ``IN`` subqueries when ``counting`` (the
+        planner then counts from the values' index) and correlated ``EXISTS`` otherwise (a
+        page is then read in the ordering's index, probing each row's values)."""
         e = EPISODES.c
         out: list[ColumnElement[bool]] = [e.dataset_id == dataset_id]
         if self.split is not None:
@@ -122,12 +125,18 @@ class EpisodeFilter:
         if self.terminated is not None:
             out.append(e.is_terminal == self.terminated)
         for condition in self.conditions:
-            matching = select(VALUES.c.split, VALUES.c.episode).where(
-                VALUES.c.dataset_id == dataset_id, VALUES.c.key == condition.key,
-                condition.clause())
-            if self.split is not None:
-                matching = matching.where(VALUES.c.split == self.split)
-            out.append(tuple_(e.split, e.episode).in_(matching))
+            if counting:
+                matching = select(VALUES.c.split, VALUES.c.episode).where(
+                    VALUES.c.dataset_id == dataset_id, VALUES.c.key == condition.key,
+                    condition.clause())
+                if self.split is not None:
+                    matching = matching.where(VALUES.c.split == self.split)
+                out.append(tuple_(e.split, e.episode).in_(matching))
+            else:
+                out.append(exists().where(
+                    VALUES.c.dataset_id == e.dataset_id, VALUES.c.split == e.split,
+                    VALUES.c.episode == e.episode, VALUES.c.key == condition.key,
+                    condition.clause()))
         return out
 
 
@@ -199,8 +208,9 @@ def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeF
         key = (dataset.id, dataset.generation, episode_filter)
         total = counts.get(key)
         if total is None:
+            counting = episode_filter.clauses(dataset.id, counting=True)
             total = int(connection.execute(
-                select(func.count()).select_from(EPISODES).where(*clauses)).scalar_one())
+                select(func.count()).select_from(EPISODES).where(*counting)).scalar_one())
             counts.put(key, total)
     return rows, total
 

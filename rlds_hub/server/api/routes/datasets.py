@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from rlds_hub.server.api import convert
 from rlds_hub.server.api.deps import (
     DatasetName,
+    IndexedDataset,
     PaginationDep,
     ServiceDep,
     Writer,
@@ -37,27 +38,38 @@ _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 JSON = "application/json"
 
 
-@router.get("", summary="search datasets")
+@router.get("", summary="search datasets", response_model=Page[DatasetItem])
 async def list_datasets(
     service: ServiceDep,
     page: PaginationDep,
     q: Annotated[str | None, Query(max_length=200, description=(
         "words that must all occur in the name, description or metadata"))] = None,
-) -> Page[DatasetItem]:
-    def work() -> Page[DatasetItem]:
+) -> Response:
+    key = service.list_key(q, page.limit, page.offset)
+
+    def work() -> bytes:
         with connect(service) as connection:
             rows, total = queries.search_datasets(connection, q, page.limit, page.offset)
-        return Page[DatasetItem](items=[convert.dataset_item(r) for r in rows], total=total,
-                                 limit=page.limit, offset=page.offset)
+        document = Page[DatasetItem](items=[convert.dataset_item(r) for r in rows],
+                                     total=total, limit=page.limit, offset=page.offset)
+        body = document.model_dump_json().encode()
+        return body if key is None else service.pages.put(key, body)
 
-    return await run_in_threadpool(work)
+    body = service.pages.get(key) if key is not None else None
+    if body is None:
+        body = await run_in_threadpool(work)
+    return Response(body, media_type=JSON)
+
+
+def _detail_key(state: IndexedDataset) -> tuple:
+    return ("detail", state.id, state.generation, state.status, state.error)
 
 
 def _detail_bytes(service: Service, name: str) -> bytes:
     """The detail document, kept per (generation, state) of the dataset."""
     with connect(service) as connection:
         state = find_dataset(service, connection, name)
-        key = ("detail", state.id, state.generation, state.status, state.error)
+        key = _detail_key(state)
         body = service.pages.get(key)
         if body is None:
             row = queries.dataset_by_name(connection, name)
@@ -70,7 +82,11 @@ def _detail_bytes(service: Service, name: str) -> bytes:
 @router.get("/{name}", summary="one dataset: features, splits, statistics, provenance",
             response_model=DatasetDetail)
 async def get_dataset(name: DatasetName, service: ServiceDep) -> Response:
-    return Response(await run_in_threadpool(_detail_bytes, service, name), media_type=JSON)
+    known = service.fresh_state(name)
+    body = service.pages.get(_detail_key(known)) if known is not None else None
+    if body is None:
+        body = await run_in_threadpool(_detail_bytes, service, name)
+    return Response(body, media_type=JSON)
 
 
 def _outcome_or_error(outcome: Outcome) -> OutcomeModel:
@@ -98,6 +114,7 @@ async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Res
     await run_in_threadpool(service.indexer.include, str(path))
     outcome = await run_in_threadpool(service.indexer.index_path, path, root=root,
                                       name=request.name, registered=True)
+    service.forget_states()
     _outcome_or_error(outcome)
     service.reader.forget(str(path))
     body = await run_in_threadpool(_detail_bytes, service, outcome.name)
@@ -117,6 +134,7 @@ async def reindex_dataset(
         raise ApiError(409, "path_not_allowed", f"{e} (the roots changed since indexing)") from e
     outcome = await run_in_threadpool(service.indexer.index_path, path, root=root,
                                       name=dataset.name, force=force)
+    service.forget_states()
     service.reader.forget(dataset.path)
     return _outcome_or_error(outcome)
 
@@ -126,5 +144,6 @@ async def reindex_dataset(
 async def remove_dataset(name: DatasetName, service: ServiceDep) -> Removed:
     dataset = await run_in_threadpool(_dataset, service, name)
     await run_in_threadpool(service.indexer.remove, dataset.id, dataset.path)
+    service.forget_states()
     service.reader.forget(dataset.path)
     return Removed(name=dataset.name, path=dataset.path)

@@ -17,6 +17,7 @@ from rlds_hub.server.api import convert
 from rlds_hub.server.api.deps import (
     MAX_INDEX,
     DatasetName,
+    IndexedDataset,
     PaginationDep,
     ServiceDep,
     SplitQuery,
@@ -59,37 +60,43 @@ async def list_episodes(
             raise ApiError(400, "reversed_range",
                            f"min_{what} ({low}) is greater than max_{what} ({high})")
 
+    def page_key(dataset: IndexedDataset) -> tuple:
+        if split is not None:
+            resolve_split(dataset, split)
+        if (min_return is not None or max_return is not None) and not dataset.has_returns:
+            raise ApiError(400, "no_returns", f"dataset {name!r} has no scalar reward, so "
+                           "episodes have no return")
+        try:
+            conditions = tuple(queries.Condition.parse(text, dataset.episode_fields)
+                               for text in meta or ())
+        except queries.FilterError as e:
+            raise ApiError(400, "bad_filter", str(e)) from e
+        # the only split is the same as every split, and lets the split's indexes work
+        scope = split if split is not None or len(dataset.splits) != 1 else next(
+            iter(dataset.splits))
+        episode_filter = queries.EpisodeFilter(scope, min_return, max_return, min_length,
+                                               max_length, terminated, conditions)
+        return ("episodes", dataset.id, dataset.generation, episode_filter, order_by,
+                page.limit, page.offset)
+
     def work() -> bytes:
         with connect(service) as connection:
             dataset = find_dataset(service, connection, name)
-            if split is not None:
-                resolve_split(dataset, split)
-            if (min_return is not None or max_return is not None) and not dataset.has_returns:
-                raise ApiError(400, "no_returns", f"dataset {name!r} has no scalar reward, so "
-                               "episodes have no return")
-            try:
-                conditions = tuple(queries.Condition.parse(text, dataset.episode_fields)
-                                   for text in meta or ())
-            except queries.FilterError as e:
-                raise ApiError(400, "bad_filter", str(e)) from e
-            # the only split is the same as every split, and lets the split's indexes work
-            scope = split if split is not None or len(dataset.splits) != 1 else next(
-                iter(dataset.splits))
-            episode_filter = queries.EpisodeFilter(scope, min_return, max_return, min_length,
-                                                   max_length, terminated, conditions)
-            key = ("episodes", dataset.id, dataset.generation, episode_filter, order_by,
-                   page.limit, page.offset)
+            key = page_key(dataset)
             body = service.pages.get(key)
             if body is None:
-                rows, total = queries.list_episodes(connection, dataset, episode_filter,
-                                                    order_by, page.limit, page.offset,
-                                                    service.counts)
+                rows, total = queries.list_episodes(connection, dataset, key[3], order_by,
+                                                    page.limit, page.offset, service.counts)
                 document = {"items": [convert.episode_values(r) for r in rows], "total": total,
                             "limit": page.limit, "offset": page.offset}
                 body = service.pages.put(key, json.dumps(
                     document, separators=(",", ":"), allow_nan=False).encode())
             return body
 
+    known = service.fresh_state(name)  # a page asked for a moment ago: no thread, no query
+    body = service.pages.get(page_key(known)) if known is not None else None
+    if body is not None:
+        return Response(body, media_type="application/json")
     return Response(await run_in_threadpool(work), media_type="application/json")
 
 
