@@ -49,19 +49,22 @@ def transition_indices(
     ends = np.cumsum(lengths)
     last = max(len(reward) - 1, 0)
     if final_transition:
-        return _final_transition_indices(
-            lengths, ends, reward, discount, is_terminal, n_step, gamma, order, dtype, rank
-        )
-    is_source = np.ones(len(reward), bool)
-    is_source[ends[lengths > 0] - 1] = False
-    source = np.flatnonzero(is_source)
+        source = np.arange(len(reward))
+    else:
+        is_source = np.ones(len(reward), bool)
+        is_source[ends[lengths > 0] - 1] = False
+        source = np.flatnonzero(is_source)
     if order is not None:
         source = source[order]
-    if n_step == 1:
-        window = np.ones_like(source)
+    if n_step == 1 and not final_transition:
+        episode_end = None
+        window = np.ones_like(source)  # a source is never an episode's last step here
     else:
-        episode_last = (ends - 1)[np.searchsorted(ends, source, side="right")]
-        window = np.minimum(episode_last - source, n_step)
+        episode_end = ends[np.searchsorted(ends, source, side="right")]  # exclusive
+        # Steps whose rewards the transition sums: up to the episode's last step (oxe) or
+        # up to the one before it (rlds: the last step's reward is zero-filled).
+        reward_end = episode_end if final_transition else episode_end - 1
+        window = np.minimum(reward_end - source, n_step)
 
     def per_step(x: np.ndarray) -> np.ndarray:
         return x.reshape(x.shape + (1,) * (rank - 1))
@@ -69,45 +72,9 @@ def transition_indices(
     total_reward = reward[source]
     total_discount = discount[source]
     weight = total_discount
-    reaches_terminal = is_terminal[np.minimum(source + 1, last)]
     for k in range(1, n_step):
         in_window = k < window
         at = np.minimum(source + k, last)
-        next_reward, next_discount = reward[at], discount[at]
-        total_reward = total_reward + np.where(
-            per_step(in_window), (gamma**k) * weight * next_reward, 0
-        ).astype(dtype)
-        weight = weight * next_discount
-        total_discount = np.where(
-            per_step(in_window), total_discount * gamma * next_discount, total_discount
-        ).astype(dtype)
-        reaches_terminal |= in_window & is_terminal[np.minimum(source + k + 1, last)]
-    total_discount = np.where(per_step(reaches_terminal), 0, total_discount).astype(dtype)
-    if rank == 1:
-        total_reward, total_discount = total_reward.reshape(-1), total_discount.reshape(-1)
-    return {"source": source, "next": source + window, "reward": total_reward,
-            "discount": total_discount}
-
-
-def _final_transition_indices(lengths, ends, reward, discount, is_terminal, n_step, gamma,
-                              order, dtype, rank) -> dict[str, np.ndarray]:
-    """:func:`transition_indices` with every step a source (see ``final_transition``)."""
-    source = np.arange(len(reward))
-    if order is not None:
-        source = source[order]
-    episode_end = ends[np.searchsorted(ends, source, side="right")]  # exclusive
-    episode_last = episode_end - 1
-    window = np.minimum(episode_end - source, n_step)
-
-    def per_step(x: np.ndarray) -> np.ndarray:
-        return x.reshape(x.shape + (1,) * (rank - 1))
-
-    total_reward = reward[source]
-    total_discount = discount[source]
-    weight = total_discount
-    for k in range(1, n_step):
-        in_window = k < window
-        at = np.minimum(source + k, episode_last)
         total_reward = total_reward + np.where(
             per_step(in_window), (gamma**k) * weight * reward[at], 0
         ).astype(dtype)
@@ -115,12 +82,20 @@ def _final_transition_indices(lengths, ends, reward, discount, is_terminal, n_st
         total_discount = np.where(
             per_step(in_window), total_discount * gamma * discount[at], total_discount
         ).astype(dtype)
-    reaches_terminal = (source + window == episode_end) & is_terminal[episode_last]
+    if final_transition:  # is_terminal on the last step ends the episode after that step
+        episode_last = episode_end - 1
+        reaches_terminal = (source + window == episode_end) & is_terminal[episode_last]
+        following = np.minimum(source + window, episode_last)
+    else:  # is_terminal on step i + m: the transition reaching it ends in a terminal state
+        reaches_terminal = is_terminal[np.minimum(source + window, last)].copy()
+        for k in range(1, n_step):
+            reaches_terminal |= (k < window) & is_terminal[np.minimum(source + k, last)]
+        following = source + window
     total_discount = np.where(per_step(reaches_terminal), 0, total_discount).astype(dtype)
     if rank == 1:
         total_reward, total_discount = total_reward.reshape(-1), total_discount.reshape(-1)
-    return {"source": source, "next": np.minimum(source + window, episode_last),
-            "reward": total_reward, "discount": total_discount}
+    return {"source": source, "next": following, "reward": total_reward,
+            "discount": total_discount}
 
 
 def window_counts(lengths: np.ndarray, size: int, shift: int, pad: bool) -> np.ndarray:
