@@ -49,14 +49,9 @@ class Builder(ConvertedBuilder):
         return describe_source(self.source, "envlogger")
 
     def features_json(self) -> dict[str, Any]:
-        from rlds_hub.format.features import episode_features
+        from rlds_hub.beam.jobs.convert import source_features
 
-        d = self._description
-        return episode_features(
-            observation_spec=d.observation_spec, action_spec=d.action_spec,
-            reward_spec=d.reward_spec, discount_spec=d.discount_spec,
-            step_metadata_spec=d.step_metadata_spec,
-            episode_metadata_spec=d.episode_metadata_spec)
+        return source_features(self._description)
 
     def write_dataset(self, output: str, beam_args: list[str] | None) -> dict[str, Any]:
         from rlds_hub.beam.jobs.convert import convert

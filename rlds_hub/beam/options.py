@@ -58,20 +58,36 @@ def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]
             raise ValueError(f"--direct_num_workers must be >= 1, got {args.direct_num_workers}")
         flags += [f"--direct_num_workers={args.direct_num_workers}",
                   f"--direct_running_mode={args.direct_running_mode}"]
+    if is_dask(runner) and args.dask_client_address:
+        flags.append(f"--dask_client_address={args.dask_client_address}")
     passed = [flag for option in args.beam_options for flag in shlex.split(option)]
-    passed += list(extra)
-    if not any(f.startswith("--default_sdk_harness_log_level") for f in passed):
-        flags.append("--default_sdk_harness_log_level=WARNING")  # workers' INFO chatter
-    if not any(f.startswith("--sdk_harness_log_level_overrides") for f in passed):
+    return normalize_flags(flags + passed + list(extra))
+
+
+def normalize_flags(flags: Sequence[str]) -> list[str]:
+    """Beam flags with rlds_hub's defaults: the runner's short names resolved, one Dask
+    partition per work unit, and quiet workers (see the module docstring)."""
+    out = []
+    for flag in flags:
+        name, sep, value = flag.partition("=")
+        if name == "--runner" and sep:
+            flag = f"--runner={RUNNER_ALIASES.get(value, value)}"
+        out.append(flag)
+    runner = next((f.partition("=")[2] for f in reversed(out) if f.startswith("--runner=")),
+                  DEFAULT_RUNNER)
+
+    def given(prefix: str) -> bool:
+        return any(f.startswith(prefix) for f in out)
+
+    if is_dask(runner) and not (given("--dask_npartitions") or given("--dask_partition_size")):
+        out.append("--dask_partition_size=1")
+    if not given("--default_sdk_harness_log_level"):
+        out.append("--default_sdk_harness_log_level=WARNING")  # workers' INFO chatter
+    if not given("--sdk_harness_log_level_overrides"):
         # A failed element's traceback: the driver re-raises its message (file, episode).
-        flags.append('--sdk_harness_log_level_overrides={"apache_beam.runners.common": '
-                     '"CRITICAL", "apache_beam.runners.worker.sdk_worker": "CRITICAL"}')
-    if is_dask(runner):
-        if args.dask_client_address:
-            flags.append(f"--dask_client_address={args.dask_client_address}")
-        if not any(f.startswith(("--dask_npartitions", "--dask_partition_size")) for f in passed):
-            flags.append("--dask_partition_size=1")
-    return flags + passed
+        out.append('--sdk_harness_log_level_overrides={"apache_beam.runners.common": '
+                   '"CRITICAL", "apache_beam.runners.worker.sdk_worker": "CRITICAL"}')
+    return out
 
 
 def is_dask(runner: str) -> bool:
@@ -82,8 +98,7 @@ def pipeline_options(flags: Sequence[str]) -> Any:
     """``PipelineOptions`` from Beam flags; an unknown runner fails here, clearly."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    options = PipelineOptions(list(flags))
-    return options
+    return PipelineOptions(normalize_flags(flags))
 
 
 def describe_runner(flags: Sequence[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rlds_hub.beam import job
-from rlds_hub.beam.options import DEFAULT_RUNNER
+from rlds_hub.beam.options import DEFAULT_RUNNER, normalize_flags
 from rlds_hub.beam.sink import Sharding, WriteDataset, finish_dataset
 from rlds_hub.beam.source import ReadEpisodes, read_source_checksums
 from rlds_hub.beam.staging import Staging
@@ -24,9 +24,10 @@ from rlds_hub.storage.selection import Selection
 def default_flags(beam_args: Sequence[str] | None) -> list[str]:
     """Beam flags for a Python-API call: the given ones, or the default runner."""
     if beam_args is not None:
-        return list(beam_args)
-    return [f"--runner={DEFAULT_RUNNER}", f"--direct_num_workers={os.cpu_count() or 1}",
-            "--direct_running_mode=multi_processing"]
+        return normalize_flags(beam_args)
+    return normalize_flags([f"--runner={DEFAULT_RUNNER}",
+                            f"--direct_num_workers={os.cpu_count() or 1}",
+                            "--direct_running_mode=multi_processing"])
 
 
 def sharding_from_args(args: argparse.Namespace) -> Sharding:

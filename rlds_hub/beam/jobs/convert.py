@@ -72,13 +72,7 @@ def convert(
     if image_encoding not in IMAGE_ENCODINGS:
         raise ValueError(f"image_encoding must be one of {IMAGE_ENCODINGS}, got {image_encoding!r}")
     description = describe_source(input, source_format, **source_options)
-    features_json = episode_features(
-        observation_spec=description.observation_spec, action_spec=description.action_spec,
-        reward_spec=description.reward_spec, discount_spec=description.discount_spec,
-        step_metadata_spec=description.step_metadata_spec,
-        episode_metadata_spec=description.episode_metadata_spec,
-        image_encoding=image_encoding,
-    )
+    features_json = source_features(description, image_encoding)
     Plan.from_features_json(features_json)  # unsupported features fail before the pipeline
     name = name or layout.dataset_name_from_path(_path_for_name(description.name))
     layout.check_dataset_name(name)
@@ -118,10 +112,10 @@ def convert(
             "created": job.now(),
             "env_name": description.metadata.get("env_name"),
             "specs": {
-                "observation": spec_to_json(description.observation_spec),
-                "action": spec_to_json(description.action_spec),
-                "reward": spec_to_json(description.reward_spec),
-                "discount": spec_to_json(description.discount_spec),
+                "observation": spec_to_json(sorted_spec(description.observation_spec)),
+                "action": spec_to_json(sorted_spec(description.action_spec)),
+                "reward": spec_to_json(sorted_spec(description.reward_spec)),
+                "discount": spec_to_json(sorted_spec(description.discount_spec)),
             },
             "image_encoding": image_encoding,
             "layout": description.layout,
@@ -141,6 +135,29 @@ def convert(
     summary["input_episodes"] = description.num_episodes
     summary["source_format"] = description.format
     return summary
+
+
+def sorted_spec(spec: Any) -> Any:
+    """``spec`` with every dict's keys sorted: a source's dict order (envlogger decodes
+    protobuf maps) must not change ``features.json`` from one run to the next."""
+    if isinstance(spec, dict):
+        return {key: sorted_spec(spec[key]) for key in sorted(spec)}
+    if isinstance(spec, (tuple, list)):
+        return type(spec)(sorted_spec(v) for v in spec)
+    return spec
+
+
+def source_features(description: Any, image_encoding: str = "png") -> dict[str, Any]:
+    """The output features of a described source (dict keys in sorted order)."""
+    return episode_features(
+        observation_spec=sorted_spec(description.observation_spec),
+        action_spec=sorted_spec(description.action_spec),
+        reward_spec=sorted_spec(description.reward_spec),
+        discount_spec=sorted_spec(description.discount_spec),
+        step_metadata_spec=sorted_spec(description.step_metadata_spec),
+        episode_metadata_spec=sorted_spec(description.episode_metadata_spec),
+        image_encoding=image_encoding,
+    )
 
 
 def _path_for_name(name: str) -> Any:
