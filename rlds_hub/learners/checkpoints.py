@@ -79,12 +79,14 @@ class Checkpointer:
 
     def restore_policy(self, target_policy: Any, step: int | None = None
                        ) -> tuple[Any, dict[str, Any]]:
-        """Only the policy parameters (shaped like ``target_policy``) and meta."""
+        """Only the policy parameters (shaped like ``target_policy``; None: as saved) and
+        meta."""
         ocp = _ocp()
         step = self._step(step)
+        target = None if target_policy is None else abstract(target_policy)
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
-                policy=ocp.args.StandardRestore(abstract(target_policy)),
+                policy=ocp.args.StandardRestore(target),
                 meta=ocp.args.JsonRestore(),
             ))
         except (ValueError, KeyError, TypeError) as e:

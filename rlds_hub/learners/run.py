@@ -91,6 +91,9 @@ def prepare(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, s
         from rlds_hub.storage.query import select
 
         opened = as_dataset(dataset, f"train {algorithm}")
+        if opened.num_episodes == 0:
+            raise DataError(f"{opened.path} holds no episode to learn from (record some, or "
+                            "point --dataset at another directory)")
         selection = select(opened, split)
     except DatasetError as e:
         raise DataError(str(e)) from None

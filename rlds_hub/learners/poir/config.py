@@ -57,6 +57,7 @@ class POIRConfig(RunConfig):
     wide_noise: float = 1.0
     plan_mixing: float = 0.5
     temperature: float = 5.0
+    iterations: int = 1
     cost: Literal["tracking", "knn"] = "tracking"
     segments: int = 16
     cost_discount: float = 1.0

@@ -82,19 +82,41 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
         return z_next, (actions, z_next)
 
     start = jnp.broadcast_to(z0, (n, z0.shape[-1]))
-    _, (actions, states) = jax.lax.scan(step, start, (keys, previous))  # [H, N, ...]
-    if config.cost == "knn":
-        costs = jax.vmap(lambda z: knn_distance(z, params["references"], config.knn))(states)
-        total = jnp.sum(costs * discounts[:, None], axis=0)  # [N]
-    else:
+    if config.cost == "tracking":
         # The expert segments that start nearest to the current state.
         nearest = nearest_references(params["references"], z0, config.segments)
         segments = params["continuations"][nearest]  # [S, H, D]
-        total = tracking_cost(jnp.swapaxes(states, 0, 1), segments, discounts)
-    standardised = (total - jnp.min(total)) / (jnp.std(total) + 1e-6)
-    weights = jax.nn.softmax(-config.temperature * standardised)
-    chosen = jnp.einsum("n,hna->ha", weights, actions)
-    return chosen, {"plan_cost": jnp.sum(weights * total), "bc_cost": total[0]}
+
+    def score(states):  # [H, N, D] -> [N]
+        if config.cost == "knn":
+            costs = jax.vmap(lambda z: knn_distance(z, params["references"], config.knn))(states)
+            return jnp.sum(costs * discounts[:, None], axis=0)
+        return tracking_cost(jnp.swapaxes(states, 0, 1), segments, discounts)
+
+    def average(actions, total):
+        standardised = (total - jnp.min(total)) / (jnp.std(total) + 1e-6)
+        weights = jax.nn.softmax(-config.temperature * standardised)
+        return jnp.einsum("n,hna->ha", weights, actions), jnp.sum(weights * total)
+
+    _, (actions, states) = jax.lax.scan(step, start, (keys, previous))  # [H, N, ...]
+    total = score(states)
+    bc_cost = total[0]
+    chosen, cost = average(actions, total)
+    # Refinements (CEM-like): open-loop sequences around the current plan, narrower each
+    # time; the plan itself is always among them.
+    for iteration in range(1, config.iterations):
+        key, sub = jax.random.split(key)
+        scale = config.proposal_noise * 0.5 ** iteration
+        noise = scale * jax.random.normal(sub, (horizon, n, chosen.shape[-1]))
+        candidates = jnp.clip(chosen[:, None] + noise.at[:, 0].set(0.0), -1.0, 1.0)
+
+        def rollout(z, a):
+            z_next = predict(networks, params, z, a, networks.dynamics.size)
+            return z_next, z_next
+
+        _, states = jax.lax.scan(rollout, start, candidates)
+        chosen, cost = average(candidates, score(states))
+    return chosen, {"plan_cost": cost, "bc_cost": bc_cost}
 
 
 def act(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any],

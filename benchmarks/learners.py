@@ -1,0 +1,305 @@
+"""Quality benchmarks of the learners: normalised return over seeds, with curves.
+
+Normalised return = (R − R_random) / (R_expert − R_random): R_expert and R_random are the
+scripted expert's and the uniform random policy's mean returns measured in the same run, on
+the same held-out environment seed as the learner's evaluation (episodes the data never
+saw), under the same shift. Every experiment records its own demonstrations with rlds_hub's
+recorder (seed 0), trains one run per seed with ``rlds_hub.learners.train`` (the code behind
+``rlds-hub train``), and keeps each finished seed's result on disk, so an interrupted
+benchmark resumes where it stopped and partial results are never lost.
+
+    python benchmarks/learners.py bc-point-mass  --seeds 5 --out out/learners
+    python benchmarks/learners.py ail-point-mass --seeds 5 --out out/learners
+    python benchmarks/learners.py ail-cartpole   --seeds 3 --out out/learners
+    python benchmarks/learners.py bc-cartpole    --seeds 3 --out out/learners
+    python benchmarks/learners.py poir-cartpole  --seeds 5 --out out/learners
+    python benchmarks/learners.py report --out out/learners [--images docs/images]
+
+Targets (issue 10): BC >= 0.9 on point_mass-easy from <= 20 episodes; AIL >= 0.8 on
+point_mass-easy from <= 10 episodes within a stated budget of environment steps; POIR >=
+BC + 0.1 on cartpole-swingup under shift (noisy actions; initial states outside the
+demonstrations'), from <= 20 clean episodes, and better again after online fine-tuning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+POINT_MASS = "dm_control/point_mass-easy"
+CARTPOLE = "dm_control/cartpole-swingup"
+EVAL_EPISODES = 10
+
+# Deployment shifts for POIR (see rlds_hub.learners.shifts): Gaussian action noise of 0.3
+# times the action half-range; and episodes starting with the cart 0.5-1.0 m off centre and
+# the pole 0.5-1.0 rad away from hanging straight down (the demonstrations start within
+# 0.01 of both), with the pole's angular velocity 0.5-1.5 rad/s.
+SHIFTS = {
+    "clean": {},
+    "noisy_actions": {"action_noise": 0.3},
+    "shifted_start": {"qpos_offset": [[0.5, 1.0], [0.5, 1.0]],
+                      "qvel_offset": [None, [0.5, 1.5]]},
+}
+
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "bc-point-mass": {"algorithm": "bc", "env": POINT_MASS, "demos": 20,
+                      "config": {"num_steps": 20_000, "eval_every": 2_000}},
+    "ail-point-mass": {"algorithm": "ail", "env": POINT_MASS, "demos": 10,
+                       "config": {"num_steps": 50_000, "eval_every": 5_000}},
+    "bc-cartpole": {"algorithm": "bc", "env": CARTPOLE, "demos": 10,
+                    "config": {"num_steps": 20_000, "eval_every": 2_000}},
+    "ail-cartpole": {"algorithm": "ail", "env": CARTPOLE, "demos": 10,
+                     "config": {"num_steps": 150_000, "eval_every": 10_000}},
+}
+
+
+def demonstrations(out: str, env: str, episodes: int) -> str:
+    """The expert demonstrations of an experiment (recorded once, seed 0)."""
+    from rlds_hub.learners.testing import record_episodes
+
+    name = env.split("/")[-1]
+    path = os.path.join(out, "data", f"{name}-expert-{episodes}")
+    if not os.path.exists(os.path.join(path, "dataset_info.json")):
+        record_episodes(path, env, episodes=episodes, seed=0)
+    return path
+
+
+def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]]:
+    from rlds_hub.learners import train
+
+    spec = EXPERIMENTS[name]
+    data = demonstrations(out, spec["env"], spec["demos"])
+    results = []
+    for seed in seeds:
+        run_dir = os.path.join(out, name, f"seed{seed}")
+        result_path = os.path.join(run_dir, "result.json")
+        if os.path.exists(result_path):
+            with open(result_path) as f:
+                results.append(json.load(f))
+            print(f"{name} seed {seed}: done before", flush=True)
+            continue
+        resume = os.path.exists(os.path.join(run_dir, "run.json"))
+        started = time.perf_counter()
+        config = {"eval_episodes": EVAL_EPISODES, **spec["config"]}
+        result = train(spec["algorithm"], dataset=data, env=spec["env"], out=run_dir, seed=seed,
+                       config=config, resume=resume, progress=sys.stderr.isatty(),
+                       echo=lambda line: None)
+        final = result.evaluations[-1]
+        record = {
+            "experiment": name, "seed": seed, "algorithm": spec["algorithm"],
+            "env": spec["env"], "demos": spec["demos"], "steps": result.steps,
+            "normalized_return": final["normalized_return"], "return": final["return"],
+            "expert": result.references["expert"], "random": result.references["random"],
+            "curve": [(e["step"], e["normalized_return"]) for e in result.evaluations],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        with open(result_path, "w") as f:
+            json.dump(record, f, indent=1)
+        results.append(record)
+        print(f"{name} seed {seed}: normalised {record['normalized_return']:.3f} "
+              f"(return {record['return']:.1f}; expert {record['expert']:.1f}, random "
+              f"{record['random']:.1f}) in {record['seconds']:.0f} s", flush=True)
+    return results
+
+
+# -- POIR under shift ------------------------------------------------------------------------
+
+
+def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int = 20_000,
+             online_steps: int = 20_000, episodes: int = 5) -> list[dict[str, Any]]:
+    """BC, POIR trained offline, and POIR after online fine-tuning, each deployed under
+    every shift of :data:`SHIFTS` (``episodes`` held-out episodes per shift and seed)."""
+    from rlds_hub.learners import load_policy, train
+    from rlds_hub.learners.evaluation import (
+        held_out_seed,
+        normalized_return,
+        reference_returns,
+        run_episodes,
+    )
+
+    data = demonstrations(out, CARTPOLE, demos)
+    results = []
+    references: dict[str, Any] = {}
+    for seed in seeds:
+        result_path = os.path.join(out, "poir-cartpole", f"seed{seed}", "result.json")
+        if os.path.exists(result_path):
+            with open(result_path) as f:
+                results.append(json.load(f))
+            continue
+        os.makedirs(os.path.dirname(result_path), exist_ok=True)
+        eval_seed = held_out_seed(seed, [0])
+        record: dict[str, Any] = {"seed": seed, "demos": demos, "offline_steps": offline_steps,
+                                  "online_steps": online_steps, "episodes": episodes,
+                                  "shifts": {}}
+        started = time.perf_counter()
+        quiet = {"progress": sys.stderr.isatty(), "echo": lambda line: None}
+        base = os.path.join(out, "poir-cartpole", f"seed{seed}")
+        bc_dir, poir_dir = os.path.join(base, "bc"), os.path.join(base, "poir")
+        if not os.path.exists(os.path.join(bc_dir, "checkpoints")):
+            train("bc", dataset=data, env=CARTPOLE, out=bc_dir, seed=seed,
+                  config={"num_steps": offline_steps, "eval_episodes": 0}, **quiet)
+        if not os.path.exists(os.path.join(poir_dir, "checkpoints")):
+            train("poir", dataset=data, env=CARTPOLE, out=poir_dir, seed=seed,
+                  config={"num_steps": offline_steps, "eval_episodes": 0}, **quiet)
+        policies = {"bc": load_policy(bc_dir), "poir": load_policy(poir_dir, seed=seed)}
+        for shift_name, shift in SHIFTS.items():
+            key = (shift_name, eval_seed)
+            if key not in references:
+                references[key] = reference_returns(CARTPOLE, seed=eval_seed, episodes=episodes,
+                                                    shift=shift)
+            refs = references[key]
+            row = {"expert": refs["expert"], "random": refs["random"]}
+            for label, policy in policies.items():
+                returns = run_episodes(policy, CARTPOLE, seed=eval_seed, episodes=episodes,
+                                       shift=shift)
+                row[label] = normalized_return(returns, refs)
+            record["shifts"][shift_name] = row
+            print(f"poir seed {seed} {shift_name}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in row.items() if k not in ("expert", "random")),
+                flush=True)
+        if online_steps:
+            for shift_name in ("noisy_actions", "shifted_start"):
+                tuned_dir = os.path.join(base, f"poir-online-{shift_name}")
+                config = {"num_steps": offline_steps, "eval_episodes": 0,
+                          "online_steps": online_steps, "online_shift": SHIFTS[shift_name]}
+                if not os.path.exists(os.path.join(tuned_dir, "run.json")):
+                    train("poir", dataset=data, env=CARTPOLE, out=tuned_dir, seed=seed,
+                          config=config, **quiet)
+                tuned = load_policy(tuned_dir, seed=seed)
+                refs = references[(shift_name, eval_seed)]
+                returns = run_episodes(tuned, CARTPOLE, seed=eval_seed, episodes=episodes,
+                                       shift=SHIFTS[shift_name])
+                record["shifts"][shift_name]["poir_online"] = normalized_return(returns, refs)
+                print(f"poir seed {seed} {shift_name}: fine-tuned "
+                      f"{record['shifts'][shift_name]['poir_online']:.3f}", flush=True)
+        record["seconds"] = round(time.perf_counter() - started, 1)
+        with open(result_path, "w") as f:
+            json.dump(record, f, indent=1)
+        results.append(record)
+    return results
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def _load(out: str, name: str) -> list[dict[str, Any]]:
+    folder = os.path.join(out, name)
+    if not os.path.isdir(folder):
+        return []
+    records = []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry, "result.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                records.append(json.load(f))
+    return records
+
+
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})"
+
+
+def report(out: str, images: str | None) -> None:
+    print(f"# learners quality benchmark ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
+          f"{os.cpu_count()} CPUs)\n")
+    print("| experiment | demos | budget | seeds: normalised return | mean ± std | target |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    targets = {"bc-point-mass": ">= 0.9", "ail-point-mass": ">= 0.8"}
+    for name in EXPERIMENTS:
+        records = _load(out, name)
+        if not records:
+            continue
+        unit = "updates" if records[0]["algorithm"] == "bc" else "env steps"
+        seeds = ", ".join(f"{r['normalized_return']:.2f}" for r in records)
+        print(f"| {name} | {records[0]['demos']} | {records[0]['steps']:,} {unit} | {seeds} | "
+              f"{_mean_std([r['normalized_return'] for r in records])} | "
+              f"{targets.get(name, '-')} |")
+    poir = _load(out, "poir-cartpole")
+    if poir:
+        print("\nPOIR on cartpole-swingup (normalised return, mean ± std over seeds):\n")
+        print("| deployment | BC | POIR (offline) | POIR (fine-tuned online) | expert return | "
+              "random return |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for shift in SHIFTS:
+            rows = [r["shifts"][shift] for r in poir if shift in r["shifts"]]
+            print(f"| {shift} | {_mean_std([r['bc'] for r in rows])} | "
+                  f"{_mean_std([r['poir'] for r in rows])} | "
+                  f"{_mean_std([r.get('poir_online') for r in rows])} | "
+                  f"{np.mean([r['expert'] for r in rows]):.1f} | "
+                  f"{np.mean([r['random'] for r in rows]):.1f} |")
+    if images:
+        plot_curves(out, images)
+
+
+def plot_curves(out: str, images: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(images, exist_ok=True)
+    pairs = {"point_mass": ("bc-point-mass", "ail-point-mass"),
+             "cartpole": ("bc-cartpole", "ail-cartpole")}
+    for task, names in pairs.items():
+        series = {n: _load(out, n) for n in names}
+        if not any(series.values()):
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for ax, name in zip(axes, names, strict=True):
+            for record in series[name]:
+                steps, values = zip(*record["curve"], strict=True)
+                ax.plot(steps, values, alpha=0.35, color="tab:blue")
+            if series[name]:
+                grid = sorted({s for r in series[name] for s, _ in r["curve"]})
+                mean = [np.mean([v for r in series[name] for s, v in r["curve"] if s == g])
+                        for g in grid]
+                ax.plot(grid, mean, color="tab:blue", lw=2, label="mean over seeds")
+            ax.axhline(1.0, color="tab:green", ls="--", label="expert")
+            ax.axhline(0.0, color="tab:red", ls=":", label="random")
+            algorithm = name.split("-")[0].upper()
+            unit = "SGD updates" if algorithm == "BC" else "environment steps"
+            ax.set_title(f"{algorithm} on {task}", fontsize=10)
+            ax.set_xlabel(unit)
+            ax.set_ylabel("normalised return")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(images, f"learners_{task}.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        print(f"\nwrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("experiment", choices=[*EXPERIMENTS, "poir-cartpole", "report"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--out", default="out/learners")
+    parser.add_argument("--images", default=None, help="write curve PNGs here (report)")
+    parser.add_argument("--online-steps", type=int, default=20_000)
+    args = parser.parse_args()
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.experiment == "report":
+        report(args.out, args.images)
+    elif args.experiment == "poir-cartpole":
+        run_poir(seeds, args.out, online_steps=args.online_steps)
+    else:
+        run_experiment(args.experiment, seeds, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Wiring POIR into a run: offline training, then online fine-tuning of the planner's model.
+
+Progress counts offline SGD updates first (``num_steps``), then environment steps
+(``online_steps``). Online, the agent acts with its planner in the environment (under
+``online_shift``, e.g. the deployment's noisy actuators); every episode is recorded with
+rlds_hub's :class:`~rlds_hub.recorders.Recorder` into ``<run>/experience`` and read back
+from there — the executed actions, as the environment applied them — to fine-tune the
+dynamics ensemble on demonstrations plus experience.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from rlds_hub.learners import evaluation, inputs, shifts
+from rlds_hub.learners.normalization import Normalizer
+from rlds_hub.learners.poir.acting import POIRPolicy
+from rlds_hub.learners.poir.config import POIRConfig
+from rlds_hub.learners.poir.learning import FIELDS, POIRLearner
+from rlds_hub.learners.poir.networks import make_networks
+from rlds_hub.learners.task import TaskSpec
+
+CONFIG = POIRConfig
+
+
+def episode_ids(selection: Any) -> np.ndarray:
+    """The demonstration index of every transition of a selection, in dataset order."""
+    from rlds_hub.storage.episodes import episode_table
+
+    rows = episode_table(selection.dataset, selection.split)
+    if selection.indices is not None:
+        rows = [rows[i] for i in selection.indices]
+    return np.repeat(np.arange(len(rows)), [r["num_transitions"] for r in rows])
+
+
+class POIRAgent:
+    """POIR in the run loop."""
+
+    unit = "step"
+
+    def __init__(self, setup: Any):
+        from rlds_hub.storage.query import select
+
+        cfg: POIRConfig = setup.config
+        self.setup, self.config = setup, cfg
+        selection = select(setup.dataset, setup.split)
+        self.demonstrations = inputs.load_transitions(setup.dataset, setup.task, setup.split,
+                                                      fields=FIELDS)
+        self.learner = POIRLearner(setup.task, cfg, setup.normalizer, self.demonstrations,
+                                   episode_ids(selection), seed=setup.seed,
+                                   parallel=setup.parallel)
+        self.online_steps = 0
+        self.online_episodes = 0
+        self._experience: list[dict[str, np.ndarray]] = []
+        self._env: Any = None
+        self._policy: POIRPolicy | None = None
+        self._timestep: Any = None
+        self._recorder: Any = None
+        from rlds_hub.learners.run import EXPERIENCE
+
+        self.experience_dir = os.path.join(setup.run_dir, EXPERIENCE)
+
+    @property
+    def total(self) -> int:
+        return self.config.num_steps + self.config.online_steps
+
+    @property
+    def progress(self) -> int:
+        return self.learner.steps + self.online_steps
+
+    def advance(self, limit: int) -> Any:
+        if self.learner.steps < self.config.num_steps:
+            return self.learner.step(min(limit, self.config.num_steps) - self.learner.steps)
+        return self._online(min(self.config.steps_per_call, limit - self.progress))
+
+    # -- online --------------------------------------------------------------------------------
+
+    def _start_online(self) -> None:
+        from rlds_hub.envs import make_env
+        from rlds_hub.recorders import Recorder
+
+        setup, cfg = self.setup, self.config
+        seed = setup.seed * 1_000_003 + self.online_steps + 1
+        env = make_env(setup.env_name, seed=seed)
+
+        def record(inner):
+            self._recorder = Recorder(
+                inner, self.experience_dir, env_name=setup.env_name,
+                policy_name="poir (online fine-tuning)", seed=seed,
+                episode_fn=lambda timestep, action, env: {"env_steps": np.int64(self.progress)},
+                save_unfinished_episodes=False, metadata={"shift": dict(cfg.online_shift or {})})
+            return self._recorder
+
+        self._env = shifts.apply_shift(env, cfg.online_shift, seed, record=record)
+        self._policy = POIRPolicy(setup.task, self.learner.networks, cfg,
+                                  self.learner.planner_params(), seed=seed)
+        self._timestep = self._env.reset()
+
+    def _online(self, count: int) -> Any:
+        if self._env is None:
+            self._start_online()
+        metrics = None
+        for _ in range(count):
+            self._timestep = self._env.step(self._policy(self._timestep))
+            self.online_steps += 1
+            if self._timestep.last():
+                metrics = self._finetune()
+                self._policy.reset()
+                self._timestep = self._env.reset()
+        return metrics
+
+    def _finetune(self) -> Any:
+        """Reads the episode just recorded back and fine-tunes the ensemble."""
+        from rlds_hub.storage import open_dataset
+
+        self.online_episodes += 1
+        dataset = open_dataset(self.experience_dir)
+        count = dataset.split("train").num_episodes
+        rows = inputs.load_transitions(dataset, self.setup.task, "train",
+                                       episodes=[count - 1], fields=FIELDS, check=False)
+        self._experience.append(rows)
+        planned = self._policy.planned_fraction
+        data = {k: np.concatenate([self.demonstrations[k], *(e[k] for e in self._experience)])
+                for k in FIELDS}
+        rng = np.random.default_rng([self.setup.seed, 3, self.online_episodes])
+        metrics = self.learner.finetune(data, self.config.finetune_updates_per_episode, rng)
+        self._policy.params = self.learner.planner_params()
+        return {**(metrics or {}), "planned_fraction": planned,
+                "online_episodes": self.online_episodes}
+
+    # -- evaluation and checkpoints -----------------------------------------------------------
+
+    def evaluate(self, setup: Any, record_to: str | None = None) -> dict[str, Any]:
+        policy = POIRPolicy(setup.task, self.learner.networks, self.config,
+                            self.learner.planner_params(), seed=setup.eval_seed)
+        fractions: list[float] = []
+
+        class Tracked:
+            def reset(self) -> None:
+                if policy.steps:
+                    fractions.append(policy.planned_fraction)
+                policy.reset()
+
+            def __call__(self, timestep: Any) -> Any:
+                return policy(timestep)
+
+        result = evaluation.evaluate(
+            Tracked(), setup.env_name, seed=setup.eval_seed, episodes=self.config.eval_episodes,
+            references=setup.references, record_to=record_to, shift=self.config.online_shift,
+            policy_name=f"poir@{self.progress}", learner_step=self.progress)
+        if policy.steps:
+            fractions.append(policy.planned_fraction)
+        return {**result, "planned_fraction": float(np.mean(fractions)) if fractions else 0.0}
+
+    def can_checkpoint(self) -> bool:
+        return self._env is None or self._timestep is None or self._timestep.first()
+
+    def checkpoint_state(self) -> Any:
+        return {"learner": self.learner.state}
+
+    def checkpoint(self) -> tuple[Any, Any, dict[str, Any]]:
+        meta = {"online_steps": self.online_steps, "online_episodes": self.online_episodes,
+                "offline_steps": self.learner.steps}
+        return self.checkpoint_state(), {"policy": self.learner.planner_params()}, meta
+
+    def restore(self, state: Any, meta: dict[str, Any]) -> None:
+        self.learner.state = self.learner.parallel.replicate(state["learner"])
+        self.learner.steps = int(meta.get("offline_steps", self.learner.state.steps))
+        self.online_steps = int(meta.get("online_steps", 0))
+        self.online_episodes = int(meta.get("online_episodes", 0))
+        if self.online_episodes:
+            rows = inputs.load_transitions(self.experience_dir, self.setup.task, "train",
+                                           episodes=range(self.online_episodes), fields=FIELDS,
+                                           check=False)
+            self._experience = [rows]
+
+    def finish(self) -> None:
+        """An unfinished online episode is dropped at close (only whole ones are kept)."""
+
+    def data_exhausted_message(self) -> str:
+        return "the data source ran out"
+
+    def close(self) -> None:
+        if self._recorder is not None:
+            self._recorder.close()
+
+
+def make_agent(setup: Any) -> POIRAgent:
+    return POIRAgent(setup)
+
+
+def policy_params_template(task: TaskSpec, config: POIRConfig, run: dict[str, Any]) -> None:
+    """None: the planner's arrays (reference states, segments) are sized by the data, so the
+    checkpoint's policy item is restored as saved."""
+    return None
+
+
+def make_policy(task: TaskSpec, config: POIRConfig, normalizer: Normalizer, params: Any, *,
+                run: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
+                seed: int = 0) -> POIRPolicy:
+    """POIR's acting policy (BC, the planner out of distribution) from a checkpoint."""
+    import jax
+
+    planner_params = jax.tree_util.tree_map(jax.numpy.asarray, params["policy"])
+    return POIRPolicy(task, make_networks(task, config), config, planner_params, seed=seed)

@@ -1,0 +1,94 @@
+"""`rlds-hub train` end to end: JSON-line metrics, checkpoints, a browsable RLDS dataset of
+evaluation episodes, the learning curve, --resume (and its refusals), and
+`rlds-hub record --policy checkpoint:DIR`."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rlds_hub.cli import main
+from rlds_hub.learners import load_policy
+from rlds_hub.learners.errors import CheckpointError, SpecMismatchError
+from rlds_hub.learners.testing import record_episodes
+
+ENV = "dm_control/point_mass-easy"
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    return record_episodes(tmp_path_factory.mktemp("cli") / "pm", ENV, episodes=3, seed=0)
+
+
+def test_train_writes_a_complete_run_and_resumes(demos, tmp_path, capsys):
+    out = tmp_path / "run"
+    config = tmp_path / "bc.json"
+    config.write_text(json.dumps({"eval_every": 200, "eval_episodes": 1, "log_every": 100,
+                                  "checkpoint_every": 200, "steps_per_call": 50}))
+    args = ["train", "bc", "--dataset", demos, "--env", ENV, "--out", str(out), "--seed", "3",
+            "--config", str(config), "--quiet"]
+    assert main([*args, "--steps", "400"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["step"] for r in lines if r["kind"] == "eval"] == [200, 400]
+    assert [r["step"] for r in lines if r["kind"] == "train"] == [100, 200, 300, 400]
+    for name in ("run.json", "metrics.jsonl", "learning_curve.png", "checkpoints"):
+        assert (out / name).exists(), name
+    from rlds_hub.data import episode_table
+
+    table = episode_table(str(out / "evaluation"))
+    assert len(table) == 2 and {r["metadata"]["learner_step"] for r in table} == {200, 400}
+
+    assert main([*args, "--steps", "400"]) == 2  # the run exists: --resume or another --out
+    assert "already holds a training run" in capsys.readouterr().err
+    assert main([*args, "--steps", "600", "--resume"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [200, 400, 600]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"learning_rate": 0.01}))
+    assert main(["train", "bc", "--dataset", demos, "--env", ENV, "--out", str(out),
+                 "--seed", "3", "--config", str(other), "--resume", "--quiet"]) == 2
+    assert "config learning_rate: 0.0001 in the run, 0.01 now" in capsys.readouterr().err
+
+    assert main(["record", "--env", ENV, "--policy", f"checkpoint:{out}", "--episodes", "1",
+                 "--out", str(tmp_path / "played"), "--quiet"]) == 0
+    assert len(episode_table(str(tmp_path / "played"))) == 1
+
+
+def test_same_seed_same_run_on_one_device(demos, tmp_path):
+    from rlds_hub.learners.run import train
+
+    params = []
+    for name in ("a", "b"):
+        train("bc", dataset=demos, env=ENV, out=tmp_path / name, seed=5, steps=300,
+              config={"eval_episodes": 0}, progress=False, echo=lambda line: None)
+        policy = load_policy(tmp_path / name)
+        params.append(policy._act(np.ones((1, 4), np.float32)))
+    np.testing.assert_array_equal(params[0], params[1])
+
+
+def test_load_policy_refuses_what_does_not_fit(demos, tmp_path):
+    from rlds_hub.envs import make_env
+    from rlds_hub.learners.run import train
+
+    with pytest.raises(CheckpointError, match="not a training run directory"):
+        load_policy(tmp_path)
+    train("bc", dataset=demos, env=ENV, out=tmp_path / "run", steps=100,
+          config={"eval_episodes": 0, "steps_per_call": 50}, progress=False,
+          echo=lambda line: None)
+    with pytest.raises(SpecMismatchError, match="observation/position"):
+        load_policy(tmp_path / "run", env=make_env("dm_control/cartpole-swingup", seed=0))
+    policy = load_policy(tmp_path / "run", env=make_env(ENV, seed=0))
+    env = make_env(ENV, seed=1)
+    action = policy(env.reset())
+    assert action.dtype == env.action_spec().dtype and action.shape == (2,)
+    assert np.all(np.abs(action) <= 1.0)
+    cartpole = make_env("dm_control/cartpole-swingup", seed=0)
+    with pytest.raises(SpecMismatchError, match="has shape"):
+        policy(cartpole.reset())
+
+
+def test_unknown_algorithm_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "gail", "--dataset", "x", "--env", ENV, "--out", "y"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'gail'" in capsys.readouterr().err
