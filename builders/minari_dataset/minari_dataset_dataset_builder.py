@@ -1,6 +1,9 @@
-"""minari: RLDS episodes converted from a Minari dataset (HDF5 or Arrow storage).
+"""minari_dataset: RLDS episodes converted from a Minari dataset (HDF5 or Arrow storage).
 
-Build with ``RLDS_HUB_MINARI_DATASET=/path/to/dataset tfds build builders/minari`` (the
+(The folder is not called ``minari``: ``tfds build`` imports a builder folder as a package
+of that name, which would hide the ``minari`` library itself.)
+
+Build with ``RLDS_HUB_MINARI_DATASET=/path/to/dataset tfds build builders/minari_dataset`` (the
 Minari dataset directory, the one holding ``data/``), or in Python with
 ``Builder(config=MinariConfig(name="pen_expert", path=...))``. Nested Dict / Tuple spaces
 become nested features, infos the step field ``infos``; see

@@ -1,1 +1,0 @@
-"""The minari TFDS builder."""

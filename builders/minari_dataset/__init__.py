@@ -1,0 +1,1 @@
+"""The minari_dataset TFDS builder."""
