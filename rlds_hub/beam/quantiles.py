@@ -2,11 +2,13 @@
 
 A :class:`QuantileSketch` keeps, for every element of a leaf, at most ``size`` weighted
 sample points (values sorted per element, each standing for ``weight`` values). While a
-sketch has seen at most ``size`` values it is exact; beyond that, merging two sketches keeps
-the points at evenly spaced cumulative weights, so each merge adds at most ``1 / size`` of
-rank error per level of merging (a query's rank is off by at most ``levels / size`` of the
-count; :attr:`rank_error` reports that bound). Merges are done in a fixed order by the stats
-job, so the result does not depend on the runner. Non-finite values are left out, as in
+sketch has seen at most ``size`` values it is exact; beyond that, compressing keeps the points
+at evenly spaced cumulative weights, which moves any rank by at most ``total / size``. The
+sketch adds those amounts up, so :attr:`rank_error` is a guaranteed bound on how far (as a
+fraction of the count) a reported quantile's rank can be from the one asked for;
+:func:`merge_all` merges pairwise (a tree) so the bound grows with the logarithm of the
+number of parts, not linearly. The stats job merges in a fixed order, so the result does not
+depend on the runner. Non-finite values are left out, as in
 :class:`rlds_hub.inspection.stats.Moments`.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_SIZE = 2048
+DEFAULT_SIZE = 4096
 
 
 class QuantileSketch:
@@ -29,10 +31,12 @@ class QuantileSketch:
         width = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
         self.values = np.zeros((0, width), np.float64)
         self.weights = np.zeros((0, width), np.float64)
-        self.levels = 0  # compressions a point went through (for the error bound)
+        self.error = 0.0  # bound on the rank error, in units of weight
 
     def update(self, values: np.ndarray) -> None:
         """Adds ``[n, *shape]`` values."""
+        if len(values) == 0:
+            return
         rows = np.asarray(values).reshape(len(values), -1).astype(np.float64)
         weights = np.isfinite(rows).astype(np.float64)
         rows = np.where(weights > 0, rows, np.nan)
@@ -49,7 +53,7 @@ class QuantileSketch:
         order = np.argsort(values, axis=0, kind="stable")  # NaN (empty points) sort last
         self.values = np.take_along_axis(values, order, axis=0)
         self.weights = np.take_along_axis(weights, order, axis=0)
-        self.levels = max(self.levels, other.levels)
+        self.error += other.error
         self._compress()
 
     def _compress(self) -> None:
@@ -61,6 +65,7 @@ class QuantileSketch:
         width = self.values.shape[1]
         values = np.full((self.size, width), np.nan)
         weights = np.zeros((self.size, width))
+        self.error += float(self.weights.sum(axis=0).max()) / self.size
         for j in range(width):
             w = self.weights[:, j]
             total = w.sum()
@@ -73,12 +78,13 @@ class QuantileSketch:
             values[:, j] = self.values[picks, j]
             weights[:, j] = total / self.size
         self.values, self.weights = values, weights
-        self.levels += 1
 
     @property
     def rank_error(self) -> float:
         """Bound on a quantile's rank error, as a fraction of the count (0: exact)."""
-        return self.levels / self.size
+        totals = self.weights.sum(axis=0)
+        totals = totals[totals > 0]
+        return float(self.error / totals.min()) if totals.size and self.error else 0.0
 
     def quantiles(self, qs: Sequence[float]) -> list[np.ndarray]:
         """Per ``q`` in [0, 1]: the element-wise value at rank ``q`` (inverted CDF: the
@@ -104,6 +110,23 @@ class QuantileSketch:
             result[name] = _json(values)
         result["quantile_rank_error"] = self.rank_error
         return result
+
+
+def merge_all(sketches: Sequence[QuantileSketch]) -> QuantileSketch | None:
+    """Merges sketches pairwise, in order (a balanced tree: the error bound grows with the
+    logarithm of their number)."""
+    level = list(sketches)
+    if not level:
+        return None
+    while len(level) > 1:
+        merged = []
+        for i in range(0, len(level) - 1, 2):
+            level[i].merge(level[i + 1])
+            merged.append(level[i])
+        if len(level) % 2:
+            merged.append(level[-1])
+        level = merged
+    return level[0]
 
 
 def _json(values: np.ndarray) -> Any:

@@ -27,7 +27,7 @@ import numpy as np
 from rlds_hub.beam import job
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.options import describe_runner
-from rlds_hub.beam.quantiles import DEFAULT_SIZE, QuantileSketch
+from rlds_hub.beam.quantiles import DEFAULT_SIZE, QuantileSketch, merge_all
 from rlds_hub.beam.source import RecordUnit, record_units
 from rlds_hub.inspection.stats import (
     QUANTILES,
@@ -104,16 +104,13 @@ def merge_partials(dataset: Any, partials: Iterable[tuple[tuple, str, dict[str, 
     names = [f"p{q}" for q in QUANTILES]
     for split in splits:
         moments, skipped = feature_moments(dataset, keys)
-        sketches: dict[str, QuantileSketch] = {}
+        parts: dict[str, list[QuantileSketch]] = {}
         lengths, returns = [], []
         for partial in by_split[split]:
             for key, m in partial["moments"].items():
                 moments[key].merge(m)
             for key, sketch in partial["sketches"].items():
-                if key in sketches:
-                    sketches[key].merge(sketch)
-                else:
-                    sketches[key] = sketch
+                parts.setdefault(key, []).append(sketch)
             lengths.append(partial["lengths"])
             if partial["returns"] is not None:
                 returns.append(partial["returns"])
@@ -124,7 +121,7 @@ def merge_partials(dataset: Any, partials: Iterable[tuple[tuple, str, dict[str, 
             if plan.reward_key is not None else None,
             moments, skipped)
         for key, m in moments.items():
-            sketch = sketches.get(key) or QuantileSketch(m.leaf.shape)
+            sketch = merge_all(parts.get(key, [])) or QuantileSketch(m.leaf.shape)
             result["features"][m.leaf.name].update(
                 sketch.to_json([q / 100 for q in QUANTILES], names))
         results.append(result)
