@@ -182,20 +182,29 @@ class NestedEnv(gym.Env):
 
 
 def _minari_dataset(root: Path, data_format: str) -> Path:
-    os.environ["MINARI_DATASETS_PATH"] = os.fspath(root)
+    """Six episodes written by Minari's own DataCollector into ``root``."""
     from minari import DataCollector
 
     env_id = "RldsHubNested-v0"
     if env_id not in gym.registry:
         gym.register(env_id, entry_point="test_beam_convert:NestedEnv", max_episode_steps=6)
-    env = DataCollector(gym.make(env_id), record_infos=True, data_format=data_format)
-    for seed in range(6):
-        env.reset(seed=seed)
-        done = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            done = terminated or truncated
-    env.create_dataset(dataset_id=f"rldshub/nested-{data_format}-v0", algorithm_name="random")
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = os.fspath(root)  # where create_dataset writes
+    try:
+        env = DataCollector(gym.make(env_id), record_infos=True, data_format=data_format)
+        for seed in range(6):
+            env.reset(seed=seed)
+            done = False
+            while not done:
+                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                done = terminated or truncated
+        env.create_dataset(dataset_id=f"rldshub/nested-{data_format}-v0",
+                           algorithm_name="random")
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
     return root / "rldshub" / f"nested-{data_format}-v0"
 
 

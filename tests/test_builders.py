@@ -79,6 +79,9 @@ def test_envlogger_builder_equals_the_convert_job_and_loads_with_tfds(tmp_path):
 def test_tfds_build_cli_builds_the_minari_builder(tmp_path):
     from test_beam_convert import _minari_dataset
 
+    pytest.importorskip("mlcroissant", reason="TFDS 4.9.10's `tfds` command imports "
+                        "mlcroissant; install it (pip install mlcroissant)")
+
     source = _minari_dataset(tmp_path / "minari", "hdf5")
     env = {**os.environ, "RLDS_HUB_MINARI_DATASET": os.fspath(source),
            "PYTHONPATH": os.fspath(REPO / "tests")}

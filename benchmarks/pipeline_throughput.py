@@ -1,0 +1,279 @@
+"""Converting envlogger Riegeli logs to RLDS: rlds_hub's Beam convert job against TFDS's
+own path, side by side in one run.
+
+Workload (the peer's): 200 episodes x 1000 steps, 17-d float32 observations, 6-d float32
+actions in [-1, 1], float64 rewards and discounts, written by envlogger 1.2's own Riegeli
+backend into 4 log directories (50 episodes each, 25 episodes per file).
+
+Rows (each in its own process; steps/s over the whole job, start-up included; peak memory is
+the largest total RSS of the job's process tree, sampled every 0.1 s):
+
+- ceiling: envlogger's reader decoding every step, one process, nothing written (no
+  converter built on envlogger's reader can be faster per process);
+- TFDS's own path: a GeneratorBasedBuilder calling ``rlds_base.generate_examples`` (the
+  ``tfds.rlds`` envlogger reader), and the same through Beam (1 and 2 workers);
+- rlds_hub convert on the DirectRunner (1 and 2 worker processes) and on the DaskRunner
+  (LocalCluster, 2 worker processes).
+
+``--scale 10`` adds rlds_hub's 1- and 2-worker rows on a dataset 10x larger (2000 episodes),
+to show that memory does not grow with the dataset.
+
+    python benchmarks/pipeline_throughput.py [--scale 10] [--skip-tfds-beam]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+EPISODE_STEPS = 1000
+OBS_DIM, ACTION_DIM = 17, 6
+LOG_DIRS = 4
+EPISODES_PER_FILE = 25
+BASE_EPISODES = 200
+
+
+def make_logs(root: str, episodes: int) -> None:
+    """Writes the workload with envlogger's own Riegeli backend (once per size)."""
+    if os.path.exists(os.path.join(root, ".done")):
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    import dm_env
+    import envlogger
+    from dm_env import specs
+
+    from rlds_hub import _compat  # noqa: F401  (NumPy 2 alias before envlogger)
+
+    rng = np.random.default_rng(0)
+
+    class Workload(dm_env.Environment):
+        def reset(self):
+            self.t = 0
+            return dm_env.restart(rng.standard_normal(OBS_DIM).astype(np.float32))
+
+        def step(self, action):
+            self.t += 1
+            observation = rng.standard_normal(OBS_DIM).astype(np.float32)
+            if self.t >= EPISODE_STEPS:
+                return dm_env.truncation(1.0, observation)
+            return dm_env.transition(1.0, observation)
+
+        def observation_spec(self):
+            return specs.Array((OBS_DIM,), np.float32, "observation")
+
+        def action_spec(self):
+            return specs.BoundedArray((ACTION_DIM,), np.float32, -1, 1, "action")
+
+    for part in range(LOG_DIRS):
+        directory = os.path.join(root, f"part{part}")
+        os.makedirs(directory)
+        with envlogger.EnvLogger(Workload(), data_directory=directory,
+                                 max_episodes_per_file=EPISODES_PER_FILE) as env:
+            for _ in range(episodes // LOG_DIRS):
+                timestep = env.reset()
+                while not timestep.last():
+                    timestep = env.step(rng.uniform(-1, 1, ACTION_DIM).astype(np.float32))
+    open(os.path.join(root, ".done"), "w").close()
+
+
+# ---- the measured programs (each runs in its own process) -------------------------------
+
+
+def run_ceiling(logs: str, out: str) -> int:
+    import envlogger
+
+    from rlds_hub import _compat  # noqa: F401
+    from rlds_hub.beam.sources.envlogger_source import find_log_dirs
+
+    steps = 0
+    for directory in find_log_dirs(logs):
+        with envlogger.Reader(directory) as reader:
+            for episode in reader.episodes:
+                for step in episode:
+                    steps += step.timestep.observation.shape[0] > 0
+    return steps
+
+
+def run_tfds(logs: str, out: str, workers: int = 0) -> int:
+    import tensorflow_datasets as tfds
+    from etils import epath
+    from tensorflow_datasets.rlds import rlds_base
+
+    from rlds_hub import _compat  # noqa: F401
+
+    config = rlds_base.DatasetConfig(
+        name="workload",
+        observation_info=tfds.features.Tensor(shape=(OBS_DIM,), dtype=np.float32),
+        action_info=tfds.features.Tensor(shape=(ACTION_DIM,), dtype=np.float32),
+        reward_info=np.float64, discount_info=np.float64)
+
+    class TfdsOwnPath(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+        BUILDER_CONFIGS = [config]  # noqa: RUF012
+
+        def _info(self):
+            return rlds_base.build_info(config, self)
+
+        def _split_generators(self, dl_manager):
+            if workers:
+                return {"train": rlds_base.generate_beam_examples(epath.Path(logs))}
+            return {"train": rlds_base.generate_examples(epath.Path(logs))}
+
+        def _generate_examples(self, path):
+            return rlds_base.generate_examples(path)
+
+    kwargs = {}
+    if workers:
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        kwargs["download_config"] = tfds.download.DownloadConfig(beam_options=PipelineOptions(
+            [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]))
+    builder = TfdsOwnPath(data_dir=out)
+    builder.download_and_prepare(**kwargs)
+    return builder.info.splits["train"].num_examples * EPISODE_STEPS
+
+
+def run_ours(logs: str, out: str, workers: int = 1, dask: bool = False) -> int:
+    from rlds_hub.beam.jobs.convert import convert
+
+    if not dask:
+        flags = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                 f"--direct_num_workers={workers}"]
+        return convert(logs, os.path.join(out, "ds"), beam_args=flags)["steps"]
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        flags = ["--runner=DaskRunner", f"--dask_client_address={cluster.scheduler_address}"]
+        return convert(logs, os.path.join(out, "ds"), beam_args=flags)["steps"]
+
+
+PROGRAMS = {
+    "ceiling": ("envlogger reader alone, decode every step (1 process)", run_ceiling, {}),
+    "tfds": ("TFDS's own path, generator (rlds_base + envlogger reader)", run_tfds, {}),
+    "tfds_beam1": ("TFDS's own path through Beam, 1 worker", run_tfds, {"workers": 1}),
+    "tfds_beam2": ("TFDS's own path through Beam, 2 workers", run_tfds, {"workers": 2}),
+    "ours1": ("rlds_hub convert, DirectRunner, 1 worker", run_ours, {"workers": 1}),
+    "ours2": ("rlds_hub convert, DirectRunner, 2 workers", run_ours, {"workers": 2}),
+    "dask2": ("rlds_hub convert, DaskRunner, LocalCluster of 2 workers", run_ours,
+              {"workers": 2, "dask": True}),
+}
+
+
+def child(name: str, logs: str) -> None:
+    out = tempfile.mkdtemp(prefix=f"bench-{name}-")
+    try:
+        _, program, kwargs = PROGRAMS[name]
+        started = time.perf_counter()
+        steps = program(logs, out, **kwargs)
+        seconds = time.perf_counter() - started
+        print("RESULT " + json.dumps({"steps": int(steps), "seconds": seconds}), flush=True)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def measure(name: str, logs: str) -> dict:
+    """Runs one program in a child process, sampling the process tree's total RSS."""
+    import psutil
+
+    process = subprocess.Popen([sys.executable, __file__, "--child", name, "--logs", logs],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not stop.wait(0.1):
+            try:
+                tree = [root, *root.children(recursive=True)]
+                total = 0
+                for p in tree:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+                peak = max(peak, total)
+            except psutil.Error:
+                return
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    output, _ = process.communicate()
+    stop.set()
+    thread.join()
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"{name} failed (exit {process.returncode})")
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["peak_mib"] = peak / 2**20
+    result["rate"] = result["steps"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--logs", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(),
+                                                       "rlds_hub_pipeline_bench"),
+                        help="where the workload logs are kept between runs")
+    parser.add_argument("--scale", type=int, default=1,
+                        help="also convert a dataset this many times larger (rlds_hub only)")
+    parser.add_argument("--skip-tfds-beam", action="store_true",
+                        help="leave out TFDS's path through Beam (its slowest rows)")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.logs)
+        return
+    logs = os.path.join(args.root, f"logs-{BASE_EPISODES}")
+    started = time.perf_counter()
+    make_logs(logs, BASE_EPISODES)
+    print(f"workload: {BASE_EPISODES} episodes x {EPISODE_STEPS} steps in {LOG_DIRS} log "
+          f"directories ({time.perf_counter() - started:.0f} s to write or find)")
+    names = ["ceiling", "tfds"] + ([] if args.skip_tfds_beam else ["tfds_beam1", "tfds_beam2"])
+    names += ["ours1", "ours2", "dask2"]
+    results = {}
+    for name in names:
+        results[name] = measure(name, logs)
+        print(f"  {name}: {results[name]['rate']:,.0f} steps/s", flush=True)
+    big = {}
+    if args.scale > 1:
+        big_logs = os.path.join(args.root, f"logs-{BASE_EPISODES * args.scale}")
+        make_logs(big_logs, BASE_EPISODES * args.scale)
+        for name in ("ours1", "ours2"):
+            big[name] = measure(name, big_logs)
+            print(f"  {name} x{args.scale}: {big[name]['rate']:,.0f} steps/s", flush=True)
+    reference = results["tfds"]["rate"]
+    print()
+    print("| what | steps/s | vs TFDS's own path | peak memory (MiB, all processes) |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in names:
+        r = results[name]
+        print(f"| {PROGRAMS[name][0]} | {r['rate']:,.0f} | {r['rate'] / reference:.2f}x | "
+              f"{r['peak_mib']:,.0f} |")
+    for name, r in big.items():
+        print(f"| {PROGRAMS[name][0]}, {args.scale}x the episodes | {r['rate']:,.0f} | "
+              f"{r['rate'] / reference:.2f}x | {r['peak_mib']:,.0f} |")
+    one = results["ours1"]["rate"]
+    print()
+    print(f"two DirectRunner workers / one: {results['ours2']['rate'] / one:.2f}x; "
+          f"ceiling per process: {results['ceiling']['rate']:,.0f} steps/s")
+    droid_steps = 27_044_326  # DROID 1.0.0 (RLDS): 92,233 episodes
+    for workers in (1, 16, 64, 256):
+        hours = droid_steps / (one * workers) / 3600
+        print(f"DROID-sized ({droid_steps:,} steps) at this workload's per-worker rate on "
+              f"{workers} workers: {hours:,.1f} h")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Apache Beam pipelines for RLDS datasets: reusable PTransforms and the batch jobs.
+
+Building blocks (see docs/pipelines.md):
+
+- :class:`~rlds_hub.beam.source.ReadEpisodes`: the episodes of dataset selections, split
+  into work units by shard and record range, read through the one reader.
+- :class:`~rlds_hub.beam.sink.WriteDataset` + :func:`~rlds_hub.beam.sink.finish_dataset`:
+  an RLDS dataset directory in TFDS layout, written shuffle-free and committed atomically
+  from a :class:`~rlds_hub.beam.staging.Staging` directory.
+- :class:`~rlds_hub.beam.episodes.EpisodeEncoder`: flat NumPy episodes to encoded ones.
+- :class:`~rlds_hub.beam.selection.EpisodeFilter`, :func:`~rlds_hub.beam.selection.assign_split`.
+- :class:`~rlds_hub.beam.quantiles.QuantileSketch`: mergeable quantiles for statistics.
+
+Jobs: :mod:`rlds_hub.beam.jobs` (convert, reshard, filter, map, merge, split, stats, export),
+also ``rlds-hub <job>`` and ``python -m pipelines.<job>``. Names load on first use, so
+importing this package (as the CLI does) does not import Beam.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ReadEpisodes": "rlds_hub.beam.source",
+    "record_units": "rlds_hub.beam.source",
+    "WriteDataset": "rlds_hub.beam.sink",
+    "EncodedEpisode": "rlds_hub.beam.sink",
+    "Sharding": "rlds_hub.beam.sink",
+    "finish_dataset": "rlds_hub.beam.sink",
+    "Staging": "rlds_hub.beam.staging",
+    "EpisodeEncoder": "rlds_hub.beam.episodes",
+    "EpisodeFilter": "rlds_hub.beam.selection",
+    "assign_split": "rlds_hub.beam.selection",
+    "QuantileSketch": "rlds_hub.beam.quantiles",
+    "convert": "rlds_hub.beam.jobs.convert",
+    "reshard": "rlds_hub.beam.jobs.reshard",
+    "filter_dataset": "rlds_hub.beam.jobs.filter",
+    "map_dataset": "rlds_hub.beam.jobs.map",
+    "merge": "rlds_hub.beam.jobs.merge",
+    "split_dataset": "rlds_hub.beam.jobs.split",
+    "compute_statistics": "rlds_hub.beam.jobs.stats",
+    "export": "rlds_hub.beam.jobs.export",
+    "record_dataset": "rlds_hub.beam.recording",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'rlds_hub.beam' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)
