@@ -12,7 +12,8 @@ metadata operator / task_id / success), shards of up to 1,000 episodes. Measured
   bounded time per scenario: the trivial endpoint ``/healthz`` (the framework's ceiling),
   dataset detail, the dataset list, filtered episode pages (filters from a fixed set, random
   pages and orderings, as viewers page through results: answered from the page cache), pages
-  at random offsets of those filters (page cache misses; the filter's count is cached),
+  at random offsets among the first 2,000 matches of those filters (page cache misses; the
+  filter's count is cached),
   filtered pages whose filter is new on every request (nothing cached), 100-step JSON slices
   of random episodes, and a mix of detail, filtered pages and slices; p50/p99 latency,
   requests/s, errors;
@@ -40,6 +41,7 @@ import random
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -226,6 +228,24 @@ def summarize(results: list[tuple], duration: float) -> dict[str, dict]:
     return out
 
 
+def median_rounds(rounds: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per scenario and kind, the median over rounds of each figure, and of the ratio to the
+    trivial endpoint's requests/s in the same round (the machine's load drifts between
+    rounds; within a round the scenarios run back to back)."""
+    out: dict[str, dict] = {}
+    for scenario, kinds in rounds[0].items():
+        out[scenario] = {}
+        for kind in kinds:
+            rows = [r[scenario][kind] for r in rounds]
+            ratios = [r[scenario][kind]["rps"] / r["trivial"]["trivial"]["rps"] for r in rounds]
+            merged = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+            merged["errors"] = sum(row["errors"] for row in rows)
+            merged["ratio"] = statistics.median(ratios)
+            merged["ratios"] = ratios
+            out[scenario][kind] = merged
+    return out
+
+
 def scenarios(episodes: int, lengths: list[int]) -> dict[str, object]:
     base = f"/api/v1/datasets/{NAME}"
 
@@ -243,7 +263,7 @@ def scenarios(episodes: int, lengths: list[int]) -> dict[str, object]:
         return "filtered", f"{base}/episodes?{rng.choice(FILTERS)}&limit=50&offset={offset}"
 
     def new_pages(rng):
-        offset = rng.randrange(0, episodes // 10)
+        offset = rng.randrange(0, 2000)
         return "new page", f"{base}/episodes?{rng.choice(FILTERS)}&limit=50&offset={offset}"
 
     def cold(rng):
@@ -380,8 +400,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="/tmp/rlds_hub_server_bench")
     parser.add_argument("--episodes", type=int, default=100_000)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    parser.add_argument("--duration", type=float, default=5.0,
+                        help="seconds per scenario and round")
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every scenario (medians are reported)")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds of the same load before each measured scenario")
     parser.add_argument("--bulk", type=int, default=100, help="episodes fetched per format")
     args = parser.parse_args()
 
@@ -418,13 +443,17 @@ def main() -> None:
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server)
         choosers = scenarios(len(lengths), lengths)
-        run_load(port, choosers["mixed"], args.clients, 2.0)  # warm up
-        loads: dict[str, dict] = {}
-        for name in ("trivial", "detail", "list", "filtered", "new page", "cold filter", "slice",
-                     "mixed"):
-            results = run_load(port, choosers[name], args.clients, args.duration)
-            loads[name] = summarize(results, args.duration)
-            print(f"  {name}: {json.dumps(loads[name])}", flush=True)
+        rounds: list[dict[str, dict]] = []
+        for round_number in range(args.rounds):
+            loads: dict[str, dict] = {}
+            for name in ("trivial", "detail", "list", "filtered", "new page", "cold filter",
+                         "slice", "mixed"):
+                run_load(port, choosers[name], args.clients, args.warmup)  # not measured
+                results = run_load(port, choosers[name], args.clients, args.duration)
+                loads[name] = summarize(results, args.duration)
+                print(f"  round {round_number} {name}: {json.dumps(loads[name])}", flush=True)
+            rounds.append(loads)
+        loads = median_rounds(rounds)
         bulk_results = bulk(port, len(lengths), args.bulk)
         memory = psutil.Process(server.pid).memory_info().rss / 2**20
     finally:
@@ -434,13 +463,13 @@ def main() -> None:
     peer = peers(dataset, lengths, 20)
     shutil.rmtree(work, ignore_errors=True)
 
-    trivial = loads["trivial"]["trivial"]
     lines = [
         f"# dataset service load ({datetime.date.today()}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()})",
         "",
-        f"{len(lengths):,} episodes ({steps:,} steps) in one dataset; {args.clients} clients, "
-        f"{args.duration:.0f} s per scenario, one server process.",
+        f"{len(lengths):,} episodes ({steps:,} steps) in one dataset; {args.clients} clients; "
+        f"{args.rounds} rounds of every scenario, each {args.duration:.0f} s after "
+        f"{args.warmup:.0f} s of the same load; medians over rounds; one server process.",
         "",
         "## Indexing",
         "| what | seconds | episodes/s | ceiling / ours |",
@@ -454,13 +483,14 @@ def main() -> None:
         f"{len(lengths) / ceiling:,.0f} | 1.00 |",
         "",
         "## Requests (32 keep-alive clients)",
-        "| scenario | kind | requests/s | / trivial | p50 ms | p99 ms | errors |",
+        "| scenario | kind | requests/s | / trivial (rounds) | p50 ms | p99 ms | errors |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for scenario, kinds in loads.items():
         for kind, row in sorted(kinds.items()):
+            spread = ", ".join(f"{r:.2f}" for r in row["ratios"])
             lines.append(f"| {scenario} | {kind} | {row['rps']:,.0f} | "
-                         f"{row['rps'] / trivial['rps']:.2f} | {row['p50_ms']:.1f} | "
+                         f"{row['ratio']:.2f} ({spread}) | {row['p50_ms']:.1f} | "
                          f"{row['p99_ms']:.1f} | {row['errors']} |")
     lines += [
         "",

@@ -80,7 +80,8 @@ def test_remove_then_scan_keeps_it_out_until_registered_again(client, root):
                               "removed": True}
     assert client.get(f"{API}/datasets/point_mass").status_code == 404
     assert client.get(f"{API}/datasets/point_mass/episodes").status_code == 404
-    client.post(f"{API}/scan", headers=auth())
+    report = client.post(f"{API}/scan", headers=auth()).json()
+    assert {o["name"]: o["action"] for o in report["outcomes"]}["point_mass"] == "excluded"
     assert "point_mass" not in names(client)
     (root / "team").mkdir()
     shutil.move(root / "point_mass", root / "team" / "pm")

@@ -4,6 +4,7 @@ error handlers); its lifespan migrates the index and starts the scans."""
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def create_app(settings: Settings | None = None, *,
         anyio.to_thread.current_default_thread_limiter().total_tokens = (
             service.settings.worker_threads)
         service.start()
+        # what start-up built lives as long as the process: keep the collector from walking
+        # it again and again (full collections otherwise pause every request for tens of ms)
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -103,15 +103,15 @@ def check_name(name: str) -> str:
 
 
 def fingerprint(path: Path) -> str:
-    """A digest of the names, sizes and modification times of the dataset's files: equal
-    fingerprints mean nothing was written since (costs one ``stat`` per file)."""
+    """A digest of the names, sizes and modification times of the dataset's files (hidden
+    ones aside): equal fingerprints mean nothing was written since (one ``stat`` per file)."""
     digest = hashlib.sha256()
     try:
         names = sorted(os.listdir(path))
     except OSError as e:
         return f"unreadable:{e.errno}"
     for name in names:
-        if name == layout.LOCK or name.startswith(layout.TMP_PREFIX):
+        if name.startswith("."):  # the writer's lock and temporary files, an index file
             continue
         try:
             info = os.stat(path / name)

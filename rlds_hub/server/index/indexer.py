@@ -102,6 +102,8 @@ class Indexer:
             for path in discovery.find_datasets(root):
                 found.add(str(path))
                 if str(path) in excluded:
+                    outcomes.append(Outcome(discovery.default_name(path, root), str(path),
+                                            "excluded"))
                     continue
                 outcomes.append(self.index_path(path, root=root))
         outcomes += self._remove_vanished(found)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -18,7 +18,9 @@ from rlds_hub.server.api.deps import (
     MAX_INDEX,
     DatasetName,
     IndexedDataset,
-    PaginationDep,
+    Limit,
+    Offset,
+    Pagination,
     ServiceDep,
     SplitQuery,
     connect,
@@ -29,6 +31,7 @@ from rlds_hub.server.api.schemas.common import Page, error_responses
 from rlds_hub.server.api.schemas.episodes import EpisodeDetail, EpisodeItem
 from rlds_hub.server.core.errors import ApiError
 from rlds_hub.server.index import queries
+from rlds_hub.server.service import Service
 
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes", tags=["episodes"],
                    responses=error_responses(400, 404, 422))
@@ -40,8 +43,9 @@ _BOUND = 1e300
 @router.get("", summary="episodes, filtered and ordered", response_model=Page[EpisodeItem])
 async def list_episodes(
     name: DatasetName,
-    service: ServiceDep,
-    page: PaginationDep,
+    request: Request,
+    limit: Limit = 50,
+    offset: Offset = 0,
     split: Annotated[str | None, Query(max_length=128, description="only this split")] = None,
     min_return: Annotated[float | None, Query(ge=-_BOUND, le=_BOUND)] = None,
     max_return: Annotated[float | None, Query(ge=-_BOUND, le=_BOUND)] = None,
@@ -54,6 +58,8 @@ async def list_episodes(
     order_by: Annotated[OrderBy, Query(description="-x: descending; ties by split and "
                                        "index; a NaN or absent return comes last")] = "index",
 ) -> Response:
+    service: Service = request.app.state.service
+    page = Pagination(limit, offset)
     for low, high, what in ((min_return, max_return, "return"),
                             (min_length, max_length, "length")):
         if low is not None and high is not None and low > high:

@@ -23,4 +23,5 @@ async def scan(service: ServiceDep) -> ScanReportModel:
         outcomes=[OutcomeModel(**vars(o)) for o in report.outcomes], seconds=report.seconds,
         indexed=report.count("indexed"), unchanged=report.count("unchanged"),
         failed=report.count("failed"), removed=report.count("removed"),
+        excluded=report.count("excluded"),
     )

@@ -103,6 +103,7 @@ class ScanReportModel(BaseModel):
     unchanged: int
     failed: int
     removed: int
+    excluded: int = Field(description="found, but removed from the index through the API")
 
 
 class Removed(BaseModel):
