@@ -329,3 +329,19 @@ def test_d4rl_files_missing_keys_or_with_uneven_columns_are_refused(tmp_path):
 
 def test_nested_spec_helper_is_what_the_recorder_records():
     assert set(NESTED_SPEC) == {"position", "camera", "count", "flags"}
+
+
+def test_the_fast_envlogger_decoder_returns_what_envlogger_reader_returns(logs):
+    from rlds_hub.beam.sources import describe_source
+    from rlds_hub.beam.sources.envlogger_source import EnvloggerReader
+
+    description = describe_source(logs, "envlogger")
+    fast, public = EnvloggerReader(os.fspath(logs)), EnvloggerReader(os.fspath(logs), fast=False)
+    compared = 0
+    for unit in description.units:
+        for (i, a, _), (j, b, _) in zip(fast.episodes(unit), public.episodes(unit), strict=True):
+            assert i == j and a.keys() == b.keys()
+            for key in a:
+                assert_bit_equal(np.asarray(b[key]), np.asarray(a[key]), key)
+            compared += 1
+    assert compared == 8

@@ -130,3 +130,23 @@ def test_runner_short_names_and_dask_partitions():
     assert "--dask_partition_size=1" not in normalize_flags(["--runner=DaskRunner",
                                                              "--dask_npartitions=8"])
     assert normalize_flags(["--runner=DirectRunner"])[0] == "--runner=DirectRunner"
+
+
+def test_big_shards_are_read_as_record_ranges_by_several_units(tmp_path):
+    from test_beam_helpers import record
+
+    from rlds_hub.beam.source import _ReadUnit, record_units
+    from rlds_hub.storage import iter_records, open_dataset
+    from rlds_hub.storage.selection import Selection
+
+    record(tmp_path / "ds", episodes=9, per_shard=5)
+    dataset = open_dataset(tmp_path / "ds")
+    units = record_units([Selection(dataset, "train")], unit_bytes=2_500)
+    assert len(units) > 2  # the two shards (5 + 4 episodes) are cut into record ranges
+    assert [i for u in units for i in u.indices] == list(range(9))
+    assert sum(u.checksum is not None for u in units) == 2  # each shard checksummed once
+    reader = _ReadUnit(None)
+    reader.setup()
+    read = [e for u in units for e in reader.process(u)]
+    assert [e.record for e in read] == [bytes(r.data) for r in iter_records(dataset, "train")]
+    assert [e.key for e in read] == [(0, 0, i) for i in range(9)]

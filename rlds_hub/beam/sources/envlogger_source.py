@@ -29,6 +29,7 @@ from rlds_hub.beam.sources.base import (
     SourceFormatError,
     even_ranges,
 )
+from rlds_hub.beam.sources.envlogger_codec import episode_steps
 from rlds_hub.format.plan import Plan
 from rlds_hub.format.specs import infer_spec, spec_differences, spec_to_json
 
@@ -168,13 +169,14 @@ def _json_safe(value: Any) -> Any:
 class EnvloggerReader:
     """Reads the episodes of a unit (one log directory's episode range)."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, fast: bool = True):
         self.root = root
+        self.fast = fast  # decode with envlogger_codec (False: envlogger.Reader's own path)
         self._plan: Plan | None = None
         self._readers: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "_plan": self._plan, "_readers": {}}
+        return {"root": self.root, "fast": self.fast, "_plan": self._plan, "_readers": {}}
 
     def bind(self, plan: Plan) -> None:
         """The output's plan (for the zero-filled last action of 1-step episodes)."""
@@ -193,7 +195,9 @@ class EnvloggerReader:
         for index in range(unit.first, unit.first + unit.count):
             where = f"{unit.part}, episode {index}"
             try:
-                steps = list(reader.episodes[index])  # the sequence decodes on access
+                steps = episode_steps(reader, index) if self.fast else None
+                if steps is None:
+                    steps = list(reader.episodes[index])  # the sequence decodes on access
             except Exception as e:  # riegeli errors on corrupt or truncated files
                 raise SourceFormatError(f"{where}: cannot be read ({type(e).__name__}: {e}); "
                                         "a log file is damaged or truncated") from e
