@@ -61,22 +61,23 @@ def _io(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
 def _split(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None,
                         help="input split(s) in TFDS syntax: train, 'train[:80%%]', "
-                        "train+test (default: every split)")
+                        "train+test (default: every split)%(default).0s")
 
 
 def _shards(parser: argparse.ArgumentParser, *, file_format: str | None) -> None:
     group = parser.add_argument_group("output shards")
     group.add_argument("--num-shards", type=int, default=None,
-                       help="exactly this many shards per split (default: by size)")
+                       help="exactly this many shards per split (default: by size)%(default).0s")
     group.add_argument("--max-episodes-per-shard", type=int,
                        default=DEFAULT_MAX_EPISODES_PER_SHARD,
                        help="start a new shard after this many episodes")
     group.add_argument("--max-bytes-per-shard", type=int, default=DEFAULT_MAX_BYTES_PER_SHARD,
                        help="start a new shard before this many bytes")
     group.add_argument("--file-format", default=file_format, choices=list(FILE_FORMATS),
-                       help="shard format" + ("" if file_format else " (default: the input's)"))
+                       help="shard format" + ("" if file_format else
+                                             " (default: the input's)%(default).0s"))
     group.add_argument("--name", default=None,
-                       help="TFDS dataset name of the output (default: the input's)")
+                       help="TFDS dataset name of the output (default: the input's)%(default).0s")
 
 
 def add_convert(parser: argparse.ArgumentParser) -> None:
@@ -88,12 +89,12 @@ def add_convert(parser: argparse.ArgumentParser) -> None:
                         help="replace the output if it already holds a dataset")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--source-format", default=None, choices=list(SOURCE_FORMATS),
-                        help="the source's format (default: detected)")
+                        help="the source's format (default: detected)%(default).0s")
     parser.add_argument("--output-split", default="train", help="the output's split")
     parser.add_argument("--image-encoding", default="png", choices=list(IMAGE_ENCODINGS),
                         help="how uint8 image observations are stored (both lossless)")
     parser.add_argument("--episodes-per-unit", type=int, default=None,
-                        help="episodes a worker converts at a time (default: per format)")
+                        help="episodes a worker converts at a time (default: per format)%(default).0s")
     _shards(parser, file_format="tfrecord")
 
 
@@ -155,7 +156,7 @@ def add_split(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the hash")
     parser.add_argument("--id-key", default=None,
                         help="episode metadata field identifying an episode (default: "
-                        "episode_id if present, else <split>/<index>)")
+                        "episode_id if present, else <split>/<index>)%(default).0s")
     _shards(parser, file_format=None)
 
 

@@ -42,7 +42,7 @@ def add_beam_arguments(parser: argparse.ArgumentParser,
     group.add_argument("--dask_client_address", "--dask-client-address", default=None,
                        metavar="HOST:PORT",
                        help="DaskRunner: the dask.distributed scheduler to submit to "
-                       "(default: a new LocalCluster)")
+                       "(default: a new LocalCluster)%(default).0s")
     group.add_argument("--beam-option", "--beam_option", action="append", default=[],
                        dest="beam_options", metavar="FLAG",
                        help="any other Beam pipeline option, passed as is (repeatable), e.g. "
