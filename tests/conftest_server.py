@@ -137,6 +137,7 @@ def write_oxe(directory: Path) -> Path:
 def _datasets() -> Path:
     """A root with the three test datasets (made once per session; treat as read-only)."""
     root = Path(tempfile.mkdtemp(prefix="rlds_hub_server_data_"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     record_point_mass(root / "point_mass")
     record_frames(root / "frames")
     write_oxe(root / "oxe")
@@ -248,13 +249,16 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"rlds-hub serve exited {self.process.returncode}:\n{self.output()}")
+                output = self.output()
+                self.stop()
+                pytest.fail(f"rlds-hub serve exited {self.process.returncode}:\n{output}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
                     return
             time.sleep(0.2)
+        output = self.output()
         self.stop()
-        pytest.fail(f"rlds-hub serve did not become ready in {timeout} s:\n{self.output()}")
+        pytest.fail(f"rlds-hub serve did not become ready in {timeout} s:\n{output}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -264,6 +268,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.log_path)
 
 
 @contextlib.contextmanager

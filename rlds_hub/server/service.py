@@ -8,12 +8,12 @@ import threading
 import time
 from typing import Any
 
+from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.server.core.config import Settings
 from rlds_hub.server.index import database
 from rlds_hub.server.index.facts import ProgressFactory, no_progress
 from rlds_hub.server.index.indexer import Indexer, ScanReport
-from rlds_hub.server.index.queries import CountCache
-from rlds_hub.server.reading.cache import LRUCache
+from rlds_hub.server.index.queries import CountCache, ResultSets
 from rlds_hub.server.reading.episodes import EpisodeReader
 
 log = logging.getLogger("rlds_hub.server")
@@ -36,6 +36,7 @@ class Service:
                                compute_checksums=settings.compute_checksums, progress=progress)
         self.reader = EpisodeReader(settings.dataset_cache, settings.episode_cache_bytes)
         self.counts = CountCache()
+        self.results = ResultSets(settings.page_cache_bytes)
         # Answers and index rows kept per dataset generation (keys name the generation).
         self.pages: LRUCache[Any] = LRUCache(settings.page_cache_bytes, _weigh)
         # name -> (what the routes need of the dataset's row, when it was read)

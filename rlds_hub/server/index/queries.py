@@ -15,9 +15,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, and_, exists, func, select, tuple_
 from sqlalchemy.sql import ColumnElement
 
+from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.server.index.models import DatasetRow, EpisodeRow, EpisodeValueRow
 
 DATASETS = DatasetRow.__table__
@@ -30,6 +32,9 @@ LIST_COLUMNS = [DATASETS.c[name] for name in (
     "num_episodes", "num_steps", "num_transitions", "size_bytes", "splits", "indexed_at",
     "provenance",
 )]
+_SHIFT = 40  # result-set keys: split number << 40 | episode index
+_MASK = (1 << _SHIFT) - 1
+DIRECT_OFFSET = 2000  # a page this deep reads the list's ordered keys at once
 ORDERINGS = ("index", "-index", "length", "-length", "return", "-return")
 OPERATORS = ("=", "!=", ">=", "<=", ">", "<")
 _CONDITION_RE = re.compile(r"^(?P<key>[A-Za-z0-9_./-]{1,255})(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)$",
@@ -195,10 +200,42 @@ def search_datasets(connection: Connection, q: str | None, limit: int, offset: i
     return rows, int(connection.execute(count).scalar_one())
 
 
+class ResultSets:
+    """The ordered keys of filtered lists asked for again (or for a deep page): their later
+    pages are then slices of the keys, read by primary key, at any offset, and their total
+    is the number of keys. A list seen once is answered by a direct query (cheapest for a
+    filter nobody asks for twice)."""
+
+    def __init__(self, capacity_bytes: int):
+        self._sets: LRUCache[np.ndarray] = LRUCache(capacity_bytes, lambda a: a.nbytes)
+        self._seen: LRUCache[bool] = LRUCache(8192)
+
+    def keys(self, key: Any) -> np.ndarray | None:
+        return self._sets.get(key)
+
+    def wanted(self, key: Any, offset: int) -> bool:
+        """Whether to read the list's keys now: a deep page, or a list asked for before."""
+        if offset >= DIRECT_OFFSET or self._seen.get(key) is not None:
+            return True
+        self._seen.put(key, True)
+        return False
+
+    def put(self, key: Any, keys: np.ndarray) -> np.ndarray:
+        return self._sets.put(key, keys)
+
+
 def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeFilter,
-                  order_by: str, limit: int, offset: int, counts: CountCache
-                  ) -> tuple[Sequence[Any], int]:
+                  order_by: str, limit: int, offset: int, counts: CountCache,
+                  results: ResultSets | None = None) -> tuple[Sequence[Any], int]:
     """A page of the dataset's episodes passing the filter, and how many pass it."""
+    if results is not None and not (episode_filter.is_empty and order_by == "index"):
+        key = (dataset.id, dataset.generation, episode_filter, order_by)
+        keys = results.keys(key)
+        if keys is None and results.wanted(key, offset):
+            keys = results.put(key, _ordered_keys(connection, dataset, episode_filter,
+                                                  order_by))
+        if keys is not None:
+            return _rows_by_key(connection, dataset, keys[offset:offset + limit]), len(keys)
     clauses = episode_filter.clauses(dataset.id)
     query = (select(EPISODES).where(*clauses).order_by(*_order(order_by))
              .limit(limit).offset(offset))
@@ -213,6 +250,33 @@ def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeF
                 select(func.count()).select_from(EPISODES).where(*counting)).scalar_one())
             counts.put(key, total)
     return rows, total
+
+
+def _split_names(dataset: Any) -> list[str]:
+    return sorted(dataset.splits or {})
+
+
+def _ordered_keys(connection: Connection, dataset: Any, episode_filter: EpisodeFilter,
+                  order_by: str) -> np.ndarray:
+    """Every matching episode as ``split number << 40 | index``, in the list's order."""
+    number = {name: i for i, name in enumerate(_split_names(dataset))}
+    query = (select(EPISODES.c.split, EPISODES.c.episode)
+             .where(*episode_filter.clauses(dataset.id, counting=True))
+             .order_by(*_order(order_by)))
+    rows = connection.execute(query).all()
+    return np.fromiter(((number[split] << _SHIFT) | episode for split, episode in rows),
+                       dtype=np.int64, count=len(rows))
+
+
+def _rows_by_key(connection: Connection, dataset: Any, keys: np.ndarray) -> list[Any]:
+    if not len(keys):
+        return []
+    names = _split_names(dataset)
+    pairs = [(names[int(k) >> _SHIFT], int(k) & _MASK) for k in keys]
+    found = {(r.split, r.episode): r for r in connection.execute(select(EPISODES).where(
+        EPISODES.c.dataset_id == dataset.id, tuple_(EPISODES.c.split, EPISODES.c.episode)
+        .in_(pairs)))}
+    return [found[pair] for pair in pairs if pair in found]
 
 
 def _unfiltered_total(dataset: Any, episode_filter: EpisodeFilter) -> int | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub.server.reading.cache import LRUCache
+from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.server.reading.records import RecordLocator
 from rlds_hub.storage import DatasetError, RLDSDataset, open_dataset
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from rlds_hub.format.decode import EpisodeDecoder, ParseError
 from rlds_hub.format.images import ImageDecodeError
-from rlds_hub.server.reading.cache import LRUCache
+from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.storage import RLDSDataset, Selection, ShardError
 from rlds_hub.storage.reader import decoder_for
 from rlds_hub.storage.shards import masked_crc, read_array_record_file

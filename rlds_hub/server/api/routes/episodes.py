@@ -92,7 +92,8 @@ async def list_episodes(
             body = service.pages.get(key)
             if body is None:
                 rows, total = queries.list_episodes(connection, dataset, key[3], order_by,
-                                                    page.limit, page.offset, service.counts)
+                                                    page.limit, page.offset, service.counts,
+                                                    service.results)
                 document = {"items": [convert.episode_values(r) for r in rows], "total": total,
                             "limit": page.limit, "offset": page.offset}
                 body = service.pages.put(key, json.dumps(
