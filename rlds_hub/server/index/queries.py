@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import re
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ LIST_COLUMNS = [DATASETS.c[name] for name in (
 _SHIFT = 40  # result-set keys: split number << 40 | episode index
 _MASK = (1 << _SHIFT) - 1
 DIRECT_OFFSET = 2000  # a page this deep reads the list's ordered keys at once
+SLOW_PAGE_SECONDS = 0.02  # a direct page query this slow: read the list's keys next time
 ORDERINGS = ("index", "-index", "length", "-length", "return", "-return")
 OPERATORS = ("=", "!=", ">=", "<=", ">", "<")
 _CONDITION_RE = re.compile(r"^(?P<key>[A-Za-z0-9_./-]{1,255})(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)$",
@@ -201,24 +203,27 @@ def search_datasets(connection: Connection, q: str | None, limit: int, offset: i
 
 
 class ResultSets:
-    """The ordered keys of filtered lists asked for again (or for a deep page): their later
-    pages are then slices of the keys, read by primary key, at any offset, and their total
-    is the number of keys. A list seen once is answered by a direct query (cheapest for a
-    filter nobody asks for twice)."""
+    """The ordered keys of filtered lists whose direct page query was slow (a filter that
+    rejects most rows of the ordering's index) or that are paged deeply: their pages are then
+    slices of the keys, read by primary key at any offset, and their total is the number of
+    keys. Other lists are answered by direct queries (cheapest when the plan is good)."""
 
     def __init__(self, capacity_bytes: int):
         self._sets: LRUCache[np.ndarray] = LRUCache(capacity_bytes, lambda a: a.nbytes)
-        self._seen: LRUCache[bool] = LRUCache(8192)
+        self._slow: LRUCache[bool] = LRUCache(8192)
 
     def keys(self, key: Any) -> np.ndarray | None:
         return self._sets.get(key)
 
     def wanted(self, key: Any, offset: int) -> bool:
-        """Whether to read the list's keys now: a deep page, or a list asked for before."""
-        if offset >= DIRECT_OFFSET or self._seen.get(key) is not None:
-            return True
-        self._seen.put(key, True)
-        return False
+        """Whether to read the list's keys now: a deep page, or a list whose direct page
+        query was slow."""
+        return offset >= DIRECT_OFFSET or self._slow.get(key) is not None
+
+    def timed(self, key: Any, seconds: float) -> None:
+        """Notes how long a direct page query of the list took."""
+        if seconds >= SLOW_PAGE_SECONDS:
+            self._slow.put(key, True)
 
     def put(self, key: Any, keys: np.ndarray) -> np.ndarray:
         return self._sets.put(key, keys)
@@ -239,7 +244,11 @@ def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeF
     clauses = episode_filter.clauses(dataset.id)
     query = (select(EPISODES).where(*clauses).order_by(*_order(order_by))
              .limit(limit).offset(offset))
+    started = time.perf_counter()
     rows = connection.execute(query).all()
+    if results is not None:
+        results.timed((dataset.id, dataset.generation, episode_filter, order_by),
+                      time.perf_counter() - started)
     total = _unfiltered_total(dataset, episode_filter)
     if total is None:
         key = (dataset.id, dataset.generation, episode_filter)
@@ -269,13 +278,18 @@ def _ordered_keys(connection: Connection, dataset: Any, episode_filter: EpisodeF
 
 
 def _rows_by_key(connection: Connection, dataset: Any, keys: np.ndarray) -> list[Any]:
+    """The episode rows of ``keys``, in their order (primary-key lookups per split)."""
     if not len(keys):
         return []
     names = _split_names(dataset)
     pairs = [(names[int(k) >> _SHIFT], int(k) & _MASK) for k in keys]
-    found = {(r.split, r.episode): r for r in connection.execute(select(EPISODES).where(
-        EPISODES.c.dataset_id == dataset.id, tuple_(EPISODES.c.split, EPISODES.c.episode)
-        .in_(pairs)))}
+    by_split: dict[str, list[int]] = {}
+    for split, index in pairs:
+        by_split.setdefault(split, []).append(index)
+    e = EPISODES.c
+    found = {(r.split, r.episode): r for split, indices in by_split.items()
+             for r in connection.execute(select(EPISODES).where(
+                 e.dataset_id == dataset.id, e.split == split, e.episode.in_(indices)))}
     return [found[pair] for pair in pairs if pair in found]
 
 
