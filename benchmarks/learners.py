@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from typing import Any
@@ -59,7 +60,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "bc-cartpole": {"algorithm": "bc", "env": CARTPOLE, "demos": 10,
                     "config": {"num_steps": 20_000, "eval_every": 2_000}},
     "ail-cartpole": {"algorithm": "ail", "env": CARTPOLE, "demos": 10,
-                     "config": {"num_steps": 150_000, "eval_every": 10_000}},
+                     "config": {"num_steps": 100_000, "eval_every": 10_000}},
 }
 
 
@@ -116,7 +117,7 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
 
 
 def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int = 20_000,
-             online_steps: int = 20_000, episodes: int = 5) -> list[dict[str, Any]]:
+             online_steps: int = 10_000, episodes: int = 5) -> list[dict[str, Any]]:
     """BC, POIR trained offline, and POIR after online fine-tuning, each deployed under
     every shift of :data:`SHIFTS` (``episodes`` held-out episodes per shift and seed)."""
     from rlds_hub.learners import load_policy, train
@@ -145,12 +146,11 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
         quiet = {"progress": sys.stderr.isatty(), "echo": lambda line: None}
         base = os.path.join(out, "poir-cartpole", f"seed{seed}")
         bc_dir, poir_dir = os.path.join(base, "bc"), os.path.join(base, "poir")
-        if not os.path.exists(os.path.join(bc_dir, "checkpoints")):
-            train("bc", dataset=data, env=CARTPOLE, out=bc_dir, seed=seed,
-                  config={"num_steps": offline_steps, "eval_episodes": 0}, **quiet)
-        if not os.path.exists(os.path.join(poir_dir, "checkpoints")):
-            train("poir", dataset=data, env=CARTPOLE, out=poir_dir, seed=seed,
-                  config={"num_steps": offline_steps, "eval_episodes": 0}, **quiet)
+        for algorithm, run_dir in (("bc", bc_dir), ("poir", poir_dir)):
+            if load_policy_step(run_dir) < offline_steps:  # not run, or interrupted
+                train(algorithm, dataset=data, env=CARTPOLE, out=run_dir, seed=seed,
+                      config={"num_steps": offline_steps, "eval_episodes": 0},
+                      resume=os.path.exists(os.path.join(run_dir, "run.json")), **quiet)
         policies = {"bc": load_policy(bc_dir), "poir": load_policy(poir_dir, seed=seed)}
         for shift_name, shift in SHIFTS.items():
             key = (shift_name, eval_seed)
@@ -169,12 +169,16 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
                 flush=True)
         if online_steps:
             for shift_name in ("noisy_actions", "shifted_start"):
+                # The offline run, continued (--resume) into online fine-tuning in the
+                # deployment environment.
                 tuned_dir = os.path.join(base, f"poir-online-{shift_name}")
+                if not os.path.exists(os.path.join(tuned_dir, "run.json")):
+                    shutil.copytree(poir_dir, tuned_dir)
                 config = {"num_steps": offline_steps, "eval_episodes": 0,
                           "online_steps": online_steps, "online_shift": SHIFTS[shift_name]}
-                if not os.path.exists(os.path.join(tuned_dir, "run.json")):
+                if load_policy_step(tuned_dir) < offline_steps + online_steps:
                     train("poir", dataset=data, env=CARTPOLE, out=tuned_dir, seed=seed,
-                          config=config, **quiet)
+                          config=config, resume=True, **quiet)
                 tuned = load_policy(tuned_dir, seed=seed)
                 refs = references[(shift_name, eval_seed)]
                 returns = run_episodes(tuned, CARTPOLE, seed=eval_seed, episodes=episodes,
@@ -187,6 +191,13 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
             json.dump(record, f, indent=1)
         results.append(record)
     return results
+
+
+def load_policy_step(run_dir: str) -> int:
+    """The step of a run directory's latest checkpoint (0 without one)."""
+    folder = os.path.join(run_dir, "checkpoints")
+    steps = [int(e) for e in os.listdir(folder) if e.isdigit()] if os.path.isdir(folder) else []
+    return max(steps, default=0)
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -290,7 +301,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--out", default="out/learners")
     parser.add_argument("--images", default=None, help="write curve PNGs here (report)")
-    parser.add_argument("--online-steps", type=int, default=20_000)
+    parser.add_argument("--online-steps", type=int, default=10_000)
     args = parser.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.experiment == "report":

@@ -54,16 +54,19 @@ def test_train_writes_a_complete_run_and_resumes(demos, tmp_path, capsys):
     assert len(episode_table(str(tmp_path / "played"))) == 1
 
 
-def test_same_seed_same_run_on_one_device(demos, tmp_path):
+def test_same_seed_same_run_on_one_device_and_across_a_resume(demos, tmp_path):
     from rlds_hub.learners.run import train
 
-    params = []
-    for name in ("a", "b"):
-        train("bc", dataset=demos, env=ENV, out=tmp_path / name, seed=5, steps=300,
-              config={"eval_episodes": 0}, progress=False, echo=lambda line: None)
-        policy = load_policy(tmp_path / name)
-        params.append(policy._act(np.ones((1, 4), np.float32)))
-    np.testing.assert_array_equal(params[0], params[1])
+    def run(name, steps, resume=False):
+        train("bc", dataset=demos, env=ENV, out=tmp_path / name, seed=5, steps=steps,
+              config={"eval_episodes": 0}, resume=resume, progress=False,
+              echo=lambda line: None)
+        return np.asarray(load_policy(tmp_path / name)._act(np.ones((1, 4), np.float32)))
+
+    straight = run("a", 300)
+    np.testing.assert_array_equal(straight, run("b", 300))
+    run("c", 200)
+    np.testing.assert_array_equal(straight, run("c", 300, resume=True))
 
 
 def test_load_policy_refuses_what_does_not_fit(demos, tmp_path):

@@ -51,6 +51,11 @@ class RunConfig:
         if self.eval_episodes < 0:
             raise LearnerError(f"eval_episodes must be >= 0, got {self.eval_episodes}")
 
+    @classmethod
+    def resumable_fields(cls) -> frozenset[str]:
+        """Options a resumed run may change."""
+        return RESUMABLE_FIELDS
+
     def replace(self: C, **changes: Any) -> C:
         return from_json(type(self), {**to_json(self), **changes})
 

@@ -169,8 +169,9 @@ def _check_run_dir(setup: Setup, resume: bool) -> None:
     for key in ("algorithm", "env", "seed", "split"):
         if saved.get(key) != current[key]:
             differences.append(f"{key}: {saved.get(key)!r} in the run, {current[key]!r} now")
+    allowed = type(setup.config).resumable_fields()
     for key in sorted(set(saved["config"]) | set(current["config"])):
-        if key in config_lib.RESUMABLE_FIELDS:
+        if key in allowed:
             continue
         if saved["config"].get(key) != current["config"].get(key):
             differences.append(f"config {key}: {saved['config'].get(key)!r} in the run, "
@@ -180,8 +181,8 @@ def _check_run_dir(setup: Setup, resume: bool) -> None:
         raise CheckpointError(
             f"cannot resume {setup.run_dir}: it was trained with another setup:\n  "
             + "\n  ".join(differences)
-            + "\nResume with the same options (only the budget and evaluation/checkpoint "
-            "intervals may change), or start a new run in another directory."
+            + f"\nResume with the same options (only {', '.join(sorted(allowed))} may "
+            "change), or start a new run in another directory."
         )
     setup.references = saved.get("references")
     setup.eval_seed = saved.get("eval_seed", setup.eval_seed)

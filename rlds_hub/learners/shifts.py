@@ -95,13 +95,14 @@ class InitialStateShift(_Wrapper):
     def reset(self) -> dm_env.TimeStep:
         timestep = self._env.reset()
         physics = self._env.physics
-        with physics.reset_context():
-            for values, ranges in ((physics.data.qpos, self._qpos),
-                                   (physics.data.qvel, self._qvel)):
-                for i, bounds in enumerate(ranges):
-                    if bounds is not None:
-                        magnitude = self._rng.uniform(*bounds)
-                        values[i] += magnitude * self._rng.choice((-1.0, 1.0))
+        # Offsets from the task's own initial state (not physics.reset_context(), which
+        # first resets the model to its default pose).
+        for values, ranges in ((physics.data.qpos, self._qpos), (physics.data.qvel, self._qvel)):
+            for i, bounds in enumerate(ranges):
+                if bounds is not None:
+                    magnitude = self._rng.uniform(*bounds)
+                    values[i] += magnitude * self._rng.choice((-1.0, 1.0))
+        physics.forward()
         observation = self._env.task.get_observation(physics)
         return timestep._replace(observation=observation)
 

@@ -47,10 +47,10 @@ class POIRConfig(RunConfig):
     knn: int = 5
     reference_states: int = 4096
     threshold_quantile: float = 0.99
-    threshold_scale: float = 1.0
+    threshold_scale: float = 2.5
     # planner
     mode: Literal["switch", "plan", "bc"] = "switch"
-    horizon: int = 15
+    horizon: int = 30
     num_samples: int = 60
     proposal_noise: float = 0.2
     wide_fraction: float = 0.0
@@ -71,6 +71,12 @@ class POIRConfig(RunConfig):
     finetune_updates_per_episode: int = 500
     eval_every: int = 10_000
     checkpoint_every: int = 10_000
+
+    @classmethod
+    def resumable_fields(cls) -> frozenset[str]:
+        """An offline run can be resumed into its online phase (or a longer one)."""
+        return RunConfig.resumable_fields() | {"online_steps", "online_shift",
+                                               "finetune_updates_per_episode"}
 
     def validate(self) -> None:
         super().validate()

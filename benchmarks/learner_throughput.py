@@ -1,0 +1,182 @@
+"""BC learner throughput: updates/s fed from disk, from the in-memory sampler, and from
+synthetic batches already on the device — side by side in one run.
+
+Workload (the peers' learner ceiling): a 3x256 ReLU MLP, batch 256, 17-d float32
+observations, 6-d float32 actions in [-1, 1], ``lax.scan`` of 100 updates per call. The
+dataset (100 episodes x 1000 steps of random values, recorded with rlds_hub's Recorder) is
+written once to ``--data``.
+
+- (a) loader: ``rlds_hub.data.transitions`` over the dataset on disk (shuffled, endless),
+  re-batched and stacked on a background thread, placed on the device per call;
+- (b) sampler: ``rlds_hub.data.InMemorySampler.from_dataset`` — the data on the device,
+  batches drawn there;
+- (c) synthetic (ceiling): one stacked batch already on the device, reused every call (no
+  input work at all);
+- (d) for reference, one update per call with a NumPy batch from the host (what a naive
+  loop does).
+
+Target (issue 10): (a) and (b) >= 0.9 of (c).
+
+    python benchmarks/learner_throughput.py [--data DIR] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import warnings
+
+import dm_env
+import numpy as np
+from dm_env import specs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+OBS, ACT, EPISODES, STEPS = 17, 6, 100, 1000
+
+
+class RandomTask(dm_env.Environment):
+    """1000-step episodes of random 17-d observations (float32)."""
+
+    def __init__(self, seed: int = 0):
+        self._rng = np.random.default_rng(seed)
+        self._t = 0
+
+    def reset(self):
+        self._t = 0
+        return dm_env.restart(self._obs())
+
+    def step(self, action):
+        self._t += 1
+        if self._t == STEPS:
+            return dm_env.truncation(0.0, self._obs())
+        return dm_env.transition(0.0, self._obs())
+
+    def _obs(self):
+        return self._rng.standard_normal(OBS).astype(np.float32)
+
+    def observation_spec(self):
+        return specs.Array((OBS,), np.float32, name="observation")
+
+    def action_spec(self):
+        return specs.BoundedArray((ACT,), np.float32, -1.0, 1.0, name="action")
+
+    def reward_spec(self):
+        return specs.Array((), np.float32, name="reward")
+
+    def discount_spec(self):
+        return specs.BoundedArray((), np.float32, 0.0, 1.0, name="discount")
+
+
+def make_dataset(path: str) -> str:
+    from rlds_hub.recorders import Recorder
+
+    if os.path.exists(os.path.join(path, "dataset_info.json")):
+        return path
+    rng = np.random.default_rng(1)
+    with Recorder(RandomTask(), path, env_name="random-17d") as recorder:
+        for _ in range(EPISODES):
+            timestep = recorder.reset()
+            while not timestep.last():
+                timestep = recorder.step(rng.uniform(-1, 1, ACT).astype(np.float32))
+    return path
+
+
+def measure(step, seconds: float, updates_per_call: int) -> float:
+    """Updates/s of ``step()`` (warmed up, timed until ``seconds`` pass, synchronised)."""
+    import jax
+
+    jax.block_until_ready(step())
+    jax.block_until_ready(step())
+    calls, started = 0, time.perf_counter()
+    while True:
+        out = step()
+        calls += 1
+        if calls % 5 == 0:
+            jax.block_until_ready(out)
+            if time.perf_counter() - started >= seconds:
+                break
+    jax.block_until_ready(out)
+    return calls * updates_per_call / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="out/throughput/random-17d")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="rounds over all feeds (the best round of each is reported)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", message=".*x64 mode is off")
+    import jax
+    import jax.numpy as jnp
+
+    from rlds_hub.data import InMemorySampler, transitions
+    from rlds_hub.inspection import split_statistics
+    from rlds_hub.learners.bc.config import BCConfig
+    from rlds_hub.learners.bc.learning import BCLearner
+    from rlds_hub.learners.normalization import Normalizer
+    from rlds_hub.learners.task import TaskSpec
+    from rlds_hub.storage import open_dataset
+
+    path = make_dataset(args.data)
+    dataset = open_dataset(path)
+    stats = split_statistics(dataset)
+    task = TaskSpec.from_dataset(dataset, stats)
+    normalizer = Normalizer.from_statistics(task, stats)
+    config = BCConfig(batch_size=256, steps_per_call=100)
+    device = jax.devices()[0]
+    print(f"learner throughput ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
+          f"{os.cpu_count()} CPUs, JAX {jax.__version__} on {device.device_kind})", flush=True)
+
+    feeds = {}
+    loader = transitions(path, batch_size=256, num_epochs=None, seed=0)
+    feeds["(a) loader from disk"] = BCLearner(task, config, normalizer, loader, seed=0)
+    sampler = InMemorySampler.from_dataset(path)
+    feeds["(b) in-memory sampler"] = BCLearner(task, config, normalizer, sampler, seed=0)
+    synthetic = BCLearner(task, config, normalizer, sampler, seed=0)
+    fixed = synthetic.feed.next(jax.random.PRNGKey(0))
+    jax.block_until_ready(fixed)
+
+    def synthetic_step():
+        synthetic.state, metrics = synthetic._update_many(synthetic.state, fixed, synthetic.norm)
+        return metrics
+
+    one = BCLearner(task, config.replace(steps_per_call=1), normalizer,
+                    transitions(path, batch_size=256, num_epochs=None, seed=1), seed=0)
+    host = iter(transitions(path, batch_size=256, num_epochs=None, seed=2))
+    from rlds_hub.learners import inputs
+
+    def host_fed_step():
+        batch = inputs.prepare_batch(next(host), task, ("observation", "action"))
+        stacked = {k: jnp.asarray(v[None]) for k, v in batch.items()}
+        one.state, metrics = one._update_many(one.state, stacked, one.norm)
+        return metrics
+
+    runs = {name: (lambda learner=learner: learner.step()) for name, learner in feeds.items()}
+    runs["(c) synthetic, on device (ceiling)"] = synthetic_step
+    best: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for name, step in runs.items():
+            rate = measure(step, args.seconds, 100)
+            best[name] = max(best.get(name, 0.0), rate)
+            print(f"  {name}: {rate:,.0f} updates/s", flush=True)
+        rate = measure(host_fed_step, args.seconds / 2, 1)
+        best["(d) NumPy batch per update, no scan"] = max(
+            best.get("(d) NumPy batch per update, no scan", 0.0), rate)
+    ceiling = best["(c) synthetic, on device (ceiling)"]
+    print("\n| feed | updates/s | transitions/s | ratio to (c) |")
+    print("| --- | --- | --- | --- |")
+    for name, rate in best.items():
+        print(f"| {name} | {rate:,.0f} | {rate * 256:,.0f} | {rate / ceiling:.2f} |")
+    for learner in feeds.values():
+        learner.close()
+    one.close()
+
+
+if __name__ == "__main__":
+    main()
