@@ -8,7 +8,8 @@ Building blocks (see docs/pipelines.md):
   an RLDS dataset directory in TFDS layout, written shuffle-free and committed atomically
   from a :class:`~rlds_hub.beam.staging.Staging` directory.
 - :class:`~rlds_hub.beam.episodes.EpisodeEncoder`: flat NumPy episodes to encoded ones.
-- :class:`~rlds_hub.beam.selection.EpisodeFilter`, :func:`~rlds_hub.beam.selection.assign_split`.
+- :class:`~rlds_hub.beam.transforms.FilterEpisodes`, :class:`~rlds_hub.beam.transforms.MapEpisodes`
+  (with :class:`~rlds_hub.beam.selection.EpisodeFilter`), :func:`~rlds_hub.beam.selection.assign_split`.
 - :class:`~rlds_hub.beam.quantiles.QuantileSketch`: mergeable quantiles for statistics.
 
 Jobs: :mod:`rlds_hub.beam.jobs` (convert, reshard, filter, map, merge, split, stats, export),
@@ -33,6 +34,8 @@ _EXPORTS = {
     "EpisodeFilter": "rlds_hub.beam.selection",
     "assign_split": "rlds_hub.beam.selection",
     "QuantileSketch": "rlds_hub.beam.quantiles",
+    "FilterEpisodes": "rlds_hub.beam.transforms",
+    "MapEpisodes": "rlds_hub.beam.transforms",
     "convert": "rlds_hub.beam.jobs.convert",
     "reshard": "rlds_hub.beam.jobs.reshard",
     "filter_dataset": "rlds_hub.beam.jobs.filter",

@@ -9,12 +9,11 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import apache_beam as beam
-
 from rlds_hub.beam.functions import ShippedFunction, load_function
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.selection import EpisodeFilter
 from rlds_hub.beam.sink import Sharding
+from rlds_hub.beam.transforms import FilterEpisodes
 
 JOB = "filter"
 
@@ -50,8 +49,7 @@ def filter_dataset(
     return common.run_rlds_job(
         job_name=JOB, arguments=arguments, datasets=[dataset], selections=[selections],
         output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
-        transform=lambda episodes: episodes | "Keep" >> beam.Filter(
-            lambda e: keep(e.split, e.row)),
+        transform=lambda episodes: episodes | FilterEpisodes(keep),
         features_json=dataset.features_json, name=name,
         file_format=file_format or dataset.file_format, sharding=sharding,
         split_order=[s.split for s in selections], quiet=quiet,

@@ -34,7 +34,6 @@ from rlds_hub.format.decode import EpisodeDecoder
 from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
 from rlds_hub.format.plan import Plan, unflatten
 from rlds_hub.format.specs import SpecError, infer_spec
-from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.reader import INDEX, iter_records
 
 JOB = "map"
@@ -197,13 +196,14 @@ def map_dataset(
     function = ShippedFunction(load_function(spec))
     dataset = common.open_input(input)
     selections = common.input_selections(dataset, split)
-    mapper = EpisodeMapper(dataset.plan, function, per_step=step_fn is not None)
     first = next((r for s in selections for r in iter_records(s)), None)
     if first is None:
         raise ValueError(f"{dataset.path}: the selection holds no episode to map")
-    sample = mapper(bytes(first.data), first.index, f"episode {first.index} (the first)")
-    features_json = infer_features(sample, image_encoding)
-    layout_name = dataset_layout(dataset)
+    from rlds_hub.beam.transforms import MapEpisodes
+
+    mapping = MapEpisodes(dataset, function, per_step=step_fn is not None,
+                          image_encoding=image_encoding, sample=first)
+    features_json = mapping.features_json
     sharding = sharding or Sharding()
     arguments = {"input": input, "output": output, "split": split,
                  "episode_fn" if episode_fn is not None else "step_fn": function.name,
@@ -212,8 +212,7 @@ def map_dataset(
     summary = common.run_rlds_job(
         job_name=JOB, arguments=arguments, datasets=[dataset], selections=[selections],
         output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
-        transform=lambda episodes: episodes | "Map" >> beam.ParDo(
-            _MapEpisodes(mapper, features_json, layout_name)),
+        transform=lambda episodes: episodes | mapping,
         features_json=features_json, name=name,
         file_format=file_format or dataset.file_format, sharding=sharding,
         split_order=[s.split for s in selections], quiet=quiet,
