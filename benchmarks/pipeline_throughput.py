@@ -8,8 +8,10 @@ backend into 4 log directories (50 episodes each, 25 episodes per file).
 Rows (each in its own process; steps/s over the whole job, start-up included; peak memory is
 the largest total RSS of the job's process tree, sampled every 0.1 s):
 
-- ceiling: envlogger's reader decoding every step, one process, nothing written (no
-  converter built on envlogger's reader can be faster per process);
+- ceilings: envlogger's reader decoding every step, one process, nothing written (no
+  converter built on envlogger's public reader can be faster per process), and the same
+  for rlds_hub's step decoder (``rlds_hub.beam.sources.envlogger_codec``), the bound of
+  rlds_hub's convert per worker;
 - TFDS's own path: a GeneratorBasedBuilder calling ``rlds_base.generate_examples`` (the
   ``tfds.rlds`` envlogger reader), and the same through Beam (1 and 2 workers);
 - rlds_hub convert on the DirectRunner (1 and 2 worker processes) and on the DaskRunner
@@ -104,6 +106,21 @@ def run_ceiling(logs: str, out: str) -> int:
     return steps
 
 
+def run_decode(logs: str, out: str) -> int:
+    from rlds_hub import _compat  # noqa: F401
+    import envlogger
+
+    from rlds_hub.beam.sources.envlogger_codec import episode_steps
+    from rlds_hub.beam.sources.envlogger_source import find_log_dirs
+
+    steps = 0
+    for directory in find_log_dirs(logs):
+        with envlogger.Reader(directory) as reader:
+            for index in range(len(reader.episodes)):
+                steps += len(episode_steps(reader, index))
+    return steps
+
+
 def run_tfds(logs: str, out: str, workers: int = 0) -> int:
     import tensorflow_datasets as tfds
     from etils import epath
@@ -159,7 +176,9 @@ def run_ours(logs: str, out: str, workers: int = 1, dask: bool = False) -> int:
 
 
 PROGRAMS = {
-    "ceiling": ("envlogger reader alone, decode every step (1 process)", run_ceiling, {}),
+    "ceiling": ("ceiling: envlogger.Reader alone, decode every step (1 process)",
+                run_ceiling, {}),
+    "decode": ("ceiling: rlds_hub's step decoder alone (1 process)", run_decode, {}),
     "tfds": ("TFDS's own path, generator (rlds_base + envlogger reader)", run_tfds, {}),
     "tfds_beam1": ("TFDS's own path through Beam, 1 worker", run_tfds, {"workers": 1}),
     "tfds_beam2": ("TFDS's own path through Beam, 2 workers", run_tfds, {"workers": 2}),
@@ -240,7 +259,7 @@ def main() -> None:
     make_logs(logs, BASE_EPISODES)
     print(f"workload: {BASE_EPISODES} episodes x {EPISODE_STEPS} steps in {LOG_DIRS} log "
           f"directories ({time.perf_counter() - started:.0f} s to write or find)")
-    names = ["ceiling", "tfds"] + ([] if args.skip_tfds_beam else ["tfds_beam1", "tfds_beam2"])
+    names = ["ceiling", "decode", "tfds"] + ([] if args.skip_tfds_beam else ["tfds_beam1", "tfds_beam2"])
     names += ["ours1", "ours2", "dask2"]
     results = {}
     for name in names:
@@ -268,8 +287,8 @@ def main() -> None:
     efficiency = results["ours2"]["rate"] / (2 * one)
     print()
     print(f"two DirectRunner workers / one: {results['ours2']['rate'] / one:.2f}x "
-          f"(parallel efficiency {efficiency:.0%}); ceiling per process: "
-          f"{results['ceiling']['rate']:,.0f} steps/s")
+          f"(parallel efficiency {efficiency:.0%}); one worker reaches "
+          f"{one / results['decode']['rate']:.0%} of its decoder's ceiling")
     # DROID 1.0.0 as RLDS: 92,233 episodes, 27,044,326 steps, ~1.7 TB (three camera streams
     # per step). This workload's steps are small, so its per-worker rate bounds what a
     # worker does per step from above; image-heavy steps cost more (PNG encoding).
