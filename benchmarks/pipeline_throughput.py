@@ -107,9 +107,9 @@ def run_ceiling(logs: str, out: str) -> int:
 
 
 def run_decode(logs: str, out: str) -> int:
-    from rlds_hub import _compat  # noqa: F401
     import envlogger
 
+    from rlds_hub import _compat  # noqa: F401
     from rlds_hub.beam.sources.envlogger_codec import episode_steps
     from rlds_hub.beam.sources.envlogger_source import find_log_dirs
 
