@@ -285,38 +285,58 @@ def scenarios(episodes: int, lengths: list[int]) -> dict[str, object]:
 # ---- bulk --------------------------------------------------------------------------------
 
 
-def bulk(port: int, episodes: int, count: int) -> dict[str, dict]:
-    import httpx
+def decode(fmt: str, content: bytes) -> dict:
+    """The arrays of a steps response, as a client gets them (JSON: NumPy from the lists)."""
+    import io
+
     import numpy as np
     import pyarrow as pa
 
+    if fmt == "arrow":
+        table = pa.ipc.open_stream(content).read_all()
+        return {name: column.combine_chunks() for name, column in
+                zip(table.column_names, table.columns, strict=True)}
+    if fmt == "npz":
+        with np.load(io.BytesIO(content)) as archive:
+            return {k: archive[k] for k in archive.files if k != "__rlds_hub__"}
+    body = json.loads(content)
+    return {k: np.asarray(v, dtype=body["dtypes"][k]) for k, v in body["fields"].items()}
+
+
+def bulk(port: int, lengths: list[int], count: int) -> dict[str, dict]:
+    """One client fetching whole episodes (every field) and 100-step slices, per format:
+    ms per request, ms to decode, response and array MB/s."""
+    import httpx
+
     rng = random.Random(1)
-    chosen = [rng.randrange(episodes) for _ in range(count)]
+    chosen = [rng.randrange(len(lengths)) for _ in range(count)]
     out = {}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-        for fmt in ("json", "arrow", "npz"):
-            sizes, array_bytes = 0, 0
-            started = time.perf_counter()
+        for what, fmt in (("episode", "json"), ("episode", "arrow"), ("episode", "npz"),
+                          ("100 steps", "json"), ("100 steps", "arrow")):
+            sizes, array_bytes, request_s, decode_s = 0, 0, 0.0, 0.0
+            client.get(f"/api/v1/datasets/{NAME}/episodes/0/steps",  # warm (imports pyarrow)
+                       params={"format": fmt}).raise_for_status()
             for index in chosen:
+                params = {"format": fmt}
+                if what != "episode":
+                    params.update(start=0, stop=100)
+                started = time.perf_counter()
                 response = client.get(f"/api/v1/datasets/{NAME}/episodes/{index}/steps",
-                                      params={"format": fmt})
+                                      params=params)
                 response.raise_for_status()
-                sizes += len(response.content)
-                if fmt == "arrow":
-                    table = pa.ipc.open_stream(response.content).read_all()
-                    array_bytes += table.nbytes
-                elif fmt == "npz":
-                    import io
-
-                    with np.load(io.BytesIO(response.content)) as archive:
-                        array_bytes += sum(archive[k].nbytes for k in archive.files
-                                           if k != "__rlds_hub__")
-                else:
-                    body = response.json()
-                    array_bytes += sum(np.asarray(v).size * 4 for v in body["fields"].values())
-            seconds = time.perf_counter() - started
-            out[fmt] = {"mb_s": sizes / seconds / 2**20, "array_mb_s": array_bytes / seconds / 2**20,
-                        "ms": 1000 * seconds / count, "bytes": sizes / count}
+                content = response.content
+                received = time.perf_counter()
+                arrays = decode(fmt, content)
+                decode_s += time.perf_counter() - received
+                request_s += received - started
+                sizes += len(content)
+                array_bytes += sum(getattr(a, "nbytes", 0) for a in arrays.values())
+            out[f"{what} {fmt}"] = {
+                "ms": 1000 * request_s / count, "decode_ms": 1000 * decode_s / count,
+                "bytes": sizes / count, "mb_s": sizes / request_s / 2**20,
+                "array_mb_s": array_bytes / (request_s + decode_s) / 2**20,
+            }
     return out
 
 
@@ -416,6 +436,7 @@ def main() -> None:
     from rlds_hub.inspection import statistics as compute_statistics
     from rlds_hub.storage import episode_table
 
+    load_at_start = os.getloadavg()[0]
     data = Path(args.data) / f"{args.episodes}"
     dataset = data / NAME
     if not (dataset / "dataset_info.json").exists():
@@ -454,12 +475,12 @@ def main() -> None:
                 print(f"  round {round_number} {name}: {json.dumps(loads[name])}", flush=True)
             rounds.append(loads)
         loads = median_rounds(rounds)
-        bulk_results = bulk(port, len(lengths), args.bulk)
+        bulk_results = bulk(port, lengths, args.bulk)
         memory = psutil.Process(server.pid).memory_info().rss / 2**20
     finally:
         server.terminate()
         server.wait()
-    transfer = bytes_ceiling(bulk_results["arrow"]["bytes"], args.bulk)
+    transfer = bytes_ceiling(bulk_results["episode arrow"]["bytes"], args.bulk)
     peer = peers(dataset, lengths, 20)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -469,7 +490,9 @@ def main() -> None:
         "",
         f"{len(lengths):,} episodes ({steps:,} steps) in one dataset; {args.clients} clients; "
         f"{args.rounds} rounds of every scenario, each {args.duration:.0f} s after "
-        f"{args.warmup:.0f} s of the same load; medians over rounds; one server process.",
+        f"{args.warmup:.0f} s of the same load; medians over rounds; one server process. "
+        f"Load average of the machine (1 min): {load_at_start:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end.",
         "",
         "## Indexing",
         "| what | seconds | episodes/s | ceiling / ours |",
@@ -494,24 +517,34 @@ def main() -> None:
                          f"{row['p99_ms']:.1f} | {row['errors']} |")
     lines += [
         "",
-        f"## Bulk slices (whole episodes, every field; {args.bulk} episodes, one client)",
-        "| format | ms / episode | bytes / episode | response MB/s | array MB/s | "
-        "/ transfer ceiling |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"## Bulk slices (one client, {args.bulk} random episodes; every field)",
+        "| slice | format | ms / request | ms to decode | bytes | response MB/s | "
+        "array MB/s | response / transfer ceiling |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for fmt, row in bulk_results.items():
-        lines.append(f"| {fmt} | {row['ms']:.1f} | {row['bytes']:,.0f} | {row['mb_s']:.1f} | "
-                     f"{row['array_mb_s']:.1f} | {row['mb_s'] / transfer:.2f} |")
+    for name, row in bulk_results.items():
+        what, fmt = name.rsplit(" ", 1)
+        lines.append(f"| {what} | {fmt} | {row['ms']:.1f} | {row['decode_ms']:.1f} | "
+                     f"{row['bytes']:,.0f} | {row['mb_s']:.1f} | {row['array_mb_s']:.1f} | "
+                     f"{row['mb_s'] / transfer:.2f} |")
+    arrow_100 = bulk_results["100 steps arrow"]
+    json_100 = bulk_results["100 steps json"]
+    service_ms = arrow_100["ms"] + arrow_100["decode_ms"]
     lines += [
-        f"| ceiling: raw ASGI body of the Arrow size | | | {transfer:.1f} | | 1.00 |",
+        f"| ceiling: a raw ASGI body of the episode Arrow size | | | | | {transfer:.1f} | | "
+        "1.00 |",
         "",
-        "## A 100-step slice, in-process peers (ms, no HTTP)",
-        "| reader | ms | service p50 (slice scenario) / reader |",
+        "## A 100-step slice of a random episode into NumPy, one reader",
+        "| reader | ms | / the service (Arrow) |",
         "| --- | --- | --- |",
-        f"| plain TFDS (train[i:i+1], skip, take 100) | {peer['tfds']:.1f} | "
-        f"{loads['slice']['slice']['p50_ms'] / peer['tfds']:.2f} |",
-        f"| rlds_hub core read_episode | {peer['core']:.1f} | "
-        f"{loads['slice']['slice']['p50_ms'] / peer['core']:.2f} |",
+        f"| the service over HTTP, Arrow (request + decode) | {service_ms:.1f} | 1.00 |",
+        f"| the service over HTTP, JSON (request + decode) | "
+        f"{json_100['ms'] + json_100['decode_ms']:.1f} | "
+        f"{(json_100['ms'] + json_100['decode_ms']) / service_ms:.2f} |",
+        f"| peer: plain TFDS in-process (train[i:i+1], skip, take 100) | {peer['tfds']:.1f} | "
+        f"{peer['tfds'] / service_ms:.2f} |",
+        f"| rlds_hub core read_episode in-process (reads the whole shard) | "
+        f"{peer['core']:.1f} | {peer['core'] / service_ms:.2f} |",
         "",
         f"Server resident memory after the runs: {memory:.0f} MiB.",
     ]
