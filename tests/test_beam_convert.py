@@ -293,6 +293,10 @@ def test_convert_d4rl_cuts_episodes_at_terminals_timeouts_and_the_end(tmp_path):
     dataset = open_dataset(out)
     assert dataset.metadata["layout"] == "rlds"
     assert dataset.metadata["env_name"] == "hopper-medium-v2"
+    from rlds_hub.storage.checksums import file_checksum
+
+    files = dataset.metadata["provenance"]["sources"][0]["files"]
+    assert files == {"hopper.hdf5": file_checksum(source)}
 
 
 def test_convert_d4rl_without_next_observations_uses_the_oxe_layout(tmp_path):

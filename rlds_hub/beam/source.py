@@ -117,7 +117,8 @@ def unit_rows(dataset: RLDSDataset, split: str, records: Sequence[Any]) -> list[
 
 def write_source_checksum(sources_dir: str, root: str, path: str) -> None:
     """Records the size and CRC32C of a source file (for the output's provenance)."""
-    entry = {"root": root, "file": os.path.relpath(path, root), **file_checksum(path)}
+    name = os.path.basename(path) if os.path.isfile(root) else os.path.relpath(path, root)
+    entry = {"root": root, "file": name, **file_checksum(path)}
     name = hashlib.sha1(path.encode()).hexdigest() + ".json"
     layout.atomic_write(Path(sources_dir) / name, json.dumps(entry).encode(), sync=False)
 
