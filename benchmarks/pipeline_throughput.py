@@ -261,7 +261,8 @@ def main() -> None:
     started = time.perf_counter()
     make_logs(logs, BASE_EPISODES)
     print(f"workload: {BASE_EPISODES} episodes x {EPISODE_STEPS} steps in {LOG_DIRS} log "
-          f"directories ({time.perf_counter() - started:.0f} s to write or find)")
+          f"directories ({time.perf_counter() - started:.0f} s to write or find); "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     names = ["ceiling", "decode", "tfds"] + ([] if args.skip_tfds_beam else ["tfds_beam1", "tfds_beam2"])
     names += ["ours1", "ours2", "dask2"]
     results: dict[str, dict] = {}
@@ -283,7 +284,8 @@ def main() -> None:
             print(f"  {name} x{args.scale}: {big[name]['rate']:,.0f} steps/s", flush=True)
     reference = results["tfds"]["rate"]
     print()
-    print(f"best of {args.rounds} interleaved round(s); every round's rates in brackets")
+    print(f"best of {args.rounds} interleaved round(s); every round's rates in brackets; "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
     print()
     print("| what | steps/s | vs TFDS's own path | peak memory (MiB, all processes) |")
     print("| --- | ---: | ---: | ---: |")
