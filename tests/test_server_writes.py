@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import threading
+import time
 
 import pytest
 from conftest_server import TOKEN, app_client, auth, copy_root
@@ -211,3 +212,44 @@ def test_register_rejects_names_and_bodies_that_do_not_fit(client):
     assert raw.status_code == 422
     assert json.loads(raw.text)["error"]["message"]
     assert os.path.isdir(client.get(f"{API}/datasets/frames").json()["path"])
+
+
+def test_a_scheduled_scan_indexes_new_datasets_without_a_request(root, tmp_path):
+    with app_client([root], f"sqlite:///{tmp_path}/i.sqlite3", scan_interval=0.3) as client:
+        shutil.copytree(root / "frames", root / "later")
+        deadline = time.monotonic() + 20
+        while "later" not in names(client):
+            assert time.monotonic() < deadline, "the scheduled scan never indexed it"
+            time.sleep(0.1)
+        assert client.get(f"{API}/datasets/later/episodes").json()["total"] == 5
+        assert client.get("/readyz").json()["scans"] >= 2
+
+
+def test_readyz_says_what_is_not_ready(client):
+    from alembic import command
+
+    from rlds_hub.server.index import database
+
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    engine = client.app_state.service.engine
+    with engine.connect() as connection:
+        command.downgrade(database.alembic_config(connection), "base")
+        connection.commit()
+    not_ready = client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert "schema is at revision None" in not_ready.json()["problems"][0]
+    assert client.get("/healthz").status_code == 200
+    database.migrate(engine)
+    assert client.get("/readyz").status_code == 200
+
+
+def test_bulk_slices_beyond_the_byte_limit_are_refused(root, tmp_path):
+    with app_client([root], f"sqlite:///{tmp_path}/i.sqlite3", max_bulk_bytes=2000) as client:
+        url = f"{API}/datasets/frames/episodes/1/steps"
+        refused = client.get(url, params={"format": "arrow"})
+        assert refused.status_code == 413 and refused.json()["error"]["code"] == "slice_too_large"
+        assert "limit of 2,000" in refused.json()["error"]["message"]
+        small = client.get(url, params={"format": "arrow", "fields": "reward", "stop": 5})
+        assert small.status_code == 200
