@@ -117,7 +117,7 @@ def test_episode_plots_follow_the_frames_and_a_click_picks_a_step(server, page, 
     assert colored_pixels(lines, BLUE) > 150 and colored_pixels(lines, RED) > 150
 
     box = position.bounding_box()
-    left, right = 58, box["width"] - 12  # plots.js margins
+    left, right = 58, box["width"] - 22  # plots.js margins
     x = left + (7 / 9) * (right - left)  # step 7 of steps 0..9
     position.click(position={"x": x, "y": box["height"] / 2})
     page.wait_for_function("document.querySelector('#frame').dataset.step === '7' && "

@@ -5,7 +5,7 @@
 const Plots = (() => {
   const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                    "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
-  const MARGIN = { left: 58, right: 12, top: 24, bottom: 30 };
+  const MARGIN = { left: 58, right: 22, top: 24, bottom: 30 };
 
   function prepare(canvas) {
     const ratio = window.devicePixelRatio || 1;
