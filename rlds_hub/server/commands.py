@@ -29,9 +29,10 @@ def add_commands(commands: Any) -> None:
                        help="server processes (more than 1 wants a PostgreSQL index)")
     serve.add_argument("--token-file", default=None, metavar="FILE",
                        help="file holding the bearer token that allows writes (or set "
-                       "RLDS_HUB_SERVER_TOKEN); without a token, writes are disabled")
+                       "RLDS_HUB_SERVER_TOKEN; default: none, writes are disabled)"
+                       "%(default).0s")
     serve.add_argument("--scan-interval", type=float, default=None, metavar="SECONDS",
-                       help="re-scan the roots every SECONDS (without it: never)")
+                       help="re-scan the roots every SECONDS (default: never)%(default).0s")
     serve.add_argument("--no-scan", action="store_true",
                        help="serve the index as it is, without scanning first")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
@@ -48,11 +49,11 @@ def add_commands(commands: Any) -> None:
 
 def _index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", action="append", default=None, metavar="DIR",
-                        help="directory holding datasets (repeatable; without it: "
-                        "RLDS_HUB_SERVER_ROOTS)")
+                        help="directory holding datasets (repeatable; default: "
+                        "RLDS_HUB_SERVER_ROOTS)%(default).0s")
     parser.add_argument("--database-url", default=None, metavar="URL",
-                        help="SQLAlchemy URL of the index, e.g. postgresql+psycopg://host/db; "
-                        "without it: an SQLite file in the first root")
+                        help="SQLAlchemy URL of the index, e.g. postgresql+psycopg://host/db "
+                        "(default: an SQLite file in the first root)%(default).0s")
     parser.add_argument("--no-statistics", action="store_true",
                         help="do not compute statistics missing from statistics.json")
     parser.add_argument("--no-checksums", action="store_true",
