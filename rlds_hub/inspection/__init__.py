@@ -3,7 +3,7 @@
 by episode), and ``plot_episodes``. Everything here reads through :mod:`rlds_hub.storage`;
 nothing imports TensorFlow unless asked to (``validate(..., tensorflow=True)``)."""
 
-from rlds_hub.inspection.info import format_summary, summarize
+from rlds_hub.inspection.info import describe_features, format_summary, summarize
 from rlds_hub.inspection.plots import plot_episodes
 from rlds_hub.inspection.stats import (
     distribution,
@@ -18,6 +18,7 @@ from rlds_hub.inspection.validate import Problem, Report, format_report, validat
 __all__ = [
     "Problem",
     "Report",
+    "describe_features",
     "distribution",
     "format_report",
     "format_statistics",

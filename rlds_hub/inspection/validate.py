@@ -15,7 +15,6 @@ also parsed with TFDS's own parse spec by TensorFlow, as plain TFDS would read i
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -29,6 +28,7 @@ from rlds_hub.format.images import ImageDecodeError
 from rlds_hub.format.plan import Plan, unflatten
 from rlds_hub.format.specs import bounds_of
 from rlds_hub.storage import files, layout, shards
+from rlds_hub.storage.checksums import read_checksums
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import LAYOUT_DESCRIPTIONS, LAYOUT_OXE, dataset_layout
 
@@ -291,15 +291,12 @@ def _strip_path(error: Exception, path: str) -> str:
 
 
 def _checksums(dataset: RLDSDataset, report: Report) -> dict[str, Any] | None:
-    path = files.join(dataset.path, layout.CHECKSUMS)
-    if not files.exists(path):
-        return None
     try:
-        content = json.loads(files.read_text(path))
-        return dict(content["shards"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        report.problems.append(Problem("error", layout.CHECKSUMS, f"unreadable ({e})"))
+        content = read_checksums(dataset.path)
+    except layout.DatasetError as e:
+        report.problems.append(Problem("error", layout.CHECKSUMS, str(e)))
         return None
+    return None if content is None else dict(content["shards"])
 
 
 def _check_checksum(shard: str, data: bytes | None, path: str, expected: dict[str, Any],

@@ -28,6 +28,7 @@ from rlds_hub.storage.reader import (
     iter_episodes,
     iter_records,
     read_episode,
+    read_record,
 )
 from rlds_hub.storage.selection import EpisodeSpec, Selection, episode_indices
 from rlds_hub.storage.shards import ShardError
@@ -54,6 +55,7 @@ __all__ = [
     "iter_records",
     "open_dataset",
     "read_episode",
+    "read_record",
     "select",
     "select_episodes",
     "select_splits",

@@ -30,6 +30,25 @@ def file_checksum(path: str | os.PathLike) -> dict[str, Any]:
     return {"bytes": size, "crc32c": f"{crc:08x}"}
 
 
+def read_checksums(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The content of the dataset's ``checksums.json`` (``{"algorithm", "shards": {name:
+    {"bytes", "crc32c"}}}``), or None when it has none.
+
+    Raises:
+      DatasetError: the file is not valid JSON or has no ``shards``.
+    """
+    target = files.join(path, layout.CHECKSUMS)
+    if not files.exists(target):
+        return None
+    try:
+        content = json.loads(files.read_text(target))
+    except json.JSONDecodeError as e:
+        raise layout.DatasetError(f"{target} is not valid JSON ({e})") from e
+    if not isinstance(content, dict) or not isinstance(content.get("shards"), dict):
+        raise layout.DatasetError(f"{target} has no 'shards' table of checksums")
+    return content
+
+
 def checksums_content(shards: dict[str, dict[str, Any]]) -> bytes:
     """The file's content for ``{shard file name: file_checksum(...)}``."""
     return json.dumps({"algorithm": ALGORITHM, "shards": dict(sorted(shards.items()))},

@@ -245,11 +245,44 @@ def iter_episodes(
             yield batch.episode(i)
 
 
-def read_episode(
-    dataset: RLDSDataset, split: str, index: int, *, keys: Iterable[str] | None = None
-) -> dict[str, Any]:
-    """One episode (see :func:`iter_episodes`); a negative index counts from the end."""
+def read_record(dataset: RLDSDataset, split: str, index: int) -> EpisodeRecord:
+    """Episode ``index``'s serialized record, reading only that record (a TFRecord shard's
+    record offsets come from its headers, cached per file); a negative index counts from
+    the end.
+
+    Raises:
+      ShardError: the shard is missing, truncated or corrupt (file and byte named), or holds
+        fewer episodes than ``dataset_info.json`` lists.
+    """
     from rlds_hub.storage.selection import episode_indices
 
     (position,) = episode_indices([index], dataset.split(split).num_episodes)
-    return next(iter_episodes(Selection(dataset, split, (int(position),)), keys=keys))
+    (read,) = Selection(dataset, split, (int(position),)).shard_reads()
+    if dataset.file_format == "array_record":
+        (data,) = shards.read_array_record_file(read.path, [read.skip])
+    else:
+        found = len(shards.tfrecord_offsets(read.path))
+        _check_count(read, found)
+        data = shards.read_tfrecord_at(read.path, read.skip)
+    return EpisodeRecord(int(position), read.path, read.skip, data)
+
+
+def read_episode(
+    dataset: RLDSDataset, split: str, index: int, *, keys: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """One episode (see :func:`iter_episodes`), reading only its record; a negative index
+    counts from the end."""
+    record = read_record(dataset, split, index)
+    decoder = _cached_decoder(dataset, keys)
+    arrays = decode_records(decoder, [record])
+    num_steps = arrays.pop(NUM_STEPS).astype(np.int64)
+    return DecodedBatch(np.array([record.index]), num_steps, arrays).episode(0)
+
+
+def _cached_decoder(dataset: RLDSDataset, keys: Iterable[str] | None) -> EpisodeDecoder:
+    """The decoder of ``keys``, kept with the opened dataset."""
+    key = ("decoder", None if keys is None else tuple(keys))
+    decoder = dataset.cache.get(key)
+    if decoder is None:
+        decoder = dataset.cache[key] = decoder_for(dataset, keys)
+    return decoder

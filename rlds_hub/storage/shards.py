@@ -3,6 +3,7 @@ ArrayRecord files, and concatenation for sealing shards. No TensorFlow."""
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Iterator, Sequence
@@ -88,6 +89,80 @@ def iter_tfrecord(
         yield offset, record
         offset = end + 4
         index += 1
+
+
+def tfrecord_offsets(path: str | os.PathLike) -> tuple[tuple[int, int], ...]:
+    """``(offset, data length)`` of every record of a TFRecord file, from its 12-byte headers
+    (each length's CRC checked; the data is not read). Cached per file, size and mtime.
+
+    Raises:
+      ShardError: a missing file, or a truncated or corrupt header (file and byte named).
+    """
+    text = os.fspath(path)
+    if files.is_remote(text):
+        data = read_bytes(text)
+        return tuple((offset, len(record)) for offset, record in iter_tfrecord(text, data))
+    try:
+        info = os.stat(text)
+    except FileNotFoundError as e:
+        raise ShardError(f"{text}: the shard file is missing") from e
+    return _local_offsets(text, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_offsets(path: str, size: int, mtime_ns: int) -> tuple[tuple[int, int], ...]:
+    offsets = []
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        offset = 0
+        while offset < size:
+            header = os.pread(fd, 12, offset)
+            if len(header) < 12:
+                raise ShardError(f"{path}: truncated record header at byte {offset} "
+                                 f"(record {len(offsets)})")
+            length, length_crc = struct.unpack("<QI", header)
+            if masked_crc(header[:8]) != length_crc:
+                raise ShardError(f"{path}: corrupt record length at byte {offset} (record "
+                                 f"{len(offsets)}, CRC mismatch)")
+            if offset + 16 + length > size:
+                raise ShardError(f"{path}: truncated record at byte {offset} (record "
+                                 f"{len(offsets)}, {length} bytes expected)")
+            offsets.append((offset, length))
+            offset += 16 + length
+    return tuple(offsets)
+
+
+def read_tfrecord_at(path: str | os.PathLike, position: int) -> bytes:
+    """Record ``position`` of a TFRecord file, reading only it (both CRCs checked).
+
+    Raises:
+      ShardError: a missing, truncated or corrupt file or record, or no such position.
+    """
+    text = os.fspath(path)
+    offsets = tfrecord_offsets(text)
+    if not 0 <= position < len(offsets):
+        raise ShardError(f"{text} holds {len(offsets)} records; there is no record {position}")
+    start, length = offsets[position]
+    if files.is_remote(text):
+        frame = read_bytes(text)[start : start + length + 16]
+    else:
+        with open(text, "rb") as f:
+            frame = os.pread(f.fileno(), length + 16, start)
+    if len(frame) != length + 16:
+        raise ShardError(f"{text}: truncated record at byte {start} (record {position})")
+    if masked_crc(frame[:8]) != struct.unpack_from("<I", frame, 8)[0]:
+        raise ShardError(f"{text}: corrupt record length at byte {start} (record {position}, "
+                         "CRC mismatch)")
+    data = memoryview(frame)[12 : 12 + length]
+    if masked_crc(data) != struct.unpack_from("<I", frame, 12 + length)[0]:
+        raise ShardError(f"{text}: corrupt record data at byte {start} (record {position}, "
+                         "CRC mismatch)")
+    return frame[12 : 12 + length]
+
+
+def framed(record: Pieces | bytes) -> list[bytes | memoryview]:
+    """A TFRecord's pieces: length, its masked CRC, the data, the data's masked CRC."""
+    return _framed(record)
 
 
 def write_tfrecord_fd(fd: int, records: Sequence[Pieces | bytes], *, sync: bool) -> int:

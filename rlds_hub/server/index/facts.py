@@ -5,7 +5,6 @@ metadata fields, and the episode rows (streamed in chunks)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from rlds_hub.storage import (
     iter_batches,
     layout,
 )
-from rlds_hub.storage.checksums import file_checksum
+from rlds_hub.storage.checksums import file_checksum, read_checksums
 from rlds_hub.storage.episodes import TablePlan, rows_from_batch, table_plan
 
 # Episode-metadata kinds (numpy dtype kinds of the leaves) as filter types.
@@ -153,13 +152,9 @@ def _statistics(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
 
 def _checksums(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
                ) -> tuple[dict[str, Any], str | None]:
-    target = files.join(dataset.path, layout.CHECKSUMS)
-    if files.exists(target):
-        try:
-            content = json.loads(files.read_text(target))
-            return content, layout.CHECKSUMS
-        except json.JSONDecodeError as e:
-            raise layout.DatasetError(f"{target} is not valid JSON ({e})") from e
+    content = read_checksums(dataset.path)
+    if content is not None:
+        return content, layout.CHECKSUMS
     if not compute:
         return {}, None
     shard_paths = [p for s in dataset.splits.values() for p, _ in s.nonempty_shards]
