@@ -77,6 +77,7 @@ def demonstrations(out: str, env: str, episodes: int) -> str:
 
 def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]]:
     from rlds_hub.learners import train
+    from rlds_hub.learners.metrics import read_metrics
 
     spec = EXPERIMENTS[name]
     data = demonstrations(out, spec["env"], spec["demos"])
@@ -84,11 +85,15 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
     for seed in seeds:
         run_dir = os.path.join(out, name, f"seed{seed}")
         result_path = os.path.join(run_dir, "result.json")
+        budget = spec["config"]["num_steps"]
         if os.path.exists(result_path):
             with open(result_path) as f:
-                results.append(json.load(f))
-            print(f"{name} seed {seed}: done before", flush=True)
-            continue
+                done = json.load(f)
+            if done["steps"] >= budget:
+                results.append(done)
+                print(f"{name} seed {seed}: done before", flush=True)
+                continue
+            # A larger budget than before: the run is resumed and extended.
         resume = os.path.exists(os.path.join(run_dir, "run.json"))
         started = time.perf_counter()
         config = {"eval_episodes": EVAL_EPISODES, **spec["config"]}
@@ -101,7 +106,8 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
             "env": spec["env"], "demos": spec["demos"], "steps": result.steps,
             "normalized_return": final["normalized_return"], "return": final["return"],
             "expert": result.references["expert"], "random": result.references["random"],
-            "curve": [(e["step"], e["normalized_return"]) for e in result.evaluations],
+            "curve": [(r["step"], r["normalized_return"]) for r in read_metrics(run_dir)
+                      if r.get("kind") == "eval"],
             "seconds": round(time.perf_counter() - started, 1),
         }
         with open(result_path, "w") as f:

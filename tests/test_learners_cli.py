@@ -88,6 +88,18 @@ def test_load_policy_refuses_what_does_not_fit(demos, tmp_path):
     cartpole = make_env("dm_control/cartpole-swingup", seed=0)
     with pytest.raises(SpecMismatchError, match="has shape"):
         policy(cartpole.reset())
+    # Another env with the same specs: resuming the run there is refused.
+    with pytest.raises(CheckpointError, match="env: 'dm_control/point_mass-easy' in the run"):
+        train("bc", dataset=demos, env="dm_control/point_mass-hard", out=tmp_path / "run",
+              steps=200, config={"eval_episodes": 0, "steps_per_call": 50}, resume=True,
+              progress=False, echo=lambda line: None)
+    # A checkpoint that does not fit the network run.json describes.
+    run_json = tmp_path / "run" / "run.json"
+    run = json.loads(run_json.read_text())
+    run["config"]["hidden_sizes"] = [16]
+    run_json.write_text(json.dumps(run))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_policy(tmp_path / "run")
 
 
 def test_unknown_algorithm_is_a_usage_error(capsys):

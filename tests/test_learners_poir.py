@@ -60,7 +60,7 @@ def _toy_learner(**overrides):
 
 
 def test_planner_brings_a_state_back_to_the_demonstrations_and_switch_uses_bc_inside():
-    task, config, learner = _toy_learner(proposal_noise=0.8, iterations=3)
+    task, config, learner = _toy_learner(proposal_noise=0.8, iterations=3, trust=False)
     params = learner.planner_params()
     start = jnp.array([0.45, 0.45])  # outside the demonstrations' box
     z0 = planner.normalise(params, start)
@@ -79,6 +79,13 @@ def test_planner_brings_a_state_back_to_the_demonstrations_and_switch_uses_bc_in
     # The threshold separates the demonstrations from the far start.
     assert float(params["threshold"]) < float(distance.knn_distance(
         z0[None], params["references"], config.knn)[0])
+    # With trust, a state where the ensemble is less sure than on the demonstrations is left
+    # to BC: a tiny trust scale means the planner never acts.
+    cautious = config.replace(trust=True, trust_scale=1e-6)
+    learner.config = cautious
+    policy = POIRPolicy(task, learner.networks, cautious, learner.planner_params(), seed=0)
+    policy.normalised_action(np.array([0.45, 0.45], np.float32))
+    assert policy.planned == 0
 
 
 def test_dynamics_model_learns_the_demonstrations_transitions():

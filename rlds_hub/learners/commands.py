@@ -39,10 +39,10 @@ def add_commands(subparsers: Any) -> None:
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the networks, the batches and the environments")
-    train.add_argument("--config", default=None, metavar="FILE",
+    train.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
                        help="JSON object of config options (see docs/learners.md)")
-    train.add_argument("--steps", type=int, default=None,
-                       help="the budget (default: the learner's config)")
+    train.add_argument("--steps", type=int, default=argparse.SUPPRESS, metavar="N",
+                       help="the budget, in the learner's unit (unset: the config's num_steps)")
     train.add_argument("--split", default="train",
                        help="split (or TFDS slice, e.g. 'train[:20]') of the demonstrations")
     train.add_argument("--resume", action="store_true",
@@ -54,10 +54,11 @@ def add_commands(subparsers: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     from rlds_hub.learners.run import train
 
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    steps = getattr(args, "steps", None)
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
     result = train(args.algorithm, dataset=args.dataset, env=args.env, out=args.out,
-                   seed=args.seed, config=args.config, steps=args.steps, split=args.split,
+                   seed=args.seed, config=getattr(args, "config", None), steps=steps, split=args.split,
                    resume=args.resume, progress=not args.quiet)
     last = result.evaluations[-1] if result.evaluations else {}
     summary = f"trained {args.algorithm} for {result.steps:,} steps into {result.run_dir}"

@@ -33,7 +33,9 @@ class POIRConfig(RunConfig):
     ``segments`` expert segments that start nearest to the current state — return to the
     expert's states *and* follow the expert on from there — or (``cost="knn"``) the
     discounted k-NN distance of each predicted state to the expert's states.
-    ``mode="plan"`` plans at every step; ``mode="bc"`` never does (the ablation).
+    ``mode="plan"`` plans at every step; ``mode="bc"`` never does (the ablation). With
+    ``trust``, the switch plans only where the ensemble's disagreement on the next state is
+    within ``trust_scale`` times its ``trust_quantile`` on the demonstrations.
     """
 
     # BC (as the BC learner's defaults)
@@ -47,9 +49,13 @@ class POIRConfig(RunConfig):
     knn: int = 5
     reference_states: int = 4096
     threshold_quantile: float = 0.99
-    threshold_scale: float = 2.5
-    # planner
+    threshold_scale: float = 1.0
+    # when to plan
     mode: Literal["switch", "plan", "bc"] = "switch"
+    trust: bool = True
+    trust_quantile: float = 0.99
+    trust_scale: float = 3.0
+    # planner
     horizon: int = 30
     num_samples: int = 60
     proposal_noise: float = 0.2

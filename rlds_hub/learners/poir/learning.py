@@ -166,10 +166,24 @@ class POIRLearner:
 
     # -- the planner's parameters -------------------------------------------------------------
 
+    def trust_threshold(self) -> float:
+        """The ``trust_quantile`` of the ensemble's disagreement on the demonstrations (with
+        their own actions), times ``trust_scale``."""
+        from rlds_hub.learners.poir.planner import disagreement
+
+        params = {"dynamics": self.state.dynamics}
+        z = self.normalizer(self.demonstrations[inputs.OBSERVATION]).astype(np.float32)
+        spread = jax.jit(functools.partial(disagreement, self.networks))(
+            params, z, self.demonstrations[inputs.ACTION])
+        return self.config.trust_scale * float(np.quantile(np.asarray(spread),
+                                                           self.config.trust_quantile))
+
     def planner_params(self) -> dict[str, Any]:
-        return planner_params(self.state.policy, self.state.dynamics, self.references,
-                              self.continuations, self.delta_std, self.normalizer,
-                              self.threshold)
+        params = planner_params(self.state.policy, self.state.dynamics, self.references,
+                                self.continuations, self.delta_std, self.normalizer,
+                                self.threshold)
+        params["trust_threshold"] = jnp.float32(self.trust_threshold())
+        return params
 
 
 def planner_params(policy: Any, dynamics: Any, references: np.ndarray,

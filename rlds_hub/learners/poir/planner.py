@@ -10,7 +10,10 @@ Pure JAX functions of the agent's parameters::
 member ``i // (num_samples / E)``; sequence 0 is the noise-free BC rollout, so plain BC is
 always a candidate — and returns their cost-weighted average. :func:`act` is one decision:
 the BC action when the state is within the calibrated distance of the expert's states, the
-planner's otherwise (``lax.cond``: the planner's cost is paid only out of distribution).
+planner's otherwise — provided the ensemble is as confident there as it is on the
+demonstrations (``trust``): a planner is only as good as its model, and off the
+demonstrations a model trained on them alone is not (``lax.cond``: the planner's cost is
+paid only when it is used).
 """
 
 from __future__ import annotations
@@ -131,7 +134,11 @@ def act(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any],
     z = normalise(params, observation)
     distance = knn_distance(z[None], params["references"], config.knn)[0]
     out_of_distribution = distance > params["threshold"]
-    use_planner = jnp.where(mode == 1, True, jnp.where(mode == 2, False, out_of_distribution))
+    bc_action = bc_actions(networks, params, z[None])
+    spread = disagreement(networks, params, z[None], bc_action)[0]
+    trusted = spread <= params["trust_threshold"]
+    switch = out_of_distribution & trusted if config.trust else out_of_distribution
+    use_planner = jnp.where(mode == 1, True, jnp.where(mode == 2, False, switch))
     shifted = jnp.concatenate([carry["plan"][1:], carry["plan"][-1:]], axis=0)
 
     def planner(_):
@@ -139,9 +146,17 @@ def act(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any],
         return chosen[0], chosen, info["plan_cost"]
 
     def behaviour_cloning(_):
-        action = bc_actions(networks, params, z[None])[0]
-        return action, carry["plan"], jnp.float32(0.0)
+        return bc_action[0], carry["plan"], jnp.float32(0.0)
 
     action, new_plan, cost = jax.lax.cond(use_planner, planner, behaviour_cloning, None)
     new_carry = {"plan": new_plan, "valid": use_planner}
-    return action, new_carry, {"distance": distance, "planned": use_planner, "plan_cost": cost}
+    return action, new_carry, {"distance": distance, "planned": use_planner, "plan_cost": cost,
+                               "disagreement": spread}
+
+
+def disagreement(networks: POIRNetworks, params: dict[str, Any], z: jax.Array,
+                 actions: jax.Array) -> jax.Array:
+    """How much the ensemble members disagree on the next state of each ``(z, a)`` ``[B]``:
+    the mean over elements of the members' std of the scaled change."""
+    predictions = networks.dynamics.apply(params["dynamics"], z, actions)  # [E, B, D]
+    return jnp.mean(jnp.std(predictions, axis=0), axis=-1)
