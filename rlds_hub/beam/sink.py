@@ -36,9 +36,10 @@ from rlds_hub.beam.defaults import DEFAULT_MAX_BYTES_PER_SHARD, DEFAULT_MAX_EPIS
 from rlds_hub.beam.staging import PIECES, RECEIPTS
 from rlds_hub.storage import layout
 from rlds_hub.storage.checksums import checksums_content
-from rlds_hub.storage.episode_index import json_safe
+from rlds_hub.storage.episode_index import index_line, json_safe
 from rlds_hub.storage.episodes import index_row
-from rlds_hub.storage.shards import masked_crc
+from rlds_hub.storage.shards import framed
+from rlds_hub.storage.writer import new_dataset_info
 
 _TFRECORD_OVERHEAD = 16  # 8-byte length, its CRC, the data's CRC
 
@@ -102,10 +103,8 @@ class ShardTask:
 
 
 def frame_tfrecord(data: bytes | memoryview) -> list[bytes | memoryview]:
-    """A record's TFRecord framing: length, its masked CRC, the data, the data's masked CRC."""
-    length = struct.pack("<Q", len(data))
-    return [length, struct.pack("<I", masked_crc(length)), data,
-            struct.pack("<I", masked_crc(data))]
+    """A record's TFRecord framing (the core's): length, CRC, data, CRC."""
+    return framed(data)
 
 
 class _WritePieces(beam.DoFn):
@@ -384,15 +383,11 @@ def finish_dataset(
             rows += receipt["rows"]
             sums[receipt["file"]] = receipt["checksum"]
             steps += sum(int(r["num_steps"]) for r in receipt["rows"])
-    info = {"name": name, "description": description, "version": "1.0.0",
-            "fileFormat": file_format, "splits": splits}
+    info = {**new_dataset_info(name, file_format, description), "splits": splits}
     path = Path(staging.path)
     _dump(path / layout.FEATURES, features_json)
     _dump(path / layout.METADATA, metadata)
-    lines = b"".join(
-        (json.dumps(row, separators=(",", ":"), default=json_safe) + "\n").encode()
-        for row in rows
-    )
+    lines = b"".join(index_line(row) for row in rows)
     layout.atomic_write(path / layout.EPISODE_INDEX, lines, sync=False)
     layout.atomic_write(path / layout.CHECKSUMS, checksums_content(sums), sync=False)
     _dump(path / layout.DATASET_INFO, info)  # last: it makes the directory a dataset

@@ -111,7 +111,11 @@ def _keep_published(rows: list[dict[str, Any]], counts: Mapping[str, int]) -> li
     return kept
 
 
-def _line(row: Mapping[str, Any]) -> bytes:
-    # Non-finite returns are kept as numbers (NaN, Infinity): Python's json reads them back.
+def index_line(row: Mapping[str, Any]) -> bytes:
+    """One row of ``episodes.jsonl`` as its compact JSON line. Non-finite returns are kept
+    as numbers (``NaN``, ``Infinity``), which Python's json reads back."""
     text = json.dumps(row, separators=(",", ":"), default=json_safe)
     return (text + "\n").encode()
+
+
+_line = index_line
