@@ -66,7 +66,7 @@ class EpisodeIndex:
         if len(kept) == len(rows) and end == len(data):
             return
         tmp = self._path.with_name(f".tmp-{self._path.name}")
-        tmp.write_bytes(b"".join(_line(r) for r in kept))
+        tmp.write_bytes(b"".join(index_line(r) for r in kept))
         os.replace(tmp, self._path)
 
     def covers(self, counts: Mapping[str, int]) -> bool:
@@ -85,13 +85,13 @@ class EpisodeIndex:
         """Replaces the file's content with ``rows`` (atomically)."""
         self.close()
         tmp = self._path.with_name(f".tmp-{self._path.name}")
-        tmp.write_bytes(b"".join(_line(r) for r in rows))
+        tmp.write_bytes(b"".join(index_line(r) for r in rows))
         os.replace(tmp, self._path)
 
     def append(self, row: Mapping[str, Any]) -> None:
         if self._fd is None:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.write(self._fd, _line(row))
+        os.write(self._fd, index_line(row))
 
     def close(self) -> None:
         if self._fd is not None:
@@ -118,4 +118,3 @@ def index_line(row: Mapping[str, Any]) -> bytes:
     return (text + "\n").encode()
 
 
-_line = index_line

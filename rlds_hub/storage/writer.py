@@ -470,5 +470,3 @@ def _read_json(path: Path) -> Any:
 def _read_json_or_empty(path: Path) -> dict[str, Any]:
     return _read_json(path) if path.exists() else {}
 
-
-_new_info = new_dataset_info  # the name the first pipeline code used; prefer new_dataset_info
