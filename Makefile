@@ -30,7 +30,15 @@ demo: $(VENV)/.stamp-demo
 	    --episodes 20 --seed 0 --out $(DEMO_DIR)/point_mass_expert
 	$(VENV)/bin/rlds-hub validate $(DEMO_DIR)/point_mass_expert
 	$(VENV)/bin/rlds-hub info $(DEMO_DIR)/point_mass_expert --plot $(DEMO_DIR)/point_mass_expert.png
-	$(VENV)/bin/rlds-hub stats $(DEMO_DIR)/point_mass_expert
+	$(VENV)/bin/rlds-hub stats $(DEMO_DIR)/point_mass_expert --runner DirectRunner --save --quiet
+	$(VENV)/bin/rlds-hub reshard --input $(DEMO_DIR)/point_mass_expert \
+	    --output $(DEMO_DIR)/point_mass_expert_array_record --file-format array_record \
+	    --num-shards 4 --quiet
+	$(VENV)/bin/rlds-hub validate $(DEMO_DIR)/point_mass_expert_array_record --quiet
+	$(VENV)/bin/rlds-hub export --input $(DEMO_DIR)/point_mass_expert \
+	    --output $(DEMO_DIR)/point_mass_expert_parquet --quiet
+	@echo "serving the demo datasets: open the URL printed below; Ctrl-C stops"
+	$(VENV)/bin/rlds-hub serve --root $(DEMO_DIR)
 
 test: $(VENV)/.stamp-test $(VENV)/.stamp-system
 	$(VENV)/bin/ruff check .

@@ -64,7 +64,15 @@ def warnings_through(write: Any) -> Iterator[list[str]]:
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults in --help and keeps descriptions' line breaks."""
+    """Shows defaults in --help (where there is one worth saying: not for required options,
+    flags, or options without a default) and keeps descriptions' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if action.required or default is None or default is False or (
+                default is argparse.SUPPRESS or "default" in (action.help or "")):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def subparser(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
