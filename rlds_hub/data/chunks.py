@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from numpy.random import default_rng  # imported here: numpy loads it lazily (~10 ms)
 
 from rlds_hub.data import indices
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
@@ -79,7 +80,7 @@ class ChunkSource:
         while self._num_epochs is None or epoch < self._num_epochs:
             order = None
             if self._shuffle:
-                order = np.random.default_rng([self._seed, epoch]).permutation(num_reads)
+                order = default_rng([self._seed, epoch]).permutation(num_reads)
             for record in iter_records(self.selection, shard_order=order):
                 group.append(record)
                 if len(group) == self._per_chunk:
@@ -96,7 +97,7 @@ class ChunkSource:
         decoded = decode_records(self._decoder, records)
         lengths = decoded[NUM_STEPS]
         steps = {f.key[len(_STEPS):]: decoded[f.key] for f in self._fields}
-        rng = np.random.default_rng([self._seed, chunk]) if self._shuffle else None
+        rng = default_rng([self._seed, chunk]) if self._shuffle else None
         spec = self.items
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.random import default_rng
 
 from rlds_hub import spec as rlds
 from rlds_hub.checks import check_gamma, check_positive
@@ -98,7 +99,7 @@ class BatchLoader:
         return self._chunks
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        rng = np.random.default_rng(self.seed) if self.shuffle else None
+        rng = default_rng(self.seed) if self.shuffle else None
         mixer = Mixer(self.batch_size, 1, rng)
         for batch in mixer.batches(iter(self._chunks), self.drop_remainder):
             yield unflatten(batch)

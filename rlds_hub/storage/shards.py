@@ -54,6 +54,15 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
 
 
+def map_file(path: str | os.PathLike) -> bytes | memoryview:
+    """A whole shard file for reading (memory-mapped when local and large; see
+    :func:`rlds_hub.storage.files.map_bytes`)."""
+    try:
+        return files.map_bytes(path)
+    except FileNotFoundError as e:
+        raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
+
+
 def iter_tfrecord(
     path: str | os.PathLike, data: bytes | None = None
 ) -> Iterator[tuple[int, memoryview]]:
@@ -65,7 +74,7 @@ def iter_tfrecord(
     Raises:
       ShardError: naming the file and byte offset of a truncated or corrupt record.
     """
-    view = memoryview(read_bytes(path) if data is None else data)
+    view = memoryview(map_file(path) if data is None else data)
     offset = 0
     index = 0
     while offset < len(view):
