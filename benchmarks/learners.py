@@ -259,6 +259,43 @@ def report(out: str, images: str | None) -> None:
                   f"{np.mean([r['random'] for r in rows]):.1f} |")
     if images:
         plot_curves(out, images)
+        plot_poir(out, images)
+
+
+def plot_poir(out: str, images: str) -> None:
+    """Grouped bars: BC, POIR offline and POIR fine-tuned under each deployment."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = _load(out, "poir-cartpole")
+    if not records:
+        return
+    labels = [("bc", "BC"), ("poir", "POIR (offline)"), ("poir_online", "POIR (fine-tuned)")]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.26
+    for i, (key, label) in enumerate(labels):
+        means, stds, xs = [], [], []
+        for j, shift in enumerate(SHIFTS):
+            values = [r["shifts"][shift].get(key) for r in records if shift in r["shifts"]]
+            values = [v for v in values if v is not None]
+            if values:
+                xs.append(j + (i - 1) * width)
+                means.append(np.mean(values))
+                stds.append(np.std(values))
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=label)
+    ax.set_xticks(range(len(SHIFTS)), [s.replace("_", " ") for s in SHIFTS])
+    ax.set_ylabel("normalised return")
+    ax.set_title(f"cartpole-swingup, 20 clean demonstrations ({len(records)} seeds)", fontsize=10)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(images, "learners_poir.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def plot_curves(out: str, images: str) -> None:
