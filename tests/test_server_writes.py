@@ -253,3 +253,38 @@ def test_bulk_slices_beyond_the_byte_limit_are_refused(root, tmp_path):
         assert "limit of 2,000" in refused.json()["error"]["message"]
         small = client.get(url, params={"format": "arrow", "fields": "reward", "stop": 5})
         assert small.status_code == 200
+
+
+def test_repeated_pages_are_answered_from_kept_responses_until_the_index_changes(
+        client, root, monkeypatch):
+    from conftest_server import FramesEnv
+
+    from rlds_hub.recorders import Recorder
+    from rlds_hub.server.api.routes import episodes as episodes_route
+
+    handled = []
+    pagination = episodes_route.Pagination
+    monkeypatch.setattr(episodes_route, "Pagination",
+                        lambda *a: handled.append(a) or pagination(*a))
+    url = f"{API}/datasets/frames/episodes?order_by=-length&limit=3"
+    answers = [client.get(url) for _ in range(4)]
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.content for a in answers}) == 1
+    assert len({tuple(sorted(a.headers.items())) for a in answers}) == 1
+    # the first two fill the cache (the dataset's state is read on the first); then kept
+    assert len(handled) == 2
+    before = answers[0].json()["total"]
+    # a client's mistake is never kept: answered by the route every time
+    for _ in range(3):
+        assert client.get(f"{API}/datasets/frames/episodes?split=nope").status_code == 404
+    assert len(handled) == 5
+    env = FramesEnv(lengths=(9,))
+    with Recorder(env, root / "frames", max_episodes_per_shard=2,
+                  env_name="tests/frames") as recorder:
+        timestep = recorder.reset()
+        while not timestep.last():
+            timestep = recorder.step(env.action_spec().generate_value())
+    assert client.post(f"{API}/datasets/frames/reindex", headers=auth()).json()[
+        "action"] == "indexed"
+    after = client.get(url).json()
+    assert after["total"] == before + 1 and after["items"][0]["length"] == 10

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from rlds_hub import __version__
+from rlds_hub.server.api.responses import ResponseCache
 from rlds_hub.server.api.routes import datasets, episodes, health, media, scan, steps
 from rlds_hub.server.core.config import Settings
 from rlds_hub.server.core.errors import install_error_handlers
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *,
     app = FastAPI(title="rlds_hub dataset service", version=__version__,
                   description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
+    app.add_middleware(ResponseCache, service=service)
     install_error_handlers(app)
     for module in (health, datasets, episodes, steps, media, scan):
         app.include_router(module.router)
