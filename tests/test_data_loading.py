@@ -1,5 +1,7 @@
 """rlds_hub.data: load(), the fast transition/window loaders and the in-memory sampler."""
 
+import time
+
 import dm_env
 import jax
 import numpy as np
@@ -475,3 +477,30 @@ def test_gathers_split_over_threads_give_the_same_items(many_episodes, monkeypat
             assert a.keys() == b.keys()
             for key in a:
                 assert np.array_equal(a[key], b[key]), (kind, key)
+
+
+def test_an_endless_loader_left_early_stops_its_threads_and_bounds_what_it_makes(
+        many_episodes, monkeypatch):
+    import threading
+
+    from rlds_hub.data import chunks
+
+    made = []
+    make_items = chunks.ChunkSource.make_items
+    monkeypatch.setattr(chunks.ChunkSource, "make_items",
+                        lambda self, records, chunk: made.append(chunk)
+                        or make_items(self, records, chunk))
+    # a chunk is the whole shuffle buffer: the 64 episodes, one epoch
+    loader = data.transitions(many_episodes, batch_size=8, shuffle_buffer=64,
+                              episodes_per_chunk=8, num_epochs=None, seed=1)
+    iterator = iter(loader)
+    for _ in range(3):
+        next(iterator)
+    time.sleep(0.5)
+    # made: the chunk being consumed and AHEAD_EPISODES more episodes (at least one chunk)
+    assert 2 <= len(made) <= 1 + max(1, chunks.AHEAD_EPISODES // 64), made
+    iterator.close()
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("rlds-") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, [t.name for t in threading.enumerate()]
+        time.sleep(0.05)

@@ -31,6 +31,9 @@ from rlds_hub.storage.selection import Selection
 
 # Gathers larger than this are split over two threads.
 _PARALLEL_GATHER_BYTES = 1 << 20
+# Episodes made ahead of the consumer, at most (at least one chunk): what is in flight is
+# bounded in episodes, not chunks, since a chunk holds a whole shuffle buffer.
+AHEAD_EPISODES = 128
 MASK = "mask"
 NEXT_OBSERVATION = "next_observation"
 _STEPS = "steps/"
@@ -56,7 +59,7 @@ class ChunkSource:
 
     def __init__(self, selection: Selection, plan: Plan, items: ItemSpec, *,
                  episodes_per_chunk: int, shuffle: bool, seed: int, num_epochs: int | None,
-                 ahead: int = 4, workers: int = 2):
+                 ahead: int | None = None, workers: int = 2):
         self.selection = selection
         self.items = items
         self._decoder = EpisodeDecoder(plan)
@@ -66,7 +69,7 @@ class ChunkSource:
         self._shuffle = shuffle
         self._seed = seed
         self._num_epochs = num_epochs
-        self._ahead = ahead
+        self._ahead = ahead or max(1, AHEAD_EPISODES // episodes_per_chunk)
         self._workers = workers
         self._gather_pool: ThreadPoolExecutor | None = None
 
@@ -175,27 +178,34 @@ class ChunkSource:
         consumer takes the results in chunk order. With two workers, one decodes (Python,
         holding the GIL) while the other gathers items (NumPy, releasing it).
         """
-        futures: queue.Queue = queue.Queue(maxsize=self._ahead)
+        futures: queue.Queue = queue.Queue()
+        # Chunks being made or made and not yet taken: at most ``ahead`` (a slot is taken
+        # before the next group of records is read, and given back when the consumer takes
+        # the chunk), so memory holds the consumer's chunk and ``ahead`` more.
+        slots = threading.Semaphore(self._ahead)
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="rlds-items")
 
-        def put(entry: tuple[str, Any]) -> bool:
+        def slot() -> bool:
             while not stop.is_set():
-                try:
-                    futures.put(entry, timeout=0.1)
+                if slots.acquire(timeout=0.1):
                     return True
-                except queue.Full:
-                    continue
             return False
 
         def read() -> None:
             try:
-                for chunk, group in enumerate(self._episode_groups()):
-                    if not put(("items", pool.submit(self.make_items, group, chunk))):
+                groups = self._episode_groups()
+                chunk = 0
+                while slot():
+                    group = next(groups, None)
+                    if group is None:
+                        futures.put(("done", None))
                         return
-                put(("done", None))
+                    futures.put(("items", pool.submit(self.make_items, group, chunk)))
+                    group = None
+                    chunk += 1
             except BaseException as e:  # handed to the consumer
-                put(("error", e))
+                futures.put(("error", e))
 
         thread = threading.Thread(target=read, name="rlds-reader", daemon=True)
         thread.start()
@@ -203,7 +213,10 @@ class ChunkSource:
             while True:
                 kind, value = futures.get()
                 if kind == "items":
-                    yield value.result()
+                    items, value = value.result(), None
+                    slots.release()
+                    yield items
+                    items = None  # the consumer has it: not held here while the next is made
                 elif kind == "done":
                     return
                 else:
