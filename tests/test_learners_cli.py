@@ -3,6 +3,7 @@ evaluation episodes, the learning curve, --resume (and its refusals), and
 `rlds-hub record --policy checkpoint:DIR`."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -67,6 +68,10 @@ def test_same_seed_same_run_on_one_device_and_across_a_resume(demos, tmp_path):
     np.testing.assert_array_equal(straight, run("b", 300))
     run("c", 200)
     np.testing.assert_array_equal(straight, run("c", 300, resume=True))
+    # a run stopped before its first checkpoint starts over when resumed
+    run("d", 200)
+    shutil.rmtree(tmp_path / "d" / "checkpoints")
+    np.testing.assert_array_equal(straight, run("d", 300, resume=True))
 
 
 def test_load_policy_refuses_what_does_not_fit(demos, tmp_path):

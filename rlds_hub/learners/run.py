@@ -222,7 +222,12 @@ def train(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, see
     checkpointer = Checkpointer(setup.run_dir)
     log = None
     try:
-        if resume:
+        if resume and checkpointer.latest_step() is None:
+            # stopped before its first checkpoint: nothing to continue, so it starts over
+            metrics.truncate_after(setup.run_dir, 0)
+            echo(json.dumps({"resumed": setup.run_dir, "step": 0,
+                             "note": "no checkpoint yet: training from the start"}))
+        elif resume:
             state, meta = checkpointer.restore(agent.checkpoint_state())
             agent.restore(state, meta)
             metrics.truncate_after(setup.run_dir, agent.progress)
