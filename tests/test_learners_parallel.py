@@ -101,9 +101,16 @@ train("ail", dataset=path, env="dm_control/point_mass-easy", out=out + "-ail", s
       config={"eval_episodes": 0, "initial_random_steps": 100, "actor_hidden_sizes": [16],
               "critic_hidden_sizes": [16], "discriminator_hidden_sizes": [16]},
       progress=False, echo=lambda line: None)
-policy = load_policy(out)
+train("poir", dataset=path, env="dm_control/point_mass-easy", out=out + "-poir", steps=100,
+      config={"eval_episodes": 0, "steps_per_call": 50, "bc_hidden_sizes": [16],
+              "dynamics_hidden_sizes": [16], "ensemble_size": 2, "num_samples": 8,
+              "horizon": 5, "reference_states": 256},
+      progress=False, echo=lambda line: None)
 env = make_env("dm_control/point_mass-easy", seed=4)
-policy(env.reset())
+for run in (out, out + "-ail", out + "-poir"):
+    policy = load_policy(run)
+    policy.reset()
+    policy(env.reset())
 loaded = {m.split(".")[0] for m, mod in sys.modules.items() if mod is not None}
 assert "tensorflow" not in loaded and "tensorflow_datasets" not in loaded
 print("ok", result.steps)
