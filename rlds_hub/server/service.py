@@ -20,11 +20,7 @@ log = logging.getLogger("rlds_hub.server")
 
 
 def _weigh(value: Any) -> int:
-    if isinstance(value, bytes):
-        return len(value)
-    if isinstance(value, tuple) and value and isinstance(value[-1], bytes):
-        return len(value[-1]) + 512  # a kept response: its body and headers
-    return 4096
+    return len(value) if isinstance(value, bytes) else 4096
 
 
 class Service:

@@ -6,7 +6,9 @@ index row (``state_seconds``; the same rule the routes use) is answered with the
 the last time — without routing, parameter parsing, a thread or a query. FastAPI's parsing of
 the episode list's eleven query parameters alone costs about twice the trivial endpoint.
 Only 200 answers are kept, under the raw path and query string and the dataset's id,
-generation and status; they share the ``page_cache_bytes`` budget of the other answers.
+generation and status, in their own least-recently-used store of ``page_cache_bytes`` (apart
+from the routes' caches, so that many distinct pages do not push out what the routes keep;
+a page's body is usually the very bytes object the route keeps, so it is not held twice).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.server.service import Service
 
 _CACHED = re.compile(r"^/api/v1/datasets/([^/]+)(?:/episodes)?$")
@@ -28,6 +31,8 @@ class ResponseCache:
     def __init__(self, app: ASGIApp, service: Service):
         self.app = app
         self.service = service
+        self.kept: LRUCache[tuple] = LRUCache(service.settings.page_cache_bytes,
+                                              lambda entry: len(entry[2]) + 512)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = (_CACHED.match(scope["path"])
@@ -37,9 +42,9 @@ class ResponseCache:
             return
         name = unquote(match.group(1))
         before = _version(self.service.fresh_state(name))
-        key = ("response", scope["path"], scope["query_string"])
+        key = (scope["path"], scope["query_string"])
         if before is not None:
-            kept = self.service.pages.get(key)
+            kept = self.kept.get(key)
             if kept is not None and kept[0] == before:
                 await send(kept[1])
                 await send({"type": "http.response.body", "body": kept[2]})
@@ -58,7 +63,7 @@ class ResponseCache:
         after = _version(self.service.fresh_state(name))
         # Kept only when the answer certainly belongs to one state of the dataset.
         if start.get("status") == 200 and after is not None and after == before:
-            self.service.pages.put(key, (after, dict(start), b"".join(body)))
+            self.kept.put(key, (after, dict(start), b"".join(body)))
 
 
 def _version(state: Any) -> tuple | None:

@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     page_cache_bytes: int = Field(
         default=64 * 2**20, ge=0,
         description="bytes of answers (episode pages, dataset details) kept per process, "
-        "keyed by the dataset's index generation",
+        "keyed by the dataset's index generation; as much again for whole responses kept "
+        "in front of the app",
     )
     episode_cache_bytes: int = Field(
         default=256 * 2**20, ge=0,
