@@ -12,7 +12,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[envs,beam,server]'
+	$(PY) -m pip install --quiet -e '.[envs,beam,server,learners]'
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
@@ -37,7 +37,9 @@ demo: $(VENV)/.stamp-demo
 	$(VENV)/bin/rlds-hub validate $(DEMO_DIR)/point_mass_expert_array_record --quiet
 	$(VENV)/bin/rlds-hub export --input $(DEMO_DIR)/point_mass_expert \
 	    --output $(DEMO_DIR)/point_mass_expert_parquet --quiet
-	@echo "serving the demo datasets: open the URL printed below; Ctrl-C stops"
+	$(VENV)/bin/rlds-hub train bc --dataset $(DEMO_DIR)/point_mass_expert \
+	    --env dm_control/point_mass-easy --out $(DEMO_DIR)/runs/bc --steps 5000
+	@echo "serving the demo datasets (the runs' evaluation episodes too): open the URL printed below; Ctrl-C stops"
 	$(VENV)/bin/rlds-hub serve --root $(DEMO_DIR)
 
 test: $(VENV)/.stamp-test $(VENV)/.stamp-system
