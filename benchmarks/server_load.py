@@ -543,7 +543,7 @@ def main() -> None:
         f"{(json_100['ms'] + json_100['decode_ms']) / service_ms:.2f} |",
         f"| peer: plain TFDS in-process (train[i:i+1], skip, take 100) | {peer['tfds']:.1f} | "
         f"{peer['tfds'] / service_ms:.2f} |",
-        f"| rlds_hub core read_episode in-process (reads the whole shard) | "
+        f"| rlds_hub core read_episode in-process (one record read by its offset, CRC-checked) | "
         f"{peer['core']:.1f} | {peer['core'] / service_ms:.2f} |",
         "",
         f"Server resident memory after the runs: {memory:.0f} MiB.",
