@@ -273,14 +273,14 @@ def read_episode(
     """One episode (see :func:`iter_episodes`), reading only its record; a negative index
     counts from the end."""
     record = read_record(dataset, split, index)
-    decoder = _cached_decoder(dataset, keys)
+    decoder = cached_decoder(dataset, keys)
     arrays = decode_records(decoder, [record])
     num_steps = arrays.pop(NUM_STEPS).astype(np.int64)
     return DecodedBatch(np.array([record.index]), num_steps, arrays).episode(0)
 
 
-def _cached_decoder(dataset: RLDSDataset, keys: Iterable[str] | None) -> EpisodeDecoder:
-    """The decoder of ``keys``, kept with the opened dataset."""
+def cached_decoder(dataset: RLDSDataset, keys: Iterable[str] | None = None) -> EpisodeDecoder:
+    """:func:`decoder_for`, kept with the opened dataset (one per set of keys)."""
     key = ("decoder", None if keys is None else tuple(keys))
     decoder = dataset.cache.get(key)
     if decoder is None:

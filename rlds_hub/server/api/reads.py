@@ -28,8 +28,8 @@ def locate(service: Service, name: str, split: str | None, index: int
     if found is None:
         count = dataset.splits.get(chosen, {}).get("episodes", 0)
         raise ApiError(404, "episode_not_found",
-                       f"dataset {name!r} split {chosen!r} has {count} episodes; there is "
-                       f"no episode {index}")
+                       f"dataset {name!r} split {chosen!r} has {count} episodes "
+                       f"(0..{count - 1}); there is no episode {index}")
     return dataset, chosen, found
 
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rlds_hub.format.decode import EpisodeDecoder, ParseError
+from rlds_hub.format.decode import ParseError
 from rlds_hub.format.images import ImageDecodeError
 from rlds_hub.storage import RLDSDataset, ShardError, read_record
-from rlds_hub.storage.reader import decoder_for
+from rlds_hub.storage.reader import cached_decoder
 
 
 class RecordLocator:
@@ -30,17 +30,9 @@ class RecordLocator:
         """
         record = read_record(dataset, split, index)
         try:
-            values, _ = self._decoder(dataset, keys).decode_episode(record.data)
+            values, _ = cached_decoder(dataset, keys).decode_episode(record.data)
         except (ParseError, ImageDecodeError) as e:
             raise ShardError(f"{record.shard}: episode {index} (record {record.position}) "
                              f"does not decode: {e}") from e
         return {key: np.array(value) for key, value in values.items()}  # own the memory
 
-    @staticmethod
-    def _decoder(dataset: RLDSDataset, keys: Sequence[str] | None) -> EpisodeDecoder:
-        """The decoder of ``keys``, kept with the opened dataset."""
-        key = ("rlds_hub.server decoder", None if keys is None else tuple(keys))
-        decoder = dataset.cache.get(key)
-        if decoder is None:
-            decoder = dataset.cache[key] = decoder_for(dataset, keys)
-        return decoder

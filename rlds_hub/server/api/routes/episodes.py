@@ -27,6 +27,7 @@ from rlds_hub.server.api.deps import (
     find_dataset,
     resolve_split,
 )
+from rlds_hub.server.api.reads import locate
 from rlds_hub.server.api.schemas.common import Page, error_responses
 from rlds_hub.server.api.schemas.episodes import EpisodeDetail, EpisodeItem
 from rlds_hub.server.core.errors import ApiError
@@ -111,15 +112,7 @@ async def list_episodes(
 async def get_episode(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
                       split: SplitQuery = None) -> EpisodeDetail:
     def work() -> EpisodeDetail:
-        with connect(service) as connection:
-            dataset = find_dataset(service, connection, name)
-            chosen = resolve_split(dataset, split)
-            found = queries.episode(connection, dataset.id, chosen, index)
-        if found is None:
-            count = dataset.splits.get(chosen, {}).get("episodes", 0)
-            raise ApiError(404, "episode_not_found",
-                           f"dataset {name!r} split {chosen!r} has {count} episodes "
-                           f"(0..{count - 1}); there is no episode {index}")
+        dataset, _, found = locate(service, name, split, index)
         return EpisodeDetail(**convert.episode_values(found), dataset=dataset.name,
                              layout=dataset.layout, step_fields=dataset.step_fields,
                              image_fields=list(dataset.image_fields))
