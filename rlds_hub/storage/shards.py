@@ -54,6 +54,18 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
 
 
+def _record_length(path: str | os.PathLike, header: bytes | memoryview, offset: int,
+                   index: int) -> int:
+    """The data length in a TFRecord's 12-byte header, its CRC checked."""
+    if len(header) < 12:
+        raise ShardError(f"{path}: truncated record header at byte {offset} (record {index})")
+    length, length_crc = struct.unpack("<QI", header)
+    if masked_crc(header[:8]) != length_crc:
+        raise ShardError(f"{path}: corrupt record length at byte {offset} (record {index}, "
+                         "CRC mismatch)")
+    return length
+
+
 def map_file(path: str | os.PathLike) -> bytes | memoryview:
     """A whole shard file for reading (memory-mapped when local and large; see
     :func:`rlds_hub.storage.files.map_bytes`)."""
@@ -78,14 +90,7 @@ def iter_tfrecord(
     offset = 0
     index = 0
     while offset < len(view):
-        header = view[offset : offset + 12]
-        if len(header) < 12:
-            raise ShardError(f"{path}: truncated record header at byte {offset} "
-                             f"(record {index})")
-        length, length_crc = struct.unpack("<QI", header)
-        if masked_crc(header[:8]) != length_crc:
-            raise ShardError(f"{path}: corrupt record length at byte {offset} (record {index}, "
-                             "CRC mismatch)")
+        length = _record_length(path, view[offset : offset + 12], offset, index)
         end = offset + 12 + length
         if end + 4 > len(view):
             raise ShardError(f"{path}: truncated record at byte {offset} (record {index}, "
@@ -125,14 +130,7 @@ def _local_offsets(path: str, size: int, mtime_ns: int) -> tuple[tuple[int, int]
         fd = f.fileno()
         offset = 0
         while offset < size:
-            header = os.pread(fd, 12, offset)
-            if len(header) < 12:
-                raise ShardError(f"{path}: truncated record header at byte {offset} "
-                                 f"(record {len(offsets)})")
-            length, length_crc = struct.unpack("<QI", header)
-            if masked_crc(header[:8]) != length_crc:
-                raise ShardError(f"{path}: corrupt record length at byte {offset} (record "
-                                 f"{len(offsets)}, CRC mismatch)")
+            length = _record_length(path, os.pread(fd, 12, offset), offset, len(offsets))
             if offset + 16 + length > size:
                 raise ShardError(f"{path}: truncated record at byte {offset} (record "
                                  f"{len(offsets)}, {length} bytes expected)")
