@@ -78,7 +78,8 @@ poir = {}
 episode = np.repeat(np.arange(4), 500)
 for name, parallel in (("one", one), ("two", two)):
     cfg = POIRConfig(bc_hidden_sizes=(32,), dynamics_hidden_sizes=(32,), ensemble_size=2,
-                     num_samples=8, batch_size=32, steps_per_call=10, reference_states=256)
+                     num_samples=8, push_fractions=(0.5,), batch_size=32, steps_per_call=10,
+                     reference_states=256)
     learner = POIRLearner(task, cfg, norm, data, episode, seed=3, parallel=parallel)
     for _ in range(3):
         learner.step()
@@ -104,7 +105,8 @@ train("ail", dataset=path, env="dm_control/point_mass-easy", out=out + "-ail", s
 train("poir", dataset=path, env="dm_control/point_mass-easy", out=out + "-poir", steps=100,
       config={"eval_episodes": 0, "steps_per_call": 50, "bc_hidden_sizes": [16],
               "dynamics_hidden_sizes": [16], "ensemble_size": 2, "num_samples": 8,
-              "horizon": 5, "reference_states": 256},
+              "push_fractions": [0.5], "horizon": 5, "reference_states": 256,
+              "online_steps": 0},
       progress=False, echo=lambda line: None)
 env = make_env("dm_control/point_mass-easy", seed=4)
 for run in (out, out + "-ail", out + "-poir"):

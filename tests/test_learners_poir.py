@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rlds_hub.learners.errors import LearnerError
 from rlds_hub.learners.normalization import Normalizer
 from rlds_hub.learners.poir import distance, planner
 from rlds_hub.learners.poir.acting import POIRPolicy
@@ -88,6 +89,33 @@ def test_planner_brings_a_state_back_to_the_demonstrations_and_switch_uses_bc_in
     assert policy.planned == 0
 
 
+def test_push_sequences_find_a_sustained_correction_that_noise_around_bc_does_not():
+    # BC of uniform random actions is ~0 everywhere; with no proposal noise, only the push
+    # sequences (an action at a bound for their first steps) can move the point back.
+    _, config, learner = _toy_learner(proposal_noise=0.0, trust=False,
+                                      push_fractions=(0.2, 0.6, 1.0))
+    params = learner.planner_params()
+    z0 = planner.normalise(params, jnp.array([0.6, 0.6]))
+    previous = jnp.zeros((config.horizon, 2))
+    plan, _ = planner.plan(learner.networks, config, params, z0, previous, jnp.bool_(False),
+                           jax.random.PRNGKey(1))
+    assert float(plan[0, 0]) < -0.5 and float(plan[0, 1]) < -0.5, plan[0]
+    sign, length = planner.push_schedule(config, config.num_samples)
+    assert sign.tolist()[:1] == [0.0] and length.tolist()[0] == 0  # sequence 0: BC itself
+    assert sorted(length.tolist())[-6:] == [1, 1, 3, 3, 5, 5]  # 0.2, 0.6, 1.0 of 5 steps
+    assert sorted(sign.tolist()) == [-1.0] * 3 + [0.0] * (config.num_samples - 6) + [1.0] * 3
+    without = config.replace(push_fractions=())
+    plan, _ = planner.plan(learner.networks, without, params, z0, previous, jnp.bool_(False),
+                           jax.random.PRNGKey(1))
+    assert float(jnp.max(jnp.abs(plan[0]))) < 0.3, plan[0]  # BC's ~0 action, nothing better
+
+
+def test_push_sequences_must_leave_room_for_bc():
+    with pytest.raises(LearnerError, match="push sequences"):
+        POIRConfig(num_samples=10, ensemble_size=5, push_fractions=(0.1, 0.2, 0.3, 0.4, 0.5)
+                   ).validate()
+
+
 def test_dynamics_model_learns_the_demonstrations_transitions():
     _, _, learner = _toy_learner()
     params = learner.planner_params()
@@ -108,7 +136,8 @@ def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path):
     env = "dm_control/point_mass-easy"
     demos = record_episodes(tmp_path / "pm", env, episodes=2, seed=0)
     config = {"bc_hidden_sizes": [32], "dynamics_hidden_sizes": [32], "ensemble_size": 2,
-              "num_samples": 8, "horizon": 4, "reference_states": 256, "steps_per_call": 50,
+              "num_samples": 8, "horizon": 4, "push_fractions": [0.5], "reference_states": 256,
+              "steps_per_call": 50,
               "eval_episodes": 1, "eval_every": 1200, "online_steps": 1000,
               "finetune_updates_per_episode": 20, "online_shift": {"action_noise": 0.2}}
     result = train("poir", dataset=demos, env=env, out=tmp_path / "run", steps=200,

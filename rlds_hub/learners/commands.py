@@ -18,7 +18,8 @@ environment, on seeds the data was not recorded with.
   bc    behavioural cloning (offline; --steps counts SGD updates)
   ail   adversarial imitation, DAC-style with SAC (online; --steps counts env steps)
   poir  BC + return-to-distribution planner (offline, then online fine-tuning;
-        --steps counts offline SGD updates, online_steps in --config the env steps)
+        --steps counts offline SGD updates; online_steps in --config the env steps
+        of fine-tuning, 10,000 by default)
 
 The run directory (--out) gets run.json, metrics.jsonl (also printed as JSON lines),
 checkpoints/ (orbax), evaluation/ (an RLDS dataset of the evaluation episodes),

@@ -26,8 +26,9 @@ class POIRConfig(RunConfig):
     demonstrations' states, times ``threshold_scale``). In distribution, the BC action; out
     of it (``mode="switch"``), the planner's: ``num_samples`` action sequences of
     ``horizon`` steps sampled around the BC policy (noise ``proposal_noise``, mixed with
-    the previous plan by ``plan_mixing`` as in MBOP), rolled out through the ensemble (one
-    member per sequence), scored, and averaged with weights
+    the previous plan by ``plan_mixing`` as in MBOP; ``2 * len(push_fractions)`` of them
+    instead hold the action at -1 or +1 for ``fraction * horizon`` steps, then follow BC),
+    rolled out through the ensemble (one member per sequence), scored, and averaged with weights
     ``softmax(-temperature * standardised cost)``. The cost of a predicted trajectory is
     (``cost="tracking"``) its discounted distance, step by step, to the best-matching of the
     ``segments`` expert segments that start nearest to the current state — return to the
@@ -56,12 +57,13 @@ class POIRConfig(RunConfig):
     trust_quantile: float = 0.99
     trust_scale: float = 3.0
     # planner
-    horizon: int = 30
+    horizon: int = 60
     num_samples: int = 60
     proposal_noise: float = 0.2
     wide_fraction: float = 0.0
     wide_noise: float = 1.0
     plan_mixing: float = 0.5
+    push_fractions: tuple[float, ...] = (0.05, 0.13, 0.25, 0.5)
     temperature: float = 5.0
     iterations: int = 1
     cost: Literal["tracking", "knn"] = "tracking"
@@ -72,7 +74,7 @@ class POIRConfig(RunConfig):
     steps_per_call: int = 100
     num_steps: int = 20_000
     # online fine-tuning
-    online_steps: int = 0
+    online_steps: int = 10_000
     online_shift: dict[str, Any] | None = None
     finetune_updates_per_episode: int = 500
     eval_every: int = 10_000
@@ -98,5 +100,11 @@ class POIRConfig(RunConfig):
             raise LearnerError("threshold_quantile must be in (0, 1] and threshold_scale > 0")
         if not 0 <= self.plan_mixing < 1 or self.proposal_noise < 0 or self.temperature <= 0:
             raise LearnerError("plan_mixing in [0, 1), proposal_noise >= 0, temperature > 0")
+        if 2 * len(self.push_fractions) > self.num_samples - 1 or not all(
+                0 < f <= 1 for f in self.push_fractions):
+            raise LearnerError(
+                f"push_fractions ({list(self.push_fractions)}) gives {2 * len(self.push_fractions)} "
+                f"push sequences: at most num_samples - 1 ({self.num_samples - 1}), each "
+                "fraction in (0, 1] (sequence 0 is always BC's own rollout)")
         if self.online_steps < 0 or self.finetune_updates_per_episode < 0:
             raise LearnerError("online_steps and finetune_updates_per_episode must be >= 0")

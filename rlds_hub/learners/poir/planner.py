@@ -8,7 +8,9 @@ Pure JAX functions of the agent's parameters::
 
 :func:`plan` rolls ``num_samples`` action sequences through the ensemble — sequence i uses
 member ``i // (num_samples / E)``; sequence 0 is the noise-free BC rollout, so plain BC is
-always a candidate — and returns their cost-weighted average. :func:`act` is one decision:
+always a candidate; the last ones open with a push (the action held at a bound for a few
+steps, then BC: the sustained correction a drifting state needs, which noise around BC's
+weak off-distribution actions does not produce) — and returns their cost-weighted average. :func:`act` is one decision:
 the BC action when the state is within the calibrated distance of the expert's states, the
 planner's otherwise — provided the ensemble is as confident there as it is on the
 demonstrations (``trust``): a planner is only as good as its model, and off the
@@ -73,14 +75,18 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
         jnp.zeros((1, 1)), jnp.full((n - 1 - wide, 1), config.proposal_noise),
         jnp.full((wide, 1), config.wide_noise)])
     discounts = config.cost_discount ** jnp.arange(horizon, dtype=jnp.float32)
+    pushes = push_schedule(config, n)  # [N] sign of the push, [N] its length in steps
 
     def step(z, inputs):
-        t_key, previous_action = inputs
+        t_key, previous_action, t = inputs
         proposal = bc_actions(networks, params, z)
         noise = noise_scale * jax.random.normal(t_key, proposal.shape)
         proposal = proposal + noise
         mixed = (1.0 - mixing) * proposal + mixing * previous_action[None]
         actions = jnp.clip(jnp.where(jnp.arange(n)[:, None] == 0, proposal, mixed), -1.0, 1.0)
+        # Push sequences: the action at a bound for their first steps, then BC.
+        pushing = (t < pushes[1])[:, None]
+        actions = jnp.where(pushing, pushes[0][:, None], actions)
         z_next = predict(networks, params, z, actions, networks.dynamics.size)
         return z_next, (actions, z_next)
 
@@ -101,7 +107,8 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
         weights = jax.nn.softmax(-config.temperature * standardised)
         return jnp.einsum("n,hna->ha", weights, actions), jnp.sum(weights * total)
 
-    _, (actions, states) = jax.lax.scan(step, start, (keys, previous))  # [H, N, ...]
+    steps = (keys, previous, jnp.arange(horizon))
+    _, (actions, states) = jax.lax.scan(step, start, steps)  # [H, N, ...]
     total = score(states)
     bc_cost = total[0]
     chosen, cost = average(actions, total)
@@ -120,6 +127,20 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
         _, states = jax.lax.scan(rollout, start, candidates)
         chosen, cost = average(candidates, score(states))
     return chosen, {"plan_cost": cost, "bc_cost": bc_cost}
+
+
+def push_schedule(config: POIRConfig, n: int) -> tuple[jax.Array, jax.Array]:
+    """Sign and length of each sequence's opening push (length 0: no push).
+
+    The last ``2 * len(push_fractions)`` sequences push at -1 and +1 (every action element)
+    for ``fraction * horizon`` steps each, then follow the BC proposal: sustained corrections
+    that noise around BC's actions, averaging out step by step, does not reach."""
+    lengths = [max(1, round(f * config.horizon)) for f in config.push_fractions]
+    sign = [0.0] * n
+    length = [0] * n
+    for j, (s, d) in enumerate((s, d) for s in (-1.0, 1.0) for d in lengths):
+        sign[n - 1 - j], length[n - 1 - j] = s, d
+    return jnp.asarray(sign, jnp.float32), jnp.asarray(length, jnp.int32)
 
 
 def act(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any],
