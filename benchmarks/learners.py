@@ -15,6 +15,9 @@ benchmark resumes where it stopped and partial results are never lost.
     python benchmarks/learners.py poir-cartpole  --seeds 5 --out out/learners
     python benchmarks/learners.py report --out out/learners [--images docs/images]
 
+POIR's planner with the simulator as its model (a reference for the planner design):
+``benchmarks/poir_ceiling.py --run out/learners/poir-cartpole/seed0/poir --seed 0``.
+
 Targets (issue 10): BC >= 0.9 on point_mass-easy from <= 20 episodes; AIL >= 0.8 on
 point_mass-easy from <= 10 episodes within a stated budget of environment steps; POIR >=
 BC + 0.1 on cartpole-swingup under shift (noisy actions; initial states outside the
@@ -155,7 +158,8 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
         for algorithm, run_dir in (("bc", bc_dir), ("poir", poir_dir)):
             if load_policy_step(run_dir) < offline_steps:  # not run, or interrupted
                 train(algorithm, dataset=data, env=CARTPOLE, out=run_dir, seed=seed,
-                      config={"num_steps": offline_steps, "eval_episodes": 0},
+                      config={"num_steps": offline_steps, "eval_episodes": 0,
+                              **({"online_steps": 0} if algorithm == "poir" else {})},
                       resume=os.path.exists(os.path.join(run_dir, "run.json")), **quiet)
         policies = {"bc": load_policy(bc_dir), "poir": load_policy(poir_dir, seed=seed)}
         for shift_name, shift in SHIFTS.items():
@@ -246,20 +250,59 @@ def report(out: str, images: str | None) -> None:
               f"{targets.get(name, '-')} |")
     poir = _load(out, "poir-cartpole")
     if poir:
-        print("\nPOIR on cartpole-swingup (normalised return, mean ± std over seeds):\n")
-        print("| deployment | BC | POIR (offline) | POIR (fine-tuned online) | expert return | "
-              "random return |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        ceilings = _ceilings(out, [r["seed"] for r in poir])
+        print("\nPOIR on cartpole-swingup (normalised return, mean ± std over seeds; the "
+              "ceiling: POIR's planner with the simulator as its model, benchmarks/"
+              "poir_ceiling.py):\n")
+        print("| deployment | BC | POIR (offline) | POIR (fine-tuned online) | fine-tuned − BC "
+              "| simulator as the model: switch | planning at every step | expert return "
+              "| random return |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for shift in SHIFTS:
             rows = [r["shifts"][shift] for r in poir if shift in r["shifts"]]
+            gains = [r["poir_online"] - r["bc"] for r in rows if r.get("poir_online") is not None]
             print(f"| {shift} | {_mean_std([r['bc'] for r in rows])} | "
                   f"{_mean_std([r['poir'] for r in rows])} | "
                   f"{_mean_std([r.get('poir_online') for r in rows])} | "
-                  f"{np.mean([r['expert'] for r in rows]):.1f} | "
+                  f"{_mean_std(gains) if gains else '-'} | "
+                  f"{_ceiling(ceilings, 'switch', shift)} | {_ceiling(ceilings, 'plan', shift)}"
+                  f" | {np.mean([r['expert'] for r in rows]):.1f} | "
                   f"{np.mean([r['random'] for r in rows]):.1f} |")
     if images:
         plot_curves(out, images)
         plot_poir(out, images)
+
+
+def _ceilings(out: str, seeds: list[int]) -> list[dict[str, Any]]:
+    """The ``ceiling.json`` files benchmarks/poir_ceiling.py wrote next to POIR runs."""
+    found = []
+    for seed in seeds:
+        path = os.path.join(out, "poir-cartpole", f"seed{seed}", "ceiling.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                found.append(json.load(f))
+    return found
+
+
+def _ceiling(ceilings: list[dict[str, Any]], mode: str, shift: str) -> str:
+    return _mean_std([c[mode][shift]["normalized_return"] for c in ceilings
+                      if shift in c.get(mode, {})])
+
+
+def _online_curve(out: str, record: dict[str, Any], shift: str) -> tuple[list, list]:
+    """(environment steps, normalised return) of every episode POIR played while it was
+    fine-tuned online under ``shift`` (read back from the run's ``experience`` dataset)."""
+    from rlds_hub.storage.episodes import episode_table
+
+    path = os.path.join(out, "poir-cartpole", f"seed{record['seed']}", f"poir-online-{shift}",
+                        "experience")
+    if not os.path.exists(os.path.join(path, "dataset_info.json")):
+        return [], []
+    refs = record["shifts"][shift]
+    rows = episode_table(path, "train")
+    steps = np.cumsum([r["num_steps"] for r in rows]).tolist()
+    scale = refs["expert"] - refs["random"]
+    return steps, [(r["return"] - refs["random"]) / scale for r in rows]
 
 
 def plot_poir(out: str, images: str) -> None:
@@ -273,7 +316,7 @@ def plot_poir(out: str, images: str) -> None:
     if not records:
         return
     labels = [("bc", "BC"), ("poir", "POIR (offline)"), ("poir_online", "POIR (fine-tuned)")]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, (ax, curve) = plt.subplots(1, 2, figsize=(12, 3.8), width_ratios=[3, 2])
     width = 0.26
     for i, (key, label) in enumerate(labels):
         means, stds, xs = [], [], []
@@ -291,6 +334,25 @@ def plot_poir(out: str, images: str) -> None:
     ax.axhline(0, color="black", lw=0.5)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
+    colours = {"noisy_actions": "tab:green", "shifted_start": "tab:purple"}
+    for shift, colour in colours.items():
+        curves = [_online_curve(out, r, shift) for r in records if shift in r["shifts"]]
+        curves = [c for c in curves if c[0]]
+        for steps, values in curves:
+            curve.plot(steps, values, color=colour, alpha=0.25, lw=0.8)
+        if curves:
+            length = min(len(c[0]) for c in curves)
+            curve.plot(curves[0][0][:length], np.mean([c[1][:length] for c in curves], axis=0),
+                       color=colour, lw=2.2, marker="o", ms=3,
+                       label=f"POIR, {shift.replace('_', ' ')} (mean of {len(curves)} seeds)")
+        bc = [r["shifts"][shift]["bc"] for r in records if shift in r["shifts"]]
+        curve.axhline(np.mean(bc), color=colour, ls="--", lw=1,
+                      label=f"BC, {shift.replace('_', ' ')} (mean)")
+    curve.set_xlabel("online environment steps")
+    curve.set_ylabel("normalised return of each episode")
+    curve.set_title("POIR's episodes while it fine-tunes (thin: one seed each)", fontsize=10)
+    curve.grid(alpha=0.3)
+    curve.legend(fontsize=7)
     fig.tight_layout()
     path = os.path.join(images, "learners_poir.png")
     fig.savefig(path, dpi=110)
