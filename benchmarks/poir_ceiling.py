@@ -39,8 +39,8 @@ class SimulatorPlanner:
 
     def __init__(self, run_dir: str, env: Any, seed: int, mode: str = "switch"):
         import jax
-        import jax.numpy as jnp
         import mujoco
+        import mujoco.rollout
 
         from rlds_hub.learners import load_policy
         from rlds_hub.learners.poir import distance, planner
@@ -49,20 +49,20 @@ class SimulatorPlanner:
         policy = load_policy(run_dir, seed=seed)
         self.task, self.config, self.params = policy.task, policy.config, policy.params
         networks = make_networks(self.task, self.config)
-        self.physics = _physics(env)
-        self.model, self.data = self.physics.model.ptr, self.physics.data.ptr
+        physics = _physics(env)
+        self.model, self.data = physics.model.ptr, physics.data.ptr
         self.spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self.state_size = mujoco.mj_stateSize(self.model, self.spec)
-        self.mujoco = mujoco
+        self.mujoco, self.rollout = mujoco, mujoco.rollout.rollout
         self.rng = np.random.default_rng(seed)
         cfg, params = self.config, self.params
         self.pushes = [np.asarray(x) for x in planner.push_schedule(cfg, cfg.num_samples)]
         self.bc = jax.jit(lambda z: planner.bc_actions(networks, params, z))
-        segments = cfg.segments
-        self.cost = jax.jit(lambda states, z0: distance.tracking_cost(
-            states, params["continuations"][planner.nearest_references(
-                params["references"], z0, segments)],
-            jnp.ones(cfg.horizon, jnp.float32)))
+        if cfg.wide_fraction or cfg.iterations > 1:
+            raise SystemExit("poir_ceiling.py plans with wide_fraction 0 and 1 iteration only; "
+                             f"the run has {cfg.wide_fraction} and {cfg.iterations}")
+        self.plan = jax.jit(lambda actions, states, z0: planner.weighted_average(
+            cfg, actions, planner.score_trajectories(cfg, params, z0, states))[0])
         self.offset = np.asarray(self.task.action_offset)
         self.scale = np.asarray(self.task.action_scale)
         self.mode = mode
@@ -84,7 +84,6 @@ class SimulatorPlanner:
 
     def __call__(self, timestep: Any) -> np.ndarray:
         import jax.numpy as jnp
-        import mujoco.rollout
 
         cfg, n, horizon = self.config, self.config.num_samples, self.config.horizon
         observation = self.task.flatten_observation(timestep.observation, batched=False)
@@ -106,7 +105,7 @@ class SimulatorPlanner:
         noise = cfg.proposal_noise * (np.arange(n) > 0)[:, None]
         sign, length = self.pushes
         actions = np.zeros((horizon, n, self.task.action_size), np.float32)
-        predicted = np.zeros((n, horizon, z0.shape[0]), np.float32)
+        predicted = np.zeros((horizon, n, z0.shape[0]), np.float32)
         for t in range(horizon):
             proposal = np.asarray(self.bc(jnp.asarray(z)))
             proposal = proposal + noise * self.rng.standard_normal(proposal.shape)
@@ -117,18 +116,15 @@ class SimulatorPlanner:
             a = np.clip(proposal, -1.0, 1.0)
             a = np.where((t < length)[:, None], sign[:, None], a)
             control = self.offset + self.scale * a  # the env's units, as env_action
-            out, _ = mujoco.rollout.rollout(self.model, self.data, states, control[:, None, :])
+            out, _ = self.rollout(self.model, self.data, states, control[:, None, :])
             states = out[:, 0]
             z = ((self._observations(states[:, 1:1 + nq], states[:, 1 + nq:1 + 2 * nq])
                   - self.mean) / self.std).astype(np.float32)
-            actions[t], predicted[:, t] = a, z
+            actions[t], predicted[t] = a, z
         self.mujoco.mj_setState(self.model, self.data, state, self.spec)
         self.mujoco.mj_forward(self.model, self.data)
-        total = np.asarray(self.cost(jnp.asarray(predicted), jnp.asarray(z0)))
-        standardised = (total - total.min()) / (total.std() + 1e-6)
-        weights = np.exp(-cfg.temperature * standardised)
-        weights /= weights.sum()
-        plan = np.einsum("n,hna->ha", weights, actions)
+        plan = np.asarray(self.plan(jnp.asarray(actions), jnp.asarray(predicted),
+                                    jnp.asarray(z0)))
         self.previous = plan
         return self.task.env_action(plan[0])
 

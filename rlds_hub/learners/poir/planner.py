@@ -10,9 +10,9 @@ Pure JAX functions of the agent's parameters::
 member ``i // (num_samples / E)``; sequence 0 is the noise-free BC rollout, so plain BC is
 always a candidate; the last ones open with a push (the action held at a bound for a few
 steps, then BC: the sustained correction a drifting state needs, which noise around BC's
-weak off-distribution actions does not produce) — and returns their cost-weighted average. :func:`act` is one decision:
-the BC action when the state is within the calibrated distance of the expert's states, the
-planner's otherwise — provided the ensemble is as confident there as it is on the
+weak off-distribution actions does not produce) — and returns their cost-weighted average.
+:func:`act` is one decision: the BC action when the state is within the calibrated distance
+of the expert's states, the planner's otherwise — provided the ensemble is as confident there as it is on the
 demonstrations (``trust``): a planner is only as good as its model, and off the
 demonstrations a model trained on them alone is not (``lax.cond``: the planner's cost is
 paid only when it is used).
@@ -74,7 +74,6 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
     noise_scale = jnp.concatenate([
         jnp.zeros((1, 1)), jnp.full((n - 1 - wide, 1), config.proposal_noise),
         jnp.full((wide, 1), config.wide_noise)])
-    discounts = config.cost_discount ** jnp.arange(horizon, dtype=jnp.float32)
     pushes = push_schedule(config, n)  # [N] sign of the push, [N] its length in steps
 
     def step(z, inputs):
@@ -91,27 +90,11 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
         return z_next, (actions, z_next)
 
     start = jnp.broadcast_to(z0, (n, z0.shape[-1]))
-    if config.cost == "tracking":
-        # The expert segments that start nearest to the current state.
-        nearest = nearest_references(params["references"], z0, config.segments)
-        segments = params["continuations"][nearest]  # [S, H, D]
-
-    def score(states):  # [H, N, D] -> [N]
-        if config.cost == "knn":
-            costs = jax.vmap(lambda z: knn_distance(z, params["references"], config.knn))(states)
-            return jnp.sum(costs * discounts[:, None], axis=0)
-        return tracking_cost(jnp.swapaxes(states, 0, 1), segments, discounts)
-
-    def average(actions, total):
-        standardised = (total - jnp.min(total)) / (jnp.std(total) + 1e-6)
-        weights = jax.nn.softmax(-config.temperature * standardised)
-        return jnp.einsum("n,hna->ha", weights, actions), jnp.sum(weights * total)
-
     steps = (keys, previous, jnp.arange(horizon))
     _, (actions, states) = jax.lax.scan(step, start, steps)  # [H, N, ...]
-    total = score(states)
+    total = score_trajectories(config, params, z0, states)
     bc_cost = total[0]
-    chosen, cost = average(actions, total)
+    chosen, cost = weighted_average(config, actions, total)
     # Refinements (CEM-like): open-loop sequences around the current plan, narrower each
     # time; the plan itself is always among them.
     for iteration in range(1, config.iterations):
@@ -125,8 +108,34 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
             return z_next, z_next
 
         _, states = jax.lax.scan(rollout, start, candidates)
-        chosen, cost = average(candidates, score(states))
+        chosen, cost = weighted_average(config, candidates,
+                                        score_trajectories(config, params, z0, states))
     return chosen, {"plan_cost": cost, "bc_cost": bc_cost}
+
+
+def score_trajectories(config: POIRConfig, params: dict[str, Any], z0: jax.Array,
+                       states: jax.Array) -> jax.Array:
+    """The cost ``[N]`` of predicted trajectories ``[H, N, D]`` from the state ``z0``.
+
+    ``cost="tracking"``: the discounted distance to the best-matching of the expert segments
+    that start nearest to ``z0``; ``cost="knn"``: the discounted k-NN distance of each state.
+    """
+    discounts = config.cost_discount ** jnp.arange(states.shape[0], dtype=jnp.float32)
+    if config.cost == "knn":
+        costs = jax.vmap(lambda z: knn_distance(z, params["references"], config.knn))(states)
+        return jnp.sum(costs * discounts[:, None], axis=0)
+    nearest = nearest_references(params["references"], z0, config.segments)
+    segments = params["continuations"][nearest]  # [S, H, D]
+    return tracking_cost(jnp.swapaxes(states, 0, 1), segments, discounts)
+
+
+def weighted_average(config: POIRConfig, actions: jax.Array, total: jax.Array
+                     ) -> tuple[jax.Array, jax.Array]:
+    """MPPI's plan ``[H, A]`` from sequences ``[H, N, A]`` and their costs ``[N]``
+    (weights ``softmax(-temperature * standardised cost)``), and its expected cost."""
+    standardised = (total - jnp.min(total)) / (jnp.std(total) + 1e-6)
+    weights = jax.nn.softmax(-config.temperature * standardised)
+    return jnp.einsum("n,hna->ha", weights, actions), jnp.sum(weights * total)
 
 
 def push_schedule(config: POIRConfig, n: int) -> tuple[jax.Array, jax.Array]:
