@@ -2,35 +2,36 @@
 
 A job writes everything into a staging directory next to the output
 (``<parent>/.tmp-<name>-<id>``); workers write shards there, the driver adds the metadata
-after the pipeline has finished, then renames the staging directory to the output in one
-``rename``. A failed or killed job therefore never leaves a directory at the output path
-(TFDS, which reads ``<output>/dataset_info.json``, sees either the complete dataset or
-nothing); the staging directory it leaves behind is removed by the next job writing the same
-output once its owner process is gone.
+after the pipeline has finished, then publishes it at the output with renames
+(:mod:`rlds_hub.storage.publish`). A failed or killed job therefore never leaves a directory
+at the output path (TFDS, which reads ``<output>/dataset_info.json``, sees either the
+complete dataset or nothing); what it leaves behind is recovered or removed by the next job
+writing the same output, or by ``rlds-hub validate --repair``.
 
-With ``--overwrite`` the old output is first renamed aside, the new one renamed into place,
-then the old one deleted: the output path is, at every instant, the old dataset, nothing, or
-the new dataset.
+With ``--overwrite`` the old output is renamed aside, checked against what it held when the
+job started, the new one renamed into place, then the old one deleted: the output path is,
+at every instant, the old dataset, nothing, or the new dataset, and a directory that holds
+anything else is never replaced. When something else took the output while the job ran,
+the finished result is kept in a visible ``<output>-result-<id>`` directory and the error
+says so.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
+import sys
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from rlds_hub.storage import layout
+from rlds_hub.storage import layout, publish
+from rlds_hub.storage.publish import EXPORT_MARKER, OWNER, OutputConflictError
 
+__all__ = ["EXPORT_MARKER", "OWNER", "OutputConflictError", "OutputExistsError", "Staging"]
 PIECES = ".pieces"
 RECEIPTS = ".receipts"
 SOURCES = ".sources"
-OWNER = ".owner"
-# Marker of a Parquet export (the export job's output is not an RLDS dataset).
-EXPORT_MARKER = "export.json"
 
 
 class OutputExistsError(layout.DatasetError):
@@ -51,12 +52,16 @@ class Staging:
         self.output = Path(text).expanduser().absolute()
         self.overwrite = overwrite
         _check_inputs(self.output, inputs)
+        if self.output.parent.is_dir():
+            for line in publish.recover(self.output):
+                print(f"rlds_hub: {line}", file=sys.stderr)
         _check_output(self.output, overwrite)
+        # What an overwrite may replace: exactly what the output holds now.
+        self.expected = publish.contents(self.output) if self.output.is_dir() else None
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(self.output)
         self.path = self.output.parent / f"{layout.TMP_PREFIX}{self.output.name}-{uuid.uuid4().hex[:12]}"
         self.path.mkdir()
-        (self.path / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        publish.write_owner(self.path, scratch=(PIECES, RECEIPTS, SOURCES))
         for name in (PIECES, RECEIPTS, SOURCES):
             (self.path / name).mkdir()
 
@@ -73,29 +78,19 @@ class Staging:
         return self.path / SOURCES
 
     def commit(self) -> Path:
-        """Removes the job's working files and renames the staging directory to the output."""
-        for name in (PIECES, RECEIPTS, SOURCES):
-            shutil.rmtree(self.path / name, ignore_errors=True)
-        (self.path / OWNER).unlink(missing_ok=True)
+        """Publishes the staging directory at the output, without the job's working files
+        (:func:`rlds_hub.storage.publish.publish`).
+
+        Raises:
+          OutputConflictError: something else took the output while the job ran; nothing was
+            replaced, and the result is kept where the message says.
+        """
         for entry in self.path.iterdir():
-            if entry.is_file():
+            if entry.is_file() and entry.name != OWNER:
                 layout.fsync_path(entry)
         layout.fsync_path(self.path)
-        old = None
-        if self.output.exists():
-            if not self.overwrite:  # appeared while the job ran
-                raise OutputExistsError(f"{self.output} appeared while the job ran; nothing "
-                                        f"was replaced (the result is in {self.path})")
-            if any(self.output.iterdir()):
-                old = self.output.parent / f"{layout.TMP_PREFIX}{self.output.name}-old-{uuid.uuid4().hex[:8]}"
-                os.rename(self.output, old)
-            else:
-                self.output.rmdir()
-        os.rename(self.path, self.output)
-        layout.fsync_path(self.output.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.output
+        return publish.publish(self.path, self.output, overwrite=self.overwrite,
+                               expected=self.expected)
 
     def abort(self) -> None:
         """Deletes the staging directory (the output path is untouched)."""
@@ -136,35 +131,3 @@ def _check_inputs(output: Path, inputs: Iterable[str | os.PathLike]) -> None:
             raise layout.DatasetError(
                 f"the output {output} overlaps the input {text}; write to a separate directory"
             )
-
-
-def _remove_stale(output: Path) -> None:
-    """Deletes staging directories of earlier jobs for ``output`` whose process is gone."""
-    prefix = f"{layout.TMP_PREFIX}{output.name}-"
-    host = socket.gethostname()
-    for entry in output.parent.iterdir():
-        if not entry.name.startswith(prefix) or not entry.is_dir():
-            continue
-        owner_file = entry / OWNER
-        try:
-            owner = json.loads(owner_file.read_text())
-        except (OSError, ValueError):
-            owner = None
-        if owner is None:
-            if "-old-" in entry.name:  # an interrupted overwrite's old copy
-                shutil.rmtree(entry, ignore_errors=True)
-            continue
-        if owner.get("host") == host and not _alive(int(owner.get("pid", 0))):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
