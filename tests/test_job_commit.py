@@ -66,8 +66,9 @@ def test_the_loser_of_a_race_keeps_its_result_and_says_where(tmp_path):
     assert _tag(kept) == "second"
 
 
-def test_a_job_that_loses_the_race_through_the_cli_keeps_its_result(source, tmp_path,
-                                                                    monkeypatch, capsys):
+def test_a_job_that_loses_the_race_through_the_cli_keeps_its_result(
+    source, tmp_path, monkeypatch, capsys
+):
     from pipelines import main
 
     output = tmp_path / "out"
@@ -79,16 +80,14 @@ def test_a_job_that_loses_the_race_through_the_cli_keeps_its_result(source, tmp_
         return seconds
 
     monkeypatch.setattr(job, "run_pipeline", and_then_another_job_commits)
-    assert main("reshard", ["--input", str(source), "--output", str(output), "--quiet",
-                            *FAST]) == 2
+    assert main("reshard", ["--input", str(source), "--output", str(output), "--quiet", *FAST]) == 2
     error = capsys.readouterr().err
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("out-result-")]
     assert len(kept) == 1 and str(kept[0]) in error
     assert (kept[0] / "dataset_info.json").exists() and _tag(output) == "winner"
 
 
-def test_overwrite_keeps_a_file_put_at_the_output_while_the_job_ran(source, tmp_path,
-                                                                    monkeypatch):
+def test_overwrite_keeps_a_file_put_at_the_output_while_the_job_ran(source, tmp_path, monkeypatch):
     output = tmp_path / "out"
     real = job.run_pipeline
 
@@ -150,6 +149,7 @@ def _crash_at(monkeypatch, step: int) -> list[str]:
             if len(calls) == step:
                 raise Crash(name)
             return real(*args, **kwargs)
+
         return call
 
     monkeypatch.setattr(publish.os, "rename", counted(real_rename, "rename"))
@@ -172,7 +172,8 @@ def _complete(path: Path) -> bool:
 @pytest.mark.parametrize("overwrite", [False, True])
 @pytest.mark.parametrize("step", range(1, 11))
 def test_a_commit_killed_at_any_step_is_recovered_without_losing_a_dataset(
-        tmp_path, monkeypatch, overwrite, step):
+    tmp_path, monkeypatch, overwrite, step
+):
     output = tmp_path / "out"
     if overwrite:
         _dataset(output, "old")
@@ -194,7 +195,7 @@ def test_a_commit_killed_at_any_step_is_recovered_without_losing_a_dataset(
     # Whatever the crash left: the output is the old dataset, nothing, or the new one.
     assert not output.exists() or _tag(output) in ("old", "new")
     publish.recover(output)
-    marked = "rename" in calls[:step - 1]  # the result was marked finished
+    marked = "rename" in calls[: step - 1]  # the result was marked finished
     tags = {_tag(p) for p in tmp_path.iterdir() if p.name.startswith("out")}
     if overwrite or marked:
         assert _complete(output), (step, calls)
@@ -233,3 +234,19 @@ def test_a_live_jobs_staging_directory_is_left_alone(tmp_path):
     live = _finished(output, "live")
     assert publish.recover(output) == [] and live.path.exists()
     live.abort()
+
+
+def test_validate_repair_restores_an_output_an_interrupted_overwrite_left_hidden(
+    source, tmp_path, capsys
+):
+    from rlds_hub.cli import main
+
+    output = tmp_path / "out"
+    reshard(source, output, beam_args=FAST)
+    os.rename(output, tmp_path / ".tmp-out-0123456789ab-old")
+    reshard(source, tmp_path / "new", beam_args=FAST)
+    os.rename(tmp_path / "new", tmp_path / ".tmp-out-0123456789ab-ready")
+    assert main(["validate", "--repair", "--no-tensorflow", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "completed an interrupted commit" in printed and "removed .tmp-out-" in printed
+    assert _complete(output) and no_staging_left(tmp_path)

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rlds_hub.storage import layout, shards
+from rlds_hub.storage import layout, publish, shards
 
 _SHARD_FILE_RE = re.compile(
     r"^(?P<name>[a-z][a-z0-9_]*)-(?P<split>[A-Za-z0-9_]+)\.(?P<fmt>tfrecord|array_record)"
@@ -50,9 +50,10 @@ def repair(path: str | os.PathLike) -> RepairReport:
     directory = Path(path).expanduser().absolute()
     if "://" in os.fspath(path):
         raise layout.DatasetError(f"{path}: repair works on local directories only")
+    recovered = publish.recover(directory)  # a job's commit killed between two renames
     if not directory.is_dir():
         raise layout.DatasetError(f"{directory} is not a directory")
-    report = RepairReport(os.fspath(directory))
+    report = RepairReport(os.fspath(directory), actions=recovered)
     lock = layout.DatasetLock(directory)
     lock.acquire()
     try:
