@@ -98,7 +98,7 @@ def test_overwrite_keeps_a_file_put_at_the_output_while_the_job_ran(source, tmp_
         return seconds
 
     monkeypatch.setattr(job, "run_pipeline", and_a_user_writes_a_file)
-    with pytest.raises(OutputConflictError, match="important.txt") as caught:
+    with pytest.raises(OutputConflictError, match=r"important\.txt") as caught:
         reshard(source, output, beam_args=FAST, overwrite=True)
     assert (output / "important.txt").read_text() == "mine"
     assert (caught.value.kept / "dataset_info.json").exists()
@@ -109,7 +109,7 @@ def test_overwrite_replaces_the_old_dataset_but_not_what_was_added_to_it(tmp_pat
     _dataset(output, "old")
     replacement = _finished(output, "new", overwrite=True)
     (output / "notes.txt").write_text("keep me")
-    with pytest.raises(OutputConflictError, match="notes.txt appeared") as caught:
+    with pytest.raises(OutputConflictError, match=r"notes\.txt appeared") as caught:
         replacement.commit()
     assert _tag(output) == "old" and (output / "notes.txt").read_text() == "keep me"
     assert _tag(caught.value.kept) == "new"
