@@ -37,7 +37,7 @@ class Service:
         self.reader = EpisodeReader(settings.dataset_cache, settings.episode_cache_bytes)
         self.counts = CountCache()
         self.results = ResultSets(settings.page_cache_bytes)
-        # Answers and index rows kept per dataset generation (keys name the generation).
+        # Answers and index rows kept per state of a dataset row (keys hold its token).
         self.pages: LRUCache[Any] = LRUCache(settings.page_cache_bytes, _weigh)
         # name -> (what the routes need of the dataset's row, when it was read)
         self.states: dict[str, tuple[Any, float]] = {}

@@ -31,7 +31,7 @@ MAX_INDEX = 2**53  # episode and step positions (exact in every JSON client)
 _bearer = HTTPBearer(auto_error=False, description="the token the server was started with")
 # Read on every request (small), and the rest of what routes need, kept per generation.
 _STATE_COLUMNS = [DATASETS.c[n] for n in ("id", "name", "path", "status", "error",
-                                          "generation")]
+                                          "generation", "token")]
 _GENERATION_COLUMNS = [DATASETS.c[n] for n in ("num_episodes", "splits", "episode_fields",
                                                "features", "layout")]
 
@@ -90,6 +90,7 @@ class IndexedDataset:
     status: str
     error: str | None
     generation: int
+    token: str  # never reused: the key of everything kept about this state of the row
     num_episodes: int
     splits: dict[str, Any]
     episode_fields: dict[str, str]
@@ -112,7 +113,8 @@ class IndexedDataset:
 
 def find_dataset(service: Service, connection: Connection, name: str) -> IndexedDataset:
     """The dataset called ``name``: its state as read less than ``state_seconds`` ago, or read
-    now; the rest of its row kept per generation. 404 if the index has no such dataset."""
+    now; the rest of its row kept per state of the row (its ``token``). 404 if the index has
+    no such dataset."""
     known = service.fresh_state(name)
     if known is not None:
         return known
@@ -120,7 +122,7 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
     if state is None:
         raise ApiError(404, "dataset_not_found",
                        f"no dataset named {name!r}; list them at /api/v1/datasets")
-    key = ("dataset", state.id, state.generation)
+    key = ("dataset", state.token)
     rest = service.pages.get(key)
     if rest is None:
         row = connection.execute(select(*_GENERATION_COLUMNS).where(
@@ -135,7 +137,7 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
         })
     dataset = IndexedDataset(id=state.id, name=state.name, path=state.path,
                              status=state.status, error=state.error,
-                             generation=state.generation, **rest)
+                             generation=state.generation, token=state.token, **rest)
     service.remember_state(name, dataset)
     return dataset
 

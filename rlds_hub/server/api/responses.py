@@ -5,10 +5,10 @@ A request asked for again while the process still trusts what it last read of th
 index row (``state_seconds``; the same rule the routes use) is answered with the bytes sent
 the last time — without routing, parameter parsing, a thread or a query. FastAPI's parsing of
 the episode list's eleven query parameters alone costs about twice the trivial endpoint.
-Only 200 answers are kept, under the raw path and query string and the dataset's id,
-generation and status, in their own least-recently-used store of ``page_cache_bytes`` (apart
-from the routes' caches, so that many distinct pages do not push out what the routes keep;
-a page's body is usually the very bytes object the route keeps, so it is not held twice).
+Only 200 answers are kept, under the raw path and query string and the dataset row's token
+(never reused) and status, in their own least-recently-used store of ``page_cache_bytes``
+(apart from the routes' caches, so that many distinct pages do not push out what the routes
+keep; a page's body is usually the very bytes object the route keeps, so it is not held twice).
 """
 
 from __future__ import annotations
@@ -67,4 +67,4 @@ class ResponseCache:
 
 
 def _version(state: Any) -> tuple | None:
-    return None if state is None else (state.id, state.generation, state.status)
+    return None if state is None else (state.token, state.status)

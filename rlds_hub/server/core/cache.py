@@ -1,6 +1,7 @@
 """Per-process caches: opened datasets (by count) and decoded episodes (by bytes).
 
-Keys include the dataset's index generation, so a re-indexed dataset is opened afresh.
+Keys include the dataset row's token (new with every write, never reused), so a re-indexed
+or replaced dataset is never answered from what was kept about another.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ JSON type rejects the bare tokens), which is also how the API returns them.
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Any
 
 from sqlalchemy import (
@@ -34,6 +35,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 STATUS_OK = "ok"
 STATUS_ERROR = "error"  # the last indexing or read failed (``error`` says why)
 STATUS_MISSING = "missing"  # the directory disappeared after indexing
+
+
+def new_token() -> str:
+    """A value no dataset row ever had: names one state of a row in per-process caches."""
+    return uuid.uuid4().hex
 
 
 class Base(DeclarativeBase):
@@ -71,6 +77,10 @@ class DatasetRow(Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
     generation: Mapped[int] = mapped_column(Integer, default=0)
+    # Changes with every write of the row and is never reused (row ids are, on SQLite, after
+    # a DELETE): every answer a process keeps about a dataset is keyed by it.
+    token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=new_token,
+                                              onupdate=new_token)
     indexed_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )

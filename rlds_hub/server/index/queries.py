@@ -2,7 +2,8 @@
 
 Filters and orderings are built from a whitelist of columns and operators, with every value
 a bound parameter: nothing a client sends becomes SQL text. Totals of filtered episode
-lists are cached per process, keyed by the dataset's generation (bumped by every re-index),
+lists are cached per process, keyed by the dataset row's token (new with every write of the
+row, never reused),
 so paging through one filtered list counts its rows once.
 """
 
@@ -161,7 +162,7 @@ def _order(order_by: str) -> list[Any]:
 
 
 class CountCache:
-    """Totals of filtered episode lists, keyed by (dataset, generation, filter)."""
+    """Totals of filtered episode lists, keyed by (dataset, token, filter)."""
 
     def __init__(self, size: int = 4096):
         self._size = size
@@ -234,7 +235,7 @@ def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeF
                   results: ResultSets | None = None) -> tuple[Sequence[Any], int]:
     """A page of the dataset's episodes passing the filter, and how many pass it."""
     if results is not None and not (episode_filter.is_empty and order_by == "index"):
-        key = (dataset.id, dataset.generation, episode_filter, order_by)
+        key = (dataset.id, dataset.token, episode_filter, order_by)
         keys = results.keys(key)
         if keys is None and results.wanted(key, offset):
             keys = results.put(key, _ordered_keys(connection, dataset, episode_filter,
@@ -247,11 +248,11 @@ def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeF
     started = time.perf_counter()
     rows = connection.execute(query).all()
     if results is not None:
-        results.timed((dataset.id, dataset.generation, episode_filter, order_by),
+        results.timed((dataset.id, dataset.token, episode_filter, order_by),
                       time.perf_counter() - started)
     total = _unfiltered_total(dataset, episode_filter)
     if total is None:
-        key = (dataset.id, dataset.generation, episode_filter)
+        key = (dataset.id, dataset.token, episode_filter)
         total = counts.get(key)
         if total is None:
             counting = episode_filter.clauses(dataset.id, counting=True)

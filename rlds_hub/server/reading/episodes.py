@@ -44,8 +44,8 @@ class EpisodeReader:
         self.records = RecordLocator()
 
     def dataset(self, row: Any) -> RLDSDataset:
-        """The dataset of an index row, opened once per generation."""
-        return self.datasets.get_or_load((row.path, row.generation), lambda: self._open(row))
+        """The dataset of an index row, opened once per state of the row (its token)."""
+        return self.datasets.get_or_load((row.path, row.token), lambda: self._open(row))
 
     def _open(self, row: Any) -> RLDSDataset:
         if not os.path.isdir(row.path):
@@ -59,7 +59,7 @@ class EpisodeReader:
                 ) -> dict[str, np.ndarray]:
         """Flat arrays (``steps/...`` ``[T, ...]``, episode metadata) of one episode, decoding
         only ``keys`` (flattened keys or prefixes; None: every leaf)."""
-        key = (row.path, row.generation, split, index, None if keys is None else tuple(keys))
+        key = (row.path, row.token, split, index, None if keys is None else tuple(keys))
         return self.episodes.get_or_load(key, lambda: self._read(row, split, index, keys))
 
     def _read(self, row: Any, split: str, index: int, keys: Sequence[str] | None

@@ -62,7 +62,7 @@ async def list_datasets(
 
 
 def _detail_key(state: IndexedDataset) -> tuple:
-    return ("detail", state.id, state.generation, state.status, state.error)
+    return ("detail", state.token, state.status, state.error)
 
 
 def _detail_bytes(service: Service, name: str) -> bytes:

@@ -83,7 +83,7 @@ async def list_episodes(
             iter(dataset.splits))
         episode_filter = queries.EpisodeFilter(scope, min_return, max_return, min_length,
                                                max_length, terminated, conditions)
-        return ("episodes", dataset.id, dataset.generation, episode_filter, order_by,
+        return ("episodes", dataset.token, episode_filter, order_by,
                 page.limit, page.offset)
 
     def work() -> bytes:
@@ -92,7 +92,7 @@ async def list_episodes(
             key = page_key(dataset)
             body = service.pages.get(key)
             if body is None:
-                rows, total = queries.list_episodes(connection, dataset, key[3], order_by,
+                rows, total = queries.list_episodes(connection, dataset, key[2], order_by,
                                                     page.limit, page.offset, service.counts,
                                                     service.results)
                 document = {"items": [convert.episode_values(r) for r in rows], "total": total,
