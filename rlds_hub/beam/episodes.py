@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rlds_hub import spec as rlds
-from rlds_hub.beam.sink import EncodedEpisode
+from rlds_hub.beam.sink import SOURCE, EncodedEpisode
 from rlds_hub.format.encode import ExampleEncoder
 from rlds_hub.format.plan import Leaf, Plan
 from rlds_hub.storage.episodes import TablePlan, rows_from_batch
@@ -77,12 +77,16 @@ class EpisodeEncoder:
         self.encoder = ExampleEncoder(self.plan)
         self.table = TablePlan.for_plan(self.plan, layout)
 
-    def encode(self, key: tuple, split: str, values: Mapping[str, Any], where: str
-               ) -> EncodedEpisode:
-        """One episode; ``where`` names it in errors ("log dir x, episode 3")."""
+    def encode(self, key: tuple, split: str, values: Mapping[str, Any], where: str,
+               source: Mapping[str, Any] | None = None) -> EncodedEpisode:
+        """One episode; ``where`` names it in errors ("log dir x, episode 3"); ``source``
+        (where the episode came from) goes into its ``episodes.jsonl`` row."""
         columns, num_steps = self.check(values, where)
         record = self.encoder.encode(columns)
-        return EncodedEpisode(key, split, record, self.row(columns, num_steps))
+        row = self.row(columns, num_steps)
+        if source is not None:
+            row[SOURCE] = dict(source)
+        return EncodedEpisode(key, split, record, row)
 
     def check(self, values: Mapping[str, Any], where: str) -> tuple[dict[str, Any], int]:
         """The values cast to the leaves' dtypes, and the number of steps.

@@ -41,6 +41,7 @@ from rlds_hub.storage.episodes import index_row
 from rlds_hub.storage.shards import framed
 from rlds_hub.storage.writer import new_dataset_info
 
+SOURCE = "source"  # an episode row's origin (see _index_row)
 _TFRECORD_OVERHEAD = 16  # 8-byte length, its CRC, the data's CRC
 
 
@@ -234,7 +235,7 @@ class _AssembleShard(beam.DoFn):
                 os.close(fd)
         os.rename(tmp, staging / filename)
         rows = [
-            index_row(entry.row, task.split, task.first_episode + i)
+            _index_row(entry.row, task.split, task.first_episode + i)
             for i, entry in enumerate(task.entries)
         ]
         receipt = {
@@ -286,6 +287,15 @@ class _AssembleShard(beam.DoFn):
         finally:
             writer.close()
         return file_checksum(tmp)
+
+
+def _index_row(row: dict[str, Any], split: str, episode: int) -> dict[str, Any]:
+    """The ``episodes.jsonl`` row of an output episode, with its ``source`` (where it came
+    from: a source episode or log folder, or an input dataset's episode) when it has one."""
+    out = index_row(row, split, episode)
+    if row.get(SOURCE):
+        out[SOURCE] = row[SOURCE]
+    return out
 
 
 class WriteDataset(beam.PTransform):
@@ -353,10 +363,12 @@ def finish_dataset(
     split_order: Sequence[str] = (),
     description: str = "",
     allow_empty: bool = False,
+    info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Writes the metadata files of the shards the pipeline wrote into ``staging``, then
     commits it to the output path. Returns ``{"splits": {split: episodes}, "steps": S,
-    "path": output}``.
+    "path": output}``. ``info``: more ``dataset_info.json`` fields (an input's citation,
+    homepage, release notes, licence and version: :func:`inherited_info`).
 
     Raises:
       EmptyOutputError: no episode was written (unless ``allow_empty``); nothing committed.
@@ -383,7 +395,8 @@ def finish_dataset(
             rows += receipt["rows"]
             sums[receipt["file"]] = receipt["checksum"]
             steps += sum(int(r["num_steps"]) for r in receipt["rows"])
-    info = {**new_dataset_info(name, file_format, description), "splits": splits}
+    info = {**new_dataset_info(name, file_format, description), **(info or {}),
+            "splits": splits}
     path = Path(staging.path)
     _dump(path / layout.FEATURES, features_json)
     _dump(path / layout.METADATA, metadata)
@@ -395,6 +408,18 @@ def finish_dataset(
     return {"path": os.fspath(output), "steps": steps,
             "splits": {s["name"]: sum(int(n) for n in s["shardLengths"]) for s in splits},
             "shards": len(sums)}
+
+
+# What a dataset's ``dataset_info.json`` says about its content beyond the shards: TFDS's
+# description, citation, homepage (location), release notes, licence (redistributionInfo),
+# version and builder config; a job's output keeps its input's.
+INHERITED_INFO = ("description", "citation", "location", "releaseNotes", "redistributionInfo",
+                  "version", "configName", "configDescription")
+
+
+def inherited_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an input's ``dataset_info.json`` an output keeps (:data:`INHERITED_INFO`)."""
+    return {key: info[key] for key in INHERITED_INFO if info.get(key) not in (None, "", {}, [])}
 
 
 def _dump(path: Path, data: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import apache_beam as beam
 
 from rlds_hub.beam.defaults import DEFAULT_UNIT_BYTES
-from rlds_hub.beam.sink import EncodedEpisode
+from rlds_hub.beam.sink import SOURCE, EncodedEpisode
 from rlds_hub.storage import layout
 from rlds_hub.storage.checksums import file_checksum
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
@@ -89,11 +89,28 @@ class _ReadUnit(beam.DoFn):
         selection = Selection(dataset, unit.split, unit.indices)
         records = list(iter_records(selection))
         rows = unit_rows(dataset, unit.split, records)
+        index_rows = dataset.episode_rows(unit.split) or ()
         for record, row in zip(records, rows, strict=True):
+            previous = index_rows[record.index] if index_rows else {}
+            row = {**row, SOURCE: episode_source(unit.input_no, unit.split, record.index,
+                                                 previous.get(SOURCE))}
             yield EncodedEpisode((unit.input_no, unit.split_no, record.index), unit.split,
                                  bytes(record.data), row)
         if unit.checksum and self._sources_dir:
             write_source_checksum(self._sources_dir, unit.path, unit.checksum)
+
+
+def episode_source(input_no: int, split: str, episode: int,
+                   previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``source`` of an episode a job copies: its input (the position in the output's
+    ``provenance.sources``), split and episode index there, and ``origin``: the source file
+    or log folder episode it was first converted from, carried through any chain of jobs."""
+    out: dict[str, Any] = {"input": input_no, "split": split, "episode": episode}
+    if previous:
+        origin = previous.get("origin") if "input" in previous else previous
+        if origin:
+            out["origin"] = origin
+    return out
 
 
 def unit_rows(dataset: RLDSDataset, split: str, records: Sequence[Any]) -> list[dict[str, Any]]:

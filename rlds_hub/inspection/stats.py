@@ -197,13 +197,53 @@ def save_statistics(path: str | os.PathLike, result: dict[str, Any] | list[dict[
     target = files.join(path, layout.STATISTICS)
     existing = saved_statistics(path) if files.exists(target) else None
     if existing:
-        content["splits"] = {**existing.get("splits", {}), **content["splits"]}
+        old = existing.get("splits", {})
+        for name, entry in content["splits"].items():
+            if name in old:
+                content["splits"][name] = _keep_quantiles(entry, old[name], existing)
+        content["splits"] = {**old, **content["splits"]}
     if files.is_remote(target):
         raise layout.DatasetError(f"{target}: statistics are saved into local datasets only")
     from pathlib import Path
 
     layout.atomic_write(Path(target), json.dumps(content, indent=1).encode(), sync=True)
     return target
+
+
+_QUANTILE_KEYS = ("p5", "p25", "p50", "p75", "p95", "quantile_rank_error")
+_PROVENANCE_KEYS = ("computed_by", "time", "runner", "sketch_size")
+
+
+def _keep_quantiles(new: dict[str, Any], old: dict[str, Any], saved: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """``new`` with the quantiles of ``old`` (the Beam job's, which in-process statistics do
+    not compute) kept when both describe the same data: the same episodes and steps, and
+    per feature the same count, min and max and means equal to 1e-9. Where the quantiles
+    came from goes under ``quantiles``. Stale quantiles (other data) are dropped."""
+    old_features = old.get("features") or {}
+    same = all(new.get(k) == old.get(k) for k in ("num_episodes", "num_steps")) and all(
+        name in old_features and _same_moments(feature, old_features[name])
+        for name, feature in new.get("features", {}).items())
+    if not same or not any(k in f for f in old_features.values() for k in _QUANTILE_KEYS):
+        return new
+    out = {**new, "features": {}}
+    for name, feature in new.get("features", {}).items():
+        quantiles = {k: old_features[name][k] for k in _QUANTILE_KEYS if k in old_features[name]}
+        out["features"][name] = {**feature, **quantiles}
+    out["quantiles"] = old.get("quantiles") or {
+        k: saved[k] for k in _PROVENANCE_KEYS if k in saved}
+    return out
+
+
+def _same_moments(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if any(a.get(k) != b.get(k) for k in ("shape", "dtype", "count", "nan_count", "inf_count",
+                                           "min", "max")):
+        return False
+    try:
+        return bool(np.allclose(np.asarray(a.get("mean"), float), np.asarray(b.get("mean"), float),
+                                rtol=1e-9, atol=0, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
 
 
 def saved_statistics(source: PathOrDataset) -> dict[str, Any] | None:

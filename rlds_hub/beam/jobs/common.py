@@ -11,7 +11,7 @@ from typing import Any
 
 from rlds_hub.beam import job
 from rlds_hub.beam.options import DEFAULT_RUNNER, normalize_flags
-from rlds_hub.beam.sink import Sharding, WriteDataset, finish_dataset
+from rlds_hub.beam.sink import Sharding, WriteDataset, finish_dataset, inherited_info
 from rlds_hub.beam.source import ReadEpisodes, read_source_checksums
 from rlds_hub.beam.staging import Staging
 from rlds_hub.storage import layout
@@ -123,7 +123,7 @@ def run_rlds_job(
         return finish_dataset(staging, name=name, features_json=features_json,
                               metadata=metadata, file_format=file_format,
                               split_order=split_order,
-                              description=datasets[0].info.get("description", ""))
+                              info=inherited_info(datasets[0].info))
 
     summary = job.commit_or_abort(staging, finish)
     summary["seconds"] = seconds

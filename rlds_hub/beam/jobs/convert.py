@@ -44,11 +44,23 @@ class _ConvertUnit(beam.DoFn):
             self._reader.bind(self._encoder.plan)
 
     def process(self, unit: ConvertUnit) -> Iterator[EncodedEpisode]:
+        part = episode_part(self._root, unit.part)
+        origin = getattr(self._reader, "origin", None)
         for index, columns, where in self._reader.episodes(unit):
-            yield self._encoder.encode((*unit.key[:2], index), self._split, columns, where)
+            source = {"path": part, "episode": index, **(origin(index) if origin else {})}
+            yield self._encoder.encode((*unit.key[:2], index), self._split, columns, where,
+                                       source=source)
         if self._sources_dir:
             for path in unit.checksum:
                 write_source_checksum(self._sources_dir, self._root, path)
+
+
+def episode_part(root: str, part: str) -> str:
+    """The part of a source an episode came from, relative to the source's path (the file
+    name of a single-file source; "." for the source directory itself)."""
+    if os.path.isfile(root):
+        return os.path.basename(part)
+    return os.path.relpath(part, root)
 
 
 def convert(

@@ -29,7 +29,7 @@ from rlds_hub import spec as rlds
 from rlds_hub.beam.episodes import EpisodeContentError, EpisodeEncoder, flatten_nested
 from rlds_hub.beam.functions import ShippedFunction, load_function
 from rlds_hub.beam.jobs import common
-from rlds_hub.beam.sink import EncodedEpisode, Sharding
+from rlds_hub.beam.sink import SOURCE, EncodedEpisode, Sharding
 from rlds_hub.format.decode import EpisodeDecoder
 from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
 from rlds_hub.format.plan import Plan, unflatten
@@ -164,7 +164,8 @@ class _MapEpisodes(beam.DoFn):
         result = self._mapper(episode.record, int(episode.row["episode"]), where)
         flat = flatten_nested({k: v for k, v in result.items() if k != INDEX}, "")
         try:
-            yield self._encoder.encode(episode.key, episode.split, flat, where)
+            yield self._encoder.encode(episode.key, episode.split, flat, where,
+                                       source=episode.row.get(SOURCE))
         except EpisodeContentError as e:
             raise MapFunctionError(
                 f"{e} (the map function must return the same fields, shapes and dtypes for "

@@ -20,6 +20,7 @@ field ``infos``, aligned with the transitions.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,7 @@ from dm_env import specs as dm_specs
 from rlds_hub import spec as rlds
 from rlds_hub.beam.episodes import flatten_nested, rlds_flags
 from rlds_hub.beam.sources.base import ConvertUnit, SourceDescription, SourceFormatError
+from rlds_hub.storage.episode_index import json_safe
 
 REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
 OPTIONAL = ("next_observations", "infos")
@@ -109,6 +111,7 @@ def describe(path: str, *, source_no: int = 0,
         reward_dtype = np.dtype(f["rewards"].dtype)
         infos_spec = {"infos": _spec_tree(f["infos"], "infos")} if "infos" in f else {}
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
+        file_metadata = _metadata_tree(f["metadata"]) if "metadata" in f else None
     discount_dtype = reward_dtype if reward_dtype.kind == "f" else np.dtype(np.float64)
     units = []
     start = 0
@@ -130,10 +133,55 @@ def describe(path: str, *, source_no: int = 0,
         step_metadata_spec=infos_spec, episode_metadata_spec={},
         layout="rlds" if has_next else "oxe", units=units,
         metadata={"attributes": attrs, "next_observations": has_next,
-                  "env_name": attrs.get("env_name") or attrs.get("env")},
+                  "env_name": attrs.get("env_name") or attrs.get("env"),
+                  **({"metadata": file_metadata} if file_metadata is not None else {})},
         name=os.path.splitext(os.path.basename(path))[0],
         reader=D4RLReader(bounds, has_next),
     )
+
+
+def _metadata_tree(node: Any) -> Any:
+    """The ``metadata/*`` group (algorithm, iteration, policy weights, ...) as JSON:
+    nested dicts of :func:`metadata_value` s."""
+    import h5py
+
+    if isinstance(node, h5py.Dataset):
+        return metadata_value(node[()])
+    return {key: _metadata_tree(node[key]) for key in sorted(node.keys())}
+
+
+def metadata_value(value: Any) -> Any:
+    """One metadata value as JSON, losslessly: text as a string, a scalar as a number or a
+    bool, an array as ``{"dtype", "shape", "base64"}`` (its little-endian bytes); bytes that
+    are not UTF-8 as ``{"dtype": "bytes", "base64"}``."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"dtype": "bytes", "base64": base64.b64encode(value).decode()}
+    array = np.asarray(value)
+    if array.dtype.kind in "OSU":
+        return json_safe(array.tolist())
+    if array.ndim == 0:
+        return array.item()
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    return {"dtype": array.dtype.name, "shape": list(array.shape),
+            "base64": base64.b64encode(np.ascontiguousarray(little).tobytes()).decode()}
+
+
+def metadata_arrays(value: Any) -> Any:
+    """The inverse of the D4RL source metadata's JSON (``metadata.json``'s
+    ``source.metadata``): arrays as NumPy arrays of their dtype and shape, bytes as bytes."""
+    if isinstance(value, dict) and "base64" in value and "dtype" in value:
+        data = base64.b64decode(value["base64"])
+        if value["dtype"] == "bytes":
+            return data
+        dtype = np.dtype(value["dtype"]).newbyteorder("<")
+        return np.frombuffer(data, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(
+            value["shape"])
+    if isinstance(value, dict):
+        return {k: metadata_arrays(v) for k, v in value.items()}
+    return value
 
 
 def _attr(value: Any) -> Any:
@@ -150,6 +198,11 @@ class D4RLReader:
     def __init__(self, bounds: list[tuple[int, int]], has_next: bool):
         self._bounds = bounds
         self._has_next = has_next
+
+    def origin(self, index: int) -> dict[str, Any]:
+        """Where episode ``index`` is in the file: its transitions' rows ``[start, stop)``."""
+        start, stop = self._bounds[index]
+        return {"rows": [start, stop]}
 
     def episodes(self, unit: ConvertUnit) -> Iterator[tuple[int, dict[str, Any], str]]:
         with _open(unit.part) as f:
@@ -199,4 +252,5 @@ class D4RLReader:
         return out
 
 
-__all__ = ["D4RLReader", "describe", "episode_bounds", "flatten_nested"]
+__all__ = ["D4RLReader", "describe", "episode_bounds", "flatten_nested", "metadata_arrays",
+           "metadata_value"]

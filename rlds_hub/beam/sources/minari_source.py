@@ -14,6 +14,7 @@ episode's Minari id is kept as ``episode_id``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +47,20 @@ def data_directory(path: str) -> str | None:
         ):
             return candidate
     return None
+
+
+def raw_metadata(data_dir: str) -> dict[str, Any]:
+    """Minari's own ``metadata.json``, verbatim: algorithm, author, code link, description,
+    env_spec, eval_env_spec, ref_min_score / ref_max_score, the spaces, ..."""
+    path = os.path.join(data_dir, "metadata.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SourceFormatError(f"{path}: not readable as JSON ({e})") from e
+    if not isinstance(content, dict):
+        raise SourceFormatError(f"{path}: holds {type(content).__name__}, not an object")
+    return content
 
 
 def _open(data_dir: str) -> Any:
@@ -100,6 +115,7 @@ def describe(path: str, *, source_no: int = 0,
         "minari_version": dataset.minari_version,
         "env_name": getattr(env_spec, "id", None),
         "total_steps": int(dataset.total_steps),
+        "metadata": raw_metadata(data_dir),
     }
     return SourceDescription(
         format="minari", path=path, observation_spec=observation_spec,
