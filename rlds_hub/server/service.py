@@ -116,7 +116,7 @@ class Service:
             try:
                 report = self.indexer.scan()
             except Exception as e:  # the database went away: keep serving, say so
-                self.scan_error = f"{type(e).__name__}: {e}"
+                self.scan_error = database.describe_error(e)  # no SQL text
                 log.exception("scan failed")
                 return None
             self.scan_error = None

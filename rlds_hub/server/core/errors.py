@@ -4,6 +4,8 @@ Client mistakes get a 4xx with a message that says what was wrong and how to fix
 400 a bad combination of parameters, 401/403 writes without (the right) token, 404 an
 unknown dataset, episode or route, 409 a dataset the index knows but cannot read now,
 413 a slice larger than the limits, 422 a parameter of the wrong type or range.
+A failing index database is a 503 ``index_unavailable`` (a statement stopped by the
+statement timeout: 503 ``query_timeout``), never with SQL text.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rlds_hub.server.index import database
 
 log = logging.getLogger("rlds_hub.server")
 
@@ -38,6 +43,20 @@ def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
                         headers=headers)
+
+
+def database_error_response(error: SQLAlchemyError) -> JSONResponse:
+    """503 for the index database's failures (no SQL text); 400 for a value it refused."""
+    reason = database.describe_error(error)
+    if database.is_timeout(error):
+        return error_response(503, "query_timeout", "the query ran longer than the "
+                              "server's statement timeout and was stopped: ask for fewer "
+                              "conditions, or try again later", {"Retry-After": "5"})
+    if isinstance(error, DataError):
+        return error_response(400, "bad_value", f"the index refused a value: {reason}")
+    log.warning("index database error: %s", reason)
+    return error_response(503, "index_unavailable", f"the index database failed ({reason}); "
+                          "see /readyz", {"Retry-After": "5"})
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -65,6 +84,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"no such path: {request.url.path} (the API is under /api/v1; see /docs)"
         return error_response(error.status_code, code, message,
                               getattr(error, "headers", None))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, error: SQLAlchemyError) -> JSONResponse:
+        return database_error_response(error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -1,0 +1,122 @@
+"""What the service does when its index fails or a client asks for too much: a damaged index
+is a 503 ``index_unavailable`` (never a 500, never SQL text) and /readyz says so; expensive
+episode queries have a statement timeout, a condition limit and their own thread pool; bulk
+slices stream under a global byte budget; search finds the names it shows; animation
+speeds are bounded."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+from conftest_server import app_client, dataset_root, postgres_server
+
+from rlds_hub.cli import main as cli_main
+from rlds_hub.server.index import database
+
+API = "/api/v1"
+SQL_WORDS = ("SELECT", "INSERT", "FROM ", "[SQL", "WHERE")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    return postgres_server()
+
+
+def no_sql(text: str) -> bool:
+    return not any(word in text for word in SQL_WORDS)
+
+
+def _engines(service):
+    return [e for e in (service.engine, getattr(service, "query_engine", None)) if e is not None]
+
+
+def _damage_sqlite_table(service, path, table: str) -> None:
+    """Overwrites the root pages of ``table`` and of its indexes with garbage (the file's
+    header and the other tables stay intact), then drops pooled connections and their
+    page caches."""
+    with service.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = connection.exec_driver_sql("PRAGMA page_size").scalar()
+        pages = [row[0] for row in connection.exec_driver_sql(
+            "SELECT rootpage FROM sqlite_master WHERE tbl_name = ? AND rootpage > 0",
+            (table,))]
+    for engine in _engines(service):
+        engine.dispose()
+    with open(path, "r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * page_size)
+            f.write(b"\xa5" * page_size)
+
+
+# ---- item 9: a damaged index -------------------------------------------------------------
+
+
+def test_a_damaged_sqlite_index_is_503_and_readyz_queries_it(tmp_path):
+    index = tmp_path / "index.sqlite3"
+    with app_client([dataset_root()], f"sqlite:///{index}", state_seconds=0) as client:
+        assert client.get("/readyz").status_code == 200
+        _damage_sqlite_table(client.app_state.service, index, "episodes")
+
+        answer = client.get(f"{API}/datasets/point_mass/episodes", params={"min_length": 2})
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "index_unavailable"
+        assert "malformed" in error["message"] and no_sql(error["message"])
+
+        ready = client.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        problems = " ".join(ready.json()["problems"])
+        assert "malformed" in problems and no_sql(problems)
+
+        reindex = client.post(f"{API}/datasets/point_mass/reindex", params={"force": True},
+                              headers={"Authorization": "Bearer s3cret-token"})
+        assert reindex.status_code == 503 and no_sql(reindex.text), reindex.text
+        assert reindex.json()["error"]["code"] == "index_unavailable"
+
+
+def test_a_damaged_postgresql_index_is_503_and_readyz_queries_it(postgres, monkeypatch):
+    url = postgres.new_database()
+    with app_client([dataset_root()], url, state_seconds=0) as client:
+        assert client.get("/readyz").status_code == 200
+        with client.app_state.service.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE episode_values RENAME TO gone")
+        answer = client.get(f"{API}/datasets/point_mass/episodes",
+                            params={"meta": "operator=alice"})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "index_unavailable"
+        assert no_sql(answer.json()["error"]["message"])
+        ready = client.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert no_sql(" ".join(ready.json()["problems"]))
+        with client.app_state.service.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE gone RENAME TO episode_values")
+        assert "a request met a database error" in client.get("/readyz").text
+        monkeypatch.setattr(database, "FAILURE_MEMORY_SECONDS", 0.0)  # ... a while ago
+        assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_index_file_at_start_up_says_to_delete_it(tmp_path, capsys, damage):
+    index = tmp_path / "index.sqlite3"
+    url = f"sqlite:///{index}"
+    if damage == "garbage":
+        index.write_bytes(os.urandom(4096) * 3)
+    else:
+        assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url,
+                         "--quiet"]) == 0
+        with sqlite3.connect(index) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with open(index, "r+b") as f:
+            f.truncate(os.path.getsize(index) * 2 // 3)
+        capsys.readouterr()
+    assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url,
+                     "--quiet"]) == 2
+    message = capsys.readouterr().err
+    assert "Traceback" not in message and no_sql(message)
+    assert str(index) in message and "delete" in message and "rebuil" in message
+
+    os.unlink(index)  # what the message says to do
+    assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url,
+                     "--quiet"]) == 0
