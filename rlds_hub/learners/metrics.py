@@ -1,7 +1,9 @@
 """Metrics of a run as JSON lines (``metrics.jsonl``) and the learning-curve PNG.
 
-Each line is one JSON object with ``step`` (in the learner's unit), ``kind`` (``train`` or
-``eval``), wall-clock ``time`` since the run started, and the values. A resumed run first
+Each line is one JSON object with ``step`` (the run's position, in the learner's unit; for
+POIR offline updates, then online environment steps), ``kind`` (``train`` or ``eval``),
+wall-clock ``time`` since the run started, the learner's counters (``updates``,
+``env_steps``, ...), and the values. A resumed run first
 drops the lines written after its checkpoint, so the file describes one history.
 """
 
@@ -34,12 +36,21 @@ class MetricsLog:
         self._file.close()
 
 
+# Keys older versions wrote, read under their current names.
+RENAMED = {"env steps_per_s": "env_steps_per_s"}
+
+
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The lines of ``metrics.jsonl`` (older runs' keys under their current names)."""
     path = os.path.join(os.fspath(run_dir), METRICS)
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [_current_keys(json.loads(line)) for line in f if line.strip()]
+
+
+def _current_keys(record: dict[str, Any]) -> dict[str, Any]:
+    return {RENAMED.get(key, key): value for key, value in record.items()}
 
 
 def truncate_after(run_dir: str | os.PathLike, step: int) -> None:

@@ -14,7 +14,11 @@ A run directory (``--out``) holds:
 
 The loop is the same for every learner: the learner's agent advances by one call
 (``steps_per_call`` updates, or a chunk of environment steps), and the loop evaluates,
-logs and checkpoints when the step count crosses the configured intervals.
+logs and checkpoints when the step count crosses the configured intervals. Every metrics
+line names what was counted (``updates``: SGD updates; ``env_steps``: environment steps;
+POIR also ``finetune_updates``) and the rate of the unit just advanced (``updates_per_s``,
+``env_steps_per_s``); the run's end logs the last interval's metrics even when it is
+shorter than ``log_every``.
 """
 
 from __future__ import annotations
@@ -241,7 +245,8 @@ def train(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, see
             log.close()
     curve = metrics.plot_learning_curve(
         metrics.read_metrics(setup.run_dir), os.path.join(setup.run_dir, metrics.CURVE),
-        title=f"{algorithm.upper()} on {setup.env_name}", unit=agent.unit,
+        title=f"{algorithm.upper()} on {setup.env_name}",
+        unit=getattr(agent, "axis_label", agent.unit),
         references=setup.references)
     return RunResult(setup.run_dir, agent.progress, evaluations, setup.references, curve)
 
@@ -259,7 +264,7 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
     started = time.perf_counter()
     evaluations: list[dict[str, Any]] = []
     last = {"log": agent.progress, "eval": agent.progress, "checkpoint": agent.progress}
-    window = (agent.progress, time.perf_counter())
+    window = (counters(agent), time.perf_counter())
     pending_metrics: Any = None
     total = agent.total
     bar = tqdm(total=total, initial=agent.progress, unit=agent.unit, disable=not progress,
@@ -267,7 +272,7 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
 
     def emit(record: dict[str, Any]) -> None:
         line = log.write({"step": agent.progress, "time": round(time.perf_counter() - started, 2),
-                          **record})
+                          "kind": record["kind"], **counters(agent), **record})
         bar.clear()
         setup.echo(line)
         bar.refresh()
@@ -279,9 +284,21 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
         if result.get("normalized_return") is not None:
             bar.set_postfix(norm_return=f"{result['normalized_return']:.2f}")
 
+    unit = agent.unit
+
+    def log_train() -> None:
+        nonlocal window
+        now, counted = time.perf_counter(), counters(agent)
+        name = counter_name(unit)
+        rate = (counted.get(name, 0) - window[0].get(name, 0)) / max(now - window[1], 1e-9)
+        window = (counted, now)
+        emit({"kind": "train", **_host(pending_metrics), f"{name}_per_s": round(rate, 1)})
+        last["log"] = agent.progress
+
     try:
         while agent.progress < total:
-            before = agent.progress
+            before, unit = agent.progress, agent.unit
+            bar.unit = unit
             try:
                 pending_metrics = agent.advance(total)
             except StopIteration:
@@ -289,12 +306,7 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
                 break
             bar.update(agent.progress - before)
             if agent.progress - last["log"] >= cfg.log_every:
-                now = time.perf_counter()
-                rate = (agent.progress - window[0]) / max(now - window[1], 1e-9)
-                window = (agent.progress, now)
-                emit({"kind": "train", **_host(pending_metrics), f"{agent.unit}s_per_s":
-                      round(rate, 1)})
-                last["log"] = agent.progress
+                log_train()
             if cfg.eval_episodes and agent.progress - last["eval"] >= cfg.eval_every:
                 run_eval()
                 last["eval"] = agent.progress
@@ -302,6 +314,8 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
                     and agent.can_checkpoint()):
                 _save(agent, checkpointer)
                 last["checkpoint"] = agent.progress
+        if pending_metrics is not None and last["log"] != agent.progress:
+            log_train()  # the last interval's loss (all of a run shorter than log_every)
         agent.finish()
         if cfg.eval_episodes and last["eval"] != agent.progress:
             run_eval()
@@ -310,6 +324,19 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
     finally:
         bar.close()
     return evaluations
+
+
+def counter_name(unit: str) -> str:
+    """The metrics key counting a unit: "update" -> "updates", "env step" -> "env_steps"."""
+    return unit.replace(" ", "_") + "s"
+
+
+def counters(agent: Any) -> dict[str, int]:
+    """What an agent has done, each count under its own name (``updates``, ``env_steps``,
+    ...): its ``counters()``, or its progress counted in its unit."""
+    if hasattr(agent, "counters"):
+        return {k: int(v) for k, v in agent.counters().items()}
+    return {counter_name(agent.unit): int(agent.progress)}
 
 
 def _save(agent: Any, checkpointer: Any) -> None:

@@ -48,7 +48,9 @@ class OnlineLoop:
         self.env = make_env(setup.env_name, seed=seed)
         self.recorder = Recorder(
             self.env, directory, env_name=setup.env_name, policy_name=policy_name, seed=seed,
-            episode_fn=lambda timestep, action, env: {"env_steps": np.int64(progress())},
+            # the last step's value is kept: the env steps done once it completes
+            episode_fn=lambda timestep, action, env: {
+                "env_steps": np.int64(progress() + (0 if timestep.first() else 1))},
             save_unfinished_episodes=False)
         self.timestep = self.recorder.reset()
         self.observation = self.task.flatten_observation(self.timestep.observation,
@@ -122,6 +124,9 @@ class AILAgent:
     def total(self) -> int:
         """The run's budget in this agent's unit."""
         return self.setup.config.num_steps
+
+    def counters(self) -> dict[str, int]:
+        return {"env_steps": self.progress, "updates": self.updates}
 
     def advance(self, limit: int) -> Any:
         loop = self._ensure_loop()

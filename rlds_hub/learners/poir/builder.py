@@ -1,7 +1,9 @@
 """Wiring POIR into a run: offline training, then online fine-tuning of the planner's model.
 
-Progress counts offline SGD updates first (``num_steps``), then environment steps
-(``online_steps``). Online, the agent acts with its planner in the environment (under
+Two counts, kept apart: offline SGD updates (``updates``, budget ``num_steps``), then
+online environment steps (``env_steps``, budget ``online_steps``; updates already done count
+towards nothing else), plus the ensemble's fine-tuning updates (``finetune_updates``). The
+run's position (metrics' ``step``, checkpoint numbers) is updates then env steps. Online, the agent acts with its planner in the environment (under
 ``online_shift``, e.g. the deployment's noisy actuators); every episode is recorded with
 rlds_hub's :class:`~rlds_hub.recorders.Recorder` into ``<run>/experience`` and read back
 from there — the executed actions, as the environment applied them — to fine-tune the
@@ -39,7 +41,7 @@ def episode_ids(selection: Any) -> np.ndarray:
 class POIRAgent:
     """POIR in the run loop."""
 
-    unit = "step"
+    axis_label = "step (SGD updates, then env steps)"
 
     def __init__(self, setup: Any):
         from rlds_hub.storage.query import select
@@ -54,6 +56,7 @@ class POIRAgent:
                                    parallel=setup.parallel)
         self.online_steps = 0
         self.online_episodes = 0
+        self.finetune_updates = 0
         self._experience: list[dict[str, np.ndarray]] = []
         self._env: Any = None
         self._policy: POIRPolicy | None = None
@@ -64,17 +67,34 @@ class POIRAgent:
         self.experience_dir = os.path.join(setup.run_dir, EXPERIENCE)
 
     @property
+    def offline(self) -> bool:
+        """Whether the offline phase has updates left."""
+        return self.learner.steps < self.config.num_steps
+
+    @property
+    def unit(self) -> str:
+        """What the next call advances: SGD updates offline, env steps online."""
+        return "update" if self.offline else "env step"
+
+    @property
     def total(self) -> int:
-        return self.config.num_steps + self.config.online_steps
+        """The run's end position: the offline budget (or the updates a resumed run has
+        already done beyond it), then ``online_steps`` environment steps."""
+        return max(self.learner.steps, self.config.num_steps) + self.config.online_steps
 
     @property
     def progress(self) -> int:
         return self.learner.steps + self.online_steps
 
+    def counters(self) -> dict[str, int]:
+        return {"updates": self.learner.steps, "env_steps": self.online_steps,
+                "finetune_updates": self.finetune_updates}
+
     def advance(self, limit: int) -> Any:
-        if self.learner.steps < self.config.num_steps:
-            return self.learner.step(min(limit, self.config.num_steps) - self.learner.steps)
-        return self._online(min(self.config.steps_per_call, limit - self.progress))
+        if self.offline:
+            return self.learner.step(self.config.num_steps - self.learner.steps)
+        left = self.config.online_steps - self.online_steps
+        return self._online(min(self.config.steps_per_call, left))
 
     # -- online --------------------------------------------------------------------------------
 
@@ -90,7 +110,8 @@ class POIRAgent:
             self._recorder = Recorder(
                 inner, self.experience_dir, env_name=setup.env_name,
                 policy_name="poir (online fine-tuning)", seed=seed,
-                episode_fn=lambda timestep, action, env: {"env_steps": np.int64(self.progress)},
+                episode_fn=lambda timestep, action, env: {"env_steps": np.int64(
+                    self.online_steps + (0 if timestep.first() else 1))},
                 save_unfinished_episodes=False, metadata={"shift": dict(cfg.online_shift or {})})
             return self._recorder
 
@@ -127,6 +148,7 @@ class POIRAgent:
                 for k in FIELDS}
         rng = np.random.default_rng([self.setup.seed, 3, self.online_episodes])
         metrics = self.learner.finetune(data, self.config.finetune_updates_per_episode, rng)
+        self.finetune_updates += self.config.finetune_updates_per_episode
         self._policy.params = self.learner.planner_params()
         return {**(metrics or {}), "planned_fraction": planned,
                 "online_episodes": self.online_episodes}
@@ -150,7 +172,8 @@ class POIRAgent:
         result = evaluation.evaluate(
             Tracked(), setup.env_name, seed=setup.eval_seed, episodes=self.config.eval_episodes,
             references=setup.references, record_to=record_to, shift=self.config.online_shift,
-            policy_name=f"poir@{self.progress}", learner_step=self.progress)
+            policy_name=f"poir@{self.learner.steps} updates+{self.online_steps} env steps",
+            learner_step=self.progress)
         if policy.steps:
             fractions.append(policy.planned_fraction)
         return {**result, "planned_fraction": float(np.mean(fractions)) if fractions else 0.0}
@@ -163,7 +186,7 @@ class POIRAgent:
 
     def checkpoint(self) -> tuple[Any, Any, dict[str, Any]]:
         meta = {"online_steps": self.online_steps, "online_episodes": self.online_episodes,
-                "offline_steps": self.learner.steps}
+                "offline_steps": self.learner.steps, "finetune_updates": self.finetune_updates}
         return self.checkpoint_state(), {"policy": self.learner.planner_params()}, meta
 
     def restore(self, state: Any, meta: dict[str, Any]) -> None:
@@ -171,6 +194,8 @@ class POIRAgent:
         self.learner.steps = int(meta.get("offline_steps", self.learner.state.steps))
         self.online_steps = int(meta.get("online_steps", 0))
         self.online_episodes = int(meta.get("online_episodes", 0))
+        self.finetune_updates = int(meta.get(
+            "finetune_updates", self.online_episodes * self.config.finetune_updates_per_episode))
         if self.online_episodes:
             rows = inputs.load_transitions(self.experience_dir, self.setup.task, "train",
                                            episodes=range(self.online_episodes), fields=FIELDS,
