@@ -1,7 +1,8 @@
 """Beam jobs as modules: ``python -m pipelines.<job> --input ... --output ... [job options]
 [Beam options]``. Each is a thin entry point to :mod:`rlds_hub.beam.jobs`; options Beam
 knows but these jobs do not declare (``--project``, ``--region``, ``--temp_location``, ...)
-are passed to Beam as they are."""
+are passed to Beam as they are, and an option neither declares is an error that names the
+closest one."""
 
 from __future__ import annotations
 
@@ -18,12 +19,9 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     from rlds_hub.beam.commands import run_job
 
     parser = job_parser(job)
-    args, extra = parser.parse_known_args(argv)
-    unknown = [flag for flag in extra if not flag.startswith("--")]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser.parse_args(argv)  # Beam's options are kept, anything unknown refused
     try:
-        return run_job(job, args, extra)
+        return run_job(job, args)
     except (ValueError, OSError) as e:
         print(f"pipelines.{job}: error: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ pipelines.<job>``). Importing this module does not import Beam."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from rlds_hub.beam.defaults import DEFAULT_MAX_BYTES_PER_SHARD, DEFAULT_MAX_EPISODES_PER_SHARD
 from rlds_hub.beam.options import add_beam_arguments
@@ -191,11 +192,52 @@ ADDERS = {
 
 def job_parser(job: str, parser: argparse.ArgumentParser | None = None
                ) -> argparse.ArgumentParser:
-    """The full parser of one job (its options and the Beam options)."""
+    """The full parser of one job (its options and the Beam options). Options it does not
+    declare are Beam's (``--project``, ``--temp_location``, ...): they are kept in
+    ``beam_passthrough`` when Beam knows them, and anything else is an error naming the
+    closest option."""
     if parser is None:
         parser = argparse.ArgumentParser(
             prog=f"python -m pipelines.{job}", description=DESCRIPTIONS[job],
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    parser.allow_abbrev = False  # --min-ret would otherwise be --min-return
     ADDERS[job](parser)
     add_beam_arguments(parser)
+    parser.set_defaults(beam_passthrough=[])
+    _strict(parser)
     return parser
+
+
+def _strict(parser: argparse.ArgumentParser) -> None:
+    """Makes ``parser`` keep the Beam options among the arguments it does not declare (in
+    ``beam_passthrough``) and refuse anything else, with a suggestion."""
+    parse = parser.parse_known_args
+
+    def parse_known_args(args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extra = parse(args, namespace)
+        if extra:
+            namespace.beam_passthrough = list(namespace.beam_passthrough) + beam_extra(parser,
+                                                                                      extra)
+        return namespace, []
+
+    parser.parse_known_args = parse_known_args  # also what a parent's subparser action calls
+
+
+def beam_extra(parser: argparse.ArgumentParser, extra: list[str]) -> list[str]:
+    """``extra`` if every option in it is Beam's; otherwise ``parser.error`` (exit 2) with
+    the closest option of the job or of Beam."""
+    from rlds_hub.beam.options import beam_option_strings, suggestion, unknown_beam_flags
+
+    try:
+        unknown = unknown_beam_flags(extra)
+    except ValueError as e:  # a Beam option with a bad value
+        parser.error(f"{' '.join(extra)}: {e}")
+    if unknown:
+        own = [o for action in parser._actions for o in action.option_strings]
+        flag = unknown[0]
+        hint = suggestion(flag, own) or suggestion(flag, beam_option_strings())
+        parser.error(f"unrecognized option {flag}{hint}: neither an option of this job nor "
+                     "a Beam pipeline option (see --help)")
+    return extra

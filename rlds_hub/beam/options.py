@@ -61,7 +61,63 @@ def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]
     if is_dask(runner) and args.dask_client_address:
         flags.append(f"--dask_client_address={args.dask_client_address}")
     passed = [flag for option in args.beam_options for flag in shlex.split(option)]
+    passed += list(getattr(args, "beam_passthrough", ()))
+    unknown = unknown_beam_flags(passed)
+    if unknown:
+        flag = unknown[0]
+        raise ValueError(f"--beam-option {flag}: not a Beam pipeline option"
+                         f"{suggestion(flag)}; see Beam's PipelineOptions for the options "
+                         "each runner takes")
     return normalize_flags(flags + passed + list(extra))
+
+
+def _beam_parser() -> argparse.ArgumentParser:
+    """An argument parser holding every option of every registered ``PipelineOptions``
+    class (what Beam parses a pipeline's flags with)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    class Parser(_BeamArgumentParser):
+        def error(self, message: str):  # a bad value: the caller says which flag
+            raise ValueError(message)
+
+    parser = Parser(allow_abbrev=False, add_help=False)
+    classes = {str(cls): cls for cls in PipelineOptions.__subclasses__()}
+    for cls in classes.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def beam_option_strings() -> list[str]:
+    """Every flag Beam knows (``--runner``, ``--project``, ...), the DaskRunner's included."""
+    import apache_beam.runners.dask.dask_runner  # noqa: F401  (registers DaskOptions)
+
+    return [o for action in _beam_parser()._actions for o in action.option_strings]
+
+
+def unknown_beam_flags(flags: Sequence[str]) -> list[str]:
+    """The flags among ``flags`` that no Beam ``PipelineOptions`` class declares (Beam
+    itself drops them with a log line; a misspelt option would be silently ignored)."""
+    flags = list(flags)
+    if not flags:
+        return []
+    _, unknown = _beam_parser().parse_known_args(flags)
+    if unknown:  # the DaskRunner's options are registered when its module is imported
+        import apache_beam.runners.dask.dask_runner  # noqa: F401
+
+        _, unknown = _beam_parser().parse_known_args(flags)
+    return [flag for flag in unknown if flag.startswith("-")] or (
+        [f"{unknown[0]!r} (a value without an option)"] if unknown else [])
+
+
+def suggestion(flag: str, candidates: Sequence[str] | None = None) -> str:
+    """``" (did you mean --min-return?)"`` for the closest of ``candidates`` (default: Beam's
+    flags), or ``""``."""
+    import difflib
+
+    name = flag.split("=", 1)[0]
+    found = difflib.get_close_matches(name, candidates if candidates is not None
+                                      else beam_option_strings(), n=1, cutoff=0.7)
+    return f" (did you mean {found[0]}?)" if found else ""
 
 
 def normalize_flags(flags: Sequence[str]) -> list[str]:
