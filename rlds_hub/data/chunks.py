@@ -36,6 +36,7 @@ _PARALLEL_GATHER_BYTES = 1 << 20
 AHEAD_EPISODES = 128
 MASK = "mask"
 NEXT_OBSERVATION = "next_observation"
+DISCOUNT = "discount"
 _STEPS = "steps/"
 
 
@@ -102,6 +103,9 @@ class ChunkSource:
         steps = {f.key[len(_STEPS):]: decoded[f.key] for f in self._fields}
         rng = default_rng([self._seed, chunk]) if self._shuffle else None
         spec = self.items
+        if DISCOUNT in spec.outputs and DISCOUNT not in steps:  # the dataset has none
+            steps[DISCOUNT] = indices.missing_discounts(
+                lengths, steps["is_terminal"], final_transition=spec.layout == LAYOUT_OXE)
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())
             order = rng.permutation(count) if rng is not None else None

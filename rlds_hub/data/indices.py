@@ -98,6 +98,25 @@ def transition_indices(
             "discount": total_discount}
 
 
+def missing_discounts(lengths: np.ndarray, is_terminal: np.ndarray,
+                      final_transition: bool = False) -> np.ndarray:
+    """float32 per-step discounts for a dataset without a ``discount`` field (most of Open
+    X-Embodiment): 1, and 0 on the step whose transition ends in a terminal state — the
+    terminal last step itself with ``final_transition`` (the oxe layout), else the step
+    before it, and the zero-filled last step of every episode (the rlds layout)."""
+    lengths = np.asarray(lengths, np.int64)
+    terminal = np.asarray(is_terminal, bool).reshape(-1)
+    discount = np.ones(len(terminal), np.float32)
+    last = (np.cumsum(lengths) - 1)[lengths > 0]
+    if final_transition:
+        discount[last[terminal[last]]] = 0.0
+    else:
+        discount[last] = 0.0
+        before = last[terminal[last] & (lengths[lengths > 0] > 1)] - 1
+        discount[before] = 0.0
+    return discount
+
+
 def window_counts(lengths: np.ndarray, size: int, shift: int, pad: bool) -> np.ndarray:
     """How many windows each episode gives."""
     lengths = np.asarray(lengths, np.int64)

@@ -46,6 +46,8 @@ from rlds_hub.storage.selection import EpisodeSpec, Selection
 
 _TRANSITION_FIELDS = (rlds.OBSERVATION, rlds.ACTION, rlds.REWARD, rlds.DISCOUNT)
 _WINDOW_FIELDS = (*rlds.CORE_STEP_FIELDS,)
+# Fields a dataset may lack: made by the loaders (most of Open X-Embodiment has no discount).
+_DERIVED = (rlds.DISCOUNT,)
 
 
 class BatchLoader:
@@ -174,14 +176,25 @@ def _flat_items(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, An
 
 
 def _fields(selection: Selection, wanted: Sequence[str]) -> list[str]:
+    """``wanted`` without duplicates; a missing field is an error unless it is derived (a
+    missing ``discount`` reads as 1, see :func:`rlds_hub.data.indices.missing_discounts`)."""
     step_fields = set(selection.dataset.step_fields)
-    missing = [f for f in wanted if f not in step_fields]
+    missing = [f for f in wanted if f not in step_fields and f not in _DERIVED]
     if missing:
         raise ValueError(
             f"the dataset's steps have no field(s) {sorted(set(missing))}; they have "
             f"{sorted(step_fields)}"
         )
     return list(dict.fromkeys(wanted))
+
+
+def _stored(selection: Selection, fields: Sequence[str]) -> list[str]:
+    """The fields to read: ``fields`` less the derived ones the dataset does not store, plus
+    what deriving them needs."""
+    step_fields = set(selection.dataset.step_fields)
+    derived = [f for f in fields if f not in step_fields]
+    needed = [rlds.IS_TERMINAL] if derived else []
+    return [f for f in dict.fromkeys([*fields, *needed]) if f in step_fields]
 
 
 def transitions(
@@ -229,7 +242,7 @@ def transitions(
     outputs = _fields(selection, [*_TRANSITION_FIELDS, *extra_keys])
     if NEXT_OBSERVATION in outputs:
         raise ValueError(f"the field {NEXT_OBSERVATION!r} is made by transitions()")
-    fields = _fields(selection, [*outputs, rlds.IS_TERMINAL, rlds.IS_FIRST])
+    fields = _stored(selection, _fields(selection, [*outputs, rlds.IS_TERMINAL, rlds.IS_FIRST]))
     layout = dataset_layout(selection.dataset)
     return BatchLoader(
         selection,
@@ -273,9 +286,13 @@ def windows(
     outputs = _fields(selection, keys if keys is not None else _WINDOW_FIELDS)
     if MASK in outputs:
         raise ValueError(f"the field {MASK!r} is made by windows()")
-    fields = _fields(selection, [*outputs, rlds.IS_FIRST])
+    fields = _stored(selection, [*outputs, rlds.IS_FIRST])
+    # the layout places a derived discount's 0 (read only then: detecting it decodes data)
+    derived = not set(outputs) <= set(selection.dataset.step_fields)
+    layout = dataset_layout(selection.dataset) if derived else "rlds"
     return BatchLoader(
-        selection, ItemSpec("windows", tuple(outputs), size=size, shift=shift, pad=pad),
+        selection,
+        ItemSpec("windows", tuple(outputs), size=size, shift=shift, pad=pad, layout=layout),
         fields=fields, batch_size=batch_size, shuffle=shuffle, seed=seed,
         num_epochs=num_epochs, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
         episodes_per_chunk=episodes_per_chunk,

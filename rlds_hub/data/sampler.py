@@ -33,15 +33,19 @@ class InMemorySampler:
         sizes = {int(np.shape(leaf)[0]) for leaf in leaves}
         if len(sizes) != 1:
             raise ValueError(f"all arrays need the same leading size, got {sorted(sizes)}")
-        strings = [str(np.asarray(leaf).dtype) for leaf in leaves
-                   if np.asarray(leaf).dtype.kind in "OSU"]
+        from rlds_hub.data.pipeline import _flat_items, warn_if_narrowed
+
+        named = (_flat_items(items) if isinstance(items, Mapping)
+                 else [(f"array {i}", leaf) for i, leaf in enumerate(leaves)])
+        strings = [name for name, leaf in named if np.asarray(leaf).dtype.kind in "OSU"]
         if strings:
-            raise ValueError(f"arrays of strings ({strings}) cannot live on a JAX device")
+            raise ValueError(
+                f"{strings} hold strings, which cannot live on a JAX device; leave them out "
+                "(keys= of windows, or a copy of the dataset without them: rlds-hub map)"
+            )
         (self.size,) = sizes
         if self.size == 0:
             raise ValueError("InMemorySampler needs at least one item")
-        from rlds_hub.data.pipeline import _flat_items, warn_if_narrowed
-
         warn_if_narrowed(_flat_items(items) if isinstance(items, Mapping) else [], "InMemorySampler")
         self.device = device if device is not None else jax.devices()[0]
         self.items = jax.device_put(items, self.device)

@@ -19,7 +19,8 @@ from rlds_hub.transforms._checks import check_gamma, check_keys, check_positive,
 
 TRANSITION_FIELDS = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.DISCOUNT, "next_observation")
 MASK = "mask"
-_REQUIRED = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.DISCOUNT, spec.IS_TERMINAL)
+# ``discount`` may be missing (most of Open X-Embodiment has none): it then reads as 1.
+_REQUIRED = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.IS_TERMINAL)
 
 
 def _check_transition_args(
@@ -121,7 +122,7 @@ def episode_transitions(
 
     ``steps`` maps step fields to tensors of T+1 steps. With m = min(n_step, T - i), the
     transition from step i has ``observation`` o_i, ``action`` a_i, ``next_observation``
-    o_{i+m} and
+    o_{i+m} and (d_i = 1 for every step when ``steps`` has no ``discount``)
 
     * ``reward`` = Σ_{k<m} γ^k (Π_{j<k} d_{i+j}) r_{i+k}
     * ``discount`` = γ^(m-1) Π_{j<m} d_{i+j}, and 0 if a step in i+1..i+m is terminal.
@@ -140,8 +141,12 @@ def episode_transitions(
     _check_transition_args(list(steps), n_step, gamma, extra_keys)
     reward = tf.convert_to_tensor(steps[spec.REWARD])
     lengths = tf.shape(reward, out_type=tf.int64)[:1]
+    discount = steps.get(spec.DISCOUNT)
+    if discount is None:  # no discount field: 1 (0 after a terminal step, below)
+        discount = tf.ones(tf.shape(reward)[:1], reward.dtype if reward.dtype.is_floating
+                           else tf.float32)
     found = transition_indices(
-        lengths, reward, steps[spec.DISCOUNT], steps[spec.IS_TERMINAL], n_step, gamma
+        lengths, reward, discount, steps[spec.IS_TERMINAL], n_step, gamma
     )
 
     def at(field: Any, index: tf.Tensor) -> Any:
