@@ -309,3 +309,19 @@ def test_stale_quantiles_are_not_kept_when_the_data_changed(converted, tmp_path)
     kept = saved_statistics(copy)["splits"]["train"]
     assert "p50" not in kept["features"]["observation/position"]
     assert "quantiles" not in kept
+
+
+def test_learners_normalise_with_minaris_reference_scores(tmp_path):
+    from rlds_hub.learners import evaluation
+
+    source = _minari_with_metadata(tmp_path / "minari")
+    out = tmp_path / "out"
+    convert(source, out, beam_args=FAST)
+    refs = evaluation.source_references(open_dataset(out).metadata)
+    assert refs["expert"] == 12.5 and refs["random"] == -3.0
+    measured = evaluation.reference_returns(
+        "gym/CartPole-v1", seed=0, episodes=1, dataset_return=1.0, dataset_references=refs
+    )
+    assert measured["expert"] == 12.5 and measured["random"] == -3.0
+    assert measured["expert_source"] == "minari ref_max_score"
+    assert evaluation.normalized_return([4.75], measured) == pytest.approx(0.5)

@@ -3,8 +3,10 @@
 Normalised return = (R − R_random) / (R_expert − R_random), with R_expert and R_random the
 mean returns of the scripted expert and the uniform random policy measured on the same
 environment seed (so the same initial states) and under the same shift as the policy. For an
-env without a scripted expert, R_expert is the mean episode return of the training data
-(stated in the references).
+env without a scripted expert, R_expert and R_random are the dataset's published reference
+scores when it has them (a Minari dataset's ``ref_max_score`` / ``ref_min_score``, kept by
+``convert``: Minari's own normalised score), else R_expert is the mean episode return of the
+training data (stated in the references).
 
 Evaluation environments use seeds the training data was not recorded with
 (:func:`held_out_seed`), so the episodes are ones the learner never saw. Rollouts are
@@ -99,8 +101,11 @@ def reference_returns(
     episodes: int,
     shift: Mapping[str, Any] | None = None,
     dataset_return: float | None = None,
+    dataset_references: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Mean returns of the scripted expert and the random policy on the evaluation seed."""
+    """Mean returns of the scripted expert and the random policy on the evaluation seed;
+    without a scripted expert, ``dataset_references`` (:func:`source_references`) or else
+    ``dataset_return`` give the reference."""
     env = make_env(env_name, seed=seed)
     random_returns = run_episodes(RandomPolicy(env.action_spec(), seed=seed), env_name,
                                   seed=seed, episodes=episodes, shift=shift)
@@ -113,11 +118,28 @@ def reference_returns(
                                       shift=shift)
         refs.update(expert=float(np.mean(expert_returns)), expert_returns=expert_returns,
                     expert_source="scripted expert")
+    elif dataset_references:
+        refs.update(dataset_references)
     elif dataset_return is not None:
         refs.update(expert=float(dataset_return), expert_source="mean return of the data")
     else:
         refs.update(expert=None, expert_source=None)
     return refs
+
+
+def source_references(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A converted dataset's published reference scores (Minari's ``ref_min_score`` and
+    ``ref_max_score``, in ``metadata.json``'s ``source.metadata``) as references, or None."""
+    source = metadata.get("source") or {}
+    kept = source.get("metadata") if isinstance(source, Mapping) else None
+    if not isinstance(kept, Mapping):
+        return None
+    low, high = kept.get("ref_min_score"), kept.get("ref_max_score")
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low == high:
+        return None
+    what = f"{source.get('format', 'source')} ref_max_score"
+    return {"expert": float(high), "random": float(low), "expert_source": what,
+            "random_source": f"{source.get('format', 'source')} ref_min_score"}
 
 
 def normalized_return(returns: Sequence[float] | float, references: Mapping[str, Any]

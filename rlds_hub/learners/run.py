@@ -220,7 +220,8 @@ def train(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, see
     if cfg.eval_episodes > 0 and (setup.references is None or stale):
         setup.references = evaluation.reference_returns(
             setup.env_name, seed=setup.eval_seed, episodes=cfg.eval_episodes,
-            dataset_return=_dataset_return(setup.statistics))
+            dataset_return=_dataset_return(setup.statistics),
+            dataset_references=evaluation.source_references(setup.dataset.metadata))
     _write_run(setup)
     agent = module.make_agent(setup)
     checkpointer = Checkpointer(setup.run_dir)
