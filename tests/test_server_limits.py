@@ -120,3 +120,33 @@ def test_a_damaged_index_file_at_start_up_says_to_delete_it(tmp_path, capsys, da
     os.unlink(index)  # what the message says to do
     assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url,
                      "--quiet"]) == 0
+
+
+# ---- item 23: search finds the names it shows --------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def client(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('index')}/index.sqlite3"
+    else:
+        url = postgres_server().new_database()
+    with app_client([dataset_root()], url) as test_client:
+        yield test_client
+
+
+def test_search_finds_datasets_by_the_names_it_shows(client):
+    def names(q):
+        answer = client.get(f"{API}/datasets", params={"q": q})
+        assert answer.status_code == 200, answer.text
+        return [d["name"] for d in answer.json()["items"]]
+
+    oxe = "oxe:oxe_like:1.0.0"  # the directory oxe/oxe_like/1.0.0 under the root
+    assert names("oxe") == [oxe]
+    assert names("oxe:oxe_like") == [oxe]
+    assert names(oxe) == [oxe]
+    assert names("OXE:OXE_LIKE:1.0.0") == [oxe]
+    assert names("oxe_like:1.0") == [oxe]
+    assert names("oxe frames") == []  # every word must match
+    assert names("oxe:frames") == []
+    assert names("oxe%") == [] and names("o_e") == []  # LIKE wildcards stay literal

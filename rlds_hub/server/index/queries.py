@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, exists, func, select, tuple_
+from sqlalchemy import Connection, and_, exists, func, or_, select, tuple_
 from sqlalchemy.sql import ColumnElement
 
 from rlds_hub.server.core.cache import LRUCache
@@ -190,10 +190,15 @@ def dataset_by_name(connection: Connection, name: str) -> Any:
 
 def search_datasets(connection: Connection, q: str | None, limit: int, offset: int
                     ) -> tuple[Sequence[Any], int]:
-    """Datasets whose name, description or metadata contains ``q`` (case-insensitive)."""
+    """Datasets whose name, description or metadata contains every word of ``q``
+    (case-insensitive substrings; ``:`` and LIKE's wildcards are plain characters). The
+    name is the index's own (``oxe:bridge:0.1.0``, what the list shows), searched besides
+    the TFDS name and metadata in ``search_text``."""
     where = []
+    name = func.lower(DATASETS.c.name)
     for word in (q or "").lower().split():
-        where.append(DATASETS.c.search_text.contains(word, autoescape=True))
+        where.append(or_(name.contains(word, autoescape=True),
+                         DATASETS.c.search_text.contains(word, autoescape=True)))
     condition = and_(*where) if where else None
     query = select(*LIST_COLUMNS).order_by(DATASETS.c.name).limit(limit).offset(offset)
     count = select(func.count()).select_from(DATASETS)
