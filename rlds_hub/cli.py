@@ -203,11 +203,21 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """``rlds-hub X.Y.Z (Python A.B.C)``."""
+    import platform
+
+    from rlds_hub import __version__
+
+    return f"rlds-hub {__version__} (Python {platform.python_version()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlds-hub", formatter_class=Formatter,
         description="Record, inspect, check, process, serve and learn from RLDS datasets.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     record = subparser(commands, "record", help="record episodes of an environment",

@@ -23,8 +23,13 @@ def _train_lines(run_dir):
 
 
 def test_a_run_shorter_than_log_every_still_logs_its_loss(demos, tmp_path):
-    config = {"num_steps": 30, "steps_per_call": 10, "hidden_sizes": [32], "eval_episodes": 0,
-              "log_every": 1000}
+    config = {
+        "num_steps": 30,
+        "steps_per_call": 10,
+        "hidden_sizes": [32],
+        "eval_episodes": 0,
+        "log_every": 1000,
+    }
     train("bc", dataset=demos, env=ENV, out=tmp_path / "run", config=config, **QUIET)
     lines = _train_lines(tmp_path / "run")
     assert len(lines) == 1, lines
@@ -33,11 +38,17 @@ def test_a_run_shorter_than_log_every_still_logs_its_loss(demos, tmp_path):
 
 
 def test_ail_names_its_rate_without_a_space_and_counts_updates(demos, tmp_path):
-    config = {"actor_hidden_sizes": [32], "critic_hidden_sizes": [32],
-              "discriminator_hidden_sizes": [32], "initial_random_steps": 100,
-              "eval_episodes": 0, "log_every": 100, "batch_size": 32, "steps_per_call": 50}
-    train("ail", dataset=demos, env=ENV, out=tmp_path / "run", steps=300, config=config,
-          **QUIET)
+    config = {
+        "actor_hidden_sizes": [32],
+        "critic_hidden_sizes": [32],
+        "discriminator_hidden_sizes": [32],
+        "initial_random_steps": 100,
+        "eval_episodes": 0,
+        "log_every": 100,
+        "batch_size": 32,
+        "steps_per_call": 50,
+    }
+    train("ail", dataset=demos, env=ENV, out=tmp_path / "run", steps=300, config=config, **QUIET)
     lines = _train_lines(tmp_path / "run")
     assert lines and all(" " not in key for line in lines for key in line), lines
     assert all("env_steps_per_s" in line for line in lines)
@@ -56,10 +67,20 @@ def test_old_runs_rate_key_is_read_under_its_new_name(tmp_path):
 def test_poir_counts_updates_and_env_steps_separately(demos, tmp_path):
     from rlds_hub.data import episode_table
 
-    config = {"bc_hidden_sizes": [32], "dynamics_hidden_sizes": [32], "ensemble_size": 2,
-              "num_samples": 8, "horizon": 4, "push_fractions": [0.5], "reference_states": 256,
-              "steps_per_call": 50, "eval_episodes": 0, "log_every": 100, "online_steps": 0,
-              "finetune_updates_per_episode": 10}
+    config = {
+        "bc_hidden_sizes": [32],
+        "dynamics_hidden_sizes": [32],
+        "ensemble_size": 2,
+        "num_samples": 8,
+        "horizon": 4,
+        "push_fractions": [0.5],
+        "reference_states": 256,
+        "steps_per_call": 50,
+        "eval_episodes": 0,
+        "log_every": 100,
+        "online_steps": 0,
+        "finetune_updates_per_episode": 10,
+    }
     out = tmp_path / "run"
     train("poir", dataset=demos, env=ENV, out=out, steps=200, config=config, **QUIET)
     offline = _train_lines(out)
@@ -67,8 +88,16 @@ def test_poir_counts_updates_and_env_steps_separately(demos, tmp_path):
     assert all(r["env_steps"] == 0 and "updates_per_s" in r for r in offline)
     # Resumed into the online phase with a smaller offline budget: the 200 updates done stay
     # done, and the online budget is counted in environment steps alone.
-    result = train("poir", dataset=demos, env=ENV, out=out, steps=100, resume=True,
-                   config={**config, "online_steps": 1000}, **QUIET)
+    result = train(
+        "poir",
+        dataset=demos,
+        env=ENV,
+        out=out,
+        steps=100,
+        resume=True,
+        config={**config, "online_steps": 1000},
+        **QUIET,
+    )
     online = [r for r in _train_lines(out) if r["env_steps"] > 0]
     assert online[-1]["env_steps"] == 1000 and online[-1]["updates"] == 200
     assert all("env_steps_per_s" in r and "updates_per_s" not in r for r in online)

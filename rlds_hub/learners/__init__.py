@@ -32,6 +32,10 @@ _LAZY = {
     "CheckpointError": "rlds_hub.learners.errors",
     "BCConfig": "rlds_hub.learners.bc.config",
     "BCLearner": "rlds_hub.learners.bc.learning",
+    "AILConfig": "rlds_hub.learners.ail.config",
+    "AILLearner": "rlds_hub.learners.ail.learning",
+    "POIRConfig": "rlds_hub.learners.poir.config",
+    "POIRLearner": "rlds_hub.learners.poir.learning",
 }
 ALGORITHMS = ("bc", "ail", "poir")
 
