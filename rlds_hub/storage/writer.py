@@ -90,7 +90,9 @@ class DatasetWriter:
         files and the directory before ``append`` returns, surviving an OS crash or power loss.
       description: the TFDS description of a new dataset.
 
-    Call :meth:`set_features` before the first :meth:`append`.
+    Call :meth:`set_features` before the first :meth:`append`. A dataset that holds no
+    episode (what a recording that failed before its first episode leaves) is taken as new:
+    the name, file format, features and metadata given here replace its own.
     """
 
     def __init__(
@@ -137,7 +139,20 @@ class DatasetWriter:
     def _load(self, name: str | None, file_format: str, description: str) -> None:
         info_path = self.path / layout.DATASET_INFO
         self.existing_metadata: dict[str, Any] | None = None
-        if info_path.exists():
+        if info_path.exists() and self._holds_no_episode(_read_json(info_path)):
+            # What a recording that failed before its first episode left: the next
+            # recording's name, file format, features and metadata replace it.
+            info = _read_json(info_path)
+            for p in self.path.iterdir():
+                if layout.is_shard_name(p.name):
+                    layout.remove_quietly(p)  # 0-length shards of an empty dataset
+            self.name = name or info.get("name") or layout.dataset_name_from_path(self.path)
+            layout.check_dataset_name(self.name)
+            self.file_format = file_format
+            self._info = new_dataset_info(self.name, file_format,
+                                          description or info.get("description", ""))
+            self._features_on_disk = None
+        elif info_path.exists():
             self._info = _read_json(info_path)
             existing_name = self._info.get("name")
             if name is not None and name != existing_name:
@@ -230,6 +245,15 @@ class DatasetWriter:
             layout.fsync_path(self.path)
         self._features_json = features_json
         return session
+
+    def _holds_no_episode(self, info: dict[str, Any]) -> bool:
+        """Whether ``info`` lists no episode in any split and no shard file holds data."""
+        listed = sum(int(n) for split in info.get("splits", [])
+                     for n in split.get("shardLengths", []))
+        if listed:
+            return False
+        return all(p.stat().st_size == 0 for p in self.path.iterdir()
+                   if layout.is_shard_name(p.name))
 
     def _refuse_non_empty(self) -> None:
         """A directory without ``dataset_info.json`` is written only if it holds nothing but
