@@ -6,14 +6,18 @@ speeds are bounded."""
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 
+import numpy as np
 import pytest
 from conftest_server import app_client, dataset_root, postgres_server
+from PIL import Image
 
 from rlds_hub.cli import main as cli_main
 from rlds_hub.server.index import database
+from rlds_hub.server.reading import media
 
 API = "/api/v1"
 SQL_WORDS = ("SELECT", "INSERT", "FROM ", "[SQL", "WHERE")
@@ -150,3 +154,28 @@ def test_search_finds_datasets_by_the_names_it_shows(client):
     assert names("oxe frames") == []  # every word must match
     assert names("oxe:frames") == []
     assert names("oxe%") == [] and names("o_e") == []  # LIKE wildcards stay literal
+
+
+# ---- item 7: animation speeds ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image_format", ["gif", "webp", "apng"])
+def test_animation_fps_is_bounded_and_the_bound_encodes(client, image_format):
+    url = f"{API}/datasets/frames/episodes/1/animation"
+    for fps in (0.0015, 0.000001, 1e-10, 0.09):
+        refused = client.get(url, params={"format": image_format, "fps": fps})
+        assert refused.status_code == 422, (fps, refused.text)
+        assert "0.1" in refused.json()["error"]["message"]
+    slowest = client.get(url, params={"format": image_format, "fps": 0.1, "stop": 3})
+    assert slowest.status_code == 200, slowest.text
+    frames = Image.open(io.BytesIO(slowest.content))
+    frames.load()
+    assert frames.n_frames == 3 and frames.info["duration"] == 10_000  # ms
+
+
+@pytest.mark.parametrize("image_format", ["gif", "webp", "apng"])
+def test_an_encoder_refusing_the_frames_is_a_client_error(image_format):
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(media.MediaError) as refused:
+        media.animation(frames, 1e-10, image_format)
+    assert refused.value.status == 422 and image_format in str(refused.value)

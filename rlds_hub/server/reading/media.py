@@ -5,6 +5,7 @@ grid of frames)."""
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from PIL import Image
@@ -15,10 +16,24 @@ ANIMATION_FORMATS = ("apng", "gif", "webp")
 MEDIA_TYPES = {"apng": "image/apng", "gif": "image/gif", "webp": "image/webp",
                "png": "image/png"}
 MAX_PIXELS = 64 * 2**20  # pixels in one animation or filmstrip
+# Frames per second of an animation: at least one frame every 10 s (every format's frame
+# duration field holds that: APNG's ends at 65.5 s, GIF's at 655 s), at most 100.
+MIN_FPS = 0.1
+MAX_FPS = 100.0
 
 
 class MediaError(ValueError):
-    """A media request the client got wrong."""
+    """A media request the client got wrong (``status``: the HTTP status to answer)."""
+
+    status = 413
+    code = "too_large"
+
+
+class EncodeError(MediaError):
+    """The image encoder refused the frames or options."""
+
+    status = 422
+    code = "cannot_encode"
 
 
 def frame_png(frame: np.ndarray) -> bytes:
@@ -50,18 +65,24 @@ def check_size(frames: int, height: int, width: int) -> None:
 def animation(frames: np.ndarray, fps: float, image_format: str) -> bytes:
     """``[T, H, W, C]`` frames as an endlessly looping animation."""
     if image_format not in ANIMATION_FORMATS:
-        raise MediaError(f"format must be one of {', '.join(ANIMATION_FORMATS)}")
+        raise EncodeError(f"format must be one of {', '.join(ANIMATION_FORMATS)}")
     check_size(len(frames), frames.shape[1], frames.shape[2])
     images = [_image(f) for f in frames]
-    duration = max(round(1000 / fps), 10)
+    duration = max(round(1000 / fps), 10) if fps > 0 else 0
     buffer = io.BytesIO()
     options = {"save_all": True, "append_images": images[1:], "duration": duration, "loop": 0}
-    if image_format == "apng":
-        images[0].save(buffer, format="PNG", compress_level=1, **options)
-    elif image_format == "webp":
-        images[0].save(buffer, format="WEBP", lossless=True, quality=50, method=0, **options)
-    else:
-        images[0].save(buffer, format="GIF", **options)
+    try:
+        if not MIN_FPS <= fps <= MAX_FPS:
+            raise ValueError(f"fps={fps:g} is outside {MIN_FPS:g}..{MAX_FPS:g}")
+        if image_format == "apng":
+            images[0].save(buffer, format="PNG", compress_level=1, **options)
+        elif image_format == "webp":
+            images[0].save(buffer, format="WEBP", lossless=True, quality=50, method=0,
+                           **options)
+        else:
+            images[0].save(buffer, format="GIF", **options)
+    except (ValueError, OverflowError, RuntimeError, OSError, struct.error) as e:
+        raise EncodeError(f"the {image_format} encoder refused these frames: {e}") from e
     return buffer.getvalue()
 
 

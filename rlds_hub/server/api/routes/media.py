@@ -106,7 +106,7 @@ def _animation(service: Service, name: str, index: int, split: str | None,
     try:
         return media.animation(chosen, fps, format)
     except media.MediaError as e:
-        raise ApiError(413, "too_large", str(e)) from e
+        raise ApiError(e.status, e.code, str(e)) from e
 
 
 @router.get("/animation", summary="the image observations as an animation",
@@ -114,7 +114,10 @@ def _animation(service: Service, name: str, index: int, split: str | None,
 async def get_animation(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
                         split: SplitQuery = None, field: FieldQuery = None,
                         start: Position = None, stop: Position = None, every: Every = 1,
-                        fps: Annotated[float, Query(gt=0, le=100)] = 10.0,
+                        fps: Annotated[float, Query(
+                            ge=media.MIN_FPS, le=media.MAX_FPS, description=(
+                                f"frames per second, {media.MIN_FPS:g} to {media.MAX_FPS:g}"
+                            ))] = 10.0,
                         format: Annotated[Literal["apng", "gif", "webp"], Query(description=(
                             "apng and webp are lossless; gif has 256 colours per frame"))
                         ] = "apng") -> Response:
