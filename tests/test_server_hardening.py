@@ -8,8 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from tests.conftest_server import app_client, auth, dataset_root, postgres_server
+from conftest_server import app_client, auth, dataset_root, postgres_server
 
 
 def _sqlite(root: Path) -> str:
@@ -27,7 +26,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_a_new_dataset_is_never_shown_with_a_removed_ones_kept_answers(
-        tmp_path: Path, database: str) -> None:
+    tmp_path: Path, database: str
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     shutil.copytree(dataset_root() / "frames", root / "dsA")
@@ -45,7 +45,8 @@ def test_a_new_dataset_is_never_shown_with_a_removed_ones_kept_answers(
 
 
 def test_a_dataset_dropped_by_a_scan_leaves_nothing_to_its_successor(
-        tmp_path: Path, database: str) -> None:
+    tmp_path: Path, database: str
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     shutil.copytree(dataset_root() / "frames", root / "dsA")
@@ -60,3 +61,149 @@ def test_a_dataset_dropped_by_a_scan_leaves_nothing_to_its_successor(
             page = client.get(f"/api/v1/datasets/dsB/episodes?{query}").json()
             assert page["total"] == 6, (query, page["total"])
 
+
+# ---- 6: NUL bytes in any text parameter ------------------------------------------------------
+
+
+@pytest.fixture
+def shared_client(tmp_path: Path, database: str):
+    with app_client([dataset_root()], database) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/datasets?q=%00",
+        "/api/v1/datasets?q=frames%00",
+        "/api/v1/datasets/point_mass/episodes?meta=operator=a%00b",
+        "/api/v1/datasets/point_mass/episodes?split=train%00",
+        "/api/v1/datasets/frames/episodes/1/steps?fields=reward%00",
+        "/api/v1/datasets/fra%00mes",
+        "/api/v1/datasets?%00=1",
+    ],
+)
+def test_nul_bytes_in_the_url_are_refused_with_a_4xx(shared_client, url: str) -> None:
+    response = shared_client.get(url)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "nul_character" and "NUL" in error["message"]
+    # the connection and the service are fine afterwards
+    assert shared_client.get("/api/v1/datasets?q=frames").json()["total"] == 1
+
+
+def test_nul_bytes_in_a_json_body_are_refused(shared_client) -> None:
+    for body in ({"path": "frames\u0000"}, {"path": "frames", "name": "a\u0000"}):
+        response = shared_client.post("/api/v1/datasets", json=body, headers=auth())
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "nul_character"
+
+
+# ---- 10: no body is read before the token is checked; bodies have a limit -------------------
+
+
+def _asgi(
+    app, method: str, path: str, headers: dict[str, str], chunks: list[bytes]
+) -> tuple[int, dict[str, str], bytes, int]:
+    """One request straight through the ASGI app: (status, headers, body, chunks the app
+    read)."""
+    import anyio
+
+    read = 0
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        nonlocal read
+        if read < len(chunks):
+            read += 1
+            return {
+                "type": "http.request",
+                "body": chunks[read - 1],
+                "more_body": read < len(chunks),
+            }
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1234),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    anyio.run(app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return (start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body, read)
+
+
+@pytest.fixture
+def bare_app(tmp_path: Path):
+    """The app without its lifespan (nothing scanned): enough for what happens before a
+    route runs."""
+    from conftest_server import TOKEN
+
+    from rlds_hub.server import Settings, create_app
+
+    return create_app(
+        Settings(
+            roots=[dataset_root()],
+            token=TOKEN,
+            max_request_bytes=4096,
+            database_url=f"sqlite:///{tmp_path / 'i.sqlite3'}",
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "headers,status", [({}, 401), (auth("wrong"), 403), ({"Authorization": "Basic x"}, 401)]
+)
+def test_writes_without_the_token_are_refused_before_the_body_is_read(
+    bare_app, headers: dict[str, str], status: int
+) -> None:
+    chunks = [b"x" * 65536] * 64
+    headers = {**headers, "content-type": "application/json", "content-length": str(65536 * 64)}
+    for method, path in (
+        ("POST", "/api/v1/datasets"),
+        ("POST", "/api/v1/scan"),
+        ("DELETE", "/api/v1/datasets/frames"),
+    ):
+        code, _, body, read = _asgi(bare_app, method, path, headers, chunks)
+        assert code == status, body
+        assert read == 0, f"{method} {path}: {read} chunks read before the {status}"
+
+
+def test_bodies_over_the_limit_get_413_with_the_setting_to_change(bare_app) -> None:
+    headers = {**auth(), "content-type": "application/json"}
+    # announced too large: refused before reading
+    code, _, body, read = _asgi(
+        bare_app, "POST", "/api/v1/datasets", {**headers, "content-length": "5000"}, [b"x" * 5000]
+    )
+    assert (code, read) == (413, 0), body
+    assert b"RLDS_HUB_SERVER_MAX_REQUEST_BYTES" in body
+    # not announced (chunked): refused as soon as it passes the limit
+    code, _, body, read = _asgi(bare_app, "POST", "/api/v1/datasets", headers, [b" " * 1024] * 64)
+    assert code == 413 and read <= 5, (code, read, body)
+
+
+# ---- 8: an OSError from a client's path is a 4xx ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["a" * 4096, "x" * 300, "frames/" + "y" * 300 + "/z", "/" + "/".join(["d" * 200] * 20)]
+)
+def test_paths_the_system_cannot_take_are_a_4xx_that_says_why(shared_client, path: str) -> None:
+    response = shared_client.post("/api/v1/datasets", json={"path": path}, headers=auth())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] in ("bad_path", "path_not_allowed"), error
+    assert "too long" in error["message"].lower() or "not inside" in error["message"]

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from rlds_hub import __version__
+from rlds_hub.server.api.guard import RequestGuard
 from rlds_hub.server.api.responses import ResponseCache
 from rlds_hub.server.api.routes import datasets, episodes, health, media, scan, steps
 from rlds_hub.server.core.config import Settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *,
                   description=DESCRIPTION, lifespan=lifespan)
     app.state.service = service
     app.add_middleware(ResponseCache, service=service)
+    app.add_middleware(RequestGuard, service=service)  # outermost: before anything else
     install_error_handlers(app)
     for module in (health, datasets, episodes, steps, media, scan):
         app.include_router(module.router)

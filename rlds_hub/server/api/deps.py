@@ -55,22 +55,35 @@ def connect(service: Service) -> Iterator[Connection]:
         yield connection
 
 
+def writer_error(service: Service, authorization: str | None) -> ApiError | None:
+    """Why a write with this ``Authorization`` header is refused (None: it is allowed).
+    Writes need the configured bearer token; without one configured, none are allowed."""
+    if not service.writes_enabled:
+        return ApiError(403, "writes_disabled",
+                        "this server is read-only: start it with a token "
+                        "(RLDS_HUB_SERVER_TOKEN or --token-file) to allow writes")
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        return ApiError(401, "unauthorized", "send the token as 'Authorization: Bearer <token>'",
+                        headers={"WWW-Authenticate": "Bearer"})
+    expected = service.settings.token.get_secret_value()  # type: ignore[union-attr]
+    if not hmac.compare_digest(credentials.encode(), expected.encode()):
+        return ApiError(403, "forbidden", "the bearer token is wrong",
+                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return None
+
+
 async def require_writer(
     service: ServiceDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Writes need the configured bearer token; without one configured, none are allowed."""
-    if not service.writes_enabled:
-        raise ApiError(403, "writes_disabled",
-                       "this server is read-only: start it with a token "
-                       "(RLDS_HUB_SERVER_TOKEN or --token-file) to allow writes")
-    if credentials is None:
-        raise ApiError(401, "unauthorized", "send the token as 'Authorization: Bearer <token>'",
-                       headers={"WWW-Authenticate": "Bearer"})
-    expected = service.settings.token.get_secret_value()  # type: ignore[union-attr]
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise ApiError(403, "forbidden", "the bearer token is wrong",
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    """The same check as :class:`~rlds_hub.server.api.guard.RequestGuard` makes before the
+    body is read (here it also puts the bearer scheme into the OpenAPI document)."""
+    error = writer_error(service, request.headers.get("authorization"))
+    if error is not None:
+        raise error
 
 
 Writer = Depends(require_writer)

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         description="threads per process for blocking work (index queries, reading "
         "episodes); few threads leave the event loop its share of the interpreter",
     )
+    max_request_bytes: int = Field(
+        default=64 * 2**10, ge=1024, le=2**30,
+        description="most bytes of a request body (larger ones get 413 before they are "
+        "read; the API's bodies are a few kilobytes)",
+    )
     max_json_steps: int = Field(
         default=1000, ge=1, description="most steps one JSON slice returns (bulk: arrow/npz)"
     )

@@ -89,6 +89,10 @@ async def get_dataset(name: DatasetName, service: ServiceDep) -> Response:
     return Response(body, media_type=JSON)
 
 
+def _shortened(text: str, keep: int = 120) -> str:
+    return repr(text) if len(text) <= keep else f"{text[:keep]!r}... ({len(text):,} characters)"
+
+
 def _outcome_or_error(outcome: Outcome) -> OutcomeModel:
     if outcome.action == "failed":
         raise ApiError(409, outcome.code or "indexing_failed", outcome.error or "failed")
@@ -106,9 +110,13 @@ def _dataset(service: Service, name: str):
 async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Response:
     try:
         path, root = inside_roots(request.path, service.settings.roots)
+        is_dataset = (path / "dataset_info.json").is_file()
     except PathNotAllowed as e:
         raise ApiError(400, "path_not_allowed", str(e)) from e
-    if not (path / "dataset_info.json").is_file():
+    except OSError as e:  # the system refuses the path itself (too long, ...)
+        raise ApiError(400, "bad_path", f"path {_shortened(request.path)}: "
+                       f"{e.strerror or e}; send the path of a dataset directory") from e
+    if not is_dataset:
         raise ApiError(400, "not_a_dataset",
                        f"{request.path} is not an RLDS dataset directory (no dataset_info.json)")
     await run_in_threadpool(service.indexer.include, str(path))
