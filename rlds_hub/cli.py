@@ -125,7 +125,9 @@ def _record(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from rlds_hub.inspection.info import format_summary, summarize
+    from rlds_hub.storage.names import resolve
 
+    args.path = resolve(args.path)
     summary = summarize(args.path)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     if args.plot:
@@ -177,8 +179,9 @@ def _stats(args: argparse.Namespace) -> int:
         statistics,
     )
     from rlds_hub.storage.dataset import open_dataset
+    from rlds_hub.storage.names import resolve
 
-    dataset = open_dataset(args.path)
+    dataset = open_dataset(resolve(args.path))
     splits = [args.split] if args.split else sorted(dataset.splits)
     for split in splits:
         dataset.split(split)

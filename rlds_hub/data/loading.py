@@ -16,57 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub.storage import files
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.layout import DatasetError
+
+# Names are resolved in storage (TFDS's <name>/<version> and <name>/<config>/<version>).
+from rlds_hub.storage.names import DATA_DIR_ENV as DATA_DIR_ENV
+from rlds_hub.storage.names import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR
+from rlds_hub.storage.names import data_dirs as data_dirs
+from rlds_hub.storage.names import resolve
 from rlds_hub.storage.query import Where, check_filters, select_splits
 from rlds_hub.storage.reader import iter_records
 from rlds_hub.storage.selection import EpisodeSpec, Selection
-
-DATA_DIR_ENV = "RLDS_HUB_DATA_DIR"
-DEFAULT_DATA_DIR = "~/rlds_hub_data"
-
-
-def data_dirs() -> list[str]:
-    """Where bare dataset names are looked up: $RLDS_HUB_DATA_DIR (or ~/rlds_hub_data), then
-    the TFDS data directory."""
-    dirs = [os.path.expanduser(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR))]
-    dirs.append(os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")))
-    return dirs
-
-
-def resolve(path_or_name: str | os.PathLike) -> str:
-    """The dataset directory for a path, or for a bare name found in :func:`data_dirs`.
-
-    A name may carry a version (``name/1.0.0``); without one, the newest version directory
-    is used when the name's directory holds versions (the TFDS layout).
-    """
-    text = os.fspath(path_or_name)
-    if files.is_remote(text) or os.path.isabs(text) or files.exists(text):
-        return text
-    searched = []
-    for root in data_dirs():
-        candidate = os.path.join(root, text)
-        searched.append(candidate)
-        if files.exists(os.path.join(candidate, "dataset_info.json")):
-            return candidate
-        if files.isdir(candidate):
-            versions = sorted(
-                (v for v in files.listdir(candidate)
-                 if files.exists(os.path.join(candidate, v, "dataset_info.json"))),
-                key=_version_key,
-            )
-            if versions:
-                return os.path.join(candidate, versions[-1])
-    raise DatasetError(
-        f"no dataset {text!r}: not a path, and not found in {', '.join(searched)} "
-        f"(set ${DATA_DIR_ENV} or pass the dataset directory)"
-    )
-
-
-def _version_key(version: str) -> tuple:
-    parts = version.rstrip("/").split(".")
-    return tuple(int(p) if p.isdigit() else -1 for p in parts)
 
 
 def as_dataset(source: Any, function: str = "this function") -> RLDSDataset:

@@ -15,19 +15,21 @@ from rlds_hub.inspection.stats import distribution
 from rlds_hub.storage import files, layout
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import LAYOUT_DESCRIPTIONS, dataset_layout, episode_table
+from rlds_hub.storage.names import resolve
 
 _ENCODINGS = {"native": "native", "raw": "bytes", "string": "string"}
 
 
 def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
               ) -> dict[str, Any]:
-    """A JSON-serialisable summary of the dataset at ``path``.
+    """A JSON-serialisable summary of the dataset at ``path`` (or a name:
+    :func:`rlds_hub.storage.names.resolve`).
 
     Step counts and returns come from ``episodes.jsonl`` when every episode has a row;
     otherwise (datasets written by other tools) from the records, decoding only the
     lengths, rewards and terminations — unless ``count_steps`` is False.
     """
-    dataset = path if isinstance(path, RLDSDataset) else open_dataset(path)
+    dataset = path if isinstance(path, RLDSDataset) else open_dataset(resolve(path))
     splits = {}
     session_episodes: Counter[int] = Counter()
     for name, split in sorted(dataset.splits.items()):

@@ -1,0 +1,149 @@
+"""Finding a dataset directory by name: rlds_hub's data directory, then TFDS's.
+
+TFDS lays a dataset out as ``<data_dir>/<name>/<version>`` or, for a builder with configs,
+``<data_dir>/<name>/<config>/<version>`` (and records the default config in
+``<data_dir>/<name>/.config/metadata.json``). A name may be written as TFDS writes it:
+
+- ``name`` — the newest version; with configs, the default config (TFDS's
+  ``.config/metadata.json``), or the only one;
+- ``name/config`` — that config's newest version;
+- ``name/version``, ``name/config/version``, ``name:version``, ``name/config:version``.
+
+A local path is used as given, except that a directory in one of these layouts (a name's
+directory, which holds no dataset itself) resolves as its name would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from rlds_hub.storage import files, layout
+from rlds_hub.storage.layout import DatasetError
+
+DATA_DIR_ENV = "RLDS_HUB_DATA_DIR"
+DEFAULT_DATA_DIR = "~/rlds_hub_data"
+TFDS_DATA_DIR_ENV = "TFDS_DATA_DIR"
+DEFAULT_TFDS_DATA_DIR = "~/tensorflow_datasets"
+# Where TFDS notes a dataset's default config (tfds.core.dataset_builder).
+DEFAULT_CONFIG_FILE = os.path.join(".config", "metadata.json")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def data_dirs() -> list[str]:
+    """Where bare dataset names are looked up: $RLDS_HUB_DATA_DIR (or ~/rlds_hub_data), then
+    the TFDS data directory ($TFDS_DATA_DIR or ~/tensorflow_datasets)."""
+    return [
+        os.path.expanduser(os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR)),
+        os.path.expanduser(os.environ.get(TFDS_DATA_DIR_ENV, DEFAULT_TFDS_DATA_DIR)),
+    ]
+
+
+def resolve(path_or_name: str | os.PathLike) -> str:
+    """The dataset directory for a path, or for a name found in :func:`data_dirs`.
+
+    Raises:
+      DatasetError: no such name (the places searched are listed), a version that does not
+        exist (the ones that do are listed), or several configs and no default (they are
+        listed, with how to pick one).
+    """
+    text = os.fspath(path_or_name)
+    if files.is_remote(text):
+        return text
+    if os.path.isabs(text) or files.exists(text):
+        return _descend(text, text, None) if _is_name_directory(text) else text
+    base, _, version = text.partition(":")
+    searched = []
+    for root in data_dirs():
+        candidate = os.path.join(root, base)
+        searched.append(candidate)
+        if files.isdir(candidate) and (_is_dataset(candidate) or _is_name_directory(candidate)
+                                       or version):
+            return _descend(candidate, text, version or None)
+    raise DatasetError(
+        f"no dataset {text!r}: not a path, and not found in {', '.join(searched)} "
+        f"(set ${DATA_DIR_ENV} or pass the dataset directory)"
+    )
+
+
+def _descend(directory: str, text: str, version: str | None) -> str:
+    """The dataset directory a name's directory stands for (see the module docstring)."""
+    if version is not None:
+        target = os.path.join(directory, version)
+        if _is_dataset(target):
+            return target
+        available = _versions(directory)
+        raise DatasetError(
+            f"{text!r}: {directory} has no version {version}; "
+            + (f"it has {', '.join(available)}" if available else "it holds no version")
+        )
+    if _is_dataset(directory):
+        return directory
+    versions = _versions(directory)
+    if versions:
+        return os.path.join(directory, versions[-1])
+    configs = _configs(directory)
+    if len(configs) == 1:
+        return _descend(os.path.join(directory, configs[0]), text, None)
+    default = _default_config(directory)
+    if default in configs:
+        return _descend(os.path.join(directory, default), text, None)
+    raise DatasetError(
+        f"{text!r} has several configs in {directory} and no default one "
+        f"({DEFAULT_CONFIG_FILE} names none): {', '.join(configs)}; pass NAME/CONFIG, e.g. "
+        f"'{text.rstrip('/')}/{configs[0]}'"
+    )
+
+
+def _is_dataset(directory: str) -> bool:
+    return files.exists(os.path.join(directory, layout.DATASET_INFO))
+
+
+def _children(directory: str) -> list[str]:
+    if not files.isdir(directory):
+        return []
+    return sorted(n for n in files.listdir(directory)
+                  if not n.startswith(".") and "incomplete" not in n)
+
+
+def _versions(directory: str) -> list[str]:
+    """Subdirectories holding a dataset, oldest version first."""
+    found = [n for n in _children(directory) if _is_dataset(os.path.join(directory, n))]
+    return sorted(found, key=_version_key)
+
+
+def _configs(directory: str) -> list[str]:
+    """Subdirectories that hold versions (TFDS's ``<name>/<config>/<version>``)."""
+    return [n for n in _children(directory)
+            if not _is_dataset(os.path.join(directory, n))
+            and _versions(os.path.join(directory, n))]
+
+
+def _is_name_directory(directory: str) -> bool:
+    """A directory in TFDS's name layout: no dataset or shards of its own, versions or
+    configs below it."""
+    if not files.isdir(directory) or _is_dataset(directory):
+        return False
+    names = files.listdir(directory)
+    own = {layout.FEATURES, layout.METADATA, layout.EPISODE_INDEX}
+    if any(layout.is_shard_name(n) or n in own for n in names):
+        return False  # a damaged dataset: opening it says so
+    return bool(_versions(directory) or _configs(directory))
+
+
+def _default_config(directory: str) -> str | None:
+    path = os.path.join(directory, DEFAULT_CONFIG_FILE)
+    if not files.exists(path):
+        return None
+    try:
+        value = json.loads(files.read_text(path)).get("default_config_name")
+    except (ValueError, AttributeError, OSError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _version_key(version: str) -> tuple:
+    if _VERSION.match(version):
+        return (1, *(int(p) for p in version.split(".")))
+    return (0, version)
