@@ -118,3 +118,32 @@ def test_tf_transitions_read_a_missing_discount_as_one(fractal):
         }
     )
     assert np.asarray(single["discount"]).tolist() == [1.0, 0.0]
+
+
+def test_train_names_what_the_learners_cannot_use(fractal, tmp_path, capsys):
+    from rlds_hub.cli import main
+
+    args = ["train", "bc", "--dataset", fractal, "--env", "gym/Pendulum-v1",
+            "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "need an observation and an action" not in err
+    for part in ("observation/image is an image (uint8[16, 16, 3])",
+                 "observation/wrist_image is an image",
+                 "observation/natural_language_instruction is a string",
+                 "the action is a dict of 3 fields (gripper_closedness_action float32[1], "
+                 "rotation_delta float32[3], world_vector float32[3])"):
+        assert part in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_stats_mark_the_last_step_only_where_it_is_left_out(fractal, fractal_rlds, capsys):
+    from rlds_hub.cli import main
+
+    assert main(["stats", fractal]) == 0
+    oxe = capsys.readouterr().out
+    assert "last step" not in oxe and " *" not in oxe
+    assert main(["stats", fractal_rlds]) == 0
+    rlds = capsys.readouterr().out
+    assert "action/world_vector *" in rlds
+    assert "* the zero-filled last step of each episode is excluded" in rlds

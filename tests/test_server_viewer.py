@@ -142,3 +142,15 @@ def test_errors_from_the_api_are_shown(server, page):
     page.goto(server.url + "/#/d/no-such-dataset")
     page.locator("#error").wait_for(state="visible")
     assert "no dataset named 'no-such-dataset'" in page.locator("#error").inner_text()
+
+
+def test_the_last_step_note_only_where_a_field_leaves_it_out(server, page):
+    """In the oxe layout every step is real: no "zero-filled last step ... excluded" note."""
+    page.goto(server.url + "/#/d/oxe:oxe_like:1.0.0")
+    page.locator("#statistics tbody tr").first.wait_for()
+    assert "last step" not in page.locator("main").inner_text()
+    assert "*" not in page.locator("#statistics").inner_text()
+    page.goto(server.url + "/#/d/point_mass")
+    page.locator("#statistics-note").wait_for()
+    assert "zero-filled last step" in page.locator("#statistics-note").inner_text()
+    assert page.errors == []

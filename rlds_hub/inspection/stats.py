@@ -483,7 +483,9 @@ def format_statistics(stats: dict[str, Any], max_elements: int = 4) -> str:
                 *(_cell(f[c], max_elements) for c in ("mean", "std", "min", "max")),
                 f"{f['nan_count']} nan, {f['inf_count']} inf" if bad else "",
             ))
-        lines += ["", *_align(rows), "* last step of each episode excluded"]
+        lines += ["", *_align(rows)]
+        if any(f["last_step_excluded"] for f in features.values()):  # never in the oxe layout
+            lines.append("* the zero-filled last step of each episode is excluded")
     skipped = stats.get("skipped", {})
     if skipped:
         by_reason: dict[str, list[str]] = {}

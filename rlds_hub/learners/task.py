@@ -67,14 +67,21 @@ class TaskSpec:
         Raises:
           DataError: observations or actions these MLP learners cannot use.
         """
-        keys, shapes = _observation_leaves(observation_spec)
+        keys, shapes, problems = _observation_leaves(observation_spec)
         kind = action_spec.get("kind")
-        dtype = np.dtype(action_spec.get("dtype", "float32")) if kind != "dict" else None
-        if kind in ("dict", "tuple", "string") or dtype is None:
+        if kind in ("dict", "tuple", "string"):
+            problems.append(f"the action is {_describe_action(action_spec)}")
+        if problems:
             raise DataError(
-                f"the action is {describe_json_spec(action_spec)}; the learners support one "
-                "flat float action array or one discrete (integer) action"
+                "the MLP learners cannot use this task: " + "; ".join(problems) + ". They "
+                "learn from numeric observation arrays (or dicts of them) and one flat float "
+                "action array or one discrete (integer) action: write a copy that leaves out "
+                "images and strings and joins the action into one array (rlds-hub map), and "
+                "train on that"
             )
+        if not keys:
+            raise DataError("the observation has no numeric field to learn from")
+        dtype = np.dtype(action_spec.get("dtype", "float32"))
         if kind == "discrete":
             return cls._discrete(env_name, observation_spec, action_spec, keys, shapes,
                                  int(action_spec["num_values"]), 0, dtype)
@@ -246,37 +253,47 @@ def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
-def _observation_leaves(spec: Any, path: str = "") -> tuple[tuple[str, ...], tuple[tuple, ...]]:
+def _observation_leaves(
+    spec: Any, path: str = ""
+) -> tuple[tuple[str, ...], tuple[tuple, ...], list[str]]:
+    """The numeric leaves (sorted keys, shapes) and what the learners cannot use."""
     leaves: list[tuple[str, tuple[int, ...]]] = []
-    _collect(spec, path, leaves)
-    if not leaves:
-        raise DataError("the observation has no numeric field to learn from")
+    problems: list[str] = []
+    _collect(spec, path, leaves, problems)
     leaves.sort()
-    return tuple(k for k, _ in leaves), tuple(s for _, s in leaves)
+    return tuple(k for k, _ in leaves), tuple(s for _, s in leaves), problems
 
 
-def _collect(spec: Any, path: str, out: list[tuple[str, tuple[int, ...]]]) -> None:
+def _collect(spec: Any, path: str, out: list[tuple[str, tuple[int, ...]]],
+             problems: list[str]) -> None:
     kind = spec.get("kind")
-    where = path or "observation"
+    where = f"observation/{path}" if path else "observation"
     if kind == "dict":
         for key, sub in spec["fields"].items():
-            _collect(sub, f"{path}/{key}" if path else key, out)
+            _collect(sub, f"{path}/{key}" if path else key, out, problems)
         return
-    if kind in ("tuple", "string"):
-        raise DataError(
-            f"{where} is {describe_json_spec(spec)}: the MLP learners take numeric arrays and "
-            "dicts of them (drop or convert that field first)"
-        )
+    if kind == "string":
+        problems.append(f"{where} is a string")
+        return
+    if kind == "tuple":
+        problems.append(f"{where} is a {describe_json_spec(spec)}")
+        return
     dtype = np.dtype(spec["dtype"]) if kind != "discrete" else np.dtype(np.int64)
     shape = tuple(spec.get("shape", ()))
     if dtype.kind not in "biuf":
-        raise DataError(f"{where} has dtype {dtype}, which the learners cannot use")
-    if dtype == np.uint8 and len(shape) == 3:
-        raise DataError(
-            f"{where} is an image ({describe_json_spec(spec)}): the learners here are MLPs on "
-            "state vectors; leave image fields out of the observation"
-        )
-    out.append((path, shape))
+        problems.append(f"{where} has dtype {dtype}")
+    elif dtype == np.uint8 and len(shape) == 3:
+        problems.append(f"{where} is an image ({describe_json_spec(spec)})")
+    else:
+        out.append((path, shape))
+
+
+def _describe_action(spec: Any) -> str:
+    if spec.get("kind") == "dict":
+        fields = spec["fields"]
+        parts = ", ".join(f"{k} {describe_json_spec(v)}" for k, v in sorted(fields.items()))
+        return f"a dict of {len(fields)} fields ({parts})"
+    return describe_json_spec(spec)
 
 
 def _specs_from_plan(plan: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -301,7 +318,15 @@ def _specs_from_plan(plan: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             node[last] = entry
         elif name == "action":
             action = entry
-    if not fields or action is None:
-        raise DataError("the dataset's steps need an observation and an action field")
+        elif name.startswith("action/"):  # a nested action (fractal's world_vector, ...)
+            node = action if action is not None else {"kind": "dict", "fields": {}}
+            action = node
+            *parents, last = name.removeprefix("action/").split("/")
+            for part in parents:
+                node = node["fields"].setdefault(part, {"kind": "dict", "fields": {}})
+            node["fields"][last] = entry
+    missing = [f for f, found in (("observation", fields), ("action", action)) if not found]
+    if missing:
+        raise DataError(f"the dataset's steps have no {' and no '.join(missing)} field")
     observation = fields.get("", {"kind": "dict", "fields": fields})
     return observation, action

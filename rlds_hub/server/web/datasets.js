@@ -106,7 +106,10 @@ async function renderDataset(name, params, token) {
       el("div", { class: "panel" }, returnsCanvas), el("div", { class: "panel" }, lengthsCanvas)),
     el("h2", {}, "statistics"),
     el("div", { class: "panel" }, statisticsTable(stats),
-       el("p", { class: "muted" }, "* the zero-filled last step of each episode is excluded")),
+       // only where a field leaves it out: in the oxe layout every step is real
+       Object.values((stats && stats.features) || {}).some((f) => f.last_step_excluded)
+         ? el("p", { class: "muted", id: "statistics-note" },
+              "* the zero-filled last step of each episode is excluded") : null),
     el("h2", {}, "episodes"),
     await episodeTable(dataset, params, token),
   );
