@@ -1,17 +1,27 @@
 """The web viewer in real headless Chromium (Debian's package, driven by Playwright): the
 datasets list and search, a dataset's histograms (checked on screenshots: the bars are
 drawn), sorting and filtering the episode table, and an episode's plots synchronised with
-its frames (a click on a plot shows that step's frame)."""
+its frames (a click on a plot shows that step's frame); an error replaces the page it
+follows; a dataset with many episode fields stays inside the window; the language
+instruction, depth maps drawn as images, stored JPEG frames served as stored, real
+last-step values plotted, legends clear of titles."""
 
 from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from conftest_server import dataset_root, serving
+from dm_env import specs
 from PIL import Image
+
+from rlds_hub.format.encode import ExampleEncoder
+from rlds_hub.format.features import episode_features
+from rlds_hub.storage.writer import DatasetWriter
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -19,15 +29,80 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 BLUE, RED, GREEN = (31, 119, 180), (214, 39, 40), (44, 160, 44)  # plots.js PALETTE[0, 1, 2]
 
 
+OXE = "oxe:oxe_like:1.0.0"
+EPISODE_FIELDS, RICH_STEPS, DEPTH = 17, 6, (16, 20)
+
+
+def pixels_of(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
 def colored_pixels(png: bytes, color: tuple[int, int, int], tolerance: int = 40) -> int:
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    return int((np.abs(pixels - np.array(color)).sum(axis=-1) < tolerance).sum())
+    return int((np.abs(pixels_of(png) - np.array(color)).sum(axis=-1) < tolerance).sum())
+
+
+def color_mask(pixels: np.ndarray, color: tuple[int, int, int], tolerance: int = 40
+               ) -> np.ndarray:
+    return np.abs(pixels - np.array(color)).sum(axis=-1) < tolerance
+
+
+def write_rich(path: Path) -> Path:
+    """A dataset in the rlds layout with what real datasets have and the other test datasets
+    lack: 17 episode fields with long names and values (like fractal's), a float depth map
+    and a uint16 one, a 12-value observation with a long name, a language instruction per
+    step, and Minari-style ``infos`` that are real on the last step (its action, reward and
+    discount are zero-filled)."""
+    text = specs.StringArray((), string_type=str)
+    episode_spec = {f"annotation_{k:02d}_with_a_long_name":
+                    text if k % 2 else specs.Array((), np.float64) for k in range(EPISODE_FIELDS)}
+    features = episode_features(
+        observation_spec={"depth": specs.Array(DEPTH, np.float32),
+                          "depth16": specs.Array((12, 12, 1), np.uint16),
+                          "joint_positions_of_the_arm": specs.Array((12,), np.float32)},
+        action_spec=specs.Array((2,), np.float32), reward_spec=specs.Array((), np.float64),
+        discount_spec=specs.Array((), np.float64),
+        step_metadata_spec={"infos": {"distance_to_goal": specs.Array((), np.float64)},
+                            "language_instruction": text},
+        episode_metadata_spec=episode_spec)
+    encoder = ExampleEncoder(features)
+    t = np.arange(RICH_STEPS)
+    real = t < RICH_STEPS - 1
+    with DatasetWriter(path, name="rich") as writer:
+        writer.set_features(features, metadata={"layout": "rlds", "env_name": "tests/rich"})
+        for episode in range(3):
+            columns = np.arange(DEPTH[1], dtype=np.float32)
+            values: dict[str, object] = {
+                "steps/observation/depth": np.broadcast_to(columns, (RICH_STEPS, *DEPTH))
+                + t[:, None, None].astype(np.float32),  # a left-to-right ramp, deeper each step
+                "steps/observation/depth16": (np.arange(144).reshape(1, 12, 12, 1) * 400
+                                              + t[:, None, None, None] * 1000).astype(np.uint16),
+                "steps/observation/joint_positions_of_the_arm":
+                    (t[:, None] * np.arange(1, 13)).astype(np.float32),
+                "steps/action": np.where(real[:, None], 0.5, 0.0).repeat(2, 1).astype(np.float32),
+                "steps/reward": np.where(real, 1.0 + t, 0.0),
+                "steps/discount": np.where(real, 1.0, 0.0),
+                "steps/infos/distance_to_goal": 10.0 - t,  # real on the last step too
+                "steps/language_instruction": np.array(
+                    [f"stack the red block on the blue one ({s})" for s in t], object),
+                "steps/is_first": t == 0, "steps/is_last": ~real, "steps/is_terminal": ~real,
+            }
+            metadata = {key: f"/data/raw/a/long/path/to/episode_{episode}/{key}.h5" if k % 2
+                        else np.float64(episode * 1000.5 + k)
+                        for k, key in enumerate(episode_spec)}
+            values.update(metadata)
+            row = {"num_steps": RICH_STEPS, "terminated": True,
+                   "return": float(np.sum(values["steps/reward"])),
+                   "metadata": {k: v if isinstance(v, str) else float(v)
+                                for k, v in metadata.items()}}
+            writer.append(encoder.encode_pieces(values), row)
+    return path
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     index = tmp_path_factory.mktemp("viewer") / "index.sqlite3"
-    with serving([dataset_root()], f"sqlite:///{index}") as running:
+    rich = write_rich(tmp_path_factory.mktemp("rich_root") / "rich").parent
+    with serving([dataset_root(), rich], f"sqlite:///{index}") as running:
         yield running
 
 
@@ -59,8 +134,8 @@ def page(browser):
 def test_the_list_shows_every_dataset_and_searches(server, page):
     page.goto(server.url + "/")
     rows = page.locator("#datasets tbody tr")
-    rows.nth(2).wait_for()
-    assert rows.count() == 3
+    rows.nth(3).wait_for()
+    assert rows.count() == 4
     assert page.locator("#datasets tbody tr[data-dataset='point_mass'] td").nth(2).inner_text() \
         == "12"
     page.fill("#search", "robotics")
@@ -142,6 +217,142 @@ def test_errors_from_the_api_are_shown(server, page):
     page.goto(server.url + "/#/d/no-such-dataset")
     page.locator("#error").wait_for(state="visible")
     assert "no dataset named 'no-such-dataset'" in page.locator("#error").inner_text()
+
+
+# ---- issue 15, item 22 ------------------------------------------------------------------------
+
+
+def wait_for_plot(page, field: str) -> None:
+    page.locator(f"canvas.plot[data-field='{field}']").wait_for()
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("#/d/nope", "no dataset named 'nope'"),
+    ("#/d/frames/e/train/99", "there is no episode 99"),
+])
+def test_an_error_replaces_the_page_it_follows(server, page, bad, message):
+    page.goto(server.url + "/#/d/frames/e/train/1")
+    wait_for_plot(page, "reward")
+    page.evaluate(f"location.hash = {bad!r}")
+    page.locator("#error").wait_for(state="visible")
+    assert message in page.locator("#error").inner_text()
+    assert page.locator("#view > *").count() == 0  # not the old episode below the banner
+    page.evaluate("location.hash = '#/d/frames/e/train/2'")
+    wait_for_plot(page, "reward")
+    assert page.locator("#error").is_hidden()
+
+
+def test_many_episode_fields_scroll_inside_their_panel(server, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/#/d/rich")
+        page.locator("#episodes tbody tr").nth(2).wait_for()
+        assert page.locator("#episodes thead th").count() == 5 + EPISODE_FIELDS
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+        inner, outer = page.evaluate("(() => { const box = document.querySelector("
+                                     "'#episodes').parentElement; "
+                                     "return [box.scrollWidth, box.clientWidth]; })()")
+        assert inner > outer  # the table scrolls inside its panel
+        page.locator("#episodes tbody tr").first.click()
+        wait_for_plot(page, "reward")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    finally:
+        context.close()
+
+
+def test_the_language_instruction_follows_the_step(server, page):
+    page.goto(server.url + f"/#/d/{OXE}/e/train/3")
+    instruction = page.locator("#step-text [data-field='language_instruction']")
+    instruction.wait_for()
+    page.wait_for_function("document.querySelector('#step-readout').textContent"
+                           ".startsWith('step 0 ')")
+    assert instruction.inner_text() == "pick up block 3 (étape 0)"
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelector(\"#step-text [data-field="
+                           "'language_instruction']\").textContent.endsWith('(étape 1)')")
+    assert page.errors == []
+
+
+def test_depth_maps_are_drawn_as_images(server, page):
+    page.goto(server.url + "/#/d/rich/e/train/0")
+    depth = page.locator("canvas.depth-map[data-field='observation/depth']")
+    depth.wait_for()
+    page.locator("canvas.depth-map[data-field='observation/depth16']").wait_for()
+    assert page.locator("canvas.plot[data-field^='observation/depth']").count() == 0
+    wait_for_plot(page, "reward")
+    first = pixels_of(depth.screenshot())
+    height, width = first.shape[:2]
+    assert height >= 100 and width >= 100  # scaled up from 20 x 16
+    assert (first.sum(axis=-1) < 3 * 250).mean() > 0.95  # a picture, not lines on white
+    row = first[height // 2]
+    assert row[-3].sum() > row[2].sum() + 150  # the ramp: deeper is brighter
+    assert np.abs(first[5].astype(int) - first[-5].astype(int)).max() <= 30  # rows alike
+    page.locator("#scrubber").fill("5")
+    page.wait_for_function("document.querySelector('#step-readout').textContent"
+                           ".startsWith('step 5 ')")
+    last = pixels_of(depth.screenshot())
+    assert last[height // 2, 2].sum() > first[height // 2, 2].sum() + 60  # step 5 is deeper
+    assert page.errors == []
+
+
+def plot_box_pixels(page, field: str) -> tuple[np.ndarray, int, int]:
+    pixels = pixels_of(page.locator(f"canvas.plot[data-field='{field}']").screenshot())
+    return pixels, 58, pixels.shape[1] - 22  # plots.js margins
+
+
+def test_real_last_step_values_are_plotted(server, page):
+    page.goto(server.url + "/#/d/rich/e/train/1")
+    wait_for_plot(page, "infos/distance_to_goal")
+    wait_for_plot(page, "reward")
+    infos, left, right = plot_box_pixels(page, "infos/distance_to_goal")
+    reward, _, _ = plot_box_pixels(page, "reward")
+    tail = slice(int(left + 0.9 * (right - left)), right - 2)  # between steps 4.5 and 5
+    assert color_mask(infos[:, tail], BLUE).sum() > 5  # info_T is real: drawn to the end
+    assert color_mask(reward[:, tail], BLUE).sum() == 0  # the zero-filled reward is not
+    assert page.errors == []
+
+
+def test_legends_stay_clear_of_titles(server, page):
+    page.goto(server.url + "/#/d/rich/e/train/0")
+    field = "observation/joint_positions_of_the_arm"
+    wait_for_plot(page, field)
+    pixels, _, _ = plot_box_pixels(page, field)
+    frame = color_mask(pixels, (154, 163, 178), 30)  # the plot box's border
+    top = int(np.argmax(frame.sum(axis=1) > pixels.shape[1] // 2))
+    band = pixels[:top]
+    title = color_mask(band, (29, 35, 48), 60)
+    legend = np.zeros(title.shape, bool)
+    for color in ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                  "#e377c2", "#17becf", "#bcbd22"):  # (not the grey: the title's edges are)
+        legend |= color_mask(band, tuple(int(color[i:i + 2], 16) for i in (1, 3, 5)), 40)
+    assert title.sum() > 50 and legend.sum() > 50
+    ty, tx = np.nonzero(title)
+    ly, lx = np.nonzero(legend)
+    overlap_x = tx.min() <= lx.max() and lx.min() <= tx.max()
+    overlap_y = ty.min() <= ly.max() and ly.min() <= ty.max()
+    assert not (overlap_x and overlap_y), "the legend is drawn over the title"
+
+
+def test_stored_jpeg_frames_are_served_as_stored(server):
+    import tensorflow as tf
+
+    from rlds_hub.storage import open_dataset, read_record
+
+    url = f"{server.url}/api/v1/datasets/{OXE}/episodes/0/frames"
+    record = read_record(open_dataset(dataset_root() / "oxe" / "oxe_like" / "1.0.0"), "train", 0)
+    stored = tf.train.Example.FromString(bytes(record.data)).features.feature[
+        "steps/observation/image"].bytes_list.value
+    for step in (0, 2, -1):
+        response = httpx.get(f"{url}/{step}", params={"field": "observation/image"})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/jpeg"
+        assert response.content == stored[step]
+    png = httpx.get(f"{url}/1", params={"field": "observation/wrist_image"})
+    assert png.headers["content-type"] == "image/png"
+    missing = httpx.get(f"{url}/{len(stored)}", params={"field": "observation/image"})
+    assert missing.status_code == 404
+    assert f"there is no step {len(stored)}" in missing.json()["error"]["message"]
 
 
 def test_the_last_step_note_only_where_a_field_leaves_it_out(server, page):

@@ -102,8 +102,15 @@ async function route() {
       await renderList(params, token);
     }
   } catch (error) {
-    if (token === renderToken) { showError(error); }
+    if (token === renderToken) { clearPage(); showError(error); }
   }
+}
+
+/* An error replaces the page: nothing of the page before it stays below the banner. */
+function clearPage() {
+  view.replaceChildren();
+  currentPlots = [];
+  document.onkeydown = null;
 }
 
 /* ---- shared pieces -------------------------------------------------------------------- */
@@ -119,6 +126,9 @@ function pager(page, go) {
     el("button", { disabled: last >= page.total,
                    onclick: () => go(page.offset + page.limit) }, "next ›"));
 }
+
+/* A wide table scrolls sideways inside its panel instead of widening the page. */
+function scrolling(table) { return el("div", { class: "table-scroll" }, table); }
 
 function facts(pairs) {
   return el("dl", { class: "facts" }, pairs.filter(([, v]) => v !== undefined && v !== null)

@@ -26,10 +26,10 @@ async function renderList(params, token) {
   ));
   show(
     el("h1", {}, q ? `datasets matching “${q}”` : "datasets"),
-    el("table", { id: "datasets" },
+    scrolling(el("table", { id: "datasets" },
       el("thead", {}, el("tr", {}, ["name", "status", "episodes", "steps", "size", "env",
         "policy", "splits"].map((h, i) => el("th", { class: i >= 2 && i <= 4 ? "num" : "" }, h)))),
-      el("tbody", {}, rows)),
+      el("tbody", {}, rows))),
     pager(page, (next) => { location.hash = "#/?" + new URLSearchParams({ q, offset: next }); }),
   );
   if (!page.items.length) { view.append(el("p", { class: "muted" }, "no datasets found")); }
@@ -49,7 +49,7 @@ function featureTree(nodes) {
 function statisticsTable(stats) {
   const features = Object.entries((stats && stats.features) || {});
   if (!features.length) { return el("p", { class: "muted" }, "no feature statistics"); }
-  return el("table", { id: "statistics" },
+  return scrolling(el("table", { id: "statistics" },
     el("thead", {}, el("tr", {}, ["feature", "shape", "mean", "std", "min", "max", "non-finite"]
       .map((h) => el("th", {}, h)))),
     el("tbody", {}, features.map(([name, f]) => el("tr", {},
@@ -57,7 +57,7 @@ function statisticsTable(stats) {
       el("td", {}, "[" + f.shape.join(", ") + "]"),
       el("td", {}, short(f.mean)), el("td", {}, short(f.std)),
       el("td", {}, short(f.min)), el("td", {}, short(f.max)),
-      el("td", {}, f.nan_count || f.inf_count ? `${f.nan_count} nan, ${f.inf_count} inf` : "")))));
+      el("td", {}, f.nan_count || f.inf_count ? `${f.nan_count} nan, ${f.inf_count} inf` : ""))))));
 }
 
 const FILTERS = ["split", "min_return", "max_return", "min_length", "max_length", "terminated"];
@@ -131,8 +131,13 @@ async function episodeTable(dataset, params, token) {
   const meta = params.getAll("meta");
   const orderBy = params.get("order_by") || "index";
   const offset = Number(params.get("offset") || 0);
-  const page = await api(`/datasets/${enc(name)}/episodes`,
-                         { ...query, meta, order_by: orderBy, limit: PAGE, offset });
+  let page = null, failure = null;
+  try {
+    page = await api(`/datasets/${enc(name)}/episodes`,
+                     { ...query, meta, order_by: orderBy, limit: PAGE, offset });
+  } catch (error) {
+    failure = error;  // a filter the API refused: shown under the form, to be corrected
+  }
   const go = (changes) => {
     const next = new URLSearchParams(params);
     for (const [key, value] of Object.entries(changes)) {
@@ -180,6 +185,10 @@ async function episodeTable(dataset, params, token) {
       label + arrow);
   };
   const metaKeys = Object.keys(dataset.episode_fields);
+  if (failure) {
+    return el("div", { class: "panel" }, form,
+      el("div", { class: "error", id: "episodes-error" }, failure.message));
+  }
   const rows = page.items.map((e) => el("tr", {
     class: "clickable", "data-episode": `${e.split}/${e.index}`,
     onclick: () => { location.hash = `#/d/${enc(name)}/e/${enc(e.split)}/${e.index}`; },
@@ -189,11 +198,11 @@ async function episodeTable(dataset, params, token) {
     el("td", {}, e.is_terminal ? "terminated" : "truncated"),
     metaKeys.map((k) => el("td", {}, e.metadata && k in e.metadata ? fmt(e.metadata[k]) : "–"))));
   return el("div", { class: "panel" }, form,
-    el("table", { id: "episodes" },
+    scrolling(el("table", { id: "episodes" },
       el("thead", {}, el("tr", {}, el("th", {}, "split"), sortable("episode", "index"),
         sortable("length", "length"), sortable("return", "return"), el("th", {}, "end"),
         metaKeys.map((k) => el("th", {}, k)))),
-      el("tbody", {}, rows)),
+      el("tbody", {}, rows))),
     pager(page, (next) => go({ offset: next })));
 }
 

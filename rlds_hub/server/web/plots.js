@@ -6,6 +6,9 @@ const Plots = (() => {
   const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                    "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
   const MARGIN = { left: 58, right: 22, top: 24, bottom: 30 };
+  const LEGEND_ROW = 16;  // the legend's own row under the title, when it does not fit beside it
+  const TITLE_FONT = "600 12px system-ui, sans-serif";
+  const LEGEND_FONT = "11px system-ui, sans-serif";
 
   function prepare(canvas) {
     const ratio = window.devicePixelRatio || 1;
@@ -75,7 +78,7 @@ const Plots = (() => {
     if (title) {
       ctx.fillStyle = "#1d2330";
       ctx.textAlign = "left";
-      ctx.font = "600 12px system-ui, sans-serif";
+      ctx.font = TITLE_FONT;
       ctx.fillText(title, box.left, 5);
     }
   }
@@ -89,7 +92,10 @@ const Plots = (() => {
 
     function draw() {
       const { ctx, width, height } = prepare(canvas);
-      const box = { left: MARGIN.left, right: width - MARGIN.right, top: MARGIN.top,
+      const names = seriesList.length > 1 || options.legend ? seriesList.map((s) => s.name) : [];
+      const legend = placeLegend(ctx, names, options.title, MARGIN.left, width - MARGIN.right);
+      const box = { left: MARGIN.left, right: width - MARGIN.right,
+                    top: MARGIN.top + (legend.ownRow ? LEGEND_ROW : 0),
                     bottom: height - MARGIN.bottom };
       const [low, high] = range(seriesList);
       const toX = (i) => box.left + (count > 1 ? (i / (count - 1)) : 0.5) * (box.right - box.left);
@@ -113,19 +119,7 @@ const Plots = (() => {
           ctx.fillRect(toX(0) - 2, toY(series.values[0]) - 2, 4, 4);
         }
       });
-      if (seriesList.length > 1 || options.legend) {
-        ctx.font = "11px system-ui, sans-serif";
-        ctx.textAlign = "right";
-        ctx.textBaseline = "top";
-        let x = box.right;
-        for (let k = seriesList.length - 1; k >= 0; k--) {
-          const name = seriesList[k].name;
-          ctx.fillStyle = PALETTE[k % PALETTE.length];
-          ctx.fillText(name, x, 5);
-          x -= ctx.measureText(name).width + 12;
-          if (x < box.left + 160) { break; }
-        }
-      }
+      drawLegend(ctx, legend);
       if (state.cursor !== null && state.cursor < count) {
         const x = Math.round(toX(state.cursor)) + 0.5;
         ctx.strokeStyle = "rgba(29, 35, 48, 0.55)";
@@ -149,6 +143,50 @@ const Plots = (() => {
       setCursor(step) { state.cursor = step; draw(); },
       redraw: draw,
     };
+  }
+
+  /* Where the series names go: beside the title, right-aligned, when they all fit there;
+     otherwise on a row of their own under the title, left-aligned, as many as fit
+     (then "…"). Never over the title. */
+  function placeLegend(ctx, names, title, left, right) {
+    ctx.font = TITLE_FONT;
+    const titleEnd = left + (title ? ctx.measureText(title).width : 0);
+    ctx.font = LEGEND_FONT;
+    const widths = names.map((name) => ctx.measureText(name).width);
+    const total = widths.reduce((a, b) => a + b, 0) + 12 * Math.max(0, names.length - 1);
+    if (!names.length) { return { items: [], ownRow: false }; }
+    if (right - total >= titleEnd + 16) {
+      let x = right - total;
+      const items = names.map((name, k) => {
+        const item = { name, k, x, y: 5 };
+        x += widths[k] + 12;
+        return item;
+      });
+      return { items, ownRow: false };
+    }
+    const items = [];
+    const more = ctx.measureText("…").width;
+    let x = left;
+    for (let k = 0; k < names.length; k++) {
+      const last = k === names.length - 1;
+      if (x + widths[k] + (last ? 0 : 12 + more) > right) {
+        items.push({ name: "…", k: -1, x, y: 5 + LEGEND_ROW });
+        break;
+      }
+      items.push({ name: names[k], k, x, y: 5 + LEGEND_ROW });
+      x += widths[k] + 12;
+    }
+    return { items, ownRow: true };
+  }
+
+  function drawLegend(ctx, legend) {
+    ctx.font = LEGEND_FONT;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "top";
+    for (const item of legend.items) {
+      ctx.fillStyle = item.k < 0 ? "#5c6577" : PALETTE[item.k % PALETTE.length];
+      ctx.fillText(item.name, item.x, item.y);
+    }
   }
 
   /* A histogram from bin edges (n + 1) and counts (n). */

@@ -22,6 +22,7 @@ from rlds_hub.server.api.schemas.common import error_responses
 from rlds_hub.server.core.errors import ApiError
 from rlds_hub.server.reading import media
 from rlds_hub.server.reading.steps import SliceError, is_image, resolve_range
+from rlds_hub.server.reading.stored_frames import servable_jpeg, stored_frames
 from rlds_hub.server.service import Service
 
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes/{index}", tags=["media"],
@@ -78,23 +79,33 @@ def _range(frames: np.ndarray, start: int | None, stop: int | None, every: int,
 
 
 def _frame(service: Service, name: str, index: int, step: int, split: str | None,
-           field: str | None) -> bytes:
-    frames = _frames(service, name, index, split, field)
+           field: str | None) -> tuple[bytes, str]:
+    """The frame's bytes and media type: a JPEG frame as stored, anything else as PNG."""
+    dataset, split, _ = reads.locate(service, name, split, index)
+    leaf = _image_leaf(service, dataset, field)
+    stored = stored_frames(service.reader, dataset, split, index, leaf)
+    frames: Any = stored if stored is not None else reads.read_arrays(
+        service, dataset, split, index, [leaf.key])[leaf.key]
     if not -len(frames) <= step < len(frames):
         raise ApiError(404, "step_not_found",
                        f"episode {index} has {len(frames)} steps (0..{len(frames) - 1}); "
                        f"there is no step {step}")
-    return media.frame_png(frames[step])
+    if stored is not None:
+        if servable_jpeg(stored[step], leaf):
+            return stored[step], "image/jpeg"
+        frames = reads.read_arrays(service, dataset, split, index, [leaf.key])[leaf.key]
+    return media.frame_png(frames[step]), "image/png"
 
 
-@router.get("/frames/{step}", summary="one image observation as PNG",
-            response_class=Response, responses=_binary("image/png"))
+@router.get("/frames/{step}", summary="one image observation: JPEG frames as stored, others "
+            "as PNG", response_class=Response, responses=_binary("image/png", "image/jpeg"))
 async def get_frame(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
                     step: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX, description=(
                         "step position; negative counts from the end"))],
                     split: SplitQuery = None, field: FieldQuery = None) -> Response:
-    body = await run_in_threadpool(_frame, service, name, index, step, split, field)
-    return Response(body, media_type="image/png",
+    body, media_type = await run_in_threadpool(_frame, service, name, index, step, split,
+                                               field)
+    return Response(body, media_type=media_type,
                     headers={"Cache-Control": "private, max-age=300"})
 
 
