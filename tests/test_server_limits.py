@@ -6,9 +6,11 @@ speeds are bounded."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import os
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from conftest_server import app_client, dataset_root, postgres_server
 from PIL import Image
 
 from rlds_hub.cli import main as cli_main
-from rlds_hub.server.index import database
+from rlds_hub.server.index import database, queries
 from rlds_hub.server.reading import media
 
 API = "/api/v1"
@@ -179,3 +181,115 @@ def test_an_encoder_refusing_the_frames_is_a_client_error(image_format):
     with pytest.raises(media.MediaError) as refused:
         media.animation(frames, 1e-10, image_format)
     assert refused.value.status == 422 and image_format in str(refused.value)
+
+
+# ---- item 11: the cost of a query is bounded ---------------------------------------------
+
+ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+           "SELECT count(*) FROM c")
+
+
+def test_a_filter_with_more_conditions_than_the_limit_is_refused_naming_it(client):
+    limit = queries.MAX_CONDITIONS
+    url = f"{API}/datasets/point_mass/episodes"
+    fine = client.get(url, params={"meta": ["operator=alice"] * limit})
+    assert fine.status_code == 200, fine.text
+    refused = client.get(url, params={"meta": ["operator=alice"] * (limit + 1)})
+    assert refused.status_code == 422, refused.text
+    assert f"at most {limit}" in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_query_running_past_the_statement_timeout_is_stopped(tmp_path, monkeypatch,
+                                                               backend):
+    url = (f"sqlite:///{tmp_path}/index.sqlite3" if backend == "sqlite"
+           else postgres_server().new_database())
+    with app_client([dataset_root()], url, query_timeout=0.3) as client:
+        service = client.app_state.service
+        with service.query_engine.connect() as connection, pytest.raises(Exception) as stopped:
+            connection.exec_driver_sql(ENDLESS).all()
+        assert database.is_timeout(stopped.value), stopped.value
+
+        def endless(connection, *args, **kwargs):
+            connection.exec_driver_sql(ENDLESS).all()
+
+        monkeypatch.setattr(queries, "list_episodes", endless)
+        answer = client.get(f"{API}/datasets/point_mass/episodes", params={"min_length": 1})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "query_timeout"
+        assert answer.headers["retry-after"]
+        assert client.get("/readyz").status_code == 200  # a slow query is no broken index
+        with service.engine.connect() as connection:  # indexing has no statement timeout
+            assert connection.exec_driver_sql(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                "WHERE x < 3000000) SELECT count(*) FROM c").scalar() == 3_000_000
+
+
+def test_details_are_answered_while_the_query_pool_is_saturated(tmp_path, monkeypatch):
+    """Filtered episode queries that hold every query thread leave details (and cached
+    pages) served; one more filtered query waits for a query thread, not a worker."""
+    threads = 2
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    original = queries.list_episodes
+
+    def blocking(*args, **kwargs):
+        entered.release()
+        assert release.wait(60)
+        return original(*args, **kwargs)
+
+    with app_client([dataset_root()], f"sqlite:///{tmp_path}/index.sqlite3",
+                    worker_threads=threads, query_threads=threads,
+                    state_seconds=0) as client:
+        monkeypatch.setattr(queries, "list_episodes", blocking)
+        url = f"{API}/datasets/point_mass/episodes"
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            filtered = [pool.submit(client.get, url, params={"min_length": i})
+                        for i in range(threads)]
+            for _ in range(threads):
+                assert entered.acquire(timeout=60), "the filtered queries never started"
+            one_more = pool.submit(client.get, url, params={"min_length": 99})
+            try:
+                detail = pool.submit(client.get, f"{API}/datasets/frames").result(timeout=60)
+                episode = pool.submit(client.get, f"{API}/datasets/frames/episodes/1"
+                                      ).result(timeout=60)
+                assert detail.status_code == 200 and episode.status_code == 200
+                assert not entered.acquire(blocking=False), "a query ran past the pool"
+                assert not any(f.done() for f in [*filtered, one_more])
+            finally:
+                release.set()
+            assert all(f.result(timeout=60).status_code == 200 for f in [*filtered, one_more])
+
+
+def test_filtered_queries_beyond_the_queue_get_503_busy(tmp_path, monkeypatch):
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    original = queries.list_episodes
+
+    def blocking(*args, **kwargs):
+        entered.release()
+        assert release.wait(60)
+        return original(*args, **kwargs)
+
+    with app_client([dataset_root()], f"sqlite:///{tmp_path}/index.sqlite3",
+                    query_threads=1, query_queue=1, state_seconds=0) as client:
+        monkeypatch.setattr(queries, "list_episodes", blocking)
+        url = f"{API}/datasets/point_mass/episodes"
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            running = pool.submit(client.get, url, params={"min_length": 1})
+            assert entered.acquire(timeout=60)
+            waiting = pool.submit(client.get, url, params={"min_length": 2})
+            service = client.app_state.service
+            deadline = threading.Event()
+            for _ in range(600):  # until the second one is queued (no time asserted)
+                if service.query_pool.pending == 2:
+                    break
+                deadline.wait(0.05)
+            try:
+                busy = client.get(url, params={"min_length": 3})
+                assert busy.status_code == 503, busy.text
+                assert busy.json()["error"]["code"] == "busy" and busy.headers["retry-after"]
+            finally:
+                release.set()
+            assert running.result(timeout=60).status_code == 200
+            assert waiting.result(timeout=60).status_code == 200

@@ -10,6 +10,7 @@ from typing import Any
 
 from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.server.core.config import Settings
+from rlds_hub.server.core.limits import QueryPool
 from rlds_hub.server.index import database
 from rlds_hub.server.index.facts import ProgressFactory, no_progress
 from rlds_hub.server.index.indexer import Indexer, ScanReport
@@ -31,6 +32,10 @@ class Service:
         self.settings = settings
         self.database_url = settings.resolved_database_url()
         self.engine = database.make_engine(self.database_url)
+        # requests' reads: every statement is stopped after query_timeout seconds
+        self.query_engine = database.make_engine(
+            self.database_url, statement_timeout=settings.query_timeout or None)
+        self.query_pool = QueryPool(settings.query_threads, settings.query_queue)
         self.indexer = Indexer(self.engine, settings.roots,
                                compute_statistics=settings.compute_statistics,
                                compute_checksums=settings.compute_checksums, progress=progress)
@@ -94,6 +99,7 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=30)
         self.engine.dispose()
+        self.query_engine.dispose()
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -45,9 +45,10 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 @contextlib.contextmanager
 def connect(service: Service) -> Iterator[Connection]:
-    """A connection to the index; 503 if the database does not answer."""
+    """A connection to the index for a request's reads (statements stopped after the
+    query timeout); 503 if the database does not answer."""
     try:
-        connection = service.engine.connect()
+        connection = service.query_engine.connect()
     except OperationalError as e:
         raise ApiError(503, "index_unavailable",
                        f"the index database does not answer: {e.orig or e}") from e

@@ -63,6 +63,22 @@ class Settings(BaseSettings):
         description="most bytes of a request body (larger ones get 413 before they are "
         "read; the API's bodies are a few kilobytes)",
     )
+    query_threads: int = Field(
+        default=2, ge=1, le=64,
+        description="threads per process for uncached filtered episode queries and searches, "
+        "apart from worker_threads: details, cached pages and reads keep being served while "
+        "they are all busy",
+    )
+    query_queue: int = Field(
+        default=64, ge=0, description="filtered queries that may wait for a query thread; "
+        "beyond, 503 busy with Retry-After",
+    )
+    query_timeout: float = Field(
+        default=5.0, ge=0.0, le=3600.0,
+        description="seconds one statement of a request may run before it is stopped (503 "
+        "query_timeout; PostgreSQL's statement_timeout, an interrupt on SQLite); 0: no "
+        "limit. Indexing has none",
+    )
     max_json_steps: int = Field(
         default=1000, ge=1, description="most steps one JSON slice returns (bulk: arrow/npz)"
     )

@@ -150,6 +150,12 @@ def _configure_sqlite(engine: Engine, statement_timeout: float | None) -> None:
             if deadline is not None:  # rows are fetched under the same deadline
                 deadline[0] = time.monotonic() + statement_timeout
 
+        @event.listens_for(engine, "reset")
+        def _returned(_dbapi_connection: Any, record: Any, _state: Any) -> None:
+            deadline = record.info.get("deadline")
+            if deadline is not None:  # the rollback on return is never interrupted
+                deadline[0] = math.inf
+
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(WRITE)

@@ -40,6 +40,8 @@ DIRECT_OFFSET = 2000  # a page this deep reads the list's ordered keys at once
 SLOW_PAGE_SECONDS = 0.02  # a direct page query this slow: read the list's keys next time
 ORDERINGS = ("index", "-index", "length", "-length", "return", "-return")
 OPERATORS = ("=", "!=", ">=", "<=", ">", "<")
+# Episode-metadata conditions one list may combine (each is a subquery per candidate row).
+MAX_CONDITIONS = 8
 _CONDITION_RE = re.compile(r"^(?P<key>[A-Za-z0-9_./-]{1,255})(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)$",
                            re.DOTALL)
 _TRUE = {"true", "1", "yes"}

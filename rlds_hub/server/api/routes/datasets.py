@@ -56,8 +56,8 @@ async def list_datasets(
         return body if key is None else service.pages.put(key, body)
 
     body = service.pages.get(key) if key is not None else None
-    if body is None:
-        body = await run_in_threadpool(work)
+    if body is None:  # a search reads every dataset's text: in the query pool
+        body = await (service.query_pool.run(work) if q else run_in_threadpool(work))
     return Response(body, media_type=JSON)
 
 

@@ -53,9 +53,10 @@ async def list_episodes(
     min_length: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="RLDS steps")] = None,
     max_length: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="RLDS steps")] = None,
     terminated: Annotated[bool | None, Query(description="terminated or truncated")] = None,
-    meta: Annotated[list[str] | None, Query(max_length=16, description=(
+    meta: Annotated[list[str] | None, Query(max_length=queries.MAX_CONDITIONS, description=(
         "episode-metadata conditions <field><op><value>, op one of = != >= <= > <, e.g. "
-        "meta=success=true&meta=episode_id>=10 (repeatable; all must hold)"))] = None,
+        "meta=success=true&meta=episode_id>=10 (repeatable, at most "
+        f"{queries.MAX_CONDITIONS}; all must hold)"))] = None,
     order_by: Annotated[OrderBy, Query(description="-x: descending; ties by split and "
                                        "index; a NaN or absent return comes last")] = "index",
 ) -> Response:
@@ -105,7 +106,12 @@ async def list_episodes(
     body = service.pages.get(page_key(known)) if known is not None else None
     if body is not None:
         return Response(body, media_type="application/json")
-    return Response(await run_in_threadpool(work), media_type="application/json")
+    # filtered lists and deep pages run in the query pool, apart from details and reads
+    filtered = bool(meta) or offset >= queries.DIRECT_OFFSET or any(
+        value is not None for value in (min_return, max_return, min_length, max_length,
+                                        terminated))
+    body = await (service.query_pool.run(work) if filtered else run_in_threadpool(work))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{index}", summary="one episode")
