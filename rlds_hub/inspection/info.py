@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from rlds_hub.format.plan import Plan
+from rlds_hub.inspection.labels import class_labels
+from rlds_hub.inspection.labels import describe as describe_labels
 from rlds_hub.inspection.stats import distribution
 from rlds_hub.storage import files, layout
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
@@ -70,14 +73,16 @@ def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
         "unlisted_files": unlisted,
         "layout": layout_name,
         "splits": splits,
-        "features": describe_features(dataset.plan),
+        "features": describe_features(dataset.plan, class_labels(dataset)),
         "sessions": sessions,
         "metadata": dataset.metadata,
     }
 
 
-def describe_features(plan: Plan) -> dict[str, list[dict[str, Any]]]:
-    """Step and episode leaves: key, dtype, shape, encoding."""
+def describe_features(plan: Plan, labels: Mapping[str, Any] | None = None
+                      ) -> dict[str, list[dict[str, Any]]]:
+    """Step and episode leaves: key, dtype, shape, encoding, and for a ClassLabel (in
+    ``labels``, :func:`rlds_hub.inspection.labels.class_labels`) its ``class_label``."""
     steps, episode = [], []
     for leaf in plan:
         entry = {
@@ -86,6 +91,8 @@ def describe_features(plan: Plan) -> dict[str, list[dict[str, Any]]]:
             "shape": list(leaf.shape),
             "encoding": _ENCODINGS.get(leaf.kind) or f"{leaf.image_format or 'png/jpeg'} image",
         }
+        if labels and leaf.key in labels:
+            entry["class_label"] = dict(labels[leaf.key])
         (steps if leaf.in_steps else episode).append(entry)
     return {"steps": steps, "episode": episode}
 
@@ -160,7 +167,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(title)
         for entry in entries:
             shape = "[" + ", ".join(map(str, entry["shape"])) + "]"
-            lines.append(f"  {entry['key']:<32} {entry['dtype']:<8} {shape:<14} {entry['encoding']}")
+            text = f"  {entry['key']:<32} {entry['dtype']:<8} {shape:<14} {entry['encoding']}"
+            if entry.get("class_label"):
+                text += "   class label, " + describe_labels(entry["class_label"])
+            lines.append(text)
     if meta.get("user"):
         lines.append(f"user metadata  {meta['user']}")
     return "\n".join(lines)

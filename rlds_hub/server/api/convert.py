@@ -73,7 +73,8 @@ def feature_tree(entries: list[dict[str, Any]]) -> list[FeatureNode]:
             level = node.children  # type: ignore[assignment]
         level.append(FeatureNode(name=parts[-1], key=entry["key"], dtype=entry.get("dtype"),
                                  shape=list(entry.get("shape") or []),
-                                 encoding=entry.get("encoding"), image=is_image_entry(entry)))
+                                 encoding=entry.get("encoding"), image=is_image_entry(entry),
+                                 class_label=entry.get("class_label")))
     return roots
 
 

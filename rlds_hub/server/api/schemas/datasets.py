@@ -52,6 +52,8 @@ class FeatureNode(BaseModel):
     shape: list[int] | None = None
     encoding: str | None = None
     image: bool = Field(default=False, description="served as frames (PNG)")
+    class_label: dict[str, Any] | None = Field(
+        default=None, description="a TFDS ClassLabel: num_classes and names (null if unnamed)")
     children: list[FeatureNode] | None = None
 
 
