@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -68,5 +70,10 @@ def create_app(settings: Settings | None = None, *,
 
 
 def app_from_environment() -> FastAPI:
-    """For ``uvicorn --factory rlds_hub.server.app:app_from_environment`` (worker processes)."""
-    return create_app()
+    """For ``uvicorn --factory rlds_hub.server.app:app_from_environment`` (worker processes;
+    ``rlds-hub serve`` passes its start-up scan's summary in ``RLDS_HUB_STARTUP_SCAN``)."""
+    app = create_app()
+    summary = os.environ.get("RLDS_HUB_STARTUP_SCAN")
+    if summary:
+        app.state.service.record_scan(json.loads(summary))
+    return app

@@ -4,12 +4,20 @@ index`` (index the roots and exit). Imports FastAPI only when a command runs."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import logging
 import os
 import sys
 from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+DEFAULT_HEADER_TIMEOUT = 15.0
+DEFAULT_MAX_CONNECTIONS = 1000
+KEEP_ALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this long
+# The start-up scan's summary for worker processes (their /readyz shows it).
+STARTUP_SCAN_VARIABLE = "RLDS_HUB_STARTUP_SCAN"
 
 
 def add_commands(commands: Any) -> None:
@@ -37,6 +45,15 @@ def add_commands(commands: Any) -> None:
                        help="serve the index as it is, without scanning first")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                        help="log every request")
+    serve.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT,
+                       metavar="SECONDS",
+                       help="close a connection whose request headers are not complete this "
+                       "long after it opened or after its previous response (default: "
+                       "%(default)s)")
+    serve.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                       metavar="N",
+                       help="open connections per server process; more are closed at once "
+                       "(default: %(default)s)")
     serve.set_defaults(run=_serve)
 
     index = subparser(
@@ -97,15 +114,27 @@ def _progress(quiet: bool) -> Any:
     return factory
 
 
-def _scan(settings: Any, quiet: bool) -> Any:
+class _ReportedHere(logging.Filter):
+    """Drops the indexer's per-dataset warnings: the command prints each outcome itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("cannot index")
+
+
+def _scan(settings: Any, quiet: bool) -> tuple[Any, dict[str, Any]]:
+    """Scans the roots into the index: (the report, its summary for /readyz)."""
     from rlds_hub.server.index import database
     from rlds_hub.server.service import Service
 
     service = Service(settings, progress=_progress(quiet))
+    logger = logging.getLogger("rlds_hub.server")
+    reported_here = _ReportedHere()
+    logger.addFilter(reported_here)
     try:
         database.migrate(service.engine)
         report = service.scan()
     finally:
+        logger.removeFilter(reported_here)
         service.engine.dispose()
     if report is None:
         raise ValueError(f"indexing failed: {service.scan_error}")
@@ -115,7 +144,7 @@ def _scan(settings: Any, quiet: bool) -> Any:
         elif outcome.action != "unchanged" and not quiet:
             print(f"{outcome.action} {outcome.name} ({outcome.episodes:,} episodes, "
                   f"{outcome.seconds:.1f} s)", file=sys.stderr)
-    return report
+    return report, service.last_scan or {}
 
 
 def _summary(report: Any) -> str:
@@ -126,13 +155,13 @@ def _summary(report: Any) -> str:
 
 def _index(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    report = _scan(settings, args.quiet)
+    report, _ = _scan(settings, args.quiet)
     print(f"index {settings.resolved_database_url()}: {_summary(report)}")
     return 1 if report.count("failed") else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from rlds_hub.server import serving
 
     extra: dict[str, Any] = {"scan_on_start": False}
     if args.token_file:
@@ -147,22 +176,57 @@ def _serve(args: argparse.Namespace) -> int:
         extra["scan_interval"] = args.scan_interval
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if not args.header_timeout > 0:
+        raise ValueError(f"--header-timeout must be positive, got {args.header_timeout}")
+    if args.max_connections < 1:
+        raise ValueError(f"--max-connections must be at least 1, got {args.max_connections}")
     settings = _settings(args, **extra)
-    if not args.no_scan:
-        report = _scan(settings, args.quiet)
-        print(f"indexed the roots: {_summary(report)}", file=sys.stderr)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    writes = "writes need the bearer token" if settings.token else "read-only: no token"
-    print(f"serving {', '.join(map(str, settings.roots))} at http://{host}:{args.port}/ "
-          f"({writes}; Ctrl-C stops)", flush=True)
-    options = {"host": args.host, "port": args.port, "access_log": args.access_log,
-               "log_level": "info", "timeout_graceful_shutdown": 5}
+    _raise_file_limit(args.max_connections)
+    sock = serving.bind(args.host, args.port)  # before anything says where it serves
+    try:
+        summary = None
+        if not args.no_scan:
+            report, summary = _scan(settings, args.quiet)
+            print(f"indexed the roots: {_summary(report)}", file=sys.stderr)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        writes = "writes need the bearer token" if settings.token else "read-only: no token"
+        print(f"serving {', '.join(map(str, settings.roots))} at http://{host}:{args.port}/ "
+              f"({writes}; Ctrl-C stops)", flush=True)
+    except BaseException:
+        sock.close()
+        raise
+    options = {"access_log": args.access_log, "log_level": "info",
+               "timeout_graceful_shutdown": 5, "workers": args.workers,
+               "header_timeout": args.header_timeout, "max_connections": args.max_connections,
+               "keep_alive": KEEP_ALIVE_SECONDS}
     if args.workers == 1:
         from rlds_hub.server.app import create_app
 
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        if summary is not None:
+            app.state.service.record_scan(summary)
+        serving.run(app, sock, **options)
     else:
         os.environ.update(settings.environment())
-        uvicorn.run("rlds_hub.server.app:app_from_environment", factory=True,
-                    workers=args.workers, **options)
+        if summary is not None:
+            os.environ[STARTUP_SCAN_VARIABLE] = json.dumps(summary)
+        serving.run("rlds_hub.server.app:app_from_environment", sock, factory=True, **options)
     return 0
+
+
+def _raise_file_limit(connections: int) -> None:
+    """Lets the process hold ``connections`` sockets besides its files (soft limit up to the
+    hard one); warns when even that is too low."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        print(f"warning: the process may open {soft} files, fewer than --max-connections "
+              f"{connections} needs ({wanted}): lower --max-connections or raise `ulimit -n`",
+              file=sys.stderr)

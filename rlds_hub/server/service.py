@@ -126,14 +126,23 @@ class Service:
                 log.exception("scan failed")
                 return None
             self.scan_error = None
-            self.scans += 1
             self.forget_states()
             for outcome in report.outcomes:
                 if outcome.action in ("indexed", "removed", "failed"):
                     self.reader.forget(outcome.path)
-            self.last_scan = {
-                "finished": time.time(), "seconds": report.seconds,
-                "indexed": report.count("indexed"), "unchanged": report.count("unchanged"),
-                "failed": report.count("failed"), "removed": report.count("removed"),
-            }
+            self.record_scan(summarize_scan(report))
             return report
+
+    def record_scan(self, summary: dict[str, Any]) -> None:
+        """Counts a finished scan (also one ``rlds-hub serve`` made before the app started)."""
+        self.scans += 1
+        self.last_scan = summary
+
+
+def summarize_scan(report: ScanReport) -> dict[str, Any]:
+    """What /readyz shows of a scan."""
+    return {
+        "finished": time.time(), "seconds": report.seconds,
+        "indexed": report.count("indexed"), "unchanged": report.count("unchanged"),
+        "failed": report.count("failed"), "removed": report.count("removed"),
+    }
