@@ -12,25 +12,30 @@ from typing import Any
 import crc32c
 
 from rlds_hub.storage import files, layout
+from rlds_hub.storage.containment import open_regular
 
 ALGORITHM = "crc32c"
 
 
-def file_checksum(path: str | os.PathLike) -> dict[str, Any]:
-    """``{"bytes": size, "crc32c": "8 hex digits"}`` of a file, read in 16 MiB pieces."""
+def file_checksum(path: str | os.PathLike, *, within: str | None = None) -> dict[str, Any]:
+    """``{"bytes": size, "crc32c": "8 hex digits"}`` of a file, read in 16 MiB pieces (a
+    local one: a regular file, inside ``within`` if given, read up to its size)."""
     text = os.fspath(path)
     if files.is_remote(text):
         data = files.read_bytes(text)
         return {"bytes": len(data), "crc32c": f"{crc32c.crc32c(data):08x}"}
     crc, size = 0, 0
-    with open(text, "rb") as f:
-        while piece := f.read(16 * 2**20):
+    with open_regular(text, within) as f:
+        left = os.fstat(f.fileno()).st_size
+        while left and (piece := f.read(min(16 * 2**20, left))):
             crc = crc32c.crc32c(piece, crc)
             size += len(piece)
+            left -= len(piece)
     return {"bytes": size, "crc32c": f"{crc:08x}"}
 
 
-def read_checksums(path: str | os.PathLike) -> dict[str, Any] | None:
+def read_checksums(path: str | os.PathLike, *, within: str | None = None
+                   ) -> dict[str, Any] | None:
     """The content of the dataset's ``checksums.json`` (``{"algorithm", "shards": {name:
     {"bytes", "crc32c"}}}``), or None when it has none.
 
@@ -41,7 +46,7 @@ def read_checksums(path: str | os.PathLike) -> dict[str, Any] | None:
     if not files.exists(target):
         return None
     try:
-        content = json.loads(files.read_text(target))
+        content = json.loads(files.read_text(target, within=within))
     except json.JSONDecodeError as e:
         raise layout.DatasetError(f"{target} is not valid JSON ({e})") from e
     if not isinstance(content, dict) or not isinstance(content.get("shards"), dict):
@@ -63,7 +68,8 @@ def write_checksums(path: str | os.PathLike) -> str:
     sums = {}
     for split in dataset.splits.values():
         for shard_path, _ in split.nonempty_shards:
-            sums[os.path.basename(shard_path)] = file_checksum(shard_path)
+            sums[os.path.basename(shard_path)] = file_checksum(shard_path,
+                                                               within=dataset.real_path)
     target = Path(dataset.path) / layout.CHECKSUMS
     layout.atomic_write(target, checksums_content(sums), sync=True)
     return os.fspath(target)

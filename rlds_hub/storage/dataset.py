@@ -6,6 +6,11 @@ adds what rlds_hub keeps beside them: the dataset-level metadata (``metadata.jso
 episode index (``episodes.jsonl``). The loaders, the inspection commands, the pipelines, the
 service and the learners all start here. ``RLDSDataset.builder`` gives the TFDS builder for
 code that wants ``tf.data`` (it imports TensorFlow on first use).
+
+Nothing a dataset reads lies outside its directory: shard templates are relative without
+``..``, and every local file is resolved and checked to be a regular file inside the
+directory (resolved when the dataset was opened), again each time it is opened (see
+:mod:`rlds_hub.storage.containment`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from rlds_hub import spec as rlds
 from rlds_hub.format.plan import Plan, PlanError
-from rlds_hub.storage import files, layout
+from rlds_hub.storage import containment, files, layout
 from rlds_hub.storage.episode_index import read_episode_index
 from rlds_hub.storage.layout import DatasetError
 
@@ -56,6 +61,8 @@ class RLDSDataset:
     metadata: dict[str, Any]
     splits: dict[str, SplitInfo]
     cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    # The resolved directory every local file must lie in (None for a remote dataset).
+    real_path: str | None = None
 
     @property
     def name(self) -> str:
@@ -103,11 +110,11 @@ class RLDSDataset:
     @functools.cached_property
     def episode_index(self) -> list[dict[str, Any]] | None:
         """Rows of ``episodes.jsonl`` for the published episodes, or None if absent."""
-        path = files.join(self.path, layout.EPISODE_INDEX)
-        if not files.exists(path):
+        path = _own_file(self.path, layout.EPISODE_INDEX, self.real_path)
+        if path is None:
             return None
         counts = {name: s.num_episodes for name, s in self.splits.items()}
-        return read_episode_index(files.read_bytes(path), counts)
+        return read_episode_index(files.read_bytes(path, within=self.real_path), counts)
 
     def episode_rows(self, split: str) -> list[dict[str, Any]] | None:
         """Index rows of ``split`` in episode order; None unless every episode has a row."""
@@ -121,41 +128,56 @@ class RLDSDataset:
         """Names of the files this dataset consists of (metadata and listed shards)."""
         names = {layout.DATASET_INFO, layout.FEATURES}
         for name in (layout.METADATA, layout.EPISODE_INDEX, layout.CHECKSUMS, layout.STATISTICS):
-            if files.exists(files.join(self.path, name)):
+            if _own_file(self.path, name, self.real_path) is not None:
                 names.add(name)
         for split in self.splits.values():
             names.update(os.path.basename(p) for p, _ in split.nonempty_shards)
         return names
 
 
-def open_dataset(path: str | os.PathLike) -> RLDSDataset:
+def open_dataset(path: str | os.PathLike, *, within: str | os.PathLike | None = None
+                 ) -> RLDSDataset:
     """Opens the RLDS dataset whose ``dataset_info.json`` is in ``path`` (no TensorFlow).
+
+    Args:
+      within: a resolved directory (e.g. a served root) the dataset's directory must lie in
+        once links are resolved; a service passes it so a directory swapped for a link to
+        elsewhere is refused.
 
     Raises:
       DatasetError: ``path`` does not exist, is not a dataset directory (saying what is
-        missing and how to recover), or its features are not RLDS episodes.
+        missing and how to recover), its features are not RLDS episodes, or a file it lists
+        lies outside its directory or is not a regular file.
     """
     path_str = os.fspath(path)
+    real = None
+    if not files.is_remote(path_str):
+        real = containment.real_directory(path_str)
+        if within is not None and not containment.is_inside(real, os.fspath(within)):
+            raise containment.OutsideDataset(
+                f"{path_str} is not inside {os.fspath(within)} once links are resolved; "
+                "a dataset directory may not be a link to elsewhere"
+            )
     if not files.exists(path_str):
         raise DatasetError(f"{path_str} does not exist")
     if not files.isdir(path_str):
         raise DatasetError(f"{path_str} is a file; pass the dataset directory")
-    info_path = files.join(path_str, layout.DATASET_INFO)
-    if not files.exists(info_path):
+    info_path = _own_file(path_str, layout.DATASET_INFO, real)
+    if info_path is None:
         names = files.listdir(path_str)
         raise DatasetError(
             layout.missing_info_message(path_str, names, _nested_datasets(path_str, names))
         )
-    info = _read_json(info_path)
-    features_path = files.join(path_str, layout.FEATURES)
-    if not files.exists(features_path):
+    info = _read_json(info_path, real)
+    features_path = _own_file(path_str, layout.FEATURES, real)
+    if features_path is None:
         raise DatasetError(
             f"{path_str} has a {layout.DATASET_INFO} but no {layout.FEATURES} (the description "
             "of the episode features), so its episodes cannot be decoded. If rlds_hub wrote "
             f"it, `rlds-hub validate --repair {path_str}` rebuilds {layout.FEATURES} from the "
             f"specs in {layout.METADATA}; otherwise restore the file from the dataset's source"
         )
-    features_json = _read_json(features_path)
+    features_json = _read_json(features_path, real)
     try:
         plan = Plan.from_features_json(features_json)
     except PlanError as e:
@@ -165,10 +187,19 @@ def open_dataset(path: str | os.PathLike) -> RLDSDataset:
             f"{path_str} is a TFDS dataset but not RLDS: its features have no "
             f"'{rlds.STEPS}' dataset of steps"
         )
-    metadata_path = files.join(path_str, layout.METADATA)
-    metadata = _read_json(metadata_path) if files.exists(metadata_path) else {}
-    splits = _splits(path_str, info)
-    return RLDSDataset(path_str, info, features_json, plan, metadata, splits)
+    metadata_path = _own_file(path_str, layout.METADATA, real)
+    metadata = _read_json(metadata_path, real) if metadata_path is not None else {}
+    splits = _splits(path_str, info, real)
+    return RLDSDataset(path_str, info, features_json, plan, metadata, splits, real_path=real)
+
+
+def _own_file(path: str, name: str, real: str | None) -> str | None:
+    """``path/name`` if it exists, checked to lie inside ``real`` first (so a link out of the
+    dataset is refused whether or not its target exists); None if it does not exist."""
+    target = files.join(path, name)
+    if real is not None:
+        containment.confine(target, real)
+    return target if files.exists(target) else None
 
 
 def _nested_datasets(path: str, names: list[str], depth: int = 2) -> list[str]:
@@ -185,7 +216,7 @@ def _nested_datasets(path: str, names: list[str], depth: int = 2) -> list[str]:
     return found
 
 
-def _splits(path: str, info: dict[str, Any]) -> dict[str, SplitInfo]:
+def _splits(path: str, info: dict[str, Any], real: str | None) -> dict[str, SplitInfo]:
     name = info.get("name", "")
     file_format = info.get("fileFormat") or "tfrecord"
     suffix = _SUFFIXES.get(file_format)
@@ -195,13 +226,25 @@ def _splits(path: str, info: dict[str, Any]) -> dict[str, SplitInfo]:
             f"(supported: {', '.join(_SUFFIXES)})"
         )
     splits = {}
-    for entry in info.get("splits", []):
+    for number, entry in enumerate(info.get("splits", [])):
         lengths = tuple(int(n) for n in entry.get("shardLengths", []))
         template = entry.get("filepathTemplate") or _DEFAULT_TEMPLATE
-        paths = tuple(
-            files.join(path, shard_path(template, name, entry["name"], suffix, i, len(lengths)))
-            for i in range(len(lengths))
+        containment.check_template(
+            str(template),
+            f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] "
+            f"({entry.get('name')!r})",
         )
+        relative = [shard_path(template, name, entry["name"], suffix, i, len(lengths))
+                    for i in range(len(lengths))]
+        if relative:  # the dataset and split names are part of every shard's path
+            containment.check_template(
+                relative[0], f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] "
+                f"({entry.get('name')!r}) with its dataset and split names filled in")
+        if real is not None:
+            for shard, count in zip(relative, lengths, strict=True):
+                if count:
+                    containment.check_entry(os.path.join(real, shard), real)
+        paths = tuple(files.join(path, shard) for shard in relative)
         splits[entry["name"]] = SplitInfo(
             entry["name"], paths, lengths, int(entry.get("numBytes", 0) or 0)
         )
@@ -220,9 +263,9 @@ def shard_path(template: str, dataset: str, split: str, suffix: str, index: int,
     )
 
 
-def _read_json(path: str) -> Any:
+def _read_json(path: str, real: str | None) -> Any:
     try:
-        return json.loads(files.read_text(path))
+        return json.loads(files.read_text(path, within=real))
     except json.JSONDecodeError as e:
         raise DatasetError(
             f"{path} is not valid JSON ({e}); the file is corrupt: restore it, or run "

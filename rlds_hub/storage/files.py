@@ -1,7 +1,9 @@
 """File access for readers: local paths directly, others (gs://, s3://, ...) through etils'
 ``epath``, which uses ``tf.io.gfile`` when TensorFlow is installed and fsspec otherwise.
 
-Nothing here imports TensorFlow for a local path.
+Nothing here imports TensorFlow for a local path. Local files are read only if they are
+regular files, and never beyond the size they had when opened; ``within`` (a dataset's
+resolved directory) confines a read to that directory (see :mod:`.containment`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import fnmatch
 import mmap
 import os
 from typing import Any
+
+from rlds_hub.storage.containment import open_regular
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -44,12 +48,23 @@ def listdir(path: str | os.PathLike) -> list[str]:
     return sorted(os.listdir(text))
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
+def read_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes:
+    """A whole file's bytes (a local one: a regular file, inside ``within`` if given).
+
+    Raises:
+      DatasetError: a local file outside ``within`` or not a regular file.
+    """
     text = os.fspath(path)
     if is_remote(text):
         return _epath(text).read_bytes()
-    with open(text, "rb") as f:
-        return f.read()
+    with open_regular(text, within) as f:
+        return _read_size(f)
+
+
+def _read_size(f: Any) -> bytes:
+    """At most the file's size (as it was when opened): a file that grows is not followed."""
+    size = os.fstat(f.fileno()).st_size
+    return f.read(size) if size else b""
 
 
 # Local files at least this large are mapped instead of read (see map_bytes).
@@ -57,7 +72,7 @@ MAP_AT_LEAST = 1 << 20
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
-def map_bytes(path: str | os.PathLike) -> bytes | memoryview:
+def map_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes | memoryview:
     """A whole file's bytes, for reading: a local file of ``MAP_AT_LEAST`` bytes or more as a
     read-only memory map of the page cache, populated up front. Reading a file into new
     memory costs a copy and a page fault per 4 KiB page: for the shards of a dataset that is
@@ -65,21 +80,24 @@ def map_bytes(path: str | os.PathLike) -> bytes | memoryview:
 
     The views stay valid while anything references them, also after the file is replaced
     or deleted (datasets replace files by rename; no listed shard is written in place).
+
+    Raises:
+      DatasetError: a local file outside ``within`` or not a regular file.
     """
     text = os.fspath(path)
     if is_remote(text):
         return _epath(text).read_bytes()
-    with open(text, "rb") as f:
+    with open_regular(text, within) as f:
         size = os.fstat(f.fileno()).st_size
         if size < MAP_AT_LEAST:
-            return f.read()
+            return f.read(size) if size else b""
         mapped = mmap.mmap(f.fileno(), size, flags=mmap.MAP_SHARED | _POPULATE,
                            prot=mmap.PROT_READ)
     return memoryview(mapped)
 
 
-def read_text(path: str | os.PathLike) -> str:
-    return read_bytes(path).decode("utf-8")
+def read_text(path: str | os.PathLike, *, within: str | None = None) -> str:
+    return read_bytes(path, within=within).decode("utf-8")
 
 
 def size(path: str | os.PathLike) -> int:

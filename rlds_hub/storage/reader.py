@@ -127,17 +127,19 @@ def iter_records(
     selection = _as_selection(source, split)
     reads = selection.shard_reads()
     file_format = selection.dataset.file_format
+    within = selection.dataset.real_path
     order = range(len(reads)) if shard_order is None else shard_order
     cached: tuple[str, list[Any]] | None = None
     for i in order:
         read = reads[i]
         if file_format == "tfrecord":
             if cached is None or cached[0] != read.path:
-                cached = (read.path, shards.read_records(read.path, file_format))
+                cached = (read.path, shards.read_records(read.path, file_format, within=within))
                 _check_count(read, len(cached[1]))
             records = cached[1][read.skip : read.skip + read.take]
         else:
-            records = shards.read_records(read.path, file_format, skip=read.skip, take=read.take)
+            records = shards.read_records(read.path, file_format, skip=read.skip, take=read.take,
+                                          within=within)
         for offset, record in enumerate(records):
             yield EpisodeRecord(read.first + offset, read.path, read.skip + offset, record)
 
@@ -259,11 +261,12 @@ def read_record(dataset: RLDSDataset, split: str, index: int) -> EpisodeRecord:
     (position,) = episode_indices([index], dataset.split(split).num_episodes)
     (read,) = Selection(dataset, split, (int(position),)).shard_reads()
     if dataset.file_format == "array_record":
-        (data,) = shards.read_array_record_file(read.path, [read.skip])
+        (data,) = shards.read_array_record_file(read.path, [read.skip],
+                                                within=dataset.real_path)
     else:
-        found = len(shards.tfrecord_offsets(read.path))
+        found = len(shards.tfrecord_offsets(read.path, within=dataset.real_path))
         _check_count(read, found)
-        data = shards.read_tfrecord_at(read.path, read.skip)
+        data = shards.read_tfrecord_at(read.path, read.skip, within=dataset.real_path)
     return EpisodeRecord(int(position), read.path, read.skip, data)
 
 

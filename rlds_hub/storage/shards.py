@@ -1,5 +1,9 @@
 """Shard files: TFRecord framing (read with both CRCs checked, written with ``writev``),
-ArrayRecord files, and concatenation for sealing shards. No TensorFlow."""
+ArrayRecord files, and concatenation for sealing shards. No TensorFlow.
+
+Every read of a local shard opens a regular file inside ``within`` (the dataset's resolved
+directory; by default the shard's own directory), checked each time it is opened (see
+:mod:`rlds_hub.storage.containment`)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 import crc32c
 
 from rlds_hub.format.encode import Pieces
-from rlds_hub.storage import files
+from rlds_hub.storage import containment, files
 from rlds_hub.storage.layout import DatasetError
 
 _MASK_DELTA = 0xA282EAD8
@@ -46,10 +50,21 @@ class ShardError(DatasetError):
     """A shard file that is missing, truncated or corrupt (the message names file and byte)."""
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
+def confining(path: str | os.PathLike, within: str | None) -> str | None:
+    """The resolved directory a shard must lie in: ``within``, or by default the shard's own
+    directory (None for a remote shard)."""
+    text = os.fspath(path)
+    if files.is_remote(text):
+        return None
+    if within is not None:
+        return within
+    return containment.real_directory(os.path.dirname(os.path.abspath(text)))
+
+
+def read_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes:
     """A whole file (local, or remote through :mod:`rlds_hub.storage.files`)."""
     try:
-        return files.read_bytes(path)
+        return files.read_bytes(path, within=confining(path, within))
     except FileNotFoundError as e:
         raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
 
@@ -66,17 +81,17 @@ def _record_length(path: str | os.PathLike, header: bytes | memoryview, offset: 
     return length
 
 
-def map_file(path: str | os.PathLike) -> bytes | memoryview:
+def map_file(path: str | os.PathLike, *, within: str | None = None) -> bytes | memoryview:
     """A whole shard file for reading (memory-mapped when local and large; see
     :func:`rlds_hub.storage.files.map_bytes`)."""
     try:
-        return files.map_bytes(path)
+        return files.map_bytes(path, within=confining(path, within))
     except FileNotFoundError as e:
         raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
 
 
 def iter_tfrecord(
-    path: str | os.PathLike, data: bytes | None = None
+    path: str | os.PathLike, data: bytes | None = None, *, within: str | None = None
 ) -> Iterator[tuple[int, memoryview]]:
     """Yields ``(offset, record)`` from a TFRecord file, checking both CRCs of every record.
 
@@ -86,7 +101,7 @@ def iter_tfrecord(
     Raises:
       ShardError: naming the file and byte offset of a truncated or corrupt record.
     """
-    view = memoryview(map_file(path) if data is None else data)
+    view = memoryview(map_file(path, within=within) if data is None else data)
     offset = 0
     index = 0
     while offset < len(view):
@@ -105,7 +120,8 @@ def iter_tfrecord(
         index += 1
 
 
-def tfrecord_offsets(path: str | os.PathLike) -> tuple[tuple[int, int], ...]:
+def tfrecord_offsets(path: str | os.PathLike, *, within: str | None = None
+                     ) -> tuple[tuple[int, int], ...]:
     """``(offset, data length)`` of every record of a TFRecord file, from its 12-byte headers
     (each length's CRC checked; the data is not read). Cached per file, size and mtime.
 
@@ -116,17 +132,20 @@ def tfrecord_offsets(path: str | os.PathLike) -> tuple[tuple[int, int], ...]:
     if files.is_remote(text):
         data = read_bytes(text)
         return tuple((offset, len(record)) for offset, record in iter_tfrecord(text, data))
+    directory = confining(text, within)
     try:
-        info = os.stat(text)
+        with containment.open_regular(text, directory) as f:
+            info = os.fstat(f.fileno())
     except FileNotFoundError as e:
         raise ShardError(f"{text}: the shard file is missing") from e
-    return _local_offsets(text, info.st_size, info.st_mtime_ns)
+    return _local_offsets(text, info.st_size, info.st_mtime_ns, directory)
 
 
 @functools.lru_cache(maxsize=4096)
-def _local_offsets(path: str, size: int, mtime_ns: int) -> tuple[tuple[int, int], ...]:
+def _local_offsets(path: str, size: int, mtime_ns: int, within: str | None
+                   ) -> tuple[tuple[int, int], ...]:
     offsets = []
-    with open(path, "rb") as f:
+    with containment.open_regular(path, within) as f:
         fd = f.fileno()
         offset = 0
         while offset < size:
@@ -139,22 +158,26 @@ def _local_offsets(path: str, size: int, mtime_ns: int) -> tuple[tuple[int, int]
     return tuple(offsets)
 
 
-def read_tfrecord_at(path: str | os.PathLike, position: int) -> bytes:
+def read_tfrecord_at(path: str | os.PathLike, position: int, *, within: str | None = None
+                     ) -> bytes:
     """Record ``position`` of a TFRecord file, reading only it (both CRCs checked).
 
     Raises:
       ShardError: a missing, truncated or corrupt file or record, or no such position.
     """
     text = os.fspath(path)
-    offsets = tfrecord_offsets(text)
+    offsets = tfrecord_offsets(text, within=within)
     if not 0 <= position < len(offsets):
         raise ShardError(f"{text} holds {len(offsets)} records; there is no record {position}")
     start, length = offsets[position]
     if files.is_remote(text):
         frame = read_bytes(text)[start : start + length + 16]
     else:
-        with open(text, "rb") as f:
-            frame = os.pread(f.fileno(), length + 16, start)
+        try:
+            with containment.open_regular(text, confining(text, within)) as f:
+                frame = os.pread(f.fileno(), length + 16, start)
+        except FileNotFoundError as e:
+            raise ShardError(f"{text}: the shard file is missing") from e
     if len(frame) != length + 16:
         raise ShardError(f"{text}: truncated record at byte {start} (record {position})")
     if masked_crc(frame[:8]) != struct.unpack_from("<I", frame, 8)[0]:
@@ -249,7 +272,8 @@ def write_array_record_file(path: Path, records: Sequence[Pieces | bytes], *, sy
 
 
 def read_array_record_file(
-    path: str | os.PathLike, indices: Sequence[int] | None = None
+    path: str | os.PathLike, indices: Sequence[int] | None = None, *,
+    within: str | None = None,
 ) -> list[bytes]:
     """Records of an ArrayRecord file (all, or those at ``indices``), in order.
 
@@ -259,10 +283,18 @@ def read_array_record_file(
     from array_record.python import array_record_module
 
     text = os.fspath(path)
-    if not files.exists(text):
+    target = text
+    directory = confining(text, within)
+    if directory is not None:
+        target = containment.confine(text, directory)
+        try:
+            containment.open_regular(target, directory).close()
+        except FileNotFoundError as e:
+            raise ShardError(f"{text}: the shard file is missing") from e
+    elif not files.exists(text):
         raise ShardError(f"{text}: the shard file is missing")
     try:
-        reader = array_record_module.ArrayRecordReader(text)
+        reader = array_record_module.ArrayRecordReader(target)
     except Exception as e:  # riegeli raises plain RuntimeErrors
         raise ShardError(f"{text}: not a readable ArrayRecord file ({e})") from e
     try:
@@ -276,7 +308,8 @@ def read_array_record_file(
 
 
 def read_records(
-    path: str | os.PathLike, file_format: str, *, skip: int = 0, take: int | None = None
+    path: str | os.PathLike, file_format: str, *, skip: int = 0, take: int | None = None,
+    within: str | None = None,
 ) -> list[bytes | memoryview]:
     """Records ``[skip, skip + take)`` of a shard file in either format (every TFRecord
     of the file is CRC-checked).
@@ -286,9 +319,9 @@ def read_records(
     """
     if file_format == "array_record":
         if take is None:
-            return read_array_record_file(path)[skip:]
-        return read_array_record_file(path, range(skip, skip + take))
-    records = [record for _, record in iter_tfrecord(path)]
+            return read_array_record_file(path, within=within)[skip:]
+        return read_array_record_file(path, range(skip, skip + take), within=within)
+    records = [record for _, record in iter_tfrecord(path, within=within)]
     end = len(records) if take is None else skip + take
     if end > len(records):
         raise ShardError(

@@ -158,6 +158,9 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
 
 def resolve_split(dataset: Any, split: str | None) -> str:
     splits = sorted(dataset.splits or {})
+    if not splits and getattr(dataset, "status", "ok") != "ok":
+        raise ApiError(409, "dataset_unreadable",
+                       f"dataset {dataset.name!r} cannot be read: {dataset.error}")
     if split is not None:
         if split not in splits:
             raise ApiError(404, "split_not_found",

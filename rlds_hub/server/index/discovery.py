@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -104,7 +105,9 @@ def check_name(name: str) -> str:
 
 def fingerprint(path: Path) -> str:
     """A digest of the names, sizes and modification times of the dataset's files (hidden
-    ones aside): equal fingerprints mean nothing was written since (one ``stat`` per file)."""
+    ones aside): equal fingerprints mean nothing was written since (one ``stat`` per file).
+    A file that is a link counts as changed, so swapping a file for a link (whatever its
+    target's size and time) is always re-checked."""
     digest = hashlib.sha256()
     try:
         names = sorted(os.listdir(path))
@@ -114,8 +117,13 @@ def fingerprint(path: Path) -> str:
         if name.startswith("."):  # the writer's lock and temporary files, an index file
             continue
         try:
-            info = os.stat(path / name)
+            info = os.lstat(path / name)
+            mark = ""
+            if stat.S_ISLNK(info.st_mode):
+                mark = "\0link"
+                info = os.stat(path / name)
         except OSError:
+            digest.update(f"{name}\0unreadable\n".encode())
             continue
-        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}{mark}\n".encode())
     return digest.hexdigest()

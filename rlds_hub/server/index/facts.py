@@ -152,7 +152,7 @@ def _statistics(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
 
 def _checksums(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
                ) -> tuple[dict[str, Any], str | None]:
-    content = read_checksums(dataset.path)
+    content = read_checksums(dataset.path, within=dataset.real_path)
     if content is not None:
         return content, layout.CHECKSUMS
     if not compute:
@@ -163,7 +163,7 @@ def _checksums(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
     shards = {}
     try:
         for path in shard_paths:
-            checksum = file_checksum(path)
+            checksum = file_checksum(path, within=dataset.real_path)
             shards[os.path.basename(path)] = checksum
             bar.update(checksum["bytes"])
     except FileNotFoundError as e:

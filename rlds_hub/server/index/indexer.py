@@ -1,7 +1,9 @@
 """Indexing: scan the roots, (re-)index a dataset into the database, remove what vanished.
 
 A dataset whose fingerprint (names, sizes and mtimes of its files) is unchanged is skipped
-after one ``stat`` per file. Otherwise its facts are gathered first (statistics and
+after one ``stat`` per file. A dataset is dropped only when its directory is gone (or became
+a link); one whose ``dataset_info.json`` went missing keeps its name, registration and last
+good rows, marked as damaged. Otherwise its facts are gathered first (statistics and
 checksums may read the data), then one write transaction replaces its rows, streaming the
 episode table in chunks: readers see the old index or the new one, never a mixture. Several
 processes may index at once (PostgreSQL row locks, SQLite's write lock); a dataset another
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -34,7 +37,7 @@ from rlds_hub.server.index.models import (
     EpisodeValueRow,
     ExcludedPathRow,
 )
-from rlds_hub.storage import DatasetError, open_dataset
+from rlds_hub.storage import DatasetError, layout, open_dataset
 from rlds_hub.storage.episodes import table_plan
 
 log = logging.getLogger("rlds_hub.server")
@@ -92,8 +95,9 @@ class Indexer:
     # ---- scanning ----------------------------------------------------------------------
 
     def scan(self) -> ScanReport:
-        """Indexes every dataset under the roots (unchanged ones cost a ``stat`` per file)
-        and drops from the index the datasets whose directory is gone."""
+        """Indexes every dataset under the roots (unchanged ones cost a ``stat`` per file),
+        drops from the index the datasets whose directory is gone or became a link, and marks
+        as damaged those whose directory no longer holds a dataset."""
         started = time.perf_counter()
         outcomes: list[Outcome] = []
         excluded = self._excluded()
@@ -106,7 +110,7 @@ class Indexer:
                                             "excluded"))
                     continue
                 outcomes.append(self.index_path(path, root=root))
-        outcomes += self._remove_vanished(found)
+        outcomes += self._reconcile_unfound(found)
         report = ScanReport(outcomes, time.perf_counter() - started)
         log.info("scan: %d indexed, %d unchanged, %d failed, %d removed in %.2f s",
                  report.count("indexed"), report.count("unchanged"), report.count("failed"),
@@ -117,17 +121,33 @@ class Indexer:
         with self.engine.connect() as connection:
             return set(connection.execute(select(_EXCLUDED.c.path)).scalars())
 
-    def _remove_vanished(self, found: set[str]) -> list[Outcome]:
+    def _reconcile_unfound(self, found: set[str]) -> list[Outcome]:
+        """Indexed datasets the scan did not find: dropped if the directory is gone or is now
+        a link (indexed paths are resolved), marked damaged (keeping name, registration and
+        last good rows) if it is there without a dataset in it."""
         with self.engine.connect() as connection:
             rows = connection.execute(select(_DATASETS.c.id, _DATASETS.c.name,
-                                             _DATASETS.c.path)).all()
+                                             _DATASETS.c.path, _DATASETS.c.status,
+                                             _DATASETS.c.error)).all()
         outcomes = []
         for row in rows:
-            if row.path in found or Path(row.path, "dataset_info.json").is_file():
+            if row.path in found:
                 continue
-            with write_connection(self.engine) as connection:
-                connection.execute(delete(_DATASETS).where(_DATASETS.c.id == row.id))
-            outcomes.append(Outcome(row.name, row.path, "removed"))
+            path = Path(row.path)
+            if os.path.realpath(path) != row.path or not path.is_dir():
+                with write_connection(self.engine) as connection:
+                    connection.execute(delete(_DATASETS).where(_DATASETS.c.id == row.id))
+                outcomes.append(Outcome(row.name, row.path, "removed"))
+                continue
+            if (path / layout.DATASET_INFO).is_file():
+                continue  # not reached by the scan (hidden or deep): registered, left as is
+            message = f"dataset {row.name!r}: " + layout.missing_info_message(
+                row.path, _names(path))
+            if row.status != STATUS_ERROR or row.error != message:
+                log.warning("cannot index %s: %s", row.path, message)
+                self.mark(row.id, STATUS_ERROR, message)
+            outcomes.append(Outcome(row.name, row.path, "failed", error=message,
+                                    code="dataset_unreadable"))
         return outcomes
 
     # ---- one dataset -------------------------------------------------------------------
@@ -155,7 +175,7 @@ class Indexer:
                 and existing.status == STATUS_OK and existing.name == name):
             return Outcome(name, str(path), "unchanged", existing.num_episodes)
         try:
-            dataset = open_dataset(path)
+            dataset = open_dataset(path, within=str(root))
             gathered = facts.gather(dataset, compute_statistics=self.compute_statistics,
                                     compute_checksums=self.compute_checksums,
                                     progress=self.progress)
@@ -312,6 +332,13 @@ class Indexer:
         """Lets scans index ``path`` again (an explicit registration)."""
         with write_connection(self.engine) as connection:
             connection.execute(delete(_EXCLUDED).where(_EXCLUDED.c.path == path))
+
+
+def _names(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
 
 
 __all__ = ["STATUS_MISSING", "Indexer", "NameTaken", "Outcome", "ScanReport"]

@@ -51,7 +51,8 @@ class EpisodeReader:
         if not os.path.isdir(row.path):
             raise DatasetUnavailable("dataset_missing", _missing(row))
         try:
-            return open_dataset(row.path)
+            # indexed paths are resolved: a directory swapped for a link to elsewhere is refused
+            return open_dataset(row.path, within=row.path)
         except DatasetError as e:
             raise DatasetUnavailable("dataset_corrupt", f"dataset {row.name!r}: {e}") from e
 
