@@ -104,6 +104,9 @@ def parse_fractions(text: str | Mapping[str, float]) -> dict[str, float]:
             if not sep or not name:
                 raise ValueError(f"{text!r}: give fractions as name=value,... "
                                  "(e.g. train=0.8,validation=0.1,test=0.1)")
+            if name.strip() in fractions:
+                raise ValueError(f"{text!r}: the split {name.strip()!r} is given twice; name "
+                                 "each split once (e.g. train=0.8,validation=0.1,test=0.1)")
             try:
                 fractions[name.strip()] = float(value)
             except ValueError:

@@ -98,6 +98,12 @@ class Staging:
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
+    for parent in output.parents:  # the nearest existing one must be a directory
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise OutputExistsError(f"{parent} is a file, so nothing can be written under "
+                                        f"it; choose another output than {output}")
+            break
     if not output.exists():
         return
     if not output.is_dir():

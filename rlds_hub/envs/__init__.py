@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from rlds_hub.envs.experts import EXPERTS
 from rlds_hub.envs.policies import Policy, RandomPolicy, list_policies, make_policy
-from rlds_hub.envs.registry import canonical_env_name, list_envs, make_env
+from rlds_hub.envs.registry import (
+    EnvUnavailableError,
+    canonical_env_name,
+    env_label,
+    list_envs,
+    make_env,
+)
 
 __all__ = [
     "EXPERTS",
+    "EnvUnavailableError",
     "Policy",
     "RandomPolicy",
     "canonical_env_name",
+    "env_label",
     "list_envs",
     "list_policies",
     "make_env",

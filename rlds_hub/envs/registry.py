@@ -13,10 +13,12 @@ import functools
 import importlib.util
 import os
 import warnings
+import weakref
 
 import dm_env
 
-__all__ = ["DM_CONTROL_PREFIX", "GYM_PREFIX", "canonical_env_name", "list_envs", "make_env"]
+__all__ = ["DM_CONTROL_PREFIX", "GYM_PREFIX", "EnvUnavailableError", "canonical_env_name",
+           "env_label", "list_envs", "make_env"]
 
 DM_CONTROL_PREFIX = "dm_control/"
 GYM_PREFIX = "gym/"
@@ -31,6 +33,16 @@ _GYM_PACKAGE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "gymnasium.envs.box2d": ("Box2D",),
 }
 _GYM_EXCLUDED_PACKAGES = ("gymnasium.envs.phys2d", "gymnasium.envs.tabular")
+# Gymnasium's extras, for the install hint of a missing dependency.
+_GYM_EXTRAS = {"gymnasium.envs.mujoco": "mujoco", "gymnasium.envs.box2d": "box2d"}
+# pip's names of the modules the env families import, where they differ.
+_PIP_NAMES = {"Box2D": "box2d", "dm_control": "dm-control"}
+# The names make_env gave the envs it made (for messages about them).
+_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class EnvUnavailableError(ValueError):
+    """An environment that exists but cannot be created here (a dependency is missing)."""
 
 
 def canonical_env_name(name: str) -> str:
@@ -74,21 +86,62 @@ def make_env(name: str, *, seed: int | None = None) -> dm_env.Environment:
     canonical = canonical_env_name(name)
     if canonical.startswith(DM_CONTROL_PREFIX):
         _headless_mujoco_default()
-        from dm_control import suite
+        try:
+            from dm_control import suite
+        except ImportError as e:
+            raise _unavailable(canonical, e, None) from None
 
         domain, task = canonical[len(DM_CONTROL_PREFIX) :].split("-", 1)
         if (domain, task) not in suite.ALL_TASKS:
             raise ValueError(f"unknown dm_control task {name!r}.{_suggestions(name)}")
-        return suite.load(domain, task, task_kwargs={"random": seed})
+        env = suite.load(domain, task, task_kwargs={"random": seed})
+    else:
+        env = _make_gym(canonical, name, seed)
+    _NAMES[env] = canonical
+    return env
 
-    import gymnasium
+
+def _make_gym(canonical: str, name: str, seed: int | None) -> dm_env.Environment:
+    try:
+        import gymnasium
+    except ImportError as e:
+        raise _unavailable(canonical, e, None) from None
 
     from rlds_hub.envs.gymnasium_env import GymnasiumEnv
 
     gym_id = canonical[len(GYM_PREFIX) :]
     if ":" not in gym_id and gym_id not in gymnasium.registry:  # "module:Id" imports first
         raise ValueError(f"unknown Gymnasium env {name!r}.{_suggestions(name)}")
-    return GymnasiumEnv(gymnasium.make(gym_id), seed=seed)
+    try:
+        gym_env = gymnasium.make(gym_id)
+    except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
+        entry_point = getattr(gymnasium.registry.get(gym_id), "entry_point", None)
+        package = entry_point.split(":", 1)[0].rsplit(".", 1)[0] if isinstance(
+            entry_point, str) else ""
+        raise _unavailable(canonical, e, _GYM_EXTRAS.get(package)) from None
+    return GymnasiumEnv(gym_env, seed=seed)
+
+
+def _unavailable(name: str, error: Exception, extra: str | None) -> EnvUnavailableError:
+    """The error for an env whose dependency is missing, with what to install."""
+    module = getattr(error, "name", None)
+    family = f' (or all of its family\'s: pip install "gymnasium[{extra}]")' if extra else ""
+    if isinstance(error, ImportError) and module:
+        top = module.split(".", 1)[0]
+        return EnvUnavailableError(
+            f"{name} needs the Python package {top!r}, which is not installed here: pip "
+            f"install {_PIP_NAMES.get(top, top)}{family}"
+        )
+    return EnvUnavailableError(f"{name} cannot be created here: {error}")
+
+
+def env_label(env: dm_env.Environment) -> str:
+    """What ``env`` is, for messages: the name ``make_env`` made it from, else its class."""
+    try:
+        name = _NAMES.get(env)
+    except TypeError:  # not weakly referenceable
+        name = None
+    return name or type(env).__name__
 
 
 def list_envs() -> list[str]:

@@ -4,9 +4,11 @@ Errors break the contract or make the dataset unreadable (a corrupt or truncated
 shard holding a different number of episodes than ``dataset_info.json`` says, a shard whose
 checksum differs from ``checksums.json``, steps with misplaced ``is_first`` / ``is_last`` /
 ``is_terminal``, fields of different lengths, an episode that TFDS's own parser rejects).
-Warnings are legal but suspicious (a last step that is not zero-filled in the RLDS layout, a
-terminal episode whose final transition has a non-zero discount, non-finite rewards,
-actions outside the action spec's bounds, an index row that disagrees).
+A NaN or infinite action (other than on the zero-filled last step) is an error too: no
+environment takes one. Warnings are legal but suspicious (a last step that is not
+zero-filled in the RLDS layout, a terminal episode whose final transition has a non-zero
+discount, non-finite rewards, NaN or infinite observation values — counted, with the first
+step —, actions outside the action spec's bounds, an index row that disagrees).
 
 Episodes are decoded with rlds_hub's NumPy decoder; with ``tensorflow=True`` every record is
 also parsed with TFDS's own parse spec by TensorFlow, as plain TFDS would read it.
@@ -162,6 +164,7 @@ class _EpisodeChecker:
         if not self.oxe and n >= 2 and terminal[-1] and any(np.any(d[n - 2] != 0)
                                                              for d in discounts):
             warn(f"step {n - 2}: terminal episode, but the final transition's discount is not 0")
+        self._check_finite(flat, n, error, warn)
         self._check_bounds(flat, n, warn)
         if row is not None:
             self._check_row(steps, row, n, error)
@@ -186,13 +189,42 @@ class _EpisodeChecker:
         if early.size:
             error(f"step {int(early[0])}: is_terminal is true before the last step")
 
+    def _check_finite(self, flat: dict[str, Any], n: int, error: Callable[[str], None],
+                      warn: Callable[[str], None]) -> None:
+        """NaN or infinite actions are errors (no environment takes one; the zero-filled
+        last step of the rlds layout aside), in observations warnings (a sensor may report
+        NaN), each with counts and the first step."""
+        rows = n if self.oxe else n - 1
+        for key, value in flat.items():
+            name = key[len(_STEP):]
+            field = name.split("/")[0]
+            if not key.startswith(_STEP) or field not in (rlds.ACTION, rlds.OBSERVATION):
+                continue
+            values = np.asarray(value[:rows] if field == rlds.ACTION else value)
+            if not values.size or values.dtype.kind not in "fc":
+                continue
+            bad = ~np.isfinite(values)
+            count = int(bad.sum())
+            if not count:
+                continue
+            nan = int(np.isnan(values).sum())
+            steps = bad.reshape(len(values), -1).any(axis=1)
+            message = (f"{name} has {_count(count, 'non-finite value')} ({nan} NaN, "
+                       f"{count - nan} infinite) in {_count(int(steps.sum()), 'step')} "
+                       f"(first: step {int(np.argmax(steps))})")
+            if field == rlds.ACTION:
+                error(f"{message}; no environment takes it")
+            else:
+                warn(message)
+
     def _check_bounds(self, flat: dict[str, Any], n: int, warn: Callable[[str], None]) -> None:
         rows = n if self.oxe else n - 1
         for key, name, low, high in self.action_bounds:
             values = np.asarray(flat[key][:rows])
             if not values.size or values.dtype.kind not in "biuf":
                 continue
-            outside = ((values < low) | (values > high)).reshape(rows, -1).any(axis=1)
+            outside = ((values < low) | (values > high)) & np.isfinite(values)  # (errors)
+            outside = outside.reshape(rows, -1).any(axis=1)
             if outside.any():
                 step = int(np.argmax(outside))
                 warn(f"{int(outside.sum())} step(s) with {name} outside the action spec's bounds "

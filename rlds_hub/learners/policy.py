@@ -60,6 +60,15 @@ def builder(algorithm: str) -> Any:
 
 def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = os.path.join(os.fspath(run_dir), RUN_JSON)
+    if not os.path.exists(run_dir):
+        raise CheckpointError(
+            f"{run_dir} does not exist; pass the --out directory of a `rlds-hub train` run"
+        )
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(
+            f"{run_dir} is a file, not a training run directory; pass the --out directory of "
+            "`rlds-hub train`"
+        )
     if not os.path.exists(path):
         raise CheckpointError(
             f"{run_dir} is not a training run directory (no {RUN_JSON}); pass the --out "
@@ -90,7 +99,9 @@ def load_policy(run_dir: str | os.PathLike, *, env: dm_env.Environment | None = 
     module = builder(run["algorithm"])
     task = TaskSpec.from_json(run["task"])
     if env is not None:
-        task.check_env(env, task.env_name)
+        from rlds_hub.envs import env_label
+
+        task.check_env(env, env_label(env), trained=True)
     config = config_lib.from_json(module.CONFIG, run["config"])
     normalizer = Normalizer.from_json(run["normalizer"])
     checkpointer = Checkpointer(run_dir, create=False)

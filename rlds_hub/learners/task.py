@@ -220,10 +220,11 @@ class TaskSpec:
         return np.asarray(action, dtype=self.action_dtype).reshape(self.action_shape)
 
     def check_env(self, env: Any, env_name: str | None = None, *,
-                  recorded_in: str | None = None) -> None:
+                  recorded_in: str | None = None, trained: bool = False) -> None:
         """Raises SpecMismatchError when ``env``'s observation or action spec differs.
 
-        ``recorded_in``: the env the data was recorded in (for the message)."""
+        ``env_name``: what ``env`` is; ``recorded_in``: the env the data was recorded in;
+        ``trained``: the task is a trained policy's (for the message)."""
         differences = []
         for field, spec, actual in (
             ("observation", self.observation_spec, env.observation_spec()),
@@ -231,12 +232,15 @@ class TaskSpec:
         ):
             differences += spec_differences(spec, spec_to_json(actual), field)
         if differences:
-            which = f" {env_name!r}" if env_name else ""
+            which = f" {env_name}" if env_name else ""
             source = recorded_in or self.env_name or "an unnamed env"
+            task = (f"the task the policy was trained on ({source})" if trained
+                    else f"the task (recorded in {source})")
+            advice = "the policy was trained on" if trained else "the dataset was recorded in"
             raise SpecMismatchError(
-                f"the environment{which} does not match the task (recorded in {source}):\n  "
+                f"the environment{which} does not match {task}:\n  "
                 + "\n  ".join(differences)
-                + "\nUse the environment the dataset was recorded in."
+                + f"\nUse the environment {advice}."
             )
 
     def differences(self, other: TaskSpec) -> list[str]:

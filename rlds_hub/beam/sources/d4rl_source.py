@@ -42,6 +42,13 @@ _STEPS = rlds.STEPS
 def _open(path: str) -> Any:
     import h5py
 
+    if os.path.isdir(path):
+        raise SourceFormatError(f"{path} is a directory; --source-format d4rl reads one D4RL "
+                                "HDF5 file (e.g. hopper-medium-v2.hdf5)")
+    if not os.path.exists(path):
+        raise SourceFormatError(f"{path} does not exist")
+    if not h5py.is_hdf5(path):
+        raise SourceFormatError(f"{path} is not an HDF5 file (no HDF5 signature)")
     try:
         return h5py.File(path, "r")
     except OSError as e:
