@@ -242,6 +242,16 @@ def test_an_error_replaces_the_page_it_follows(server, page, bad, message):
     assert page.locator("#error").is_hidden()
 
 
+def test_a_refused_filter_is_shown_under_the_form(server, page):
+    page.goto(server.url + "/#/d/point_mass?meta=colour%3Dred")
+    error = page.locator("#episodes-error")
+    error.wait_for()
+    assert "colour" in error.inner_text()
+    assert page.locator("#error").is_hidden()
+    assert page.locator("#episode-filters input[name=meta]").input_value() == "colour=red"
+    assert page.locator("#returns-histogram").count() == 1  # the rest of the page is there
+
+
 def test_many_episode_fields_scroll_inside_their_panel(server, browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
