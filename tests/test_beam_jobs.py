@@ -320,7 +320,7 @@ def test_export_writes_steps_and_episodes_tables_duckdb_and_pandas_can_read(sour
     table = pq.read_table(out / "episodes").to_pydict()
     rows = episode_table(source)
     assert table["num_steps"] == [r["num_steps"] for r in rows]
-    assert table["operator"] == [r["metadata"]["operator"].encode() for r in rows]
+    assert table["operator"] == [r["metadata"]["operator"] for r in rows]  # UTF-8 text
     marker = json.loads((out / "export.json").read_text())
     assert marker["tables"]["steps"]["columns"]["observation/camera"]["encoding"] == "png"
     from rlds_hub.storage.checksums import file_checksum

@@ -41,6 +41,9 @@ class Builder(ConvertedBuilder):
     def source(self) -> str:
         return source_path(self.builder_config.path, VARIABLE, "Minari dataset")
 
+    def converted_from(self) -> str:
+        return self.source
+
     @functools.cached_property
     def _description(self) -> Any:
         from rlds_hub.beam.sources import describe_source

@@ -72,10 +72,12 @@ class EpisodeEncoder:
       layout: the output's last-step layout ("rlds" or "oxe"), for the returns in the rows.
     """
 
-    def __init__(self, features_json: Mapping[str, Any], layout: str):
+    def __init__(self, features_json: Mapping[str, Any], layout: str, *,
+                 exact_dtypes: bool = False):
         self.plan = Plan.from_features_json(features_json)
         self.encoder = ExampleEncoder(self.plan)
         self.table = TablePlan.for_plan(self.plan, layout)
+        self.exact_dtypes = exact_dtypes
 
     def encode(self, key: tuple, split: str, values: Mapping[str, Any], where: str,
                source: Mapping[str, Any] | None = None) -> EncodedEpisode:
@@ -93,7 +95,8 @@ class EpisodeEncoder:
 
         Raises:
           EpisodeContentError: a missing or unexpected key, a wrong shape, different step
-            counts, or a value that would change when cast to the feature's dtype.
+            counts, or a value that would change when cast to the feature's dtype (with
+            ``exact_dtypes``: any numeric value whose dtype is not the feature's).
         """
         expected = {leaf.key for leaf in self.plan}
         missing = sorted(expected - set(values))
@@ -110,6 +113,12 @@ class EpisodeEncoder:
         num_steps: int | None = None
         first_key = ""
         for leaf in self.plan:
+            if self.exact_dtypes and leaf.kind != "string":
+                found = np.asarray(values[leaf.key]).dtype
+                if found != leaf.dtype:
+                    raise EpisodeContentError(
+                        f"{where}: {leaf.key} holds {found} values where the features say "
+                        f"{leaf.dtype}; nothing was cast")
             value = _as_leaf_array(values[leaf.key], leaf, where)
             if leaf.in_steps:
                 if num_steps is None:

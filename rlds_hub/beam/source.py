@@ -19,6 +19,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from rlds_hub.beam import job
 from rlds_hub.beam.defaults import DEFAULT_UNIT_BYTES
 from rlds_hub.beam.sink import SOURCE, EncodedEpisode
 from rlds_hub.storage import layout
@@ -76,11 +77,17 @@ def _file_size(path: str) -> int:
 
 
 class _ReadUnit(beam.DoFn):
-    def __init__(self, sources_dir: str | None):
+    def __init__(self, sources_dir: str | None, progress_dir: str | None = None):
         self._sources_dir = sources_dir
+        self._progress_dir = progress_dir
 
     def setup(self) -> None:
         self._datasets: dict[str, RLDSDataset] = {}
+        self._counter = job.Counter(self._progress_dir) if self._progress_dir else None
+
+    def teardown(self) -> None:
+        if self._counter is not None:
+            self._counter.close()
 
     def process(self, unit: RecordUnit) -> Iterator[EncodedEpisode]:
         dataset = self._datasets.get(unit.path)
@@ -98,6 +105,8 @@ class _ReadUnit(beam.DoFn):
                                  bytes(record.data), row)
         if unit.checksum and self._sources_dir:
             write_source_checksum(self._sources_dir, unit.path, unit.checksum)
+        if self._counter is not None:
+            self._counter.add(len(records))
 
 
 def episode_source(input_no: int, split: str, episode: int,
@@ -160,14 +169,18 @@ class ReadEpisodes(beam.PTransform):
       input_no: the first element of every key (to order several inputs).
       sources_dir: where units record the checksums of the shards they read (provenance).
       unit_bytes: shards larger than this are read as several record ranges.
+      progress_dir: where units count the episodes they read (``job.Counter`` files, for
+        a progress bar of the input: a filter writes fewer episodes than it reads).
     """
 
     def __init__(self, selections: Sequence[Selection], *, input_no: int = 0,
                  sources_dir: str | os.PathLike | None = None,
-                 unit_bytes: int = DEFAULT_UNIT_BYTES):
+                 unit_bytes: int = DEFAULT_UNIT_BYTES,
+                 progress_dir: str | os.PathLike | None = None):
         super().__init__()
         self._units = record_units(selections, input_no, unit_bytes=unit_bytes)
         self._sources_dir = os.fspath(sources_dir) if sources_dir is not None else None
+        self._progress_dir = os.fspath(progress_dir) if progress_dir is not None else None
 
     @property
     def units(self) -> list[RecordUnit]:
@@ -182,5 +195,5 @@ class ReadEpisodes(beam.PTransform):
             pbegin
             | "Units" >> beam.Create(self._units)
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> beam.ParDo(_ReadUnit(self._sources_dir))
+            | "ReadUnits" >> beam.ParDo(_ReadUnit(self._sources_dir, self._progress_dir))
         )

@@ -69,6 +69,23 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
     def description(self) -> str:
         return (self.__doc__ or "").strip()
 
+    def converted_from(self) -> str | None:
+        """The source path the episodes are converted from (None: no outside source)."""
+        return None
+
+    def download_and_prepare(self, *, download_dir: Any = None, download_config: Any = None,
+                             **kwargs: Any) -> None:
+        """TFDS's, refusing to reuse a prepared directory converted from another source
+        (or from one that changed since): TFDS would silently keep the old data."""
+        mode = getattr(download_config, "download_mode", None)
+        overwrite = mode is not None and (
+            mode.overwrite_dataset or mode == tfds.download.GenerateMode.UPDATE_DATASET_INFO)
+        if not overwrite:
+            check_prepared_source(Path(os.fspath(self.data_path)), self.converted_from(),
+                                  self.name)
+        super().download_and_prepare(download_dir=download_dir,
+                                     download_config=download_config, **kwargs)
+
     def _info(self) -> tfds.core.DatasetInfo:
         features = tfds.features.FeatureConnector.from_json(self.features_json())
         return tfds.core.DatasetInfo(builder=self, description=self.description(),
@@ -103,10 +120,64 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
             for name in _KEPT_FILES:
                 if (output / name).exists():
                     shutil.copyfile(output / name, target / name)
-            self.info.set_file_format(info["fileFormat"], override=True)
+            kept = self.info.metadata
+            if kept is not None and (target / layout.METADATA).exists():
+                # A rebuild over a directory TFDS had read: TFDS writes its (old, or lazily
+                # loaded and now empty) metadata back; make it the new one.
+                kept.load_metadata(target)
+                if hasattr(kept, "_data_is_loaded"):
+                    kept._data_is_loaded = True
+            # (override_if_initialized: a rebuild over an existing directory, whose
+            # dataset_info.json TFDS has already read)
+            self.info.set_file_format(info["fileFormat"], override=True,
+                                      override_if_initialized=True)
             self.info.set_splits(tfds.core.SplitDict(splits))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+class SourceChangedError(ValueError):
+    """A prepared dataset was converted from another source than the builder's."""
+
+
+def check_prepared_source(directory: Path, source: str | None, name: str) -> None:
+    """Refuses to reuse ``directory`` (a prepared dataset) when ``source`` is not the path
+    its ``metadata.json`` says it was converted from, or a file recorded there has another
+    size now.
+
+    Raises:
+      SourceChangedError: saying what differs and how to rebuild.
+    """
+    if source is None or not (directory / layout.DATASET_INFO).exists():
+        return
+    try:
+        metadata = json.loads((directory / layout.METADATA).read_text())
+        recorded = metadata["provenance"]["sources"][0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return  # not converted by rlds_hub: nothing to compare with
+    current = os.path.abspath(source)
+    old = recorded.get("path")
+    problem = None
+    if old != current:
+        problem = f"was converted from {old}, and the source is now {current}"
+    else:
+        root = Path(current)
+        for file, entry in (recorded.get("files") or {}).items():
+            path = root if root.is_file() else root / file
+            try:
+                size = path.stat().st_size
+            except OSError:
+                problem = f"was converted from {current}, whose {file} is gone now"
+                break
+            if size != entry.get("bytes"):
+                problem = (f"was converted from {current}, whose {file} has changed "
+                           f"({entry.get('bytes')} bytes then, {size} now)")
+                break
+    if problem:
+        raise SourceChangedError(
+            f"{directory} already holds {name}, which {problem}; TFDS would reuse the old "
+            "episodes. Rebuild it with `tfds build --overwrite` (download_mode="
+            "FORCE_REDOWNLOAD in Python), or build into another --data_dir")
 
 
 def source_path(config_path: str | None, variable: str, what: str) -> str:

@@ -93,9 +93,13 @@ def run_rlds_job(
 
     staging = Staging(output, overwrite=overwrite, inputs=[d.path for d in datasets])
     name = name or datasets[0].name
+    # The bar counts the episodes read (a filter writes fewer than it reads).
+    progress = staging.pieces / "read"
     try:
         layout.check_dataset_name(name)
-        readers = [ReadEpisodes(sel, input_no=i, sources_dir=staging.sources)
+        progress.mkdir()
+        readers = [ReadEpisodes(sel, input_no=i, sources_dir=staging.sources,
+                                progress_dir=progress)
                    for i, sel in enumerate(selections)]
     except BaseException:
         staging.abort()
@@ -111,7 +115,7 @@ def run_rlds_job(
                                     split_order=split_order)
 
     seconds = job.run_pipeline(staging, flags, build, total=total, description=job_name,
-                               quiet=quiet)
+                               quiet=quiet, progress_dir=progress)
 
     def finish() -> dict[str, Any]:
         prov = job.provenance(job_name, arguments, rlds_sources(staging, datasets), flags)

@@ -9,8 +9,9 @@ The output directory holds ``steps/part-NNNNN.parquet`` (one row per step: ``spl
 CRC32C of every part). Column names are the flattened feature names
 (``observation/position``). Scalars are plain columns; arrays are fixed-size lists of their
 values in row-major order (the shape is in ``export.json`` and the Parquet schema metadata);
-images are PNG bytes; strings are binary. Complex-valued features cannot be stored in Parquet
-and are listed under ``skipped``.
+images are their stored bytes (PNG or JPEG as the dataset holds them, never re-encoded);
+strings are UTF-8 ``string`` columns (a value that is not UTF-8 stops the export, naming it).
+Complex-valued features cannot be stored in Parquet and are listed under ``skipped``.
 
 DuckDB: ``SELECT episode, avg(reward) FROM 'out/steps/*.parquet' GROUP BY episode``.
 """
@@ -18,6 +19,7 @@ DuckDB: ``SELECT episode, avg(reward) FROM 'out/steps/*.parquet' GROUP BY episod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -37,11 +39,12 @@ from rlds_hub.beam.source import (
     write_source_checksum,
 )
 from rlds_hub.beam.staging import EXPORT_MARKER, Staging
+from rlds_hub.format.decode import EpisodeDecoder
 from rlds_hub.format.images import encode_png
 from rlds_hub.format.plan import Leaf, Plan
 from rlds_hub.storage.checksums import file_checksum
 from rlds_hub.storage.dataset import open_dataset
-from rlds_hub.storage.reader import decode_records, decoder_for, iter_records
+from rlds_hub.storage.reader import decode_records, iter_records
 from rlds_hub.storage.selection import Selection
 
 JOB = "export"
@@ -60,25 +63,49 @@ def exportable(plan: Plan) -> tuple[list[Leaf], dict[str, str]]:
     return keep, skipped
 
 
-def arrow_column(leaf: Leaf, values: np.ndarray) -> Any:
-    """The Arrow array of one leaf's values ``[rows, *shape]``."""
+def stored_leaf(leaf: Leaf) -> Leaf:
+    """The leaf to decode for export: an image leaf as its stored bytes (one entry per
+    step, PNG or JPEG as written), every other leaf as it is."""
+    if leaf.kind != "image":
+        return leaf
+    return dataclasses.replace(leaf, kind="string", dtype=np.dtype(object), shape=())
+
+
+def arrow_column(leaf: Leaf, values: np.ndarray, where: str = "") -> Any:
+    """The Arrow array of one leaf's values ``[rows, *shape]`` (image leaves: the stored
+    frames, from a decoder of :func:`stored_leaf`; PNG-encoded if given as pixels).
+
+    Raises:
+      ValueError: a string that is not UTF-8 (``where`` names the episodes).
+    """
     import pyarrow as pa
 
     rows = len(values)
     if leaf.kind == "image":
-        return pa.array([encode_png(np.asarray(frame, np.uint8)) for frame in values],
+        return pa.array([frame if isinstance(frame, bytes)
+                         else encode_png(np.asarray(frame, np.uint8)) for frame in values],
                         pa.binary())
     if leaf.kind == "string":
-        flat = [v if isinstance(v, bytes) else str(v).encode() for v in
-                np.asarray(values, object).reshape(rows, -1).ravel()]
+        flat = [_text(v, leaf, where) for v in np.asarray(values, object).reshape(rows, -1).ravel()]
         if not leaf.shape:
-            return pa.array(flat, pa.binary())
-        return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.binary()), leaf.size)
+            return pa.array(flat, pa.string())
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.string()), leaf.size)
     array = np.ascontiguousarray(values)
     if not leaf.shape:
         return pa.array(array.reshape(rows))
     flat = pa.array(array.reshape(-1))
     return pa.FixedSizeListArray.from_arrays(flat, leaf.size)
+
+
+def _text(value: Any, leaf: Leaf, where: str) -> str:
+    if not isinstance(value, bytes):
+        return str(value)
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{leaf.name}{where}: holds bytes that are not UTF-8 text ({value[:20]!r}...: {e}); "
+            "Parquet string columns hold UTF-8, so nothing was exported") from None
 
 
 class _ExportUnit(beam.DoFn):
@@ -105,7 +132,7 @@ class _ExportUnit(beam.DoFn):
         leaves, _ = exportable(dataset.plan)
         records = list(iter_records(Selection(dataset, unit.split, unit.indices)))
         rows = unit_rows(dataset, unit.split, records)
-        arrays = decode_records(decoder_for(dataset, [leaf.key for leaf in leaves]), records)
+        arrays = decode_records(EpisodeDecoder([stored_leaf(leaf) for leaf in leaves]), records)
         from rlds_hub.format.decode import NUM_STEPS
 
         num_steps = arrays.pop(NUM_STEPS).astype(np.int64)
@@ -127,7 +154,8 @@ class _ExportUnit(beam.DoFn):
             target = steps if leaf.in_steps else metadata
             if leaf.name in target:
                 raise ValueError(f"{leaf.key}: its column name clashes with an index column")
-            target[leaf.name] = arrow_column(leaf, arrays[leaf.key])
+            where = f" (split {unit.split!r}, episodes {unit.indices[0]}..{unit.indices[-1]})"
+            target[leaf.name] = arrow_column(leaf, arrays[leaf.key], where)
         part = self._parts[unit.key]
         out = {}
         for directory, columns in ((STEPS_DIR, steps), (EPISODES_DIR, metadata)):
@@ -220,8 +248,11 @@ def export(
 
 
 def _describe(leaf: Leaf) -> dict[str, Any]:
+    encoding = None
+    if leaf.kind == "image":  # the stored frames: the features' format, else per frame
+        encoding = leaf.image_format or "png or jpeg (as stored, per frame)"
     return {"shape": list(leaf.shape), "dtype": "string" if leaf.kind == "string"
-            else leaf.dtype.name, "encoding": "png" if leaf.kind == "image" else None}
+            else leaf.dtype.name, "encoding": encoding}
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:

@@ -66,7 +66,10 @@ class EpisodeMapper:
         return episode
 
     def __call__(self, record: bytes, index: int, where: str) -> dict[str, Any]:
-        episode = self.episode(record, index)
+        return self.apply(self.episode(record, index), where)
+
+    def apply(self, episode: dict[str, Any], where: str) -> dict[str, Any]:
+        """The function's result on a decoded episode (see :meth:`episode`)."""
         try:
             if self._per_step:
                 return _map_steps(episode, self._function, where)
@@ -157,19 +160,39 @@ class _MapEpisodes(beam.DoFn):
         self._layout = layout_name
 
     def setup(self) -> None:
-        self._encoder = EpisodeEncoder(self._features, self._layout)
+        self._encoder = EpisodeEncoder(self._features, self._layout, exact_dtypes=True)
 
     def process(self, episode: EncodedEpisode) -> Iterator[EncodedEpisode]:
         where = f"episode {episode.row['episode']} of split {episode.split!r}"
-        result = self._mapper(episode.record, int(episode.row["episode"]), where)
+        decoded = self._mapper.episode(episode.record, int(episode.row["episode"]))
+        reward = _copy(decoded[rlds.STEPS].get(rlds.REWARD))
+        result = self._mapper.apply(decoded, where)
         flat = flatten_nested({k: v for k, v in result.items() if k != INDEX}, "")
         try:
-            yield self._encoder.encode(episode.key, episode.split, flat, where,
+            out = self._encoder.encode(episode.key, episode.split, flat, where,
                                        source=episode.row.get(SOURCE))
         except EpisodeContentError as e:
             raise MapFunctionError(
                 f"{e} (the map function must return the same fields, shapes and dtypes for "
                 "every episode as for the first one, which fixed the output's features)") from e
+        if (episode.row.get("return") is not None and out.row.get("return") is not None
+                and _same_bits(reward, result[rlds.STEPS].get(rlds.REWARD))):
+            # Unchanged rewards keep the input's return exactly (not re-summed).
+            out.row["return"] = episode.row["return"]
+        yield out
+
+
+def _copy(value: Any) -> np.ndarray | None:
+    return None if value is None else np.array(value, copy=True)
+
+
+def _same_bits(before: np.ndarray | None, after: Any) -> bool:
+    """True if ``after`` holds exactly the values (dtype, shape, bytes) of ``before``."""
+    if before is None or after is None:
+        return False
+    after = np.asarray(after)
+    return (before.dtype == after.dtype and before.shape == after.shape
+            and before.tobytes() == np.ascontiguousarray(after).tobytes())
 
 
 def map_dataset(

@@ -23,6 +23,10 @@ class IncompatibleDatasetsError(layout.DatasetError):
     """Datasets whose features (or layouts) differ."""
 
 
+class DuplicateInputError(layout.DatasetError):
+    """The same dataset given twice."""
+
+
 def plan_differences(first: Plan, other: Plan) -> list[str]:
     """Every leaf that differs between two plans, in words."""
     out = []
@@ -55,6 +59,25 @@ def check_compatible(datasets: Sequence[RLDSDataset]) -> None:
             + "\nconvert them to the same features first (e.g. with `rlds-hub map`)")
 
 
+def check_distinct(inputs: Sequence[str | os.PathLike]) -> None:
+    """Refuses a dataset given twice (by any path to it): merging it with itself would
+    silently write every one of its episodes twice.
+
+    Raises:
+      DuplicateInputError: naming the inputs that are the same dataset.
+    """
+    seen: dict[str, int] = {}
+    for number, path in enumerate(inputs, 1):
+        real = os.path.realpath(os.fspath(path))
+        if real in seen:
+            raise DuplicateInputError(
+                f"cannot merge: inputs {seen[real]} and {number} ({os.fspath(path)}) are the "
+                "same dataset, so every one of its episodes would be written twice; give each "
+                "dataset once (to repeat episodes on purpose, merge a copy made with "
+                "`rlds-hub reshard`)")
+        seen[real] = number
+
+
 def merge(
     inputs: Sequence[str | os.PathLike],
     output: str | os.PathLike,
@@ -70,6 +93,7 @@ def merge(
     """Merges ``inputs`` (each's ``split`` selection, default every split) into ``output``."""
     if len(inputs) < 2:
         raise ValueError(f"merge needs at least two inputs, got {len(inputs)}")
+    check_distinct(inputs)
     datasets = [common.open_input(p) for p in inputs]
     check_compatible(datasets)
     selections = [common.input_selections(d, split) for d in datasets]
