@@ -216,3 +216,33 @@ def test_a_builder_refuses_to_reuse_data_converted_from_another_source(tmp_path,
     data.write_text(data.read_text() + " ")
     with pytest.raises(SourceChangedError, match=r"data/metadata.json has changed"):
         build(second)
+
+
+def test_the_builders_are_installed_with_the_package_and_located_by_name():
+    import subprocess
+    import sys
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = find_packages(where=REPO, include=config["packages"]["find"]["include"])
+    for name in (
+        "builders",
+        "builders.minari_dataset",
+        "builders.envlogger_logs",
+        "builders.dm_control_expert",
+    ):
+        assert name in packages, name
+    located = subprocess.run(
+        [sys.executable, "-m", "builders", "minari_dataset"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert (Path(located) / "minari_dataset_dataset_builder.py").is_file()
+    wrong = subprocess.run(
+        [sys.executable, "-m", "builders", "minari"], cwd=REPO, capture_output=True, text=True
+    )
+    assert wrong.returncode == 2 and "minari_dataset" in wrong.stderr
