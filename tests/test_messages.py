@@ -181,22 +181,12 @@ def test_duplicate_split_names_are_named():
 def test_an_output_under_a_file_is_named(tmp_path, capsys):
     path = _record(tmp_path / "in", episodes=1)
     (tmp_path / "afile").write_text("x")
-    assert (
-        main(
-            [
-                "reshard",
-                "--input",
-                str(path),
-                "--output",
-                str(tmp_path / "afile" / "sub" / "out"),
-                "--quiet",
-            ]
-        )
-        == 2
-    )
-    err = capsys.readouterr().err
-    assert "Errno" not in err
-    assert f"{tmp_path / 'afile'} is a file, so nothing can be written under it" in err
+    for output in (tmp_path / "afile" / "out", tmp_path / "afile" / "sub" / "out"):
+        args = ["reshard", "--input", str(path), "--output", str(output), "--quiet"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "Errno" not in err
+        assert f"{tmp_path / 'afile'} is a file, so nothing can be written under it" in err
 
 
 def test_a_directory_given_as_a_d4rl_file(tmp_path, capsys):
