@@ -289,8 +289,9 @@ def test_in_process_stats_save_keeps_the_beam_quantiles_of_unchanged_data(conver
     beam_saved = saved_statistics(copy)
     position = beam_saved["splits"]["train"]["features"]["observation/position"]
     assert position["p50"] is not None
-    # `rlds-hub stats --save` without --runner: the in-process statistics
-    save_statistics(copy, [statistics(copy, "train")], computed_by="rlds-hub stats")
+    from rlds_hub.cli import main
+
+    assert main(["stats", str(copy), "--save", "--quiet"]) == 0  # in-process, no --runner
     saved = saved_statistics(copy)
     kept = saved["splits"]["train"]["features"]["observation/position"]
     for name in ("p5", "p25", "p50", "p75", "p95", "quantile_rank_error"):

@@ -15,7 +15,11 @@ terminated exactly when its last transition's ``terminals`` flag is set.
 
 The discount is 0 after a terminal transition and 1 otherwise, in the rewards' float dtype.
 Observations and actions may be HDF5 groups (nested features). ``infos/*`` become the step
-field ``infos``, aligned with the transitions.
+field ``infos``, aligned with the transitions. The ``metadata/*`` group (algorithm, iteration,
+policy weights: one file's, so kept once rather than in every episode as TFDS's D4RL builder
+does) goes into the output's ``metadata.json`` under ``source.metadata``
+(:func:`metadata_value`; :func:`metadata_arrays` reads it back). Each episode's row records
+its transitions' rows in the file (:meth:`D4RLReader.origin`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ r_i; the last step holds o_T and info_T with zero-filled action and reward. The 
 transition's ``terminations`` flag, so truncated episodes (and unfinished ones) are not
 terminal. Observation and action specs come from the dataset's Gymnasium spaces (nested
 Dict / Tuple spaces become nested features); infos become the step field ``infos``; each
-episode's Minari id is kept as ``episode_id``.
+episode's Minari id is kept as ``episode_id``. Minari's own ``metadata.json`` (algorithm,
+author, code link, description, env_spec, eval_env_spec, reference scores, ...) is kept
+verbatim in the output's ``metadata.json`` under ``source.metadata``.
 """
 
 from __future__ import annotations
