@@ -103,6 +103,13 @@ def test_load_policy_names_the_environment_it_was_given(tmp_path):
     assert "'dm_control/point_mass-easy' does not match" not in message
     with pytest.raises(SpecMismatchError, match=r"^the environment RandomSpecEnv does not"):
         load_policy(run, env=RandomSpecEnv({"x": specs.Array((2,), np.float64)}))
+    import gymnasium
+
+    from rlds_hub.envs.gymnasium_env import GymnasiumEnv
+
+    made_here = GymnasiumEnv(gymnasium.make("Pendulum-v1"))
+    with pytest.raises(SpecMismatchError, match=r"^the environment GymnasiumEnv\(Pendulum-v1\) "):
+        load_policy(run, env=made_here)
 
 
 def test_a_missing_run_directory_is_named_as_missing(tmp_path):

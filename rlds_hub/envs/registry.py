@@ -136,12 +136,15 @@ def _unavailable(name: str, error: Exception, extra: str | None) -> EnvUnavailab
 
 
 def env_label(env: dm_env.Environment) -> str:
-    """What ``env`` is, for messages: the name ``make_env`` made it from, else its class."""
+    """What ``env`` is, for messages: the name ``make_env`` made it from, else its own
+    ``repr`` where it defines one (``GymnasiumEnv(Pendulum-v1)``), else its class."""
     try:
         name = _NAMES.get(env)
     except TypeError:  # not weakly referenceable
         name = None
-    return name or type(env).__name__
+    if name:
+        return name
+    return repr(env) if type(env).__repr__ is not object.__repr__ else type(env).__name__
 
 
 def list_envs() -> list[str]:
