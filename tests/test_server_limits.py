@@ -11,15 +11,17 @@ import io
 import os
 import sqlite3
 import threading
+import tracemalloc
 
 import numpy as np
+import pyarrow as pa
 import pytest
-from conftest_server import app_client, dataset_root, postgres_server
+from conftest_server import FRAME, app_client, dataset_root, postgres_server
 from PIL import Image
 
 from rlds_hub.cli import main as cli_main
 from rlds_hub.server.index import database, queries
-from rlds_hub.server.reading import media
+from rlds_hub.server.reading import media, steps
 
 API = "/api/v1"
 SQL_WORDS = ("SELECT", "INSERT", "FROM ", "[SQL", "WHERE")
@@ -45,9 +47,12 @@ def _damage_sqlite_table(service, path, table: str) -> None:
     with service.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         page_size = connection.exec_driver_sql("PRAGMA page_size").scalar()
-        pages = [row[0] for row in connection.exec_driver_sql(
-            "SELECT rootpage FROM sqlite_master WHERE tbl_name = ? AND rootpage > 0",
-            (table,))]
+        pages = [
+            row[0]
+            for row in connection.exec_driver_sql(
+                "SELECT rootpage FROM sqlite_master WHERE tbl_name = ? AND rootpage > 0", (table,)
+            )
+        ]
     for engine in _engines(service):
         engine.dispose()
     with open(path, "r+b") as f:
@@ -76,8 +81,11 @@ def test_a_damaged_sqlite_index_is_503_and_readyz_queries_it(tmp_path):
         problems = " ".join(ready.json()["problems"])
         assert "malformed" in problems and no_sql(problems)
 
-        reindex = client.post(f"{API}/datasets/point_mass/reindex", params={"force": True},
-                              headers={"Authorization": "Bearer s3cret-token"})
+        reindex = client.post(
+            f"{API}/datasets/point_mass/reindex",
+            params={"force": True},
+            headers={"Authorization": "Bearer s3cret-token"},
+        )
         assert reindex.status_code == 503 and no_sql(reindex.text), reindex.text
         assert reindex.json()["error"]["code"] == "index_unavailable"
 
@@ -88,8 +96,9 @@ def test_a_damaged_postgresql_index_is_503_and_readyz_queries_it(postgres, monke
         assert client.get("/readyz").status_code == 200
         with client.app_state.service.engine.begin() as connection:
             connection.exec_driver_sql("ALTER TABLE episode_values RENAME TO gone")
-        answer = client.get(f"{API}/datasets/point_mass/episodes",
-                            params={"meta": "operator=alice"})
+        answer = client.get(
+            f"{API}/datasets/point_mass/episodes", params={"meta": "operator=alice"}
+        )
         assert answer.status_code == 503, answer.text
         assert answer.json()["error"]["code"] == "index_unavailable"
         assert no_sql(answer.json()["error"]["message"])
@@ -110,22 +119,22 @@ def test_a_damaged_index_file_at_start_up_says_to_delete_it(tmp_path, capsys, da
     if damage == "garbage":
         index.write_bytes(os.urandom(4096) * 3)
     else:
-        assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url,
-                         "--quiet"]) == 0
+        assert (
+            cli_main(["index", "--root", str(dataset_root()), "--database-url", url, "--quiet"])
+            == 0
+        )
         with sqlite3.connect(index) as connection:
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         with open(index, "r+b") as f:
             f.truncate(os.path.getsize(index) * 2 // 3)
         capsys.readouterr()
-    assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url,
-                     "--quiet"]) == 2
+    assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url, "--quiet"]) == 2
     message = capsys.readouterr().err
     assert "Traceback" not in message and no_sql(message)
     assert str(index) in message and "delete" in message and "rebuil" in message
 
     os.unlink(index)  # what the message says to do
-    assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url,
-                     "--quiet"]) == 0
+    assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url, "--quiet"]) == 0
 
 
 # ---- item 23: search finds the names it shows --------------------------------------------
@@ -185,8 +194,7 @@ def test_an_encoder_refusing_the_frames_is_a_client_error(image_format):
 
 # ---- item 11: the cost of a query is bounded ---------------------------------------------
 
-ENDLESS = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
-           "SELECT count(*) FROM c")
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
 
 def test_a_filter_with_more_conditions_than_the_limit_is_refused_naming_it(client):
@@ -200,10 +208,12 @@ def test_a_filter_with_more_conditions_than_the_limit_is_refused_naming_it(clien
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_query_running_past_the_statement_timeout_is_stopped(tmp_path, monkeypatch,
-                                                               backend):
-    url = (f"sqlite:///{tmp_path}/index.sqlite3" if backend == "sqlite"
-           else postgres_server().new_database())
+def test_a_query_running_past_the_statement_timeout_is_stopped(tmp_path, monkeypatch, backend):
+    url = (
+        f"sqlite:///{tmp_path}/index.sqlite3"
+        if backend == "sqlite"
+        else postgres_server().new_database()
+    )
     with app_client([dataset_root()], url, query_timeout=0.3) as client:
         service = client.app_state.service
         with service.query_engine.connect() as connection, pytest.raises(Exception) as stopped:
@@ -220,9 +230,13 @@ def test_a_query_running_past_the_statement_timeout_is_stopped(tmp_path, monkeyp
         assert answer.headers["retry-after"]
         assert client.get("/readyz").status_code == 200  # a slow query is no broken index
         with service.engine.connect() as connection:  # indexing has no statement timeout
-            assert connection.exec_driver_sql(
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-                "WHERE x < 3000000) SELECT count(*) FROM c").scalar() == 3_000_000
+            assert (
+                connection.exec_driver_sql(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                    "WHERE x < 3000000) SELECT count(*) FROM c"
+                ).scalar()
+                == 3_000_000
+            )
 
 
 def test_details_are_answered_while_the_query_pool_is_saturated(tmp_path, monkeypatch):
@@ -238,21 +252,27 @@ def test_details_are_answered_while_the_query_pool_is_saturated(tmp_path, monkey
         assert release.wait(60)
         return original(*args, **kwargs)
 
-    with app_client([dataset_root()], f"sqlite:///{tmp_path}/index.sqlite3",
-                    worker_threads=threads, query_threads=threads,
-                    state_seconds=0) as client:
+    with app_client(
+        [dataset_root()],
+        f"sqlite:///{tmp_path}/index.sqlite3",
+        worker_threads=threads,
+        query_threads=threads,
+        state_seconds=0,
+    ) as client:
         monkeypatch.setattr(queries, "list_episodes", blocking)
         url = f"{API}/datasets/point_mass/episodes"
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            filtered = [pool.submit(client.get, url, params={"min_length": i})
-                        for i in range(threads)]
+            filtered = [
+                pool.submit(client.get, url, params={"min_length": i}) for i in range(threads)
+            ]
             for _ in range(threads):
                 assert entered.acquire(timeout=60), "the filtered queries never started"
             one_more = pool.submit(client.get, url, params={"min_length": 99})
             try:
                 detail = pool.submit(client.get, f"{API}/datasets/frames").result(timeout=60)
-                episode = pool.submit(client.get, f"{API}/datasets/frames/episodes/1"
-                                      ).result(timeout=60)
+                episode = pool.submit(client.get, f"{API}/datasets/frames/episodes/1").result(
+                    timeout=60
+                )
                 assert detail.status_code == 200 and episode.status_code == 200
                 assert not entered.acquire(blocking=False), "a query ran past the pool"
                 assert not any(f.done() for f in [*filtered, one_more])
@@ -271,8 +291,13 @@ def test_filtered_queries_beyond_the_queue_get_503_busy(tmp_path, monkeypatch):
         assert release.wait(60)
         return original(*args, **kwargs)
 
-    with app_client([dataset_root()], f"sqlite:///{tmp_path}/index.sqlite3",
-                    query_threads=1, query_queue=1, state_seconds=0) as client:
+    with app_client(
+        [dataset_root()],
+        f"sqlite:///{tmp_path}/index.sqlite3",
+        query_threads=1,
+        query_queue=1,
+        state_seconds=0,
+    ) as client:
         monkeypatch.setattr(queries, "list_episodes", blocking)
         url = f"{API}/datasets/point_mass/episodes"
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -293,3 +318,88 @@ def test_filtered_queries_beyond_the_queue_get_503_busy(tmp_path, monkeypatch):
                 release.set()
             assert running.result(timeout=60).status_code == 200
             assert waiting.result(timeout=60).status_code == 200
+
+
+# ---- item 12: bulk slices stream under a byte budget --------------------------------------
+
+
+def _frames_leaves_and_arrays(steps_count: int):
+    from rlds_hub.storage import open_dataset
+
+    plan = open_dataset(dataset_root() / "frames").plan
+    leaves = steps.step_leaves(plan, None, allow_images=True)
+    rng = np.random.default_rng(0)
+    arrays = {
+        leaf.key: rng.integers(0, 255, (steps_count, *leaf.shape)).astype(leaf.dtype)
+        for leaf in leaves
+    }
+    return leaves, arrays
+
+
+@pytest.mark.parametrize("image_format", ["arrow", "npz"])
+def test_bulk_encodings_stream_in_chunks_without_a_copy_of_the_slice(image_format):
+    count = 24_000  # 24 x 24 x 3 frames and the other fields: about 42 MB
+    leaves, arrays = _frames_leaves_and_arrays(count)
+    size = steps.slice_bytes(arrays, leaves, 0, count)
+    assert size > 40 * 2**20
+    chunk = 2**20
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        sent = 0
+        for piece in steps.stream(
+            image_format, arrays, leaves, {"dataset": "x"}, 0, count, chunk_bytes=chunk
+        ):
+            assert len(piece) <= 2 * chunk
+            sent += len(piece)
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert sent > 0.95 * size and peak < 8 * chunk, (sent, peak)  # never all at once
+
+    body = b"".join(
+        steps.stream(
+            image_format, arrays, leaves, {"dataset": "x"}, 5, 1005, chunk_bytes=64 * 2**10
+        )
+    )
+    if image_format == "arrow":
+        table = pa.ipc.open_stream(body).read_all()
+        assert table.num_rows == 1000 and len(table.to_batches()) > 1
+        read = {name: table.column(name) for name in table.column_names}
+        for leaf in leaves:
+            column = read[leaf.name]
+            values = column.combine_chunks().to_numpy_ndarray() if leaf.shape else column.to_numpy()
+            assert np.array_equal(values, arrays[leaf.key][5:1005]), leaf.name
+    else:
+        archive = np.load(io.BytesIO(body), allow_pickle=False)
+        for leaf in leaves:
+            assert np.array_equal(archive[leaf.name], arrays[leaf.key][5:1005]), leaf.name
+        assert '"start": 5' in str(archive["__rlds_hub__"])
+
+
+def test_bulk_slices_stream_and_wait_for_the_byte_budget(tmp_path):
+    with app_client(
+        [dataset_root()], f"sqlite:///{tmp_path}/index.sqlite3", bulk_wait_seconds=0
+    ) as client:
+        budget = client.app_state.service.bulk_budget
+        url = f"{API}/datasets/frames/episodes/1/steps"
+        first = client.get(url, params={"format": "arrow"})
+        assert first.status_code == 200 and "content-length" not in first.headers  # streamed
+        assert pa.ipc.open_stream(first.content).read_all().num_rows == 10  # 9 + 1 steps
+        one = budget.peak
+        assert budget.in_use == 0 and one > 10 * FRAME * FRAME * 3  # it held the frames
+
+        held = budget.try_reserve(budget.capacity)  # another slice holds the whole budget
+        busy = client.get(url, params={"format": "npz"})
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["error"]["code"] == "busy" and busy.headers["retry-after"]
+        budget.release(held)
+
+        budget.capacity, budget.peak = one * 3 // 2, 0  # room for one slice at a time
+        client.app_state.service.settings.bulk_wait_seconds = 60
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(lambda f: client.get(url, params={"format": f}), ["arrow", "npz"] * 6)
+            )
+        assert [a.status_code for a in answers] == [200] * 12
+        assert budget.peak <= budget.capacity and budget.in_use == 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.server.core.config import Settings
-from rlds_hub.server.core.limits import QueryPool
+from rlds_hub.server.core.limits import ByteBudget, QueryPool
 from rlds_hub.server.index import database
 from rlds_hub.server.index.facts import ProgressFactory, no_progress
 from rlds_hub.server.index.indexer import Indexer, ScanReport
@@ -36,6 +36,7 @@ class Service:
         self.query_engine = database.make_engine(
             self.database_url, statement_timeout=settings.query_timeout or None)
         self.query_pool = QueryPool(settings.query_threads, settings.query_queue)
+        self.bulk_budget = ByteBudget(settings.bulk_budget_bytes)
         self.indexer = Indexer(self.engine, settings.roots,
                                compute_statistics=settings.compute_statistics,
                                compute_checksums=settings.compute_checksums, progress=progress)

@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     max_bulk_bytes: int = Field(
         default=256 * 2**20, ge=1, description="most bytes of arrays one slice returns"
     )
+    bulk_budget_bytes: int = Field(
+        default=1024 * 2**20, ge=1,
+        description="bytes of step slices in flight per process (decoded episode fields and "
+        "what is being encoded); a slice that does not fit waits bulk_wait_seconds, then "
+        "gets 503 busy with Retry-After. A slice larger than the budget runs alone",
+    )
+    bulk_wait_seconds: float = Field(
+        default=2.0, ge=0.0, le=60.0,
+        description="how long a step slice waits for room in bulk_budget_bytes",
+    )
     max_animation_frames: int = Field(
         default=600, ge=1, description="most frames in one animation or filmstrip"
     )

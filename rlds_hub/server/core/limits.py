@@ -25,8 +25,12 @@ Result = TypeVar("Result")
 
 
 def busy(what: str, retry_after: int) -> ApiError:
-    return ApiError(503, "busy", f"the server is busy with other {what}: try again in "
-                    f"{retry_after} s", headers={"Retry-After": str(retry_after)})
+    return ApiError(
+        503,
+        "busy",
+        f"the server is busy with other {what}: try again in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 class QueryPool:

@@ -11,14 +11,18 @@ Fields are step leaves named without the ``steps/`` prefix ("observation/positio
   metadata under ``rlds_hub``.
 - NPZ: ``numpy.load`` without pickles: strings as fixed-width bytes; the description as
   the JSON string ``__rlds_hub__``.
+
+Bulk encodings are produced as a stream of chunks of about ``CHUNK_BYTES`` (:func:`stream`):
+Arrow as one record batch per chunk of steps, NPZ as a ZIP written front to back (data
+descriptors, ZIP64), so a response never holds a second copy of the slice.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +32,8 @@ from rlds_hub.format.features import is_image_spec
 from rlds_hub.format.plan import Leaf, Plan
 
 STEPS_PREFIX = f"{rlds.STEPS}/"
+CHUNK_BYTES = 4 * 2**20  # about this many bytes of arrays per streamed chunk
+STRING_BYTES = 64  # what one string element is counted as before it is read
 FORMATS = ("json", "arrow", "npz")
 MEDIA_TYPES = {
     "json": "application/json",
@@ -141,55 +147,150 @@ def encode_json(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: d
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
-def encode_arrow(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
-                 start: int, stop: int) -> bytes:
+def step_bytes(leaves: Sequence[Leaf]) -> int:
+    """Bytes one step of ``leaves`` takes decoded (strings counted as ``STRING_BYTES``)."""
+    return sum(leaf.size * (STRING_BYTES if leaf.kind == "string" else leaf.dtype.itemsize)
+               for leaf in leaves)
+
+
+def _chunks(leaves: Sequence[Leaf], start: int, stop: int, chunk_bytes: int
+            ) -> list[tuple[int, int]]:
+    """``[low, high)`` step ranges of about ``chunk_bytes`` covering ``[start, stop)`` (one
+    empty range for an empty slice)."""
+    rows = max(1, chunk_bytes // max(1, step_bytes(leaves)))
+    return [(low, min(low + rows, stop)) for low in range(start, stop, rows)] or [(start, stop)]
+
+
+class _Sink:
+    """A write-only file whose bytes are taken out as they come (no ``seek``/``tell``:
+    writers then stream)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._parts.append(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def _description(leaves: Sequence[Leaf], header: dict[str, Any], start: int, stop: int
+                 ) -> dict[str, Any]:
+    dtypes, shapes = describe(leaves)
+    return {**header, "start": start, "stop": stop, "dtypes": dtypes, "shapes": shapes}
+
+
+def stream_json(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
+                start: int, stop: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The JSON document in one piece (JSON slices are small: ``max_json_steps``)."""
+    yield encode_json(arrays, leaves, header, start, stop)
+
+
+def stream_arrow(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
+                 start: int, stop: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """An Arrow IPC stream: the schema (with the description), then one record batch per
+    chunk of steps."""
     import pyarrow as pa
 
-    columns, names = [], []
     for leaf in leaves:
-        columns.append(_arrow_column(pa, leaf, arrays[leaf.key][start:stop]))
-        names.append(leaf.name)
-    dtypes, shapes = describe(leaves)
-    description = {**header, "start": start, "stop": stop, "dtypes": dtypes, "shapes": shapes}
-    batch = pa.RecordBatch.from_arrays(columns, names=names)
-    schema = batch.schema.with_metadata({"rlds_hub": json.dumps(description)})
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, schema) as writer:
-        writer.write_batch(batch.replace_schema_metadata(schema.metadata))
-    return sink.getvalue()
+        if leaf.kind != "string" and arrays[leaf.key].dtype.kind == "c":
+            raise SliceError(f"{leaf.name}: complex numbers have no Arrow type; use format=npz")
+    text = {leaf.key: _is_text(arrays[leaf.key][start:stop]) for leaf in leaves
+            if arrays[leaf.key].dtype == object}
+    metadata = {"rlds_hub": json.dumps(_description(leaves, header, start, stop))}
+    sink = _Sink()
+    writer = None
+    for low, high in _chunks(leaves, start, stop, chunk_bytes):
+        columns = [_arrow_column(pa, leaf, arrays[leaf.key][low:high], text.get(leaf.key))
+                   for leaf in leaves]
+        batch = pa.RecordBatch.from_arrays(columns, names=[leaf.name for leaf in leaves])
+        batch = batch.replace_schema_metadata(metadata)
+        if writer is None:
+            writer = pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema)
+        writer.write_batch(batch)
+        yield sink.take()
+    assert writer is not None
+    writer.close()
+    yield sink.take()
 
 
-def _arrow_column(pa: Any, leaf: Leaf, values: np.ndarray) -> Any:
+def _is_text(values: np.ndarray) -> bool:
+    try:
+        for value in values.reshape(-1):
+            bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _arrow_column(pa: Any, leaf: Leaf, values: np.ndarray, text: bool | None) -> Any:
     if values.dtype == object:
-        flat = list(values.reshape(-1))
-        try:
-            column = pa.array([bytes(v).decode("utf-8") for v in flat], pa.string())
-        except UnicodeDecodeError:
-            column = pa.array([bytes(v) for v in flat], pa.binary())
+        flat = [bytes(v) for v in values.reshape(-1)]
+        column = (pa.array([v.decode("utf-8") for v in flat], pa.string()) if text
+                  else pa.array(flat, pa.binary()))
         size = int(np.prod(leaf.shape)) if leaf.shape else 1
         return column if not leaf.shape else pa.FixedSizeListArray.from_arrays(column, size)
-    if values.dtype.kind == "c":
-        raise SliceError(f"{leaf.name}: complex numbers have no Arrow type; use format=npz")
     if values.ndim == 1:
         return pa.array(values)
     return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(values))
 
 
-def encode_npz(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
-               start: int, stop: int) -> bytes:
-    out: dict[str, np.ndarray] = {}
-    for leaf in leaves:
-        values = arrays[leaf.key][start:stop]
-        if values.dtype == object:
-            values = np.array([bytes(v) for v in values.reshape(-1)] or [b""],
-                              dtype=np.bytes_)[: values.size].reshape(values.shape)
-        out[leaf.name] = values
-    dtypes, shapes = describe(leaves)
-    description = {**header, "start": start, "stop": stop, "dtypes": dtypes, "shapes": shapes}
-    out["__rlds_hub__"] = np.array(json.dumps(description))
-    buffer = io.BytesIO()
-    np.savez(buffer, **out)
-    return buffer.getvalue()
+def stream_npz(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
+               start: int, stop: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """An NPZ archive (what ``numpy.savez`` writes, read by ``numpy.load``), written entry
+    by entry and each array chunk by chunk."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED,
+                         allowZip64=True) as archive:
+        for leaf in leaves:
+            values = arrays[leaf.key][start:stop]
+            if values.dtype == object:
+                values = np.array([bytes(v) for v in values.reshape(-1)] or [b""],
+                                  dtype=np.bytes_)[: values.size].reshape(values.shape)
+            values = np.ascontiguousarray(values)
+            with archive.open(f"{leaf.name}.npy", "w", force_zip64=True) as entry:
+                _write_npy_header(entry, values)
+                for low, high in _chunks([leaf], 0, len(values), chunk_bytes):
+                    entry.write(values[low:high].data)
+                    yield sink.take()
+        description = np.array(json.dumps(_description(leaves, header, start, stop)))
+        with archive.open("__rlds_hub__.npy", "w", force_zip64=True) as entry:
+            np.lib.format.write_array(entry, description, allow_pickle=False)
+    yield sink.take()
 
 
-ENCODERS = {"json": encode_json, "arrow": encode_arrow, "npz": encode_npz}
+def _write_npy_header(file: Any, values: np.ndarray) -> None:
+    fields = np.lib.format.header_data_from_array_1_0(values)
+    try:
+        np.lib.format.write_array_header_1_0(file, fields)
+    except ValueError:  # a header too long for format 1.0
+        np.lib.format.write_array_header_2_0(file, fields)
+
+
+STREAMS = {"json": stream_json, "arrow": stream_arrow, "npz": stream_npz}
+
+
+def stream(format: str, arrays: dict[str, np.ndarray], leaves: Sequence[Leaf],
+           header: dict[str, Any], start: int, stop: int,
+           chunk_bytes: int = CHUNK_BYTES) -> Generator[bytes, None, None]:
+    """The slice ``[start, stop)`` in ``format`` as chunks of bytes (close the generator
+    when stopping early)."""
+    return STREAMS[format](arrays, leaves, header, start, stop, chunk_bytes)
+
+
+def encode(format: str, arrays: dict[str, np.ndarray], leaves: Sequence[Leaf],
+           header: dict[str, Any], start: int, stop: int) -> bytes:
+    """The slice in ``format`` as one bytes object (small slices, tests)."""
+    return b"".join(stream(format, arrays, leaves, header, start, stop))

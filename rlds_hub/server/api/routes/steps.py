@@ -1,13 +1,20 @@
 """``/api/v1/datasets/{name}/episodes/{index}/steps``: a slice of steps as JSON, Arrow IPC or
-NPZ (see :mod:`rlds_hub.server.reading.steps`)."""
+NPZ (see :mod:`rlds_hub.server.reading.steps`).
+
+Every slice first reserves its bytes (the decoded episode's fields and the slice) from the
+process's bulk budget — waiting up to ``bulk_wait_seconds``, then 503 ``busy`` with
+``Retry-After`` — and is streamed in chunks; the reservation ends with the response."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+from collections.abc import Generator
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from rlds_hub.server.api import reads
 from rlds_hub.server.api.deps import MAX_INDEX, DatasetName, ServiceDep, SplitQuery
@@ -47,12 +54,37 @@ async def get_steps(
         "json for small slices; arrow or npz for bulk"))] = "json",
 ) -> Response:
     wanted = [f for f in fields.split(",") if f.strip()] if fields else None
-    return await run_in_threadpool(_steps, service, name, index, split, start, stop, wanted,
-                                   format)
+    request = await run_in_threadpool(_prepare, service, name, index, split, start, stop,
+                                      wanted, format)
+    budget = service.bulk_budget
+    reserved = await budget.reserve(request.reserve_bytes, service.settings.bulk_wait_seconds)
+    try:
+        chunks, first = await run_in_threadpool(_open, service, request)
+    except BaseException:
+        budget.release(reserved)
+        raise
+    return _BudgetedStream(_rest(first, chunks), lambda: budget.release(reserved),
+                           chunks.close, media_type=steps.MEDIA_TYPES[format],
+                           headers=request.headers)
 
 
-def _steps(service: Service, name: str, index: int, split: str | None, start: int | None,
-           stop: int | None, wanted: list[str] | None, format: str) -> Response:
+@dataclasses.dataclass(frozen=True)
+class _Slice:
+    dataset: Any
+    split: str
+    index: int
+    format: str
+    leaves: list[Any]
+    begin: int
+    end: int
+    header: dict[str, Any]
+    headers: dict[str, str]
+    reserve_bytes: int
+
+
+def _prepare(service: Service, name: str, index: int, split: str | None, start: int | None,
+             stop: int | None, wanted: list[str] | None, format: str) -> _Slice:
+    """Checks the request against the index and the limits (no episode is read yet)."""
     dataset, split, episode = reads.locate(service, name, split, index)
     plan = reads.plan(service, dataset)
     try:
@@ -72,22 +104,67 @@ def _steps(service: Service, name: str, index: int, split: str | None, start: in
         end, truncated = begin + limit, True
     estimate = (end - begin) * sum(leaf.size * leaf.dtype.itemsize for leaf in leaves
                                    if leaf.kind != "string")
-    arrays = {} if estimate > service.settings.max_bulk_bytes else reads.read_arrays(
-        service, dataset, split, index, [leaf.key for leaf in leaves])
-    size = estimate if not arrays else steps.slice_bytes(arrays, leaves, begin, end)
-    if size > service.settings.max_bulk_bytes:
-        raise ApiError(413, "slice_too_large",
-                       f"the slice holds {size:,} bytes, more than the limit of "
-                       f"{service.settings.max_bulk_bytes:,}: ask for fewer steps or fields")
+    _check_size(service, estimate)
     header = {"dataset": dataset.name, "split": split, "index": index,
               "length": episode.length}
     if format == "json":
         header["truncated"] = truncated
-    try:
-        body = steps.ENCODERS[format](arrays, leaves, header, begin, end)
-    except steps.SliceError as e:
-        raise ApiError(400, "bad_slice", str(e)) from e
     filename = f"{dataset.name.replace(':', '_')}-{split}-{index}-{begin}-{end}.{format}"
     headers = {} if format == "json" else {
         "Content-Disposition": f'attachment; filename="{filename}"'}
-    return Response(body, media_type=steps.MEDIA_TYPES[format], headers=headers)
+    # the episode's fields are decoded whole; JSON text takes a few times the arrays
+    slice_bytes = steps.step_bytes(leaves) * (end - begin)
+    reserve = (steps.step_bytes(leaves) * episode.length + 2**16
+               + (4 * slice_bytes if format == "json"
+                  else min(2 * slice_bytes, 2 * steps.CHUNK_BYTES)))
+    return _Slice(dataset, split, index, format, leaves, begin, end, header, headers, reserve)
+
+
+def _check_size(service: Service, size: int) -> None:
+    if size > service.settings.max_bulk_bytes:
+        raise ApiError(413, "slice_too_large",
+                       f"the slice holds {size:,} bytes, more than the limit of "
+                       f"{service.settings.max_bulk_bytes:,}: ask for fewer steps or fields")
+
+
+def _open(service: Service, request: _Slice) -> tuple[Generator[bytes, None, None], bytes]:
+    """Reads the episode and encodes the first chunk (so that a slice that cannot be
+    encoded is a 4xx before the response starts)."""
+    arrays = reads.read_arrays(service, request.dataset, request.split, request.index,
+                               [leaf.key for leaf in request.leaves])
+    _check_size(service, steps.slice_bytes(arrays, request.leaves, request.begin,
+                                           request.end))
+    chunks = steps.stream(request.format, arrays, request.leaves, request.header,
+                          request.begin, request.end)
+    try:
+        return chunks, next(chunks)
+    except steps.SliceError as e:
+        raise ApiError(400, "bad_slice", str(e)) from e
+
+
+async def _rest(first: bytes, chunks: Generator[bytes, None, None]) -> Any:
+    yield first
+    while True:  # each chunk is encoded in a worker thread
+        chunk = await run_in_threadpool(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+class _BudgetedStream(StreamingResponse):
+    """A streamed response that ends its budget reservation however it ends (sent,
+    failed, or the client went away)."""
+
+    def __init__(self, content: Any, release: Any, close: Any, **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self._release = release
+        self._close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                self._close()
+            finally:
+                self._release()
