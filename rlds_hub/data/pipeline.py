@@ -194,6 +194,11 @@ def _stored(selection: Selection, fields: Sequence[str]) -> list[str]:
     step_fields = set(selection.dataset.step_fields)
     derived = [f for f in fields if f not in step_fields]
     needed = [rlds.IS_TERMINAL] if derived else []
+    if derived and rlds.IS_TERMINAL not in step_fields:
+        raise ValueError(
+            f"the dataset's steps have no field(s) {derived}, and no {rlds.IS_TERMINAL!r} to "
+            f"derive them from; they have {sorted(step_fields)}"
+        )
     return [f for f in dict.fromkeys([*fields, *needed]) if f in step_fields]
 
 
