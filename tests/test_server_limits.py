@@ -128,10 +128,12 @@ def test_a_damaged_index_file_at_start_up_says_to_delete_it(tmp_path, capsys, da
         with open(index, "r+b") as f:
             f.truncate(os.path.getsize(index) * 2 // 3)
         capsys.readouterr()
-    assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url, "--quiet"]) == 2
-    message = capsys.readouterr().err
-    assert "Traceback" not in message and no_sql(message)
-    assert str(index) in message and "delete" in message and "rebuil" in message
+    for command in (["index"], ["serve", "--no-scan", "--port", "0"]):
+        arguments = ["--root", str(dataset_root()), "--database-url", url, "--quiet"]
+        assert cli_main([*command, *arguments]) == 2
+        message = capsys.readouterr().err
+        assert "Traceback" not in message and no_sql(message)
+        assert str(index) in message and "delete" in message and "rebuil" in message
 
     os.unlink(index)  # what the message says to do
     assert cli_main(["index", "--root", str(dataset_root()), "--database-url", url, "--quiet"]) == 0

@@ -147,6 +147,17 @@ def _scan(settings: Any, quiet: bool) -> tuple[Any, dict[str, Any]]:
     return report, service.last_scan or {}
 
 
+def _migrate(settings: Any) -> None:
+    """Opens and migrates the index (``IndexBroken``, a ValueError, says what is wrong)."""
+    from rlds_hub.server.index import database
+
+    engine = database.make_engine(settings.resolved_database_url())
+    try:
+        database.migrate(engine)
+    finally:
+        engine.dispose()
+
+
 def _summary(report: Any) -> str:
     return (f"{report.count('indexed')} indexed, {report.count('unchanged')} unchanged, "
             f"{report.count('failed')} failed, {report.count('removed')} removed in "
@@ -188,6 +199,8 @@ def _serve(args: argparse.Namespace) -> int:
         if not args.no_scan:
             report, summary = _scan(settings, args.quiet)
             print(f"indexed the roots: {_summary(report)}", file=sys.stderr)
+        else:  # a damaged index is a message here, not a traceback from the app's start
+            _migrate(settings)
         host = f"[{args.host}]" if ":" in args.host else args.host
         writes = "writes need the bearer token" if settings.token else "read-only: no token"
         print(f"serving {', '.join(map(str, settings.roots))} at http://{host}:{args.port}/ "
