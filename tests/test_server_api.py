@@ -327,7 +327,7 @@ def test_animation_and_filmstrip_hold_every_chosen_frame(client):
     ("/datasets/frames/episodes", {"order_by": "metadata"}, 422, "invalid_request"),
     ("/datasets/point_mass/episodes", {"meta": "nosuch=1"}, 400, "bad_filter"),
     ("/datasets/point_mass/episodes", {"meta": "score>=lots"}, 400, "bad_filter"),
-    ("/datasets/point_mass/episodes", {"meta": "score"}, 400, "bad_filter"),
+    ("/datasets/point_mass/episodes", {"meta": "score"}, 422, "invalid_request"),
     ("/datasets/point_mass/episodes", {"meta": "success=maybe"}, 400, "bad_filter"),
     ("/datasets/frames/episodes/1/steps", {"start": 6, "stop": 2}, 400, "bad_slice"),
     ("/datasets/frames/episodes/1/steps", {"start": 11}, 400, "bad_slice"),

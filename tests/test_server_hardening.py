@@ -4,6 +4,8 @@ saying what is accepted, headers, and the start-up messages."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -207,3 +209,74 @@ def test_paths_the_system_cannot_take_are_a_4xx_that_says_why(shared_client, pat
     error = response.json()["error"]
     assert error["code"] in ("bad_path", "path_not_allowed"), error
     assert "too long" in error["message"].lower() or "not inside" in error["message"]
+
+
+# ---- 14: what the schema says, headers, the token, split names -------------------------------
+
+
+def test_a_405_lists_every_method_the_path_allows(shared_client) -> None:
+    response = shared_client.options("/api/v1/datasets")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    response = shared_client.put("/api/v1/datasets/frames", headers=auth())
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "DELETE"}
+
+
+def test_the_schema_refuses_what_the_routes_would_refuse(shared_client) -> None:
+    schema = shared_client.get("/openapi.json").json()
+    episodes = schema["paths"]["/api/v1/datasets/{name}/episodes"]["get"]["parameters"]
+    meta = next(p for p in episodes if p["name"] == "meta")
+    assert "pattern" in json.dumps(meta["schema"])
+    for url in ("/api/v1/datasets/point_mass/episodes?meta=",
+                "/api/v1/datasets/point_mass/episodes?meta=%3D1",
+                "/api/v1/datasets/point_mass/episodes/1/frames/0?field=",
+                "/api/v1/datasets/frames/episodes?split=",
+                "/api/v1/datasets/frames/episodes?split=../train",
+                "/api/v1/datasets/frames/episodes/1?split=tr%2Fain"):
+        response = shared_client.get(url)
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_docs_are_served_without_a_cdn(shared_client) -> None:
+    for page in ("/docs", "/redoc"):
+        html = shared_client.get(page).text
+        assert "cdn." not in html and "https://" not in html, page
+        for asset in re.findall(r'(?:src|href)="(/[^"]+)"', html):
+            assert shared_client.get(asset).status_code == 200, asset
+
+
+def test_the_viewer_and_the_api_send_protective_headers(shared_client) -> None:
+    for url in ("/", "/static/app.js", "/api/v1/datasets", "/api/v1/datasets/frames"):
+        response = shared_client.get(url)
+        assert response.headers["x-content-type-options"] == "nosniff", url
+    policy = shared_client.get("/").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy and "unsafe" not in policy.split("script-src")[1].split(";")[0]
+
+
+@pytest.mark.parametrize("token", [" ", "   ", "\t\n"])
+def test_a_token_of_only_spaces_is_refused_at_start_up(token: str, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from rlds_hub.server import Settings
+
+    with pytest.raises(ValidationError, match="only whitespace"):
+        Settings(roots=[tmp_path], token=token)
+    assert Settings(roots=[tmp_path], token="").token is None  # empty: no token, read-only
+
+
+# ---- 24: the service's messages ----------------------------------------------------------------
+
+
+def test_a_body_that_is_not_json_gets_a_message_that_says_so(shared_client) -> None:
+    for body, content_type, expected in (
+            (b"not json", "application/json", "not valid JSON"),
+            (b'["frames"]', "application/json", "must be a JSON object"),
+            (b"path=frames", "application/x-www-form-urlencoded", "must be a JSON object")):
+        response = shared_client.post("/api/v1/datasets", content=body,
+                                      headers={**auth(), "content-type": content_type})
+        assert response.status_code == 422, response.text
+        message = response.json()["error"]["message"]
+        assert expected in message and "0: JSON decode error" not in message, message

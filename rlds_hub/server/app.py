@@ -16,7 +16,9 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from rlds_hub import __version__
+from rlds_hub.server.api.documentation import add_documentation
 from rlds_hub.server.api.guard import RequestGuard
+from rlds_hub.server.api.headers import SecurityHeaders
 from rlds_hub.server.api.responses import ResponseCache
 from rlds_hub.server.api.routes import datasets, episodes, health, media, scan, steps
 from rlds_hub.server.core.config import Settings
@@ -53,14 +55,16 @@ def create_app(settings: Settings | None = None, *,
             service.stop()
 
     app = FastAPI(title="rlds_hub dataset service", version=__version__,
-                  description=DESCRIPTION, lifespan=lifespan)
+                  description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
     app.add_middleware(ResponseCache, service=service)
-    app.add_middleware(RequestGuard, service=service)  # outermost: before anything else
+    app.add_middleware(RequestGuard, service=service)
+    app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
     install_error_handlers(app)
     for module in (health, datasets, episodes, steps, media, scan):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
+    add_documentation(app)
 
     @app.get("/", include_in_schema=False)
     async def viewer() -> FileResponse:

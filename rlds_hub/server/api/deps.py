@@ -156,11 +156,16 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
     return dataset
 
 
-def resolve_split(dataset: Any, split: str | None) -> str:
-    splits = sorted(dataset.splits or {})
-    if not splits and getattr(dataset, "status", "ok") != "ok":
+def check_readable(dataset: Any) -> None:
+    """409 with the reason for a dataset indexing never could read (no index to answer from)."""
+    if not dataset.splits and getattr(dataset, "status", "ok") != "ok":
         raise ApiError(409, "dataset_unreadable",
                        f"dataset {dataset.name!r} cannot be read: {dataset.error}")
+
+
+def resolve_split(dataset: Any, split: str | None) -> str:
+    check_readable(dataset)
+    splits = sorted(dataset.splits or {})
     if split is not None:
         if split not in splits:
             raise ApiError(404, "split_not_found",

@@ -119,6 +119,22 @@ class Settings(BaseSettings):
         description="bytes of decoded episodes kept per process for steps and frames",
     )
 
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty token is no token (writes disabled); surrounding whitespace, which no
+        client can send in a header, is refused rather than silently never matching."""
+        if value is None or value.get_secret_value() == "":
+            return None
+        text = value.get_secret_value()
+        if not text.strip():
+            raise ValueError("the token is only whitespace: set a real token, or none to "
+                             "keep writes disabled")
+        if text != text.strip():
+            raise ValueError("the token starts or ends with whitespace, which clients cannot "
+                             "send in an Authorization header: remove it")
+        return value
+
     @field_validator("roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:

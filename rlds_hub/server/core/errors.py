@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from rlds_hub.server.index import database
 
@@ -62,9 +63,32 @@ def database_error_response(error: SQLAlchemyError) -> JSONResponse:
 def _validation_message(error: RequestValidationError) -> str:
     parts = []
     for item in error.errors()[:5]:
+        if item.get("type") == "json_invalid":
+            position = item.get("loc", ("body", 0))[-1]
+            reason = (item.get("ctx") or {}).get("error", "not JSON")
+            parts.append(f"the request body is not valid JSON ({reason} at character "
+                         f"{position}): send a JSON object with Content-Type: "
+                         "application/json")
+            continue
+        if tuple(item.get("loc", ())) == ("body",) and item.get("type") in (
+                "model_attributes_type", "dict_type", "missing"):
+            parts.append("the request body must be a JSON object sent with Content-Type: "
+                         "application/json")
+            continue
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "request"
         parts.append(f"{where}: {item.get('msg', 'invalid')}")
     return "; ".join(parts) or "the request is not valid"
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app accepts at the request's path (the router's own
+    405 names only the first route that matched the path)."""
+    return [method for method in _METHODS if any(
+        route.matches({**request.scope, "method": method})[0] is Match.FULL
+        for route in request.app.router.routes)]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -82,8 +106,12 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(error.detail) if error.detail else code.replace("_", " ")
         if error.status_code == 404 and message == "Not Found":
             message = f"no such path: {request.url.path} (the API is under /api/v1; see /docs)"
-        return error_response(error.status_code, code, message,
-                              getattr(error, "headers", None))
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            message = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        return error_response(error.status_code, code, message, headers)
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, error: SQLAlchemyError) -> JSONResponse:

@@ -23,6 +23,7 @@ from rlds_hub.server.api.deps import (
     Pagination,
     ServiceDep,
     SplitQuery,
+    check_readable,
     connect,
     find_dataset,
     resolve_split,
@@ -35,7 +36,7 @@ from rlds_hub.server.index import queries
 from rlds_hub.server.service import Service
 
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes", tags=["episodes"],
-                   responses=error_responses(400, 404, 422))
+                   responses=error_responses(400, 404, 409, 422))
 OrderBy = Literal["index", "-index", "length", "-length", "return", "-return"]
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
 
@@ -68,6 +69,7 @@ async def list_episodes(
                            f"min_{what} ({low}) is greater than max_{what} ({high})")
 
     def page_key(dataset: IndexedDataset) -> tuple:
+        check_readable(dataset)
         if split is not None:
             resolve_split(dataset, split)
         if (min_return is not None or max_return is not None) and not dataset.has_returns:

@@ -28,7 +28,7 @@ from rlds_hub.server.service import Service
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes/{index}", tags=["media"],
                    responses=error_responses(400, 404, 409, 413, 422))
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
-FieldQuery = Annotated[str | None, Query(max_length=1024, description=(
+FieldQuery = Annotated[str | None, Query(min_length=1, max_length=1024, description=(
     "the image field (e.g. observation/image); default: the first one"))]
 Position = Annotated[int | None, Query(ge=-MAX_INDEX, le=MAX_INDEX, description=(
     "step position; negative counts from the end"))]
