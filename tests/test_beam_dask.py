@@ -38,6 +38,7 @@ def cluster():
 def source(tmp_path_factory):
     root = tmp_path_factory.mktemp("dask")
     record(root / "robot", episodes=8, per_shard=2)
+    record(root / "robot2", episodes=5, per_shard=2, seed=5)
     record(root / "logs" / "a", episodes=4, per_shard=2, file_format="riegeli", seed=3)
     record(root / "logs" / "b", episodes=3, per_shard=2, file_format="riegeli", seed=4)
     return root
@@ -77,7 +78,7 @@ def test_dataset_jobs_on_dask_equal_the_direct_runner(cluster, source, tmp_path,
                                                     beam_args=flags),
         "map": lambda out, flags: map_dataset(robot, out, episode_fn=scale_reward,
                                               beam_args=flags),
-        "merge": lambda out, flags: merge([robot, robot / ".." / "robot"], out,
+        "merge": lambda out, flags: merge([robot, source / "robot2"], out,
                                           beam_args=flags),
         "split": lambda out, flags: split_dataset(robot, out, fractions="a=0.5,b=0.5",
                                                   beam_args=flags),

@@ -163,6 +163,9 @@ def test_minari_convert_keeps_all_of_minaris_metadata(tmp_path):
     ):
         assert key in kept, key
     assert kept["ref_min_score"] == -3.0 and kept["ref_max_score"] == 12.5
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["location"] == {"urls": ["https://example.org/code"]}
+    assert info["description"].startswith("three episodes\n\nRLDS episodes converted from")
     assert [r["source"] for r in _rows(out)] == [{"path": "data", "episode": i} for i in range(3)]
 
 

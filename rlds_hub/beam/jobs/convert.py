@@ -135,11 +135,13 @@ def convert(
                        **description.metadata},
             "provenance": job.provenance(JOB, arguments, sources, flags),
         }
+        text = (f"RLDS episodes converted from {description.format} data at "
+                f"{os.path.abspath(root)} with rlds_hub {__version__}.")
+        info, own = source_info(description.metadata.get("metadata"))
         return finish_dataset(
             staging, name=name, features_json=features_json, metadata=metadata,
             file_format=file_format, split_order=[split],
-            description=f"RLDS episodes converted from {description.format} data at "
-            f"{os.path.abspath(root)} with rlds_hub {__version__}.",
+            description=f"{own}\n\n{text}" if own else text, info=info,
         )
 
     summary = job.commit_or_abort(staging, finish)
@@ -147,6 +149,19 @@ def convert(
     summary["input_episodes"] = description.num_episodes
     summary["source_format"] = description.format
     return summary
+
+
+def source_info(kept: Any) -> tuple[dict[str, Any], str]:
+    """``dataset_info.json`` fields from a source's own metadata (Minari's code link as the
+    homepage) and its description ("" if none)."""
+    if not isinstance(kept, dict):
+        return {}, ""
+    info: dict[str, Any] = {}
+    link = kept.get("code_permalink")
+    if isinstance(link, str) and link:
+        info["location"] = {"urls": [link]}
+    own = kept.get("description")
+    return info, own.strip() if isinstance(own, str) else ""
 
 
 def sorted_spec(spec: Any) -> Any:
