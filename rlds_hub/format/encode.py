@@ -13,6 +13,7 @@ the dataset's leaf plan (:mod:`rlds_hub.format.plan`).
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -214,6 +215,8 @@ class ExampleEncoder:
                 continue
             block = np.ascontiguousarray(block, dtype=leaf.dtype.newbyteorder("<"))
             rows.append(block.reshape(len(block), -1).view(np.uint8).reshape(len(block), width))
+        if leaf.compression == "zlib":  # TFDS encoding="zlib": each step's bytes, compressed
+            return _bytes_list([zlib.compress(row.tobytes()) for block in rows for row in block])
         return _fixed_bytes_list(rows, width)
 
     def _encode_strings(self, column: Any, leaf: Leaf) -> Pieces:

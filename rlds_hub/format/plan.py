@@ -11,7 +11,8 @@ Kinds of leaves:
 
 * ``native``: numbers in TFDS's ``float_list`` (floating dtypes, stored as float32) or
   ``int64_list`` (integers and bools); ``size`` values per step.
-* ``raw``: TFDS ``encoding="bytes"``, one little-endian byte string per step.
+* ``raw``: TFDS ``encoding="bytes"``, one little-endian byte string per step; with
+  ``encoding="zlib"`` (``compression="zlib"``) each step's string is zlib-compressed.
 * ``string``: TFDS string tensors and ``Text``, one entry per element.
 * ``image``: ``tfds.features.Image``, one encoded PNG or JPEG per step.
 """
@@ -48,6 +49,7 @@ class Leaf:
       shape: the per-step (step leaves) or per-episode (episode leaves) shape.
       in_steps: True for step fields, False for episode metadata.
       image_format: "png", "jpeg", or None (detected per value) for image leaves.
+      compression: "zlib" for raw leaves TFDS wrote with ``encoding="zlib"``, else None.
     """
 
     key: str
@@ -56,6 +58,7 @@ class Leaf:
     shape: tuple[int, ...]
     in_steps: bool
     image_format: str | None = None
+    compression: str | None = None
 
     @functools.cached_property
     def size(self) -> int:
@@ -251,11 +254,13 @@ def _tensor_leaf(content: Mapping[str, Any], key: str, in_steps: bool) -> Leaf:
             raise PlanError(f"{key}: string tensors with encoding {encoding!r} are not supported")
         return Leaf(key, "string", np.dtype(object), shape, in_steps)
     dtype = _dtype(dtype_name, key)
-    if encoding == "bytes":
-        return Leaf(key, "raw", dtype, shape, in_steps)
+    if encoding in ("bytes", "zlib"):
+        return Leaf(key, "raw", dtype, shape, in_steps,
+                    compression="zlib" if encoding == "zlib" else None)
     if encoding not in ("none", ""):
         raise PlanError(
-            f"{key}: tensor encoding {encoding!r} is not supported (none and bytes are)"
+            f"{key}: tensor encoding {encoding!r} is not supported (none, bytes and zlib "
+            "are: every encoding TFDS writes)"
         )
     if dtype.kind == "c":
         raise PlanError(f"{key}: complex tensors need encoding='bytes'")
