@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,17 @@ def pixels_of(png: bytes) -> np.ndarray:
 
 def colored_pixels(png: bytes, color: tuple[int, int, int], tolerance: int = 40) -> int:
     return int((np.abs(pixels_of(png) - np.array(color)).sum(axis=-1) < tolerance).sum())
+
+
+def wait_until(page, expression: str, timeout: float = 30.0) -> None:
+    """Polls a JavaScript expression until it is true. (Playwright's wait_for_function polls
+    by evaluating strings inside the page, which the viewer's Content-Security-Policy
+    forbids; evaluating from outside, as here, is not the page's doing.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout:.0f} s: {expression}")
+        time.sleep(0.05)
 
 
 def color_mask(pixels: np.ndarray, color: tuple[int, int, int], tolerance: int = 40
@@ -139,7 +151,7 @@ def test_the_list_shows_every_dataset_and_searches(server, page):
     assert page.locator("#datasets tbody tr[data-dataset='point_mass'] td").nth(2).inner_text() \
         == "12"
     page.fill("#search", "robotics")
-    page.wait_for_function("document.querySelectorAll('#datasets tbody tr').length === 1")
+    wait_until(page, "document.querySelectorAll('#datasets tbody tr').length === 1")
     assert rows.first.get_attribute("data-dataset") == "point_mass"
     rows.first.click()
     page.locator("#episodes tbody tr").first.wait_for()
@@ -160,9 +172,9 @@ def test_dataset_page_draws_histograms_and_sorts_and_filters_episodes(server, pa
 
     header = "document.querySelector(\"th[data-sort='return']\").textContent"
     page.click("th[data-sort='return']")
-    page.wait_for_function(f"{header}.endsWith('▲')")  # the table was drawn again
+    wait_until(page, f"{header}.endsWith('▲')")  # the table was drawn again
     page.click("th[data-sort='return']")
-    page.wait_for_function(f"{header}.endsWith('▼')")
+    wait_until(page, f"{header}.endsWith('▼')")
     assert "order_by=-return" in page.url
     shown = [float(rows.nth(i).locator("td").nth(3).inner_text()) for i in range(12)]
     assert shown == sorted(shown, reverse=True)
@@ -170,7 +182,7 @@ def test_dataset_page_draws_histograms_and_sorts_and_filters_episodes(server, pa
     page.fill("#episode-filters input[name=meta]", "operator=alice; success=false")
     page.select_option("#episode-filters select[name=split]", "train")
     page.click("#episode-filters button[type=submit]")
-    page.wait_for_function("document.querySelector('.page-info').textContent.endsWith(' of 3')")
+    wait_until(page, "document.querySelector('.page-info').textContent.endsWith(' of 3')")
     assert "meta=" in page.url
     operators = {rows.nth(i).locator("td").nth(5).inner_text() for i in range(3)}
     assert operators == {"alice"}
@@ -184,7 +196,7 @@ def test_episode_plots_follow_the_frames_and_a_click_picks_a_step(server, page, 
     position = page.locator("canvas[data-field='observation/position']")
     position.wait_for()
     frame = page.locator("#frame")
-    page.wait_for_function("document.querySelector('#frame').dataset.step === '0' && "
+    wait_until(page, "document.querySelector('#frame').dataset.step === '0' && "
                            "document.querySelector('#frame').complete")
     shot = reward.screenshot(path=str(tmp_path / "reward.png"))
     assert colored_pixels(shot, BLUE) > 150
@@ -195,7 +207,7 @@ def test_episode_plots_follow_the_frames_and_a_click_picks_a_step(server, page, 
     left, right = 58, box["width"] - 22  # plots.js margins
     x = left + (7 / 9) * (right - left)  # step 7 of steps 0..9
     position.click(position={"x": x, "y": box["height"] / 2})
-    page.wait_for_function("document.querySelector('#frame').dataset.step === '7' && "
+    wait_until(page, "document.querySelector('#frame').dataset.step === '7' && "
                            "document.querySelector('#frame').complete && "
                            "document.querySelector('#frame').naturalWidth === 24")
     assert page.locator("#scrubber").input_value() == "7"
@@ -207,9 +219,9 @@ def test_episode_plots_follow_the_frames_and_a_click_picks_a_step(server, page, 
     assert after != lines  # the cursor moved
 
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("document.querySelector('#frame').dataset.step === '8'")
+    wait_until(page, "document.querySelector('#frame').dataset.step === '8'")
     page.locator("#scrubber").fill("3")
-    page.wait_for_function("document.querySelector('#frame').dataset.step === '3'")
+    wait_until(page, "document.querySelector('#frame').dataset.step === '3'")
     assert page.errors == []
 
 
@@ -275,11 +287,11 @@ def test_the_language_instruction_follows_the_step(server, page):
     page.goto(server.url + f"/#/d/{OXE}/e/train/3")
     instruction = page.locator("#step-text [data-field='language_instruction']")
     instruction.wait_for()
-    page.wait_for_function("document.querySelector('#step-readout').textContent"
+    wait_until(page, "document.querySelector('#step-readout').textContent"
                            ".startsWith('step 0 ')")
     assert instruction.inner_text() == "pick up block 3 (étape 0)"
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("document.querySelector(\"#step-text [data-field="
+    wait_until(page, "document.querySelector(\"#step-text [data-field="
                            "'language_instruction']\").textContent.endsWith('(étape 1)')")
     assert page.errors == []
 
@@ -299,7 +311,7 @@ def test_depth_maps_are_drawn_as_images(server, page):
     assert row[-3].sum() > row[2].sum() + 150  # the ramp: deeper is brighter
     assert np.abs(first[5].astype(int) - first[-5].astype(int)).max() <= 30  # rows alike
     page.locator("#scrubber").fill("5")
-    page.wait_for_function("document.querySelector('#step-readout').textContent"
+    wait_until(page, "document.querySelector('#step-readout').textContent"
                            ".startsWith('step 5 ')")
     last = pixels_of(depth.screenshot())
     assert last[height // 2, 2].sum() > first[height // 2, 2].sum() + 60  # step 5 is deeper
