@@ -145,12 +145,16 @@ def _validate(args: argparse.Namespace) -> int:
     from rlds_hub.inspection.validate import format_report, validate
     from rlds_hub.storage.dataset import open_dataset
 
+    if args.drop_corrupt and not args.repair:
+        raise ValueError("--drop-corrupt only works with --repair (it is a way to repair)")
     if args.repair:
         from rlds_hub.storage.repair import repair
 
-        result = repair(args.path)
+        result = repair(args.path, drop_corrupt=args.drop_corrupt)
         for action in result.actions:
             print(f"repaired: {action}")
+        for dropped in result.dropped:
+            print(f"dropped: {dropped.describe()}")
         for problem in result.problems:
             print(f"cannot repair: {problem}", file=sys.stderr)
         if not result.actions and not result.problems:
@@ -281,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="rebuild missing dataset_info.json / features.json / "
                        "episodes.jsonl and remove leftovers, then validate")
+    check.add_argument("--drop-corrupt", action="store_true",
+                       help="with --repair: rewrite each corrupt shard with every record that "
+                       "can still be read and drop the rest, saying exactly what (the "
+                       "originals are kept in .rlds_hub-salvage/)")
     check.add_argument("--no-tensorflow", action="store_true",
                        help="skip parsing every episode with TFDS's own parser")
     check.add_argument("--quiet", action="store_true", help="no progress bar")

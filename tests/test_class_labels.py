@@ -16,19 +16,25 @@ tfds = pytest.importorskip("tensorflow_datasets")
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
     """A dataset TFDS wrote with named step ClassLabels and an unnamed episode one."""
-    features = tfds.features.FeaturesDict({
-        "steps": tfds.features.Dataset({
-            "observation": {"x": tfds.features.Tensor(shape=(2,), dtype=np.float32),
-                            "grip": tfds.features.ClassLabel(names=["open", "closed"])},
-            "action": tfds.features.ClassLabel(names=["left", "right", "stay"]),
-            "reward": tfds.features.Scalar(dtype=np.float32),
-            "discount": tfds.features.Scalar(dtype=np.float32),
-            "is_first": tfds.features.Scalar(dtype=np.bool_),
-            "is_last": tfds.features.Scalar(dtype=np.bool_),
-            "is_terminal": tfds.features.Scalar(dtype=np.bool_),
-        }),
-        "task": tfds.features.ClassLabel(num_classes=4),
-    })
+    features = tfds.features.FeaturesDict(
+        {
+            "steps": tfds.features.Dataset(
+                {
+                    "observation": {
+                        "x": tfds.features.Tensor(shape=(2,), dtype=np.float32),
+                        "grip": tfds.features.ClassLabel(names=["open", "closed"]),
+                    },
+                    "action": tfds.features.ClassLabel(names=["left", "right", "stay"]),
+                    "reward": tfds.features.Scalar(dtype=np.float32),
+                    "discount": tfds.features.Scalar(dtype=np.float32),
+                    "is_first": tfds.features.Scalar(dtype=np.bool_),
+                    "is_last": tfds.features.Scalar(dtype=np.bool_),
+                    "is_terminal": tfds.features.Scalar(dtype=np.bool_),
+                }
+            ),
+            "task": tfds.features.ClassLabel(num_classes=4),
+        }
+    )
 
     class Labelled(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         VERSION = tfds.core.Version("1.0.0")
@@ -41,9 +47,18 @@ def labelled(tmp_path_factory):
 
         def _generate_examples(self):
             for i in range(2):
-                steps = [{"observation": {"x": np.full(2, t, np.float32), "grip": t % 2},
-                          "action": t % 3, "reward": 1.0, "discount": 1.0, "is_first": t == 0,
-                          "is_last": t == 2, "is_terminal": t == 2} for t in range(3)]
+                steps = [
+                    {
+                        "observation": {"x": np.full(2, t, np.float32), "grip": t % 2},
+                        "action": t % 3,
+                        "reward": 1.0,
+                        "discount": 1.0,
+                        "is_first": t == 0,
+                        "is_last": t == 2,
+                        "is_terminal": t == 2,
+                    }
+                    for t in range(3)
+                ]
                 yield i, {"steps": steps, "task": i}
 
     builder = Labelled(data_dir=str(tmp_path_factory.mktemp("labels")))
@@ -58,11 +73,14 @@ def _entry(summary, where, key):
 def test_info_lists_class_label_names_and_counts(labelled):
     summary = summarize(labelled)
     assert _entry(summary, "steps", "action")["class_label"] == {
-        "num_classes": 3, "names": ["left", "right", "stay"]}
+        "num_classes": 3,
+        "names": ["left", "right", "stay"],
+    }
     assert _entry(summary, "steps", "observation/grip")["class_label"]["names"] == [
-        "open", "closed"]
-    assert _entry(summary, "episode", "task")["class_label"] == {"num_classes": 4,
-                                                                 "names": None}
+        "open",
+        "closed",
+    ]
+    assert _entry(summary, "episode", "task")["class_label"] == {"num_classes": 4, "names": None}
     assert "class_label" not in _entry(summary, "steps", "reward")
     text = format_summary(summary)
     assert "3 classes: left, right, stay" in text and "4 classes (no names)" in text

@@ -51,8 +51,14 @@ def dataset(tmp_path_factory):
 def roots(tmp_path, dataset, monkeypatch):
     """An rlds_hub data dir and a TFDS data dir with datasets in every TFDS layout."""
     ours, tfds_dir = tmp_path / "ours", tmp_path / "tfds"
-    for place in ("single/default/1.0.0", "multi/a/1.0.0", "multi/b/1.0.0", "multi/b/1.1.0",
-                  "plain/1.0.0", "plain/2.0.0"):
+    for place in (
+        "single/default/1.0.0",
+        "multi/a/1.0.0",
+        "multi/b/1.0.0",
+        "multi/b/1.1.0",
+        "plain/1.0.0",
+        "plain/2.0.0",
+    ):
         shutil.copytree(dataset, tfds_dir / place)
     (tfds_dir / "plain" / "2.1.0.incomplete_x1").mkdir()
     shutil.copy(dataset / "dataset_info.json", tfds_dir / "plain" / "2.1.0.incomplete_x1")
@@ -82,7 +88,8 @@ def test_several_configs_use_tfds_default_or_are_named(roots):
         resolve("multi")
     (roots / "multi" / ".config").mkdir()
     (roots / "multi" / ".config" / "metadata.json").write_text(
-        json.dumps({"default_config_name": "b"}))
+        json.dumps({"default_config_name": "b"})
+    )
     assert resolve("multi") == str(roots / "multi" / "b" / "1.1.0")
 
 

@@ -25,8 +25,10 @@ def class_labels(dataset: RLDSDataset) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for key, content in _class_label_nodes(dataset.features_json, ""):
         count = content.get("numClasses", content.get("num_classes"))
-        found[key] = {"num_classes": int(count) if count not in (None, "") else None,
-                      "names": _names(dataset, key)}
+        found[key] = {
+            "num_classes": int(count) if count not in (None, "") else None,
+            "names": _names(dataset, key),
+        }
     return found
 
 

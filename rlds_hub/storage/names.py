@@ -58,8 +58,9 @@ def resolve(path_or_name: str | os.PathLike) -> str:
     for root in data_dirs():
         candidate = os.path.join(root, base)
         searched.append(candidate)
-        if files.isdir(candidate) and (_is_dataset(candidate) or _is_name_directory(candidate)
-                                       or version):
+        if files.isdir(candidate) and (
+            _is_dataset(candidate) or _is_name_directory(candidate) or version
+        ):
             return _descend(candidate, text, version or None)
     raise DatasetError(
         f"no dataset {text!r}: not a path, and not found in {', '.join(searched)} "
@@ -103,8 +104,9 @@ def _is_dataset(directory: str) -> bool:
 def _children(directory: str) -> list[str]:
     if not files.isdir(directory):
         return []
-    return sorted(n for n in files.listdir(directory)
-                  if not n.startswith(".") and "incomplete" not in n)
+    return sorted(
+        n for n in files.listdir(directory) if not n.startswith(".") and "incomplete" not in n
+    )
 
 
 def _versions(directory: str) -> list[str]:
@@ -115,9 +117,11 @@ def _versions(directory: str) -> list[str]:
 
 def _configs(directory: str) -> list[str]:
     """Subdirectories that hold versions (TFDS's ``<name>/<config>/<version>``)."""
-    return [n for n in _children(directory)
-            if not _is_dataset(os.path.join(directory, n))
-            and _versions(os.path.join(directory, n))]
+    return [
+        n
+        for n in _children(directory)
+        if not _is_dataset(os.path.join(directory, n)) and _versions(os.path.join(directory, n))
+    ]
 
 
 def _is_name_directory(directory: str) -> bool:

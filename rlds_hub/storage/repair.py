@@ -8,7 +8,9 @@
 - ``episodes.jsonl`` is rebuilt from the records when it does not cover every episode.
 
 Nothing that holds a listed episode is ever deleted; a corrupt shard stops the repair with
-its name and byte offset.
+its name and byte offset — unless ``drop_corrupt`` is given: then each damaged shard is
+rewritten with every record that can still be read, and what could not is reported
+(:mod:`rlds_hub.storage.salvage`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rlds_hub.storage import layout, publish, shards
+from rlds_hub.storage import layout, publish, salvage, shards
 
 _SHARD_FILE_RE = re.compile(
     r"^(?P<name>[a-z][a-z0-9_]*)-(?P<split>[A-Za-z0-9_]+)\.(?P<fmt>tfrecord|array_record)"
@@ -35,14 +37,18 @@ class RepairReport:
     path: str
     actions: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+    dropped: list[salvage.Dropped] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def repair(path: str | os.PathLike) -> RepairReport:
+def repair(path: str | os.PathLike, *, drop_corrupt: bool = False) -> RepairReport:
     """Repairs the dataset directory at ``path`` (see the module docstring).
+
+    ``drop_corrupt``: salvage corrupt shards — keep every readable record, drop the rest
+    and report it in ``dropped`` — instead of stopping at them.
 
     Raises:
       DatasetError: the directory is being written by another process, or is remote.
@@ -57,13 +63,14 @@ def repair(path: str | os.PathLike) -> RepairReport:
     lock = layout.DatasetLock(directory)
     lock.acquire()
     try:
-        _repair_locked(directory, report)
+        report.actions += salvage.recover(directory)  # a salvage killed half-way
+        _repair_locked(directory, report, drop_corrupt)
     finally:
         lock.release()
     return report
 
 
-def _repair_locked(directory: Path, report: RepairReport) -> None:
+def _repair_locked(directory: Path, report: RepairReport, drop_corrupt: bool = False) -> None:
     info_path = directory / layout.DATASET_INFO
     features_path = directory / layout.FEATURES
     if not features_path.exists():
@@ -96,18 +103,29 @@ def _repair_locked(directory: Path, report: RepairReport) -> None:
     from rlds_hub.storage.dataset import open_dataset
 
     dataset = open_dataset(directory)
-    for split in dataset.splits.values():
-        for shard_path, expected in split.nonempty_shards:
-            try:
-                found = count_records(Path(shard_path), dataset.file_format)
-            except layout.DatasetError as e:
-                report.problems.append(f"{e}; move the shard away (or restore it) and re-run")
-                continue
-            if found != expected:
-                report.problems.append(
-                    f"{os.path.basename(shard_path)} holds {found} episodes but "
-                    f"{layout.DATASET_INFO} lists {expected}"
-                )
+    damaged, found_problems = _damaged_shards(dataset)
+    if damaged and drop_corrupt:
+        try:
+            dropped, work = salvage.salvage(directory, dataset, damaged)
+        except layout.DatasetError as e:
+            report.problems.append(f"cannot drop what is corrupt: {e}")
+            return
+        report.dropped += dropped
+        lost = salvage.episodes_lost(dropped)
+        report.actions.append(
+            f"salvaged {len(damaged)} corrupt shard(s): kept every readable record, dropped "
+            f"{lost} episode(s) (listed below); the corrupt originals are kept in {work} "
+            "(delete it when you no longer need them)")
+        if (directory / layout.STATISTICS).exists():
+            report.actions.append(
+                f"note: {layout.STATISTICS} still describes the episodes before this repair; "
+                "recompute it with `rlds-hub stats --save`")
+        dataset = open_dataset(directory)
+        damaged, found_problems = _damaged_shards(dataset)
+    elif damaged:
+        found_problems = [f"{p} (or run with --drop-corrupt to keep every readable record "
+                          "and drop the rest)" for p in found_problems]
+    report.problems += found_problems
     if report.problems:
         return
     counts = {name: s.num_episodes for name, s in dataset.splits.items()}
@@ -116,6 +134,32 @@ def _repair_locked(directory: Path, report: RepairReport) -> None:
     if not EpisodeIndex(directory / layout.EPISODE_INDEX).covers(counts):
         rows = rebuild_episode_index(directory)
         report.actions.append(f"rebuilt {layout.EPISODE_INDEX} from the records ({rows} episodes)")
+
+
+def _damaged_shards(dataset: Any) -> tuple[list[tuple[str, int]], list[str]]:
+    """(split, shard index) of every listed shard that is corrupt or holds fewer records
+    than listed, and what is wrong with each."""
+    damaged: list[tuple[str, int]] = []
+    problems: list[str] = []
+    for name, split in sorted(dataset.splits.items()):
+        for index, (shard_path, expected) in enumerate(
+                zip(split.shard_paths, split.shard_lengths, strict=True)):
+            if not expected:
+                continue
+            try:
+                found = count_records(Path(shard_path), dataset.file_format)
+            except layout.DatasetError as e:
+                damaged.append((name, index))
+                problems.append(f"{e}; move the shard away (or restore it) and re-run")
+                continue
+            if found != expected:
+                if found < expected:
+                    damaged.append((name, index))
+                problems.append(
+                    f"{os.path.basename(shard_path)} holds {found} episodes but "
+                    f"{layout.DATASET_INFO} lists {expected}"
+                )
+    return damaged, problems
 
 
 def remove_leftovers(directory: Path) -> list[str]:
