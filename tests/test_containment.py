@@ -258,3 +258,25 @@ def test_a_directory_swapped_for_a_link_out_of_the_root_is_refused_and_dropped(s
         assert client.post("/api/v1/scan", headers=auth()).status_code == 200
         assert client.get("/api/v1/datasets/frames").status_code == 404
         assert client.get(steps_url("frames")).status_code == 404
+
+
+def test_saved_statistics_linked_outside_are_refused(dataset):
+    from rlds_hub.inspection import saved_statistics
+
+    outside = dataset.parent.parent / "outside"
+    (outside / "statistics.json").write_text(json.dumps({"splits": {"train": {"secret": 1}}}))
+    (dataset / "statistics.json").symlink_to(outside / "statistics.json")
+    with pytest.raises(DatasetError, match="leads outside the dataset directory"):
+        saved_statistics(open_dataset(dataset))
+    with pytest.raises(DatasetError, match="leads outside the dataset directory"):
+        saved_statistics(dataset)
+
+
+def test_a_stray_link_out_of_the_directory_is_not_measured(dataset):
+    from rlds_hub.inspection import summarize
+
+    outside = dataset.parent.parent / "outside"
+    (outside / "big").write_bytes(b"x" * 123_456)
+    (dataset / "frames-train.tfrecord-00099").symlink_to(outside / "big")
+    stray = summarize(open_dataset(dataset), count_steps=False)["unlisted_files"]
+    assert stray["count"] == 1 and stray["bytes"] < 1000

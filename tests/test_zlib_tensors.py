@@ -125,6 +125,14 @@ def test_zlib_and_bytes_tensors_decode_as_tfds_decodes_them(zlib_dataset):
     )
 
 
+def test_info_names_the_zlib_encoding(zlib_dataset):
+    from rlds_hub.inspection import summarize
+
+    steps = summarize(open_dataset(zlib_dataset), count_steps=False)["features"]["steps"]
+    encodings = {entry["key"]: entry["encoding"] for entry in steps}
+    assert encodings["action"] == "zlib" and encodings["observation/joints"] == "bytes"
+
+
 def test_a_zlib_entry_that_inflates_beyond_its_shape_is_refused(zlib_dataset):
     import dataclasses
 

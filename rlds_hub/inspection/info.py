@@ -89,7 +89,8 @@ def describe_features(plan: Plan, labels: Mapping[str, Any] | None = None
             "key": leaf.name,
             "dtype": "string" if leaf.kind == "string" else leaf.dtype.name,
             "shape": list(leaf.shape),
-            "encoding": _ENCODINGS.get(leaf.kind) or f"{leaf.image_format or 'png/jpeg'} image",
+            "encoding": leaf.compression or _ENCODINGS.get(leaf.kind)
+            or f"{leaf.image_format or 'png/jpeg'} image",
         }
         if labels and leaf.key in labels:
             entry["class_label"] = dict(labels[leaf.key])
@@ -111,7 +112,8 @@ def _sizes(dataset: RLDSDataset) -> tuple[int, dict[str, Any]]:
             size += files.size(full)
         elif name.startswith(layout.TMP_PREFIX) or layout.is_shard_name(name):
             stray.append(name)
-            stray_bytes += files.size(full)
+            # a stray link is not followed: nothing outside the directory is measured
+            stray_bytes += files.size(full) if files.is_remote(full) else os.lstat(full).st_size
     return size, {"count": len(stray), "bytes": stray_bytes, "names": stray[:10]}
 
 

@@ -249,11 +249,13 @@ def _same_moments(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def saved_statistics(source: PathOrDataset) -> dict[str, Any] | None:
     """The content of the dataset's ``statistics.json``, or None."""
     path = source.path if isinstance(source, RLDSDataset) else os.fspath(source)
+    within = (source.real_path if isinstance(source, RLDSDataset)
+              else None if files.is_remote(path) else os.path.realpath(path))
     target = files.join(path, layout.STATISTICS)
     if not files.exists(target):
         return None
-    try:
-        return json.loads(files.read_text(target))
+    try:  # a link out of the dataset is refused (DatasetError), never read
+        return json.loads(files.read_text(target, within=within))
     except json.JSONDecodeError:
         return None
 
