@@ -19,6 +19,7 @@ from rlds_hub.storage import salvage, shards
 from rlds_hub.storage.checksums import read_checksums, write_checksums
 from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.episodes import episode_table
+from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.repair import repair
 from rlds_hub.testing import RandomSpecEnv
 
@@ -259,3 +260,25 @@ def test_an_array_record_shard_keeps_the_records_its_reader_can_read(tmp_path):
     assert dropped.where == "record 0" and dropped.episodes == [0]
     assert validate(path).ok
     assert first_positions(path) == before[1:]
+
+
+def test_an_interrupted_salvage_is_not_finished_over_later_writes(dataset, monkeypatch):
+    damaged = shard(dataset, 1)
+    flip(damaged, offsets(damaged)[1] + 17)
+    real_write = salvage.layout.atomic_write
+
+    def crashing_write(path, data, *, sync):
+        if Path(path).name == "dataset_info.json":
+            raise KeyboardInterrupt
+        real_write(path, data, sync=sync)
+
+    monkeypatch.setattr(salvage.layout, "atomic_write", crashing_write)
+    with pytest.raises(KeyboardInterrupt):
+        repair(dataset, drop_corrupt=True)
+    monkeypatch.undo()
+    info = json.loads((dataset / "dataset_info.json").read_text())
+    info["description"] = "written by someone since"
+    (dataset / "dataset_info.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match="written to since; it is not finished"):
+        repair(dataset)
+    assert json.loads((dataset / "dataset_info.json").read_text()) == info

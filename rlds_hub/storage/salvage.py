@@ -348,6 +348,7 @@ def salvage(
         journal = {
             "shards": [os.path.basename(p.path) for p in plans],
             "dataset_info": _new_info(dataset, plans),
+            "dataset_info_before": dataset.info,
             "episodes": _new_rows(dataset, plans),
             "checksums": sums["shards"] if sums is not None else None,
             "dropped": [dataclasses.asdict(d) for p in plans for d in p.dropped],
@@ -442,6 +443,7 @@ def recover(directory: Path) -> list[str]:
     done: list[str] = []
     for work in _work_dirs(root):
         if (work / JOURNAL).exists():
+            _check_unchanged(directory, work)
             _commit(directory, work)
             done.append(
                 f"finished the interrupted salvage of {work.name} (shards replaced "
@@ -459,6 +461,22 @@ def episodes_lost(dropped: Sequence[Dropped]) -> int:
     exact = sum(d.count for d in dropped if d.exact)
     shared = {(d.split, d.shard): d.count for d in dropped if not d.exact}
     return exact + sum(shared.values())
+
+
+def _check_unchanged(directory: Path, work: Path) -> None:
+    """Refuses to finish a salvage of a dataset that was written to since it stopped (its
+    ``dataset_info.json`` is neither the one before nor the one after the salvage)."""
+    journal = json.loads((work / JOURNAL).read_text())
+    try:
+        current = json.loads((directory / layout.DATASET_INFO).read_text())
+    except (OSError, ValueError):
+        current = None
+    if current not in (journal.get("dataset_info_before"), journal["dataset_info"]):
+        raise layout.DatasetError(
+            f"{work} holds an interrupted salvage, but {directory} was written to since; it "
+            "is not finished, so as not to undo that. Check the dataset with `rlds-hub "
+            f"validate`; the repaired shards and the corrupt originals are in {work}"
+        )
 
 
 def _work_dirs(root: Path) -> Iterator[Path]:
