@@ -90,7 +90,9 @@ async def require_writer(
 Writer = Depends(require_writer)
 DatasetName = Annotated[str, Path(pattern=NAME_PATTERN, description="the dataset's name",
                                   examples=["point_mass_expert"])]
-SplitQuery = Annotated[str | None, Query(max_length=128, description=(
+# Split names as TFDS writes them (letters, digits, '_'; '-' for other writers' names).
+SPLIT_PATTERN = r"^[A-Za-z0-9_-]+$"
+SplitQuery = Annotated[str | None, Query(max_length=128, pattern=SPLIT_PATTERN, description=(
     "the split; default: train, or the only split"))]
 
 

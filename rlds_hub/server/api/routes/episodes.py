@@ -12,10 +12,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from pydantic import StringConstraints
 
 from rlds_hub.server.api import convert
 from rlds_hub.server.api.deps import (
     MAX_INDEX,
+    SPLIT_PATTERN,
     DatasetName,
     IndexedDataset,
     Limit,
@@ -39,6 +41,9 @@ router = APIRouter(prefix="/api/v1/datasets/{name}/episodes", tags=["episodes"],
                    responses=error_responses(400, 404, 409, 422))
 OrderBy = Literal["index", "-index", "length", "-length", "return", "-return"]
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
+# <field><op><value>: what queries.Condition.parse reads (the field must also exist)
+MetaCondition = Annotated[str, StringConstraints(
+    pattern=r"^[A-Za-z0-9_./-]{1,255}(?:!=|>=|<=|=|>|<)", max_length=1300)]
 
 
 @router.get("", summary="episodes, filtered and ordered", response_model=Page[EpisodeItem])
@@ -47,13 +52,14 @@ async def list_episodes(
     request: Request,
     limit: Limit = 50,
     offset: Offset = 0,
-    split: Annotated[str | None, Query(max_length=128, description="only this split")] = None,
+    split: Annotated[str | None, Query(max_length=128, pattern=SPLIT_PATTERN,
+                                       description="only this split")] = None,
     min_return: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     max_return: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     min_length: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="RLDS steps")] = None,
     max_length: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="RLDS steps")] = None,
     terminated: Annotated[bool | None, Query(description="terminated or truncated")] = None,
-    meta: Annotated[list[str] | None, Query(max_length=queries.MAX_CONDITIONS, description=(
+    meta: Annotated[list[MetaCondition] | None, Query(max_length=queries.MAX_CONDITIONS, description=(
         "episode-metadata conditions <field><op><value>, op one of = != >= <= > <, e.g. "
         "meta=success=true&meta=episode_id>=10 (repeatable, at most "
         f"{queries.MAX_CONDITIONS}; all must hold)"))] = None,
