@@ -457,7 +457,7 @@ def test_only_the_shards_of_the_chosen_episodes_are_read(recorded, data, monkeyp
     original = shards.read_records
     monkeypatch.setattr(
         shards, "read_records",
-        lambda path, fmt: read.append(os.path.basename(path)) or original(path, fmt)
+        lambda path, fmt, **kw: read.append(os.path.basename(path)) or original(path, fmt, **kw)
     )
     stats = statistics(recorded["computed"], episodes=[7, 8], keys=["reward"])
     assert read == ["finite-train.tfrecord-00002"]  # 3 episodes per shard
