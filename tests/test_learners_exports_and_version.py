@@ -36,3 +36,13 @@ def test_version_flag_prints_the_version_and_exits_0(capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"rlds-hub {rlds_hub.__version__}")
     assert rlds_hub.__version__ == importlib.metadata.version("rlds_hub")
+
+
+@pytest.mark.parametrize("job", ["filter", "reshard"])
+def test_pipelines_modules_print_the_version_too(job, capsys):
+    from pipelines import main as pipeline_main
+
+    with pytest.raises(SystemExit) as exited:
+        pipeline_main(job, ["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rlds-hub {rlds_hub.__version__}"

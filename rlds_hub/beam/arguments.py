@@ -200,6 +200,10 @@ def job_parser(job: str, parser: argparse.ArgumentParser | None = None
         parser = argparse.ArgumentParser(
             prog=f"python -m pipelines.{job}", description=DESCRIPTIONS[job],
             formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+        from rlds_hub import __version__
+
+        parser.add_argument("--version", action="version", version=f"rlds-hub {__version__}",
+                            help="print rlds_hub's version and exit")
     parser.allow_abbrev = False  # --min-ret would otherwise be --min-return
     ADDERS[job](parser)
     add_beam_arguments(parser)
