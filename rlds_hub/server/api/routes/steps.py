@@ -54,18 +54,37 @@ async def get_steps(
         "json for small slices; arrow or npz for bulk"))] = "json",
 ) -> Response:
     wanted = [f for f in fields.split(",") if f.strip()] if fields else None
-    request = await run_in_threadpool(_prepare, service, name, index, split, start, stop,
-                                      wanted, format)
     budget = service.bulk_budget
-    reserved = await budget.reserve(request.reserve_bytes, service.settings.bulk_wait_seconds)
+    request, reserved, opened = await run_in_threadpool(
+        _start, service, name, index, split, start, stop, wanted, format)
+    if opened is None:  # no room now: wait on the event loop, holding no thread
+        reserved = await budget.reserve(request.reserve_bytes,
+                                        service.settings.bulk_wait_seconds)
+        try:
+            opened = await run_in_threadpool(_open, service, request)
+        except BaseException:
+            budget.release(reserved)
+            raise
+    chunks, first = opened
+    return _BudgetedStream(_rest(first, chunks, single=format == "json"),
+                           lambda: budget.release(reserved), chunks.close,
+                           media_type=steps.MEDIA_TYPES[format], headers=request.headers)
+
+
+def _start(service: Service, name: str, index: int, split: str | None, start: int | None,
+           stop: int | None, wanted: list[str] | None, format: str
+           ) -> tuple[_Slice, int, Any]:
+    """The checked request, and when its bytes are free at once (the common case, one
+    thread hop) the reservation and the opened stream."""
+    request = _prepare(service, name, index, split, start, stop, wanted, format)
+    reserved = service.bulk_budget.try_reserve(request.reserve_bytes)
+    if reserved is None:
+        return request, 0, None
     try:
-        chunks, first = await run_in_threadpool(_open, service, request)
+        return request, reserved, _open(service, request)
     except BaseException:
-        budget.release(reserved)
+        service.bulk_budget.release(reserved)
         raise
-    return _BudgetedStream(_rest(first, chunks), lambda: budget.release(reserved),
-                           chunks.close, media_type=steps.MEDIA_TYPES[format],
-                           headers=request.headers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,9 +161,9 @@ def _open(service: Service, request: _Slice) -> tuple[Generator[bytes, None, Non
         raise ApiError(400, "bad_slice", str(e)) from e
 
 
-async def _rest(first: bytes, chunks: Generator[bytes, None, None]) -> Any:
+async def _rest(first: bytes, chunks: Generator[bytes, None, None], *, single: bool) -> Any:
     yield first
-    while True:  # each chunk is encoded in a worker thread
+    while not single:  # each chunk is encoded in a worker thread
         chunk = await run_in_threadpool(next, chunks, None)
         if chunk is None:
             return
