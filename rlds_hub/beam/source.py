@@ -83,6 +83,7 @@ class _ReadUnit(beam.DoFn):
 
     def setup(self) -> None:
         self._datasets: dict[str, RLDSDataset] = {}
+        self._index_rows: dict[tuple[str, str], Sequence[dict[str, Any]]] = {}
         self._counter = job.Counter(self._progress_dir) if self._progress_dir else None
 
     def teardown(self) -> None:
@@ -96,7 +97,10 @@ class _ReadUnit(beam.DoFn):
         selection = Selection(dataset, unit.split, unit.indices)
         records = list(iter_records(selection))
         rows = unit_rows(dataset, unit.split, records)
-        index_rows = dataset.episode_rows(unit.split) or ()
+        index_rows = self._index_rows.get((unit.path, unit.split))
+        if index_rows is None:  # once per split, not per unit
+            index_rows = self._index_rows[unit.path, unit.split] = (
+                dataset.episode_rows(unit.split) or ())
         for record, row in zip(records, rows, strict=True):
             previous = index_rows[record.index] if index_rows else {}
             row = {**row, SOURCE: episode_source(unit.input_no, unit.split, record.index,
