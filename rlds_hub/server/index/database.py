@@ -122,6 +122,8 @@ def _watch_failures(engine: Engine) -> None:
 
     @event.listens_for(engine, "handle_error")
     def _failed(context: Any) -> None:
+        if context.is_pre_ping:  # a dropped pooled connection: the pool makes a new one
+            return
         error = context.sqlalchemy_exception or context.original_exception
         if is_index_failure(error):
             with _failures_lock:
