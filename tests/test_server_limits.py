@@ -405,3 +405,42 @@ def test_bulk_slices_stream_and_wait_for_the_byte_budget(tmp_path):
             )
         assert [a.status_code for a in answers] == [200] * 12
         assert budget.peak <= budget.capacity and budget.in_use == 0
+
+
+def test_a_slice_whose_client_goes_away_gives_its_bytes_back(tmp_path):
+    import anyio
+
+    with app_client([dataset_root()], f"sqlite:///{tmp_path}/index.sqlite3") as client:
+        budget = client.app_state.service.bulk_budget
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": f"{API}/datasets/frames/episodes/1/steps",
+            "raw_path": b"",
+            "query_string": b"format=npz",
+            "root_path": "",
+            "headers": [],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+        reserved_while_sending = []
+
+        async def receive():
+            await anyio.sleep(3600)
+
+        async def send(message):
+            if message["type"] == "http.response.body":
+                reserved_while_sending.append(budget.in_use)
+                raise OSError("the client went away")
+
+        async def request():
+            with pytest.raises(Exception):  # noqa: B017 - whatever the server makes of it
+                await client.app(scope, receive, send)
+
+        anyio.run(request)
+        assert reserved_while_sending and reserved_while_sending[0] > 0
+        assert budget.in_use == 0
