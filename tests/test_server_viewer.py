@@ -296,26 +296,51 @@ def test_the_language_instruction_follows_the_step(server, page):
     assert page.errors == []
 
 
+def depth_map_at(page, field: str, step: int) -> np.ndarray:
+    wait_until(page, f"(() => {{ const map = document.querySelector(\"img.depth-map"
+               f"[data-field='{field}']\"); return map && map.dataset.step === '{step}' && "
+               "map.complete && map.naturalWidth > 0; })()")
+    return pixels_of(page.locator(f"img.depth-map[data-field='{field}']").screenshot())
+
+
 def test_depth_maps_are_drawn_as_images(server, page):
     page.goto(server.url + "/#/d/rich/e/train/0")
-    depth = page.locator("canvas.depth-map[data-field='observation/depth']")
-    depth.wait_for()
-    page.locator("canvas.depth-map[data-field='observation/depth16']").wait_for()
-    assert page.locator("canvas.plot[data-field^='observation/depth']").count() == 0
     wait_for_plot(page, "reward")
-    first = pixels_of(depth.screenshot())
+    first = depth_map_at(page, "observation/depth", 0)
+    depth_map_at(page, "observation/depth16", 0)
+    assert page.locator("canvas.plot[data-field^='observation/depth']").count() == 0
     height, width = first.shape[:2]
     assert height >= 100 and width >= 100  # scaled up from 20 x 16
     assert (first.sum(axis=-1) < 3 * 250).mean() > 0.95  # a picture, not lines on white
     row = first[height // 2]
     assert row[-3].sum() > row[2].sum() + 150  # the ramp: deeper is brighter
-    assert np.abs(first[5].astype(int) - first[-5].astype(int)).max() <= 30  # rows alike
+    assert np.abs(first[5] - first[-5]).max() <= 30  # rows alike
     page.locator("#scrubber").fill("5")
-    wait_until(page, "document.querySelector('#step-readout').textContent"
-                           ".startsWith('step 5 ')")
-    last = pixels_of(depth.screenshot())
+    last = depth_map_at(page, "observation/depth", 5)
     assert last[height // 2, 2].sum() > first[height // 2, 2].sum() + 60  # step 5 is deeper
     assert page.errors == []
+
+
+def test_depth_maps_come_from_the_frames_endpoint(server):
+    url = f"{server.url}/api/v1/datasets/rich/episodes/0"
+    ramps = []
+    for step in (0, 5):
+        response = httpx.get(f"{url}/frames/{step}", params={"field": "observation/depth"})
+        assert response.headers["content-type"] == "image/png"
+        picture = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
+        assert picture.shape == (*DEPTH, 3)
+        assert (picture == picture[:1]).all()  # every row the same ramp
+        ramps.append(picture[0].astype(int).sum(axis=-1))
+    # coloured over the episode's range (0..24): step 0 starts at its darkest, step 5 ends
+    # at its brightest, and step 5's values are step 0's shifted by 5
+    assert tuple(Image.open(io.BytesIO(httpx.get(f"{url}/frames/0", params={
+        "field": "observation/depth"}).content)).convert("RGB").getpixel((0, 0))) == (68, 1, 84)
+    assert (np.diff(ramps[0]) >= 0).all() and ramps[1][0] > ramps[0][0]
+    animation = httpx.get(f"{url}/animation", params={"field": "observation/depth16"})
+    assert animation.status_code == 200
+    assert Image.open(io.BytesIO(animation.content)).n_frames == RICH_STEPS
+    steps = httpx.get(f"{url}/steps").json()  # still numbers in the steps' JSON
+    assert np.asarray(steps["fields"]["observation/depth"]).shape == (RICH_STEPS, *DEPTH)
 
 
 def plot_box_pixels(page, field: str) -> tuple[np.ndarray, int, int]:

@@ -8,11 +8,11 @@ const ZERO_FILLED = /^(action|reward|discount)(\/|$)/;  // the rlds layout's fil
 
 /* ---- an episode ------------------------------------------------------------------------- */
 
-async function loadSteps(name, split, index, length) {
+async function loadSteps(name, split, index, length, wanted) {
   const fields = {};
   for (let start = 0; start < length || start === 0; ) {
     const slice = await api(`/datasets/${enc(name)}/episodes/${index}/steps`,
-                            { split, start, stop: Math.min(length, start + 1000) });
+                            { split, start, stop: Math.min(length, start + 1000), fields: wanted });
     for (const [key, values] of Object.entries(slice.fields)) {
       fields[key] = (fields[key] || []).concat(values);
     }
@@ -22,9 +22,11 @@ async function loadSteps(name, split, index, length) {
   return { fields, slice: null };
 }
 
-/* A depth map (or any single-channel picture stored as numbers): [H, W] or [H, W, 1]. */
-function isMap(dtype, shape) {
-  return dtype !== "string" && dtype !== "bool" && (shape.length === 2 ||
+/* A depth map (or any single-channel picture stored as numbers): [H, W] or [H, W, 1]
+   (what the frames endpoint draws as a picture: rlds_hub/server/reading/maps.py). */
+function isMap(leaf) {
+  const shape = leaf.shape || [];
+  return !leaf.image && /^(u?int|float)\d+$/.test(leaf.dtype || "") && (shape.length === 2 ||
     (shape.length === 3 && shape[2] === 1)) && Math.min(shape[0], shape[1]) >= MIN_MAP_SIDE;
 }
 
@@ -49,51 +51,23 @@ function textOf(value) {
   return Array.isArray(value) ? value.flat(Infinity).join(" | ") : String(value);
 }
 
-/* Viridis, from dark blue (near) to yellow (far); 256 entries of [r, g, b]. */
-const VIRIDIS = (() => {
-  const anchors = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-                   [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44],
-                   [253, 231, 37]];
-  const table = [];
-  for (let i = 0; i < 256; i++) {
-    const x = (i / 255) * (anchors.length - 1), k = Math.min(Math.floor(x), anchors.length - 2);
-    const f = x - k;
-    table.push(anchors[k].map((c, j) => Math.round(c + f * (anchors[k + 1][j] - c))));
-  }
-  return table;
-})();
-
-/* A map field drawn step by step on a canvas of its own size, coloured over the range of
-   the whole episode (so that steps compare); values that are not finite are black. */
-function depthMap(key, values, shape) {
-  const [height, width] = shape;
-  const canvas = el("canvas", { class: "depth-map", "data-field": key, width, height });
-  let low = Infinity, high = -Infinity;
-  for (const frame of values) {
-    if (frame === null) { continue; }
-    for (const v of frame.flat(Infinity)) {
-      const x = num(v);
-      if (Number.isFinite(x)) { if (x < low) { low = x; } if (x > high) { high = x; } }
-    }
-  }
-  const caption = el("p", { class: "muted" }, low <= high
-    ? `colour: ${fmt(low)} (dark) to ${fmt(high)} (yellow) over the episode; black: not finite`
-    : "no finite values");
-  const ctx = canvas.getContext("2d");
-  const image = ctx.createImageData(width, height);
+/* A depth map, drawn by the server as a picture (viridis over the episode's range, so that
+   steps compare; black where not finite), one step at a time. */
+function depthMap(name, split, index, key) {
+  const image = el("img", { class: "depth-map", "data-field": key, alt: `${key} (depth map)` });
   function draw(step) {
-    const frame = values[step];
-    const flat = frame === null || frame === undefined ? [] : frame.flat(Infinity);
-    for (let i = 0; i < width * height; i++) {
-      const x = num(flat[i]);
-      const rgb = Number.isFinite(x)
-        ? VIRIDIS[high > low ? Math.round(((x - low) / (high - low)) * 255) : 128] : [0, 0, 0];
-      image.data.set([rgb[0], rgb[1], rgb[2], 255], i * 4);
-    }
-    ctx.putImageData(image, 0, 0);
+    image.src = `${API}/datasets/${enc(name)}/episodes/${index}/frames/${step}?` +
+      new URLSearchParams({ split, field: key });
+    image.dataset.step = String(step);
   }
-  const panel = el("section", { class: "panel" }, el("h3", {}, key), canvas, caption);
+  const panel = el("section", { class: "panel" }, el("h3", {}, key), image,
+    el("p", { class: "muted" }, "low values dark, high yellow (over the episode); black: not finite"));
   return { key, panel, draw };
+}
+
+/* The step leaves of a dataset's feature tree: [{key, dtype, shape, image}]. */
+function leavesOf(nodes) {
+  return nodes.flatMap((node) => (node.children ? leavesOf(node.children) : [node]));
 }
 
 function seriesOf(values, shape) {
@@ -110,16 +84,21 @@ function seriesOf(values, shape) {
 async function renderEpisode(name, split, index, token) {
   setCrumbs(el("a", { href: "#/" }, "datasets"), el("a", { href: "#/d/" + enc(name) }, name),
             `${split} episode ${index}`);
-  const episode = await api(`/datasets/${enc(name)}/episodes/${index}`, { split });
-  const { fields, slice } = await loadSteps(name, split, index, episode.length);
+  const [episode, dataset] = await Promise.all([
+    api(`/datasets/${enc(name)}/episodes/${index}`, { split }), api(`/datasets/${enc(name)}`)]);
+  const mapKeys = leavesOf(dataset.features.steps).filter(isMap).map((leaf) => leaf.key);
+  // Frames and depth maps come as pictures, not as numbers in JSON.
+  const wanted = episode.step_fields.filter((key) => !episode.image_fields.includes(key) &&
+    !mapKeys.includes(key)).join(",");
+  const { fields, slice } = await loadSteps(name, split, index, episode.length,
+                                            wanted.length <= 4000 ? wanted : undefined);
   if (token !== renderToken) { return; }
   const dtypes = slice ? slice.dtypes : {};
   const shapes = slice ? slice.shapes : {};
   blankFiller(fields, episode.layout);
   const keys = Object.keys(fields).sort((a, b) => order(a) - order(b) || a.localeCompare(b));
-  const maps = keys.filter((key) => dtypes[key] && isMap(dtypes[key], shapes[key] || []))
-    .map((key) => depthMap(key, fields[key], shapes[key]));
-  const mapped = new Set(maps.map((m) => m.key));
+  const maps = mapKeys.map((key) => depthMap(name, split, index, key));
+  const mapped = new Set(mapKeys);
   const plotted = keys.filter((key) => {
     const dtype = dtypes[key];
     return dtype && dtype !== "string" && dtype !== "bool" && !mapped.has(key) &&

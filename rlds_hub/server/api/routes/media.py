@@ -20,7 +20,7 @@ from rlds_hub.server.api.deps import (
 )
 from rlds_hub.server.api.schemas.common import error_responses
 from rlds_hub.server.core.errors import ApiError
-from rlds_hub.server.reading import media
+from rlds_hub.server.reading import maps, media
 from rlds_hub.server.reading.steps import SliceError, is_image, resolve_range
 from rlds_hub.server.reading.stored_frames import servable_jpeg, stored_frames
 from rlds_hub.server.service import Service
@@ -41,9 +41,12 @@ def _binary(*media_types: str) -> dict[int | str, dict[str, Any]]:
 
 
 def _image_leaf(service: Service, dataset: IndexedDataset, field: str | None) -> Leaf:
-    images = [leaf for leaf in reads.plan(service, dataset).step_leaves if is_image(leaf)]
+    leaves = reads.plan(service, dataset).step_leaves
+    images = [leaf for leaf in leaves if is_image(leaf)] + [
+        leaf for leaf in leaves if maps.is_map(leaf)]  # depth maps, coloured
     if not images:
-        raise ApiError(400, "no_images", f"dataset {dataset.name!r} has no image observations")
+        raise ApiError(400, "no_images",
+                       f"dataset {dataset.name!r} has no image observations (nor depth maps)")
     if field is None:
         return images[0]
     name = field.strip("/").removeprefix("steps/")
@@ -52,14 +55,15 @@ def _image_leaf(service: Service, dataset: IndexedDataset, field: str | None) ->
             return leaf
     raise ApiError(400, "not_an_image",
                    f"field={field!r} is not an image field of {dataset.name!r}; its image "
-                   f"fields are {', '.join(leaf.name for leaf in images)}")
+                   f"fields (and depth maps) are {', '.join(leaf.name for leaf in images)}")
 
 
 def _frames(service: Service, name: str, index: int, split: str | None,
             field: str | None) -> np.ndarray:
     dataset, split, _ = reads.locate(service, name, split, index)
     leaf = _image_leaf(service, dataset, field)
-    return reads.read_arrays(service, dataset, split, index, [leaf.key])[leaf.key]
+    frames = reads.read_arrays(service, dataset, split, index, [leaf.key])[leaf.key]
+    return maps.colour(frames) if maps.is_map(leaf) else frames
 
 
 def _range(frames: np.ndarray, start: int | None, stop: int | None, every: int,
@@ -94,6 +98,8 @@ def _frame(service: Service, name: str, index: int, step: int, split: str | None
         if servable_jpeg(stored[step], leaf):
             return stored[step], "image/jpeg"
         frames = reads.read_arrays(service, dataset, split, index, [leaf.key])[leaf.key]
+    if maps.is_map(leaf):
+        return media.frame_png(maps.colour(frames[step][None], over=frames)[0]), "image/png"
     return media.frame_png(frames[step]), "image/png"
 
 
