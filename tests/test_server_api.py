@@ -40,7 +40,7 @@ def client(request, tmp_path_factory):
 
 
 def dataset_path(client, name):
-    return client.get(f"{API}/datasets/{name}").json()["path"]
+    return str(dataset_root() / client.get(f"{API}/datasets/{name}").json()["path"])
 
 
 def all_episodes(client, name, **params):
@@ -71,7 +71,7 @@ def test_list_returns_every_dataset_with_the_counts_rlds_hub_info_gives(client):
     body = client.get(f"{API}/datasets").json()
     assert body["total"] == 3 and {d["name"] for d in body["items"]} == NAMES
     for item in body["items"]:
-        summary = summarize(item["path"])
+        summary = summarize(dataset_root() / item["path"])
         assert item["num_episodes"] == sum(s["episodes"] for s in summary["splits"].values())
         assert item["num_steps"] == sum(s["steps"] for s in summary["splits"].values())
         for split, entry in summary["splits"].items():
@@ -94,7 +94,7 @@ def test_search_matches_names_and_metadata_with_every_word(client):
 
 def test_dataset_detail_holds_features_statistics_checksums_and_provenance(client):
     detail = client.get(f"{API}/datasets/point_mass").json()
-    dataset = open_dataset(detail["path"])
+    dataset = open_dataset(dataset_root() / detail["path"])
     leaves = []
 
     def walk(nodes):

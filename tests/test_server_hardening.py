@@ -280,3 +280,17 @@ def test_a_body_that_is_not_json_gets_a_message_that_says_so(shared_client) -> N
         assert response.status_code == 422, response.text
         message = response.json()["error"]["message"]
         assert expected in message and "0: JSON decode error" not in message, message
+
+
+def test_reads_show_paths_relative_to_the_root_never_the_servers_directories(
+        shared_client) -> None:
+    root = str(dataset_root())
+    listing = shared_client.get("/api/v1/datasets")
+    assert root not in listing.text
+    paths = {item["name"]: item["path"] for item in listing.json()["items"]}
+    assert paths == {"frames": "frames", "point_mass": "point_mass",
+                     "oxe:oxe_like:1.0.0": "oxe/oxe_like/1.0.0"}
+    for name, path in paths.items():
+        detail = shared_client.get(f"/api/v1/datasets/{name}")
+        assert root not in detail.text, name
+        assert detail.json()["path"] == path and detail.json()["root"] == 0

@@ -201,7 +201,7 @@ def test_reindexing_while_serving_never_shows_a_partial_index(client):
     assert client.get(f"{API}/datasets/point_mass").json()["generation"] > 1
 
 
-def test_register_rejects_names_and_bodies_that_do_not_fit(client):
+def test_register_rejects_names_and_bodies_that_do_not_fit(client, root):
     for body in ({"path": "frames", "name": "../x"}, {"path": "frames", "name": "a b"},
                  {"name": "frames"}, {"path": 5}):
         response = client.post(f"{API}/datasets", json=body, headers=auth())
@@ -211,7 +211,7 @@ def test_register_rejects_names_and_bodies_that_do_not_fit(client):
         **auth(), "Content-Type": "application/json"})
     assert raw.status_code == 422
     assert json.loads(raw.text)["error"]["message"]
-    assert os.path.isdir(client.get(f"{API}/datasets/frames").json()["path"])
+    assert os.path.isdir(root / client.get(f"{API}/datasets/frames").json()["path"])
 
 
 def test_a_scheduled_scan_indexes_new_datasets_without_a_request(root, tmp_path):

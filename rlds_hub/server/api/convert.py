@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rlds_hub.format.features import is_image_spec
@@ -23,10 +26,25 @@ def _splits(row: Any) -> dict[str, SplitSummary]:
             for name, entry in (row.splits or {}).items()}
 
 
+def relative_path(path: str, root: str) -> str:
+    """``path`` relative to ``root`` (POSIX; "." for the root itself): what the API shows
+    instead of the server's directories."""
+    relative = os.path.relpath(path, root) if root else os.path.basename(path)
+    return "." if relative == os.curdir else relative.replace(os.sep, "/")
+
+
+def _without_root(text: str | None, root: str) -> str | None:
+    """A message with the root's directory left out of the paths it names."""
+    if text is None or not root:
+        return text
+    return text.replace(root.rstrip("/") + "/", "")
+
+
 def dataset_item(row: Any) -> DatasetItem:
     provenance = row.provenance or {}
     return DatasetItem(
-        name=row.name, path=row.path, status=row.status, error=row.error,
+        name=row.name, path=relative_path(row.path, row.root), status=row.status,
+        error=_without_root(row.error, row.root),
         tfds_name=row.tfds_name, version=row.version, file_format=row.file_format,
         layout=row.layout, num_episodes=row.num_episodes, num_steps=row.num_steps,
         num_transitions=row.num_transitions, size_bytes=row.size_bytes, splits=_splits(row),
@@ -78,11 +96,13 @@ def feature_tree(entries: list[dict[str, Any]]) -> list[FeatureNode]:
     return roots
 
 
-def dataset_detail(row: Any) -> DatasetDetail:
+def dataset_detail(row: Any, roots: Sequence[Path]) -> DatasetDetail:
+    """The detail document; ``roots``: the server's roots (``root`` is a position in them)."""
     features = row.features or {}
+    position = next((i for i, root in enumerate(roots) if str(root) == row.root), None)
     return DatasetDetail(
         **dataset_item(row).model_dump(),
-        root=row.root, registered=row.registered,
+        root=position, registered=row.registered,
         features=FeatureTree(steps=feature_tree(features.get("steps", [])),
                              episode=feature_tree(features.get("episode", []))),
         metadata=row.metadata or {}, provenance=row.provenance or {},

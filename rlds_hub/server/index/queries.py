@@ -30,7 +30,7 @@ VALUES = EpisodeValueRow.__table__
 
 # Columns of the dataset list (the big JSON documents are left to the detail query).
 LIST_COLUMNS = [DATASETS.c[name] for name in (
-    "id", "name", "path", "status", "error", "tfds_name", "version", "file_format", "layout",
+    "id", "name", "path", "root", "status", "error", "tfds_name", "version", "file_format", "layout",
     "num_episodes", "num_steps", "num_transitions", "size_bytes", "splits", "indexed_at",
     "provenance",
 )]

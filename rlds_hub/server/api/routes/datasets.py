@@ -75,7 +75,8 @@ def _detail_bytes(service: Service, name: str) -> bytes:
             row = queries.dataset_by_name(connection, name)
             if row is None:
                 raise ApiError(404, "dataset_not_found", f"dataset {name!r} was just removed")
-            body = service.pages.put(key, convert.dataset_detail(row).model_dump_json().encode())
+            body = service.pages.put(key, convert.dataset_detail(
+                row, service.settings.roots).model_dump_json().encode())
     return body
 
 

@@ -24,7 +24,8 @@ class DatasetItem(BaseModel):
     """A dataset as listed."""
 
     name: str
-    path: str
+    path: str = Field(description="the dataset's directory relative to its root (the "
+                      "server's own directories are not shown)")
     status: Literal["ok", "error", "missing"] = Field(
         description="ok; error: the last indexing or read failed (see error); missing: the "
         "directory vanished")
@@ -65,7 +66,8 @@ class FeatureTree(BaseModel):
 class DatasetDetail(DatasetItem):
     """Everything the index holds about a dataset."""
 
-    root: str
+    root: int | None = Field(description="which of the server's roots holds it (0-based, in "
+                             "the order the server was given them; null: no longer a root)")
     registered: bool = Field(description="registered through the API (not only found)")
     features: FeatureTree
     metadata: dict[str, Any]
