@@ -444,3 +444,19 @@ def test_a_slice_whose_client_goes_away_gives_its_bytes_back(tmp_path):
         anyio.run(request)
         assert reserved_while_sending and reserved_while_sending[0] > 0
         assert budget.in_use == 0
+
+
+@pytest.mark.parametrize("what", ["animation", "filmstrip"])
+def test_animations_and_filmstrips_hold_their_frames_bytes_from_the_budget(tmp_path, what):
+    with app_client(
+        [dataset_root()], f"sqlite:///{tmp_path}/index.sqlite3", bulk_wait_seconds=0
+    ) as client:
+        budget = client.app_state.service.bulk_budget
+        url = f"{API}/datasets/frames/episodes/1/{what}"
+        held = budget.try_reserve(budget.capacity)
+        busy = client.get(url)
+        assert busy.status_code == 503 and busy.json()["error"]["code"] == "busy", busy.text
+        budget.release(held)
+        budget.peak = 0
+        assert client.get(url).status_code == 200
+        assert budget.peak >= 10 * FRAME * FRAME * 3 and budget.in_use == 0

@@ -66,6 +66,29 @@ def _frames(service: Service, name: str, index: int, split: str | None,
     return maps.colour(frames) if maps.is_map(leaf) else frames
 
 
+def _frames_bytes(service: Service, name: str, index: int, split: str | None,
+                  field: str | None) -> int:
+    """What an animation or filmstrip of the episode holds in memory at most: its frames
+    decoded, and as much again for the pictures being encoded."""
+    dataset, split, episode = reads.locate(service, name, split, index)
+    leaf = _image_leaf(service, dataset, field)
+    return 2 * episode.length * leaf.size * max(leaf.dtype.itemsize, 1)
+
+
+async def _budgeted(service: Service, work: Any, name: str, index: int, split: str | None,
+                    field: str | None, *args: Any) -> bytes:
+    """``work(service, name, index, split, field, *args)`` in a worker thread, holding its
+    bytes from the bulk budget (waiting for them on the event loop; 503 busy after
+    ``bulk_wait_seconds``)."""
+    size = await run_in_threadpool(_frames_bytes, service, name, index, split, field)
+    budget = service.bulk_budget
+    reserved = await budget.reserve(size, service.settings.bulk_wait_seconds)
+    try:
+        return await run_in_threadpool(work, service, name, index, split, field, *args)
+    finally:
+        budget.release(reserved)
+
+
 def _range(frames: np.ndarray, start: int | None, stop: int | None, every: int,
            limit: int) -> np.ndarray:
     try:
@@ -138,8 +161,8 @@ async def get_animation(name: DatasetName, service: ServiceDep, index: EpisodeIn
                         format: Annotated[Literal["apng", "gif", "webp"], Query(description=(
                             "apng and webp are lossless; gif has 256 colours per frame"))
                         ] = "apng") -> Response:
-    body = await run_in_threadpool(_animation, service, name, index, split, field, start,
-                                   stop, every, fps, format)
+    body = await _budgeted(service, _animation, name, index, split, field, start, stop, every,
+                           fps, format)
     return Response(body, media_type=media.MEDIA_TYPES[format])
 
 
@@ -160,6 +183,6 @@ async def get_filmstrip(name: DatasetName, service: ServiceDep, index: EpisodeIn
                         split: SplitQuery = None, field: FieldQuery = None,
                         start: Position = None, stop: Position = None, every: Every = 1,
                         columns: Annotated[int, Query(ge=1, le=256)] = 10) -> Response:
-    body = await run_in_threadpool(_filmstrip, service, name, index, split, field, start,
-                                   stop, every, columns)
+    body = await _budgeted(service, _filmstrip, name, index, split, field, start, stop, every,
+                           columns)
     return Response(body, media_type="image/png")
