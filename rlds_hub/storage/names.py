@@ -9,8 +9,9 @@ TFDS lays a dataset out as ``<data_dir>/<name>/<version>`` or, for a builder wit
 - ``name/config`` — that config's newest version;
 - ``name/version``, ``name/config/version``, ``name:version``, ``name/config:version``.
 
-A local path is used as given, except that a directory in one of these layouts (a name's
-directory, which holds no dataset itself) resolves as its name would.
+A local path is used as given, except that a directory in one of these layouts with
+version-named folders (``1.0.0``; a name's directory, which holds no dataset itself)
+resolves as its name would.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def resolve(path_or_name: str | os.PathLike) -> str:
     if files.is_remote(text):
         return text
     if os.path.isabs(text) or files.exists(text):
-        return _descend(text, text, None) if _is_name_directory(text) else text
+        strict = _is_name_directory(text, strict=True)
+        return _descend(text, text, None, strict=True) if strict else text
     base, _, version = text.partition(":")
     searched = []
     for root in data_dirs():
@@ -68,8 +70,9 @@ def resolve(path_or_name: str | os.PathLike) -> str:
     )
 
 
-def _descend(directory: str, text: str, version: str | None) -> str:
-    """The dataset directory a name's directory stands for (see the module docstring)."""
+def _descend(directory: str, text: str, version: str | None, *, strict: bool = False) -> str:
+    """The dataset directory a name's directory stands for (see the module docstring);
+    ``strict``: only version-named folders count as versions."""
     if version is not None:
         target = os.path.join(directory, version)
         if _is_dataset(target):
@@ -81,15 +84,15 @@ def _descend(directory: str, text: str, version: str | None) -> str:
         )
     if _is_dataset(directory):
         return directory
-    versions = _versions(directory)
+    versions = _versions(directory, strict)
     if versions:
         return os.path.join(directory, versions[-1])
-    configs = _configs(directory)
+    configs = _configs(directory, strict)
     if len(configs) == 1:
-        return _descend(os.path.join(directory, configs[0]), text, None)
+        return _descend(os.path.join(directory, configs[0]), text, None, strict=strict)
     default = _default_config(directory)
     if default in configs:
-        return _descend(os.path.join(directory, default), text, None)
+        return _descend(os.path.join(directory, default), text, None, strict=strict)
     raise DatasetError(
         f"{text!r} has several configs in {directory} and no default one "
         f"({DEFAULT_CONFIG_FILE} names none): {', '.join(configs)}; pass NAME/CONFIG, e.g. "
@@ -109,31 +112,37 @@ def _children(directory: str) -> list[str]:
     )
 
 
-def _versions(directory: str) -> list[str]:
-    """Subdirectories holding a dataset, oldest version first."""
-    found = [n for n in _children(directory) if _is_dataset(os.path.join(directory, n))]
+def _versions(directory: str, strict: bool = False) -> list[str]:
+    """Subdirectories holding a dataset (``strict``: named like ``1.0.0``), oldest version
+    first."""
+    found = [
+        n
+        for n in _children(directory)
+        if _is_dataset(os.path.join(directory, n)) and (not strict or _VERSION.match(n))
+    ]
     return sorted(found, key=_version_key)
 
 
-def _configs(directory: str) -> list[str]:
+def _configs(directory: str, strict: bool = False) -> list[str]:
     """Subdirectories that hold versions (TFDS's ``<name>/<config>/<version>``)."""
     return [
         n
         for n in _children(directory)
-        if not _is_dataset(os.path.join(directory, n)) and _versions(os.path.join(directory, n))
+        if not _is_dataset(os.path.join(directory, n))
+        and _versions(os.path.join(directory, n), strict)
     ]
 
 
-def _is_name_directory(directory: str) -> bool:
+def _is_name_directory(directory: str, strict: bool = False) -> bool:
     """A directory in TFDS's name layout: no dataset or shards of its own, versions or
-    configs below it."""
+    configs below it (``strict``: version-named folders only)."""
     if not files.isdir(directory) or _is_dataset(directory):
         return False
     names = files.listdir(directory)
     own = {layout.FEATURES, layout.METADATA, layout.EPISODE_INDEX}
     if any(layout.is_shard_name(n) or n in own for n in names):
         return False  # a damaged dataset: opening it says so
-    return bool(_versions(directory) or _configs(directory))
+    return bool(_versions(directory, strict) or _configs(directory, strict))
 
 
 def _default_config(directory: str) -> str | None:
