@@ -29,10 +29,18 @@ def run_job(job: str, args: argparse.Namespace, extra_flags: Sequence[str] = ())
 
 
 def quiet_beam_logs() -> None:
-    """Keeps Beam's own tracebacks of a failed element off the terminal: the job re-raises
-    the error with its message (file, episode), which the command prints."""
+    """Keeps Beam's own tracebacks of a failed element off the terminal (the job re-raises
+    the error with its message: file, episode, which the command prints), and the warning
+    Beam's import logs about optional Google Cloud clients."""
     import logging
 
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # Beam's import warns that optional GCP clients are missing
+    try:
+        import apache_beam  # noqa: F401
+    finally:
+        root.setLevel(level)
     for name in ("apache_beam.runners.common", "apache_beam.runners.worker",
                  "apache_beam.runners.portability", "apache_beam.runners.direct"):
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlds_hub.beam import watchdog
 from rlds_hub.beam.options import describe_runner, pipeline_options
+from rlds_hub.beam.quiet import FilteredStderr
 from rlds_hub.beam.staging import Staging
 
 
@@ -106,7 +108,9 @@ def run_pipeline(
     """Builds the pipeline with ``build(pipeline)`` and runs it to completion; returns the
     seconds it took. Progress counts the ``*.n`` counter files workers keep in
     ``progress_dir`` (default: the staging directory's pieces). The staging directory is
-    deleted if anything fails."""
+    deleted if anything fails. While it runs, Beam's and Dask's chatter is kept off standard
+    error (all their log lines below ERROR with ``quiet``; :mod:`rlds_hub.beam.quiet`), and
+    worker processes end when this process is killed (:mod:`rlds_hub.beam.watchdog`)."""
     import apache_beam as beam
 
     options = pipeline_options(flags)
@@ -114,15 +118,16 @@ def run_pipeline(
     directory = Path(progress_dir) if progress_dir is not None else staging.pieces
     progress = _Progress(directory, total, description, quiet)
     try:
-        pipeline = beam.Pipeline(options=options)
-        build(pipeline)
-        result = pipeline.run()
-        try:
-            result.wait_until_finish()
-        finally:
-            client = getattr(result, "client", None)  # the DaskRunner's dask Client
-            if client is not None:
-                client.close()
+        with FilteredStderr(quiet), watchdog.watching():
+            pipeline = beam.Pipeline(options=options)
+            build(pipeline)
+            result = pipeline.run()
+            try:
+                result.wait_until_finish()
+            finally:
+                client = getattr(result, "client", None)  # the DaskRunner's dask Client
+                if client is not None:
+                    client.close()
         state = str(getattr(result, "state", "DONE"))
         if "DONE" not in state:
             raise RuntimeError(f"the pipeline ended in state {state}; nothing was committed")
