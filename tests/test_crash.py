@@ -88,7 +88,11 @@ def _check(data_dir: Path, seed: int, reported: int, file_format: str) -> int:
         for t, timestep in enumerate(logged):
             assert_bit_equal(timestep.observation, read[t], f"episode {index} step {t}")
     report = validate(data_dir)
-    assert report.ok, [str(p) for p in report.problems]
+    # The child's actions are random bits (lossless recording of every value), so some are
+    # NaN or infinite: validate rightly calls that an error of the data, not of the recording.
+    errors = [p for p in report.problems if p.severity == "error"
+              and not (p.message.startswith("action has") and "non-finite" in p.message)]
+    assert not errors, [str(p) for p in errors]
     assert report.episodes == listed
     if file_format == "tfrecord":
         # A kill inside the two system calls that publish an episode (or seal a shard) may
