@@ -294,3 +294,17 @@ def test_reads_show_paths_relative_to_the_root_never_the_servers_directories(
         detail = shared_client.get(f"/api/v1/datasets/{name}")
         assert root not in detail.text, name
         assert detail.json()["path"] == path and detail.json()["root"] == 0
+
+
+@pytest.mark.parametrize("split", ["a/b", "train/../../x", "", "tr\\ain"])
+def test_a_crafted_split_name_is_refused_with_a_clear_error(tmp_path: Path, split: str) -> None:
+    from rlds_hub.storage import DatasetError, open_dataset
+
+    target = tmp_path / "frames"
+    shutil.copytree(dataset_root() / "frames", target)
+    info_path = target / "dataset_info.json"
+    info = json.loads(info_path.read_text())
+    info["splits"][0]["name"] = split
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match="split name"):
+        open_dataset(target)

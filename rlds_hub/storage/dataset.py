@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 from typing import Any
 
 from rlds_hub import spec as rlds
@@ -28,6 +29,8 @@ from rlds_hub.storage.episode_index import read_episode_index
 from rlds_hub.storage.layout import DatasetError
 
 _DEFAULT_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
+# Split names as writers use them; a split name is part of every shard's file name.
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _SUFFIXES = {"tfrecord": "tfrecord", "array_record": "array_record"}
 
 
@@ -229,6 +232,11 @@ def _splits(path: str, info: dict[str, Any], real: str | None) -> dict[str, Spli
     for number, entry in enumerate(info.get("splits", [])):
         lengths = tuple(int(n) for n in entry.get("shardLengths", []))
         template = entry.get("filepathTemplate") or _DEFAULT_TEMPLATE
+        if not _SPLIT_NAME.match(str(entry.get("name", ""))):
+            raise DatasetError(
+                f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] has the split "
+                f"name {entry.get('name')!r}: use letters, digits, '_', '-' and '.' (it is "
+                "part of every shard's file name); fix dataset_info.json")
         containment.check_template(
             str(template),
             f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] "
