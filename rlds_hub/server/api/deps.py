@@ -90,8 +90,8 @@ async def require_writer(
 Writer = Depends(require_writer)
 DatasetName = Annotated[str, Path(pattern=NAME_PATTERN, description="the dataset's name",
                                   examples=["point_mass_expert"])]
-# Split names as TFDS writes them (letters, digits, '_'; '-' for other writers' names).
-SPLIT_PATTERN = r"^[A-Za-z0-9_-]+$"
+# Split names as open_dataset accepts them (letters, digits, '_', '-', '.').
+SPLIT_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 SplitQuery = Annotated[str | None, Query(max_length=128, pattern=SPLIT_PATTERN, description=(
     "the split; default: train, or the only split"))]
 
