@@ -250,3 +250,12 @@ def test_validate_repair_restores_an_output_an_interrupted_overwrite_left_hidden
     printed = capsys.readouterr().out
     assert "completed an interrupted commit" in printed and "removed .tmp-out-" in printed
     assert _complete(output) and no_staging_left(tmp_path)
+
+
+def test_an_output_that_is_a_link_to_an_empty_directory_is_written_through_it(tmp_path):
+    target = tmp_path / "disk" / "out"
+    target.mkdir(parents=True)
+    link = tmp_path / "out"
+    link.symlink_to(target)
+    _finished(link, "new").commit()
+    assert link.is_symlink() and _tag(target) == "new"

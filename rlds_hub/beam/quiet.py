@@ -60,9 +60,13 @@ class LineFilter:
         return True
 
 
+_ACTIVE = threading.Lock()  # one filter per process at a time (jobs may run in threads)
+
+
 class FilteredStderr:
     """A context manager: while it is open, what is written to file descriptor 2 (by this
-    process and by the processes it starts) goes through a :class:`LineFilter`."""
+    process and by the processes it starts) goes through a :class:`LineFilter`. While one
+    is open in this process, another does nothing."""
 
     def __init__(self, quiet: bool):
         self._filter = LineFilter(quiet)
@@ -70,11 +74,14 @@ class FilteredStderr:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> FilteredStderr:
+        if not _ACTIVE.acquire(blocking=False):
+            return self
         try:
             sys.stderr.flush()
             original = os.dup(2)
             read, write = os.pipe()
         except (OSError, ValueError, AttributeError):
+            _ACTIVE.release()
             return self  # no file descriptor 2 to filter
         os.dup2(write, 2)
         os.close(write)
@@ -93,11 +100,15 @@ class FilteredStderr:
     ) -> None:
         if self._original is None:
             return
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.flush()
-        os.dup2(self._original, 2)  # the pipe stays open while a worker still holds it
-        assert self._thread is not None
-        self._thread.join(timeout=0.5)
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(self._original, 2)  # the pipe stays open while a worker still holds it
+            assert self._thread is not None
+            self._thread.join(timeout=0.5)
+        finally:
+            self._original = None
+            _ACTIVE.release()
 
     def _forward(self, read: int, out: int) -> None:
         pending = b""

@@ -50,6 +50,8 @@ class Staging:
                 "rename); write locally, then copy the finished output"
             )
         self.output = Path(text).expanduser().absolute()
+        if self.output.is_symlink():  # the commit renames next to the directory it names
+            self.output = self.output.resolve()
         self.overwrite = overwrite
         _check_inputs(self.output, inputs)
         if self.output.parent.is_dir():

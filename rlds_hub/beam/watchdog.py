@@ -45,13 +45,17 @@ def watching() -> Iterator[None]:
     if me is None:
         yield
         return
-    watchdog = subprocess.Popen(
-        [sys.executable, "-I", "-S", os.path.abspath(__file__), me],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    try:
+        watchdog = subprocess.Popen(
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), me],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:  # no process to spare: the job runs unwatched
+        yield
+        return
     previous = os.environ.get(VARIABLE)
     os.environ[VARIABLE] = me
     ended = False

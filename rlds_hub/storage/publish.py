@@ -75,7 +75,11 @@ def contents(path: Path) -> frozenset[str]:
 def parent_lock(output: Path) -> Iterator[None]:
     """An exclusive ``flock`` of the output's parent directory (a no-op where the file
     system has none)."""
-    fd = os.open(output.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(output.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # a parent that cannot be opened for reading: no lock to take
+        yield
+        return
     try:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -105,9 +109,13 @@ def _rename_to_output(source: Path, output: Path) -> bool:
 
 
 def _describe(output: Path) -> str:
+    if output.is_symlink():
+        return "a symbolic link"
     if not output.is_dir():
-        return "a file"
+        return "a file" if output.exists() else "nothing now"
     names = sorted(os.listdir(output))
+    if not names:
+        return "an empty directory"
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     return f"a directory holding {shown}"
 
