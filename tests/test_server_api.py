@@ -336,9 +336,9 @@ def test_animation_and_filmstrip_hold_every_chosen_frame(client):
     ("/datasets/frames/episodes/1/steps", {"fields": "observation"}, 400, "bad_slice"),
     ("/datasets/frames/episodes/1/steps", {"format": "csv"}, 422, "invalid_request"),
     ("/datasets/frames/episodes/1/frames/10", {}, 404, "step_not_found"),
-    ("/datasets/frames/episodes/1/frames/0", {"field": "observation/position"}, 400,
+    ("/datasets/frames/episodes/1/frames/0", {"field": "observation/position"}, 404,
      "not_an_image"),
-    ("/datasets/point_mass/episodes/1/animation", {}, 400, "no_images"),
+    ("/datasets/point_mass/episodes/1/animation", {}, 404, "no_images"),
     ("/datasets/frames/episodes/1/animation", {"start": 5, "stop": 5}, 400, "bad_slice"),
     ("/api/v2/everything", {}, 404, "not_found"),
 ])

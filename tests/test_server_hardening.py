@@ -308,3 +308,13 @@ def test_a_crafted_split_name_is_refused_with_a_clear_error(tmp_path: Path, spli
     info_path.write_text(json.dumps(info))
     with pytest.raises(DatasetError, match="split name"):
         open_dataset(target)
+
+
+def test_an_image_field_the_dataset_lacks_is_a_404_like_an_unknown_split(shared_client) -> None:
+    for url, code in (("/api/v1/datasets/point_mass/episodes/1/animation", "no_images"),
+                      ("/api/v1/datasets/point_mass/episodes/1/frames/0?field=x", "no_images"),
+                      ("/api/v1/datasets/frames/episodes/1/frames/0?field=observation/position",
+                       "not_an_image")):
+        response = shared_client.get(url)
+        assert response.status_code == 404, (url, response.text)
+        assert response.json()["error"]["code"] == code

@@ -45,7 +45,7 @@ def _image_leaf(service: Service, dataset: IndexedDataset, field: str | None) ->
     images = [leaf for leaf in leaves if is_image(leaf)] + [
         leaf for leaf in leaves if maps.is_map(leaf)]  # depth maps, coloured
     if not images:
-        raise ApiError(400, "no_images",
+        raise ApiError(404, "no_images",
                        f"dataset {dataset.name!r} has no image observations (nor depth maps)")
     if field is None:
         return images[0]
@@ -53,7 +53,7 @@ def _image_leaf(service: Service, dataset: IndexedDataset, field: str | None) ->
     for leaf in images:
         if leaf.name == name:
             return leaf
-    raise ApiError(400, "not_an_image",
+    raise ApiError(404, "not_an_image",
                    f"field={field!r} is not an image field of {dataset.name!r}; its image "
                    f"fields (and depth maps) are {', '.join(leaf.name for leaf in images)}")
 
