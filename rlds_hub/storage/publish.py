@@ -112,7 +112,7 @@ def _describe(output: Path) -> str:
     if output.is_symlink():
         return "a symbolic link"
     if not output.is_dir():
-        return "a file" if output.exists() else "nothing now"
+        return "a file" if output.exists() else "nothing"
     names = sorted(os.listdir(output))
     if not names:
         return "an empty directory"
@@ -177,8 +177,8 @@ def _changed(aside: Path, output: Path, expected: frozenset[str] | None) -> str:
     is)."""
     if expected is None:
         return f"{output} ({_describe(aside)}) appeared while the job ran"
-    if not aside.is_dir():
-        return f"{output} was replaced by a file while the job ran"
+    if aside.is_symlink() or not aside.is_dir():
+        return f"{output} was replaced by {_describe(aside)} while the job ran"
     foreign = sorted(contents(aside) - expected)
     if not foreign:
         return ""
