@@ -11,8 +11,7 @@ import importlib
 from typing import Any
 
 from rlds_hub import _compat  # noqa: F401  (NumPy-2 alias for envlogger, applied first)
-
-__version__ = "0.1.0"
+from rlds_hub._version import __version__
 
 _LAZY_ATTRS = {
     "load": ("rlds_hub.data", "load"),

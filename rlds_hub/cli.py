@@ -214,7 +214,7 @@ def _version() -> str:
     """``rlds-hub X.Y.Z (Python A.B.C)``."""
     import platform
 
-    from rlds_hub import __version__
+    from rlds_hub._version import __version__
 
     return f"rlds-hub {__version__} (Python {platform.python_version()})"
 

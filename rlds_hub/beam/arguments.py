@@ -200,7 +200,7 @@ def job_parser(job: str, parser: argparse.ArgumentParser | None = None
         parser = argparse.ArgumentParser(
             prog=f"python -m pipelines.{job}", description=DESCRIPTIONS[job],
             formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
-        from rlds_hub import __version__
+        from rlds_hub._version import __version__
 
         parser.add_argument("--version", action="version", version=f"rlds-hub {__version__}",
                             help="print rlds_hub's version and exit")

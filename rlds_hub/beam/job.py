@@ -26,7 +26,7 @@ def now() -> str:
 def provenance(job: str, arguments: dict[str, Any], sources: list[dict[str, Any]],
                flags: Sequence[str], previous: Any = None) -> dict[str, Any]:
     """The ``provenance`` entry of an output's ``metadata.json``."""
-    from rlds_hub import __version__
+    from rlds_hub._version import __version__
 
     entry = {
         "job": job,

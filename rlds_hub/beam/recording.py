@@ -92,7 +92,7 @@ def record_dataset(
     quiet: bool = True,
 ) -> dict[str, Any]:
     """Records ``episodes`` episodes of ``env_name`` with ``policy`` into ``output``."""
-    from rlds_hub import __version__
+    from rlds_hub._version import __version__
     from rlds_hub.envs import canonical_env_name, make_env
 
     if episodes < 1:

@@ -189,7 +189,7 @@ def save_statistics(path: str | os.PathLike, result: dict[str, Any] | list[dict[
                     **provenance: Any) -> str:
     """Stores statistics (one split's, or a list of splits') as ``statistics.json`` in the
     dataset directory, where the service and the learners find them; returns its path."""
-    from rlds_hub import __version__
+    from rlds_hub._version import __version__
 
     splits = result if isinstance(result, list) else [result]
     content = {"rlds_hub_version": __version__, **provenance,

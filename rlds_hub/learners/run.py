@@ -139,7 +139,7 @@ def _statistics(dataset: Any, selection: Any) -> dict[str, Any]:
 
 
 def run_record(setup: Setup) -> dict[str, Any]:
-    from rlds_hub import __version__
+    from rlds_hub._version import __version__
 
     return {
         "algorithm": setup.algorithm,

@@ -10,10 +10,8 @@ from typing import Any, Literal
 
 import dm_env
 
-from rlds_hub import (
-    __version__,
-    _compat,  # noqa: F401  (before envlogger)
-)
+from rlds_hub import _compat  # noqa: F401  (before envlogger)
+from rlds_hub._version import __version__
 from rlds_hub.format.features import IMAGE_ENCODINGS, ImageEncoding
 from rlds_hub.format.specs import SpecError, spec_differences, spec_to_json
 from rlds_hub.storage.layout import DatasetError

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from rlds_hub import __version__
+from rlds_hub._version import __version__
 from rlds_hub.server.api.documentation import add_documentation
 from rlds_hub.server.api.guard import RequestGuard
 from rlds_hub.server.api.headers import SecurityHeaders

@@ -47,7 +47,7 @@ def output_metadata(sources: Sequence[RLDSDataset], prov: dict[str, Any],
                     layout_name: str) -> dict[str, Any]:
     """The output's ``metadata.json``: the (first) input's metadata, its layout, and this
     job's provenance (the input's own provenance kept under ``previous``)."""
-    from rlds_hub import __version__
+    from rlds_hub._version import __version__
 
     metadata = copy.deepcopy(sources[0].metadata) if sources else {}
     previous = metadata.pop("provenance", None)

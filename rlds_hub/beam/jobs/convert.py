@@ -110,7 +110,7 @@ def convert(
                                description=JOB, quiet=quiet)
 
     def finish() -> dict[str, Any]:
-        from rlds_hub import __version__
+        from rlds_hub._version import __version__
 
         sums = read_source_checksums(staging.sources).get(root, {})
         arguments = {"input": input, "output": output, "source_format": description.format,
