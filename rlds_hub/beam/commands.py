@@ -72,6 +72,7 @@ def _extend_stats(parser: argparse.ArgumentParser) -> None:
     def run(args: argparse.Namespace) -> int:
         if args.runner is None:
             return core_run(args)
+        quiet_beam_logs()
         from rlds_hub.beam.jobs.stats import compute_statistics
         from rlds_hub.inspection.stats import format_statistics
 
