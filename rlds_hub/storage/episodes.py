@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,8 @@ from rlds_hub import spec as rlds
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder, ParseError
 from rlds_hub.format.plan import Leaf, Plan
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.episode_index import EpisodeIndex
+from rlds_hub.storage.layout import EPISODE_INDEX, DatasetError
 from rlds_hub.storage.reader import DecodedBatch, iter_batches, iter_records
 from rlds_hub.storage.selection import EpisodeSpec, Selection, episode_indices
 
@@ -339,6 +341,17 @@ def episode_table(
     for batch in iter_batches(selection, keys=plan.keys, batch_episodes=batch_episodes):
         rows += rows_from_batch(plan, batch)
     return rows
+
+
+def rebuild_episode_index(directory: str | os.PathLike) -> int:
+    """Rewrites ``episodes.jsonl`` from the records of every split; returns the rows."""
+    dataset = open_dataset(directory)
+    rows = []
+    for split in sorted(dataset.splits):
+        for row in episode_table(dataset, split, use_index=False):
+            rows.append(index_row(row, split, row["episode"]))
+    EpisodeIndex(Path(directory) / EPISODE_INDEX).rewrite(rows)
+    return len(rows)
 
 
 def is_number(value: Any) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rlds_hub.storage import layout, publish, salvage, shards
+from rlds_hub.storage.episodes import rebuild_episode_index
 
 _SHARD_FILE_RE = re.compile(
     r"^(?P<name>[a-z][a-z0-9_]*)-(?P<split>[A-Za-z0-9_]+)\.(?P<fmt>tfrecord|array_record)"
@@ -277,21 +278,6 @@ def features_from_metadata(directory: Path) -> dict[str, Any] | None:
         episode_metadata_spec=spec("episode_metadata"),
         image_encoding=metadata.get("image_encoding", "png"),
     )
-
-
-def rebuild_episode_index(directory: str | os.PathLike) -> int:
-    """Rewrites ``episodes.jsonl`` from the records of every split; returns the rows."""
-    from rlds_hub.storage.dataset import open_dataset
-    from rlds_hub.storage.episode_index import EpisodeIndex
-    from rlds_hub.storage.episodes import episode_table, index_row
-
-    dataset = open_dataset(directory)
-    rows = []
-    for split in sorted(dataset.splits):
-        for row in episode_table(dataset, split, use_index=False):
-            rows.append(index_row(row, split, row["episode"]))
-    EpisodeIndex(Path(directory) / layout.EPISODE_INDEX).rewrite(rows)
-    return len(rows)
 
 
 def _dumps(data: Any) -> bytes:

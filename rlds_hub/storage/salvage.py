@@ -424,7 +424,7 @@ def _commit(directory: Path, work: Path) -> None:
     if journal["episodes"] is not None:
         EpisodeIndex(directory / layout.EPISODE_INDEX).rewrite(journal["episodes"])
     elif (directory / layout.EPISODE_INDEX).exists():
-        from rlds_hub.storage.repair import rebuild_episode_index
+        from rlds_hub.storage.episodes import rebuild_episode_index
 
         rebuild_episode_index(directory)
     if journal["checksums"] is not None:
