@@ -8,7 +8,11 @@ from typing import Any
 
 import apache_beam as beam
 
+from rlds_hub.beam.functions import ShippedFunction
+from rlds_hub.beam.mapping import EpisodeMapper, MapEpisodeFn, infer_features
 from rlds_hub.beam.selection import EpisodeFilter
+from rlds_hub.storage.episodes import dataset_layout
+from rlds_hub.storage.reader import iter_records
 
 
 class FilterEpisodes(beam.PTransform):
@@ -33,11 +37,6 @@ class MapEpisodes(beam.PTransform):
     def __init__(self, dataset: Any, function: Callable[..., Any], *, per_step: bool = False,
                  image_encoding: str = "png", sample: Any = None):
         super().__init__()
-        from rlds_hub.beam.functions import ShippedFunction
-        from rlds_hub.beam.jobs.map import EpisodeMapper, infer_features
-        from rlds_hub.storage.episodes import dataset_layout
-        from rlds_hub.storage.reader import iter_records
-
         shipped = function if isinstance(function, ShippedFunction) else ShippedFunction(function)
         self._mapper = EpisodeMapper(dataset.plan, shipped, per_step=per_step)
         first = sample or next(iter_records(dataset, next(iter(dataset.splits))), None)
@@ -49,7 +48,5 @@ class MapEpisodes(beam.PTransform):
         self._layout = dataset_layout(dataset)
 
     def expand(self, episodes: Any) -> Any:
-        from rlds_hub.beam.jobs.map import _MapEpisodes
-
         return episodes | "Map" >> beam.ParDo(
-            _MapEpisodes(self._mapper, self.features_json, self._layout))
+            MapEpisodeFn(self._mapper, self.features_json, self._layout))
