@@ -1,9 +1,12 @@
 """Readers of other tools' episode formats for the convert job: envlogger Riegeli logs,
 Minari datasets and D4RL-style HDF5 files. Each describes its source (specs, episodes, work
-units) in the driver and reads the episodes of one unit, as flat NumPy columns, in a worker."""
+units) in the driver and reads the episodes of one unit, as flat NumPy columns, in a worker.
 
+A format is one module here plus one ``registry.register`` line below (the order in which
+formats are detected)."""
+
+from rlds_hub.beam.sources import registry
 from rlds_hub.beam.sources.base import (
-    SOURCE_FORMATS,
     ConvertUnit,
     SourceDescription,
     SourceFormatError,
@@ -11,6 +14,11 @@ from rlds_hub.beam.sources.base import (
     detect_format,
     reader_for,
 )
+
+registry.register("envlogger", "rlds_hub.beam.sources.envlogger_source")
+registry.register("minari", "rlds_hub.beam.sources.minari_source")
+registry.register("d4rl", "rlds_hub.beam.sources.d4rl_source")
+SOURCE_FORMATS = registry.formats()
 
 __all__ = [
     "SOURCE_FORMATS",

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
+from rlds_hub.beam.sources import registry
 from rlds_hub.storage import layout
-
-SOURCE_FORMATS = ("envlogger", "minari", "d4rl")
 
 
 class SourceFormatError(layout.DatasetError):
@@ -44,17 +42,12 @@ class SourceDescription:
     units: list[ConvertUnit]
     metadata: dict[str, Any]
     name: str
-    reader: Any  # a picklable object with .episodes(unit)
+    reader: Any  # a picklable object whose .episodes(unit) yields, per episode,
+    # (episode number in the part, flat columns, "where" for errors)
 
     @property
     def num_episodes(self) -> int:
         return sum(u.count for u in self.units)
-
-
-class SourceReader(Protocol):
-    def episodes(self, unit: ConvertUnit) -> Iterator[tuple[int, dict[str, Any], str]]:
-        """``(episode number in the part, flat columns, "where" for errors)`` per episode."""
-        ...
 
 
 def even_ranges(count: int, per_unit: int) -> list[tuple[int, int]]:
@@ -77,19 +70,12 @@ def detect_format(path: str | os.PathLike) -> str:
     text = os.fspath(path)
     if not os.path.exists(text):
         raise SourceFormatError(f"{text} does not exist")
+    for fmt in registry.formats():
+        if registry.source_module(fmt).detect(text):
+            return fmt
     if os.path.isfile(text):
-        if text.endswith((".hdf5", ".h5")):
-            return "d4rl"
         raise SourceFormatError(
             f"{text} is a file but not HDF5 (.hdf5/.h5); pass --source-format to say what it is")
-    from rlds_hub.beam.sources import minari_source
-
-    if minari_source.data_directory(text) is not None:
-        return "minari"
-    from rlds_hub.beam.sources import envlogger_source
-
-    if envlogger_source.find_log_dirs(text):
-        return "envlogger"
     raise SourceFormatError(
         f"{text} holds neither envlogger logs (a metadata.riegeli below it) nor a Minari "
         "dataset (data/metadata.json); pass --source-format, or the path of an HDF5 file"
@@ -100,21 +86,13 @@ def describe_source(path: str | os.PathLike, source_format: str | None = None,
                     source_no: int = 0, **options: Any) -> SourceDescription:
     """Describes the source at ``path`` (format detected unless given)."""
     fmt = source_format or detect_format(path)
-    if fmt not in SOURCE_FORMATS:
-        raise SourceFormatError(f"unknown source format {fmt!r}; use one of {SOURCE_FORMATS}")
-    module = _module(fmt)
-    return module.describe(os.fspath(path), source_no=source_no, **options)
+    if fmt not in registry.formats():
+        raise SourceFormatError(
+            f"unknown source format {fmt!r}; use one of {registry.formats()}")
+    return registry.source_module(fmt).describe(os.fspath(path), source_no=source_no,
+                                                 **options)
 
 
 def reader_for(description: SourceDescription) -> Any:
     return description.reader
 
-
-def _module(fmt: str) -> Any:
-    if fmt == "envlogger":
-        from rlds_hub.beam.sources import envlogger_source as module
-    elif fmt == "minari":
-        from rlds_hub.beam.sources import minari_source as module
-    else:
-        from rlds_hub.beam.sources import d4rl_source as module
-    return module

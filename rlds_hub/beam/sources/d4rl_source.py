@@ -43,6 +43,11 @@ DEFAULT_STEPS_PER_UNIT = 100_000
 _STEPS = rlds.STEPS
 
 
+def detect(path: str) -> bool:
+    """True if ``path`` is an HDF5 file (``.hdf5`` or ``.h5``)."""
+    return os.path.isfile(path) and path.endswith((".hdf5", ".h5"))
+
+
 def _open(path: str) -> Any:
     import h5py
 

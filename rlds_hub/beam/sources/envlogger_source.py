@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import _compat  # noqa: F401  (before envlogger)
 from rlds_hub import spec as rlds
 from rlds_hub.beam.episodes import EpisodeContentError, flatten_nested, rlds_flags, stack_steps
 from rlds_hub.beam.sources.base import (
@@ -46,6 +45,11 @@ def find_log_dirs(root: str) -> list[str]:
         if METADATA_FILE in names:
             found.append(path)
     return sorted(found)
+
+
+def detect(path: str) -> bool:
+    """True if ``path`` is a directory with envlogger logs at or below it."""
+    return bool(find_log_dirs(path))
 
 
 def _open(log_dir: str) -> Any:

@@ -51,6 +51,11 @@ def data_directory(path: str) -> str | None:
     return None
 
 
+def detect(path: str) -> bool:
+    """True if ``path`` is a Minari dataset directory (or its ``data`` directory)."""
+    return data_directory(path) is not None
+
+
 def raw_metadata(data_dir: str) -> dict[str, Any]:
     """Minari's own ``metadata.json``, verbatim: algorithm, author, code link, description,
     env_spec, eval_env_spec, ref_min_score / ref_max_score, the spaces, ..."""
