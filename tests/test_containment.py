@@ -280,3 +280,24 @@ def test_a_stray_link_out_of_the_directory_is_not_measured(dataset):
     (dataset / "frames-train.tfrecord-00099").symlink_to(outside / "big")
     stray = summarize(open_dataset(dataset), count_steps=False)["unlisted_files"]
     assert stray["count"] == 1 and stray["bytes"] < 1000
+
+
+def test_a_shard_swapped_for_an_identical_looking_link_is_rechecked_by_the_scan(served, tmp_path):
+    from rlds_hub.server.index import database
+    from rlds_hub.server.index.indexer import Indexer
+
+    engine = database.make_engine(f"sqlite:///{tmp_path}/index.sqlite3")
+    database.migrate(engine)
+    try:
+        indexer = Indexer(engine, [served.resolve()], compute_statistics=False)
+        assert {o.name: o.action for o in indexer.scan().outcomes}["frames"] == "indexed"
+        first = shard_names(served / "frames")[0]
+        copy = tmp_path / "outside" / first
+        shutil.copy2(served / "frames" / first, copy)  # same size and modification time
+        (served / "frames" / first).unlink()
+        (served / "frames" / first).symlink_to(copy)
+        outcome = {o.name: o for o in indexer.scan().outcomes}["frames"]
+        assert outcome.action == "failed"
+        assert "leads outside the dataset directory" in outcome.error
+    finally:
+        engine.dispose()

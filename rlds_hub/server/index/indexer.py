@@ -175,7 +175,7 @@ class Indexer:
                 and existing.status == STATUS_OK and existing.name == name):
             return Outcome(name, str(path), "unchanged", existing.num_episodes)
         try:
-            dataset = open_dataset(path, within=str(root))
+            dataset = open_dataset(path, within=os.path.realpath(root))
             gathered = facts.gather(dataset, compute_statistics=self.compute_statistics,
                                     compute_checksums=self.compute_checksums,
                                     progress=self.progress)
