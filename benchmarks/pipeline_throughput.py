@@ -54,7 +54,9 @@ def make_logs(root: str, episodes: int) -> None:
     import envlogger
     from dm_env import specs
 
-    from rlds_hub import _compat  # noqa: F401  (NumPy 2 alias before envlogger)
+    from rlds_hub._compat import patch_numpy_for_envlogger
+
+    patch_numpy_for_envlogger()  # envlogger 1.2's encoder uses np.unicode_
 
     rng = np.random.default_rng(0)
 
@@ -94,7 +96,6 @@ def make_logs(root: str, episodes: int) -> None:
 def run_ceiling(logs: str, out: str) -> int:
     import envlogger
 
-    from rlds_hub import _compat  # noqa: F401
     from rlds_hub.beam.sources.envlogger_source import find_log_dirs
 
     steps = 0
@@ -109,7 +110,6 @@ def run_ceiling(logs: str, out: str) -> int:
 def run_decode(logs: str, out: str) -> int:
     import envlogger
 
-    from rlds_hub import _compat  # noqa: F401
     from rlds_hub.beam.sources.envlogger_codec import episode_steps
     from rlds_hub.beam.sources.envlogger_source import find_log_dirs
 
@@ -125,8 +125,6 @@ def run_tfds(logs: str, out: str, workers: int = 0) -> int:
     import tensorflow_datasets as tfds
     from etils import epath
     from tensorflow_datasets.rlds import rlds_base
-
-    from rlds_hub import _compat  # noqa: F401
 
     config = rlds_base.DatasetConfig(
         name="workload",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rlds_hub import _compat  # noqa: F401  (NumPy-2 alias for envlogger, applied first)
 from rlds_hub._version import __version__
 
 _LAZY_ATTRS = {

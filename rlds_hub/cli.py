@@ -23,6 +23,7 @@ from rlds_hub.command_line import (
     tensorflow_available,
     warnings_through,
 )
+from rlds_hub.extras import extra_for
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -313,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (ValueError, OSError, RecordingError) as e:
         print(f"rlds-hub {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        missing = extra_for(e)  # an optional dependency: say which extra brings it
+        if missing is None:
+            raise
+        print(f"rlds-hub {args.command}: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rlds-hub {args.command}: interrupted", file=sys.stderr)

@@ -14,13 +14,16 @@ Building blocks (see docs/pipelines.md):
 
 Jobs: :mod:`rlds_hub.beam.jobs` (convert, reshard, filter, map, merge, split, stats, export),
 also ``rlds-hub <job>`` and ``python -m pipelines.<job>``. Names load on first use, so
-importing this package (as the CLI does) does not import Beam.
+importing this package (as the CLI does) does not import Beam; using them needs the ``beam``
+extra (``pip install 'rlds-hub[beam]'``), and a missing one is a
+:class:`~rlds_hub.extras.MissingExtraError` that says so.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from rlds_hub.extras import require
 
 _EXPORTS = {
     "ReadEpisodes": "rlds_hub.beam.source",
@@ -50,7 +53,7 @@ _EXPORTS = {
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return getattr(require(_EXPORTS[name], "beam", f"rlds_hub.beam.{name}"), name)
     raise AttributeError(f"module 'rlds_hub.beam' has no attribute {name!r}")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rlds_hub.extras import require
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.layout import DatasetError
 
@@ -99,7 +100,7 @@ def load(
             f"no episode of {split!r} passes the selection "
             f"({_describe_selection(episodes, where, filters)})"
         )
-    import tensorflow as tf
+    tf = require("tensorflow", "tf", "rlds_hub.load (tf.data)")
 
     _quiet_tfds_dtype_warning()
     features = dataset.features

@@ -38,6 +38,7 @@ from rlds_hub import spec as rlds
 from rlds_hub.checks import check_gamma, check_positive
 from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
 from rlds_hub.data.mixer import Mixer
+from rlds_hub.extras import require
 from rlds_hub.format.plan import unflatten
 from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.layout import DatasetError
@@ -108,7 +109,7 @@ class BatchLoader:
 
     def as_tf_dataset(self) -> Any:
         """The batches as a ``tf.data.Dataset`` (prefetched)."""
-        import tensorflow as tf
+        tf = require("tensorflow", "tf", "as_tf_dataset()")
 
         first = next(iter(self))
         signature = tf.nest.map_structure(
@@ -126,7 +127,7 @@ class BatchLoader:
         64-bit fields stay 64-bit when JAX's x64 mode is on (``jax_enable_x64``); otherwise
         JAX stores them as 32-bit, and a warning says which fields were narrowed.
         """
-        import jax
+        jax = require("jax", "jax", "as_jax_iterator()")
 
         target = sharding if sharding is not None else jax.devices()[0]
         pending: collections.deque = collections.deque()

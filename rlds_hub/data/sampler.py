@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from rlds_hub.extras import require
+
 
 class InMemorySampler:
     """Items (transitions or windows) on one device, sampled uniformly with replacement."""
 
     def __init__(self, items: Mapping[str, Any], *, device: Any = None):
-        import jax
+        jax = require("jax", "jax", "InMemorySampler")
 
         leaves = jax.tree_util.tree_leaves(items)
         if not leaves:

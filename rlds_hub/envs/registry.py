@@ -17,6 +17,8 @@ import weakref
 
 import dm_env
 
+from rlds_hub.extras import EXTRAS
+
 __all__ = ["DM_CONTROL_PREFIX", "GYM_PREFIX", "EnvUnavailableError", "canonical_env_name",
            "env_label", "list_envs", "make_env"]
 
@@ -36,7 +38,7 @@ _GYM_EXCLUDED_PACKAGES = ("gymnasium.envs.phys2d", "gymnasium.envs.tabular")
 # Gymnasium's extras, for the install hint of a missing dependency.
 _GYM_EXTRAS = {"gymnasium.envs.mujoco": "mujoco", "gymnasium.envs.box2d": "box2d"}
 # pip's names of the modules the env families import, where they differ.
-_PIP_NAMES = {"Box2D": "box2d", "dm_control": "dm-control"}
+_PIP_NAMES = {"Box2D": "box2d"}
 # The names make_env gave the envs it made (for messages about them).
 _NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -128,9 +130,11 @@ def _unavailable(name: str, error: Exception, extra: str | None) -> EnvUnavailab
     family = f' (or all of its family\'s: pip install "gymnasium[{extra}]")' if extra else ""
     if isinstance(error, ImportError) and module:
         top = module.split(".", 1)[0]
+        package = (f"'rlds-hub[{EXTRAS[top]}]'" if EXTRAS.get(top) == "envs"
+                   else _PIP_NAMES.get(top, top))
         return EnvUnavailableError(
             f"{name} needs the Python package {top!r}, which is not installed here: pip "
-            f"install {_PIP_NAMES.get(top, top)}{family}"
+            f"install {package}{family}"
         )
     return EnvUnavailableError(f"{name} cannot be created here: {error}")
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rlds_hub.extras import require
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import LAYOUT_OXE, dataset_layout, episode_table
 from rlds_hub.storage.names import resolve
@@ -21,7 +22,7 @@ def plot_episodes(path: str | os.PathLike | RLDSDataset, out_png: str | os.PathL
     Raises:
       ValueError: the dataset has no episodes.
     """
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plots", "plotting episodes")
 
     fig = episode_figure(path)
     fig.savefig(out_png, dpi=100)
@@ -30,8 +31,7 @@ def plot_episodes(path: str | os.PathLike | RLDSDataset, out_png: str | os.PathL
 
 def episode_figure(path: str | os.PathLike | RLDSDataset) -> Any:
     """The figure :func:`plot_episodes` writes (a matplotlib ``Figure``; close it)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots", "plotting episodes")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator

@@ -25,6 +25,7 @@ import crc32c
 import numpy as np
 
 from rlds_hub import spec as rlds
+from rlds_hub.extras import require
 from rlds_hub.format.decode import EpisodeDecoder, ParseError, value_counts
 from rlds_hub.format.images import ImageDecodeError
 from rlds_hub.format.plan import Plan, unflatten
@@ -354,7 +355,7 @@ def _check_checksum(shard: str, data: bytes | None, path: str, expected: dict[st
 
 def _tf_parser(dataset: RLDSDataset) -> Callable[[list[Any]], dict[int, str]]:
     """Parses records with TFDS's own parse spec; returns {position: error} for failures."""
-    import tensorflow as tf
+    tf = require("tensorflow", "tf", "validate(tensorflow=True)")
 
     spec = dataset.features.tf_example_spec
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import dm_env
 
-from rlds_hub import _compat  # noqa: F401  (before envlogger)
+from rlds_hub import _compat
 from rlds_hub._version import __version__
 from rlds_hub.format.features import IMAGE_ENCODINGS, ImageEncoding
 from rlds_hub.format.specs import SpecError, spec_differences, spec_to_json
@@ -138,6 +138,8 @@ class Recorder(dm_env.Environment):
         self.file_format = file_format
         if file_format == "riegeli":
             from rlds_hub.storage.layout import prepare_directory
+
+            _compat.patch_numpy_for_envlogger()  # envlogger 1.2's encoder uses np.unicode_
 
             self._backend = None
             self._logger = envlogger.EnvLogger(

@@ -5,7 +5,14 @@ to ``rlds_hub.transforms``: names, signatures and semantics are the same (the re
 ``pattern_map`` family is not provided). On top of that, :func:`episode_transitions` and
 :func:`episode_windows` are vectorised per-episode kernels for learners, and
 :func:`transitions` / :func:`windows` apply them to a dataset of episodes.
+
+They need TensorFlow (``pip install 'rlds-hub[tf]'``); importing this package without it
+raises a :class:`~rlds_hub.extras.MissingExtraError` that says so.
 """
+
+from rlds_hub.extras import require
+
+require("tensorflow", "tf", "rlds_hub.transforms")
 
 from rlds_hub.transforms.alignment import AlignmentType, add_alignment_to_step, shift_keys
 from rlds_hub.transforms.dataset_ops import (

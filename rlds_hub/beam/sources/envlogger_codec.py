@@ -18,8 +18,6 @@ from typing import Any
 import dm_env
 import numpy as np
 
-from rlds_hub import _compat  # noqa: F401  (before envlogger)
-
 _SCALAR = -438  # envlogger's codec marks scalars with this one-dimension shape
 _LISTS = {
     "float_values": np.float32, "double_values": np.float64, "int32_values": np.int32,

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import _compat  # noqa: F401  (before envlogger)
 from rlds_hub import spec as rlds
 from rlds_hub.beam.episodes import EpisodeContentError, flatten_nested, rlds_flags, stack_steps
 from rlds_hub.beam.sources.base import (
