@@ -178,14 +178,6 @@ def _as_leaf_array(value: Any, leaf: Leaf, where: str) -> Any:
     return cast
 
 
-def zero_last(column: np.ndarray) -> np.ndarray:
-    """A copy of a step column with its last row zeroed (RLDS's zero-filled last step)."""
-    out = np.array(column, copy=True)
-    if len(out):
-        out[-1] = 0
-    return out
-
-
 def rlds_flags(num_steps: int, terminated: bool) -> dict[str, np.ndarray]:
     """``steps/is_first``, ``is_last`` and ``is_terminal`` columns of an episode."""
     first = np.zeros(num_steps, bool)

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rlds_hub.storage.query import FILTERS, check_filters
+from rlds_hub.storage.query import check_filters
 
 
 def unit_interval(*parts: Any) -> float:
@@ -132,6 +132,3 @@ def assign_split(fractions: Mapping[str, float], seed: int, episode_id: str) -> 
         if point < cumulative:
             return name
     return next(n for n in reversed(names) if fractions[n] > 0)
-
-
-FILTER_NAMES = FILTERS

@@ -315,8 +315,3 @@ def episode(connection: Connection, dataset_id: int, split: str, index: int) -> 
     return connection.execute(select(EPISODES).where(
         EPISODES.c.dataset_id == dataset_id, EPISODES.c.split == split,
         EPISODES.c.episode == index)).first()
-
-
-def has_episodes(connection: Connection, dataset_id: int) -> bool:
-    return connection.execute(select(exists().where(EPISODES.c.dataset_id == dataset_id))
-                              ).scalar_one()
