@@ -19,7 +19,7 @@ from typing import Any
 
 _LAZY = {
     "load_policy": "rlds_hub.learners.policy",
-    "LearnedPolicy": "rlds_hub.learners.policy",
+    "LearnedPolicy": "rlds_hub.learners.learned_policy",
     "train": "rlds_hub.learners.run",
     "RunResult": "rlds_hub.learners.run",
     "TaskSpec": "rlds_hub.learners.task",

@@ -12,41 +12,21 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Callable
 from typing import Any
 
 import dm_env
-import numpy as np
 
 from rlds_hub.learners.errors import CheckpointError
+from rlds_hub.learners.learned_policy import LearnedPolicy
+from rlds_hub.learners.run_dir import RUN_JSON
 from rlds_hub.learners.task import TaskSpec
 
-RUN_JSON = "run.json"
+__all__ = ["BUILDERS", "RUN_JSON", "LearnedPolicy", "builder", "load_policy", "read_run"]
 BUILDERS = {
     "bc": "rlds_hub.learners.bc.builder",
     "ail": "rlds_hub.learners.ail.builder",
     "poir": "rlds_hub.learners.poir.builder",
 }
-
-
-class LearnedPolicy:
-    """A stateless policy: ``act(observations [1, obs_size]) -> outputs [1, ...]``."""
-
-    def __init__(self, task: TaskSpec, act: Callable[[np.ndarray], Any], name: str):
-        self.task = task
-        self.name = name
-        self._act = act
-
-    def reset(self) -> None:
-        """Nothing to reset: the policy is a function of the observation."""
-
-    def __call__(self, timestep: dm_env.TimeStep) -> Any:
-        observation = self.task.flatten_observation(timestep.observation, batched=False)
-        output = np.asarray(self._act(observation[None]))[0]
-        return self.task.env_action(output)
-
-    def __repr__(self) -> str:
-        return f"LearnedPolicy({self.name}, env={self.task.env_name})"
 
 
 def builder(algorithm: str) -> Any:

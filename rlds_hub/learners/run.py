@@ -37,11 +37,9 @@ from rlds_hub.learners import config as config_lib
 from rlds_hub.learners import evaluation, metrics
 from rlds_hub.learners.errors import CheckpointError, DataError, LearnerError
 from rlds_hub.learners.normalization import Normalizer
-from rlds_hub.learners.policy import RUN_JSON, builder, read_run
+from rlds_hub.learners.policy import builder, read_run
+from rlds_hub.learners.run_dir import EVALUATION, RUN_JSON
 from rlds_hub.learners.task import TaskSpec
-
-EVALUATION = "evaluation"
-EXPERIENCE = "experience"
 
 
 @dataclasses.dataclass

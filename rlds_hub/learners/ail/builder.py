@@ -20,8 +20,8 @@ from rlds_hub.learners.ail import replay
 from rlds_hub.learners.ail.config import AILConfig
 from rlds_hub.learners.ail.learning import AILLearner
 from rlds_hub.learners.ail.networks import make_networks, states
+from rlds_hub.learners.learned_policy import LearnedPolicy
 from rlds_hub.learners.normalization import Normalizer
-from rlds_hub.learners.policy import LearnedPolicy
 from rlds_hub.learners.task import TaskSpec
 
 CONFIG = AILConfig
@@ -96,7 +96,7 @@ class AILAgent:
     unit = "env step"
 
     def __init__(self, setup: Any):
-        from rlds_hub.learners.run import EXPERIENCE
+        from rlds_hub.learners.run_dir import EXPERIENCE
 
         cfg: AILConfig = setup.config
         self.setup, self.config = setup, cfg

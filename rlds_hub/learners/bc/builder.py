@@ -10,8 +10,8 @@ from rlds_hub.learners import evaluation, inputs
 from rlds_hub.learners.bc.config import BCConfig
 from rlds_hub.learners.bc.learning import FIELDS, BCLearner
 from rlds_hub.learners.bc.networks import make_networks
+from rlds_hub.learners.learned_policy import LearnedPolicy
 from rlds_hub.learners.normalization import Normalizer
-from rlds_hub.learners.policy import LearnedPolicy
 from rlds_hub.learners.task import TaskSpec
 
 CONFIG = BCConfig

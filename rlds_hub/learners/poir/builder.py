@@ -62,7 +62,7 @@ class POIRAgent:
         self._policy: POIRPolicy | None = None
         self._timestep: Any = None
         self._recorder: Any = None
-        from rlds_hub.learners.run import EXPERIENCE
+        from rlds_hub.learners.run_dir import EXPERIENCE
 
         self.experience_dir = os.path.join(setup.run_dir, EXPERIENCE)
 
