@@ -11,12 +11,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# Extras (pyproject.toml): the demo uses every part of rlds_hub; the tests also need the peers
+# they compare with and the dev tools. `torch` is left out (nothing here imports it).
+DEMO_EXTRAS := tf,beam,plots,envs,jax,server,learners
+TEST_EXTRAS := $(DEMO_EXTRAS),peers,dev
+
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[envs,beam,server,learners]'
+	$(PY) -m pip install --quiet -e '.[$(DEMO_EXTRAS)]'
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[envs,jax,beam,server,learners,peers,dev]'
+	$(PY) -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(VENV)/.stamp-demo
 
 # Debian packages for the service's tests (PostgreSQL, Chromium): see scripts/system_deps.sh.
