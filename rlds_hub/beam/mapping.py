@@ -60,16 +60,18 @@ class EpisodeMapper:
         except MapFunctionError:
             raise
         except Exception as e:
-            raise MapFunctionError(f"{where}: the map function raised {type(e).__name__}: "
-                                   f"{e}") from e
+            raise MapFunctionError(
+                f"{where}: the map function raised {type(e).__name__}: {e}"
+            ) from e
         if not isinstance(result, Mapping) or rlds.STEPS not in result:
-            raise MapFunctionError(f"{where}: the episode function must return a dict with "
-                                   f"'{rlds.STEPS}', got {type(result).__name__}")
+            raise MapFunctionError(
+                f"{where}: the episode function must return a dict with "
+                f"'{rlds.STEPS}', got {type(result).__name__}"
+            )
         return dict(result)
 
 
-def _map_steps(episode: dict[str, Any], function: Callable[..., Any], where: str
-               ) -> dict[str, Any]:
+def _map_steps(episode: dict[str, Any], function: Callable[..., Any], where: str) -> dict[str, Any]:
     flat = flatten_nested(episode[rlds.STEPS], "")
     count = len(next(iter(flat.values()))) if flat else 0
     outputs = []
@@ -78,11 +80,14 @@ def _map_steps(episode: dict[str, Any], function: Callable[..., Any], where: str
         try:
             result = function(step)
         except Exception as e:
-            raise MapFunctionError(f"{where}, step {t}: the step function raised "
-                                   f"{type(e).__name__}: {e}") from e
+            raise MapFunctionError(
+                f"{where}, step {t}: the step function raised {type(e).__name__}: {e}"
+            ) from e
         if not isinstance(result, Mapping):
-            raise MapFunctionError(f"{where}, step {t}: the step function must return a dict, "
-                                   f"got {type(result).__name__}")
+            raise MapFunctionError(
+                f"{where}, step {t}: the step function must return a dict, "
+                f"got {type(result).__name__}"
+            )
         outputs.append(flatten_nested(dict(result), ""))
     keys = outputs[0].keys() if outputs else {}
     steps = {}
@@ -90,8 +95,10 @@ def _map_steps(episode: dict[str, Any], function: Callable[..., Any], where: str
         try:
             steps[key] = np.stack([np.asarray(o[key]) for o in outputs])
         except (KeyError, ValueError) as e:
-            raise MapFunctionError(f"{where}: the step function returned {key!r} on some steps "
-                                   f"only, or with different shapes ({e})") from None
+            raise MapFunctionError(
+                f"{where}: the step function returned {key!r} on some steps "
+                f"only, or with different shapes ({e})"
+            ) from None
     out = {k: v for k, v in episode.items() if k not in (rlds.STEPS, INDEX)}
     out[rlds.STEPS] = unflatten(steps)
     return out
@@ -104,19 +111,23 @@ def infer_features(episode: Mapping[str, Any], image_encoding: str) -> dict[str,
         raise MapFunctionError(f"'{rlds.STEPS}' must be a dict of step fields")
     missing = [f for f in _REQUIRED if f not in steps]
     if missing:
-        raise MapFunctionError(f"the returned steps lack {missing}; RLDS steps hold "
-                               f"{list(_REQUIRED)} (other fields become step metadata)")
+        raise MapFunctionError(
+            f"the returned steps lack {missing}; RLDS steps hold "
+            f"{list(_REQUIRED)} (other fields become step metadata)"
+        )
 
     def step_spec(value: Any, name: str) -> Any:
         if isinstance(value, Mapping):
             return {k: step_spec(v, f"{name}/{k}") for k, v in value.items()}
         array = np.asarray(value)
         if array.ndim == 0:
-            raise MapFunctionError(f"steps/{name}: a scalar; step fields hold one value per "
-                                   "step (a leading step axis)")
+            raise MapFunctionError(
+                f"steps/{name}: a scalar; step fields hold one value per step (a leading step axis)"
+            )
         if len(array) == 0:
-            raise MapFunctionError(f"steps/{name}: the first episode has no steps to infer "
-                                   "the feature from")
+            raise MapFunctionError(
+                f"steps/{name}: the first episode has no steps to infer the feature from"
+            )
         return infer_spec(array[0], name)
 
     try:
@@ -125,13 +136,18 @@ def infer_features(episode: Mapping[str, Any], image_encoding: str) -> dict[str,
             if np.asarray(steps[flag]).dtype != np.bool_:
                 raise MapFunctionError(f"steps/{flag} must be bool")
         extra_steps = {k: v for k, v in specs.items() if k not in _REQUIRED}
-        episode_meta = {k: infer_spec(v, k) for k, v in episode.items()
-                        if k not in (rlds.STEPS, INDEX)}
+        episode_meta = {
+            k: infer_spec(v, k) for k, v in episode.items() if k not in (rlds.STEPS, INDEX)
+        }
         return episode_features(
-            observation_spec=specs[rlds.OBSERVATION], action_spec=specs[rlds.ACTION],
-            reward_spec=specs[rlds.REWARD], discount_spec=specs[rlds.DISCOUNT],
-            step_metadata_spec=extra_steps, episode_metadata_spec=episode_meta,
-            image_encoding=image_encoding)
+            observation_spec=specs[rlds.OBSERVATION],
+            action_spec=specs[rlds.ACTION],
+            reward_spec=specs[rlds.REWARD],
+            discount_spec=specs[rlds.DISCOUNT],
+            step_metadata_spec=extra_steps,
+            episode_metadata_spec=episode_meta,
+            image_encoding=image_encoding,
+        )
     except SpecError as e:
         raise MapFunctionError(f"the map function's output cannot be stored: {e}") from e
 
@@ -155,14 +171,19 @@ class MapEpisodeFn(beam.DoFn):
         result = self._mapper.apply(decoded, where)
         flat = flatten_nested({k: v for k, v in result.items() if k != INDEX}, "")
         try:
-            out = self._encoder.encode(episode.key, episode.split, flat, where,
-                                       source=episode.row.get(SOURCE))
+            out = self._encoder.encode(
+                episode.key, episode.split, flat, where, source=episode.row.get(SOURCE)
+            )
         except EpisodeContentError as e:
             raise MapFunctionError(
                 f"{e} (the map function must return the same fields, shapes and dtypes for "
-                "every episode as for the first one, which fixed the output's features)") from e
-        if (episode.row.get("return") is not None and out.row.get("return") is not None
-                and _same_bits(reward, result[rlds.STEPS].get(rlds.REWARD))):
+                "every episode as for the first one, which fixed the output's features)"
+            ) from e
+        if (
+            episode.row.get("return") is not None
+            and out.row.get("return") is not None
+            and _same_bits(reward, result[rlds.STEPS].get(rlds.REWARD))
+        ):
             # Unchanged rewards keep the input's return exactly (not re-summed).
             out.row["return"] = episode.row["return"]
         yield out
@@ -177,5 +198,8 @@ def _same_bits(before: np.ndarray | None, after: Any) -> bool:
     if before is None or after is None:
         return False
     after = np.asarray(after)
-    return (before.dtype == after.dtype and before.shape == after.shape
-            and before.tobytes() == np.ascontiguousarray(after).tobytes())
+    return (
+        before.dtype == after.dtype
+        and before.shape == after.shape
+        and before.tobytes() == np.ascontiguousarray(after).tobytes()
+    )
