@@ -12,7 +12,6 @@ from rlds_hub.beam.sources.base import (
     SourceFormatError,
     describe_source,
     detect_format,
-    reader_for,
 )
 
 registry.register("envlogger", "rlds_hub.beam.sources.envlogger_source")
@@ -27,5 +26,4 @@ __all__ = [
     "SourceFormatError",
     "describe_source",
     "detect_format",
-    "reader_for",
 ]

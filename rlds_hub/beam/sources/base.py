@@ -92,7 +92,3 @@ def describe_source(path: str | os.PathLike, source_format: str | None = None,
     return registry.source_module(fmt).describe(os.fspath(path), source_no=source_no,
                                                  **options)
 
-
-def reader_for(description: SourceDescription) -> Any:
-    return description.reader
-
