@@ -20,9 +20,25 @@ REPO = Path(__file__).resolve().parents[1]
 # What a source distribution of rlds-hub holds (pyproject.toml's packages and readme).
 SOURCES = ("pyproject.toml", "README.md", "rlds_hub", "pipelines", "builders")
 # Distributions that only extras may bring.
-OPTIONAL = ("tensorflow", "tensorflow-cpu", "tensorflow-datasets", "tf-keras", "keras",
-            "apache-beam", "matplotlib", "jax", "jaxlib", "flax", "fastapi", "sqlalchemy",
-            "torch", "dm-control", "mujoco", "gymnasium", "pyarrow")
+OPTIONAL = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-datasets",
+    "tf-keras",
+    "keras",
+    "apache-beam",
+    "matplotlib",
+    "jax",
+    "jaxlib",
+    "flax",
+    "fastapi",
+    "sqlalchemy",
+    "torch",
+    "dm-control",
+    "mujoco",
+    "gymnasium",
+    "pyarrow",
+)
 
 SCENARIO = """
 import importlib.util, sys
@@ -72,8 +88,9 @@ def _copy_sources(target: Path) -> None:
     for name in SOURCES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, target / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                source, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         else:
             shutil.copy2(source, target / name)
 
@@ -87,9 +104,14 @@ def core(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
     env.pop("PYTHONPATH", None)
-    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                             str(root / "src")], env=env, capture_output=True, text=True,
-                            timeout=900, check=False)
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(root / "src")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return venv / "bin"
 
@@ -97,8 +119,15 @@ def core(tmp_path_factory) -> Path:
 def _run(core: Path, *command: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    return subprocess.run([str(core / command[0]), *command[1:]], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [str(core / command[0]), *command[1:]],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_the_core_install_brings_no_optional_package(core, tmp_path):
@@ -124,15 +153,22 @@ def test_the_core_records_validates_reads_and_loads(core, recorded):
         assert result.returncode == 0, (command, result.stderr[-3000:])
 
 
-@pytest.mark.parametrize(("command", "extra"), [
-    (["reshard", "--input", "ds", "--output", "out"], "beam"),
-    (["info", "ds", "--plot", "out.png"], "plots"),
-    (["serve", "--root", "."], "server"),
-    (["train", "bc", "--dataset", "ds", "--env", "gym/Pendulum-v1", "--out", "run"],
-     "learners"),
-    (["record", "--env", "dm_control/point_mass-easy", "--policy", "random", "--out", "out"],
-     "envs"),
-])
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [
+        (["reshard", "--input", "ds", "--output", "out"], "beam"),
+        (["info", "ds", "--plot", "out.png"], "plots"),
+        (["serve", "--root", "."], "server"),
+        (
+            ["train", "bc", "--dataset", "ds", "--env", "gym/Pendulum-v1", "--out", "run"],
+            "learners",
+        ),
+        (
+            ["record", "--env", "dm_control/point_mass-easy", "--policy", "random", "--out", "out"],
+            "envs",
+        ),
+    ],
+)
 def test_the_commands_that_need_an_extra_name_it(core, recorded, command, extra):
     work, _ = recorded
     result = _run(core, "rlds-hub", *command, cwd=work)

@@ -16,13 +16,19 @@ from rlds_hub.testing import RandomSpecEnv
 
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-W", "ignore", "-c", code, *args],
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_extra_for_names_the_extra_of_an_optional_dependency():
-    error = extra_for(ModuleNotFoundError("No module named 'apache_beam.io'",
-                                          name="apache_beam.io"))
+    error = extra_for(
+        ModuleNotFoundError("No module named 'apache_beam.io'", name="apache_beam.io")
+    )
     assert isinstance(error, MissingExtraError) and error.extra == "beam"
     assert "pip install 'rlds-hub[beam]'" in str(error)
     assert extra_for(ModuleNotFoundError("x", name="rlds_hub.storage.nope")) is None
@@ -107,13 +113,19 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-@pytest.mark.parametrize(("blocked", "extra", "command"), [
-    ("apache_beam", "beam", ["reshard", "--input", "{ds}", "--output", "{tmp}/out"]),
-    ("matplotlib", "plots", ["info", "{ds}", "--plot", "{tmp}/x.png"]),
-    ("fastapi", "server", ["serve", "--root", "{tmp}"]),
-    ("jax", "learners", ["train", "bc", "--dataset", "{ds}", "--env", "gym/Pendulum-v1",
-                         "--out", "{tmp}/run"]),
-])
+@pytest.mark.parametrize(
+    ("blocked", "extra", "command"),
+    [
+        ("apache_beam", "beam", ["reshard", "--input", "{ds}", "--output", "{tmp}/out"]),
+        ("matplotlib", "plots", ["info", "{ds}", "--plot", "{tmp}/x.png"]),
+        ("fastapi", "server", ["serve", "--root", "{tmp}"]),
+        (
+            "jax",
+            "learners",
+            ["train", "bc", "--dataset", "{ds}", "--env", "gym/Pendulum-v1", "--out", "{tmp}/run"],
+        ),
+    ],
+)
 def test_cli_commands_name_their_extra(tmp_path, blocked, extra, command):
     ds = _dataset(tmp_path / "ds")
     argv = [a.format(ds=ds, tmp=tmp_path) for a in command]
@@ -125,10 +137,12 @@ def test_cli_commands_name_their_extra(tmp_path, blocked, extra, command):
 
 
 def test_importing_rlds_hub_does_not_patch_numpy():
-    code = ("import numpy as np\nimport rlds_hub, rlds_hub.storage, rlds_hub.data, "
-            "rlds_hub.inspection, rlds_hub.recorders.recorder, rlds_hub.cli\n"
-            "import rlds_hub.beam.sources.envlogger_source\n"
-            "from rlds_hub.recorders import Recorder\n"
-            "print('unicode_' in np.__dict__)")
+    code = (
+        "import numpy as np\nimport rlds_hub, rlds_hub.storage, rlds_hub.data, "
+        "rlds_hub.inspection, rlds_hub.recorders.recorder, rlds_hub.cli\n"
+        "import rlds_hub.beam.sources.envlogger_source\n"
+        "from rlds_hub.recorders import Recorder\n"
+        "print('unicode_' in np.__dict__)"
+    )
     result = _run(code)
     assert result.stdout.strip() == "False", result.stderr[-3000:]
