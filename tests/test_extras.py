@@ -67,7 +67,8 @@ from rlds_hub.extras import MissingExtraError
 path = sys.argv[1]
 checks = {
     "tf": [lambda: rlds_hub.load(path), lambda: __import__("rlds_hub.transforms"),
-           lambda: data.transitions(path, batch_size=2).as_tf_dataset()],
+           lambda: data.transitions(path, batch_size=2).as_tf_dataset(),
+           lambda: rlds_hub.open_dataset(path).builder],
     "beam": [lambda: rlds_hub.beam.WriteDataset],
     "plots": [lambda: rlds_hub.inspection.plot_episodes(path, "x.png")],
     "server": [lambda: rlds_hub.server.create_app],

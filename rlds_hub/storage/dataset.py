@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from rlds_hub import spec as rlds
+from rlds_hub.extras import require
 from rlds_hub.format.plan import Plan, PlanError
 from rlds_hub.storage import containment, files, layout
 from rlds_hub.storage.episode_index import read_episode_index
@@ -97,8 +98,8 @@ class RLDSDataset:
 
     @functools.cached_property
     def builder(self) -> Any:
-        """The TFDS builder of this directory (imports TensorFlow)."""
-        import tensorflow_datasets as tfds
+        """The TFDS builder of this directory (imports TensorFlow: the ``tf`` extra)."""
+        tfds = require("tensorflow_datasets", "tf", "RLDSDataset.builder")
 
         try:
             return tfds.builder_from_directory(self.path)
