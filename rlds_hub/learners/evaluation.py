@@ -1,4 +1,4 @@
-"""Evaluation: episodes of a policy on held-out seeds, recorded as RLDS, and normalised return.
+"""Evaluation: episodes of a policy on evaluation seeds, recorded as RLDS, and normalised return.
 
 Normalised return = (R − R_random) / (R_expert − R_random), with R_expert and R_random the
 mean returns of the scripted expert and the uniform random policy measured on the same
@@ -8,8 +8,9 @@ scores when it has them (a Minari dataset's ``ref_max_score`` / ``ref_min_score`
 ``convert``: Minari's own normalised score), else R_expert is the mean episode return of the
 training data (stated in the references).
 
-Evaluation environments use seeds the training data was not recorded with
-(:func:`held_out_seed`), so the episodes are ones the learner never saw. Rollouts are
+Evaluation environments use seeds of the validation range (a run's own evaluations) or the
+test range (reported numbers), never a training seed (:mod:`rlds_hub.learners.seeds`), so
+the episodes are ones the learner never saw. Rollouts are
 recorded with rlds_hub's :class:`~rlds_hub.recorders.Recorder` into a dataset directory,
 each episode carrying the ``learner_step`` it was played at.
 """
@@ -25,17 +26,6 @@ import numpy as np
 
 from rlds_hub.envs import EXPERTS, RandomPolicy, canonical_env_name, make_env, make_policy
 from rlds_hub.learners import shifts
-
-EVAL_SEED_OFFSET = 10_000
-
-
-def held_out_seed(seed: int, used: Sequence[Any] = ()) -> int:
-    """An environment seed for evaluation that differs from every seed in ``used``."""
-    candidate = EVAL_SEED_OFFSET + seed
-    taken = {s for s in used if isinstance(s, int)}
-    while candidate in taken:
-        candidate += 1
-    return candidate
 
 
 def dataset_seeds(dataset: Any) -> list[int]:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from rlds_hub.learners import config as config_lib
-from rlds_hub.learners import evaluation, metrics
+from rlds_hub.learners import evaluation, metrics, seeds
 from rlds_hub.learners.errors import CheckpointError, DataError, LearnerError
 from rlds_hub.learners.normalization import Normalizer
 from rlds_hub.learners.policy import builder, read_run
@@ -101,13 +101,13 @@ def prepare(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, s
         raise DataError(str(e)) from None
     if selection.num_episodes == 0:
         raise DataError(f"{opened.path} has no episode in {split!r} to learn from")
-    statistics = _statistics(opened, selection)
+    statistics = _statistics(opened, selection, echo)
     task = TaskSpec.from_dataset(opened, statistics, env_name=env_name)
     task.check_env(make_env(env_name, seed=seed), env_name,
                    recorded_in=opened.metadata.get("env_name") or opened.path)
     normalizer = Normalizer.from_statistics(task, statistics)
     run_dir = os.path.abspath(os.fspath(out))
-    eval_seed = evaluation.held_out_seed(seed, evaluation.dataset_seeds(opened))
+    eval_seed = seeds.validation_seed(seed)
     if parallel is None:
         from rlds_hub.learners.parallel import DataParallel
 
@@ -115,7 +115,21 @@ def prepare(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, s
     setup = Setup(algorithm, run_config, task, normalizer, opened, split, statistics, env_name,
                   seed, run_dir, eval_seed, parallel, echo=echo)
     _check_run_dir(setup, resume)
+    seeds.check_disjoint([setup.eval_seed], trained=trained_seeds(opened, run_dir),
+                         what=f"the run in {run_dir}")
     return setup
+
+
+def trained_seeds(dataset: Any, run_dir: str) -> list[int]:
+    """The environment seeds a run has learned from: its demonstrations' recording seeds
+    and, for an online learner resumed, the seeds of its ``experience`` episodes."""
+    from rlds_hub.storage import open_dataset
+
+    found = evaluation.dataset_seeds(dataset)
+    experience = os.path.join(run_dir, EXPERIENCE)
+    if os.path.exists(os.path.join(experience, "dataset_info.json")):
+        found += evaluation.dataset_seeds(open_dataset(experience))
+    return found
 
 
 def _config(cls: type, config: Any, steps: int | None) -> Any:
@@ -128,11 +142,13 @@ def _config(cls: type, config: Any, steps: int | None) -> Any:
     return config_lib.load(cls, config, num_steps=steps)
 
 
-def _statistics(dataset: Any, selection: Any) -> dict[str, Any]:
-    from rlds_hub.inspection import split_statistics, statistics
+def _statistics(dataset: Any, selection: Any, echo: Callable[[str], None]) -> dict[str, Any]:
+    from rlds_hub.inspection import statistics
+    from rlds_hub.learners.stored_statistics import split_statistics
 
     if selection.indices is None:
-        return split_statistics(dataset, selection.split)
+        return split_statistics(dataset, selection.split,
+                                note=lambda message: echo(json.dumps({"note": message})))
     return statistics(dataset, selection.split, episodes=list(selection.indices))
 
 

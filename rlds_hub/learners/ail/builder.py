@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from rlds_hub.learners import evaluation, inputs
+from rlds_hub.learners import evaluation, inputs, seeds
 from rlds_hub.learners.ail import replay
 from rlds_hub.learners.ail.config import AILConfig
 from rlds_hub.learners.ail.learning import AILLearner
@@ -114,8 +114,16 @@ class AILAgent:
 
     def _ensure_loop(self) -> OnlineLoop:
         if self._loop is None:
-            # A resumed run continues with fresh environment seeds (one per resume point).
-            seed = self._seed if self.progress == 0 else self._seed * 1_000_003 + self.progress
+            # Training seeds come from the online training range (a resumed run: a fresh
+            # one per resume point), never the demonstrations' unless asked for.
+            asked = self.config.training_env_seed
+            if asked is not None and self.progress == 0:
+                seed = asked
+            else:
+                seed = seeds.online_seed(self._seed, self.progress,
+                                         avoid=evaluation.dataset_seeds(self.setup.dataset))
+            seeds.check_disjoint([self.setup.eval_seed], trained=[seed],
+                                 what=f"the AIL run in {self.setup.run_dir}")
             self._loop = OnlineLoop(self.setup, self.experience_dir, "ail (training)", seed,
                                     lambda: self.progress)
         return self._loop

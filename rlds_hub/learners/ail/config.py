@@ -31,6 +31,10 @@ class AILConfig(RunConfig):
       absorbing: DAC's absorbing states after true terminations (truncations bootstrap).
       initial_temperature / target_entropy: SAC's entropy temperature (learned; the
         target defaults to −|A|).
+      training_env_seed: the environment seed of a fresh run's training episodes; None
+        (default): one of the online training range that no demonstration was recorded
+        with (:func:`rlds_hub.learners.seeds.online_seed`). Give the demonstrations' seed
+        to start from exactly their start states.
     """
 
     rl: Literal["sac"] = "sac"
@@ -59,6 +63,7 @@ class AILConfig(RunConfig):
     eval_every: int = 10_000
     checkpoint_every: int = 20_000
     log_every: int = 5_000
+    training_env_seed: int | None = None
 
     def validate(self) -> None:
         super().validate()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub.learners import evaluation, inputs, shifts
+from rlds_hub.learners import evaluation, inputs, seeds, shifts
 from rlds_hub.learners.normalization import Normalizer
 from rlds_hub.learners.poir.acting import POIRPolicy
 from rlds_hub.learners.poir.config import POIRConfig
@@ -103,7 +103,10 @@ class POIRAgent:
         from rlds_hub.recorders import Recorder
 
         setup, cfg = self.setup, self.config
-        seed = setup.seed * 1_000_003 + self.online_steps + 1
+        seed = seeds.online_seed(setup.seed, self.online_steps,
+                                 avoid=evaluation.dataset_seeds(setup.dataset))
+        seeds.check_disjoint([setup.eval_seed], trained=[seed],
+                             what=f"the POIR run in {setup.run_dir}")
         env = make_env(setup.env_name, seed=seed)
 
         def record(inner):

@@ -17,6 +17,7 @@ from rlds_hub.learners.parallel import DataParallel
 from rlds_hub.learners.poir import distance, losses
 from rlds_hub.learners.poir.config import POIRConfig
 from rlds_hub.learners.poir.networks import POIRNetworks, make_networks
+from rlds_hub.learners.poir.planner import disagreement
 from rlds_hub.learners.task import TaskSpec
 
 FIELDS = (inputs.OBSERVATION, inputs.ACTION, inputs.NEXT_OBSERVATION)
@@ -84,6 +85,10 @@ class POIRLearner:
                                 donate_argnums=0, out_shardings=(replicated, replicated))
         self._finetune = jax.jit(functools.partial(self._scan, self._dynamics_update),
                                  donate_argnums=0, out_shardings=(replicated, replicated))
+        # compiled once: the trust threshold is recomputed after every fine-tuning
+        self._disagreement = jax.jit(functools.partial(disagreement, self.networks))
+        self._demonstration_states = self.normalizer(
+            self.demonstrations[inputs.OBSERVATION]).astype(np.float32)
 
     # -- updates -----------------------------------------------------------------------------
 
@@ -169,12 +174,9 @@ class POIRLearner:
     def trust_threshold(self) -> float:
         """The ``trust_quantile`` of the ensemble's disagreement on the demonstrations (with
         their own actions), times ``trust_scale``."""
-        from rlds_hub.learners.poir.planner import disagreement
-
-        params = {"dynamics": self.state.dynamics}
-        z = self.normalizer(self.demonstrations[inputs.OBSERVATION]).astype(np.float32)
-        spread = jax.jit(functools.partial(disagreement, self.networks))(
-            params, z, self.demonstrations[inputs.ACTION])
+        spread = self._disagreement({"dynamics": self.state.dynamics},
+                                    self._demonstration_states,
+                                    self.demonstrations[inputs.ACTION])
         return self.config.trust_scale * float(np.quantile(np.asarray(spread),
                                                            self.config.trust_quantile))
 
