@@ -38,7 +38,7 @@ from rlds_hub.learners import evaluation, metrics, seeds
 from rlds_hub.learners.errors import CheckpointError, DataError, LearnerError
 from rlds_hub.learners.normalization import Normalizer
 from rlds_hub.learners.policy import builder, read_run
-from rlds_hub.learners.run_dir import EVALUATION, RUN_JSON
+from rlds_hub.learners.run_dir import EVALUATION, EXPERIENCE, RUN_JSON
 from rlds_hub.learners.task import TaskSpec
 
 
