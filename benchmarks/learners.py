@@ -1,12 +1,21 @@
 """Quality benchmarks of the learners: normalised return over seeds, with curves.
 
+The protocol (docs/learners.md, "Protocol"; ``rlds_hub.learners.seeds``): demonstrations are
+recorded on training seeds (seed 0), the runs' own evaluations while they train (the learning
+curves) use validation seeds, and every reported number comes from the test seeds only —
+run seed ``s`` is tested on environment seed ``seeds.test_seed(s)``, checked disjoint from
+everything the run trained or was tuned on. Each reported point has at least 30 test
+episodes over its seeds; it is the mean with a 95% bootstrap interval (seeds and episodes
+resampled, ``rlds_hub.learners.confidence``) and the per-seed values.
+
 Normalised return = (R − R_random) / (R_expert − R_random): R_expert and R_random are the
-scripted expert's and the uniform random policy's mean returns measured in the same run, on
-the same held-out environment seed as the learner's evaluation (episodes the data never
-saw), under the same shift. Every experiment records its own demonstrations with rlds_hub's
-recorder (seed 0), trains one run per seed with ``rlds_hub.learners.train`` (the code behind
-``rlds-hub train``), and keeps each finished seed's result on disk, so an interrupted
-benchmark resumes where it stopped and partial results are never lost.
+scripted expert's and the uniform random policy's mean returns measured on the same test
+episodes (same environment seed), under the same shift. Every experiment records its own
+demonstrations with rlds_hub's recorder, trains one run per seed with
+``rlds_hub.learners.train`` (the code behind ``rlds-hub train``), and keeps each finished
+seed's result on disk, so an interrupted benchmark resumes where it stopped and partial
+results are never lost. Results from before the protocol (no ``test`` record) are not
+reported.
 
     python benchmarks/learners.py bc-point-mass  --seeds 5 --out out/learners
     python benchmarks/learners.py ail-point-mass --seeds 5 --out out/learners
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -42,7 +52,7 @@ sys.path.insert(0, ROOT)
 
 POINT_MASS = "dm_control/point_mass-easy"
 CARTPOLE = "dm_control/cartpole-swingup"
-EVAL_EPISODES = 10
+EVAL_EPISODES = 10  # per in-run (validation) evaluation: the learning curves
 
 # Deployment shifts for POIR (see rlds_hub.learners.shifts): Gaussian action noise of 0.3
 # times the action half-range; and episodes starting with the cart 0.5-1.0 m off centre and
@@ -78,8 +88,44 @@ def demonstrations(out: str, env: str, episodes: int) -> str:
     return path
 
 
+def test_episodes(seed_count: int) -> int:
+    """Test episodes per run seed so that a reported point has at least 30 in all."""
+    from rlds_hub.learners.confidence import MIN_TEST_EPISODES
+
+    return math.ceil(MIN_TEST_EPISODES / max(seed_count, 1))
+
+
+def checked_test_seed(run_dir: str, seed: int) -> int:
+    """Run seed ``seed``'s test seed, refused if the run trained or was tuned on it."""
+    from rlds_hub.learners import seeds
+    from rlds_hub.learners.policy import read_run
+    from rlds_hub.learners.run import trained_seeds
+    from rlds_hub.storage import open_dataset
+
+    run = read_run(run_dir)
+    test = seeds.test_seed(seed)
+    seeds.check_disjoint([test], trained=trained_seeds(open_dataset(run["dataset"]), run_dir),
+                         tuned=[run.get("eval_seed")], what=f"the test of {run_dir}")
+    return test
+
+
+def test_record(policy: Any, env: str, test_seed: int, episodes: int,
+                shift: dict[str, Any] | None = None,
+                references: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``episodes`` test episodes of ``policy``: returns and per-episode normalised returns
+    against the expert and random policy measured on the same test episodes."""
+    from rlds_hub.learners.evaluation import reference_returns, run_episodes
+
+    refs = references or reference_returns(env, seed=test_seed, episodes=episodes, shift=shift)
+    returns = run_episodes(policy, env, seed=test_seed, episodes=episodes, shift=shift)
+    scale = refs["expert"] - refs["random"]
+    return {"seed": test_seed, "returns": returns, "expert": refs["expert"],
+            "random": refs["random"],
+            "normalized": [(r - refs["random"]) / scale for r in returns]}
+
+
 def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]]:
-    from rlds_hub.learners import train
+    from rlds_hub.learners import load_policy, train
     from rlds_hub.learners.metrics import read_metrics
 
     spec = EXPERIMENTS[name]
@@ -92,7 +138,7 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
         if os.path.exists(result_path):
             with open(result_path) as f:
                 done = json.load(f)
-            if done["steps"] >= budget:
+            if done["steps"] >= budget and "test" in done:
                 results.append(done)
                 print(f"{name} seed {seed}: done before", flush=True)
                 continue
@@ -103,14 +149,16 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
         result = train(spec["algorithm"], dataset=data, env=spec["env"], out=run_dir, seed=seed,
                        config=config, resume=resume, progress=sys.stderr.isatty(),
                        echo=lambda line: None)
-        final = result.evaluations[-1]
+        test = test_record(load_policy(run_dir, seed=seed), spec["env"],
+                           checked_test_seed(run_dir, seed), test_episodes(len(seeds)))
         record = {
             "experiment": name, "seed": seed, "algorithm": spec["algorithm"],
             "env": spec["env"], "demos": spec["demos"], "steps": result.steps,
-            "normalized_return": final["normalized_return"], "return": final["return"],
-            "expert": result.references["expert"], "random": result.references["random"],
+            "normalized_return": float(np.mean(test["normalized"])), "test": test,
+            "return": float(np.mean(test["returns"])), "expert": test["expert"],
+            "random": test["random"],
             "curve": [(r["step"], r["normalized_return"]) for r in read_metrics(run_dir)
-                      if r.get("kind") == "eval"],
+                      if r.get("kind") == "eval"],  # validation seeds
             "seconds": round(time.perf_counter() - started, 1),
         }
         with open(result_path, "w") as f:
@@ -126,17 +174,14 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
 
 
 def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int = 20_000,
-             online_steps: int = 10_000, episodes: int = 5) -> list[dict[str, Any]]:
+             online_steps: int = 10_000, episodes: int | None = None) -> list[dict[str, Any]]:
     """BC, POIR trained offline, and POIR after online fine-tuning, each deployed under
-    every shift of :data:`SHIFTS` (``episodes`` held-out episodes per shift and seed)."""
+    every shift of :data:`SHIFTS` (``episodes`` test episodes per shift and seed: by default
+    enough for 30 per reported point)."""
     from rlds_hub.learners import load_policy, train
-    from rlds_hub.learners.evaluation import (
-        held_out_seed,
-        normalized_return,
-        reference_returns,
-        run_episodes,
-    )
+    from rlds_hub.learners.evaluation import reference_returns
 
+    episodes = episodes or test_episodes(len(seeds))
     data = demonstrations(out, CARTPOLE, demos)
     results = []
     references: dict[str, Any] = {}
@@ -144,13 +189,14 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
         result_path = os.path.join(out, "poir-cartpole", f"seed{seed}", "result.json")
         if os.path.exists(result_path):
             with open(result_path) as f:
-                results.append(json.load(f))
-            continue
+                done = json.load(f)
+            if done.get("protocol") == "test-seeds":
+                results.append(done)
+                continue
         os.makedirs(os.path.dirname(result_path), exist_ok=True)
-        eval_seed = held_out_seed(seed, [0])
         record: dict[str, Any] = {"seed": seed, "demos": demos, "offline_steps": offline_steps,
                                   "online_steps": online_steps, "episodes": episodes,
-                                  "shifts": {}}
+                                  "protocol": "test-seeds", "shifts": {}}
         started = time.perf_counter()
         quiet = {"progress": sys.stderr.isatty(), "echo": lambda line: None}
         base = os.path.join(out, "poir-cartpole", f"seed{seed}")
@@ -161,6 +207,10 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
                       config={"num_steps": offline_steps, "eval_episodes": 0,
                               **({"online_steps": 0} if algorithm == "poir" else {})},
                       resume=os.path.exists(os.path.join(run_dir, "run.json")), **quiet)
+        eval_seed = checked_test_seed(poir_dir, seed)
+        if checked_test_seed(bc_dir, seed) != eval_seed:
+            raise AssertionError("BC and POIR must be tested on the same episodes")
+        record["test_seed"] = eval_seed
         policies = {"bc": load_policy(bc_dir), "poir": load_policy(poir_dir, seed=seed)}
         for shift_name, shift in SHIFTS.items():
             key = (shift_name, eval_seed)
@@ -168,11 +218,11 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
                 references[key] = reference_returns(CARTPOLE, seed=eval_seed, episodes=episodes,
                                                     shift=shift)
             refs = references[key]
-            row = {"expert": refs["expert"], "random": refs["random"]}
+            row: dict[str, Any] = {"expert": refs["expert"], "random": refs["random"]}
             for label, policy in policies.items():
-                returns = run_episodes(policy, CARTPOLE, seed=eval_seed, episodes=episodes,
-                                       shift=shift)
-                row[label] = normalized_return(returns, refs)
+                test = test_record(policy, CARTPOLE, eval_seed, episodes, shift, refs)
+                row[label] = float(np.mean(test["normalized"]))
+                row[f"{label}_episodes"] = test["normalized"]
             record["shifts"][shift_name] = row
             print(f"poir seed {seed} {shift_name}: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in row.items() if k not in ("expert", "random")),
@@ -190,10 +240,11 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
                     train("poir", dataset=data, env=CARTPOLE, out=tuned_dir, seed=seed,
                           config=config, resume=True, **quiet)
                 tuned = load_policy(tuned_dir, seed=seed)
-                refs = references[(shift_name, eval_seed)]
-                returns = run_episodes(tuned, CARTPOLE, seed=eval_seed, episodes=episodes,
-                                       shift=SHIFTS[shift_name])
-                record["shifts"][shift_name]["poir_online"] = normalized_return(returns, refs)
+                refs = references[(shift_name, checked_test_seed(tuned_dir, seed))]
+                test = test_record(tuned, CARTPOLE, eval_seed, episodes, SHIFTS[shift_name],
+                                   refs)
+                record["shifts"][shift_name]["poir_online"] = float(np.mean(test["normalized"]))
+                record["shifts"][shift_name]["poir_online_episodes"] = test["normalized"]
                 print(f"poir seed {seed} {shift_name}: fine-tuned "
                       f"{record['shifts'][shift_name]['poir_online']:.3f}", flush=True)
         record["seconds"] = round(time.perf_counter() - started, 1)
@@ -226,45 +277,53 @@ def _load(out: str, name: str) -> list[dict[str, Any]]:
     return records
 
 
-def _mean_std(values: list[float]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
+def _interval(per_seed: list[list[float] | None]) -> str:
+    """Mean [95% bootstrap interval] (per-seed means; episodes) of per-seed episode values."""
+    from rlds_hub.learners.confidence import bootstrap_interval
+
+    per_seed = [values for values in per_seed if values]
+    if not per_seed:
         return "-"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})"
+    return bootstrap_interval(per_seed).format()
 
 
 def report(out: str, images: str | None) -> None:
     print(f"# learners quality benchmark ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
           f"{os.cpu_count()} CPUs)\n")
-    print("| experiment | demos | budget | seeds: normalised return | mean ± std | target |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("Normalised return on the test seeds: mean [95% bootstrap interval] (per-seed means; "
+          "test episodes).\n")
+    print("| experiment | demos | budget | normalised return | target |")
+    print("| --- | --- | --- | --- | --- |")
     targets = {"bc-point-mass": ">= 0.9", "ail-point-mass": ">= 0.8"}
     for name in EXPERIMENTS:
-        records = _load(out, name)
+        records = [r for r in _load(out, name) if "test" in r]  # earlier records: not reported
         if not records:
             continue
         unit = "updates" if records[0]["algorithm"] == "bc" else "env steps"
-        seeds = ", ".join(f"{r['normalized_return']:.2f}" for r in records)
-        print(f"| {name} | {records[0]['demos']} | {records[0]['steps']:,} {unit} | {seeds} | "
-              f"{_mean_std([r['normalized_return'] for r in records])} | "
+        print(f"| {name} | {records[0]['demos']} | {records[0]['steps']:,} {unit} | "
+              f"{_interval([r['test']['normalized'] for r in records])} | "
               f"{targets.get(name, '-')} |")
-    poir = _load(out, "poir-cartpole")
+    poir = [r for r in _load(out, "poir-cartpole") if r.get("protocol") == "test-seeds"]
     if poir:
+        from rlds_hub.learners.confidence import paired_differences
+
         ceilings = _ceilings(out, [r["seed"] for r in poir])
-        print("\nPOIR on cartpole-swingup (normalised return, mean ± std over seeds; the "
-              "ceiling: POIR's planner with the simulator as its model, benchmarks/"
-              "poir_ceiling.py):\n")
+        print("\nPOIR on cartpole-swingup (normalised return on the test seeds, mean [95% "
+              "bootstrap interval]; the ceiling: POIR's planner with the simulator as its "
+              "model, benchmarks/poir_ceiling.py):\n")
         print("| deployment | BC | POIR (offline) | POIR (fine-tuned online) | fine-tuned − BC "
-              "| simulator as the model: switch | planning at every step | expert return "
-              "| random return |")
+              "(paired) | simulator as the model: switch | planning at every step "
+              "| expert return | random return |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for shift in SHIFTS:
             rows = [r["shifts"][shift] for r in poir if shift in r["shifts"]]
-            gains = [r["poir_online"] - r["bc"] for r in rows if r.get("poir_online") is not None]
-            print(f"| {shift} | {_mean_std([r['bc'] for r in rows])} | "
-                  f"{_mean_std([r['poir'] for r in rows])} | "
-                  f"{_mean_std([r.get('poir_online') for r in rows])} | "
-                  f"{_mean_std(gains) if gains else '-'} | "
+            tuned = [r for r in rows if r.get("poir_online_episodes")]
+            gains = paired_differences([r["poir_online_episodes"] for r in tuned],
+                                       [r["bc_episodes"] for r in tuned])
+            print(f"| {shift} | {_interval([r['bc_episodes'] for r in rows])} | "
+                  f"{_interval([r['poir_episodes'] for r in rows])} | "
+                  f"{_interval([r.get('poir_online_episodes') for r in rows])} | "
+                  f"{_interval(gains)} | "
                   f"{_ceiling(ceilings, 'switch', shift)} | {_ceiling(ceilings, 'plan', shift)}"
                   f" | {np.mean([r['expert'] for r in rows]):.1f} | "
                   f"{np.mean([r['random'] for r in rows]):.1f} |")
@@ -285,8 +344,13 @@ def _ceilings(out: str, seeds: list[int]) -> list[dict[str, Any]]:
 
 
 def _ceiling(ceilings: list[dict[str, Any]], mode: str, shift: str) -> str:
-    return _mean_std([c[mode][shift]["normalized_return"] for c in ceilings
-                      if shift in c.get(mode, {})])
+    """The simulator-as-model rows measured on test seeds, per episode normalised."""
+    from rlds_hub.learners import seeds
+
+    rows = [c[mode][shift] for c in ceilings if shift in c.get(mode, {})]
+    rows = [r for r in rows if seeds.range_name(r.get("eval_seed", -1)) == "test"]
+    return _interval([[(x - r["random"]) / (r["expert"] - r["random"]) for x in r["returns"]]
+                      for r in rows])
 
 
 def _online_curve(out: str, record: dict[str, Any], shift: str) -> tuple[list, list]:
@@ -312,7 +376,9 @@ def plot_poir(out: str, images: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = _load(out, "poir-cartpole")
+    from rlds_hub.learners.confidence import sample_sd
+
+    records = [r for r in _load(out, "poir-cartpole") if r.get("protocol") == "test-seeds"]
     if not records:
         return
     labels = [("bc", "BC"), ("poir", "POIR (offline)"), ("poir_online", "POIR (fine-tuned)")]
@@ -326,7 +392,7 @@ def plot_poir(out: str, images: str) -> None:
             if values:
                 xs.append(j + (i - 1) * width)
                 means.append(np.mean(values))
-                stds.append(np.std(values))
+                stds.append(sample_sd(values))  # error bars: the sample SD over seeds
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=label)
     ax.set_xticks(range(len(SHIFTS)), [s.replace("_", " ") for s in SHIFTS])
     ax.set_ylabel("normalised return")
@@ -370,7 +436,7 @@ def plot_curves(out: str, images: str) -> None:
     pairs = {"point_mass": ("bc-point-mass", "ail-point-mass"),
              "cartpole": ("bc-cartpole", "ail-cartpole")}
     for task, names in pairs.items():
-        series = {n: _load(out, n) for n in names}
+        series = {n: [r for r in _load(out, n) if "test" in r] for n in names}
         if not any(series.values()):
             continue
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -387,7 +453,8 @@ def plot_curves(out: str, images: str) -> None:
             ax.axhline(0.0, color="tab:red", ls=":", label="random")
             algorithm = name.split("-")[0].upper()
             unit = "SGD updates" if algorithm == "BC" else "environment steps"
-            ax.set_title(f"{algorithm} on {task}", fontsize=10)
+            ax.set_title(f"{algorithm} on {task} (in-run evaluations: validation seeds)",
+                         fontsize=10)
             ax.set_xlabel(unit)
             ax.set_ylabel("normalised return")
             ax.grid(alpha=0.3)

@@ -12,8 +12,10 @@ and the expert is the planner's.
 
 ``--mode switch`` (default) uses POIR's own rule — BC in distribution, the planner out of
 it (no trust test: the model is exact) — and ``--mode plan`` plans at every step. Prints
-normalised returns (the scripted expert and random policy on the same held-out episodes, as
-``benchmarks/learners.py``) and adds them to ``ceiling.json`` next to the run.
+normalised returns (the scripted expert and random policy on the same test episodes, as
+``benchmarks/learners.py``; ``--seeds validation`` for a probe) and adds them to
+``ceiling.json`` next to the run (a probe: ``ceiling-validation.json``; the report shows
+test-seed rows only).
 """
 
 from __future__ import annotations
@@ -138,20 +140,25 @@ def _physics(env: Any) -> Any:
 
 def main() -> None:
     from rlds_hub.envs import make_env
-    from rlds_hub.learners import shifts
-    from rlds_hub.learners.evaluation import held_out_seed, normalized_return, reference_returns
+    from rlds_hub.learners import seeds, shifts
+    from rlds_hub.learners.evaluation import normalized_return, reference_returns
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="a trained POIR run directory")
     parser.add_argument("--seed", type=int, required=True, help="the run's seed")
-    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=6,
+                        help="per run seed (>= 30 per reported point over the seeds)")
     parser.add_argument("--shifts", nargs="*", default=list(SHIFTS))
     parser.add_argument("--mode", choices=["switch", "plan"], default="switch",
                         help="switch: POIR's rule (BC in distribution, the planner out of it; "
                         "no trust test, the model being exact); plan: the planner at every step")
+    parser.add_argument("--seeds", choices=["test", "validation"], default="test",
+                        help="test: the reported figure; validation: a design probe "
+                        "(docs/learners.md, Protocol)")
     args = parser.parse_args()
-    eval_seed = held_out_seed(args.seed, [0])
-    path = os.path.join(os.path.dirname(args.run.rstrip("/")), "ceiling.json")
+    eval_seed = (seeds.test_seed if args.seeds == "test" else seeds.validation_seed)(args.seed)
+    name = "ceiling.json" if args.seeds == "test" else "ceiling-validation.json"
+    path = os.path.join(os.path.dirname(args.run.rstrip("/")), name)
     results: dict[str, Any] = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -176,6 +183,7 @@ def main() -> None:
         row = {"normalized_return": normalized_return(returns, refs), "returns": returns,
                "planned_fraction": float(np.mean(planned)), "expert": refs["expert"],
                "random": refs["random"], "episodes": args.episodes, "run": args.run,
+               "eval_seed": eval_seed,
                "seconds": round(time.perf_counter() - started, 1)}
         results[args.mode][name] = row
         print(f"{name} ({args.mode}): the planner with the simulator as its model "
