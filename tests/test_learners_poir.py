@@ -143,10 +143,19 @@ def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path):
     result = train("poir", dataset=demos, env=env, out=tmp_path / "run", steps=200,
                    config=config, progress=False, echo=lambda line: None)
     assert result.steps == 1200
-    assert result.evaluations[-1]["return"] >= 0
+    # The reported evaluation is the recorded one (on the run's validation seed).
+    evaluated = episode_table(str(tmp_path / "run" / "evaluation"))
+    assert result.evaluations[-1]["return"] == pytest.approx(evaluated[-1]["return"], rel=1e-5)
     assert 0.0 <= result.evaluations[-1]["planned_fraction"] <= 1.0
     experience = episode_table(str(tmp_path / "run" / "experience"))
     assert len(experience) == 1 and experience[0]["num_transitions"] == 1000
+    from rlds_hub.learners import seeds
+    from rlds_hub.storage import open_dataset
+
+    sessions = {name: [s["seed"] for s in open_dataset(
+        str(tmp_path / "run" / name)).metadata["sessions"]] for name in ("experience", "evaluation")}
+    assert all(s in seeds.ONLINE for s in sessions["experience"])
+    assert {seeds.range_name(s) for s in sessions["evaluation"]} == {"validation"}
     from rlds_hub.envs import make_env
 
     policy = load_policy(tmp_path / "run", seed=1)
