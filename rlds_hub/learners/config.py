@@ -32,7 +32,8 @@ class RunConfig:
       num_steps: the budget, in the learner's unit (SGD updates for offline learners,
         environment steps for online ones).
       eval_every: evaluate the policy every this many steps (and at the end).
-      eval_episodes: episodes per evaluation, on environment seeds not used for the data.
+      eval_episodes: episodes per evaluation, on the run's validation seed (never a
+        training seed; :mod:`rlds_hub.learners.seeds`).
       checkpoint_every: save a checkpoint every this many steps (and at the end).
       log_every: write a metrics line every this many steps.
     """
