@@ -38,7 +38,7 @@ from rlds_hub.server.index import queries
 from rlds_hub.server.service import Service
 
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes", tags=["episodes"],
-                   responses=error_responses(400, 404, 409, 422))
+                   responses=error_responses(400, 404, 409, 422, 503))
 OrderBy = Literal["index", "-index", "length", "-length", "return", "-return"]
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
 # <field><op><value>: what queries.Condition.parse reads (the field must also exist)

@@ -26,7 +26,7 @@ from rlds_hub.server.reading.stored_frames import servable_jpeg, stored_frames
 from rlds_hub.server.service import Service
 
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes/{index}", tags=["media"],
-                   responses=error_responses(400, 404, 409, 413, 422))
+                   responses=error_responses(400, 404, 409, 413, 422, 503))
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
 FieldQuery = Annotated[str | None, Query(min_length=1, max_length=1024, description=(
     "the image field (e.g. observation/image); default: the first one"))]

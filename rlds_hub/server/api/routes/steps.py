@@ -25,7 +25,7 @@ from rlds_hub.server.reading import steps
 from rlds_hub.server.service import Service
 
 router = APIRouter(prefix="/api/v1/datasets/{name}/episodes/{index}", tags=["steps"],
-                   responses=error_responses(400, 404, 409, 413, 422))
+                   responses=error_responses(400, 404, 409, 413, 422, 503))
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
 Position = Annotated[int | None, Query(ge=-MAX_INDEX, le=MAX_INDEX, description=(
     "step position; negative counts from the end"))]
