@@ -155,12 +155,6 @@ class Selection:
             return self.dataset.split(self.split).num_episodes
         return len(self.indices)
 
-    def episode_array(self) -> np.ndarray:
-        """The selected indices as an int64 array (all of the split when ``indices`` is None)."""
-        if self.indices is None:
-            return np.arange(self.dataset.split(self.split).num_episodes, dtype=np.int64)
-        return np.asarray(self.indices, dtype=np.int64)
-
     def runs(self) -> list[tuple[int, int]]:
         """The selection as sorted, merged ``[start, stop)`` ranges of episode indices."""
         total = self.dataset.split(self.split).num_episodes

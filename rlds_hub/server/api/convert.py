@@ -16,7 +16,6 @@ from rlds_hub.server.api.schemas.datasets import (
     FeatureTree,
     SplitSummary,
 )
-from rlds_hub.server.api.schemas.episodes import EpisodeItem
 from rlds_hub.server.core.numbers import float_value
 
 
@@ -113,7 +112,8 @@ def dataset_detail(row: Any, roots: Sequence[Path]) -> DatasetDetail:
 
 
 def episode_values(row: Any) -> dict[str, Any]:
-    """The fields of an :class:`EpisodeItem` from an ``episodes`` row."""
+    """The fields of an :class:`~rlds_hub.server.api.schemas.episodes.EpisodeItem` from an
+    ``episodes`` row."""
     if row.return_nan:
         total: float | str | None = "NaN"
     elif row.return_value is None:
@@ -123,7 +123,3 @@ def episode_values(row: Any) -> dict[str, Any]:
     return {"split": row.split, "index": row.episode, "length": row.length,
             "num_transitions": row.num_transitions, "return": total,
             "is_terminal": row.is_terminal, "metadata": row.metadata}
-
-
-def episode_item(row: Any) -> EpisodeItem:
-    return EpisodeItem(**episode_values(row))

@@ -33,11 +33,6 @@ def float_value(value: float) -> float | str:
     return INFINITY if value > 0 else NEG_INFINITY
 
 
-def parse_float(value: float | str) -> float:
-    """The inverse of :func:`float_value`."""
-    return float(value)
-
-
 def finite_json(value: Any) -> Any:
     """A copy of JSON-like data with every non-finite float spelled as a string, numpy
     scalars and arrays as Python values, tuples as lists and bytes as text."""
