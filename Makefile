@@ -49,6 +49,7 @@ demo: $(VENV)/.stamp-demo
 
 test: $(VENV)/.stamp-test $(VENV)/.stamp-system
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(VENV)/.stamp-test

@@ -40,8 +40,13 @@ sys.path.insert(0, os.path.join(tree, "benchmarks"))
 
 def _run(tree: str, body: str) -> dict:
     code = _PRELUDE.format(tree=tree, new=NEW_TREE) + body
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        check=False,
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
@@ -50,21 +55,27 @@ def _run(tree: str, body: str) -> dict:
 
 def record(tree: str, mode: str, steps: int) -> dict:
     bare = "bare"
-    result = _run(tree, f"""
+    result = _run(
+        tree,
+        f"""
 import record_overhead as r
 res = r.interleaved([{bare!r}, {mode!r}], {steps}, False)
 print(json.dumps({{"over_bare": res[{mode!r}]["us_per_step"] - res[{bare!r}]["us_per_step"],
                   "median_over_bare": res[{mode!r}]["median_episode_us_per_step"]
                       - res[{bare!r}]["median_episode_us_per_step"]}}))
-""")
+""",
+    )
     return result
 
 
 def read(tree: str, mode: str, root: str) -> dict:
-    return _run(tree, f"""
+    return _run(
+        tree,
+        f"""
 import read_throughput as r
 print(json.dumps(r.measure({mode!r}, {root!r})))
-""")
+""",
+    )
 
 
 def main() -> None:
@@ -81,8 +92,9 @@ def main() -> None:
     read_throughput.make_datasets(root, args.episodes)
     trees = {"before": os.path.abspath(args.before), "after": NEW_TREE}
     rec: dict[str, list[dict]] = {"before": [], "after": [], "envlogger_riegeli": []}
-    rd: dict[str, list[dict]] = {k: [] for k in
-                                 ("before 1", "after 1", "before 5", "after 5", "ceiling")}
+    rd: dict[str, list[dict]] = {
+        k: [] for k in ("before 1", "after 1", "before 5", "after 5", "ceiling")
+    }
     for r in range(args.rounds):
         for name, tree in trees.items():
             rec[name].append(record(tree, "rlds_hub", args.steps))
@@ -91,8 +103,11 @@ def main() -> None:
             rd[f"{name} 1"].append(read(tree, "rlds_hub", root))
             rd[f"{name} 5"].append(read(tree, "rlds_hub_5epochs", root))
         rd["ceiling"].append(read(NEW_TREE, "ceiling", root))
-        print(f"round {r + 1}: " + json.dumps({k: v[-1] for k, v in {**rec, **rd}.items()}),
-              file=sys.stderr, flush=True)
+        print(
+            f"round {r + 1}: " + json.dumps({k: v[-1] for k, v in {**rec, **rd}.items()}),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def med(values: list[dict], key: str) -> float:
         ok = [v[key] for v in values if key in v]
@@ -105,22 +120,35 @@ def main() -> None:
     peer = med(rec["envlogger_riegeli"], "over_bare")
     lines = [
         f"Before/after, {time.strftime('%Y-%m-%d')}, {platform.node()} ({os.cpu_count()} CPUs), "
-        f"median of {args.rounds} interleaved rounds", "",
+        f"median of {args.rounds} interleaved rounds",
+        "",
         "| recording (17-d float32, 1000-step episodes) | us/step over its bare env | "
-        "median episode | envlogger Riegeli / this |", "| --- | --- | --- | --- |",
+        "median episode | envlogger Riegeli / this |",
+        "| --- | --- | --- | --- |",
     ]
     for name in ("before", "after"):
         over = med(rec[name], "over_bare")
-        lines.append(f"| rlds_hub {name} | +{over:.2f} | +{med(rec[name], 'median_over_bare'):.2f}"
-                     f" | {peer / over:.1f}x |")
-    lines.append(f"| envlogger 1.2 Riegeli | +{peer:.2f} | "
-                 f"+{med(rec['envlogger_riegeli'], 'median_over_bare'):.2f} | 1.0x |")
+        lines.append(
+            f"| rlds_hub {name} | +{over:.2f} | +{med(rec[name], 'median_over_bare'):.2f}"
+            f" | {peer / over:.1f}x |"
+        )
+    lines.append(
+        f"| envlogger 1.2 Riegeli | +{peer:.2f} | "
+        f"+{med(rec['envlogger_riegeli'], 'median_over_bare'):.2f} | 1.0x |"
+    )
     ceiling = rate(rd["ceiling"])
-    lines += ["", "| reading (200 x 1000 steps, shuffled batches of 256) | transitions/s | "
-              "x ceiling |", "| --- | --- | --- |"]
-    for key, title in (("before 1", "rlds_hub before, 1 epoch"), ("after 1", "rlds_hub after, 1 epoch"),
-                       ("before 5", "rlds_hub before, 5 epochs"), ("after 5", "rlds_hub after, 5 epochs"),
-                       ("ceiling", "ceiling: NumPy shuffled gather in memory")):
+    lines += [
+        "",
+        "| reading (200 x 1000 steps, shuffled batches of 256) | transitions/s | x ceiling |",
+        "| --- | --- | --- |",
+    ]
+    for key, title in (
+        ("before 1", "rlds_hub before, 1 epoch"),
+        ("after 1", "rlds_hub after, 1 epoch"),
+        ("before 5", "rlds_hub before, 5 epochs"),
+        ("after 5", "rlds_hub after, 5 epochs"),
+        ("ceiling", "ceiling: NumPy shuffled gather in memory"),
+    ):
         value = rate(rd[key])
         lines.append(f"| {title} | {value / 1e6:.2f}M | {value / ceiling:.2f} |")
     print("\n".join(lines))

@@ -107,16 +107,22 @@ def measure(step, seconds: float, updates_per_call: int) -> tuple[float, float]:
                 break
     jax.block_until_ready(out)
     updates = calls * updates_per_call
-    return (updates / (time.perf_counter() - started),
-            updates / max(time.process_time() - cpu, 1e-9))
+    return (
+        updates / (time.perf_counter() - started),
+        updates / max(time.process_time() - cpu, 1e-9),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="out/throughput/random-17d")
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="rounds over all feeds (the best round of each is reported)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="rounds over all feeds (the best round of each is reported)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*x64 mode is off")
     import jax
@@ -137,8 +143,11 @@ def main() -> None:
     normalizer = Normalizer.from_statistics(task, stats)
     config = BCConfig(batch_size=256, steps_per_call=100)
     device = jax.devices()[0]
-    print(f"learner throughput ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
-          f"{os.cpu_count()} CPUs, JAX {jax.__version__} on {device.device_kind})", flush=True)
+    print(
+        f"learner throughput ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, JAX {jax.__version__} on {device.device_kind})",
+        flush=True,
+    )
 
     feeds = {}
     loader = transitions(path, batch_size=256, num_epochs=None, seed=0)
@@ -153,8 +162,13 @@ def main() -> None:
         synthetic.state, metrics = synthetic._update_many(synthetic.state, fixed, synthetic.norm)
         return metrics
 
-    one = BCLearner(task, config.replace(steps_per_call=1), normalizer,
-                    transitions(path, batch_size=256, num_epochs=None, seed=1), seed=0)
+    one = BCLearner(
+        task,
+        config.replace(steps_per_call=1),
+        normalizer,
+        transitions(path, batch_size=256, num_epochs=None, seed=1),
+        seed=0,
+    )
     host = iter(transitions(path, batch_size=256, num_epochs=None, seed=2))
     from rlds_hub.learners import inputs
 
@@ -177,13 +191,17 @@ def main() -> None:
             best[name] = (max(old[0], wall), max(old[1], cpu))
             print(f"  {name}: {wall:,.0f} updates/s, {cpu:,.0f} per CPU-second", flush=True)
     ceiling = best["(c) synthetic, on device (ceiling)"]
-    print(f"\n(best of {args.repeats} rounds; load average {load:.1f} at the start, "
-          f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs)")
+    print(
+        f"\n(best of {args.repeats} rounds; load average {load:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs)"
+    )
     print("| feed | updates/s | ratio to (c) | updates per CPU-second | ratio to (c) |")
     print("| --- | --- | --- | --- | --- |")
     for name, (wall, cpu) in best.items():
-        print(f"| {name} | {wall:,.0f} | {wall / ceiling[0]:.2f} | {cpu:,.0f} | "
-              f"{cpu / ceiling[1]:.2f} |")
+        print(
+            f"| {name} | {wall:,.0f} | {wall / ceiling[0]:.2f} | {cpu:,.0f} | "
+            f"{cpu / ceiling[1]:.2f} |"
+        )
     for learner in feeds.values():
         learner.close()
     one.close()

@@ -61,19 +61,34 @@ EVAL_EPISODES = 10  # per in-run (validation) evaluation: the learning curves
 SHIFTS = {
     "clean": {},
     "noisy_actions": {"action_noise": 0.3},
-    "shifted_start": {"qpos_offset": [[0.5, 1.0], [0.5, 1.0]],
-                      "qvel_offset": [None, [0.5, 1.5]]},
+    "shifted_start": {"qpos_offset": [[0.5, 1.0], [0.5, 1.0]], "qvel_offset": [None, [0.5, 1.5]]},
 }
 
 EXPERIMENTS: dict[str, dict[str, Any]] = {
-    "bc-point-mass": {"algorithm": "bc", "env": POINT_MASS, "demos": 20,
-                      "config": {"num_steps": 20_000, "eval_every": 2_000}},
-    "ail-point-mass": {"algorithm": "ail", "env": POINT_MASS, "demos": 10,
-                       "config": {"num_steps": 50_000, "eval_every": 5_000}},
-    "bc-cartpole": {"algorithm": "bc", "env": CARTPOLE, "demos": 10,
-                    "config": {"num_steps": 20_000, "eval_every": 2_000}},
-    "ail-cartpole": {"algorithm": "ail", "env": CARTPOLE, "demos": 10,
-                     "config": {"num_steps": 100_000, "eval_every": 10_000}},
+    "bc-point-mass": {
+        "algorithm": "bc",
+        "env": POINT_MASS,
+        "demos": 20,
+        "config": {"num_steps": 20_000, "eval_every": 2_000},
+    },
+    "ail-point-mass": {
+        "algorithm": "ail",
+        "env": POINT_MASS,
+        "demos": 10,
+        "config": {"num_steps": 50_000, "eval_every": 5_000},
+    },
+    "bc-cartpole": {
+        "algorithm": "bc",
+        "env": CARTPOLE,
+        "demos": 10,
+        "config": {"num_steps": 20_000, "eval_every": 2_000},
+    },
+    "ail-cartpole": {
+        "algorithm": "ail",
+        "env": CARTPOLE,
+        "demos": 10,
+        "config": {"num_steps": 100_000, "eval_every": 10_000},
+    },
 }
 
 
@@ -104,14 +119,23 @@ def checked_test_seed(run_dir: str, seed: int) -> int:
 
     run = read_run(run_dir)
     test = seeds.test_seed(seed)
-    seeds.check_disjoint([test], trained=trained_seeds(open_dataset(run["dataset"]), run_dir),
-                         tuned=[run.get("eval_seed")], what=f"the test of {run_dir}")
+    seeds.check_disjoint(
+        [test],
+        trained=trained_seeds(open_dataset(run["dataset"]), run_dir),
+        tuned=[run.get("eval_seed")],
+        what=f"the test of {run_dir}",
+    )
     return test
 
 
-def test_record(policy: Any, env: str, test_seed: int, episodes: int,
-                shift: dict[str, Any] | None = None,
-                references: dict[str, Any] | None = None) -> dict[str, Any]:
+def test_record(
+    policy: Any,
+    env: str,
+    test_seed: int,
+    episodes: int,
+    shift: dict[str, Any] | None = None,
+    references: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """``episodes`` test episodes of ``policy``: returns and per-episode normalised returns
     against the expert and random policy measured on the same test episodes."""
     from rlds_hub.learners.evaluation import reference_returns, run_episodes
@@ -119,9 +143,13 @@ def test_record(policy: Any, env: str, test_seed: int, episodes: int,
     refs = references or reference_returns(env, seed=test_seed, episodes=episodes, shift=shift)
     returns = run_episodes(policy, env, seed=test_seed, episodes=episodes, shift=shift)
     scale = refs["expert"] - refs["random"]
-    return {"seed": test_seed, "returns": returns, "expert": refs["expert"],
-            "random": refs["random"],
-            "normalized": [(r - refs["random"]) / scale for r in returns]}
+    return {
+        "seed": test_seed,
+        "returns": returns,
+        "expert": refs["expert"],
+        "random": refs["random"],
+        "normalized": [(r - refs["random"]) / scale for r in returns],
+    }
 
 
 def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]]:
@@ -146,35 +174,66 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
         resume = os.path.exists(os.path.join(run_dir, "run.json"))
         started = time.perf_counter()
         config = {"eval_episodes": EVAL_EPISODES, **spec["config"]}
-        result = train(spec["algorithm"], dataset=data, env=spec["env"], out=run_dir, seed=seed,
-                       config=config, resume=resume, progress=sys.stderr.isatty(),
-                       echo=lambda line: None)
-        test = test_record(load_policy(run_dir, seed=seed), spec["env"],
-                           checked_test_seed(run_dir, seed), test_episodes(len(seeds)))
+        result = train(
+            spec["algorithm"],
+            dataset=data,
+            env=spec["env"],
+            out=run_dir,
+            seed=seed,
+            config=config,
+            resume=resume,
+            progress=sys.stderr.isatty(),
+            echo=lambda line: None,
+        )
+        test = test_record(
+            load_policy(run_dir, seed=seed),
+            spec["env"],
+            checked_test_seed(run_dir, seed),
+            test_episodes(len(seeds)),
+        )
         record = {
-            "experiment": name, "seed": seed, "algorithm": spec["algorithm"],
-            "env": spec["env"], "demos": spec["demos"], "steps": result.steps,
-            "normalized_return": float(np.mean(test["normalized"])), "test": test,
-            "return": float(np.mean(test["returns"])), "expert": test["expert"],
+            "experiment": name,
+            "seed": seed,
+            "algorithm": spec["algorithm"],
+            "env": spec["env"],
+            "demos": spec["demos"],
+            "steps": result.steps,
+            "normalized_return": float(np.mean(test["normalized"])),
+            "test": test,
+            "return": float(np.mean(test["returns"])),
+            "expert": test["expert"],
             "random": test["random"],
-            "curve": [(r["step"], r["normalized_return"]) for r in read_metrics(run_dir)
-                      if r.get("kind") == "eval"],  # validation seeds
+            "curve": [
+                (r["step"], r["normalized_return"])
+                for r in read_metrics(run_dir)
+                if r.get("kind") == "eval"
+            ],  # validation seeds
             "seconds": round(time.perf_counter() - started, 1),
         }
         with open(result_path, "w") as f:
             json.dump(record, f, indent=1)
         results.append(record)
-        print(f"{name} seed {seed}: normalised {record['normalized_return']:.3f} "
-              f"(return {record['return']:.1f}; expert {record['expert']:.1f}, random "
-              f"{record['random']:.1f}) in {record['seconds']:.0f} s", flush=True)
+        print(
+            f"{name} seed {seed}: normalised {record['normalized_return']:.3f} "
+            f"(return {record['return']:.1f}; expert {record['expert']:.1f}, random "
+            f"{record['random']:.1f}) in {record['seconds']:.0f} s",
+            flush=True,
+        )
     return results
 
 
 # -- POIR under shift ------------------------------------------------------------------------
 
 
-def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int = 20_000,
-             online_steps: int = 10_000, episodes: int | None = None) -> list[dict[str, Any]]:
+def run_poir(
+    seeds: list[int],
+    out: str,
+    *,
+    demos: int = 20,
+    offline_steps: int = 20_000,
+    online_steps: int = 10_000,
+    episodes: int | None = None,
+) -> list[dict[str, Any]]:
     """BC, POIR trained offline, and POIR after online fine-tuning, each deployed under
     every shift of :data:`SHIFTS` (``episodes`` test episodes per shift and seed: by default
     enough for 30 per reported point)."""
@@ -194,19 +253,35 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
                 results.append(done)
                 continue
         os.makedirs(os.path.dirname(result_path), exist_ok=True)
-        record: dict[str, Any] = {"seed": seed, "demos": demos, "offline_steps": offline_steps,
-                                  "online_steps": online_steps, "episodes": episodes,
-                                  "protocol": "test-seeds", "shifts": {}}
+        record: dict[str, Any] = {
+            "seed": seed,
+            "demos": demos,
+            "offline_steps": offline_steps,
+            "online_steps": online_steps,
+            "episodes": episodes,
+            "protocol": "test-seeds",
+            "shifts": {},
+        }
         started = time.perf_counter()
         quiet = {"progress": sys.stderr.isatty(), "echo": lambda line: None}
         base = os.path.join(out, "poir-cartpole", f"seed{seed}")
         bc_dir, poir_dir = os.path.join(base, "bc"), os.path.join(base, "poir")
         for algorithm, run_dir in (("bc", bc_dir), ("poir", poir_dir)):
             if load_policy_step(run_dir) < offline_steps:  # not run, or interrupted
-                train(algorithm, dataset=data, env=CARTPOLE, out=run_dir, seed=seed,
-                      config={"num_steps": offline_steps, "eval_episodes": 0,
-                              **({"online_steps": 0} if algorithm == "poir" else {})},
-                      resume=os.path.exists(os.path.join(run_dir, "run.json")), **quiet)
+                train(
+                    algorithm,
+                    dataset=data,
+                    env=CARTPOLE,
+                    out=run_dir,
+                    seed=seed,
+                    config={
+                        "num_steps": offline_steps,
+                        "eval_episodes": 0,
+                        **({"online_steps": 0} if algorithm == "poir" else {}),
+                    },
+                    resume=os.path.exists(os.path.join(run_dir, "run.json")),
+                    **quiet,
+                )
         eval_seed = checked_test_seed(poir_dir, seed)
         if checked_test_seed(bc_dir, seed) != eval_seed:
             raise AssertionError("BC and POIR must be tested on the same episodes")
@@ -215,8 +290,9 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
         for shift_name, shift in SHIFTS.items():
             key = (shift_name, eval_seed)
             if key not in references:
-                references[key] = reference_returns(CARTPOLE, seed=eval_seed, episodes=episodes,
-                                                    shift=shift)
+                references[key] = reference_returns(
+                    CARTPOLE, seed=eval_seed, episodes=episodes, shift=shift
+                )
             refs = references[key]
             row: dict[str, Any] = {"expert": refs["expert"], "random": refs["random"]}
             for label, policy in policies.items():
@@ -224,9 +300,13 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
                 row[label] = float(np.mean(test["normalized"]))
                 row[f"{label}_episodes"] = test["normalized"]
             record["shifts"][shift_name] = row
-            print(f"poir seed {seed} {shift_name}: " + ", ".join(
-                f"{k} {v:.3f}" for k, v in row.items() if k not in ("expert", "random")),
-                flush=True)
+            print(
+                f"poir seed {seed} {shift_name}: "
+                + ", ".join(
+                    f"{k} {v:.3f}" for k, v in row.items() if k not in ("expert", "random")
+                ),
+                flush=True,
+            )
         if online_steps:
             for shift_name in ("noisy_actions", "shifted_start"):
                 # The offline run, continued (--resume) into online fine-tuning in the
@@ -234,19 +314,33 @@ def run_poir(seeds: list[int], out: str, *, demos: int = 20, offline_steps: int 
                 tuned_dir = os.path.join(base, f"poir-online-{shift_name}")
                 if not os.path.exists(os.path.join(tuned_dir, "run.json")):
                     shutil.copytree(poir_dir, tuned_dir)
-                config = {"num_steps": offline_steps, "eval_episodes": 0,
-                          "online_steps": online_steps, "online_shift": SHIFTS[shift_name]}
+                config = {
+                    "num_steps": offline_steps,
+                    "eval_episodes": 0,
+                    "online_steps": online_steps,
+                    "online_shift": SHIFTS[shift_name],
+                }
                 if load_policy_step(tuned_dir) < offline_steps + online_steps:
-                    train("poir", dataset=data, env=CARTPOLE, out=tuned_dir, seed=seed,
-                          config=config, resume=True, **quiet)
+                    train(
+                        "poir",
+                        dataset=data,
+                        env=CARTPOLE,
+                        out=tuned_dir,
+                        seed=seed,
+                        config=config,
+                        resume=True,
+                        **quiet,
+                    )
                 tuned = load_policy(tuned_dir, seed=seed)
                 refs = references[(shift_name, checked_test_seed(tuned_dir, seed))]
-                test = test_record(tuned, CARTPOLE, eval_seed, episodes, SHIFTS[shift_name],
-                                   refs)
+                test = test_record(tuned, CARTPOLE, eval_seed, episodes, SHIFTS[shift_name], refs)
                 record["shifts"][shift_name]["poir_online"] = float(np.mean(test["normalized"]))
                 record["shifts"][shift_name]["poir_online_episodes"] = test["normalized"]
-                print(f"poir seed {seed} {shift_name}: fine-tuned "
-                      f"{record['shifts'][shift_name]['poir_online']:.3f}", flush=True)
+                print(
+                    f"poir seed {seed} {shift_name}: fine-tuned "
+                    f"{record['shifts'][shift_name]['poir_online']:.3f}",
+                    flush=True,
+                )
         record["seconds"] = round(time.perf_counter() - started, 1)
         with open(result_path, "w") as f:
             json.dump(record, f, indent=1)
@@ -288,10 +382,14 @@ def _interval(per_seed: list[list[float] | None]) -> str:
 
 
 def report(out: str, images: str | None) -> None:
-    print(f"# learners quality benchmark ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
-          f"{os.cpu_count()} CPUs)\n")
-    print("Normalised return on the test seeds: mean [95% bootstrap interval] (per-seed means; "
-          "test episodes).\n")
+    print(
+        f"# learners quality benchmark ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
+        f"{os.cpu_count()} CPUs)\n"
+    )
+    print(
+        "Normalised return on the test seeds: mean [95% bootstrap interval] (per-seed means; "
+        "test episodes).\n"
+    )
     print("| experiment | demos | budget | normalised return | target |")
     print("| --- | --- | --- | --- | --- |")
     targets = {"bc-point-mass": ">= 0.9", "ail-point-mass": ">= 0.8"}
@@ -300,33 +398,42 @@ def report(out: str, images: str | None) -> None:
         if not records:
             continue
         unit = "updates" if records[0]["algorithm"] == "bc" else "env steps"
-        print(f"| {name} | {records[0]['demos']} | {records[0]['steps']:,} {unit} | "
-              f"{_interval([r['test']['normalized'] for r in records])} | "
-              f"{targets.get(name, '-')} |")
+        print(
+            f"| {name} | {records[0]['demos']} | {records[0]['steps']:,} {unit} | "
+            f"{_interval([r['test']['normalized'] for r in records])} | "
+            f"{targets.get(name, '-')} |"
+        )
     poir = [r for r in _load(out, "poir-cartpole") if r.get("protocol") == "test-seeds"]
     if poir:
         from rlds_hub.learners.confidence import paired_differences
 
         ceilings = _ceilings(out, [r["seed"] for r in poir])
-        print("\nPOIR on cartpole-swingup (normalised return on the test seeds, mean [95% "
-              "bootstrap interval]; the ceiling: POIR's planner with the simulator as its "
-              "model, benchmarks/poir_ceiling.py):\n")
-        print("| deployment | BC | POIR (offline) | POIR (fine-tuned online) | fine-tuned − BC "
-              "(paired) | simulator as the model: switch | planning at every step "
-              "| expert return | random return |")
+        print(
+            "\nPOIR on cartpole-swingup (normalised return on the test seeds, mean [95% "
+            "bootstrap interval]; the ceiling: POIR's planner with the simulator as its "
+            "model, benchmarks/poir_ceiling.py):\n"
+        )
+        print(
+            "| deployment | BC | POIR (offline) | POIR (fine-tuned online) | fine-tuned − BC "
+            "(paired) | simulator as the model: switch | planning at every step "
+            "| expert return | random return |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for shift in SHIFTS:
             rows = [r["shifts"][shift] for r in poir if shift in r["shifts"]]
             tuned = [r for r in rows if r.get("poir_online_episodes")]
-            gains = paired_differences([r["poir_online_episodes"] for r in tuned],
-                                       [r["bc_episodes"] for r in tuned])
-            print(f"| {shift} | {_interval([r['bc_episodes'] for r in rows])} | "
-                  f"{_interval([r['poir_episodes'] for r in rows])} | "
-                  f"{_interval([r.get('poir_online_episodes') for r in rows])} | "
-                  f"{_interval(gains)} | "
-                  f"{_ceiling(ceilings, 'switch', shift)} | {_ceiling(ceilings, 'plan', shift)}"
-                  f" | {np.mean([r['expert'] for r in rows]):.1f} | "
-                  f"{np.mean([r['random'] for r in rows]):.1f} |")
+            gains = paired_differences(
+                [r["poir_online_episodes"] for r in tuned], [r["bc_episodes"] for r in tuned]
+            )
+            print(
+                f"| {shift} | {_interval([r['bc_episodes'] for r in rows])} | "
+                f"{_interval([r['poir_episodes'] for r in rows])} | "
+                f"{_interval([r.get('poir_online_episodes') for r in rows])} | "
+                f"{_interval(gains)} | "
+                f"{_ceiling(ceilings, 'switch', shift)} | {_ceiling(ceilings, 'plan', shift)}"
+                f" | {np.mean([r['expert'] for r in rows]):.1f} | "
+                f"{np.mean([r['random'] for r in rows]):.1f} |"
+            )
     if images:
         plot_curves(out, images)
         plot_poir(out, images)
@@ -349,8 +456,9 @@ def _ceiling(ceilings: list[dict[str, Any]], mode: str, shift: str) -> str:
 
     rows = [c[mode][shift] for c in ceilings if shift in c.get(mode, {})]
     rows = [r for r in rows if seeds.range_name(r.get("eval_seed", -1)) == "test"]
-    return _interval([[(x - r["random"]) / (r["expert"] - r["random"]) for x in r["returns"]]
-                      for r in rows])
+    return _interval(
+        [[(x - r["random"]) / (r["expert"] - r["random"]) for x in r["returns"]] for r in rows]
+    )
 
 
 def _online_curve(out: str, record: dict[str, Any], shift: str) -> tuple[list, list]:
@@ -358,8 +466,9 @@ def _online_curve(out: str, record: dict[str, Any], shift: str) -> tuple[list, l
     fine-tuned online under ``shift`` (read back from the run's ``experience`` dataset)."""
     from rlds_hub.storage.episodes import episode_table
 
-    path = os.path.join(out, "poir-cartpole", f"seed{record['seed']}", f"poir-online-{shift}",
-                        "experience")
+    path = os.path.join(
+        out, "poir-cartpole", f"seed{record['seed']}", f"poir-online-{shift}", "experience"
+    )
     if not os.path.exists(os.path.join(path, "dataset_info.json")):
         return [], []
     refs = record["shifts"][shift]
@@ -408,12 +517,19 @@ def plot_poir(out: str, images: str) -> None:
             curve.plot(steps, values, color=colour, alpha=0.25, lw=0.8)
         if curves:
             length = min(len(c[0]) for c in curves)
-            curve.plot(curves[0][0][:length], np.mean([c[1][:length] for c in curves], axis=0),
-                       color=colour, lw=2.2, marker="o", ms=3,
-                       label=f"POIR, {shift.replace('_', ' ')} (mean of {len(curves)} seeds)")
+            curve.plot(
+                curves[0][0][:length],
+                np.mean([c[1][:length] for c in curves], axis=0),
+                color=colour,
+                lw=2.2,
+                marker="o",
+                ms=3,
+                label=f"POIR, {shift.replace('_', ' ')} (mean of {len(curves)} seeds)",
+            )
         bc = [r["shifts"][shift]["bc"] for r in records if shift in r["shifts"]]
-        curve.axhline(np.mean(bc), color=colour, ls="--", lw=1,
-                      label=f"BC, {shift.replace('_', ' ')} (mean)")
+        curve.axhline(
+            np.mean(bc), color=colour, ls="--", lw=1, label=f"BC, {shift.replace('_', ' ')} (mean)"
+        )
     curve.set_xlabel("online environment steps")
     curve.set_ylabel("normalised return of each episode")
     curve.set_title("POIR's episodes while it fine-tunes (thin: one seed each)", fontsize=10)
@@ -433,8 +549,10 @@ def plot_curves(out: str, images: str) -> None:
     import matplotlib.pyplot as plt
 
     os.makedirs(images, exist_ok=True)
-    pairs = {"point_mass": ("bc-point-mass", "ail-point-mass"),
-             "cartpole": ("bc-cartpole", "ail-cartpole")}
+    pairs = {
+        "point_mass": ("bc-point-mass", "ail-point-mass"),
+        "cartpole": ("bc-cartpole", "ail-cartpole"),
+    }
     for task, names in pairs.items():
         series = {n: [r for r in _load(out, n) if "test" in r] for n in names}
         if not any(series.values()):
@@ -446,15 +564,18 @@ def plot_curves(out: str, images: str) -> None:
                 ax.plot(steps, values, alpha=0.35, color="tab:blue")
             if series[name]:
                 grid = sorted({s for r in series[name] for s, _ in r["curve"]})
-                mean = [np.mean([v for r in series[name] for s, v in r["curve"] if s == g])
-                        for g in grid]
+                mean = [
+                    np.mean([v for r in series[name] for s, v in r["curve"] if s == g])
+                    for g in grid
+                ]
                 ax.plot(grid, mean, color="tab:blue", lw=2, label="mean over seeds")
             ax.axhline(1.0, color="tab:green", ls="--", label="expert")
             ax.axhline(0.0, color="tab:red", ls=":", label="random")
             algorithm = name.split("-")[0].upper()
             unit = "SGD updates" if algorithm == "BC" else "environment steps"
-            ax.set_title(f"{algorithm} on {task} (in-run evaluations: validation seeds)",
-                         fontsize=10)
+            ax.set_title(
+                f"{algorithm} on {task} (in-run evaluations: validation seeds)", fontsize=10
+            )
             ax.set_xlabel(unit)
             ax.set_ylabel("normalised return")
             ax.grid(alpha=0.3)

@@ -81,8 +81,9 @@ def make_logs(root: str, episodes: int) -> None:
     for part in range(LOG_DIRS):
         directory = os.path.join(root, f"part{part}")
         os.makedirs(directory)
-        with envlogger.EnvLogger(Workload(), data_directory=directory,
-                                 max_episodes_per_file=EPISODES_PER_FILE) as env:
+        with envlogger.EnvLogger(
+            Workload(), data_directory=directory, max_episodes_per_file=EPISODES_PER_FILE
+        ) as env:
             for _ in range(episodes // LOG_DIRS):
                 timestep = env.reset()
                 while not timestep.last():
@@ -130,7 +131,9 @@ def run_tfds(logs: str, out: str, workers: int = 0) -> int:
         name="workload",
         observation_info=tfds.features.Tensor(shape=(OBS_DIM,), dtype=np.float32),
         action_info=tfds.features.Tensor(shape=(ACTION_DIM,), dtype=np.float32),
-        reward_info=np.float64, discount_info=np.float64)
+        reward_info=np.float64,
+        discount_info=np.float64,
+    )
 
     class TfdsOwnPath(tfds.core.GeneratorBasedBuilder):
         VERSION = tfds.core.Version("1.0.0")
@@ -151,8 +154,11 @@ def run_tfds(logs: str, out: str, workers: int = 0) -> int:
     if workers:
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        kwargs["download_config"] = tfds.download.DownloadConfig(beam_options=PipelineOptions(
-            [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]))
+        kwargs["download_config"] = tfds.download.DownloadConfig(
+            beam_options=PipelineOptions(
+                [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+            )
+        )
     builder = TfdsOwnPath(data_dir=out)
     builder.download_and_prepare(**kwargs)
     return builder.info.splits["train"].num_examples * EPISODE_STEPS
@@ -162,28 +168,34 @@ def run_ours(logs: str, out: str, workers: int = 1, dask: bool = False) -> int:
     from rlds_hub.beam.jobs.convert import convert
 
     if not dask:
-        flags = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
-                 f"--direct_num_workers={workers}"]
+        flags = [
+            "--runner=DirectRunner",
+            "--direct_running_mode=multi_processing",
+            f"--direct_num_workers={workers}",
+        ]
         return convert(logs, os.path.join(out, "ds"), beam_args=flags)["steps"]
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         flags = ["--runner=DaskRunner", f"--dask_client_address={cluster.scheduler_address}"]
         return convert(logs, os.path.join(out, "ds"), beam_args=flags)["steps"]
 
 
 PROGRAMS = {
-    "ceiling": ("ceiling: envlogger.Reader alone, decode every step (1 process)",
-                run_ceiling, {}),
+    "ceiling": ("ceiling: envlogger.Reader alone, decode every step (1 process)", run_ceiling, {}),
     "decode": ("ceiling: rlds_hub's step decoder alone (1 process)", run_decode, {}),
     "tfds": ("TFDS's own path, generator (rlds_base + envlogger reader)", run_tfds, {}),
     "tfds_beam1": ("TFDS's own path through Beam, 1 worker", run_tfds, {"workers": 1}),
     "tfds_beam2": ("TFDS's own path through Beam, 2 workers", run_tfds, {"workers": 2}),
     "ours1": ("rlds_hub convert, DirectRunner, 1 worker", run_ours, {"workers": 1}),
     "ours2": ("rlds_hub convert, DirectRunner, 2 workers", run_ours, {"workers": 2}),
-    "dask2": ("rlds_hub convert, DaskRunner, LocalCluster of 2 workers", run_ours,
-              {"workers": 2, "dask": True}),
+    "dask2": (
+        "rlds_hub convert, DaskRunner, LocalCluster of 2 workers",
+        run_ours,
+        {"workers": 2, "dask": True},
+    ),
 }
 
 
@@ -203,8 +215,12 @@ def measure(name: str, logs: str) -> dict:
     """Runs one program in a child process, sampling the process tree's total RSS."""
     import psutil
 
-    process = subprocess.Popen([sys.executable, __file__, "--child", name, "--logs", logs],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", name, "--logs", logs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     peak = 0
     stop = threading.Event()
 
@@ -230,27 +246,41 @@ def measure(name: str, logs: str) -> dict:
     lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"{name} failed (exit {process.returncode})")
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     result["peak_mib"] = peak / 2**20
     result["rate"] = result["steps"] / result["seconds"]
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--logs", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(),
-                                                       "rlds_hub_pipeline_bench"),
-                        help="where the workload logs are kept between runs")
-    parser.add_argument("--scale", type=int, default=1,
-                        help="also convert a dataset this many times larger (rlds_hub only)")
-    parser.add_argument("--skip-tfds-beam", action="store_true",
-                        help="leave out TFDS's path through Beam (its slowest rows)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure every row this many times, interleaved, and keep each "
-                        "row's best (a shared machine's load changes from row to row)")
+    parser.add_argument(
+        "--root",
+        default=os.path.join(tempfile.gettempdir(), "rlds_hub_pipeline_bench"),
+        help="where the workload logs are kept between runs",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="also convert a dataset this many times larger (rlds_hub only)",
+    )
+    parser.add_argument(
+        "--skip-tfds-beam",
+        action="store_true",
+        help="leave out TFDS's path through Beam (its slowest rows)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every row this many times, interleaved, and keep each "
+        "row's best (a shared machine's load changes from row to row)",
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child, args.logs)
@@ -258,10 +288,14 @@ def main() -> None:
     logs = os.path.join(args.root, f"logs-{BASE_EPISODES}")
     started = time.perf_counter()
     make_logs(logs, BASE_EPISODES)
-    print(f"workload: {BASE_EPISODES} episodes x {EPISODE_STEPS} steps in {LOG_DIRS} log "
-          f"directories ({time.perf_counter() - started:.0f} s to write or find); "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
-    names = ["ceiling", "decode", "tfds"] + ([] if args.skip_tfds_beam else ["tfds_beam1", "tfds_beam2"])
+    print(
+        f"workload: {BASE_EPISODES} episodes x {EPISODE_STEPS} steps in {LOG_DIRS} log "
+        f"directories ({time.perf_counter() - started:.0f} s to write or find); "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"
+    )
+    names = ["ceiling", "decode", "tfds"] + (
+        [] if args.skip_tfds_beam else ["tfds_beam1", "tfds_beam2"]
+    )
     names += ["ours1", "ours2", "dask2"]
     results: dict[str, dict] = {}
     spread: dict[str, list[float]] = {}
@@ -271,8 +305,7 @@ def main() -> None:
             spread.setdefault(name, []).append(result["rate"])
             if name not in results or result["rate"] > results[name]["rate"]:
                 results[name] = result
-            print(f"  round {round_number + 1}, {name}: {result['rate']:,.0f} steps/s",
-                  flush=True)
+            print(f"  round {round_number + 1}, {name}: {result['rate']:,.0f} steps/s", flush=True)
     big = {}
     if args.scale > 1:
         big_logs = os.path.join(args.root, f"logs-{BASE_EPISODES * args.scale}")
@@ -282,37 +315,49 @@ def main() -> None:
             print(f"  {name} x{args.scale}: {big[name]['rate']:,.0f} steps/s", flush=True)
     reference = results["tfds"]["rate"]
     print()
-    print(f"best of {args.rounds} interleaved round(s); every round's rates in brackets; "
-          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(
+        f"best of {args.rounds} interleaved round(s); every round's rates in brackets; "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
     print()
     print("| what | steps/s | vs TFDS's own path | peak memory (MiB, all processes) |")
     print("| --- | ---: | ---: | ---: |")
     for name in names:
         r = results[name]
         rounds = ", ".join(f"{x / 1000:.1f}k" for x in spread[name])
-        print(f"| {PROGRAMS[name][0]} | {r['rate']:,.0f} ({rounds}) | "
-              f"{r['rate'] / reference:.2f}x | {r['peak_mib']:,.0f} |")
+        print(
+            f"| {PROGRAMS[name][0]} | {r['rate']:,.0f} ({rounds}) | "
+            f"{r['rate'] / reference:.2f}x | {r['peak_mib']:,.0f} |"
+        )
     for name, r in big.items():
-        print(f"| {PROGRAMS[name][0]}, {args.scale}x the episodes | {r['rate']:,.0f} | "
-              f"{r['rate'] / reference:.2f}x | {r['peak_mib']:,.0f} |")
+        print(
+            f"| {PROGRAMS[name][0]}, {args.scale}x the episodes | {r['rate']:,.0f} | "
+            f"{r['rate'] / reference:.2f}x | {r['peak_mib']:,.0f} |"
+        )
     one = results["ours1"]["rate"]
     efficiency = results["ours2"]["rate"] / (2 * one)
     print()
-    print(f"two DirectRunner workers / one: {results['ours2']['rate'] / one:.2f}x "
-          f"(parallel efficiency {efficiency:.0%}); one worker reaches "
-          f"{one / results['decode']['rate']:.0%} of its decoder's ceiling")
+    print(
+        f"two DirectRunner workers / one: {results['ours2']['rate'] / one:.2f}x "
+        f"(parallel efficiency {efficiency:.0%}); one worker reaches "
+        f"{one / results['decode']['rate']:.0%} of its decoder's ceiling"
+    )
     # DROID 1.0.0 as RLDS: 92,233 episodes, 27,044,326 steps, ~1.7 TB (three camera streams
     # per step). This workload's steps are small, so its per-worker rate bounds what a
     # worker does per step from above; image-heavy steps cost more (PNG encoding).
     droid_steps = 27_044_326
-    print(f"DROID-sized conversion ({droid_steps:,} steps) at this run's per-worker rate "
-          f"({one:,.0f} steps/s) and {efficiency:.0%} parallel efficiency:")
+    print(
+        f"DROID-sized conversion ({droid_steps:,} steps) at this run's per-worker rate "
+        f"({one:,.0f} steps/s) and {efficiency:.0%} parallel efficiency:"
+    )
     for workers in (1, 8, 32, 128):
         rate = one * workers * (efficiency if workers > 1 else 1.0)
         print(f"  {workers:>4} workers: {droid_steps / rate / 3600:,.2f} h")
     frame = png_seconds()
-    print(f"with DROID's three 180x320 RGB frames per step stored as PNG ({frame * 1e3:.1f} ms "
-          "per synthetic frame here), encoding alone takes:")
+    print(
+        f"with DROID's three 180x320 RGB frames per step stored as PNG ({frame * 1e3:.1f} ms "
+        "per synthetic frame here), encoding alone takes:"
+    )
     for workers in (1, 32, 64, 128):
         hours = droid_steps * 3 * frame / (workers * (efficiency if workers > 1 else 1.0))
         print(f"  {workers:>4} workers: {hours / 3600:,.1f} h")
@@ -327,8 +372,10 @@ def png_seconds(frames: int = 60) -> float:
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:180, 0:320]
     scene = np.stack([x * 0.8, y * 1.4, (x + y) * 0.5], -1)
-    images = [np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8)
-              for _ in range(frames)]
+    images = [
+        np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8)
+        for _ in range(frames)
+    ]
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()

@@ -61,15 +61,21 @@ class SimulatorPlanner:
         self.pushes = [np.asarray(x) for x in planner.push_schedule(cfg, cfg.num_samples)]
         self.bc = jax.jit(lambda z: planner.bc_actions(networks, params, z))
         if cfg.wide_fraction or cfg.iterations > 1:
-            raise SystemExit("poir_ceiling.py plans with wide_fraction 0 and 1 iteration only; "
-                             f"the run has {cfg.wide_fraction} and {cfg.iterations}")
-        self.plan = jax.jit(lambda actions, states, z0: planner.weighted_average(
-            cfg, actions, planner.score_trajectories(cfg, params, z0, states))[0])
+            raise SystemExit(
+                "poir_ceiling.py plans with wide_fraction 0 and 1 iteration only; "
+                f"the run has {cfg.wide_fraction} and {cfg.iterations}"
+            )
+        self.plan = jax.jit(
+            lambda actions, states, z0: planner.weighted_average(
+                cfg, actions, planner.score_trajectories(cfg, params, z0, states)
+            )[0]
+        )
         self.offset = np.asarray(self.task.action_offset)
         self.scale = np.asarray(self.task.action_scale)
         self.mode = mode
-        self.distance = jax.jit(lambda z: distance.knn_distance(
-            z[None], params["references"], cfg.knn)[0])
+        self.distance = jax.jit(
+            lambda z: distance.knn_distance(z[None], params["references"], cfg.knn)[0]
+        )
         self.threshold = float(params["threshold"])
         self.mean = np.asarray(params["norm"]["mean"])
         self.std = np.asarray(params["norm"]["std"])
@@ -81,8 +87,9 @@ class SimulatorPlanner:
 
     def _observations(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """dm_control cartpole's flattened observation (position: x, cos, sin; velocity)."""
-        return np.concatenate([qpos[:, :1], np.cos(qpos[:, 1:2]), np.sin(qpos[:, 1:2]), qvel],
-                              axis=1)
+        return np.concatenate(
+            [qpos[:, :1], np.cos(qpos[:, 1:2]), np.sin(qpos[:, 1:2]), qvel], axis=1
+        )
 
     def __call__(self, timestep: Any) -> np.ndarray:
         import jax.numpy as jnp
@@ -98,7 +105,7 @@ class SimulatorPlanner:
         state = np.empty(self.state_size)
         self.mujoco.mj_getState(self.model, self.data, state, self.spec)
         nq = self.model.nq
-        check = self._observations(state[None, 1:1 + nq], state[None, 1 + nq:1 + 2 * nq])[0]
+        check = self._observations(state[None, 1 : 1 + nq], state[None, 1 + nq : 1 + 2 * nq])[0]
         if not np.allclose(check, observation, atol=1e-6):
             raise RuntimeError("simulator state and observation disagree")
         states = np.repeat(state[None], n, axis=0)
@@ -120,13 +127,17 @@ class SimulatorPlanner:
             control = self.offset + self.scale * a  # the env's units, as env_action
             out, _ = self.rollout(self.model, self.data, states, control[:, None, :])
             states = out[:, 0]
-            z = ((self._observations(states[:, 1:1 + nq], states[:, 1 + nq:1 + 2 * nq])
-                  - self.mean) / self.std).astype(np.float32)
+            z = (
+                (
+                    self._observations(states[:, 1 : 1 + nq], states[:, 1 + nq : 1 + 2 * nq])
+                    - self.mean
+                )
+                / self.std
+            ).astype(np.float32)
             actions[t], predicted[t] = a, z
         self.mujoco.mj_setState(self.model, self.data, state, self.spec)
         self.mujoco.mj_forward(self.model, self.data)
-        plan = np.asarray(self.plan(jnp.asarray(actions), jnp.asarray(predicted),
-                                    jnp.asarray(z0)))
+        plan = np.asarray(self.plan(jnp.asarray(actions), jnp.asarray(predicted), jnp.asarray(z0)))
         self.previous = plan
         return self.task.env_action(plan[0])
 
@@ -146,15 +157,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="a trained POIR run directory")
     parser.add_argument("--seed", type=int, required=True, help="the run's seed")
-    parser.add_argument("--episodes", type=int, default=6,
-                        help="per run seed (>= 30 per reported point over the seeds)")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=6,
+        help="per run seed (>= 30 per reported point over the seeds)",
+    )
     parser.add_argument("--shifts", nargs="*", default=list(SHIFTS))
-    parser.add_argument("--mode", choices=["switch", "plan"], default="switch",
-                        help="switch: POIR's rule (BC in distribution, the planner out of it; "
-                        "no trust test, the model being exact); plan: the planner at every step")
-    parser.add_argument("--seeds", choices=["test", "validation"], default="test",
-                        help="test: the reported figure; validation: a design probe "
-                        "(docs/learners.md, Protocol)")
+    parser.add_argument(
+        "--mode",
+        choices=["switch", "plan"],
+        default="switch",
+        help="switch: POIR's rule (BC in distribution, the planner out of it; "
+        "no trust test, the model being exact); plan: the planner at every step",
+    )
+    parser.add_argument(
+        "--seeds",
+        choices=["test", "validation"],
+        default="test",
+        help="test: the reported figure; validation: a design probe (docs/learners.md, Protocol)",
+    )
     args = parser.parse_args()
     eval_seed = (seeds.test_seed if args.seeds == "test" else seeds.validation_seed)(args.seed)
     name = "ceiling.json" if args.seeds == "test" else "ceiling-validation.json"
@@ -165,8 +187,9 @@ def main() -> None:
             results = json.load(f)
     results.setdefault(args.mode, {})
     for name in args.shifts:
-        refs = reference_returns(CARTPOLE, seed=eval_seed, episodes=args.episodes,
-                                 shift=SHIFTS[name])
+        refs = reference_returns(
+            CARTPOLE, seed=eval_seed, episodes=args.episodes, shift=SHIFTS[name]
+        )
         env = shifts.apply_shift(make_env(CARTPOLE, seed=eval_seed), SHIFTS[name], eval_seed)
         policy = SimulatorPlanner(args.run, env, args.seed, args.mode)
         returns, planned = [], []
@@ -180,15 +203,24 @@ def main() -> None:
             returns.append(total)
             planned.append(policy.planned / policy.steps)
             print(f"{name}: return {total:.1f} ({time.perf_counter() - started:.0f} s)", flush=True)
-        row = {"normalized_return": normalized_return(returns, refs), "returns": returns,
-               "planned_fraction": float(np.mean(planned)), "expert": refs["expert"],
-               "random": refs["random"], "episodes": args.episodes, "run": args.run,
-               "eval_seed": eval_seed,
-               "seconds": round(time.perf_counter() - started, 1)}
+        row = {
+            "normalized_return": normalized_return(returns, refs),
+            "returns": returns,
+            "planned_fraction": float(np.mean(planned)),
+            "expert": refs["expert"],
+            "random": refs["random"],
+            "episodes": args.episodes,
+            "run": args.run,
+            "eval_seed": eval_seed,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         results[args.mode][name] = row
-        print(f"{name} ({args.mode}): the planner with the simulator as its model "
-              f"{row['normalized_return']:.3f} normalised (planning on "
-              f"{row['planned_fraction']:.0%} of the steps)", flush=True)
+        print(
+            f"{name} ({args.mode}): the planner with the simulator as its model "
+            f"{row['normalized_return']:.3f} normalised (planning on "
+            f"{row['planned_fraction']:.0%} of the steps)",
+            flush=True,
+        )
         with open(path, "w") as f:
             json.dump(results, f, indent=1)
 

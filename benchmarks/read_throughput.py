@@ -81,11 +81,14 @@ def make_datasets(root: str, episodes: int) -> None:
             name="bench",
             observation_info=tfds.features.Tensor(shape=(OBS,), dtype=np.float32),
             action_info=tfds.features.Tensor(shape=(ACT,), dtype=np.float32),
-            reward_info=np.float64, discount_info=np.float64,
+            reward_info=np.float64,
+            discount_info=np.float64,
         )
         os.makedirs(tfds_dir)
         writer = tfds_backend_writer.TFDSBackendWriter(
-            data_directory=tfds_dir, split_name="train", max_episodes_per_file=20,
+            data_directory=tfds_dir,
+            split_name="train",
+            max_episodes_per_file=20,
             ds_config=config,
         )
         env = envlogger.EnvLogger(_env(rng), backend=writer)
@@ -154,8 +157,12 @@ def measure(mode: str, root: str) -> dict:
         built = time.perf_counter()
         n = sum(len(b["reward"]) for b in loader)
         seconds = time.perf_counter() - built
-        return {"items": n, "seconds": seconds, "setup_seconds": built - start,
-                "added_mb": _status_mb("VmHWM") - baseline}
+        return {
+            "items": n,
+            "seconds": seconds,
+            "setup_seconds": built - start,
+            "added_mb": _status_mb("VmHWM") - baseline,
+        }
     if mode == "ceiling":
         import numpy as np
 
@@ -178,24 +185,36 @@ def measure(mode: str, root: str) -> dict:
         import tensorflow_datasets as tfds
 
         builder = tfds.builder_from_directory(os.path.join(root, "envlogger_tfds"))
-        ds = builder.as_dataset(split="train",
-                                read_config=tfds.ReadConfig(interleave_cycle_length=4))
+        ds = builder.as_dataset(
+            split="train", read_config=tfds.ReadConfig(interleave_cycle_length=4)
+        )
         start = time.perf_counter()
         if mode == "tfds_steps":  # peer_read.py's RLDS-style step-level transition pipeline
+
             def to_transitions(steps):
                 pairs = tf.data.Dataset.zip((steps, steps.skip(1)))
                 return pairs.filter(lambda s, n: tf.logical_not(s["is_last"])).map(
-                    lambda s, n: dict(obs=s["observation"], act=s["action"],
-                                      rew=s["reward"], disc=s["discount"],
-                                      next_obs=n["observation"]))
+                    lambda s, n: dict(
+                        obs=s["observation"],
+                        act=s["action"],
+                        rew=s["reward"],
+                        disc=s["discount"],
+                        next_obs=n["observation"],
+                    )
+                )
 
             batches = ds.flat_map(lambda e: to_transitions(e["steps"])).batch(256)
         else:  # whole episodes batched, then sliced into transitions
+
             def episode(e):
                 s = e["steps"].batch(100_000).get_single_element()
-                return dict(obs=s["observation"][:-1], act=s["action"][:-1],
-                            rew=s["reward"][:-1], disc=s["discount"][:-1],
-                            next_obs=s["observation"][1:])
+                return dict(
+                    obs=s["observation"][:-1],
+                    act=s["action"][:-1],
+                    rew=s["reward"][:-1],
+                    disc=s["discount"][:-1],
+                    next_obs=s["observation"][1:],
+                )
 
             batches = ds.map(episode, num_parallel_calls=tf.data.AUTOTUNE).unbatch().batch(256)
         n = sum(len(b["obs"]) for b in tfds.as_numpy(batches.prefetch(tf.data.AUTOTUNE)))
@@ -223,7 +242,8 @@ def measure(mode: str, root: str) -> dict:
             "observation": rng.standard_normal((n, OBS)).astype(np.float32),
             "next_observation": rng.standard_normal((n, OBS)).astype(np.float32),
             "action": rng.uniform(-1, 1, (n, ACT)).astype(np.float32),
-            "reward": np.ones(n), "discount": np.ones(n),
+            "reward": np.ones(n),
+            "discount": np.ones(n),
         }
         key = jax.random.PRNGKey(0)
         if mode == "sampler_rlds_hub":
@@ -247,15 +267,22 @@ def measure(mode: str, root: str) -> dict:
             out = draw(jax.random.fold_in(key, i))
         jax.block_until_ready(out)
         del jnp
-        return {"items": calls * per_call * batch, "seconds": time.perf_counter() - start,
-                "device": str(jax.devices()[0])}
+        return {
+            "items": calls * per_call * batch,
+            "seconds": time.perf_counter() - start,
+            "device": str(jax.devices()[0]),
+        }
     raise ValueError(mode)
 
 
 def _spawn(mode: str, root: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--run", mode, "--root", root],
-                         capture_output=True, text=True, check=False,
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    out = subprocess.run(
+        [sys.executable, __file__, "--run", mode, "--root", root],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
@@ -292,11 +319,14 @@ def main() -> None:
         for mode, _ in MODES:
             results[mode].append(_spawn(mode, root))
             print(f"round {r + 1} {mode}: {results[mode][-1]}", file=sys.stderr, flush=True)
-    lines = [f"Read benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} "
-             f"({os.cpu_count()} CPUs, Python {platform.python_version()}), "
-             f"{args.episodes} episodes x {EP} steps, median of {args.rounds} runs", "",
-             "| what | transitions/s (median) | min - max | x plain TFDS steps | memory added |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"Read benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()}), "
+        f"{args.episodes} episodes x {EP} steps, median of {args.rounds} runs",
+        "",
+        "| what | transitions/s (median) | min - max | x plain TFDS steps | memory added |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     rates = {}
     for mode, _ in MODES:
         ok = [x for x in results[mode] if "error" not in x]
@@ -313,17 +343,22 @@ def main() -> None:
         if setup:
             title += f" (+{statistics.median(setup):.1f} s to build the pipeline)"
         ratio = f"{median / base:.0f}x" if base else ""
-        lines.append(f"| {title} | {_rate(median)} | {_rate(rates[mode][0])} - "
-                     f"{_rate(rates[mode][-1])} | {ratio} | {mem} |")
+        lines.append(
+            f"| {title} | {_rate(median)} | {_rate(rates[mode][0])} - "
+            f"{_rate(rates[mode][-1])} | {ratio} | {mem} |"
+        )
     fractions = [
         a["items"] / a["seconds"] / (c["items"] / c["seconds"])
         for a, c in zip(results["rlds_hub"], results["ceiling"], strict=True)
         if "error" not in a and "error" not in c
     ]
     if fractions:
-        lines += ["", "rlds_hub one epoch / ceiling, per round (same round, interleaved): "
-                  + ", ".join(f"{f:.2f}" for f in fractions)
-                  + f"; median {statistics.median(fractions):.2f}"]
+        lines += [
+            "",
+            "rlds_hub one epoch / ceiling, per round (same round, interleaved): "
+            + ", ".join(f"{f:.2f}" for f in fractions)
+            + f"; median {statistics.median(fractions):.2f}",
+        ]
     print("\n".join(lines))
 
 

@@ -181,8 +181,11 @@ def make(mode: str, image: bool, episode: int, workdir: str) -> Runner:
 
         os.environ["MINARI_DATASETS_PATH"] = path
         collector = minari.DataCollector(env, record_infos=False)
-        return Runner(collector, "gym", lambda: collector.create_dataset(
-            dataset_id="bench/peer-v0", algorithm_name="none"))
+        return Runner(
+            collector,
+            "gym",
+            lambda: collector.create_dataset(dataset_id="bench/peer-v0", algorithm_name="none"),
+        )
     env = _dm_env(image, episode)
     if mode == "bare":
         return Runner(env, "dm")
@@ -226,7 +229,9 @@ def make(mode: str, image: bool, episode: int, workdir: str) -> Runner:
         )
         os.makedirs(path)
         writer = tfds_backend_writer.TFDSBackendWriter(
-            data_directory=path, split_name="train", max_episodes_per_file=100,
+            data_directory=path,
+            split_name="train",
+            max_episodes_per_file=100,
             ds_config=config,
         )
         logger = envlogger.EnvLogger(env, backend=writer)
@@ -303,7 +308,9 @@ def _memory_in_subprocess(mode: str, image: bool, steps: int) -> str:
     out = subprocess.run(
         [sys.executable, __file__, "--memory", mode, "--episode", str(steps)]
         + (["--image"] if image else []),
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
@@ -313,10 +320,18 @@ def _memory_in_subprocess(mode: str, image: bool, steps: int) -> str:
 
 
 GROUPS = {
-    "vector": [["bare", "envlogger_null", "rlds_hub"], ["bare", "rlds_hub_os"],
-               ["bare", "envlogger_riegeli", "envlogger_tfds"], ["bare_gym", "minari"]],
-    "image": [["bare", "rlds_hub"], ["bare", "rlds_hub_raw"],
-              ["bare", "envlogger_riegeli", "envlogger_tfds"], ["bare_gym", "minari"]],
+    "vector": [
+        ["bare", "envlogger_null", "rlds_hub"],
+        ["bare", "rlds_hub_os"],
+        ["bare", "envlogger_riegeli", "envlogger_tfds"],
+        ["bare_gym", "minari"],
+    ],
+    "image": [
+        ["bare", "rlds_hub"],
+        ["bare", "rlds_hub_raw"],
+        ["bare", "envlogger_riegeli", "envlogger_tfds"],
+        ["bare_gym", "minari"],
+    ],
 }
 
 
@@ -338,13 +353,19 @@ def grouped(groups: list[list[str]], steps: int, image: bool) -> dict:
 
 
 def _speed_table(title: str, results: dict, ours: str = "rlds_hub") -> list[str]:
-    lines = [f"### {title}", "",
-             "| recorder | us/step | its bare env | over bare | median episode over bare "
-             "| overhead x rlds_hub |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"### {title}",
+        "",
+        "| recorder | us/step | its bare env | over bare | median episode over bare "
+        "| overhead x rlds_hub |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for mode, r in results.items():
         ratio = r["over_bare"] / results[ours]["over_bare"]
-        lines.append(f"| {mode} | {r['us_per_step']:.2f} | {r['bare_us_per_step']:.2f} | "
-                     f"+{r['over_bare']:.2f} | +{r['median_over_bare']:.2f} | {ratio:.1f} |")
+        lines.append(
+            f"| {mode} | {r['us_per_step']:.2f} | {r['bare_us_per_step']:.2f} | "
+            f"+{r['over_bare']:.2f} | +{r['median_over_bare']:.2f} | {ratio:.1f} |"
+        )
     return lines
 
 
@@ -362,22 +383,37 @@ def main() -> None:
         return
     if args.quick:
         args.steps, args.image_steps = 10_000, 2_000
-    lines = [f"Recording benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} "
-             f"({os.cpu_count()} CPUs, Python {platform.python_version()})", ""]
+    lines = [
+        f"Recording benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()})",
+        "",
+    ]
     lines += _speed_table(
         f"17-d float32 observations, 1000-step episodes, {args.steps:,} steps per recorder",
-        grouped(GROUPS["vector"], args.steps, image=False))
-    lines += ["", *_speed_table(
-        f"84x84x3 uint8 observations, 1000-step episodes, {args.image_steps:,} steps",
-        grouped(GROUPS["image"], args.image_steps, image=True))]
+        grouped(GROUPS["vector"], args.steps, image=False),
+    )
+    lines += [
+        "",
+        *_speed_table(
+            f"84x84x3 uint8 observations, 1000-step episodes, {args.image_steps:,} steps",
+            grouped(GROUPS["image"], args.image_steps, image=True),
+        ),
+    ]
     for image_workload, modes in (
         (False, ["bare", "rlds_hub", "envlogger_riegeli", "envlogger_tfds", "minari"]),
-        (True, ["bare", "rlds_hub", "rlds_hub_raw", "envlogger_riegeli", "envlogger_tfds",
-                "minari"]),
+        (
+            True,
+            ["bare", "rlds_hub", "rlds_hub_raw", "envlogger_riegeli", "envlogger_tfds", "minari"],
+        ),
     ):
         what = "84x84x3 uint8" if image_workload else "17-d float32"
-        lines += ["", f"### Peak memory added recording one 10,000-step episode ({what})", "",
-                  "| recorder | MiB |", "| --- | --- |"]
+        lines += [
+            "",
+            f"### Peak memory added recording one 10,000-step episode ({what})",
+            "",
+            "| recorder | MiB |",
+            "| --- | --- |",
+        ]
         for mode in modes:
             lines.append(f"| {mode} | {_memory_in_subprocess(mode, image_workload, 10_000)} |")
     print("\n".join(lines))

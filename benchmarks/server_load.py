@@ -77,8 +77,10 @@ def record(path: Path, episodes: int) -> None:
             self.episode = -1
 
         def _observation(self) -> dict:
-            return {"position": self.rng.standard_normal(4, np.float32),
-                    "velocity": self.rng.standard_normal(4, np.float32)}
+            return {
+                "position": self.rng.standard_normal(4, np.float32),
+                "velocity": self.rng.standard_normal(4, np.float32),
+            }
 
         def reset(self) -> dm_env.TimeStep:
             self.episode += 1
@@ -97,8 +99,10 @@ def record(path: Path, episodes: int) -> None:
             return dm_env.transition(reward, self._observation(), 0.99)
 
         def observation_spec(self) -> dict:
-            return {"position": specs.Array((4,), np.float32, "position"),
-                    "velocity": specs.Array((4,), np.float32, "velocity")}
+            return {
+                "position": specs.Array((4,), np.float32, "position"),
+                "velocity": specs.Array((4,), np.float32, "velocity"),
+            }
 
         def action_spec(self) -> specs.BoundedArray:
             return specs.BoundedArray((2,), np.float32, -1.0, 1.0)
@@ -106,15 +110,18 @@ def record(path: Path, episodes: int) -> None:
     env = Env()
 
     def episode_fn(timestep: object, action: object, environment: Env) -> dict:
-        return {"operator": OPERATORS[environment.episode % 4],
-                "task_id": np.int64(environment.episode % 1000),
-                "success": np.bool_(environment.skill > 0.5)}
+        return {
+            "operator": OPERATORS[environment.episode % 4],
+            "task_id": np.int64(environment.episode % 1000),
+            "success": np.bool_(environment.skill > 0.5),
+        }
 
     action = np.zeros(2, np.float32)
     tmp = path.with_name(path.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    with Recorder(env, tmp, name=NAME, episode_fn=episode_fn, env_name="bench/random",
-                  policy_name="zeros") as recorder:
+    with Recorder(
+        env, tmp, name=NAME, episode_fn=episode_fn, env_name="bench/random", policy_name="zeros"
+    ) as recorder:
         for _ in tqdm(range(episodes), desc="recording", unit="episode"):
             timestep = recorder.reset()
             while not timestep.last():
@@ -131,8 +138,9 @@ def index_into(root: Path, url: str, *, compute_statistics: bool) -> tuple[float
 
     engine = database.make_engine(url)
     database.migrate(engine)
-    indexer = Indexer(engine, [root], compute_statistics=compute_statistics,
-                      compute_checksums=compute_statistics)
+    indexer = Indexer(
+        engine, [root], compute_statistics=compute_statistics, compute_checksums=compute_statistics
+    )
     started = time.perf_counter()
     report = indexer.scan()
     seconds = time.perf_counter() - started
@@ -148,17 +156,28 @@ def index_ceiling(dataset: Path, target: Path) -> float:
     started = time.perf_counter()
     connection = sqlite3.connect(target)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("CREATE TABLE episodes (dataset_id INTEGER, split TEXT, episode INTEGER, "
-                       "length INTEGER, return_value REAL, is_terminal INTEGER, metadata TEXT, "
-                       "PRIMARY KEY (dataset_id, split, episode))")
+    connection.execute(
+        "CREATE TABLE episodes (dataset_id INTEGER, split TEXT, episode INTEGER, "
+        "length INTEGER, return_value REAL, is_terminal INTEGER, metadata TEXT, "
+        "PRIMARY KEY (dataset_id, split, episode))"
+    )
     connection.execute("CREATE INDEX r ON episodes (dataset_id, split, return_value)")
     connection.execute("CREATE INDEX l ON episodes (dataset_id, split, length)")
     rows = []
     with open(dataset / "episodes.jsonl", "rb") as f:
         for line in f:
             row = json.loads(line)
-            rows.append((1, row["split"], row["episode"], row["num_steps"], row.get("return"),
-                         row["terminated"], json.dumps(row.get("metadata"))))
+            rows.append(
+                (
+                    1,
+                    row["split"],
+                    row["episode"],
+                    row["num_steps"],
+                    row.get("return"),
+                    row["terminated"],
+                    json.dumps(row.get("metadata")),
+                )
+            )
     with connection:
         connection.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     connection.close()
@@ -174,14 +193,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 path: str) -> tuple[int, int]:
+async def _fetch(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+) -> tuple[int, int]:
     writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    length = next(int(line.split(":", 1)[1]) for line in lines
-                  if line.lower().startswith("content-length:"))
+    length = next(
+        int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
+    )
     await reader.readexactly(length)
     return status, length
 
@@ -219,7 +240,8 @@ def summarize(results: list[tuple], duration: float) -> dict[str, dict]:
     for kind, items in by_kind.items():
         latencies = sorted(i[1] for i in items)
         out[kind] = {
-            "requests": len(items), "rps": len(items) / duration,
+            "requests": len(items),
+            "rps": len(items) / duration,
             "p50_ms": 1000 * latencies[len(latencies) // 2],
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
             "errors": sum(1 for i in items if i[2] != 200),
@@ -278,8 +300,16 @@ def scenarios(episodes: int, lengths: list[int]) -> dict[str, object]:
     def mixed(rng):
         return rng.choice((detail, filtered, steps))(rng)
 
-    return {"trivial": trivial, "detail": detail, "list": listing, "filtered": filtered,
-            "new page": new_pages, "cold filter": cold, "slice": steps, "mixed": mixed}
+    return {
+        "trivial": trivial,
+        "detail": detail,
+        "list": listing,
+        "filtered": filtered,
+        "new page": new_pages,
+        "cold filter": cold,
+        "slice": steps,
+        "mixed": mixed,
+    }
 
 
 # ---- bulk --------------------------------------------------------------------------------
@@ -294,8 +324,10 @@ def decode(fmt: str, content: bytes) -> dict:
 
     if fmt == "arrow":
         table = pa.ipc.open_stream(content).read_all()
-        return {name: column.combine_chunks() for name, column in
-                zip(table.column_names, table.columns, strict=True)}
+        return {
+            name: column.combine_chunks()
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
     if fmt == "npz":
         with np.load(io.BytesIO(content)) as archive:
             return {k: archive[k] for k in archive.files if k != "__rlds_hub__"}
@@ -312,18 +344,26 @@ def bulk(port: int, lengths: list[int], count: int) -> dict[str, dict]:
     chosen = [rng.randrange(len(lengths)) for _ in range(count)]
     out = {}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-        for what, fmt in (("episode", "json"), ("episode", "arrow"), ("episode", "npz"),
-                          ("100 steps", "json"), ("100 steps", "arrow")):
+        for what, fmt in (
+            ("episode", "json"),
+            ("episode", "arrow"),
+            ("episode", "npz"),
+            ("100 steps", "json"),
+            ("100 steps", "arrow"),
+        ):
             sizes, array_bytes, request_s, decode_s = 0, 0, 0.0, 0.0
-            client.get(f"/api/v1/datasets/{NAME}/episodes/0/steps",  # warm (imports pyarrow)
-                       params={"format": fmt}).raise_for_status()
+            client.get(
+                f"/api/v1/datasets/{NAME}/episodes/0/steps",  # warm (imports pyarrow)
+                params={"format": fmt},
+            ).raise_for_status()
             for index in chosen:
                 params = {"format": fmt}
                 if what != "episode":
                     params.update(start=0, stop=100)
                 started = time.perf_counter()
-                response = client.get(f"/api/v1/datasets/{NAME}/episodes/{index}/steps",
-                                      params=params)
+                response = client.get(
+                    f"/api/v1/datasets/{NAME}/episodes/{index}/steps", params=params
+                )
                 response.raise_for_status()
                 content = response.content
                 received = time.perf_counter()
@@ -333,14 +373,16 @@ def bulk(port: int, lengths: list[int], count: int) -> dict[str, dict]:
                 sizes += len(content)
                 array_bytes += sum(getattr(a, "nbytes", 0) for a in arrays.values())
             out[f"{what} {fmt}"] = {
-                "ms": 1000 * request_s / count, "decode_ms": 1000 * decode_s / count,
-                "bytes": sizes / count, "mb_s": sizes / request_s / 2**20,
+                "ms": 1000 * request_s / count,
+                "decode_ms": 1000 * decode_s / count,
+                "bytes": sizes / count,
+                "mb_s": sizes / request_s / 2**20,
                 "array_mb_s": array_bytes / (request_s + decode_s) / 2**20,
             }
     return out
 
 
-CEILING_APP = '''
+CEILING_APP = """
 import os
 BODY = b"x" * int(os.environ["BODY_BYTES"])
 async def app(scope, receive, send):
@@ -350,7 +392,7 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"application/octet-stream"),
                             (b"content-length", str(len(BODY)).encode())]})
     await send({"type": "http.response.body", "body": BODY})
-'''
+"""
 
 
 def bytes_ceiling(body_bytes: int, count: int) -> float:
@@ -360,8 +402,20 @@ def bytes_ceiling(body_bytes: int, count: int) -> float:
     (directory / "ceiling_app.py").write_text(CEILING_APP)
     port = free_port()
     env = {**os.environ, "BODY_BYTES": str(int(body_bytes)), "PYTHONPATH": str(directory)}
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "ceiling_app:app", "--port",
-                                str(port), "--no-access-log", "--log-level", "warning"], env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "ceiling_app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}/", process)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
@@ -420,13 +474,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="/tmp/rlds_hub_server_bench")
     parser.add_argument("--episodes", type=int, default=100_000)
-    parser.add_argument("--duration", type=float, default=5.0,
-                        help="seconds per scenario and round")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds per scenario and round"
+    )
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of every scenario (medians are reported)")
-    parser.add_argument("--warmup", type=float, default=2.0,
-                        help="seconds of the same load before each measured scenario")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of every scenario (medians are reported)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of the same load before each measured scenario",
+    )
     parser.add_argument("--bulk", type=int, default=100, help="episodes fetched per format")
     args = parser.parse_args()
 
@@ -448,27 +508,51 @@ def main() -> None:
     steps = sum(lengths)
     print(f"dataset: {len(lengths):,} episodes, {steps:,} steps", flush=True)
 
-    computed, (report, _) = index_into(data, f"sqlite:///{work}/computed.sqlite3",
-                                       compute_statistics=True)
+    computed, (report, _) = index_into(
+        data, f"sqlite:///{work}/computed.sqlite3", compute_statistics=True
+    )
     assert report.count("indexed") == 1, report.outcomes
     save_statistics(dataset, compute_statistics(dataset, "train"), computed_by="benchmark")
-    saved, (_, unchanged) = index_into(data, f"sqlite:///{work}/index.sqlite3",
-                                       compute_statistics=False)
+    saved, (_, unchanged) = index_into(
+        data, f"sqlite:///{work}/index.sqlite3", compute_statistics=False
+    )
     ceiling = index_ceiling(dataset, work / "ceiling.sqlite3")
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "rlds_hub.cli", "serve", "--root", str(data), "--database-url",
-         f"sqlite:///{work}/index.sqlite3", "--no-scan", "--no-access-log", "--port",
-         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "rlds_hub.cli",
+            "serve",
+            "--root",
+            str(data),
+            "--database-url",
+            f"sqlite:///{work}/index.sqlite3",
+            "--no-scan",
+            "--no-access-log",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", server)
         choosers = scenarios(len(lengths), lengths)
         rounds: list[dict[str, dict]] = []
         for round_number in range(args.rounds):
             loads: dict[str, dict] = {}
-            for name in ("trivial", "detail", "list", "filtered", "new page", "cold filter",
-                         "slice", "mixed"):
+            for name in (
+                "trivial",
+                "detail",
+                "list",
+                "filtered",
+                "new page",
+                "cold filter",
+                "slice",
+                "mixed",
+            ):
                 run_load(port, choosers[name], args.clients, args.warmup)  # not measured
                 results = run_load(port, choosers[name], args.clients, args.duration)
                 loads[name] = summarize(results, args.duration)
@@ -512,9 +596,11 @@ def main() -> None:
     for scenario, kinds in loads.items():
         for kind, row in sorted(kinds.items()):
             spread = ", ".join(f"{r:.2f}" for r in row["ratios"])
-            lines.append(f"| {scenario} | {kind} | {row['rps']:,.0f} | "
-                         f"{row['ratio']:.2f} ({spread}) | {row['p50_ms']:.1f} | "
-                         f"{row['p99_ms']:.1f} | {row['errors']} |")
+            lines.append(
+                f"| {scenario} | {kind} | {row['rps']:,.0f} | "
+                f"{row['ratio']:.2f} ({spread}) | {row['p50_ms']:.1f} | "
+                f"{row['p99_ms']:.1f} | {row['errors']} |"
+            )
     lines += [
         "",
         f"## Bulk slices (one client, {args.bulk} random episodes; every field)",
@@ -524,15 +610,16 @@ def main() -> None:
     ]
     for name, row in bulk_results.items():
         what, fmt = name.rsplit(" ", 1)
-        lines.append(f"| {what} | {fmt} | {row['ms']:.1f} | {row['decode_ms']:.1f} | "
-                     f"{row['bytes']:,.0f} | {row['mb_s']:.1f} | {row['array_mb_s']:.1f} | "
-                     f"{row['mb_s'] / transfer:.2f} |")
+        lines.append(
+            f"| {what} | {fmt} | {row['ms']:.1f} | {row['decode_ms']:.1f} | "
+            f"{row['bytes']:,.0f} | {row['mb_s']:.1f} | {row['array_mb_s']:.1f} | "
+            f"{row['mb_s'] / transfer:.2f} |"
+        )
     arrow_100 = bulk_results["100 steps arrow"]
     json_100 = bulk_results["100 steps json"]
     service_ms = arrow_100["ms"] + arrow_100["decode_ms"]
     lines += [
-        f"| ceiling: a raw ASGI body of the episode Arrow size | | | | | {transfer:.1f} | | "
-        "1.00 |",
+        f"| ceiling: a raw ASGI body of the episode Arrow size | | | | | {transfer:.1f} | | 1.00 |",
         "",
         "## A 100-step slice of a random episode into NumPy, one reader",
         "| reader | ms | / the service (Arrow) |",

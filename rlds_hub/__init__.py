@@ -20,8 +20,17 @@ _LAZY_ATTRS = {
     "GymnasiumEnv": ("rlds_hub.recorders", "GymnasiumEnv"),
 }
 _LAZY_MODULES = {
-    "beam", "data", "envs", "format", "inspection", "learners", "recorders", "server", "spec",
-    "storage", "transforms",
+    "beam",
+    "data",
+    "envs",
+    "format",
+    "inspection",
+    "learners",
+    "recorders",
+    "server",
+    "spec",
+    "storage",
+    "transforms",
 }
 
 

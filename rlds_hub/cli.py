@@ -29,8 +29,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Modules that add subcommands (each defines ``add_commands(subparsers)``); missing ones
 # are skipped, so a package can be left out of an installation.
-COMMAND_MODULES = ("rlds_hub.beam.commands", "rlds_hub.server.commands",
-                   "rlds_hub.learners.commands")
+COMMAND_MODULES = (
+    "rlds_hub.beam.commands",
+    "rlds_hub.server.commands",
+    "rlds_hub.learners.commands",
+)
 EXIT_INTERRUPTED = 130
 __all__ = ["build_parser", "import_tensorflow_quietly", "main", "subparser"]
 
@@ -113,12 +116,17 @@ def _record(args: argparse.Namespace) -> int:
         f"{args.out} in {elapsed:.1f} s ({steps / max(elapsed, 1e-9):,.0f} steps/s)"
     )
     if returns:
-        summary += (f"; return mean {sum(returns) / len(returns):.2f}, min {min(returns):.2f}, "
-                    f"max {max(returns):.2f}")
+        summary += (
+            f"; return mean {sum(returns) / len(returns):.2f}, min {min(returns):.2f}, "
+            f"max {max(returns):.2f}"
+        )
     if stop.requested:
-        print(f"interrupted: kept {summary}; the episode in progress was dropped, every "
-              f"completed episode is on disk ({recorder.num_episodes} in split "
-              f"{args.split!r})", file=sys.stderr)
+        print(
+            f"interrupted: kept {summary}; the episode in progress was dropped, every "
+            f"completed episode is on disk ({recorder.num_episodes} in split "
+            f"{args.split!r})",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     print(f"recorded {summary}")
     return 0
@@ -194,10 +202,15 @@ def _stats(args: argparse.Namespace) -> int:
     results = []
     for split in splits:
         total = dataset.split(split).num_episodes
-        with tqdm(total=total, unit="episode", disable=args.quiet or args.json,
-                  desc=split) as bar:
-            results.append(statistics(dataset, split, keys=args.key or None,
-                                      progress=lambda done, bar=bar: bar.update(done - bar.n)))
+        with tqdm(total=total, unit="episode", disable=args.quiet or args.json, desc=split) as bar:
+            results.append(
+                statistics(
+                    dataset,
+                    split,
+                    keys=args.key or None,
+                    progress=lambda done, bar=bar: bar.update(done - bar.n),
+                )
+            )
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     else:
@@ -222,76 +235,121 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rlds-hub", formatter_class=Formatter,
+        prog="rlds-hub",
+        formatter_class=Formatter,
         description="Record, inspect, check, process, serve and learn from RLDS datasets.",
     )
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    record = subparser(commands, "record", help="record episodes of an environment",
-                       description="Record episodes of an environment with a policy into an "
-                       "RLDS dataset directory (appended to if it holds a dataset). Ctrl-C "
-                       "stops after the current step, keeping every completed episode.")
-    record.add_argument("--env", required=True,
-                        help="dm_control/<domain>-<task> or gym/<id> (e.g. gym/Pendulum-v1)")
-    record.add_argument("--policy", required=True,
-                        help="random, expert (scripted, for the demo tasks), or "
-                        "checkpoint:DIR (a trained learner)")
+    record = subparser(
+        commands,
+        "record",
+        help="record episodes of an environment",
+        description="Record episodes of an environment with a policy into an "
+        "RLDS dataset directory (appended to if it holds a dataset). Ctrl-C "
+        "stops after the current step, keeping every completed episode.",
+    )
+    record.add_argument(
+        "--env", required=True, help="dm_control/<domain>-<task> or gym/<id> (e.g. gym/Pendulum-v1)"
+    )
+    record.add_argument(
+        "--policy",
+        required=True,
+        help="random, expert (scripted, for the demo tasks), or checkpoint:DIR (a trained learner)",
+    )
     record.add_argument("--episodes", type=int, default=10, help="episodes to record")
     record.add_argument("--out", required=True, help="dataset directory (appended to if present)")
-    record.add_argument("--seed", type=int, default=0,
-                        help="seed of the environment and the policy (stored in metadata)")
+    record.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the environment and the policy (stored in metadata)",
+    )
     record.add_argument("--split", default="train", help="split to record into")
     record.add_argument("--name", default=None, help="TFDS dataset name (default: from --out)")
-    record.add_argument("--max-episodes-per-shard", type=int, default=1000,
-                        help="episodes per shard file")
-    record.add_argument("--file-format", default="tfrecord",
-                        choices=["tfrecord", "array_record", "riegeli"], help="shard format")
-    record.add_argument("--durability", default="process", choices=["process", "os"],
-                        help="process: survives the process dying; os: also power loss")
-    record.add_argument("--image-encoding", default="png", choices=["png", "raw"],
-                        help="how uint8 image observations are stored (both lossless)")
-    record.add_argument("--allow-env-change", action="store_true",
-                        help="append to a dataset recorded from another environment")
+    record.add_argument(
+        "--max-episodes-per-shard", type=int, default=1000, help="episodes per shard file"
+    )
+    record.add_argument(
+        "--file-format",
+        default="tfrecord",
+        choices=["tfrecord", "array_record", "riegeli"],
+        help="shard format",
+    )
+    record.add_argument(
+        "--durability",
+        default="process",
+        choices=["process", "os"],
+        help="process: survives the process dying; os: also power loss",
+    )
+    record.add_argument(
+        "--image-encoding",
+        default="png",
+        choices=["png", "raw"],
+        help="how uint8 image observations are stored (both lossless)",
+    )
+    record.add_argument(
+        "--allow-env-change",
+        action="store_true",
+        help="append to a dataset recorded from another environment",
+    )
     record.add_argument("--quiet", action="store_true", help="no progress bar")
     record.set_defaults(run=_record)
 
     info = subparser(commands, "info", help="features, splits, counts, sessions, size")
     info.add_argument("path", help="dataset directory")
     info.add_argument("--json", action="store_true", help="print JSON")
-    info.add_argument("--plot", default=None, metavar="PNG",
-                      help="also write a PNG of returns and lengths")
+    info.add_argument(
+        "--plot", default=None, metavar="PNG", help="also write a PNG of returns and lengths"
+    )
     info.add_argument("--quiet", action="store_true", help="print nothing but the summary")
     info.set_defaults(run=_info)
 
     stats = subparser(commands, "stats", help="per-feature statistics, returns and lengths")
     stats.add_argument("path", help="dataset directory")
     stats.add_argument("--split", default=None, help="only this split (default: every split)")
-    stats.add_argument("--key", action="append",
-                       help="only this feature, e.g. observation/position (repeatable)")
+    stats.add_argument(
+        "--key", action="append", help="only this feature, e.g. observation/position (repeatable)"
+    )
     stats.add_argument("--json", action="store_true", help="print JSON")
-    stats.add_argument("--save", action="store_true",
-                       help="store the statistics with the dataset (statistics.json)")
+    stats.add_argument(
+        "--save",
+        action="store_true",
+        help="store the statistics with the dataset (statistics.json)",
+    )
     stats.add_argument("--quiet", action="store_true", help="no progress bar")
     stats.set_defaults(run=_stats)
 
-    check = subparser(commands, "validate", help="check the RLDS contract on every episode",
-                      description="Check every episode and shard; with --repair, first "
-                      "rebuild lost metadata from the shards and remove what an interrupted "
-                      "writer left behind (never a listed episode).")
+    check = subparser(
+        commands,
+        "validate",
+        help="check the RLDS contract on every episode",
+        description="Check every episode and shard; with --repair, first "
+        "rebuild lost metadata from the shards and remove what an interrupted "
+        "writer left behind (never a listed episode).",
+    )
     check.add_argument("path", help="dataset directory")
     check.add_argument("--split", action="append", help="only this split (repeatable)")
-    check.add_argument("--limit", type=int, default=50,
-                       help="problems to print (-1: all)")
-    check.add_argument("--repair", action="store_true",
-                       help="rebuild missing dataset_info.json / features.json / "
-                       "episodes.jsonl and remove leftovers, then validate")
-    check.add_argument("--drop-corrupt", action="store_true",
-                       help="with --repair: rewrite each corrupt shard with every record that "
-                       "can still be read and drop the rest, saying exactly what (the "
-                       "originals are kept in .rlds_hub-salvage/)")
-    check.add_argument("--no-tensorflow", action="store_true",
-                       help="skip parsing every episode with TFDS's own parser")
+    check.add_argument("--limit", type=int, default=50, help="problems to print (-1: all)")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="rebuild missing dataset_info.json / features.json / "
+        "episodes.jsonl and remove leftovers, then validate",
+    )
+    check.add_argument(
+        "--drop-corrupt",
+        action="store_true",
+        help="with --repair: rewrite each corrupt shard with every record that "
+        "can still be read and drop the rest, saying exactly what (the "
+        "originals are kept in .rlds_hub-salvage/)",
+    )
+    check.add_argument(
+        "--no-tensorflow",
+        action="store_true",
+        help="skip parsing every episode with TFDS's own parser",
+    )
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(run=_validate)
 

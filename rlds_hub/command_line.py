@@ -69,8 +69,12 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         default = action.default
-        if action.required or default is None or default is False or (
-                default is argparse.SUPPRESS or "default" in (action.help or "")):
+        if (
+            action.required
+            or default is None
+            or default is False
+            or (default is argparse.SUPPRESS or "default" in (action.help or ""))
+        ):
             return action.help
         return super()._get_help_string(action)
 
@@ -78,5 +82,3 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
 def subparser(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     """A subcommand parser with rlds-hub's help style (for :data:`COMMAND_MODULES`)."""
     return commands.add_parser(name, formatter_class=Formatter, **kwargs)
-
-

@@ -57,9 +57,7 @@ def build_step(
     if metadata:
         clashes = sorted(set(metadata) & set(step))
         if clashes:
-            raise ValueError(
-                f"Invalid Step Metadata: keys {clashes} clash with RLDS step fields"
-            )
+            raise ValueError(f"Invalid Step Metadata: keys {clashes} clash with RLDS step fields")
         step.update(metadata)
     return step
 
@@ -69,9 +67,7 @@ def build_episode(steps: Any, metadata: dict[str, Any] | None = None) -> Episode
     episode: Episode = {STEPS: steps}
     if metadata:
         if STEPS in metadata:
-            raise ValueError(
-                f"Invalid Episode Metadata: it must not contain the key {STEPS!r}"
-            )
+            raise ValueError(f"Invalid Episode Metadata: it must not contain the key {STEPS!r}")
         episode.update(metadata)
     return episode
 

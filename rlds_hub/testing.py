@@ -21,6 +21,7 @@ _ALPHABET = np.array(list("abcxyz019 _-éßж漢😀\t"), dtype=object)
 def random_value(spec: Any, rng: np.random.Generator) -> Any:
     """A random value matching ``spec`` exactly (random bits for numbers)."""
     if isinstance(spec, specs.StringArray):
+
         def one() -> Any:
             text = "".join(rng.choice(_ALPHABET, size=int(rng.integers(0, 6))))
             return text.encode() if spec.string_type is bytes else text
@@ -196,15 +197,24 @@ def stack_steps(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             out[key] = stack_steps([s[key] for s in steps])
         elif isinstance(value, bytes) or np.asarray(value).dtype.kind in "OSU":
             rows = [np.asarray(s[key], dtype=object) for s in steps]
-            out[key] = np.stack(rows) if rows[0].ndim else np.array(
-                [s[key] for s in steps] + [None], dtype=object)[:-1]
+            out[key] = (
+                np.stack(rows)
+                if rows[0].ndim
+                else np.array([s[key] for s in steps] + [None], dtype=object)[:-1]
+            )
         else:
             out[key] = np.stack([np.asarray(s[key]) for s in steps])
     return out
 
 
-def oxe_episode(index: int, num_steps: int, rng: np.random.Generator, *,
-                image_size: int = 32, fractal: bool = False) -> dict[str, Any]:
+def oxe_episode(
+    index: int,
+    num_steps: int,
+    rng: np.random.Generator,
+    *,
+    image_size: int = 32,
+    fractal: bool = False,
+) -> dict[str, Any]:
     """An episode in the Open X-Embodiment layout (real action and success reward on the
     last step, images, a language instruction, nested ``episode_metadata``).
 
@@ -214,14 +224,18 @@ def oxe_episode(index: int, num_steps: int, rng: np.random.Generator, *,
     steps = []
     for t in range(num_steps):
         base = np.linspace(0, 255, image_size, dtype=np.float64)
-        image = (base[None, :, None] * 0.5 + base[:, None, None] * 0.5
-                 + rng.integers(0, 60, (image_size, image_size, 3))) % 256
+        image = (
+            base[None, :, None] * 0.5
+            + base[:, None, None] * 0.5
+            + rng.integers(0, 60, (image_size, image_size, 3))
+        ) % 256
         last = t == num_steps - 1
         step = {
             "observation": {
                 "image": image.astype(np.uint8),
-                "wrist_image": rng.integers(0, 256, (image_size // 2, image_size // 2, 3),
-                                            dtype=np.uint8),
+                "wrist_image": rng.integers(
+                    0, 256, (image_size // 2, image_size // 2, 3), dtype=np.uint8
+                ),
                 "state": rng.normal(size=8).astype(np.float32),
             },
             "action": rng.normal(size=7).astype(np.float32),
@@ -234,21 +248,30 @@ def oxe_episode(index: int, num_steps: int, rng: np.random.Generator, *,
         }
         if fractal:
             del step["discount"]
-            step["observation"]["natural_language_instruction"] = step.pop(
-                "language_instruction")
-            step["action"] = {"world_vector": step["action"][:3],
-                              "rotation_delta": step["action"][3:6],
-                              "gripper_closedness_action": step["action"][6:]}
+            step["observation"]["natural_language_instruction"] = step.pop("language_instruction")
+            step["action"] = {
+                "world_vector": step["action"][:3],
+                "rotation_delta": step["action"][3:6],
+                "gripper_closedness_action": step["action"][6:],
+            }
         steps.append(step)
     return {
         "steps": steps,
-        "episode_metadata": {"file_path": f"/data/raw/episode_{index}.h5",
-                             "success": success, "episode_id": np.int64(index)},
+        "episode_metadata": {
+            "file_path": f"/data/raw/episode_{index}.h5",
+            "success": success,
+            "episode_id": np.int64(index),
+        },
     }
 
 
-def write_oxe_dataset(directory: str, episodes: Sequence[Mapping[str, Any]],
-                      *, name: str = "oxe_like", shards: int = 2) -> str:
+def write_oxe_dataset(
+    directory: str,
+    episodes: Sequence[Mapping[str, Any]],
+    *,
+    name: str = "oxe_like",
+    shards: int = 2,
+) -> str:
     """Writes ``episodes`` (see :func:`oxe_episode`) with TFDS's own builder machinery, in
     the Open X-Embodiment feature layout (JPEG ``image``, PNG ``wrist_image``); returns the
     dataset directory (``directory/name/1.0.0``)."""
@@ -258,8 +281,7 @@ def write_oxe_dataset(directory: str, episodes: Sequence[Mapping[str, Any]],
     size = first["observation"]["image"].shape[0]
     observation = {
         "image": tfds.features.Image(shape=(size, size, 3), encoding_format="jpeg"),
-        "wrist_image": tfds.features.Image(shape=(size // 2, size // 2, 3),
-                                           encoding_format="png"),
+        "wrist_image": tfds.features.Image(shape=(size // 2, size // 2, 3), encoding_format="png"),
         "state": tfds.features.Tensor(shape=(8,), dtype=np.float32),
     }
     steps = {
@@ -275,20 +297,29 @@ def write_oxe_dataset(directory: str, episodes: Sequence[Mapping[str, Any]],
         del steps["discount"], steps["language_instruction"]
         if "natural_language_instruction" in first["observation"]:
             observation["natural_language_instruction"] = tfds.features.Text()
-        steps["action"] = tfds.features.FeaturesDict({
-            key: tfds.features.Tensor(shape=np.shape(value), dtype=np.float32)
-            for key, value in first["action"].items()
-        })
-    features = tfds.features.FeaturesDict({
-        "steps": tfds.features.Dataset({
-            "observation": tfds.features.FeaturesDict(observation), **steps,
-        }),
-        "episode_metadata": tfds.features.FeaturesDict({
-            "file_path": tfds.features.Text(),
-            "success": tfds.features.Scalar(dtype=np.bool_),
-            "episode_id": tfds.features.Scalar(dtype=np.int64),
-        }),
-    })
+        steps["action"] = tfds.features.FeaturesDict(
+            {
+                key: tfds.features.Tensor(shape=np.shape(value), dtype=np.float32)
+                for key, value in first["action"].items()
+            }
+        )
+    features = tfds.features.FeaturesDict(
+        {
+            "steps": tfds.features.Dataset(
+                {
+                    "observation": tfds.features.FeaturesDict(observation),
+                    **steps,
+                }
+            ),
+            "episode_metadata": tfds.features.FeaturesDict(
+                {
+                    "file_path": tfds.features.Text(),
+                    "success": tfds.features.Scalar(dtype=np.bool_),
+                    "episode_id": tfds.features.Scalar(dtype=np.int64),
+                }
+            ),
+        }
+    )
     episode_list = list(episodes)
 
     class OxeLike(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -306,7 +337,6 @@ def write_oxe_dataset(directory: str, episodes: Sequence[Mapping[str, Any]],
     builder = OxeLike(data_dir=directory, config=None)
     builder.__class__.name = name
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(max_examples_per_split=None,
-                                                     num_shards=shards)
+        download_config=tfds.download.DownloadConfig(max_examples_per_split=None, num_shards=shards)
     )
     return str(builder.data_dir)

@@ -73,8 +73,10 @@ class FramesEnv(dm_env.Environment):
         return dm_env.transition(reward, self._obs(), 0.99)
 
     def observation_spec(self) -> dict[str, specs.Array]:
-        return {"image": specs.Array((FRAME, FRAME, 3), np.uint8, name="image"),
-                "position": specs.Array((2,), np.float32, name="position")}
+        return {
+            "image": specs.Array((FRAME, FRAME, 3), np.uint8, name="image"),
+            "position": specs.Array((2,), np.float32, name="position"),
+        }
 
     def action_spec(self) -> specs.BoundedArray:
         return specs.BoundedArray((1,), np.float32, -1.0, 1.0)
@@ -90,17 +92,28 @@ def record_point_mass(path: Path, *, episodes: int = 10, steps: int = 30) -> Pat
 
     def episode_fn(timestep: dm_env.TimeStep, action: object, env: object) -> dict:
         count = episode_fn.count  # type: ignore[attr-defined]
-        return {"operator": "alice" if count % 2 else "bob", "score": np.float64(count * 0.5),
-                "success": np.bool_(count % 3 == 0)}
+        return {
+            "operator": "alice" if count % 2 else "bob",
+            "score": np.float64(count * 0.5),
+            "success": np.bool_(count % 3 == 0),
+        }
 
     episode_fn.count = 0  # type: ignore[attr-defined]
     for split, count in (("train", episodes), ("test", max(2, episodes // 4))):
         env = make_env("dm_control/point_mass-easy", seed=1)
         policy = make_policy("expert", "dm_control/point_mass-easy", env, seed=1)
-        with Recorder(env, path, split=split, max_episodes_per_shard=4, episode_fn=episode_fn,
-                      env_name="dm_control/point_mass-easy", policy_name="expert", seed=1,
-                      metadata={"team": "robotics", "purpose": "service tests"},
-                      allow_env_change=True) as recorder:
+        with Recorder(
+            env,
+            path,
+            split=split,
+            max_episodes_per_shard=4,
+            episode_fn=episode_fn,
+            env_name="dm_control/point_mass-easy",
+            policy_name="expert",
+            seed=1,
+            metadata={"team": "robotics", "purpose": "service tests"},
+            allow_env_change=True,
+        ) as recorder:
             for _ in range(count):
                 timestep = recorder.reset()
                 policy.reset()
@@ -109,15 +122,17 @@ def record_point_mass(path: Path, *, episodes: int = 10, steps: int = 30) -> Pat
                     if timestep.last():
                         break
                 episode_fn.count += 1  # type: ignore[attr-defined]
-    save_statistics(path, [statistics(path, "train"), statistics(path, "test")],
-                    computed_by="tests")
+    save_statistics(
+        path, [statistics(path, "train"), statistics(path, "test")], computed_by="tests"
+    )
     return path
 
 
 def record_frames(path: Path) -> Path:
     env = FramesEnv()
-    with Recorder(env, path, max_episodes_per_shard=2, env_name="tests/frames",
-                  policy_name="zeros") as recorder:
+    with Recorder(
+        env, path, max_episodes_per_shard=2, env_name="tests/frames", policy_name="zeros"
+    ) as recorder:
         for _ in range(len(env.lengths)):
             timestep = recorder.reset()
             while not timestep.last():
@@ -150,8 +165,12 @@ def dataset_root() -> Path:
 
 def copy_root(target: Path) -> Path:
     """A writable copy of the test root (for tests that change, corrupt or delete data)."""
-    shutil.copytree(_datasets(), target, symlinks=True,
-                    ignore=shutil.ignore_patterns("*.sqlite3*", ".rlds_hub.lock"))
+    shutil.copytree(
+        _datasets(),
+        target,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("*.sqlite3*", ".rlds_hub.lock"),
+    )
     return target
 
 
@@ -169,9 +188,11 @@ class PostgresServer:
 
     def __init__(self) -> None:
         if not PG_BIN_CANDIDATES:
-            pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin): run "
-                        "`bash scripts/system_deps.sh` (make test does) to install Debian's "
-                        "postgresql package")
+            pytest.fail(
+                "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin): run "
+                "`bash scripts/system_deps.sh` (make test does) to install Debian's "
+                "postgresql package"
+            )
         self.bin = PG_BIN_CANDIDATES[0]
         self.directory = Path(tempfile.mkdtemp(prefix="rlds_hub_pg_"))
         self.data = self.directory / "data"
@@ -179,13 +200,35 @@ class PostgresServer:
         self.as_postgres = os.geteuid() == 0
         if self.as_postgres:
             shutil.chown(self.directory, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8")
-        options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
-                  str(self.directory / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bin / program), *args]
@@ -195,8 +238,10 @@ class PostgresServer:
         if result.returncode:
             log = self.directory / "server.log"
             tail = log.read_text()[-2000:] if log.exists() else ""
-            pytest.fail(f"PostgreSQL would not start: {' '.join(command)} exited "
-                        f"{result.returncode}\n{result.stdout}\n{result.stderr}\n{tail}")
+            pytest.fail(
+                f"PostgreSQL would not start: {' '.join(command)} exited "
+                f"{result.returncode}\n{result.stdout}\n{result.stderr}\n{tail}"
+            )
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -206,8 +251,9 @@ class PostgresServer:
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -223,21 +269,39 @@ class PostgresServer:
 class ServerProcess:
     """``rlds-hub serve`` in a subprocess, waited for until /readyz answers 200."""
 
-    def __init__(self, roots: list[Path], database_url: str, *, token: str | None = TOKEN,
-                 extra: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        roots: list[Path],
+        database_url: str,
+        *,
+        token: str | None = TOKEN,
+        extra: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RLDS_HUB_SERVER_")}
         if token:
             env["RLDS_HUB_SERVER_TOKEN"] = token
-        command = [PYTHON, "-m", "rlds_hub.cli", "serve", "--port", str(self.port),
-                   "--database-url", database_url, "--quiet", "--no-access-log", *extra]
+        command = [
+            PYTHON,
+            "-m",
+            "rlds_hub.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--database-url",
+            database_url,
+            "--quiet",
+            "--no-access-log",
+            *extra,
+        ]
         for root in roots:
             command += ["--root", str(root)]
         fd, self.log_path = tempfile.mkstemp(prefix="rlds_hub_serve_", suffix=".log")
         try:
-            self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=fd,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=fd, stderr=subprocess.STDOUT
+            )
         finally:
             os.close(fd)
         self._wait()

@@ -19,8 +19,13 @@ ACTION_SPEC = specs.BoundedArray((2,), np.float32, -1.0, 1.0)
 
 
 def make_env(seed: int) -> RandomSpecEnv:
-    return RandomSpecEnv(OBSERVATION_SPEC, ACTION_SPEC, episode_lengths=[50, 37, 61],
-                         terminate=[False, True], seed=seed)
+    return RandomSpecEnv(
+        OBSERVATION_SPEC,
+        ACTION_SPEC,
+        episode_lengths=[50, 37, 61],
+        terminate=[False, True],
+        seed=seed,
+    )
 
 
 def actions(seed: int):
@@ -33,8 +38,7 @@ def main() -> None:
     data_dir, file_format, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     policy = actions(seed)
-    recorder = Recorder(make_env(seed), data_dir, max_episodes_per_shard=5,
-                        file_format=file_format)
+    recorder = Recorder(make_env(seed), data_dir, max_episodes_per_shard=5, file_format=file_format)
     episodes = recorder.num_episodes
     while True:
         timestep = recorder.reset()

@@ -21,8 +21,10 @@ from rlds_hub.testing import assert_bit_equal
 
 
 def _episodes(path):
-    return [{k: v for k, v in e.items() if k != "__index__"}
-            for e in iter_episodes(open_dataset(path), "train")]
+    return [
+        {k: v for k, v in e.items() if k != "__index__"}
+        for e in iter_episodes(open_dataset(path), "train")
+    ]
 
 
 def _text(value):
@@ -37,8 +39,15 @@ def logs(tmp_path_factory):
     """Two log directories written by envlogger's own Riegeli backend."""
     root = tmp_path_factory.mktemp("logs")
     record(root / "a" / "run", episodes=5, per_shard=2, file_format="riegeli", seed=1)
-    record(root / "b", episodes=3, lengths=(1, 3), terminate=(False, True), per_shard=2,
-           file_format="riegeli", seed=2)
+    record(
+        root / "b",
+        episodes=3,
+        lengths=(1, 3),
+        terminate=(False, True),
+        per_shard=2,
+        file_format="riegeli",
+        seed=2,
+    )
     return root
 
 
@@ -63,8 +72,7 @@ def test_convert_envlogger_matches_the_envlogger_reader_bit_for_bit(logs, tmp_pa
         steps = theirs.pop("steps")
         stacked = {key: _stack(value) for key, value in steps.items()}
         assert_bit_equal(stacked["observation"], ours["steps"]["observation"])
-        for key in ("action", "reward", "discount", "is_first", "is_last", "is_terminal",
-                    "energy"):
+        for key in ("action", "reward", "discount", "is_first", "is_last", "is_terminal", "energy"):
             assert_bit_equal(stacked[key], ours["steps"][key], key)
         assert int(ours["episode_id"]) == int(theirs["episode_id"])
         assert _text(ours["operator"]) == _text(theirs["operator"])
@@ -157,11 +165,14 @@ def test_detection_names_what_a_path_is_not(tmp_path):
 class NestedEnv(gym.Env):
     """Dict / Tuple observations, infos, terminations and (via TimeLimit) truncations."""
 
-    observation_space = gym.spaces.Dict({
-        "position": gym.spaces.Box(-np.inf, np.inf, (2,), np.float64),
-        "parts": gym.spaces.Tuple((gym.spaces.Discrete(4),
-                                   gym.spaces.Box(-1, 1, (3,), np.float32))),
-    })
+    observation_space = gym.spaces.Dict(
+        {
+            "position": gym.spaces.Box(-np.inf, np.inf, (2,), np.float64),
+            "parts": gym.spaces.Tuple(
+                (gym.spaces.Discrete(4), gym.spaces.Box(-1, 1, (3,), np.float32))
+            ),
+        }
+    )
     action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
 
     def reset(self, *, seed=None, options=None):
@@ -171,8 +182,10 @@ class NestedEnv(gym.Env):
 
     def _obs(self):
         rng = self.np_random
-        return {"position": rng.standard_normal(2),
-                "parts": (int(rng.integers(4)), rng.uniform(-1, 1, 3).astype(np.float32))}
+        return {
+            "position": rng.standard_normal(2),
+            "parts": (int(rng.integers(4)), rng.uniform(-1, 1, 3).astype(np.float32)),
+        }
 
     def step(self, action):
         self.t += 1
@@ -198,8 +211,7 @@ def _minari_dataset(root: Path, data_format: str) -> Path:
             while not done:
                 _, _, terminated, truncated, _ = env.step(env.action_space.sample())
                 done = terminated or truncated
-        env.create_dataset(dataset_id=f"rldshub/nested-{data_format}-v0",
-                           algorithm_name="random")
+        env.create_dataset(dataset_id=f"rldshub/nested-{data_format}-v0", algorithm_name="random")
     finally:
         if previous is None:
             os.environ.pop("MINARI_DATASETS_PATH", None)

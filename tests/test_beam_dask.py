@@ -29,8 +29,9 @@ distributed = pytest.importorskip("dask.distributed")
 def cluster():
     # No Client of the test's own: a second Client in the process races the DaskRunner's on
     # tornado's event loop (an AssertionError in iostream, then a hang).
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as local:
         yield local.scheduler_address, local.scheduler
 
 
@@ -54,8 +55,7 @@ def scale_reward(episode):
     return {**episode, "steps": steps}
 
 
-def test_convert_runs_on_both_dask_workers_and_equals_the_direct_runner(cluster, source,
-                                                                       tmp_path):
+def test_convert_runs_on_both_dask_workers_and_equals_the_direct_runner(cluster, source, tmp_path):
     from distributed.diagnostics.task_stream import TaskStreamPlugin
 
     stream = TaskStreamPlugin(cluster[1])  # the in-process scheduler records every task
@@ -72,16 +72,17 @@ def test_convert_runs_on_both_dask_workers_and_equals_the_direct_runner(cluster,
 def test_dataset_jobs_on_dask_equal_the_direct_runner(cluster, source, tmp_path, job):
     robot = source / "robot"
     runs = {
-        "reshard": lambda out, flags: reshard(robot, out, sharding=Sharding(num_shards=3),
-                                              file_format="array_record", beam_args=flags),
-        "filter": lambda out, flags: filter_dataset(robot, out, fraction=0.6, seed=1,
-                                                    beam_args=flags),
-        "map": lambda out, flags: map_dataset(robot, out, episode_fn=scale_reward,
-                                              beam_args=flags),
-        "merge": lambda out, flags: merge([robot, source / "robot2"], out,
-                                          beam_args=flags),
-        "split": lambda out, flags: split_dataset(robot, out, fractions="a=0.5,b=0.5",
-                                                  beam_args=flags),
+        "reshard": lambda out, flags: reshard(
+            robot, out, sharding=Sharding(num_shards=3), file_format="array_record", beam_args=flags
+        ),
+        "filter": lambda out, flags: filter_dataset(
+            robot, out, fraction=0.6, seed=1, beam_args=flags
+        ),
+        "map": lambda out, flags: map_dataset(robot, out, episode_fn=scale_reward, beam_args=flags),
+        "merge": lambda out, flags: merge([robot, source / "robot2"], out, beam_args=flags),
+        "split": lambda out, flags: split_dataset(
+            robot, out, fractions="a=0.5,b=0.5", beam_args=flags
+        ),
     }
     runs[job](tmp_path / "dask", _dask(cluster))
     runs[job](tmp_path / "direct", FAST)

@@ -58,14 +58,20 @@ def test_reshard_copies_records_unchanged_into_the_shards_asked_for(source, tmp_
     assert summary["shards"] == 4 and dataset.split("train").shard_lengths == (1, 2, 2, 2)
     assert _records(out) == _records(source)
     assert dataset.features_json == open_dataset(source).features_json
-    assert [r["return"] for r in episode_table(out, use_index=False)] == \
-        [r["return"] for r in episode_table(source, use_index=False)]
+    assert [r["return"] for r in episode_table(out, use_index=False)] == [
+        r["return"] for r in episode_table(source, use_index=False)
+    ]
     _check_valid(out)
 
 
 def test_reshard_to_array_record_and_back_is_lossless(source, tmp_path):
-    reshard(source, tmp_path / "ar", file_format="array_record", beam_args=FAST,
-            sharding=Sharding(max_episodes_per_shard=2))
+    reshard(
+        source,
+        tmp_path / "ar",
+        file_format="array_record",
+        beam_args=FAST,
+        sharding=Sharding(max_episodes_per_shard=2),
+    )
     assert open_dataset(tmp_path / "ar").file_format == "array_record"
     _check_valid(tmp_path / "ar")
     reshard(tmp_path / "ar", tmp_path / "back", file_format="tfrecord", beam_args=FAST)
@@ -74,10 +80,8 @@ def test_reshard_to_array_record_and_back_is_lossless(source, tmp_path):
 
 
 def test_reshard_output_is_identical_on_one_and_on_two_worker_processes(source, tmp_path):
-    reshard(source, tmp_path / "one", sharding=Sharding(max_bytes_per_shard=3_000),
-            beam_args=FAST)
-    reshard(source, tmp_path / "two", sharding=Sharding(max_bytes_per_shard=3_000),
-            beam_args=MULTI)
+    reshard(source, tmp_path / "one", sharding=Sharding(max_bytes_per_shard=3_000), beam_args=FAST)
+    reshard(source, tmp_path / "two", sharding=Sharding(max_bytes_per_shard=3_000), beam_args=MULTI)
     assert dataset_files(tmp_path / "one") == dataset_files(tmp_path / "two")
     assert len(open_dataset(tmp_path / "one").split("train").shard_lengths) > 1
 
@@ -116,8 +120,9 @@ def test_filter_by_metadata_and_by_a_predicate_function(source, tmp_path):
     filter_dataset(source, tmp_path / "alice", metadata={"operator": "alice"}, beam_args=FAST)
     operators = {r["metadata"]["operator"] for r in episode_table(tmp_path / "alice")}
     assert operators == {"alice"}
-    filter_dataset(source, tmp_path / "long", where="test_beam_jobs:long_episode",
-                   beam_args=MULTI)  # the function reaches the worker processes by value
+    filter_dataset(
+        source, tmp_path / "long", where="test_beam_jobs:long_episode", beam_args=MULTI
+    )  # the function reaches the worker processes by value
     assert all(r["num_steps"] >= 5 for r in episode_table(tmp_path / "long"))
     assert len(episode_table(tmp_path / "long")) == len(select_episodes(source, min_length=5))
 
@@ -171,8 +176,9 @@ def raising(episode):
 def test_map_episode_function_relabels_rewards_and_adds_metadata(source, tmp_path):
     out = tmp_path / "out"
     map_dataset(source, out, episode_fn="test_beam_jobs:double_reward", beam_args=FAST)
-    for before, after in zip(iter_episodes(open_dataset(source)),
-                             iter_episodes(open_dataset(out)), strict=True):
+    for before, after in zip(
+        iter_episodes(open_dataset(source)), iter_episodes(open_dataset(out)), strict=True
+    ):
         assert_bit_equal(before["steps"]["reward"] * 2, after["steps"]["reward"])
         assert_bit_equal(before["steps"]["observation"], after["steps"]["observation"])
         assert int(after["source_index"]) == before["__index__"]
@@ -248,8 +254,11 @@ def test_split_by_episode_id_hash_is_stable_when_episodes_are_added(tmp_path):
 
     def assignment(path):
         dataset = open_dataset(path)
-        return {r["metadata"]["episode_id"]: s for s in dataset.splits
-                for r in episode_table(dataset, s)}
+        return {
+            r["metadata"]["episode_id"]: s
+            for s in dataset.splits
+            for r in episode_table(dataset, s)
+        }
 
     a, b = assignment(tmp_path / "a"), assignment(tmp_path / "b")
     assert set(a) == set(range(12)) and set(b) == set(range(30))
@@ -284,11 +293,13 @@ def test_stats_match_the_core_statistics_and_add_exact_quantiles(source, tmp_pat
         for field in ("count", "nan_count", "inf_count", "shape", "dtype"):
             assert ours[field] == feature[field], (name, field)
         for field in ("mean", "std", "min", "max"):
-            np.testing.assert_allclose(np.asarray(ours[field], float),
-                                       np.asarray(feature[field], float), rtol=1e-9)
+            np.testing.assert_allclose(
+                np.asarray(ours[field], float), np.asarray(feature[field], float), rtol=1e-9
+            )
     # Quantiles are exact on data this small: the inverted CDF of the finite values.
-    values = np.concatenate([e["steps"]["observation"]["position"]
-                             for e in iter_episodes(open_dataset(copy))])
+    values = np.concatenate(
+        [e["steps"]["observation"]["position"] for e in iter_episodes(open_dataset(copy))]
+    )
     for column in range(3):
         finite = values[:, column][np.isfinite(values[:, column])]
         for q in (5, 50, 95):
@@ -335,13 +346,29 @@ def test_export_writes_steps_and_episodes_tables_duckdb_and_pandas_can_read(sour
 def test_a_killed_job_leaves_no_output_and_the_next_run_cleans_up(source, tmp_path):
     out = tmp_path / "out"
     script = tmp_path / "slow.py"
-    script.write_text("import time\n\ndef slow(episode):\n"
-                      "    if episode['__index__'] > 0:\n        time.sleep(60)\n"
-                      "    return episode\n")
+    script.write_text(
+        "import time\n\ndef slow(episode):\n"
+        "    if episode['__index__'] > 0:\n        time.sleep(60)\n"
+        "    return episode\n"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.map", "--input", str(source), "--output", str(out),
-         "--episode-fn", f"{script}:slow", "--direct_running_mode=in_memory", "--quiet"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "pipelines.map",
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--episode-fn",
+            f"{script}:slow",
+            "--direct_running_mode=in_memory",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 60
         while not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-out-")]:
@@ -359,17 +386,65 @@ def test_a_killed_job_leaves_no_output_and_the_next_run_cleans_up(source, tmp_pa
 def test_cli_and_python_m_pipelines_run_the_same_jobs(source, tmp_path):
     from rlds_hub.cli import main
 
-    assert main(["reshard", "--input", str(source), "--output", str(tmp_path / "cli"),
-                 "--num-shards", "2", "--quiet", *FAST]) == 0
+    assert (
+        main(
+            [
+                "reshard",
+                "--input",
+                str(source),
+                "--output",
+                str(tmp_path / "cli"),
+                "--num-shards",
+                "2",
+                "--quiet",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines.reshard", "--input", str(source), "--output",
-         str(tmp_path / "module"), "--num-shards", "2", "--quiet", *FAST],
-        cwd="/", capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+        [
+            sys.executable,
+            "-m",
+            "pipelines.reshard",
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "module"),
+            "--num-shards",
+            "2",
+            "--quiet",
+            *FAST,
+        ],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert dataset_files(tmp_path / "cli") == dataset_files(tmp_path / "module")
-    assert main(["reshard", "--input", str(source), "--output", str(tmp_path / "cli"),
-                 "--quiet", *FAST]) == 2  # refuses the existing dataset
-    assert main(["stats", str(tmp_path / "cli"), "--runner", "DirectRunner",
-                 "--direct_running_mode", "in_memory", "--save", "--quiet"]) == 0
-    assert "p95" in saved_statistics(tmp_path / "cli")["splits"]["train"]["features"][
-        "observation/position"]
+    assert (
+        main(
+            ["reshard", "--input", str(source), "--output", str(tmp_path / "cli"), "--quiet", *FAST]
+        )
+        == 2
+    )  # refuses the existing dataset
+    assert (
+        main(
+            [
+                "stats",
+                str(tmp_path / "cli"),
+                "--runner",
+                "DirectRunner",
+                "--direct_running_mode",
+                "in_memory",
+                "--save",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        "p95"
+        in saved_statistics(tmp_path / "cli")["splits"]["train"]["features"]["observation/position"]
+    )

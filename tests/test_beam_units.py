@@ -19,8 +19,9 @@ from rlds_hub.beam.staging import OutputExistsError, Staging
 
 
 def _entries(sizes, split="train"):
-    return [PieceEntry((0, 0, i), split, "p", 0, size, {"num_steps": 1}) for i, size in
-            enumerate(sizes)]
+    return [
+        PieceEntry((0, 0, i), split, "p", 0, size, {"num_steps": 1}) for i, size in enumerate(sizes)
+    ]
 
 
 def test_shards_are_cut_by_count_or_bytes_in_key_order():
@@ -29,8 +30,10 @@ def test_shards_are_cut_by_count_or_bytes_in_key_order():
     assert [len(t.entries) for t in tasks] == [3, 3, 4]
     assert [e.key[2] for t in tasks for e in t.entries] == list(range(10))
     assert [t.first_episode for t in tasks] == [0, 3, 6]
-    by_bytes = plan_shards(_entries([40, 40, 40, 100, 10]),
-                           Sharding(max_episodes_per_shard=None, max_bytes_per_shard=90))
+    by_bytes = plan_shards(
+        _entries([40, 40, 40, 100, 10]),
+        Sharding(max_episodes_per_shard=None, max_bytes_per_shard=90),
+    )
     assert [[e.key[2] for e in t.entries] for t in by_bytes] == [[0, 1], [2], [3], [4]]
     assert len(plan_shards(_entries([1] * 5), Sharding(num_shards=50))) == 5
 
@@ -38,14 +41,14 @@ def test_shards_are_cut_by_count_or_bytes_in_key_order():
 def test_shard_planning_refuses_duplicate_keys_and_orders_splits():
     with pytest.raises(ValueError, match="same key"):
         plan_shards(_entries([1, 1]) + _entries([1]), Sharding())
-    tasks = plan_shards(_entries([1], "test") + _entries([1], "train"), Sharding(),
-                        split_order=["train"])
+    tasks = plan_shards(
+        _entries([1], "test") + _entries([1], "train"), Sharding(), split_order=["train"]
+    )
     assert [t.split for t in tasks] == ["train", "test"]
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300),
-       st.integers(1, 4))
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300), st.integers(1, 4))
 def test_small_sketches_are_exact_inverted_cdf_quantiles(values, parts):
     data = np.asarray(values)
     sketch = QuantileSketch((), size=512)
@@ -99,8 +102,7 @@ def test_staging_commits_atomically_and_refuses_what_it_must_not_replace(tmp_pat
 def test_a_dead_jobs_staging_directory_is_removed_by_the_next_job(tmp_path):
     stale = tmp_path / ".tmp-out-0123456789ab"
     stale.mkdir()
-    (stale / ".owner").write_text(json.dumps({"pid": 2**22 + 12345,
-                                              "host": os.uname().nodename}))
+    (stale / ".owner").write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename}))
     live = Staging(tmp_path / "out")
     assert not stale.exists() and live.path.exists()
     live.abort()
@@ -127,8 +129,9 @@ def test_runner_short_names_and_dask_partitions():
     flags = normalize_flags(["--runner=DaskRunner", "--dask_client_address=127.0.0.1:8786"])
     assert "--runner=apache_beam.runners.dask.dask_runner.DaskRunner" in flags
     assert "--dask_partition_size=1" in flags
-    assert "--dask_partition_size=1" not in normalize_flags(["--runner=DaskRunner",
-                                                             "--dask_npartitions=8"])
+    assert "--dask_partition_size=1" not in normalize_flags(
+        ["--runner=DaskRunner", "--dask_npartitions=8"]
+    )
     assert normalize_flags(["--runner=DirectRunner"])[0] == "--runner=DirectRunner"
 
 

@@ -38,7 +38,8 @@ def _beam(flags):
     import tensorflow_datasets as tfds
 
     return tfds.download.DownloadConfig(
-        beam_options=beam.options.pipeline_options.PipelineOptions(flags))
+        beam_options=beam.options.pipeline_options.PipelineOptions(flags)
+    )
 
 
 def test_dm_control_expert_builder_records_the_task_with_its_expert(tmp_path):
@@ -69,8 +70,9 @@ def test_envlogger_builder_equals_the_convert_job_and_loads_with_tfds(tmp_path):
     builder.download_and_prepare(download_config=_beam(FAST))
     directory = Path(os.fspath(builder.data_path))
     convert(logs, tmp_path / "job", name="envlogger_logs", beam_args=FAST)
-    assert [bytes(r.data) for r in iter_records(open_dataset(directory), "train")] == \
-        [bytes(r.data) for r in iter_records(open_dataset(tmp_path / "job"), "train")]
+    assert [bytes(r.data) for r in iter_records(open_dataset(directory), "train")] == [
+        bytes(r.data) for r in iter_records(open_dataset(tmp_path / "job"), "train")
+    ]
     assert validate(open_dataset(directory), tensorflow=False).ok
     loaded = tfds.builder_from_directory(os.fspath(directory))
     assert loaded.info.splits["train"].num_examples == 4
@@ -79,25 +81,42 @@ def test_envlogger_builder_equals_the_convert_job_and_loads_with_tfds(tmp_path):
 def test_tfds_build_cli_builds_the_minari_builder(tmp_path):
     from test_beam_convert import _minari_dataset
 
-    pytest.importorskip("mlcroissant", reason="TFDS 4.9.10's `tfds` command imports "
-                        "mlcroissant; install it (pip install mlcroissant)")
+    pytest.importorskip(
+        "mlcroissant",
+        reason="TFDS 4.9.10's `tfds` command imports "
+        "mlcroissant; install it (pip install mlcroissant)",
+    )
 
     source = _minari_dataset(tmp_path / "minari", "hdf5")
-    env = {**os.environ, "RLDS_HUB_MINARI_DATASET": os.fspath(source),
-           "PYTHONPATH": os.fspath(REPO / "tests")}
+    env = {
+        **os.environ,
+        "RLDS_HUB_MINARI_DATASET": os.fspath(source),
+        "PYTHONPATH": os.fspath(REPO / "tests"),
+    }
     result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "tfds"), "build",
-         os.fspath(REPO / "builders" / "minari_dataset"), "--data_dir",
-         os.fspath(tmp_path / "out"),
-         "--beam_pipeline_options=direct_running_mode=in_memory,direct_num_workers=1"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        [
+            os.path.join(os.path.dirname(sys.executable), "tfds"),
+            "build",
+            os.fspath(REPO / "builders" / "minari_dataset"),
+            "--data_dir",
+            os.fspath(tmp_path / "out"),
+            "--beam_pipeline_options=direct_running_mode=in_memory,direct_num_workers=1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (directory,) = (tmp_path / "out" / "minari_dataset" / "default").iterdir()
     dataset = open_dataset(directory)
     assert dataset.num_episodes == 6
     convert(source, tmp_path / "job", name="minari_dataset", beam_args=FAST)
-    assert dataset_files(directory)["checksums.json"] == \
-        dataset_files(tmp_path / "job")["checksums.json"]
+    assert (
+        dataset_files(directory)["checksums.json"]
+        == dataset_files(tmp_path / "job")["checksums.json"]
+    )
 
 
 def test_builders_without_a_source_say_how_to_give_one(tmp_path, monkeypatch):

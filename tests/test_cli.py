@@ -25,10 +25,24 @@ POINT_MASS = "dm_control/point_mass-easy"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _record(out: Path, *extra: str, env: str = POINT_MASS, policy: str = "expert",
-            episodes: int = 2) -> list[str]:
-    return ["record", "--env", env, "--policy", policy, "--episodes", str(episodes),
-            "--out", str(out), "--seed", "0", "--quiet", *extra]
+def _record(
+    out: Path, *extra: str, env: str = POINT_MASS, policy: str = "expert", episodes: int = 2
+) -> list[str]:
+    return [
+        "record",
+        "--env",
+        env,
+        "--policy",
+        policy,
+        "--episodes",
+        str(episodes),
+        "--out",
+        str(out),
+        "--seed",
+        "0",
+        "--quiet",
+        *extra,
+    ]
 
 
 def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
@@ -81,11 +95,23 @@ def test_info_text(point_mass, capsys):
     lines = stdout.splitlines()
     assert lines[0].startswith("dataset   point_mass 1.0.0 (tfrecord)")
     sessions = lines.index("sessions")
-    assert lines[sessions + 1].split() == ["#", "started", "split", "env", "policy", "seed",
-                                           "episodes"]
+    assert lines[sessions + 1].split() == [
+        "#",
+        "started",
+        "split",
+        "env",
+        "policy",
+        "seed",
+        "episodes",
+    ]
     session = lines[sessions + 2].split()
-    assert session[0] == "0" and session[2:] == ["train", "dm_control/point_mass-easy",
-                                                 "expert", "0", "2"]
+    assert session[0] == "0" and session[2:] == [
+        "train",
+        "dm_control/point_mass-easy",
+        "expert",
+        "0",
+        "2",
+    ]
     assert any(line.startswith("layout    rlds: ") for line in lines)
     train = next(line for line in lines if line.strip().startswith("train"))
     assert " 2 episodes" in train
@@ -94,8 +120,15 @@ def test_info_text(point_mass, capsys):
     assert "terminated 0" in train
     position = next(line for line in lines if line.strip().startswith("observation/position"))
     assert position.split()[:3] == ["observation/position", "float64", "[2]"]
-    for field in ("action", "reward", "discount", "is_first", "is_last", "is_terminal",
-                  "observation/velocity"):
+    for field in (
+        "action",
+        "reward",
+        "discount",
+        "is_first",
+        "is_last",
+        "is_terminal",
+        "observation/velocity",
+    ):
         assert any(line.split()[:1] == [field] for line in lines), field
 
 
@@ -251,8 +284,14 @@ def test_console_script_end_to_end(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([os.fspath(script), *args], capture_output=True, text=True,
-                              env=env, timeout=120, check=False)
+        return subprocess.run(
+            [os.fspath(script), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
 
     recorded = run(*_record(out, policy="random", episodes=1))
     assert recorded.returncode == 0, recorded.stderr
@@ -284,9 +323,22 @@ def test_ctrl_c_keeps_completed_episodes_and_exits_130(tmp_path):
     script = Path(sys.executable).with_name("rlds-hub")
     out = tmp_path / "interrupted"
     process = subprocess.Popen(
-        [os.fspath(script), "record", "--env", POINT_MASS, "--policy", "random",
-         "--episodes", "1000", "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            os.fspath(script),
+            "record",
+            "--env",
+            POINT_MASS,
+            "--policy",
+            "random",
+            "--episodes",
+            "1000",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 60
     while time.time() < deadline:  # until at least two episodes are on disk
@@ -309,8 +361,14 @@ def test_record_help_shows_defaults_and_every_option_has_help(capsys):
     with pytest.raises(SystemExit):
         main(["record", "--help"])
     text = capsys.readouterr().out
-    for fragment in ("(default: 10)", "(default: 0)", "(default: train)", "(default: 1000)",
-                     "--policy POLICY", "--allow-env-change"):
+    for fragment in (
+        "(default: 10)",
+        "(default: 0)",
+        "(default: train)",
+        "(default: 1000)",
+        "--policy POLICY",
+        "--allow-env-change",
+    ):
         assert fragment in text, fragment
     from rlds_hub.cli import build_parser
 
@@ -323,8 +381,23 @@ def test_policy_is_required_and_the_seed_is_recorded(tmp_path, capsys):
         main(["record", "--env", POINT_MASS, "--out", str(tmp_path / "x")])
     assert "--policy" in capsys.readouterr().err
     out = tmp_path / "seeded"
-    assert main(["record", "--env", POINT_MASS, "--policy", "random", "--episodes", "1",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "record",
+                "--env",
+                POINT_MASS,
+                "--policy",
+                "random",
+                "--episodes",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert open_dataset(out).metadata["sessions"][0]["seed"] == 0
 
 
@@ -335,7 +408,8 @@ def test_validate_limit_minus_one_prints_every_problem(tmp_path, capsys):
     lines = format_report(report, limit=-1).splitlines()
     assert len(lines) == 45 and lines[-1].endswith("44 errors, 0 warnings")
     assert format_report(Report("x", problems=[Problem("error", "e", "bad")])).endswith(
-        "1 error, 0 warnings")
+        "1 error, 0 warnings"
+    )
     limited = format_report(report, limit=43).splitlines()
     assert limited[43] == "... and 1 more problems"
 

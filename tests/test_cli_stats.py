@@ -19,8 +19,11 @@ def test_stats_command(tmp_path, capsys):
         def step(self, action):
             timestep = super().step(action)
             discount = 0.0 if timestep.last() else 1.0
-            return timestep._replace(observation=np.full(3, self._t, np.float32),
-                                     reward=float(self._t), discount=discount)
+            return timestep._replace(
+                observation=np.full(3, self._t, np.float32),
+                reward=float(self._t),
+                discount=discount,
+            )
 
     env = Finite(specs.Array((3,), np.float32), episode_lengths=[4, 2])
     with Recorder(env, tmp_path / "ds") as recorder:

@@ -24,14 +24,17 @@ import crash_child
 CHILD = Path(__file__).parent / "crash_child.py"
 
 
-def _record_then_kill(data_dir: Path, file_format: str, seed: int, kill_after: int,
-                      delay: float, pause: float = 0.0) -> int:
+def _record_then_kill(
+    data_dir: Path, file_format: str, seed: int, kill_after: int, delay: float, pause: float = 0.0
+) -> int:
     """Starts the child, SIGKILLs it ``delay`` s after it reports ``kill_after`` episodes;
     returns the number of episodes it reported complete. With ``pause`` the child waits
     that long after each episode (so the kill lands between episodes)."""
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(data_dir), file_format, str(seed), str(pause)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     reported = 0
@@ -90,8 +93,12 @@ def _check(data_dir: Path, seed: int, reported: int, file_format: str) -> int:
     report = validate(data_dir)
     # The child's actions are random bits (lossless recording of every value), so some are
     # NaN or infinite: validate rightly calls that an error of the data, not of the recording.
-    errors = [p for p in report.problems if p.severity == "error"
-              and not (p.message.startswith("action has") and "non-finite" in p.message)]
+    errors = [
+        p
+        for p in report.problems
+        if p.severity == "error"
+        and not (p.message.startswith("action has") and "non-finite" in p.message)
+    ]
     assert not errors, [str(p) for p in errors]
     assert report.episodes == listed
     if file_format == "tfrecord":
@@ -105,8 +112,9 @@ def _check(data_dir: Path, seed: int, reported: int, file_format: str) -> int:
 def test_sigkill_at_random_moments_keeps_every_completed_episode(tmp_path, trial):
     rng = random.Random(trial)
     data_dir = tmp_path / "ds"
-    reported = _record_then_kill(data_dir, "tfrecord", seed=trial, kill_after=rng.randint(1, 12),
-                                 delay=rng.uniform(0, 0.05))
+    reported = _record_then_kill(
+        data_dir, "tfrecord", seed=trial, kill_after=rng.randint(1, 12), delay=rng.uniform(0, 0.05)
+    )
     listed = _check(data_dir, trial, reported, "tfrecord")
 
     # Resuming appends after the surviving episodes; the result is one valid dataset.
@@ -131,8 +139,7 @@ def test_a_globbing_reader_sees_each_episode_once_after_a_kill_between_episodes(
     """The shard being filled grows as a hidden .tmp- file: after a kill, files matching the
     TFDS shard pattern hold every listed episode exactly once (no duplicates)."""
     data_dir = tmp_path / "ds"
-    reported = _record_then_kill(data_dir, "tfrecord", seed=5, kill_after=8, delay=0.05,
-                                 pause=1.0)
+    reported = _record_then_kill(data_dir, "tfrecord", seed=5, kill_after=8, delay=0.05, pause=1.0)
     listed = _check(data_dir, 5, reported, "tfrecord")
     assert listed == reported == 8
     assert _globbed(data_dir) == listed
@@ -155,8 +162,7 @@ def test_repair_after_kill_removes_leftovers_and_keeps_every_episode(tmp_path):
 
 
 def test_sigkill_array_record(tmp_path):
-    reported = _record_then_kill(tmp_path / "ds", "array_record", seed=7, kill_after=7,
-                                 delay=0.01)
+    reported = _record_then_kill(tmp_path / "ds", "array_record", seed=7, kill_after=7, delay=0.01)
     _check(tmp_path / "ds", 7, reported, "array_record")
 
 

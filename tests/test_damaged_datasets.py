@@ -20,12 +20,26 @@ from rlds_hub.storage.repair import repair
 ENV = "dm_control/point_mass-easy"
 
 
-def _record(path, episodes: int, *, seed: int = 0, policy: str = "expert",
-            max_episodes_per_shard: int = 3, **kwargs) -> None:
+def _record(
+    path,
+    episodes: int,
+    *,
+    seed: int = 0,
+    policy: str = "expert",
+    max_episodes_per_shard: int = 3,
+    **kwargs,
+) -> None:
     env = make_env(ENV, seed=seed)
     agent = make_policy(policy, ENV, env, seed=seed)
-    with Recorder(env, path, env_name=ENV, policy_name=policy, seed=seed,
-                  max_episodes_per_shard=max_episodes_per_shard, **kwargs) as recorder:
+    with Recorder(
+        env,
+        path,
+        env_name=ENV,
+        policy_name=policy,
+        seed=seed,
+        max_episodes_per_shard=max_episodes_per_shard,
+        **kwargs,
+    ) as recorder:
         for _ in range(episodes):
             timestep = recorder.reset()
             agent.reset()
@@ -45,8 +59,9 @@ def _shards(path):
 
 
 def _fingerprint(path):
-    return {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()
-            and not p.name.startswith(".")}
+    return {
+        p.name: p.read_bytes() for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def test_recording_into_a_dataset_without_dataset_info_is_refused(base, tmp_path, capsys):
@@ -54,8 +69,20 @@ def test_recording_into_a_dataset_without_dataset_info_is_refused(base, tmp_path
     shutil.copytree(base, lost)
     (lost / "dataset_info.json").unlink()
     before = _fingerprint(lost)
-    code = main(["record", "--env", ENV, "--policy", "expert", "--episodes", "1",
-                 "--out", str(lost), "--quiet"])
+    code = main(
+        [
+            "record",
+            "--env",
+            ENV,
+            "--policy",
+            "expert",
+            "--episodes",
+            "1",
+            "--out",
+            str(lost),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "dataset_info.json (the list of its splits and shards) is missing" in err
@@ -83,8 +110,9 @@ def test_repair_rebuilds_dataset_info_from_the_shards(base, tmp_path):
         open_dataset(lost)
     result = repair(lost)
     assert result.ok, result.problems
-    assert any("rebuilt dataset_info.json from 3 shard file(s): 7 episodes" in a
-               for a in result.actions)
+    assert any(
+        "rebuilt dataset_info.json from 3 shard file(s): 7 episodes" in a for a in result.actions
+    )
     rebuilt = json.loads((lost / "dataset_info.json").read_text())
     assert rebuilt["splits"][0]["shardLengths"] == original["splits"][0]["shardLengths"]
     assert tfds.builder_from_directory(str(lost)).info.splits["train"].num_examples == 7
@@ -114,8 +142,7 @@ def test_appending_after_the_index_was_deleted_rebuilds_it(base, tmp_path):
     rows = [json.loads(line) for line in (copy / "episodes.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in rows] == list(range(8))
     assert [r["num_steps"] for r in rows[:7]] == [r["num_steps"] for r in original]
-    assert np.allclose([r["return"] for r in rows[:7]], [r["return"] for r in original],
-                       rtol=1e-12)
+    assert np.allclose([r["return"] for r in rows[:7]], [r["return"] for r in original], rtol=1e-12)
     assert validate(copy).ok
 
 
@@ -144,7 +171,9 @@ def test_sessions_keep_env_policy_and_seed_and_tie_episodes_to_them(tmp_path, ca
     _record(path, 1, seed=2, policy="random")
     metadata = open_dataset(path).metadata
     assert [(s["env_name"], s["policy"], s["seed"]) for s in metadata["sessions"]] == [
-        (ENV, "expert", 1), (ENV, "random", 2)]
+        (ENV, "expert", 1),
+        (ENV, "random", 2),
+    ]
     rows = open_dataset(path).episode_index
     assert [r["session"] for r in rows] == [0, 0, 1]
     assert main(["info", str(path)]) == 0
@@ -171,8 +200,10 @@ def test_a_different_environment_is_refused_unless_asked(tmp_path):
 def test_out_of_bounds_actions_are_warned_when_recorded_and_validated(tmp_path):
     path = tmp_path / "oob"
     env = make_env(ENV, seed=0)
-    with pytest.warns(UserWarning, match=r"action\(s\) outside the action spec's bounds"), \
-            Recorder(env, path, env_name=ENV) as recorder:
+    with (
+        pytest.warns(UserWarning, match=r"action\(s\) outside the action spec's bounds"),
+        Recorder(env, path, env_name=ENV) as recorder,
+    ):
         timestep = recorder.reset()
         while not timestep.last():
             timestep = recorder.step(np.array([5.0, 0.0]))

@@ -57,9 +57,13 @@ class StepEnv(dm_env.Environment):
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "steps"
     env = StepEnv()
-    with Recorder(env, path, max_episodes_per_shard=3, step_fn=_step_fn,
-                  episode_fn=lambda ts, a, e: {"operator": "alice" if e.episode % 2 else "bob"}
-                  ) as recorder:
+    with Recorder(
+        env,
+        path,
+        max_episodes_per_shard=3,
+        step_fn=_step_fn,
+        episode_fn=lambda ts, a, e: {"operator": "alice" if e.episode % 2 else "bob"},
+    ) as recorder:
         for _ in range(len(LENGTHS)):
             timestep = recorder.reset()
             while not timestep.last():
@@ -88,9 +92,14 @@ def _reference_transitions(path, n_step=1, gamma=1.0):
     for steps in _plain_episodes(path):
         t = episode_transitions(steps, n_step=n_step, gamma=gamma)
         for i in range(len(t["reward"])):
-            rows.append((float(t["observation"]["id"][i][0]),
-                         float(t["next_observation"]["id"][i][0]),
-                         float(t["reward"][i]), float(t["discount"][i])))
+            rows.append(
+                (
+                    float(t["observation"]["id"][i][0]),
+                    float(t["next_observation"]["id"][i][0]),
+                    float(t["reward"][i]),
+                    float(t["discount"][i]),
+                )
+            )
     return sorted(rows)
 
 
@@ -98,9 +107,14 @@ def _loader_rows(batches):
     rows = []
     for b in batches:
         for i in range(len(b["reward"])):
-            rows.append((float(b["observation"]["id"][i][0]),
-                         float(b["next_observation"]["id"][i][0]),
-                         float(b["reward"][i]), float(b["discount"][i])))
+            rows.append(
+                (
+                    float(b["observation"]["id"][i][0]),
+                    float(b["next_observation"]["id"][i][0]),
+                    float(b["reward"][i]),
+                    float(b["discount"][i]),
+                )
+            )
     return rows
 
 
@@ -112,14 +126,20 @@ def test_load_matches_plain_tfds_and_selects(dataset, monkeypatch, tmp_path):
     assert len(episodes) == len(LENGTHS)
     first_ids = [int(next(iter(e["steps"]))["observation"]["id"][0]) for e in episodes]
     assert first_ids == [1000 * i for i in range(len(LENGTHS))]
-    sliced = [int(next(iter(e["steps"]))["observation"]["id"][0])
-              for e in data.load(dataset, split="train[2:4]")]
+    sliced = [
+        int(next(iter(e["steps"]))["observation"]["id"][0])
+        for e in data.load(dataset, split="train[2:4]")
+    ]
     assert sliced == [2000, 3000]
-    picked = [int(next(iter(e["steps"]))["observation"]["id"][0])
-              for e in data.load(dataset, episodes=[6, 1, 2])]
+    picked = [
+        int(next(iter(e["steps"]))["observation"]["id"][0])
+        for e in data.load(dataset, episodes=[6, 1, 2])
+    ]
     assert picked == [1000, 2000, 6000]
-    alice = [e["operator"].numpy() for e in data.load(
-        dataset, where=lambda row: row["metadata"]["operator"] == "alice")]
+    alice = [
+        e["operator"].numpy()
+        for e in data.load(dataset, where=lambda row: row["metadata"]["operator"] == "alice")
+    ]
     assert alice == [b"alice"] * 4
     long = list(data.load(dataset, min_length=7))  # num_steps >= 7
     assert len(long) == sum(n + 1 >= 7 for n in LENGTHS)
@@ -146,8 +166,15 @@ def test_load_errors(dataset, tmp_path):
 
 @pytest.mark.parametrize(("n_step", "gamma"), [(1, 1.0), (3, 0.9)])
 def test_transitions_match_the_per_episode_kernel(dataset, n_step, gamma):
-    loader = data.transitions(dataset, n_step=n_step, gamma=gamma, batch_size=7, seed=3,
-                              episodes_per_chunk=2, shuffle_buffer=4)
+    loader = data.transitions(
+        dataset,
+        n_step=n_step,
+        gamma=gamma,
+        batch_size=7,
+        seed=3,
+        episodes_per_chunk=2,
+        shuffle_buffer=4,
+    )
     rows = sorted(_loader_rows(loader))
     expected = _reference_transitions(dataset, n_step, gamma)
     assert len(rows) == sum(LENGTHS)  # each transition exactly once
@@ -159,8 +186,15 @@ def test_transitions_match_the_per_episode_kernel(dataset, n_step, gamma):
 
 def test_transition_batches_shapes_dtypes_and_extra_keys(dataset):
     batch = next(iter(data.transitions(dataset, batch_size=4, extra_keys=["tag", "is_first"])))
-    assert set(batch) == {"observation", "action", "reward", "discount", "next_observation",
-                          "tag", "is_first"}
+    assert set(batch) == {
+        "observation",
+        "action",
+        "reward",
+        "discount",
+        "next_observation",
+        "tag",
+        "is_first",
+    }
     assert batch["observation"]["x"].shape == (4, 3)
     assert batch["observation"]["x"].dtype == np.float32
     assert batch["action"].dtype == np.int32 and batch["reward"].dtype == np.float64
@@ -170,9 +204,11 @@ def test_transition_batches_shapes_dtypes_and_extra_keys(dataset):
 
 def test_shuffling_is_deterministic_and_covers_every_item(dataset):
     def run(seed, **kw):
-        return [tuple(b["observation"]["id"][:, 0])
-                for b in data.transitions(dataset, batch_size=5, seed=seed,
-                                          episodes_per_chunk=2, **kw)]
+        return [
+            tuple(b["observation"]["id"][:, 0])
+            for b in data.transitions(dataset, batch_size=5, seed=seed, episodes_per_chunk=2, **kw)
+        ]
+
     assert run(1) == run(1)
     assert run(1) != run(2)
     ordered = [i for b in run(0, shuffle=False) for i in b]
@@ -206,8 +242,16 @@ def test_loader_errors(dataset):
 
 @pytest.mark.parametrize("pad", [True, False])
 def test_windows_match_the_per_episode_kernel(dataset, pad):
-    loader = data.windows(dataset, size=4, shift=2, pad=pad, batch_size=3, seed=0,
-                          episodes_per_chunk=3, keys=["observation", "is_last"])
+    loader = data.windows(
+        dataset,
+        size=4,
+        shift=2,
+        pad=pad,
+        batch_size=3,
+        seed=0,
+        episodes_per_chunk=3,
+        keys=["observation", "is_last"],
+    )
     got = sorted(tuple(map(float, w)) for b in loader for w in b["observation"]["id"][..., 0])
     expected = []
     for steps in _plain_episodes(dataset):
@@ -267,14 +311,19 @@ def test_transition_indices_over_concatenated_episodes(lengths, n_step, gamma, s
     start = 0
     offset = 0
     for length in lengths:
-        part = transition_indices(tf.constant([length]), rewards[start:start + length],
-                                  discounts[start:start + length],
-                                  terminal[start:start + length], n_step, gamma)
+        part = transition_indices(
+            tf.constant([length]),
+            rewards[start : start + length],
+            discounts[start : start + length],
+            terminal[start : start + length],
+            n_step,
+            gamma,
+        )
         count = len(part["source"])
         for key in ("source", "next"):
-            np.testing.assert_array_equal(found[key][offset:offset + count], part[key] + start)
+            np.testing.assert_array_equal(found[key][offset : offset + count], part[key] + start)
         for key in ("reward", "discount"):
-            np.testing.assert_allclose(found[key][offset:offset + count], part[key], rtol=1e-12)
+            np.testing.assert_allclose(found[key][offset : offset + count], part[key], rtol=1e-12)
         start += length
         offset += count
     assert offset == len(found["source"])
@@ -290,8 +339,7 @@ def test_transition_indices_over_concatenated_episodes(lengths, n_step, gamma, s
     pad=st.booleans(),
     seed=st.integers(0, 1000),
 )
-def test_numpy_and_tensorflow_index_kernels_agree(lengths, n_step, gamma, size, shift, pad,
-                                                  seed):
+def test_numpy_and_tensorflow_index_kernels_agree(lengths, n_step, gamma, size, shift, pad, seed):
     from rlds_hub.data import indices
     from rlds_hub.transforms import window_indices
 
@@ -350,9 +398,14 @@ def many_episodes(tmp_path_factory):
 
 
 def _episodes_per_batch(path, shuffle_buffer, episodes_per_chunk):
-    loader = data.transitions(path, batch_size=64, shuffle_buffer=shuffle_buffer,
-                              episodes_per_chunk=episodes_per_chunk, seed=3,
-                              drop_remainder=True)
+    loader = data.transitions(
+        path,
+        batch_size=64,
+        shuffle_buffer=shuffle_buffer,
+        episodes_per_chunk=episodes_per_chunk,
+        seed=3,
+        drop_remainder=True,
+    )
     return [np.unique(b["observation"][:, 0]) for b in loader]
 
 
@@ -377,12 +430,16 @@ def test_batches_mix_the_episodes_of_shuffle_buffer(many_episodes, shuffle_buffe
 
 
 def test_load_combines_split_slices_with_filters(dataset):
-    ids = [int(next(iter(e["steps"]))["observation"]["id"][0]) // 1000
-           for e in data.load(dataset, split="train[:75%]", min_length=5)]
+    ids = [
+        int(next(iter(e["steps"]))["observation"]["id"][0]) // 1000
+        for e in data.load(dataset, split="train[:75%]", min_length=5)
+    ]
     first_six = range(6)  # 75% of 8 episodes
     assert ids == [i for i in first_six if LENGTHS[i] + 1 >= 5]
-    both = [int(next(iter(e["steps"]))["observation"]["id"][0]) // 1000
-            for e in data.load(dataset, split="train[:2]+train[-2:]")]
+    both = [
+        int(next(iter(e["steps"]))["observation"]["id"][0]) // 1000
+        for e in data.load(dataset, split="train[:2]+train[-2:]")
+    ]
     assert both == [0, 1, 6, 7]
     batches = data.transitions(dataset, split="train[50%:]", terminated=True, batch_size=64)
     episodes = {int(b) // 1000 for batch in batches for b in batch["observation"]["id"][:, 0]}
@@ -400,8 +457,11 @@ def test_negative_episode_indices_count_from_the_end(dataset):
 
 def test_api_misuse_names_what_to_pass(dataset):
     episodes = data.load(dataset)
-    for call in (lambda: data.transitions(episodes), lambda: data.windows(episodes, size=2),
-                 lambda: data.InMemorySampler.from_dataset(episodes)):
+    for call in (
+        lambda: data.transitions(episodes),
+        lambda: data.windows(episodes, size=2),
+        lambda: data.InMemorySampler.from_dataset(episodes),
+    ):
         with pytest.raises(TypeError, match=r"not a tf\.data\.Dataset.*rlds_hub\.transforms"):
             call()
     from rlds_hub import transforms
@@ -461,8 +521,9 @@ def test_gathers_split_over_threads_give_the_same_items(many_episodes, monkeypat
 
     def batches(kind):
         if kind == "windows":
-            loader = data.windows(many_episodes, size=16, batch_size=64, seed=2,
-                                  keys=["observation"])
+            loader = data.windows(
+                many_episodes, size=16, batch_size=64, seed=2, keys=["observation"]
+            )
         else:
             loader = data.transitions(many_episodes, batch_size=64, seed=2)
         return [{k: np.copy(v) for k, v in b.items()} for b in loader]
@@ -480,20 +541,29 @@ def test_gathers_split_over_threads_give_the_same_items(many_episodes, monkeypat
 
 
 def test_an_endless_loader_left_early_stops_its_threads_and_bounds_what_it_makes(
-        many_episodes, monkeypatch):
+    many_episodes, monkeypatch
+):
     import threading
 
     from rlds_hub.data import chunks
 
     made = []
     make_items = chunks.ChunkSource.make_items
-    monkeypatch.setattr(chunks.ChunkSource, "make_items",
-                        lambda self, records, chunk: made.append(chunk)
-                        or make_items(self, records, chunk))
+    monkeypatch.setattr(
+        chunks.ChunkSource,
+        "make_items",
+        lambda self, records, chunk: made.append(chunk) or make_items(self, records, chunk),
+    )
     earlier = set(threading.enumerate())
     # a chunk is the whole shuffle buffer: the 64 episodes, one epoch
-    loader = data.transitions(many_episodes, batch_size=8, shuffle_buffer=64,
-                              episodes_per_chunk=8, num_epochs=None, seed=1)
+    loader = data.transitions(
+        many_episodes,
+        batch_size=8,
+        shuffle_buffer=64,
+        episodes_per_chunk=8,
+        num_epochs=None,
+        seed=1,
+    )
     iterator = iter(loader)
     for _ in range(3):
         next(iterator)
@@ -502,9 +572,9 @@ def test_an_endless_loader_left_early_stops_its_threads_and_bounds_what_it_makes
     assert 2 <= len(made) <= 1 + max(1, chunks.AHEAD_EPISODES // 64), made
     iterator.close()
     deadline = time.monotonic() + 5
+
     def ours():
-        return [t.name for t in set(threading.enumerate()) - earlier
-                if t.name.startswith("rlds-")]
+        return [t.name for t in set(threading.enumerate()) - earlier if t.name.startswith("rlds-")]
 
     while ours():
         assert time.monotonic() < deadline, ours()

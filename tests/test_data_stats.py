@@ -186,18 +186,20 @@ def _expected_rows(episodes: list[dict]) -> list[dict]:
     for i, episode in enumerate(episodes):
         steps = episode["steps"]
         rewards = np.array([step["reward"] for step in steps[:-1]], np.float64)
-        rows.append({
-            "episode": i,
-            "num_steps": len(steps),
-            "num_transitions": len(steps) - 1,
-            "return": float(np.sum(rewards)),
-            "terminated": bool(steps[-1]["is_terminal"]),
-            "metadata": {
-                "operator": episode["operator"].decode(),
-                "score": float(episode["score"]),
-                "info/ok": bool(episode["info"]["ok"]),
-            },
-        })
+        rows.append(
+            {
+                "episode": i,
+                "num_steps": len(steps),
+                "num_transitions": len(steps) - 1,
+                "return": float(np.sum(rewards)),
+                "terminated": bool(steps[-1]["is_terminal"]),
+                "metadata": {
+                    "operator": episode["operator"].decode(),
+                    "score": float(episode["score"]),
+                    "info/ok": bool(episode["info"]["ok"]),
+                },
+            }
+        )
     return rows
 
 
@@ -242,7 +244,11 @@ def _check_feature(stats: dict, values: np.ndarray) -> None:
         }
     for name, reference in expected.items():
         np.testing.assert_allclose(
-            _as_float(stats[name]), reference, rtol=1e-10, atol=0, equal_nan=True,
+            _as_float(stats[name]),
+            reference,
+            rtol=1e-10,
+            atol=0,
+            equal_nan=True,
             err_msg=name,
         )
 
@@ -254,7 +260,10 @@ def _check_distribution(stats: dict, values: np.ndarray) -> None:
     assert stats["nan_count"] == int(np.isnan(values).sum())
     assert stats["inf_count"] == int(np.isinf(values).sum())
     expected = {
-        "mean": finite.mean(), "std": finite.std(), "min": finite.min(), "max": finite.max(),
+        "mean": finite.mean(),
+        "std": finite.std(),
+        "min": finite.min(),
+        "max": finite.max(),
         **{f"p{q}": np.percentile(finite, q) for q in (5, 25, 50, 75, 95)},
     }
     for name, reference in expected.items():
@@ -265,8 +274,14 @@ def _check_distribution(stats: dict, values: np.ndarray) -> None:
 
 
 NUMERIC_FEATURES = (
-    "observation/position", "observation/joints/angle", "observation/joints/count",
-    "observation/offset", "action", "reward", "discount", "speed",
+    "observation/position",
+    "observation/joints/angle",
+    "observation/joints/count",
+    "observation/offset",
+    "action",
+    "reward",
+    "discount",
+    "speed",
 )
 
 
@@ -298,9 +313,7 @@ def test_an_opened_dataset_is_accepted_everywhere(recorded):
     assert select_episodes(dataset, min_length=4) == select_episodes(
         recorded["computed"], min_length=4
     )
-    assert statistics(dataset, keys=["reward"]) == statistics(
-        recorded["computed"], keys=["reward"]
-    )
+    assert statistics(dataset, keys=["reward"]) == statistics(recorded["computed"], keys=["reward"])
 
 
 # ---- select_episodes -----------------------------------------------------------------------
@@ -319,8 +332,12 @@ FILTERS = [
     {"episodes": range(2, 6)},
     {"episodes": slice(None, None, 3)},
     {"episodes": [8, 0, 3, 3]},
-    {"min_length": 3, "terminated": False, "where": lambda e: e["metadata"]["score"] >= 1,
-     "episodes": slice(1, None)},
+    {
+        "min_length": 3,
+        "terminated": False,
+        "where": lambda e: e["metadata"]["score"] >= 1,
+        "episodes": slice(1, None),
+    },
     {"min_return": 0.0, "max_return": 6.0, "max_length": 5},
 ]
 
@@ -333,8 +350,11 @@ def _passes(row: dict, filters: dict) -> bool:
         "max_return": lambda v: row["return"] <= v,
         "terminated": lambda v: row["terminated"] == v,
         "where": lambda v: bool(v(row)),
-        "episodes": lambda v: row["episode"] in list(range(NUM_EPISODES))[v]
-        if isinstance(v, slice) else row["episode"] in v,
+        "episodes": lambda v: (
+            row["episode"] in list(range(NUM_EPISODES))[v]
+            if isinstance(v, slice)
+            else row["episode"] in v
+        ),
     }
     return all(checks[name](value) for name, value in filters.items())
 
@@ -392,8 +412,11 @@ def test_statistics_match_numpy(path, data, batch_episodes):
         _column(data, "observation/joints/count").min()
     )
     assert stats["skipped"] == {
-        "is_first": "RLDS flag", "is_last": "RLDS flag", "is_terminal": "RLDS flag",
-        "observation/camera": "image", "observation/label": "string",
+        "is_first": "RLDS flag",
+        "is_last": "RLDS flag",
+        "is_terminal": "RLDS flag",
+        "observation/camera": "image",
+        "observation/label": "string",
     }
     rows = _expected_rows(data)
     _check_distribution(stats["lengths"], [row["num_steps"] for row in rows])
@@ -405,8 +428,9 @@ def test_large_offset_keeps_its_small_spread(recorded, data):
     values = _column(data, "observation/offset")
     assert np.mean(values**2) - np.mean(values) ** 2 != pytest.approx(np.var(values), rel=1e-3)
     for batch_episodes in (1, 2, 256):
-        stats = statistics(recorded["index"], keys=["observation/offset"],
-                           batch_episodes=batch_episodes)["features"]["observation/offset"]
+        stats = statistics(
+            recorded["index"], keys=["observation/offset"], batch_episodes=batch_episodes
+        )["features"]["observation/offset"]
         assert stats["std"] == pytest.approx(np.std(values), rel=1e-9)
         assert stats["mean"] == pytest.approx(np.mean(values), rel=1e-15)
 
@@ -434,11 +458,18 @@ def test_non_finite_values_are_counted_and_left_out(recorded, nonfinite_data):
 def test_statistics_of_some_features_and_episodes(path, data):
     chosen = select_episodes(path, where=lambda e: e["metadata"]["operator"] != "bob")
     done = []
-    stats = statistics(path, episodes=chosen, keys=["observation/joints", "reward"],
-                       progress=done.append, batch_episodes=2)
+    stats = statistics(
+        path,
+        episodes=chosen,
+        keys=["observation/joints", "reward"],
+        progress=done.append,
+        batch_episodes=2,
+    )
     subset = [data[i] for i in chosen]
     assert sorted(stats["features"]) == [
-        "observation/joints/angle", "observation/joints/count", "reward"
+        "observation/joints/angle",
+        "observation/joints/count",
+        "reward",
     ]
     assert stats["skipped"] == {}
     for key in stats["features"]:
@@ -456,8 +487,9 @@ def test_only_the_shards_of_the_chosen_episodes_are_read(recorded, data, monkeyp
     read = []
     original = shards.read_records
     monkeypatch.setattr(
-        shards, "read_records",
-        lambda path, fmt, **kw: read.append(os.path.basename(path)) or original(path, fmt, **kw)
+        shards,
+        "read_records",
+        lambda path, fmt, **kw: read.append(os.path.basename(path)) or original(path, fmt, **kw),
     )
     stats = statistics(recorded["computed"], episodes=[7, 8], keys=["reward"])
     assert read == ["finite-train.tfrecord-00002"]  # 3 episodes per shard

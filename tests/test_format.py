@@ -36,11 +36,27 @@ from rlds_hub.testing import (
     write_oxe_dataset,
 )
 
-DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
-          np.uint8, np.uint16, np.uint32, np.uint64, np.bool_, np.complex64]
+DTYPES = [
+    np.float16,
+    np.float32,
+    np.float64,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.bool_,
+    np.complex64,
+]
 leaf = st.one_of(
-    st.builds(lambda d, s: specs.Array(s, d), st.sampled_from(DTYPES),
-              st.sampled_from([(), (1,), (3,), (2, 2), (70,)])),
+    st.builds(
+        lambda d, s: specs.Array(s, d),
+        st.sampled_from(DTYPES),
+        st.sampled_from([(), (1,), (3,), (2, 2), (70,)]),
+    ),
     st.builds(lambda s: specs.StringArray(s), st.sampled_from([(), (2,)])),
     st.just(specs.Array((5, 4, 3), np.uint8)),
     st.just(specs.Array((6, 4, 1), np.uint8)),
@@ -57,8 +73,14 @@ def assert_episodes_equal_tfds(path: str) -> int:
     assert len(ours) == len(expected)
     unmatched = list(expected)  # TFDS interleaves shard files: match episodes by content
     for mine in ours:
-        match = next((c for c in unmatched if _same(stack_steps(c["steps"]), mine["steps"])
-                      and _same_meta(c, mine)), None)
+        match = next(
+            (
+                c
+                for c in unmatched
+                if _same(stack_steps(c["steps"]), mine["steps"]) and _same_meta(c, mine)
+            ),
+            None,
+        )
         assert match is not None, f"episode {mine['__index__']} differs from TFDS's"
         unmatched.remove(match)
     return len(ours)
@@ -66,13 +88,15 @@ def assert_episodes_equal_tfds(path: str) -> int:
 
 def _same(expected, actual) -> bool:
     if isinstance(expected, dict):
-        return set(expected) == set(actual) and all(
-            _same(expected[k], actual[k]) for k in expected)
+        return set(expected) == set(actual) and all(_same(expected[k], actual[k]) for k in expected)
     expected, actual = np.asarray(expected), np.asarray(actual)
     if expected.dtype == object:
         return [bytes(x) for x in actual.ravel()] == list(expected.ravel())
-    return (expected.dtype == actual.dtype and expected.shape == actual.shape
-            and expected.tobytes() == actual.tobytes())
+    return (
+        expected.dtype == actual.dtype
+        and expected.shape == actual.shape
+        and expected.tobytes() == actual.tobytes()
+    )
 
 
 def _same_meta(expected, actual) -> bool:
@@ -80,14 +104,21 @@ def _same_meta(expected, actual) -> bool:
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(observation_spec=nested, lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
-       seed=st.integers(0, 1000))
+@given(
+    observation_spec=nested,
+    lengths=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    seed=st.integers(0, 1000),
+)
 def test_numpy_decoder_equals_plain_tfds(observation_spec, lengths, seed):
     env = RandomSpecEnv(observation_spec, episode_lengths=lengths, seed=seed)
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        with Recorder(env, tmp + "/ds", episode_fn=lambda ts, a, e: {"n": np.int32(e._t)},
-                      max_episodes_per_shard=2) as recorder:
+        with Recorder(
+            env,
+            tmp + "/ds",
+            episode_fn=lambda ts, a, e: {"n": np.int32(e._t)},
+            max_episodes_per_shard=2,
+        ) as recorder:
             for _ in range(len(lengths)):
                 timestep = recorder.reset()
                 while not timestep.last():
@@ -110,17 +141,30 @@ def _tfds_features(observation_spec, action_spec, reward_spec, discount_spec):
         shape, dtype = spec.shape, np.dtype(spec.dtype)
         if dtype == np.uint8 and len(shape) == 3 and shape[-1] in (1, 3, 4):
             return tfds.features.Image(shape=shape, dtype=np.uint8, encoding_format="png")
-        if 0 in shape or (dtype.kind in "fc" and dtype != np.float32) or (
-                dtype.itemsize == 1 and dtype.kind in "iu" and int(np.prod(shape)) > 64):
+        if (
+            0 in shape
+            or (dtype.kind in "fc" and dtype != np.float32)
+            or (dtype.itemsize == 1 and dtype.kind in "iu" and int(np.prod(shape)) > 64)
+        ):
             return tfds.features.Tensor(shape=shape, dtype=dtype, encoding="bytes")
         return tfds.features.Tensor(shape=shape, dtype=dtype)
 
     flag = tfds.features.Tensor(shape=(), dtype=np.bool_)
-    return tfds.features.FeaturesDict({"steps": tfds.features.Dataset({
-        "observation": feature(observation_spec), "action": feature(action_spec),
-        "reward": feature(reward_spec), "discount": feature(discount_spec),
-        "is_first": flag, "is_last": flag, "is_terminal": flag,
-    })})
+    return tfds.features.FeaturesDict(
+        {
+            "steps": tfds.features.Dataset(
+                {
+                    "observation": feature(observation_spec),
+                    "action": feature(action_spec),
+                    "reward": feature(reward_spec),
+                    "discount": feature(discount_spec),
+                    "is_first": flag,
+                    "is_last": flag,
+                    "is_terminal": flag,
+                }
+            )
+        }
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -128,8 +172,12 @@ def _tfds_features(observation_spec, action_spec, reward_spec, discount_spec):
 def test_features_json_equals_what_tfds_writes(observation_spec):
     action = specs.BoundedArray((2,), np.float32, -1, 1)
     reward, discount = specs.Array((), np.float64), specs.Array((), np.float64)
-    ours = episode_features(observation_spec=observation_spec, action_spec=action,
-                            reward_spec=reward, discount_spec=discount)
+    ours = episode_features(
+        observation_spec=observation_spec,
+        action_spec=action,
+        reward_spec=reward,
+        discount_spec=discount,
+    )
     reference = _tfds_features(observation_spec, action, reward, discount).to_json()
     assert json.loads(json.dumps(ours)) == json.loads(json.dumps(reference))
     rebuilt = tfds.features.FeatureConnector.from_json(ours)  # TFDS reads ours back
@@ -137,17 +185,21 @@ def test_features_json_equals_what_tfds_writes(observation_spec):
 
 
 def test_plan_reads_every_tfds_feature_type_it_supports():
-    features = tfds.features.FeaturesDict({
-        "steps": tfds.features.Dataset({
-            "image": tfds.features.Image(shape=(4, 4, 3), encoding_format="jpeg"),
-            "text": tfds.features.Text(),
-            "label": tfds.features.ClassLabel(num_classes=3),
-            "x": tfds.features.Scalar(dtype=np.float32),
-            "raw": tfds.features.Tensor(shape=(2,), dtype=np.float64, encoding="bytes"),
-            "names": tfds.features.Tensor(shape=(2,), dtype=np.str_),
-        }),
-        "meta": tfds.features.FeaturesDict({"id": np.int64}),
-    })
+    features = tfds.features.FeaturesDict(
+        {
+            "steps": tfds.features.Dataset(
+                {
+                    "image": tfds.features.Image(shape=(4, 4, 3), encoding_format="jpeg"),
+                    "text": tfds.features.Text(),
+                    "label": tfds.features.ClassLabel(num_classes=3),
+                    "x": tfds.features.Scalar(dtype=np.float32),
+                    "raw": tfds.features.Tensor(shape=(2,), dtype=np.float64, encoding="bytes"),
+                    "names": tfds.features.Tensor(shape=(2,), dtype=np.str_),
+                }
+            ),
+            "meta": tfds.features.FeaturesDict({"id": np.int64}),
+        }
+    )
     plan = Plan.from_features_json(features.to_json())
     kinds = {leaf.key: (leaf.kind, leaf.dtype.name, leaf.shape) for leaf in plan}
     assert kinds == {
@@ -164,12 +216,18 @@ def test_plan_reads_every_tfds_feature_type_it_supports():
 
 
 def test_unsupported_features_are_named():
-    variable = tfds.features.FeaturesDict({"steps": tfds.features.Dataset({
-        "image": tfds.features.Image(shape=(None, None, 3))})})
+    variable = tfds.features.FeaturesDict(
+        {"steps": tfds.features.Dataset({"image": tfds.features.Image(shape=(None, None, 3))})}
+    )
     with pytest.raises(PlanError, match="steps/image: variable shape"):
         Plan.from_features_json(variable.to_json())
-    zlib = tfds.features.FeaturesDict({"steps": tfds.features.Dataset({
-        "x": tfds.features.Tensor(shape=(2,), dtype=np.int8, encoding="zlib")})})
+    zlib = tfds.features.FeaturesDict(
+        {
+            "steps": tfds.features.Dataset(
+                {"x": tfds.features.Tensor(shape=(2,), dtype=np.int8, encoding="zlib")}
+            )
+        }
+    )
     (leaf,) = Plan.from_features_json(zlib.to_json()).leaves  # read: tests/test_zlib_tensors.py
     assert (leaf.kind, leaf.compression) == ("raw", "zlib")
     lz4 = json.loads(json.dumps(zlib.to_json()).replace('"zlib"', '"lz4"'))
@@ -207,12 +265,15 @@ def test_reads_datasets_written_by_envlogger(tmp_path):
 
     env = RandomSpecEnv(specs.Array((3,), np.float32), episode_lengths=[3, 2])
     config = tfds.rlds.rlds_base.DatasetConfig(
-        name="peer", observation_info=tfds.features.Tensor(shape=(3,), dtype=np.float32),
+        name="peer",
+        observation_info=tfds.features.Tensor(shape=(3,), dtype=np.float32),
         action_info=tfds.features.Tensor(shape=(2,), dtype=np.float32),
-        reward_info=np.float64, discount_info=np.float64)
+        reward_info=np.float64,
+        discount_info=np.float64,
+    )
     writer = tfds_backend_writer.TFDSBackendWriter(
-        data_directory=str(tmp_path), split_name="train", max_episodes_per_file=5,
-        ds_config=config)
+        data_directory=str(tmp_path), split_name="train", max_episodes_per_file=5, ds_config=config
+    )
     logger = envlogger.EnvLogger(env, backend=writer)
     for _ in range(2):
         timestep = logger.reset()
@@ -245,6 +306,5 @@ def test_format_core_imports_and_decodes_without_tensorflow(oxe_path):
         f"d = open_dataset({oxe_path!r})\n"
         "print(sum(len(e['steps']['is_first']) for e in iter_episodes(d, 'train')))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == sum(3 + i % 4 for i in range(6))

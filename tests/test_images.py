@@ -50,8 +50,7 @@ def test_grayscale_jpeg_to_rgb_as_tensorflow():
 def test_png_decodes_exactly_as_tensorflow(mode, channels):
     frame = _frame((21, 34, channels), seed=channels)
     buffer = io.BytesIO()
-    Image.fromarray(frame[..., 0] if channels == 1 else frame, mode=mode).save(
-        buffer, format="PNG")
+    Image.fromarray(frame[..., 0] if channels == 1 else frame, mode=mode).save(buffer, format="PNG")
     expected = tf.io.decode_image(buffer.getvalue(), channels=channels).numpy()
     assert np.array_equal(decode_image(buffer.getvalue(), _leaf((21, 34, channels))), expected)
 

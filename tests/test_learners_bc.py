@@ -27,8 +27,15 @@ def point_mass(tmp_path_factory):
 
 def test_bc_loss_falls_and_policy_beats_random(point_mass, tmp_path):
     config = {"num_steps": 2000, "eval_every": 2000, "eval_episodes": 2, "log_every": 500}
-    result = train("bc", dataset=point_mass, env=ENV, out=tmp_path / "run", config=config,
-                   progress=False, echo=lambda line: None)
+    result = train(
+        "bc",
+        dataset=point_mass,
+        env=ENV,
+        out=tmp_path / "run",
+        config=config,
+        progress=False,
+        echo=lambda line: None,
+    )
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     losses_seen = [r["loss"] for r in records if r["kind"] == "train"]
     assert losses_seen[-1] < 0.005 and losses_seen[-1] < losses_seen[0] / 5, losses_seen
@@ -64,8 +71,9 @@ def test_discrete_bc_learns_a_labelling_with_cross_entropy():
     obs = rng.normal(size=(4096, 2)).astype(np.float32)
     labels = (obs[:, 0] > 0).astype(np.int32) + (obs[:, 1] > 1).astype(np.int32)
     config = BCConfig(hidden_sizes=(64, 64), learning_rate=1e-3, steps_per_call=50)
-    learner = BCLearner(task, config, Normalizer.from_arrays(obs),
-                        {"observation": obs, "action": labels}, seed=0)
+    learner = BCLearner(
+        task, config, Normalizer.from_arrays(obs), {"observation": obs, "action": labels}, seed=0
+    )
     for _ in range(12):
         learner.step()
     predicted = learner.act(obs)
@@ -87,8 +95,7 @@ def test_bc_trains_from_a_loader_and_from_tf_data_with_any_batch_size(point_mass
     config = BCConfig(batch_size=64, steps_per_call=10, hidden_sizes=(32,))
     # 100-transition batches re-cut into 64s: 5000 transitions fill 78 batches; 7 calls of
     # 10 use 70, and the rest (520 transitions) is counted as left over, not dropped.
-    loader = transitions(point_mass, batch_size=100, num_epochs=1, seed=3,
-                         episodes=range(5))
+    loader = transitions(point_mass, batch_size=100, num_epochs=1, seed=3, episodes=range(5))
     learner = BCLearner(task, config, normalizer, loader, seed=0)
     calls = 0
     with pytest.raises(StopIteration):
@@ -128,8 +135,9 @@ def test_in_memory_sampler_feeds_bc(point_mass):
 
 
 def test_rebatcher_recuts_without_losing_rows():
-    rows = [{"x": np.arange(start, start + size)} for start, size in
-            ((0, 5), (5, 1), (6, 7), (13, 2))]
+    rows = [
+        {"x": np.arange(start, start + size)} for start, size in ((0, 5), (5, 1), (6, 7), (13, 2))
+    ]
     rebatcher = inputs.Rebatcher(iter(rows), 4)
     batches = list(rebatcher)
     assert [b["x"].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]

@@ -24,10 +24,32 @@ def demos(tmp_path_factory):
 def test_train_writes_a_complete_run_and_resumes(demos, tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "bc.json"
-    config.write_text(json.dumps({"eval_every": 200, "eval_episodes": 1, "log_every": 100,
-                                  "checkpoint_every": 200, "steps_per_call": 50}))
-    args = ["train", "bc", "--dataset", demos, "--env", ENV, "--out", str(out), "--seed", "3",
-            "--config", str(config), "--quiet"]
+    config.write_text(
+        json.dumps(
+            {
+                "eval_every": 200,
+                "eval_episodes": 1,
+                "log_every": 100,
+                "checkpoint_every": 200,
+                "steps_per_call": 50,
+            }
+        )
+    )
+    args = [
+        "train",
+        "bc",
+        "--dataset",
+        demos,
+        "--env",
+        ENV,
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--config",
+        str(config),
+        "--quiet",
+    ]
     assert main([*args, "--steps", "400"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["step"] for r in lines if r["kind"] == "eval"] == [200, 400]
@@ -46,12 +68,46 @@ def test_train_writes_a_complete_run_and_resumes(demos, tmp_path, capsys):
     assert [r["step"] for r in records if r["kind"] == "eval"] == [200, 400, 600]
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"learning_rate": 0.01}))
-    assert main(["train", "bc", "--dataset", demos, "--env", ENV, "--out", str(out),
-                 "--seed", "3", "--config", str(other), "--resume", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "bc",
+                "--dataset",
+                demos,
+                "--env",
+                ENV,
+                "--out",
+                str(out),
+                "--seed",
+                "3",
+                "--config",
+                str(other),
+                "--resume",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "config learning_rate: 0.0001 in the run, 0.01 now" in capsys.readouterr().err
 
-    assert main(["record", "--env", ENV, "--policy", f"checkpoint:{out}", "--episodes", "1",
-                 "--out", str(tmp_path / "played"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "record",
+                "--env",
+                ENV,
+                "--policy",
+                f"checkpoint:{out}",
+                "--episodes",
+                "1",
+                "--out",
+                str(tmp_path / "played"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(episode_table(str(tmp_path / "played"))) == 1
 
 
@@ -59,9 +115,18 @@ def test_same_seed_same_run_on_one_device_and_across_a_resume(demos, tmp_path):
     from rlds_hub.learners.run import train
 
     def run(name, steps, resume=False):
-        train("bc", dataset=demos, env=ENV, out=tmp_path / name, seed=5, steps=steps,
-              config={"eval_episodes": 0}, resume=resume, progress=False,
-              echo=lambda line: None)
+        train(
+            "bc",
+            dataset=demos,
+            env=ENV,
+            out=tmp_path / name,
+            seed=5,
+            steps=steps,
+            config={"eval_episodes": 0},
+            resume=resume,
+            progress=False,
+            echo=lambda line: None,
+        )
         return np.asarray(load_policy(tmp_path / name)._act(np.ones((1, 4), np.float32)))
 
     straight = run("a", 300)
@@ -80,9 +145,16 @@ def test_load_policy_refuses_what_does_not_fit(demos, tmp_path):
 
     with pytest.raises(CheckpointError, match="not a training run directory"):
         load_policy(tmp_path)
-    train("bc", dataset=demos, env=ENV, out=tmp_path / "run", steps=100,
-          config={"eval_episodes": 0, "steps_per_call": 50}, progress=False,
-          echo=lambda line: None)
+    train(
+        "bc",
+        dataset=demos,
+        env=ENV,
+        out=tmp_path / "run",
+        steps=100,
+        config={"eval_episodes": 0, "steps_per_call": 50},
+        progress=False,
+        echo=lambda line: None,
+    )
     with pytest.raises(SpecMismatchError, match="observation/position"):
         load_policy(tmp_path / "run", env=make_env("dm_control/cartpole-swingup", seed=0))
     policy = load_policy(tmp_path / "run", env=make_env(ENV, seed=0))
@@ -95,9 +167,17 @@ def test_load_policy_refuses_what_does_not_fit(demos, tmp_path):
         policy(cartpole.reset())
     # Another env with the same specs: resuming the run there is refused.
     with pytest.raises(CheckpointError, match="env: 'dm_control/point_mass-easy' in the run"):
-        train("bc", dataset=demos, env="dm_control/point_mass-hard", out=tmp_path / "run",
-              steps=200, config={"eval_episodes": 0, "steps_per_call": 50}, resume=True,
-              progress=False, echo=lambda line: None)
+        train(
+            "bc",
+            dataset=demos,
+            env="dm_control/point_mass-hard",
+            out=tmp_path / "run",
+            steps=200,
+            config={"eval_episodes": 0, "steps_per_call": 50},
+            resume=True,
+            progress=False,
+            echo=lambda line: None,
+        )
     # A checkpoint that does not fit the network run.json describes.
     run_json = tmp_path / "run" / "run.json"
     run = json.loads(run_json.read_text())

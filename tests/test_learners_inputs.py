@@ -67,9 +67,17 @@ def test_nan_observations_are_reported_with_episode_and_step(tmp_path):
 
 
 def test_nan_in_an_iterable_batch_is_reported(tmp_path):
-    task = TaskSpec.from_specs({"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-                               {"kind": "bounded", "shape": [1], "dtype": "float32",
-                                "minimum": -1.0, "maximum": 1.0, "name": "a"})
+    task = TaskSpec.from_specs(
+        {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
+        {
+            "kind": "bounded",
+            "shape": [1],
+            "dtype": "float32",
+            "minimum": -1.0,
+            "maximum": 1.0,
+            "name": "a",
+        },
+    )
     batch = {"observation": np.ones((4, 2)), "action": np.zeros((4, 1))}
     batch["observation"][2, 0] = np.inf
     prepared = inputs.prepare_batch(batch, task, ("observation", "action"))
@@ -78,15 +86,26 @@ def test_nan_in_an_iterable_batch_is_reported(tmp_path):
 
 
 def test_task_spec_maps_actions_both_ways_exactly():
-    observation = {"kind": "dict", "fields": {
-        "b": {"kind": "array", "shape": [3], "dtype": "float64", "name": "b"},
-        "a": {"kind": "array", "shape": [], "dtype": "int32", "name": "a"}}}
-    action = {"kind": "bounded", "shape": [2], "dtype": "float32", "minimum": [-2.0, 0.0],
-              "maximum": [2.0, 10.0], "name": "action"}
+    observation = {
+        "kind": "dict",
+        "fields": {
+            "b": {"kind": "array", "shape": [3], "dtype": "float64", "name": "b"},
+            "a": {"kind": "array", "shape": [], "dtype": "int32", "name": "a"},
+        },
+    }
+    action = {
+        "kind": "bounded",
+        "shape": [2],
+        "dtype": "float32",
+        "minimum": [-2.0, 0.0],
+        "maximum": [2.0, 10.0],
+        "name": "action",
+    }
     task = TaskSpec.from_specs(observation, action, env_name="toy")
     assert task.observation_keys == ("a", "b") and task.observation_size == 4
-    flat = task.flatten_observation({"b": np.array([1.0, 2.0, 3.0]), "a": np.int32(7)},
-                                    batched=False)
+    flat = task.flatten_observation(
+        {"b": np.array([1.0, 2.0, 3.0]), "a": np.int32(7)}, batched=False
+    )
     assert flat.tolist() == [7.0, 1.0, 2.0, 3.0] and flat.dtype == np.float32
     normalised = task.normalize_actions(np.array([[2.0, 0.0], [0.0, 5.0]]))
     np.testing.assert_allclose(normalised, [[1.0, -1.0], [0.0, 0.0]])
@@ -99,26 +118,50 @@ def test_task_spec_maps_actions_both_ways_exactly():
 
 
 def test_unsupported_observations_and_actions_are_refused():
-    image = {"kind": "dict", "fields": {"pixels": {"kind": "array", "shape": [8, 8, 3],
-                                                   "dtype": "uint8", "name": "pixels"}}}
-    action = {"kind": "bounded", "shape": [1], "dtype": "float32", "minimum": -1.0,
-              "maximum": 1.0, "name": "a"}
+    image = {
+        "kind": "dict",
+        "fields": {
+            "pixels": {"kind": "array", "shape": [8, 8, 3], "dtype": "uint8", "name": "pixels"}
+        },
+    }
+    action = {
+        "kind": "bounded",
+        "shape": [1],
+        "dtype": "float32",
+        "minimum": -1.0,
+        "maximum": 1.0,
+        "name": "a",
+    }
     with pytest.raises(DataError, match="image"):
         TaskSpec.from_specs(image, action)
     flat = {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"}
     nested = {"kind": "dict", "fields": {"a": action}}
     with pytest.raises(DataError, match="one flat float action"):
         TaskSpec.from_specs(flat, nested)
-    multi = {"kind": "bounded", "shape": [2], "dtype": "int64", "minimum": 0, "maximum": 3,
-             "name": "a"}
+    multi = {
+        "kind": "bounded",
+        "shape": [2],
+        "dtype": "int64",
+        "minimum": 0,
+        "maximum": 3,
+        "name": "a",
+    }
     with pytest.raises(DataError, match="several discrete"):
         TaskSpec.from_specs(flat, multi)
 
 
 def test_normaliser_uses_population_std_and_guards_constant_features():
-    task = TaskSpec.from_specs({"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-                               {"kind": "bounded", "shape": [1], "dtype": "float32",
-                                "minimum": -1.0, "maximum": 1.0, "name": "a"})
+    task = TaskSpec.from_specs(
+        {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
+        {
+            "kind": "bounded",
+            "shape": [1],
+            "dtype": "float32",
+            "minimum": -1.0,
+            "maximum": 1.0,
+            "name": "a",
+        },
+    )
     stats = {"features": {"observation": {"mean": [1.0, 5.0], "std": [2.0, 1e-9]}}}
     normalizer = Normalizer.from_statistics(task, stats)
     np.testing.assert_allclose(normalizer(np.array([3.0, 5.5])), [1.0, 0.5])
@@ -147,32 +190,45 @@ def test_configs_refuse_unknown_options_and_wrong_types(tmp_path):
 def point_mass(tmp_path_factory):
     from rlds_hub.learners.testing import record_episodes
 
-    return record_episodes(tmp_path_factory.mktemp("inputs") / "pm",
-                           "dm_control/point_mass-easy", episodes=2, seed=0)
+    return record_episodes(
+        tmp_path_factory.mktemp("inputs") / "pm", "dm_control/point_mass-easy", episodes=2, seed=0
+    )
 
 
 def test_bad_training_input_gets_clear_errors(point_mass, tmp_path):
     quiet = {"progress": False, "echo": lambda line: None}
     with pytest.raises(SpecMismatchError, match=r"action: bounded float64\[2\]"):
-        train("bc", dataset=point_mass, env="dm_control/cartpole-swingup",
-              out=tmp_path / "a", **quiet)
+        train(
+            "bc", dataset=point_mass, env="dm_control/cartpole-swingup", out=tmp_path / "a", **quiet
+        )
     with pytest.raises(LearnerError, match="unknown algorithm 'gail'"):
-        train("gail", dataset=point_mass, env="dm_control/point_mass-easy",
-              out=tmp_path / "b", **quiet)
+        train(
+            "gail",
+            dataset=point_mass,
+            env="dm_control/point_mass-easy",
+            out=tmp_path / "b",
+            **quiet,
+        )
     with pytest.raises(DataError, match="no episode"):
-        train("bc", dataset=point_mass, env="dm_control/point_mass-easy", split="train[2:]",
-              out=tmp_path / "c", **quiet)
+        train(
+            "bc",
+            dataset=point_mass,
+            env="dm_control/point_mass-easy",
+            split="train[2:]",
+            out=tmp_path / "c",
+            **quiet,
+        )
     empty = tmp_path / "empty"
     Recorder(NanEnv(), empty, env_name="toy").close()
     with pytest.raises(DataError, match="no episode"):
-        train("bc", dataset=empty, env="dm_control/point_mass-easy", out=tmp_path / "d",
-              **quiet)
+        train("bc", dataset=empty, env="dm_control/point_mass-easy", out=tmp_path / "d", **quiet)
     with pytest.raises(LearnerError, match=r"needs continuous actions"):
         from rlds_hub.learners.ail.learning import AILLearner
 
         discrete = TaskSpec.from_specs(
             {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-            {"kind": "discrete", "num_values": 3, "dtype": "int64", "name": "a"})
+            {"kind": "discrete", "num_values": 3, "dtype": "int64", "name": "a"},
+        )
         AILLearner(discrete, AILConfig(), Normalizer.identity(2))
 
 

@@ -49,13 +49,29 @@ class ToyExpert:
 
 def test_ail_return_rises_clearly_above_random(tmp_path):
     demos = record_episodes(tmp_path / "demos", ENV, episodes=10, seed=0, policy=ToyExpert())
-    config = {"actor_hidden_sizes": [32, 32], "critic_hidden_sizes": [32, 32],
-              "discriminator_hidden_sizes": [32, 32], "batch_size": 64,
-              "initial_random_steps": 200, "steps_per_call": 20, "discount": 0.9,
-              "eval_every": 1_000, "eval_episodes": 20, "checkpoint_every": 5_000,
-              "log_every": 1_000}
-    result = train("ail", dataset=demos, env=ENV, out=tmp_path / "run", steps=2_400,
-                   config=config, progress=False, echo=lambda line: None)
+    config = {
+        "actor_hidden_sizes": [32, 32],
+        "critic_hidden_sizes": [32, 32],
+        "discriminator_hidden_sizes": [32, 32],
+        "batch_size": 64,
+        "initial_random_steps": 200,
+        "steps_per_call": 20,
+        "discount": 0.9,
+        "eval_every": 1_000,
+        "eval_episodes": 20,
+        "checkpoint_every": 5_000,
+        "log_every": 1_000,
+    }
+    result = train(
+        "ail",
+        dataset=demos,
+        env=ENV,
+        out=tmp_path / "run",
+        steps=2_400,
+        config=config,
+        progress=False,
+        echo=lambda line: None,
+    )
     references = result.references
     assert references["expert"] - references["random"] > 5  # the task separates them
     final = result.evaluations[-1]["normalized_return"]
@@ -78,19 +94,42 @@ def test_poir_learns_the_task_and_its_planner_alone_steers_back(tmp_path):
     from rlds_hub.learners.poir.networks import make_networks
 
     demos = record_episodes(tmp_path / "demos", ENV, episodes=10, seed=0, policy=ToyExpert())
-    config = {"bc_hidden_sizes": [32, 32], "dynamics_hidden_sizes": [32, 32],
-              "ensemble_size": 2, "num_samples": 32, "horizon": 5, "push_fractions": [0.4],
-              "reference_states": 200, "segments": 4, "steps_per_call": 100,
-              "eval_episodes": 0, "online_steps": 0}
+    config = {
+        "bc_hidden_sizes": [32, 32],
+        "dynamics_hidden_sizes": [32, 32],
+        "ensemble_size": 2,
+        "num_samples": 32,
+        "horizon": 5,
+        "push_fractions": [0.4],
+        "reference_states": 200,
+        "segments": 4,
+        "steps_per_call": 100,
+        "eval_episodes": 0,
+        "online_steps": 0,
+    }
     run = tmp_path / "run"
-    train("poir", dataset=demos, env=ENV, out=run, steps=1_500, config=config,
-          progress=False, echo=lambda line: None)
+    train(
+        "poir",
+        dataset=demos,
+        env=ENV,
+        out=run,
+        steps=1_500,
+        config=config,
+        progress=False,
+        echo=lambda line: None,
+    )
     references = reference_returns(ENV, seed=seeds.test_seed(0), episodes=10)
-    references["expert"] = float(np.mean(run_episodes(
-        ToyExpert(), ENV, seed=seeds.test_seed(0), episodes=10)))
+    references["expert"] = float(
+        np.mean(run_episodes(ToyExpert(), ENV, seed=seeds.test_seed(0), episodes=10))
+    )
     switch = load_policy(run)
-    planner_only = POIRPolicy(switch.task, make_networks(switch.task, switch.config),
-                              switch.config, switch.params, mode="plan")
+    planner_only = POIRPolicy(
+        switch.task,
+        make_networks(switch.task, switch.config),
+        switch.config,
+        switch.params,
+        mode="plan",
+    )
     scores = _normalised(switch, references), _normalised(planner_only, references)
     print("POIR", scores)
     assert scores[0] > 0.7

@@ -120,15 +120,24 @@ print("ok", result.steps)
 
 
 def _run(code, *args, env=None):
-    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code, *map(str, args)],
-                            capture_output=True, text=True, timeout=600, check=False, env=env)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout.split()
 
 
 def test_two_devices_compute_what_one_does():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
     assert _run(PARALLEL, env=env)[-1] == "ok"
 
 

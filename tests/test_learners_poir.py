@@ -32,8 +32,9 @@ def test_threshold_is_a_quantile_of_held_out_demonstration_distances():
     rng = np.random.default_rng(0)
     states = rng.normal(size=(600, 2)).astype(np.float32) * 0.1
     episode = np.repeat(np.arange(3), 200)
-    threshold = distance.calibrate_threshold(states, episode, k=3, quantile=0.95,
-                                             reference_states=1000, seed=0)
+    threshold = distance.calibrate_threshold(
+        states, episode, k=3, quantile=0.95, reference_states=1000, seed=0
+    )
     fresh = rng.normal(size=(400, 2)).astype(np.float32) * 0.1
     inside = distance.knn_distance(jnp.asarray(fresh), jnp.asarray(states), 3) <= threshold
     assert 0.85 < float(jnp.mean(inside)) <= 1.0
@@ -44,17 +45,36 @@ def _toy_learner(**overrides):
     """Demonstrations near the origin of a 2-d point whose action moves it: z' = z + 0.1 a."""
     task = TaskSpec.from_specs(
         {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-        {"kind": "bounded", "shape": [2], "dtype": "float32", "minimum": -1.0, "maximum": 1.0,
-         "name": "a"})
+        {
+            "kind": "bounded",
+            "shape": [2],
+            "dtype": "float32",
+            "minimum": -1.0,
+            "maximum": 1.0,
+            "name": "a",
+        },
+    )
     rng = np.random.default_rng(0)
     obs = rng.uniform(-0.3, 0.3, size=(4000, 2)).astype(np.float32)
     act = rng.uniform(-1, 1, size=(4000, 2)).astype(np.float32)
     data = {"observation": obs, "action": act, "next_observation": obs + 0.1 * act}
-    config = POIRConfig(bc_hidden_sizes=(32,), dynamics_hidden_sizes=(64, 64), ensemble_size=2,
-                        num_samples=64, horizon=5, batch_size=128, steps_per_call=100,
-                        reference_states=512, knn=3, segments=8, cost="knn", **overrides)
-    learner = POIRLearner(task, config, Normalizer.from_arrays(obs), data,
-                          np.repeat(np.arange(8), 500), seed=0)
+    config = POIRConfig(
+        bc_hidden_sizes=(32,),
+        dynamics_hidden_sizes=(64, 64),
+        ensemble_size=2,
+        num_samples=64,
+        horizon=5,
+        batch_size=128,
+        steps_per_call=100,
+        reference_states=512,
+        knn=3,
+        segments=8,
+        cost="knn",
+        **overrides,
+    )
+    learner = POIRLearner(
+        task, config, Normalizer.from_arrays(obs), data, np.repeat(np.arange(8), 500), seed=0
+    )
     for _ in range(15):
         learner.step()
     return task, config, learner
@@ -66,20 +86,23 @@ def test_planner_brings_a_state_back_to_the_demonstrations_and_switch_uses_bc_in
     start = jnp.array([0.45, 0.45])  # outside the demonstrations' box
     z0 = planner.normalise(params, start)
     horizon = jnp.zeros((config.horizon, 2))
-    plan, _ = planner.plan(learner.networks, config, params, z0, horizon, jnp.bool_(False),
-                           jax.random.PRNGKey(1))
+    plan, _ = planner.plan(
+        learner.networks, config, params, z0, horizon, jnp.bool_(False), jax.random.PRNGKey(1)
+    )
     assert float(plan[0, 0]) < -0.3 and float(plan[0, 1]) < -0.3, plan[0]  # towards the box
     policy = POIRPolicy(task, learner.networks, config, params, seed=0)
     policy.normalised_action(np.array([0.45, 0.45], np.float32))
     assert policy.planned == 1
     action = policy.normalised_action(np.array([0.0, 0.05], np.float32))
     assert policy.planned == 1  # inside: the BC action
-    bc = planner.bc_actions(learner.networks, params, planner.normalise(
-        params, jnp.array([[0.0, 0.05]])))[0]
+    bc = planner.bc_actions(
+        learner.networks, params, planner.normalise(params, jnp.array([[0.0, 0.05]]))
+    )[0]
     np.testing.assert_allclose(action, bc, rtol=1e-6)
     # The threshold separates the demonstrations from the far start.
-    assert float(params["threshold"]) < float(distance.knn_distance(
-        z0[None], params["references"], config.knn)[0])
+    assert float(params["threshold"]) < float(
+        distance.knn_distance(z0[None], params["references"], config.knn)[0]
+    )
     # With trust, a state where the ensemble is less sure than on the demonstrations is left
     # to BC: a tiny trust scale means the planner never acts.
     cautious = config.replace(trust=True, trust_scale=1e-6)
@@ -92,28 +115,32 @@ def test_planner_brings_a_state_back_to_the_demonstrations_and_switch_uses_bc_in
 def test_push_sequences_find_a_sustained_correction_that_noise_around_bc_does_not():
     # BC of uniform random actions is ~0 everywhere; with no proposal noise, only the push
     # sequences (an action at a bound for their first steps) can move the point back.
-    _, config, learner = _toy_learner(proposal_noise=0.0, trust=False,
-                                      push_fractions=(0.2, 0.6, 1.0))
+    _, config, learner = _toy_learner(
+        proposal_noise=0.0, trust=False, push_fractions=(0.2, 0.6, 1.0)
+    )
     params = learner.planner_params()
     z0 = planner.normalise(params, jnp.array([0.6, 0.6]))
     previous = jnp.zeros((config.horizon, 2))
-    plan, _ = planner.plan(learner.networks, config, params, z0, previous, jnp.bool_(False),
-                           jax.random.PRNGKey(1))
+    plan, _ = planner.plan(
+        learner.networks, config, params, z0, previous, jnp.bool_(False), jax.random.PRNGKey(1)
+    )
     assert float(plan[0, 0]) < -0.5 and float(plan[0, 1]) < -0.5, plan[0]
     sign, length = planner.push_schedule(config, config.num_samples)
     assert sign.tolist()[:1] == [0.0] and length.tolist()[0] == 0  # sequence 0: BC itself
     assert sorted(length.tolist())[-6:] == [1, 1, 3, 3, 5, 5]  # 0.2, 0.6, 1.0 of 5 steps
     assert sorted(sign.tolist()) == [-1.0] * 3 + [0.0] * (config.num_samples - 6) + [1.0] * 3
     without = config.replace(push_fractions=())
-    plan, _ = planner.plan(learner.networks, without, params, z0, previous, jnp.bool_(False),
-                           jax.random.PRNGKey(1))
+    plan, _ = planner.plan(
+        learner.networks, without, params, z0, previous, jnp.bool_(False), jax.random.PRNGKey(1)
+    )
     assert float(jnp.max(jnp.abs(plan[0]))) < 0.3, plan[0]  # BC's ~0 action, nothing better
 
 
 def test_push_sequences_must_leave_room_for_bc():
     with pytest.raises(LearnerError, match="push sequences"):
-        POIRConfig(num_samples=10, ensemble_size=5, push_fractions=(0.1, 0.2, 0.3, 0.4, 0.5)
-                   ).validate()
+        POIRConfig(
+            num_samples=10, ensemble_size=5, push_fractions=(0.1, 0.2, 0.3, 0.4, 0.5)
+        ).validate()
 
 
 def test_dynamics_model_learns_the_demonstrations_transitions():
@@ -135,13 +162,31 @@ def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path):
 
     env = "dm_control/point_mass-easy"
     demos = record_episodes(tmp_path / "pm", env, episodes=2, seed=0)
-    config = {"bc_hidden_sizes": [32], "dynamics_hidden_sizes": [32], "ensemble_size": 2,
-              "num_samples": 8, "horizon": 4, "push_fractions": [0.5], "reference_states": 256,
-              "steps_per_call": 50,
-              "eval_episodes": 1, "eval_every": 1200, "online_steps": 1000,
-              "finetune_updates_per_episode": 20, "online_shift": {"action_noise": 0.2}}
-    result = train("poir", dataset=demos, env=env, out=tmp_path / "run", steps=200,
-                   config=config, progress=False, echo=lambda line: None)
+    config = {
+        "bc_hidden_sizes": [32],
+        "dynamics_hidden_sizes": [32],
+        "ensemble_size": 2,
+        "num_samples": 8,
+        "horizon": 4,
+        "push_fractions": [0.5],
+        "reference_states": 256,
+        "steps_per_call": 50,
+        "eval_episodes": 1,
+        "eval_every": 1200,
+        "online_steps": 1000,
+        "finetune_updates_per_episode": 20,
+        "online_shift": {"action_noise": 0.2},
+    }
+    result = train(
+        "poir",
+        dataset=demos,
+        env=env,
+        out=tmp_path / "run",
+        steps=200,
+        config=config,
+        progress=False,
+        echo=lambda line: None,
+    )
     assert result.steps == 1200
     # The reported evaluation is the recorded one (on the run's validation seed).
     evaluated = episode_table(str(tmp_path / "run" / "evaluation"))
@@ -152,8 +197,10 @@ def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path):
     from rlds_hub.learners import seeds
     from rlds_hub.storage import open_dataset
 
-    sessions = {name: [s["seed"] for s in open_dataset(
-        str(tmp_path / "run" / name)).metadata["sessions"]] for name in ("experience", "evaluation")}
+    sessions = {
+        name: [s["seed"] for s in open_dataset(str(tmp_path / "run" / name)).metadata["sessions"]]
+        for name in ("experience", "evaluation")
+    }
     assert all(s in seeds.ONLINE for s in sessions["experience"])
     assert {seeds.range_name(s) for s in sessions["evaluation"]} == {"validation"}
     from rlds_hub.envs import make_env

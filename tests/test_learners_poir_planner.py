@@ -24,9 +24,13 @@ def _rollout_cost(learner, config, params, z0, actions):
     start = jnp.broadcast_to(z0, (n, z0.shape[-1]))
 
     def step(z, a):
-        z_next = planner.predict(learner.networks, params, z,
-                                 jnp.broadcast_to(a, (n, a.shape[-1])),
-                                 learner.networks.dynamics.size)
+        z_next = planner.predict(
+            learner.networks,
+            params,
+            z,
+            jnp.broadcast_to(a, (n, a.shape[-1])),
+            learner.networks.dynamics.size,
+        )
         return z_next, z_next
 
     _, states = jax.lax.scan(step, start, actions)
@@ -38,12 +42,26 @@ def test_the_chosen_plan_lowers_the_tracking_cost_below_bc_and_random_sequences(
     config = config.replace(cost="tracking")  # segments: the toy demonstrations' next states
     params = learner.planner_params()
     z0 = planner.normalise(params, jnp.array([0.5, -0.45]))  # off the demonstrations
-    chosen, info = planner.plan(learner.networks, config, params, z0,
-                                jnp.zeros((config.horizon, 2)), jnp.bool_(False),
-                                jax.random.PRNGKey(0))
+    chosen, info = planner.plan(
+        learner.networks,
+        config,
+        params,
+        z0,
+        jnp.zeros((config.horizon, 2)),
+        jnp.bool_(False),
+        jax.random.PRNGKey(0),
+    )
     chosen_cost = _rollout_cost(learner, config, params, z0, chosen)
     assert chosen_cost < float(info["bc_cost"]) * 0.8
     rng = np.random.default_rng(0)
-    random_costs = [_rollout_cost(learner, config, params, z0, jnp.asarray(
-        rng.uniform(-1, 1, (config.horizon, 2)), jnp.float32)) for _ in range(10)]
+    random_costs = [
+        _rollout_cost(
+            learner,
+            config,
+            params,
+            z0,
+            jnp.asarray(rng.uniform(-1, 1, (config.horizon, 2)), jnp.float32),
+        )
+        for _ in range(10)
+    ]
     assert chosen_cost < min(random_costs)

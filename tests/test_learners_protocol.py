@@ -31,7 +31,8 @@ def test_online_training_seeds_never_reach_evaluation_seeds_nor_the_demonstratio
     # The old scheme (seed * 1_000_003 + progress) reached seed 0's evaluation seed 10,000
     # when seed 0 was resumed at 10,000 environment steps.
     evaluation = {seeds.validation_seed(s) for s in range(5)} | {
-        seeds.test_seed(s) for s in range(5)}
+        seeds.test_seed(s) for s in range(5)
+    }
     for run_seed in range(5):
         for position in (0, 1, 9_999, 10_000, 10_001, 2_500_000, 10**12):
             seed = seeds.online_seed(run_seed, position)
@@ -59,10 +60,17 @@ def _session_seeds(path):
     return [s["seed"] for s in open_dataset(str(path)).metadata["sessions"]]
 
 
-QUICK_AIL = {"actor_hidden_sizes": [16], "critic_hidden_sizes": [16],
-             "discriminator_hidden_sizes": [16], "initial_random_steps": 5_000,
-             "eval_episodes": 1, "eval_every": 1_000, "checkpoint_every": 1_000,
-             "log_every": 1_000, "batch_size": 16}
+QUICK_AIL = {
+    "actor_hidden_sizes": [16],
+    "critic_hidden_sizes": [16],
+    "discriminator_hidden_sizes": [16],
+    "initial_random_steps": 5_000,
+    "eval_episodes": 1,
+    "eval_every": 1_000,
+    "checkpoint_every": 1_000,
+    "log_every": 1_000,
+    "batch_size": 16,
+}
 
 
 def test_ail_evaluates_on_seeds_it_never_trains_on_fresh_and_resumed(tmp_path):
@@ -70,10 +78,27 @@ def test_ail_evaluates_on_seeds_it_never_trains_on_fresh_and_resumed(tmp_path):
 
     demos = _record(tmp_path / "pm", 1, seed=0)
     out = tmp_path / "run"
-    train("ail", dataset=demos, env=POINT_MASS, out=out, steps=1_000, config=QUICK_AIL,
-          progress=False, echo=lambda line: None)
-    train("ail", dataset=demos, env=POINT_MASS, out=out, steps=2_000, config=QUICK_AIL,
-          resume=True, progress=False, echo=lambda line: None)
+    train(
+        "ail",
+        dataset=demos,
+        env=POINT_MASS,
+        out=out,
+        steps=1_000,
+        config=QUICK_AIL,
+        progress=False,
+        echo=lambda line: None,
+    )
+    train(
+        "ail",
+        dataset=demos,
+        env=POINT_MASS,
+        out=out,
+        steps=2_000,
+        config=QUICK_AIL,
+        resume=True,
+        progress=False,
+        echo=lambda line: None,
+    )
     eval_seed = json.loads((out / "run.json").read_text())["eval_seed"]
     assert seeds.range_name(eval_seed) == "validation"
     trained = _session_seeds(out / "experience")
@@ -90,14 +115,31 @@ def test_a_resumed_run_whose_evaluation_seed_it_trained_on_fails_loudly(tmp_path
 
     demos = _record(tmp_path / "pm", 1, seed=0)
     out = tmp_path / "run"
-    train("ail", dataset=demos, env=POINT_MASS, out=out, steps=1_000, config=QUICK_AIL,
-          progress=False, echo=lambda line: None)
+    train(
+        "ail",
+        dataset=demos,
+        env=POINT_MASS,
+        out=out,
+        steps=1_000,
+        config=QUICK_AIL,
+        progress=False,
+        echo=lambda line: None,
+    )
     run = json.loads((out / "run.json").read_text())
     run["eval_seed"] = _session_seeds(out / "experience")[0]  # as the old scheme could
     (out / "run.json").write_text(json.dumps(run))
     with pytest.raises(seeds.SeedOverlapError, match="trained on"):
-        train("ail", dataset=demos, env=POINT_MASS, out=out, steps=2_000, config=QUICK_AIL,
-              resume=True, progress=False, echo=lambda line: None)
+        train(
+            "ail",
+            dataset=demos,
+            env=POINT_MASS,
+            out=out,
+            steps=2_000,
+            config=QUICK_AIL,
+            resume=True,
+            progress=False,
+            echo=lambda line: None,
+        )
 
 
 def test_demonstrations_recorded_on_the_evaluation_seed_are_refused(tmp_path):
@@ -113,9 +155,16 @@ def test_ail_starts_from_the_demonstrations_seed_only_when_asked(tmp_path):
 
     demos = _record(tmp_path / "pm", 1, seed=0)
     out = tmp_path / "run"
-    train("ail", dataset=demos, env=POINT_MASS, out=out, steps=1_000,
-          config={**QUICK_AIL, "eval_episodes": 0, "training_env_seed": 0}, progress=False,
-          echo=lambda line: None)
+    train(
+        "ail",
+        dataset=demos,
+        env=POINT_MASS,
+        out=out,
+        steps=1_000,
+        config={**QUICK_AIL, "eval_episodes": 0, "training_env_seed": 0},
+        progress=False,
+        echo=lambda line: None,
+    )
     assert _session_seeds(out / "experience") == [0]
 
 
@@ -137,8 +186,10 @@ def test_bootstrap_interval_counts_both_seed_and_episode_variation():
     # Identical seeds: only episode noise; seeds that differ: a wider interval.
     rng = np.random.default_rng(1)
     same = [list(rng.normal(0.5, 0.2, 10))] * 5
-    spread = [list(np.asarray(s) + offset) for s, offset in
-              zip(same, [-0.4, -0.2, 0.0, 0.2, 0.4], strict=True)]
+    spread = [
+        list(np.asarray(s) + offset)
+        for s, offset in zip(same, [-0.4, -0.2, 0.0, 0.2, 0.4], strict=True)
+    ]
     narrow = confidence.bootstrap_interval(same)
     wide = confidence.bootstrap_interval(spread)
     assert narrow.low < narrow.mean < narrow.high
@@ -172,8 +223,7 @@ def test_stale_statistics_json_is_recomputed_with_a_note(tmp_path):
     save_statistics(path, statistics(path, "train"))
     _record(path, 3, seed=1)  # appended after `stats --save`
     notes = []
-    setup = prepare("bc", dataset=path, env=POINT_MASS, out=tmp_path / "run",
-                    echo=notes.append)
+    setup = prepare("bc", dataset=path, env=POINT_MASS, out=tmp_path / "run", echo=notes.append)
     assert setup.statistics["num_episodes"] == 5
     fresh = statistics(path, "train")["features"]["observation/position"]["mean"]
     np.testing.assert_allclose(setup.normalizer.mean[:2], fresh, rtol=1e-6)

@@ -52,16 +52,24 @@ def test_read_batch_sample_with_tensorflow_blocked(tmp_path):
             timestep = recorder.reset()
             while not timestep.last():
                 timestep = recorder.step(policy(timestep))
-    result = subprocess.run([sys.executable, "-W", "ignore", "-c", BLOCKED, str(tmp_path / "pm")],
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", BLOCKED, str(tmp_path / "pm")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["ok", str(3 * 1000)]
 
 
 def test_recorder_imports_without_tensorflow():
-    code = ("import sys; sys.modules['tensorflow'] = None; sys.modules['tensorflow_datasets'] = None\n"
-            "from rlds_hub.recorders import Recorder\nimport rlds_hub.recorders.recorder\n"
-            "import rlds_hub.inspection, rlds_hub.storage.writer\nprint('ok')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False)
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; sys.modules['tensorflow_datasets'] = None\n"
+        "from rlds_hub.recorders import Recorder\nimport rlds_hub.recorders.recorder\n"
+        "import rlds_hub.inspection, rlds_hub.storage.writer\nprint('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -123,16 +123,27 @@ def test_tf_transitions_read_a_missing_discount_as_one(fractal):
 def test_train_names_what_the_learners_cannot_use(fractal, tmp_path, capsys):
     from rlds_hub.cli import main
 
-    args = ["train", "bc", "--dataset", fractal, "--env", "gym/Pendulum-v1",
-            "--out", str(tmp_path / "run"), "--quiet"]
+    args = [
+        "train",
+        "bc",
+        "--dataset",
+        fractal,
+        "--env",
+        "gym/Pendulum-v1",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "need an observation and an action" not in err
-    for part in ("observation/image is an image (uint8[16, 16, 3])",
-                 "observation/wrist_image is an image",
-                 "observation/natural_language_instruction is a string",
-                 "the action is a dict of 3 fields (gripper_closedness_action float32[1], "
-                 "rotation_delta float32[3], world_vector float32[3])"):
+    for part in (
+        "observation/image is an image (uint8[16, 16, 3])",
+        "observation/wrist_image is an image",
+        "observation/natural_language_instruction is a string",
+        "the action is a dict of 3 fields (gripper_closedness_action float32[1], "
+        "rotation_delta float32[3], world_vector float32[3])",
+    ):
         assert part in err, err
     assert not (tmp_path / "run").exists()
 

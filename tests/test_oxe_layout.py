@@ -40,8 +40,13 @@ def test_returns_count_the_last_step_reward(oxe):
         assert rows[i]["return"] == expected == (0.0 if i % 3 == 2 else 1.0)
         assert rows[i]["num_steps"] == rows[i]["num_transitions"] == LENGTHS[i]
         assert rows[i]["terminated"]
-    assert sorted(r["metadata"]["episode_id"] for r in episode_table(path, ) if r["return"] >= 1) \
-        == [i for i in range(len(LENGTHS)) if i % 3 != 2]
+    assert sorted(
+        r["metadata"]["episode_id"]
+        for r in episode_table(
+            path,
+        )
+        if r["return"] >= 1
+    ) == [i for i in range(len(LENGTHS)) if i % 3 != 2]
     selected = data.select_episodes(path, min_return=1)
     assert len(selected) == sum(i % 3 != 2 for i in range(len(LENGTHS)))
     assert len(list(data.load(path, min_return=1))) == len(selected)

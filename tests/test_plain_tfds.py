@@ -39,11 +39,21 @@ def test_recorded_dataset_loads_in_a_process_without_rlds_hub(tmp_path):
         "instruction": specs.StringArray((), string_type=str),
         "contacts": (specs.Array((2,), np.bool_), specs.Array((), np.int16)),
     }
-    env = RandomSpecEnv(observation_spec, specs.BoundedArray((3,), np.float32, -1, 1),
-                        episode_lengths=[4, 2], terminate=[True, False], seed=11)
+    env = RandomSpecEnv(
+        observation_spec,
+        specs.BoundedArray((3,), np.float32, -1, 1),
+        episode_lengths=[4, 2],
+        terminate=[True, False],
+        seed=11,
+    )
     rng = np.random.default_rng(0)
-    with Recorder(env, tmp_path / "ds", episode_fn=lambda ts, a, e: {"operator": "bob"},
-                  max_episodes_per_shard=2, policy_name="random") as recorder:
+    with Recorder(
+        env,
+        tmp_path / "ds",
+        episode_fn=lambda ts, a, e: {"operator": "bob"},
+        max_episodes_per_shard=2,
+        policy_name="random",
+    ) as recorder:
         for _ in range(3):
             timestep = recorder.reset()
             while not timestep.last():
@@ -53,14 +63,17 @@ def test_recorded_dataset_loads_in_a_process_without_rlds_hub(tmp_path):
     script.write_text(READER)
     subprocess.run(
         [sys.executable, str(script), str(tmp_path / "ds"), str(out)],
-        check=True, cwd=tmp_path, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        check=True,
+        cwd=tmp_path,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     result = pickle.loads(out.read_bytes())
     assert result["leaked"] == []
     assert result["metadata"]["policy"] == "random"
     assert len(result["episodes"]) == 3
-    for (steps, meta), logged, actions in zip(result["episodes"], env.episodes, env.actions,
-                                              strict=True):
+    for (steps, meta), logged, actions in zip(
+        result["episodes"], env.episodes, env.actions, strict=True
+    ):
         assert meta["operator"] == b"bob"
         assert len(steps) == len(logged)
         for t, step in enumerate(steps):

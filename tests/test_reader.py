@@ -21,8 +21,11 @@ from rlds_hub.testing import RandomSpecEnv, random_value
 
 
 def _record(path, file_format):
-    env = RandomSpecEnv({"x": specs.Array((3,), np.float64), "n": specs.Array((), np.int32)},
-                        episode_lengths=[3, 5, 2, 4], seed=1)
+    env = RandomSpecEnv(
+        {"x": specs.Array((3,), np.float64), "n": specs.Array((), np.int32)},
+        episode_lengths=[3, 5, 2, 4],
+        seed=1,
+    )
     rng = np.random.default_rng(0)
     with Recorder(env, path, max_episodes_per_shard=3, file_format=file_format) as recorder:
         for _ in range(8):
@@ -43,15 +46,20 @@ def test_random_access_equals_the_sequential_read(recorded):
     for record in sequential:
         single = read_record(recorded, "train", record.index)
         assert (single.index, single.shard, single.position) == (
-            record.index, record.shard, record.position)
+            record.index,
+            record.shard,
+            record.position,
+        )
         assert bytes(single.data) == bytes(record.data)
     last = read_record(recorded, "train", -1)
     assert last.index == 7
     episodes = list(iter_episodes(recorded, "train"))
     one = read_episode(recorded, "train", 5)
     assert one["__index__"] == 5
-    assert one["steps"]["observation"]["x"].tobytes() == \
-        episodes[5]["steps"]["observation"]["x"].tobytes()
+    assert (
+        one["steps"]["observation"]["x"].tobytes()
+        == episodes[5]["steps"]["observation"]["x"].tobytes()
+    )
 
 
 def test_a_corrupt_record_is_named_by_the_random_access_read(tmp_path):

@@ -28,14 +28,19 @@ def test_every_readme_block_runs(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     for number, (lang, body) in enumerate(_blocks()):
         if lang == "sh":
-            lines = [line for line in body.splitlines()
-                     if line.strip() and not line.lstrip().startswith("make ")]
+            lines = [
+                line
+                for line in body.splitlines()
+                if line.strip() and not line.lstrip().startswith("make ")
+            ]
             if not lines:
                 continue
             command = ["bash", "-c", "set -euo pipefail\n" + "\n".join(lines)]
         else:  # each Python block is self-contained (its own imports), run in order
             command = [sys.executable, "-W", "ignore", "-c", body]
-        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True,
-                                text=True, timeout=600)
+        result = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, (
-            f"README {lang} block {number} failed:\n{body}\n{result.stderr[-3000:]}")
+            f"README {lang} block {number} failed:\n{body}\n{result.stderr[-3000:]}"
+        )

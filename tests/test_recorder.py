@@ -111,8 +111,14 @@ def test_step_and_episode_metadata(tmp_path):
 
 
 def test_dataset_metadata_is_readable_with_plain_tfds(tmp_path):
-    with Recorder(CountingEnv(), tmp_path / "ds", env_name="counting", policy_name="scripted",
-                  seed=7, metadata={"operator": "alice"}) as recorder:
+    with Recorder(
+        CountingEnv(),
+        tmp_path / "ds",
+        env_name="counting",
+        policy_name="scripted",
+        seed=7,
+        metadata={"operator": "alice"},
+    ) as recorder:
         _run(recorder)
     metadata = tfds.builder_from_directory(str(tmp_path / "ds")).info.metadata
     assert metadata["env_name"] == "counting"
@@ -239,8 +245,7 @@ def test_gymnasium_terminated_vs_truncated(tmp_path):
             self.t += 1
             terminated = self.t == 2 and action[0] == 1
             truncated = self.t == 4
-            return ({"pos": np.full(2, 0.5, np.float32), "mode": 1}, 1.0, terminated,
-                    truncated, {})
+            return ({"pos": np.full(2, 0.5, np.float32), "mode": 1}, 1.0, terminated, truncated, {})
 
     with Recorder(GymnasiumEnv(Env(), seed=0), tmp_path / "ds") as recorder:
         for first in (1, 0):

@@ -12,8 +12,19 @@ from rlds_hub.recorders import Recorder
 from rlds_hub.testing import RandomSpecEnv, assert_bit_equal, random_value, read_episodes_with_tfds
 
 NUMERIC = [
-    np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
-    np.uint8, np.uint16, np.uint32, np.uint64, np.bool_, np.complex64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.bool_,
+    np.complex64,
 ]
 shapes = st.lists(st.integers(0, 3), min_size=0, max_size=2).map(tuple)
 numeric_leaf = st.builds(
@@ -26,7 +37,9 @@ string_leaf = st.builds(
 )
 image_leaf = st.builds(
     lambda h, w, c: specs.Array((h, w, c), np.uint8),
-    st.integers(1, 9), st.integers(1, 9), st.sampled_from([1, 3, 4]),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.sampled_from([1, 3, 4]),
 )
 leaf = st.one_of(numeric_leaf, numeric_leaf, string_leaf, image_leaf)
 keys = st.text(alphabet="abcdefgh_", min_size=1, max_size=6).filter(lambda k: k[0] != "_")
@@ -78,10 +91,12 @@ def _check_dataset(path, env, *, has_metadata=False):
     episodes=st.integers(1, 4),
     seed=st.integers(0, 2**16),
 )
-def test_random_specs_round_trip_bit_exact(observation_spec, action_spec, lengths, terminate,
-                                           episodes, seed):
-    env = RandomSpecEnv(observation_spec, action_spec, episode_lengths=lengths,
-                        terminate=terminate, seed=seed)
+def test_random_specs_round_trip_bit_exact(
+    observation_spec, action_spec, lengths, terminate, episodes, seed
+):
+    env = RandomSpecEnv(
+        observation_spec, action_spec, episode_lengths=lengths, terminate=terminate, seed=seed
+    )
     rng = np.random.default_rng(seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
         with Recorder(env, tmp + "/ds", max_episodes_per_shard=2) as recorder:
@@ -93,12 +108,20 @@ def test_random_specs_round_trip_bit_exact(observation_spec, action_spec, length
 
 
 def test_float64_extremes_and_nested_reward_specs(tmp_path):
-    observation_spec = {"position": specs.Array((3,), np.float64),
-                        "pixels": specs.Array((6, 5, 3), np.uint8)}
+    observation_spec = {
+        "position": specs.Array((3,), np.float64),
+        "pixels": specs.Array((6, 5, 3), np.uint8),
+    }
     reward_spec = {"task": specs.Array((), np.float64), "cost": specs.Array((2,), np.float32)}
     discount_spec = specs.BoundedArray((), np.float32, 0.0, 1.0)
-    env = RandomSpecEnv(observation_spec, reward_spec=reward_spec, discount_spec=discount_spec,
-                        episode_lengths=[3, 1], terminate=[True, False], seed=3)
+    env = RandomSpecEnv(
+        observation_spec,
+        reward_spec=reward_spec,
+        discount_spec=discount_spec,
+        episode_lengths=[3, 1],
+        terminate=[True, False],
+        seed=3,
+    )
     rng = np.random.default_rng(0)
     with Recorder(env, tmp_path / "ds") as recorder:
         for _ in range(4):

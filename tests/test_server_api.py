@@ -46,8 +46,9 @@ def dataset_path(client, name):
 def all_episodes(client, name, **params):
     items, offset = [], 0
     while True:
-        page = client.get(f"{API}/datasets/{name}/episodes",
-                          params={**params, "limit": 4, "offset": offset})
+        page = client.get(
+            f"{API}/datasets/{name}/episodes", params={**params, "limit": 4, "offset": offset}
+        )
         assert page.status_code == 200, page.text
         body = page.json()
         items += body["items"]
@@ -123,8 +124,7 @@ def test_dataset_detail_holds_features_statistics_checksums_and_provenance(clien
     oxe = client.get(f"{API}/datasets/oxe:oxe_like:1.0.0").json()
     assert oxe["layout"] == "oxe"
     assert oxe["image_fields"] == ["observation/image", "observation/wrist_image"]
-    assert oxe["episode_fields"] == {"episode_id": "number", "file_path": "text",
-                                     "success": "bool"}
+    assert oxe["episode_fields"] == {"episode_id": "number", "file_path": "text", "success": "bool"}
 
 
 # ---- episodes ----------------------------------------------------------------------------
@@ -136,16 +136,22 @@ def test_episodes_equal_the_core_episode_table(client, name):
     expected = []
     for split in sorted(open_dataset(path).splits):
         for row in episode_table(path, split):
-            expected.append({"split": split, "index": row["episode"], "length": row["num_steps"],
-                             "num_transitions": row["num_transitions"],
-                             "return": spelled(row["return"]),
-                             "is_terminal": row["terminated"],
-                             "metadata": {k: spelled(v) for k, v in row["metadata"].items()}
-                             or None})
+            expected.append(
+                {
+                    "split": split,
+                    "index": row["episode"],
+                    "length": row["num_steps"],
+                    "num_transitions": row["num_transitions"],
+                    "return": spelled(row["return"]),
+                    "is_terminal": row["terminated"],
+                    "metadata": {k: spelled(v) for k, v in row["metadata"].items()} or None,
+                }
+            )
     assert all_episodes(client, name) == expected
     one = client.get(f"{API}/datasets/{name}/episodes/1").json()
     assert {k: one[k] for k in expected[0]} == next(
-        e for e in expected if e["split"] == "train" and e["index"] == 1)
+        e for e in expected if e["split"] == "train" and e["index"] == 1
+    )
 
 
 def test_non_finite_returns_are_strings_in_valid_json(client):
@@ -157,11 +163,18 @@ def test_non_finite_returns_are_strings_in_valid_json(client):
     assert finite == sorted(finite, reverse=True)
 
 
-@pytest.mark.parametrize("filters", [
-    {"min_return": 3.5}, {"max_return": 3.5}, {"min_return": 2, "max_return": 9},
-    {"min_length": 6, "max_length": 8}, {"terminated": True}, {"terminated": False},
-    {"min_return": -1e9, "terminated": True, "max_length": 9},
-])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"min_return": 3.5},
+        {"max_return": 3.5},
+        {"min_return": 2, "max_return": 9},
+        {"min_length": 6, "max_length": 8},
+        {"terminated": True},
+        {"terminated": False},
+        {"min_return": -1e9, "terminated": True, "max_length": 9},
+    ],
+)
 def test_filters_select_what_the_core_selects(client, filters):
     path = dataset_path(client, "frames")
     expected = select_episodes(path, "train", **filters)
@@ -170,13 +183,19 @@ def test_filters_select_what_the_core_selects(client, filters):
     assert [e["index"] for e in got] == expected
 
 
-@pytest.mark.parametrize("conditions,predicate", [
-    (["operator=alice"], lambda m: m["operator"] == "alice"),
-    (["operator!=alice", "score>=1.5"], lambda m: m["operator"] != "alice" and m["score"] >= 1.5),
-    (["success=true"], lambda m: m["success"]),
-    (["score<2", "success=false"], lambda m: m["score"] < 2 and not m["success"]),
-    (["score>4.5"], lambda m: m["score"] > 4.5),
-])
+@pytest.mark.parametrize(
+    "conditions,predicate",
+    [
+        (["operator=alice"], lambda m: m["operator"] == "alice"),
+        (
+            ["operator!=alice", "score>=1.5"],
+            lambda m: m["operator"] != "alice" and m["score"] >= 1.5,
+        ),
+        (["success=true"], lambda m: m["success"]),
+        (["score<2", "success=false"], lambda m: m["score"] < 2 and not m["success"]),
+        (["score>4.5"], lambda m: m["score"] > 4.5),
+    ],
+)
 def test_metadata_conditions_select_matching_episodes(client, conditions, predicate):
     path = dataset_path(client, "point_mass")
     for split in ("train", "test"):
@@ -187,8 +206,9 @@ def test_metadata_conditions_select_matching_episodes(client, conditions, predic
 
 def test_nested_episode_metadata_filters_on_oxe(client):
     rows = episode_table(dataset_path(client, "oxe:oxe_like:1.0.0"), "train")
-    expected = [r["episode"] for r in rows
-                if r["metadata"]["success"] and r["metadata"]["episode_id"] >= 2]
+    expected = [
+        r["episode"] for r in rows if r["metadata"]["success"] and r["metadata"]["episode_id"] >= 2
+    ]
     got = all_episodes(client, "oxe:oxe_like:1.0.0", meta=["success=true", "episode_id>=2"])
     assert [e["index"] for e in got] == expected and expected
 
@@ -204,10 +224,13 @@ def test_ordering_is_total_and_stable(client, order_by):
 
 
 def test_totals_count_filtered_episodes_on_every_page(client):
-    first = client.get(f"{API}/datasets/point_mass/episodes",
-                       params={"meta": "operator=bob", "limit": 2}).json()
-    later = client.get(f"{API}/datasets/point_mass/episodes",
-                       params={"meta": "operator=bob", "limit": 2, "offset": 4}).json()
+    first = client.get(
+        f"{API}/datasets/point_mass/episodes", params={"meta": "operator=bob", "limit": 2}
+    ).json()
+    later = client.get(
+        f"{API}/datasets/point_mass/episodes",
+        params={"meta": "operator=bob", "limit": 2, "offset": 4},
+    ).json()
     assert first["total"] == later["total"] == 6
     beyond = client.get(f"{API}/datasets/point_mass/episodes", params={"offset": 1000}).json()
     assert beyond == {"items": [], "total": 12, "limit": 50, "offset": 1000}
@@ -219,8 +242,10 @@ def test_totals_count_filtered_episodes_on_every_page(client):
 def test_json_steps_equal_the_decoded_episode(client):
     path = dataset_path(client, "point_mass")
     episode = flatten(read_episode(open_dataset(path), "test", 1))
-    body = client.get(f"{API}/datasets/point_mass/episodes/1/steps",
-                      params={"split": "test", "start": 3, "stop": 9}).json()
+    body = client.get(
+        f"{API}/datasets/point_mass/episodes/1/steps",
+        params={"split": "test", "start": 3, "stop": 9},
+    ).json()
     assert (body["start"], body["stop"], body["length"], body["truncated"]) == (3, 9, 31, False)
     for name, values in body["fields"].items():
         expected = episode["steps/" + name][3:9]
@@ -229,8 +254,9 @@ def test_json_steps_equal_the_decoded_episode(client):
 
 
 def test_json_steps_spell_non_finite_rewards(client):
-    body = strict_json(client.get(f"{API}/datasets/frames/episodes/0/steps",
-                                  params={"fields": "reward"}).text)
+    body = strict_json(
+        client.get(f"{API}/datasets/frames/episodes/0/steps", params={"fields": "reward"}).text
+    )
     assert body["fields"]["reward"][1] == "NaN"
     assert list(body["fields"]) == ["reward"]
 
@@ -254,23 +280,24 @@ def test_arrow_and_npz_slices_are_bit_exact(client, name, index):
             assert chunk.to_pylist() == [v.decode() for v in expected]
             assert npz[column].tolist() == list(expected)
             continue
-        got = chunk.to_numpy_ndarray() if expected.ndim > 1 else chunk.to_numpy(
-            zero_copy_only=False)
+        got = (
+            chunk.to_numpy_ndarray() if expected.ndim > 1 else chunk.to_numpy(zero_copy_only=False)
+        )
         assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), column
         assert npz[column].tobytes() == expected.tobytes(), column
 
 
 def test_json_slices_are_cut_at_the_limit_unless_stop_asks_for_more(tmp_path):
-    with app_client([dataset_root()], f"sqlite:///{tmp_path}/i.sqlite3",
-                    max_json_steps=5) as small:
+    with app_client([dataset_root()], f"sqlite:///{tmp_path}/i.sqlite3", max_json_steps=5) as small:
         cut = small.get(f"{API}/datasets/point_mass/episodes/0/steps").json()
         assert (cut["start"], cut["stop"], cut["truncated"]) == (0, 5, True)
         assert len(cut["fields"]["reward"]) == 5
         refused = small.get(f"{API}/datasets/point_mass/episodes/0/steps", params={"stop": 20})
         assert refused.status_code == 413
         assert "format=arrow" in refused.json()["error"]["message"]
-        bulk = small.get(f"{API}/datasets/point_mass/episodes/0/steps",
-                         params={"stop": 20, "format": "npz"})
+        bulk = small.get(
+            f"{API}/datasets/point_mass/episodes/0/steps", params={"stop": 20, "format": "npz"}
+        )
         assert bulk.status_code == 200
 
 
@@ -294,54 +321,68 @@ def test_animation_and_filmstrip_hold_every_chosen_frame(client):
     assert apng.n_frames == 10
     apng.seek(7)
     assert (np.asarray(apng.convert("RGB"))[..., 0] == 70).all()  # lossless
-    gif = Image.open(io.BytesIO(client.get(url + "/animation",
-                                           params={"format": "gif", "every": 3}).content))
+    gif = Image.open(
+        io.BytesIO(client.get(url + "/animation", params={"format": "gif", "every": 3}).content)
+    )
     assert gif.n_frames == 4
     webp = client.get(url + "/animation", params={"format": "webp", "stop": 4})
     assert webp.headers["content-type"] == "image/webp"
     assert Image.open(io.BytesIO(webp.content)).n_frames == 4
     strip = Image.open(io.BytesIO(client.get(url + "/filmstrip", params={"columns": 4}).content))
     assert strip.size == (4 * FRAME, 3 * FRAME)
-    oxe = client.get(f"{API}/datasets/oxe:oxe_like:1.0.0/episodes/2/frames/1",
-                     params={"field": "observation/wrist_image"})
+    oxe = client.get(
+        f"{API}/datasets/oxe:oxe_like:1.0.0/episodes/2/frames/1",
+        params={"field": "observation/wrist_image"},
+    )
     assert Image.open(io.BytesIO(oxe.content)).size == (8, 8)
 
 
 # ---- client mistakes ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url,params,status,code", [
-    ("/datasets/nope", {}, 404, "dataset_not_found"),
-    ("/datasets/nope/episodes", {}, 404, "dataset_not_found"),
-    ("/datasets/frames/episodes/99", {}, 404, "episode_not_found"),
-    ("/datasets/frames/episodes/0", {"split": "validation"}, 404, "split_not_found"),
-    ("/datasets/point_mass/episodes/0/steps", {"split": "valid"}, 404, "split_not_found"),
-    ("/datasets/frames/episodes", {"limit": -1}, 422, "invalid_request"),
-    ("/datasets/frames/episodes", {"limit": 10**9}, 422, "invalid_request"),
-    ("/datasets/frames/episodes", {"offset": -5}, 422, "invalid_request"),
-    ("/datasets/frames/episodes", {"offset": 10**30}, 422, "invalid_request"),
-    ("/datasets", {"limit": "many"}, 422, "invalid_request"),
-    ("/datasets/frames/episodes", {"min_return": 5, "max_return": 1}, 400, "reversed_range"),
-    ("/datasets/frames/episodes", {"order_by": "return; DROP TABLE episodes"}, 422,
-     "invalid_request"),
-    ("/datasets/frames/episodes", {"order_by": "metadata"}, 422, "invalid_request"),
-    ("/datasets/point_mass/episodes", {"meta": "nosuch=1"}, 400, "bad_filter"),
-    ("/datasets/point_mass/episodes", {"meta": "score>=lots"}, 400, "bad_filter"),
-    ("/datasets/point_mass/episodes", {"meta": "score"}, 422, "invalid_request"),
-    ("/datasets/point_mass/episodes", {"meta": "success=maybe"}, 400, "bad_filter"),
-    ("/datasets/frames/episodes/1/steps", {"start": 6, "stop": 2}, 400, "bad_slice"),
-    ("/datasets/frames/episodes/1/steps", {"start": 11}, 400, "bad_slice"),
-    ("/datasets/frames/episodes/1/steps", {"stop": -20}, 400, "bad_slice"),
-    ("/datasets/frames/episodes/1/steps", {"fields": "observation/nope"}, 400, "bad_slice"),
-    ("/datasets/frames/episodes/1/steps", {"fields": "observation"}, 400, "bad_slice"),
-    ("/datasets/frames/episodes/1/steps", {"format": "csv"}, 422, "invalid_request"),
-    ("/datasets/frames/episodes/1/frames/10", {}, 404, "step_not_found"),
-    ("/datasets/frames/episodes/1/frames/0", {"field": "observation/position"}, 404,
-     "not_an_image"),
-    ("/datasets/point_mass/episodes/1/animation", {}, 404, "no_images"),
-    ("/datasets/frames/episodes/1/animation", {"start": 5, "stop": 5}, 400, "bad_slice"),
-    ("/api/v2/everything", {}, 404, "not_found"),
-])
+@pytest.mark.parametrize(
+    "url,params,status,code",
+    [
+        ("/datasets/nope", {}, 404, "dataset_not_found"),
+        ("/datasets/nope/episodes", {}, 404, "dataset_not_found"),
+        ("/datasets/frames/episodes/99", {}, 404, "episode_not_found"),
+        ("/datasets/frames/episodes/0", {"split": "validation"}, 404, "split_not_found"),
+        ("/datasets/point_mass/episodes/0/steps", {"split": "valid"}, 404, "split_not_found"),
+        ("/datasets/frames/episodes", {"limit": -1}, 422, "invalid_request"),
+        ("/datasets/frames/episodes", {"limit": 10**9}, 422, "invalid_request"),
+        ("/datasets/frames/episodes", {"offset": -5}, 422, "invalid_request"),
+        ("/datasets/frames/episodes", {"offset": 10**30}, 422, "invalid_request"),
+        ("/datasets", {"limit": "many"}, 422, "invalid_request"),
+        ("/datasets/frames/episodes", {"min_return": 5, "max_return": 1}, 400, "reversed_range"),
+        (
+            "/datasets/frames/episodes",
+            {"order_by": "return; DROP TABLE episodes"},
+            422,
+            "invalid_request",
+        ),
+        ("/datasets/frames/episodes", {"order_by": "metadata"}, 422, "invalid_request"),
+        ("/datasets/point_mass/episodes", {"meta": "nosuch=1"}, 400, "bad_filter"),
+        ("/datasets/point_mass/episodes", {"meta": "score>=lots"}, 400, "bad_filter"),
+        ("/datasets/point_mass/episodes", {"meta": "score"}, 422, "invalid_request"),
+        ("/datasets/point_mass/episodes", {"meta": "success=maybe"}, 400, "bad_filter"),
+        ("/datasets/frames/episodes/1/steps", {"start": 6, "stop": 2}, 400, "bad_slice"),
+        ("/datasets/frames/episodes/1/steps", {"start": 11}, 400, "bad_slice"),
+        ("/datasets/frames/episodes/1/steps", {"stop": -20}, 400, "bad_slice"),
+        ("/datasets/frames/episodes/1/steps", {"fields": "observation/nope"}, 400, "bad_slice"),
+        ("/datasets/frames/episodes/1/steps", {"fields": "observation"}, 400, "bad_slice"),
+        ("/datasets/frames/episodes/1/steps", {"format": "csv"}, 422, "invalid_request"),
+        ("/datasets/frames/episodes/1/frames/10", {}, 404, "step_not_found"),
+        (
+            "/datasets/frames/episodes/1/frames/0",
+            {"field": "observation/position"},
+            404,
+            "not_an_image",
+        ),
+        ("/datasets/point_mass/episodes/1/animation", {}, 404, "no_images"),
+        ("/datasets/frames/episodes/1/animation", {"start": 5, "stop": 5}, 400, "bad_slice"),
+        ("/api/v2/everything", {}, 404, "not_found"),
+    ],
+)
 def test_client_mistakes_get_a_4xx_with_the_error_shape(client, url, params, status, code):
     response = client.get(url if url.startswith("/api/v2") else API + url, params=params)
     assert response.status_code == status, response.text
@@ -349,10 +390,16 @@ def test_client_mistakes_get_a_4xx_with_the_error_shape(client, url, params, sta
     assert error["code"] == code and error["message"]
 
 
-@pytest.mark.parametrize("condition", [
-    "operator=alice' OR '1'='1", "operator=x\"; DROP TABLE episodes; --",
-    "operator=%", "operator=_", "operator=alice) OR (1=1",
-])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "operator=alice' OR '1'='1",
+        'operator=x"; DROP TABLE episodes; --',
+        "operator=%",
+        "operator=_",
+        "operator=alice) OR (1=1",
+    ],
+)
 def test_injection_attempts_are_plain_values(client, condition):
     response = client.get(f"{API}/datasets/point_mass/episodes", params={"meta": condition})
     assert response.status_code == 200 and response.json()["total"] == 0
@@ -360,12 +407,18 @@ def test_injection_attempts_are_plain_values(client, condition):
 
 
 @pytest.mark.parametrize("direct_offset", [0, 2000])
-@pytest.mark.parametrize("params", [
-    {"order_by": "-return"}, {"order_by": "length", "meta": "operator=bob"},
-    {"order_by": "return", "min_return": 0.001}, {"order_by": "-index", "meta": "success=false"},
-])
-def test_pages_of_repeated_and_deep_lists_match_the_core(client, monkeypatch, params,
-                                                         direct_offset):
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"order_by": "-return"},
+        {"order_by": "length", "meta": "operator=bob"},
+        {"order_by": "return", "min_return": 0.001},
+        {"order_by": "-index", "meta": "success=false"},
+    ],
+)
+def test_pages_of_repeated_and_deep_lists_match_the_core(
+    client, monkeypatch, params, direct_offset
+):
     from rlds_hub.server.index import queries
 
     monkeypatch.setattr(queries, "DIRECT_OFFSET", direct_offset)
@@ -381,10 +434,10 @@ def test_pages_of_repeated_and_deep_lists_match_the_core(client, monkeypatch, pa
         rows = [(s, r) for s, r in rows if r["return"] >= params["min_return"]]
     key = params["order_by"].lstrip("-")
     column = {"index": "episode", "length": "num_steps", "return": "return"}[key]
-    expected = sorted(((r[column],) if key != "index" else ()) + (s, r["episode"])
-                      for s, r in rows)
+    expected = sorted(((r[column],) if key != "index" else ()) + (s, r["episode"]) for s, r in rows)
     if params["order_by"].startswith("-"):
         expected.reverse()
     got = all_episodes(client, "point_mass", **params)
-    assert [((e[key],) if key != "index" else ()) + (e["split"], e["index"]) for e in got] \
-        == expected and expected
+    assert [
+        ((e[key],) if key != "index" else ()) + (e["split"], e["index"]) for e in got
+    ] == expected and expected

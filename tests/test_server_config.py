@@ -19,7 +19,10 @@ def test_defaults_need_nothing_but_a_root(tmp_path, monkeypatch):
     assert settings.resolved_database_url() == f"sqlite:///{tmp_path}/{DEFAULT_INDEX_FILE}"
     assert settings.token is None and settings.scan_on_start and settings.scan_interval == 0
     assert (settings.max_json_steps, settings.state_seconds, settings.worker_threads) == (
-        1000, 0.5, 4)
+        1000,
+        0.5,
+        4,
+    )
 
 
 def test_the_environment_sets_everything_and_round_trips(tmp_path, monkeypatch):

@@ -228,12 +228,14 @@ def test_the_schema_refuses_what_the_routes_would_refuse(shared_client) -> None:
     episodes = schema["paths"]["/api/v1/datasets/{name}/episodes"]["get"]["parameters"]
     meta = next(p for p in episodes if p["name"] == "meta")
     assert "pattern" in json.dumps(meta["schema"])
-    for url in ("/api/v1/datasets/point_mass/episodes?meta=",
-                "/api/v1/datasets/point_mass/episodes?meta=%3D1",
-                "/api/v1/datasets/point_mass/episodes/1/frames/0?field=",
-                "/api/v1/datasets/frames/episodes?split=",
-                "/api/v1/datasets/frames/episodes?split=../train",
-                "/api/v1/datasets/frames/episodes/1?split=tr%2Fain"):
+    for url in (
+        "/api/v1/datasets/point_mass/episodes?meta=",
+        "/api/v1/datasets/point_mass/episodes?meta=%3D1",
+        "/api/v1/datasets/point_mass/episodes/1/frames/0?field=",
+        "/api/v1/datasets/frames/episodes?split=",
+        "/api/v1/datasets/frames/episodes?split=../train",
+        "/api/v1/datasets/frames/episodes/1?split=tr%2Fain",
+    ):
         response = shared_client.get(url)
         assert response.status_code == 422, (url, response.text)
         assert response.json()["error"]["code"] == "invalid_request"
@@ -253,7 +255,10 @@ def test_the_viewer_and_the_api_send_protective_headers(shared_client) -> None:
         assert response.headers["x-content-type-options"] == "nosniff", url
     policy = shared_client.get("/").headers["content-security-policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
-    assert "script-src 'self'" in policy and "unsafe" not in policy.split("script-src")[1].split(";")[0]
+    assert (
+        "script-src 'self'" in policy
+        and "unsafe" not in policy.split("script-src")[1].split(";")[0]
+    )
 
 
 @pytest.mark.parametrize("token", [" ", "   ", "\t\n"])
@@ -272,24 +277,28 @@ def test_a_token_of_only_spaces_is_refused_at_start_up(token: str, tmp_path: Pat
 
 def test_a_body_that_is_not_json_gets_a_message_that_says_so(shared_client) -> None:
     for body, content_type, expected in (
-            (b"not json", "application/json", "not valid JSON"),
-            (b'["frames"]', "application/json", "must be a JSON object"),
-            (b"path=frames", "application/x-www-form-urlencoded", "must be a JSON object")):
-        response = shared_client.post("/api/v1/datasets", content=body,
-                                      headers={**auth(), "content-type": content_type})
+        (b"not json", "application/json", "not valid JSON"),
+        (b'["frames"]', "application/json", "must be a JSON object"),
+        (b"path=frames", "application/x-www-form-urlencoded", "must be a JSON object"),
+    ):
+        response = shared_client.post(
+            "/api/v1/datasets", content=body, headers={**auth(), "content-type": content_type}
+        )
         assert response.status_code == 422, response.text
         message = response.json()["error"]["message"]
         assert expected in message and "0: JSON decode error" not in message, message
 
 
-def test_reads_show_paths_relative_to_the_root_never_the_servers_directories(
-        shared_client) -> None:
+def test_reads_show_paths_relative_to_the_root_never_the_servers_directories(shared_client) -> None:
     root = str(dataset_root())
     listing = shared_client.get("/api/v1/datasets")
     assert root not in listing.text
     paths = {item["name"]: item["path"] for item in listing.json()["items"]}
-    assert paths == {"frames": "frames", "point_mass": "point_mass",
-                     "oxe:oxe_like:1.0.0": "oxe/oxe_like/1.0.0"}
+    assert paths == {
+        "frames": "frames",
+        "point_mass": "point_mass",
+        "oxe:oxe_like:1.0.0": "oxe/oxe_like/1.0.0",
+    }
     for name, path in paths.items():
         detail = shared_client.get(f"/api/v1/datasets/{name}")
         assert root not in detail.text, name
@@ -311,10 +320,11 @@ def test_a_crafted_split_name_is_refused_with_a_clear_error(tmp_path: Path, spli
 
 
 def test_an_image_field_the_dataset_lacks_is_a_404_like_an_unknown_split(shared_client) -> None:
-    for url, code in (("/api/v1/datasets/point_mass/episodes/1/animation", "no_images"),
-                      ("/api/v1/datasets/point_mass/episodes/1/frames/0?field=x", "no_images"),
-                      ("/api/v1/datasets/frames/episodes/1/frames/0?field=observation/position",
-                       "not_an_image")):
+    for url, code in (
+        ("/api/v1/datasets/point_mass/episodes/1/animation", "no_images"),
+        ("/api/v1/datasets/point_mass/episodes/1/frames/0?field=x", "no_images"),
+        ("/api/v1/datasets/frames/episodes/1/frames/0?field=observation/position", "not_an_image"),
+    ):
         response = shared_client.get(url)
         assert response.status_code == 404, (url, response.text)
         assert response.json()["error"]["code"] == code

@@ -61,8 +61,10 @@ def test_migrations_downgrade_and_upgrade_again(engine):
 
 def counts(engine):
     with engine.connect() as connection:
-        return tuple(connection.execute(select(func.count()).select_from(table)).scalar_one()
-                     for table in (DatasetRow, EpisodeRow, EpisodeValueRow))
+        return tuple(
+            connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in (DatasetRow, EpisodeRow, EpisodeValueRow)
+        )
 
 
 def test_unchanged_datasets_are_skipped_without_opening_them(engine, monkeypatch):
@@ -107,8 +109,7 @@ def test_the_episode_table_streams_in_chunks_with_progress(engine, monkeypatch, 
     for name, updates in bars:
         assert updates[0] == sum(updates[1:]), name
     with engine.connect() as connection:
-        rows = connection.execute(select(EpisodeRow.__table__).order_by("split", "episode")
-                                  ).all()
+        rows = connection.execute(select(EpisodeRow.__table__).order_by("split", "episode")).all()
     assert len(rows) == 23
 
 
@@ -129,8 +130,17 @@ def test_concurrent_indexers_write_each_dataset_once(engine):
 def test_rlds_hub_index_reports_and_fails_on_a_broken_dataset(tmp_path):
     root = copy_root(tmp_path / "root")
     url = f"sqlite:///{tmp_path}/index.sqlite3"
-    command = [PYTHON, "-m", "rlds_hub.cli", "index", "--root", str(root), "--database-url",
-               url, "--quiet"]
+    command = [
+        PYTHON,
+        "-m",
+        "rlds_hub.cli",
+        "index",
+        "--root",
+        str(root),
+        "--database-url",
+        url,
+        "--quiet",
+    ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "3 indexed, 0 unchanged, 0 failed, 0 removed" in done.stdout
@@ -139,7 +149,11 @@ def test_rlds_hub_index_reports_and_fails_on_a_broken_dataset(tmp_path):
     assert again.returncode == 1
     assert "0 indexed, 2 unchanged, 1 failed" in again.stdout
     assert "cannot index" in again.stderr and "features.json" in again.stderr
-    bad = subprocess.run([PYTHON, "-m", "rlds_hub.cli", "index", "--root",
-                          str(tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True,
-                         timeout=300)
+    bad = subprocess.run(
+        [PYTHON, "-m", "rlds_hub.cli", "index", "--root", str(tmp_path / "nowhere")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "is not a directory" in bad.stderr

@@ -41,45 +41,59 @@ def test_a_dataset_registered_through_one_server_is_listed_by_the_other(postgres
         assert [d["name"] for d in listed["items"]] == ["frames"]
 
         shutil.copytree(dataset_root() / "point_mass", root / "point_mass")
-        registered = httpx.post(first.url + API + "/datasets", json={"path": "point_mass"},
-                                headers=auth(), timeout=60)
+        registered = httpx.post(
+            first.url + API + "/datasets", json={"path": "point_mass"}, headers=auth(), timeout=60
+        )
         assert registered.status_code == 201, registered.text
 
-        eventually(lambda: [d["name"] for d in httpx.get(second.url + API + "/datasets")
-                            .json()["items"]] == ["frames", "point_mass"])
+        eventually(
+            lambda: (
+                [d["name"] for d in httpx.get(second.url + API + "/datasets").json()["items"]]
+                == ["frames", "point_mass"]
+            )
+        )
         detail = httpx.get(second.url + API + "/datasets/point_mass").json()
         assert detail["registered"] and detail["num_episodes"] == 12
-        steps = httpx.get(second.url + API + "/datasets/point_mass/episodes/3/steps",
-                          params={"split": "train", "stop": 4})
+        steps = httpx.get(
+            second.url + API + "/datasets/point_mass/episodes/3/steps",
+            params={"split": "train", "stop": 4},
+        )
         assert steps.status_code == 200 and len(steps.json()["fields"]["reward"]) == 4
         refused = httpx.delete(second.url + API + "/datasets/point_mass", headers=auth())
         assert refused.status_code == 403  # the second server has no token: read-only
 
         removed = httpx.delete(first.url + API + "/datasets/point_mass", headers=auth())
         assert removed.status_code == 200
-        eventually(lambda: httpx.get(second.url + API + "/datasets/point_mass").status_code
-                   == 404)
+        eventually(lambda: httpx.get(second.url + API + "/datasets/point_mass").status_code == 404)
         assert httpx.get(second.url + API + "/datasets/point_mass/episodes").status_code == 404
 
 
 def test_reads_stay_whole_while_another_process_reindexes(postgres, tmp_path):
     root = tmp_path / "root"
-    shutil.copytree(dataset_root(), root,
-                    ignore=shutil.ignore_patterns("*.sqlite3*", ".rlds_hub.lock"))
+    shutil.copytree(
+        dataset_root(), root, ignore=shutil.ignore_patterns("*.sqlite3*", ".rlds_hub.lock")
+    )
     url = postgres.new_database()
     with serving([root], url) as writer, serving([root], url, token=None) as reader:
-        expected = httpx.get(reader.url + API + "/datasets/point_mass/episodes",
-                             params={"limit": 100}).json()
+        expected = httpx.get(
+            reader.url + API + "/datasets/point_mass/episodes", params={"limit": 100}
+        ).json()
 
         def reindex(_):
-            response = httpx.post(writer.url + API + "/datasets/point_mass/reindex",
-                                  params={"force": True}, headers=auth(), timeout=60)
+            response = httpx.post(
+                writer.url + API + "/datasets/point_mass/reindex",
+                params={"force": True},
+                headers=auth(),
+                timeout=60,
+            )
             return response.status_code, response.json()["action"]
 
         def read(i):
             with httpx.Client(base_url=reader.url) as client:
-                return [client.get(API + "/datasets/point_mass/episodes",
-                                   params={"limit": 100}).json() for _ in range(25)]
+                return [
+                    client.get(API + "/datasets/point_mass/episodes", params={"limit": 100}).json()
+                    for _ in range(25)
+                ]
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             writes = pool.map(reindex, range(4))

@@ -42,8 +42,9 @@ def test_every_episode_reads_as_the_core_reads_it(relative):
 
 def test_array_record_shards_read_at_the_position(tmp_path):
     env = FramesEnv()
-    with Recorder(env, tmp_path / "ar", file_format="array_record",
-                  max_episodes_per_shard=2) as recorder:
+    with Recorder(
+        env, tmp_path / "ar", file_format="array_record", max_episodes_per_shard=2
+    ) as recorder:
         for _ in range(5):
             timestep = recorder.reset()
             while not timestep.last():
@@ -65,8 +66,11 @@ def test_damaged_records_name_the_file_and_byte(tmp_path):
     data = bytearray(shard.read_bytes())
     data[20] ^= 1
     shard.write_bytes(bytes(data))
-    with pytest.raises(ShardError, match=r"frames-train.tfrecord-00000: corrupt record data "
-                                         r"at byte 0 \(record 0, CRC mismatch\)"):
+    with pytest.raises(
+        ShardError,
+        match=r"frames-train.tfrecord-00000: corrupt record data "
+        r"at byte 0 \(record 0, CRC mismatch\)",
+    ):
         locator.read(dataset, "train", 0, None)
     assert locator.read(dataset, "train", 1, None)  # the other record of that shard is intact
     shard.write_bytes(bytes(data[: len(data) - 7]))

@@ -16,8 +16,12 @@ from schemathesis import GenerationMode, checks
 
 from rlds_hub.server import Settings, create_app
 
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
-          checks.content_type_conformance, checks.response_schema_conformance]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
 EXAMPLES = 20  # per operation, mode and dataset choice
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -25,8 +29,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
     root = copy_root(tmp_path_factory.mktemp("schema") / "root")
-    app = create_app(Settings(roots=[root], token=TOKEN, max_json_steps=50,
-                              database_url=f"sqlite:///{root.parent}/index.sqlite3"))
+    app = create_app(
+        Settings(
+            roots=[root],
+            token=TOKEN,
+            max_json_steps=50,
+            database_url=f"sqlite:///{root.parent}/index.sqlite3",
+        )
+    )
     service = app.state.service
     service.start()
     assert service.initial_scan_done.wait(120)
@@ -44,12 +54,18 @@ def _operations(schema):
 
 
 def _exercise(operation, mode, path_parameters, statuses):
-    strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters,
-                                     headers=AUTH)
+    strategy = operation.as_strategy(
+        generation_mode=mode, path_parameters=path_parameters, headers=AUTH
+    )
 
     @given(case=strategy)
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case):
         response = case.call_and_validate(checks=CHECKS)
         statuses.setdefault(operation.path, set()).add(response.status_code)

@@ -87,9 +87,23 @@ def test_a_used_port_is_an_error_before_serving_is_announced(tmp_path: Path) -> 
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            _command("serve", "--root", str(dataset_root()), "--port", str(port),
-                     "--database-url", _sqlite(tmp_path), "--quiet", "--no-scan"),
-            capture_output=True, text=True, cwd=REPO, env=_environment(), timeout=120)
+            _command(
+                "serve",
+                "--root",
+                str(dataset_root()),
+                "--port",
+                str(port),
+                "--database-url",
+                _sqlite(tmp_path),
+                "--quiet",
+                "--no-scan",
+            ),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=_environment(),
+            timeout=120,
+        )
     assert result.returncode != 0
     assert "serving" not in result.stdout + result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
@@ -109,6 +123,11 @@ def test_each_indexing_error_is_printed_once(tmp_path: Path) -> None:
     (root / "bad" / "dataset_info.json").write_text("{broken")
     result = subprocess.run(
         _command("index", "--root", str(root), "--database-url", _sqlite(tmp_path), "--quiet"),
-        capture_output=True, text=True, cwd=REPO, env=_environment(), timeout=120)
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=_environment(),
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.count("cannot index") == 1, result.stderr

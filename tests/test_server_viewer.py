@@ -25,8 +25,14 @@ from rlds_hub.format.features import episode_features
 from rlds_hub.storage.writer import DatasetWriter
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 BLUE, RED, GREEN = (31, 119, 180), (214, 39, 40), (44, 160, 44)  # plots.js PALETTE[0, 1, 2]
 
 
@@ -53,8 +59,7 @@ def wait_until(page, expression: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def color_mask(pixels: np.ndarray, color: tuple[int, int, int], tolerance: int = 40
-               ) -> np.ndarray:
+def color_mask(pixels: np.ndarray, color: tuple[int, int, int], tolerance: int = 40) -> np.ndarray:
     return np.abs(pixels - np.array(color)).sum(axis=-1) < tolerance
 
 
@@ -65,17 +70,25 @@ def write_rich(path: Path) -> Path:
     step, and Minari-style ``infos`` that are real on the last step (its action, reward and
     discount are zero-filled)."""
     text = specs.StringArray((), string_type=str)
-    episode_spec = {f"annotation_{k:02d}_with_a_long_name":
-                    text if k % 2 else specs.Array((), np.float64) for k in range(EPISODE_FIELDS)}
+    episode_spec = {
+        f"annotation_{k:02d}_with_a_long_name": text if k % 2 else specs.Array((), np.float64)
+        for k in range(EPISODE_FIELDS)
+    }
     features = episode_features(
-        observation_spec={"depth": specs.Array(DEPTH, np.float32),
-                          "depth16": specs.Array((12, 12, 1), np.uint16),
-                          "joint_positions_of_the_arm": specs.Array((12,), np.float32)},
-        action_spec=specs.Array((2,), np.float32), reward_spec=specs.Array((), np.float64),
+        observation_spec={
+            "depth": specs.Array(DEPTH, np.float32),
+            "depth16": specs.Array((12, 12, 1), np.uint16),
+            "joint_positions_of_the_arm": specs.Array((12,), np.float32),
+        },
+        action_spec=specs.Array((2,), np.float32),
+        reward_spec=specs.Array((), np.float64),
         discount_spec=specs.Array((), np.float64),
-        step_metadata_spec={"infos": {"distance_to_goal": specs.Array((), np.float64)},
-                            "language_instruction": text},
-        episode_metadata_spec=episode_spec)
+        step_metadata_spec={
+            "infos": {"distance_to_goal": specs.Array((), np.float64)},
+            "language_instruction": text,
+        },
+        episode_metadata_spec=episode_spec,
+    )
     encoder = ExampleEncoder(features)
     t = np.arange(RICH_STEPS)
     real = t < RICH_STEPS - 1
@@ -86,26 +99,36 @@ def write_rich(path: Path) -> Path:
             values: dict[str, object] = {
                 "steps/observation/depth": np.broadcast_to(columns, (RICH_STEPS, *DEPTH))
                 + t[:, None, None].astype(np.float32),  # a left-to-right ramp, deeper each step
-                "steps/observation/depth16": (np.arange(144).reshape(1, 12, 12, 1) * 400
-                                              + t[:, None, None, None] * 1000).astype(np.uint16),
-                "steps/observation/joint_positions_of_the_arm":
-                    (t[:, None] * np.arange(1, 13)).astype(np.float32),
+                "steps/observation/depth16": (
+                    np.arange(144).reshape(1, 12, 12, 1) * 400 + t[:, None, None, None] * 1000
+                ).astype(np.uint16),
+                "steps/observation/joint_positions_of_the_arm": (
+                    t[:, None] * np.arange(1, 13)
+                ).astype(np.float32),
                 "steps/action": np.where(real[:, None], 0.5, 0.0).repeat(2, 1).astype(np.float32),
                 "steps/reward": np.where(real, 1.0 + t, 0.0),
                 "steps/discount": np.where(real, 1.0, 0.0),
                 "steps/infos/distance_to_goal": 10.0 - t,  # real on the last step too
                 "steps/language_instruction": np.array(
-                    [f"stack the red block on the blue one ({s})" for s in t], object),
-                "steps/is_first": t == 0, "steps/is_last": ~real, "steps/is_terminal": ~real,
+                    [f"stack the red block on the blue one ({s})" for s in t], object
+                ),
+                "steps/is_first": t == 0,
+                "steps/is_last": ~real,
+                "steps/is_terminal": ~real,
             }
-            metadata = {key: f"/data/raw/a/long/path/to/episode_{episode}/{key}.h5" if k % 2
-                        else np.float64(episode * 1000.5 + k)
-                        for k, key in enumerate(episode_spec)}
+            metadata = {
+                key: f"/data/raw/a/long/path/to/episode_{episode}/{key}.h5"
+                if k % 2
+                else np.float64(episode * 1000.5 + k)
+                for k, key in enumerate(episode_spec)
+            }
             values.update(metadata)
-            row = {"num_steps": RICH_STEPS, "terminated": True,
-                   "return": float(np.sum(values["steps/reward"])),
-                   "metadata": {k: v if isinstance(v, str) else float(v)
-                                for k, v in metadata.items()}}
+            row = {
+                "num_steps": RICH_STEPS,
+                "terminated": True,
+                "return": float(np.sum(values["steps/reward"])),
+                "metadata": {k: v if isinstance(v, str) else float(v) for k, v in metadata.items()},
+            }
             writer.append(encoder.encode_pieces(values), row)
     return path
 
@@ -121,8 +144,10 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system_deps.sh` (make test "
-                    "does) to install Debian's chromium package")
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `bash scripts/system_deps.sh` (make test "
+            "does) to install Debian's chromium package"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -148,8 +173,9 @@ def test_the_list_shows_every_dataset_and_searches(server, page):
     rows = page.locator("#datasets tbody tr")
     rows.nth(3).wait_for()
     assert rows.count() == 4
-    assert page.locator("#datasets tbody tr[data-dataset='point_mass'] td").nth(2).inner_text() \
-        == "12"
+    assert (
+        page.locator("#datasets tbody tr[data-dataset='point_mass'] td").nth(2).inner_text() == "12"
+    )
     page.fill("#search", "robotics")
     wait_until(page, "document.querySelectorAll('#datasets tbody tr').length === 1")
     assert rows.first.get_attribute("data-dataset") == "point_mass"
@@ -196,8 +222,11 @@ def test_episode_plots_follow_the_frames_and_a_click_picks_a_step(server, page, 
     position = page.locator("canvas[data-field='observation/position']")
     position.wait_for()
     frame = page.locator("#frame")
-    wait_until(page, "document.querySelector('#frame').dataset.step === '0' && "
-                           "document.querySelector('#frame').complete")
+    wait_until(
+        page,
+        "document.querySelector('#frame').dataset.step === '0' && "
+        "document.querySelector('#frame').complete",
+    )
     shot = reward.screenshot(path=str(tmp_path / "reward.png"))
     assert colored_pixels(shot, BLUE) > 150
     lines = position.screenshot(path=str(tmp_path / "position.png"))
@@ -207,9 +236,12 @@ def test_episode_plots_follow_the_frames_and_a_click_picks_a_step(server, page, 
     left, right = 58, box["width"] - 22  # plots.js margins
     x = left + (7 / 9) * (right - left)  # step 7 of steps 0..9
     position.click(position={"x": x, "y": box["height"] / 2})
-    wait_until(page, "document.querySelector('#frame').dataset.step === '7' && "
-                           "document.querySelector('#frame').complete && "
-                           "document.querySelector('#frame').naturalWidth === 24")
+    wait_until(
+        page,
+        "document.querySelector('#frame').dataset.step === '7' && "
+        "document.querySelector('#frame').complete && "
+        "document.querySelector('#frame').naturalWidth === 24",
+    )
     assert page.locator("#scrubber").input_value() == "7"
     assert "step 7 / 9" in page.locator("#step-readout").inner_text()
     pixels = np.asarray(Image.open(io.BytesIO(frame.screenshot())).convert("RGB")).astype(int)
@@ -238,10 +270,13 @@ def wait_for_plot(page, field: str) -> None:
     page.locator(f"canvas.plot[data-field='{field}']").wait_for()
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("#/d/nope", "no dataset named 'nope'"),
-    ("#/d/frames/e/train/99", "there is no episode 99"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("#/d/nope", "no dataset named 'nope'"),
+        ("#/d/frames/e/train/99", "there is no episode 99"),
+    ],
+)
 def test_an_error_replaces_the_page_it_follows(server, page, bad, message):
     page.goto(server.url + "/#/d/frames/e/train/1")
     wait_for_plot(page, "reward")
@@ -272,9 +307,11 @@ def test_many_episode_fields_scroll_inside_their_panel(server, browser):
         page.locator("#episodes tbody tr").nth(2).wait_for()
         assert page.locator("#episodes thead th").count() == 5 + EPISODE_FIELDS
         assert page.evaluate("document.documentElement.scrollWidth") <= 1400
-        inner, outer = page.evaluate("(() => { const box = document.querySelector("
-                                     "'#episodes').parentElement; "
-                                     "return [box.scrollWidth, box.clientWidth]; })()")
+        inner, outer = page.evaluate(
+            "(() => { const box = document.querySelector("
+            "'#episodes').parentElement; "
+            "return [box.scrollWidth, box.clientWidth]; })()"
+        )
         assert inner > outer  # the table scrolls inside its panel
         page.locator("#episodes tbody tr").first.click()
         wait_for_plot(page, "reward")
@@ -287,19 +324,24 @@ def test_the_language_instruction_follows_the_step(server, page):
     page.goto(server.url + f"/#/d/{OXE}/e/train/3")
     instruction = page.locator("#step-text [data-field='language_instruction']")
     instruction.wait_for()
-    wait_until(page, "document.querySelector('#step-readout').textContent"
-                           ".startsWith('step 0 ')")
+    wait_until(page, "document.querySelector('#step-readout').textContent.startsWith('step 0 ')")
     assert instruction.inner_text() == "pick up block 3 (étape 0)"
     page.keyboard.press("ArrowRight")
-    wait_until(page, "document.querySelector(\"#step-text [data-field="
-                           "'language_instruction']\").textContent.endsWith('(étape 1)')")
+    wait_until(
+        page,
+        'document.querySelector("#step-text [data-field='
+        "'language_instruction']\").textContent.endsWith('(étape 1)')",
+    )
     assert page.errors == []
 
 
 def depth_map_at(page, field: str, step: int) -> np.ndarray:
-    wait_until(page, f"(() => {{ const map = document.querySelector(\"img.depth-map"
-               f"[data-field='{field}']\"); return map && map.dataset.step === '{step}' && "
-               "map.complete && map.naturalWidth > 0; })()")
+    wait_until(
+        page,
+        f'(() => {{ const map = document.querySelector("img.depth-map'
+        f"[data-field='{field}']\"); return map && map.dataset.step === '{step}' && "
+        "map.complete && map.naturalWidth > 0; })()",
+    )
     return pixels_of(page.locator(f"img.depth-map[data-field='{field}']").screenshot())
 
 
@@ -333,8 +375,13 @@ def test_depth_maps_come_from_the_frames_endpoint(server):
         ramps.append(picture[0].astype(int).sum(axis=-1))
     # coloured over the episode's range (0..24): step 0 starts at its darkest, step 5 ends
     # at its brightest, and step 5's values are step 0's shifted by 5
-    assert tuple(Image.open(io.BytesIO(httpx.get(f"{url}/frames/0", params={
-        "field": "observation/depth"}).content)).convert("RGB").getpixel((0, 0))) == (68, 1, 84)
+    assert tuple(
+        Image.open(
+            io.BytesIO(httpx.get(f"{url}/frames/0", params={"field": "observation/depth"}).content)
+        )
+        .convert("RGB")
+        .getpixel((0, 0))
+    ) == (68, 1, 84)
     assert (np.diff(ramps[0]) >= 0).all() and ramps[1][0] > ramps[0][0]
     animation = httpx.get(f"{url}/animation", params={"field": "observation/depth16"})
     assert animation.status_code == 200
@@ -370,9 +417,18 @@ def test_legends_stay_clear_of_titles(server, page):
     band = pixels[:top]
     title = color_mask(band, (29, 35, 48), 60)
     legend = np.zeros(title.shape, bool)
-    for color in ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-                  "#e377c2", "#17becf", "#bcbd22"):  # (not the grey: the title's edges are)
-        legend |= color_mask(band, tuple(int(color[i:i + 2], 16) for i in (1, 3, 5)), 40)
+    for color in (
+        "#1f77b4",
+        "#d62728",
+        "#2ca02c",
+        "#ff7f0e",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#17becf",
+        "#bcbd22",
+    ):  # (not the grey: the title's edges are)
+        legend |= color_mask(band, tuple(int(color[i : i + 2], 16) for i in (1, 3, 5)), 40)
     assert title.sum() > 50 and legend.sum() > 50
     ty, tx = np.nonzero(title)
     ly, lx = np.nonzero(legend)
@@ -388,8 +444,11 @@ def test_stored_jpeg_frames_are_served_as_stored(server):
 
     url = f"{server.url}/api/v1/datasets/{OXE}/episodes/0/frames"
     record = read_record(open_dataset(dataset_root() / "oxe" / "oxe_like" / "1.0.0"), "train", 0)
-    stored = tf.train.Example.FromString(bytes(record.data)).features.feature[
-        "steps/observation/image"].bytes_list.value
+    stored = (
+        tf.train.Example.FromString(bytes(record.data))
+        .features.feature["steps/observation/image"]
+        .bytes_list.value
+    )
     for step in (0, 2, -1):
         response = httpx.get(f"{url}/{step}", params={"field": "observation/image"})
         assert response.status_code == 200, response.text

@@ -34,19 +34,31 @@ def names(client):
 
 def test_without_a_configured_token_writes_are_disabled(root, tmp_path):
     with app_client([root], f"sqlite:///{tmp_path}/i.sqlite3", token=None) as client:
-        for method, url in (("post", "/datasets"), ("post", "/scan"),
-                            ("delete", "/datasets/frames"), ("post", "/datasets/frames/reindex")):
-            response = client.request(method.upper(), API + url, headers=auth(),
-                                      json={"path": str(root / "frames")})
+        for method, url in (
+            ("post", "/datasets"),
+            ("post", "/scan"),
+            ("delete", "/datasets/frames"),
+            ("post", "/datasets/frames/reindex"),
+        ):
+            response = client.request(
+                method.upper(), API + url, headers=auth(), json={"path": str(root / "frames")}
+            )
             assert response.status_code == 403, (url, response.text)
             assert response.json()["error"]["code"] == "writes_disabled"
         assert "frames" in names(client)
 
 
-@pytest.mark.parametrize("headers,status", [
-    ({}, 401), (auth("wrong"), 403), (auth(TOKEN + "x"), 403), (auth(TOKEN[:-1]), 403),
-    ({"Authorization": f"Basic {TOKEN}"}, 401), ({"Authorization": TOKEN}, 401),
-])
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({}, 401),
+        (auth("wrong"), 403),
+        (auth(TOKEN + "x"), 403),
+        (auth(TOKEN[:-1]), 403),
+        ({"Authorization": f"Basic {TOKEN}"}, 401),
+        ({"Authorization": TOKEN}, 401),
+    ],
+)
 def test_writes_need_the_exact_bearer_token(client, headers, status):
     response = client.delete(f"{API}/datasets/frames", headers=headers)
     assert response.status_code == status
@@ -61,8 +73,16 @@ def test_paths_outside_the_roots_are_refused(client, root, tmp_path):
     shutil.copytree(root / "frames", outside)
     (root / "escape").symlink_to(outside, target_is_directory=True)
     (root / "empty").mkdir()
-    for path in ("../outside", str(outside), "frames/../../outside", "escape", str(root / "escape"),
-                 "/etc", "", "frames\x00"):
+    for path in (
+        "../outside",
+        str(outside),
+        "frames/../../outside",
+        "escape",
+        str(root / "escape"),
+        "/etc",
+        "",
+        "frames\x00",
+    ):
         response = client.post(f"{API}/datasets", json={"path": path}, headers=auth())
         assert response.status_code in (400, 422), (path, response.text)
     refused = client.post(f"{API}/datasets", json={"path": "escape"}, headers=auth()).json()
@@ -77,8 +97,11 @@ def test_paths_outside_the_roots_are_refused(client, root, tmp_path):
 
 def test_remove_then_scan_keeps_it_out_until_registered_again(client, root):
     removed = client.delete(f"{API}/datasets/point_mass", headers=auth())
-    assert removed.json() == {"name": "point_mass", "path": str(root / "point_mass"),
-                              "removed": True}
+    assert removed.json() == {
+        "name": "point_mass",
+        "path": str(root / "point_mass"),
+        "removed": True,
+    }
     assert client.get(f"{API}/datasets/point_mass").status_code == 404
     assert client.get(f"{API}/datasets/point_mass/episodes").status_code == 404
     report = client.post(f"{API}/scan", headers=auth()).json()
@@ -86,13 +109,15 @@ def test_remove_then_scan_keeps_it_out_until_registered_again(client, root):
     assert "point_mass" not in names(client)
     (root / "team").mkdir()
     shutil.move(root / "point_mass", root / "team" / "pm")
-    again = client.post(f"{API}/datasets", json={"path": "team/pm", "name": "pm-expert"},
-                        headers=auth())
+    again = client.post(
+        f"{API}/datasets", json={"path": "team/pm", "name": "pm-expert"}, headers=auth()
+    )
     assert again.status_code == 201, again.text
     detail = again.json()
     assert (detail["name"], detail["registered"], detail["num_episodes"]) == ("pm-expert", True, 12)
-    taken = client.post(f"{API}/datasets", json={"path": "frames", "name": "pm-expert"},
-                        headers=auth())
+    taken = client.post(
+        f"{API}/datasets", json={"path": "frames", "name": "pm-expert"}, headers=auth()
+    )
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "name_taken"
     assert client.get(f"{API}/datasets/pm-expert/episodes/3/steps").status_code == 200
 
@@ -107,16 +132,20 @@ def test_reindex_skips_unchanged_datasets_and_picks_up_new_episodes(client, root
     assert client.post(url, params={"force": True}, headers=auth()).json()["action"] == "indexed"
     generation = client.get(f"{API}/datasets/frames").json()["generation"]
     env = FramesEnv(lengths=(3,))
-    with Recorder(env, root / "frames", max_episodes_per_shard=2,
-                  env_name="tests/frames") as recorder:
+    with Recorder(
+        env, root / "frames", max_episodes_per_shard=2, env_name="tests/frames"
+    ) as recorder:
         for _ in range(2):
             timestep = recorder.reset()
             while not timestep.last():
                 timestep = recorder.step(env.action_spec().generate_value())
     report = client.post(f"{API}/scan", headers=auth()).json()
     actions = {o["name"]: o["action"] for o in report["outcomes"]}
-    assert actions == {"frames": "indexed", "point_mass": "unchanged",
-                       "oxe:oxe_like:1.0.0": "unchanged"}
+    assert actions == {
+        "frames": "indexed",
+        "point_mass": "unchanged",
+        "oxe:oxe_like:1.0.0": "unchanged",
+    }
     detail = client.get(f"{API}/datasets/frames").json()
     assert detail["num_episodes"] == 7 and detail["generation"] == generation + 1
     assert client.get(f"{API}/datasets/frames/episodes/6").json()["length"] == 4
@@ -153,7 +182,8 @@ def test_a_deleted_dataset_fails_until_a_scan_drops_it(client, root):
     assert listed == {"frames": "ok", "point_mass": "ok", "oxe:oxe_like:1.0.0": "missing"}
     report = client.post(f"{API}/scan", headers=auth()).json()
     assert [o["name"] for o in report["outcomes"] if o["action"] == "removed"] == [
-        "oxe:oxe_like:1.0.0"]
+        "oxe:oxe_like:1.0.0"
+    ]
     assert client.get(f"{API}/datasets/oxe:oxe_like:1.0.0").status_code == 404
     assert client.get(f"{API}/datasets/frames/episodes/1/frames/2").status_code == 200
 
@@ -175,14 +205,16 @@ def test_reindexing_while_serving_never_shows_a_partial_index(client):
 
     def reindex():
         while not stop.is_set():
-            outcome = client.post(f"{API}/datasets/point_mass/reindex", params={"force": True},
-                                  headers=auth())
+            outcome = client.post(
+                f"{API}/datasets/point_mass/reindex", params={"force": True}, headers=auth()
+            )
             assert outcome.status_code == 200 and outcome.json()["action"] == "indexed"
 
     def read(i):
         if i % 3 == 0:
-            response = client.get(f"{API}/datasets/point_mass/episodes/{i % 10}/steps",
-                                  params={"stop": 5})
+            response = client.get(
+                f"{API}/datasets/point_mass/episodes/{i % 10}/steps", params={"stop": 5}
+            )
             assert response.status_code == 200, response.text
             return None
         page = client.get(f"{API}/datasets/point_mass/episodes", params={"limit": 100})
@@ -202,13 +234,19 @@ def test_reindexing_while_serving_never_shows_a_partial_index(client):
 
 
 def test_register_rejects_names_and_bodies_that_do_not_fit(client, root):
-    for body in ({"path": "frames", "name": "../x"}, {"path": "frames", "name": "a b"},
-                 {"name": "frames"}, {"path": 5}):
+    for body in (
+        {"path": "frames", "name": "../x"},
+        {"path": "frames", "name": "a b"},
+        {"name": "frames"},
+        {"path": 5},
+    ):
         response = client.post(f"{API}/datasets", json=body, headers=auth())
         assert response.status_code == 422 and response.json()["error"]["code"] == (
-            "invalid_request")
-    raw = client.post(f"{API}/datasets", content=b"{bad", headers={
-        **auth(), "Content-Type": "application/json"})
+            "invalid_request"
+        )
+    raw = client.post(
+        f"{API}/datasets", content=b"{bad", headers={**auth(), "Content-Type": "application/json"}
+    )
     assert raw.status_code == 422
     assert json.loads(raw.text)["error"]["message"]
     assert os.path.isdir(root / client.get(f"{API}/datasets/frames").json()["path"])
@@ -256,7 +294,8 @@ def test_bulk_slices_beyond_the_byte_limit_are_refused(root, tmp_path):
 
 
 def test_repeated_pages_are_answered_from_kept_responses_until_the_index_changes(
-        client, root, monkeypatch):
+    client, root, monkeypatch
+):
     from conftest_server import FramesEnv
 
     from rlds_hub.recorders import Recorder
@@ -264,8 +303,9 @@ def test_repeated_pages_are_answered_from_kept_responses_until_the_index_changes
 
     handled = []
     pagination = episodes_route.Pagination
-    monkeypatch.setattr(episodes_route, "Pagination",
-                        lambda *a: handled.append(a) or pagination(*a))
+    monkeypatch.setattr(
+        episodes_route, "Pagination", lambda *a: handled.append(a) or pagination(*a)
+    )
     url = f"{API}/datasets/frames/episodes?order_by=-length&limit=3"
     answers = [client.get(url) for _ in range(4)]
     assert {a.status_code for a in answers} == {200}
@@ -279,12 +319,14 @@ def test_repeated_pages_are_answered_from_kept_responses_until_the_index_changes
         assert client.get(f"{API}/datasets/frames/episodes?split=nope").status_code == 404
     assert len(handled) == 5
     env = FramesEnv(lengths=(9,))
-    with Recorder(env, root / "frames", max_episodes_per_shard=2,
-                  env_name="tests/frames") as recorder:
+    with Recorder(
+        env, root / "frames", max_episodes_per_shard=2, env_name="tests/frames"
+    ) as recorder:
         timestep = recorder.reset()
         while not timestep.last():
             timestep = recorder.step(env.action_spec().generate_value())
-    assert client.post(f"{API}/datasets/frames/reindex", headers=auth()).json()[
-        "action"] == "indexed"
+    assert (
+        client.post(f"{API}/datasets/frames/reindex", headers=auth()).json()["action"] == "indexed"
+    )
     after = client.get(url).json()
     assert after["total"] == before + 1 and after["items"][0]["length"] == 10

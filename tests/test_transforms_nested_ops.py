@@ -199,14 +199,16 @@ def test_step_functions_may_modify_their_step_in_place(
         np.testing.assert_allclose(rewards, steps[spec.REWARD] + 1)
         assert all(not np.any(s[spec.OBSERVATION]["position"]) for s in episode[spec.STEPS])
     flat = dataset.flat_map(lambda e: e[spec.STEPS])
-    total = T.sum_dataset(T.map_steps(flat, add_one_in_place, batch_size),
-                          lambda step: step[spec.REWARD])
+    total = T.sum_dataset(
+        T.map_steps(flat, add_one_in_place, batch_size), lambda step: step[spec.REWARD]
+    )
     expected = sum(float(np.sum(s[spec.REWARD] + 1)) for s in episodes)
     assert float(total) == pytest.approx(expected)
     # the input dataset itself is unchanged
     again = testing.to_numpy(dataset)
-    np.testing.assert_allclose([s[spec.REWARD] for s in again[1][spec.STEPS]],
-                               episodes[1][spec.REWARD])
+    np.testing.assert_allclose(
+        [s[spec.REWARD] for s in again[1][spec.STEPS]], episodes[1][spec.REWARD]
+    )
 
 
 def test_rlds_module_level_helpers_are_kept(dataset: tf.data.Dataset) -> None:
@@ -218,8 +220,11 @@ def test_rlds_module_level_helpers_are_kept(dataset: tf.data.Dataset) -> None:
     mapped = testing.to_numpy(dataset.map(through_helper))
     assert [e["agent"] for e in mapped] == [b"a", b"b", b"c", b"d"]
     assert nested_ops._get_episode_metadata({"steps": 1, "agent": 2}) == {"agent": 2}
-    applied = testing.to_numpy(dataset.map(
-        lambda e: nested_ops._apply_episode(e, lambda steps: steps.take(1), in_place=True)))
+    applied = testing.to_numpy(
+        dataset.map(
+            lambda e: nested_ops._apply_episode(e, lambda steps: steps.take(1), in_place=True)
+        )
+    )
     assert [len(e[spec.STEPS]) for e in applied] == [1, 1, 1, 1]
 
 

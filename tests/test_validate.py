@@ -81,7 +81,9 @@ def _only(problems: list[Problem], **fields: str) -> Problem:
 
 def test_clean_dataset_is_ok_and_counts_every_episode_and_step(dataset):
     assert sorted(p.name for p in dataset.glob(f"{NAME}-train.tfrecord-*")) == [
-        shard_name(0), shard_name(1), shard_name(2)
+        shard_name(0),
+        shard_name(1),
+        shard_name(2),
     ]
     progress: list[int] = []
     report = validate(dataset, progress=progress.append)
@@ -339,19 +341,27 @@ def _broken(name: str) -> dict[str, np.ndarray]:
 CASES = [
     ("clean", None, None),
     ("is_first false on step 0", "error", "step 0: is_first is false on the first step"),
-    ("is_first on a middle step", "error",
-     "step 2: is_first is true on a step that is not the first (1 such steps)"),
+    (
+        "is_first on a middle step",
+        "error",
+        "step 2: is_first is true on a step that is not the first (1 such steps)",
+    ),
     ("is_last missing", "error", "step 5: is_last is false on the last step"),
-    ("is_last on a middle step", "error",
-     "step 3: is_last is true on a step that is not the last (1 such steps)"),
+    (
+        "is_last on a middle step",
+        "error",
+        "step 3: is_last is true on a step that is not the last (1 such steps)",
+    ),
     ("is_terminal early", "error", "step 3: is_terminal is true before the last step"),
     ("last action not zero", "warning", "step 5 (last): action is not zero-filled"),
     ("last reward not zero", "warning", "step 5 (last): reward is not zero-filled"),
-    ("terminal, final discount 1", "warning",
-     "step 4: terminal episode, but the final transition's discount is not 0"),
+    (
+        "terminal, final discount 1",
+        "warning",
+        "step 4: terminal episode, but the final transition's discount is not 0",
+    ),
     ("nan reward", "warning", "has non-finite rewards"),
-    ("short observation", "error",
-     "steps/observation has 10 values, expected 12 (2 per step)"),
+    ("short observation", "error", "steps/observation has 10 values, expected 12 (2 per step)"),
 ]
 EPISODES_PER_SHARD = 4
 
@@ -420,11 +430,13 @@ def test_short_field_is_reported_when_other_episodes_follow_in_its_batch(tmp_pat
         for _ in range(2):
             writer.append(encoder.encode(_clean_episode(6, terminal=True)), {"num_steps": 6})
     report = validate(tmp_path / "short")
-    assert report.problems == [Problem(
-        "error",
-        "train episode 0 (short-train.tfrecord-00000, record 0)",
-        "steps/reward has 5 values, expected 6 (1 per step)",
-    )]
+    assert report.problems == [
+        Problem(
+            "error",
+            "train episode 0 (short-train.tfrecord-00000, record 0)",
+            "steps/reward has 5 values, expected 6 (1 per step)",
+        )
+    ]
 
 
 def test_warnings_alone_leave_the_dataset_ok(tmp_path):

@@ -84,8 +84,9 @@ def test_shards_by_episode_count_and_readable_while_open(tmp_path):
 
 def test_shards_by_bytes(tmp_path):
     size = len(ExampleEncoder(episode_features(**SPECS)).encode(_episode(0)))
-    writer, encoder = _writer(tmp_path / "ds", max_episodes_per_shard=None,
-                              max_bytes_per_shard=3 * size)
+    writer, encoder = _writer(
+        tmp_path / "ds", max_episodes_per_shard=None, max_bytes_per_shard=3 * size
+    )
     for i in range(8):
         _append(writer, encoder, i)
     writer.close()
@@ -115,6 +116,7 @@ def test_every_intermediate_state_is_consistent(tmp_path, monkeypatch, point):
         calls["n"] += 1
         publish = original_prepare(self)
         if point == "before_info" or (point == "seal_before_info" and calls["n"] == 2):
+
             def crash():
                 raise Crash
 
@@ -214,13 +216,13 @@ def test_append_to_a_split_with_foreign_shard_names_is_refused(tmp_path):
 
 
 def test_array_record_shards_read_with_tfds_data_source(tmp_path):
-    writer, encoder = _writer(tmp_path / "ds", file_format="array_record",
-                              max_episodes_per_shard=2)
+    writer, encoder = _writer(tmp_path / "ds", file_format="array_record", max_episodes_per_shard=2)
     for i in range(5):
         _append(writer, encoder, i)
         source = tfds.builder_from_directory(str(tmp_path / "ds")).as_data_source(split="train")
-        assert [int(source[j]["steps"][0]["observation"][0]) for j in range(len(source))] == \
-            list(range(i + 1))
+        assert [int(source[j]["steps"][0]["observation"][0]) for j in range(len(source))] == list(
+            range(i + 1)
+        )
     writer.close()
     assert _shard_lengths(tmp_path / "ds") == [2, 2, 1]
     assert validate(tmp_path / "ds").ok

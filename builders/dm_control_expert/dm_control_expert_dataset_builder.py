@@ -31,12 +31,21 @@ class Builder(ConvertedBuilder):
     """Episodes of dm_control tasks recorded with rlds_hub's scripted experts."""
 
     BUILDER_CONFIGS = [  # noqa: RUF012  (TFDS reads a list)
-        ExpertConfig(name="point_mass_easy", env="dm_control/point_mass-easy",
-                     description="point_mass-easy, PD expert, 50 episodes of 1000 steps"),
-        ExpertConfig(name="cartpole_balance", env="dm_control/cartpole-balance",
-                     description="cartpole-balance, LQR expert, 50 episodes of 1000 steps"),
-        ExpertConfig(name="cartpole_swingup", env="dm_control/cartpole-swingup",
-                     description="cartpole-swingup, energy-shaping expert, 50 episodes"),
+        ExpertConfig(
+            name="point_mass_easy",
+            env="dm_control/point_mass-easy",
+            description="point_mass-easy, PD expert, 50 episodes of 1000 steps",
+        ),
+        ExpertConfig(
+            name="cartpole_balance",
+            env="dm_control/cartpole-balance",
+            description="cartpole-balance, LQR expert, 50 episodes of 1000 steps",
+        ),
+        ExpertConfig(
+            name="cartpole_swingup",
+            env="dm_control/cartpole-swingup",
+            description="cartpole-swingup, energy-shaping expert, 50 episodes",
+        ),
     ]
 
     def features_json(self) -> dict[str, Any]:
@@ -48,6 +57,12 @@ class Builder(ConvertedBuilder):
         from rlds_hub.beam.recording import record_dataset
 
         config = self.builder_config
-        return record_dataset(config.env, output, policy=config.policy,
-                              episodes=config.episodes, seed=config.seed, name=self.name,
-                              beam_args=beam_args)
+        return record_dataset(
+            config.env,
+            output,
+            policy=config.policy,
+            episodes=config.episodes,
+            seed=config.seed,
+            name=self.name,
+            beam_args=beam_args,
+        )

@@ -59,5 +59,6 @@ class Builder(ConvertedBuilder):
     def write_dataset(self, output: str, beam_args: list[str] | None) -> dict[str, Any]:
         from rlds_hub.beam.jobs.convert import convert
 
-        return convert(self.source, output, source_format="envlogger", name=self.name,
-                       beam_args=beam_args)
+        return convert(
+            self.source, output, source_format="envlogger", name=self.name, beam_args=beam_args
+        )

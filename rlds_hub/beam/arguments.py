@@ -48,54 +48,98 @@ DESCRIPTIONS = {
 
 def _io(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     if many:
-        parser.add_argument("--input", action="append", required=True,
-                            help="input dataset directory (repeat for each input)")
+        parser.add_argument(
+            "--input",
+            action="append",
+            required=True,
+            help="input dataset directory (repeat for each input)",
+        )
     else:
         parser.add_argument("--input", required=True, help="input dataset directory")
-    parser.add_argument("--output", required=True,
-                        help="output directory (must not hold a dataset unless --overwrite)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output if it already holds a dataset")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output directory (must not hold a dataset unless --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output if it already holds a dataset"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _split(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", default=None,
-                        help="input split(s) in TFDS syntax: train, 'train[:80%%]', "
-                        "train+test (default: every split)%(default).0s")
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="input split(s) in TFDS syntax: train, 'train[:80%%]', "
+        "train+test (default: every split)%(default).0s",
+    )
 
 
 def _shards(parser: argparse.ArgumentParser, *, file_format: str | None) -> None:
     group = parser.add_argument_group("output shards")
-    group.add_argument("--num-shards", type=int, default=None,
-                       help="exactly this many shards per split (default: by size)%(default).0s")
-    group.add_argument("--max-episodes-per-shard", type=int,
-                       default=DEFAULT_MAX_EPISODES_PER_SHARD,
-                       help="start a new shard after this many episodes")
-    group.add_argument("--max-bytes-per-shard", type=int, default=DEFAULT_MAX_BYTES_PER_SHARD,
-                       help="start a new shard before this many bytes")
-    group.add_argument("--file-format", default=file_format, choices=list(FILE_FORMATS),
-                       help="shard format" + ("" if file_format else
-                                             " (default: the input's)%(default).0s"))
-    group.add_argument("--name", default=None,
-                       help="TFDS dataset name of the output (default: the input's)%(default).0s")
+    group.add_argument(
+        "--num-shards",
+        type=int,
+        default=None,
+        help="exactly this many shards per split (default: by size)%(default).0s",
+    )
+    group.add_argument(
+        "--max-episodes-per-shard",
+        type=int,
+        default=DEFAULT_MAX_EPISODES_PER_SHARD,
+        help="start a new shard after this many episodes",
+    )
+    group.add_argument(
+        "--max-bytes-per-shard",
+        type=int,
+        default=DEFAULT_MAX_BYTES_PER_SHARD,
+        help="start a new shard before this many bytes",
+    )
+    group.add_argument(
+        "--file-format",
+        default=file_format,
+        choices=list(FILE_FORMATS),
+        help="shard format" + ("" if file_format else " (default: the input's)%(default).0s"),
+    )
+    group.add_argument(
+        "--name",
+        default=None,
+        help="TFDS dataset name of the output (default: the input's)%(default).0s",
+    )
 
 
 def add_convert(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True,
-                        help="the source: a directory of envlogger logs, a Minari dataset "
-                        "directory, or a D4RL-style HDF5 file")
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="the source: a directory of envlogger logs, a Minari dataset "
+        "directory, or a D4RL-style HDF5 file",
+    )
     parser.add_argument("--output", required=True, help="output dataset directory")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the output if it already holds a dataset")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output if it already holds a dataset"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--source-format", default=None, choices=list(SOURCE_FORMATS),
-                        help="the source's format (default: detected)%(default).0s")
+    parser.add_argument(
+        "--source-format",
+        default=None,
+        choices=list(SOURCE_FORMATS),
+        help="the source's format (default: detected)%(default).0s",
+    )
     parser.add_argument("--output-split", default="train", help="the output's split")
-    parser.add_argument("--image-encoding", default="png", choices=list(IMAGE_ENCODINGS),
-                        help="how uint8 image observations are stored (both lossless)")
-    parser.add_argument("--episodes-per-unit", type=int, default=None,
-                        help="episodes a worker converts at a time (default: per format)%(default).0s")
+    parser.add_argument(
+        "--image-encoding",
+        default="png",
+        choices=list(IMAGE_ENCODINGS),
+        help="how uint8 image observations are stored (both lossless)",
+    )
+    parser.add_argument(
+        "--episodes-per-unit",
+        type=int,
+        default=None,
+        help="episodes a worker converts at a time (default: per format)%(default).0s",
+    )
     _shards(parser, file_format="tfrecord")
 
 
@@ -109,23 +153,33 @@ def add_filter(parser: argparse.ArgumentParser) -> None:
     _io(parser)
     _split(parser)
     group = parser.add_argument_group("conditions (all must hold)")
-    group.add_argument("--min-length", type=int, default=None,
-                       help="at least this many RLDS steps")
-    group.add_argument("--max-length", type=int, default=None,
-                       help="at most this many RLDS steps")
+    group.add_argument("--min-length", type=int, default=None, help="at least this many RLDS steps")
+    group.add_argument("--max-length", type=int, default=None, help="at most this many RLDS steps")
     group.add_argument("--min-return", type=float, default=None, help="return at least this")
     group.add_argument("--max-return", type=float, default=None, help="return at most this")
     ended = group.add_mutually_exclusive_group()
     ended.add_argument("--terminated", action="store_true", help="terminated episodes only")
     ended.add_argument("--truncated", action="store_true", help="truncated episodes only")
-    group.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
-                       help="episode metadata KEY equals VALUE (JSON or text; repeatable)")
-    group.add_argument("--where", default=None, metavar="MODULE:FUNCTION",
-                       help="a predicate called with each episode's row (num_steps, return, "
-                       "terminated, metadata, episode)")
-    group.add_argument("--fraction", type=float, default=None,
-                       help="keep this fraction of the episodes, chosen by a hash of --seed "
-                       "and the episode")
+    group.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="episode metadata KEY equals VALUE (JSON or text; repeatable)",
+    )
+    group.add_argument(
+        "--where",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="a predicate called with each episode's row (num_steps, return, "
+        "terminated, metadata, episode)",
+    )
+    group.add_argument(
+        "--fraction",
+        type=float,
+        default=None,
+        help="keep this fraction of the episodes, chosen by a hash of --seed and the episode",
+    )
     group.add_argument("--seed", type=int, default=0, help="seed of --fraction")
     _shards(parser, file_format=None)
 
@@ -134,12 +188,24 @@ def add_map(parser: argparse.ArgumentParser) -> None:
     _io(parser)
     _split(parser)
     functions = parser.add_mutually_exclusive_group(required=True)
-    functions.add_argument("--episode-fn", default=None, metavar="MODULE:FUNCTION",
-                           help="episode -> episode (module:function or file.py:function)")
-    functions.add_argument("--step-fn", default=None, metavar="MODULE:FUNCTION",
-                           help="step -> step (module:function or file.py:function)")
-    parser.add_argument("--image-encoding", default="png", choices=list(IMAGE_ENCODINGS),
-                        help="how uint8 images the function returns are stored")
+    functions.add_argument(
+        "--episode-fn",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="episode -> episode (module:function or file.py:function)",
+    )
+    functions.add_argument(
+        "--step-fn",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="step -> step (module:function or file.py:function)",
+    )
+    parser.add_argument(
+        "--image-encoding",
+        default="png",
+        choices=list(IMAGE_ENCODINGS),
+        help="how uint8 images the function returns are stored",
+    )
     _shards(parser, file_format=None)
 
 
@@ -152,12 +218,18 @@ def add_merge(parser: argparse.ArgumentParser) -> None:
 def add_split(parser: argparse.ArgumentParser) -> None:
     _io(parser)
     _split(parser)
-    parser.add_argument("--fractions", default="train=0.8,validation=0.1,test=0.1",
-                        help="output splits and their shares")
+    parser.add_argument(
+        "--fractions",
+        default="train=0.8,validation=0.1,test=0.1",
+        help="output splits and their shares",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the hash")
-    parser.add_argument("--id-key", default=None,
-                        help="episode metadata field identifying an episode (default: "
-                        "episode_id if present, else <split>/<index>)%(default).0s")
+    parser.add_argument(
+        "--id-key",
+        default=None,
+        help="episode metadata field identifying an episode (default: "
+        "episode_id if present, else <split>/<index>)%(default).0s",
+    )
     _shards(parser, file_format=None)
 
 
@@ -169,12 +241,18 @@ def add_stats(parser: argparse.ArgumentParser, *, positional: bool = False) -> N
         parser.add_argument("--input", required=True, help="dataset directory")
         parser.set_defaults(path=None)
     _split(parser)
-    parser.add_argument("--key", action="append", default=None,
-                        help="only this feature, e.g. observation/position (implies --no-save)")
-    parser.add_argument("--output", default=None, metavar="JSON",
-                        help="also write the statistics to this JSON file")
-    parser.add_argument("--no-save", action="store_true",
-                        help="do not store statistics.json in the dataset")
+    parser.add_argument(
+        "--key",
+        action="append",
+        default=None,
+        help="only this feature, e.g. observation/position (implies --no-save)",
+    )
+    parser.add_argument(
+        "--output", default=None, metavar="JSON", help="also write the statistics to this JSON file"
+    )
+    parser.add_argument(
+        "--no-save", action="store_true", help="do not store statistics.json in the dataset"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -185,25 +263,37 @@ def add_export(parser: argparse.ArgumentParser) -> None:
 
 
 ADDERS = {
-    "convert": add_convert, "reshard": add_reshard, "filter": add_filter, "map": add_map,
-    "merge": add_merge, "split": add_split, "stats": add_stats, "export": add_export,
+    "convert": add_convert,
+    "reshard": add_reshard,
+    "filter": add_filter,
+    "map": add_map,
+    "merge": add_merge,
+    "split": add_split,
+    "stats": add_stats,
+    "export": add_export,
 }
 
 
-def job_parser(job: str, parser: argparse.ArgumentParser | None = None
-               ) -> argparse.ArgumentParser:
+def job_parser(job: str, parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The full parser of one job (its options and the Beam options). Options it does not
     declare are Beam's (``--project``, ``--temp_location``, ...): they are kept in
     ``beam_passthrough`` when Beam knows them, and anything else is an error naming the
     closest option."""
     if parser is None:
         parser = argparse.ArgumentParser(
-            prog=f"python -m pipelines.{job}", description=DESCRIPTIONS[job],
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+            prog=f"python -m pipelines.{job}",
+            description=DESCRIPTIONS[job],
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            allow_abbrev=False,
+        )
         from rlds_hub._version import __version__
 
-        parser.add_argument("--version", action="version", version=f"rlds-hub {__version__}",
-                            help="print rlds_hub's version and exit")
+        parser.add_argument(
+            "--version",
+            action="version",
+            version=f"rlds-hub {__version__}",
+            help="print rlds_hub's version and exit",
+        )
     parser.allow_abbrev = False  # --min-ret would otherwise be --min-return
     ADDERS[job](parser)
     add_beam_arguments(parser)
@@ -217,13 +307,14 @@ def _strict(parser: argparse.ArgumentParser) -> None:
     ``beam_passthrough``) and refuse anything else, with a suggestion."""
     parse = parser.parse_known_args
 
-    def parse_known_args(args: Sequence[str] | None = None,
-                         namespace: argparse.Namespace | None = None
-                         ) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(
+        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         namespace, extra = parse(args, namespace)
         if extra:
-            namespace.beam_passthrough = list(namespace.beam_passthrough) + beam_extra(parser,
-                                                                                      extra)
+            namespace.beam_passthrough = list(namespace.beam_passthrough) + beam_extra(
+                parser, extra
+            )
         return namespace, []
 
     parser.parse_known_args = parse_known_args  # also what a parent's subparser action calls
@@ -242,6 +333,8 @@ def beam_extra(parser: argparse.ArgumentParser, extra: list[str]) -> list[str]:
         own = [o for action in parser._actions for o in action.option_strings]
         flag = unknown[0]
         hint = suggestion(flag, own) or suggestion(flag, beam_option_strings())
-        parser.error(f"unrecognized option {flag}{hint}: neither an option of this job nor "
-                     "a Beam pipeline option (see --help)")
+        parser.error(
+            f"unrecognized option {flag}{hint}: neither an option of this job nor "
+            "a Beam pipeline option (see --help)"
+        )
     return extra

@@ -41,8 +41,12 @@ def quiet_beam_logs() -> None:
         import apache_beam  # noqa: F401
     finally:
         root.setLevel(level)
-    for name in ("apache_beam.runners.common", "apache_beam.runners.worker",
-                 "apache_beam.runners.portability", "apache_beam.runners.direct"):
+    for name in (
+        "apache_beam.runners.common",
+        "apache_beam.runners.worker",
+        "apache_beam.runners.portability",
+        "apache_beam.runners.direct",
+    ):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -76,9 +80,14 @@ def _extend_stats(parser: argparse.ArgumentParser) -> None:
         from rlds_hub.beam.jobs.stats import compute_statistics
         from rlds_hub.inspection.stats import format_statistics
 
-        results = compute_statistics(args.path, split=args.split, keys=args.key,
-                                     save=bool(args.save), beam_args=beam_flags(args),
-                                     quiet=args.quiet or args.json)
+        results = compute_statistics(
+            args.path,
+            split=args.split,
+            keys=args.key,
+            save=bool(args.save),
+            beam_args=beam_flags(args),
+            quiet=args.quiet or args.json,
+        )
         if args.json:
             print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
         else:
@@ -88,5 +97,7 @@ def _extend_stats(parser: argparse.ArgumentParser) -> None:
         return 0
 
     parser.set_defaults(run=run)
-    parser.epilog = ("With --runner (DirectRunner, DaskRunner, ...) the statistics are "
-                     "computed by the Beam stats job, which adds per-feature quantiles.")
+    parser.epilog = (
+        "With --runner (DirectRunner, DaskRunner, ...) the statistics are "
+        "computed by the Beam stats job, which adds per-feature quantiles."
+    )

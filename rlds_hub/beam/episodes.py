@@ -43,8 +43,11 @@ def flatten_nested(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def _is_array_like_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(v, (int, float, bool, np.number)) for v in value)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, (int, float, bool, np.number)) for v in value)
+    )
 
 
 def stack_steps(values: Sequence[Any], prefix: str) -> dict[str, np.ndarray]:
@@ -72,15 +75,22 @@ class EpisodeEncoder:
       layout: the output's last-step layout ("rlds" or "oxe"), for the returns in the rows.
     """
 
-    def __init__(self, features_json: Mapping[str, Any], layout: str, *,
-                 exact_dtypes: bool = False):
+    def __init__(
+        self, features_json: Mapping[str, Any], layout: str, *, exact_dtypes: bool = False
+    ):
         self.plan = Plan.from_features_json(features_json)
         self.encoder = ExampleEncoder(self.plan)
         self.table = TablePlan.for_plan(self.plan, layout)
         self.exact_dtypes = exact_dtypes
 
-    def encode(self, key: tuple, split: str, values: Mapping[str, Any], where: str,
-               source: Mapping[str, Any] | None = None) -> EncodedEpisode:
+    def encode(
+        self,
+        key: tuple,
+        split: str,
+        values: Mapping[str, Any],
+        where: str,
+        source: Mapping[str, Any] | None = None,
+    ) -> EncodedEpisode:
         """One episode; ``where`` names it in errors ("log dir x, episode 3"); ``source``
         (where the episode came from) goes into its ``episodes.jsonl`` row."""
         columns, num_steps = self.check(values, where)
@@ -107,8 +117,9 @@ class EpisodeEncoder:
                 parts.append(f"missing {missing}")
             if extra:
                 parts.append(f"not in the features {extra}")
-            raise EpisodeContentError(f"{where}: the episode does not match the features: "
-                                      + "; ".join(parts))
+            raise EpisodeContentError(
+                f"{where}: the episode does not match the features: " + "; ".join(parts)
+            )
         out: dict[str, Any] = {}
         num_steps: int | None = None
         first_key = ""
@@ -118,7 +129,8 @@ class EpisodeEncoder:
                 if found != leaf.dtype:
                     raise EpisodeContentError(
                         f"{where}: {leaf.key} holds {found} values where the features say "
-                        f"{leaf.dtype}; nothing was cast")
+                        f"{leaf.dtype}; nothing was cast"
+                    )
             value = _as_leaf_array(values[leaf.key], leaf, where)
             if leaf.in_steps:
                 if num_steps is None:
@@ -126,7 +138,8 @@ class EpisodeEncoder:
                 elif len(value) != num_steps:
                     raise EpisodeContentError(
                         f"{where}: {leaf.key} has {len(value)} steps where {first_key} has "
-                        f"{num_steps}")
+                        f"{num_steps}"
+                    )
             out[leaf.key] = value
         return out, int(num_steps or 0)
 
@@ -153,7 +166,8 @@ def _as_leaf_array(value: Any, leaf: Leaf, where: str) -> Any:
         shape = array.shape[1:] if leaf.in_steps else array.shape
         if tuple(shape) != leaf.shape:
             raise EpisodeContentError(
-                f"{where}: {leaf.key} has shape {tuple(shape)}, the features say {leaf.shape}")
+                f"{where}: {leaf.key} has shape {tuple(shape)}, the features say {leaf.shape}"
+            )
         return array if leaf.in_steps else value
     array = np.asarray(value)
     shape = array.shape[1:] if leaf.in_steps else array.shape
@@ -162,19 +176,22 @@ def _as_leaf_array(value: Any, leaf: Leaf, where: str) -> Any:
     if tuple(shape) != leaf.shape:
         raise EpisodeContentError(
             f"{where}: {leaf.key} has shape {tuple(shape)} per "
-            f"{'step' if leaf.in_steps else 'episode'}, the features say {leaf.shape}")
+            f"{'step' if leaf.in_steps else 'episode'}, the features say {leaf.shape}"
+        )
     if array.dtype == leaf.dtype:
         return array
     if array.dtype.kind not in "biuf" or leaf.dtype.kind not in "biufc":
         raise EpisodeContentError(
-            f"{where}: {leaf.key} holds {array.dtype} values, the features say {leaf.dtype}")
+            f"{where}: {leaf.key} holds {array.dtype} values, the features say {leaf.dtype}"
+        )
     cast = array.astype(leaf.dtype)
     with np.errstate(invalid="ignore"):
         same = np.array_equal(cast.astype(array.dtype), array, equal_nan=array.dtype.kind == "f")
     if not same:
         raise EpisodeContentError(
             f"{where}: {leaf.key} holds {array.dtype} values that {leaf.dtype} (the features' "
-            "dtype) cannot represent exactly; nothing was converted lossily")
+            "dtype) cannot represent exactly; nothing was converted lossily"
+        )
     return cast
 
 
@@ -187,5 +204,8 @@ def rlds_flags(num_steps: int, terminated: bool) -> dict[str, np.ndarray]:
         first[0] = True
         last[-1] = True
         terminal[-1] = terminated
-    return {f"{rlds.STEPS}/{rlds.IS_FIRST}": first, f"{rlds.STEPS}/{rlds.IS_LAST}": last,
-            f"{rlds.STEPS}/{rlds.IS_TERMINAL}": terminal}
+    return {
+        f"{rlds.STEPS}/{rlds.IS_FIRST}": first,
+        f"{rlds.STEPS}/{rlds.IS_LAST}": last,
+        f"{rlds.STEPS}/{rlds.IS_TERMINAL}": terminal,
+    }

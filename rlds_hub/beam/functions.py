@@ -28,7 +28,8 @@ def load_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:
     if not sep or not module_name or not attr:
         raise FunctionSpecError(
             f"{spec!r}: name a function as module:function (e.g. my_package.relabel:fn) or "
-            "path/to/file.py:function")
+            "path/to/file.py:function"
+        )
     try:
         if module_name.endswith(".py") or os.sep in module_name:
             path = os.path.abspath(module_name)
@@ -44,8 +45,9 @@ def load_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:
     except FunctionSpecError:
         raise
     except Exception as e:
-        raise FunctionSpecError(f"{spec!r}: cannot import {module_name} "
-                                f"({type(e).__name__}: {e})") from e
+        raise FunctionSpecError(
+            f"{spec!r}: cannot import {module_name} ({type(e).__name__}: {e})"
+        ) from e
     function = getattr(module, attr, None)
     if function is None:
         raise FunctionSpecError(f"{spec!r}: {module_name} has no attribute {attr!r}")
@@ -69,7 +71,9 @@ class ShippedFunction:
         finally:
             if by_value:
                 cloudpickle.unregister_pickle_by_value(module)
-        self.name = f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', '?')}"
+        self.name = (
+            f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', '?')}"
+        )
         self._function: Callable[..., Any] | None = function
 
     def __getstate__(self) -> dict[str, Any]:

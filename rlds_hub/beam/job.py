@@ -23,8 +23,13 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def provenance(job: str, arguments: dict[str, Any], sources: list[dict[str, Any]],
-               flags: Sequence[str], previous: Any = None) -> dict[str, Any]:
+def provenance(
+    job: str,
+    arguments: dict[str, Any],
+    sources: list[dict[str, Any]],
+    flags: Sequence[str],
+    previous: Any = None,
+) -> dict[str, Any]:
     """The ``provenance`` entry of an output's ``metadata.json``."""
     from rlds_hub._version import __version__
 
@@ -61,8 +66,9 @@ class _Progress:
         from tqdm import tqdm
 
         self._pieces = pieces
-        self._bar = tqdm(total=total, unit="episode", desc=description, disable=quiet,
-                         dynamic_ncols=True)
+        self._bar = tqdm(
+            total=total, unit="episode", desc=description, disable=quiet, dynamic_ncols=True
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

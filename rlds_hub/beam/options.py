@@ -26,27 +26,49 @@ RUNNER_ALIASES = {
 RUNNING_MODES = ("multi_processing", "multi_threading", "in_memory")
 
 
-def add_beam_arguments(parser: argparse.ArgumentParser,
-                       runner_default: str | None = DEFAULT_RUNNER) -> None:
+def add_beam_arguments(
+    parser: argparse.ArgumentParser, runner_default: str | None = DEFAULT_RUNNER
+) -> None:
     """The Beam options every job takes (others go through ``--beam-option``)."""
     group = parser.add_argument_group("Beam options")
-    group.add_argument("--runner", default=runner_default,
-                       help="Beam runner: DirectRunner, DaskRunner, DataflowRunner, "
-                       "FlinkRunner, SparkRunner, or a runner's full class path")
-    group.add_argument("--direct_num_workers", "--direct-num-workers", type=int,
-                       default=os.cpu_count() or 1,
-                       help="DirectRunner: worker processes")
-    group.add_argument("--direct_running_mode", "--direct-running-mode",
-                       default="multi_processing", choices=RUNNING_MODES,
-                       help="DirectRunner: how workers run")
-    group.add_argument("--dask_client_address", "--dask-client-address", default=None,
-                       metavar="HOST:PORT",
-                       help="DaskRunner: the dask.distributed scheduler to submit to "
-                       "(default: a new LocalCluster)%(default).0s")
-    group.add_argument("--beam-option", "--beam_option", action="append", default=[],
-                       dest="beam_options", metavar="FLAG",
-                       help="any other Beam pipeline option, passed as is (repeatable), e.g. "
-                       "--beam-option=--project=my-project")
+    group.add_argument(
+        "--runner",
+        default=runner_default,
+        help="Beam runner: DirectRunner, DaskRunner, DataflowRunner, "
+        "FlinkRunner, SparkRunner, or a runner's full class path",
+    )
+    group.add_argument(
+        "--direct_num_workers",
+        "--direct-num-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="DirectRunner: worker processes",
+    )
+    group.add_argument(
+        "--direct_running_mode",
+        "--direct-running-mode",
+        default="multi_processing",
+        choices=RUNNING_MODES,
+        help="DirectRunner: how workers run",
+    )
+    group.add_argument(
+        "--dask_client_address",
+        "--dask-client-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="DaskRunner: the dask.distributed scheduler to submit to "
+        "(default: a new LocalCluster)%(default).0s",
+    )
+    group.add_argument(
+        "--beam-option",
+        "--beam_option",
+        action="append",
+        default=[],
+        dest="beam_options",
+        metavar="FLAG",
+        help="any other Beam pipeline option, passed as is (repeatable), e.g. "
+        "--beam-option=--project=my-project",
+    )
 
 
 def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
@@ -56,8 +78,10 @@ def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]
     if runner in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         if args.direct_num_workers < 1:
             raise ValueError(f"--direct_num_workers must be >= 1, got {args.direct_num_workers}")
-        flags += [f"--direct_num_workers={args.direct_num_workers}",
-                  f"--direct_running_mode={args.direct_running_mode}"]
+        flags += [
+            f"--direct_num_workers={args.direct_num_workers}",
+            f"--direct_running_mode={args.direct_running_mode}",
+        ]
     if is_dask(runner) and args.dask_client_address:
         flags.append(f"--dask_client_address={args.dask_client_address}")
     passed = [flag for option in args.beam_options for flag in shlex.split(option)]
@@ -65,9 +89,11 @@ def beam_flags(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]
     unknown = unknown_beam_flags(passed)
     if unknown:
         flag = unknown[0]
-        raise ValueError(f"--beam-option {flag}: not a Beam pipeline option"
-                         f"{suggestion(flag)}; see Beam's PipelineOptions for the options "
-                         "each runner takes")
+        raise ValueError(
+            f"--beam-option {flag}: not a Beam pipeline option"
+            f"{suggestion(flag)}; see Beam's PipelineOptions for the options "
+            "each runner takes"
+        )
     return normalize_flags(flags + passed + list(extra))
 
 
@@ -106,7 +132,8 @@ def unknown_beam_flags(flags: Sequence[str]) -> list[str]:
 
         _, unknown = _beam_parser().parse_known_args(flags)
     return [flag for flag in unknown if flag.startswith("-")] or (
-        [f"{unknown[0]!r} (a value without an option)"] if unknown else [])
+        [f"{unknown[0]!r} (a value without an option)"] if unknown else []
+    )
 
 
 def suggestion(flag: str, candidates: Sequence[str] | None = None) -> str:
@@ -115,8 +142,9 @@ def suggestion(flag: str, candidates: Sequence[str] | None = None) -> str:
     import difflib
 
     name = flag.split("=", 1)[0]
-    found = difflib.get_close_matches(name, candidates if candidates is not None
-                                      else beam_option_strings(), n=1, cutoff=0.7)
+    found = difflib.get_close_matches(
+        name, candidates if candidates is not None else beam_option_strings(), n=1, cutoff=0.7
+    )
     return f" (did you mean {found[0]}?)" if found else ""
 
 
@@ -129,8 +157,9 @@ def normalize_flags(flags: Sequence[str]) -> list[str]:
         if name == "--runner" and sep:
             flag = f"--runner={RUNNER_ALIASES.get(value, value)}"
         out.append(flag)
-    runner = next((f.partition("=")[2] for f in reversed(out) if f.startswith("--runner=")),
-                  DEFAULT_RUNNER)
+    runner = next(
+        (f.partition("=")[2] for f in reversed(out) if f.startswith("--runner=")), DEFAULT_RUNNER
+    )
 
     def given(prefix: str) -> bool:
         return any(f.startswith(prefix) for f in out)
@@ -141,8 +170,10 @@ def normalize_flags(flags: Sequence[str]) -> list[str]:
         out.append("--default_sdk_harness_log_level=WARNING")  # workers' INFO chatter
     if not given("--sdk_harness_log_level_overrides"):
         # A failed element's traceback: the driver re-raises its message (file, episode).
-        out.append('--sdk_harness_log_level_overrides={"apache_beam.runners.common": '
-                   '"CRITICAL", "apache_beam.runners.worker.sdk_worker": "CRITICAL"}')
+        out.append(
+            '--sdk_harness_log_level_overrides={"apache_beam.runners.common": '
+            '"CRITICAL", "apache_beam.runners.worker.sdk_worker": "CRITICAL"}'
+        )
     return out
 
 
@@ -159,8 +190,14 @@ def pipeline_options(flags: Sequence[str]) -> Any:
 
 def describe_runner(flags: Sequence[str]) -> dict[str, Any]:
     """The runner part of the flags, for provenance (no credentials: only runner flags)."""
-    keep = ("--runner", "--direct_num_workers", "--direct_running_mode",
-            "--dask_client_address", "--dask_partition_size", "--dask_npartitions")
+    keep = (
+        "--runner",
+        "--direct_num_workers",
+        "--direct_running_mode",
+        "--dask_client_address",
+        "--dask_partition_size",
+        "--dask_npartitions",
+    )
     out: dict[str, Any] = {}
     for flag in flags:
         name, _, value = flag.partition("=")

@@ -73,8 +73,7 @@ class QuantileSketch:
                 continue
             cumulative = np.cumsum(w)
             targets = (np.arange(self.size) + 0.5) * (total / self.size)
-            picks = np.minimum(np.searchsorted(cumulative, targets, side="right"),
-                               len(w) - 1)
+            picks = np.minimum(np.searchsorted(cumulative, targets, side="right"), len(w) - 1)
             values[:, j] = self.values[picks, j]
             weights[:, j] = total / self.size
         self.values, self.weights = values, weights

@@ -32,14 +32,24 @@ def env_features(env_name: str) -> dict[str, Any]:
     from rlds_hub.envs import make_env
 
     env = make_env(env_name, seed=0)
-    return episode_features(observation_spec=env.observation_spec(),
-                            action_spec=env.action_spec(), reward_spec=env.reward_spec(),
-                            discount_spec=env.discount_spec())
+    return episode_features(
+        observation_spec=env.observation_spec(),
+        action_spec=env.action_spec(),
+        reward_spec=env.reward_spec(),
+        discount_spec=env.discount_spec(),
+    )
 
 
 class _RecordUnit(beam.DoFn):
-    def __init__(self, env_name: str, policy: str, seed: int, split: str, scratch: str,
-                 features_json: dict[str, Any]):
+    def __init__(
+        self,
+        env_name: str,
+        policy: str,
+        seed: int,
+        split: str,
+        scratch: str,
+        features_json: dict[str, Any],
+    ):
         self._env_name, self._policy, self._seed = env_name, policy, seed
         self._split, self._scratch, self._features = split, scratch, features_json
 
@@ -55,9 +65,16 @@ class _RecordUnit(beam.DoFn):
             for index in range(first, first + count):
                 env = make_env(self._env_name, seed=self._seed + index)
                 policy = make_policy(self._policy, self._env_name, env, seed=self._seed + index)
-                with Recorder(env, directory, split=self._split, env_name=self._env_name,
-                              policy_name=self._policy, seed=self._seed + index,
-                              save_unfinished_episodes=False, allow_env_change=True) as rec:
+                with Recorder(
+                    env,
+                    directory,
+                    split=self._split,
+                    env_name=self._env_name,
+                    policy_name=self._policy,
+                    seed=self._seed + index,
+                    save_unfinished_episodes=False,
+                    allow_env_change=True,
+                ) as rec:
                     timestep = rec.reset()
                     policy.reset()
                     while not timestep.last():
@@ -65,13 +82,13 @@ class _RecordUnit(beam.DoFn):
             dataset = open_dataset(directory)
             if dataset.features_json != self._features:
                 raise layout.DatasetError(
-                    f"{self._env_name}: the recorder wrote other features than expected")
+                    f"{self._env_name}: the recorder wrote other features than expected"
+                )
             records = list(iter_records(dataset, self._split))
             rows = unit_rows(dataset, self._split, records)
             for offset, (record, row) in enumerate(zip(records, rows, strict=True)):
                 row = {**row, "episode": first + offset}
-                yield EncodedEpisode((0, 0, first + offset), self._split, bytes(record.data),
-                                     row)
+                yield EncodedEpisode((0, 0, first + offset), self._split, bytes(record.data), row)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -100,10 +117,12 @@ def record_dataset(
     env_name = canonical_env_name(env_name)
     features_json = env_features(env_name)
     env = make_env(env_name, seed=seed)
-    specs = {"observation": spec_to_json(env.observation_spec()),
-             "action": spec_to_json(env.action_spec()),
-             "reward": spec_to_json(env.reward_spec()),
-             "discount": spec_to_json(env.discount_spec())}
+    specs = {
+        "observation": spec_to_json(env.observation_spec()),
+        "action": spec_to_json(env.action_spec()),
+        "reward": spec_to_json(env.reward_spec()),
+        "discount": spec_to_json(env.discount_spec()),
+    }
     name = name or layout.dataset_name_from_path(__import__("pathlib").Path(os.fspath(output)))
     sharding = sharding or Sharding()
     flags = common.default_flags(beam_args)
@@ -116,27 +135,46 @@ def record_dataset(
             pipeline
             | "Units" >> beam.Create(units)
             | "SpreadUnits" >> beam.Reshuffle()
-            | "Record" >> beam.ParDo(_RecordUnit(env_name, policy, seed, split, scratch,
-                                                 features_json))
+            | "Record"
+            >> beam.ParDo(_RecordUnit(env_name, policy, seed, split, scratch, features_json))
             | WriteDataset(staging, name, sharding=sharding, split_order=[split])
         )
 
-    seconds = job.run_pipeline(staging, flags, build, total=episodes, description="record",
-                               quiet=quiet)
+    seconds = job.run_pipeline(
+        staging, flags, build, total=episodes, description="record", quiet=quiet
+    )
 
     def finish() -> dict[str, Any]:
-        arguments = {"env": env_name, "policy": policy, "episodes": episodes, "seed": seed,
-                     "split": split, "name": name}
+        arguments = {
+            "env": env_name,
+            "policy": policy,
+            "episodes": episodes,
+            "seed": seed,
+            "split": split,
+            "name": name,
+        }
         metadata = {
-            "rlds_hub_version": __version__, "created": job.now(), "env_name": env_name,
-            "policy": policy, "seed": seed, "seeds": f"episode i: env seed {seed} + i",
-            "specs": specs, "image_encoding": "png", "layout": "rlds",
+            "rlds_hub_version": __version__,
+            "created": job.now(),
+            "env_name": env_name,
+            "policy": policy,
+            "seed": seed,
+            "seeds": f"episode i: env seed {seed} + i",
+            "specs": specs,
+            "image_encoding": "png",
+            "layout": "rlds",
             "provenance": job.provenance("record", arguments, [], flags),
         }
-        return finish_dataset(staging, name=name, features_json=features_json,
-                              metadata=metadata, file_format="tfrecord", split_order=[split],
-                              description=f"{episodes} episodes of {env_name} with the "
-                              f"{policy} policy, recorded with rlds_hub {__version__}.")
+        return finish_dataset(
+            staging,
+            name=name,
+            features_json=features_json,
+            metadata=metadata,
+            file_format="tfrecord",
+            split_order=[split],
+            description=f"{episodes} episodes of {env_name} with the "
+            f"{policy} policy, recorded with rlds_hub {__version__}.",
+        )
 
     summary = job.commit_or_abort(staging, finish)
     summary["seconds"] = seconds

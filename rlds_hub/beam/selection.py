@@ -31,16 +31,20 @@ class EpisodeFilter:
         of the seed, the source split and the episode index (reproducible).
     """
 
-    def __init__(self, *, filters: Mapping[str, Any] | None = None,
-                 metadata: Mapping[str, Any] | None = None,
-                 where: Callable[[dict[str, Any]], Any] | None = None,
-                 fraction: float | None = None, seed: int = 0):
+    def __init__(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        where: Callable[[dict[str, Any]], Any] | None = None,
+        fraction: float | None = None,
+        seed: int = 0,
+    ):
         filters = {k: v for k, v in (filters or {}).items() if v is not None}
         check_filters(filters, "filter")
         for low, high in (("min_length", "max_length"), ("min_return", "max_return")):
             if low in filters and high in filters and filters[low] > filters[high]:
-                raise ValueError(f"{low} ({filters[low]}) is greater than {high} "
-                                 f"({filters[high]})")
+                raise ValueError(f"{low} ({filters[low]}) is greater than {high} ({filters[high]})")
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
         if where is not None and not callable(where):
@@ -52,9 +56,13 @@ class EpisodeFilter:
         self.seed = seed
 
     def describe(self) -> dict[str, Any]:
-        return {"filters": self.filters, "metadata": self.metadata, "fraction": self.fraction,
-                "seed": self.seed, "where": getattr(self.where, "name", None)
-                or getattr(self.where, "__qualname__", None)}
+        return {
+            "filters": self.filters,
+            "metadata": self.metadata,
+            "fraction": self.fraction,
+            "seed": self.seed,
+            "where": getattr(self.where, "name", None) or getattr(self.where, "__qualname__", None),
+        }
 
     def __call__(self, split: str, row: dict[str, Any]) -> bool:
         length, total = row["num_steps"], row.get("return")
@@ -73,15 +81,19 @@ class EpisodeFilter:
         for key, wanted in self.metadata.items():
             if key not in values or not _equal(values[key], wanted):
                 return False
-        if self.fraction is not None and unit_interval(
-                "filter", self.seed, split, row["episode"]) >= self.fraction:
+        if (
+            self.fraction is not None
+            and unit_interval("filter", self.seed, split, row["episode"]) >= self.fraction
+        ):
             return False
         if self.where is not None:
             try:
                 return bool(self.where(row))
             except Exception as e:
-                raise ValueError(f"the predicate raised {type(e).__name__} on episode "
-                                 f"{row['episode']} of split {split!r}: {e}") from e
+                raise ValueError(
+                    f"the predicate raised {type(e).__name__} on episode "
+                    f"{row['episode']} of split {split!r}: {e}"
+                ) from e
         return True
 
 
@@ -102,11 +114,15 @@ def parse_fractions(text: str | Mapping[str, float]) -> dict[str, float]:
         for part in str(text).split(","):
             name, sep, value = part.strip().partition("=")
             if not sep or not name:
-                raise ValueError(f"{text!r}: give fractions as name=value,... "
-                                 "(e.g. train=0.8,validation=0.1,test=0.1)")
+                raise ValueError(
+                    f"{text!r}: give fractions as name=value,... "
+                    "(e.g. train=0.8,validation=0.1,test=0.1)"
+                )
             if name.strip() in fractions:
-                raise ValueError(f"{text!r}: the split {name.strip()!r} is given twice; name "
-                                 "each split once (e.g. train=0.8,validation=0.1,test=0.1)")
+                raise ValueError(
+                    f"{text!r}: the split {name.strip()!r} is given twice; name "
+                    "each split once (e.g. train=0.8,validation=0.1,test=0.1)"
+                )
             try:
                 fractions[name.strip()] = float(value)
             except ValueError:

@@ -122,8 +122,9 @@ class _WritePieces(beam.DoFn):
 
     def process(self, episode: EncodedEpisode) -> Iterator[PieceEntry]:
         if not isinstance(episode, EncodedEpisode):
-            raise TypeError(f"WriteDataset takes EncodedEpisode elements, got "
-                            f"{type(episode).__name__}")
+            raise TypeError(
+                f"WriteDataset takes EncodedEpisode elements, got {type(episode).__name__}"
+            )
         if self._fd is None:
             self._name = uuid.uuid4().hex
             path = os.path.join(self._dir, self._name)
@@ -132,8 +133,9 @@ class _WritePieces(beam.DoFn):
         parts = frame_tfrecord(episode.record)
         length = sum(len(p) for p in parts)
         _write_all(self._fd, parts)
-        entry = PieceEntry(episode.key, episode.split, self._name, self._offset, length,
-                           episode.row)
+        entry = PieceEntry(
+            episode.key, episode.split, self._name, self._offset, length, episode.row
+        )
         self._offset += length
         self._count += 1
         os.pwrite(self._counter, struct.pack("<Q", self._count), 0)  # progress, for the driver
@@ -158,8 +160,9 @@ def _write_all(fd: int, parts: Sequence[bytes | memoryview]) -> None:
             views[0] = views[0][written:]
 
 
-def plan_shards(entries: Iterable[PieceEntry], sharding: Sharding,
-                split_order: Sequence[str] = ()) -> list[ShardTask]:
+def plan_shards(
+    entries: Iterable[PieceEntry], sharding: Sharding, split_order: Sequence[str] = ()
+) -> list[ShardTask]:
     """Sorts the entries by key and cuts each split into shards (see :class:`Sharding`).
 
     Raises:
@@ -191,16 +194,20 @@ def _cut(items: list[PieceEntry], sharding: Sharding) -> list[list[PieceEntry]]:
     if sharding.num_shards is not None:
         count = min(sharding.num_shards, len(items))
         bounds = [i * len(items) // count for i in range(count + 1)]
-        return [items[bounds[i]:bounds[i + 1]] for i in range(count)]
+        return [items[bounds[i] : bounds[i + 1]] for i in range(count)]
     groups: list[list[PieceEntry]] = []
     current: list[PieceEntry] = []
     size = 0
     for entry in items:
         full = current and (
-            (sharding.max_episodes_per_shard is not None
-             and len(current) >= sharding.max_episodes_per_shard)
-            or (sharding.max_bytes_per_shard is not None
-                and size + entry.length > sharding.max_bytes_per_shard)
+            (
+                sharding.max_episodes_per_shard is not None
+                and len(current) >= sharding.max_episodes_per_shard
+            )
+            or (
+                sharding.max_bytes_per_shard is not None
+                and size + entry.length > sharding.max_bytes_per_shard
+            )
         )
         if full:
             groups.append(current)
@@ -239,13 +246,18 @@ class _AssembleShard(beam.DoFn):
             for i, entry in enumerate(task.entries)
         ]
         receipt = {
-            "split": task.split, "index": task.index, "num_shards": task.num_shards,
-            "file": filename, "episodes": len(task.entries), "checksum": checksum,
+            "split": task.split,
+            "index": task.index,
+            "num_shards": task.num_shards,
+            "file": filename,
+            "episodes": len(task.entries),
+            "checksum": checksum,
             "rows": rows,
         }
         receipt_path = staging / RECEIPTS / f"shard-{task.split}-{task.index:05d}.json"
-        layout.atomic_write(receipt_path, json.dumps(receipt, default=json_safe).encode(),
-                            sync=False)
+        layout.atomic_write(
+            receipt_path, json.dumps(receipt, default=json_safe).encode(), sync=False
+        )
         yield {"split": task.split, "index": task.index}
 
     @staticmethod
@@ -258,8 +270,9 @@ class _AssembleShard(beam.DoFn):
             raise OSError(f"piece {entry.piece} is shorter than recorded (worker lost data)")
         return data
 
-    def _copy_tfrecord(self, staging: Path, tmp: Path, task: ShardTask,
-                       pieces: dict[str, int]) -> dict[str, Any]:
+    def _copy_tfrecord(
+        self, staging: Path, tmp: Path, task: ShardTask, pieces: dict[str, int]
+    ) -> dict[str, Any]:
         crc, size = 0, 0
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -273,8 +286,9 @@ class _AssembleShard(beam.DoFn):
             os.close(fd)
         return {"bytes": size, "crc32c": f"{crc:08x}"}
 
-    def _write_array_record(self, staging: Path, tmp: Path, task: ShardTask,
-                            pieces: dict[str, int]) -> dict[str, Any]:
+    def _write_array_record(
+        self, staging: Path, tmp: Path, task: ShardTask, pieces: dict[str, int]
+    ) -> dict[str, Any]:
         from array_record.python import array_record_module
 
         from rlds_hub.storage.checksums import file_checksum
@@ -311,8 +325,15 @@ class WriteDataset(beam.PTransform):
       split_order: the order of splits in ``dataset_info.json`` (others follow, sorted).
     """
 
-    def __init__(self, staging: Any, name: str, *, file_format: str = "tfrecord",
-                 sharding: Sharding | None = None, split_order: Sequence[str] = ()):
+    def __init__(
+        self,
+        staging: Any,
+        name: str,
+        *,
+        file_format: str = "tfrecord",
+        sharding: Sharding | None = None,
+        split_order: Sequence[str] = (),
+    ):
         super().__init__()
         layout.check_dataset_name(name)
         layout.check_file_format(file_format)
@@ -331,8 +352,8 @@ class WriteDataset(beam.PTransform):
             | "CollectEntries" >> beam.combiners.ToList().without_defaults()
             | "PlanShards" >> beam.FlatMap(lambda entries: plan_shards(entries, sharding, order))
             | "SpreadShards" >> beam.Reshuffle()
-            | "AssembleShards" >> beam.ParDo(_AssembleShard(self._staging, self._name,
-                                                            self._format))
+            | "AssembleShards"
+            >> beam.ParDo(_AssembleShard(self._staging, self._name, self._format))
         )
 
 
@@ -385,18 +406,19 @@ def finish_dataset(
     steps = 0
     for split in _ordered_splits(by_split, split_order):
         items = sorted(by_split[split], key=lambda r: r["index"])
-        splits.append({
-            "name": split,
-            "numBytes": str(sum(r["checksum"]["bytes"] for r in items)),
-            "shardLengths": [str(r["episodes"]) for r in items],
-            "filepathTemplate": layout.SHARD_TEMPLATE,
-        })
+        splits.append(
+            {
+                "name": split,
+                "numBytes": str(sum(r["checksum"]["bytes"] for r in items)),
+                "shardLengths": [str(r["episodes"]) for r in items],
+                "filepathTemplate": layout.SHARD_TEMPLATE,
+            }
+        )
         for receipt in items:
             rows += receipt["rows"]
             sums[receipt["file"]] = receipt["checksum"]
             steps += sum(int(r["num_steps"]) for r in receipt["rows"])
-    info = {**new_dataset_info(name, file_format, description), **(info or {}),
-            "splits": splits}
+    info = {**new_dataset_info(name, file_format, description), **(info or {}), "splits": splits}
     path = Path(staging.path)
     _dump(path / layout.FEATURES, features_json)
     _dump(path / layout.METADATA, metadata)
@@ -405,16 +427,27 @@ def finish_dataset(
     layout.atomic_write(path / layout.CHECKSUMS, checksums_content(sums), sync=False)
     _dump(path / layout.DATASET_INFO, info)  # last: it makes the directory a dataset
     output = staging.commit()
-    return {"path": os.fspath(output), "steps": steps,
-            "splits": {s["name"]: sum(int(n) for n in s["shardLengths"]) for s in splits},
-            "shards": len(sums)}
+    return {
+        "path": os.fspath(output),
+        "steps": steps,
+        "splits": {s["name"]: sum(int(n) for n in s["shardLengths"]) for s in splits},
+        "shards": len(sums),
+    }
 
 
 # What a dataset's ``dataset_info.json`` says about its content beyond the shards: TFDS's
 # description, citation, homepage (location), release notes, licence (redistributionInfo),
 # version and builder config; a job's output keeps its input's.
-INHERITED_INFO = ("description", "citation", "location", "releaseNotes", "redistributionInfo",
-                  "version", "configName", "configDescription")
+INHERITED_INFO = (
+    "description",
+    "citation",
+    "location",
+    "releaseNotes",
+    "redistributionInfo",
+    "version",
+    "configName",
+    "configDescription",
+)
 
 
 def inherited_info(info: dict[str, Any]) -> dict[str, Any]:

@@ -44,8 +44,9 @@ class RecordUnit:
     checksum: str | None = None
 
 
-def record_units(selections: Sequence[Selection], input_no: int = 0, *,
-                 unit_bytes: int = DEFAULT_UNIT_BYTES) -> list[RecordUnit]:
+def record_units(
+    selections: Sequence[Selection], input_no: int = 0, *, unit_bytes: int = DEFAULT_UNIT_BYTES
+) -> list[RecordUnit]:
     """The work units reading ``selections`` (of one dataset), in order."""
     units = []
     checksummed: set[str] = set()
@@ -61,11 +62,17 @@ def record_units(selections: Sequence[Selection], input_no: int = 0, *,
                 if read.path not in checksummed:
                     checksummed.add(read.path)
                     checksum = read.path
-                units.append(RecordUnit(
-                    key=(input_no, split_no, first), path=selection.dataset.path,
-                    split=selection.split, split_no=split_no, input_no=input_no,
-                    indices=tuple(range(first, first + count)), checksum=checksum,
-                ))
+                units.append(
+                    RecordUnit(
+                        key=(input_no, split_no, first),
+                        path=selection.dataset.path,
+                        split=selection.split,
+                        split_no=split_no,
+                        input_no=input_no,
+                        indices=tuple(range(first, first + count)),
+                        checksum=checksum,
+                    )
+                )
     return units
 
 
@@ -100,21 +107,28 @@ class _ReadUnit(beam.DoFn):
         index_rows = self._index_rows.get((unit.path, unit.split))
         if index_rows is None:  # once per split, not per unit
             index_rows = self._index_rows[unit.path, unit.split] = (
-                dataset.episode_rows(unit.split) or ())
+                dataset.episode_rows(unit.split) or ()
+            )
         for record, row in zip(records, rows, strict=True):
             previous = index_rows[record.index] if index_rows else {}
-            row = {**row, SOURCE: episode_source(unit.input_no, unit.split, record.index,
-                                                 previous.get(SOURCE))}
-            yield EncodedEpisode((unit.input_no, unit.split_no, record.index), unit.split,
-                                 bytes(record.data), row)
+            row = {
+                **row,
+                SOURCE: episode_source(
+                    unit.input_no, unit.split, record.index, previous.get(SOURCE)
+                ),
+            }
+            yield EncodedEpisode(
+                (unit.input_no, unit.split_no, record.index), unit.split, bytes(record.data), row
+            )
         if unit.checksum and self._sources_dir:
             write_source_checksum(self._sources_dir, unit.path, unit.checksum)
         if self._counter is not None:
             self._counter.add(len(records))
 
 
-def episode_source(input_no: int, split: str, episode: int,
-                   previous: dict[str, Any] | None) -> dict[str, Any]:
+def episode_source(
+    input_no: int, split: str, episode: int, previous: dict[str, Any] | None
+) -> dict[str, Any]:
     """The ``source`` of an episode a job copies: its input (the position in the output's
     ``provenance.sources``), split and episode index there, and ``origin``: the source file
     or log folder episode it was first converted from, carried through any chain of jobs."""
@@ -159,7 +173,9 @@ def read_source_checksums(sources_dir: str | os.PathLike) -> dict[str, dict[str,
     for path in sorted(Path(sources_dir).glob("*.json")):
         entry = json.loads(path.read_text())
         out.setdefault(entry["root"], {})[entry["file"]] = {
-            "bytes": entry["bytes"], "crc32c": entry["crc32c"]}
+            "bytes": entry["bytes"],
+            "crc32c": entry["crc32c"],
+        }
     return {root: dict(sorted(files.items())) for root, files in out.items()}
 
 
@@ -177,10 +193,15 @@ class ReadEpisodes(beam.PTransform):
         a progress bar of the input: a filter writes fewer episodes than it reads).
     """
 
-    def __init__(self, selections: Sequence[Selection], *, input_no: int = 0,
-                 sources_dir: str | os.PathLike | None = None,
-                 unit_bytes: int = DEFAULT_UNIT_BYTES,
-                 progress_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        selections: Sequence[Selection],
+        *,
+        input_no: int = 0,
+        sources_dir: str | os.PathLike | None = None,
+        unit_bytes: int = DEFAULT_UNIT_BYTES,
+        progress_dir: str | os.PathLike | None = None,
+    ):
         super().__init__()
         self._units = record_units(selections, input_no, unit_bytes=unit_bytes)
         self._sources_dir = os.fspath(sources_dir) if sources_dir is not None else None

@@ -41,8 +41,13 @@ class OutputExistsError(layout.DatasetError):
 class Staging:
     """The staging directory of one job writing ``output`` (see the module docstring)."""
 
-    def __init__(self, output: str | os.PathLike, *, overwrite: bool = False,
-                 inputs: Iterable[str | os.PathLike] = ()):
+    def __init__(
+        self,
+        output: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        inputs: Iterable[str | os.PathLike] = (),
+    ):
         text = os.fspath(output)
         if "://" in text:
             raise layout.DatasetError(
@@ -61,7 +66,9 @@ class Staging:
         # What an overwrite may replace: exactly what the output holds now.
         self.expected = publish.contents(self.output) if self.output.is_dir() else None
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.path = self.output.parent / f"{layout.TMP_PREFIX}{self.output.name}-{uuid.uuid4().hex[:12]}"
+        self.path = (
+            self.output.parent / f"{layout.TMP_PREFIX}{self.output.name}-{uuid.uuid4().hex[:12]}"
+        )
         self.path.mkdir()
         publish.write_owner(self.path, scratch=(PIECES, RECEIPTS, SOURCES))
         for name in (PIECES, RECEIPTS, SOURCES):
@@ -91,8 +98,9 @@ class Staging:
             if entry.is_file() and entry.name != OWNER:
                 layout.fsync_path(entry)
         layout.fsync_path(self.path)
-        return publish.publish(self.path, self.output, overwrite=self.overwrite,
-                               expected=self.expected)
+        return publish.publish(
+            self.path, self.output, overwrite=self.overwrite, expected=self.expected
+        )
 
     def abort(self) -> None:
         """Deletes the staging directory (the output path is untouched)."""
@@ -103,8 +111,10 @@ def _check_output(output: Path, overwrite: bool) -> None:
     for parent in output.parents:  # the nearest existing one must be a directory
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise OutputExistsError(f"{parent} is a file, so nothing can be written under "
-                                        f"it; choose another output than {output}")
+                raise OutputExistsError(
+                    f"{parent} is a file, so nothing can be written under "
+                    f"it; choose another output than {output}"
+                )
             break
     if not output.exists():
         return

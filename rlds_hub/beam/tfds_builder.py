@@ -73,23 +73,26 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
         """The source path the episodes are converted from (None: no outside source)."""
         return None
 
-    def download_and_prepare(self, *, download_dir: Any = None, download_config: Any = None,
-                             **kwargs: Any) -> None:
+    def download_and_prepare(
+        self, *, download_dir: Any = None, download_config: Any = None, **kwargs: Any
+    ) -> None:
         """TFDS's, refusing to reuse a prepared directory converted from another source
         (or from one that changed since): TFDS would silently keep the old data."""
         mode = getattr(download_config, "download_mode", None)
         overwrite = mode is not None and (
-            mode.overwrite_dataset or mode == tfds.download.GenerateMode.UPDATE_DATASET_INFO)
+            mode.overwrite_dataset or mode == tfds.download.GenerateMode.UPDATE_DATASET_INFO
+        )
         if not overwrite:
-            check_prepared_source(Path(os.fspath(self.data_path)), self.converted_from(),
-                                  self.name)
-        super().download_and_prepare(download_dir=download_dir,
-                                     download_config=download_config, **kwargs)
+            check_prepared_source(Path(os.fspath(self.data_path)), self.converted_from(), self.name)
+        super().download_and_prepare(
+            download_dir=download_dir, download_config=download_config, **kwargs
+        )
 
     def _info(self) -> tfds.core.DatasetInfo:
         features = tfds.features.FeatureConnector.from_json(self.features_json())
-        return tfds.core.DatasetInfo(builder=self, description=self.description(),
-                                     features=features)
+        return tfds.core.DatasetInfo(
+            builder=self, description=self.description(), features=features
+        )
 
     def _split_generators(self, dl_manager: Any) -> Any:  # pragma: no cover - not used
         raise NotImplementedError("rlds_hub builders write their shards with a Beam job")
@@ -99,8 +102,9 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
 
     def _download_and_prepare(self, dl_manager: Any, download_config: Any) -> None:
         target = Path(os.fspath(self.data_path))
-        scratch = Path(tempfile.mkdtemp(prefix=f"{layout.TMP_PREFIX}{self.name}-",
-                                        dir=target.parent))
+        scratch = Path(
+            tempfile.mkdtemp(prefix=f"{layout.TMP_PREFIX}{self.name}-", dir=target.parent)
+        )
         try:
             output = scratch / "dataset"
             self.write_dataset(os.fspath(output), beam_args_from(download_config))
@@ -108,15 +112,25 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
             splits = []
             for entry in info["splits"]:
                 for index in range(len(entry["shardLengths"])):
-                    name = layout.shard_filename(self.name, entry["name"], info["fileFormat"],
-                                                 index)
+                    name = layout.shard_filename(
+                        self.name, entry["name"], info["fileFormat"], index
+                    )
                     os.replace(output / name, target / name)
                 template = tfds.core.ShardedFileTemplate(
-                    data_dir=target, template=layout.SHARD_TEMPLATE, dataset_name=self.name,
-                    split=entry["name"], filetype_suffix=info["fileFormat"])
-                splits.append(tfds.core.SplitInfo(
-                    name=entry["name"], shard_lengths=[int(n) for n in entry["shardLengths"]],
-                    num_bytes=int(entry["numBytes"]), filename_template=template))
+                    data_dir=target,
+                    template=layout.SHARD_TEMPLATE,
+                    dataset_name=self.name,
+                    split=entry["name"],
+                    filetype_suffix=info["fileFormat"],
+                )
+                splits.append(
+                    tfds.core.SplitInfo(
+                        name=entry["name"],
+                        shard_lengths=[int(n) for n in entry["shardLengths"]],
+                        num_bytes=int(entry["numBytes"]),
+                        filename_template=template,
+                    )
+                )
             for name in _KEPT_FILES:
                 if (output / name).exists():
                     shutil.copyfile(output / name, target / name)
@@ -129,8 +143,9 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
                     kept._data_is_loaded = True
             # (override_if_initialized: a rebuild over an existing directory, whose
             # dataset_info.json TFDS has already read)
-            self.info.set_file_format(info["fileFormat"], override=True,
-                                      override_if_initialized=True)
+            self.info.set_file_format(
+                info["fileFormat"], override=True, override_if_initialized=True
+            )
             self.info.set_splits(tfds.core.SplitDict(splits))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -170,14 +185,17 @@ def check_prepared_source(directory: Path, source: str | None, name: str) -> Non
                 problem = f"was converted from {current}, whose {file} is gone now"
                 break
             if size != entry.get("bytes"):
-                problem = (f"was converted from {current}, whose {file} has changed "
-                           f"({entry.get('bytes')} bytes then, {size} now)")
+                problem = (
+                    f"was converted from {current}, whose {file} has changed "
+                    f"({entry.get('bytes')} bytes then, {size} now)"
+                )
                 break
     if problem:
         raise SourceChangedError(
             f"{directory} already holds {name}, which {problem}; TFDS would reuse the old "
             "episodes. Rebuild it with `tfds build --overwrite` (download_mode="
-            "FORCE_REDOWNLOAD in Python), or build into another --data_dir")
+            "FORCE_REDOWNLOAD in Python), or build into another --data_dir"
+        )
 
 
 def source_path(config_path: str | None, variable: str, what: str) -> str:
@@ -186,5 +204,6 @@ def source_path(config_path: str | None, variable: str, what: str) -> str:
     if not path:
         raise ValueError(
             f"no {what} to build from: set {variable}=/path (for `tfds build`), or pass a "
-            "config with path=... to the builder")
+            "config with path=... to the builder"
+        )
     return path

@@ -34,19 +34,26 @@ class MapEpisodes(beam.PTransform):
     function's result on the dataset's first episode (``self.features_json``, for
     :func:`~rlds_hub.beam.sink.finish_dataset`)."""
 
-    def __init__(self, dataset: Any, function: Callable[..., Any], *, per_step: bool = False,
-                 image_encoding: str = "png", sample: Any = None):
+    def __init__(
+        self,
+        dataset: Any,
+        function: Callable[..., Any],
+        *,
+        per_step: bool = False,
+        image_encoding: str = "png",
+        sample: Any = None,
+    ):
         super().__init__()
         shipped = function if isinstance(function, ShippedFunction) else ShippedFunction(function)
         self._mapper = EpisodeMapper(dataset.plan, shipped, per_step=per_step)
         first = sample or next(iter_records(dataset, next(iter(dataset.splits))), None)
         if first is None:
             raise ValueError(f"{dataset.path} holds no episode to infer the output from")
-        result = self._mapper(bytes(first.data), first.index,
-                              f"episode {first.index} (the first)")
+        result = self._mapper(bytes(first.data), first.index, f"episode {first.index} (the first)")
         self.features_json = infer_features(result, image_encoding)
         self._layout = dataset_layout(dataset)
 
     def expand(self, episodes: Any) -> Any:
         return episodes | "Map" >> beam.ParDo(
-            MapEpisodeFn(self._mapper, self.features_json, self._layout))
+            MapEpisodeFn(self._mapper, self.features_json, self._layout)
+        )

@@ -58,9 +58,19 @@ class ItemSpec:
 class ChunkSource:
     """Produces chunks of items (flat keys without ``steps/``) from a selection."""
 
-    def __init__(self, selection: Selection, plan: Plan, items: ItemSpec, *,
-                 episodes_per_chunk: int, shuffle: bool, seed: int, num_epochs: int | None,
-                 ahead: int | None = None, workers: int = 2):
+    def __init__(
+        self,
+        selection: Selection,
+        plan: Plan,
+        items: ItemSpec,
+        *,
+        episodes_per_chunk: int,
+        shuffle: bool,
+        seed: int,
+        num_epochs: int | None,
+        ahead: int | None = None,
+        workers: int = 2,
+    ):
         self.selection = selection
         self.items = items
         self._decoder = EpisodeDecoder(plan)
@@ -100,12 +110,13 @@ class ChunkSource:
         """One chunk's items, in random order if shuffling."""
         decoded = decode_records(self._decoder, records)
         lengths = decoded[NUM_STEPS]
-        steps = {f.key[len(_STEPS):]: decoded[f.key] for f in self._fields}
+        steps = {f.key[len(_STEPS) :]: decoded[f.key] for f in self._fields}
         rng = default_rng([self._seed, chunk]) if self._shuffle else None
         spec = self.items
         if DISCOUNT in spec.outputs and DISCOUNT not in steps:  # the dataset has none
             steps[DISCOUNT] = indices.missing_discounts(
-                lengths, steps["is_terminal"], final_transition=spec.layout == LAYOUT_OXE)
+                lengths, steps["is_terminal"], final_transition=spec.layout == LAYOUT_OXE
+            )
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())
             order = rng.permutation(count) if rng is not None else None
@@ -125,8 +136,14 @@ class ChunkSource:
         count = int(np.sum(lengths if final else np.maximum(lengths - 1, 0)))
         order = rng.permutation(count) if rng is not None else None
         found = indices.transition_indices(
-            lengths, steps["reward"], steps["discount"], steps["is_terminal"],
-            spec.n_step, spec.gamma, order, final_transition=final,
+            lengths,
+            steps["reward"],
+            steps["discount"],
+            steps["is_terminal"],
+            spec.n_step,
+            spec.gamma,
+            order,
+            final_transition=final,
         )
         out = {"reward": found["reward"], "discount": found["discount"]}
         for key, value in steps.items():
@@ -135,9 +152,7 @@ class ChunkSource:
                 continue
             out[key] = self._take(value, found["source"])
             if field == "observation":
-                out[NEXT_OBSERVATION + key[len("observation"):]] = self._take(
-                    value, found["next"]
-                )
+                out[NEXT_OBSERVATION + key[len("observation") :]] = self._take(value, found["next"])
         return out
 
     def _take(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -145,13 +160,14 @@ class ChunkSource:
         if values.dtype == object or index.size * values[:1].nbytes < _PARALLEL_GATHER_BYTES:
             return np.take(values, index, axis=0)
         if self._gather_pool is None:
-            self._gather_pool = ThreadPoolExecutor(max_workers=2,
-                                                   thread_name_prefix="rlds-gather")
+            self._gather_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rlds-gather")
         out = np.empty((*index.shape, *values.shape[1:]), values.dtype)
         half = len(index) // 2
         # mode="clip" writes straight into ``out`` (indices come from the kernels: in range)
-        parts = [self._gather_pool.submit(np.take, values, index[lo:hi], 0, out[lo:hi], "clip")
-                 for lo, hi in ((0, half), (half, len(index)))]
+        parts = [
+            self._gather_pool.submit(np.take, values, index[lo:hi], 0, out[lo:hi], "clip")
+            for lo, hi in ((0, half), (half, len(index)))
+        ]
         for part in parts:
             part.result()
         return out

@@ -94,12 +94,12 @@ def transition_indices(
     total_discount = np.where(per_step(reaches_terminal), 0, total_discount).astype(dtype)
     if rank == 1:
         total_reward, total_discount = total_reward.reshape(-1), total_discount.reshape(-1)
-    return {"source": source, "next": following, "reward": total_reward,
-            "discount": total_discount}
+    return {"source": source, "next": following, "reward": total_reward, "discount": total_discount}
 
 
-def missing_discounts(lengths: np.ndarray, is_terminal: np.ndarray,
-                      final_transition: bool = False) -> np.ndarray:
+def missing_discounts(
+    lengths: np.ndarray, is_terminal: np.ndarray, final_transition: bool = False
+) -> np.ndarray:
     """float32 per-step discounts for a dataset without a ``discount`` field (most of Open
     X-Embodiment): 1, and 0 on the step whose transition ends in a terminal state — the
     terminal last step itself with ``final_transition`` (the oxe layout), else the step
@@ -126,7 +126,10 @@ def window_counts(lengths: np.ndarray, size: int, shift: int, pad: bool) -> np.n
 
 
 def window_indices(
-    lengths: np.ndarray, size: int, shift: int = 1, pad: bool = True,
+    lengths: np.ndarray,
+    size: int,
+    shift: int = 1,
+    pad: bool = True,
     order: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Windows of episodes whose steps are concatenated: ``index`` [W, size] (padding repeats

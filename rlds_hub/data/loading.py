@@ -57,8 +57,7 @@ def wrong_source_message(source: Any, function: str) -> str:
             "in tf.data, use rlds_hub.transforms.transitions / windows instead."
         )
     return (
-        f"{function} takes a dataset path or name, an opened RLDSDataset or a Selection; "
-        f"got {kind}"
+        f"{function} takes a dataset path or name, an opened RLDSDataset or a Selection; got {kind}"
     )
 
 

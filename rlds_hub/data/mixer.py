@@ -22,15 +22,21 @@ class Mixer:
     batch rate of slicing every batch). The remainder's assignment is drawn anew per block.
     """
 
-    def __init__(self, batch_size: int, open_chunks: int, rng: np.random.Generator | None,
-                 block_items: int = 8192):
+    def __init__(
+        self,
+        batch_size: int,
+        open_chunks: int,
+        rng: np.random.Generator | None,
+        block_items: int = 8192,
+    ):
         self._batch = batch_size
         self._open = open_chunks
         self._rng = rng
         self._block_batches = max(1, block_items // batch_size)
 
-    def batches(self, chunks: Iterator[Mapping[str, np.ndarray]], drop_remainder: bool
-                ) -> Iterator[dict[str, np.ndarray]]:
+    def batches(
+        self, chunks: Iterator[Mapping[str, np.ndarray]], drop_remainder: bool
+    ) -> Iterator[dict[str, np.ndarray]]:
         active: list[list] = []  # [chunk, cursor, size]
         exhausted = False
         pieces: list[dict[str, np.ndarray]] = []  # of the batch being cut piece by piece
@@ -50,16 +56,20 @@ class Mixer:
                 shares = self._shares(self._batch, len(active))
                 blocks = min(
                     [self._block_batches]
-                    + [(size - cursor) // share for (_, cursor, size), share
-                       in zip(active, shares, strict=True) if share]
+                    + [
+                        (size - cursor) // share
+                        for (_, cursor, size), share in zip(active, shares, strict=True)
+                        if share
+                    ]
                 )
                 if blocks >= 1:
                     yield from self._block(active, shares, blocks)
                     active = [a for a in active if a[1] < a[2]]
                     continue
             # A chunk runs out within this batch: cut it piece by piece across refills.
-            for slot, take in zip(active, self._shares(self._batch - filled, len(active)),
-                                  strict=True):
+            for slot, take in zip(
+                active, self._shares(self._batch - filled, len(active)), strict=True
+            ):
                 chunk, cursor, size = slot
                 take = min(take, size - cursor)
                 if take:
@@ -73,8 +83,9 @@ class Mixer:
         if filled and not drop_remainder:
             yield _join(pieces)
 
-    def _block(self, active: list[list], shares: list[int], blocks: int
-               ) -> Iterator[dict[str, np.ndarray]]:
+    def _block(
+        self, active: list[list], shares: list[int], blocks: int
+    ) -> Iterator[dict[str, np.ndarray]]:
         """``blocks`` full batches, each taking ``shares[c]`` items from chunk ``c``."""
         used = [(a, share) for a, share in zip(active, shares, strict=True) if share]
         block = {}
@@ -95,10 +106,7 @@ class Mixer:
         base, extra = divmod(want, slots)
         shares = [base] * slots
         if extra:
-            lucky = (
-                self._rng.permutation(slots)[:extra] if self._rng is not None
-                else range(extra)
-            )
+            lucky = self._rng.permutation(slots)[:extra] if self._rng is not None else range(extra)
             for slot in lucky:
                 shares[slot] += 1
         return shares

@@ -92,8 +92,12 @@ class BatchLoader:
         # One chunk mixes at least shuffle_buffer episodes: whole groups of episodes_per_chunk.
         groups = max(1, -(-shuffle_buffer // episodes_per_chunk)) if shuffle else 1
         self._chunks = ChunkSource(
-            selection, selection.dataset.plan.step_fields_plan(fields), items,
-            episodes_per_chunk=episodes_per_chunk * groups, shuffle=shuffle, seed=seed,
+            selection,
+            selection.dataset.plan.step_fields_plan(fields),
+            items,
+            episodes_per_chunk=episodes_per_chunk * groups,
+            shuffle=shuffle,
+            seed=seed,
             num_epochs=num_epochs,
         )
 
@@ -156,8 +160,11 @@ def warn_if_narrowed(flat: Sequence[tuple[str, Any]], where: str) -> None:
 
     if jax.config.jax_enable_x64:
         return
-    wide = [f"{k} ({np.asarray(v).dtype})" for k, v in flat
-            if np.asarray(v).dtype in (np.float64, np.int64, np.uint64, np.complex128)]
+    wide = [
+        f"{k} ({np.asarray(v).dtype})"
+        for k, v in flat
+        if np.asarray(v).dtype in (np.float64, np.int64, np.uint64, np.complex128)
+    ]
     if wide:
         warnings.warn(
             f"{where}: JAX's x64 mode is off, so the 64-bit fields {', '.join(wide)} become "
@@ -253,8 +260,13 @@ def transitions(
     return BatchLoader(
         selection,
         ItemSpec("transitions", tuple(outputs), n_step=n_step, gamma=gamma, layout=layout),
-        fields=fields, batch_size=batch_size, shuffle=shuffle, seed=seed,
-        num_epochs=num_epochs, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
+        fields=fields,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_epochs=num_epochs,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
         episodes_per_chunk=episodes_per_chunk,
     )
 
@@ -299,14 +311,25 @@ def windows(
     return BatchLoader(
         selection,
         ItemSpec("windows", tuple(outputs), size=size, shift=shift, pad=pad, layout=layout),
-        fields=fields, batch_size=batch_size, shuffle=shuffle, seed=seed,
-        num_epochs=num_epochs, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
+        fields=fields,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_epochs=num_epochs,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
         episodes_per_chunk=episodes_per_chunk,
     )
 
 
-def _selection(source: Any, split: str, episodes: EpisodeSpec, where: Where,
-               filters: Mapping[str, Any], function: str) -> Selection:
+def _selection(
+    source: Any,
+    split: str,
+    episodes: EpisodeSpec,
+    where: Where,
+    filters: Mapping[str, Any],
+    function: str,
+) -> Selection:
     check_filters(filters, function.rstrip("()"))
     if isinstance(source, Selection):
         if episodes is not None or where is not None or filters:

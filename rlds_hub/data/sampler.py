@@ -37,8 +37,11 @@ class InMemorySampler:
             raise ValueError(f"all arrays need the same leading size, got {sorted(sizes)}")
         from rlds_hub.data.pipeline import _flat_items, warn_if_narrowed
 
-        named = (_flat_items(items) if isinstance(items, Mapping)
-                 else [(f"array {i}", leaf) for i, leaf in enumerate(leaves)])
+        named = (
+            _flat_items(items)
+            if isinstance(items, Mapping)
+            else [(f"array {i}", leaf) for i, leaf in enumerate(leaves)]
+        )
         strings = [name for name, leaf in named if np.asarray(leaf).dtype.kind in "OSU"]
         if strings:
             raise ValueError(
@@ -48,7 +51,9 @@ class InMemorySampler:
         (self.size,) = sizes
         if self.size == 0:
             raise ValueError("InMemorySampler needs at least one item")
-        warn_if_narrowed(_flat_items(items) if isinstance(items, Mapping) else [], "InMemorySampler")
+        warn_if_narrowed(
+            _flat_items(items) if isinstance(items, Mapping) else [], "InMemorySampler"
+        )
         self.device = device if device is not None else jax.devices()[0]
         self.items = jax.device_put(items, self.device)
         self.nbytes = sum(int(np.asarray(leaf).nbytes) for leaf in leaves)
@@ -95,8 +100,9 @@ class InMemorySampler:
 
     def sample_many(self, key: Any, num_batches: int, batch_size: int) -> Any:
         """``num_batches`` batches in one call, leading axes ``[num_batches, batch_size]``."""
-        return _sample_many(self.items, key, num_batches=num_batches, batch_size=batch_size,
-                            size=self.size)
+        return _sample_many(
+            self.items, key, num_batches=num_batches, batch_size=batch_size, size=self.size
+        )
 
 
 def _concat(parts: list[Any]) -> Any:

@@ -19,8 +19,15 @@ import dm_env
 
 from rlds_hub.extras import EXTRAS
 
-__all__ = ["DM_CONTROL_PREFIX", "GYM_PREFIX", "EnvUnavailableError", "canonical_env_name",
-           "env_label", "list_envs", "make_env"]
+__all__ = [
+    "DM_CONTROL_PREFIX",
+    "GYM_PREFIX",
+    "EnvUnavailableError",
+    "canonical_env_name",
+    "env_label",
+    "list_envs",
+    "make_env",
+]
 
 DM_CONTROL_PREFIX = "dm_control/"
 GYM_PREFIX = "gym/"
@@ -118,8 +125,9 @@ def _make_gym(canonical: str, name: str, seed: int | None) -> dm_env.Environment
         gym_env = gymnasium.make(gym_id)
     except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
         entry_point = getattr(gymnasium.registry.get(gym_id), "entry_point", None)
-        package = entry_point.split(":", 1)[0].rsplit(".", 1)[0] if isinstance(
-            entry_point, str) else ""
+        package = (
+            entry_point.split(":", 1)[0].rsplit(".", 1)[0] if isinstance(entry_point, str) else ""
+        )
         raise _unavailable(canonical, e, _GYM_EXTRAS.get(package)) from None
     return GymnasiumEnv(gym_env, seed=seed)
 
@@ -130,8 +138,9 @@ def _unavailable(name: str, error: Exception, extra: str | None) -> EnvUnavailab
     family = f' (or all of its family\'s: pip install "gymnasium[{extra}]")' if extra else ""
     if isinstance(error, ImportError) and module:
         top = module.split(".", 1)[0]
-        package = (f"'rlds-hub[{EXTRAS[top]}]'" if EXTRAS.get(top) == "envs"
-                   else _PIP_NAMES.get(top, top))
+        package = (
+            f"'rlds-hub[{EXTRAS[top]}]'" if EXTRAS.get(top) == "envs" else _PIP_NAMES.get(top, top)
+        )
         return EnvUnavailableError(
             f"{name} needs the Python package {top!r}, which is not installed here: pip "
             f"install {package}{family}"

@@ -136,7 +136,9 @@ def parse_features(record: memoryview) -> dict[str, tuple[int, memoryview]]:
                             continue
                         size, inner_pos = _varint(buf, inner_pos)
                         if inner_pos + size > value_end:
-                            raise ParseError("a feature's list runs past its end (truncated record)")
+                            raise ParseError(
+                                "a feature's list runs past its end (truncated record)"
+                            )
                         kind, inner = inner_tag >> 3, buf[inner_pos : inner_pos + size]
                         inner_pos += size
                     if inner_pos != value_end:
@@ -253,8 +255,6 @@ def _varint_bytes(value: int) -> bytes:
             return bytes(out)
 
 
-
-
 class EpisodeDecoder:
     """Decodes serialized episodes of one :class:`~rlds_hub.format.plan.Plan` into NumPy.
 
@@ -287,8 +287,10 @@ class EpisodeDecoder:
             for key, value in values.items():
                 columns[key].append(value)
             lengths.append(steps)
-        out = {key: _concat(parts, leaf) for (key, parts), leaf
-               in zip(columns.items(), self.leaves, strict=True)}
+        out = {
+            key: _concat(parts, leaf)
+            for (key, parts), leaf in zip(columns.items(), self.leaves, strict=True)
+        }
         out[NUM_STEPS] = np.asarray(lengths, np.int64)
         return out
 
@@ -329,7 +331,8 @@ class EpisodeDecoder:
             elif count != 1:
                 raise ParseError(
                     f"{leaf.key} holds {count} values, expected one per episode"
-                    if leaf.key in features else f"{leaf.key} is missing from the episode"
+                    if leaf.key in features
+                    else f"{leaf.key} is missing from the episode"
                 )
             values[leaf.key] = value
         return values, steps or 0
@@ -359,8 +362,9 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
         if leaf.size == 0:
             return np.empty((0, *leaf.shape), leaf.dtype)
         if values.size % leaf.size:
-            raise ParseError(f"holds {values.size} values, not a whole number of "
-                             f"{leaf.size}-value steps")
+            raise ParseError(
+                f"holds {values.size} values, not a whole number of {leaf.size}-value steps"
+            )
         return values.reshape(-1, *leaf.shape)
     if kind not in (None, _BYTES_LIST):
         raise ParseError("is not a bytes list")
@@ -385,8 +389,9 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
         if leaf.size == 0:
             return np.empty((0, *leaf.shape), object)
         if len(entries) % leaf.size:
-            raise ParseError(f"holds {len(entries)} strings, not a whole number of "
-                             f"{leaf.size}-string steps")
+            raise ParseError(
+                f"holds {len(entries)} strings, not a whole number of {leaf.size}-string steps"
+            )
         out = np.empty(len(entries), object)
         out[:] = entries
         return out.reshape(-1, *leaf.shape)

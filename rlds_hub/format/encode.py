@@ -236,8 +236,9 @@ class ExampleEncoder:
         # a frame costs. zlib and PIL's filters release the GIL, so threads use every core.
         size = -(-len(frames) // (2 * workers))
         chunks = [frames[i : i + size] for i in range(0, len(frames), size)]
-        encoded = self._pool.map(lambda chunk: [encode_png(f, self._png_level) for f in chunk],
-                                 chunks)
+        encoded = self._pool.map(
+            lambda chunk: [encode_png(f, self._png_level) for f in chunk], chunks
+        )
         return _bytes_list([blob for chunk in encoded for blob in chunk])
 
     def close(self) -> None:

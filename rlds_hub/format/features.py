@@ -52,22 +52,27 @@ SEQUENCE = _PREFIX + "sequence_feature.Sequence"
 def is_image_spec(shape: tuple[int, ...], dtype: Any) -> bool:
     """True for ``uint8`` arrays shaped like an image: ``H x W x C`` with C in 1, 3, 4."""
     return (
-        np.dtype(dtype) == np.uint8 and len(shape) == 3 and shape[-1] in (1, 3, 4)
+        np.dtype(dtype) == np.uint8
+        and len(shape) == 3
+        and shape[-1] in (1, 3, 4)
         and min(shape) > 0
     )
 
 
 def tensor_json(shape: tuple[int, ...], dtype: str, encoding: str = "none") -> dict[str, Any]:
     """A ``tfds.features.Tensor`` node (``dtype`` a NumPy name, or "string")."""
-    return {"pythonClassName": TENSOR,
-            "tensor": {"shape": _shape_json(shape), "dtype": dtype, "encoding": encoding}}
+    return {
+        "pythonClassName": TENSOR,
+        "tensor": {"shape": _shape_json(shape), "dtype": dtype, "encoding": encoding},
+    }
 
 
 def image_json(shape: tuple[int, ...], encoding_format: str = "png") -> dict[str, Any]:
     """A uint8 ``tfds.features.Image`` node."""
-    return {"pythonClassName": IMAGE,
-            "image": {"shape": _shape_json(shape), "dtype": "uint8",
-                      "encodingFormat": encoding_format}}
+    return {
+        "pythonClassName": IMAGE,
+        "image": {"shape": _shape_json(shape), "dtype": "uint8", "encodingFormat": encoding_format},
+    }
 
 
 def dict_json(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,8 +87,11 @@ def dataset_json(feature: Mapping[str, Any]) -> dict[str, Any]:
 
 def top_level_json(fields: Mapping[str, Any]) -> dict[str, Any]:
     """The top-level ``FeaturesDict`` as TFDS writes it to ``features.json``."""
-    return {"type": FEATURES_DICT, "content": {"features": dict(fields)},
-            "proto_cls": "tensorflow_datasets.FeaturesDict"}
+    return {
+        "type": FEATURES_DICT,
+        "content": {"features": dict(fields)},
+        "proto_cls": "tensorflow_datasets.FeaturesDict",
+    }
 
 
 def _shape_json(shape: tuple[int, ...]) -> dict[str, Any]:
@@ -107,7 +115,9 @@ def array_feature(
         raise SpecError(f"dtype {dtype} is not supported (numbers, bools and strings are)")
     if is_image_spec(shape, dtype):
         if image_encoding not in IMAGE_ENCODINGS:
-            raise SpecError(f"image_encoding must be one of {IMAGE_ENCODINGS}, got {image_encoding!r}")
+            raise SpecError(
+                f"image_encoding must be one of {IMAGE_ENCODINGS}, got {image_encoding!r}"
+            )
         if image_encoding == "png":
             return image_json(shape, "png")
         return tensor_json(shape, dtype.name, "bytes")
@@ -134,9 +144,7 @@ def feature_from_spec(spec: Any, image_encoding: ImageEncoding = "png") -> dict[
     if isinstance(spec, (tuple, list)):
         if not spec:
             raise SpecError("empty tuple specs cannot be stored; drop the field instead")
-        return dict_json(
-            {str(i): feature_from_spec(v, image_encoding) for i, v in enumerate(spec)}
-        )
+        return dict_json({str(i): feature_from_spec(v, image_encoding) for i, v in enumerate(spec)})
     raise SpecError(f"unsupported spec {spec!r}: expected dm_env specs, dicts or tuples of them")
 
 

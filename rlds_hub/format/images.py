@@ -28,7 +28,7 @@ class ImageDecodeError(ValueError):
 
 
 def image_format(blob: bytes) -> str:
-    """"png", "jpeg" or "other" from the first bytes of an encoded frame."""
+    """ "png", "jpeg" or "other" from the first bytes of an encoded frame."""
     if blob[:4] == _PNG_MAGIC:
         return "png"
     if blob[:2] == _JPEG_MAGIC:

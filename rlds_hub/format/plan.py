@@ -160,7 +160,8 @@ class Plan:
         """The leaves whose key is in ``keys`` or lies under one of them at a "/"."""
         keys = [k.strip("/") for k in keys]
         kept = [
-            leaf for leaf in self.leaves
+            leaf
+            for leaf in self.leaves
             if any(leaf.key == k or leaf.key.startswith(k + "/") for k in keys)
         ]
         return Plan(kept)
@@ -255,8 +256,9 @@ def _tensor_leaf(content: Mapping[str, Any], key: str, in_steps: bool) -> Leaf:
         return Leaf(key, "string", np.dtype(object), shape, in_steps)
     dtype = _dtype(dtype_name, key)
     if encoding in ("bytes", "zlib"):
-        return Leaf(key, "raw", dtype, shape, in_steps,
-                    compression="zlib" if encoding == "zlib" else None)
+        return Leaf(
+            key, "raw", dtype, shape, in_steps, compression="zlib" if encoding == "zlib" else None
+        )
     if encoding not in ("none", ""):
         raise PlanError(
             f"{key}: tensor encoding {encoding!r} is not supported (none, bytes and zlib "

@@ -65,7 +65,9 @@ def spec_from_json(data: Any) -> Any:
         return tuple(spec_from_json(v) for v in data["items"])
     if kind == "string":
         string_type = bytes if data["string_type"] == "bytes" else str
-        return dm_specs.StringArray(tuple(data["shape"]), string_type=string_type, name=data["name"])
+        return dm_specs.StringArray(
+            tuple(data["shape"]), string_type=string_type, name=data["name"]
+        )
     if kind == "discrete":
         return dm_specs.DiscreteArray(data["num_values"], dtype=data["dtype"], name=data["name"])
     dtype = np.dtype(data["dtype"])

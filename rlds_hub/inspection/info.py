@@ -23,8 +23,7 @@ from rlds_hub.storage.names import resolve
 _ENCODINGS = {"native": "native", "raw": "bytes", "string": "string"}
 
 
-def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
-              ) -> dict[str, Any]:
+def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True) -> dict[str, Any]:
     """A JSON-serialisable summary of the dataset at ``path`` (or a name:
     :func:`rlds_hub.storage.names.resolve`).
 
@@ -61,8 +60,9 @@ def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
     sessions = []
     for i, session in enumerate(dataset.metadata.get("sessions", [])):
         env = session.get("env_name") or (dataset.metadata.get("env_name") if i == 0 else None)
-        sessions.append({**session, "index": i, "env_name": env,
-                         "episodes": session_episodes.get(i)})
+        sessions.append(
+            {**session, "index": i, "env_name": env, "episodes": session_episodes.get(i)}
+        )
     size, unlisted = _sizes(dataset)
     return {
         "path": dataset.path,
@@ -79,8 +79,9 @@ def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
     }
 
 
-def describe_features(plan: Plan, labels: Mapping[str, Any] | None = None
-                      ) -> dict[str, list[dict[str, Any]]]:
+def describe_features(
+    plan: Plan, labels: Mapping[str, Any] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Step and episode leaves: key, dtype, shape, encoding, and for a ClassLabel (in
     ``labels``, :func:`rlds_hub.inspection.labels.class_labels`) its ``class_label``."""
     steps, episode = [], []
@@ -89,7 +90,8 @@ def describe_features(plan: Plan, labels: Mapping[str, Any] | None = None
             "key": leaf.name,
             "dtype": "string" if leaf.kind == "string" else leaf.dtype.name,
             "shape": list(leaf.shape),
-            "encoding": leaf.compression or _ENCODINGS.get(leaf.kind)
+            "encoding": leaf.compression
+            or _ENCODINGS.get(leaf.kind)
             or f"{leaf.image_format or 'png/jpeg'} image",
         }
         if labels and leaf.key in labels:
@@ -143,11 +145,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("sessions")
         table = [("#", "started", "split", "env", "policy", "seed", "episodes")]
         for s in sessions:
-            table.append((
-                str(s["index"]), str(s.get("started", "?")), str(s.get("split", "?")),
-                str(s.get("env_name") or "?"), str(s.get("policy") or "?"), str(s.get("seed")),
-                "?" if s.get("episodes") is None else str(s["episodes"]),
-            ))
+            table.append(
+                (
+                    str(s["index"]),
+                    str(s.get("started", "?")),
+                    str(s.get("split", "?")),
+                    str(s.get("env_name") or "?"),
+                    str(s.get("policy") or "?"),
+                    str(s.get("seed")),
+                    "?" if s.get("episodes") is None else str(s["episodes"]),
+                )
+            )
         lines += ["  " + row for row in _align(table)]
     lines.append("splits")
     for name, split in summary["splits"].items():
@@ -183,15 +191,19 @@ def _describe_returns(dist: dict[str, Any]) -> str:
         text = f"mean {dist['mean']:.2f} [{dist['min']:.2f}, {dist['max']:.2f}]"
     else:
         text = "none finite"
-    bad = [f"{dist[k]} {label}" for k, label in (("nan_count", "NaN"), ("inf_count", "infinite"))
-           if dist.get(k)]
+    bad = [
+        f"{dist[k]} {label}"
+        for k, label in (("nan_count", "NaN"), ("inf_count", "infinite"))
+        if dist.get(k)
+    ]
     return text + (f" ({', '.join(bad)})" if bad else "")
 
 
 def _align(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
 
 
 def _bytes(n: float) -> str:

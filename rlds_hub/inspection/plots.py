@@ -57,26 +57,48 @@ def episode_figure(path: str | os.PathLike | RLDSDataset) -> Any:
         finite = np.isfinite(returns)
         terminated = np.array([r["terminated"] for r in rows], dtype=bool)
         ax_return.plot(episode[finite], returns[finite], "-", color=color, alpha=0.35, lw=1)
-        for mask, marker, what in ((terminated, "x", "terminated"), (~terminated, "o", "truncated")):
+        for mask, marker, what in (
+            (terminated, "x", "terminated"),
+            (~terminated, "o", "truncated"),
+        ):
             shown = mask & finite
             if shown.any():
-                ax_return.plot(episode[shown], returns[shown], marker, color=color, ms=5,
-                               mfc="none" if marker == "o" else color, ls="none",
-                               label=f"{split}: {what} ({int(shown.sum())})")
+                ax_return.plot(
+                    episode[shown],
+                    returns[shown],
+                    marker,
+                    color=color,
+                    ms=5,
+                    mfc="none" if marker == "o" else color,
+                    ls="none",
+                    label=f"{split}: {what} ({int(shown.sum())})",
+                )
         if (~finite).any():
             notes.append(f"{split}: {int((~finite).sum())} non-finite return(s) not drawn")
     if has_returns:
-        ax_return.set(title="episode return", xlabel="episode (recording order)",
-                      ylabel="return")
+        ax_return.set(title="episode return", xlabel="episode (recording order)", ylabel="return")
         ax_return.legend(fontsize=8)
     else:
-        ax_return.text(0.5, 0.5, "no scalar reward: no returns", ha="center", va="center",
-                       transform=ax_return.transAxes)
+        ax_return.text(
+            0.5,
+            0.5,
+            "no scalar reward: no returns",
+            ha="center",
+            va="center",
+            transform=ax_return.transAxes,
+        )
         ax_return.set(title="episode return")
     ax_return.xaxis.set_major_locator(MaxNLocator(integer=True))
     if notes:
-        ax_return.text(0.01, 0.01, "; ".join(notes), transform=ax_return.transAxes,
-                       fontsize=8, color="crimson", va="bottom")
+        ax_return.text(
+            0.01,
+            0.01,
+            "; ".join(notes),
+            transform=ax_return.transAxes,
+            fontsize=8,
+            color="crimson",
+            va="bottom",
+        )
 
     lengths = [np.array([r["num_steps"] for r in tables[s]]) for s in names]
     low = int(min(x.min() for x in lengths))
@@ -85,10 +107,10 @@ def episode_figure(path: str | os.PathLike | RLDSDataset) -> Any:
         edges = np.arange(low, high + 2) - 0.5
     else:
         edges = np.unique(np.linspace(low, high + 1, 31).round())
-    ax_length.hist(lengths, bins=edges, label=names, color=colors[: len(names)],
-                   histtype="bar", rwidth=0.9)  # side by side per bin, not overlapping
-    unit = "RLDS steps" if dataset_layout(dataset) == LAYOUT_OXE else \
-        "RLDS steps = transitions + 1"
+    ax_length.hist(
+        lengths, bins=edges, label=names, color=colors[: len(names)], histtype="bar", rwidth=0.9
+    )  # side by side per bin, not overlapping
+    unit = "RLDS steps" if dataset_layout(dataset) == LAYOUT_OXE else "RLDS steps = transitions + 1"
     ax_length.set(title="episode length", xlabel=f"length ({unit})", ylabel="episodes")
     ax_length.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_length.yaxis.set_major_locator(MaxNLocator(integer=True))

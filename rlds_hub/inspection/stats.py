@@ -129,10 +129,14 @@ def statistics(
 
     episode_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     return summarize(
-        split, plan.layout, episode_lengths,
+        split,
+        plan.layout,
+        episode_lengths,
         (np.concatenate(returns) if returns else np.zeros(0))
-        if plan.reward_key is not None else None,
-        moments, skipped,
+        if plan.reward_key is not None
+        else None,
+        moments,
+        skipped,
     )
 
 
@@ -165,13 +169,19 @@ def update_moments(moments: dict[str, Moments], batch: Any) -> None:
         accumulator.update(values)
 
 
-def summarize(split: str, layout_name: str, episode_lengths: np.ndarray,
-              returns: np.ndarray | None, moments: dict[str, Moments],
-              skipped: dict[str, str]) -> dict[str, Any]:
+def summarize(
+    split: str,
+    layout_name: str,
+    episode_lengths: np.ndarray,
+    returns: np.ndarray | None,
+    moments: dict[str, Moments],
+    skipped: dict[str, str],
+) -> dict[str, Any]:
     """The statistics JSON from per-episode lengths and returns and merged moments."""
     episode_lengths = np.asarray(episode_lengths, np.int64)
-    transitions = episode_lengths if layout_name == LAYOUT_OXE else np.maximum(
-        episode_lengths - 1, 0)
+    transitions = (
+        episode_lengths if layout_name == LAYOUT_OXE else np.maximum(episode_lengths - 1, 0)
+    )
     return {
         "split": split,
         "layout": layout_name,
@@ -185,15 +195,19 @@ def summarize(split: str, layout_name: str, episode_lengths: np.ndarray,
     }
 
 
-def save_statistics(path: str | os.PathLike, result: dict[str, Any] | list[dict[str, Any]],
-                    **provenance: Any) -> str:
+def save_statistics(
+    path: str | os.PathLike, result: dict[str, Any] | list[dict[str, Any]], **provenance: Any
+) -> str:
     """Stores statistics (one split's, or a list of splits') as ``statistics.json`` in the
     dataset directory, where the service and the learners find them; returns its path."""
     from rlds_hub._version import __version__
 
     splits = result if isinstance(result, list) else [result]
-    content = {"rlds_hub_version": __version__, **provenance,
-               "splits": {s["split"]: s for s in splits}}
+    content = {
+        "rlds_hub_version": __version__,
+        **provenance,
+        "splits": {s["split"]: s for s in splits},
+    }
     target = files.join(path, layout.STATISTICS)
     existing = saved_statistics(path) if files.exists(target) else None
     if existing:
@@ -214,8 +228,9 @@ _QUANTILE_KEYS = ("p5", "p25", "p50", "p75", "p95", "quantile_rank_error")
 _PROVENANCE_KEYS = ("computed_by", "time", "runner", "sketch_size")
 
 
-def _keep_quantiles(new: dict[str, Any], old: dict[str, Any], saved: dict[str, Any]
-                    ) -> dict[str, Any]:
+def _keep_quantiles(
+    new: dict[str, Any], old: dict[str, Any], saved: dict[str, Any]
+) -> dict[str, Any]:
     """``new`` with the quantiles of ``old`` (the Beam job's, which in-process statistics do
     not compute) kept when both describe the same data: the same episodes and steps, and
     per feature the same count, min and max and means equal to 1e-9. Where the quantiles
@@ -223,25 +238,34 @@ def _keep_quantiles(new: dict[str, Any], old: dict[str, Any], saved: dict[str, A
     old_features = old.get("features") or {}
     same = all(new.get(k) == old.get(k) for k in ("num_episodes", "num_steps")) and all(
         name in old_features and _same_moments(feature, old_features[name])
-        for name, feature in new.get("features", {}).items())
+        for name, feature in new.get("features", {}).items()
+    )
     if not same or not any(k in f for f in old_features.values() for k in _QUANTILE_KEYS):
         return new
     out = {**new, "features": {}}
     for name, feature in new.get("features", {}).items():
         quantiles = {k: old_features[name][k] for k in _QUANTILE_KEYS if k in old_features[name]}
         out["features"][name] = {**feature, **quantiles}
-    out["quantiles"] = old.get("quantiles") or {
-        k: saved[k] for k in _PROVENANCE_KEYS if k in saved}
+    out["quantiles"] = old.get("quantiles") or {k: saved[k] for k in _PROVENANCE_KEYS if k in saved}
     return out
 
 
 def _same_moments(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    if any(a.get(k) != b.get(k) for k in ("shape", "dtype", "count", "nan_count", "inf_count",
-                                           "min", "max")):
+    if any(
+        a.get(k) != b.get(k)
+        for k in ("shape", "dtype", "count", "nan_count", "inf_count", "min", "max")
+    ):
         return False
     try:
-        return bool(np.allclose(np.asarray(a.get("mean"), float), np.asarray(b.get("mean"), float),
-                                rtol=1e-9, atol=0, equal_nan=True))
+        return bool(
+            np.allclose(
+                np.asarray(a.get("mean"), float),
+                np.asarray(b.get("mean"), float),
+                rtol=1e-9,
+                atol=0,
+                equal_nan=True,
+            )
+        )
     except (TypeError, ValueError):
         return False
 
@@ -249,8 +273,13 @@ def _same_moments(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def saved_statistics(source: PathOrDataset) -> dict[str, Any] | None:
     """The content of the dataset's ``statistics.json``, or None."""
     path = source.path if isinstance(source, RLDSDataset) else os.fspath(source)
-    within = (source.real_path if isinstance(source, RLDSDataset)
-              else None if files.is_remote(path) else os.path.realpath(path))
+    within = (
+        source.real_path
+        if isinstance(source, RLDSDataset)
+        else None
+        if files.is_remote(path)
+        else os.path.realpath(path)
+    )
     target = files.join(path, layout.STATISTICS)
     if not files.exists(target):
         return None
@@ -276,9 +305,7 @@ def _select(leaves: list[Leaf], keys: Iterable[str] | None) -> list[Leaf]:
     chosen: list[Leaf] = []
     for key in keys:
         key = key.removeprefix(_STEPS_PREFIX).strip("/")
-        matches = [
-            leaf for leaf in leaves if leaf.name == key or leaf.name.startswith(key + "/")
-        ]
+        matches = [leaf for leaf in leaves if leaf.name == key or leaf.name.startswith(key + "/")]
         if not matches:
             raise ValueError(
                 f"no step feature {key!r}; the step features are "
@@ -351,9 +378,11 @@ class Moments:
         first = (self.n == 0) & (count > 0)
         if first.any():
             row = 0 if finite is None else np.argmax(finite, axis=0)
-            start = as_float[0] if finite is None else np.take_along_axis(
-                as_float, np.expand_dims(row, 0), axis=0
-            )[0]
+            start = (
+                as_float[0]
+                if finite is None
+                else np.take_along_axis(as_float, np.expand_dims(row, 0), axis=0)[0]
+            )
             self.shift = np.where(first, start, self.shift)
         shifted = as_float - self.shift
         if finite is None:
@@ -368,8 +397,9 @@ class Moments:
             high = np.where(finite, values, -np.inf).max(axis=0)
         self._merge(count, mean, m2, low, high)
 
-    def _merge(self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray,
-               low: np.ndarray, high: np.ndarray) -> None:
+    def _merge(
+        self, count: np.ndarray, mean: np.ndarray, m2: np.ndarray, low: np.ndarray, high: np.ndarray
+    ) -> None:
         """Chan et al.'s update with a summary whose mean is taken from ``self.shift``."""
         total = self.n + count
         share = np.divide(count, total, out=np.zeros(total.shape), where=total > 0)
@@ -466,8 +496,7 @@ def format_statistics(stats: dict[str, Any], max_elements: int = 4) -> str:
     ]
     columns = ("mean", "std", "min", "p50", "max")
     table = [("", "count", *columns)]
-    for label, dist in (("length (steps)", stats.get("lengths")),
-                        ("return", stats.get("returns"))):
+    for label, dist in (("length (steps)", stats.get("lengths")), ("return", stats.get("returns"))):
         if dist:
             table.append((label, str(dist["count"]), *(_number(dist.get(c)) for c in columns)))
     if len(table) > 1:
@@ -478,13 +507,15 @@ def format_statistics(stats: dict[str, Any], max_elements: int = 4) -> str:
         rows = [("feature", "shape", "count", "mean", "std", "min", "max", "non-finite")]
         for name, f in features.items():
             bad = f["nan_count"] + f["inf_count"]
-            rows.append((
-                name + (" *" if f["last_step_excluded"] else ""),
-                str(tuple(f["shape"])),
-                str(f["count"]),
-                *(_cell(f[c], max_elements) for c in ("mean", "std", "min", "max")),
-                f"{f['nan_count']} nan, {f['inf_count']} inf" if bad else "",
-            ))
+            rows.append(
+                (
+                    name + (" *" if f["last_step_excluded"] else ""),
+                    str(tuple(f["shape"])),
+                    str(f["count"]),
+                    *(_cell(f[c], max_elements) for c in ("mean", "std", "min", "max")),
+                    f"{f['nan_count']} nan, {f['inf_count']} inf" if bad else "",
+                )
+            )
         lines += ["", *_align(rows)]
         if any(f["last_step_excluded"] for f in features.values()):  # never in the oxe layout
             lines.append("* the zero-filled last step of each episode is excluded")
@@ -493,9 +524,11 @@ def format_statistics(stats: dict[str, Any], max_elements: int = 4) -> str:
         by_reason: dict[str, list[str]] = {}
         for name, reason in skipped.items():
             by_reason.setdefault(reason, []).append(name)
-        lines += ["", "skipped: " + "; ".join(
-            f"{', '.join(names)} ({reason})" for reason, names in by_reason.items()
-        )]
+        lines += [
+            "",
+            "skipped: "
+            + "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items()),
+        ]
     return "\n".join(lines)
 
 

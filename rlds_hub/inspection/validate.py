@@ -116,8 +116,9 @@ class _EpisodeChecker:
                 if key in self.plan:
                     self.action_bounds.append((key, leaf_path or rlds.ACTION, low, high))
 
-    def check(self, where: str, record: Any, row: dict[str, Any] | None
-              ) -> tuple[list[Problem], int | None]:
+    def check(
+        self, where: str, record: Any, row: dict[str, Any] | None
+    ) -> tuple[list[Problem], int | None]:
         """The problems of one episode, and its number of steps (None if undecodable)."""
         problems: list[Problem] = []
 
@@ -149,7 +150,7 @@ class _EpisodeChecker:
         if n == 0:
             error("has no steps (an episode has at least one step)")
             return problems, 0
-        steps = unflatten({k[len(_STEP):]: v for k, v in flat.items() if k.startswith(_STEP)})
+        steps = unflatten({k[len(_STEP) :]: v for k, v in flat.items() if k.startswith(_STEP)})
         self._check_flags(steps, n, error)
         terminal = np.asarray(steps.get(rlds.IS_TERMINAL, np.zeros(n, bool)))
         if not self.oxe:
@@ -162,8 +163,12 @@ class _EpisodeChecker:
             if any(r.dtype.kind in "fc" and not np.all(np.isfinite(r[scope])) for r in rewards):
                 warn("has non-finite rewards")
         discounts = _leaves(steps[rlds.DISCOUNT]) if rlds.DISCOUNT in steps else []
-        if not self.oxe and n >= 2 and terminal[-1] and any(np.any(d[n - 2] != 0)
-                                                             for d in discounts):
+        if (
+            not self.oxe
+            and n >= 2
+            and terminal[-1]
+            and any(np.any(d[n - 2] != 0) for d in discounts)
+        ):
             warn(f"step {n - 2}: terminal episode, but the final transition's discount is not 0")
         self._check_finite(flat, n, error, warn)
         self._check_bounds(flat, n, warn)
@@ -183,21 +188,28 @@ class _EpisodeChecker:
             others = np.flatnonzero(values)
             others = others[others != position]
             if others.size:
-                error(f"step {int(others[0])}: {flag} is true on a step that is not the {name} "
-                      f"({others.size} such steps)")
+                error(
+                    f"step {int(others[0])}: {flag} is true on a step that is not the {name} "
+                    f"({others.size} such steps)"
+                )
         terminal = np.asarray(steps.get(rlds.IS_TERMINAL, np.zeros(n, bool)))
         early = np.flatnonzero(terminal[:-1])
         if early.size:
             error(f"step {int(early[0])}: is_terminal is true before the last step")
 
-    def _check_finite(self, flat: dict[str, Any], n: int, error: Callable[[str], None],
-                      warn: Callable[[str], None]) -> None:
+    def _check_finite(
+        self,
+        flat: dict[str, Any],
+        n: int,
+        error: Callable[[str], None],
+        warn: Callable[[str], None],
+    ) -> None:
         """NaN or infinite actions are errors (no environment takes one; the zero-filled
         last step of the rlds layout aside), in observations warnings (a sensor may report
         NaN), each with counts and the first step."""
         rows = n if self.oxe else n - 1
         for key, value in flat.items():
-            name = key[len(_STEP):]
+            name = key[len(_STEP) :]
             field = name.split("/")[0]
             if not key.startswith(_STEP) or field not in (rlds.ACTION, rlds.OBSERVATION):
                 continue
@@ -210,9 +222,11 @@ class _EpisodeChecker:
                 continue
             nan = int(np.isnan(values).sum())
             steps = bad.reshape(len(values), -1).any(axis=1)
-            message = (f"{name} has {_count(count, 'non-finite value')} ({nan} NaN, "
-                       f"{count - nan} infinite) in {_count(int(steps.sum()), 'step')} "
-                       f"(first: step {int(np.argmax(steps))})")
+            message = (
+                f"{name} has {_count(count, 'non-finite value')} ({nan} NaN, "
+                f"{count - nan} infinite) in {_count(int(steps.sum()), 'step')} "
+                f"(first: step {int(np.argmax(steps))})"
+            )
             if field == rlds.ACTION:
                 error(f"{message}; no environment takes it")
             else:
@@ -228,12 +242,15 @@ class _EpisodeChecker:
             outside = outside.reshape(rows, -1).any(axis=1)
             if outside.any():
                 step = int(np.argmax(outside))
-                warn(f"{int(outside.sum())} step(s) with {name} outside the action spec's bounds "
-                     f"[{_short(low)}, {_short(high)}] (first: step {step}, "
-                     f"{np.asarray(values[step]).tolist()})")
+                warn(
+                    f"{int(outside.sum())} step(s) with {name} outside the action spec's bounds "
+                    f"[{_short(low)}, {_short(high)}] (first: step {step}, "
+                    f"{np.asarray(values[step]).tolist()})"
+                )
 
-    def _check_row(self, steps: dict[str, Any], row: dict[str, Any], n: int,
-                   error: Callable[[str], None]) -> None:
+    def _check_row(
+        self, steps: dict[str, Any], row: dict[str, Any], n: int, error: Callable[[str], None]
+    ) -> None:
         if row.get("num_steps") not in (None, n):
             error(f"episodes.jsonl says {row.get('num_steps')} steps, the episode has {n}")
         if "return" in row and rlds.REWARD in steps:
@@ -250,9 +267,15 @@ class _EpisodeChecker:
                     error(f"episodes.jsonl says return {stored}, the rewards sum to {total}")
 
 
-def _validate_split(dataset: RLDSDataset, split: str, checker: _EpisodeChecker,
-                    tf_parse: Any, expected_sums: dict[str, Any] | None, report: Report,
-                    progress: Callable[[int], None] | None) -> None:
+def _validate_split(
+    dataset: RLDSDataset,
+    split: str,
+    checker: _EpisodeChecker,
+    tf_parse: Any,
+    expected_sums: dict[str, Any] | None,
+    report: Report,
+    progress: Callable[[int], None] | None,
+) -> None:
     info = dataset.split(split)
     rows = [r for r in (dataset.episode_index or []) if r.get("split") == split]
     episode = 0
@@ -272,10 +295,13 @@ def _validate_split(dataset: RLDSDataset, split: str, checker: _EpisodeChecker,
         if expected_sums is not None:
             _check_checksum(shard, data, shard_path, expected_sums, report, split)
         if len(records) != expected:
-            report.problems.append(Problem(
-                "error", f"{split}/{shard}",
-                f"holds {len(records)} episodes but dataset_info.json lists {expected}",
-            ))
+            report.problems.append(
+                Problem(
+                    "error",
+                    f"{split}/{shard}",
+                    f"holds {len(records)} episodes but dataset_info.json lists {expected}",
+                )
+            )
         for start in range(0, len(records), _BATCH):
             batch = records[start : start + _BATCH]
             tf_failures = tf_parse(batch) if tf_parse is not None else {}
@@ -285,8 +311,9 @@ def _validate_split(dataset: RLDSDataset, split: str, checker: _EpisodeChecker,
                 row = rows[index] if index < len(rows) else None
                 problems, n = checker.check(where, record, row)
                 if i in tf_failures:
-                    problems.append(Problem(
-                        "error", where, f"TFDS's own parser rejects it: {tf_failures[i]}"))
+                    problems.append(
+                        Problem("error", where, f"TFDS's own parser rejects it: {tf_failures[i]}")
+                    )
                 report.problems.extend(problems)
                 if n is not None:
                     report.episodes += 1
@@ -296,10 +323,13 @@ def _validate_split(dataset: RLDSDataset, split: str, checker: _EpisodeChecker,
         if progress and len(records) < expected:
             progress(expected - len(records))
     if dataset.episode_index is not None and len(rows) != info.num_episodes:
-        report.problems.append(Problem(
-            "warning", f"{split}",
-            f"episodes.jsonl has {len(rows)} rows for {info.num_episodes} episodes",
-        ))
+        report.problems.append(
+            Problem(
+                "warning",
+                f"{split}",
+                f"episodes.jsonl has {len(rows)} rows for {info.num_episodes} episodes",
+            )
+        )
 
 
 def _read_shard(path: str, file_format: str) -> tuple[list[Any], str | None, bytes | None]:
@@ -332,23 +362,28 @@ def _checksums(dataset: RLDSDataset, report: Report) -> dict[str, Any] | None:
     return None if content is None else dict(content["shards"])
 
 
-def _check_checksum(shard: str, data: bytes | None, path: str, expected: dict[str, Any],
-                    report: Report, split: str) -> None:
+def _check_checksum(
+    shard: str, data: bytes | None, path: str, expected: dict[str, Any], report: Report, split: str
+) -> None:
     entry = expected.get(shard)
     if entry is None:
-        report.problems.append(Problem("warning", f"{split}/{shard}",
-                                       f"not listed in {layout.CHECKSUMS}"))
+        report.problems.append(
+            Problem("warning", f"{split}/{shard}", f"not listed in {layout.CHECKSUMS}")
+        )
         return
     if data is None:
         data = files.read_bytes(path)
     found = {"bytes": len(data), "crc32c": f"{crc32c.crc32c(data):08x}"}
     if int(entry.get("bytes", -1)) != found["bytes"] or entry.get("crc32c") != found["crc32c"]:
-        report.problems.append(Problem(
-            "error", f"{split}/{shard}",
-            f"checksum mismatch: {layout.CHECKSUMS} says {entry.get('bytes')} bytes, crc32c "
-            f"{entry.get('crc32c')}; the file has {found['bytes']} bytes, crc32c "
-            f"{found['crc32c']}",
-        ))
+        report.problems.append(
+            Problem(
+                "error",
+                f"{split}/{shard}",
+                f"checksum mismatch: {layout.CHECKSUMS} says {entry.get('bytes')} bytes, crc32c "
+                f"{entry.get('crc32c')}; the file has {found['bytes']} bytes, crc32c "
+                f"{found['crc32c']}",
+            )
+        )
     else:
         report.checksums_verified += 1
 

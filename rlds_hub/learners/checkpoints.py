@@ -28,6 +28,7 @@ def _ocp():
 
 def abstract(tree: Any) -> Any:
     """Shape/dtype structs of a pytree (a restore target)."""
+
     def struct(x: Any) -> jax.ShapeDtypeStruct:
         if isinstance(x, jax.ShapeDtypeStruct):
             return x
@@ -55,21 +56,28 @@ class Checkpointer:
 
     def save(self, step: int, state: Any, policy: Any, meta: dict[str, Any]) -> None:
         ocp = _ocp()
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            policy=ocp.args.StandardSave(policy),
-            meta=ocp.args.JsonSave(meta),
-        ), force=True)
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                policy=ocp.args.StandardSave(policy),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            force=True,
+        )
 
     def restore(self, target_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
         """The training state (shaped like ``target_state``) and meta of ``step`` (latest)."""
         ocp = _ocp()
         step = self._step(step)
         try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract(target_state)),
-                meta=ocp.args.JsonRestore(),
-            ))
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract(target_state)),
+                    meta=ocp.args.JsonRestore(),
+                ),
+            )
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(
                 f"checkpoint {step} in {self.directory} does not fit this learner's state "
@@ -77,18 +85,22 @@ class Checkpointer:
             ) from None
         return restored["state"], dict(restored["meta"])
 
-    def restore_policy(self, target_policy: Any, step: int | None = None
-                       ) -> tuple[Any, dict[str, Any]]:
+    def restore_policy(
+        self, target_policy: Any, step: int | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         """Only the policy parameters (shaped like ``target_policy``; None: as saved) and
         meta."""
         ocp = _ocp()
         step = self._step(step)
         target = None if target_policy is None else abstract(target_policy)
         try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(
-                policy=ocp.args.StandardRestore(target),
-                meta=ocp.args.JsonRestore(),
-            ))
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    policy=ocp.args.StandardRestore(target),
+                    meta=ocp.args.JsonRestore(),
+                ),
+            )
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(
                 f"the policy in checkpoint {step} of {self.directory} does not fit the "

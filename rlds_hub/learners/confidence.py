@@ -37,12 +37,19 @@ class Interval:
         """``0.53 [0.41, 0.66] (per seed 0.50, 0.56; 30 episodes)``."""
         f = f"{{:.{digits}f}}"
         seeds = ", ".join(f.format(v) for v in self.per_seed)
-        return (f"{f.format(self.mean)} [{f.format(self.low)}, {f.format(self.high)}] "
-                f"(per seed {seeds}; {self.episodes} episodes)")
+        return (
+            f"{f.format(self.mean)} [{f.format(self.low)}, {f.format(self.high)}] "
+            f"(per seed {seeds}; {self.episodes} episodes)"
+        )
 
 
-def bootstrap_interval(per_seed: Sequence[Sequence[float]], *, level: float = 0.95,
-                       resamples: int = 10_000, seed: int = 0) -> Interval:
+def bootstrap_interval(
+    per_seed: Sequence[Sequence[float]],
+    *,
+    level: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> Interval:
     """The mean of per-seed means of ``per_seed`` (one list of episode values per training
     seed) with its percentile bootstrap interval at ``level``.
 
@@ -65,18 +72,27 @@ def bootstrap_interval(per_seed: Sequence[Sequence[float]], *, level: float = 0.
     estimates = draws.mean(axis=1)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(estimates, [tail, 1.0 - tail])
-    return Interval(float(means.mean()), float(low), float(high),
-                    tuple(float(m) for m in means), int(sum(g.size for g in groups)), level)
+    return Interval(
+        float(means.mean()),
+        float(low),
+        float(high),
+        tuple(float(m) for m in means),
+        int(sum(g.size for g in groups)),
+        level,
+    )
 
 
-def paired_differences(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
-                       ) -> list[list[float]]:
+def paired_differences(
+    a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
+) -> list[list[float]]:
     """Episode-by-episode ``a - b`` for two methods played on the same test episodes (same
     seeds, same environment seed per seed): the input of an interval on a difference."""
     if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b, strict=True)):
         raise ValueError("paired differences need the same seeds and episodes on both sides")
-    return [[float(x) - float(y) for x, y in zip(xs, ys, strict=True)]
-            for xs, ys in zip(a, b, strict=True)]
+    return [
+        [float(x) - float(y) for x, y in zip(xs, ys, strict=True)]
+        for xs, ys in zip(a, b, strict=True)
+    ]
 
 
 def sample_sd(values: Sequence[float]) -> float:

@@ -20,8 +20,9 @@ from rlds_hub.learners.errors import LearnerError
 C = TypeVar("C", bound="RunConfig")
 
 # Fields a resumed run may change (extending a run is what --resume is for).
-RESUMABLE_FIELDS = frozenset({"num_steps", "eval_every", "eval_episodes", "checkpoint_every",
-                              "log_every"})
+RESUMABLE_FIELDS = frozenset(
+    {"num_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every"}
+)
 
 
 @dataclasses.dataclass(frozen=True)

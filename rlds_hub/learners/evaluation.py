@@ -60,8 +60,12 @@ def run_episodes(
 
         step = np.int64(-1 if learner_step is None else learner_step)
         recorder = Recorder(
-            inner, record_to, env_name=canonical_env_name(env_name), policy_name=policy_name,
-            seed=seed, episode_fn=lambda timestep, action, env: {"learner_step": step},
+            inner,
+            record_to,
+            env_name=canonical_env_name(env_name),
+            policy_name=policy_name,
+            seed=seed,
+            episode_fn=lambda timestep, action, env: {"learner_step": step},
             save_unfinished_episodes=False,
             metadata={"shift": dict(shift or {})},
         )
@@ -97,17 +101,28 @@ def reference_returns(
     without a scripted expert, ``dataset_references`` (:func:`source_references`) or else
     ``dataset_return`` give the reference."""
     env = make_env(env_name, seed=seed)
-    random_returns = run_episodes(RandomPolicy(env.action_spec(), seed=seed), env_name,
-                                  seed=seed, episodes=episodes, shift=shift)
-    refs: dict[str, Any] = {"seed": seed, "episodes": episodes, "shift": dict(shift or {}),
-                            "random": float(np.mean(random_returns)),
-                            "random_returns": random_returns}
+    random_returns = run_episodes(
+        RandomPolicy(env.action_spec(), seed=seed),
+        env_name,
+        seed=seed,
+        episodes=episodes,
+        shift=shift,
+    )
+    refs: dict[str, Any] = {
+        "seed": seed,
+        "episodes": episodes,
+        "shift": dict(shift or {}),
+        "random": float(np.mean(random_returns)),
+        "random_returns": random_returns,
+    }
     if canonical_env_name(env_name) in EXPERTS:
         expert = make_policy("expert", env_name, env, seed=seed)
-        expert_returns = run_episodes(expert, env_name, seed=seed, episodes=episodes,
-                                      shift=shift)
-        refs.update(expert=float(np.mean(expert_returns)), expert_returns=expert_returns,
-                    expert_source="scripted expert")
+        expert_returns = run_episodes(expert, env_name, seed=seed, episodes=episodes, shift=shift)
+        refs.update(
+            expert=float(np.mean(expert_returns)),
+            expert_returns=expert_returns,
+            expert_source="scripted expert",
+        )
     elif dataset_references:
         refs.update(dataset_references)
     elif dataset_return is not None:
@@ -128,12 +143,17 @@ def source_references(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low == high:
         return None
     what = f"{source.get('format', 'source')} ref_max_score"
-    return {"expert": float(high), "random": float(low), "expert_source": what,
-            "random_source": f"{source.get('format', 'source')} ref_min_score"}
+    return {
+        "expert": float(high),
+        "random": float(low),
+        "expert_source": what,
+        "random_source": f"{source.get('format', 'source')} ref_min_score",
+    }
 
 
-def normalized_return(returns: Sequence[float] | float, references: Mapping[str, Any]
-                      ) -> float | None:
+def normalized_return(
+    returns: Sequence[float] | float, references: Mapping[str, Any]
+) -> float | None:
     """(mean R − R_random) / (R_expert − R_random), or None without an expert reference."""
     expert, random = references.get("expert"), references.get("random")
     if expert is None or random is None or expert == random:
@@ -142,12 +162,22 @@ def normalized_return(returns: Sequence[float] | float, references: Mapping[str,
     return (mean - random) / (expert - random)
 
 
-def evaluate(policy: Any, env_name: str, *, seed: int, episodes: int,
-             references: Mapping[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+def evaluate(
+    policy: Any,
+    env_name: str,
+    *,
+    seed: int,
+    episodes: int,
+    references: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """Runs :func:`run_episodes` and summarises: mean/std return and the normalised return."""
     returns = run_episodes(policy, env_name, seed=seed, episodes=episodes, **options)
-    result: dict[str, Any] = {"return": float(np.mean(returns)), "return_std":
-                              float(np.std(returns)), "returns": [round(r, 3) for r in returns]}
+    result: dict[str, Any] = {
+        "return": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "returns": [round(r, 3) for r in returns],
+    }
     if references is not None:
         result["normalized_return"] = normalized_return(returns, references)
     return result

@@ -34,8 +34,14 @@ from rlds_hub.learners.task import TaskSpec
 class ArrayFeed:
     """Batches drawn on the device from arrays with a common leading axis."""
 
-    def __init__(self, items: Mapping[str, Any], *, batch_size: int, steps_per_call: int,
-                 parallel: DataParallel):
+    def __init__(
+        self,
+        items: Mapping[str, Any],
+        *,
+        batch_size: int,
+        steps_per_call: int,
+        parallel: DataParallel,
+    ):
         sizes = {int(np.shape(v)[0]) for v in items.values()}
         if len(sizes) != 1:
             raise DataError(f"arrays of different lengths {sorted(sizes)}")
@@ -46,14 +52,19 @@ class ArrayFeed:
         self.batch_size = batch_size
         self.steps_per_call = steps_per_call
         self.items = parallel.replicate(dict(items))
-        self._sample = jax.jit(functools.partial(
-            _gather, shape=(steps_per_call, batch_size), size=self.size,
-            constrain=parallel.constrain_stacked,
-        ))
+        self._sample = jax.jit(
+            functools.partial(
+                _gather,
+                shape=(steps_per_call, batch_size),
+                size=self.size,
+                constrain=parallel.constrain_stacked,
+            )
+        )
 
     @classmethod
-    def from_sampler(cls, sampler: Any, task: TaskSpec, fields: Sequence[str], **kwargs: Any
-                     ) -> ArrayFeed:
+    def from_sampler(
+        cls, sampler: Any, task: TaskSpec, fields: Sequence[str], **kwargs: Any
+    ) -> ArrayFeed:
         """From an :class:`rlds_hub.data.InMemorySampler` of transitions."""
         host = jax.tree_util.tree_map(np.asarray, sampler.items)
         return cls(inputs.prepare_batch(host, task, fields), **kwargs)
@@ -83,9 +94,18 @@ class IteratorFeed:
     a last batch.
     """
 
-    def __init__(self, source: Iterable[Any], task: TaskSpec, *, fields: Sequence[str],
-                 batch_size: int, steps_per_call: int, parallel: DataParallel,
-                 prefetch: int = 2, raw: bool = False):
+    def __init__(
+        self,
+        source: Iterable[Any],
+        task: TaskSpec,
+        *,
+        fields: Sequence[str],
+        batch_size: int,
+        steps_per_call: int,
+        parallel: DataParallel,
+        prefetch: int = 2,
+        raw: bool = False,
+    ):
         parallel.check_batch_size(batch_size)
         self.batch_size = batch_size
         self.steps_per_call = steps_per_call
@@ -95,8 +115,9 @@ class IteratorFeed:
         self._stop = threading.Event()
         self._prepared = 0
         self._rebatcher: inputs.Rebatcher | None = None
-        self._thread = threading.Thread(target=self._produce, args=(source,), daemon=True,
-                                        name="rlds_hub-learner-feed")
+        self._thread = threading.Thread(
+            target=self._produce, args=(source,), daemon=True, name="rlds_hub-learner-feed"
+        )
         self._thread.start()
 
     @property
@@ -155,8 +176,15 @@ class IteratorFeed:
         self._thread.join(timeout=5)
 
 
-def make_feed(data: Any, task: TaskSpec, *, fields: Sequence[str], batch_size: int,
-              steps_per_call: int, parallel: DataParallel) -> ArrayFeed | IteratorFeed:
+def make_feed(
+    data: Any,
+    task: TaskSpec,
+    *,
+    fields: Sequence[str],
+    batch_size: int,
+    steps_per_call: int,
+    parallel: DataParallel,
+) -> ArrayFeed | IteratorFeed:
     """A feed for ``data``: learner arrays (a dict), an InMemorySampler, or an iterable."""
     options = dict(batch_size=batch_size, steps_per_call=steps_per_call, parallel=parallel)
     if isinstance(data, ArrayFeed | IteratorFeed):

@@ -45,8 +45,14 @@ def check_finite(selection: Any) -> None:
     from rlds_hub.storage.reader import iter_batches
 
     plan = selection.dataset.plan
-    keys = [leaf.key for leaf in plan if leaf.in_steps and leaf.field in (OBSERVATION, ACTION)
-            and leaf.is_numeric and leaf.dtype.kind == "f"]
+    keys = [
+        leaf.key
+        for leaf in plan
+        if leaf.in_steps
+        and leaf.field in (OBSERVATION, ACTION)
+        and leaf.is_numeric
+        and leaf.dtype.kind == "f"
+    ]
     if not keys:
         return
     found: list[str] = []
@@ -66,13 +72,17 @@ def check_finite(selection: Any) -> None:
                 step = int(row - batch.starts[owner])
                 value = values[row].ravel()
                 what = "NaN" if np.isnan(value).any() else "infinite"
-                found.append(f"{key.removeprefix(rlds.STEPS + '/')} is {what} in episode "
-                             f"{int(batch.episodes[owner])}, step {step}")
+                found.append(
+                    f"{key.removeprefix(rlds.STEPS + '/')} is {what} in episode "
+                    f"{int(batch.episodes[owner])}, step {step}"
+                )
     if found:
         more = f" ({count} steps in all)" if count > len(found) else ""
         raise DataError(
             f"the dataset {selection.dataset.path} ({selection.split}) has non-finite values: "
-            + "; ".join(found) + more + ". Leave those episodes out (a split slice or an episode "
+            + "; ".join(found)
+            + more
+            + ". Leave those episodes out (a split slice or an episode "
             "selection), or repair the data."
         )
 
@@ -109,8 +119,9 @@ def load_transitions(
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def prepare_batch(batch: Mapping[str, Any], task: TaskSpec,
-                  fields: Sequence[str] = ALL_FIELDS) -> dict[str, np.ndarray]:
+def prepare_batch(
+    batch: Mapping[str, Any], task: TaskSpec, fields: Sequence[str] = ALL_FIELDS
+) -> dict[str, np.ndarray]:
     """A batch of transitions (nested, as the loaders yield them) as learner arrays."""
     missing = [f for f in fields if f not in batch]
     if missing:

@@ -79,9 +79,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def plot_learning_curve(records: Iterable[Mapping[str, Any]], path: str | os.PathLike, *,
-                        title: str, unit: str, references: Mapping[str, Any] | None = None
-                        ) -> str:
+def plot_learning_curve(
+    records: Iterable[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    unit: str,
+    references: Mapping[str, Any] | None = None,
+) -> str:
     """Evaluation return (normalised when an expert reference exists) and training loss
     against the learner's step; writes a PNG and returns its path."""
     import matplotlib
@@ -92,16 +97,21 @@ def plot_learning_curve(records: Iterable[Mapping[str, Any]], path: str | os.Pat
     records = list(records)
     evals = [r for r in records if r.get("kind") == "eval" and r.get("return") is not None]
     trains = [r for r in records if r.get("kind") == "train"]
-    loss_key = next((k for k in ("loss", "critic_loss", "bc_loss") if any(k in r for r in trains)),
-                    None)
+    loss_key = next(
+        (k for k in ("loss", "critic_loss", "bc_loss") if any(k in r for r in trains)), None
+    )
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     ax = axes[0]
     if evals:
         steps = [r["step"] for r in evals]
         ax.plot(steps, [r["return"] for r in evals], marker="o", label="policy")
         if references and references.get("expert") is not None:
-            ax.axhline(references["expert"], color="tab:green", ls="--",
-                       label=f"expert ({references.get('expert_source')})")
+            ax.axhline(
+                references["expert"],
+                color="tab:green",
+                ls="--",
+                label=f"expert ({references.get('expert_source')})",
+            )
         if references and references.get("random") is not None:
             ax.axhline(references["random"], color="tab:red", ls=":", label="random")
         ax.legend(fontsize=8)

@@ -97,8 +97,9 @@ def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Arra
     return gaussian_log_prob(mean, log_std, pre_tanh) - tanh_log_det(pre_tanh)
 
 
-def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array
-                         ) -> tuple[jax.Array, jax.Array]:
+def sample_tanh_gaussian(
+    key: jax.Array, mean: jax.Array, log_std: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """A reparameterised sample of ``tanh(N(mean, std))`` and its log-probability."""
     pre_tanh = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
     log_prob = gaussian_log_prob(mean, log_std, pre_tanh) - tanh_log_det(pre_tanh)

@@ -56,15 +56,19 @@ class Normalizer:
             std = np.asarray(_finite(stats["std"], 1.0), np.float64).reshape(size)
             means.append(mean)
             stds.append(np.where(std < MIN_STD, 1.0, std))
-        return cls(np.concatenate(means).astype(np.float32), np.concatenate(stds).astype(np.float32))
+        return cls(
+            np.concatenate(means).astype(np.float32), np.concatenate(stds).astype(np.float32)
+        )
 
     @classmethod
     def from_arrays(cls, observations: np.ndarray) -> Normalizer:
         """Population mean/std of flattened observations ``[N, obs_size]``."""
         observations = np.asarray(observations, np.float64)
         std = observations.std(axis=0)
-        return cls(observations.mean(axis=0).astype(np.float32),
-                   np.where(std < MIN_STD, 1.0, std).astype(np.float32))
+        return cls(
+            observations.mean(axis=0).astype(np.float32),
+            np.where(std < MIN_STD, 1.0, std).astype(np.float32),
+        )
 
     def to_json(self) -> dict[str, list[float]]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}

@@ -58,8 +58,13 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         return json.load(f)
 
 
-def load_policy(run_dir: str | os.PathLike, *, env: dm_env.Environment | None = None,
-                step: int | None = None, seed: int = 0) -> Any:
+def load_policy(
+    run_dir: str | os.PathLike,
+    *,
+    env: dm_env.Environment | None = None,
+    step: int | None = None,
+    seed: int = 0,
+) -> Any:
     """The trained policy of a run directory (the latest checkpoint, or ``step``).
 
     Args:

@@ -71,10 +71,20 @@ class RunResult:
     curve: str | None
 
 
-def prepare(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, seed: int = 0,
-            config: Any = None, steps: int | None = None, split: str = "train",
-            resume: bool = False, parallel: Any = None,
-            echo: Callable[[str], None] = print) -> Setup:
+def prepare(
+    algorithm: str,
+    *,
+    dataset: Any,
+    env: str,
+    out: str | os.PathLike,
+    seed: int = 0,
+    config: Any = None,
+    steps: int | None = None,
+    split: str = "train",
+    resume: bool = False,
+    parallel: Any = None,
+    echo: Callable[[str], None] = print,
+) -> Setup:
     """Checks the inputs and builds the :class:`Setup` of a run (nothing is trained yet).
 
     Raises:
@@ -94,8 +104,10 @@ def prepare(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, s
 
         opened = as_dataset(dataset, f"train {algorithm}")
         if opened.num_episodes == 0:
-            raise DataError(f"{opened.path} holds no episode to learn from (record some, or "
-                            "point --dataset at another directory)")
+            raise DataError(
+                f"{opened.path} holds no episode to learn from (record some, or "
+                "point --dataset at another directory)"
+            )
         selection = select(opened, split)
     except DatasetError as e:
         raise DataError(str(e)) from None
@@ -103,8 +115,11 @@ def prepare(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, s
         raise DataError(f"{opened.path} has no episode in {split!r} to learn from")
     statistics = _statistics(opened, selection, echo)
     task = TaskSpec.from_dataset(opened, statistics, env_name=env_name)
-    task.check_env(make_env(env_name, seed=seed), env_name,
-                   recorded_in=opened.metadata.get("env_name") or opened.path)
+    task.check_env(
+        make_env(env_name, seed=seed),
+        env_name,
+        recorded_in=opened.metadata.get("env_name") or opened.path,
+    )
     normalizer = Normalizer.from_statistics(task, statistics)
     run_dir = os.path.abspath(os.fspath(out))
     eval_seed = seeds.validation_seed(seed)
@@ -112,11 +127,25 @@ def prepare(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, s
         from rlds_hub.learners.parallel import DataParallel
 
         parallel = DataParallel()
-    setup = Setup(algorithm, run_config, task, normalizer, opened, split, statistics, env_name,
-                  seed, run_dir, eval_seed, parallel, echo=echo)
+    setup = Setup(
+        algorithm,
+        run_config,
+        task,
+        normalizer,
+        opened,
+        split,
+        statistics,
+        env_name,
+        seed,
+        run_dir,
+        eval_seed,
+        parallel,
+        echo=echo,
+    )
     _check_run_dir(setup, resume)
-    seeds.check_disjoint([setup.eval_seed], trained=trained_seeds(opened, run_dir),
-                         what=f"the run in {run_dir}")
+    seeds.check_disjoint(
+        [setup.eval_seed], trained=trained_seeds(opened, run_dir), what=f"the run in {run_dir}"
+    )
     return setup
 
 
@@ -147,8 +176,9 @@ def _statistics(dataset: Any, selection: Any, echo: Callable[[str], None]) -> di
     from rlds_hub.learners.stored_statistics import split_statistics
 
     if selection.indices is None:
-        return split_statistics(dataset, selection.split,
-                                note=lambda message: echo(json.dumps({"note": message})))
+        return split_statistics(
+            dataset, selection.split, note=lambda message: echo(json.dumps({"note": message}))
+        )
     return statistics(dataset, selection.split, episodes=list(selection.indices))
 
 
@@ -192,8 +222,10 @@ def _check_run_dir(setup: Setup, resume: bool) -> None:
         if key in allowed:
             continue
         if saved["config"].get(key) != current["config"].get(key):
-            differences.append(f"config {key}: {saved['config'].get(key)!r} in the run, "
-                               f"{current['config'].get(key)!r} now")
+            differences.append(
+                f"config {key}: {saved['config'].get(key)!r} in the run, "
+                f"{current['config'].get(key)!r} now"
+            )
     differences += TaskSpec.from_json(saved["task"]).differences(setup.task)
     if differences:
         raise CheckpointError(
@@ -214,10 +246,21 @@ def _write_run(setup: Setup) -> None:
     os.replace(tmp, os.path.join(setup.run_dir, RUN_JSON))
 
 
-def train(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, seed: int = 0,
-          config: Any = None, steps: int | None = None, split: str = "train",
-          resume: bool = False, progress: bool = True, parallel: Any = None,
-          echo: Callable[[str], None] | None = None) -> RunResult:
+def train(
+    algorithm: str,
+    *,
+    dataset: Any,
+    env: str,
+    out: str | os.PathLike,
+    seed: int = 0,
+    config: Any = None,
+    steps: int | None = None,
+    split: str = "train",
+    resume: bool = False,
+    progress: bool = True,
+    parallel: Any = None,
+    echo: Callable[[str], None] | None = None,
+) -> RunResult:
     """Trains ``algorithm`` ("bc", "ail", "poir") on ``dataset`` for ``env`` into ``out``.
 
     ``config``: a config object, a dict of overrides, or a JSON file of overrides;
@@ -226,16 +269,30 @@ def train(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, see
     from rlds_hub.learners.checkpoints import Checkpointer
 
     echo = echo or (lambda line: print(line, flush=True))
-    setup = prepare(algorithm, dataset=dataset, env=env, out=out, seed=seed, config=config,
-                    steps=steps, split=split, resume=resume, parallel=parallel, echo=echo)
+    setup = prepare(
+        algorithm,
+        dataset=dataset,
+        env=env,
+        out=out,
+        seed=seed,
+        config=config,
+        steps=steps,
+        split=split,
+        resume=resume,
+        parallel=parallel,
+        echo=echo,
+    )
     module = builder(algorithm)
     cfg = setup.config
     stale = (setup.references or {}).get("episodes") != cfg.eval_episodes
     if cfg.eval_episodes > 0 and (setup.references is None or stale):
         setup.references = evaluation.reference_returns(
-            setup.env_name, seed=setup.eval_seed, episodes=cfg.eval_episodes,
+            setup.env_name,
+            seed=setup.eval_seed,
+            episodes=cfg.eval_episodes,
             dataset_return=_dataset_return(setup.statistics),
-            dataset_references=evaluation.source_references(setup.dataset.metadata))
+            dataset_references=evaluation.source_references(setup.dataset.metadata),
+        )
     _write_run(setup)
     agent = module.make_agent(setup)
     checkpointer = Checkpointer(setup.run_dir)
@@ -244,8 +301,15 @@ def train(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, see
         if resume and checkpointer.latest_step() is None:
             # stopped before its first checkpoint: nothing to continue, so it starts over
             metrics.truncate_after(setup.run_dir, 0)
-            echo(json.dumps({"resumed": setup.run_dir, "step": 0,
-                             "note": "no checkpoint yet: training from the start"}))
+            echo(
+                json.dumps(
+                    {
+                        "resumed": setup.run_dir,
+                        "step": 0,
+                        "note": "no checkpoint yet: training from the start",
+                    }
+                )
+            )
         elif resume:
             state, meta = checkpointer.restore(agent.checkpoint_state())
             agent.restore(state, meta)
@@ -259,10 +323,12 @@ def train(algorithm: str, *, dataset: Any, env: str, out: str | os.PathLike, see
         if log is not None:
             log.close()
     curve = metrics.plot_learning_curve(
-        metrics.read_metrics(setup.run_dir), os.path.join(setup.run_dir, metrics.CURVE),
+        metrics.read_metrics(setup.run_dir),
+        os.path.join(setup.run_dir, metrics.CURVE),
         title=f"{algorithm.upper()} on {setup.env_name}",
         unit=getattr(agent, "axis_label", agent.unit),
-        references=setup.references)
+        references=setup.references,
+    )
     return RunResult(setup.run_dir, agent.progress, evaluations, setup.references, curve)
 
 
@@ -271,8 +337,9 @@ def _dataset_return(statistics: Mapping[str, Any]) -> float | None:
     return returns.get("mean")
 
 
-def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
-          progress: bool) -> list[dict[str, Any]]:
+def _loop(
+    agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog, progress: bool
+) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
     cfg = setup.config
@@ -282,12 +349,25 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
     window = (counters(agent), time.perf_counter())
     pending_metrics: Any = None
     total = agent.total
-    bar = tqdm(total=total, initial=agent.progress, unit=agent.unit, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=agent.progress,
+        unit=agent.unit,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
     def emit(record: dict[str, Any]) -> None:
-        line = log.write({"step": agent.progress, "time": round(time.perf_counter() - started, 2),
-                          "kind": record["kind"], **counters(agent), **record})
+        line = log.write(
+            {
+                "step": agent.progress,
+                "time": round(time.perf_counter() - started, 2),
+                "kind": record["kind"],
+                **counters(agent),
+                **record,
+            }
+        )
         bar.clear()
         setup.echo(line)
         bar.refresh()
@@ -325,8 +405,10 @@ def _loop(agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog,
             if cfg.eval_episodes and agent.progress - last["eval"] >= cfg.eval_every:
                 run_eval()
                 last["eval"] = agent.progress
-            if (agent.progress - last["checkpoint"] >= cfg.checkpoint_every
-                    and agent.can_checkpoint()):
+            if (
+                agent.progress - last["checkpoint"] >= cfg.checkpoint_every
+                and agent.can_checkpoint()
+            ):
                 _save(agent, checkpointer)
                 last["checkpoint"] = agent.progress
         if pending_metrics is not None and last["log"] != agent.progress:

@@ -35,8 +35,9 @@ class SeedOverlapError(LearnerError):
 
 def _run_seed(seed: int) -> int:
     if not isinstance(seed, int) or seed not in RUN_SEEDS:
-        raise LearnerError(f"a run seed must be an integer in [0, {RUN_SEEDS.stop:,}), "
-                           f"got {seed!r}")
+        raise LearnerError(
+            f"a run seed must be an integer in [0, {RUN_SEEDS.stop:,}), got {seed!r}"
+        )
     return seed
 
 
@@ -77,8 +78,13 @@ def range_name(seed: int) -> str:
     return "outside"
 
 
-def check_disjoint(evaluation: Iterable[Any], *, trained: Iterable[Any] = (),
-                   tuned: Iterable[Any] = (), what: str = "this run") -> None:
+def check_disjoint(
+    evaluation: Iterable[Any],
+    *,
+    trained: Iterable[Any] = (),
+    tuned: Iterable[Any] = (),
+    what: str = "this run",
+) -> None:
     """Raises :class:`SeedOverlapError` when an evaluation seed is also a seed trained on
     (demonstrations, online experience) or tuned on (validation), naming each.
 

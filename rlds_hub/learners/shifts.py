@@ -71,7 +71,8 @@ class ActionNoise(_Wrapper):
 
     def step(self, action: Any) -> dm_env.TimeStep:
         noisy = np.asarray(action, np.float64) + self._sigma * self._rng.standard_normal(
-            self._low.shape)
+            self._low.shape
+        )
         return self._env.step(np.clip(noisy, self._low, self._high).astype(self._dtype))
 
 
@@ -82,8 +83,14 @@ class InitialStateShift(_Wrapper):
     leave the element alone); each episode adds ``±U(min, max)`` with a random sign.
     """
 
-    def __init__(self, env: dm_env.Environment, *, qpos_offset: Sequence[Any] | None = None,
-                 qvel_offset: Sequence[Any] | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        env: dm_env.Environment,
+        *,
+        qpos_offset: Sequence[Any] | None = None,
+        qvel_offset: Sequence[Any] | None = None,
+        seed: int | None = None,
+    ):
         super().__init__(env)
         base = getattr(env, "physics", None)
         if base is None or not hasattr(env, "task"):
@@ -132,18 +139,28 @@ def check_shift(shift: Mapping[str, Any] | None) -> dict[str, Any]:
     return shift
 
 
-def apply_shift(env: dm_env.Environment, shift: Mapping[str, Any] | None, seed: int | None,
-                *, record: Any = None) -> dm_env.Environment:
+def apply_shift(
+    env: dm_env.Environment,
+    shift: Mapping[str, Any] | None,
+    seed: int | None,
+    *,
+    record: Any = None,
+) -> dm_env.Environment:
     """``env`` with the shift's wrappers; ``record(env) -> env`` (a Recorder) goes between
     the initial-state shift (recorded) and the action noise (the noisy action is what the
     recorder stores, as the environment executed it)."""
     shift = check_shift(shift)
     if shift.get("qpos_offset") is not None or shift.get("qvel_offset") is not None:
-        env = InitialStateShift(env, qpos_offset=shift.get("qpos_offset"),
-                                qvel_offset=shift.get("qvel_offset"), seed=seed)
+        env = InitialStateShift(
+            env,
+            qpos_offset=shift.get("qpos_offset"),
+            qvel_offset=shift.get("qvel_offset"),
+            seed=seed,
+        )
     if record is not None:
         env = record(env)
     if shift.get("action_noise"):
-        env = ActionNoise(env, float(shift["action_noise"]),
-                          seed=None if seed is None else seed + 7919)
+        env = ActionNoise(
+            env, float(shift["action_noise"]), seed=None if seed is None else seed + 7919
+        )
     return env

@@ -29,13 +29,11 @@ def stale_reason(saved: Mapping[str, Any], rows: list[dict[str, Any]]) -> str | 
     if stored is not None and finite:
         mean = sum(finite) / len(finite)
         if not math.isclose(mean, float(stored), rel_tol=1e-6, abs_tol=1e-9):
-            return (f"its mean episode return is {float(stored):.6g}, the split's is "
-                    f"{mean:.6g}")
+            return f"its mean episode return is {float(stored):.6g}, the split's is {mean:.6g}"
     return None
 
 
-def split_statistics(dataset: Any, split: str, *,
-                     note: Callable[[str], None]) -> dict[str, Any]:
+def split_statistics(dataset: Any, split: str, *, note: Callable[[str], None]) -> dict[str, Any]:
     """A whole split's statistics: the stored ones when current, recomputed (with ``note``
     called once) when the stored ones are stale, computed when none are stored."""
     from rlds_hub.inspection import saved_statistics, statistics
@@ -47,7 +45,9 @@ def split_statistics(dataset: Any, split: str, *,
     reason = stale_reason(saved, episode_table(dataset, split))
     if reason is None:
         return saved
-    note(f"{dataset.path}/statistics.json is stale for split {split!r} ({reason}): "
-         "normalising with statistics recomputed from the data; run `rlds-hub stats "
-         f"{dataset.path} --save` to refresh the stored file")
+    note(
+        f"{dataset.path}/statistics.json is stale for split {split!r} ({reason}): "
+        "normalising with statistics recomputed from the data; run `rlds-hub stats "
+        f"{dataset.path} --save` to refresh the stored file"
+    )
     return statistics(dataset, split)

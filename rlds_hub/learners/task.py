@@ -83,8 +83,16 @@ class TaskSpec:
             raise DataError("the observation has no numeric field to learn from")
         dtype = np.dtype(action_spec.get("dtype", "float32"))
         if kind == "discrete":
-            return cls._discrete(env_name, observation_spec, action_spec, keys, shapes,
-                                 int(action_spec["num_values"]), 0, dtype)
+            return cls._discrete(
+                env_name,
+                observation_spec,
+                action_spec,
+                keys,
+                shapes,
+                int(action_spec["num_values"]),
+                0,
+                dtype,
+            )
         shape = tuple(action_spec["shape"])
         if dtype.kind in "iu":
             if shape != ():
@@ -98,8 +106,9 @@ class TaskSpec:
                 low, high = int(action_statistics["min"]), int(action_statistics["max"])
             else:
                 raise DataError("an unbounded integer action needs the dataset's statistics")
-            return cls._discrete(env_name, observation_spec, action_spec, keys, shapes,
-                                 high - low + 1, low, dtype)
+            return cls._discrete(
+                env_name, observation_spec, action_spec, keys, shapes, high - low + 1, low, dtype
+            )
         if dtype.kind != "f":
             raise DataError(f"actions of dtype {dtype} are not supported (float or integer)")
         size = _size(shape)
@@ -119,30 +128,65 @@ class TaskSpec:
                 "statistics were given to scale it"
             )
         scale = np.where(scale < _MIN_SCALE, 1.0, scale)
-        return cls(env_name, observation_spec, action_spec, keys, shapes, False, size, shape,
-                   dtype.name, tuple(offset.tolist()), tuple(scale.tolist()), bounded)
+        return cls(
+            env_name,
+            observation_spec,
+            action_spec,
+            keys,
+            shapes,
+            False,
+            size,
+            shape,
+            dtype.name,
+            tuple(offset.tolist()),
+            tuple(scale.tolist()),
+            bounded,
+        )
 
     @classmethod
-    def _discrete(cls, env_name, observation_spec, action_spec, keys, shapes, num_values,
-                  minimum, dtype) -> TaskSpec:
+    def _discrete(
+        cls, env_name, observation_spec, action_spec, keys, shapes, num_values, minimum, dtype
+    ) -> TaskSpec:
         if num_values < 2:
             raise DataError(f"a discrete action with {num_values} value(s) leaves nothing to learn")
-        return cls(env_name, observation_spec, action_spec, keys, shapes, True, num_values, (),
-                   np.dtype(dtype).name, (float(minimum),), (1.0,), True)
+        return cls(
+            env_name,
+            observation_spec,
+            action_spec,
+            keys,
+            shapes,
+            True,
+            num_values,
+            (),
+            np.dtype(dtype).name,
+            (float(minimum),),
+            (1.0,),
+            True,
+        )
 
     @classmethod
-    def from_dataset(cls, dataset: Any, statistics: Mapping[str, Any] | None = None,
-                     *, env_name: str | None = None) -> TaskSpec:
+    def from_dataset(
+        cls,
+        dataset: Any,
+        statistics: Mapping[str, Any] | None = None,
+        *,
+        env_name: str | None = None,
+    ) -> TaskSpec:
         """From an opened dataset: its recorded specs, else specs built from its features."""
         specs = dataset.metadata.get("specs") or {}
         features = (statistics or {}).get("features", {})
         name = env_name or dataset.metadata.get("env_name")
         if "observation" in specs and "action" in specs:
-            return cls.from_specs(specs["observation"], specs["action"], env_name=name,
-                                  action_statistics=features.get("action"))
+            return cls.from_specs(
+                specs["observation"],
+                specs["action"],
+                env_name=name,
+                action_statistics=features.get("action"),
+            )
         observation, action = _specs_from_plan(dataset.plan)
-        return cls.from_specs(observation, action, env_name=name,
-                              action_statistics=features.get("action"))
+        return cls.from_specs(
+            observation, action, env_name=name, action_statistics=features.get("action")
+        )
 
     # -- JSON -------------------------------------------------------------------------------
 
@@ -180,7 +224,7 @@ class TaskSpec:
             lead = value.shape[:1] if batched else ()
             if value.shape != (*lead, *shape):
                 raise SpecMismatchError(
-                    f"observation field {key!r} has shape {value.shape[len(lead):]}, this task's "
+                    f"observation field {key!r} has shape {value.shape[len(lead) :]}, this task's "
                     f"has {shape}"
                 )
             parts.append(value.reshape(*lead, _size(shape)).astype(np.float32, copy=False))
@@ -219,8 +263,14 @@ class TaskSpec:
             action = np.clip(action.reshape(self.action_shape), low, high)
         return np.asarray(action, dtype=self.action_dtype).reshape(self.action_shape)
 
-    def check_env(self, env: Any, env_name: str | None = None, *,
-                  recorded_in: str | None = None, trained: bool = False) -> None:
+    def check_env(
+        self,
+        env: Any,
+        env_name: str | None = None,
+        *,
+        recorded_in: str | None = None,
+        trained: bool = False,
+    ) -> None:
         """Raises SpecMismatchError when ``env``'s observation or action spec differs.
 
         ``env_name``: what ``env`` is; ``recorded_in``: the env the data was recorded in;
@@ -234,8 +284,11 @@ class TaskSpec:
         if differences:
             which = f" {env_name}" if env_name else ""
             source = recorded_in or self.env_name or "an unnamed env"
-            task = (f"the task the policy was trained on ({source})" if trained
-                    else f"the task (recorded in {source})")
+            task = (
+                f"the task the policy was trained on ({source})"
+                if trained
+                else f"the task (recorded in {source})"
+            )
             advice = "the policy was trained on" if trained else "the dataset was recorded in"
             raise SpecMismatchError(
                 f"the environment{which} does not match {task}:\n  "
@@ -268,8 +321,9 @@ def _observation_leaves(
     return tuple(k for k, _ in leaves), tuple(s for _, s in leaves), problems
 
 
-def _collect(spec: Any, path: str, out: list[tuple[str, tuple[int, ...]]],
-             problems: list[str]) -> None:
+def _collect(
+    spec: Any, path: str, out: list[tuple[str, tuple[int, ...]]], problems: list[str]
+) -> None:
     kind = spec.get("kind")
     where = f"observation/{path}" if path else "observation"
     if kind == "dict":
@@ -306,12 +360,20 @@ def _specs_from_plan(plan: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     action = None
     for leaf in plan:
         name = leaf.name
-        entry = {"kind": "array", "shape": list(leaf.shape), "dtype": leaf.dtype.name,
-                 "name": name.rsplit("/", 1)[-1]}
+        entry = {
+            "kind": "array",
+            "shape": list(leaf.shape),
+            "dtype": leaf.dtype.name,
+            "name": name.rsplit("/", 1)[-1],
+        }
         if leaf.kind in ("image", "string"):
-            entry = {"kind": "string" if leaf.kind == "string" else "array",
-                     "shape": list(leaf.shape), "dtype": "uint8", "string_type": "bytes",
-                     "name": name}
+            entry = {
+                "kind": "string" if leaf.kind == "string" else "array",
+                "shape": list(leaf.shape),
+                "dtype": "uint8",
+                "string_type": "bytes",
+                "name": name,
+            }
         if name == "observation":
             fields = {"": entry}
         elif name.startswith("observation/"):

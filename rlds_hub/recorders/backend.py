@@ -152,9 +152,7 @@ class RLDSBackend(backend_writer.BackendWriter):
                     raise SpecError(f"episode_fn's result has no key {key!r}")
                 leaves = conform(key, spec, metadata[key])
                 values.update(leaves)
-                episode_row.update(
-                    {k: v for k, v in leaves.items() if np.ndim(v) == 0}
-                )
+                episode_row.update({k: v for k, v in leaves.items() if np.ndim(v) == 0})
         record = self._encoder.encode_pieces(values)
         num_steps = len(steps[f"{rlds.STEPS}/{rlds.IS_FIRST}"][0])
         self._check_bounds(steps)
@@ -232,8 +230,10 @@ class RLDSBackend(backend_writer.BackendWriter):
                     differences += spec_differences(old, new, key)
                 elif old != new:
                     state = "has" if old is not None else "has no"
-                    differences.append(f"{key}: the dataset {state} {key} but this recorder "
-                                       f"{'does' if new is not None else 'does not'}")
+                    differences.append(
+                        f"{key}: the dataset {state} {key} but this recorder "
+                        f"{'does' if new is not None else 'does not'}"
+                    )
             return differences
 
         features = self._features()
@@ -258,7 +258,6 @@ class RLDSBackend(backend_writer.BackendWriter):
             episode_metadata_spec=self._episode_metadata_spec,
             image_encoding=self._image_encoding,
         )
-
 
 
 def _short(bound: np.ndarray) -> str:

@@ -64,7 +64,9 @@ class _ArrayLeaf:
             except (TypeError, ValueError, NotImplementedError):
                 pass
         elif (
-            value.__class__ is np.ndarray and value.dtype is self.dtype and value.shape == self.shape
+            value.__class__ is np.ndarray
+            and value.dtype is self.dtype
+            and value.shape == self.shape
         ):
             self.block[i] = value
             return

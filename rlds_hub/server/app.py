@@ -35,15 +35,17 @@ Lists are `{"items": [...], "total": N, "limit": L, "offset": O}`; errors are
 """
 
 
-def create_app(settings: Settings | None = None, *,
-               progress: ProgressFactory = no_progress) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, progress: ProgressFactory = no_progress
+) -> FastAPI:
     """The service for ``settings`` (default: from the environment, ``RLDS_HUB_SERVER_*``)."""
     service = Service(settings if settings is not None else Settings(), progress=progress)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = (
-            service.settings.worker_threads)
+            service.settings.worker_threads
+        )
         service.start()
         # what start-up built lives as long as the process: keep the collector from walking
         # it again and again (full collections otherwise pause every request for tens of ms)
@@ -54,8 +56,14 @@ def create_app(settings: Settings | None = None, *,
         finally:
             service.stop()
 
-    app = FastAPI(title="rlds_hub dataset service", version=__version__,
-                  description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="rlds_hub dataset service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.service = service
     app.add_middleware(ResponseCache, service=service)
     app.add_middleware(RequestGuard, service=service)

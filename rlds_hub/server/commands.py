@@ -24,57 +24,103 @@ def add_commands(commands: Any) -> None:
     from rlds_hub.command_line import subparser
 
     serve = subparser(
-        commands, "serve", help="serve datasets over HTTP: REST API and web viewer",
+        commands,
+        "serve",
+        help="serve datasets over HTTP: REST API and web viewer",
         description="Index every RLDS dataset under the roots (unchanged ones are skipped), "
         "then serve the REST API (/api/v1, documented at /docs) and the web viewer (/) "
         "until Ctrl-C. Settings not given here come from RLDS_HUB_SERVER_* variables "
-        "(see docs/server.md).")
+        "(see docs/server.md).",
+    )
     _index_arguments(serve)
-    serve.add_argument("--host", default=DEFAULT_HOST,
-                       help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every interface)"
+    )
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
-    serve.add_argument("--workers", type=int, default=1,
-                       help="server processes (more than 1 wants a PostgreSQL index)")
-    serve.add_argument("--token-file", default=None, metavar="FILE",
-                       help="file holding the bearer token that allows writes (or set "
-                       "RLDS_HUB_SERVER_TOKEN; default: none, writes are disabled)"
-                       "%(default).0s")
-    serve.add_argument("--scan-interval", type=float, default=None, metavar="SECONDS",
-                       help="re-scan the roots every SECONDS (default: never)%(default).0s")
-    serve.add_argument("--no-scan", action="store_true",
-                       help="serve the index as it is, without scanning first")
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
-                       help="log every request")
-    serve.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT,
-                       metavar="SECONDS",
-                       help="close a connection whose request headers are not complete this "
-                       "long after it opened or after its previous response (default: "
-                       "%(default)s)")
-    serve.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
-                       metavar="N",
-                       help="open connections per server process; more are closed at once "
-                       "(default: %(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (more than 1 wants a PostgreSQL index)",
+    )
+    serve.add_argument(
+        "--token-file",
+        default=None,
+        metavar="FILE",
+        help="file holding the bearer token that allows writes (or set "
+        "RLDS_HUB_SERVER_TOKEN; default: none, writes are disabled)"
+        "%(default).0s",
+    )
+    serve.add_argument(
+        "--scan-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="re-scan the roots every SECONDS (default: never)%(default).0s",
+    )
+    serve.add_argument(
+        "--no-scan", action="store_true", help="serve the index as it is, without scanning first"
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log every request",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection whose request headers are not complete this "
+        "long after it opened or after its previous response (default: "
+        "%(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections per server process; more are closed at once (default: %(default)s)",
+    )
     serve.set_defaults(run=_serve)
 
     index = subparser(
-        commands, "index", help="index the datasets under the roots and exit",
+        commands,
+        "index",
+        help="index the datasets under the roots and exit",
         description="Scan the roots into the index database (the one `rlds-hub serve` "
-        "uses) and print what was indexed; unchanged datasets are skipped.")
+        "uses) and print what was indexed; unchanged datasets are skipped.",
+    )
     _index_arguments(index)
     index.set_defaults(run=_index)
 
 
 def _index_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", action="append", default=None, metavar="DIR",
-                        help="directory holding datasets (repeatable; default: "
-                        "RLDS_HUB_SERVER_ROOTS)%(default).0s")
-    parser.add_argument("--database-url", default=None, metavar="URL",
-                        help="SQLAlchemy URL of the index, e.g. postgresql+psycopg://host/db "
-                        "(default: an SQLite file in the first root)%(default).0s")
-    parser.add_argument("--no-statistics", action="store_true",
-                        help="do not compute statistics missing from statistics.json")
-    parser.add_argument("--no-checksums", action="store_true",
-                        help="do not compute checksums when checksums.json is absent")
+    parser.add_argument(
+        "--root",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="directory holding datasets (repeatable; default: RLDS_HUB_SERVER_ROOTS)%(default).0s",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the index, e.g. postgresql+psycopg://host/db "
+        "(default: an SQLite file in the first root)%(default).0s",
+    )
+    parser.add_argument(
+        "--no-statistics",
+        action="store_true",
+        help="do not compute statistics missing from statistics.json",
+    )
+    parser.add_argument(
+        "--no-checksums",
+        action="store_true",
+        help="do not compute checksums when checksums.json is absent",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -95,12 +141,14 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Any:
     try:
         settings = Settings(**overrides)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
-                             for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
+        )
         raise ValueError(problems) from None
     if not settings.roots:
-        raise ValueError("name the dataset directories with --root DIR (or set "
-                         "RLDS_HUB_SERVER_ROOTS)")
+        raise ValueError(
+            "name the dataset directories with --root DIR (or set RLDS_HUB_SERVER_ROOTS)"
+        )
     return settings
 
 
@@ -108,8 +156,15 @@ def _progress(quiet: bool) -> Any:
     from tqdm import tqdm
 
     def factory(description: str, total: int, unit: str) -> Any:
-        return tqdm(total=total, desc=description, unit=unit, unit_scale=unit == "B",
-                    disable=quiet or total < 1, leave=False, file=sys.stderr)
+        return tqdm(
+            total=total,
+            desc=description,
+            unit=unit,
+            unit_scale=unit == "B",
+            disable=quiet or total < 1,
+            leave=False,
+            file=sys.stderr,
+        )
 
     return factory
 
@@ -142,8 +197,11 @@ def _scan(settings: Any, quiet: bool) -> tuple[Any, dict[str, Any]]:
         if outcome.action == "failed":
             print(f"cannot index {outcome.path}: {outcome.error}", file=sys.stderr)
         elif outcome.action != "unchanged" and not quiet:
-            print(f"{outcome.action} {outcome.name} ({outcome.episodes:,} episodes, "
-                  f"{outcome.seconds:.1f} s)", file=sys.stderr)
+            print(
+                f"{outcome.action} {outcome.name} ({outcome.episodes:,} episodes, "
+                f"{outcome.seconds:.1f} s)",
+                file=sys.stderr,
+            )
     return report, service.last_scan or {}
 
 
@@ -159,9 +217,11 @@ def _migrate(settings: Any) -> None:
 
 
 def _summary(report: Any) -> str:
-    return (f"{report.count('indexed')} indexed, {report.count('unchanged')} unchanged, "
-            f"{report.count('failed')} failed, {report.count('removed')} removed in "
-            f"{report.seconds:.1f} s")
+    return (
+        f"{report.count('indexed')} indexed, {report.count('unchanged')} unchanged, "
+        f"{report.count('failed')} failed, {report.count('removed')} removed in "
+        f"{report.seconds:.1f} s"
+    )
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -203,15 +263,23 @@ def _serve(args: argparse.Namespace) -> int:
             _migrate(settings)
         host = f"[{args.host}]" if ":" in args.host else args.host
         writes = "writes need the bearer token" if settings.token else "read-only: no token"
-        print(f"serving {', '.join(map(str, settings.roots))} at http://{host}:{args.port}/ "
-              f"({writes}; Ctrl-C stops)", flush=True)
+        print(
+            f"serving {', '.join(map(str, settings.roots))} at http://{host}:{args.port}/ "
+            f"({writes}; Ctrl-C stops)",
+            flush=True,
+        )
     except BaseException:
         sock.close()
         raise
-    options = {"access_log": args.access_log, "log_level": "info",
-               "timeout_graceful_shutdown": 5, "workers": args.workers,
-               "header_timeout": args.header_timeout, "max_connections": args.max_connections,
-               "keep_alive": KEEP_ALIVE_SECONDS}
+    options = {
+        "access_log": args.access_log,
+        "log_level": "info",
+        "timeout_graceful_shutdown": 5,
+        "workers": args.workers,
+        "header_timeout": args.header_timeout,
+        "max_connections": args.max_connections,
+        "keep_alive": KEEP_ALIVE_SECONDS,
+    }
     if args.workers == 1:
         from rlds_hub.server.app import create_app
 
@@ -240,6 +308,8 @@ def _raise_file_limit(connections: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
     if soft != resource.RLIM_INFINITY and soft < wanted:
-        print(f"warning: the process may open {soft} files, fewer than --max-connections "
-              f"{connections} needs ({wanted}): lower --max-connections or raise `ulimit -n`",
-              file=sys.stderr)
+        print(
+            f"warning: the process may open {soft} files, fewer than --max-connections "
+            f"{connections} needs ({wanted}): lower --max-connections or raise `ulimit -n`",
+            file=sys.stderr,
+        )

@@ -34,12 +34,17 @@ class Service:
         self.engine = database.make_engine(self.database_url)
         # requests' reads: every statement is stopped after query_timeout seconds
         self.query_engine = database.make_engine(
-            self.database_url, statement_timeout=settings.query_timeout or None)
+            self.database_url, statement_timeout=settings.query_timeout or None
+        )
         self.query_pool = QueryPool(settings.query_threads, settings.query_queue)
         self.bulk_budget = ByteBudget(settings.bulk_budget_bytes)
-        self.indexer = Indexer(self.engine, settings.roots,
-                               compute_statistics=settings.compute_statistics,
-                               compute_checksums=settings.compute_checksums, progress=progress)
+        self.indexer = Indexer(
+            self.engine,
+            settings.roots,
+            compute_statistics=settings.compute_statistics,
+            compute_checksums=settings.compute_checksums,
+            progress=progress,
+        )
         self.reader = EpisodeReader(settings.dataset_cache, settings.episode_cache_bytes)
         self.counts = CountCache()
         self.results = ResultSets(settings.page_cache_bytes)
@@ -143,7 +148,10 @@ class Service:
 def summarize_scan(report: ScanReport) -> dict[str, Any]:
     """What /readyz shows of a scan."""
     return {
-        "finished": time.time(), "seconds": report.seconds,
-        "indexed": report.count("indexed"), "unchanged": report.count("unchanged"),
-        "failed": report.count("failed"), "removed": report.count("removed"),
+        "finished": time.time(),
+        "seconds": report.seconds,
+        "indexed": report.count("indexed"),
+        "unchanged": report.count("unchanged"),
+        "failed": report.count("failed"),
+        "removed": report.count("removed"),
     }

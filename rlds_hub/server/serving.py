@@ -27,9 +27,11 @@ except ImportError:  # httptools is optional: uvicorn falls back to h11
 # Attributes set on uvicorn's Config (they travel to worker processes with it).
 HEADER_TIMEOUT = "rlds_hub_header_timeout"
 MAX_CONNECTIONS = "rlds_hub_max_connections"
-_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
-                     b"connection: close\r\ncontent-length: 38\r\n\r\n"
-                     b"the request headers came in too slowly")
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\n"
+    b"connection: close\r\ncontent-length: 38\r\n\r\n"
+    b"the request headers came in too slowly"
+)
 
 
 class _Limits:
@@ -120,7 +122,8 @@ def bind(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port``; ValueError saying why it cannot be had."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as e:
         raise ValueError(f"--host {host}: {e.strerror}") from e
     sock = socket.socket(family, kind, proto)
@@ -129,15 +132,26 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as e:
         sock.close()
-        hint = (" (another server is using it: stop it, or choose another --port)"
-                if e.errno == 98 else "")
+        hint = (
+            " (another server is using it: stop it, or choose another --port)"
+            if e.errno == 98
+            else ""
+        )
         raise ValueError(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from e
     sock.set_inheritable(True)
     return sock
 
 
-def run(app: Any, sock: socket.socket, *, workers: int, header_timeout: float,
-        max_connections: int, keep_alive: int, **options: Any) -> None:
+def run(
+    app: Any,
+    sock: socket.socket,
+    *,
+    workers: int,
+    header_timeout: float,
+    max_connections: int,
+    keep_alive: int,
+    **options: Any,
+) -> None:
     """Serves ``app`` (an app, or an import string with ``factory=True`` for several
     workers) on the bound ``sock`` until interrupted."""
     import uvicorn
@@ -145,9 +159,14 @@ def run(app: Any, sock: socket.socket, *, workers: int, header_timeout: float,
 
     # uvicorn answers 503 once limit_concurrency connections or tasks are open, counting the
     # asking connection: one more than the cap, so only tasks beyond it are refused
-    config = uvicorn.Config(app, http=PROTOCOL, workers=workers,
-                            limit_concurrency=max_connections + 1,
-                            timeout_keep_alive=keep_alive, **options)
+    config = uvicorn.Config(
+        app,
+        http=PROTOCOL,
+        workers=workers,
+        limit_concurrency=max_connections + 1,
+        timeout_keep_alive=keep_alive,
+        **options,
+    )
     setattr(config, HEADER_TIMEOUT, header_timeout)
     setattr(config, MAX_CONNECTIONS, max_connections)
     try:

@@ -34,8 +34,7 @@ def file_checksum(path: str | os.PathLike, *, within: str | None = None) -> dict
     return {"bytes": size, "crc32c": f"{crc:08x}"}
 
 
-def read_checksums(path: str | os.PathLike, *, within: str | None = None
-                   ) -> dict[str, Any] | None:
+def read_checksums(path: str | os.PathLike, *, within: str | None = None) -> dict[str, Any] | None:
     """The content of the dataset's ``checksums.json`` (``{"algorithm", "shards": {name:
     {"bytes", "crc32c"}}}``), or None when it has none.
 
@@ -56,8 +55,9 @@ def read_checksums(path: str | os.PathLike, *, within: str | None = None
 
 def checksums_content(shards: dict[str, dict[str, Any]]) -> bytes:
     """The file's content for ``{shard file name: file_checksum(...)}``."""
-    return json.dumps({"algorithm": ALGORITHM, "shards": dict(sorted(shards.items()))},
-                      indent=1).encode()
+    return json.dumps(
+        {"algorithm": ALGORITHM, "shards": dict(sorted(shards.items()))}, indent=1
+    ).encode()
 
 
 def write_checksums(path: str | os.PathLike) -> str:
@@ -68,8 +68,7 @@ def write_checksums(path: str | os.PathLike) -> str:
     sums = {}
     for split in dataset.splits.values():
         for shard_path, _ in split.nonempty_shards:
-            sums[os.path.basename(shard_path)] = file_checksum(shard_path,
-                                                               within=dataset.real_path)
+            sums[os.path.basename(shard_path)] = file_checksum(shard_path, within=dataset.real_path)
     target = Path(dataset.path) / layout.CHECKSUMS
     layout.atomic_write(target, checksums_content(sums), sync=True)
     return os.fspath(target)

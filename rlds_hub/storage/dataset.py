@@ -139,8 +139,9 @@ class RLDSDataset:
         return names
 
 
-def open_dataset(path: str | os.PathLike, *, within: str | os.PathLike | None = None
-                 ) -> RLDSDataset:
+def open_dataset(
+    path: str | os.PathLike, *, within: str | os.PathLike | None = None
+) -> RLDSDataset:
     """Opens the RLDS dataset whose ``dataset_info.json`` is in ``path`` (no TensorFlow).
 
     Args:
@@ -237,18 +238,22 @@ def _splits(path: str, info: dict[str, Any], real: str | None) -> dict[str, Spli
             raise DatasetError(
                 f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] has the split "
                 f"name {entry.get('name')!r}: use letters, digits, '_', '-' and '.' (it is "
-                "part of every shard's file name); fix dataset_info.json")
+                "part of every shard's file name); fix dataset_info.json"
+            )
         containment.check_template(
             str(template),
-            f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] "
-            f"({entry.get('name')!r})",
+            f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] ({entry.get('name')!r})",
         )
-        relative = [shard_path(template, name, entry["name"], suffix, i, len(lengths))
-                    for i in range(len(lengths))]
+        relative = [
+            shard_path(template, name, entry["name"], suffix, i, len(lengths))
+            for i in range(len(lengths))
+        ]
         if relative:  # the dataset and split names are part of every shard's path
             containment.check_template(
-                relative[0], f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] "
-                f"({entry.get('name')!r}) with its dataset and split names filled in")
+                relative[0],
+                f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] "
+                f"({entry.get('name')!r}) with its dataset and split names filled in",
+            )
         if real is not None:
             for shard, count in zip(relative, lengths, strict=True):
                 if count:
@@ -260,15 +265,20 @@ def _splits(path: str, info: dict[str, Any], real: str | None) -> dict[str, Spli
     return splits
 
 
-def shard_path(template: str, dataset: str, split: str, suffix: str, index: int,
-               num_shards: int) -> str:
+def shard_path(
+    template: str, dataset: str, split: str, suffix: str, index: int, num_shards: int
+) -> str:
     """The relative path of shard ``index`` under a TFDS ``filepathTemplate``."""
     digits = max(len(str(num_shards)), 5)
     number = f"{index:0{digits}d}"
     total = f"{num_shards:0{digits}d}"
     return template.format(
-        DATASET=dataset, SPLIT=split, FILEFORMAT=suffix, SHARD_INDEX=number,
-        NUM_SHARDS=total, SHARD_X_OF_Y=f"{number}-of-{total}",
+        DATASET=dataset,
+        SPLIT=split,
+        FILEFORMAT=suffix,
+        SHARD_INDEX=number,
+        NUM_SHARDS=total,
+        SHARD_X_OF_Y=f"{number}-of-{total}",
     )
 
 

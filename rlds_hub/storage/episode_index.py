@@ -116,5 +116,3 @@ def index_line(row: Mapping[str, Any]) -> bytes:
     as numbers (``NaN``, ``Infinity``), which Python's json reads back."""
     text = json.dumps(row, separators=(",", ":"), default=json_safe)
     return (text + "\n").encode()
-
-

@@ -112,7 +112,8 @@ def last_step_evidence(plan: Plan, batch: DecodedBatch) -> np.ndarray:
 
 def _reward_and_action_leaves(plan: Plan) -> list[Leaf]:
     return [
-        leaf for leaf in plan.step_leaves
+        leaf
+        for leaf in plan.step_leaves
         if leaf.field in (rlds.REWARD, rlds.ACTION) and leaf.is_numeric
     ]
 
@@ -174,7 +175,8 @@ class TablePlan:
         scalar_reward = reward is not None and reward.shape == () and reward.is_numeric
         terminal = plan.step_leaf(rlds.IS_TERMINAL)
         episode_scalars = [
-            leaf for leaf in plan.episode_leaves
+            leaf
+            for leaf in plan.episode_leaves
             if leaf.shape == () and (leaf.kind == "string" or leaf.is_numeric)
         ]
         return cls(
@@ -193,8 +195,8 @@ def _metadata_names(leaves: list[Leaf]) -> dict[str, tuple[str, str]]:
     names = {}
     for leaf in leaves:
         name = leaf.key
-        if name.startswith(_OXE_PREFIX) and name[len(_OXE_PREFIX):] not in keys:
-            name = name[len(_OXE_PREFIX):]
+        if name.startswith(_OXE_PREFIX) and name[len(_OXE_PREFIX) :] not in keys:
+            name = name[len(_OXE_PREFIX) :]
         names[leaf.key] = (name, "S" if leaf.kind == "string" else leaf.dtype.kind)
     return names
 
@@ -267,8 +269,11 @@ def index_row(row: dict[str, Any], split: str, episode: int) -> dict[str, Any]:
 def _metadata_value(value: Any, kind: str) -> Any:
     """A metadata value as a plain Python scalar of its feature's kind (bytes as text)."""
     if kind == "S":
-        return value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) \
+        return (
+            value.decode("utf-8", errors="backslashreplace")
+            if isinstance(value, bytes)
             else str(value)
+        )
     if kind == "f":
         return float(value)
     if kind == "b":

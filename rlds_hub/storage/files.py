@@ -91,8 +91,7 @@ def map_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes | 
         size = os.fstat(f.fileno()).st_size
         if size < MAP_AT_LEAST:
             return f.read(size) if size else b""
-        mapped = mmap.mmap(f.fileno(), size, flags=mmap.MAP_SHARED | _POPULATE,
-                           prot=mmap.PROT_READ)
+        mapped = mmap.mmap(f.fileno(), size, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
     return memoryview(mapped)
 
 

@@ -58,15 +58,20 @@ def missing_info_message(path: str, names: list[str], nested: list[str] = ()) ->
     if shard_files or ours:
         found = []
         if shard_files:
-            found.append(f"{len(shard_files)} shard file(s) ({', '.join(shard_files[:3])}"
-                         f"{', ...' if len(shard_files) > 3 else ''})")
+            found.append(
+                f"{len(shard_files)} shard file(s) ({', '.join(shard_files[:3])}"
+                f"{', ...' if len(shard_files) > 3 else ''})"
+            )
         found += ours
         return (
             f"{path} is a damaged dataset: {DATASET_INFO} (the list of its splits and shards) "
             f"is missing, but {', '.join(found)} are there. Nothing was changed. Rebuild "
             f"{DATASET_INFO} from the shards with `rlds-hub validate --repair {path}`"
-            + ("" if FEATURES in names else
-               f" (that also needs {FEATURES}, or {METADATA} from rlds_hub)")
+            + (
+                ""
+                if FEATURES in names
+                else f" (that also needs {FEATURES}, or {METADATA} from rlds_hub)"
+            )
             + ", or restore it from a copy."
         )
     message = f"{path} is not an RLDS dataset directory (it has no {DATASET_INFO})"
@@ -75,7 +80,9 @@ def missing_info_message(path: str, names: list[str], nested: list[str] = ()) ->
     visible = [n for n in names if not n.startswith(".")]
     return message + (
         f"; it holds {', '.join(visible[:5])}{', ...' if len(visible) > 5 else ''}: pass the "
-        f"directory that holds {DATASET_INFO}" if visible else "; it is empty"
+        f"directory that holds {DATASET_INFO}"
+        if visible
+        else "; it is empty"
     )
 
 

@@ -74,8 +74,7 @@ def select_episodes(
         raised (the message names the episode).
       DatasetError: not a dataset, no such split, or an episode index out of range.
     """
-    for low, high, what in ((min_length, max_length, "length"),
-                            (min_return, max_return, "return")):
+    for low, high, what in ((min_length, max_length, "length"), (min_return, max_return, "return")):
         for bound in (low, high):
             if bound is not None and (isinstance(bound, bool) or not is_number(bound)):
                 raise ValueError(f"{what} bounds must be numbers, got {bound!r}")
@@ -87,7 +86,9 @@ def select_episodes(
         raise ValueError(f"where must be a callable taking an episode row, got {where!r}")
 
     dataset = as_dataset(source)
-    if (min_return is not None or max_return is not None) and table_plan(dataset).reward_key is None:
+    if (min_return is not None or max_return is not None) and table_plan(
+        dataset
+    ).reward_key is None:
         raise ValueError(
             "min_return / max_return need a scalar numeric reward; this dataset's reward is not "
             "one, so episodes have no return (filter with where= instead)"
@@ -150,9 +151,7 @@ def select_splits(
             found = episode_indices(chosen, info.num_episodes)
             indices = None if found is None else tuple(int(i) for i in found)
         else:
-            indices = tuple(
-                select_episodes(dataset, name, where=where, episodes=chosen, **filters)
-            )
+            indices = tuple(select_episodes(dataset, name, where=where, episodes=chosen, **filters))
         selections.append(Selection(dataset, name, indices))
     return selections
 

@@ -138,8 +138,9 @@ def iter_records(
                 _check_count(read, len(cached[1]))
             records = cached[1][read.skip : read.skip + read.take]
         else:
-            records = shards.read_records(read.path, file_format, skip=read.skip, take=read.take,
-                                          within=within)
+            records = shards.read_records(
+                read.path, file_format, skip=read.skip, take=read.take, within=within
+            )
         for offset, record in enumerate(records):
             yield EpisodeRecord(read.first + offset, read.path, read.skip + offset, record)
 
@@ -261,8 +262,7 @@ def read_record(dataset: RLDSDataset, split: str, index: int) -> EpisodeRecord:
     (position,) = episode_indices([index], dataset.split(split).num_episodes)
     (read,) = Selection(dataset, split, (int(position),)).shard_reads()
     if dataset.file_format == "array_record":
-        (data,) = shards.read_array_record_file(read.path, [read.skip],
-                                                within=dataset.real_path)
+        (data,) = shards.read_array_record_file(read.path, [read.skip], within=dataset.real_path)
     else:
         found = len(shards.tfrecord_offsets(read.path, within=dataset.real_path))
         _check_count(read, found)

@@ -116,16 +116,20 @@ def _repair_locked(directory: Path, report: RepairReport, drop_corrupt: bool = F
         report.actions.append(
             f"salvaged {len(damaged)} corrupt shard(s): kept every readable record, dropped "
             f"{lost} episode(s) (listed below); the corrupt originals are kept in {work} "
-            "(delete it when you no longer need them)")
+            "(delete it when you no longer need them)"
+        )
         if (directory / layout.STATISTICS).exists():
             report.actions.append(
                 f"note: {layout.STATISTICS} still describes the episodes before this repair; "
-                "recompute it with `rlds-hub stats --save`")
+                "recompute it with `rlds-hub stats --save`"
+            )
         dataset = open_dataset(directory)
         damaged, found_problems = _damaged_shards(dataset)
     elif damaged:
-        found_problems = [f"{p} (or run with --drop-corrupt to keep every readable record "
-                          "and drop the rest)" for p in found_problems]
+        found_problems = [
+            f"{p} (or run with --drop-corrupt to keep every readable record and drop the rest)"
+            for p in found_problems
+        ]
     report.problems += found_problems
     if report.problems:
         return
@@ -144,7 +148,8 @@ def _damaged_shards(dataset: Any) -> tuple[list[tuple[str, int]], list[str]]:
     problems: list[str] = []
     for name, split in sorted(dataset.splits.items()):
         for index, (shard_path, expected) in enumerate(
-                zip(split.shard_paths, split.shard_lengths, strict=True)):
+            zip(split.shard_paths, split.shard_lengths, strict=True)
+        ):
             if not expected:
                 continue
             try:
@@ -210,7 +215,8 @@ def info_from_shards(directory: Path, report: RepairReport) -> dict[str, Any] | 
         key = (match["name"], match["fmt"])
         found.setdefault(key, {}).setdefault(match["split"], {})[int(match["index"])] = p
         templates[match["split"]] = (
-            layout.SHARD_TEMPLATE if match["total"] is None
+            layout.SHARD_TEMPLATE
+            if match["total"] is None
             else "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
         )
     if not found:
@@ -221,10 +227,11 @@ def info_from_shards(directory: Path, report: RepairReport) -> dict[str, Any] | 
     if len(found) > 1:
         report.problems.append(
             "shard files of several datasets or formats are mixed here ("
-            + ", ".join(f"{n} ({f})" for n, f in sorted(found)) + "); separate them first"
+            + ", ".join(f"{n} ({f})" for n, f in sorted(found))
+            + "); separate them first"
         )
         return None
-    ((name, file_format), by_split), = found.items()
+    (((name, file_format), by_split),) = found.items()
     splits = []
     for split, by_index in sorted(by_split.items()):
         lengths = []
@@ -240,8 +247,14 @@ def info_from_shards(directory: Path, report: RepairReport) -> dict[str, Any] | 
                 report.problems.append(f"{e}; move the shard away (or restore it) and re-run")
                 return None
             size += path.stat().st_size
-        splits.append({"name": split, "numBytes": str(size), "shardLengths": lengths,
-                       "filepathTemplate": templates[split]})
+        splits.append(
+            {
+                "name": split,
+                "numBytes": str(size),
+                "shardLengths": lengths,
+                "filepathTemplate": templates[split],
+            }
+        )
     return {
         "name": name,
         "description": f"Rebuilt by `rlds-hub validate --repair` from the shard files of {name}.",

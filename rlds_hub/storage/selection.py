@@ -102,8 +102,11 @@ def _bad_split(spec: str) -> str:
     )
 
 
-def slice_indices(bounds: tuple[float | int | None, float | int | None, str],
-                  num_episodes: int, shard_lengths: Sequence[int]) -> range:
+def slice_indices(
+    bounds: tuple[float | int | None, float | int | None, str],
+    num_episodes: int,
+    shard_lengths: Sequence[int],
+) -> range:
     """The episodes a TFDS slice selects (TFDS's "closest" rounding for percentages)."""
     low, high, unit = bounds
     if unit == "%":

@@ -69,15 +69,17 @@ def read_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes:
         raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
 
 
-def _record_length(path: str | os.PathLike, header: bytes | memoryview, offset: int,
-                   index: int) -> int:
+def _record_length(
+    path: str | os.PathLike, header: bytes | memoryview, offset: int, index: int
+) -> int:
     """The data length in a TFRecord's 12-byte header, its CRC checked."""
     if len(header) < 12:
         raise ShardError(f"{path}: truncated record header at byte {offset} (record {index})")
     length, length_crc = struct.unpack("<QI", header)
     if masked_crc(header[:8]) != length_crc:
-        raise ShardError(f"{path}: corrupt record length at byte {offset} (record {index}, "
-                         "CRC mismatch)")
+        raise ShardError(
+            f"{path}: corrupt record length at byte {offset} (record {index}, CRC mismatch)"
+        )
     return length
 
 
@@ -108,20 +110,24 @@ def iter_tfrecord(
         length = _record_length(path, view[offset : offset + 12], offset, index)
         end = offset + 12 + length
         if end + 4 > len(view):
-            raise ShardError(f"{path}: truncated record at byte {offset} (record {index}, "
-                             f"{length} bytes expected)")
+            raise ShardError(
+                f"{path}: truncated record at byte {offset} (record {index}, "
+                f"{length} bytes expected)"
+            )
         record = view[offset + 12 : end]
         (data_crc,) = struct.unpack("<I", view[end : end + 4])
         if masked_crc(record) != data_crc:
-            raise ShardError(f"{path}: corrupt record data at byte {offset} (record {index}, "
-                             "CRC mismatch)")
+            raise ShardError(
+                f"{path}: corrupt record data at byte {offset} (record {index}, CRC mismatch)"
+            )
         yield offset, record
         offset = end + 4
         index += 1
 
 
-def tfrecord_offsets(path: str | os.PathLike, *, within: str | None = None
-                     ) -> tuple[tuple[int, int], ...]:
+def tfrecord_offsets(
+    path: str | os.PathLike, *, within: str | None = None
+) -> tuple[tuple[int, int], ...]:
     """``(offset, data length)`` of every record of a TFRecord file, from its 12-byte headers
     (each length's CRC checked; the data is not read). Cached per file, size and mtime.
 
@@ -142,8 +148,9 @@ def tfrecord_offsets(path: str | os.PathLike, *, within: str | None = None
 
 
 @functools.lru_cache(maxsize=4096)
-def _local_offsets(path: str, size: int, mtime_ns: int, within: str | None
-                   ) -> tuple[tuple[int, int], ...]:
+def _local_offsets(
+    path: str, size: int, mtime_ns: int, within: str | None
+) -> tuple[tuple[int, int], ...]:
     offsets = []
     with containment.open_regular(path, within) as f:
         fd = f.fileno()
@@ -151,15 +158,16 @@ def _local_offsets(path: str, size: int, mtime_ns: int, within: str | None
         while offset < size:
             length = _record_length(path, os.pread(fd, 12, offset), offset, len(offsets))
             if offset + 16 + length > size:
-                raise ShardError(f"{path}: truncated record at byte {offset} (record "
-                                 f"{len(offsets)}, {length} bytes expected)")
+                raise ShardError(
+                    f"{path}: truncated record at byte {offset} (record "
+                    f"{len(offsets)}, {length} bytes expected)"
+                )
             offsets.append((offset, length))
             offset += 16 + length
     return tuple(offsets)
 
 
-def read_tfrecord_at(path: str | os.PathLike, position: int, *, within: str | None = None
-                     ) -> bytes:
+def read_tfrecord_at(path: str | os.PathLike, position: int, *, within: str | None = None) -> bytes:
     """Record ``position`` of a TFRecord file, reading only it (both CRCs checked).
 
     Raises:
@@ -181,12 +189,14 @@ def read_tfrecord_at(path: str | os.PathLike, position: int, *, within: str | No
     if len(frame) != length + 16:
         raise ShardError(f"{text}: truncated record at byte {start} (record {position})")
     if masked_crc(frame[:8]) != struct.unpack_from("<I", frame, 8)[0]:
-        raise ShardError(f"{text}: corrupt record length at byte {start} (record {position}, "
-                         "CRC mismatch)")
+        raise ShardError(
+            f"{text}: corrupt record length at byte {start} (record {position}, CRC mismatch)"
+        )
     data = memoryview(frame)[12 : 12 + length]
     if masked_crc(data) != struct.unpack_from("<I", frame, 12 + length)[0]:
-        raise ShardError(f"{text}: corrupt record data at byte {start} (record {position}, "
-                         "CRC mismatch)")
+        raise ShardError(
+            f"{text}: corrupt record data at byte {start} (record {position}, CRC mismatch)"
+        )
     return frame[12 : 12 + length]
 
 
@@ -272,7 +282,9 @@ def write_array_record_file(path: Path, records: Sequence[Pieces | bytes], *, sy
 
 
 def read_array_record_file(
-    path: str | os.PathLike, indices: Sequence[int] | None = None, *,
+    path: str | os.PathLike,
+    indices: Sequence[int] | None = None,
+    *,
     within: str | None = None,
 ) -> list[bytes]:
     """Records of an ArrayRecord file (all, or those at ``indices``), in order.
@@ -308,7 +320,11 @@ def read_array_record_file(
 
 
 def read_records(
-    path: str | os.PathLike, file_format: str, *, skip: int = 0, take: int | None = None,
+    path: str | os.PathLike,
+    file_format: str,
+    *,
+    skip: int = 0,
+    take: int | None = None,
     within: str | None = None,
 ) -> list[bytes | memoryview]:
     """Records ``[skip, skip + take)`` of a shard file in either format (every TFRecord

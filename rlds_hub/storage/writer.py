@@ -149,8 +149,9 @@ class DatasetWriter:
             self.name = name or info.get("name") or layout.dataset_name_from_path(self.path)
             layout.check_dataset_name(self.name)
             self.file_format = file_format
-            self._info = new_dataset_info(self.name, file_format,
-                                          description or info.get("description", ""))
+            self._info = new_dataset_info(
+                self.name, file_format, description or info.get("description", "")
+            )
             self._features_on_disk = None
         elif info_path.exists():
             self._info = _read_json(info_path)
@@ -248,12 +249,14 @@ class DatasetWriter:
 
     def _holds_no_episode(self, info: dict[str, Any]) -> bool:
         """Whether ``info`` lists no episode in any split and no shard file holds data."""
-        listed = sum(int(n) for split in info.get("splits", [])
-                     for n in split.get("shardLengths", []))
+        listed = sum(
+            int(n) for split in info.get("splits", []) for n in split.get("shardLengths", [])
+        )
         if listed:
             return False
-        return all(p.stat().st_size == 0 for p in self.path.iterdir()
-                   if layout.is_shard_name(p.name))
+        return all(
+            p.stat().st_size == 0 for p in self.path.iterdir() if layout.is_shard_name(p.name)
+        )
 
     def _refuse_non_empty(self) -> None:
         """A directory without ``dataset_info.json`` is written only if it holds nothing but
@@ -323,8 +326,8 @@ class DatasetWriter:
         for p in self.path.iterdir():
             if p.name.startswith(layout.TMP_PREFIX):
                 layout.remove_quietly(p)
-            elif p.name.startswith(prefix) and p.name[len(prefix):].isdigit():
-                index = int(p.name[len(prefix):])
+            elif p.name.startswith(prefix) and p.name[len(prefix) :].isdigit():
+                index = int(p.name[len(prefix) :])
                 if index >= len(lengths) or lengths[index] == 0:
                     layout.remove_quietly(p)
 
@@ -493,4 +496,3 @@ def _read_json(path: Path) -> Any:
 
 def _read_json_or_empty(path: Path) -> dict[str, Any]:
     return _read_json(path) if path.exists() else {}
-

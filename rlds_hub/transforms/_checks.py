@@ -8,8 +8,15 @@ from typing import Any
 
 from rlds_hub.checks import check_gamma, check_positive
 
-__all__ = ["check_gamma", "check_keys", "check_positive", "field_paths", "guard_missing_keys",
-           "missing_key_error", "require_dataset"]
+__all__ = [
+    "check_gamma",
+    "check_keys",
+    "check_positive",
+    "field_paths",
+    "guard_missing_keys",
+    "missing_key_error",
+    "require_dataset",
+]
 
 
 def missing_key_error(key: Any, available: Iterable[Any], where: str = "step") -> ValueError:

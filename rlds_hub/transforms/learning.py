@@ -143,11 +143,10 @@ def episode_transitions(
     lengths = tf.shape(reward, out_type=tf.int64)[:1]
     discount = steps.get(spec.DISCOUNT)
     if discount is None:  # no discount field: 1 (0 after a terminal step, below)
-        discount = tf.ones(tf.shape(reward)[:1], reward.dtype if reward.dtype.is_floating
-                           else tf.float32)
-    found = transition_indices(
-        lengths, reward, discount, steps[spec.IS_TERMINAL], n_step, gamma
-    )
+        discount = tf.ones(
+            tf.shape(reward)[:1], reward.dtype if reward.dtype.is_floating else tf.float32
+        )
+    found = transition_indices(lengths, reward, discount, steps[spec.IS_TERMINAL], n_step, gamma)
 
     def at(field: Any, index: tf.Tensor) -> Any:
         return tf.nest.map_structure(lambda x: tf.gather(tf.convert_to_tensor(x), index), field)

@@ -25,15 +25,21 @@ def default_flags(beam_args: Sequence[str] | None) -> list[str]:
     """Beam flags for a Python-API call: the given ones, or the default runner."""
     if beam_args is not None:
         return normalize_flags(beam_args)
-    return normalize_flags([f"--runner={DEFAULT_RUNNER}",
-                            f"--direct_num_workers={os.cpu_count() or 1}",
-                            "--direct_running_mode=multi_processing"])
+    return normalize_flags(
+        [
+            f"--runner={DEFAULT_RUNNER}",
+            f"--direct_num_workers={os.cpu_count() or 1}",
+            "--direct_running_mode=multi_processing",
+        ]
+    )
 
 
 def sharding_from_args(args: argparse.Namespace) -> Sharding:
-    return Sharding(num_shards=args.num_shards,
-                    max_episodes_per_shard=args.max_episodes_per_shard,
-                    max_bytes_per_shard=args.max_bytes_per_shard)
+    return Sharding(
+        num_shards=args.num_shards,
+        max_episodes_per_shard=args.max_episodes_per_shard,
+        max_bytes_per_shard=args.max_bytes_per_shard,
+    )
 
 
 def input_selections(dataset: RLDSDataset, split: str | None) -> list[Selection]:
@@ -43,8 +49,9 @@ def input_selections(dataset: RLDSDataset, split: str | None) -> list[Selection]
     return select_splits(dataset, split)
 
 
-def output_metadata(sources: Sequence[RLDSDataset], prov: dict[str, Any],
-                    layout_name: str) -> dict[str, Any]:
+def output_metadata(
+    sources: Sequence[RLDSDataset], prov: dict[str, Any], layout_name: str
+) -> dict[str, Any]:
     """The output's ``metadata.json``: the (first) input's metadata, its layout, and this
     job's provenance (the input's own provenance kept under ``previous``)."""
     from rlds_hub._version import __version__
@@ -62,8 +69,15 @@ def output_metadata(sources: Sequence[RLDSDataset], prov: dict[str, Any],
 def rlds_sources(staging: Staging, datasets: Sequence[RLDSDataset]) -> list[dict[str, Any]]:
     """Provenance entries of RLDS inputs: path, name, and the checksum of every shard read."""
     sums = read_source_checksums(staging.sources)
-    return [{"path": os.path.abspath(d.path), "format": "rlds", "name": d.name,
-             "files": sums.get(d.path, {})} for d in datasets]
+    return [
+        {
+            "path": os.path.abspath(d.path),
+            "format": "rlds",
+            "name": d.name,
+            "files": sums.get(d.path, {}),
+        }
+        for d in datasets
+    ]
 
 
 def run_rlds_job(
@@ -98,9 +112,10 @@ def run_rlds_job(
     try:
         layout.check_dataset_name(name)
         progress.mkdir()
-        readers = [ReadEpisodes(sel, input_no=i, sources_dir=staging.sources,
-                                progress_dir=progress)
-                   for i, sel in enumerate(selections)]
+        readers = [
+            ReadEpisodes(sel, input_no=i, sources_dir=staging.sources, progress_dir=progress)
+            for i, sel in enumerate(selections)
+        ]
     except BaseException:
         staging.abort()
         raise
@@ -111,11 +126,13 @@ def run_rlds_job(
         episodes = streams[0] if len(streams) == 1 else tuple(streams) | beam.Flatten()
         if transform is not None:
             episodes = transform(episodes)
-        _ = episodes | WriteDataset(staging, name, file_format=file_format, sharding=sharding,
-                                    split_order=split_order)
+        _ = episodes | WriteDataset(
+            staging, name, file_format=file_format, sharding=sharding, split_order=split_order
+        )
 
-    seconds = job.run_pipeline(staging, flags, build, total=total, description=job_name,
-                               quiet=quiet, progress_dir=progress)
+    seconds = job.run_pipeline(
+        staging, flags, build, total=total, description=job_name, quiet=quiet, progress_dir=progress
+    )
 
     def finish() -> dict[str, Any]:
         prov = job.provenance(job_name, arguments, rlds_sources(staging, datasets), flags)
@@ -124,10 +141,15 @@ def run_rlds_job(
         metadata.update(extra_metadata or {})
         for key in drop_metadata:
             metadata.pop(key, None)
-        return finish_dataset(staging, name=name, features_json=features_json,
-                              metadata=metadata, file_format=file_format,
-                              split_order=split_order,
-                              info=inherited_info(datasets[0].info))
+        return finish_dataset(
+            staging,
+            name=name,
+            features_json=features_json,
+            metadata=metadata,
+            file_format=file_format,
+            split_order=split_order,
+            info=inherited_info(datasets[0].info),
+        )
 
     summary = job.commit_or_abort(staging, finish)
     summary["seconds"] = seconds
@@ -142,5 +164,7 @@ def open_input(path: str | os.PathLike) -> RLDSDataset:
 def print_summary(job_name: str, summary: dict[str, Any], quiet: bool = False) -> None:
     splits = ", ".join(f"{n} {s}" for s, n in summary["splits"].items())
     rate = summary["steps"] / max(summary["seconds"], 1e-9)
-    print(f"{job_name}: wrote {summary['path']} ({splits}; {summary['steps']:,} steps in "
-          f"{summary['shards']} shards) in {summary['seconds']:.1f} s ({rate:,.0f} steps/s)")
+    print(
+        f"{job_name}: wrote {summary['path']} ({splits}; {summary['steps']:,} steps in "
+        f"{summary['shards']} shards) in {summary['seconds']:.1f} s ({rate:,.0f} steps/s)"
+    )

@@ -29,8 +29,15 @@ JOB = "convert"
 class _ConvertUnit(beam.DoFn):
     """Reads one unit of the source and encodes its episodes."""
 
-    def __init__(self, reader: Any, features_json: dict[str, Any], layout_name: str,
-                 split: str, root: str, sources_dir: str | None):
+    def __init__(
+        self,
+        reader: Any,
+        features_json: dict[str, Any],
+        layout_name: str,
+        split: str,
+        root: str,
+        sources_dir: str | None,
+    ):
         self._reader = reader
         self._features = features_json
         self._layout = layout_name
@@ -48,8 +55,9 @@ class _ConvertUnit(beam.DoFn):
         origin = getattr(self._reader, "origin", None)
         for index, columns, where in self._reader.episodes(unit):
             source = {"path": part, "episode": index, **(origin(index) if origin else {})}
-            yield self._encoder.encode((*unit.key[:2], index), self._split, columns, where,
-                                       source=source)
+            yield self._encoder.encode(
+                (*unit.key[:2], index), self._split, columns, where, source=source
+            )
         if self._sources_dir:
             for path in unit.checksum:
                 write_source_checksum(self._sources_dir, self._root, path)
@@ -99,26 +107,37 @@ def convert(
             pipeline
             | "Units" >> beam.Create(description.units)
             | "SpreadUnits" >> beam.Reshuffle()
-            | "Convert" >> beam.ParDo(_ConvertUnit(description.reader, features_json,
-                                                   description.layout, split, root,
-                                                   sources_dir))
-            | WriteDataset(staging, name, file_format=file_format, sharding=sharding,
-                           split_order=[split])
+            | "Convert"
+            >> beam.ParDo(
+                _ConvertUnit(
+                    description.reader, features_json, description.layout, split, root, sources_dir
+                )
+            )
+            | WriteDataset(
+                staging, name, file_format=file_format, sharding=sharding, split_order=[split]
+            )
         )
 
-    seconds = job.run_pipeline(staging, flags, build, total=description.num_episodes,
-                               description=JOB, quiet=quiet)
+    seconds = job.run_pipeline(
+        staging, flags, build, total=description.num_episodes, description=JOB, quiet=quiet
+    )
 
     def finish() -> dict[str, Any]:
         from rlds_hub._version import __version__
 
         sums = read_source_checksums(staging.sources).get(root, {})
-        arguments = {"input": input, "output": output, "source_format": description.format,
-                     "split": split, "name": name, "sharding": vars(sharding),
-                     "file_format": file_format, "image_encoding": image_encoding,
-                     **source_options}
-        sources = [{"path": os.path.abspath(root), "format": description.format,
-                    "files": sums}]
+        arguments = {
+            "input": input,
+            "output": output,
+            "source_format": description.format,
+            "split": split,
+            "name": name,
+            "sharding": vars(sharding),
+            "file_format": file_format,
+            "image_encoding": image_encoding,
+            **source_options,
+        }
+        sources = [{"path": os.path.abspath(root), "format": description.format, "files": sums}]
         metadata = {
             "rlds_hub_version": __version__,
             "created": job.now(),
@@ -131,17 +150,27 @@ def convert(
             },
             "image_encoding": image_encoding,
             "layout": description.layout,
-            "source": {"format": description.format, "path": os.path.abspath(root),
-                       **description.metadata},
+            "source": {
+                "format": description.format,
+                "path": os.path.abspath(root),
+                **description.metadata,
+            },
             "provenance": job.provenance(JOB, arguments, sources, flags),
         }
-        text = (f"RLDS episodes converted from {description.format} data at "
-                f"{os.path.abspath(root)} with rlds_hub {__version__}.")
+        text = (
+            f"RLDS episodes converted from {description.format} data at "
+            f"{os.path.abspath(root)} with rlds_hub {__version__}."
+        )
         info, own = source_info(description.metadata.get("metadata"))
         return finish_dataset(
-            staging, name=name, features_json=features_json, metadata=metadata,
-            file_format=file_format, split_order=[split],
-            description=f"{own}\n\n{text}" if own else text, info=info,
+            staging,
+            name=name,
+            features_json=features_json,
+            metadata=metadata,
+            file_format=file_format,
+            split_order=[split],
+            description=f"{own}\n\n{text}" if own else text,
+            info=info,
         )
 
     summary = job.commit_or_abort(staging, finish)
@@ -199,10 +228,19 @@ def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
         if args.episodes_per_unit < 1:
             raise ValueError(f"--episodes-per-unit must be >= 1, got {args.episodes_per_unit}")
         options["episodes_per_unit"] = args.episodes_per_unit
-    summary = convert(args.input, args.output, source_format=args.source_format,
-                      split=args.output_split, name=args.name,
-                      sharding=common.sharding_from_args(args), file_format=args.file_format,
-                      image_encoding=args.image_encoding, overwrite=args.overwrite,
-                      beam_args=flags, quiet=args.quiet, **options)
+    summary = convert(
+        args.input,
+        args.output,
+        source_format=args.source_format,
+        split=args.output_split,
+        name=args.name,
+        sharding=common.sharding_from_args(args),
+        file_format=args.file_format,
+        image_encoding=args.image_encoding,
+        overwrite=args.overwrite,
+        beam_args=flags,
+        quiet=args.quiet,
+        **options,
+    )
     common.print_summary(JOB, summary)
     return 0

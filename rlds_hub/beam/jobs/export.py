@@ -82,9 +82,13 @@ def arrow_column(leaf: Leaf, values: np.ndarray, where: str = "") -> Any:
 
     rows = len(values)
     if leaf.kind == "image":
-        return pa.array([frame if isinstance(frame, bytes)
-                         else encode_png(np.asarray(frame, np.uint8)) for frame in values],
-                        pa.binary())
+        return pa.array(
+            [
+                frame if isinstance(frame, bytes) else encode_png(np.asarray(frame, np.uint8))
+                for frame in values
+            ],
+            pa.binary(),
+        )
     if leaf.kind == "string":
         flat = [_text(v, leaf, where) for v in np.asarray(values, object).reshape(rows, -1).ravel()]
         if not leaf.shape:
@@ -105,7 +109,8 @@ def _text(value: Any, leaf: Leaf, where: str) -> str:
     except UnicodeDecodeError as e:
         raise ValueError(
             f"{leaf.name}{where}: holds bytes that are not UTF-8 text ({value[:20]!r}...: {e}); "
-            "Parquet string columns hold UTF-8, so nothing was exported") from None
+            "Parquet string columns hold UTF-8, so nothing was exported"
+        ) from None
 
 
 class _ExportUnit(beam.DoFn):
@@ -141,15 +146,20 @@ class _ExportUnit(beam.DoFn):
         steps = {
             "split": pa.array([unit.split] * total, pa.string()),
             "episode": pa.array(np.repeat(episodes, num_steps)),
-            "step": pa.array(np.concatenate([np.arange(n) for n in num_steps])
-                             if len(num_steps) else np.zeros(0, np.int64)),
+            "step": pa.array(
+                np.concatenate([np.arange(n) for n in num_steps])
+                if len(num_steps)
+                else np.zeros(0, np.int64)
+            ),
         }
-        metadata = {"split": pa.array([unit.split] * len(records), pa.string()),
-                    "episode": pa.array(episodes),
-                    "num_steps": pa.array(num_steps),
-                    "num_transitions": pa.array([r["num_transitions"] for r in rows], pa.int64()),
-                    "return": pa.array([r["return"] for r in rows], pa.float64()),
-                    "terminated": pa.array([r["terminated"] for r in rows], pa.bool_())}
+        metadata = {
+            "split": pa.array([unit.split] * len(records), pa.string()),
+            "episode": pa.array(episodes),
+            "num_steps": pa.array(num_steps),
+            "num_transitions": pa.array([r["num_transitions"] for r in rows], pa.int64()),
+            "return": pa.array([r["return"] for r in rows], pa.float64()),
+            "terminated": pa.array([r["terminated"] for r in rows], pa.bool_()),
+        }
         for leaf in leaves:
             target = steps if leaf.in_steps else metadata
             if leaf.name in target:
@@ -162,7 +172,8 @@ class _ExportUnit(beam.DoFn):
             table = pa.table(columns)
             shapes = {leaf.name: list(leaf.shape) for leaf in leaves}
             table = table.replace_schema_metadata(
-                {"rlds_hub.shapes": json.dumps(shapes), "rlds_hub.dataset": dataset.name})
+                {"rlds_hub.shapes": json.dumps(shapes), "rlds_hub.dataset": dataset.name}
+            )
             path = Path(self._staging) / directory / f"part-{part:05d}.parquet"
             tmp = path.with_name(f".tmp-{path.name}")
             pq.write_table(table, tmp, compression="zstd")
@@ -200,47 +211,72 @@ def export(
             pipeline
             | "Units" >> beam.Create(units)
             | "SpreadUnits" >> beam.Reshuffle()
-            | "Export" >> beam.ParDo(_ExportUnit(os.fspath(staging.path), parts,
-                                                 os.fspath(staging.pieces),
-                                                 os.fspath(staging.sources)))
+            | "Export"
+            >> beam.ParDo(
+                _ExportUnit(
+                    os.fspath(staging.path),
+                    parts,
+                    os.fspath(staging.pieces),
+                    os.fspath(staging.sources),
+                )
+            )
         )
 
-    seconds = job.run_pipeline(staging, flags, build, total=sum(len(u.indices) for u in units),
-                               description=JOB, quiet=quiet)
+    seconds = job.run_pipeline(
+        staging,
+        flags,
+        build,
+        total=sum(len(u.indices) for u in units),
+        description=JOB,
+        quiet=quiet,
+    )
 
     def finish() -> dict[str, Any]:
         files = {}
         for directory in (STEPS_DIR, EPISODES_DIR):
             found = sorted((staging.path / directory).glob("part-*.parquet"))
             if len(found) != len(units):
-                raise RuntimeError(f"the pipeline finished but wrote {len(found)} of "
-                                   f"{len(units)} {directory} parts; nothing was committed")
+                raise RuntimeError(
+                    f"the pipeline finished but wrote {len(found)} of "
+                    f"{len(units)} {directory} parts; nothing was committed"
+                )
             for path in found:
                 files[f"{directory}/{path.name}"] = file_checksum(path)
-        sources = [{"path": os.path.abspath(dataset.path), "format": "rlds",
-                    "name": dataset.name,
-                    "files": read_source_checksums(staging.sources).get(dataset.path, {})}]
+        sources = [
+            {
+                "path": os.path.abspath(dataset.path),
+                "format": "rlds",
+                "name": dataset.name,
+                "files": read_source_checksums(staging.sources).get(dataset.path, {}),
+            }
+        ]
         marker = {
             "format": "parquet",
             "dataset": dataset.name,
             "tables": {
-                STEPS_DIR: {"index": ["split", "episode", "step"],
-                            "columns": {leaf.name: _describe(leaf) for leaf in leaves
-                                        if leaf.in_steps}},
-                EPISODES_DIR: {"index": ["split", "episode"],
-                               "columns": {leaf.name: _describe(leaf) for leaf in leaves
-                                           if not leaf.in_steps}},
+                STEPS_DIR: {
+                    "index": ["split", "episode", "step"],
+                    "columns": {leaf.name: _describe(leaf) for leaf in leaves if leaf.in_steps},
+                },
+                EPISODES_DIR: {
+                    "index": ["split", "episode"],
+                    "columns": {leaf.name: _describe(leaf) for leaf in leaves if not leaf.in_steps},
+                },
             },
             "skipped": skipped,
             "splits": {s.split: s.num_episodes for s in selections},
             "files": files,
-            "provenance": job.provenance(JOB, {"input": input, "output": output,
-                                               "split": split}, sources, flags),
+            "provenance": job.provenance(
+                JOB, {"input": input, "output": output, "split": split}, sources, flags
+            ),
         }
         (staging.path / EXPORT_MARKER).write_text(json.dumps(marker, indent=1))
         path = staging.commit()
-        return {"path": os.fspath(path), "parts": len(units),
-                "episodes": sum(s.num_episodes for s in selections)}
+        return {
+            "path": os.fspath(path),
+            "parts": len(units),
+            "episodes": sum(s.num_episodes for s in selections),
+        }
 
     summary = job.commit_or_abort(staging, finish)
     summary["seconds"] = seconds
@@ -251,14 +287,25 @@ def _describe(leaf: Leaf) -> dict[str, Any]:
     encoding = None
     if leaf.kind == "image":  # the stored frames: the features' format, else per frame
         encoding = leaf.image_format or "png or jpeg (as stored, per frame)"
-    return {"shape": list(leaf.shape), "dtype": "string" if leaf.kind == "string"
-            else leaf.dtype.name, "encoding": encoding}
+    return {
+        "shape": list(leaf.shape),
+        "dtype": "string" if leaf.kind == "string" else leaf.dtype.name,
+        "encoding": encoding,
+    }
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
-    summary = export(args.input, args.output, split=args.split, overwrite=args.overwrite,
-                     beam_args=flags, quiet=args.quiet)
-    print(f"export: wrote {summary['episodes']} episodes to {summary['path']} "
-          f"({summary['parts']} parts each of steps/ and episodes/) in "
-          f"{summary['seconds']:.1f} s")
+    summary = export(
+        args.input,
+        args.output,
+        split=args.split,
+        overwrite=args.overwrite,
+        beam_args=flags,
+        quiet=args.quiet,
+    )
+    print(
+        f"export: wrote {summary['episodes']} episodes to {summary['path']} "
+        f"({summary['parts']} parts each of steps/ and episodes/) in "
+        f"{summary['seconds']:.1f} s"
+    )
     return 0

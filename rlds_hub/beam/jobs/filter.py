@@ -39,20 +39,36 @@ def filter_dataset(
     :class:`~rlds_hub.beam.selection.EpisodeFilter`; ``where`` may be ``module:function``)
     to ``output``."""
     shipped = ShippedFunction(load_function(where)) if where is not None else None
-    keep = EpisodeFilter(filters=filters, metadata=metadata, where=shipped, fraction=fraction,
-                         seed=seed)
+    keep = EpisodeFilter(
+        filters=filters, metadata=metadata, where=shipped, fraction=fraction, seed=seed
+    )
     dataset = common.open_input(input)
     selections = common.input_selections(dataset, split)
     sharding = sharding or Sharding()
-    arguments = {"input": input, "output": output, "split": split, **keep.describe(),
-                 "sharding": vars(sharding), "file_format": file_format, "name": name}
+    arguments = {
+        "input": input,
+        "output": output,
+        "split": split,
+        **keep.describe(),
+        "sharding": vars(sharding),
+        "file_format": file_format,
+        "name": name,
+    }
     return common.run_rlds_job(
-        job_name=JOB, arguments=arguments, datasets=[dataset], selections=[selections],
-        output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
+        job_name=JOB,
+        arguments=arguments,
+        datasets=[dataset],
+        selections=[selections],
+        output=output,
+        overwrite=overwrite,
+        flags=common.default_flags(beam_args),
         transform=lambda episodes: episodes | FilterEpisodes(keep),
-        features_json=dataset.features_json, name=name,
-        file_format=file_format or dataset.file_format, sharding=sharding,
-        split_order=[s.split for s in selections], quiet=quiet,
+        features_json=dataset.features_json,
+        name=name,
+        file_format=file_format or dataset.file_format,
+        sharding=sharding,
+        split_order=[s.split for s in selections],
+        quiet=quiet,
     )
 
 
@@ -74,12 +90,24 @@ def parse_metadata(pairs: Sequence[str]) -> dict[str, Any]:
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
     terminated = True if args.terminated else (False if args.truncated else None)
     summary = filter_dataset(
-        args.input, args.output, split=args.split, where=args.where,
-        metadata=parse_metadata(args.metadata), fraction=args.fraction, seed=args.seed,
-        sharding=common.sharding_from_args(args), file_format=args.file_format,
-        name=args.name, overwrite=args.overwrite, beam_args=flags, quiet=args.quiet,
-        min_length=args.min_length, max_length=args.max_length, min_return=args.min_return,
-        max_return=args.max_return, terminated=terminated,
+        args.input,
+        args.output,
+        split=args.split,
+        where=args.where,
+        metadata=parse_metadata(args.metadata),
+        fraction=args.fraction,
+        seed=args.seed,
+        sharding=common.sharding_from_args(args),
+        file_format=args.file_format,
+        name=args.name,
+        overwrite=args.overwrite,
+        beam_args=flags,
+        quiet=args.quiet,
+        min_length=args.min_length,
+        max_length=args.max_length,
+        min_return=args.min_return,
+        max_return=args.max_return,
+        terminated=terminated,
     )
     common.print_summary(JOB, summary)
     print(f"kept {sum(summary['splits'].values())} of {summary['input_episodes']} episodes")

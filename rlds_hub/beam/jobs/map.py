@@ -62,32 +62,55 @@ def map_dataset(
     first = next((r for s in selections for r in iter_records(s)), None)
     if first is None:
         raise ValueError(f"{dataset.path}: the selection holds no episode to map")
-    mapping = MapEpisodes(dataset, function, per_step=step_fn is not None,
-                          image_encoding=image_encoding, sample=first)
+    mapping = MapEpisodes(
+        dataset, function, per_step=step_fn is not None, image_encoding=image_encoding, sample=first
+    )
     features_json = mapping.features_json
     sharding = sharding or Sharding()
-    arguments = {"input": input, "output": output, "split": split,
-                 "episode_fn" if episode_fn is not None else "step_fn": function.name,
-                 "image_encoding": image_encoding, "sharding": vars(sharding),
-                 "file_format": file_format, "name": name}
+    arguments = {
+        "input": input,
+        "output": output,
+        "split": split,
+        "episode_fn" if episode_fn is not None else "step_fn": function.name,
+        "image_encoding": image_encoding,
+        "sharding": vars(sharding),
+        "file_format": file_format,
+        "name": name,
+    }
     summary = common.run_rlds_job(
-        job_name=JOB, arguments=arguments, datasets=[dataset], selections=[selections],
-        output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
+        job_name=JOB,
+        arguments=arguments,
+        datasets=[dataset],
+        selections=[selections],
+        output=output,
+        overwrite=overwrite,
+        flags=common.default_flags(beam_args),
         transform=lambda episodes: episodes | mapping,
-        features_json=features_json, name=name,
-        file_format=file_format or dataset.file_format, sharding=sharding,
-        split_order=[s.split for s in selections], quiet=quiet,
+        features_json=features_json,
+        name=name,
+        file_format=file_format or dataset.file_format,
+        sharding=sharding,
+        split_order=[s.split for s in selections],
+        quiet=quiet,
         drop_metadata=("specs",),  # the environment's specs no longer describe the output
     )
     return summary
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
-    summary = map_dataset(args.input, args.output, episode_fn=args.episode_fn,
-                          step_fn=args.step_fn, split=args.split,
-                          image_encoding=args.image_encoding,
-                          sharding=common.sharding_from_args(args),
-                          file_format=args.file_format, name=args.name,
-                          overwrite=args.overwrite, beam_args=flags, quiet=args.quiet)
+    summary = map_dataset(
+        args.input,
+        args.output,
+        episode_fn=args.episode_fn,
+        step_fn=args.step_fn,
+        split=args.split,
+        image_encoding=args.image_encoding,
+        sharding=common.sharding_from_args(args),
+        file_format=args.file_format,
+        name=args.name,
+        overwrite=args.overwrite,
+        beam_args=flags,
+        quiet=args.quiet,
+    )
     common.print_summary(JOB, summary)
     return 0

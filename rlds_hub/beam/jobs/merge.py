@@ -55,8 +55,10 @@ def check_compatible(datasets: Sequence[RLDSDataset]) -> None:
         problems += [f"{other.path}: {d}" for d in differences]
     if problems:
         raise IncompatibleDatasetsError(
-            f"cannot merge: the inputs differ from {first.path}:\n  " + "\n  ".join(problems)
-            + "\nconvert them to the same features first (e.g. with `rlds-hub map`)")
+            f"cannot merge: the inputs differ from {first.path}:\n  "
+            + "\n  ".join(problems)
+            + "\nconvert them to the same features first (e.g. with `rlds-hub map`)"
+        )
 
 
 def check_distinct(inputs: Sequence[str | os.PathLike]) -> None:
@@ -74,7 +76,8 @@ def check_distinct(inputs: Sequence[str | os.PathLike]) -> None:
                 f"cannot merge: inputs {seen[real]} and {number} ({os.fspath(path)}) are the "
                 "same dataset, so every one of its episodes would be written twice; give each "
                 "dataset once (to repeat episodes on purpose, merge a copy made with "
-                "`rlds-hub reshard`)")
+                "`rlds-hub reshard`)"
+            )
         seen[real] = number
 
 
@@ -99,23 +102,49 @@ def merge(
     selections = [common.input_selections(d, split) for d in datasets]
     order = list(dict.fromkeys(s.split for sel in selections for s in sel))
     sharding = sharding or Sharding()
-    arguments = {"inputs": list(inputs), "output": output, "split": split,
-                 "sharding": vars(sharding), "file_format": file_format, "name": name}
+    arguments = {
+        "inputs": list(inputs),
+        "output": output,
+        "split": split,
+        "sharding": vars(sharding),
+        "file_format": file_format,
+        "name": name,
+    }
     return common.run_rlds_job(
-        job_name=JOB, arguments=arguments, datasets=datasets, selections=selections,
-        output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
-        transform=None, features_json=datasets[0].features_json, name=name,
-        file_format=file_format or datasets[0].file_format, sharding=sharding,
-        split_order=order, quiet=quiet,
-        extra_metadata={"merged_from": [{"path": os.path.abspath(d.path), "name": d.name,
-                                         "metadata": d.metadata} for d in datasets]},
+        job_name=JOB,
+        arguments=arguments,
+        datasets=datasets,
+        selections=selections,
+        output=output,
+        overwrite=overwrite,
+        flags=common.default_flags(beam_args),
+        transform=None,
+        features_json=datasets[0].features_json,
+        name=name,
+        file_format=file_format or datasets[0].file_format,
+        sharding=sharding,
+        split_order=order,
+        quiet=quiet,
+        extra_metadata={
+            "merged_from": [
+                {"path": os.path.abspath(d.path), "name": d.name, "metadata": d.metadata}
+                for d in datasets
+            ]
+        },
     )
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
-    summary = merge(args.input, args.output, split=args.split,
-                    sharding=common.sharding_from_args(args), file_format=args.file_format,
-                    name=args.name, overwrite=args.overwrite, beam_args=flags,
-                    quiet=args.quiet)
+    summary = merge(
+        args.input,
+        args.output,
+        split=args.split,
+        sharding=common.sharding_from_args(args),
+        file_format=args.file_format,
+        name=args.name,
+        overwrite=args.overwrite,
+        beam_args=flags,
+        quiet=args.quiet,
+    )
     common.print_summary(JOB, summary)
     return 0

@@ -32,21 +32,43 @@ def reshard(
     selections = common.input_selections(dataset, split)
     sharding = sharding or Sharding()
     file_format = file_format or dataset.file_format
-    arguments = {"input": input, "output": output, "split": split,
-                 "sharding": vars(sharding), "file_format": file_format, "name": name}
+    arguments = {
+        "input": input,
+        "output": output,
+        "split": split,
+        "sharding": vars(sharding),
+        "file_format": file_format,
+        "name": name,
+    }
     return common.run_rlds_job(
-        job_name=JOB, arguments=arguments, datasets=[dataset], selections=[selections],
-        output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
-        transform=None, features_json=dataset.features_json, name=name,
-        file_format=file_format, sharding=sharding,
-        split_order=[s.split for s in selections], quiet=quiet,
+        job_name=JOB,
+        arguments=arguments,
+        datasets=[dataset],
+        selections=[selections],
+        output=output,
+        overwrite=overwrite,
+        flags=common.default_flags(beam_args),
+        transform=None,
+        features_json=dataset.features_json,
+        name=name,
+        file_format=file_format,
+        sharding=sharding,
+        split_order=[s.split for s in selections],
+        quiet=quiet,
     )
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
-    summary = reshard(args.input, args.output, split=args.split,
-                      sharding=common.sharding_from_args(args), file_format=args.file_format,
-                      name=args.name, overwrite=args.overwrite, beam_args=flags,
-                      quiet=args.quiet)
+    summary = reshard(
+        args.input,
+        args.output,
+        split=args.split,
+        sharding=common.sharding_from_args(args),
+        file_format=args.file_format,
+        name=args.name,
+        overwrite=args.overwrite,
+        beam_args=flags,
+        quiet=args.quiet,
+    )
     common.print_summary(JOB, summary)
     return 0

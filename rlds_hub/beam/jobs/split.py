@@ -34,8 +34,10 @@ class _Assign:
         else:
             values = episode.row.get("metadata") or {}
             if self.id_key not in values:
-                raise ValueError(f"episode {episode.row['episode']} of split {episode.split!r} "
-                                 f"has no metadata {self.id_key!r}")
+                raise ValueError(
+                    f"episode {episode.row['episode']} of split {episode.split!r} "
+                    f"has no metadata {self.id_key!r}"
+                )
             episode_id = str(values[self.id_key])
         target = assign_split(self.fractions, self.seed, episode_id)
         return EncodedEpisode(episode.key, target, episode.record, episode.row)
@@ -63,26 +65,43 @@ def split_dataset(
     for target in shares:
         layout.check_split_name(target)
     dataset = common.open_input(input)
-    metadata_keys = {name for name, _ in
-                     _table_metadata_names(dataset).values()}
+    metadata_keys = {name for name, _ in _table_metadata_names(dataset).values()}
     if id_key is None and DEFAULT_ID_KEY in metadata_keys:
         id_key = DEFAULT_ID_KEY
     elif id_key is not None and id_key not in metadata_keys:
-        raise ValueError(f"--id-key {id_key!r} is not a scalar episode metadata field of "
-                         f"{dataset.path} (it has {sorted(metadata_keys) or 'none'})")
+        raise ValueError(
+            f"--id-key {id_key!r} is not a scalar episode metadata field of "
+            f"{dataset.path} (it has {sorted(metadata_keys) or 'none'})"
+        )
     selections = common.input_selections(dataset, split)
     sharding = sharding or Sharding()
     assign = _Assign(shares, seed, id_key)
-    arguments = {"input": input, "output": output, "fractions": shares, "seed": seed,
-                 "id_key": id_key or "<split>/<index>", "split": split,
-                 "sharding": vars(sharding), "file_format": file_format, "name": name}
+    arguments = {
+        "input": input,
+        "output": output,
+        "fractions": shares,
+        "seed": seed,
+        "id_key": id_key or "<split>/<index>",
+        "split": split,
+        "sharding": vars(sharding),
+        "file_format": file_format,
+        "name": name,
+    }
     summary = common.run_rlds_job(
-        job_name=JOB, arguments=arguments, datasets=[dataset], selections=[selections],
-        output=output, overwrite=overwrite, flags=common.default_flags(beam_args),
+        job_name=JOB,
+        arguments=arguments,
+        datasets=[dataset],
+        selections=[selections],
+        output=output,
+        overwrite=overwrite,
+        flags=common.default_flags(beam_args),
         transform=lambda episodes: episodes | "Assign" >> beam.Map(assign),
-        features_json=dataset.features_json, name=name,
-        file_format=file_format or dataset.file_format, sharding=sharding,
-        split_order=list(shares), quiet=quiet,
+        features_json=dataset.features_json,
+        name=name,
+        file_format=file_format or dataset.file_format,
+        sharding=sharding,
+        split_order=list(shares),
+        quiet=quiet,
     )
     summary["empty_splits"] = [s for s in shares if s not in summary["splits"]]
     return summary
@@ -95,11 +114,20 @@ def _table_metadata_names(dataset: Any) -> dict[str, tuple[str, str]]:
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
-    summary = split_dataset(args.input, args.output, fractions=args.fractions, seed=args.seed,
-                            id_key=args.id_key, split=args.split,
-                            sharding=common.sharding_from_args(args),
-                            file_format=args.file_format, name=args.name,
-                            overwrite=args.overwrite, beam_args=flags, quiet=args.quiet)
+    summary = split_dataset(
+        args.input,
+        args.output,
+        fractions=args.fractions,
+        seed=args.seed,
+        id_key=args.id_key,
+        split=args.split,
+        sharding=common.sharding_from_args(args),
+        file_format=args.file_format,
+        name=args.name,
+        overwrite=args.overwrite,
+        beam_args=flags,
+        quiet=args.quiet,
+    )
     common.print_summary(JOB, summary)
     if summary["empty_splits"]:
         print(f"no episode fell into {', '.join(summary['empty_splits'])} (left out)")

@@ -79,12 +79,18 @@ class _UnitStatistics(beam.DoFn):
             if totals is not None:
                 returns.append(totals)
             self._counter.add(len(batch.num_steps))
-        yield unit.key, unit.split, {
-            "moments": moments, "sketches": sketches,
-            "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-            "returns": (np.concatenate(returns) if returns else np.zeros(0))
-            if plan.reward_key is not None else None,
-        }
+        yield (
+            unit.key,
+            unit.split,
+            {
+                "moments": moments,
+                "sketches": sketches,
+                "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
+                "returns": (np.concatenate(returns) if returns else np.zeros(0))
+                if plan.reward_key is not None
+                else None,
+            },
+        )
 
 
 def _write_partials(partials: list[Any], path: str) -> None:
@@ -93,8 +99,12 @@ def _write_partials(partials: list[Any], path: str) -> None:
     os.replace(path + ".tmp", path)
 
 
-def merge_partials(dataset: Any, partials: Iterable[tuple[tuple, str, dict[str, Any]]],
-                   splits: Sequence[str], keys: list[str] | None) -> list[dict[str, Any]]:
+def merge_partials(
+    dataset: Any,
+    partials: Iterable[tuple[tuple, str, dict[str, Any]]],
+    splits: Sequence[str],
+    keys: list[str] | None,
+) -> list[dict[str, Any]]:
     """The statistics JSON of each split from the units' partial results (in key order)."""
     plan = table_plan(dataset)
     results = []
@@ -115,15 +125,20 @@ def merge_partials(dataset: Any, partials: Iterable[tuple[tuple, str, dict[str, 
             if partial["returns"] is not None:
                 returns.append(partial["returns"])
         result = summarize(
-            split, plan.layout,
+            split,
+            plan.layout,
             np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
             (np.concatenate(returns) if returns else np.zeros(0))
-            if plan.reward_key is not None else None,
-            moments, skipped)
+            if plan.reward_key is not None
+            else None,
+            moments,
+            skipped,
+        )
         for key, m in moments.items():
             sketch = merge_all(parts.get(key, [])) or QuantileSketch(m.leaf.shape)
             result["features"][m.leaf.name].update(
-                sketch.to_json([q / 100 for q in QUANTILES], names))
+                sketch.to_json([q / 100 for q in QUANTILES], names)
+            )
         results.append(result)
     return results
 
@@ -155,6 +170,7 @@ def compute_statistics(
     scratch = _scratch_dir(dataset.path)
     result_path = os.path.join(scratch, _RESULT)
     try:
+
         def build(pipeline: Any) -> None:
             _ = (
                 pipeline
@@ -165,8 +181,15 @@ def compute_statistics(
                 | "Write" >> beam.Map(_write_partials, result_path)
             )
 
-        job.run_pipeline(None, flags, build, total=sum(len(u.indices) for u in units),
-                         description=JOB, quiet=quiet, progress_dir=scratch)
+        job.run_pipeline(
+            None,
+            flags,
+            build,
+            total=sum(len(u.indices) for u in units),
+            description=JOB,
+            quiet=quiet,
+            progress_dir=scratch,
+        )
         partials = []
         if os.path.exists(result_path):
             with open(result_path, "rb") as f:
@@ -175,9 +198,14 @@ def compute_statistics(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if save:
-        save_statistics(dataset.path, results, computed_by="rlds-hub stats (Beam)",
-                        time=job.now(), runner=describe_runner(flags),
-                        sketch_size=sketch_size)
+        save_statistics(
+            dataset.path,
+            results,
+            computed_by="rlds-hub stats (Beam)",
+            time=job.now(),
+            runner=describe_runner(flags),
+            sketch_size=sketch_size,
+        )
     if output is not None:
         with open(output, "w") as f:
             json.dump(results[0] if len(results) == 1 else results, f, indent=1)
@@ -197,9 +225,15 @@ def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
     if path is None:
         raise ValueError("name the dataset: rlds-hub stats PATH (or --input PATH)")
     save = not args.no_save and not args.key
-    results = compute_statistics(path, split=args.split, keys=args.key, save=save,
-                                 output=args.output, beam_args=flags,
-                                 quiet=args.quiet or args.json)
+    results = compute_statistics(
+        path,
+        split=args.split,
+        keys=args.key,
+        save=save,
+        output=args.output,
+        beam_args=flags,
+        quiet=args.quiet or args.json,
+    )
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
     else:

@@ -75,20 +75,19 @@ def detect_format(path: str | os.PathLike) -> str:
             return fmt
     if os.path.isfile(text):
         raise SourceFormatError(
-            f"{text} is a file but not HDF5 (.hdf5/.h5); pass --source-format to say what it is")
+            f"{text} is a file but not HDF5 (.hdf5/.h5); pass --source-format to say what it is"
+        )
     raise SourceFormatError(
         f"{text} holds neither envlogger logs (a metadata.riegeli below it) nor a Minari "
         "dataset (data/metadata.json); pass --source-format, or the path of an HDF5 file"
     )
 
 
-def describe_source(path: str | os.PathLike, source_format: str | None = None,
-                    source_no: int = 0, **options: Any) -> SourceDescription:
+def describe_source(
+    path: str | os.PathLike, source_format: str | None = None, source_no: int = 0, **options: Any
+) -> SourceDescription:
     """Describes the source at ``path`` (format detected unless given)."""
     fmt = source_format or detect_format(path)
     if fmt not in registry.formats():
-        raise SourceFormatError(
-            f"unknown source format {fmt!r}; use one of {registry.formats()}")
-    return registry.source_module(fmt).describe(os.fspath(path), source_no=source_no,
-                                                 **options)
-
+        raise SourceFormatError(f"unknown source format {fmt!r}; use one of {registry.formats()}")
+    return registry.source_module(fmt).describe(os.fspath(path), source_no=source_no, **options)

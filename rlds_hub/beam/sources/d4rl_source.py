@@ -52,8 +52,10 @@ def _open(path: str) -> Any:
     import h5py
 
     if os.path.isdir(path):
-        raise SourceFormatError(f"{path} is a directory; --source-format d4rl reads one D4RL "
-                                "HDF5 file (e.g. hopper-medium-v2.hdf5)")
+        raise SourceFormatError(
+            f"{path} is a directory; --source-format d4rl reads one D4RL "
+            "HDF5 file (e.g. hopper-medium-v2.hdf5)"
+        )
     if not os.path.exists(path):
         raise SourceFormatError(f"{path} does not exist")
     if not h5py.is_hdf5(path):
@@ -97,15 +99,20 @@ def episode_bounds(terminals: np.ndarray, timeouts: np.ndarray) -> list[tuple[in
     return bounds
 
 
-def describe(path: str, *, source_no: int = 0,
-             steps_per_unit: int = DEFAULT_STEPS_PER_UNIT,
-             episodes_per_unit: int | None = None) -> SourceDescription:
+def describe(
+    path: str,
+    *,
+    source_no: int = 0,
+    steps_per_unit: int = DEFAULT_STEPS_PER_UNIT,
+    episodes_per_unit: int | None = None,
+) -> SourceDescription:
     with _open(path) as f:
         missing = [k for k in REQUIRED if k not in f]
         if missing:
             raise SourceFormatError(
                 f"{path}: missing the required key(s) {missing} (a D4RL-style file has "
-                f"{', '.join(REQUIRED)}; it holds {sorted(f.keys())})")
+                f"{', '.join(REQUIRED)}; it holds {sorted(f.keys())})"
+            )
         columns = {}
         for key in (*REQUIRED, *OPTIONAL):
             if key in f:
@@ -113,14 +120,18 @@ def describe(path: str, *, source_no: int = 0,
         lengths = {key: len(d) for key, d in columns.items()}
         if len(set(lengths.values())) > 1:
             shown = ", ".join(f"{k}: {n}" for k, n in sorted(lengths.items()))
-            raise SourceFormatError(f"{path}: the columns have different lengths ({shown}); "
-                                    "every column holds one row per transition")
+            raise SourceFormatError(
+                f"{path}: the columns have different lengths ({shown}); "
+                "every column holds one row per transition"
+            )
         for key in ("rewards", "terminals", "timeouts"):
             if f[key].ndim > 1 and f[key].shape[1:] != (1,):
-                raise SourceFormatError(f"{path}: {key} has shape {f[key].shape}, expected one "
-                                        "value per transition")
-        bounds = episode_bounds(np.asarray(f["terminals"][()]).reshape(-1),
-                                np.asarray(f["timeouts"][()]).reshape(-1))
+                raise SourceFormatError(
+                    f"{path}: {key} has shape {f[key].shape}, expected one value per transition"
+                )
+        bounds = episode_bounds(
+            np.asarray(f["terminals"][()]).reshape(-1), np.asarray(f["timeouts"][()]).reshape(-1)
+        )
         has_next = "next_observations" in f
         observation_spec = _spec_tree(f["observations"], "observation")
         action_spec = _spec_tree(f["actions"], "action")
@@ -134,23 +145,33 @@ def describe(path: str, *, source_no: int = 0,
     while start < len(bounds):
         count = 0
         steps = 0
-        while start + count < len(bounds) and (count == 0 or (
-                steps < steps_per_unit if episodes_per_unit is None
-                else count < episodes_per_unit)):
+        while start + count < len(bounds) and (
+            count == 0
+            or (steps < steps_per_unit if episodes_per_unit is None else count < episodes_per_unit)
+        ):
             steps += bounds[start + count][1] - bounds[start + count][0]
             count += 1
-        units.append(ConvertUnit((source_no, 0, start), path, start, count,
-                                 (path,) if start == 0 else ()))
+        units.append(
+            ConvertUnit((source_no, 0, start), path, start, count, (path,) if start == 0 else ())
+        )
         start += count
     return SourceDescription(
-        format="d4rl", path=path, observation_spec=observation_spec, action_spec=action_spec,
+        format="d4rl",
+        path=path,
+        observation_spec=observation_spec,
+        action_spec=action_spec,
         reward_spec=dm_specs.Array((), reward_dtype, "reward"),
         discount_spec=dm_specs.BoundedArray((), discount_dtype, 0.0, 1.0, "discount"),
-        step_metadata_spec=infos_spec, episode_metadata_spec={},
-        layout="rlds" if has_next else "oxe", units=units,
-        metadata={"attributes": attrs, "next_observations": has_next,
-                  "env_name": attrs.get("env_name") or attrs.get("env"),
-                  **({"metadata": file_metadata} if file_metadata is not None else {})},
+        step_metadata_spec=infos_spec,
+        episode_metadata_spec={},
+        layout="rlds" if has_next else "oxe",
+        units=units,
+        metadata={
+            "attributes": attrs,
+            "next_observations": has_next,
+            "env_name": attrs.get("env_name") or attrs.get("env"),
+            **({"metadata": file_metadata} if file_metadata is not None else {}),
+        },
         name=os.path.splitext(os.path.basename(path))[0],
         reader=D4RLReader(bounds, has_next),
     )
@@ -181,8 +202,11 @@ def metadata_value(value: Any) -> Any:
     if array.ndim == 0:
         return array.item()
     little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return {"dtype": array.dtype.name, "shape": list(array.shape),
-            "base64": base64.b64encode(np.ascontiguousarray(little).tobytes()).decode()}
+    return {
+        "dtype": array.dtype.name,
+        "shape": list(array.shape),
+        "base64": base64.b64encode(np.ascontiguousarray(little).tobytes()).decode(),
+    }
 
 
 def metadata_arrays(value: Any) -> Any:
@@ -193,8 +217,11 @@ def metadata_arrays(value: Any) -> Any:
         if value["dtype"] == "bytes":
             return data
         dtype = np.dtype(value["dtype"]).newbyteorder("<")
-        return np.frombuffer(data, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(
-            value["shape"])
+        return (
+            np.frombuffer(data, dtype)
+            .astype(dtype.newbyteorder("="), copy=True)
+            .reshape(value["shape"])
+        )
     if isinstance(value, dict):
         return {k: metadata_arrays(v) for k, v in value.items()}
     return value
@@ -232,10 +259,11 @@ class D4RLReader:
                         except OSError as e:
                             raise SourceFormatError(
                                 f"{unit.part}: {name} rows {first}..{stop} cannot be read "
-                                f"({e}); the file is damaged or truncated") from e
+                                f"({e}); the file is damaged or truncated"
+                            ) from e
             for index in range(unit.first, unit.first + unit.count):
                 start, end = self._bounds[index]
-                rows = {k: v[start - first:end - first] for k, v in block.items()}
+                rows = {k: v[start - first : end - first] for k, v in block.items()}
                 yield index, self.columns(rows), f"{unit.part}, episode {index}"
 
     def columns(self, rows: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -262,11 +290,18 @@ class D4RLReader:
                 values = np.concatenate([values, final])
             out[key] = values
         for key, values in per_step.items():
-            out[key] = (np.concatenate([values, np.zeros_like(values[:1])])
-                        if self._has_next else values)
+            out[key] = (
+                np.concatenate([values, np.zeros_like(values[:1])]) if self._has_next else values
+            )
         out.update(rlds_flags(n + 1 if self._has_next else n, terminated))
         return out
 
 
-__all__ = ["D4RLReader", "describe", "episode_bounds", "flatten_nested", "metadata_arrays",
-           "metadata_value"]
+__all__ = [
+    "D4RLReader",
+    "describe",
+    "episode_bounds",
+    "flatten_nested",
+    "metadata_arrays",
+    "metadata_value",
+]

@@ -20,12 +20,18 @@ import numpy as np
 
 _SCALAR = -438  # envlogger's codec marks scalars with this one-dimension shape
 _LISTS = {
-    "float_values": np.float32, "double_values": np.float64, "int32_values": np.int32,
-    "int64_values": np.int64, "uint32_values": np.uint32, "uint64_values": np.uint64,
+    "float_values": np.float32,
+    "double_values": np.float64,
+    "int32_values": np.int32,
+    "int64_values": np.int64,
+    "uint32_values": np.uint32,
+    "uint64_values": np.uint64,
 }
 _BUFFERS = {
-    "float_values_buffer": (">f4", np.float32), "int8_values": (">i1", np.int8),
-    "int16_values": (">i2", np.int16), "uint8_values": (">u1", np.uint8),
+    "float_values_buffer": (">f4", np.float32),
+    "int8_values": (">i1", np.int8),
+    "int16_values": (">i2", np.int16),
+    "uint8_values": (">u1", np.uint8),
     "uint16_values": (">u2", np.uint16),
 }
 
@@ -73,8 +79,9 @@ def decode(data: Any) -> Any:
         return tuple(decode(x) for x in data.tuple.values)
     if kind == "dict":
         out: dict[Any, Any] = {k: decode(x) for k, x in data.dict.values.items()}
-        out.update({decode(t.tuple.values[0]): decode(t.tuple.values[1])
-                    for t in data.dict.kvs.values})
+        out.update(
+            {decode(t.tuple.values[0]): decode(t.tuple.values[1]) for t in data.dict.kvs.values}
+        )
         return out
     return None
 

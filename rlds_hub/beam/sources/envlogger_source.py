@@ -75,8 +75,9 @@ def _step_metadata(custom_data: Any) -> dict[str, Any]:
     return {k: v for k, v in custom_data.items() if k != "episode_metadata"}
 
 
-def describe(path: str, *, source_no: int = 0,
-             episodes_per_unit: int = DEFAULT_EPISODES_PER_UNIT) -> SourceDescription:
+def describe(
+    path: str, *, source_no: int = 0, episodes_per_unit: int = DEFAULT_EPISODES_PER_UNIT
+) -> SourceDescription:
     """The log directories below ``path``, their specs and work units."""
     log_dirs = find_log_dirs(path)
     if not log_dirs:
@@ -90,8 +91,10 @@ def describe(path: str, *, source_no: int = 0,
     for part_no, log_dir in enumerate(log_dirs):
         with _open(log_dir) as reader:
             dir_specs = {
-                "observation": reader.observation_spec(), "action": reader.action_spec(),
-                "reward": reader.reward_spec(), "discount": reader.discount_spec(),
+                "observation": reader.observation_spec(),
+                "action": reader.action_spec(),
+                "reward": reader.reward_spec(),
+                "discount": reader.discount_spec(),
             }
             num_episodes = len(reader.episodes)
             meta = reader.metadata() or {}
@@ -103,9 +106,11 @@ def describe(path: str, *, source_no: int = 0,
                 except Exception as e:  # a damaged file: envlogger fails on the steps
                     raise SourceFormatError(
                         f"{log_dir}, episode 0: cannot be read ({type(e).__name__}: {e}); "
-                        "a log file is damaged or truncated") from e
-                step_spec = {k: infer_spec(v, k)
-                             for k, v in _step_metadata(episode[0].custom_data).items()}
+                        "a log file is damaged or truncated"
+                    ) from e
+                step_spec = {
+                    k: infer_spec(v, k) for k, v in _step_metadata(episode[0].custom_data).items()
+                }
                 values = _episode_metadata_value(metadata)
                 episode_spec = {k: infer_spec(v, k) for k, v in values.items()}
                 _fill_missing_specs(dir_specs, episode, log_dir)
@@ -113,21 +118,32 @@ def describe(path: str, *, source_no: int = 0,
             specs, first_dir = dir_specs, log_dir
         else:
             _check_same_specs(specs, dir_specs, first_dir, log_dir)
-        files = tuple(sorted(os.path.join(d, n) for d, _, names in os.walk(log_dir)
-                             for n in names))
+        files = tuple(sorted(os.path.join(d, n) for d, _, names in os.walk(log_dir) for n in names))
         for start, count in even_ranges(num_episodes, episodes_per_unit):
-            units.append(ConvertUnit((source_no, part_no, start), log_dir, start, count,
-                                     files if start == 0 else ()))
+            units.append(
+                ConvertUnit(
+                    (source_no, part_no, start), log_dir, start, count, files if start == 0 else ()
+                )
+            )
     assert specs is not None
     reader = EnvloggerReader(path)
     return SourceDescription(
-        format="envlogger", path=path, observation_spec=specs["observation"],
-        action_spec=specs["action"], reward_spec=specs["reward"],
-        discount_spec=specs["discount"], step_metadata_spec=step_spec or {},
-        episode_metadata_spec=episode_spec or {}, layout="rlds", units=units,
-        metadata={"log_dirs": [os.path.relpath(d, path) for d in log_dirs],
-                  "envlogger_metadata": _json_safe(user_metadata)},
-        name=os.path.basename(os.path.normpath(path)), reader=reader,
+        format="envlogger",
+        path=path,
+        observation_spec=specs["observation"],
+        action_spec=specs["action"],
+        reward_spec=specs["reward"],
+        discount_spec=specs["discount"],
+        step_metadata_spec=step_spec or {},
+        episode_metadata_spec=episode_spec or {},
+        layout="rlds",
+        units=units,
+        metadata={
+            "log_dirs": [os.path.relpath(d, path) for d in log_dirs],
+            "envlogger_metadata": _json_safe(user_metadata),
+        },
+        name=os.path.basename(os.path.normpath(path)),
+        reader=reader,
     )
 
 
@@ -140,23 +156,26 @@ def _fill_missing_specs(specs: dict[str, Any], episode: Sequence[Any], log_dir: 
         if key == "observation":
             value = episode[0].timestep.observation
         elif later is None:
-            raise SourceFormatError(f"{log_dir}: no {key}_spec in the log and no step to infer "
-                                    "it from")
+            raise SourceFormatError(
+                f"{log_dir}: no {key}_spec in the log and no step to infer it from"
+            )
         else:
             value = later.action if key == "action" else getattr(later.timestep, key)
         specs[key] = infer_spec(value, key)
 
 
-def _check_same_specs(expected: dict[str, Any], actual: dict[str, Any], first: str,
-                      other: str) -> None:
+def _check_same_specs(
+    expected: dict[str, Any], actual: dict[str, Any], first: str, other: str
+) -> None:
     differences = []
     for key in ("observation", "action", "reward", "discount"):
-        differences += spec_differences(spec_to_json(expected[key]), spec_to_json(actual[key]),
-                                        key)
+        differences += spec_differences(spec_to_json(expected[key]), spec_to_json(actual[key]), key)
     if differences:
         raise SourceFormatError(
             f"the log directories {first} and {other} have different specs:\n  "
-            + "\n  ".join(differences) + "\nconvert them separately")
+            + "\n  ".join(differences)
+            + "\nconvert them separately"
+        )
 
 
 def _json_safe(value: Any) -> Any:
@@ -203,13 +222,16 @@ class EnvloggerReader:
                 if steps is None:
                     steps = list(reader.episodes[index])  # the sequence decodes on access
             except Exception as e:  # riegeli errors on corrupt or truncated files
-                raise SourceFormatError(f"{where}: cannot be read ({type(e).__name__}: {e}); "
-                                        "a log file is damaged or truncated") from e
+                raise SourceFormatError(
+                    f"{where}: cannot be read ({type(e).__name__}: {e}); "
+                    "a log file is damaged or truncated"
+                ) from e
             if not steps:
                 raise SourceFormatError(f"{where}: the episode has no steps")
             columns = self.columns(steps, where)
             for key, value in flatten_nested(
-                    _episode_metadata_value(self._metadata[index]), "").items():
+                _episode_metadata_value(self._metadata[index]), ""
+            ).items():
                 columns[key] = value
             yield index, columns, where
 
@@ -232,12 +254,16 @@ class EnvloggerReader:
         out.update(stack_steps([_step_metadata(s.custom_data) for s in steps], _STEPS))
         final = steps[-1].timestep
         terminated = bool(final.last()) and all(
-            np.all(np.asarray(d) == 0) for d in flatten_nested(final.discount, "d").values())
+            np.all(np.asarray(d) == 0) for d in flatten_nested(final.discount, "d").values()
+        )
         out.update(rlds_flags(n, terminated))
         return out
 
     def _zeros(self, prefix: str, where: str) -> dict[str, np.ndarray]:
         if self._plan is None:
             raise EpisodeContentError(f"{where}: a one-step episode needs the output's plan")
-        return {leaf.key: np.zeros((1, *leaf.shape), leaf.dtype) for leaf in self._plan
-                if leaf.key == prefix or leaf.key.startswith(prefix + "/")}
+        return {
+            leaf.key: np.zeros((1, *leaf.shape), leaf.dtype)
+            for leaf in self._plan
+            if leaf.key == prefix or leaf.key.startswith(prefix + "/")
+        }

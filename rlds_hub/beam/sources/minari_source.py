@@ -44,8 +44,7 @@ def data_directory(path: str) -> str | None:
     """The Minari ``data`` directory of a dataset path, or None if it is not one."""
     for candidate in (os.path.join(path, "data"), path):
         if os.path.isfile(os.path.join(candidate, "metadata.json")) and any(
-            name.isdigit() or name.endswith((".hdf5", ".arrow"))
-            for name in os.listdir(candidate)
+            name.isdigit() or name.endswith((".hdf5", ".arrow")) for name in os.listdir(candidate)
         ):
             return candidate
     return None
@@ -87,8 +86,9 @@ def _nested_map(value: Any, fn: Any) -> Any:
     return fn(value)
 
 
-def describe(path: str, *, source_no: int = 0,
-             episodes_per_unit: int = DEFAULT_EPISODES_PER_UNIT) -> SourceDescription:
+def describe(
+    path: str, *, source_no: int = 0, episodes_per_unit: int = DEFAULT_EPISODES_PER_UNIT
+) -> SourceDescription:
     from rlds_hub.envs.gymnasium_env import spec_from_space
 
     data_dir = data_directory(path)
@@ -107,11 +107,11 @@ def describe(path: str, *, source_no: int = 0,
         first = _episode(dataset, 0, data_dir)
         reward_dtype = np.asarray(first.rewards).dtype
         if first.infos:
-            info_spec = {INFOS: _nested_map(first.infos, lambda a: infer_spec(
-                np.asarray(a)[0], INFOS))}
+            info_spec = {
+                INFOS: _nested_map(first.infos, lambda a: infer_spec(np.asarray(a)[0], INFOS))
+            }
     discount_dtype = reward_dtype if reward_dtype.kind == "f" else np.dtype(np.float64)
-    files = tuple(sorted(os.path.join(d, n) for d, _, names in os.walk(data_dir)
-                         for n in names))
+    files = tuple(sorted(os.path.join(d, n) for d, _, names in os.walk(data_dir) for n in names))
     units = [
         ConvertUnit((source_no, 0, start), data_dir, start, count, files if start == 0 else ())
         for start, count in even_ranges(num_episodes, episodes_per_unit)
@@ -125,13 +125,19 @@ def describe(path: str, *, source_no: int = 0,
         "metadata": raw_metadata(data_dir),
     }
     return SourceDescription(
-        format="minari", path=path, observation_spec=observation_spec,
-        action_spec=action_spec, reward_spec=dm_specs.Array((), reward_dtype, "reward"),
+        format="minari",
+        path=path,
+        observation_spec=observation_spec,
+        action_spec=action_spec,
+        reward_spec=dm_specs.Array((), reward_dtype, "reward"),
         discount_spec=dm_specs.BoundedArray((), discount_dtype, 0.0, 1.0, "discount"),
         step_metadata_spec=info_spec,
         episode_metadata_spec={EPISODE_ID: dm_specs.Array((), np.int64, EPISODE_ID)},
-        layout="rlds", units=units, metadata=metadata,
-        name=dataset.id.replace("/", "_").replace("-", "_"), reader=MinariReader(),
+        layout="rlds",
+        units=units,
+        metadata=metadata,
+        name=dataset.id.replace("/", "_").replace("-", "_"),
+        reader=MinariReader(),
     )
 
 
@@ -141,7 +147,8 @@ def _episode(dataset: Any, index: int, data_dir: str) -> Any:
     except Exception as e:
         raise SourceFormatError(
             f"{data_dir}, episode {index}: cannot be read ({e!r}); the dataset's files are "
-            "damaged or incomplete") from e
+            "damaged or incomplete"
+        ) from e
 
 
 class MinariReader:
@@ -176,16 +183,21 @@ def columns_of(episode: Any, where: str) -> dict[str, Any]:
     if transitions and terminations[:-1].any():
         raise EpisodeContentError(
             f"{where}: terminated at transition {int(np.argmax(terminations))} of "
-            f"{transitions}; an episode ends at its termination")
+            f"{transitions}; an episode ends at its termination"
+        )
     out: dict[str, Any] = {}
-    _add(out, flatten_nested(episode.observations, f"{_STEPS}/observation"), transitions + 1,
-         where, pad=False)
+    _add(
+        out,
+        flatten_nested(episode.observations, f"{_STEPS}/observation"),
+        transitions + 1,
+        where,
+        pad=False,
+    )
     _add(out, flatten_nested(episode.actions, f"{_STEPS}/action"), transitions, where, pad=True)
     _add(out, {f"{_STEPS}/reward": rewards}, transitions, where, pad=True)
     discount = np.where(terminations, 0.0, 1.0)
     discount_dtype = rewards.dtype if rewards.dtype.kind == "f" else np.dtype(np.float64)
-    _add(out, {f"{_STEPS}/discount": discount.astype(discount_dtype)}, transitions, where,
-         pad=True)
+    _add(out, {f"{_STEPS}/discount": discount.astype(discount_dtype)}, transitions, where, pad=True)
     if episode.infos:
         infos = flatten_nested(episode.infos, f"{_STEPS}/{INFOS}")
         _add(out, infos, transitions + 1, where, pad=False)
@@ -195,8 +207,7 @@ def columns_of(episode: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _add(out: dict[str, Any], columns: dict[str, Any], rows: int, where: str, *,
-         pad: bool) -> None:
+def _add(out: dict[str, Any], columns: dict[str, Any], rows: int, where: str, *, pad: bool) -> None:
     for key, value in columns.items():
         array = np.asarray(value)
         if array.ndim == 0 or len(array) != rows:

@@ -30,8 +30,7 @@ _EXPERT_FIELDS = (inputs.OBSERVATION, inputs.ACTION, inputs.NEXT_OBSERVATION, in
 
 def expert_transitions(setup: Any) -> dict[str, np.ndarray]:
     """The demonstrations as replay rows (absorbing states after true terminations)."""
-    arrays = inputs.load_transitions(setup.dataset, setup.task, setup.split,
-                                     fields=_EXPERT_FIELDS)
+    arrays = inputs.load_transitions(setup.dataset, setup.task, setup.split, fields=_EXPERT_FIELDS)
     terminal = arrays[inputs.DISCOUNT] == 0
     return replay.with_absorbing(arrays, terminal, absorbing=setup.config.absorbing)
 
@@ -39,22 +38,26 @@ def expert_transitions(setup: Any) -> dict[str, np.ndarray]:
 class OnlineLoop:
     """One environment, recorded, stepped by a policy of normalised actions."""
 
-    def __init__(self, setup: Any, directory: str, policy_name: str, seed: int,
-                 progress: Any):
+    def __init__(self, setup: Any, directory: str, policy_name: str, seed: int, progress: Any):
         from rlds_hub.envs import make_env
         from rlds_hub.recorders import Recorder
 
         self.task = setup.task
         self.env = make_env(setup.env_name, seed=seed)
         self.recorder = Recorder(
-            self.env, directory, env_name=setup.env_name, policy_name=policy_name, seed=seed,
+            self.env,
+            directory,
+            env_name=setup.env_name,
+            policy_name=policy_name,
+            seed=seed,
             # the last step's value is kept: the env steps done once it completes
             episode_fn=lambda timestep, action, env: {
-                "env_steps": np.int64(progress() + (0 if timestep.first() else 1))},
-            save_unfinished_episodes=False)
+                "env_steps": np.int64(progress() + (0 if timestep.first() else 1))
+            },
+            save_unfinished_episodes=False,
+        )
         self.timestep = self.recorder.reset()
-        self.observation = self.task.flatten_observation(self.timestep.observation,
-                                                         batched=False)
+        self.observation = self.task.flatten_observation(self.timestep.observation, batched=False)
         self.episode_return = 0.0
         self.returns: list[float] = []
 
@@ -75,8 +78,9 @@ class OnlineLoop:
             self.returns.append(self.episode_return)
             self.episode_return = 0.0
             self.timestep = self.recorder.reset()
-            self.observation = self.task.flatten_observation(self.timestep.observation,
-                                                             batched=False)
+            self.observation = self.task.flatten_observation(
+                self.timestep.observation, batched=False
+            )
         else:
             self.timestep = timestep
             self.observation = next_observation
@@ -101,10 +105,12 @@ class AILAgent:
         cfg: AILConfig = setup.config
         self.setup, self.config = setup, cfg
         self.expert = expert_transitions(setup)
-        self.learner = AILLearner(setup.task, cfg, setup.normalizer, seed=setup.seed,
-                                  parallel=setup.parallel)
-        self.replay = replay.ReplayBuffer(cfg.replay_size, setup.task.observation_size,
-                                          setup.task.action_size)
+        self.learner = AILLearner(
+            setup.task, cfg, setup.normalizer, seed=setup.seed, parallel=setup.parallel
+        )
+        self.replay = replay.ReplayBuffer(
+            cfg.replay_size, setup.task.observation_size, setup.task.action_size
+        )
         self.progress = 0
         self.updates = 0
         self.experience_dir = os.path.join(setup.run_dir, EXPERIENCE)
@@ -120,12 +126,15 @@ class AILAgent:
             if asked is not None and self.progress == 0:
                 seed = asked
             else:
-                seed = seeds.online_seed(self._seed, self.progress,
-                                         avoid=evaluation.dataset_seeds(self.setup.dataset))
-            seeds.check_disjoint([self.setup.eval_seed], trained=[seed],
-                                 what=f"the AIL run in {self.setup.run_dir}")
-            self._loop = OnlineLoop(self.setup, self.experience_dir, "ail (training)", seed,
-                                    lambda: self.progress)
+                seed = seeds.online_seed(
+                    self._seed, self.progress, avoid=evaluation.dataset_seeds(self.setup.dataset)
+                )
+            seeds.check_disjoint(
+                [self.setup.eval_seed], trained=[seed], what=f"the AIL run in {self.setup.run_dir}"
+            )
+            self._loop = OnlineLoop(
+                self.setup, self.experience_dir, "ail (training)", seed, lambda: self.progress
+            )
         return self._loop
 
     @property
@@ -146,15 +155,18 @@ class AILAgent:
             else:
                 action = self.learner.act(loop.observation[None], counter=self.progress)[0]
             obs, next_obs, terminal, _ = loop.step(action)
-            self.replay.add(obs, action.astype(np.float32), next_obs, terminal=terminal,
-                            absorbing=cfg.absorbing)
+            self.replay.add(
+                obs, action.astype(np.float32), next_obs, terminal=terminal, absorbing=cfg.absorbing
+            )
             self.progress += 1
         if self.progress < cfg.initial_random_steps:
             return None
         updates = min(count, self.progress - cfg.initial_random_steps) or count
         rng = np.random.default_rng([self._seed, 2, self.updates])
-        stacked = {"agent": self.replay.sample(rng, updates, cfg.batch_size),
-                   "expert": replay.sample_rows(self.expert, rng, updates, cfg.batch_size)}
+        stacked = {
+            "agent": self.replay.sample(rng, updates, cfg.batch_size),
+            "expert": replay.sample_rows(self.expert, rng, updates, cfg.batch_size),
+        }
         metrics = self.learner.step(stacked)
         self.updates += updates
         if loop.returns:
@@ -165,9 +177,15 @@ class AILAgent:
     def evaluate(self, setup: Any, record_to: str | None = None) -> dict[str, Any]:
         policy = LearnedPolicy(setup.task, lambda obs: self.learner.act(obs, greedy=True), "ail")
         return evaluation.evaluate(
-            policy, setup.env_name, seed=setup.eval_seed, episodes=self.config.eval_episodes,
-            references=setup.references, record_to=record_to,
-            policy_name=f"ail@{self.progress}", learner_step=self.progress)
+            policy,
+            setup.env_name,
+            seed=setup.eval_seed,
+            episodes=self.config.eval_episodes,
+            references=setup.references,
+            record_to=record_to,
+            policy_name=f"ail@{self.progress}",
+            learner_step=self.progress,
+        )
 
     def can_checkpoint(self) -> bool:
         return self._loop is None or self._loop.at_episode_start
@@ -187,10 +205,18 @@ class AILAgent:
         episodes = int(meta.get("experience_episodes", 0))
         if episodes:
             rows = inputs.load_transitions(
-                self.experience_dir, self.setup.task, "train", episodes=range(episodes),
-                fields=_EXPERT_FIELDS, check=False)
-            self.replay.extend(replay.with_absorbing(
-                rows, rows[inputs.DISCOUNT] == 0, absorbing=self.config.absorbing))
+                self.experience_dir,
+                self.setup.task,
+                "train",
+                episodes=range(episodes),
+                fields=_EXPERT_FIELDS,
+                check=False,
+            )
+            self.replay.extend(
+                replay.with_absorbing(
+                    rows, rows[inputs.DISCOUNT] == 0, absorbing=self.config.absorbing
+                )
+            )
 
     def finish(self) -> None:
         """The episode in progress is dropped at close (only whole episodes are kept)."""
@@ -213,9 +239,16 @@ def policy_params_template(task: TaskSpec, config: AILConfig, run: dict[str, Any
     return {"policy": params["actor"]}
 
 
-def make_policy(task: TaskSpec, config: AILConfig, normalizer: Normalizer, params: Any, *,
-                run: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
-                seed: int = 0) -> LearnedPolicy:
+def make_policy(
+    task: TaskSpec,
+    config: AILConfig,
+    normalizer: Normalizer,
+    params: Any,
+    *,
+    run: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> LearnedPolicy:
     """The trained actor, acting with the mode of its tanh-Gaussian."""
     networks = make_networks(task, config)
     norm = {"mean": jax.numpy.asarray(normalizer.mean), "std": jax.numpy.asarray(normalizer.std)}

@@ -67,8 +67,13 @@ class AILConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("actor_learning_rate", "critic_learning_rate", "temperature_learning_rate",
-                     "discriminator_learning_rate", "initial_temperature"):
+        for name in (
+            "actor_learning_rate",
+            "critic_learning_rate",
+            "temperature_learning_rate",
+            "discriminator_learning_rate",
+            "initial_temperature",
+        ):
             if getattr(self, name) <= 0:
                 raise LearnerError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.discount <= 1 or not 0 < self.tau <= 1:

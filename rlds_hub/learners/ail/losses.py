@@ -47,13 +47,22 @@ def discriminator_loss(
     penalty = jnp.mean(jnp.square(norms - gradient_penalty_target))
     loss = bce + gradient_penalty * penalty
     accuracy = 0.5 * (jnp.mean(expert_logits > 0) + jnp.mean(agent_logits < 0))
-    return loss, {"discriminator_loss": bce, "gradient_penalty": penalty,
-                  "discriminator_accuracy": accuracy}
+    return loss, {
+        "discriminator_loss": bce,
+        "gradient_penalty": penalty,
+        "discriminator_accuracy": accuracy,
+    }
 
 
-def critic_loss(q_values: jax.Array, rewards: jax.Array, discounts: jax.Array,
-                next_q_values: jax.Array, next_log_probs: jax.Array, temperature: jax.Array,
-                gamma: float) -> jax.Array:
+def critic_loss(
+    q_values: jax.Array,
+    rewards: jax.Array,
+    discounts: jax.Array,
+    next_q_values: jax.Array,
+    next_log_probs: jax.Array,
+    temperature: jax.Array,
+    gamma: float,
+) -> jax.Array:
     """Twin-Q soft Bellman error: ``q_values`` ``[2, B]``, ``next_q_values`` ``[2, B]``
     from the target critic at actions sampled by the policy in the next states."""
     next_v = jnp.min(next_q_values, axis=0) - temperature * next_log_probs
@@ -66,7 +75,8 @@ def actor_loss(q_values: jax.Array, log_probs: jax.Array, temperature: jax.Array
     return jnp.mean(temperature * log_probs - jnp.min(q_values, axis=0))
 
 
-def temperature_loss(log_temperature: jax.Array, log_probs: jax.Array,
-                     target_entropy: float) -> jax.Array:
+def temperature_loss(
+    log_temperature: jax.Array, log_probs: jax.Array, target_entropy: float
+) -> jax.Array:
     """Adjusts α so that the policy's entropy tracks ``target_entropy``."""
     return -jnp.mean(log_temperature * jax.lax.stop_gradient(log_probs + target_entropy))

@@ -44,9 +44,12 @@ class AILNetworks:
         actions = jnp.zeros((1, self.action_size))
         disc = self.discriminator.init(disc_key, jnp.zeros((1, self.discriminator_size)))
         critic = self.critic.init(critic_key, states, actions)
-        return {"actor": self.actor.init(actor_key, states), "critic": critic,
-                "target_critic": jax.tree_util.tree_map(jnp.copy, critic),
-                "discriminator": disc}
+        return {
+            "actor": self.actor.init(actor_key, states),
+            "critic": critic,
+            "target_critic": jax.tree_util.tree_map(jnp.copy, critic),
+            "discriminator": disc,
+        }
 
 
 def make_networks(task: TaskSpec, config: AILConfig) -> AILNetworks:
@@ -58,14 +61,14 @@ def make_networks(task: TaskSpec, config: AILConfig) -> AILNetworks:
     return AILNetworks(
         actor=GaussianHead(config.actor_hidden_sizes, task.action_size),
         critic=TwinCritic(config.critic_hidden_sizes),
-        discriminator=MLP(config.discriminator_hidden_sizes, 1,
-                          spectral_norm=config.spectral_norm),
-        state_size=state_size, action_size=task.action_size, discriminator_size=disc_size,
+        discriminator=MLP(config.discriminator_hidden_sizes, 1, spectral_norm=config.spectral_norm),
+        state_size=state_size,
+        action_size=task.action_size,
+        discriminator_size=disc_size,
     )
 
 
-def states(observations: jax.Array, absorbing: jax.Array, norm: dict[str, jax.Array]
-           ) -> jax.Array:
+def states(observations: jax.Array, absorbing: jax.Array, norm: dict[str, jax.Array]) -> jax.Array:
     """Network input: observations normalised with the expert's statistics, zeroed on
     absorbing states, and the absorbing flag appended."""
     normalised = (observations - norm["mean"]) / norm["std"]

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-FIELDS = ("observation", "absorbing", "action", "next_observation", "next_absorbing",
-          "discount")
+FIELDS = ("observation", "absorbing", "action", "next_observation", "next_absorbing", "discount")
 
 
-def with_absorbing(transitions: Mapping[str, np.ndarray], terminal: np.ndarray, *,
-                   absorbing: bool) -> dict[str, np.ndarray]:
+def with_absorbing(
+    transitions: Mapping[str, np.ndarray], terminal: np.ndarray, *, absorbing: bool
+) -> dict[str, np.ndarray]:
     """Replay-ready transitions from ``observation``, ``action``, ``next_observation`` and a
     boolean ``terminal`` per transition (true terminations only)."""
     obs = np.asarray(transitions["observation"], np.float32)
@@ -29,8 +29,11 @@ def with_absorbing(transitions: Mapping[str, np.ndarray], terminal: np.ndarray, 
     terminal = np.asarray(terminal, bool)
     count = len(obs)
     out = {
-        "observation": obs, "absorbing": np.zeros(count, np.float32), "action": actions,
-        "next_observation": next_obs, "next_absorbing": np.zeros(count, np.float32),
+        "observation": obs,
+        "absorbing": np.zeros(count, np.float32),
+        "action": actions,
+        "next_observation": next_obs,
+        "next_absorbing": np.zeros(count, np.float32),
         "discount": np.ones(count, np.float32),
     }
     if not terminal.any():
@@ -68,18 +71,32 @@ class ReplayBuffer:
         self.size = 0
         self._next = 0
 
-    def add(self, observation: np.ndarray, action: np.ndarray, next_observation: np.ndarray,
-            *, terminal: bool, absorbing: bool) -> None:
+    def add(
+        self,
+        observation: np.ndarray,
+        action: np.ndarray,
+        next_observation: np.ndarray,
+        *,
+        terminal: bool,
+        absorbing: bool,
+    ) -> None:
         """One environment transition (two rows for a termination with absorbing states)."""
-        self.extend(with_absorbing(
-            {"observation": observation[None], "action": action[None],
-             "next_observation": next_observation[None]},
-            np.asarray([terminal]), absorbing=absorbing))
+        self.extend(
+            with_absorbing(
+                {
+                    "observation": observation[None],
+                    "action": action[None],
+                    "next_observation": next_observation[None],
+                },
+                np.asarray([terminal]),
+                absorbing=absorbing,
+            )
+        )
 
     def extend(self, rows: Mapping[str, np.ndarray]) -> None:
         count = len(rows["observation"])
         if count > self.capacity:
-            rows = {k: v[-self.capacity:] for k, v in rows.items()}
+            rows = {k: v[-self.capacity :] for k, v in rows.items()}
             count = self.capacity
         index = (self._next + np.arange(count)) % self.capacity
         for key in FIELDS:
@@ -87,15 +104,17 @@ class ReplayBuffer:
         self._next = int((self._next + count) % self.capacity)
         self.size = min(self.size + count, self.capacity)
 
-    def sample(self, rng: np.random.Generator, num_batches: int, batch_size: int
-               ) -> dict[str, np.ndarray]:
+    def sample(
+        self, rng: np.random.Generator, num_batches: int, batch_size: int
+    ) -> dict[str, np.ndarray]:
         """``[num_batches, batch_size, ...]`` rows drawn with replacement."""
         index = rng.integers(0, self.size, (num_batches, batch_size))
         return {k: v[index] for k, v in self.arrays.items()}
 
 
-def sample_rows(arrays: Mapping[str, np.ndarray], rng: np.random.Generator, num_batches: int,
-                batch_size: int) -> dict[str, np.ndarray]:
+def sample_rows(
+    arrays: Mapping[str, np.ndarray], rng: np.random.Generator, num_batches: int, batch_size: int
+) -> dict[str, np.ndarray]:
     """Rows of fixed arrays (the expert's transitions), ``[num_batches, batch_size, ...]``."""
     size = len(arrays["observation"])
     index = rng.integers(0, size, (num_batches, batch_size))

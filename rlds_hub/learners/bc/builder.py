@@ -26,8 +26,14 @@ class BCAgent:
         self.setup = setup
         arrays = inputs.load_transitions(setup.dataset, setup.task, setup.split, fields=FIELDS)
         self.num_transitions = len(arrays[inputs.OBSERVATION])
-        self.learner = BCLearner(setup.task, setup.config, setup.normalizer, arrays,
-                                 seed=setup.seed, parallel=setup.parallel)
+        self.learner = BCLearner(
+            setup.task,
+            setup.config,
+            setup.normalizer,
+            arrays,
+            seed=setup.seed,
+            parallel=setup.parallel,
+        )
 
     @property
     def progress(self) -> int:
@@ -44,9 +50,15 @@ class BCAgent:
     def evaluate(self, setup: Any, record_to: str | None = None) -> dict[str, Any]:
         policy = LearnedPolicy(setup.task, self.learner.act, "bc")
         return evaluation.evaluate(
-            policy, setup.env_name, seed=setup.eval_seed, episodes=setup.config.eval_episodes,
-            references=setup.references, record_to=record_to,
-            policy_name=f"bc@{self.progress}", learner_step=self.progress)
+            policy,
+            setup.env_name,
+            seed=setup.eval_seed,
+            episodes=setup.config.eval_episodes,
+            references=setup.references,
+            record_to=record_to,
+            policy_name=f"bc@{self.progress}",
+            learner_step=self.progress,
+        )
 
     def can_checkpoint(self) -> bool:
         return True
@@ -79,9 +91,16 @@ def policy_params_template(task: TaskSpec, config: BCConfig, run: dict[str, Any]
     return {"policy": jax.eval_shape(networks.init, jax.random.PRNGKey(0))}
 
 
-def make_policy(task: TaskSpec, config: BCConfig, normalizer: Normalizer, params: Any, *,
-                run: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
-                seed: int = 0) -> LearnedPolicy:
+def make_policy(
+    task: TaskSpec,
+    config: BCConfig,
+    normalizer: Normalizer,
+    params: Any,
+    *,
+    run: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> LearnedPolicy:
     """The greedy BC policy (regression output, tanh-Gaussian mode, or arg-max class)."""
     networks = make_networks(task, config)
     norm = {"mean": jax.numpy.asarray(normalizer.mean), "std": jax.numpy.asarray(normalizer.std)}

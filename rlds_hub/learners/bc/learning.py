@@ -28,9 +28,13 @@ class TrainingState(NamedTuple):
     steps: jax.Array  # SGD steps done
 
 
-def update(networks: BCNetworks, optimizer: optax.GradientTransformation,
-           state: TrainingState, batch: dict[str, jax.Array], norm: dict[str, jax.Array]
-           ) -> tuple[TrainingState, jax.Array]:
+def update(
+    networks: BCNetworks,
+    optimizer: optax.GradientTransformation,
+    state: TrainingState,
+    batch: dict[str, jax.Array],
+    norm: dict[str, jax.Array],
+) -> tuple[TrainingState, jax.Array]:
     """One SGD step on a batch: (state, batch) -> (state, loss). Pure."""
 
     def loss_fn(params):
@@ -61,8 +65,16 @@ class BCLearner:
       parallel: the device mesh (default: every local device).
     """
 
-    def __init__(self, task: TaskSpec, config: BCConfig, normalizer: Normalizer, data: Any,
-                 *, seed: int = 0, parallel: DataParallel | None = None):
+    def __init__(
+        self,
+        task: TaskSpec,
+        config: BCConfig,
+        normalizer: Normalizer,
+        data: Any,
+        *,
+        seed: int = 0,
+        parallel: DataParallel | None = None,
+    ):
         config.validate()
         self.task, self.config = task, config
         self.parallel = parallel or DataParallel()
@@ -75,13 +87,20 @@ class BCLearner:
         )
         self.normalizer = normalizer
         self.norm = self.parallel.replicate({"mean": normalizer.mean, "std": normalizer.std})
-        self.feed = feeds.make_feed(data, task, fields=FIELDS, batch_size=config.batch_size,
-                                    steps_per_call=config.steps_per_call, parallel=self.parallel)
+        self.feed = feeds.make_feed(
+            data,
+            task,
+            fields=FIELDS,
+            batch_size=config.batch_size,
+            steps_per_call=config.steps_per_call,
+            parallel=self.parallel,
+        )
         self.steps = 0
         replicated = self.parallel.replicated
         self._update_many = jax.jit(
             functools.partial(update_many, self.networks, self.optimizer),
-            donate_argnums=0, out_shardings=(replicated, replicated),
+            donate_argnums=0,
+            out_shardings=(replicated, replicated),
         )
         self._act = jax.jit(self._greedy)
 

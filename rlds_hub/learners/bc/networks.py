@@ -30,17 +30,23 @@ def make_networks(task: TaskSpec, config: BCConfig) -> BCNetworks:
     if task.discrete:
         module = MLP(config.hidden_sizes, task.action_size, config.activation)
         return BCNetworks(
-            "discrete", lambda key: module.init(key, dummy), module.apply,
+            "discrete",
+            lambda key: module.init(key, dummy),
+            module.apply,
             lambda params, obs: jnp.argmax(module.apply(params, obs), axis=-1),
         )
     if config.loss == "tanh_gaussian":
         head = GaussianHead(config.hidden_sizes, task.action_size, config.activation)
         return BCNetworks(
-            "tanh_gaussian", lambda key: head.init(key, dummy), head.apply,
+            "tanh_gaussian",
+            lambda key: head.init(key, dummy),
+            head.apply,
             lambda params, obs: jnp.tanh(head.apply(params, obs)[0]),
         )
     module = MLP(config.hidden_sizes, task.action_size, config.activation)
     return BCNetworks(
-        "mse", lambda key: module.init(key, dummy), module.apply,
+        "mse",
+        lambda key: module.init(key, dummy),
+        module.apply,
         lambda params, obs: jnp.clip(module.apply(params, obs), -1.0, 1.0),
     )

@@ -23,8 +23,16 @@ class POIRPolicy:
     ``planned_fraction``: the share of steps the planner chose since the last reset.
     """
 
-    def __init__(self, task: TaskSpec, networks: POIRNetworks, config: POIRConfig,
-                 params: dict[str, Any], *, seed: int = 0, mode: str | None = None):
+    def __init__(
+        self,
+        task: TaskSpec,
+        networks: POIRNetworks,
+        config: POIRConfig,
+        params: dict[str, Any],
+        *,
+        seed: int = 0,
+        mode: str | None = None,
+    ):
         self.task, self.config = task, config
         self.params = params
         self.mode = mode or config.mode
@@ -35,8 +43,10 @@ class POIRPolicy:
         self.reset()
 
     def reset(self) -> None:
-        self._carry = {"plan": jnp.zeros((self.config.horizon, self.task.action_size)),
-                       "valid": jnp.bool_(False)}
+        self._carry = {
+            "plan": jnp.zeros((self.config.horizon, self.task.action_size)),
+            "valid": jnp.bool_(False),
+        }
         self.steps = 0
         self.planned = 0
 
@@ -47,8 +57,9 @@ class POIRPolicy:
     def normalised_action(self, observation: np.ndarray) -> np.ndarray:
         key = jax.random.fold_in(self._key, self._calls)
         self._calls += 1
-        action, self._carry, info = self._decide(self.params, observation, self._carry, key,
-                                                 self._mode)
+        action, self._carry, info = self._decide(
+            self.params, observation, self._carry, key, self._mode
+        )
         self.steps += 1
         self.planned += int(info["planned"])
         return np.asarray(action)

@@ -49,11 +49,18 @@ class POIRAgent:
         cfg: POIRConfig = setup.config
         self.setup, self.config = setup, cfg
         selection = select(setup.dataset, setup.split)
-        self.demonstrations = inputs.load_transitions(setup.dataset, setup.task, setup.split,
-                                                      fields=FIELDS)
-        self.learner = POIRLearner(setup.task, cfg, setup.normalizer, self.demonstrations,
-                                   episode_ids(selection), seed=setup.seed,
-                                   parallel=setup.parallel)
+        self.demonstrations = inputs.load_transitions(
+            setup.dataset, setup.task, setup.split, fields=FIELDS
+        )
+        self.learner = POIRLearner(
+            setup.task,
+            cfg,
+            setup.normalizer,
+            self.demonstrations,
+            episode_ids(selection),
+            seed=setup.seed,
+            parallel=setup.parallel,
+        )
         self.online_steps = 0
         self.online_episodes = 0
         self.finetune_updates = 0
@@ -87,8 +94,11 @@ class POIRAgent:
         return self.learner.steps + self.online_steps
 
     def counters(self) -> dict[str, int]:
-        return {"updates": self.learner.steps, "env_steps": self.online_steps,
-                "finetune_updates": self.finetune_updates}
+        return {
+            "updates": self.learner.steps,
+            "env_steps": self.online_steps,
+            "finetune_updates": self.finetune_updates,
+        }
 
     def advance(self, limit: int) -> Any:
         if self.offline:
@@ -103,24 +113,33 @@ class POIRAgent:
         from rlds_hub.recorders import Recorder
 
         setup, cfg = self.setup, self.config
-        seed = seeds.online_seed(setup.seed, self.online_steps,
-                                 avoid=evaluation.dataset_seeds(setup.dataset))
-        seeds.check_disjoint([setup.eval_seed], trained=[seed],
-                             what=f"the POIR run in {setup.run_dir}")
+        seed = seeds.online_seed(
+            setup.seed, self.online_steps, avoid=evaluation.dataset_seeds(setup.dataset)
+        )
+        seeds.check_disjoint(
+            [setup.eval_seed], trained=[seed], what=f"the POIR run in {setup.run_dir}"
+        )
         env = make_env(setup.env_name, seed=seed)
 
         def record(inner):
             self._recorder = Recorder(
-                inner, self.experience_dir, env_name=setup.env_name,
-                policy_name="poir (online fine-tuning)", seed=seed,
-                episode_fn=lambda timestep, action, env: {"env_steps": np.int64(
-                    self.online_steps + (0 if timestep.first() else 1))},
-                save_unfinished_episodes=False, metadata={"shift": dict(cfg.online_shift or {})})
+                inner,
+                self.experience_dir,
+                env_name=setup.env_name,
+                policy_name="poir (online fine-tuning)",
+                seed=seed,
+                episode_fn=lambda timestep, action, env: {
+                    "env_steps": np.int64(self.online_steps + (0 if timestep.first() else 1))
+                },
+                save_unfinished_episodes=False,
+                metadata={"shift": dict(cfg.online_shift or {})},
+            )
             return self._recorder
 
         self._env = shifts.apply_shift(env, cfg.online_shift, seed, record=record)
-        self._policy = POIRPolicy(setup.task, self.learner.networks, cfg,
-                                  self.learner.planner_params(), seed=seed)
+        self._policy = POIRPolicy(
+            setup.task, self.learner.networks, cfg, self.learner.planner_params(), seed=seed
+        )
         self._timestep = self._env.reset()
 
     def _online(self, count: int) -> Any:
@@ -143,24 +162,35 @@ class POIRAgent:
         self.online_episodes += 1
         dataset = open_dataset(self.experience_dir)
         count = dataset.split("train").num_episodes
-        rows = inputs.load_transitions(dataset, self.setup.task, "train",
-                                       episodes=[count - 1], fields=FIELDS, check=False)
+        rows = inputs.load_transitions(
+            dataset, self.setup.task, "train", episodes=[count - 1], fields=FIELDS, check=False
+        )
         self._experience.append(rows)
         planned = self._policy.planned_fraction
-        data = {k: np.concatenate([self.demonstrations[k], *(e[k] for e in self._experience)])
-                for k in FIELDS}
+        data = {
+            k: np.concatenate([self.demonstrations[k], *(e[k] for e in self._experience)])
+            for k in FIELDS
+        }
         rng = np.random.default_rng([self.setup.seed, 3, self.online_episodes])
         metrics = self.learner.finetune(data, self.config.finetune_updates_per_episode, rng)
         self.finetune_updates += self.config.finetune_updates_per_episode
         self._policy.params = self.learner.planner_params()
-        return {**(metrics or {}), "planned_fraction": planned,
-                "online_episodes": self.online_episodes}
+        return {
+            **(metrics or {}),
+            "planned_fraction": planned,
+            "online_episodes": self.online_episodes,
+        }
 
     # -- evaluation and checkpoints -----------------------------------------------------------
 
     def evaluate(self, setup: Any, record_to: str | None = None) -> dict[str, Any]:
-        policy = POIRPolicy(setup.task, self.learner.networks, self.config,
-                            self.learner.planner_params(), seed=setup.eval_seed)
+        policy = POIRPolicy(
+            setup.task,
+            self.learner.networks,
+            self.config,
+            self.learner.planner_params(),
+            seed=setup.eval_seed,
+        )
         fractions: list[float] = []
 
         class Tracked:
@@ -173,10 +203,16 @@ class POIRAgent:
                 return policy(timestep)
 
         result = evaluation.evaluate(
-            Tracked(), setup.env_name, seed=setup.eval_seed, episodes=self.config.eval_episodes,
-            references=setup.references, record_to=record_to, shift=self.config.online_shift,
+            Tracked(),
+            setup.env_name,
+            seed=setup.eval_seed,
+            episodes=self.config.eval_episodes,
+            references=setup.references,
+            record_to=record_to,
+            shift=self.config.online_shift,
             policy_name=f"poir@{self.learner.steps} updates+{self.online_steps} env steps",
-            learner_step=self.progress)
+            learner_step=self.progress,
+        )
         if policy.steps:
             fractions.append(policy.planned_fraction)
         return {**result, "planned_fraction": float(np.mean(fractions)) if fractions else 0.0}
@@ -188,8 +224,12 @@ class POIRAgent:
         return {"learner": self.learner.state}
 
     def checkpoint(self) -> tuple[Any, Any, dict[str, Any]]:
-        meta = {"online_steps": self.online_steps, "online_episodes": self.online_episodes,
-                "offline_steps": self.learner.steps, "finetune_updates": self.finetune_updates}
+        meta = {
+            "online_steps": self.online_steps,
+            "online_episodes": self.online_episodes,
+            "offline_steps": self.learner.steps,
+            "finetune_updates": self.finetune_updates,
+        }
         return self.checkpoint_state(), {"policy": self.learner.planner_params()}, meta
 
     def restore(self, state: Any, meta: dict[str, Any]) -> None:
@@ -197,12 +237,20 @@ class POIRAgent:
         self.learner.steps = int(meta.get("offline_steps", self.learner.state.steps))
         self.online_steps = int(meta.get("online_steps", 0))
         self.online_episodes = int(meta.get("online_episodes", 0))
-        self.finetune_updates = int(meta.get(
-            "finetune_updates", self.online_episodes * self.config.finetune_updates_per_episode))
+        self.finetune_updates = int(
+            meta.get(
+                "finetune_updates", self.online_episodes * self.config.finetune_updates_per_episode
+            )
+        )
         if self.online_episodes:
-            rows = inputs.load_transitions(self.experience_dir, self.setup.task, "train",
-                                           episodes=range(self.online_episodes), fields=FIELDS,
-                                           check=False)
+            rows = inputs.load_transitions(
+                self.experience_dir,
+                self.setup.task,
+                "train",
+                episodes=range(self.online_episodes),
+                fields=FIELDS,
+                check=False,
+            )
             self._experience = [rows]
 
     def finish(self) -> None:
@@ -226,9 +274,16 @@ def policy_params_template(task: TaskSpec, config: POIRConfig, run: dict[str, An
     return None
 
 
-def make_policy(task: TaskSpec, config: POIRConfig, normalizer: Normalizer, params: Any, *,
-                run: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
-                seed: int = 0) -> POIRPolicy:
+def make_policy(
+    task: TaskSpec,
+    config: POIRConfig,
+    normalizer: Normalizer,
+    params: Any,
+    *,
+    run: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> POIRPolicy:
     """POIR's acting policy (BC, the planner out of distribution) from a checkpoint."""
     import jax
 

@@ -83,8 +83,11 @@ class POIRConfig(RunConfig):
     @classmethod
     def resumable_fields(cls) -> frozenset[str]:
         """An offline run can be resumed into its online phase (or a longer one)."""
-        return RunConfig.resumable_fields() | {"online_steps", "online_shift",
-                                               "finetune_updates_per_episode"}
+        return RunConfig.resumable_fields() | {
+            "online_steps",
+            "online_shift",
+            "finetune_updates_per_episode",
+        }
 
     def validate(self) -> None:
         super().validate()
@@ -93,18 +96,24 @@ class POIRConfig(RunConfig):
                 f"num_samples ({self.num_samples}) must be a multiple of ensemble_size "
                 f"({self.ensemble_size}): each sampled sequence uses one member"
             )
-        if (self.horizon < 1 or self.knn < 1 or self.segments < 1
-                or self.reference_states < max(self.knn, self.segments)):
+        if (
+            self.horizon < 1
+            or self.knn < 1
+            or self.segments < 1
+            or self.reference_states < max(self.knn, self.segments)
+        ):
             raise LearnerError("horizon, knn, segments >= 1 and reference_states >= both")
         if not 0 < self.threshold_quantile <= 1 or self.threshold_scale <= 0:
             raise LearnerError("threshold_quantile must be in (0, 1] and threshold_scale > 0")
         if not 0 <= self.plan_mixing < 1 or self.proposal_noise < 0 or self.temperature <= 0:
             raise LearnerError("plan_mixing in [0, 1), proposal_noise >= 0, temperature > 0")
         if 2 * len(self.push_fractions) > self.num_samples - 1 or not all(
-                0 < f <= 1 for f in self.push_fractions):
+            0 < f <= 1 for f in self.push_fractions
+        ):
             raise LearnerError(
                 f"push_fractions ({list(self.push_fractions)}) gives {2 * len(self.push_fractions)} "
                 f"push sequences: at most num_samples - 1 ({self.num_samples - 1}), each "
-                "fraction in (0, 1] (sequence 0 is always BC's own rollout)")
+                "fraction in (0, 1] (sequence 0 is always BC's own rollout)"
+            )
         if self.online_steps < 0 or self.finetune_updates_per_episode < 0:
             raise LearnerError("online_steps and finetune_updates_per_episode must be >= 0")

@@ -49,9 +49,17 @@ class POIRLearner:
       episode: the demonstration index of every transition (for the threshold).
     """
 
-    def __init__(self, task: TaskSpec, config: POIRConfig, normalizer: Normalizer,
-                 data: dict[str, np.ndarray], episode: np.ndarray, *, seed: int = 0,
-                 parallel: DataParallel | None = None):
+    def __init__(
+        self,
+        task: TaskSpec,
+        config: POIRConfig,
+        normalizer: Normalizer,
+        data: dict[str, np.ndarray],
+        episode: np.ndarray,
+        *,
+        seed: int = 0,
+        parallel: DataParallel | None = None,
+    ):
         config.validate()
         self.task, self.config, self.normalizer = task, config, normalizer
         self.parallel = parallel or DataParallel()
@@ -61,34 +69,59 @@ class POIRLearner:
         expert_z = normalizer(self.demonstrations[inputs.OBSERVATION]).astype(np.float32)
         anchors = distance.subset_index(len(expert_z), config.reference_states, seed)
         self.references = expert_z[anchors]
-        self.continuations = distance.continuations(expert_z, episode, anchors,
-                                                    config.horizon)
+        self.continuations = distance.continuations(expert_z, episode, anchors, config.horizon)
         self.threshold = config.threshold_scale * distance.calibrate_threshold(
-            expert_z, episode, k=config.knn, quantile=config.threshold_quantile,
-            reference_states=config.reference_states, seed=seed)
-        self.optimizers = {"policy": optax.adam(config.bc_learning_rate),
-                           "dynamics": optax.adam(config.dynamics_learning_rate)}
+            expert_z,
+            episode,
+            k=config.knn,
+            quantile=config.threshold_quantile,
+            reference_states=config.reference_states,
+            seed=seed,
+        )
+        self.optimizers = {
+            "policy": optax.adam(config.bc_learning_rate),
+            "dynamics": optax.adam(config.dynamics_learning_rate),
+        }
         init_key, policy_key, key = jax.random.split(jax.random.PRNGKey(seed), 3)
         policy = self.networks.policy.init(policy_key)
         dynamics = self.networks.dynamics.init(init_key)
-        self.state = self.parallel.replicate(POIRState(
-            policy, dynamics, self.optimizers["policy"].init(policy),
-            self.optimizers["dynamics"].init(dynamics), key, jnp.int32(0)))
-        self.constants = self.parallel.replicate({
-            "mean": normalizer.mean, "std": normalizer.std, "delta_std": self.delta_std})
+        self.state = self.parallel.replicate(
+            POIRState(
+                policy,
+                dynamics,
+                self.optimizers["policy"].init(policy),
+                self.optimizers["dynamics"].init(dynamics),
+                key,
+                jnp.int32(0),
+            )
+        )
+        self.constants = self.parallel.replicate(
+            {"mean": normalizer.mean, "std": normalizer.std, "delta_std": self.delta_std}
+        )
         members = config.ensemble_size
-        self.feed = feeds.ArrayFeed(self.demonstrations, batch_size=config.batch_size * (members + 1),
-                                    steps_per_call=config.steps_per_call, parallel=self.parallel)
+        self.feed = feeds.ArrayFeed(
+            self.demonstrations,
+            batch_size=config.batch_size * (members + 1),
+            steps_per_call=config.steps_per_call,
+            parallel=self.parallel,
+        )
         self.steps = 0
         replicated = self.parallel.replicated
-        self._offline = jax.jit(functools.partial(self._scan, self._joint_update),
-                                donate_argnums=0, out_shardings=(replicated, replicated))
-        self._finetune = jax.jit(functools.partial(self._scan, self._dynamics_update),
-                                 donate_argnums=0, out_shardings=(replicated, replicated))
+        self._offline = jax.jit(
+            functools.partial(self._scan, self._joint_update),
+            donate_argnums=0,
+            out_shardings=(replicated, replicated),
+        )
+        self._finetune = jax.jit(
+            functools.partial(self._scan, self._dynamics_update),
+            donate_argnums=0,
+            out_shardings=(replicated, replicated),
+        )
         # compiled once: the trust threshold is recomputed after every fine-tuning
         self._disagreement = jax.jit(functools.partial(disagreement, self.networks))
         self._demonstration_states = self.normalizer(
-            self.demonstrations[inputs.OBSERVATION]).astype(np.float32)
+            self.demonstrations[inputs.OBSERVATION]
+        ).astype(np.float32)
 
     # -- updates -----------------------------------------------------------------------------
 
@@ -100,8 +133,7 @@ class POIRLearner:
         dynamics = self.networks.dynamics
 
         def loss_fn(p):
-            return losses.dynamics_loss(dynamics.apply_grouped(p, z, batch[inputs.ACTION]),
-                                        targets)
+            return losses.dynamics_loss(dynamics.apply_grouped(p, z, batch[inputs.ACTION]), targets)
 
         return jax.value_and_grad(loss_fn)(params)
 
@@ -114,7 +146,8 @@ class POIRLearner:
         size, members = self.config.batch_size, self.config.ensemble_size
         bc_rows = jax.tree_util.tree_map(lambda x: x[:size], batch)
         dyn_rows = jax.tree_util.tree_map(
-            lambda x: x[size:].reshape(members, size, *x.shape[1:]), batch)
+            lambda x: x[size:].reshape(members, size, *x.shape[1:]), batch
+        )
 
         def bc_loss(params):
             z = (bc_rows[inputs.OBSERVATION] - constants["mean"]) / constants["std"]
@@ -123,16 +156,19 @@ class POIRLearner:
         policy_loss, grads = jax.value_and_grad(bc_loss)(state.policy)
         policy, policy_opt = self._apply("policy", state.policy, grads, state.policy_opt)
         dyn_loss, grads = self._dynamics_grads(state.dynamics, dyn_rows, constants)
-        dynamics, dynamics_opt = self._apply("dynamics", state.dynamics, grads,
-                                             state.dynamics_opt)
-        new = state._replace(policy=policy, dynamics=dynamics, policy_opt=policy_opt,
-                             dynamics_opt=dynamics_opt, steps=state.steps + 1)
+        dynamics, dynamics_opt = self._apply("dynamics", state.dynamics, grads, state.dynamics_opt)
+        new = state._replace(
+            policy=policy,
+            dynamics=dynamics,
+            policy_opt=policy_opt,
+            dynamics_opt=dynamics_opt,
+            steps=state.steps + 1,
+        )
         return new, {"bc_loss": policy_loss, "dynamics_loss": dyn_loss / members}
 
     def _dynamics_update(self, state: POIRState, batch, constants):
         loss, grads = self._dynamics_grads(state.dynamics, batch, constants)
-        dynamics, dynamics_opt = self._apply("dynamics", state.dynamics, grads,
-                                             state.dynamics_opt)
+        dynamics, dynamics_opt = self._apply("dynamics", state.dynamics, grads, state.dynamics_opt)
         new = state._replace(dynamics=dynamics, dynamics_opt=dynamics_opt)
         return new, {"dynamics_loss": loss / self.config.ensemble_size}
 
@@ -152,8 +188,9 @@ class POIRLearner:
         self.steps += count
         return metrics
 
-    def finetune(self, rows: dict[str, np.ndarray], updates: int, rng: np.random.Generator
-                 ) -> dict[str, jax.Array] | None:
+    def finetune(
+        self, rows: dict[str, np.ndarray], updates: int, rng: np.random.Generator
+    ) -> dict[str, jax.Array] | None:
         """``updates`` ensemble steps on ``rows`` (demonstrations and experience), each
         member with its own batches; runs in calls of ``steps_per_call``."""
         metrics = None
@@ -174,25 +211,45 @@ class POIRLearner:
     def trust_threshold(self) -> float:
         """The ``trust_quantile`` of the ensemble's disagreement on the demonstrations (with
         their own actions), times ``trust_scale``."""
-        spread = self._disagreement({"dynamics": self.state.dynamics},
-                                    self._demonstration_states,
-                                    self.demonstrations[inputs.ACTION])
-        return self.config.trust_scale * float(np.quantile(np.asarray(spread),
-                                                           self.config.trust_quantile))
+        spread = self._disagreement(
+            {"dynamics": self.state.dynamics},
+            self._demonstration_states,
+            self.demonstrations[inputs.ACTION],
+        )
+        return self.config.trust_scale * float(
+            np.quantile(np.asarray(spread), self.config.trust_quantile)
+        )
 
     def planner_params(self) -> dict[str, Any]:
-        params = planner_params(self.state.policy, self.state.dynamics, self.references,
-                                self.continuations, self.delta_std, self.normalizer,
-                                self.threshold)
+        params = planner_params(
+            self.state.policy,
+            self.state.dynamics,
+            self.references,
+            self.continuations,
+            self.delta_std,
+            self.normalizer,
+            self.threshold,
+        )
         params["trust_threshold"] = jnp.float32(self.trust_threshold())
         return params
 
 
-def planner_params(policy: Any, dynamics: Any, references: np.ndarray,
-                   continuations: np.ndarray, delta_std: np.ndarray, normalizer: Normalizer,
-                   threshold: float) -> dict[str, Any]:
+def planner_params(
+    policy: Any,
+    dynamics: Any,
+    references: np.ndarray,
+    continuations: np.ndarray,
+    delta_std: np.ndarray,
+    normalizer: Normalizer,
+    threshold: float,
+) -> dict[str, Any]:
     """What :mod:`rlds_hub.learners.poir.planner` needs (and a checkpoint's policy item)."""
-    return {"policy": policy, "dynamics": dynamics, "references": jnp.asarray(references),
-            "continuations": jnp.asarray(continuations), "delta_std": jnp.asarray(delta_std),
-            "norm": {"mean": jnp.asarray(normalizer.mean), "std": jnp.asarray(normalizer.std)},
-            "threshold": jnp.float32(threshold)}
+    return {
+        "policy": policy,
+        "dynamics": dynamics,
+        "references": jnp.asarray(references),
+        "continuations": jnp.asarray(continuations),
+        "delta_std": jnp.asarray(delta_std),
+        "norm": {"mean": jnp.asarray(normalizer.mean), "std": jnp.asarray(normalizer.std)},
+        "threshold": jnp.float32(threshold),
+    }

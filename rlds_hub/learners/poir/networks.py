@@ -39,13 +39,16 @@ def make_ensemble(task: TaskSpec, config: POIRConfig) -> Ensemble:
     dummy = jnp.zeros((1, task.observation_size + task.action_size))
 
     def init(key):
-        return jax.vmap(lambda k: member.init(k, dummy))(jax.random.split(key, config.ensemble_size))
+        return jax.vmap(lambda k: member.init(k, dummy))(
+            jax.random.split(key, config.ensemble_size)
+        )
 
     def one(params, z, a):
         return member.apply(params, jnp.concatenate([z, a], axis=-1))
 
     return Ensemble(
-        config.ensemble_size, init,
+        config.ensemble_size,
+        init,
         jax.vmap(one, in_axes=(0, None, None)),
         jax.vmap(one, in_axes=(0, 0, 0)),
     )
@@ -53,9 +56,13 @@ def make_ensemble(task: TaskSpec, config: POIRConfig) -> Ensemble:
 
 def bc_config(config: POIRConfig) -> BCConfig:
     """The BC part's settings (a regression policy, BC's defaults otherwise)."""
-    return BCConfig(loss="mse", hidden_sizes=config.bc_hidden_sizes,
-                    learning_rate=config.bc_learning_rate, batch_size=config.batch_size,
-                    steps_per_call=config.steps_per_call)
+    return BCConfig(
+        loss="mse",
+        hidden_sizes=config.bc_hidden_sizes,
+        learning_rate=config.bc_learning_rate,
+        batch_size=config.batch_size,
+        steps_per_call=config.steps_per_call,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,14 +40,17 @@ def bc_actions(networks: POIRNetworks, params: dict[str, Any], z: jax.Array) -> 
     return jnp.clip(networks.policy.apply(params["policy"], z), -1.0, 1.0)
 
 
-def predict(networks: POIRNetworks, params: dict[str, Any], z: jax.Array, actions: jax.Array,
-            groups: int) -> jax.Array:
+def predict(
+    networks: POIRNetworks, params: dict[str, Any], z: jax.Array, actions: jax.Array, groups: int
+) -> jax.Array:
     """Next normalised states of ``[N, D]`` states, group g of N/E rows through member g."""
     n, d = z.shape
     size = networks.dynamics.size
     delta = networks.dynamics.apply_grouped(
-        params["dynamics"], z.reshape(size, n // size, d),
-        actions.reshape(size, n // size, actions.shape[-1]))
+        params["dynamics"],
+        z.reshape(size, n // size, d),
+        actions.reshape(size, n // size, actions.shape[-1]),
+    )
     return z + delta.reshape(n, d) * params["delta_std"]
 
 
@@ -57,9 +60,15 @@ def nearest_references(references: jax.Array, z: jax.Array, count: int) -> jax.A
     return jax.lax.top_k(-squared, count)[1]
 
 
-def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0: jax.Array,
-         previous: jax.Array, has_previous: jax.Array, key: jax.Array
-         ) -> tuple[jax.Array, dict[str, jax.Array]]:
+def plan(
+    networks: POIRNetworks,
+    config: POIRConfig,
+    params: dict[str, Any],
+    z0: jax.Array,
+    previous: jax.Array,
+    has_previous: jax.Array,
+    key: jax.Array,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The weighted-average plan ``[H, A]`` from normalised state ``z0`` ``[D]``.
 
     ``previous``: the last plan shifted by one step (mixed into the proposals by
@@ -71,9 +80,13 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
     # Sequence 0: BC itself; then BC plus narrow noise; the last ``wide_fraction`` of the
     # sequences get wide noise, so corrections far from BC's action can be found.
     wide = round(config.wide_fraction * n)
-    noise_scale = jnp.concatenate([
-        jnp.zeros((1, 1)), jnp.full((n - 1 - wide, 1), config.proposal_noise),
-        jnp.full((wide, 1), config.wide_noise)])
+    noise_scale = jnp.concatenate(
+        [
+            jnp.zeros((1, 1)),
+            jnp.full((n - 1 - wide, 1), config.proposal_noise),
+            jnp.full((wide, 1), config.wide_noise),
+        ]
+    )
     pushes = push_schedule(config, n)  # [N] sign of the push, [N] its length in steps
 
     def step(z, inputs):
@@ -99,7 +112,7 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
     # time; the plan itself is always among them.
     for iteration in range(1, config.iterations):
         key, sub = jax.random.split(key)
-        scale = config.proposal_noise * 0.5 ** iteration
+        scale = config.proposal_noise * 0.5**iteration
         noise = scale * jax.random.normal(sub, (horizon, n, chosen.shape[-1]))
         candidates = jnp.clip(chosen[:, None] + noise.at[:, 0].set(0.0), -1.0, 1.0)
 
@@ -108,13 +121,15 @@ def plan(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any], z0:
             return z_next, z_next
 
         _, states = jax.lax.scan(rollout, start, candidates)
-        chosen, cost = weighted_average(config, candidates,
-                                        score_trajectories(config, params, z0, states))
+        chosen, cost = weighted_average(
+            config, candidates, score_trajectories(config, params, z0, states)
+        )
     return chosen, {"plan_cost": cost, "bc_cost": bc_cost}
 
 
-def score_trajectories(config: POIRConfig, params: dict[str, Any], z0: jax.Array,
-                       states: jax.Array) -> jax.Array:
+def score_trajectories(
+    config: POIRConfig, params: dict[str, Any], z0: jax.Array, states: jax.Array
+) -> jax.Array:
     """The cost ``[N]`` of predicted trajectories ``[H, N, D]`` from the state ``z0``.
 
     ``cost="tracking"``: the discounted distance to the best-matching of the expert segments
@@ -129,8 +144,9 @@ def score_trajectories(config: POIRConfig, params: dict[str, Any], z0: jax.Array
     return tracking_cost(jnp.swapaxes(states, 0, 1), segments, discounts)
 
 
-def weighted_average(config: POIRConfig, actions: jax.Array, total: jax.Array
-                     ) -> tuple[jax.Array, jax.Array]:
+def weighted_average(
+    config: POIRConfig, actions: jax.Array, total: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """MPPI's plan ``[H, A]`` from sequences ``[H, N, A]`` and their costs ``[N]``
     (weights ``softmax(-temperature * standardised cost)``), and its expected cost."""
     standardised = (total - jnp.min(total)) / (jnp.std(total) + 1e-6)
@@ -152,9 +168,15 @@ def push_schedule(config: POIRConfig, n: int) -> tuple[jax.Array, jax.Array]:
     return jnp.asarray(sign, jnp.float32), jnp.asarray(length, jnp.int32)
 
 
-def act(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any],
-        observation: jax.Array, carry: dict[str, jax.Array], key: jax.Array, mode: jax.Array
-        ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
+def act(
+    networks: POIRNetworks,
+    config: POIRConfig,
+    params: dict[str, Any],
+    observation: jax.Array,
+    carry: dict[str, jax.Array],
+    key: jax.Array,
+    mode: jax.Array,
+) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
     """One decision for a flattened observation ``[D]``: (normalised action ``[A]``, new
     carry, info with ``distance`` and ``planned``).
 
@@ -180,12 +202,16 @@ def act(networks: POIRNetworks, config: POIRConfig, params: dict[str, Any],
 
     action, new_plan, cost = jax.lax.cond(use_planner, planner, behaviour_cloning, None)
     new_carry = {"plan": new_plan, "valid": use_planner}
-    return action, new_carry, {"distance": distance, "planned": use_planner, "plan_cost": cost,
-                               "disagreement": spread}
+    return (
+        action,
+        new_carry,
+        {"distance": distance, "planned": use_planner, "plan_cost": cost, "disagreement": spread},
+    )
 
 
-def disagreement(networks: POIRNetworks, params: dict[str, Any], z: jax.Array,
-                 actions: jax.Array) -> jax.Array:
+def disagreement(
+    networks: POIRNetworks, params: dict[str, Any], z: jax.Array, actions: jax.Array
+) -> jax.Array:
     """How much the ensemble members disagree on the next state of each ``(z, a)`` ``[B]``:
     the mean over elements of the members' std of the scaled change."""
     predictions = networks.dynamics.apply(params["dynamics"], z, actions)  # [E, B, D]

@@ -20,9 +20,10 @@ from rlds_hub.server.core.numbers import float_value
 
 
 def _splits(row: Any) -> dict[str, SplitSummary]:
-    return {name: SplitSummary(**{k: v for k, v in entry.items()
-                                  if k in SplitSummary.model_fields})
-            for name, entry in (row.splits or {}).items()}
+    return {
+        name: SplitSummary(**{k: v for k, v in entry.items() if k in SplitSummary.model_fields})
+        for name, entry in (row.splits or {}).items()
+    }
 
 
 def relative_path(path: str, root: str) -> str:
@@ -42,12 +43,21 @@ def _without_root(text: str | None, root: str) -> str | None:
 def dataset_item(row: Any) -> DatasetItem:
     provenance = row.provenance or {}
     return DatasetItem(
-        name=row.name, path=relative_path(row.path, row.root), status=row.status,
+        name=row.name,
+        path=relative_path(row.path, row.root),
+        status=row.status,
         error=_without_root(row.error, row.root),
-        tfds_name=row.tfds_name, version=row.version, file_format=row.file_format,
-        layout=row.layout, num_episodes=row.num_episodes, num_steps=row.num_steps,
-        num_transitions=row.num_transitions, size_bytes=row.size_bytes, splits=_splits(row),
-        env_name=_text(provenance.get("env_name")), policy=_text(provenance.get("policy")),
+        tfds_name=row.tfds_name,
+        version=row.version,
+        file_format=row.file_format,
+        layout=row.layout,
+        num_episodes=row.num_episodes,
+        num_steps=row.num_steps,
+        num_transitions=row.num_transitions,
+        size_bytes=row.size_bytes,
+        splits=_splits(row),
+        env_name=_text(provenance.get("env_name")),
+        policy=_text(provenance.get("policy")),
         indexed_at=_utc(row.indexed_at),
     )
 
@@ -68,8 +78,11 @@ def is_image_entry(entry: dict[str, Any]) -> bool:
     if "image" in encoding:
         return True
     dtype = entry.get("dtype")
-    return encoding == "bytes" and dtype == "uint8" and is_image_spec(
-        tuple(entry.get("shape") or ()), dtype)
+    return (
+        encoding == "bytes"
+        and dtype == "uint8"
+        and is_image_spec(tuple(entry.get("shape") or ()), dtype)
+    )
 
 
 def image_fields(features: dict[str, Any]) -> list[str]:
@@ -88,10 +101,17 @@ def feature_tree(entries: list[dict[str, Any]]) -> list[FeatureNode]:
                 node = FeatureNode(name=part, children=[])
                 level.append(node)
             level = node.children  # type: ignore[assignment]
-        level.append(FeatureNode(name=parts[-1], key=entry["key"], dtype=entry.get("dtype"),
-                                 shape=list(entry.get("shape") or []),
-                                 encoding=entry.get("encoding"), image=is_image_entry(entry),
-                                 class_label=entry.get("class_label")))
+        level.append(
+            FeatureNode(
+                name=parts[-1],
+                key=entry["key"],
+                dtype=entry.get("dtype"),
+                shape=list(entry.get("shape") or []),
+                encoding=entry.get("encoding"),
+                image=is_image_entry(entry),
+                class_label=entry.get("class_label"),
+            )
+        )
     return roots
 
 
@@ -101,13 +121,20 @@ def dataset_detail(row: Any, roots: Sequence[Path]) -> DatasetDetail:
     position = next((i for i, root in enumerate(roots) if str(root) == row.root), None)
     return DatasetDetail(
         **dataset_item(row).model_dump(),
-        root=position, registered=row.registered,
-        features=FeatureTree(steps=feature_tree(features.get("steps", [])),
-                             episode=feature_tree(features.get("episode", []))),
-        metadata=row.metadata or {}, provenance=row.provenance or {},
-        statistics=row.statistics or {}, checksums=row.checksums or {},
-        episode_fields=row.episode_fields or {}, image_fields=image_fields(features),
-        generation=row.generation, index_seconds=row.index_seconds,
+        root=position,
+        registered=row.registered,
+        features=FeatureTree(
+            steps=feature_tree(features.get("steps", [])),
+            episode=feature_tree(features.get("episode", [])),
+        ),
+        metadata=row.metadata or {},
+        provenance=row.provenance or {},
+        statistics=row.statistics or {},
+        checksums=row.checksums or {},
+        episode_fields=row.episode_fields or {},
+        image_fields=image_fields(features),
+        generation=row.generation,
+        index_seconds=row.index_seconds,
     )
 
 
@@ -120,6 +147,12 @@ def episode_values(row: Any) -> dict[str, Any]:
         total = None
     else:
         total = float_value(row.return_value)
-    return {"split": row.split, "index": row.episode, "length": row.length,
-            "num_transitions": row.num_transitions, "return": total,
-            "is_terminal": row.is_terminal, "metadata": row.metadata}
+    return {
+        "split": row.split,
+        "index": row.episode,
+        "length": row.length,
+        "num_transitions": row.num_transitions,
+        "return": total,
+        "is_terminal": row.is_terminal,
+        "metadata": row.metadata,
+    }

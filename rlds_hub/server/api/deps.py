@@ -30,10 +30,12 @@ MAX_OFFSET = 10**9
 MAX_INDEX = 2**53  # episode and step positions (exact in every JSON client)
 _bearer = HTTPBearer(auto_error=False, description="the token the server was started with")
 # Read on every request (small), and the rest of what routes need, kept per generation.
-_STATE_COLUMNS = [DATASETS.c[n] for n in ("id", "name", "path", "status", "error",
-                                          "generation", "token")]
-_GENERATION_COLUMNS = [DATASETS.c[n] for n in ("num_episodes", "splits", "episode_fields",
-                                               "features", "layout")]
+_STATE_COLUMNS = [
+    DATASETS.c[n] for n in ("id", "name", "path", "status", "error", "generation", "token")
+]
+_GENERATION_COLUMNS = [
+    DATASETS.c[n] for n in ("num_episodes", "splits", "episode_fields", "features", "layout")
+]
 
 
 async def get_service(request: Request) -> Service:
@@ -50,8 +52,9 @@ def connect(service: Service) -> Iterator[Connection]:
     try:
         connection = service.query_engine.connect()
     except OperationalError as e:
-        raise ApiError(503, "index_unavailable",
-                       f"the index database does not answer: {e.orig or e}") from e
+        raise ApiError(
+            503, "index_unavailable", f"the index database does not answer: {e.orig or e}"
+        ) from e
     with connection:
         yield connection
 
@@ -60,18 +63,29 @@ def writer_error(service: Service, authorization: str | None) -> ApiError | None
     """Why a write with this ``Authorization`` header is refused (None: it is allowed).
     Writes need the configured bearer token; without one configured, none are allowed."""
     if not service.writes_enabled:
-        return ApiError(403, "writes_disabled",
-                        "this server is read-only: start it with a token "
-                        "(RLDS_HUB_SERVER_TOKEN or --token-file) to allow writes")
+        return ApiError(
+            403,
+            "writes_disabled",
+            "this server is read-only: start it with a token "
+            "(RLDS_HUB_SERVER_TOKEN or --token-file) to allow writes",
+        )
     scheme, _, credentials = (authorization or "").strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() != "bearer" or not credentials:
-        return ApiError(401, "unauthorized", "send the token as 'Authorization: Bearer <token>'",
-                        headers={"WWW-Authenticate": "Bearer"})
+        return ApiError(
+            401,
+            "unauthorized",
+            "send the token as 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     expected = service.settings.token.get_secret_value()  # type: ignore[union-attr]
     if not hmac.compare_digest(credentials.encode(), expected.encode()):
-        return ApiError(403, "forbidden", "the bearer token is wrong",
-                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return ApiError(
+            403,
+            "forbidden",
+            "the bearer token is wrong",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     return None
 
 
@@ -88,12 +102,20 @@ async def require_writer(
 
 
 Writer = Depends(require_writer)
-DatasetName = Annotated[str, Path(pattern=NAME_PATTERN, description="the dataset's name",
-                                  examples=["point_mass_expert"])]
+DatasetName = Annotated[
+    str,
+    Path(pattern=NAME_PATTERN, description="the dataset's name", examples=["point_mass_expert"]),
+]
 # Split names as open_dataset accepts them (letters, digits, '_', '-', '.').
 SPLIT_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
-SplitQuery = Annotated[str | None, Query(max_length=128, pattern=SPLIT_PATTERN, description=(
-    "the split; default: train, or the only split"))]
+SplitQuery = Annotated[
+    str | None,
+    Query(
+        max_length=128,
+        pattern=SPLIT_PATTERN,
+        description=("the split; default: train, or the only split"),
+    ),
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,24 +158,39 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
         return known
     state = connection.execute(select(*_STATE_COLUMNS).where(DATASETS.c.name == name)).first()
     if state is None:
-        raise ApiError(404, "dataset_not_found",
-                       f"no dataset named {name!r}; list them at /api/v1/datasets")
+        raise ApiError(
+            404, "dataset_not_found", f"no dataset named {name!r}; list them at /api/v1/datasets"
+        )
     key = ("dataset", state.token)
     rest = service.pages.get(key)
     if rest is None:
-        row = connection.execute(select(*_GENERATION_COLUMNS).where(
-            DATASETS.c.id == state.id)).first()
+        row = connection.execute(
+            select(*_GENERATION_COLUMNS).where(DATASETS.c.id == state.id)
+        ).first()
         if row is None:
             raise ApiError(404, "dataset_not_found", f"dataset {name!r} was just removed")
         features = row.features or {}
-        rest = service.pages.put(key, {
-            "num_episodes": row.num_episodes, "splits": row.splits or {},
-            "episode_fields": row.episode_fields or {}, "features": features,
-            "layout": row.layout, "image_fields": tuple(image_fields(features)),
-        })
-    dataset = IndexedDataset(id=state.id, name=state.name, path=state.path,
-                             status=state.status, error=state.error,
-                             generation=state.generation, token=state.token, **rest)
+        rest = service.pages.put(
+            key,
+            {
+                "num_episodes": row.num_episodes,
+                "splits": row.splits or {},
+                "episode_fields": row.episode_fields or {},
+                "features": features,
+                "layout": row.layout,
+                "image_fields": tuple(image_fields(features)),
+            },
+        )
+    dataset = IndexedDataset(
+        id=state.id,
+        name=state.name,
+        path=state.path,
+        status=state.status,
+        error=state.error,
+        generation=state.generation,
+        token=state.token,
+        **rest,
+    )
     service.remember_state(name, dataset)
     return dataset
 
@@ -161,8 +198,9 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
 def check_readable(dataset: Any) -> None:
     """409 with the reason for a dataset indexing never could read (no index to answer from)."""
     if not dataset.splits and getattr(dataset, "status", "ok") != "ok":
-        raise ApiError(409, "dataset_unreadable",
-                       f"dataset {dataset.name!r} cannot be read: {dataset.error}")
+        raise ApiError(
+            409, "dataset_unreadable", f"dataset {dataset.name!r} cannot be read: {dataset.error}"
+        )
 
 
 def resolve_split(dataset: Any, split: str | None) -> str:
@@ -170,9 +208,12 @@ def resolve_split(dataset: Any, split: str | None) -> str:
     splits = sorted(dataset.splits or {})
     if split is not None:
         if split not in splits:
-            raise ApiError(404, "split_not_found",
-                           f"dataset {dataset.name!r} has no split {split!r}; its splits are "
-                           f"{', '.join(splits) or 'none'}")
+            raise ApiError(
+                404,
+                "split_not_found",
+                f"dataset {dataset.name!r} has no split {split!r}; its splits are "
+                f"{', '.join(splits) or 'none'}",
+            )
         return split
     if "train" in splits:
         return "train"
@@ -180,8 +221,11 @@ def resolve_split(dataset: Any, split: str | None) -> str:
         return splits[0]
     if not splits:
         raise ApiError(404, "split_not_found", f"dataset {dataset.name!r} has no splits")
-    raise ApiError(400, "split_required", f"dataset {dataset.name!r} has several splits "
-                   f"({', '.join(splits)}): pass split=")
+    raise ApiError(
+        400,
+        "split_required",
+        f"dataset {dataset.name!r} has several splits ({', '.join(splits)}): pass split=",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,8 +18,9 @@ from rlds_hub.server.reading.episodes import DatasetUnavailable
 from rlds_hub.server.service import Service
 
 
-def locate(service: Service, name: str, split: str | None, index: int
-           ) -> tuple[IndexedDataset, str, Any]:
+def locate(
+    service: Service, name: str, split: str | None, index: int
+) -> tuple[IndexedDataset, str, Any]:
     """(dataset, split, episode row) of an episode the index holds; 404 otherwise."""
     with connect(service) as connection:
         dataset = find_dataset(service, connection, name)
@@ -27,14 +28,16 @@ def locate(service: Service, name: str, split: str | None, index: int
         found = queries.episode(connection, dataset.id, chosen, index)
     if found is None:
         count = dataset.splits.get(chosen, {}).get("episodes", 0)
-        raise ApiError(404, "episode_not_found",
-                       f"dataset {name!r} split {chosen!r} has {count} episodes "
-                       f"(0..{count - 1}); there is no episode {index}")
+        raise ApiError(
+            404,
+            "episode_not_found",
+            f"dataset {name!r} split {chosen!r} has {count} episodes "
+            f"(0..{count - 1}); there is no episode {index}",
+        )
     return dataset, chosen, found
 
 
-def _unavailable(service: Service, dataset: IndexedDataset, error: DatasetUnavailable
-                 ) -> ApiError:
+def _unavailable(service: Service, dataset: IndexedDataset, error: DatasetUnavailable) -> ApiError:
     state = STATUS_MISSING if error.code == "dataset_missing" else STATUS_ERROR
     service.indexer.mark(dataset.id, state, error.message)
     service.reader.forget(dataset.path)
@@ -49,8 +52,9 @@ def plan(service: Service, dataset: IndexedDataset) -> Plan:
         raise _unavailable(service, dataset, e) from e
 
 
-def read_arrays(service: Service, dataset: IndexedDataset, split: str, index: int,
-                keys: Sequence[str] | None) -> dict[str, np.ndarray]:
+def read_arrays(
+    service: Service, dataset: IndexedDataset, split: str, index: int, keys: Sequence[str] | None
+) -> dict[str, np.ndarray]:
     """The episode's flat arrays (cached per process)."""
     try:
         return service.reader.episode(dataset, split, index, keys)

@@ -31,12 +31,16 @@ class ResponseCache:
     def __init__(self, app: ASGIApp, service: Service):
         self.app = app
         self.service = service
-        self.kept: LRUCache[tuple] = LRUCache(service.settings.page_cache_bytes,
-                                              lambda entry: len(entry[2]) + 512)
+        self.kept: LRUCache[tuple] = LRUCache(
+            service.settings.page_cache_bytes, lambda entry: len(entry[2]) + 512
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = (_CACHED.match(scope["path"])
-                 if scope["type"] == "http" and scope["method"] == "GET" else None)
+        match = (
+            _CACHED.match(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "GET"
+            else None
+        )
         if match is None:
             await self.app(scope, receive, send)
             return

@@ -20,8 +20,7 @@ class LRUCache(Generic[Value]):
     def __init__(self, capacity: int, weigh: Callable[[Any], int] = lambda _: 1):
         self.capacity = capacity
         self._weigh = weigh
-        self._entries: collections.OrderedDict[Any, tuple[Value, int]] = (
-            collections.OrderedDict())
+        self._entries: collections.OrderedDict[Any, tuple[Value, int]] = collections.OrderedDict()
         self._total = 0
         self._lock = threading.Lock()
 

@@ -54,27 +54,37 @@ class Settings(BaseSettings):
         "is absent (reads every shard once)",
     )
     worker_threads: int = Field(
-        default=4, ge=1, le=256,
+        default=4,
+        ge=1,
+        le=256,
         description="threads per process for blocking work (index queries, reading "
         "episodes); few threads leave the event loop its share of the interpreter",
     )
     max_request_bytes: int = Field(
-        default=64 * 2**10, ge=1024, le=2**30,
+        default=64 * 2**10,
+        ge=1024,
+        le=2**30,
         description="most bytes of a request body (larger ones get 413 before they are "
         "read; the API's bodies are a few kilobytes)",
     )
     query_threads: int = Field(
-        default=2, ge=1, le=64,
+        default=2,
+        ge=1,
+        le=64,
         description="threads per process for uncached filtered episode queries and searches, "
         "apart from worker_threads: details, cached pages and reads keep being served while "
         "they are all busy",
     )
     query_queue: int = Field(
-        default=64, ge=0, description="filtered queries that may wait for a query thread; "
+        default=64,
+        ge=0,
+        description="filtered queries that may wait for a query thread; "
         "beyond, 503 busy with Retry-After",
     )
     query_timeout: float = Field(
-        default=5.0, ge=0.0, le=3600.0,
+        default=5.0,
+        ge=0.0,
+        le=3600.0,
         description="seconds one statement of a request may run before it is stopped (503 "
         "query_timeout; PostgreSQL's statement_timeout, an interrupt on SQLite); 0: no "
         "limit. Indexing has none",
@@ -86,36 +96,43 @@ class Settings(BaseSettings):
         default=256 * 2**20, ge=1, description="most bytes of arrays one slice returns"
     )
     bulk_budget_bytes: int = Field(
-        default=1024 * 2**20, ge=1,
+        default=1024 * 2**20,
+        ge=1,
         description="bytes of step slices in flight per process (decoded episode fields and "
         "what is being encoded); a slice that does not fit waits bulk_wait_seconds, then "
         "gets 503 busy with Retry-After. A slice larger than the budget runs alone",
     )
     bulk_wait_seconds: float = Field(
-        default=2.0, ge=0.0, le=60.0,
+        default=2.0,
+        ge=0.0,
+        le=60.0,
         description="how long a step slice waits for room in bulk_budget_bytes",
     )
     max_animation_frames: int = Field(
         default=600, ge=1, description="most frames in one animation or filmstrip"
     )
     dataset_cache: int = Field(
-        default=32, ge=1, description="opened datasets kept per process (least recently used "
-        "go first)"
+        default=32,
+        ge=1,
+        description="opened datasets kept per process (least recently used go first)",
     )
     state_seconds: float = Field(
-        default=0.5, ge=0.0,
+        default=0.5,
+        ge=0.0,
         description="how long a process trusts what it last read of a dataset's index row: "
         "changes made through another process show after at most this long (this process's "
         "own changes at once); 0: read the index on every request",
     )
     page_cache_bytes: int = Field(
-        default=64 * 2**20, ge=0,
+        default=64 * 2**20,
+        ge=0,
         description="bytes of answers (episode pages, dataset details) kept per process, "
         "keyed by the dataset's index generation; as much again for whole responses kept "
         "in front of the app",
     )
     episode_cache_bytes: int = Field(
-        default=256 * 2**20, ge=0,
+        default=256 * 2**20,
+        ge=0,
         description="bytes of decoded episodes kept per process for steps and frames",
     )
 
@@ -128,11 +145,14 @@ class Settings(BaseSettings):
             return None
         text = value.get_secret_value()
         if not text.strip():
-            raise ValueError("the token is only whitespace: set a real token, or none to "
-                             "keep writes disabled")
+            raise ValueError(
+                "the token is only whitespace: set a real token, or none to keep writes disabled"
+            )
         if text != text.strip():
-            raise ValueError("the token starts or ends with whitespace, which clients cannot "
-                             "send in an Authorization header: remove it")
+            raise ValueError(
+                "the token starts or ends with whitespace, which clients cannot "
+                "send in an Authorization header: remove it"
+            )
         return value
 
     @field_validator("roots", mode="before")

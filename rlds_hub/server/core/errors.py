@@ -23,16 +23,24 @@ from rlds_hub.server.index import database
 
 log = logging.getLogger("rlds_hub.server")
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-               413: "too_large", 415: "unsupported_media_type", 422: "invalid_request"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
 
 
 class ApiError(Exception):
     """An error response: HTTP ``status``, a stable ``code`` and a readable ``message``."""
 
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -40,24 +48,35 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def database_error_response(error: SQLAlchemyError) -> JSONResponse:
     """503 for the index database's failures (no SQL text); 400 for a value it refused."""
     reason = database.describe_error(error)
     if database.is_timeout(error):
-        return error_response(503, "query_timeout", "the query ran longer than the "
-                              "server's statement timeout and was stopped: ask for fewer "
-                              "conditions, or try again later", {"Retry-After": "5"})
+        return error_response(
+            503,
+            "query_timeout",
+            "the query ran longer than the "
+            "server's statement timeout and was stopped: ask for fewer "
+            "conditions, or try again later",
+            {"Retry-After": "5"},
+        )
     if isinstance(error, DataError):
         return error_response(400, "bad_value", f"the index refused a value: {reason}")
     log.warning("index database error: %s", reason)
-    return error_response(503, "index_unavailable", f"the index database failed ({reason}); "
-                          "see /readyz", {"Retry-After": "5"})
+    return error_response(
+        503,
+        "index_unavailable",
+        f"the index database failed ({reason}); see /readyz",
+        {"Retry-After": "5"},
+    )
 
 
 def _validation_message(error: RequestValidationError) -> str:
@@ -66,14 +85,20 @@ def _validation_message(error: RequestValidationError) -> str:
         if item.get("type") == "json_invalid":
             position = item.get("loc", ("body", 0))[-1]
             reason = (item.get("ctx") or {}).get("error", "not JSON")
-            parts.append(f"the request body is not valid JSON ({reason} at character "
-                         f"{position}): send a JSON object with Content-Type: "
-                         "application/json")
+            parts.append(
+                f"the request body is not valid JSON ({reason} at character "
+                f"{position}): send a JSON object with Content-Type: "
+                "application/json"
+            )
             continue
         if tuple(item.get("loc", ())) == ("body",) and item.get("type") in (
-                "model_attributes_type", "dict_type", "missing"):
-            parts.append("the request body must be a JSON object sent with Content-Type: "
-                         "application/json")
+            "model_attributes_type",
+            "dict_type",
+            "missing",
+        ):
+            parts.append(
+                "the request body must be a JSON object sent with Content-Type: application/json"
+            )
             continue
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "request"
         parts.append(f"{where}: {item.get('msg', 'invalid')}")
@@ -86,9 +111,14 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route of the app accepts at the request's path (the router's own
     405 names only the first route that matched the path)."""
-    return [method for method in _METHODS if any(
-        route.matches({**request.scope, "method": method})[0] is Match.FULL
-        for route in request.app.router.routes)]
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -120,5 +150,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error",
-                              f"the server failed ({type(error).__name__}); see its log")
+        return error_response(
+            500, "internal_error", f"the server failed ({type(error).__name__}); see its log"
+        )

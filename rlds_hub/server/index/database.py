@@ -69,8 +69,11 @@ def is_timeout(error: BaseException) -> bool:
 def is_index_failure(error: BaseException) -> bool:
     """A database error that says the index is unwell (not a timeout, a conflict between
     writers or a value the database refused)."""
-    return (isinstance(error, DatabaseError) and not is_timeout(error)
-            and not isinstance(error, IntegrityError | DataError))
+    return (
+        isinstance(error, DatabaseError)
+        and not is_timeout(error)
+        and not isinstance(error, IntegrityError | DataError)
+    )
 
 
 def _key(engine: Engine) -> str:
@@ -104,8 +107,10 @@ def _make_engine(url: str, statement_timeout: float | None) -> Engine:
         # enough pooled connections for every worker thread (anyio's default is 40), so
         # connections are reused rather than opened and closed under load
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 60},
-            pool_size=48, max_overflow=16,
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            pool_size=48,
+            max_overflow=16,
         )
         _configure_sqlite(engine, statement_timeout)
         return engine
@@ -113,8 +118,9 @@ def _make_engine(url: str, statement_timeout: float | None) -> Engine:
     if statement_timeout is not None and parsed.get_backend_name() == "postgresql":
         milliseconds = max(1, math.ceil(statement_timeout * 1000))
         connect_args["options"] = f"-c statement_timeout={milliseconds}"
-    return create_engine(url, pool_size=24, max_overflow=24, pool_pre_ping=True,
-                         connect_args=connect_args)
+    return create_engine(
+        url, pool_size=24, max_overflow=24, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def _watch_failures(engine: Engine) -> None:
@@ -143,9 +149,11 @@ def _configure_sqlite(engine: Engine, statement_timeout: float | None) -> None:
         if statement_timeout is not None:
             deadline = record.info["deadline"] = [math.inf]
             dbapi_connection.set_progress_handler(
-                lambda: time.monotonic() > deadline[0], _SQLITE_CHECK_EVERY)
+                lambda: time.monotonic() > deadline[0], _SQLITE_CHECK_EVERY
+            )
 
     if statement_timeout is not None:
+
         @event.listens_for(engine, "before_cursor_execute")
         def _start(connection: Connection, *_args: Any) -> None:
             deadline = connection.info.get("deadline")
@@ -209,8 +217,10 @@ def migrate(engine: Engine) -> None:
     except SQLAlchemyError as e:
         if engine.dialect.name == "sqlite" and isinstance(e, DatabaseError):
             raise _damaged(engine, describe_error(e)) from None
-        raise IndexBroken(f"the index database {describe_url(str(engine.url))} cannot be "
-                          f"opened: {describe_error(e)}") from None
+        raise IndexBroken(
+            f"the index database {describe_url(str(engine.url))} cannot be "
+            f"opened: {describe_error(e)}"
+        ) from None
 
 
 def _check_sqlite_file(connection: Connection) -> None:
@@ -240,8 +250,9 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
-                                   {"key": _MIGRATION_LOCK})
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK}
+                )
                 connection.commit()
         return
     database = engine.url.database
@@ -280,12 +291,12 @@ def check_ready(engine: Engine) -> None:
             for table in Base.metadata.sorted_tables:  # each table's first page
                 connection.execute(select(literal(1)).select_from(table).limit(1)).all()
     except SQLAlchemyError as e:
-        raise IndexUnavailable(f"the index database fails queries: {describe_error(e)}"
-                               ) from e
+        raise IndexUnavailable(f"the index database fails queries: {describe_error(e)}") from e
     failure = recent_failure(engine)
     if failure is not None:
-        raise IndexUnavailable(f"a request met a database error in the last "
-                               f"{FAILURE_MEMORY_SECONDS:g} s: {failure}")
+        raise IndexUnavailable(
+            f"a request met a database error in the last {FAILURE_MEMORY_SECONDS:g} s: {failure}"
+        )
 
 
 def _reason(error: Exception) -> str:

@@ -71,8 +71,13 @@ class DatasetFacts:
     search_text: str
 
 
-def gather(dataset: RLDSDataset, *, compute_statistics: bool, compute_checksums: bool,
-           progress: ProgressFactory = no_progress) -> DatasetFacts:
+def gather(
+    dataset: RLDSDataset,
+    *,
+    compute_statistics: bool,
+    compute_checksums: bool,
+    progress: ProgressFactory = no_progress,
+) -> DatasetFacts:
     """Everything but the episode rows (reads episodes only to compute missing statistics
     and shards only to compute missing checksums)."""
     summary = summarize(dataset, count_steps=False)
@@ -81,8 +86,7 @@ def gather(dataset: RLDSDataset, *, compute_statistics: bool, compute_checksums:
     stats, stats_source = _statistics(dataset, compute_statistics, progress)
     sums, sums_source = _checksums(dataset, compute_checksums, progress)
     splits = {
-        name: {"episodes": entry["episodes"], "shards": entry["shards"],
-               "bytes": entry["bytes"]}
+        name: {"episodes": entry["episodes"], "shards": entry["shards"], "bytes": entry["bytes"]}
         for name, entry in summary["splits"].items()
     }
     metadata = dataset.metadata
@@ -121,8 +125,9 @@ def episode_fields(plan: TablePlan) -> dict[str, str]:
     return {name: FIELD_TYPES.get(kind, "text") for name, kind in plan.metadata.values()}
 
 
-def _statistics(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
-                ) -> tuple[dict[str, Any], str | None]:
+def _statistics(
+    dataset: RLDSDataset, compute: bool, progress: ProgressFactory
+) -> tuple[dict[str, Any], str | None]:
     saved = (saved_statistics(dataset) or {}).get("splits", {})
     result: dict[str, Any] = {}
     computed = False
@@ -150,8 +155,9 @@ def _statistics(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
     return result, layout.STATISTICS
 
 
-def _checksums(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
-               ) -> tuple[dict[str, Any], str | None]:
+def _checksums(
+    dataset: RLDSDataset, compute: bool, progress: ProgressFactory
+) -> tuple[dict[str, Any], str | None]:
     content = read_checksums(dataset.path, within=dataset.real_path)
     if content is not None:
         return content, layout.CHECKSUMS
@@ -175,8 +181,7 @@ def _checksums(dataset: RLDSDataset, compute: bool, progress: ProgressFactory
 
 def _search_text(dataset: RLDSDataset, metadata: dict[str, Any]) -> str:
     """Lower-case text that ``q=`` searches: names, description and metadata values."""
-    parts = [dataset.name, os.path.basename(dataset.path), str(dataset.info.get("description",
-                                                                              ""))]
+    parts = [dataset.name, os.path.basename(dataset.path), str(dataset.info.get("description", ""))]
 
     def collect(value: Any) -> None:
         if isinstance(value, dict):
@@ -194,8 +199,9 @@ def _search_text(dataset: RLDSDataset, metadata: dict[str, Any]) -> str:
     return " ".join(parts).lower()[:100_000]
 
 
-def iter_row_chunks(dataset: RLDSDataset, split: str, plan: TablePlan,
-                    progress: ProgressFactory = no_progress) -> Iterator[list[dict[str, Any]]]:
+def iter_row_chunks(
+    dataset: RLDSDataset, split: str, plan: TablePlan, progress: ProgressFactory = no_progress
+) -> Iterator[list[dict[str, Any]]]:
     """The split's episode table in chunks: from ``episodes.jsonl`` when it covers the split
     (nothing decoded), otherwise decoded batch by batch (bounded memory)."""
     total = dataset.split(split).num_episodes
@@ -204,7 +210,7 @@ def iter_row_chunks(dataset: RLDSDataset, split: str, plan: TablePlan,
         if dataset.episode_rows(split) is not None:
             rows = episode_table(dataset, split)
             for start in range(0, len(rows), CHUNK_EPISODES):
-                chunk = rows[start:start + CHUNK_EPISODES]
+                chunk = rows[start : start + CHUNK_EPISODES]
                 bar.update(len(chunk))
                 yield chunk
             return
@@ -235,8 +241,9 @@ def episode_record(dataset_id: int, split: str, row: dict[str, Any]) -> dict[str
     }
 
 
-def value_records(dataset_id: int, split: str, row: dict[str, Any],
-                  fields: dict[str, str]) -> list[dict[str, Any]]:
+def value_records(
+    dataset_id: int, split: str, row: dict[str, Any], fields: dict[str, str]
+) -> list[dict[str, Any]]:
     """The row's typed metadata values as ``episode_values`` inserts."""
     out = []
     for key, value in (row.get("metadata") or {}).items():
@@ -253,6 +260,14 @@ def value_records(dataset_id: int, split: str, row: dict[str, Any],
                 continue
             if math.isnan(number):
                 number = None
-        out.append({"dataset_id": dataset_id, "split": split, "episode": int(row["episode"]),
-                    "key": key, "number": number, "text": text})
+        out.append(
+            {
+                "dataset_id": dataset_id,
+                "split": split,
+                "episode": int(row["episode"]),
+                "key": key,
+                "number": number,
+                "text": text,
+            }
+        )
     return out

@@ -81,9 +81,15 @@ def now() -> datetime.datetime:
 class Indexer:
     """Writes the index of the datasets under ``roots`` into the database behind ``engine``."""
 
-    def __init__(self, engine: Engine, roots: Sequence[Path], *, compute_statistics: bool = True,
-                 compute_checksums: bool = True,
-                 progress: facts.ProgressFactory = facts.no_progress):
+    def __init__(
+        self,
+        engine: Engine,
+        roots: Sequence[Path],
+        *,
+        compute_statistics: bool = True,
+        compute_checksums: bool = True,
+        progress: facts.ProgressFactory = facts.no_progress,
+    ):
         self.engine = engine
         self.roots = list(roots)
         self.compute_statistics = compute_statistics
@@ -106,15 +112,21 @@ class Indexer:
             for path in discovery.find_datasets(root):
                 found.add(str(path))
                 if str(path) in excluded:
-                    outcomes.append(Outcome(discovery.default_name(path, root), str(path),
-                                            "excluded"))
+                    outcomes.append(
+                        Outcome(discovery.default_name(path, root), str(path), "excluded")
+                    )
                     continue
                 outcomes.append(self.index_path(path, root=root))
         outcomes += self._reconcile_unfound(found)
         report = ScanReport(outcomes, time.perf_counter() - started)
-        log.info("scan: %d indexed, %d unchanged, %d failed, %d removed in %.2f s",
-                 report.count("indexed"), report.count("unchanged"), report.count("failed"),
-                 report.count("removed"), report.seconds)
+        log.info(
+            "scan: %d indexed, %d unchanged, %d failed, %d removed in %.2f s",
+            report.count("indexed"),
+            report.count("unchanged"),
+            report.count("failed"),
+            report.count("removed"),
+            report.seconds,
+        )
         return report
 
     def _excluded(self) -> set[str]:
@@ -126,9 +138,15 @@ class Indexer:
         a link (indexed paths are resolved), marked damaged (keeping name, registration and
         last good rows) if it is there without a dataset in it."""
         with self.engine.connect() as connection:
-            rows = connection.execute(select(_DATASETS.c.id, _DATASETS.c.name,
-                                             _DATASETS.c.path, _DATASETS.c.status,
-                                             _DATASETS.c.error)).all()
+            rows = connection.execute(
+                select(
+                    _DATASETS.c.id,
+                    _DATASETS.c.name,
+                    _DATASETS.c.path,
+                    _DATASETS.c.status,
+                    _DATASETS.c.error,
+                )
+            ).all()
         outcomes = []
         for row in rows:
             if row.path in found:
@@ -142,18 +160,27 @@ class Indexer:
             if (path / layout.DATASET_INFO).is_file():
                 continue  # not reached by the scan (hidden or deep): registered, left as is
             message = f"dataset {row.name!r}: " + layout.missing_info_message(
-                row.path, _names(path))
+                row.path, _names(path)
+            )
             if row.status != STATUS_ERROR or row.error != message:
                 log.warning("cannot index %s: %s", row.path, message)
                 self.mark(row.id, STATUS_ERROR, message)
-            outcomes.append(Outcome(row.name, row.path, "failed", error=message,
-                                    code="dataset_unreadable"))
+            outcomes.append(
+                Outcome(row.name, row.path, "failed", error=message, code="dataset_unreadable")
+            )
         return outcomes
 
     # ---- one dataset -------------------------------------------------------------------
 
-    def index_path(self, path: Path, *, root: Path | None = None, name: str | None = None,
-                   registered: bool = False, force: bool = False) -> Outcome:
+    def index_path(
+        self,
+        path: Path,
+        *,
+        root: Path | None = None,
+        name: str | None = None,
+        registered: bool = False,
+        force: bool = False,
+    ) -> Outcome:
         """Indexes the dataset directory ``path`` (resolved, inside ``root``)."""
         if root is None:
             path, root = discovery.inside_roots(path, self.roots)
@@ -164,23 +191,33 @@ class Indexer:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _index(self, path: Path, root: Path, name: str | None, registered: bool,
-               force: bool) -> Outcome:
+    def _index(
+        self, path: Path, root: Path, name: str | None, registered: bool, force: bool
+    ) -> Outcome:
         started = time.perf_counter()
         fingerprint = discovery.fingerprint(path)
         existing = self._row_by_path(str(path))
         if name is None:
             name = existing.name if existing is not None else discovery.default_name(path, root)
-        if (existing is not None and not force and existing.fingerprint == fingerprint
-                and existing.status == STATUS_OK and existing.name == name):
+        if (
+            existing is not None
+            and not force
+            and existing.fingerprint == fingerprint
+            and existing.status == STATUS_OK
+            and existing.name == name
+        ):
             return Outcome(name, str(path), "unchanged", existing.num_episodes)
         try:
             dataset = open_dataset(path, within=os.path.realpath(root))
-            gathered = facts.gather(dataset, compute_statistics=self.compute_statistics,
-                                    compute_checksums=self.compute_checksums,
-                                    progress=self.progress)
-            episodes = self._write(dataset, gathered, path, root, name, registered,
-                                   fingerprint, force, started)
+            gathered = facts.gather(
+                dataset,
+                compute_statistics=self.compute_statistics,
+                compute_checksums=self.compute_checksums,
+                progress=self.progress,
+            )
+            episodes = self._write(
+                dataset, gathered, path, root, name, registered, fingerprint, force, started
+            )
             if episodes is not None:
                 self._analyze()
         except NameTaken as e:
@@ -192,8 +229,14 @@ class Indexer:
             message = str(e)
             log.warning("cannot index %s: %s", path, message)
             self._record_failure(path, root, name, registered, fingerprint, message)
-            return Outcome(name, str(path), "failed", error=message, code="dataset_unreadable",
-                           seconds=time.perf_counter() - started)
+            return Outcome(
+                name,
+                str(path),
+                "failed",
+                error=message,
+                code="dataset_unreadable",
+                seconds=time.perf_counter() - started,
+            )
         if episodes is None:
             return Outcome(name, str(path), "unchanged")
         return Outcome(name, str(path), "indexed", episodes, time.perf_counter() - started)
@@ -203,8 +246,11 @@ class Indexer:
         (best effort: a busy database is analysed next time)."""
         try:
             with write_connection(self.engine) as connection:
-                connection.exec_driver_sql("ANALYZE" if self.engine.dialect.name == "sqlite"
-                                           else "ANALYZE episodes, episode_values")
+                connection.exec_driver_sql(
+                    "ANALYZE"
+                    if self.engine.dialect.name == "sqlite"
+                    else "ANALYZE episodes, episode_values"
+                )
         except OperationalError as e:
             log.warning("cannot analyse the index: %s", e)
 
@@ -223,9 +269,18 @@ class Indexer:
                 "another name"
             )
 
-    def _write(self, dataset: Any, gathered: facts.DatasetFacts, path: Path, root: Path,
-               name: str, registered: bool, fingerprint: str, force: bool,
-               started: float) -> int | None:
+    def _write(
+        self,
+        dataset: Any,
+        gathered: facts.DatasetFacts,
+        path: Path,
+        root: Path,
+        name: str,
+        registered: bool,
+        fingerprint: str,
+        force: bool,
+        started: float,
+    ) -> int | None:
         """Replaces the dataset's rows in one transaction; the number of episodes written,
         or None if another process indexed this very content meanwhile."""
         plan = table_plan(dataset)
@@ -234,19 +289,31 @@ class Indexer:
             current = connection.execute(
                 select(_DATASETS).where(_DATASETS.c.path == str(path)).with_for_update()
             ).first()
-            if (current is not None and not force and current.fingerprint == fingerprint
-                    and current.status == STATUS_OK and current.name == name):
+            if (
+                current is not None
+                and not force
+                and current.fingerprint == fingerprint
+                and current.status == STATUS_OK
+                and current.name == name
+            ):
                 return None
             values = {
-                "name": name, "root": str(root), "status": STATUS_OK, "error": None,
-                **{f.name: getattr(gathered, f.name) for f in dataclasses.fields(gathered)
-                   if f.name not in ("metadata",)},
-                "metadata": gathered.metadata, "fingerprint": fingerprint,
+                "name": name,
+                "root": str(root),
+                "status": STATUS_OK,
+                "error": None,
+                **{
+                    f.name: getattr(gathered, f.name)
+                    for f in dataclasses.fields(gathered)
+                    if f.name not in ("metadata",)
+                },
+                "metadata": gathered.metadata,
+                "fingerprint": fingerprint,
             }
             if current is None:
                 dataset_id = connection.execute(
-                    insert(_DATASETS).values(path=str(path), registered=registered,
-                                             generation=1, **values)
+                    insert(_DATASETS)
+                    .values(path=str(path), registered=registered, generation=1, **values)
                     .returning(_DATASETS.c.id)
                 ).scalar_one()
             else:
@@ -254,9 +321,13 @@ class Indexer:
                 connection.execute(delete(_VALUES).where(_VALUES.c.dataset_id == dataset_id))
                 connection.execute(delete(_EPISODES).where(_EPISODES.c.dataset_id == dataset_id))
                 connection.execute(
-                    update(_DATASETS).where(_DATASETS.c.id == dataset_id).values(
+                    update(_DATASETS)
+                    .where(_DATASETS.c.id == dataset_id)
+                    .values(
                         registered=current.registered or registered,
-                        generation=current.generation + 1, **values)
+                        generation=current.generation + 1,
+                        **values,
+                    )
                 )
             episodes = steps = transitions = 0
             splits = dict(gathered.splits)
@@ -267,46 +338,75 @@ class Indexer:
                         insert(_EPISODES),
                         [facts.episode_record(dataset_id, split, row) for row in chunk],
                     )
-                    value_rows = [v for row in chunk for v in facts.value_records(
-                        dataset_id, split, row, gathered.episode_fields)]
+                    value_rows = [
+                        v
+                        for row in chunk
+                        for v in facts.value_records(
+                            dataset_id, split, row, gathered.episode_fields
+                        )
+                    ]
                     if value_rows:
                         connection.execute(insert(_VALUES), value_rows)
                     split_steps += sum(int(r["num_steps"]) for r in chunk)
                     split_transitions += sum(int(r["num_transitions"]) for r in chunk)
                     terminated += sum(bool(r["terminated"]) for r in chunk)
                     episodes += len(chunk)
-                splits[split] = {**splits.get(split, {}), "steps": split_steps,
-                                 "transitions": split_transitions, "terminated": terminated}
+                splits[split] = {
+                    **splits.get(split, {}),
+                    "steps": split_steps,
+                    "transitions": split_transitions,
+                    "terminated": terminated,
+                }
                 steps += split_steps
                 transitions += split_transitions
             connection.execute(
-                update(_DATASETS).where(_DATASETS.c.id == dataset_id).values(
-                    num_steps=steps, num_transitions=transitions, splits=splits,
-                    indexed_at=now(), index_seconds=time.perf_counter() - started)
+                update(_DATASETS)
+                .where(_DATASETS.c.id == dataset_id)
+                .values(
+                    num_steps=steps,
+                    num_transitions=transitions,
+                    splits=splits,
+                    indexed_at=now(),
+                    index_seconds=time.perf_counter() - started,
+                )
             )
         return episodes
 
-    def _record_failure(self, path: Path, root: Path, name: str, registered: bool,
-                        fingerprint: str, message: str) -> None:
+    def _record_failure(
+        self, path: Path, root: Path, name: str, registered: bool, fingerprint: str, message: str
+    ) -> None:
         """Marks the dataset as failed (keeping its last good rows), or adds a row saying so."""
         try:
             with write_connection(self.engine) as connection:
                 current = connection.execute(
                     select(_DATASETS.c.id).where(_DATASETS.c.path == str(path))
                 ).first()
-                values = {"status": STATUS_ERROR, "error": message, "fingerprint": fingerprint,
-                          "indexed_at": now()}
+                values = {
+                    "status": STATUS_ERROR,
+                    "error": message,
+                    "fingerprint": fingerprint,
+                    "indexed_at": now(),
+                }
                 if current is not None:
                     connection.execute(
-                        update(_DATASETS).where(_DATASETS.c.id == current.id).values(**values))
+                        update(_DATASETS).where(_DATASETS.c.id == current.id).values(**values)
+                    )
                     return
                 taken = connection.execute(
-                    select(_DATASETS.c.id).where(_DATASETS.c.name == name)).first()
+                    select(_DATASETS.c.id).where(_DATASETS.c.name == name)
+                ).first()
                 if taken is not None:
                     return
-                connection.execute(insert(_DATASETS).values(
-                    name=name, path=str(path), root=str(root), registered=registered,
-                    generation=0, **values))
+                connection.execute(
+                    insert(_DATASETS).values(
+                        name=name,
+                        path=str(path),
+                        root=str(root),
+                        registered=registered,
+                        generation=0,
+                        **values,
+                    )
+                )
         except (IntegrityError, OperationalError) as e:
             log.warning("cannot record the failure of %s: %s", path, e)
 
@@ -316,8 +416,11 @@ class Indexer:
         """Sets a dataset's status after a read failed (best effort: never raises)."""
         try:
             with write_connection(self.engine) as connection:
-                connection.execute(update(_DATASETS).where(_DATASETS.c.id == dataset_id)
-                                   .values(status=status, error=message))
+                connection.execute(
+                    update(_DATASETS)
+                    .where(_DATASETS.c.id == dataset_id)
+                    .values(status=status, error=message)
+                )
         except (IntegrityError, OperationalError) as e:
             log.warning("cannot mark dataset %d as %s: %s", dataset_id, status, e)
 

@@ -79,8 +79,9 @@ class DatasetRow(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     # Changes with every write of the row and is never reused (row ids are, on SQLite, after
     # a DELETE): every answer a process keeps about a dataset is keyed by it.
-    token: Mapped[str | None] = mapped_column(String(32), nullable=True, default=new_token,
-                                              onupdate=new_token)
+    token: Mapped[str | None] = mapped_column(
+        String(32), nullable=True, default=new_token, onupdate=new_token
+    )
     indexed_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )

@@ -29,11 +29,28 @@ EPISODES = EpisodeRow.__table__
 VALUES = EpisodeValueRow.__table__
 
 # Columns of the dataset list (the big JSON documents are left to the detail query).
-LIST_COLUMNS = [DATASETS.c[name] for name in (
-    "id", "name", "path", "root", "status", "error", "tfds_name", "version", "file_format", "layout",
-    "num_episodes", "num_steps", "num_transitions", "size_bytes", "splits", "indexed_at",
-    "provenance",
-)]
+LIST_COLUMNS = [
+    DATASETS.c[name]
+    for name in (
+        "id",
+        "name",
+        "path",
+        "root",
+        "status",
+        "error",
+        "tfds_name",
+        "version",
+        "file_format",
+        "layout",
+        "num_episodes",
+        "num_steps",
+        "num_transitions",
+        "size_bytes",
+        "splits",
+        "indexed_at",
+        "provenance",
+    )
+]
 _SHIFT = 40  # result-set keys: split number << 40 | episode index
 _MASK = (1 << _SHIFT) - 1
 DIRECT_OFFSET = 2000  # a page this deep reads the list's ordered keys at once
@@ -42,8 +59,9 @@ ORDERINGS = ("index", "-index", "length", "-length", "return", "-return")
 OPERATORS = ("=", "!=", ">=", "<=", ">", "<")
 # Episode-metadata conditions one list may combine (each is a subquery per candidate row).
 MAX_CONDITIONS = 8
-_CONDITION_RE = re.compile(r"^(?P<key>[A-Za-z0-9_./-]{1,255})(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)$",
-                           re.DOTALL)
+_CONDITION_RE = re.compile(
+    r"^(?P<key>[A-Za-z0-9_./-]{1,255})(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)$", re.DOTALL
+)
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -93,9 +111,12 @@ class Condition:
     def clause(self) -> ColumnElement[bool]:
         column = VALUES.c.text if isinstance(self.value, str) else VALUES.c.number
         comparisons = {
-            "=": column == self.value, "!=": column != self.value,
-            ">=": column >= self.value, "<=": column <= self.value,
-            ">": column > self.value, "<": column < self.value,
+            "=": column == self.value,
+            "!=": column != self.value,
+            ">=": column >= self.value,
+            "<=": column <= self.value,
+            ">": column > self.value,
+            "<": column < self.value,
         }
         return comparisons[self.op]
 
@@ -137,16 +158,23 @@ class EpisodeFilter:
         for condition in self.conditions:
             if counting:
                 matching = select(VALUES.c.split, VALUES.c.episode).where(
-                    VALUES.c.dataset_id == dataset_id, VALUES.c.key == condition.key,
-                    condition.clause())
+                    VALUES.c.dataset_id == dataset_id,
+                    VALUES.c.key == condition.key,
+                    condition.clause(),
+                )
                 if self.split is not None:
                     matching = matching.where(VALUES.c.split == self.split)
                 out.append(tuple_(e.split, e.episode).in_(matching))
             else:
-                out.append(exists().where(
-                    VALUES.c.dataset_id == e.dataset_id, VALUES.c.split == e.split,
-                    VALUES.c.episode == e.episode, VALUES.c.key == condition.key,
-                    condition.clause()))
+                out.append(
+                    exists().where(
+                        VALUES.c.dataset_id == e.dataset_id,
+                        VALUES.c.split == e.split,
+                        VALUES.c.episode == e.episode,
+                        VALUES.c.key == condition.key,
+                        condition.clause(),
+                    )
+                )
         return out
 
 
@@ -190,8 +218,9 @@ def dataset_by_name(connection: Connection, name: str) -> Any:
     return connection.execute(select(DATASETS).where(DATASETS.c.name == name)).first()
 
 
-def search_datasets(connection: Connection, q: str | None, limit: int, offset: int
-                    ) -> tuple[Sequence[Any], int]:
+def search_datasets(
+    connection: Connection, q: str | None, limit: int, offset: int
+) -> tuple[Sequence[Any], int]:
     """Datasets whose name, description or metadata contains every word of ``q``
     (case-insensitive substrings; ``:`` and LIKE's wildcards are plain characters). The
     name is the index's own (``oxe:bridge:0.1.0``, what the list shows), searched besides
@@ -199,8 +228,12 @@ def search_datasets(connection: Connection, q: str | None, limit: int, offset: i
     where = []
     name = func.lower(DATASETS.c.name)
     for word in (q or "").lower().split():
-        where.append(or_(name.contains(word, autoescape=True),
-                         DATASETS.c.search_text.contains(word, autoescape=True)))
+        where.append(
+            or_(
+                name.contains(word, autoescape=True),
+                DATASETS.c.search_text.contains(word, autoescape=True),
+            )
+        )
     condition = and_(*where) if where else None
     query = select(*LIST_COLUMNS).order_by(DATASETS.c.name).limit(limit).offset(offset)
     count = select(func.count()).select_from(DATASETS)
@@ -237,34 +270,43 @@ class ResultSets:
         return self._sets.put(key, keys)
 
 
-def list_episodes(connection: Connection, dataset: Any, episode_filter: EpisodeFilter,
-                  order_by: str, limit: int, offset: int, counts: CountCache,
-                  results: ResultSets | None = None) -> tuple[Sequence[Any], int]:
+def list_episodes(
+    connection: Connection,
+    dataset: Any,
+    episode_filter: EpisodeFilter,
+    order_by: str,
+    limit: int,
+    offset: int,
+    counts: CountCache,
+    results: ResultSets | None = None,
+) -> tuple[Sequence[Any], int]:
     """A page of the dataset's episodes passing the filter, and how many pass it."""
     if results is not None and not (episode_filter.is_empty and order_by == "index"):
         key = (dataset.id, dataset.token, episode_filter, order_by)
         keys = results.keys(key)
         if keys is None and results.wanted(key, offset):
-            keys = results.put(key, _ordered_keys(connection, dataset, episode_filter,
-                                                  order_by))
+            keys = results.put(key, _ordered_keys(connection, dataset, episode_filter, order_by))
         if keys is not None:
-            return _rows_by_key(connection, dataset, keys[offset:offset + limit]), len(keys)
+            return _rows_by_key(connection, dataset, keys[offset : offset + limit]), len(keys)
     clauses = episode_filter.clauses(dataset.id)
-    query = (select(EPISODES).where(*clauses).order_by(*_order(order_by))
-             .limit(limit).offset(offset))
+    query = select(EPISODES).where(*clauses).order_by(*_order(order_by)).limit(limit).offset(offset)
     started = time.perf_counter()
     rows = connection.execute(query).all()
     if results is not None:
-        results.timed((dataset.id, dataset.token, episode_filter, order_by),
-                      time.perf_counter() - started)
+        results.timed(
+            (dataset.id, dataset.token, episode_filter, order_by), time.perf_counter() - started
+        )
     total = _unfiltered_total(dataset, episode_filter)
     if total is None:
         key = (dataset.id, dataset.token, episode_filter)
         total = counts.get(key)
         if total is None:
             counting = episode_filter.clauses(dataset.id, counting=True)
-            total = int(connection.execute(
-                select(func.count()).select_from(EPISODES).where(*counting)).scalar_one())
+            total = int(
+                connection.execute(
+                    select(func.count()).select_from(EPISODES).where(*counting)
+                ).scalar_one()
+            )
             counts.put(key, total)
     return rows, total
 
@@ -273,16 +315,22 @@ def _split_names(dataset: Any) -> list[str]:
     return sorted(dataset.splits or {})
 
 
-def _ordered_keys(connection: Connection, dataset: Any, episode_filter: EpisodeFilter,
-                  order_by: str) -> np.ndarray:
+def _ordered_keys(
+    connection: Connection, dataset: Any, episode_filter: EpisodeFilter, order_by: str
+) -> np.ndarray:
     """Every matching episode as ``split number << 40 | index``, in the list's order."""
     number = {name: i for i, name in enumerate(_split_names(dataset))}
-    query = (select(EPISODES.c.split, EPISODES.c.episode)
-             .where(*episode_filter.clauses(dataset.id, counting=True))
-             .order_by(*_order(order_by)))
+    query = (
+        select(EPISODES.c.split, EPISODES.c.episode)
+        .where(*episode_filter.clauses(dataset.id, counting=True))
+        .order_by(*_order(order_by))
+    )
     rows = connection.execute(query).all()
-    return np.fromiter(((number[split] << _SHIFT) | episode for split, episode in rows),
-                       dtype=np.int64, count=len(rows))
+    return np.fromiter(
+        ((number[split] << _SHIFT) | episode for split, episode in rows),
+        dtype=np.int64,
+        count=len(rows),
+    )
 
 
 def _rows_by_key(connection: Connection, dataset: Any, keys: np.ndarray) -> list[Any]:
@@ -295,9 +343,15 @@ def _rows_by_key(connection: Connection, dataset: Any, keys: np.ndarray) -> list
     for split, index in pairs:
         by_split.setdefault(split, []).append(index)
     e = EPISODES.c
-    found = {(r.split, r.episode): r for split, indices in by_split.items()
-             for r in connection.execute(select(EPISODES).where(
-                 e.dataset_id == dataset.id, e.split == split, e.episode.in_(indices)))}
+    found = {
+        (r.split, r.episode): r
+        for split, indices in by_split.items()
+        for r in connection.execute(
+            select(EPISODES).where(
+                e.dataset_id == dataset.id, e.split == split, e.episode.in_(indices)
+            )
+        )
+    }
     return [found[pair] for pair in pairs if pair in found]
 
 
@@ -312,6 +366,10 @@ def _unfiltered_total(dataset: Any, episode_filter: EpisodeFilter) -> int | None
 
 
 def episode(connection: Connection, dataset_id: int, split: str, index: int) -> Any:
-    return connection.execute(select(EPISODES).where(
-        EPISODES.c.dataset_id == dataset_id, EPISODES.c.split == split,
-        EPISODES.c.episode == index)).first()
+    return connection.execute(
+        select(EPISODES).where(
+            EPISODES.c.dataset_id == dataset_id,
+            EPISODES.c.split == split,
+            EPISODES.c.episode == index,
+        )
+    ).first()

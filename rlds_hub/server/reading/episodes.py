@@ -56,15 +56,17 @@ class EpisodeReader:
         except DatasetError as e:
             raise DatasetUnavailable("dataset_corrupt", f"dataset {row.name!r}: {e}") from e
 
-    def episode(self, row: Any, split: str, index: int, keys: Sequence[str] | None
-                ) -> dict[str, np.ndarray]:
+    def episode(
+        self, row: Any, split: str, index: int, keys: Sequence[str] | None
+    ) -> dict[str, np.ndarray]:
         """Flat arrays (``steps/...`` ``[T, ...]``, episode metadata) of one episode, decoding
         only ``keys`` (flattened keys or prefixes; None: every leaf)."""
         key = (row.path, row.token, split, index, None if keys is None else tuple(keys))
         return self.episodes.get_or_load(key, lambda: self._read(row, split, index, keys))
 
-    def _read(self, row: Any, split: str, index: int, keys: Sequence[str] | None
-              ) -> dict[str, np.ndarray]:
+    def _read(
+        self, row: Any, split: str, index: int, keys: Sequence[str] | None
+    ) -> dict[str, np.ndarray]:
         dataset = self.dataset(row)
         try:
             return self.records.read(dataset, split, index, keys)
@@ -84,5 +86,7 @@ class EpisodeReader:
 
 
 def _missing(row: Any) -> str:
-    return (f"dataset {row.name!r}: its directory {row.path} no longer exists; restore it, or "
-            "re-scan to drop it from the index")
+    return (
+        f"dataset {row.name!r}: its directory {row.path} no longer exists; restore it, or "
+        "re-scan to drop it from the index"
+    )

@@ -11,20 +11,44 @@ from rlds_hub.format.plan import Leaf
 
 MIN_SIDE = 8
 # viridis at ten even stops, interpolated to 256 entries
-_STOPS = np.array([
-    [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-    [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
-], dtype=np.float64)
-_LUT = np.stack([np.interp(np.linspace(0, len(_STOPS) - 1, 256), np.arange(len(_STOPS)),
-                           _STOPS[:, c]) for c in range(3)], axis=-1).round().astype(np.uint8)
+_STOPS = np.array(
+    [
+        [68, 1, 84],
+        [72, 40, 120],
+        [62, 74, 137],
+        [49, 104, 142],
+        [38, 130, 142],
+        [31, 158, 137],
+        [53, 183, 121],
+        [109, 205, 89],
+        [180, 222, 44],
+        [253, 231, 37],
+    ],
+    dtype=np.float64,
+)
+_LUT = (
+    np.stack(
+        [
+            np.interp(np.linspace(0, len(_STOPS) - 1, 256), np.arange(len(_STOPS)), _STOPS[:, c])
+            for c in range(3)
+        ],
+        axis=-1,
+    )
+    .round()
+    .astype(np.uint8)
+)
 
 
 def is_map(leaf: Leaf) -> bool:
     """A numeric step field shaped like a single-channel picture (not an encoded image)."""
     shape = leaf.shape
-    return (leaf.in_steps and leaf.kind in ("native", "raw") and leaf.dtype.kind in "iuf"
-            and (len(shape) == 2 or (len(shape) == 3 and shape[2] == 1))
-            and min(shape[:2]) >= MIN_SIDE)
+    return (
+        leaf.in_steps
+        and leaf.kind in ("native", "raw")
+        and leaf.dtype.kind in "iuf"
+        and (len(shape) == 2 or (len(shape) == 3 and shape[2] == 1))
+        and min(shape[:2]) >= MIN_SIDE
+    )
 
 
 def colour(frames: np.ndarray, over: np.ndarray | None = None) -> np.ndarray:
@@ -32,8 +56,9 @@ def colour(frames: np.ndarray, over: np.ndarray | None = None) -> np.ndarray:
     range of ``over`` (default: ``frames``)."""
     values = frames.reshape(frames.shape[0], frames.shape[1], frames.shape[2])
     finite_over = _finite(frames if over is None else over)
-    low, high = (float(finite_over.min()), float(finite_over.max())) if finite_over.size \
-        else (0.0, 0.0)
+    low, high = (
+        (float(finite_over.min()), float(finite_over.max())) if finite_over.size else (0.0, 0.0)
+    )
     as_float = values.astype(np.float64)
     finite = np.isfinite(as_float)
     scale = 255.0 / (high - low) if high > low else 0.0

@@ -13,8 +13,7 @@ from PIL import Image
 from rlds_hub.format.images import encode_png
 
 ANIMATION_FORMATS = ("apng", "gif", "webp")
-MEDIA_TYPES = {"apng": "image/apng", "gif": "image/gif", "webp": "image/webp",
-               "png": "image/png"}
+MEDIA_TYPES = {"apng": "image/apng", "gif": "image/gif", "webp": "image/webp", "png": "image/png"}
 MAX_PIXELS = 64 * 2**20  # pixels in one animation or filmstrip
 # Frames per second of an animation: at least one frame every 10 s (every format's frame
 # duration field holds that: APNG's ends at 65.5 s, GIF's at 655 s), at most 100.
@@ -77,8 +76,7 @@ def animation(frames: np.ndarray, fps: float, image_format: str) -> bytes:
         if image_format == "apng":
             images[0].save(buffer, format="PNG", compress_level=1, **options)
         elif image_format == "webp":
-            images[0].save(buffer, format="WEBP", lossless=True, quality=50, method=0,
-                           **options)
+            images[0].save(buffer, format="WEBP", lossless=True, quality=50, method=0, **options)
         else:
             images[0].save(buffer, format="GIF", **options)
     except (ValueError, OverflowError, RuntimeError, OSError, struct.error) as e:
@@ -96,6 +94,7 @@ def filmstrip(frames: np.ndarray, columns: int) -> bytes:
     sheet = np.zeros((rows * height, columns * width, channels), dtype=np.uint8)
     for i, frame in enumerate(frames):
         r, c = divmod(i, columns)
-        sheet[r * height:(r + 1) * height, c * width:(c + 1) * width] = _as_uint8(
-            frame.reshape(height, width, channels))
+        sheet[r * height : (r + 1) * height, c * width : (c + 1) * width] = _as_uint8(
+            frame.reshape(height, width, channels)
+        )
     return encode_png(sheet)

@@ -20,8 +20,9 @@ from rlds_hub.storage.reader import cached_decoder
 class RecordLocator:
     """Reads single episodes' arrays through the core's random-access record read."""
 
-    def read(self, dataset: RLDSDataset, split: str, index: int,
-             keys: Sequence[str] | None) -> dict[str, np.ndarray]:
+    def read(
+        self, dataset: RLDSDataset, split: str, index: int, keys: Sequence[str] | None
+    ) -> dict[str, np.ndarray]:
         """Flat arrays of episode ``index`` of ``split`` (only ``keys``; None: every leaf).
 
         Raises:
@@ -32,7 +33,7 @@ class RecordLocator:
         try:
             values, _ = cached_decoder(dataset, keys).decode_episode(record.data)
         except (ParseError, ImageDecodeError) as e:
-            raise ShardError(f"{record.shard}: episode {index} (record {record.position}) "
-                             f"does not decode: {e}") from e
+            raise ShardError(
+                f"{record.shard}: episode {index} (record {record.position}) does not decode: {e}"
+            ) from e
         return {key: np.array(value) for key, value in values.items()}  # own the memory
-

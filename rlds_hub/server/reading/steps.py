@@ -80,6 +80,7 @@ def step_leaves(plan: Plan, fields: Sequence[str] | None, *, allow_images: bool)
 def resolve_range(start: int | None, stop: int | None, length: int) -> tuple[int, int]:
     """``[start, stop)`` within an episode of ``length`` steps; negative values count from
     the end, as in Python. Raises ``SliceError`` for bounds outside the episode or reversed."""
+
     def place(value: int, what: str) -> int:
         if value < -length or value > length:
             raise SliceError(
@@ -95,8 +96,9 @@ def resolve_range(start: int | None, stop: int | None, length: int) -> tuple[int
     return low, high
 
 
-def slice_bytes(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], start: int,
-                stop: int) -> int:
+def slice_bytes(
+    arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], start: int, stop: int
+) -> int:
     """Bytes the slice's arrays take (strings counted by their length)."""
     total = 0
     for leaf in leaves:
@@ -109,8 +111,7 @@ def slice_bytes(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], start: in
 
 
 def describe(leaves: Sequence[Leaf]) -> tuple[dict[str, str], dict[str, list[int]]]:
-    dtypes = {leaf.name: "string" if leaf.kind == "string" else leaf.dtype.name
-              for leaf in leaves}
+    dtypes = {leaf.name: "string" if leaf.kind == "string" else leaf.dtype.name for leaf in leaves}
     shapes = {leaf.name: list(leaf.shape) for leaf in leaves}
     return dtypes, shapes
 
@@ -118,8 +119,10 @@ def describe(leaves: Sequence[Leaf]) -> tuple[dict[str, str], dict[str, list[int
 def json_values(values: np.ndarray) -> Any:
     """Nested lists of JSON values (non-finite floats spelled out, bytes as text)."""
     if values.dtype == object:
-        flat = [v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
-                for v in values.reshape(-1)]
+        flat = [
+            v.decode("utf-8", errors="backslashreplace") if isinstance(v, bytes) else str(v)
+            for v in values.reshape(-1)
+        ]
         return np.array([*flat, None], dtype=object)[:-1].reshape(values.shape).tolist()
     if values.dtype.kind == "c":
         return json_values(np.stack([values.real, values.imag], axis=-1))
@@ -127,14 +130,18 @@ def json_values(values: np.ndarray) -> Any:
         out = values.astype(object)
         for index in zip(*np.nonzero(~np.isfinite(values)), strict=True):
             value = float(values[index])
-            out[index] = "NaN" if math.isnan(value) else ("Infinity" if value > 0
-                                                          else "-Infinity")
+            out[index] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
         return out.tolist()
     return values.tolist()
 
 
-def encode_json(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
-                start: int, stop: int) -> bytes:
+def encode_json(
+    arrays: dict[str, np.ndarray],
+    leaves: Sequence[Leaf],
+    header: dict[str, Any],
+    start: int,
+    stop: int,
+) -> bytes:
     dtypes, shapes = describe(leaves)
     body = {
         **header,
@@ -149,12 +156,15 @@ def encode_json(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: d
 
 def step_bytes(leaves: Sequence[Leaf]) -> int:
     """Bytes one step of ``leaves`` takes decoded (strings counted as ``STRING_BYTES``)."""
-    return sum(leaf.size * (STRING_BYTES if leaf.kind == "string" else leaf.dtype.itemsize)
-               for leaf in leaves)
+    return sum(
+        leaf.size * (STRING_BYTES if leaf.kind == "string" else leaf.dtype.itemsize)
+        for leaf in leaves
+    )
 
 
-def _chunks(leaves: Sequence[Leaf], start: int, stop: int, chunk_bytes: int
-            ) -> list[tuple[int, int]]:
+def _chunks(
+    leaves: Sequence[Leaf], start: int, stop: int, chunk_bytes: int
+) -> list[tuple[int, int]]:
     """``[low, high)`` step ranges of about ``chunk_bytes`` covering ``[start, stop)`` (one
     empty range for an empty slice)."""
     rows = max(1, chunk_bytes // max(1, step_bytes(leaves)))
@@ -186,20 +196,33 @@ class _Sink:
         return data
 
 
-def _description(leaves: Sequence[Leaf], header: dict[str, Any], start: int, stop: int
-                 ) -> dict[str, Any]:
+def _description(
+    leaves: Sequence[Leaf], header: dict[str, Any], start: int, stop: int
+) -> dict[str, Any]:
     dtypes, shapes = describe(leaves)
     return {**header, "start": start, "stop": stop, "dtypes": dtypes, "shapes": shapes}
 
 
-def stream_json(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
-                start: int, stop: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def stream_json(
+    arrays: dict[str, np.ndarray],
+    leaves: Sequence[Leaf],
+    header: dict[str, Any],
+    start: int,
+    stop: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[bytes]:
     """The JSON document in one piece (JSON slices are small: ``max_json_steps``)."""
     yield encode_json(arrays, leaves, header, start, stop)
 
 
-def stream_arrow(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
-                 start: int, stop: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def stream_arrow(
+    arrays: dict[str, np.ndarray],
+    leaves: Sequence[Leaf],
+    header: dict[str, Any],
+    start: int,
+    stop: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[bytes]:
     """An Arrow IPC stream: the schema (with the description), then one record batch per
     chunk of steps."""
     import pyarrow as pa
@@ -207,14 +230,19 @@ def stream_arrow(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: 
     for leaf in leaves:
         if leaf.kind != "string" and arrays[leaf.key].dtype.kind == "c":
             raise SliceError(f"{leaf.name}: complex numbers have no Arrow type; use format=npz")
-    text = {leaf.key: _is_text(arrays[leaf.key][start:stop]) for leaf in leaves
-            if arrays[leaf.key].dtype == object}
+    text = {
+        leaf.key: _is_text(arrays[leaf.key][start:stop])
+        for leaf in leaves
+        if arrays[leaf.key].dtype == object
+    }
     metadata = {"rlds_hub": json.dumps(_description(leaves, header, start, stop))}
     sink = _Sink()
     writer = None
     for low, high in _chunks(leaves, start, stop, chunk_bytes):
-        columns = [_arrow_column(pa, leaf, arrays[leaf.key][low:high], text.get(leaf.key))
-                   for leaf in leaves]
+        columns = [
+            _arrow_column(pa, leaf, arrays[leaf.key][low:high], text.get(leaf.key))
+            for leaf in leaves
+        ]
         batch = pa.RecordBatch.from_arrays(columns, names=[leaf.name for leaf in leaves])
         batch = batch.replace_schema_metadata(metadata)
         if writer is None:
@@ -238,8 +266,11 @@ def _is_text(values: np.ndarray) -> bool:
 def _arrow_column(pa: Any, leaf: Leaf, values: np.ndarray, text: bool | None) -> Any:
     if values.dtype == object:
         flat = [bytes(v) for v in values.reshape(-1)]
-        column = (pa.array([v.decode("utf-8") for v in flat], pa.string()) if text
-                  else pa.array(flat, pa.binary()))
+        column = (
+            pa.array([v.decode("utf-8") for v in flat], pa.string())
+            if text
+            else pa.array(flat, pa.binary())
+        )
         size = int(np.prod(leaf.shape)) if leaf.shape else 1
         return column if not leaf.shape else pa.FixedSizeListArray.from_arrays(column, size)
     if values.ndim == 1:
@@ -247,18 +278,26 @@ def _arrow_column(pa: Any, leaf: Leaf, values: np.ndarray, text: bool | None) ->
     return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(values))
 
 
-def stream_npz(arrays: dict[str, np.ndarray], leaves: Sequence[Leaf], header: dict[str, Any],
-               start: int, stop: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+def stream_npz(
+    arrays: dict[str, np.ndarray],
+    leaves: Sequence[Leaf],
+    header: dict[str, Any],
+    start: int,
+    stop: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[bytes]:
     """An NPZ archive (what ``numpy.savez`` writes, read by ``numpy.load``), written entry
     by entry and each array chunk by chunk."""
     sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED,
-                         allowZip64=True) as archive:
+    with zipfile.ZipFile(
+        sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True
+    ) as archive:
         for leaf in leaves:
             values = arrays[leaf.key][start:stop]
             if values.dtype == object:
-                values = np.array([bytes(v) for v in values.reshape(-1)] or [b""],
-                                  dtype=np.bytes_)[: values.size].reshape(values.shape)
+                values = np.array([bytes(v) for v in values.reshape(-1)] or [b""], dtype=np.bytes_)[
+                    : values.size
+                ].reshape(values.shape)
             values = np.ascontiguousarray(values)
             with archive.open(f"{leaf.name}.npy", "w", force_zip64=True) as entry:
                 _write_npy_header(entry, values)
@@ -282,15 +321,27 @@ def _write_npy_header(file: Any, values: np.ndarray) -> None:
 STREAMS = {"json": stream_json, "arrow": stream_arrow, "npz": stream_npz}
 
 
-def stream(format: str, arrays: dict[str, np.ndarray], leaves: Sequence[Leaf],
-           header: dict[str, Any], start: int, stop: int,
-           chunk_bytes: int = CHUNK_BYTES) -> Generator[bytes, None, None]:
+def stream(
+    format: str,
+    arrays: dict[str, np.ndarray],
+    leaves: Sequence[Leaf],
+    header: dict[str, Any],
+    start: int,
+    stop: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Generator[bytes, None, None]:
     """The slice ``[start, stop)`` in ``format`` as chunks of bytes (close the generator
     when stopping early)."""
     return STREAMS[format](arrays, leaves, header, start, stop, chunk_bytes)
 
 
-def encode(format: str, arrays: dict[str, np.ndarray], leaves: Sequence[Leaf],
-           header: dict[str, Any], start: int, stop: int) -> bytes:
+def encode(
+    format: str,
+    arrays: dict[str, np.ndarray],
+    leaves: Sequence[Leaf],
+    header: dict[str, Any],
+    start: int,
+    stop: int,
+) -> bytes:
     """The slice in ``format`` as one bytes object (small slices, tests)."""
     return b"".join(stream(format, arrays, leaves, header, start, stop))

@@ -32,8 +32,9 @@ from rlds_hub.server.index.discovery import PathNotAllowed, inside_roots
 from rlds_hub.server.index.indexer import Outcome
 from rlds_hub.server.service import Service
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"],
-                   responses=error_responses(400, 404, 422, 503))
+router = APIRouter(
+    prefix="/api/v1/datasets", tags=["datasets"], responses=error_responses(400, 404, 422, 503)
+)
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 JSON = "application/json"
 
@@ -42,16 +43,25 @@ JSON = "application/json"
 async def list_datasets(
     service: ServiceDep,
     page: PaginationDep,
-    q: Annotated[str | None, Query(max_length=200, description=(
-        "words that must all occur in the name, description or metadata"))] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description=("words that must all occur in the name, description or metadata"),
+        ),
+    ] = None,
 ) -> Response:
     key = service.list_key(q, page.limit, page.offset)
 
     def work() -> bytes:
         with connect(service) as connection:
             rows, total = queries.search_datasets(connection, q, page.limit, page.offset)
-        document = Page[DatasetItem](items=[convert.dataset_item(r) for r in rows],
-                                     total=total, limit=page.limit, offset=page.offset)
+        document = Page[DatasetItem](
+            items=[convert.dataset_item(r) for r in rows],
+            total=total,
+            limit=page.limit,
+            offset=page.offset,
+        )
         body = document.model_dump_json().encode()
         return body if key is None else service.pages.put(key, body)
 
@@ -75,13 +85,17 @@ def _detail_bytes(service: Service, name: str) -> bytes:
             row = queries.dataset_by_name(connection, name)
             if row is None:
                 raise ApiError(404, "dataset_not_found", f"dataset {name!r} was just removed")
-            body = service.pages.put(key, convert.dataset_detail(
-                row, service.settings.roots).model_dump_json().encode())
+            body = service.pages.put(
+                key, convert.dataset_detail(row, service.settings.roots).model_dump_json().encode()
+            )
     return body
 
 
-@router.get("/{name}", summary="one dataset: features, splits, statistics, provenance",
-            response_model=DatasetDetail)
+@router.get(
+    "/{name}",
+    summary="one dataset: features, splits, statistics, provenance",
+    response_model=DatasetDetail,
+)
 async def get_dataset(name: DatasetName, service: ServiceDep) -> Response:
     known = service.fresh_state(name)
     body = service.pages.get(_detail_key(known)) if known is not None else None
@@ -105,9 +119,14 @@ def _dataset(service: Service, name: str):
         return find_dataset(service, connection, name)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Writer],
-             responses=_WRITE_ERRORS, summary="register (and index) a dataset directory",
-             response_model=DatasetDetail)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Writer],
+    responses=_WRITE_ERRORS,
+    summary="register (and index) a dataset directory",
+    response_model=DatasetDetail,
+)
 async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Response:
     try:
         path, root = inside_roots(request.path, service.settings.roots)
@@ -115,14 +134,22 @@ async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Res
     except PathNotAllowed as e:
         raise ApiError(400, "path_not_allowed", str(e)) from e
     except OSError as e:  # the system refuses the path itself (too long, ...)
-        raise ApiError(400, "bad_path", f"path {_shortened(request.path)}: "
-                       f"{e.strerror or e}; send the path of a dataset directory") from e
+        raise ApiError(
+            400,
+            "bad_path",
+            f"path {_shortened(request.path)}: "
+            f"{e.strerror or e}; send the path of a dataset directory",
+        ) from e
     if not is_dataset:
-        raise ApiError(400, "not_a_dataset",
-                       f"{request.path} is not an RLDS dataset directory (no dataset_info.json)")
+        raise ApiError(
+            400,
+            "not_a_dataset",
+            f"{request.path} is not an RLDS dataset directory (no dataset_info.json)",
+        )
     await run_in_threadpool(service.indexer.include, str(path))
-    outcome = await run_in_threadpool(service.indexer.index_path, path, root=root,
-                                      name=request.name, registered=True)
+    outcome = await run_in_threadpool(
+        service.indexer.index_path, path, root=root, name=request.name, registered=True
+    )
     service.forget_states()
     _outcome_or_error(outcome)
     service.reader.forget(str(path))
@@ -130,10 +157,15 @@ async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Res
     return Response(body, status_code=201, media_type=JSON)
 
 
-@router.post("/{name}/reindex", dependencies=[Writer], responses=_WRITE_ERRORS,
-             summary="index a dataset again")
+@router.post(
+    "/{name}/reindex",
+    dependencies=[Writer],
+    responses=_WRITE_ERRORS,
+    summary="index a dataset again",
+)
 async def reindex_dataset(
-    name: DatasetName, service: ServiceDep,
+    name: DatasetName,
+    service: ServiceDep,
     force: Annotated[bool, Query(description="even if no file changed")] = False,
 ) -> OutcomeModel:
     dataset = await run_in_threadpool(_dataset, service, name)
@@ -141,15 +173,20 @@ async def reindex_dataset(
         path, root = inside_roots(dataset.path, service.settings.roots)
     except PathNotAllowed as e:
         raise ApiError(409, "path_not_allowed", f"{e} (the roots changed since indexing)") from e
-    outcome = await run_in_threadpool(service.indexer.index_path, path, root=root,
-                                      name=dataset.name, force=force)
+    outcome = await run_in_threadpool(
+        service.indexer.index_path, path, root=root, name=dataset.name, force=force
+    )
     service.forget_states()
     service.reader.forget(dataset.path)
     return _outcome_or_error(outcome)
 
 
-@router.delete("/{name}", dependencies=[Writer], responses=_WRITE_ERRORS,
-               summary="remove a dataset from the index (its files stay)")
+@router.delete(
+    "/{name}",
+    dependencies=[Writer],
+    responses=_WRITE_ERRORS,
+    summary="remove a dataset from the index (its files stay)",
+)
 async def remove_dataset(name: DatasetName, service: ServiceDep) -> Removed:
     dataset = await run_in_threadpool(_dataset, service, name)
     await run_in_threadpool(service.indexer.remove, dataset.id, dataset.path)

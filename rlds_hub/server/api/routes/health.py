@@ -44,9 +44,13 @@ async def readyz(service: ServiceDep) -> Readiness:
         problems.append("the first scan of the roots is still running")
     if service.scan_error:
         problems.append(f"the last scan failed: {service.scan_error}")
-    body = Readiness(status="not_ready" if problems else "ready",
-                     database=database.describe_url(service.database_url),
-                     problems=problems, scans=service.scans, last_scan=service.last_scan)
+    body = Readiness(
+        status="not_ready" if problems else "ready",
+        database=database.describe_url(service.database_url),
+        problems=problems,
+        scans=service.scans,
+        last_scan=service.last_scan,
+    )
     if problems:
         return JSONResponse(body.model_dump(), status_code=503)  # type: ignore[return-value]
     return body

@@ -25,13 +25,24 @@ from rlds_hub.server.reading.steps import SliceError, is_image, resolve_range
 from rlds_hub.server.reading.stored_frames import servable_jpeg, stored_frames
 from rlds_hub.server.service import Service
 
-router = APIRouter(prefix="/api/v1/datasets/{name}/episodes/{index}", tags=["media"],
-                   responses=error_responses(400, 404, 409, 413, 422, 503))
+router = APIRouter(
+    prefix="/api/v1/datasets/{name}/episodes/{index}",
+    tags=["media"],
+    responses=error_responses(400, 404, 409, 413, 422, 503),
+)
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
-FieldQuery = Annotated[str | None, Query(min_length=1, max_length=1024, description=(
-    "the image field (e.g. observation/image); default: the first one"))]
-Position = Annotated[int | None, Query(ge=-MAX_INDEX, le=MAX_INDEX, description=(
-    "step position; negative counts from the end"))]
+FieldQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=1024,
+        description=("the image field (e.g. observation/image); default: the first one"),
+    ),
+]
+Position = Annotated[
+    int | None,
+    Query(ge=-MAX_INDEX, le=MAX_INDEX, description=("step position; negative counts from the end")),
+]
 Every = Annotated[int, Query(ge=1, le=MAX_INDEX, description="use every n-th frame")]
 
 
@@ -43,31 +54,38 @@ def _binary(*media_types: str) -> dict[int | str, dict[str, Any]]:
 def _image_leaf(service: Service, dataset: IndexedDataset, field: str | None) -> Leaf:
     leaves = reads.plan(service, dataset).step_leaves
     images = [leaf for leaf in leaves if is_image(leaf)] + [
-        leaf for leaf in leaves if maps.is_map(leaf)]  # depth maps, coloured
+        leaf for leaf in leaves if maps.is_map(leaf)
+    ]  # depth maps, coloured
     if not images:
-        raise ApiError(404, "no_images",
-                       f"dataset {dataset.name!r} has no image observations (nor depth maps)")
+        raise ApiError(
+            404, "no_images", f"dataset {dataset.name!r} has no image observations (nor depth maps)"
+        )
     if field is None:
         return images[0]
     name = field.strip("/").removeprefix("steps/")
     for leaf in images:
         if leaf.name == name:
             return leaf
-    raise ApiError(404, "not_an_image",
-                   f"field={field!r} is not an image field of {dataset.name!r}; its image "
-                   f"fields (and depth maps) are {', '.join(leaf.name for leaf in images)}")
+    raise ApiError(
+        404,
+        "not_an_image",
+        f"field={field!r} is not an image field of {dataset.name!r}; its image "
+        f"fields (and depth maps) are {', '.join(leaf.name for leaf in images)}",
+    )
 
 
-def _frames(service: Service, name: str, index: int, split: str | None,
-            field: str | None) -> np.ndarray:
+def _frames(
+    service: Service, name: str, index: int, split: str | None, field: str | None
+) -> np.ndarray:
     dataset, split, _ = reads.locate(service, name, split, index)
     leaf = _image_leaf(service, dataset, field)
     frames = reads.read_arrays(service, dataset, split, index, [leaf.key])[leaf.key]
     return maps.colour(frames) if maps.is_map(leaf) else frames
 
 
-def _frames_bytes(service: Service, name: str, index: int, split: str | None,
-                  field: str | None) -> int:
+def _frames_bytes(
+    service: Service, name: str, index: int, split: str | None, field: str | None
+) -> int:
     """What an animation or filmstrip of the episode holds in memory at most: its frames
     decoded, and as much again for the pictures being encoded."""
     dataset, split, episode = reads.locate(service, name, split, index)
@@ -75,8 +93,15 @@ def _frames_bytes(service: Service, name: str, index: int, split: str | None,
     return 2 * episode.length * leaf.size * max(leaf.dtype.itemsize, 1)
 
 
-async def _budgeted(service: Service, work: Any, name: str, index: int, split: str | None,
-                    field: str | None, *args: Any) -> bytes:
+async def _budgeted(
+    service: Service,
+    work: Any,
+    name: str,
+    index: int,
+    split: str | None,
+    field: str | None,
+    *args: Any,
+) -> bytes:
     """``work(service, name, index, split, field, *args)`` in a worker thread, holding its
     bytes from the bulk budget (waiting for them on the event loop; 503 busy after
     ``bulk_wait_seconds``)."""
@@ -89,8 +114,9 @@ async def _budgeted(service: Service, work: Any, name: str, index: int, split: s
         budget.release(reserved)
 
 
-def _range(frames: np.ndarray, start: int | None, stop: int | None, every: int,
-           limit: int) -> np.ndarray:
+def _range(
+    frames: np.ndarray, start: int | None, stop: int | None, every: int, limit: int
+) -> np.ndarray:
     try:
         begin, end = resolve_range(start, stop, len(frames))
     except SliceError as e:
@@ -99,24 +125,34 @@ def _range(frames: np.ndarray, start: int | None, stop: int | None, every: int,
     if len(chosen) == 0:
         raise ApiError(400, "bad_slice", "the range holds no frames")
     if len(chosen) > limit:
-        raise ApiError(413, "too_many_frames",
-                       f"{len(chosen)} frames exceed the limit of {limit}: use every= or a "
-                       "shorter start/stop range")
+        raise ApiError(
+            413,
+            "too_many_frames",
+            f"{len(chosen)} frames exceed the limit of {limit}: use every= or a "
+            "shorter start/stop range",
+        )
     return chosen
 
 
-def _frame(service: Service, name: str, index: int, step: int, split: str | None,
-           field: str | None) -> tuple[bytes, str]:
+def _frame(
+    service: Service, name: str, index: int, step: int, split: str | None, field: str | None
+) -> tuple[bytes, str]:
     """The frame's bytes and media type: a JPEG frame as stored, anything else as PNG."""
     dataset, split, _ = reads.locate(service, name, split, index)
     leaf = _image_leaf(service, dataset, field)
     stored = stored_frames(service.reader, dataset, split, index, leaf)
-    frames: Any = stored if stored is not None else reads.read_arrays(
-        service, dataset, split, index, [leaf.key])[leaf.key]
+    frames: Any = (
+        stored
+        if stored is not None
+        else reads.read_arrays(service, dataset, split, index, [leaf.key])[leaf.key]
+    )
     if not -len(frames) <= step < len(frames):
-        raise ApiError(404, "step_not_found",
-                       f"episode {index} has {len(frames)} steps (0..{len(frames) - 1}); "
-                       f"there is no step {step}")
+        raise ApiError(
+            404,
+            "step_not_found",
+            f"episode {index} has {len(frames)} steps (0..{len(frames) - 1}); "
+            f"there is no step {step}",
+        )
     if stored is not None:
         if servable_jpeg(stored[step], leaf):
             return stored[step], "image/jpeg"
@@ -126,21 +162,41 @@ def _frame(service: Service, name: str, index: int, step: int, split: str | None
     return media.frame_png(frames[step]), "image/png"
 
 
-@router.get("/frames/{step}", summary="one image observation: JPEG frames as stored, others "
-            "as PNG", response_class=Response, responses=_binary("image/png", "image/jpeg"))
-async def get_frame(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
-                    step: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX, description=(
-                        "step position; negative counts from the end"))],
-                    split: SplitQuery = None, field: FieldQuery = None) -> Response:
-    body, media_type = await run_in_threadpool(_frame, service, name, index, step, split,
-                                               field)
-    return Response(body, media_type=media_type,
-                    headers={"Cache-Control": "private, max-age=300"})
+@router.get(
+    "/frames/{step}",
+    summary="one image observation: JPEG frames as stored, others as PNG",
+    response_class=Response,
+    responses=_binary("image/png", "image/jpeg"),
+)
+async def get_frame(
+    name: DatasetName,
+    service: ServiceDep,
+    index: EpisodeIndex,
+    step: Annotated[
+        int,
+        Path(
+            ge=-MAX_INDEX, le=MAX_INDEX, description=("step position; negative counts from the end")
+        ),
+    ],
+    split: SplitQuery = None,
+    field: FieldQuery = None,
+) -> Response:
+    body, media_type = await run_in_threadpool(_frame, service, name, index, step, split, field)
+    return Response(body, media_type=media_type, headers={"Cache-Control": "private, max-age=300"})
 
 
-def _animation(service: Service, name: str, index: int, split: str | None,
-               field: str | None, start: int | None, stop: int | None, every: int,
-               fps: float, format: str) -> bytes:
+def _animation(
+    service: Service,
+    name: str,
+    index: int,
+    split: str | None,
+    field: str | None,
+    start: int | None,
+    stop: int | None,
+    every: int,
+    fps: float,
+    format: str,
+) -> bytes:
     frames = _frames(service, name, index, split, field)
     chosen = _range(frames, start, stop, every, service.settings.max_animation_frames)
     try:
@@ -149,26 +205,51 @@ def _animation(service: Service, name: str, index: int, split: str | None,
         raise ApiError(e.status, e.code, str(e)) from e
 
 
-@router.get("/animation", summary="the image observations as an animation",
-            response_class=Response, responses=_binary("image/apng", "image/gif", "image/webp"))
-async def get_animation(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
-                        split: SplitQuery = None, field: FieldQuery = None,
-                        start: Position = None, stop: Position = None, every: Every = 1,
-                        fps: Annotated[float, Query(
-                            ge=media.MIN_FPS, le=media.MAX_FPS, description=(
-                                f"frames per second, {media.MIN_FPS:g} to {media.MAX_FPS:g}"
-                            ))] = 10.0,
-                        format: Annotated[Literal["apng", "gif", "webp"], Query(description=(
-                            "apng and webp are lossless; gif has 256 colours per frame"))
-                        ] = "apng") -> Response:
-    body = await _budgeted(service, _animation, name, index, split, field, start, stop, every,
-                           fps, format)
+@router.get(
+    "/animation",
+    summary="the image observations as an animation",
+    response_class=Response,
+    responses=_binary("image/apng", "image/gif", "image/webp"),
+)
+async def get_animation(
+    name: DatasetName,
+    service: ServiceDep,
+    index: EpisodeIndex,
+    split: SplitQuery = None,
+    field: FieldQuery = None,
+    start: Position = None,
+    stop: Position = None,
+    every: Every = 1,
+    fps: Annotated[
+        float,
+        Query(
+            ge=media.MIN_FPS,
+            le=media.MAX_FPS,
+            description=(f"frames per second, {media.MIN_FPS:g} to {media.MAX_FPS:g}"),
+        ),
+    ] = 10.0,
+    format: Annotated[
+        Literal["apng", "gif", "webp"],
+        Query(description=("apng and webp are lossless; gif has 256 colours per frame")),
+    ] = "apng",
+) -> Response:
+    body = await _budgeted(
+        service, _animation, name, index, split, field, start, stop, every, fps, format
+    )
     return Response(body, media_type=media.MEDIA_TYPES[format])
 
 
-def _filmstrip(service: Service, name: str, index: int, split: str | None,
-               field: str | None, start: int | None, stop: int | None, every: int,
-               columns: int) -> bytes:
+def _filmstrip(
+    service: Service,
+    name: str,
+    index: int,
+    split: str | None,
+    field: str | None,
+    start: int | None,
+    stop: int | None,
+    every: int,
+    columns: int,
+) -> bytes:
     frames = _frames(service, name, index, split, field)
     chosen = _range(frames, start, stop, every, service.settings.max_animation_frames)
     try:
@@ -177,12 +258,24 @@ def _filmstrip(service: Service, name: str, index: int, split: str | None,
         raise ApiError(413, "too_large", str(e)) from e
 
 
-@router.get("/filmstrip", summary="the image observations as one PNG grid",
-            response_class=Response, responses=_binary("image/png"))
-async def get_filmstrip(name: DatasetName, service: ServiceDep, index: EpisodeIndex,
-                        split: SplitQuery = None, field: FieldQuery = None,
-                        start: Position = None, stop: Position = None, every: Every = 1,
-                        columns: Annotated[int, Query(ge=1, le=256)] = 10) -> Response:
-    body = await _budgeted(service, _filmstrip, name, index, split, field, start, stop, every,
-                           columns)
+@router.get(
+    "/filmstrip",
+    summary="the image observations as one PNG grid",
+    response_class=Response,
+    responses=_binary("image/png"),
+)
+async def get_filmstrip(
+    name: DatasetName,
+    service: ServiceDep,
+    index: EpisodeIndex,
+    split: SplitQuery = None,
+    field: FieldQuery = None,
+    start: Position = None,
+    stop: Position = None,
+    every: Every = 1,
+    columns: Annotated[int, Query(ge=1, le=256)] = 10,
+) -> Response:
+    body = await _budgeted(
+        service, _filmstrip, name, index, split, field, start, stop, every, columns
+    )
     return Response(body, media_type="image/png")

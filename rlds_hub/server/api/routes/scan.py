@@ -13,15 +13,22 @@ from rlds_hub.server.core.errors import ApiError
 router = APIRouter(prefix="/api/v1", tags=["index"])
 
 
-@router.post("/scan", dependencies=[Writer], responses=error_responses(401, 403, 503),
-             summary="scan the roots: index new and changed datasets, drop vanished ones")
+@router.post(
+    "/scan",
+    dependencies=[Writer],
+    responses=error_responses(401, 403, 503),
+    summary="scan the roots: index new and changed datasets, drop vanished ones",
+)
 async def scan(service: ServiceDep) -> ScanReportModel:
     report = await run_in_threadpool(service.scan)
     if report is None:
         raise ApiError(503, "scan_failed", f"the scan failed: {service.scan_error}")
     return ScanReportModel(
-        outcomes=[OutcomeModel(**vars(o)) for o in report.outcomes], seconds=report.seconds,
-        indexed=report.count("indexed"), unchanged=report.count("unchanged"),
-        failed=report.count("failed"), removed=report.count("removed"),
+        outcomes=[OutcomeModel(**vars(o)) for o in report.outcomes],
+        seconds=report.seconds,
+        indexed=report.count("indexed"),
+        unchanged=report.count("unchanged"),
+        failed=report.count("failed"),
+        removed=report.count("removed"),
         excluded=report.count("excluded"),
     )

@@ -24,11 +24,16 @@ from rlds_hub.server.core.errors import ApiError
 from rlds_hub.server.reading import steps
 from rlds_hub.server.service import Service
 
-router = APIRouter(prefix="/api/v1/datasets/{name}/episodes/{index}", tags=["steps"],
-                   responses=error_responses(400, 404, 409, 413, 422, 503))
+router = APIRouter(
+    prefix="/api/v1/datasets/{name}/episodes/{index}",
+    tags=["steps"],
+    responses=error_responses(400, 404, 409, 413, 422, 503),
+)
 EpisodeIndex = Annotated[int, Path(ge=0, le=MAX_INDEX, description="position in the split")]
-Position = Annotated[int | None, Query(ge=-MAX_INDEX, le=MAX_INDEX, description=(
-    "step position; negative counts from the end"))]
+Position = Annotated[
+    int | None,
+    Query(ge=-MAX_INDEX, le=MAX_INDEX, description=("step position; negative counts from the end")),
+]
 _BULK = {
     "content": {
         steps.MEDIA_TYPES["arrow"]: {"schema": {"type": "string", "format": "binary"}},
@@ -38,8 +43,12 @@ _BULK = {
 }
 
 
-@router.get("/steps", summary="a slice of steps (JSON, Arrow IPC or NPZ)",
-            response_model=StepsSlice, responses={200: _BULK})
+@router.get(
+    "/steps",
+    summary="a slice of steps (JSON, Arrow IPC or NPZ)",
+    response_model=StepsSlice,
+    responses={200: _BULK},
+)
 async def get_steps(
     name: DatasetName,
     service: ServiceDep,
@@ -47,33 +56,53 @@ async def get_steps(
     split: SplitQuery = None,
     start: Position = None,
     stop: Position = None,
-    fields: Annotated[str | None, Query(max_length=4096, description=(
-        "comma-separated step fields or prefixes (observation, observation/position, reward);"
-        " default: every field (JSON: every field but images)"))] = None,
-    format: Annotated[Literal["json", "arrow", "npz"], Query(description=(
-        "json for small slices; arrow or npz for bulk"))] = "json",
+    fields: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description=(
+                "comma-separated step fields or prefixes (observation, observation/position, reward);"
+                " default: every field (JSON: every field but images)"
+            ),
+        ),
+    ] = None,
+    format: Annotated[
+        Literal["json", "arrow", "npz"],
+        Query(description=("json for small slices; arrow or npz for bulk")),
+    ] = "json",
 ) -> Response:
     wanted = [f for f in fields.split(",") if f.strip()] if fields else None
     budget = service.bulk_budget
     request, reserved, opened = await run_in_threadpool(
-        _start, service, name, index, split, start, stop, wanted, format)
+        _start, service, name, index, split, start, stop, wanted, format
+    )
     if opened is None:  # no room now: wait on the event loop, holding no thread
-        reserved = await budget.reserve(request.reserve_bytes,
-                                        service.settings.bulk_wait_seconds)
+        reserved = await budget.reserve(request.reserve_bytes, service.settings.bulk_wait_seconds)
         try:
             opened = await run_in_threadpool(_open, service, request)
         except BaseException:
             budget.release(reserved)
             raise
     chunks, first = opened
-    return _BudgetedStream(_rest(first, chunks, single=format == "json"),
-                           lambda: budget.release(reserved), chunks.close,
-                           media_type=steps.MEDIA_TYPES[format], headers=request.headers)
+    return _BudgetedStream(
+        _rest(first, chunks, single=format == "json"),
+        lambda: budget.release(reserved),
+        chunks.close,
+        media_type=steps.MEDIA_TYPES[format],
+        headers=request.headers,
+    )
 
 
-def _start(service: Service, name: str, index: int, split: str | None, start: int | None,
-           stop: int | None, wanted: list[str] | None, format: str
-           ) -> tuple[_Slice, int, Any]:
+def _start(
+    service: Service,
+    name: str,
+    index: int,
+    split: str | None,
+    start: int | None,
+    stop: int | None,
+    wanted: list[str] | None,
+    format: str,
+) -> tuple[_Slice, int, Any]:
     """The checked request, and when its bytes are free at once (the common case, one
     thread hop) the reservation and the opened stream."""
     request = _prepare(service, name, index, split, start, stop, wanted, format)
@@ -101,8 +130,16 @@ class _Slice:
     reserve_bytes: int
 
 
-def _prepare(service: Service, name: str, index: int, split: str | None, start: int | None,
-             stop: int | None, wanted: list[str] | None, format: str) -> _Slice:
+def _prepare(
+    service: Service,
+    name: str,
+    index: int,
+    split: str | None,
+    start: int | None,
+    stop: int | None,
+    wanted: list[str] | None,
+    format: str,
+) -> _Slice:
     """Checks the request against the index and the limits (no episode is read yet)."""
     dataset, split, episode = reads.locate(service, name, split, index)
     plan = reads.plan(service, dataset)
@@ -117,44 +154,58 @@ def _prepare(service: Service, name: str, index: int, split: str | None, start: 
     limit = service.settings.max_json_steps
     if format == "json" and end - begin > limit:
         if stop is not None:
-            raise ApiError(413, "slice_too_large",
-                           f"JSON slices hold at most {limit} steps (asked {end - begin}): "
-                           "page with start/stop, or use format=arrow")
+            raise ApiError(
+                413,
+                "slice_too_large",
+                f"JSON slices hold at most {limit} steps (asked {end - begin}): "
+                "page with start/stop, or use format=arrow",
+            )
         end, truncated = begin + limit, True
-    estimate = (end - begin) * sum(leaf.size * leaf.dtype.itemsize for leaf in leaves
-                                   if leaf.kind != "string")
+    estimate = (end - begin) * sum(
+        leaf.size * leaf.dtype.itemsize for leaf in leaves if leaf.kind != "string"
+    )
     _check_size(service, estimate)
-    header = {"dataset": dataset.name, "split": split, "index": index,
-              "length": episode.length}
+    header = {"dataset": dataset.name, "split": split, "index": index, "length": episode.length}
     if format == "json":
         header["truncated"] = truncated
     filename = f"{dataset.name.replace(':', '_')}-{split}-{index}-{begin}-{end}.{format}"
-    headers = {} if format == "json" else {
-        "Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = (
+        {} if format == "json" else {"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
     # the episode's fields are decoded whole; JSON text takes a few times the arrays
     slice_bytes = steps.step_bytes(leaves) * (end - begin)
-    reserve = (steps.step_bytes(leaves) * episode.length + 2**16
-               + (4 * slice_bytes if format == "json"
-                  else min(2 * slice_bytes, 2 * steps.CHUNK_BYTES)))
+    reserve = (
+        steps.step_bytes(leaves) * episode.length
+        + 2**16
+        + (4 * slice_bytes if format == "json" else min(2 * slice_bytes, 2 * steps.CHUNK_BYTES))
+    )
     return _Slice(dataset, split, index, format, leaves, begin, end, header, headers, reserve)
 
 
 def _check_size(service: Service, size: int) -> None:
     if size > service.settings.max_bulk_bytes:
-        raise ApiError(413, "slice_too_large",
-                       f"the slice holds {size:,} bytes, more than the limit of "
-                       f"{service.settings.max_bulk_bytes:,}: ask for fewer steps or fields")
+        raise ApiError(
+            413,
+            "slice_too_large",
+            f"the slice holds {size:,} bytes, more than the limit of "
+            f"{service.settings.max_bulk_bytes:,}: ask for fewer steps or fields",
+        )
 
 
 def _open(service: Service, request: _Slice) -> tuple[Generator[bytes, None, None], bytes]:
     """Reads the episode and encodes the first chunk (so that a slice that cannot be
     encoded is a 4xx before the response starts)."""
-    arrays = reads.read_arrays(service, request.dataset, request.split, request.index,
-                               [leaf.key for leaf in request.leaves])
-    _check_size(service, steps.slice_bytes(arrays, request.leaves, request.begin,
-                                           request.end))
-    chunks = steps.stream(request.format, arrays, request.leaves, request.header,
-                          request.begin, request.end)
+    arrays = reads.read_arrays(
+        service,
+        request.dataset,
+        request.split,
+        request.index,
+        [leaf.key for leaf in request.leaves],
+    )
+    _check_size(service, steps.slice_bytes(arrays, request.leaves, request.begin, request.end))
+    chunks = steps.stream(
+        request.format, arrays, request.leaves, request.header, request.begin, request.end
+    )
     try:
         return chunks, next(chunks)
     except steps.SliceError as e:

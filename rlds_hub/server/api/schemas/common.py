@@ -39,5 +39,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
         422: "a parameter has the wrong type or is out of range",
         503: "the index database is not ready or unavailable, or the service is busy (Retry-After)",
     }
-    return {status: {"model": ErrorResponse, "description": descriptions[status]}
-            for status in statuses}
+    return {
+        status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses
+    }

@@ -24,11 +24,14 @@ class DatasetItem(BaseModel):
     """A dataset as listed."""
 
     name: str
-    path: str = Field(description="the dataset's directory relative to its root (the "
-                      "server's own directories are not shown)")
+    path: str = Field(
+        description="the dataset's directory relative to its root (the "
+        "server's own directories are not shown)"
+    )
     status: Literal["ok", "error", "missing"] = Field(
         description="ok; error: the last indexing or read failed (see error); missing: the "
-        "directory vanished")
+        "directory vanished"
+    )
     error: str | None = None
     tfds_name: str
     version: str
@@ -54,7 +57,8 @@ class FeatureNode(BaseModel):
     encoding: str | None = None
     image: bool = Field(default=False, description="served as frames (PNG)")
     class_label: dict[str, Any] | None = Field(
-        default=None, description="a TFDS ClassLabel: num_classes and names (null if unnamed)")
+        default=None, description="a TFDS ClassLabel: num_classes and names (null if unnamed)"
+    )
     children: list[FeatureNode] | None = None
 
 
@@ -66,27 +70,37 @@ class FeatureTree(BaseModel):
 class DatasetDetail(DatasetItem):
     """Everything the index holds about a dataset."""
 
-    root: int | None = Field(description="which of the server's roots holds it (0-based, in "
-                             "the order the server was given them; null: no longer a root)")
+    root: int | None = Field(
+        description="which of the server's roots holds it (0-based, in "
+        "the order the server was given them; null: no longer a root)"
+    )
     registered: bool = Field(description="registered through the API (not only found)")
     features: FeatureTree
     metadata: dict[str, Any]
     provenance: dict[str, Any]
     statistics: dict[str, dict[str, Any]] = Field(
-        description="per split: rlds_hub.inspection statistics (saved or computed)")
+        description="per split: rlds_hub.inspection statistics (saved or computed)"
+    )
     checksums: dict[str, Any] = Field(description="algorithm and per-shard bytes and CRC32C")
     episode_fields: dict[str, Literal["number", "text", "bool"]] = Field(
-        description="episode-metadata fields, filterable with meta=")
+        description="episode-metadata fields, filterable with meta="
+    )
     image_fields: list[str] = Field(description="step fields served as frames")
     generation: int
     index_seconds: float
 
 
 class RegisterRequest(BaseModel):
-    path: str = Field(description="dataset directory: absolute, or relative to a root",
-                      min_length=1, max_length=4096)
-    name: str | None = Field(default=None, pattern=NAME_PATTERN,
-                             description="default: its directory under the root, '/' as ':'")
+    path: str = Field(
+        description="dataset directory: absolute, or relative to a root",
+        min_length=1,
+        max_length=4096,
+    )
+    name: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="default: its directory under the root, '/' as ':'",
+    )
 
 
 class OutcomeModel(BaseModel):
@@ -96,8 +110,9 @@ class OutcomeModel(BaseModel):
     episodes: int
     seconds: float
     error: str | None = None
-    code: str | None = Field(default=None, description="why it failed: name_taken, "
-                             "dataset_unreadable")
+    code: str | None = Field(
+        default=None, description="why it failed: name_taken, dataset_unreadable"
+    )
 
 
 class ScanReportModel(BaseModel):

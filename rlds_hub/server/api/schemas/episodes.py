@@ -17,16 +17,21 @@ class EpisodeItem(BaseModel):
     length: int = Field(description="RLDS steps (N + 1 for N transitions in the rlds layout)")
     num_transitions: int
     return_: FloatValue | None = Field(
-        alias="return", description="sum of rewards; null when the reward is not a scalar")
+        alias="return", description="sum of rewards; null when the reward is not a scalar"
+    )
     is_terminal: bool = Field(description="terminated (true) or truncated (false)")
     metadata: dict[str, Any] | None = None
 
 
 class EpisodeDetail(EpisodeItem):
     dataset: str
-    layout: str | None = Field(default=None, description=(
-        "rlds: the last step's action, reward and discount are zero-filled; oxe: every step "
-        "is real"))
+    layout: str | None = Field(
+        default=None,
+        description=(
+            "rlds: the last step's action, reward and discount are zero-filled; oxe: every step "
+            "is real"
+        ),
+    )
     step_fields: list[str] = Field(description="step leaves, for fields=")
     image_fields: list[str] = Field(description="step fields served as frames")
 
@@ -40,10 +45,13 @@ class StepsSlice(BaseModel):
     length: int = Field(description="steps in the episode")
     start: int
     stop: int
-    truncated: bool = Field(description="stop was not given and the slice was cut at the "
-                            "JSON limit; ask again from stop")
+    truncated: bool = Field(
+        description="stop was not given and the slice was cut at the "
+        "JSON limit; ask again from stop"
+    )
     dtypes: dict[str, str]
     shapes: dict[str, list[int]]
     fields: dict[str, Any] = Field(
         description="per field, a list over steps of values shaped like the field; NaN and "
-        'infinities as "NaN", "Infinity", "-Infinity"')
+        'infinities as "NaN", "Infinity", "-Infinity"'
+    )

@@ -65,8 +65,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("dataset_id", "split", "episode", "key"),
     )
-    op.create_index("ix_episode_values_number", "episode_values",
-                    ["dataset_id", "key", "number"])
+    op.create_index("ix_episode_values_number", "episode_values", ["dataset_id", "key", "number"])
     op.create_index("ix_episode_values_text", "episode_values", ["dataset_id", "key", "text"])
     op.create_table(
         "episodes",
@@ -82,18 +81,25 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["dataset_id"], ["datasets.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("dataset_id", "split", "episode"),
     )
-    op.create_index("ix_episodes_split_return", "episodes",
-                    ["dataset_id", "split", "return_value", "episode"])
-    op.create_index("ix_episodes_split_length", "episodes",
-                    ["dataset_id", "split", "length", "episode"])
-    op.create_index("ix_episodes_return", "episodes",
-                    ["dataset_id", "return_value", "split", "episode"])
+    op.create_index(
+        "ix_episodes_split_return", "episodes", ["dataset_id", "split", "return_value", "episode"]
+    )
+    op.create_index(
+        "ix_episodes_split_length", "episodes", ["dataset_id", "split", "length", "episode"]
+    )
+    op.create_index(
+        "ix_episodes_return", "episodes", ["dataset_id", "return_value", "split", "episode"]
+    )
     op.create_index("ix_episodes_length", "episodes", ["dataset_id", "length", "split", "episode"])
 
 
 def downgrade() -> None:
-    for name in ("ix_episodes_length", "ix_episodes_return", "ix_episodes_split_length",
-                 "ix_episodes_split_return"):
+    for name in (
+        "ix_episodes_length",
+        "ix_episodes_return",
+        "ix_episodes_split_length",
+        "ix_episodes_split_return",
+    ):
         op.drop_index(name, table_name="episodes")
     op.drop_table("episodes")
     op.drop_index("ix_episode_values_text", table_name="episode_values")

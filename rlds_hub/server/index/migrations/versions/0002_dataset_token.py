@@ -19,12 +19,14 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("datasets", sa.Column("token", sa.String(length=32), nullable=True))
-    datasets = sa.table("datasets", sa.column("id", sa.Integer()),
-                        sa.column("token", sa.String(length=32)))
+    datasets = sa.table(
+        "datasets", sa.column("id", sa.Integer()), sa.column("token", sa.String(length=32))
+    )
     connection = op.get_bind()
     for (dataset_id,) in connection.execute(sa.select(datasets.c.id)).all():
-        connection.execute(sa.update(datasets).where(datasets.c.id == dataset_id)
-                           .values(token=uuid.uuid4().hex))
+        connection.execute(
+            sa.update(datasets).where(datasets.c.id == dataset_id).values(token=uuid.uuid4().hex)
+        )
 
 
 def downgrade() -> None:
