@@ -4,9 +4,10 @@ Building blocks (see docs/pipelines.md):
 
 - :class:`~rlds_hub.beam.source.ReadEpisodes`: the episodes of dataset selections, split
   into work units by shard and record range, read through the one reader.
-- :class:`~rlds_hub.beam.sink.WriteDataset` + :func:`~rlds_hub.beam.sink.finish_dataset`:
-  an RLDS dataset directory in TFDS layout, written shuffle-free and committed atomically
-  from a :class:`~rlds_hub.beam.staging.Staging` directory.
+- :class:`~rlds_hub.beam.session.WriteSession`: an RLDS dataset directory in TFDS layout,
+  written shuffle-free (``session.write``: :class:`~rlds_hub.beam.sink.WriteDataset`) into
+  a staging directory and committed atomically (``session.finish``:
+  :func:`~rlds_hub.beam.sink.finish_dataset`), or deleted if the ``with`` block fails.
 - :class:`~rlds_hub.beam.episodes.EpisodeEncoder`: flat NumPy episodes to encoded ones.
 - :class:`~rlds_hub.beam.transforms.FilterEpisodes`, :class:`~rlds_hub.beam.transforms.MapEpisodes`
   (with :class:`~rlds_hub.beam.selection.EpisodeFilter`), :func:`~rlds_hub.beam.selection.assign_split`.
@@ -33,6 +34,7 @@ _EXPORTS = {
     "Sharding": "rlds_hub.beam.sink",
     "finish_dataset": "rlds_hub.beam.sink",
     "Staging": "rlds_hub.beam.staging",
+    "WriteSession": "rlds_hub.beam.session",
     "EpisodeEncoder": "rlds_hub.beam.episodes",
     "EpisodeFilter": "rlds_hub.beam.selection",
     "assign_split": "rlds_hub.beam.selection",

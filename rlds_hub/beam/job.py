@@ -1,5 +1,6 @@
-"""Running one job: staging the output, running the pipeline with progress, provenance, and
-the commit — the part every job (convert, reshard, filter, ...) shares."""
+"""Running one job's pipeline with progress, and its provenance — the part every job
+(convert, reshard, filter, ...) shares; the staging and the commit are its
+:class:`~rlds_hub.beam.session.WriteSession`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from typing import Any
 from rlds_hub.beam import watchdog
 from rlds_hub.beam.options import describe_runner, pipeline_options
 from rlds_hub.beam.quiet import FilteredStderr
-from rlds_hub.beam.staging import Staging
 
 
 def now() -> str:
@@ -102,27 +102,24 @@ class _Progress:
 
 
 def run_pipeline(
-    staging: Staging | None,
     flags: Sequence[str],
     build: Callable[[Any], None],
     *,
+    progress_dir: str | os.PathLike,
     total: int | None = None,
     description: str = "",
     quiet: bool = False,
-    progress_dir: str | os.PathLike | None = None,
 ) -> float:
     """Builds the pipeline with ``build(pipeline)`` and runs it to completion; returns the
     seconds it took. Progress counts the ``*.n`` counter files workers keep in
-    ``progress_dir`` (default: the staging directory's pieces). The staging directory is
-    deleted if anything fails. While it runs, Beam's and Dask's chatter is kept off standard
+    ``progress_dir``. While it runs, Beam's and Dask's chatter is kept off standard
     error (all their log lines below ERROR with ``quiet``; :mod:`rlds_hub.beam.quiet`), and
     worker processes end when this process is killed (:mod:`rlds_hub.beam.watchdog`)."""
     import apache_beam as beam
 
     options = pipeline_options(flags)
     started = time.perf_counter()
-    directory = Path(progress_dir) if progress_dir is not None else staging.pieces
-    progress = _Progress(directory, total, description, quiet)
+    progress = _Progress(Path(progress_dir), total, description, quiet)
     try:
         with FilteredStderr(quiet), watchdog.watching():
             pipeline = beam.Pipeline(options=options)
@@ -139,8 +136,6 @@ def run_pipeline(
             raise RuntimeError(f"the pipeline ended in state {state}; nothing was committed")
     except BaseException as e:
         progress.close()
-        if staging is not None:
-            staging.abort()
         if isinstance(e, Exception) and not isinstance(e, (ValueError, OSError)):
             raise PipelineError(user_message(e)) from e
         raise
@@ -188,13 +183,3 @@ class Counter:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-def commit_or_abort(staging: Staging, finish: Callable[[], Any]) -> Any:
-    """Runs ``finish`` (which writes the metadata and commits); deletes the staging
-    directory if it fails."""
-    try:
-        return finish()
-    except BaseException:
-        staging.abort()
-        raise

@@ -16,10 +16,10 @@ import apache_beam as beam
 
 from rlds_hub.beam import job
 from rlds_hub.beam.jobs import common
-from rlds_hub.beam.sink import EncodedEpisode, Sharding, WriteDataset, finish_dataset
+from rlds_hub.beam.session import WriteSession
+from rlds_hub.beam.sink import EncodedEpisode, Sharding
 from rlds_hub.beam.source import unit_rows
 from rlds_hub.beam.sources.base import even_ranges
-from rlds_hub.beam.staging import Staging
 from rlds_hub.format.features import episode_features
 from rlds_hub.format.specs import spec_to_json
 from rlds_hub.storage import layout
@@ -126,25 +126,21 @@ def record_dataset(
     name = name or layout.dataset_name_from_path(__import__("pathlib").Path(os.fspath(output)))
     sharding = sharding or Sharding()
     flags = common.default_flags(beam_args)
-    staging = Staging(output, overwrite=overwrite)
     units = even_ranges(episodes, episodes_per_unit)
-    scratch = os.fspath(staging.sources)
+    with WriteSession(output, overwrite=overwrite) as session:
+        scratch = os.fspath(session.sources)
 
-    def build(pipeline: Any) -> None:
-        _ = (
-            pipeline
-            | "Units" >> beam.Create(units)
-            | "SpreadUnits" >> beam.Reshuffle()
-            | "Record"
-            >> beam.ParDo(_RecordUnit(env_name, policy, seed, split, scratch, features_json))
-            | WriteDataset(staging, name, sharding=sharding, split_order=[split])
-        )
+        def build(pipeline: Any) -> None:
+            _ = (
+                pipeline
+                | "Units" >> beam.Create(units)
+                | "SpreadUnits" >> beam.Reshuffle()
+                | "Record"
+                >> beam.ParDo(_RecordUnit(env_name, policy, seed, split, scratch, features_json))
+                | session.write(name, sharding=sharding, split_order=[split])
+            )
 
-    seconds = job.run_pipeline(
-        staging, flags, build, total=episodes, description="record", quiet=quiet
-    )
-
-    def finish() -> dict[str, Any]:
+        seconds = session.run(flags, build, total=episodes, description="record", quiet=quiet)
         arguments = {
             "env": env_name,
             "policy": policy,
@@ -165,8 +161,7 @@ def record_dataset(
             "layout": "rlds",
             "provenance": job.provenance("record", arguments, [], flags),
         }
-        return finish_dataset(
-            staging,
+        summary = session.finish(
             name=name,
             features_json=features_json,
             metadata=metadata,
@@ -175,7 +170,5 @@ def record_dataset(
             description=f"{episodes} episodes of {env_name} with the "
             f"{policy} policy, recorded with rlds_hub {__version__}.",
         )
-
-    summary = job.commit_or_abort(staging, finish)
     summary["seconds"] = seconds
     return summary

@@ -11,9 +11,9 @@ from typing import Any
 
 from rlds_hub.beam import job
 from rlds_hub.beam.options import DEFAULT_RUNNER, normalize_flags
-from rlds_hub.beam.sink import Sharding, WriteDataset, finish_dataset, inherited_info
+from rlds_hub.beam.session import WriteSession
+from rlds_hub.beam.sink import Sharding, inherited_info
 from rlds_hub.beam.source import ReadEpisodes, read_source_checksums
-from rlds_hub.beam.staging import Staging
 from rlds_hub.storage import layout
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import dataset_layout
@@ -66,9 +66,9 @@ def output_metadata(
     return metadata
 
 
-def rlds_sources(staging: Staging, datasets: Sequence[RLDSDataset]) -> list[dict[str, Any]]:
+def rlds_sources(session: WriteSession, datasets: Sequence[RLDSDataset]) -> list[dict[str, Any]]:
     """Provenance entries of RLDS inputs: path, name, and the checksum of every shard read."""
-    sums = read_source_checksums(staging.sources)
+    sums = read_source_checksums(session.sources)
     return [
         {
             "path": os.path.abspath(d.path),
@@ -105,44 +105,37 @@ def run_rlds_job(
     :func:`~rlds_hub.beam.sink.finish_dataset` plus ``seconds``."""
     import apache_beam as beam
 
-    staging = Staging(output, overwrite=overwrite, inputs=[d.path for d in datasets])
     name = name or datasets[0].name
-    # The bar counts the episodes read (a filter writes fewer than it reads).
-    progress = staging.pieces / "read"
-    try:
+    with WriteSession(output, overwrite=overwrite, inputs=[d.path for d in datasets]) as session:
         layout.check_dataset_name(name)
+        # The bar counts the episodes read (a filter writes fewer than it reads).
+        progress = session.pieces / "read"
         progress.mkdir()
         readers = [
-            ReadEpisodes(sel, input_no=i, sources_dir=staging.sources, progress_dir=progress)
+            ReadEpisodes(sel, input_no=i, sources_dir=session.sources, progress_dir=progress)
             for i, sel in enumerate(selections)
         ]
-    except BaseException:
-        staging.abort()
-        raise
-    total = sum(r.num_episodes for r in readers)
+        total = sum(r.num_episodes for r in readers)
 
-    def build(pipeline: Any) -> None:
-        streams = [pipeline | f"Read{i}" >> reader for i, reader in enumerate(readers)]
-        episodes = streams[0] if len(streams) == 1 else tuple(streams) | beam.Flatten()
-        if transform is not None:
-            episodes = transform(episodes)
-        _ = episodes | WriteDataset(
-            staging, name, file_format=file_format, sharding=sharding, split_order=split_order
+        def build(pipeline: Any) -> None:
+            streams = [pipeline | f"Read{i}" >> reader for i, reader in enumerate(readers)]
+            episodes = streams[0] if len(streams) == 1 else tuple(streams) | beam.Flatten()
+            if transform is not None:
+                episodes = transform(episodes)
+            _ = episodes | session.write(
+                name, file_format=file_format, sharding=sharding, split_order=split_order
+            )
+
+        seconds = session.run(
+            flags, build, total=total, description=job_name, quiet=quiet, progress_dir=progress
         )
-
-    seconds = job.run_pipeline(
-        staging, flags, build, total=total, description=job_name, quiet=quiet, progress_dir=progress
-    )
-
-    def finish() -> dict[str, Any]:
-        prov = job.provenance(job_name, arguments, rlds_sources(staging, datasets), flags)
+        prov = job.provenance(job_name, arguments, rlds_sources(session, datasets), flags)
         layout_value = layout_name or dataset_layout(datasets[0])
         metadata = output_metadata(datasets, prov, layout_value)
         metadata.update(extra_metadata or {})
         for key in drop_metadata:
             metadata.pop(key, None)
-        return finish_dataset(
-            staging,
+        summary = session.finish(
             name=name,
             features_json=features_json,
             metadata=metadata,
@@ -150,8 +143,6 @@ def run_rlds_job(
             split_order=split_order,
             info=inherited_info(datasets[0].info),
         )
-
-    summary = job.commit_or_abort(staging, finish)
     summary["seconds"] = seconds
     summary["input_episodes"] = total
     return summary

@@ -11,13 +11,14 @@ from typing import Any
 
 import apache_beam as beam
 
+from rlds_hub._version import __version__
 from rlds_hub.beam import job
 from rlds_hub.beam.episodes import EpisodeEncoder
 from rlds_hub.beam.jobs import common
-from rlds_hub.beam.sink import EncodedEpisode, Sharding, WriteDataset, finish_dataset
+from rlds_hub.beam.session import WriteSession
+from rlds_hub.beam.sink import EncodedEpisode, Sharding
 from rlds_hub.beam.source import read_source_checksums, write_source_checksum
 from rlds_hub.beam.sources import ConvertUnit, describe_source
-from rlds_hub.beam.staging import Staging
 from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
 from rlds_hub.format.plan import Plan
 from rlds_hub.format.specs import spec_to_json
@@ -98,34 +99,36 @@ def convert(
     layout.check_dataset_name(name)
     sharding = sharding or Sharding()
     flags = common.default_flags(beam_args)
-    staging = Staging(output, overwrite=overwrite, inputs=[input])
-    root = os.fspath(input)
-    sources_dir = os.fspath(staging.sources)
+    with WriteSession(output, overwrite=overwrite, inputs=[input]) as session:
+        root = os.fspath(input)
+        sources_dir = os.fspath(session.sources)
 
-    def build(pipeline: Any) -> None:
-        _ = (
-            pipeline
-            | "Units" >> beam.Create(description.units)
-            | "SpreadUnits" >> beam.Reshuffle()
-            | "Convert"
-            >> beam.ParDo(
-                _ConvertUnit(
-                    description.reader, features_json, description.layout, split, root, sources_dir
+        def build(pipeline: Any) -> None:
+            _ = (
+                pipeline
+                | "Units" >> beam.Create(description.units)
+                | "SpreadUnits" >> beam.Reshuffle()
+                | "Convert"
+                >> beam.ParDo(
+                    _ConvertUnit(
+                        description.reader,
+                        features_json,
+                        description.layout,
+                        split,
+                        root,
+                        sources_dir,
+                    )
+                )
+                | session.write(
+                    name, file_format=file_format, sharding=sharding, split_order=[split]
                 )
             )
-            | WriteDataset(
-                staging, name, file_format=file_format, sharding=sharding, split_order=[split]
-            )
+
+        seconds = session.run(
+            flags, build, total=description.num_episodes, description=JOB, quiet=quiet
         )
 
-    seconds = job.run_pipeline(
-        staging, flags, build, total=description.num_episodes, description=JOB, quiet=quiet
-    )
-
-    def finish() -> dict[str, Any]:
-        from rlds_hub._version import __version__
-
-        sums = read_source_checksums(staging.sources).get(root, {})
+        sums = read_source_checksums(session.sources).get(root, {})
         arguments = {
             "input": input,
             "output": output,
@@ -162,8 +165,7 @@ def convert(
             f"{os.path.abspath(root)} with rlds_hub {__version__}."
         )
         info, own = source_info(description.metadata.get("metadata"))
-        return finish_dataset(
-            staging,
+        summary = session.finish(
             name=name,
             features_json=features_json,
             metadata=metadata,
@@ -173,7 +175,6 @@ def convert(
             info=info,
         )
 
-    summary = job.commit_or_abort(staging, finish)
     summary["seconds"] = seconds
     summary["input_episodes"] = description.num_episodes
     summary["source_format"] = description.format

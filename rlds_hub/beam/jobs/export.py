@@ -31,6 +31,7 @@ import numpy as np
 
 from rlds_hub.beam import job
 from rlds_hub.beam.jobs import common
+from rlds_hub.beam.session import WriteSession
 from rlds_hub.beam.source import (
     RecordUnit,
     read_source_checksums,
@@ -38,7 +39,7 @@ from rlds_hub.beam.source import (
     unit_rows,
     write_source_checksum,
 )
-from rlds_hub.beam.staging import EXPORT_MARKER, Staging
+from rlds_hub.beam.staging import EXPORT_MARKER
 from rlds_hub.format.decode import EpisodeDecoder
 from rlds_hub.format.images import encode_png
 from rlds_hub.format.plan import Leaf, Plan
@@ -202,39 +203,32 @@ def export(
     parts = {unit.key: i for i, unit in enumerate(units)}
     leaves, skipped = exportable(dataset.plan)
     flags = common.default_flags(beam_args)
-    staging = Staging(output, overwrite=overwrite, inputs=[input])
-    for directory in (STEPS_DIR, EPISODES_DIR):
-        (staging.path / directory).mkdir()
+    with WriteSession(output, overwrite=overwrite, inputs=[input]) as session:
+        for directory in (STEPS_DIR, EPISODES_DIR):
+            (session.path / directory).mkdir()
 
-    def build(pipeline: Any) -> None:
-        _ = (
-            pipeline
-            | "Units" >> beam.Create(units)
-            | "SpreadUnits" >> beam.Reshuffle()
-            | "Export"
-            >> beam.ParDo(
-                _ExportUnit(
-                    os.fspath(staging.path),
-                    parts,
-                    os.fspath(staging.pieces),
-                    os.fspath(staging.sources),
+        def build(pipeline: Any) -> None:
+            _ = (
+                pipeline
+                | "Units" >> beam.Create(units)
+                | "SpreadUnits" >> beam.Reshuffle()
+                | "Export"
+                >> beam.ParDo(
+                    _ExportUnit(
+                        os.fspath(session.path),
+                        parts,
+                        os.fspath(session.pieces),
+                        os.fspath(session.sources),
+                    )
                 )
             )
+
+        seconds = session.run(
+            flags, build, total=sum(len(u.indices) for u in units), description=JOB, quiet=quiet
         )
-
-    seconds = job.run_pipeline(
-        staging,
-        flags,
-        build,
-        total=sum(len(u.indices) for u in units),
-        description=JOB,
-        quiet=quiet,
-    )
-
-    def finish() -> dict[str, Any]:
         files = {}
         for directory in (STEPS_DIR, EPISODES_DIR):
-            found = sorted((staging.path / directory).glob("part-*.parquet"))
+            found = sorted((session.path / directory).glob("part-*.parquet"))
             if len(found) != len(units):
                 raise RuntimeError(
                     f"the pipeline finished but wrote {len(found)} of "
@@ -247,7 +241,7 @@ def export(
                 "path": os.path.abspath(dataset.path),
                 "format": "rlds",
                 "name": dataset.name,
-                "files": read_source_checksums(staging.sources).get(dataset.path, {}),
+                "files": read_source_checksums(session.sources).get(dataset.path, {}),
             }
         ]
         marker = {
@@ -270,15 +264,13 @@ def export(
                 JOB, {"input": input, "output": output, "split": split}, sources, flags
             ),
         }
-        (staging.path / EXPORT_MARKER).write_text(json.dumps(marker, indent=1))
-        path = staging.commit()
-        return {
-            "path": os.fspath(path),
-            "parts": len(units),
-            "episodes": sum(s.num_episodes for s in selections),
-        }
-
-    summary = job.commit_or_abort(staging, finish)
+        (session.path / EXPORT_MARKER).write_text(json.dumps(marker, indent=1))
+        path = session.commit()
+    summary = {
+        "path": os.fspath(path),
+        "parts": len(units),
+        "episodes": sum(s.num_episodes for s in selections),
+    }
     summary["seconds"] = seconds
     return summary
 

@@ -182,7 +182,6 @@ def compute_statistics(
             )
 
         job.run_pipeline(
-            None,
             flags,
             build,
             total=sum(len(u.indices) for u in units),
