@@ -10,11 +10,10 @@ import pytest
 from dm_env import specs
 
 from rlds_hub.cli import main
-from rlds_hub.data.loading import as_dataset, resolve
 from rlds_hub.inspection.info import summarize
 from rlds_hub.recorders import Recorder
 from rlds_hub.storage.layout import DatasetError
-from rlds_hub.storage.names import DATA_DIR_ENV, TFDS_DATA_DIR_ENV
+from rlds_hub.storage.names import DATA_DIR_ENV, TFDS_DATA_DIR_ENV, as_dataset, resolve
 
 
 class Counter(dm_env.Environment):

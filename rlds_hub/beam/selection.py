@@ -1,6 +1,6 @@
-"""Per-episode decisions made from an episode's table row: the length, return and
-termination filters (the same rules as :func:`rlds_hub.storage.query.select_episodes`), a
-metadata match, a user predicate, a seeded random fraction, and hash-based split assignment.
+"""Per-episode decisions made from an episode's table row: the row filter the readers use
+(:class:`rlds_hub.storage.filters.RowFilter`: length, return and termination bounds, a
+metadata match, a user predicate), a seeded random fraction, and hash-based split assignment.
 Everything here is deterministic: the same episode gets the same answer on every worker."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rlds_hub.storage.query import check_filters
+from rlds_hub.storage.filters import RowFilter
 
 
 def unit_interval(*parts: Any) -> float:
@@ -24,7 +24,8 @@ class EpisodeFilter:
 
     Args:
       filters: ``min_length``, ``max_length`` (RLDS steps), ``min_return``, ``max_return``,
-        ``terminated`` — as in :func:`rlds_hub.storage.query.select_episodes`.
+        ``terminated`` — the fields of :class:`~rlds_hub.storage.filters.RowFilter`, which
+        decides (with ``metadata`` and ``where``) exactly as the readers do.
       metadata: episode metadata values that must match exactly (``{"operator": "alice"}``).
       where: a predicate called with the row (picklable: a module-level function).
       fraction / seed: keep each episode with probability ``fraction``, decided by a hash
@@ -40,69 +41,31 @@ class EpisodeFilter:
         fraction: float | None = None,
         seed: int = 0,
     ):
-        filters = {k: v for k, v in (filters or {}).items() if v is not None}
-        check_filters(filters, "filter")
-        for low, high in (("min_length", "max_length"), ("min_return", "max_return")):
-            if low in filters and high in filters and filters[low] > filters[high]:
-                raise ValueError(f"{low} ({filters[low]}) is greater than {high} ({filters[high]})")
+        self.rows = RowFilter.from_filters(
+            filters or {}, metadata=metadata, where=where, function="filter"
+        )
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-        if where is not None and not callable(where):
-            raise ValueError(f"where must be callable, got {where!r}")
-        self.filters = filters
-        self.metadata = dict(metadata or {})
-        self.where = where
         self.fraction = fraction
         self.seed = seed
 
     def describe(self) -> dict[str, Any]:
+        where = self.rows.where
         return {
-            "filters": self.filters,
-            "metadata": self.metadata,
+            "filters": self.rows.bounds(),
+            "metadata": dict(self.rows.metadata),
             "fraction": self.fraction,
             "seed": self.seed,
-            "where": getattr(self.where, "name", None) or getattr(self.where, "__qualname__", None),
+            "where": getattr(where, "name", None) or getattr(where, "__qualname__", None),
         }
 
     def __call__(self, split: str, row: dict[str, Any]) -> bool:
-        length, total = row["num_steps"], row.get("return")
-        f = self.filters
-        if "min_length" in f and length < f["min_length"]:
-            return False
-        if "max_length" in f and length > f["max_length"]:
-            return False
-        if "min_return" in f and (total is None or not total >= f["min_return"]):
-            return False
-        if "max_return" in f and (total is None or not total <= f["max_return"]):
-            return False
-        if "terminated" in f and bool(row["terminated"]) != bool(f["terminated"]):
-            return False
-        values = row.get("metadata") or {}
-        for key, wanted in self.metadata.items():
-            if key not in values or not _equal(values[key], wanted):
-                return False
         if (
             self.fraction is not None
             and unit_interval("filter", self.seed, split, row["episode"]) >= self.fraction
         ):
             return False
-        if self.where is not None:
-            try:
-                return bool(self.where(row))
-            except Exception as e:
-                raise ValueError(
-                    f"the predicate raised {type(e).__name__} on episode "
-                    f"{row['episode']} of split {split!r}: {e}"
-                ) from e
-        return True
-
-
-def _equal(value: Any, wanted: Any) -> bool:
-    if isinstance(value, float) and isinstance(wanted, (int, float)):
-        return value == wanted or (math.isnan(value) and math.isnan(float(wanted)))
-    if isinstance(wanted, str) and not isinstance(value, str):
-        return str(value) == wanted
-    return value == wanted
+        return self.rows.matches(row, split)
 
 
 def parse_fractions(text: str | Mapping[str, float]) -> dict[str, float]:

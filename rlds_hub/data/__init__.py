@@ -17,9 +17,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rlds_hub.data.loading import data_dirs, load, resolve
+from rlds_hub.data.loading import load
 from rlds_hub.data.pipeline import NEXT_OBSERVATION, BatchLoader, transitions, windows
 from rlds_hub.storage.episodes import dataset_layout, episode_table
+from rlds_hub.storage.names import data_dirs, resolve
 from rlds_hub.storage.query import select, select_episodes, select_splits
 from rlds_hub.storage.selection import Selection
 

@@ -17,48 +17,18 @@ from typing import Any
 import numpy as np
 
 from rlds_hub.extras import require
-from rlds_hub.storage.dataset import RLDSDataset, open_dataset
+from rlds_hub.storage.dataset import RLDSDataset
+from rlds_hub.storage.filters import Where, check_filters
 from rlds_hub.storage.layout import DatasetError
 
 # Names are resolved in storage (TFDS's <name>/<version> and <name>/<config>/<version>).
 from rlds_hub.storage.names import DATA_DIR_ENV as DATA_DIR_ENV
 from rlds_hub.storage.names import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR
+from rlds_hub.storage.names import as_dataset
 from rlds_hub.storage.names import data_dirs as data_dirs
-from rlds_hub.storage.names import resolve
-from rlds_hub.storage.query import Where, check_filters, select_splits
+from rlds_hub.storage.query import select_splits
 from rlds_hub.storage.reader import iter_records
-from rlds_hub.storage.selection import EpisodeSpec, Selection
-
-
-def as_dataset(source: Any, function: str = "this function") -> RLDSDataset:
-    """``source`` itself if already opened, else the dataset at that path or name.
-
-    Raises:
-      DatasetError: not a dataset directory.
-      TypeError: ``source`` is not a path, a name or an opened dataset (e.g. a
-        ``tf.data.Dataset``, with what to pass instead).
-    """
-    if isinstance(source, RLDSDataset):
-        return source
-    if isinstance(source, Selection):
-        return source.dataset
-    if not isinstance(source, str | os.PathLike):
-        raise TypeError(wrong_source_message(source, function))
-    return open_dataset(resolve(source))
-
-
-def wrong_source_message(source: Any, function: str) -> str:
-    """The error for passing something that is not a dataset path to a reader."""
-    kind = type(source).__name__
-    if "Dataset" in kind and hasattr(source, "element_spec"):
-        return (
-            f"{function} reads a dataset from disk: pass its path or name (or an opened "
-            f"dataset or a Selection), not a tf.data.Dataset ({kind}). For episodes already "
-            "in tf.data, use rlds_hub.transforms.transitions / windows instead."
-        )
-    return (
-        f"{function} takes a dataset path or name, an opened RLDSDataset or a Selection; got {kind}"
-    )
+from rlds_hub.storage.selection import EpisodeSpec
 
 
 def load(

@@ -335,7 +335,7 @@ def _selection(
         if episodes is not None or where is not None or filters:
             raise ValueError("pass either a Selection or episode filters, not both")
         return source
-    from rlds_hub.data.loading import as_dataset
+    from rlds_hub.storage.names import as_dataset
 
     dataset = as_dataset(source, function)
     return select(dataset, split, episodes=episodes, where=where, **filters)

@@ -81,7 +81,7 @@ class InMemorySampler:
         of :func:`rlds_hub.data.select`.
         """
         from rlds_hub.data import pipeline
-        from rlds_hub.data.loading import as_dataset
+        from rlds_hub.storage.names import as_dataset
 
         if not isinstance(source, pipeline.Selection):
             source = as_dataset(source, "InMemorySampler.from_dataset()")

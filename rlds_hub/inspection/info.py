@@ -16,9 +16,9 @@ from rlds_hub.inspection.labels import class_labels
 from rlds_hub.inspection.labels import describe as describe_labels
 from rlds_hub.inspection.stats import distribution
 from rlds_hub.storage import files, layout
-from rlds_hub.storage.dataset import RLDSDataset, open_dataset
+from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.episodes import LAYOUT_DESCRIPTIONS, dataset_layout, episode_table
-from rlds_hub.storage.names import resolve
+from rlds_hub.storage.names import as_dataset
 
 _ENCODINGS = {"native": "native", "raw": "bytes", "string": "string"}
 
@@ -31,7 +31,7 @@ def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
     otherwise (datasets written by other tools) from the records, decoding only the
     lengths, rewards and terminations — unless ``count_steps`` is False.
     """
-    dataset = path if isinstance(path, RLDSDataset) else open_dataset(resolve(path))
+    dataset = as_dataset(path, "summarize()", selection=False)
     splits = {}
     session_episodes: Counter[int] = Counter()
     for name, split in sorted(dataset.splits.items()):

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from rlds_hub.extras import require
-from rlds_hub.storage.dataset import RLDSDataset, open_dataset
+from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.episodes import LAYOUT_OXE, dataset_layout, episode_table
-from rlds_hub.storage.names import resolve
+from rlds_hub.storage.names import as_dataset
 
 
 def plot_episodes(path: str | os.PathLike | RLDSDataset, out_png: str | os.PathLike) -> None:
@@ -36,7 +36,7 @@ def episode_figure(path: str | os.PathLike | RLDSDataset) -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    dataset = path if isinstance(path, RLDSDataset) else open_dataset(resolve(path))
+    dataset = as_dataset(path, "plot_episodes()", selection=False)
     names = [s for s in sorted(dataset.splits) if dataset.splits[s].num_episodes]
     if not names:
         raise ValueError(f"{dataset.path} has no episodes to plot")

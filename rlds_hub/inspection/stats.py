@@ -40,10 +40,10 @@ from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.episodes import (
     LAYOUT_OXE,
     PathOrDataset,
-    as_dataset,
     batch_returns,
     table_plan,
 )
+from rlds_hub.storage.names import as_dataset
 from rlds_hub.storage.reader import DEFAULT_BATCH_EPISODES, iter_batches
 from rlds_hub.storage.selection import EpisodeSpec, Selection, episode_indices
 
@@ -91,7 +91,7 @@ def statistics(
     over its finite values. ``returns`` is None when the reward is not a scalar number.
 
     Args:
-      path_or_dataset: a dataset directory or an already opened ``RLDSDataset``.
+      path_or_dataset: a dataset directory, a dataset name or an already opened ``RLDSDataset``.
       split: the split.
       episodes: only these episodes (a range, slice or sequence of indices, e.g. the result
         of :func:`rlds_hub.data.select_episodes`); default all.
@@ -104,7 +104,7 @@ def statistics(
       DatasetError: not a dataset, no such split, or an episode index out of range.
       ValueError: a key that names no step feature.
     """
-    dataset = as_dataset(path_or_dataset)
+    dataset = as_dataset(path_or_dataset, "statistics()", selection=False)
     num_episodes = dataset.split(split).num_episodes
     indices = episode_indices(episodes, num_episodes)
     plan = table_plan(dataset)

@@ -99,7 +99,7 @@ def prepare(
     run_config = _config(module.CONFIG, config, steps)
     env_name = canonical_env_name(env)
     try:
-        from rlds_hub.data.loading import as_dataset
+        from rlds_hub.storage.names import as_dataset
         from rlds_hub.storage.query import select
 
         opened = as_dataset(dataset, f"train {algorithm}")

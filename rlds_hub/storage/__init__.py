@@ -18,8 +18,10 @@ from rlds_hub.storage.episodes import (
     dataset_layout,
     episode_table,
 )
+from rlds_hub.storage.filters import FILTERS, RowFilter
 from rlds_hub.storage.layout import DatasetError
-from rlds_hub.storage.query import FILTERS, select, select_episodes, select_splits
+from rlds_hub.storage.names import as_dataset
+from rlds_hub.storage.query import select, select_episodes, select_splits
 from rlds_hub.storage.reader import (
     DecodedBatch,
     EpisodeDecodeError,
@@ -44,9 +46,11 @@ __all__ = [
     "EpisodeRecord",
     "EpisodeSpec",
     "RLDSDataset",
+    "RowFilter",
     "Selection",
     "ShardError",
     "SplitInfo",
+    "as_dataset",
     "dataset_layout",
     "episode_indices",
     "episode_table",

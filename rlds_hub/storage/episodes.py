@@ -42,6 +42,7 @@ from rlds_hub.format.plan import Leaf, Plan
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episode_index import EpisodeIndex
 from rlds_hub.storage.layout import EPISODE_INDEX, DatasetError
+from rlds_hub.storage.names import as_dataset
 from rlds_hub.storage.reader import DecodedBatch, iter_batches, iter_records
 from rlds_hub.storage.selection import EpisodeSpec, Selection, episode_indices
 
@@ -62,17 +63,6 @@ _STEPS = f"{rlds.STEPS}/"
 _OXE_PREFIX = f"{rlds.EPISODE_METADATA}/"
 
 
-def as_dataset(source: PathOrDataset) -> RLDSDataset:
-    """``source`` itself if already opened, else the dataset at that path."""
-    if isinstance(source, RLDSDataset):
-        return source
-    if not isinstance(source, str | os.PathLike):
-        raise TypeError(
-            f"expected a dataset path or an opened RLDSDataset, got {type(source).__name__}"
-        )
-    return open_dataset(source)
-
-
 # ---- layout --------------------------------------------------------------------------------
 
 
@@ -84,7 +74,7 @@ def dataset_layout(source: PathOrDataset) -> str:
     ``DETECTION_EPISODES`` decodable episodes of the first split holds a non-zero reward or
     action (a few such episodes in a zero-filled dataset are defects ``validate`` reports).
     """
-    dataset = as_dataset(source)
+    dataset = as_dataset(source, "dataset_layout()")
     if "layout" in dataset.cache:
         return dataset.cache["layout"]
     declared = dataset.metadata.get("layout")
@@ -323,7 +313,7 @@ def episode_table(
     """One row per episode of ``split`` in reading order (see the module docstring).
 
     Args:
-      source: a dataset directory or an already opened ``RLDSDataset``.
+      source: a dataset directory, a dataset name or an already opened ``RLDSDataset``.
       split: the split.
       episodes: only these episodes (an int, range, slice or sequence of indices).
       batch_episodes: episodes decoded at once when the rows are computed from the records.
@@ -333,7 +323,7 @@ def episode_table(
     Raises:
       DatasetError: not a dataset, no such split, or an episode index out of range.
     """
-    dataset = as_dataset(source)
+    dataset = as_dataset(source, "episode_table()", selection=False)
     num_episodes = dataset.split(split).num_episodes
     indices = episode_indices(episodes, num_episodes)
     plan = table_plan(dataset)

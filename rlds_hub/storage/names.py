@@ -1,4 +1,6 @@
-"""Finding a dataset directory by name: rlds_hub's data directory, then TFDS's.
+"""Finding a dataset directory by name: rlds_hub's data directory, then TFDS's; and
+:func:`as_dataset`, the one resolver every reader uses (path, name, opened dataset or
+:class:`~rlds_hub.storage.selection.Selection`).
 
 TFDS lays a dataset out as ``<data_dir>/<name>/<version>`` or, for a builder with configs,
 ``<data_dir>/<name>/<config>/<version>`` (and records the default config in
@@ -19,9 +21,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Any
 
 from rlds_hub.storage import files, layout
+from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.selection import Selection
 
 DATA_DIR_ENV = "RLDS_HUB_DATA_DIR"
 DEFAULT_DATA_DIR = "~/rlds_hub_data"
@@ -67,6 +72,47 @@ def resolve(path_or_name: str | os.PathLike) -> str:
     raise DatasetError(
         f"no dataset {text!r}: not a path, and not found in {', '.join(searched)} "
         f"(set ${DATA_DIR_ENV} or pass the dataset directory)"
+    )
+
+
+def as_dataset(
+    source: Any, function: str = "this function", *, selection: bool = True
+) -> RLDSDataset:
+    """``source`` itself if already opened, a Selection's dataset, else the dataset at that
+    path or name (see :func:`resolve`). ``selection=False`` refuses a Selection, for
+    callers that take their own split and episodes (its episodes would be ignored).
+
+    Raises:
+      DatasetError: not a dataset directory, or no such name.
+      TypeError: ``source`` is not a path, a name, an opened dataset or a Selection (e.g. a
+        ``tf.data.Dataset``: the message says what to pass instead); ``function`` names
+        the caller in the message.
+    """
+    if isinstance(source, RLDSDataset):
+        return source
+    if isinstance(source, Selection) and selection:
+        return source.dataset
+    if isinstance(source, Selection):
+        raise TypeError(
+            f"{function} takes its own split and episodes: pass the dataset (a path, a name "
+            "or selection.dataset), not a Selection"
+        )
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(wrong_source_message(source, function))
+    return open_dataset(resolve(source))
+
+
+def wrong_source_message(source: Any, function: str) -> str:
+    """The error for passing something that is not a dataset path to a reader."""
+    kind = type(source).__name__
+    if "Dataset" in kind and hasattr(source, "element_spec"):
+        return (
+            f"{function} reads a dataset from disk: pass its path or name (or an opened "
+            f"dataset or a Selection), not a tf.data.Dataset ({kind}). For episodes already "
+            "in tf.data, use rlds_hub.transforms.transitions / windows instead."
+        )
+    return (
+        f"{function} takes a dataset path or name, an opened RLDSDataset or a Selection; got {kind}"
     )
 
 

@@ -4,16 +4,14 @@ statistics, the pipelines, the service)."""
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
 from rlds_hub.storage.dataset import RLDSDataset
-from rlds_hub.storage.episodes import as_dataset, episode_table, is_number, table_plan
+from rlds_hub.storage.episodes import episode_table, table_plan
+from rlds_hub.storage.filters import RowFilter, Where, check_filters
 from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.names import as_dataset
 from rlds_hub.storage.selection import (
     EpisodeSpec,
     Selection,
@@ -21,25 +19,6 @@ from rlds_hub.storage.selection import (
     parse_split,
     slice_indices,
 )
-
-Where = Callable[[dict[str, Any]], Any] | None
-FILTERS = ("min_length", "max_length", "min_return", "max_return", "terminated")
-
-
-def check_filters(filters: Mapping[str, Any], function: str = "select") -> None:
-    """Raises a ``TypeError`` naming the valid filters for an unknown one (with a
-    suggestion for a misspelling)."""
-    unknown = [name for name in filters if name not in FILTERS]
-    if not unknown:
-        return
-    name = unknown[0]
-    close = difflib.get_close_matches(name, [*FILTERS, "episodes", "where", "split"], n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise TypeError(
-        f"{function}() got an unknown filter {name!r}.{hint} Filters are "
-        f"{', '.join(FILTERS)}, plus episodes= (indices) and where= (a predicate on each "
-        "episode's row)"
-    )
 
 
 def select_episodes(
@@ -57,7 +36,7 @@ def select_episodes(
     """Indices (ascending) of the episodes of ``split`` that pass every given filter.
 
     Args:
-      source: a dataset directory or an already opened ``RLDSDataset``.
+      source: a dataset directory, a dataset name or an already opened ``RLDSDataset``.
       split: the split.
       where: a predicate called with each episode's :func:`episode_table` row, e.g.
         ``lambda e: e["metadata"]["operator"] == "alice"``.
@@ -74,51 +53,22 @@ def select_episodes(
         raised (the message names the episode).
       DatasetError: not a dataset, no such split, or an episode index out of range.
     """
-    for low, high, what in ((min_length, max_length, "length"), (min_return, max_return, "return")):
-        for bound in (low, high):
-            if bound is not None and (isinstance(bound, bool) or not is_number(bound)):
-                raise ValueError(f"{what} bounds must be numbers, got {bound!r}")
-        if low is not None and high is not None and low > high:
-            raise ValueError(f"min_{what} ({low}) is greater than max_{what} ({high})")
-    if terminated is not None and not isinstance(terminated, bool | np.bool_):
-        raise ValueError(f"terminated must be True, False or None, got {terminated!r}")
-    if where is not None and not callable(where):
-        raise ValueError(f"where must be a callable taking an episode row, got {where!r}")
-
-    dataset = as_dataset(source)
-    if (min_return is not None or max_return is not None) and table_plan(
-        dataset
-    ).reward_key is None:
+    keep = RowFilter(
+        min_length=min_length,
+        max_length=max_length,
+        min_return=min_return,
+        max_return=max_return,
+        terminated=terminated,
+        where=where,
+    )
+    dataset = as_dataset(source, "select_episodes()", selection=False)
+    if keep.bounds_return and table_plan(dataset).reward_key is None:
         raise ValueError(
             "min_return / max_return need a scalar numeric reward; this dataset's reward is not "
             "one, so episodes have no return (filter with where= instead)"
         )
     rows = episode_table(dataset, split, episodes=episodes)
-    selected = []
-    for row in rows:
-        length, total = row["num_steps"], row["return"]
-        if min_length is not None and length < min_length:
-            continue
-        if max_length is not None and length > max_length:
-            continue
-        if min_return is not None and (total is None or not total >= min_return):
-            continue
-        if max_return is not None and (total is None or not total <= max_return):
-            continue
-        if terminated is not None and row["terminated"] != bool(terminated):
-            continue
-        if where is not None:
-            try:
-                keep = where(row)
-            except Exception as e:
-                raise ValueError(
-                    f"where raised {type(e).__name__} on episode {row['episode']} of split "
-                    f"{split!r}: {e}"
-                ) from e
-            if not keep:
-                continue
-        selected.append(row["episode"])
-    return selected
+    return [row["episode"] for row in rows if keep.matches(row, split)]
 
 
 def select_splits(
@@ -132,7 +82,7 @@ def select_splits(
     """Like :func:`select`, for TFDS split syntax joining several splits with ``+``: one
     :class:`Selection` per part, in order."""
     check_filters(filters)
-    dataset = as_dataset(source)
+    dataset = as_dataset(source, "select()", selection=False)
     if not isinstance(split, str):
         raise TypeError(f"split must be a string such as 'train' or 'train[:80%]', got {split!r}")
     parts = parse_split(split)
