@@ -99,6 +99,7 @@ def test_convert_envlogger_keeps_terminal_and_truncated_and_one_step_episodes(lo
     assert report.ok, report.problems
 
 
+@pytest.mark.slow
 def test_convert_output_loads_with_plain_tfds_and_records_provenance(logs, tmp_path):
     import tensorflow_datasets as tfds
 

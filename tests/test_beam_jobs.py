@@ -116,6 +116,7 @@ def test_filter_by_length_return_and_termination_matches_select_episodes(source,
     _check_valid(out)
 
 
+@pytest.mark.slow
 def test_filter_by_metadata_and_by_a_predicate_function(source, tmp_path):
     filter_dataset(source, tmp_path / "alice", metadata={"operator": "alice"}, beam_args=FAST)
     operators = {r["metadata"]["operator"] for r in episode_table(tmp_path / "alice")}
@@ -343,6 +344,7 @@ def test_export_writes_steps_and_episodes_tables_duckdb_and_pandas_can_read(sour
 # ---- failures, the command line ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_killed_job_leaves_no_output_and_the_next_run_cleans_up(source, tmp_path):
     out = tmp_path / "out"
     script = tmp_path / "slow.py"
@@ -383,6 +385,7 @@ def test_a_killed_job_leaves_no_output_and_the_next_run_cleans_up(source, tmp_pa
     assert open_dataset(out).num_episodes == 7 and no_staging_left(tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_and_python_m_pipelines_run_the_same_jobs(source, tmp_path):
     from rlds_hub.cli import main
 

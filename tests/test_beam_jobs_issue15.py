@@ -177,6 +177,7 @@ def test_parquet_export_keeps_strings_as_text_and_frames_as_stored(tmp_path):
 # ---- TFDS builders -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_builder_refuses_to_reuse_data_converted_from_another_source(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
     from test_beam_convert import _minari_dataset

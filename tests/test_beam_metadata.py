@@ -252,6 +252,7 @@ INFO = {
 }
 
 
+@pytest.mark.slow
 def test_every_job_keeps_citation_homepage_release_notes_licence_and_version(converted, tmp_path):
     import tensorflow_datasets as tfds
 

@@ -135,6 +135,7 @@ def test_sigkill_at_random_moments_keeps_every_completed_episode(tmp_path, trial
     assert _globbed(data_dir) == listed + 3  # reopening removed what the kill left
 
 
+@pytest.mark.slow
 def test_a_globbing_reader_sees_each_episode_once_after_a_kill_between_episodes(tmp_path):
     """The shard being filled grows as a hidden .tmp- file: after a kill, files matching the
     TFDS shard pattern hold every listed episode exactly once (no duplicates)."""

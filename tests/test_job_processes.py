@@ -38,6 +38,7 @@ def _run(arguments, cwd):
     )
 
 
+@pytest.mark.slow
 def test_quiet_jobs_print_only_their_result(source, tmp_path):
     result = _run(
         [

@@ -91,6 +91,7 @@ def test_absorbing_states_only_after_true_terminations():
     assert buffer.size == 3 and sorted(buffer.arrays["observation"][:, 0]) == [2.0, 3.0, 4.0]
 
 
+@pytest.mark.slow
 def test_discriminator_learns_to_separate_expert_from_agent():
     task = TaskSpec.from_specs(
         {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
@@ -135,6 +136,7 @@ def test_discriminator_learns_to_separate_expert_from_agent():
     assert "batch_stats" in learner.state.discriminator  # spectral norm's power iterations
 
 
+@pytest.mark.slow
 def test_short_online_run_records_experience_and_resumes(tmp_path):
     from rlds_hub.data import episode_table
     from rlds_hub.learners.run import train

@@ -25,6 +25,7 @@ def point_mass(tmp_path_factory):
     return record_episodes(tmp_path_factory.mktemp("bc") / "pm", ENV, episodes=5, seed=0)
 
 
+@pytest.mark.slow
 def test_bc_loss_falls_and_policy_beats_random(point_mass, tmp_path):
     config = {"num_steps": 2000, "eval_every": 2000, "eval_episodes": 2, "log_every": 500}
     result = train(
@@ -83,6 +84,7 @@ def test_discrete_bc_learns_a_labelling_with_cross_entropy():
     assert action.dtype == np.int64 and action.shape == ()
 
 
+@pytest.mark.slow
 def test_bc_trains_from_a_loader_and_from_tf_data_with_any_batch_size(point_mass):
     from rlds_hub.data import transitions
     from rlds_hub.inspection import split_statistics

@@ -21,6 +21,7 @@ def demos(tmp_path_factory):
     return record_episodes(tmp_path_factory.mktemp("cli") / "pm", ENV, episodes=3, seed=0)
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_and_resumes(demos, tmp_path, capsys):
     out = tmp_path / "run"
     config = tmp_path / "bc.json"
@@ -111,6 +112,7 @@ def test_train_writes_a_complete_run_and_resumes(demos, tmp_path, capsys):
     assert len(episode_table(str(tmp_path / "played"))) == 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_on_one_device_and_across_a_resume(demos, tmp_path):
     from rlds_hub.learners.run import train
 

@@ -37,6 +37,7 @@ def test_a_run_shorter_than_log_every_still_logs_its_loss(demos, tmp_path):
     assert lines[0]["loss"] > 0 and lines[0]["updates_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_ail_names_its_rate_without_a_space_and_counts_updates(demos, tmp_path):
     config = {
         "actor_hidden_sizes": [32],
@@ -63,6 +64,7 @@ def test_old_runs_rate_key_is_read_under_its_new_name(tmp_path):
     assert record["env_steps_per_s"] == 9.5 and "env steps_per_s" not in record
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_poir_counts_updates_and_env_steps_separately(demos, tmp_path):
     from rlds_hub.data import episode_table

@@ -47,6 +47,7 @@ class ToyExpert:
         return np.array([np.clip(-x / 0.3, -1.0, 1.0)], np.float32)
 
 
+@pytest.mark.slow
 def test_ail_return_rises_clearly_above_random(tmp_path):
     demos = record_episodes(tmp_path / "demos", ENV, episodes=10, seed=0, policy=ToyExpert())
     config = {
@@ -86,6 +87,7 @@ def _normalised(policy, references, episodes=10):
     return normalized_return(returns, references)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_poir_learns_the_task_and_its_planner_alone_steers_back(tmp_path):
     from rlds_hub.learners import load_policy, seeds

@@ -188,6 +188,7 @@ def _rows(rng, action_sign, count=64):
     }
 
 
+@pytest.mark.slow
 def test_learner_rewards_expert_like_agent_transitions_more():
     learner = _tiny_ail()
     rng = np.random.default_rng(0)
@@ -202,6 +203,7 @@ def test_learner_rewards_expert_like_agent_transitions_more():
     assert float(expert_like) > float(agent_like) + 0.5
 
 
+@pytest.mark.slow
 def test_target_critic_lags_the_online_critic_by_tau():
     learner = _tiny_ail(tau=0.25)
     rng = np.random.default_rng(0)

@@ -132,6 +132,7 @@ def _run(code, *args, env=None):
     return result.stdout.split()
 
 
+@pytest.mark.slow
 def test_two_devices_compute_what_one_does():
     env = {
         **os.environ,
@@ -141,6 +142,7 @@ def test_two_devices_compute_what_one_does():
     assert _run(PARALLEL, env=env)[-1] == "ok"
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
 def test_learners_train_and_act_with_tensorflow_blocked(tmp_path):
     path = record_episodes(tmp_path / "pm", "dm_control/point_mass-easy", episodes=2, seed=0)

@@ -80,6 +80,7 @@ def _toy_learner(**overrides):
     return task, config, learner
 
 
+@pytest.mark.slow
 def test_planner_brings_a_state_back_to_the_demonstrations_and_switch_uses_bc_inside():
     task, config, learner = _toy_learner(proposal_noise=0.8, iterations=3, trust=False)
     params = learner.planner_params()
@@ -153,6 +154,7 @@ def test_dynamics_model_learns_the_demonstrations_transitions():
     np.testing.assert_allclose(predicted, expected, atol=0.08)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path):
     from rlds_hub.data import episode_table
