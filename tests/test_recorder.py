@@ -269,3 +269,10 @@ def test_riegeli_format_uses_envloggers_own_writer(tmp_path):
         episodes = list(reader.episodes)
         assert [len(e) for e in episodes] == [4, 4]
         assert episodes[0][1].action.tolist() == [0]
+
+
+def test_riegeli_recordings_count_their_episodes_and_steps(tmp_path):
+    """`rlds-hub record --file-format riegeli` reported "recorded 0 episodes (0 steps)"."""
+    with Recorder(CountingEnv(3), tmp_path / "rg", file_format="riegeli") as recorder:
+        _run(recorder, episodes=2)
+        assert (recorder.episodes_recorded, recorder.steps_recorded) == (2, 8)

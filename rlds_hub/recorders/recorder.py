@@ -136,6 +136,10 @@ class Recorder(dm_env.Environment):
             "sessions": [session],
         }
         self.file_format = file_format
+        # envlogger's Riegeli writer counts nothing for us: completed episodes and their
+        # RLDS steps (N + 1 per episode of N transitions), for this session
+        self._riegeli_counts = [0, 0]  # episodes, steps
+        self._riegeli_episode_steps = 0
         if file_format == "riegeli":
             from rlds_hub.storage.layout import prepare_directory
 
@@ -199,6 +203,7 @@ class Recorder(dm_env.Environment):
             self._end_unfinished_episode()
         timestep = self._logger.reset()
         self._episode_active = True
+        self._riegeli_episode_steps = 1
         return timestep
 
     def step(self, action: Any) -> dm_env.TimeStep:
@@ -218,10 +223,14 @@ class Recorder(dm_env.Environment):
             # episode cannot be stored faithfully. Completed episodes are already on disk.
             self.discard_episode()
             raise
+        self._riegeli_episode_steps += 1
         if timestep.step_type is _LAST:
             self._episode_active = False
             if backend is not None:
                 backend.finish_episode(terminal=_is_termination(timestep.discount))
+            else:
+                self._riegeli_counts[0] += 1
+                self._riegeli_counts[1] += self._riegeli_episode_steps
         return timestep
 
     def observation_spec(self) -> Any:
@@ -267,12 +276,12 @@ class Recorder(dm_env.Environment):
     @property
     def episodes_recorded(self) -> int:
         """Episodes published by this recorder (this session)."""
-        return self._backend.episodes_written if self._backend else 0
+        return self._backend.episodes_written if self._backend else self._riegeli_counts[0]
 
     @property
     def steps_recorded(self) -> int:
         """RLDS steps published by this recorder (N + 1 per episode of N transitions)."""
-        return self._backend.steps_written if self._backend else 0
+        return self._backend.steps_written if self._backend else self._riegeli_counts[1]
 
     @property
     def num_episodes(self) -> int:
