@@ -28,7 +28,7 @@ _LAZY_MODULES = {
     "learners",
     "recorders",
     "server",
-    "spec",
+    "rlds_types",
     "storage",
     "transforms",
 }

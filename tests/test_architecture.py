@@ -24,12 +24,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "rlds_hub"
 
 # Which rlds_hub packages each package or top-level module may import. The bottom modules
-# ("spec", "checks", "command_line", "extras", "_compat", "_version") import no other rlds_hub
+# ("rlds_types", "checks", "command_line", "extras", "_compat", "_version") import no other rlds_hub
 # module
 # and every module may import them; "__init__" is the package's lazy facade (its exports
 # are string imports); "cli" reaches the packages that add subcommands by string.
 ALLOWED = {
-    "spec": set(),
+    "rlds_types": set(),
     "checks": set(),
     "command_line": set(),
     "extras": set(),
@@ -70,7 +70,7 @@ ALLOWED = {
         "learners",
     },
 }
-BOTTOM = {"spec", "checks", "command_line", "extras", "_compat", "_version"}
+BOTTOM = {"rlds_types", "checks", "command_line", "extras", "_compat", "_version"}
 # Only these may import TensorFlow (or TFDS) at module level: the tf.data transformations,
 # and TFDS builder classes (a TFDS builder is TFDS).
 TENSORFLOW_AT_IMPORT = {"transforms"}
@@ -395,7 +395,7 @@ def test_the_checker_sees_string_and_lazy_imports(graph):
     jobs = {i.target for i in graph.internal("rlds_hub.beam.commands") if i.by_string}
     assert "rlds_hub.beam.jobs.map" in jobs
     facade = {i.target for i in graph.internal("rlds_hub") if i.by_string}
-    assert {"rlds_hub.data", "rlds_hub.beam", "rlds_hub.spec"} <= facade
+    assert {"rlds_hub.data", "rlds_hub.beam", "rlds_hub.rlds_types"} <= facade
 
 
 def _plant(tmp_path: Path, module: str, code: str) -> Path:
@@ -422,14 +422,14 @@ def _plant(tmp_path: Path, module: str, code: str) -> Path:
             r"rlds_hub\.storage\.reader:\d+ imports rlds_hub\.server\.app by string",
         ),
         (
-            "spec.py",  # a bottom module importing a package
+            "rlds_types.py",  # a bottom module importing a package
             "from rlds_hub.learners import bc  # noqa",
-            r"rlds_hub\.spec:\d+ imports rlds_hub\.learners\.bc \(spec may not import learners\)",
+            r"rlds_hub\.rlds_types:\d+ imports rlds_hub\.learners\.bc \(rlds_types may not import learners\)",
         ),
         (
-            "storage/layout.py",  # a module-level cycle inside a package, through a function
+            "storage/dataset_files.py",  # a module-level cycle inside a package, through a function
             "def _late():\n    from rlds_hub.storage import dataset  # noqa",
-            r"import cycle: .*rlds_hub\.storage\.layout -> .*rlds_hub\.storage\.dataset",
+            r"import cycle: .*rlds_hub\.storage\.dataset_files -> .*rlds_hub\.storage\.dataset",
         ),
     ],
     ids=["string import", "lazy table", "bottom module", "cycle in a package"],

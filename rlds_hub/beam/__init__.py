@@ -2,13 +2,13 @@
 
 Building blocks (see docs/pipelines.md):
 
-- :class:`~rlds_hub.beam.source.ReadEpisodes`: the episodes of dataset selections, split
+- :class:`~rlds_hub.beam.reading.ReadEpisodes`: the episodes of dataset selections, split
   into work units by shard and record range, read through the one reader.
 - :class:`~rlds_hub.beam.session.WriteSession`: an RLDS dataset directory in TFDS layout,
   written shuffle-free (``session.write``: :class:`~rlds_hub.beam.sink.WriteDataset`) into
   a staging directory and committed atomically (``session.finish``:
   :func:`~rlds_hub.beam.sink.finish_dataset`), or deleted if the ``with`` block fails.
-- :class:`~rlds_hub.beam.episodes.EpisodeEncoder`: flat NumPy episodes to encoded ones.
+- :class:`~rlds_hub.beam.encoder.EpisodeEncoder`: flat NumPy episodes to encoded ones.
 - :class:`~rlds_hub.beam.transforms.FilterEpisodes`, :class:`~rlds_hub.beam.transforms.MapEpisodes`
   (with :class:`~rlds_hub.beam.selection.EpisodeFilter`), :func:`~rlds_hub.beam.selection.assign_split`.
 - :class:`~rlds_hub.beam.quantiles.QuantileSketch`: mergeable quantiles for statistics.
@@ -27,15 +27,15 @@ from typing import Any
 from rlds_hub.extras import require
 
 _EXPORTS = {
-    "ReadEpisodes": "rlds_hub.beam.source",
-    "record_units": "rlds_hub.beam.source",
+    "ReadEpisodes": "rlds_hub.beam.reading",
+    "record_units": "rlds_hub.beam.reading",
     "WriteDataset": "rlds_hub.beam.sink",
     "EncodedEpisode": "rlds_hub.beam.sink",
     "Sharding": "rlds_hub.beam.sink",
     "finish_dataset": "rlds_hub.beam.sink",
     "Staging": "rlds_hub.beam.staging",
     "WriteSession": "rlds_hub.beam.session",
-    "EpisodeEncoder": "rlds_hub.beam.episodes",
+    "EpisodeEncoder": "rlds_hub.beam.encoder",
     "EpisodeFilter": "rlds_hub.beam.selection",
     "assign_split": "rlds_hub.beam.selection",
     "QuantileSketch": "rlds_hub.beam.quantiles",

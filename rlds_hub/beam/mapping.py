@@ -11,8 +11,8 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from rlds_hub import spec as rlds
-from rlds_hub.beam.episodes import EpisodeContentError, EpisodeEncoder, flatten_nested
+from rlds_hub import rlds_types as rlds
+from rlds_hub.beam.encoder import EpisodeContentError, EpisodeEncoder, flatten_nested
 from rlds_hub.beam.sink import SOURCE, EncodedEpisode
 from rlds_hub.format.decode import EpisodeDecoder
 from rlds_hub.format.features import episode_features

@@ -14,15 +14,15 @@ from typing import Any
 
 import apache_beam as beam
 
-from rlds_hub.beam import job
+from rlds_hub.beam import execution
 from rlds_hub.beam.jobs import common
+from rlds_hub.beam.reading import unit_rows
 from rlds_hub.beam.session import WriteSession
 from rlds_hub.beam.sink import EncodedEpisode, Sharding
-from rlds_hub.beam.source import unit_rows
 from rlds_hub.beam.sources.base import even_ranges
 from rlds_hub.format.features import episode_features
 from rlds_hub.format.specs import spec_to_json
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 
 DEFAULT_EPISODES_PER_UNIT = 5
 
@@ -81,7 +81,7 @@ class _RecordUnit(beam.DoFn):
                         timestep = rec.step(policy(timestep))
             dataset = open_dataset(directory)
             if dataset.features_json != self._features:
-                raise layout.DatasetError(
+                raise dataset_files.DatasetError(
                     f"{self._env_name}: the recorder wrote other features than expected"
                 )
             records = list(iter_records(dataset, self._split))
@@ -123,7 +123,9 @@ def record_dataset(
         "reward": spec_to_json(env.reward_spec()),
         "discount": spec_to_json(env.discount_spec()),
     }
-    name = name or layout.dataset_name_from_path(__import__("pathlib").Path(os.fspath(output)))
+    name = name or dataset_files.dataset_name_from_path(
+        __import__("pathlib").Path(os.fspath(output))
+    )
     sharding = sharding or Sharding()
     flags = common.default_flags(beam_args)
     units = even_ranges(episodes, episodes_per_unit)
@@ -151,7 +153,7 @@ def record_dataset(
         }
         metadata = {
             "rlds_hub_version": __version__,
-            "created": job.now(),
+            "created": execution.now(),
             "env_name": env_name,
             "policy": policy,
             "seed": seed,
@@ -159,7 +161,7 @@ def record_dataset(
             "specs": specs,
             "image_encoding": "png",
             "layout": "rlds",
-            "provenance": job.provenance("record", arguments, [], flags),
+            "provenance": execution.provenance("record", arguments, [], flags),
         }
         summary = session.finish(
             name=name,

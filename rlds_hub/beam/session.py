@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rlds_hub.beam import job
+from rlds_hub.beam import execution
 from rlds_hub.beam.sink import Sharding, WriteDataset, finish_dataset
 from rlds_hub.beam.staging import Staging
 
@@ -97,9 +97,9 @@ class WriteSession:
         quiet: bool = False,
         progress_dir: str | os.PathLike | None = None,
     ) -> float:
-        """Runs the pipeline ``build(pipeline)`` builds (:func:`rlds_hub.beam.job.run_pipeline`;
+        """Runs the pipeline ``build(pipeline)`` builds (:func:`rlds_hub.beam.execution.run_pipeline`;
         progress counts the pieces unless ``progress_dir``); returns the seconds it took."""
-        return job.run_pipeline(
+        return execution.run_pipeline(
             flags,
             build,
             progress_dir=self.pieces if progress_dir is None else progress_dir,

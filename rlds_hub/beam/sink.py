@@ -34,7 +34,7 @@ import crc32c
 
 from rlds_hub.beam.defaults import DEFAULT_MAX_BYTES_PER_SHARD, DEFAULT_MAX_EPISODES_PER_SHARD
 from rlds_hub.beam.staging import PIECES, RECEIPTS
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 from rlds_hub.storage.checksums import checksums_content
 from rlds_hub.storage.episode_index import index_line, json_safe
 from rlds_hub.storage.episodes import index_row
@@ -45,7 +45,7 @@ SOURCE = "source"  # an episode row's origin (see _index_row)
 _TFRECORD_OVERHEAD = 16  # 8-byte length, its CRC, the data's CRC
 
 
-class EmptyOutputError(layout.DatasetError):
+class EmptyOutputError(dataset_files.DatasetError):
     """The job would write a dataset with no episodes."""
 
 
@@ -229,8 +229,8 @@ class _AssembleShard(beam.DoFn):
 
     def process(self, task: ShardTask) -> Iterator[dict[str, Any]]:
         staging = Path(self._staging)
-        filename = layout.shard_filename(self._name, task.split, self._format, task.index)
-        tmp = staging / f"{layout.TMP_PREFIX}{filename}-{uuid.uuid4().hex[:8]}"
+        filename = dataset_files.shard_filename(self._name, task.split, self._format, task.index)
+        tmp = staging / f"{dataset_files.TMP_PREFIX}{filename}-{uuid.uuid4().hex[:8]}"
         pieces: dict[str, int] = {}
         try:
             if self._format == "tfrecord":
@@ -255,7 +255,7 @@ class _AssembleShard(beam.DoFn):
             "rows": rows,
         }
         receipt_path = staging / RECEIPTS / f"shard-{task.split}-{task.index:05d}.json"
-        layout.atomic_write(
+        dataset_files.atomic_write(
             receipt_path, json.dumps(receipt, default=json_safe).encode(), sync=False
         )
         yield {"split": task.split, "index": task.index}
@@ -335,8 +335,8 @@ class WriteDataset(beam.PTransform):
         split_order: Sequence[str] = (),
     ):
         super().__init__()
-        layout.check_dataset_name(name)
-        layout.check_file_format(file_format)
+        dataset_files.check_dataset_name(name)
+        dataset_files.check_file_format(file_format)
         self._staging = os.fspath(staging.path)
         self._pieces = os.fspath(staging.pieces)
         self._name = name
@@ -367,7 +367,7 @@ def read_receipts(staging: Any) -> list[dict[str, Any]]:
         items.sort(key=lambda r: r["index"])
         expected = items[0]["num_shards"]
         if [r["index"] for r in items] != list(range(expected)):
-            raise layout.DatasetError(
+            raise dataset_files.DatasetError(
                 f"the pipeline finished but split {split!r} is missing shards "
                 f"({len(items)} of {expected} written); nothing was committed"
             )
@@ -411,7 +411,7 @@ def finish_dataset(
                 "name": split,
                 "numBytes": str(sum(r["checksum"]["bytes"] for r in items)),
                 "shardLengths": [str(r["episodes"]) for r in items],
-                "filepathTemplate": layout.SHARD_TEMPLATE,
+                "filepathTemplate": dataset_files.SHARD_TEMPLATE,
             }
         )
         for receipt in items:
@@ -420,12 +420,12 @@ def finish_dataset(
             steps += sum(int(r["num_steps"]) for r in receipt["rows"])
     info = {**new_dataset_info(name, file_format, description), **(info or {}), "splits": splits}
     path = Path(staging.path)
-    _dump(path / layout.FEATURES, features_json)
-    _dump(path / layout.METADATA, metadata)
+    _dump(path / dataset_files.FEATURES, features_json)
+    _dump(path / dataset_files.METADATA, metadata)
     lines = b"".join(index_line(row) for row in rows)
-    layout.atomic_write(path / layout.EPISODE_INDEX, lines, sync=False)
-    layout.atomic_write(path / layout.CHECKSUMS, checksums_content(sums), sync=False)
-    _dump(path / layout.DATASET_INFO, info)  # last: it makes the directory a dataset
+    dataset_files.atomic_write(path / dataset_files.EPISODE_INDEX, lines, sync=False)
+    dataset_files.atomic_write(path / dataset_files.CHECKSUMS, checksums_content(sums), sync=False)
+    _dump(path / dataset_files.DATASET_INFO, info)  # last: it makes the directory a dataset
     output = staging.commit()
     return {
         "path": os.fspath(output),
@@ -456,4 +456,6 @@ def inherited_info(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _dump(path: Path, data: Any) -> None:
-    layout.atomic_write(path, json.dumps(data, indent=1, default=json_safe).encode(), sync=False)
+    dataset_files.atomic_write(
+        path, json.dumps(data, indent=1, default=json_safe).encode(), sync=False
+    )

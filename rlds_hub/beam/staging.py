@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from rlds_hub.storage import layout, publish
+from rlds_hub.storage import dataset_files, publish
 from rlds_hub.storage.publish import EXPORT_MARKER, OWNER, OutputConflictError
 
 __all__ = ["EXPORT_MARKER", "OWNER", "OutputConflictError", "OutputExistsError", "Staging"]
@@ -34,7 +34,7 @@ RECEIPTS = ".receipts"
 SOURCES = ".sources"
 
 
-class OutputExistsError(layout.DatasetError):
+class OutputExistsError(dataset_files.DatasetError):
     """The output path already holds something the job must not replace."""
 
 
@@ -50,7 +50,7 @@ class Staging:
     ):
         text = os.fspath(output)
         if "://" in text:
-            raise layout.DatasetError(
+            raise dataset_files.DatasetError(
                 f"{text}: jobs write to a local or mounted file system (the commit is a POSIX "
                 "rename); write locally, then copy the finished output"
             )
@@ -67,7 +67,8 @@ class Staging:
         self.expected = publish.contents(self.output) if self.output.is_dir() else None
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.path = (
-            self.output.parent / f"{layout.TMP_PREFIX}{self.output.name}-{uuid.uuid4().hex[:12]}"
+            self.output.parent
+            / f"{dataset_files.TMP_PREFIX}{self.output.name}-{uuid.uuid4().hex[:12]}"
         )
         self.path.mkdir()
         publish.write_owner(self.path, scratch=(PIECES, RECEIPTS, SOURCES))
@@ -96,8 +97,8 @@ class Staging:
         """
         for entry in self.path.iterdir():
             if entry.is_file() and entry.name != OWNER:
-                layout.fsync_path(entry)
-        layout.fsync_path(self.path)
+                dataset_files.fsync_path(entry)
+        dataset_files.fsync_path(self.path)
         return publish.publish(
             self.path, self.output, overwrite=self.overwrite, expected=self.expected
         )
@@ -123,7 +124,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
     names = [p.name for p in output.iterdir()]
     if not names:
         return
-    replaceable = layout.DATASET_INFO in names or EXPORT_MARKER in names
+    replaceable = dataset_files.DATASET_INFO in names or EXPORT_MARKER in names
     if replaceable and overwrite:
         return
     if replaceable:
@@ -146,6 +147,6 @@ def _check_inputs(output: Path, inputs: Iterable[str | os.PathLike]) -> None:
             continue
         real = Path(text).expanduser().resolve()
         if real == real_output or real_output in real.parents or real in real_output.parents:
-            raise layout.DatasetError(
+            raise dataset_files.DatasetError(
                 f"the output {output} overlaps the input {text}; write to a separate directory"
             )

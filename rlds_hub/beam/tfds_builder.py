@@ -22,9 +22,9 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 
-_KEPT_FILES = (layout.EPISODE_INDEX, layout.CHECKSUMS, layout.METADATA)
+_KEPT_FILES = (dataset_files.EPISODE_INDEX, dataset_files.CHECKSUMS, dataset_files.METADATA)
 
 
 def beam_args_from(download_config: Any) -> list[str] | None:
@@ -103,22 +103,22 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
     def _download_and_prepare(self, dl_manager: Any, download_config: Any) -> None:
         target = Path(os.fspath(self.data_path))
         scratch = Path(
-            tempfile.mkdtemp(prefix=f"{layout.TMP_PREFIX}{self.name}-", dir=target.parent)
+            tempfile.mkdtemp(prefix=f"{dataset_files.TMP_PREFIX}{self.name}-", dir=target.parent)
         )
         try:
             output = scratch / "dataset"
             self.write_dataset(os.fspath(output), beam_args_from(download_config))
-            info = json.loads((output / layout.DATASET_INFO).read_text())
+            info = json.loads((output / dataset_files.DATASET_INFO).read_text())
             splits = []
             for entry in info["splits"]:
                 for index in range(len(entry["shardLengths"])):
-                    name = layout.shard_filename(
+                    name = dataset_files.shard_filename(
                         self.name, entry["name"], info["fileFormat"], index
                     )
                     os.replace(output / name, target / name)
                 template = tfds.core.ShardedFileTemplate(
                     data_dir=target,
-                    template=layout.SHARD_TEMPLATE,
+                    template=dataset_files.SHARD_TEMPLATE,
                     dataset_name=self.name,
                     split=entry["name"],
                     filetype_suffix=info["fileFormat"],
@@ -135,7 +135,7 @@ class ConvertedBuilder(tfds.core.GeneratorBasedBuilder):
                 if (output / name).exists():
                     shutil.copyfile(output / name, target / name)
             kept = self.info.metadata
-            if kept is not None and (target / layout.METADATA).exists():
+            if kept is not None and (target / dataset_files.METADATA).exists():
                 # A rebuild over a directory TFDS had read: TFDS writes its (old, or lazily
                 # loaded and now empty) metadata back; make it the new one.
                 kept.load_metadata(target)
@@ -163,10 +163,10 @@ def check_prepared_source(directory: Path, source: str | None, name: str) -> Non
     Raises:
       SourceChangedError: saying what differs and how to rebuild.
     """
-    if source is None or not (directory / layout.DATASET_INFO).exists():
+    if source is None or not (directory / dataset_files.DATASET_INFO).exists():
         return
     try:
-        metadata = json.loads((directory / layout.METADATA).read_text())
+        metadata = json.loads((directory / dataset_files.METADATA).read_text())
         recorded = metadata["provenance"]["sources"][0]
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return  # not converted by rlds_hub: nothing to compare with

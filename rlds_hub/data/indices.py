@@ -3,7 +3,7 @@
 The loaders work on NumPy arrays (see :mod:`rlds_hub.format.decode`), so they compute which
 steps make each transition or window with these; the TensorFlow versions serve ``tf.data``
 pipelines. Both follow the same definitions (Acme's n-step semantics, windows laid out as
-``episode_windows``), and ``tests/test_data_loading.py`` checks they agree on random
+``episode_windows``), and ``tests/data/test_data_loading.py`` checks they agree on random
 episodes.
 """
 

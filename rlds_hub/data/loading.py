@@ -18,8 +18,8 @@ import numpy as np
 
 from rlds_hub.extras import require
 from rlds_hub.storage.dataset import RLDSDataset
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.filters import Where, check_filters
-from rlds_hub.storage.layout import DatasetError
 
 # Names are resolved in storage (TFDS's <name>/<version> and <name>/<config>/<version>).
 from rlds_hub.storage.names import DATA_DIR_ENV as DATA_DIR_ENV

@@ -34,14 +34,14 @@ from typing import Any
 import numpy as np
 from numpy.random import default_rng
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.checks import check_gamma, check_positive
 from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
 from rlds_hub.data.mixer import Mixer
 from rlds_hub.extras import require
 from rlds_hub.format.plan import unflatten
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import dataset_layout
-from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.query import Where, check_filters, select
 from rlds_hub.storage.selection import EpisodeSpec, Selection
 

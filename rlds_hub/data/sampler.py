@@ -7,7 +7,7 @@ side by side in ``docs/benchmarks.md``). :meth:`InMemorySampler.sample_many` dra
 batches in one call, for learners that run several updates per call with ``lax.scan``.
 
 This module imports JAX, never TensorFlow: ``from_dataset`` reads the dataset with
-rlds_hub's NumPy loaders (``tests/test_no_tensorflow.py`` runs it with TensorFlow blocked).
+rlds_hub's NumPy loaders (``tests/data/test_no_tensorflow.py`` runs it with TensorFlow blocked).
 64-bit fields stay 64-bit when JAX's x64 mode is on; otherwise a warning names the fields
 JAX narrows to 32 bits.
 """

@@ -4,7 +4,7 @@ Each expert reads the named observation fields, computes a scalar or 2-vector co
 Python / NumPy, and returns an action matching the environment's action spec exactly (dtype,
 shape, clipped to the bounds): float64 for dm_control, float32 for Gymnasium Box actions.
 
-Gains were tuned by running episodes (see ``tests/test_envs.py`` for the returns they reach);
+Gains were tuned by running episodes (see ``tests/envs/test_envs.py`` for the returns they reach);
 the cartpole LQR gains come from a discrete-time LQR on the MuJoCo model linearised about the
 upright state (state ``[x, θ, ẋ, θ̇]``, control dt 0.01 s, Q = diag(1, 10, 1, 1), R = 1).
 """

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from dm_env import specs as dm_specs
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.format.specs import SpecError
 
 ImageEncoding = Literal["png", "raw"]

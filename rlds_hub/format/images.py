@@ -4,7 +4,7 @@ TFDS decodes ``Image`` features with TensorFlow's ``decode_image``, whose JPEG p
 libjpeg-turbo with the *fast* integer IDCT (``JDCT_IFAST``) and fancy upsampling. PIL
 decodes with the accurate IDCT, which differs on most pixels by a few levels. JPEG frames
 are therefore decoded with ``simplejpeg`` (libjpeg-turbo) set to the same options as
-TensorFlow, which gives identical pixels (``tests/test_images.py`` compares every pixel with
+TensorFlow, which gives identical pixels (``tests/format/test_images.py`` compares every pixel with
 TensorFlow's decoder). PNG is lossless, and PIL decodes it identically.
 """
 

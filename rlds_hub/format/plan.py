@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 
 KINDS = ("native", "raw", "string", "image")
 _STEPS_PREFIX = f"{rlds.STEPS}/"

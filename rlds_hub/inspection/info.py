@@ -15,7 +15,7 @@ from rlds_hub.format.plan import Plan
 from rlds_hub.inspection.labels import class_labels
 from rlds_hub.inspection.labels import describe as describe_labels
 from rlds_hub.inspection.stats import distribution
-from rlds_hub.storage import files, layout
+from rlds_hub.storage import dataset_files, files
 from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.episodes import LAYOUT_DESCRIPTIONS, dataset_layout, episode_table
 from rlds_hub.storage.names import as_dataset
@@ -108,11 +108,11 @@ def _sizes(dataset: RLDSDataset) -> tuple[int, dict[str, Any]]:
     stray_bytes = 0
     for name in files.listdir(dataset.path):
         full = files.join(dataset.path, name)
-        if name == layout.LOCK or files.isdir(full):
+        if name == dataset_files.LOCK or files.isdir(full):
             continue
         if name in listed:
             size += files.size(full)
-        elif name.startswith(layout.TMP_PREFIX) or layout.is_shard_name(name):
+        elif name.startswith(dataset_files.TMP_PREFIX) or dataset_files.is_shard_name(name):
             stray.append(name)
             # a stray link is not followed: nothing outside the directory is measured
             stray_bytes += files.size(full) if files.is_remote(full) else os.lstat(full).st_size

@@ -13,7 +13,7 @@ from typing import Any
 
 from rlds_hub.storage import files
 from rlds_hub.storage.dataset import RLDSDataset
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 
 LABELS_SUFFIX = ".labels.txt"
 _CONTENT_KEYS = ("featuresDict", "sequence", "classLabel")

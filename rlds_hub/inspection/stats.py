@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.format.features import is_image_spec
 from rlds_hub.format.plan import Leaf
-from rlds_hub.storage import files, layout
+from rlds_hub.storage import dataset_files, files
 from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.episodes import (
     LAYOUT_OXE,
@@ -208,7 +208,7 @@ def save_statistics(
         **provenance,
         "splits": {s["split"]: s for s in splits},
     }
-    target = files.join(path, layout.STATISTICS)
+    target = files.join(path, dataset_files.STATISTICS)
     existing = saved_statistics(path) if files.exists(target) else None
     if existing:
         old = existing.get("splits", {})
@@ -217,10 +217,10 @@ def save_statistics(
                 content["splits"][name] = _keep_quantiles(entry, old[name], existing)
         content["splits"] = {**old, **content["splits"]}
     if files.is_remote(target):
-        raise layout.DatasetError(f"{target}: statistics are saved into local datasets only")
+        raise dataset_files.DatasetError(f"{target}: statistics are saved into local datasets only")
     from pathlib import Path
 
-    layout.atomic_write(Path(target), json.dumps(content, indent=1).encode(), sync=True)
+    dataset_files.atomic_write(Path(target), json.dumps(content, indent=1).encode(), sync=True)
     return target
 
 
@@ -280,7 +280,7 @@ def saved_statistics(source: PathOrDataset) -> dict[str, Any] | None:
         if files.is_remote(path)
         else os.path.realpath(path)
     )
-    target = files.join(path, layout.STATISTICS)
+    target = files.join(path, dataset_files.STATISTICS)
     if not files.exists(target):
         return None
     try:  # a link out of the dataset is refused (DatasetError), never read

@@ -24,13 +24,13 @@ from typing import Any
 import crc32c
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.extras import require
 from rlds_hub.format.decode import EpisodeDecoder, ParseError, value_counts
 from rlds_hub.format.images import ImageDecodeError
 from rlds_hub.format.plan import Plan, unflatten
 from rlds_hub.format.specs import bounds_of
-from rlds_hub.storage import files, layout, shards
+from rlds_hub.storage import dataset_files, files, shards
 from rlds_hub.storage.checksums import read_checksums
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import LAYOUT_DESCRIPTIONS, LAYOUT_OXE, dataset_layout
@@ -356,8 +356,8 @@ def _strip_path(error: Exception, path: str) -> str:
 def _checksums(dataset: RLDSDataset, report: Report) -> dict[str, Any] | None:
     try:
         content = read_checksums(dataset.path)
-    except layout.DatasetError as e:
-        report.problems.append(Problem("error", layout.CHECKSUMS, str(e)))
+    except dataset_files.DatasetError as e:
+        report.problems.append(Problem("error", dataset_files.CHECKSUMS, str(e)))
         return None
     return None if content is None else dict(content["shards"])
 
@@ -368,7 +368,7 @@ def _check_checksum(
     entry = expected.get(shard)
     if entry is None:
         report.problems.append(
-            Problem("warning", f"{split}/{shard}", f"not listed in {layout.CHECKSUMS}")
+            Problem("warning", f"{split}/{shard}", f"not listed in {dataset_files.CHECKSUMS}")
         )
         return
     if data is None:
@@ -379,7 +379,7 @@ def _check_checksum(
             Problem(
                 "error",
                 f"{split}/{shard}",
-                f"checksum mismatch: {layout.CHECKSUMS} says {entry.get('bytes')} bytes, crc32c "
+                f"checksum mismatch: {dataset_files.CHECKSUMS} says {entry.get('bytes')} bytes, crc32c "
                 f"{entry.get('crc32c')}; the file has {found['bytes']} bytes, crc32c "
                 f"{found['crc32c']}",
             )

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.data.chunks import NEXT_OBSERVATION
 from rlds_hub.learners.errors import DataError
 from rlds_hub.learners.task import TaskSpec
@@ -102,7 +102,7 @@ def load_transitions(
       DataError: no episode selected, no transition in them, or non-finite values.
     """
     from rlds_hub.data import select, transitions
-    from rlds_hub.storage.layout import DatasetError
+    from rlds_hub.storage.dataset_files import DatasetError
 
     try:
         selection = select(source, split, episodes=episodes)

@@ -4,7 +4,7 @@ Parameters and optimiser state are replicated; every batch is split along its ba
 over a one-axis mesh (``"data"``). The jitted updates are written for one device and XLA's
 SPMD partitioner turns the batch means into per-device partial sums plus an all-reduce, so a
 run on N devices computes the same updates as on one (up to the order of floating-point
-sums; ``tests/test_learners_parallel.py`` checks it with several CPU host devices).
+sums; ``tests/learners/test_learners_parallel.py`` checks it with several CPU host devices).
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def prepare(
         a run (without ``resume``) or a run of another config / task (with it).
     """
     from rlds_hub.envs import canonical_env_name, make_env
-    from rlds_hub.storage.layout import DatasetError
+    from rlds_hub.storage.dataset_files import DatasetError
 
     module = builder(algorithm)
     run_config = _config(module.CONFIG, config, steps)

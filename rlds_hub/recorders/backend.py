@@ -11,7 +11,7 @@ import numpy as np
 from envlogger import step_data
 from envlogger.backends import backend_writer
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.format.encode import ExampleEncoder
 from rlds_hub.format.features import ImageEncoding, episode_features
 from rlds_hub.format.specs import (

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from dm_env import specs as dm_specs
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.format.specs import SpecError
 
 _FIRST_BLOCK_ROWS = 256

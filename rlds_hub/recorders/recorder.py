@@ -14,7 +14,7 @@ from rlds_hub import _compat
 from rlds_hub._version import __version__
 from rlds_hub.format.features import IMAGE_ENCODINGS, ImageEncoding
 from rlds_hub.format.specs import SpecError, spec_differences, spec_to_json
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.writer import (
     DEFAULT_MAX_BYTES_PER_SHARD,
     DEFAULT_MAX_EPISODES_PER_SHARD,
@@ -141,7 +141,7 @@ class Recorder(dm_env.Environment):
         self._riegeli_counts = [0, 0]  # episodes, steps
         self._riegeli_episode_steps = 0
         if file_format == "riegeli":
-            from rlds_hub.storage.layout import prepare_directory
+            from rlds_hub.storage.dataset_files import prepare_directory
 
             _compat.patch_numpy_for_envlogger()  # envlogger 1.2's encoder uses np.unicode_
 

@@ -11,6 +11,7 @@ The usual entry points::
 """
 
 from rlds_hub.storage.dataset import RLDSDataset, SplitInfo, open_dataset
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import (
     LAYOUT_OXE,
     LAYOUT_RLDS,
@@ -19,7 +20,6 @@ from rlds_hub.storage.episodes import (
     episode_table,
 )
 from rlds_hub.storage.filters import FILTERS, RowFilter
-from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.names import as_dataset
 from rlds_hub.storage.query import select, select_episodes, select_splits
 from rlds_hub.storage.reader import (

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rlds_hub.storage.layout import TMP_PREFIX, remove_quietly, write_fd
+from rlds_hub.storage.dataset_files import TMP_PREFIX, remove_quietly, write_fd
 
 _SPARES = 4
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import crc32c
 
-from rlds_hub.storage import files, layout
+from rlds_hub.storage import dataset_files, files
 from rlds_hub.storage.containment import open_regular
 
 ALGORITHM = "crc32c"
@@ -41,15 +41,15 @@ def read_checksums(path: str | os.PathLike, *, within: str | None = None) -> dic
     Raises:
       DatasetError: the file is not valid JSON or has no ``shards``.
     """
-    target = files.join(path, layout.CHECKSUMS)
+    target = files.join(path, dataset_files.CHECKSUMS)
     if not files.exists(target):
         return None
     try:
         content = json.loads(files.read_text(target, within=within))
     except json.JSONDecodeError as e:
-        raise layout.DatasetError(f"{target} is not valid JSON ({e})") from e
+        raise dataset_files.DatasetError(f"{target} is not valid JSON ({e})") from e
     if not isinstance(content, dict) or not isinstance(content.get("shards"), dict):
-        raise layout.DatasetError(f"{target} has no 'shards' table of checksums")
+        raise dataset_files.DatasetError(f"{target} has no 'shards' table of checksums")
     return content
 
 
@@ -69,6 +69,6 @@ def write_checksums(path: str | os.PathLike) -> str:
     for split in dataset.splits.values():
         for shard_path, _ in split.nonempty_shards:
             sums[os.path.basename(shard_path)] = file_checksum(shard_path, within=dataset.real_path)
-    target = Path(dataset.path) / layout.CHECKSUMS
-    layout.atomic_write(target, checksums_content(sums), sync=True)
+    target = Path(dataset.path) / dataset_files.CHECKSUMS
+    dataset_files.atomic_write(target, checksums_content(sums), sync=True)
     return os.fspath(target)

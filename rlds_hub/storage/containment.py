@@ -20,7 +20,7 @@ import stat
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 
 _PROC_FD = "/proc/self/fd"
 

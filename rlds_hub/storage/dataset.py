@@ -22,12 +22,12 @@ import os
 import re
 from typing import Any
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.extras import require
 from rlds_hub.format.plan import Plan, PlanError
-from rlds_hub.storage import containment, files, layout
+from rlds_hub.storage import containment, dataset_files, files
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episode_index import read_episode_index
-from rlds_hub.storage.layout import DatasetError
 
 _DEFAULT_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 # Split names as writers use them; a split name is part of every shard's file name.
@@ -114,7 +114,7 @@ class RLDSDataset:
     @functools.cached_property
     def episode_index(self) -> list[dict[str, Any]] | None:
         """Rows of ``episodes.jsonl`` for the published episodes, or None if absent."""
-        path = _own_file(self.path, layout.EPISODE_INDEX, self.real_path)
+        path = _own_file(self.path, dataset_files.EPISODE_INDEX, self.real_path)
         if path is None:
             return None
         counts = {name: s.num_episodes for name, s in self.splits.items()}
@@ -130,8 +130,13 @@ class RLDSDataset:
 
     def listed_files(self) -> set[str]:
         """Names of the files this dataset consists of (metadata and listed shards)."""
-        names = {layout.DATASET_INFO, layout.FEATURES}
-        for name in (layout.METADATA, layout.EPISODE_INDEX, layout.CHECKSUMS, layout.STATISTICS):
+        names = {dataset_files.DATASET_INFO, dataset_files.FEATURES}
+        for name in (
+            dataset_files.METADATA,
+            dataset_files.EPISODE_INDEX,
+            dataset_files.CHECKSUMS,
+            dataset_files.STATISTICS,
+        ):
             if _own_file(self.path, name, self.real_path) is not None:
                 names.add(name)
         for split in self.splits.values():
@@ -167,20 +172,20 @@ def open_dataset(
         raise DatasetError(f"{path_str} does not exist")
     if not files.isdir(path_str):
         raise DatasetError(f"{path_str} is a file; pass the dataset directory")
-    info_path = _own_file(path_str, layout.DATASET_INFO, real)
+    info_path = _own_file(path_str, dataset_files.DATASET_INFO, real)
     if info_path is None:
         names = files.listdir(path_str)
         raise DatasetError(
-            layout.missing_info_message(path_str, names, _nested_datasets(path_str, names))
+            dataset_files.missing_info_message(path_str, names, _nested_datasets(path_str, names))
         )
     info = _read_json(info_path, real)
-    features_path = _own_file(path_str, layout.FEATURES, real)
+    features_path = _own_file(path_str, dataset_files.FEATURES, real)
     if features_path is None:
         raise DatasetError(
-            f"{path_str} has a {layout.DATASET_INFO} but no {layout.FEATURES} (the description "
+            f"{path_str} has a {dataset_files.DATASET_INFO} but no {dataset_files.FEATURES} (the description "
             "of the episode features), so its episodes cannot be decoded. If rlds_hub wrote "
-            f"it, `rlds-hub validate --repair {path_str}` rebuilds {layout.FEATURES} from the "
-            f"specs in {layout.METADATA}; otherwise restore the file from the dataset's source"
+            f"it, `rlds-hub validate --repair {path_str}` rebuilds {dataset_files.FEATURES} from the "
+            f"specs in {dataset_files.METADATA}; otherwise restore the file from the dataset's source"
         )
     features_json = _read_json(features_path, real)
     try:
@@ -192,7 +197,7 @@ def open_dataset(
             f"{path_str} is a TFDS dataset but not RLDS: its features have no "
             f"'{rlds.STEPS}' dataset of steps"
         )
-    metadata_path = _own_file(path_str, layout.METADATA, real)
+    metadata_path = _own_file(path_str, dataset_files.METADATA, real)
     metadata = _read_json(metadata_path, real) if metadata_path is not None else {}
     splits = _splits(path_str, info, real)
     return RLDSDataset(path_str, info, features_json, plan, metadata, splits, real_path=real)
@@ -214,7 +219,7 @@ def _nested_datasets(path: str, names: list[str], depth: int = 2) -> list[str]:
         child = files.join(path, name)
         if name.startswith(".") or not files.isdir(child):
             continue
-        if files.exists(files.join(child, layout.DATASET_INFO)):
+        if files.exists(files.join(child, dataset_files.DATASET_INFO)):
             found.append(child)
         elif depth > 1:
             found += _nested_datasets(child, files.listdir(child), depth - 1)
@@ -236,13 +241,13 @@ def _splits(path: str, info: dict[str, Any], real: str | None) -> dict[str, Spli
         template = entry.get("filepathTemplate") or _DEFAULT_TEMPLATE
         if not _SPLIT_NAME.match(str(entry.get("name", ""))):
             raise DatasetError(
-                f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] has the split "
+                f"{files.join(path, dataset_files.DATASET_INFO)}: splits[{number}] has the split "
                 f"name {entry.get('name')!r}: use letters, digits, '_', '-' and '.' (it is "
                 "part of every shard's file name); fix dataset_info.json"
             )
         containment.check_template(
             str(template),
-            f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] ({entry.get('name')!r})",
+            f"{files.join(path, dataset_files.DATASET_INFO)}: splits[{number}] ({entry.get('name')!r})",
         )
         relative = [
             shard_path(template, name, entry["name"], suffix, i, len(lengths))
@@ -251,7 +256,7 @@ def _splits(path: str, info: dict[str, Any], real: str | None) -> dict[str, Spli
         if relative:  # the dataset and split names are part of every shard's path
             containment.check_template(
                 relative[0],
-                f"{files.join(path, layout.DATASET_INFO)}: splits[{number}] "
+                f"{files.join(path, dataset_files.DATASET_INFO)}: splits[{number}] "
                 f"({entry.get('name')!r}) with its dataset and split names filled in",
             )
         if real is not None:

@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder, ParseError
 from rlds_hub.format.plan import Leaf, Plan
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
+from rlds_hub.storage.dataset_files import EPISODE_INDEX, DatasetError
 from rlds_hub.storage.episode_index import EpisodeIndex
-from rlds_hub.storage.layout import EPISODE_INDEX, DatasetError
 from rlds_hub.storage.names import as_dataset
 from rlds_hub.storage.reader import DecodedBatch, iter_batches, iter_records
 from rlds_hub.storage.selection import EpisodeSpec, Selection, episode_indices

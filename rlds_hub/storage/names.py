@@ -23,9 +23,9 @@ import os
 import re
 from typing import Any
 
-from rlds_hub.storage import files, layout
+from rlds_hub.storage import dataset_files, files
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.selection import Selection
 
 DATA_DIR_ENV = "RLDS_HUB_DATA_DIR"
@@ -147,7 +147,7 @@ def _descend(directory: str, text: str, version: str | None, *, strict: bool = F
 
 
 def _is_dataset(directory: str) -> bool:
-    return files.exists(os.path.join(directory, layout.DATASET_INFO))
+    return files.exists(os.path.join(directory, dataset_files.DATASET_INFO))
 
 
 def _children(directory: str) -> list[str]:
@@ -185,8 +185,8 @@ def _is_name_directory(directory: str, strict: bool = False) -> bool:
     if not files.isdir(directory) or _is_dataset(directory):
         return False
     names = files.listdir(directory)
-    own = {layout.FEATURES, layout.METADATA, layout.EPISODE_INDEX}
-    if any(layout.is_shard_name(n) or n in own for n in names):
+    own = {dataset_files.FEATURES, dataset_files.METADATA, dataset_files.EPISODE_INDEX}
+    if any(dataset_files.is_shard_name(n) or n in own for n in names):
         return False  # a damaged dataset: opening it says so
     return bool(_versions(directory, strict) or _configs(directory, strict))
 

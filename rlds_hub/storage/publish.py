@@ -35,7 +35,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 
 OWNER = ".owner"
 # Marker of a Parquet export (the export job's output is not an RLDS dataset).
@@ -48,7 +48,7 @@ _REFUSED = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
 log = logging.getLogger("rlds_hub")
 
 
-class OutputConflictError(layout.DatasetError):
+class OutputConflictError(dataset_files.DatasetError):
     """Something appeared at the output while the job ran; the finished result is ``kept``."""
 
     def __init__(self, message: str, kept: Path):
@@ -58,7 +58,7 @@ class OutputConflictError(layout.DatasetError):
 
 def holds_dataset(path: Path) -> bool:
     """Whether ``path`` is a directory with a dataset (or a Parquet export) in it."""
-    return (path / layout.DATASET_INFO).is_file() or (path / EXPORT_MARKER).is_file()
+    return (path / dataset_files.DATASET_INFO).is_file() or (path / EXPORT_MARKER).is_file()
 
 
 def contents(path: Path) -> frozenset[str]:
@@ -90,7 +90,7 @@ def parent_lock(output: Path) -> Iterator[None]:
 
 def _sibling(output: Path, job_id: str, state: str | None = None) -> Path:
     suffix = f"-{state}" if state else ""
-    return output.parent / f"{layout.TMP_PREFIX}{output.name}-{job_id}{suffix}"
+    return output.parent / f"{dataset_files.TMP_PREFIX}{output.name}-{job_id}{suffix}"
 
 
 def _visible(output: Path, kind: str, job_id: str) -> Path:
@@ -139,10 +139,10 @@ def publish(
     with parent_lock(output):
         ready = _sibling(output, job_id, READY)
         os.rename(staging, ready)
-        layout.fsync_path(output.parent)
+        dataset_files.fsync_path(output.parent)
         _remove_scratch(ready)
         if _rename_to_output(ready, output):
-            layout.fsync_path(output.parent)
+            dataset_files.fsync_path(output.parent)
             return output
         if not overwrite:
             _keep(
@@ -156,7 +156,7 @@ def publish(
             _keep(ready, output, job_id, what)
         old = _sibling(output, job_id, OLD)
         os.rename(aside, old)
-        layout.fsync_path(output.parent)
+        dataset_files.fsync_path(output.parent)
         if not _rename_to_output(ready, output):
             previous = _visible(output, "previous", job_id)
             os.rename(old, previous)
@@ -167,7 +167,7 @@ def publish(
                 f"{output} appeared between two renames of the "
                 f"commit; the dataset it replaced is in {previous}",
             )
-        layout.fsync_path(output.parent)
+        dataset_files.fsync_path(output.parent)
         shutil.rmtree(old, ignore_errors=True)
     return output
 
@@ -201,7 +201,7 @@ def _put_back(aside: Path, output: Path, job_id: str) -> None:
 def _keep(ready: Path, output: Path, job_id: str, what: str) -> None:
     kept = _visible(output, "result", job_id)
     os.rename(ready, kept)
-    layout.fsync_path(output.parent)
+    dataset_files.fsync_path(output.parent)
     raise OutputConflictError(
         f"{what}; nothing was replaced. The finished result is in {kept}: check {output}, "
         "then move the result where you want it",
@@ -274,7 +274,7 @@ def recover(output: str | os.PathLike) -> list[str]:
         for old in legacy:
             _recover_old(output, old, old.name.rsplit("-", 1)[1], done)
         if done:
-            layout.fsync_path(output.parent)
+            dataset_files.fsync_path(output.parent)
     return done
 
 

@@ -8,9 +8,9 @@ import os
 from typing import Any
 
 from rlds_hub.storage.dataset import RLDSDataset
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import episode_table, table_plan
 from rlds_hub.storage.filters import RowFilter, Where, check_filters
-from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.names import as_dataset
 from rlds_hub.storage.selection import (
     EpisodeSpec,

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder, ParseError
 from rlds_hub.format.images import ImageDecodeError
 from rlds_hub.format.plan import Plan, unflatten
 from rlds_hub.storage import shards
 from rlds_hub.storage.dataset import RLDSDataset
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.selection import Selection, ShardRead
 
 # A batch of episodes is decoded at once when it reaches either bound.

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rlds_hub.storage import layout, publish, salvage, shards
+from rlds_hub.storage import dataset_files, publish, salvage, shards
 from rlds_hub.storage.episodes import rebuild_episode_index
 
 _SHARD_FILE_RE = re.compile(
@@ -56,12 +56,12 @@ def repair(path: str | os.PathLike, *, drop_corrupt: bool = False) -> RepairRepo
     """
     directory = Path(path).expanduser().absolute()
     if "://" in os.fspath(path):
-        raise layout.DatasetError(f"{path}: repair works on local directories only")
+        raise dataset_files.DatasetError(f"{path}: repair works on local directories only")
     recovered = publish.recover(directory)  # a job's commit killed between two renames
     if not directory.is_dir():
-        raise layout.DatasetError(f"{directory} is not a directory")
+        raise dataset_files.DatasetError(f"{directory} is not a directory")
     report = RepairReport(os.fspath(directory), actions=recovered)
-    lock = layout.DatasetLock(directory)
+    lock = dataset_files.DatasetLock(directory)
     lock.acquire()
     try:
         report.actions += salvage.recover(directory)  # a salvage killed half-way
@@ -72,26 +72,28 @@ def repair(path: str | os.PathLike, *, drop_corrupt: bool = False) -> RepairRepo
 
 
 def _repair_locked(directory: Path, report: RepairReport, drop_corrupt: bool = False) -> None:
-    info_path = directory / layout.DATASET_INFO
-    features_path = directory / layout.FEATURES
+    info_path = directory / dataset_files.DATASET_INFO
+    features_path = directory / dataset_files.FEATURES
     if not features_path.exists():
         features = features_from_metadata(directory)
         if features is None:
             report.problems.append(
-                f"{layout.FEATURES} is missing and {layout.METADATA} holds no rlds_hub specs "
+                f"{dataset_files.FEATURES} is missing and {dataset_files.METADATA} holds no rlds_hub specs "
                 "to rebuild it from; restore it from the dataset's source"
             )
             return
-        layout.atomic_write(features_path, _dumps(features), sync=True)
-        report.actions.append(f"rebuilt {layout.FEATURES} from the specs in {layout.METADATA}")
+        dataset_files.atomic_write(features_path, _dumps(features), sync=True)
+        report.actions.append(
+            f"rebuilt {dataset_files.FEATURES} from the specs in {dataset_files.METADATA}"
+        )
     if not info_path.exists():
         info = info_from_shards(directory, report)
         if info is None:
             return
-        layout.atomic_write(info_path, _dumps(info), sync=True)
+        dataset_files.atomic_write(info_path, _dumps(info), sync=True)
         episodes = sum(int(n) for s in info["splits"] for n in s["shardLengths"])
         report.actions.append(
-            f"rebuilt {layout.DATASET_INFO} from {sum(len(s['shardLengths']) for s in info['splits'])}"
+            f"rebuilt {dataset_files.DATASET_INFO} from {sum(len(s['shardLengths']) for s in info['splits'])}"
             f" shard file(s): {episodes} episodes in split(s) "
             f"{', '.join(s['name'] for s in info['splits'])}"
         )
@@ -108,7 +110,7 @@ def _repair_locked(directory: Path, report: RepairReport, drop_corrupt: bool = F
     if damaged and drop_corrupt:
         try:
             dropped, work = salvage.salvage(directory, dataset, damaged)
-        except layout.DatasetError as e:
+        except dataset_files.DatasetError as e:
             report.problems.append(f"cannot drop what is corrupt: {e}")
             return
         report.dropped += dropped
@@ -118,9 +120,9 @@ def _repair_locked(directory: Path, report: RepairReport, drop_corrupt: bool = F
             f"{lost} episode(s) (listed below); the corrupt originals are kept in {work} "
             "(delete it when you no longer need them)"
         )
-        if (directory / layout.STATISTICS).exists():
+        if (directory / dataset_files.STATISTICS).exists():
             report.actions.append(
-                f"note: {layout.STATISTICS} still describes the episodes before this repair; "
+                f"note: {dataset_files.STATISTICS} still describes the episodes before this repair; "
                 "recompute it with `rlds-hub stats --save`"
             )
         dataset = open_dataset(directory)
@@ -136,9 +138,11 @@ def _repair_locked(directory: Path, report: RepairReport, drop_corrupt: bool = F
     counts = {name: s.num_episodes for name, s in dataset.splits.items()}
     from rlds_hub.storage.episode_index import EpisodeIndex
 
-    if not EpisodeIndex(directory / layout.EPISODE_INDEX).covers(counts):
+    if not EpisodeIndex(directory / dataset_files.EPISODE_INDEX).covers(counts):
         rows = rebuild_episode_index(directory)
-        report.actions.append(f"rebuilt {layout.EPISODE_INDEX} from the records ({rows} episodes)")
+        report.actions.append(
+            f"rebuilt {dataset_files.EPISODE_INDEX} from the records ({rows} episodes)"
+        )
 
 
 def _damaged_shards(dataset: Any) -> tuple[list[tuple[str, int]], list[str]]:
@@ -154,7 +158,7 @@ def _damaged_shards(dataset: Any) -> tuple[list[tuple[str, int]], list[str]]:
                 continue
             try:
                 found = count_records(Path(shard_path), dataset.file_format)
-            except layout.DatasetError as e:
+            except dataset_files.DatasetError as e:
                 damaged.append((name, index))
                 problems.append(f"{e}; move the shard away (or restore it) and re-run")
                 continue
@@ -163,7 +167,7 @@ def _damaged_shards(dataset: Any) -> tuple[list[tuple[str, int]], list[str]]:
                     damaged.append((name, index))
                 problems.append(
                     f"{os.path.basename(shard_path)} holds {found} episodes but "
-                    f"{layout.DATASET_INFO} lists {expected}"
+                    f"{dataset_files.DATASET_INFO} lists {expected}"
                 )
     return damaged, problems
 
@@ -171,15 +175,15 @@ def _damaged_shards(dataset: Any) -> tuple[list[tuple[str, int]], list[str]]:
 def remove_leftovers(directory: Path) -> list[str]:
     """Deletes ``.tmp-`` files and shard files of the dataset that ``dataset_info.json``
     does not list (or lists with 0 episodes); returns their names."""
-    info = json.loads((directory / layout.DATASET_INFO).read_text())
+    info = json.loads((directory / dataset_files.DATASET_INFO).read_text())
     name, file_format = info.get("name", ""), info.get("fileFormat") or "tfrecord"
     listed: dict[str, list[int]] = {
         s["name"]: [int(n) for n in s.get("shardLengths", [])] for s in info.get("splits", [])
     }
     removed = []
     for p in sorted(directory.iterdir()):
-        if p.name.startswith(layout.TMP_PREFIX) and p.is_file():
-            layout.remove_quietly(p)
+        if p.name.startswith(dataset_files.TMP_PREFIX) and p.is_file():
+            dataset_files.remove_quietly(p)
             removed.append(p.name)
             continue
         match = _SHARD_FILE_RE.match(p.name)
@@ -192,7 +196,7 @@ def remove_leftovers(directory: Path) -> list[str]:
         if lengths is None:
             continue  # a split dataset_info.json does not know: leave it to the user
         if index >= len(lengths) or lengths[index] == 0:
-            layout.remove_quietly(p)
+            dataset_files.remove_quietly(p)
             removed.append(p.name)
     return removed
 
@@ -215,13 +219,13 @@ def info_from_shards(directory: Path, report: RepairReport) -> dict[str, Any] | 
         key = (match["name"], match["fmt"])
         found.setdefault(key, {}).setdefault(match["split"], {})[int(match["index"])] = p
         templates[match["split"]] = (
-            layout.SHARD_TEMPLATE
+            dataset_files.SHARD_TEMPLATE
             if match["total"] is None
             else "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
         )
     if not found:
         report.problems.append(
-            f"{layout.DATASET_INFO} is missing and there are no shard files to rebuild it from"
+            f"{dataset_files.DATASET_INFO} is missing and there are no shard files to rebuild it from"
         )
         return None
     if len(found) > 1:
@@ -243,7 +247,7 @@ def info_from_shards(directory: Path, report: RepairReport) -> dict[str, Any] | 
                 continue
             try:
                 lengths.append(str(count_records(path, file_format)))
-            except layout.DatasetError as e:
+            except dataset_files.DatasetError as e:
                 report.problems.append(f"{e}; move the shard away (or restore it) and re-run")
                 return None
             size += path.stat().st_size
@@ -266,7 +270,7 @@ def info_from_shards(directory: Path, report: RepairReport) -> dict[str, Any] | 
 
 def features_from_metadata(directory: Path) -> dict[str, Any] | None:
     """``features.json`` content rebuilt from the specs in rlds_hub's ``metadata.json``."""
-    path = directory / layout.METADATA
+    path = directory / dataset_files.METADATA
     if not path.exists():
         return None
     try:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub.storage import checksums, layout, shards
+from rlds_hub.storage import checksums, dataset_files, shards
 from rlds_hub.storage.episode_index import EpisodeIndex
 
 SALVAGE_DIR = ".rlds_hub-salvage"
@@ -179,7 +179,7 @@ def _read_array_record(path: str, within: str | None) -> tuple[list[bytes], list
     try:
         reader = array_record_module.ArrayRecordReader(path)
     except Exception as e:  # riegeli raises plain RuntimeErrors
-        raise layout.DatasetError(
+        raise dataset_files.DatasetError(
             f"{path}: its ArrayRecord index is unreadable ({e}), so no record can be told "
             "apart; restore the shard from a copy"
         ) from e
@@ -243,9 +243,9 @@ def plan_shard(dataset: Any, split: str, index: int) -> _ShardPlan:
             items.append((end, tail))
     missing = listed - len(kept)
     if missing < 0:
-        raise layout.DatasetError(
+        raise dataset_files.DatasetError(
             f"{name} holds {len(kept)} readable records, more than the {listed} "
-            f"{layout.DATASET_INFO} lists: that is not damage --drop-corrupt can repair"
+            f"{dataset_files.DATASET_INFO} lists: that is not damage --drop-corrupt can repair"
         )
     unknown = [r for r in regions if r.count is None]
     known = sum(r.count or 0 for r in regions)
@@ -254,9 +254,9 @@ def plan_shard(dataset: Any, split: str, index: int) -> _ShardPlan:
     if (len(unknown) <= 1 and known + sum(r.count or 0 for r in unknown) != missing) or (
         missing < known
     ):
-        raise layout.DatasetError(
+        raise dataset_files.DatasetError(
             f"{name}: {len(kept)} readable records and {known} unreadable ones do not add up "
-            f"to the {listed} {layout.DATASET_INFO} lists; nothing was changed"
+            f"to the {listed} {dataset_files.DATASET_INFO} lists; nothing was changed"
         )
     unit = "record" if dataset.file_format == "array_record" else "bytes"
     dropped = _assign(items, split, name, first, listed, unit, exact=len(unknown) <= 1)
@@ -353,7 +353,9 @@ def salvage(
             "checksums": sums["shards"] if sums is not None else None,
             "dropped": [dataclasses.asdict(d) for p in plans for d in p.dropped],
         }
-        layout.atomic_write(work / JOURNAL, json.dumps(journal, default=_json).encode(), sync=True)
+        dataset_files.atomic_write(
+            work / JOURNAL, json.dumps(journal, default=_json).encode(), sync=True
+        )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -371,7 +373,7 @@ def _write_shard(path: Path, records: Sequence[bytes | memoryview], file_format:
         shards.write_tfrecord_fd(fd, [bytes(r) for r in records], sync=True)
         back = sum(1 for _ in shards.iter_tfrecord(path, within=os.fspath(path.parent)))
     if back != len(records):
-        raise layout.DatasetError(f"{path}: wrote {len(records)} records, read back {back}")
+        raise dataset_files.DatasetError(f"{path}: wrote {len(records)} records, read back {back}")
 
 
 def _new_info(dataset: Any, plans: Sequence[_ShardPlan]) -> dict[str, Any]:
@@ -417,19 +419,21 @@ def _commit(directory: Path, work: Path) -> None:
         if not original.exists() and (directory / name).exists():
             os.link(directory / name, original)
         os.replace(repaired, directory / name)
-    layout.fsync_path(directory)
-    layout.atomic_write(
-        directory / layout.DATASET_INFO, json.dumps(journal["dataset_info"]).encode(), sync=True
+    dataset_files.fsync_path(directory)
+    dataset_files.atomic_write(
+        directory / dataset_files.DATASET_INFO,
+        json.dumps(journal["dataset_info"]).encode(),
+        sync=True,
     )
     if journal["episodes"] is not None:
-        EpisodeIndex(directory / layout.EPISODE_INDEX).rewrite(journal["episodes"])
-    elif (directory / layout.EPISODE_INDEX).exists():
+        EpisodeIndex(directory / dataset_files.EPISODE_INDEX).rewrite(journal["episodes"])
+    elif (directory / dataset_files.EPISODE_INDEX).exists():
         from rlds_hub.storage.episodes import rebuild_episode_index
 
         rebuild_episode_index(directory)
     if journal["checksums"] is not None:
-        layout.atomic_write(
-            directory / layout.CHECKSUMS,
+        dataset_files.atomic_write(
+            directory / dataset_files.CHECKSUMS,
             checksums.checksums_content(journal["checksums"]),
             sync=True,
         )
@@ -468,11 +472,11 @@ def _check_unchanged(directory: Path, work: Path) -> None:
     ``dataset_info.json`` is neither the one before nor the one after the salvage)."""
     journal = json.loads((work / JOURNAL).read_text())
     try:
-        current = json.loads((directory / layout.DATASET_INFO).read_text())
+        current = json.loads((directory / dataset_files.DATASET_INFO).read_text())
     except (OSError, ValueError):
         current = None
     if current not in (journal.get("dataset_info_before"), journal["dataset_info"]):
-        raise layout.DatasetError(
+        raise dataset_files.DatasetError(
             f"{work} holds an interrupted salvage, but {directory} was written to since; it "
             "is not finished, so as not to undo that. Check the dataset with `rlds-hub "
             f"validate`; the repaired shards and the corrupt originals are in {work}"

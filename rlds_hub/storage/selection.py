@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 
 if TYPE_CHECKING:
     from rlds_hub.storage.dataset import RLDSDataset

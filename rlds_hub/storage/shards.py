@@ -17,7 +17,7 @@ import crc32c
 
 from rlds_hub.format.encode import Pieces
 from rlds_hub.storage import containment, files
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from rlds_hub.storage import layout, shards
+from rlds_hub.storage import dataset_files, shards
 from rlds_hub.storage.background import BackgroundFiles
 from rlds_hub.storage.episode_index import EpisodeIndex
 
@@ -37,7 +37,7 @@ DEFAULT_MAX_EPISODES_PER_SHARD = 1000
 DEFAULT_MAX_BYTES_PER_SHARD = 64 * 2**20
 
 
-class SpecMismatchError(layout.DatasetError):
+class SpecMismatchError(dataset_files.DatasetError):
     """The data offered does not match the dataset's features."""
 
 
@@ -107,8 +107,8 @@ class DatasetWriter:
         durability: Durability = "process",
         description: str = "",
     ):
-        layout.check_split_name(split)
-        layout.check_file_format(file_format)
+        dataset_files.check_split_name(split)
+        dataset_files.check_file_format(file_format)
         if durability not in DURABILITY_LEVELS:
             raise ValueError(f"durability must be one of {DURABILITY_LEVELS}, got {durability!r}")
         for arg, value in (
@@ -117,13 +117,13 @@ class DatasetWriter:
         ):
             if value is not None and value < 1:
                 raise ValueError(f"{arg} must be >= 1 or None, got {value}")
-        self.path = layout.prepare_directory(path)
+        self.path = dataset_files.prepare_directory(path)
         self.split = split
         self._max_episodes = max_episodes_per_shard
         self._max_bytes = max_bytes_per_shard
         self._sync = durability == "os"
         self._features_json: Any = None
-        self._lock = layout.DatasetLock(self.path)
+        self._lock = dataset_files.DatasetLock(self.path)
         self._lock.acquire()
         self._files = BackgroundFiles(self.path)
         self._closed = False
@@ -137,17 +137,17 @@ class DatasetWriter:
     # Opening: a new dataset, or resuming an existing one.
 
     def _load(self, name: str | None, file_format: str, description: str) -> None:
-        info_path = self.path / layout.DATASET_INFO
+        info_path = self.path / dataset_files.DATASET_INFO
         self.existing_metadata: dict[str, Any] | None = None
         if info_path.exists() and self._holds_no_episode(_read_json(info_path)):
             # What a recording that failed before its first episode left: the next
             # recording's name, file format, features and metadata replace it.
             info = _read_json(info_path)
             for p in self.path.iterdir():
-                if layout.is_shard_name(p.name):
-                    layout.remove_quietly(p)  # 0-length shards of an empty dataset
-            self.name = name or info.get("name") or layout.dataset_name_from_path(self.path)
-            layout.check_dataset_name(self.name)
+                if dataset_files.is_shard_name(p.name):
+                    dataset_files.remove_quietly(p)  # 0-length shards of an empty dataset
+            self.name = name or info.get("name") or dataset_files.dataset_name_from_path(self.path)
+            dataset_files.check_dataset_name(self.name)
             self.file_format = file_format
             self._info = new_dataset_info(
                 self.name, file_format, description or info.get("description", "")
@@ -157,30 +157,30 @@ class DatasetWriter:
             self._info = _read_json(info_path)
             existing_name = self._info.get("name")
             if name is not None and name != existing_name:
-                raise layout.DatasetError(
+                raise dataset_files.DatasetError(
                     f"{self.path} holds dataset {existing_name!r}, not {name!r}; omit name= "
                     "or choose another directory"
                 )
             self.name = existing_name
             self.file_format = self._info.get("fileFormat", "tfrecord")
             if self.file_format != file_format:
-                raise layout.DatasetError(
+                raise dataset_files.DatasetError(
                     f"{self.path} stores {self.file_format} shards; append with "
                     f"file_format={self.file_format!r}"
                 )
-            self._features_on_disk = _read_json(self.path / layout.FEATURES)
-            self.existing_metadata = _read_json_or_empty(self.path / layout.METADATA)
+            self._features_on_disk = _read_json(self.path / dataset_files.FEATURES)
+            self.existing_metadata = _read_json_or_empty(self.path / dataset_files.METADATA)
         else:
             self._refuse_non_empty()
-            self.name = name or layout.dataset_name_from_path(self.path)
-            layout.check_dataset_name(self.name)
+            self.name = name or dataset_files.dataset_name_from_path(self.path)
+            dataset_files.check_dataset_name(self.name)
             self.file_format = file_format
             self._info = new_dataset_info(self.name, file_format, description)
             self._features_on_disk = None
         self._split = self._split_entry(create=False)
         self._remove_stale_files()
         counts = {s["name"]: sum(int(n) for n in s["shardLengths"]) for s in self._info["splits"]}
-        self._index = EpisodeIndex(self.path / layout.EPISODE_INDEX)
+        self._index = EpisodeIndex(self.path / dataset_files.EPISODE_INDEX)
         self._index.truncate_to(counts)
         if self._features_on_disk is not None and not self._index.covers(counts):
             from rlds_hub.storage.repair import rebuild_episode_index
@@ -233,17 +233,25 @@ class DatasetWriter:
             merged = copy.deepcopy(self.existing_metadata or {})
             session = len(merged.setdefault("sessions", []))
             merged["sessions"].extend(metadata.get("sessions", []))
-            layout.atomic_write(self.path / layout.METADATA, _dumps(merged), sync=self._sync)
+            dataset_files.atomic_write(
+                self.path / dataset_files.METADATA, _dumps(merged), sync=self._sync
+            )
         else:
             # A new dataset: features, metadata, then dataset_info.json (no episodes yet),
             # which makes the directory a dataset.
-            layout.atomic_write(self.path / layout.FEATURES, _dumps(features_json), sync=self._sync)
-            layout.atomic_write(self.path / layout.METADATA, _dumps(metadata), sync=self._sync)
-            layout.atomic_write(self.path / layout.DATASET_INFO, _dumps(self._info), sync=True)
+            dataset_files.atomic_write(
+                self.path / dataset_files.FEATURES, _dumps(features_json), sync=self._sync
+            )
+            dataset_files.atomic_write(
+                self.path / dataset_files.METADATA, _dumps(metadata), sync=self._sync
+            )
+            dataset_files.atomic_write(
+                self.path / dataset_files.DATASET_INFO, _dumps(self._info), sync=True
+            )
             self._features_on_disk = features_json
             session = 0
         if self._sync:
-            layout.fsync_path(self.path)
+            dataset_files.fsync_path(self.path)
         self._features_json = features_json
         return session
 
@@ -255,7 +263,9 @@ class DatasetWriter:
         if listed:
             return False
         return all(
-            p.stat().st_size == 0 for p in self.path.iterdir() if layout.is_shard_name(p.name)
+            p.stat().st_size == 0
+            for p in self.path.iterdir()
+            if dataset_files.is_shard_name(p.name)
         )
 
     def _refuse_non_empty(self) -> None:
@@ -263,13 +273,17 @@ class DatasetWriter:
         rlds_hub's lock, temporary files, and the features and metadata of a dataset whose
         creation was interrupted before its ``dataset_info.json`` (no episodes)."""
         names = sorted(p.name for p in self.path.iterdir())
-        shard_files = [n for n in names if layout.is_shard_name(n)]
-        if shard_files or layout.EPISODE_INDEX in names:
-            raise layout.DatasetError(layout.missing_info_message(os.fspath(self.path), names))
-        allowed = {layout.FEATURES, layout.METADATA, layout.LOCK}
-        foreign = [n for n in names if n not in allowed and not n.startswith(layout.TMP_PREFIX)]
+        shard_files = [n for n in names if dataset_files.is_shard_name(n)]
+        if shard_files or dataset_files.EPISODE_INDEX in names:
+            raise dataset_files.DatasetError(
+                dataset_files.missing_info_message(os.fspath(self.path), names)
+            )
+        allowed = {dataset_files.FEATURES, dataset_files.METADATA, dataset_files.LOCK}
+        foreign = [
+            n for n in names if n not in allowed and not n.startswith(dataset_files.TMP_PREFIX)
+        ]
         if foreign:
-            raise layout.DatasetError(
+            raise dataset_files.DatasetError(
                 f"{self.path} is not empty and is not an RLDS dataset (it holds "
                 f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); record into "
                 "an empty or new directory"
@@ -279,8 +293,8 @@ class DatasetWriter:
         for entry in self._info["splits"]:
             if entry["name"] == self.split:
                 template = entry.get("filepathTemplate", "")
-                if template != layout.SHARD_TEMPLATE:
-                    raise layout.DatasetError(
+                if template != dataset_files.SHARD_TEMPLATE:
+                    raise dataset_files.DatasetError(
                         f"split {self.split!r} of {self.path} uses shard names {template!r}, "
                         "which cannot grow without renaming files; append to a new split or "
                         "rewrite the dataset with rlds_hub first"
@@ -292,7 +306,7 @@ class DatasetWriter:
             "name": self.split,
             "numBytes": "0",
             "shardLengths": [],
-            "filepathTemplate": layout.SHARD_TEMPLATE,
+            "filepathTemplate": dataset_files.SHARD_TEMPLATE,
         }
         self._info["splits"].append(entry)
         return entry
@@ -317,19 +331,19 @@ class DatasetWriter:
         return range(self._hole + 1, len(self._shard_lengths()))
 
     def _shard_name(self, index: int) -> str:
-        return layout.shard_filename(self.name, self.split, self.file_format, index)
+        return dataset_files.shard_filename(self.name, self.split, self.file_format, index)
 
     def _remove_stale_files(self) -> None:
         """Deletes leftovers of an interrupted session: temporary files, unlisted shards."""
         lengths = self._shard_lengths()
         prefix = f"{self.name}-{self.split}.{self.file_format}-"
         for p in self.path.iterdir():
-            if p.name.startswith(layout.TMP_PREFIX):
-                layout.remove_quietly(p)
+            if p.name.startswith(dataset_files.TMP_PREFIX):
+                dataset_files.remove_quietly(p)
             elif p.name.startswith(prefix) and p.name[len(prefix) :].isdigit():
                 index = int(p.name[len(prefix) :])
                 if index >= len(lengths) or lengths[index] == 0:
-                    layout.remove_quietly(p)
+                    dataset_files.remove_quietly(p)
 
     # ------------------------------------------------------------------------------------
     # Appending.
@@ -342,9 +356,11 @@ class DatasetWriter:
     def append(self, record: shards.Pieces | bytes, index_row: dict[str, Any]) -> None:
         """Publishes one serialized episode; when this returns, the episode is on disk."""
         if self._closed:
-            raise layout.DatasetError("the dataset writer is closed")
+            raise dataset_files.DatasetError("the dataset writer is closed")
         if self._features_json is None:
-            raise layout.DatasetError("set_features() must be called before the first append")
+            raise dataset_files.DatasetError(
+                "set_features() must be called before the first append"
+            )
         if self._split is None:
             self._split = self._split_entry(create=True)
         lengths = self._split["shardLengths"]
@@ -430,13 +446,13 @@ class DatasetWriter:
         """Writes the new dataset_info.json under a hidden name; the returned function
         renames it into place (and syncs the directory under durability "os")."""
         commit = self._files.prepare_replace(
-            self.path / layout.DATASET_INFO, _dumps(self._info), sync=self._sync
+            self.path / dataset_files.DATASET_INFO, _dumps(self._info), sync=self._sync
         )
 
         def publish() -> None:
             commit()
             if self._sync:
-                layout.fsync_path(self.path)
+                dataset_files.fsync_path(self.path)
 
         return publish
 
@@ -448,17 +464,19 @@ class DatasetWriter:
             self.seal()
             self._files.close()
             if self._features_json is not None:  # the last version, without preallocated blocks
-                layout.atomic_write(self.path / layout.DATASET_INFO, _dumps(self._info), sync=True)
+                dataset_files.atomic_write(
+                    self.path / dataset_files.DATASET_INFO, _dumps(self._info), sync=True
+                )
             for p in self.path.iterdir():
-                if p.is_file() and p.name != layout.LOCK:
-                    layout.fsync_path(p)
-            layout.fsync_path(self.path)
+                if p.is_file() and p.name != dataset_files.LOCK:
+                    dataset_files.fsync_path(p)
+            dataset_files.fsync_path(self.path)
             self._index.close()
         finally:
             self._closed = True
             if self._accumulator is not None:
                 self._accumulator.close()
-                layout.remove_quietly(self._accumulator.path)
+                dataset_files.remove_quietly(self._accumulator.path)
             self._files.close()
             self._lock.release()
 
@@ -489,9 +507,13 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as e:
-        raise layout.DatasetError(f"{path} is missing; the dataset directory is incomplete") from e
+        raise dataset_files.DatasetError(
+            f"{path} is missing; the dataset directory is incomplete"
+        ) from e
     except json.JSONDecodeError as e:
-        raise layout.DatasetError(f"{path} is not valid JSON ({e}); the file is corrupt") from e
+        raise dataset_files.DatasetError(
+            f"{path} is not valid JSON ({e}); the file is corrupt"
+        ) from e
 
 
 def _read_json_or_empty(path: Path) -> dict[str, Any]:

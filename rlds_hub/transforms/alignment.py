@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub.transforms import flexible_batch
 from rlds_hub.transforms._checks import check_keys
 
@@ -70,5 +70,5 @@ class AlignmentType(enum.Enum):
 
 def add_alignment_to_step(step: dict[str, Any], alignment: AlignmentType) -> dict[str, Any]:
     """Sets ``step["alignment"]`` to ``alignment.value`` and returns the step."""
-    step[spec.ALIGNMENT] = alignment.value
+    step[rlds_types.ALIGNMENT] = alignment.value
     return step

@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub.transforms import nested_ops, shape_ops
 from rlds_hub.transforms._checks import check_keys
 
@@ -50,11 +50,11 @@ def concat_if_terminal(
     Raises:
       ValueError: the steps have no ``is_terminal`` field.
     """
-    check_keys([spec.IS_TERMINAL], steps.element_spec, where="step")
+    check_keys([rlds_types.IS_TERMINAL], steps.element_spec, where="step")
     last_step = nested_ops.final_step(steps)
     extra_steps = make_extra_steps(last_step)
     # take(-1) keeps every extra step, take(0) none: no branching on datasets needed.
-    count = tf.where(tf.cast(last_step[spec.IS_TERMINAL], tf.bool), -1, 0)
+    count = tf.where(tf.cast(last_step[rlds_types.IS_TERMINAL], tf.bool), -1, 0)
     return concatenate(steps, extra_steps.take(tf.cast(count, tf.int64)))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub.transforms import shape_ops
 from rlds_hub.transforms._checks import check_positive, require_dataset
 
@@ -27,8 +27,8 @@ def get_batch_size(dataset: tf.data.Dataset, optimization_batch_size: int = BATC
     if optimization_batch_size != BATCH_AUTO_TUNE:
         return optimization_batch_size
     element_spec: Any = dataset.element_spec
-    if isinstance(element_spec, dict) and spec.STEPS in element_spec:
-        element_spec = element_spec[spec.STEPS].element_spec
+    if isinstance(element_spec, dict) and rlds_types.STEPS in element_spec:
+        element_spec = element_spec[rlds_types.STEPS].element_spec
     step_size_in_bytes = max(1, shape_ops.size_from_spec(element_spec))
     return max(1, DEFAULT_BATCH_SIZE_IN_BYTES // step_size_in_bytes)
 

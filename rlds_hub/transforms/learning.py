@@ -13,14 +13,20 @@ from typing import Any
 
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub.transforms import nested_ops
 from rlds_hub.transforms._checks import check_gamma, check_keys, check_positive, require_dataset
 
-TRANSITION_FIELDS = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.DISCOUNT, "next_observation")
+TRANSITION_FIELDS = (
+    rlds_types.OBSERVATION,
+    rlds_types.ACTION,
+    rlds_types.REWARD,
+    rlds_types.DISCOUNT,
+    "next_observation",
+)
 MASK = "mask"
 # ``discount`` may be missing (most of Open X-Embodiment has none): it then reads as 1.
-_REQUIRED = (spec.OBSERVATION, spec.ACTION, spec.REWARD, spec.IS_TERMINAL)
+_REQUIRED = (rlds_types.OBSERVATION, rlds_types.ACTION, rlds_types.REWARD, rlds_types.IS_TERMINAL)
 
 
 def _check_transition_args(
@@ -107,8 +113,8 @@ def transition_indices(
     return {
         "source": source,
         "next": source + window,
-        spec.REWARD: total_reward,
-        spec.DISCOUNT: total_discount,
+        rlds_types.REWARD: total_reward,
+        rlds_types.DISCOUNT: total_discount,
     }
 
 
@@ -139,24 +145,26 @@ def episode_transitions(
       ValueError: ``n_step`` < 1, ``gamma`` outside [0, 1], or a missing field.
     """
     _check_transition_args(list(steps), n_step, gamma, extra_keys)
-    reward = tf.convert_to_tensor(steps[spec.REWARD])
+    reward = tf.convert_to_tensor(steps[rlds_types.REWARD])
     lengths = tf.shape(reward, out_type=tf.int64)[:1]
-    discount = steps.get(spec.DISCOUNT)
+    discount = steps.get(rlds_types.DISCOUNT)
     if discount is None:  # no discount field: 1 (0 after a terminal step, below)
         discount = tf.ones(
             tf.shape(reward)[:1], reward.dtype if reward.dtype.is_floating else tf.float32
         )
-    found = transition_indices(lengths, reward, discount, steps[spec.IS_TERMINAL], n_step, gamma)
+    found = transition_indices(
+        lengths, reward, discount, steps[rlds_types.IS_TERMINAL], n_step, gamma
+    )
 
     def at(field: Any, index: tf.Tensor) -> Any:
         return tf.nest.map_structure(lambda x: tf.gather(tf.convert_to_tensor(x), index), field)
 
     transitions = {
-        spec.OBSERVATION: at(steps[spec.OBSERVATION], found["source"]),
-        spec.ACTION: at(steps[spec.ACTION], found["source"]),
-        spec.REWARD: found[spec.REWARD],
-        spec.DISCOUNT: found[spec.DISCOUNT],
-        "next_observation": at(steps[spec.OBSERVATION], found["next"]),
+        rlds_types.OBSERVATION: at(steps[rlds_types.OBSERVATION], found["source"]),
+        rlds_types.ACTION: at(steps[rlds_types.ACTION], found["source"]),
+        rlds_types.REWARD: found[rlds_types.REWARD],
+        rlds_types.DISCOUNT: found[rlds_types.DISCOUNT],
+        "next_observation": at(steps[rlds_types.OBSERVATION], found["next"]),
     }
     transitions.update({key: at(steps[key], found["source"]) for key in extra_keys})
     return transitions
@@ -254,8 +262,8 @@ def steps_to_batch(steps: tf.data.Dataset) -> dict[str, Any]:
 def _steps_spec(episodes: tf.data.Dataset) -> Mapping[str, Any]:
     require_dataset(episodes)
     element_spec = episodes.element_spec
-    check_keys([spec.STEPS], element_spec, where="episode")
-    return element_spec[spec.STEPS].element_spec
+    check_keys([rlds_types.STEPS], element_spec, where="episode")
+    return element_spec[rlds_types.STEPS].element_spec
 
 
 def transitions(
@@ -273,7 +281,7 @@ def transitions(
     _check_transition_args(list(_steps_spec(episodes)), n_step, gamma, extra_keys)
 
     def to_transitions(episode: Mapping[str, Any]) -> dict[str, Any]:
-        steps = steps_to_batch(episode[spec.STEPS])
+        steps = steps_to_batch(episode[rlds_types.STEPS])
         return episode_transitions(steps, n_step=n_step, gamma=gamma, extra_keys=extra_keys)
 
     return episodes.map(to_transitions, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
@@ -292,7 +300,7 @@ def windows(
         raise ValueError(f"steps already have a {MASK!r} field; windows adds its own")
 
     def to_windows(episode: Mapping[str, Any]) -> dict[str, Any]:
-        steps = steps_to_batch(episode[spec.STEPS])
+        steps = steps_to_batch(episode[rlds_types.STEPS])
         return episode_windows(steps, size=size, shift=shift, pad=pad)
 
     return episodes.map(to_windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()

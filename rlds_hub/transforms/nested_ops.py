@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub.transforms import flexible_batch, shape_ops
 from rlds_hub.transforms._checks import guard_missing_keys
 
@@ -68,7 +68,7 @@ def _map_steps(
 
 def _get_episode_metadata(episode: dict[str, Any]) -> dict[str, Any]:
     """The episode's fields other than its steps (``rlds`` helper of the same name)."""
-    return {k: episode[k] for k in episode if k != spec.STEPS}
+    return {k: episode[k] for k in episode if k != rlds_types.STEPS}
 
 
 def _map_episode(
@@ -80,11 +80,11 @@ def _map_episode(
     """Applies ``transform_step`` to every step of one episode (``rlds``'s helper of the
     same name and signature, which user code calls directly). With ``in_place`` the given
     episode dict gets the new steps; otherwise a new episode holds them and the metadata."""
-    steps = _map_steps(episode[spec.STEPS], transform_step, optimization_batch_size)
+    steps = _map_steps(episode[rlds_types.STEPS], transform_step, optimization_batch_size)
     if in_place:
-        episode[spec.STEPS] = steps
+        episode[rlds_types.STEPS] = steps
         return episode
-    return spec.build_episode(steps=steps, metadata=_get_episode_metadata(episode))
+    return rlds_types.build_episode(steps=steps, metadata=_get_episode_metadata(episode))
 
 
 def _apply_episode(
@@ -94,11 +94,11 @@ def _apply_episode(
 ) -> dict[str, Any]:
     """Applies ``transform_step_dataset`` to one episode's steps dataset (``rlds`` helper)."""
     # Called directly (not through Dataset.apply), so AutoGraph converts its control flow.
-    steps = transform_step_dataset(episode[spec.STEPS])
+    steps = transform_step_dataset(episode[rlds_types.STEPS])
     if in_place:
-        episode[spec.STEPS] = steps
+        episode[rlds_types.STEPS] = steps
         return episode
-    return spec.build_episode(steps=steps, metadata=_get_episode_metadata(episode))
+    return rlds_types.build_episode(steps=steps, metadata=_get_episode_metadata(episode))
 
 
 def map_steps(
@@ -186,7 +186,7 @@ def sum_nested_steps(
     optimization_batch_size: int = flexible_batch.BATCH_AUTO_TUNE,
 ) -> Any:
     """Returns the sum of ``data_to_sum(step)`` over the steps of all episodes."""
-    steps = episodes_dataset.flat_map(lambda episode: episode[spec.STEPS])
+    steps = episodes_dataset.flat_map(lambda episode: episode[rlds_types.STEPS])
     return sum_dataset(steps, data_to_sum, optimization_batch_size)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub.transforms import flexible_batch, shape_ops
 from rlds_hub.transforms._checks import guard_missing_keys
 from rlds_hub.transforms.nested_ops import vectorized
@@ -21,9 +21,15 @@ def sar_fields_mask(step: dict[str, Any]) -> StepFields:
     For :func:`mean_and_std` on RLDS steps: the action and reward of the last step are
     zero-filled, so they are masked out there.
     """
-    data = {key: step[key] for key in (spec.OBSERVATION, spec.ACTION, spec.REWARD)}
-    not_last = tf.logical_not(tf.cast(step[spec.IS_LAST], tf.bool))
-    mask = {spec.OBSERVATION: tf.constant(True), spec.ACTION: not_last, spec.REWARD: not_last}
+    data = {
+        key: step[key] for key in (rlds_types.OBSERVATION, rlds_types.ACTION, rlds_types.REWARD)
+    }
+    not_last = tf.logical_not(tf.cast(step[rlds_types.IS_LAST], tf.bool))
+    mask = {
+        rlds_types.OBSERVATION: tf.constant(True),
+        rlds_types.ACTION: not_last,
+        rlds_types.REWARD: not_last,
+    }
     return data, mask
 
 
@@ -88,7 +94,7 @@ def mean_and_std(
         data, mask = per_step(batch)
         return {key: _batch_moments(data[key], mask[key]) for key in data}
 
-    steps = episodes_dataset.flat_map(lambda episode: episode[spec.STEPS])
+    steps = episodes_dataset.flat_map(lambda episode: episode[rlds_types.STEPS])
     summaries = steps.batch(batch_size).map(summarise, num_parallel_calls=tf.data.AUTOTUNE)
     initial = shape_ops.zeros_from_spec(summaries.element_spec)
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 
 
 def synthetic_steps(
@@ -53,13 +53,13 @@ def synthetic_steps(
     discount = np.where(live, discount, 0).astype(reward_dtype)
     is_last = ~live
     return {
-        spec.OBSERVATION: observation,
-        spec.ACTION: action,
-        spec.REWARD: reward,
-        spec.DISCOUNT: discount,
-        spec.IS_FIRST: np.arange(length) == 0,
-        spec.IS_LAST: is_last,
-        spec.IS_TERMINAL: is_last & terminal,
+        rlds_types.OBSERVATION: observation,
+        rlds_types.ACTION: action,
+        rlds_types.REWARD: reward,
+        rlds_types.DISCOUNT: discount,
+        rlds_types.IS_FIRST: np.arange(length) == 0,
+        rlds_types.IS_LAST: is_last,
+        rlds_types.IS_TERMINAL: is_last & terminal,
         "step_id": np.arange(length, dtype=np.int64),
     }
 
@@ -91,7 +91,7 @@ def episodes_dataset(
         )
         if not known_cardinality:
             steps = steps.filter(lambda _: True)
-        return spec.build_episode(steps, metadata=fields)
+        return rlds_types.build_episode(steps, metadata=fields)
 
     return tf.data.Dataset.zip(
         tf.data.Dataset.range(len(episodes)),

@@ -9,12 +9,12 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rlds_hub.beam import job
+from rlds_hub.beam import execution
 from rlds_hub.beam.options import DEFAULT_RUNNER, normalize_flags
+from rlds_hub.beam.reading import ReadEpisodes, read_source_checksums
 from rlds_hub.beam.session import WriteSession
 from rlds_hub.beam.sink import Sharding, inherited_info
-from rlds_hub.beam.source import ReadEpisodes, read_source_checksums
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.query import select_splits
@@ -107,7 +107,7 @@ def run_rlds_job(
 
     name = name or datasets[0].name
     with WriteSession(output, overwrite=overwrite, inputs=[d.path for d in datasets]) as session:
-        layout.check_dataset_name(name)
+        dataset_files.check_dataset_name(name)
         # The bar counts the episodes read (a filter writes fewer than it reads).
         progress = session.pieces / "read"
         progress.mkdir()
@@ -129,7 +129,7 @@ def run_rlds_job(
         seconds = session.run(
             flags, build, total=total, description=job_name, quiet=quiet, progress_dir=progress
         )
-        prov = job.provenance(job_name, arguments, rlds_sources(session, datasets), flags)
+        prov = execution.provenance(job_name, arguments, rlds_sources(session, datasets), flags)
         layout_value = layout_name or dataset_layout(datasets[0])
         metadata = output_metadata(datasets, prov, layout_value)
         metadata.update(extra_metadata or {})

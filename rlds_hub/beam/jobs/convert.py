@@ -12,17 +12,17 @@ from typing import Any
 import apache_beam as beam
 
 from rlds_hub._version import __version__
-from rlds_hub.beam import job
-from rlds_hub.beam.episodes import EpisodeEncoder
+from rlds_hub.beam import execution
+from rlds_hub.beam.encoder import EpisodeEncoder
 from rlds_hub.beam.jobs import common
+from rlds_hub.beam.reading import read_source_checksums, write_source_checksum
 from rlds_hub.beam.session import WriteSession
 from rlds_hub.beam.sink import EncodedEpisode, Sharding
-from rlds_hub.beam.source import read_source_checksums, write_source_checksum
 from rlds_hub.beam.sources import ConvertUnit, describe_source
 from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
 from rlds_hub.format.plan import Plan
 from rlds_hub.format.specs import spec_to_json
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 
 JOB = "convert"
 
@@ -89,14 +89,14 @@ def convert(
 ) -> dict[str, Any]:
     """Converts the source at ``input`` (format detected unless ``source_format``) into the
     RLDS dataset ``output`` (one split, ``split``)."""
-    layout.check_split_name(split)
+    dataset_files.check_split_name(split)
     if image_encoding not in IMAGE_ENCODINGS:
         raise ValueError(f"image_encoding must be one of {IMAGE_ENCODINGS}, got {image_encoding!r}")
     description = describe_source(input, source_format, **source_options)
     features_json = source_features(description, image_encoding)
     Plan.from_features_json(features_json)  # unsupported features fail before the pipeline
-    name = name or layout.dataset_name_from_path(_path_for_name(description.name))
-    layout.check_dataset_name(name)
+    name = name or dataset_files.dataset_name_from_path(_path_for_name(description.name))
+    dataset_files.check_dataset_name(name)
     sharding = sharding or Sharding()
     flags = common.default_flags(beam_args)
     with WriteSession(output, overwrite=overwrite, inputs=[input]) as session:
@@ -143,7 +143,7 @@ def convert(
         sources = [{"path": os.path.abspath(root), "format": description.format, "files": sums}]
         metadata = {
             "rlds_hub_version": __version__,
-            "created": job.now(),
+            "created": execution.now(),
             "env_name": description.metadata.get("env_name"),
             "specs": {
                 "observation": spec_to_json(sorted_spec(description.observation_spec)),
@@ -158,7 +158,7 @@ def convert(
                 "path": os.path.abspath(root),
                 **description.metadata,
             },
-            "provenance": job.provenance(JOB, arguments, sources, flags),
+            "provenance": execution.provenance(JOB, arguments, sources, flags),
         }
         text = (
             f"RLDS episodes converted from {description.format} data at "

@@ -29,16 +29,16 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from rlds_hub.beam import job
+from rlds_hub.beam import execution
 from rlds_hub.beam.jobs import common
-from rlds_hub.beam.session import WriteSession
-from rlds_hub.beam.source import (
+from rlds_hub.beam.reading import (
     RecordUnit,
     read_source_checksums,
     record_units,
     unit_rows,
     write_source_checksum,
 )
+from rlds_hub.beam.session import WriteSession
 from rlds_hub.beam.staging import EXPORT_MARKER
 from rlds_hub.format.decode import EpisodeDecoder
 from rlds_hub.format.images import encode_png
@@ -123,7 +123,7 @@ class _ExportUnit(beam.DoFn):
 
     def setup(self) -> None:
         self._datasets: dict[str, Any] = {}
-        self._counter = job.Counter(self._progress)
+        self._counter = execution.Counter(self._progress)
 
     def teardown(self) -> None:
         self._counter.close()
@@ -260,7 +260,7 @@ def export(
             "skipped": skipped,
             "splits": {s.split: s.num_episodes for s in selections},
             "files": files,
-            "provenance": job.provenance(
+            "provenance": execution.provenance(
                 JOB, {"input": input, "output": output, "split": split}, sources, flags
             ),
         }

@@ -12,18 +12,18 @@ from typing import Any
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.sink import Sharding
 from rlds_hub.format.plan import Plan
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.episodes import dataset_layout
 
 JOB = "merge"
 
 
-class IncompatibleDatasetsError(layout.DatasetError):
+class IncompatibleDatasetsError(dataset_files.DatasetError):
     """Datasets whose features (or layouts) differ."""
 
 
-class DuplicateInputError(layout.DatasetError):
+class DuplicateInputError(dataset_files.DatasetError):
     """The same dataset given twice."""
 
 

@@ -17,7 +17,7 @@ import apache_beam as beam
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.selection import assign_split, parse_fractions
 from rlds_hub.beam.sink import EncodedEpisode, Sharding
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 
 JOB = "split"
 DEFAULT_FRACTIONS = "train=0.8,validation=0.1,test=0.1"
@@ -63,7 +63,7 @@ def split_dataset(
     out (the summary's ``empty_splits``)."""
     shares = parse_fractions(fractions)
     for target in shares:
-        layout.check_split_name(target)
+        dataset_files.check_split_name(target)
     dataset = common.open_input(input)
     metadata_keys = {name for name, _ in _table_metadata_names(dataset).values()}
     if id_key is None and DEFAULT_ID_KEY in metadata_keys:

@@ -24,11 +24,11 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from rlds_hub.beam import job
+from rlds_hub.beam import execution
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.options import describe_runner
 from rlds_hub.beam.quantiles import DEFAULT_SIZE, QuantileSketch, merge_all
-from rlds_hub.beam.source import RecordUnit, record_units
+from rlds_hub.beam.reading import RecordUnit, record_units
 from rlds_hub.inspection.stats import (
     QUANTILES,
     feature_moments,
@@ -54,7 +54,7 @@ class _UnitStatistics(beam.DoFn):
 
     def setup(self) -> None:
         self._datasets: dict[str, Any] = {}
-        self._counter = job.Counter(self._progress_dir)
+        self._counter = execution.Counter(self._progress_dir)
 
     def teardown(self) -> None:
         self._counter.close()
@@ -181,7 +181,7 @@ def compute_statistics(
                 | "Write" >> beam.Map(_write_partials, result_path)
             )
 
-        job.run_pipeline(
+        execution.run_pipeline(
             flags,
             build,
             total=sum(len(u.indices) for u in units),
@@ -201,7 +201,7 @@ def compute_statistics(
             dataset.path,
             results,
             computed_by="rlds-hub stats (Beam)",
-            time=job.now(),
+            time=execution.now(),
             runner=describe_runner(flags),
             sketch_size=sketch_size,
         )

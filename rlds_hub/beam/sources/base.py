@@ -7,10 +7,10 @@ import os
 from typing import Any
 
 from rlds_hub.beam.sources import registry
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 
 
-class SourceFormatError(layout.DatasetError):
+class SourceFormatError(dataset_files.DatasetError):
     """A source that cannot be read as the format asked for (the message names the file)."""
 
 

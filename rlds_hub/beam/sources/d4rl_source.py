@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from dm_env import specs as dm_specs
 
-from rlds_hub import spec as rlds
-from rlds_hub.beam.episodes import flatten_nested, rlds_flags
+from rlds_hub import rlds_types as rlds
+from rlds_hub.beam.encoder import flatten_nested, rlds_flags
 from rlds_hub.beam.sources.base import ConvertUnit, SourceDescription, SourceFormatError
 from rlds_hub.storage.episode_index import json_safe
 

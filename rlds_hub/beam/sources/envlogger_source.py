@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
-from rlds_hub.beam.episodes import EpisodeContentError, flatten_nested, rlds_flags, stack_steps
+from rlds_hub import rlds_types as rlds
+from rlds_hub.beam.encoder import EpisodeContentError, flatten_nested, rlds_flags, stack_steps
 from rlds_hub.beam.sources.base import (
     ConvertUnit,
     SourceDescription,

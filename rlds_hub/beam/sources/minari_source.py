@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from dm_env import specs as dm_specs
 
-from rlds_hub import spec as rlds
-from rlds_hub.beam.episodes import EpisodeContentError, flatten_nested, rlds_flags
+from rlds_hub import rlds_types as rlds
+from rlds_hub.beam.encoder import EpisodeContentError, flatten_nested, rlds_flags
 from rlds_hub.beam.sources.base import (
     ConvertUnit,
     SourceDescription,

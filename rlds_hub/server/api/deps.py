@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
-from rlds_hub.server.api.convert import image_fields
+from rlds_hub.server.api.presenters import image_fields
 from rlds_hub.server.core.errors import ApiError
 from rlds_hub.server.index.discovery import NAME_PATTERN
 from rlds_hub.server.index.queries import DATASETS

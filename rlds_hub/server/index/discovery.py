@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 
 # Dataset names in URLs: path segments of the directory under its root joined with ":"
 # (TFDS's name:version style: "oxe_like:1.0.0", "team:cartpole").
@@ -65,7 +65,7 @@ def find_datasets(root: Path) -> Iterator[Path]:
         if real in seen or not (real == root or root in real.parents):
             return
         seen.add(real)
-        if (real / layout.DATASET_INFO).is_file():
+        if (real / dataset_files.DATASET_INFO).is_file():
             yield real
             return
         if depth >= MAX_SCAN_DEPTH:

@@ -15,11 +15,11 @@ from rlds_hub.server.core.numbers import finite_json
 from rlds_hub.storage import (
     RLDSDataset,
     Selection,
+    dataset_files,
     dataset_layout,
     episode_table,
     files,
     iter_batches,
-    layout,
 )
 from rlds_hub.storage.checksums import file_checksum, read_checksums
 from rlds_hub.storage.episodes import TablePlan, rows_from_batch, table_plan
@@ -152,7 +152,7 @@ def _statistics(
         return {}, None
     if computed:
         return result, "computed" if not saved else "statistics.json and computed"
-    return result, layout.STATISTICS
+    return result, dataset_files.STATISTICS
 
 
 def _checksums(
@@ -160,7 +160,7 @@ def _checksums(
 ) -> tuple[dict[str, Any], str | None]:
     content = read_checksums(dataset.path, within=dataset.real_path)
     if content is not None:
-        return content, layout.CHECKSUMS
+        return content, dataset_files.CHECKSUMS
     if not compute:
         return {}, None
     shard_paths = [p for s in dataset.splits.values() for p, _ in s.nonempty_shards]
@@ -173,7 +173,7 @@ def _checksums(
             shards[os.path.basename(path)] = checksum
             bar.update(checksum["bytes"])
     except FileNotFoundError as e:
-        raise layout.DatasetError(f"{e.filename}: a listed shard file is missing") from e
+        raise dataset_files.DatasetError(f"{e.filename}: a listed shard file is missing") from e
     finally:
         bar.close()
     return {"algorithm": "crc32c", "shards": shards}, "computed"

@@ -37,7 +37,7 @@ from rlds_hub.server.index.models import (
     EpisodeValueRow,
     ExcludedPathRow,
 )
-from rlds_hub.storage import DatasetError, layout, open_dataset
+from rlds_hub.storage import DatasetError, dataset_files, open_dataset
 from rlds_hub.storage.episodes import table_plan
 
 log = logging.getLogger("rlds_hub.server")
@@ -157,9 +157,9 @@ class Indexer:
                     connection.execute(delete(_DATASETS).where(_DATASETS.c.id == row.id))
                 outcomes.append(Outcome(row.name, row.path, "removed"))
                 continue
-            if (path / layout.DATASET_INFO).is_file():
+            if (path / dataset_files.DATASET_INFO).is_file():
                 continue  # not reached by the scan (hidden or deep): registered, left as is
-            message = f"dataset {row.name!r}: " + layout.missing_info_message(
+            message = f"dataset {row.name!r}: " + dataset_files.missing_info_message(
                 row.path, _names(path)
             )
             if row.status != STATUS_ERROR or row.error != message:

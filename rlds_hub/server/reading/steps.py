@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.format.features import is_image_spec
 from rlds_hub.format.plan import Leaf, Plan
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from rlds_hub.server.api import convert
+from rlds_hub.server.api import presenters
 from rlds_hub.server.api.deps import (
     DatasetName,
     IndexedDataset,
@@ -57,7 +57,7 @@ async def list_datasets(
         with connect(service) as connection:
             rows, total = queries.search_datasets(connection, q, page.limit, page.offset)
         document = Page[DatasetItem](
-            items=[convert.dataset_item(r) for r in rows],
+            items=[presenters.dataset_item(r) for r in rows],
             total=total,
             limit=page.limit,
             offset=page.offset,
@@ -86,7 +86,8 @@ def _detail_bytes(service: Service, name: str) -> bytes:
             if row is None:
                 raise ApiError(404, "dataset_not_found", f"dataset {name!r} was just removed")
             body = service.pages.put(
-                key, convert.dataset_detail(row, service.settings.roots).model_dump_json().encode()
+                key,
+                presenters.dataset_detail(row, service.settings.roots).model_dump_json().encode(),
             )
     return body
 

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import StringConstraints
 
-from rlds_hub.server.api import convert
+from rlds_hub.server.api import presenters
 from rlds_hub.server.api.deps import (
     MAX_INDEX,
     SPLIT_PATTERN,
@@ -132,7 +132,7 @@ async def list_episodes(
                     service.results,
                 )
                 document = {
-                    "items": [convert.episode_values(r) for r in rows],
+                    "items": [presenters.episode_values(r) for r in rows],
                     "total": total,
                     "limit": page.limit,
                     "offset": page.offset,
@@ -166,7 +166,7 @@ async def get_episode(
     def work() -> EpisodeDetail:
         dataset, _, found = locate(service, name, split, index)
         return EpisodeDetail(
-            **convert.episode_values(found),
+            **presenters.episode_values(found),
             dataset=dataset.name,
             layout=dataset.layout,
             step_fields=dataset.step_fields,

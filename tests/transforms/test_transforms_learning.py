@@ -10,7 +10,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub import transforms as T
 from rlds_hub.transforms import testing
 
@@ -19,9 +19,9 @@ FAST = settings(max_examples=40, deadline=None)
 
 def reference_transitions(steps: dict[str, Any], n_step: int, gamma: float) -> dict[str, Any]:
     """Acme N-step transitions, one transition at a time (the formula, written plainly)."""
-    rewards = np.asarray(steps[spec.REWARD], np.float64)
-    discounts = np.asarray(steps[spec.DISCOUNT], np.float64)
-    terminal = np.asarray(steps[spec.IS_TERMINAL])
+    rewards = np.asarray(steps[rlds_types.REWARD], np.float64)
+    discounts = np.asarray(steps[rlds_types.DISCOUNT], np.float64)
+    terminal = np.asarray(steps[rlds_types.IS_TERMINAL])
     num_transitions = len(rewards) - 1
     out: dict[str, list[Any]] = {"reward": [], "discount": [], "next_index": []}
     for i in range(num_transitions):
@@ -106,10 +106,10 @@ def test_episode_transitions_match_reference(
         result["discount"], expected["discount"], rtol=tolerance, atol=tolerance
     )
     first = np.arange(num_transitions)
-    assert_nested_equal(result["observation"], take(steps[spec.OBSERVATION], first))
-    assert_nested_equal(result["action"], take(steps[spec.ACTION], first))
+    assert_nested_equal(result["observation"], take(steps[rlds_types.OBSERVATION], first))
+    assert_nested_equal(result["action"], take(steps[rlds_types.ACTION], first))
     assert_nested_equal(
-        result["next_observation"], take(steps[spec.OBSERVATION], expected["next_index"])
+        result["next_observation"], take(steps[rlds_types.OBSERVATION], expected["next_index"])
     )
     np.testing.assert_array_equal(result["step_id"], first)
 
@@ -117,22 +117,24 @@ def test_episode_transitions_match_reference(
 def test_one_step_transitions_use_raw_discount_and_next_observation() -> None:
     steps = testing.synthetic_steps(3, terminal=True, nested=False, discounts=[0.5, 0.9, 1.0])
     result = T.episode_transitions(steps, gamma=0.5)
-    np.testing.assert_allclose(result["reward"], steps[spec.REWARD][:3])
+    np.testing.assert_allclose(result["reward"], steps[rlds_types.REWARD][:3])
     # d_i, no gamma for n_step=1 (the learner applies its own); 0 at the terminal step.
     np.testing.assert_allclose(result["discount"], [0.5, 0.9, 0.0])
-    np.testing.assert_array_equal(result["next_observation"], steps[spec.OBSERVATION][1:])
+    np.testing.assert_array_equal(result["next_observation"], steps[rlds_types.OBSERVATION][1:])
 
 
 def test_truncated_episode_keeps_bootstrap_discount() -> None:
     steps = testing.synthetic_steps(4, terminal=False, nested=False)
     result = T.episode_transitions(steps, n_step=3, gamma=0.9)
     np.testing.assert_allclose(result["discount"], [0.81, 0.81, 0.9, 1.0], rtol=1e-6)
-    np.testing.assert_array_equal(result["next_observation"], steps[spec.OBSERVATION][[3, 4, 4, 4]])
+    np.testing.assert_array_equal(
+        result["next_observation"], steps[rlds_types.OBSERVATION][[3, 4, 4, 4]]
+    )
 
 
 def test_zero_filled_last_step_is_never_a_reward_source() -> None:
     steps = testing.synthetic_steps(2, terminal=False, nested=False)
-    steps[spec.REWARD][-1] = 1e6  # garbage in the meaningless slot
+    steps[rlds_types.REWARD][-1] = 1e6  # garbage in the meaningless slot
     result = T.episode_transitions(steps, n_step=4)
     assert np.all(np.abs(result["reward"]) < 1e3)
 
@@ -146,7 +148,7 @@ def test_single_step_episode_has_no_transitions() -> None:
 
 def test_integer_rewards_are_computed_in_float32() -> None:
     steps = testing.synthetic_steps(3, nested=False)
-    steps[spec.REWARD] = np.array([1, 2, 3, 0], np.int32)
+    steps[rlds_types.REWARD] = np.array([1, 2, 3, 0], np.int32)
     result = T.episode_transitions(steps, n_step=2)
     assert result["reward"].dtype == tf.float32
     np.testing.assert_allclose(result["reward"], [3.0, 5.0, 3.0])
@@ -154,7 +156,7 @@ def test_integer_rewards_are_computed_in_float32() -> None:
 
 def test_vector_rewards_broadcast_with_scalar_discounts() -> None:
     steps = testing.synthetic_steps(3, terminal=False, nested=False, discounts=[1.0, 0.5, 1.0])
-    steps[spec.REWARD] = np.array([[1, 10], [2, 20], [3, 30], [0, 0]], np.float32)
+    steps[rlds_types.REWARD] = np.array([[1, 10], [2, 20], [3, 30], [0, 0]], np.float32)
     result = T.episode_transitions(steps, n_step=2)
     np.testing.assert_allclose(result["reward"], [[3, 30], [3.5, 35], [3, 30]])
     assert result["discount"].shape == (3, 1)
@@ -175,17 +177,17 @@ def test_episode_windows_match_reference(length: int, size: int, shift: int, pad
     expected = np.asarray(reference_windows(length, size, shift, pad), np.int64).reshape(-1, size)
     np.testing.assert_array_equal(result["mask"], expected >= 0)
     np.testing.assert_array_equal(result["step_id"], np.maximum(expected, 0))
-    position = take(steps[spec.OBSERVATION]["position"], np.maximum(expected, 0))
+    position = take(steps[rlds_types.OBSERVATION]["position"], np.maximum(expected, 0))
     position[expected < 0] = 0
-    np.testing.assert_array_equal(result[spec.OBSERVATION]["position"], position)
-    assert result[spec.ACTION][1].shape == (len(expected), size)
+    np.testing.assert_array_equal(result[rlds_types.OBSERVATION]["position"], position)
+    assert result[rlds_types.ACTION][1].shape == (len(expected), size)
 
 
 def test_windows_include_the_last_step_and_pad_short_episodes() -> None:
     steps = testing.synthetic_steps(2, seed=3)  # 3 steps
     result = T.episode_windows(steps, 5)
     np.testing.assert_array_equal(result["mask"], [[True, True, True, False, False]])
-    np.testing.assert_array_equal(result[spec.IS_LAST], [[False, False, True, False, False]])
+    np.testing.assert_array_equal(result[rlds_types.IS_LAST], [[False, False, True, False, False]])
     unpadded = T.episode_windows(steps, 5, pad=False)
     assert unpadded["mask"].shape == (0, 5)
 
@@ -211,8 +213,8 @@ def test_transitions_never_cross_episode_boundaries() -> None:
     step_ids = [int(t["step_id"]) for t in T.transitions(dataset, n_step=5, extra_keys=["step_id"])]
     assert step_ids == [0, 1, 2, 0, 1]
     nexts = [t["next_observation"]["position"] for t in T.transitions(dataset, n_step=5)]
-    np.testing.assert_array_equal(nexts[2], episodes[0][spec.OBSERVATION]["position"][3])
-    np.testing.assert_array_equal(nexts[4], episodes[1][spec.OBSERVATION]["position"][2])
+    np.testing.assert_array_equal(nexts[2], episodes[0][rlds_types.OBSERVATION]["position"][3])
+    np.testing.assert_array_equal(nexts[4], episodes[1][rlds_types.OBSERVATION]["position"][2])
 
 
 def test_windows_dataset_concatenates_per_episode_windows() -> None:
@@ -251,7 +253,7 @@ def test_transition_argument_errors(kwargs: dict[str, Any], message: str) -> Non
 
 def test_missing_field_error_lists_available_fields() -> None:
     steps = testing.synthetic_steps(2)
-    del steps[spec.IS_TERMINAL]  # (a missing discount reads as 1: tests/test_oxe_fractal.py)
+    del steps[rlds_types.IS_TERMINAL]  # (a missing discount reads as 1: tests/data/test_oxe_fractal.py)
     with pytest.raises(ValueError, match=r"'is_terminal'.*available fields: \['action'"):
         T.episode_transitions(steps)
 
@@ -280,13 +282,16 @@ def test_episodes_without_steps_give_nothing() -> None:
     dataset = testing.episodes_dataset(episodes, known_cardinality=False)
     # Drop every step of the second episode, as a filter might.
     emptied = dataset.map(
-        lambda e: {**e, spec.STEPS: e[spec.STEPS].filter(lambda _: e["episode_index"] == 0)}
+        lambda e: {
+            **e,
+            rlds_types.STEPS: e[rlds_types.STEPS].filter(lambda _: e["episode_index"] == 0),
+        }
     )
     assert len(list(T.transitions(emptied))) == 2
     assert len(list(T.windows(emptied, 2))) == 2
-    batches = [T.steps_to_batch(e[spec.STEPS]) for e in emptied]
+    batches = [T.steps_to_batch(e[rlds_types.STEPS]) for e in emptied]
     assert [len(b["step_id"]) for b in batches] == [3, 0]
-    assert batches[1][spec.OBSERVATION]["pixels"].shape == (0, 2, 2, 1)
+    assert batches[1][rlds_types.OBSERVATION]["pixels"].shape == (0, 2, 2, 1)
 
 
 def test_string_fields_are_windowed_and_carried_as_extras() -> None:

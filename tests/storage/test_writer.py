@@ -10,7 +10,7 @@ from dm_env import specs
 from rlds_hub.format.encode import ExampleEncoder
 from rlds_hub.format.features import episode_features
 from rlds_hub.inspection.validate import validate
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 from rlds_hub.storage.background import BackgroundFiles
 from rlds_hub.storage.writer import DatasetWriter, SpecMismatchError
 
@@ -63,7 +63,7 @@ def _read_indices(path, split="train") -> list[int]:
 
 
 def _shard_lengths(path, split="train") -> list[int]:
-    info = json.loads((path / layout.DATASET_INFO).read_text())
+    info = json.loads((path / dataset_files.DATASET_INFO).read_text())
     return next([int(n) for n in s["shardLengths"]] for s in info["splits"] if s["name"] == split)
 
 
@@ -144,7 +144,7 @@ def test_every_intermediate_state_is_consistent(tmp_path, monkeypatch, point):
     _append(writer, encoder, survivors)
     writer.close()
     assert _read_indices(path) == list(range(survivors + 1))
-    assert not [p for p in path.iterdir() if p.name.startswith(layout.TMP_PREFIX)]
+    assert not [p for p in path.iterdir() if p.name.startswith(dataset_files.TMP_PREFIX)]
     assert validate(path).ok
 
 
@@ -158,7 +158,7 @@ def test_append_to_another_split_and_reopen(tmp_path):
     writer.close()
     assert _read_indices(tmp_path / "ds", "train") == [0]
     assert _read_indices(tmp_path / "ds", "test") == [1, 2]
-    rows = [json.loads(line) for line in (tmp_path / "ds" / layout.EPISODE_INDEX).open()]
+    rows = [json.loads(line) for line in (tmp_path / "ds" / dataset_files.EPISODE_INDEX).open()]
     assert [(r["split"], r["episode"]) for r in rows] == [("train", 0), ("test", 0), ("test", 1)]
 
 
@@ -174,12 +174,12 @@ def test_features_mismatch_on_append_is_refused_and_changes_nothing(tmp_path):
     writer.close()
     after = {p.name: p.read_bytes() for p in (tmp_path / "ds").iterdir()}
     assert before.keys() <= after.keys()
-    assert all(before[k] == after[k] for k in before if k != layout.LOCK)
+    assert all(before[k] == after[k] for k in before if k != dataset_files.LOCK)
 
 
 def test_one_writer_at_a_time(tmp_path):
     writer, _ = _writer(tmp_path / "ds")
-    with pytest.raises(layout.DatasetError, match="being written by pid"):
+    with pytest.raises(dataset_files.DatasetError, match="being written by pid"):
         DatasetWriter(tmp_path / "ds")
     writer.close()
     DatasetWriter(tmp_path / "ds").close()  # free again once closed
@@ -187,19 +187,19 @@ def test_one_writer_at_a_time(tmp_path):
 
 def test_bad_directories_are_clear_errors(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(layout.DatasetError, match="not a directory"):
+    with pytest.raises(dataset_files.DatasetError, match="not a directory"):
         DatasetWriter(tmp_path / "file")
-    with pytest.raises(layout.DatasetError, match="cannot create"):
+    with pytest.raises(dataset_files.DatasetError, match="cannot create"):
         DatasetWriter(tmp_path / "file" / "ds")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(layout.DatasetError, match="not empty and is not an RLDS dataset"):
+    with pytest.raises(dataset_files.DatasetError, match="not empty and is not an RLDS dataset"):
         DatasetWriter(tmp_path / "busy")
-    with pytest.raises(layout.DatasetError, match="local directory"):
+    with pytest.raises(dataset_files.DatasetError, match="local directory"):
         DatasetWriter("gs://bucket/ds")
     with pytest.raises(ValueError, match="max_episodes_per_shard"):
         DatasetWriter(tmp_path / "x", max_episodes_per_shard=0)
-    with pytest.raises(layout.DatasetError, match="file_format"):
+    with pytest.raises(dataset_files.DatasetError, match="file_format"):
         DatasetWriter(tmp_path / "x", file_format="parquet")
 
 
@@ -207,11 +207,11 @@ def test_append_to_a_split_with_foreign_shard_names_is_refused(tmp_path):
     writer, encoder = _writer(tmp_path / "ds")
     _append(writer, encoder, 0)
     writer.close()
-    info_path = tmp_path / "ds" / layout.DATASET_INFO
+    info_path = tmp_path / "ds" / dataset_files.DATASET_INFO
     info = json.loads(info_path.read_text())
     info["splits"][0]["filepathTemplate"] = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
     info_path.write_text(json.dumps(info))
-    with pytest.raises(layout.DatasetError, match="cannot grow without renaming"):
+    with pytest.raises(dataset_files.DatasetError, match="cannot grow without renaming"):
         DatasetWriter(tmp_path / "ds")
 
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import apache_beam as beam
 
-from rlds_hub.beam import job
+from rlds_hub.beam import execution
 from rlds_hub.beam.defaults import DEFAULT_UNIT_BYTES
 from rlds_hub.beam.sink import SOURCE, EncodedEpisode
-from rlds_hub.storage import layout
+from rlds_hub.storage import dataset_files
 from rlds_hub.storage.checksums import file_checksum
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import episode_table, rows_from_batch, table_plan
@@ -91,7 +91,7 @@ class _ReadUnit(beam.DoFn):
     def setup(self) -> None:
         self._datasets: dict[str, RLDSDataset] = {}
         self._index_rows: dict[tuple[str, str], Sequence[dict[str, Any]]] = {}
-        self._counter = job.Counter(self._progress_dir) if self._progress_dir else None
+        self._counter = execution.Counter(self._progress_dir) if self._progress_dir else None
 
     def teardown(self) -> None:
         if self._counter is not None:
@@ -164,7 +164,7 @@ def write_source_checksum(sources_dir: str, root: str, path: str) -> None:
     name = os.path.basename(path) if os.path.isfile(root) else os.path.relpath(path, root)
     entry = {"root": root, "file": name, **file_checksum(path)}
     name = hashlib.sha1(path.encode()).hexdigest() + ".json"
-    layout.atomic_write(Path(sources_dir) / name, json.dumps(entry).encode(), sync=False)
+    dataset_files.atomic_write(Path(sources_dir) / name, json.dumps(entry).encode(), sync=False)
 
 
 def read_source_checksums(sources_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -189,7 +189,7 @@ class ReadEpisodes(beam.PTransform):
       input_no: the first element of every key (to order several inputs).
       sources_dir: where units record the checksums of the shards they read (provenance).
       unit_bytes: shards larger than this are read as several record ranges.
-      progress_dir: where units count the episodes they read (``job.Counter`` files, for
+      progress_dir: where units count the episodes they read (``execution.Counter`` files, for
         a progress bar of the input: a filter writes fewer episodes than it reads).
     """
 

@@ -5,10 +5,10 @@ silently drops), and Beam's own options reach Beam, on ``python -m pipelines.<jo
 from __future__ import annotations
 
 import pytest
+from test_beam_helpers import FAST, record
 
 from rlds_hub.beam.arguments import job_parser
 from rlds_hub.beam.options import beam_flags
-from tests.test_beam_helpers import FAST, record
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub import transforms as T
 from rlds_hub.transforms import flexible_batch, shape_ops, testing
 
@@ -29,7 +29,7 @@ def dataset(request: pytest.FixtureRequest, episodes: list[dict[str, Any]]) -> t
 
 def double_reward(step: dict[str, Any]) -> dict[str, Any]:
     step = dict(step)
-    step[spec.REWARD] = step[spec.REWARD] * 2
+    step[rlds_types.REWARD] = step[rlds_types.REWARD] * 2
     return step
 
 
@@ -40,10 +40,10 @@ def test_map_nested_steps_transforms_every_step_and_keeps_metadata(
     mapped = testing.to_numpy(T.map_nested_steps(dataset, double_reward, batch_size))
     assert [e["agent"] for e in mapped] == [b"a", b"b", b"c", b"d"]
     for episode, steps in zip(mapped, episodes, strict=True):
-        rewards = [s[spec.REWARD] for s in episode[spec.STEPS]]
-        np.testing.assert_allclose(rewards, steps[spec.REWARD] * 2)
-        positions = [s[spec.OBSERVATION]["position"] for s in episode[spec.STEPS]]
-        np.testing.assert_array_equal(positions, steps[spec.OBSERVATION]["position"])
+        rewards = [s[rlds_types.REWARD] for s in episode[rlds_types.STEPS]]
+        np.testing.assert_allclose(rewards, steps[rlds_types.REWARD] * 2)
+        positions = [s[rlds_types.OBSERVATION]["position"] for s in episode[rlds_types.STEPS]]
+        np.testing.assert_array_equal(positions, steps[rlds_types.OBSERVATION]["position"])
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, T.BATCH_AUTO_TUNE])
@@ -52,11 +52,11 @@ def test_map_steps_may_return_non_steps(batch_size: int) -> None:
 
     def summary(step: dict[str, Any]) -> Any:
         # Python control flow on a tensor works (AutoGraph), as with Dataset.map.
-        if step[spec.IS_LAST]:
+        if step[rlds_types.IS_LAST]:
             value = tf.constant(-1.0)
         else:
-            value = step[spec.REWARD]
-        return value, tf.reduce_sum(step[spec.OBSERVATION]["position"])
+            value = step[rlds_types.REWARD]
+        return value, tf.reduce_sum(step[rlds_types.OBSERVATION]["position"])
 
     result = list(T.map_steps(steps, summary, batch_size))
     assert len(result) == 5
@@ -67,14 +67,14 @@ def test_map_steps_may_return_non_steps(batch_size: int) -> None:
 def test_maps_name_a_missing_field(dataset: tf.data.Dataset, batch_size: int) -> None:
     with pytest.raises(ValueError, match=r"no field 'rewards'.*'reward'"):
         T.map_nested_steps(dataset, lambda step: step["rewards"], batch_size)
-    steps = dataset.flat_map(lambda e: e[spec.STEPS])
+    steps = dataset.flat_map(lambda e: e[rlds_types.STEPS])
     with pytest.raises(ValueError, match=r"no field 'pos'.*'observation/position'"):
-        T.map_steps(steps, lambda step: step[spec.OBSERVATION]["pos"], batch_size)
+        T.map_steps(steps, lambda step: step[rlds_types.OBSERVATION]["pos"], batch_size)
 
 
 def test_apply_nested_steps_replaces_the_steps_dataset(dataset: tf.data.Dataset) -> None:
     result = testing.to_numpy(T.apply_nested_steps(dataset, lambda steps: steps.take(2)))
-    assert [len(e[spec.STEPS]) for e in result] == [1, 2, 2, 2]
+    assert [len(e[rlds_types.STEPS]) for e in result] == [1, 2, 2, 2]
     assert [e["episode_index"] for e in result] == [0, 1, 2, 3]
 
 
@@ -87,7 +87,7 @@ def test_apply_nested_steps_converts_python_control_flow(dataset: tf.data.Datase
         return result
 
     result = T.apply_nested_steps(dataset, keep_long_episodes_whole)
-    assert [len(e[spec.STEPS]) for e in testing.to_numpy(result)] == [0, 4, 0, 6]
+    assert [len(e[rlds_types.STEPS]) for e in testing.to_numpy(result)] == [0, 4, 0, 6]
 
 
 @pytest.mark.parametrize("batch_size", [1, 4, T.BATCH_AUTO_TUNE])
@@ -96,15 +96,17 @@ def test_sum_nested_steps_and_sum_dataset(
 ) -> None:
     def data_to_sum(step: dict[str, Any]) -> dict[str, Any]:
         return {
-            "reward": step[spec.REWARD],
+            "reward": step[rlds_types.REWARD],
             "steps": tf.constant(1),
-            "position": step[spec.OBSERVATION]["position"],
+            "position": step[rlds_types.OBSERVATION]["position"],
         }
 
     total = T.sum_nested_steps(dataset, data_to_sum, batch_size)
-    np.testing.assert_allclose(total["reward"], sum(e[spec.REWARD].sum() for e in episodes), 1e-5)
+    np.testing.assert_allclose(
+        total["reward"], sum(e[rlds_types.REWARD].sum() for e in episodes), 1e-5
+    )
     assert int(total["steps"]) == sum(n + 1 for n in LENGTHS)
-    expected_position = sum(e[spec.OBSERVATION]["position"].sum(0) for e in episodes)
+    expected_position = sum(e[rlds_types.OBSERVATION]["position"].sum(0) for e in episodes)
     np.testing.assert_allclose(total["position"], expected_position, rtol=1e-5)
     empty = T.sum_dataset(tf.data.Dataset.range(0), lambda x: x * 2, batch_size)
     assert int(empty) == 0
@@ -114,19 +116,23 @@ def test_final_step_and_episode_length(
     dataset: tf.data.Dataset, episodes: list[dict[str, Any]]
 ) -> None:
     def summarise(episode: dict[str, Any]) -> Any:
-        last = T.final_step(episode[spec.STEPS])
-        return last["step_id"], last[spec.IS_LAST], T.episode_length(episode[spec.STEPS])
+        last = T.final_step(episode[rlds_types.STEPS])
+        return (
+            last["step_id"],
+            last[rlds_types.IS_LAST],
+            T.episode_length(episode[rlds_types.STEPS]),
+        )
 
     inside_map = list(dataset.map(summarise).as_numpy_iterator())
     assert inside_map == [(n, True, n + 1) for n in LENGTHS]
     for episode, steps in zip(dataset, episodes, strict=True):  # eagerly
-        last = T.final_step(episode[spec.STEPS])
+        last = T.final_step(episode[rlds_types.STEPS])
         np.testing.assert_array_equal(
-            last[spec.OBSERVATION]["pixels"], steps[spec.OBSERVATION]["pixels"][-1]
+            last[rlds_types.OBSERVATION]["pixels"], steps[rlds_types.OBSERVATION]["pixels"][-1]
         )
-        assert T.episode_length(episode[spec.STEPS]).dtype == tf.int32
-        assert int(T.episode_length(episode[spec.STEPS], 1)) == len(steps["step_id"])
-        assert int(T.episode_length(episode[spec.STEPS], 2)) == len(steps["step_id"])
+        assert T.episode_length(episode[rlds_types.STEPS]).dtype == tf.int32
+        assert int(T.episode_length(episode[rlds_types.STEPS], 1)) == len(steps["step_id"])
+        assert int(T.episode_length(episode[rlds_types.STEPS], 2)) == len(steps["step_id"])
 
 
 @pytest.mark.parametrize("known_cardinality", [True, False])
@@ -177,15 +183,15 @@ def test_auto_batch_size_targets_200kb_per_batch() -> None:
     steps = tf.data.Dataset.from_tensor_slices({"image": tf.zeros([2, 100, 100, 4], tf.uint8)})
     assert flexible_batch.get_batch_size(steps) == 5
     assert flexible_batch.get_batch_size(steps, 7) == 7
-    episodes = tf.data.Dataset.range(1).map(lambda _: {spec.STEPS: steps})
+    episodes = tf.data.Dataset.range(1).map(lambda _: {rlds_types.STEPS: steps})
     assert flexible_batch.get_batch_size(episodes) == 5
     assert shape_ops.size_from_spec(tf.TensorSpec([None], tf.float32)) == sys.maxsize
 
 
 def add_one_in_place(step: dict[str, Any]) -> dict[str, Any]:
     """As rlds's own docs write step functions: modify the step, return it."""
-    step[spec.REWARD] += 1
-    step[spec.OBSERVATION]["position"] = step[spec.OBSERVATION]["position"] * 0
+    step[rlds_types.REWARD] += 1
+    step[rlds_types.OBSERVATION]["position"] = step[rlds_types.OBSERVATION]["position"] * 0
     return step
 
 
@@ -195,19 +201,21 @@ def test_step_functions_may_modify_their_step_in_place(
 ) -> None:
     mapped = testing.to_numpy(T.map_nested_steps(dataset, add_one_in_place, batch_size))
     for episode, steps in zip(mapped, episodes, strict=True):
-        rewards = [s[spec.REWARD] for s in episode[spec.STEPS]]
-        np.testing.assert_allclose(rewards, steps[spec.REWARD] + 1)
-        assert all(not np.any(s[spec.OBSERVATION]["position"]) for s in episode[spec.STEPS])
-    flat = dataset.flat_map(lambda e: e[spec.STEPS])
+        rewards = [s[rlds_types.REWARD] for s in episode[rlds_types.STEPS]]
+        np.testing.assert_allclose(rewards, steps[rlds_types.REWARD] + 1)
+        assert all(
+            not np.any(s[rlds_types.OBSERVATION]["position"]) for s in episode[rlds_types.STEPS]
+        )
+    flat = dataset.flat_map(lambda e: e[rlds_types.STEPS])
     total = T.sum_dataset(
-        T.map_steps(flat, add_one_in_place, batch_size), lambda step: step[spec.REWARD]
+        T.map_steps(flat, add_one_in_place, batch_size), lambda step: step[rlds_types.REWARD]
     )
-    expected = sum(float(np.sum(s[spec.REWARD] + 1)) for s in episodes)
+    expected = sum(float(np.sum(s[rlds_types.REWARD] + 1)) for s in episodes)
     assert float(total) == pytest.approx(expected)
     # the input dataset itself is unchanged
     again = testing.to_numpy(dataset)
     np.testing.assert_allclose(
-        [s[spec.REWARD] for s in again[1][spec.STEPS]], episodes[1][spec.REWARD]
+        [s[rlds_types.REWARD] for s in again[1][rlds_types.STEPS]], episodes[1][rlds_types.REWARD]
     )
 
 
@@ -225,15 +233,15 @@ def test_rlds_module_level_helpers_are_kept(dataset: tf.data.Dataset) -> None:
             lambda e: nested_ops._apply_episode(e, lambda steps: steps.take(1), in_place=True)
         )
     )
-    assert [len(e[spec.STEPS]) for e in applied] == [1, 1, 1, 1]
+    assert [len(e[rlds_types.STEPS]) for e in applied] == [1, 1, 1, 1]
 
 
 def test_batched_map_applies_a_function_to_batches_of_steps(dataset: tf.data.Dataset) -> None:
     from rlds_hub.transforms.batched_helpers import batched_map
 
-    steps = dataset.flat_map(lambda e: e[spec.STEPS])
+    steps = dataset.flat_map(lambda e: e[rlds_types.STEPS])
     for size in (1, 3, T.BATCH_AUTO_TUNE):
         mapped = batched_map(steps, add_one_in_place, size=size)
-        got = [float(s[spec.REWARD]) for s in mapped.as_numpy_iterator()]
-        expected = [float(s[spec.REWARD]) + 1 for s in steps.as_numpy_iterator()]
+        got = [float(s[rlds_types.REWARD]) for s in mapped.as_numpy_iterator()]
+        expected = [float(s[rlds_types.REWARD]) + 1 for s in steps.as_numpy_iterator()]
         assert got == pytest.approx(expected)

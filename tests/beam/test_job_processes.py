@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_beam_helpers import record
 
 from rlds_hub.beam.quiet import LineFilter
-from tests.test_beam_helpers import record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MULTI = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 
 

@@ -26,8 +26,8 @@ from dm_env import specs
 from rlds_hub.inspection.stats import format_statistics, statistics
 from rlds_hub.recorders import Recorder
 from rlds_hub.storage.dataset import open_dataset
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import episode_table
-from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.query import select_episodes
 from rlds_hub.testing import read_episodes_with_tfds
 

@@ -19,7 +19,7 @@ from rlds_hub.beam.jobs.map import MapFunctionError, map_dataset
 from rlds_hub.beam.jobs.merge import merge
 from rlds_hub.recorders import Recorder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
+from test_beam_helpers import FAST, no_staging_left, record
 
-from rlds_hub.beam import job
+from rlds_hub.beam import execution
 from rlds_hub.beam.jobs.reshard import reshard
 from rlds_hub.beam.staging import OutputConflictError, OutputExistsError, Staging
 from rlds_hub.storage import publish
-from tests.test_beam_helpers import FAST, no_staging_left, record
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +72,14 @@ def test_a_job_that_loses_the_race_through_the_cli_keeps_its_result(
     from pipelines import main
 
     output = tmp_path / "out"
-    real = job.run_pipeline
+    real = execution.run_pipeline
 
     def and_then_another_job_commits(*args, **kwargs):
         seconds = real(*args, **kwargs)
         _finished(output, "winner").commit()
         return seconds
 
-    monkeypatch.setattr(job, "run_pipeline", and_then_another_job_commits)
+    monkeypatch.setattr(execution, "run_pipeline", and_then_another_job_commits)
     assert main("reshard", ["--input", str(source), "--output", str(output), "--quiet", *FAST]) == 2
     error = capsys.readouterr().err
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("out-result-")]
@@ -89,7 +89,7 @@ def test_a_job_that_loses_the_race_through_the_cli_keeps_its_result(
 
 def test_overwrite_keeps_a_file_put_at_the_output_while_the_job_ran(source, tmp_path, monkeypatch):
     output = tmp_path / "out"
-    real = job.run_pipeline
+    real = execution.run_pipeline
 
     def and_a_user_writes_a_file(*args, **kwargs):
         seconds = real(*args, **kwargs)
@@ -97,7 +97,7 @@ def test_overwrite_keeps_a_file_put_at_the_output_while_the_job_ran(source, tmp_
         (output / "important.txt").write_text("mine")
         return seconds
 
-    monkeypatch.setattr(job, "run_pipeline", and_a_user_writes_a_file)
+    monkeypatch.setattr(execution, "run_pipeline", and_a_user_writes_a_file)
     with pytest.raises(OutputConflictError, match=r"important\.txt") as caught:
         reshard(source, output, beam_args=FAST, overwrite=True)
     assert (output / "important.txt").read_text() == "mine"

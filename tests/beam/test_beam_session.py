@@ -7,10 +7,10 @@ from __future__ import annotations
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from test_beam_helpers import FAST, no_staging_left, record
 
 from rlds_hub.beam import ReadEpisodes, Sharding, WriteSession
 from rlds_hub.storage import open_dataset, select_splits
-from tests.test_beam_helpers import FAST, no_staging_left, record
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from dm_env import specs
 from rlds_hub.cli import main
 from rlds_hub.inspection.info import summarize
 from rlds_hub.recorders import Recorder
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.names import DATA_DIR_ENV, TFDS_DATA_DIR_ENV, as_dataset, resolve
 
 

@@ -14,7 +14,7 @@ from rlds_hub.envs import make_env, make_policy
 from rlds_hub.inspection.validate import validate
 from rlds_hub.recorders import Recorder
 from rlds_hub.storage import open_dataset
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.repair import repair
 
 ENV = "dm_control/point_mass-easy"

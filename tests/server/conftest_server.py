@@ -32,7 +32,7 @@ from dm_env import specs
 from rlds_hub.inspection import save_statistics, statistics
 from rlds_hub.recorders import Recorder
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 TOKEN = "s3cret-token"

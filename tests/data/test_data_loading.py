@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from rlds_hub import data
 from rlds_hub.recorders import Recorder
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.transforms import episode_transitions, episode_windows, transition_indices
 
 LENGTHS = [5, 1, 9, 3, 7, 4, 2, 6]  # transitions per episode

@@ -18,8 +18,8 @@ from rlds_hub.recorders import Recorder
 from rlds_hub.storage import salvage, shards
 from rlds_hub.storage.checksums import read_checksums, write_checksums
 from rlds_hub.storage.dataset import open_dataset
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import episode_table
-from rlds_hub.storage.layout import DatasetError
 from rlds_hub.storage.repair import repair
 from rlds_hub.testing import RandomSpecEnv
 
@@ -178,7 +178,7 @@ def test_a_crash_after_the_journal_is_finished_by_the_next_repair(
     before = first_positions(_pristine)
     damaged = shard(dataset, 1)
     flip(damaged, offsets(damaged)[1] + 17)
-    real_write = salvage.layout.atomic_write
+    real_write = salvage.dataset_files.atomic_write
 
     def crashing_write(path, data, *, sync):
         if Path(path).name == "dataset_info.json" and stage == "after_rename":
@@ -187,7 +187,7 @@ def test_a_crash_after_the_journal_is_finished_by_the_next_repair(
         if Path(path).name == "dataset_info.json":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(salvage.layout, "atomic_write", crashing_write)
+    monkeypatch.setattr(salvage.dataset_files, "atomic_write", crashing_write)
     with pytest.raises(KeyboardInterrupt):
         repair(dataset, drop_corrupt=True)
     monkeypatch.undo()
@@ -265,14 +265,14 @@ def test_an_array_record_shard_keeps_the_records_its_reader_can_read(tmp_path):
 def test_an_interrupted_salvage_is_not_finished_over_later_writes(dataset, monkeypatch):
     damaged = shard(dataset, 1)
     flip(damaged, offsets(damaged)[1] + 17)
-    real_write = salvage.layout.atomic_write
+    real_write = salvage.dataset_files.atomic_write
 
     def crashing_write(path, data, *, sync):
         if Path(path).name == "dataset_info.json":
             raise KeyboardInterrupt
         real_write(path, data, sync=sync)
 
-    monkeypatch.setattr(salvage.layout, "atomic_write", crashing_write)
+    monkeypatch.setattr(salvage.dataset_files, "atomic_write", crashing_write)
     with pytest.raises(KeyboardInterrupt):
         repair(dataset, drop_corrupt=True)
     monkeypatch.undo()

@@ -29,7 +29,7 @@ from rlds_hub.storage import episode_table, iter_episodes, iter_records, open_da
 from rlds_hub.storage.query import select_episodes
 from rlds_hub.testing import assert_bit_equal
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -138,7 +138,7 @@ def test_runner_short_names_and_dask_partitions():
 def test_big_shards_are_read_as_record_ranges_by_several_units(tmp_path):
     from test_beam_helpers import record
 
-    from rlds_hub.beam.source import _ReadUnit, record_units
+    from rlds_hub.beam.reading import _ReadUnit, record_units
     from rlds_hub.storage import iter_records, open_dataset
     from rlds_hub.storage.selection import Selection
 

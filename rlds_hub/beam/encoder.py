@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub import spec as rlds
+from rlds_hub import rlds_types as rlds
 from rlds_hub.beam.sink import SOURCE, EncodedEpisode
 from rlds_hub.format.encode import ExampleEncoder
 from rlds_hub.format.plan import Leaf, Plan

@@ -17,7 +17,7 @@ from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.inspection.validate import validate
 from rlds_hub.storage import iter_records, open_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _builder_module(name: str):

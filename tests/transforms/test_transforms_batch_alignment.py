@@ -10,7 +10,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlds_hub import spec
+from rlds_hub import rlds_types
 from rlds_hub import transforms as T
 from rlds_hub.transforms import testing
 
@@ -41,9 +41,11 @@ def test_batch_keeps_nested_structure() -> None:
     batches = list(T.batch(dataset, size=3, shift=1))
     assert [len(b["step_id"]) for b in batches] == [3, 3, 2, 1]
     np.testing.assert_array_equal(
-        batches[1][spec.OBSERVATION]["pixels"], steps[spec.OBSERVATION]["pixels"][1:4]
+        batches[1][rlds_types.OBSERVATION]["pixels"], steps[rlds_types.OBSERVATION]["pixels"][1:4]
     )
-    np.testing.assert_array_equal(batches[2][spec.ACTION][1], steps[spec.ACTION][1][2:4])
+    np.testing.assert_array_equal(
+        batches[2][rlds_types.ACTION][1], steps[rlds_types.ACTION][1][2:4]
+    )
 
 
 @pytest.mark.parametrize("kwargs", [{"size": 0}, {"size": 2, "shift": -1}, {"stride": 0}])
@@ -68,7 +70,7 @@ def reference_shift(steps: dict[str, Any], keys: list[str], shift: int) -> dict[
     length=st.integers(1, 14),
     shift=st.integers(-4, 4).filter(bool),
     extra_batch=st.one_of(st.just(None), st.integers(1, 5)),
-    keys=st.sampled_from([[spec.ACTION], [spec.REWARD, spec.OBSERVATION]]),
+    keys=st.sampled_from([[rlds_types.ACTION], [rlds_types.REWARD, rlds_types.OBSERVATION]]),
 )
 def test_shift_keys_matches_reference(
     length: int, shift: int, extra_batch: int | None, keys: list[str]
@@ -118,7 +120,7 @@ def test_shift_keys_errors() -> None:
     with pytest.raises(ValueError, match=r"'rewards'.*available fields: \['action'"):
         T.shift_keys(dataset, ["rewards"], 1)
     with pytest.raises(ValueError, match="batch size"):
-        T.shift_keys(dataset, [spec.REWARD], 3, batch_size=3)
+        T.shift_keys(dataset, [rlds_types.REWARD], 3, batch_size=3)
 
 
 def test_shift_keys_by_zero_is_identity() -> None:
@@ -131,7 +133,7 @@ def test_alignment_types_and_tagging() -> None:
     assert [a.name for a in T.AlignmentType] == ["UNKNOWN", "SAR", "ARS", "RSA"]
     step = {"reward": tf.constant(1.0)}
     assert T.add_alignment_to_step(step, T.AlignmentType.ARS) is step
-    assert step[spec.ALIGNMENT] == T.AlignmentType.ARS.value
+    assert step[rlds_types.ALIGNMENT] == T.AlignmentType.ARS.value
     dataset = tf.data.Dataset.from_tensor_slices({"reward": [1.0, 2.0]})
     tagged = dataset.map(lambda s: T.add_alignment_to_step(s, T.AlignmentType.SAR))
-    assert [int(s[spec.ALIGNMENT]) for s in tagged] == [2, 2]
+    assert [int(s[rlds_types.ALIGNMENT]) for s in tagged] == [2, 2]

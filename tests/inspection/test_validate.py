@@ -22,7 +22,7 @@ from rlds_hub.inspection.validate import Problem, format_report, validate
 from rlds_hub.recorders import Recorder
 from rlds_hub.storage import shards
 from rlds_hub.storage.dataset import open_dataset
-from rlds_hub.storage.layout import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.writer import DatasetWriter
 from rlds_hub.testing import RandomSpecEnv
 
