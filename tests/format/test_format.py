@@ -228,7 +228,9 @@ def test_unsupported_features_are_named():
             )
         }
     )
-    (leaf,) = Plan.from_features_json(zlib.to_json()).leaves  # read: tests/format/test_zlib_tensors.py
+    (leaf,) = Plan.from_features_json(
+        zlib.to_json()
+    ).leaves  # read: tests/format/test_zlib_tensors.py
     assert (leaf.kind, leaf.compression) == ("raw", "zlib")
     lz4 = json.loads(json.dumps(zlib.to_json()).replace('"zlib"', '"lz4"'))
     with pytest.raises(PlanError, match="encoding 'lz4' is not supported"):

@@ -253,7 +253,9 @@ def test_transition_argument_errors(kwargs: dict[str, Any], message: str) -> Non
 
 def test_missing_field_error_lists_available_fields() -> None:
     steps = testing.synthetic_steps(2)
-    del steps[rlds_types.IS_TERMINAL]  # (a missing discount reads as 1: tests/data/test_oxe_fractal.py)
+    del steps[
+        rlds_types.IS_TERMINAL
+    ]  # (a missing discount reads as 1: tests/data/test_oxe_fractal.py)
     with pytest.raises(ValueError, match=r"'is_terminal'.*available fields: \['action'"):
         T.episode_transitions(steps)
 
