@@ -24,6 +24,7 @@ from typing import Any
 
 from rlds_hub import rlds_types as rlds
 from rlds_hub.extras import require
+from rlds_hub.format.metadata import DatasetMetadata, MetadataError
 from rlds_hub.format.plan import Plan, PlanError
 from rlds_hub.storage import containment, dataset_files, files
 from rlds_hub.storage.dataset_files import DatasetError
@@ -95,6 +96,14 @@ class RLDSDataset:
                 f"{self.path} has no split {name!r}; its splits are {sorted(self.splits)}"
             )
         return self.splits[name]
+
+    @functools.cached_property
+    def dataset_metadata(self) -> DatasetMetadata:
+        """``metadata`` (the raw ``metadata.json``) parsed; every field None without one."""
+        try:
+            return DatasetMetadata.from_json(self.metadata)
+        except MetadataError as e:
+            raise DatasetError(f"{files.join(self.path, dataset_files.METADATA)}: {e}") from None
 
     @functools.cached_property
     def builder(self) -> Any:
