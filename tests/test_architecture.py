@@ -24,9 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "rlds_hub"
 
 # Which rlds_hub packages each package or top-level module may import. The bottom modules
-# ("rlds_types", "checks", "command_line", "extras", "_compat", "_version") import no other rlds_hub
-# module
-# and every module may import them; "__init__" is the package's lazy facade (its exports
+# ("rlds_types", "checks", "command_line", "extras", "_compat", "_version", "_lazy") import no
+# other rlds_hub module and every module may import them; "__init__" is the package's lazy facade (its exports
 # are string imports); "cli" reaches the packages that add subcommands by string.
 ALLOWED = {
     "rlds_types": set(),
@@ -35,6 +34,7 @@ ALLOWED = {
     "extras": set(),
     "_compat": set(),
     "_version": set(),
+    "_lazy": set(),
     "format": set(),
     "storage": {"format"},
     "envs": set(),
@@ -70,7 +70,7 @@ ALLOWED = {
         "learners",
     },
 }
-BOTTOM = {"rlds_types", "checks", "command_line", "extras", "_compat", "_version"}
+BOTTOM = {"rlds_types", "checks", "command_line", "extras", "_compat", "_version", "_lazy"}
 # Only these may import TensorFlow (or TFDS) at module level: the tf.data transformations,
 # and TFDS builder classes (a TFDS builder is TFDS).
 TENSORFLOW_AT_IMPORT = {"transforms"}

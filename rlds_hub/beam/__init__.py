@@ -22,9 +22,47 @@ extra (``pip install 'rlds-hub[beam]'``), and a missing one is a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from rlds_hub import _lazy
 from rlds_hub.extras import require
+
+if TYPE_CHECKING:
+    from rlds_hub.beam.encoder import EpisodeEncoder as EpisodeEncoder
+    from rlds_hub.beam.jobs.convert import convert as convert
+    from rlds_hub.beam.jobs.export import export as export
+    from rlds_hub.beam.jobs.filter import filter_dataset as filter_dataset
+    from rlds_hub.beam.jobs.map import map_dataset as map_dataset
+    from rlds_hub.beam.jobs.merge import merge as merge
+    from rlds_hub.beam.jobs.reshard import reshard as reshard
+    from rlds_hub.beam.jobs.split import split_dataset as split_dataset
+    from rlds_hub.beam.jobs.stats import compute_statistics as compute_statistics
+    from rlds_hub.beam.quantiles import QuantileSketch as QuantileSketch
+    from rlds_hub.beam.reading import ReadEpisodes as ReadEpisodes
+    from rlds_hub.beam.reading import record_units as record_units
+    from rlds_hub.beam.recording import record_dataset as record_dataset
+    from rlds_hub.beam.selection import EpisodeFilter as EpisodeFilter
+    from rlds_hub.beam.selection import assign_split as assign_split
+    from rlds_hub.beam.session import WriteSession as WriteSession
+    from rlds_hub.beam.sink import (
+        EncodedEpisode as EncodedEpisode,
+    )
+    from rlds_hub.beam.sink import (
+        Sharding as Sharding,
+    )
+    from rlds_hub.beam.sink import (
+        WriteDataset as WriteDataset,
+    )
+    from rlds_hub.beam.sink import (
+        finish_dataset as finish_dataset,
+    )
+    from rlds_hub.beam.staging import Staging as Staging
+    from rlds_hub.beam.transforms import (
+        FilterEpisodes as FilterEpisodes,
+    )
+    from rlds_hub.beam.transforms import (
+        MapEpisodes as MapEpisodes,
+    )
 
 _EXPORTS = {
     "ReadEpisodes": "rlds_hub.beam.reading",
@@ -51,12 +89,8 @@ _EXPORTS = {
     "export": "rlds_hub.beam.jobs.export",
     "record_dataset": "rlds_hub.beam.recording",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(require(_EXPORTS[name], "beam", f"rlds_hub.beam.{name}"), name)
-    raise AttributeError(f"module 'rlds_hub.beam' has no attribute {name!r}")
-
-
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    _EXPORTS,
+    importer=lambda module, name: require(module, "beam", f"rlds_hub.beam.{name}"),
+)

@@ -14,10 +14,39 @@ batches. Importing this package is cheap; JAX loads with the first learner used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
+from rlds_hub import _lazy
+
+if TYPE_CHECKING:
+    from rlds_hub.learners.ail.config import AILConfig as AILConfig
+    from rlds_hub.learners.ail.learning import AILLearner as AILLearner
+    from rlds_hub.learners.bc.config import BCConfig as BCConfig
+    from rlds_hub.learners.bc.learning import BCLearner as BCLearner
+    from rlds_hub.learners.errors import (
+        CheckpointError as CheckpointError,
+    )
+    from rlds_hub.learners.errors import (
+        DataError as DataError,
+    )
+    from rlds_hub.learners.errors import (
+        LearnerError as LearnerError,
+    )
+    from rlds_hub.learners.errors import (
+        SpecMismatchError as SpecMismatchError,
+    )
+    from rlds_hub.learners.inputs import load_transitions as load_transitions
+    from rlds_hub.learners.learned_policy import LearnedPolicy as LearnedPolicy
+    from rlds_hub.learners.normalization import Normalizer as Normalizer
+    from rlds_hub.learners.parallel import DataParallel as DataParallel
+    from rlds_hub.learners.poir.config import POIRConfig as POIRConfig
+    from rlds_hub.learners.poir.learning import POIRLearner as POIRLearner
+    from rlds_hub.learners.policy import load_policy as load_policy
+    from rlds_hub.learners.run import RunResult as RunResult
+    from rlds_hub.learners.run import train as train
+    from rlds_hub.learners.task import TaskSpec as TaskSpec
+
+_EXPORTS = {
     "load_policy": "rlds_hub.learners.policy",
     "LearnedPolicy": "rlds_hub.learners.learned_policy",
     "train": "rlds_hub.learners.run",
@@ -38,12 +67,4 @@ _LAZY = {
     "POIRLearner": "rlds_hub.learners.poir.learning",
 }
 ALGORITHMS = ("bc", "ail", "poir")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rlds_hub.learners' has no attribute {name!r}")
-
-
-__all__ = ["ALGORITHMS", *sorted(_LAZY)]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, _EXPORTS, eager=["ALGORITHMS"])

@@ -6,22 +6,26 @@ Neither imports TensorFlow; both load lazily. ``GymnasiumEnv`` lives in
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
+from rlds_hub import _lazy
+
+if TYPE_CHECKING:
+    from rlds_hub.envs.gymnasium_env import GymnasiumEnv as GymnasiumEnv
+    from rlds_hub.recorders.backend import (
+        OutOfBoundsWarning as OutOfBoundsWarning,
+    )
+    from rlds_hub.recorders.backend import (
+        RLDSBackend as RLDSBackend,
+    )
+    from rlds_hub.recorders.recorder import Recorder as Recorder
+    from rlds_hub.recorders.recorder import RecordingError as RecordingError
+
+_EXPORTS = {
     "Recorder": "rlds_hub.recorders.recorder",
     "RecordingError": "rlds_hub.recorders.recorder",
     "RLDSBackend": "rlds_hub.recorders.backend",
     "OutOfBoundsWarning": "rlds_hub.recorders.backend",
     "GymnasiumEnv": "rlds_hub.envs.gymnasium_env",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rlds_hub.recorders' has no attribute {name!r}")
-
-
-__all__ = sorted(_LAZY)
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, _EXPORTS)

@@ -6,24 +6,21 @@ the CLI does) imports none of it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from rlds_hub import _lazy
 from rlds_hub.extras import require
 
 if TYPE_CHECKING:
-    from rlds_hub.server.app import create_app
-    from rlds_hub.server.core.config import Settings
+    from rlds_hub.server.app import create_app as create_app
+    from rlds_hub.server.core.config import Settings as Settings
 
 _EXPORTS = {
     "create_app": "rlds_hub.server.app",
     "Settings": "rlds_hub.server.core.config",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'rlds_hub.server' has no attribute {name!r}")
-    return getattr(require(_EXPORTS[name], "server", "the dataset service"), name)
-
-
-__all__ = ["Settings", "create_app"]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    _EXPORTS,
+    importer=lambda module, name: require(module, "server", "the dataset service"),
+)
