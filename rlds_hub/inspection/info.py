@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rlds_hub.format.metadata import DatasetMetadata
 from rlds_hub.format.plan import Plan
 from rlds_hub.inspection.labels import class_labels
 from rlds_hub.inspection.labels import describe as describe_labels
@@ -56,13 +57,14 @@ def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
         elif not split.num_episodes:
             entry["steps"] = 0
         splits[name] = entry
-    layout_name = dataset_layout(dataset) if count_steps else dataset.metadata.get("layout")
-    sessions = []
-    for i, session in enumerate(dataset.metadata.get("sessions", [])):
-        env = session.get("env_name") or (dataset.metadata.get("env_name") if i == 0 else None)
-        sessions.append(
-            {**session, "index": i, "env_name": env, "episodes": session_episodes.get(i)}
+    meta = dataset.dataset_metadata
+    layout_name = dataset_layout(dataset) if count_steps else meta.layout
+    sessions = [
+        {**session.to_json(), "index": i, "env_name": env, "episodes": session_episodes.get(i)}
+        for i, (session, env) in enumerate(
+            zip(meta.sessions or (), meta.session_envs(), strict=True)
         )
+    ]
     size, unlisted = _sizes(dataset)
     return {
         "path": dataset.path,
@@ -121,7 +123,7 @@ def _sizes(dataset: RLDSDataset) -> tuple[int, dict[str, Any]]:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as aligned text."""
-    meta = summary["metadata"]
+    meta = DatasetMetadata.from_json(summary["metadata"])
     lines = [
         f"dataset   {summary['name']} {summary['version']} ({summary['file_format']})",
         f"path      {summary['path']}",
@@ -136,10 +138,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     if summary.get("layout"):
         lines.append(f"layout    {summary['layout']}: {LAYOUT_DESCRIPTIONS[summary['layout']]}")
-    if meta.get("created"):
-        lines.append(
-            f"created   {meta.get('created', '?')} by rlds_hub {meta.get('rlds_hub_version', '?')}"
-        )
+    if meta.created:
+        lines.append(f"created   {meta.created} by rlds_hub {meta.rlds_hub_version or '?'}")
     sessions = summary.get("sessions") or []
     if sessions:
         lines.append("sessions")
@@ -181,8 +181,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             if entry.get("class_label"):
                 text += "   class label, " + describe_labels(entry["class_label"])
             lines.append(text)
-    if meta.get("user"):
-        lines.append(f"user metadata  {meta['user']}")
+    if meta.user:
+        lines.append(f"user metadata  {meta.user}")
     return "\n".join(lines)
 
 

@@ -126,15 +126,13 @@ def episode_figure(path: str | os.PathLike | RLDSDataset) -> Any:
 
 def _provenance(dataset: RLDSDataset) -> str:
     """Every session's environment and policy, e.g. "dm_control/x (expert, random)"."""
-    meta = dataset.metadata
-    sessions = meta.get("sessions") or []
+    meta = dataset.dataset_metadata
     by_env: dict[str, list[str]] = {}
-    for i, session in enumerate(sessions):
-        env = session.get("env_name") or (meta.get("env_name") if i == 0 else None) or "?"
-        policies = by_env.setdefault(env, [])
-        policy = str(session.get("policy") or "?")
+    for session, env in zip(meta.sessions or (), meta.session_envs(), strict=True):
+        policies = by_env.setdefault(env or "?", [])
+        policy = session.policy or "?"
         if policy not in policies:
             policies.append(policy)
     if not by_env:
-        return meta.get("env_name") or "episodes"
+        return meta.env_name or "episodes"
     return "; ".join(f"{env} (policy {', '.join(p)})" for env, p in by_env.items())

@@ -108,7 +108,7 @@ class _EpisodeChecker:
         self.decoder = EpisodeDecoder(self.plan)
         self.length_leaf = self.plan.length_leaf()
         self.oxe = layout_name == LAYOUT_OXE
-        specs = dataset.metadata.get("specs", {})
+        specs = dataset.dataset_metadata.specs or {}
         self.action_bounds = []
         if isinstance(specs.get("action"), dict):
             for leaf_path, low, high in bounds_of(specs["action"]):

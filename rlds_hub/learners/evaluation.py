@@ -25,13 +25,13 @@ import dm_env
 import numpy as np
 
 from rlds_hub.envs import EXPERTS, RandomPolicy, canonical_env_name, make_env, make_policy
+from rlds_hub.format.metadata import DatasetMetadata
 from rlds_hub.learners import shifts
 
 
 def dataset_seeds(dataset: Any) -> list[int]:
     """Seeds the dataset's recording sessions used (from its metadata)."""
-    sessions = dataset.metadata.get("sessions") or [dataset.metadata]
-    return [s["seed"] for s in sessions if isinstance(s.get("seed"), int)]
+    return dataset.dataset_metadata.seeds_used
 
 
 def run_episodes(
@@ -132,22 +132,24 @@ def reference_returns(
     return refs
 
 
-def source_references(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+def source_references(metadata: DatasetMetadata | Mapping[str, Any]) -> dict[str, Any] | None:
     """A converted dataset's published reference scores (Minari's ``ref_min_score`` and
     ``ref_max_score``, in ``metadata.json``'s ``source.metadata``) as references, or None."""
-    source = metadata.get("source") or {}
-    kept = source.get("metadata") if isinstance(source, Mapping) else None
+    if not isinstance(metadata, DatasetMetadata):
+        metadata = DatasetMetadata.from_json(metadata)
+    source = metadata.source
+    kept = source.metadata if source is not None else None
     if not isinstance(kept, Mapping):
         return None
     low, high = kept.get("ref_min_score"), kept.get("ref_max_score")
     if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low == high:
         return None
-    what = f"{source.get('format', 'source')} ref_max_score"
+    what = source.format or "source"
     return {
         "expert": float(high),
         "random": float(low),
-        "expert_source": what,
-        "random_source": f"{source.get('format', 'source')} ref_min_score",
+        "expert_source": f"{what} ref_max_score",
+        "random_source": f"{what} ref_min_score",
     }
 
 

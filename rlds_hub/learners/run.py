@@ -118,7 +118,7 @@ def prepare(
     task.check_env(
         make_env(env_name, seed=seed),
         env_name,
-        recorded_in=opened.metadata.get("env_name") or opened.path,
+        recorded_in=opened.dataset_metadata.env_name or opened.path,
     )
     normalizer = Normalizer.from_statistics(task, statistics)
     run_dir = os.path.abspath(os.fspath(out))
@@ -291,7 +291,7 @@ def train(
             seed=setup.eval_seed,
             episodes=cfg.eval_episodes,
             dataset_return=_dataset_return(setup.statistics),
-            dataset_references=evaluation.source_references(setup.dataset.metadata),
+            dataset_references=evaluation.source_references(setup.dataset.dataset_metadata),
         )
     _write_run(setup)
     agent = module.make_agent(setup)

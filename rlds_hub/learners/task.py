@@ -59,7 +59,7 @@ class TaskSpec:
         env_name: str | None = None,
         action_statistics: Mapping[str, Any] | None = None,
     ) -> TaskSpec:
-        """From JSON-encoded dm_env specs (``dataset.metadata["specs"]``).
+        """From JSON-encoded dm_env specs (``dataset.dataset_metadata.specs``).
 
         ``action_statistics`` (the dataset's statistics of ``action``) give the scale of
         unbounded continuous actions.
@@ -173,9 +173,10 @@ class TaskSpec:
         env_name: str | None = None,
     ) -> TaskSpec:
         """From an opened dataset: its recorded specs, else specs built from its features."""
-        specs = dataset.metadata.get("specs") or {}
+        meta = dataset.dataset_metadata
+        specs = meta.specs or {}
         features = (statistics or {}).get("features", {})
-        name = env_name or dataset.metadata.get("env_name")
+        name = env_name or meta.env_name
         if "observation" in specs and "action" in specs:
             return cls.from_specs(
                 specs["observation"],

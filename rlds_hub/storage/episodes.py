@@ -77,10 +77,10 @@ def dataset_layout(source: PathOrDataset) -> str:
     dataset = as_dataset(source, "dataset_layout()")
     if "layout" in dataset.cache:
         return dataset.cache["layout"]
-    declared = dataset.metadata.get("layout")
-    if declared in LAYOUTS:
-        layout = declared
-    elif "rlds_hub_version" in dataset.metadata and "specs" in dataset.metadata:
+    meta = dataset.dataset_metadata
+    if meta.layout in LAYOUTS:
+        layout = meta.layout
+    elif meta.rlds_hub_version is not None and meta.specs is not None:
         layout = LAYOUT_RLDS  # written by rlds_hub's recorder: zero-filled by construction
     else:
         layout = _detect_layout(dataset)

@@ -89,15 +89,16 @@ def gather(
         name: {"episodes": entry["episodes"], "shards": entry["shards"], "bytes": entry["bytes"]}
         for name, entry in summary["splits"].items()
     }
-    metadata = dataset.metadata
+    meta = dataset.dataset_metadata
+    job = meta.provenance.to_json() if meta.provenance is not None else None
     provenance = {
-        "created": metadata.get("created"),
-        "rlds_hub_version": metadata.get("rlds_hub_version"),
-        "env_name": metadata.get("env_name"),
-        "policy": metadata.get("policy"),
-        "seed": metadata.get("seed"),
+        "created": meta.created,
+        "rlds_hub_version": meta.rlds_hub_version,
+        "env_name": meta.env_name,
+        "policy": meta.policy,
+        "seed": meta.seed,
         "sessions": summary.get("sessions", []),
-        "pipeline": metadata.get("pipeline") or metadata.get("provenance"),
+        "pipeline": meta.extra.get("pipeline") or job,  # "pipeline": older datasets' name
         "description": dataset.info.get("description"),
         "statistics": stats_source,
         "checksums": sums_source,
@@ -111,12 +112,12 @@ def gather(
         size_bytes=int(summary["size_bytes"]),
         features=finite_json(summary["features"]),
         splits=splits,
-        metadata=finite_json(metadata),
+        metadata=finite_json(dataset.metadata),  # the file as it is: shown and searched
         provenance=finite_json(provenance),
         statistics=finite_json(stats),
         checksums=finite_json(sums),
         episode_fields=episode_fields(plan),
-        search_text=_search_text(dataset, metadata),
+        search_text=_search_text(dataset, dataset.metadata),
     )
 
 
