@@ -19,43 +19,13 @@ from typing import Any
 import dm_env
 import numpy as np
 
+from rlds_hub.envs.wrapper import EnvironmentWrapper
 from rlds_hub.learners.errors import LearnerError
 
 SHIFT_KEYS = ("action_noise", "qpos_offset", "qvel_offset")
 
 
-class _Wrapper(dm_env.Environment):
-    def __init__(self, env: dm_env.Environment):
-        self._env = env
-
-    def reset(self) -> dm_env.TimeStep:
-        return self._env.reset()
-
-    def step(self, action: Any) -> dm_env.TimeStep:
-        return self._env.step(action)
-
-    def observation_spec(self) -> Any:
-        return self._env.observation_spec()
-
-    def action_spec(self) -> Any:
-        return self._env.action_spec()
-
-    def reward_spec(self) -> Any:
-        return self._env.reward_spec()
-
-    def discount_spec(self) -> Any:
-        return self._env.discount_spec()
-
-    def close(self) -> None:
-        self._env.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._env, name)
-
-
-class ActionNoise(_Wrapper):
+class ActionNoise(EnvironmentWrapper):
     """Adds N(0, (scale * half-range)^2) noise to each action element, clipped to bounds."""
 
     def __init__(self, env: dm_env.Environment, scale: float, seed: int | None = None):
@@ -76,7 +46,7 @@ class ActionNoise(_Wrapper):
         return self._env.step(np.clip(noisy, self._low, self._high).astype(self._dtype))
 
 
-class InitialStateShift(_Wrapper):
+class InitialStateShift(EnvironmentWrapper):
     """Starts each episode of a dm_control task from a perturbed physics state.
 
     ``qpos_offset`` / ``qvel_offset``: one ``[min, max]`` magnitude per element (or None to

@@ -12,6 +12,7 @@ import dm_env
 
 from rlds_hub import _compat
 from rlds_hub._version import __version__
+from rlds_hub.envs.wrapper import EnvironmentWrapper
 from rlds_hub.format.features import IMAGE_ENCODINGS, ImageEncoding
 from rlds_hub.format.specs import SpecError, spec_differences, spec_to_json
 from rlds_hub.storage.dataset_files import DatasetError
@@ -32,7 +33,7 @@ class RecordingError(RuntimeError):
     """The recorder was used out of order (e.g. a step after the episode ended)."""
 
 
-class Recorder(dm_env.Environment):
+class Recorder(EnvironmentWrapper):
     """Wraps a ``dm_env.Environment`` and records every episode into an RLDS dataset.
 
     Use it exactly like the environment, then ``close()`` it (or use it as a context
@@ -101,7 +102,7 @@ class Recorder(dm_env.Environment):
             )
         if image_encoding not in IMAGE_ENCODINGS:
             raise ValueError(f"image_encoding must be one of {IMAGE_ENCODINGS}")
-        self._env = env
+        super().__init__(env)
         self._save_unfinished = save_unfinished_episodes
         self._episode_active = False
         self._closed = False
@@ -233,18 +234,6 @@ class Recorder(dm_env.Environment):
                 self._riegeli_counts[1] += self._riegeli_episode_steps
         return timestep
 
-    def observation_spec(self) -> Any:
-        return self._env.observation_spec()
-
-    def action_spec(self) -> Any:
-        return self._env.action_spec()
-
-    def reward_spec(self) -> Any:
-        return self._env.reward_spec()
-
-    def discount_spec(self) -> Any:
-        return self._env.discount_spec()
-
     def close(self) -> None:
         """Stores or drops an unfinished episode, seals shards, syncs, closes the env."""
         if self._closed:
@@ -255,11 +244,6 @@ class Recorder(dm_env.Environment):
         finally:
             self._closed = True
             self._logger.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._env, name)
 
     # ---- recording control -----------------------------------------------------------------
 
@@ -291,10 +275,6 @@ class Recorder(dm_env.Environment):
     @property
     def data_dir(self) -> str:
         return os.fspath(self._backend.writer.path) if self._backend else ""
-
-    @property
-    def environment(self) -> dm_env.Environment:
-        return self._env
 
     # ---- helpers -------------------------------------------------------------------------
 
