@@ -67,7 +67,7 @@ format: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(VENV)/.stamp-test
-	$(PY) benchmarks/record_overhead.py
+	$(PY) -m benchmarks.record_overhead
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info

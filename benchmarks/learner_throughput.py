@@ -3,8 +3,8 @@ synthetic batches already on the device — side by side in one run.
 
 Workload (the peers' learner ceiling): a 3x256 ReLU MLP, batch 256, 17-d float32
 observations, 6-d float32 actions in [-1, 1], ``lax.scan`` of 100 updates per call. The
-dataset (100 episodes x 1000 steps of random values, recorded with rlds_hub's Recorder) is
-written once to ``--data``.
+dataset (100 episodes x 1000 steps of ``benchmarks.harness.StateEnv``, recorded with rlds_hub's
+Recorder) is written once to ``--data``.
 
 - (a) loader: ``rlds_hub.data.transitions`` over the dataset on disk (shuffled, endless),
   re-batched and stacked on a background thread, placed on the device per call;
@@ -17,76 +17,30 @@ written once to ``--data``.
 
 Target (issue 10): (a) and (b) >= 0.9 of (c).
 
-    python benchmarks/learner_throughput.py [--data DIR] [--seconds 8]
+Run from the repository root:
+
+    python -m benchmarks.learner_throughput [--data DIR] [--seconds 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import sys
 import time
 import warnings
+from typing import Any
 
-import dm_env
-import numpy as np
-from dm_env import specs
+from benchmarks import harness
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-OBS, ACT, EPISODES, STEPS = 17, 6, 100, 1000
-
-
-class RandomTask(dm_env.Environment):
-    """1000-step episodes of random 17-d observations (float32)."""
-
-    def __init__(self, seed: int = 0):
-        self._rng = np.random.default_rng(seed)
-        self._t = 0
-
-    def reset(self):
-        self._t = 0
-        return dm_env.restart(self._obs())
-
-    def step(self, action):
-        self._t += 1
-        if self._t == STEPS:
-            return dm_env.truncation(0.0, self._obs())
-        return dm_env.transition(0.0, self._obs())
-
-    def _obs(self):
-        return self._rng.standard_normal(OBS).astype(np.float32)
-
-    def observation_spec(self):
-        return specs.Array((OBS,), np.float32, name="observation")
-
-    def action_spec(self):
-        return specs.BoundedArray((ACT,), np.float32, -1.0, 1.0, name="action")
-
-    def reward_spec(self):
-        return specs.Array((), np.float32, name="reward")
-
-    def discount_spec(self):
-        return specs.BoundedArray((), np.float32, 0.0, 1.0, name="discount")
+EPISODES = 100
 
 
 def make_dataset(path: str) -> str:
-    from rlds_hub.recorders import Recorder
-
-    if os.path.exists(os.path.join(path, "dataset_info.json")):
-        return path
-    rng = np.random.default_rng(1)
-    with Recorder(RandomTask(), path, env_name="random-17d") as recorder:
-        for _ in range(EPISODES):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(rng.uniform(-1, 1, ACT).astype(np.float32))
-    return path
+    """The workload's dataset (``harness.StateEnv``), recorded once and reused."""
+    return harness.record_dataset(path, EPISODES, env_name="random-17d")
 
 
-def measure(step, seconds: float, updates_per_call: int) -> tuple[float, float]:
+def measure(step: Any, seconds: float, updates_per_call: int) -> tuple[float, float]:
     """(updates per wall-clock second, updates per CPU-second of this process, all threads)
     of ``step()``, warmed up, timed until ``seconds`` pass, synchronised.
 
@@ -144,8 +98,8 @@ def main() -> None:
     config = BCConfig(batch_size=256, steps_per_call=100)
     device = jax.devices()[0]
     print(
-        f"learner throughput ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
-        f"{os.cpu_count()} CPUs, JAX {jax.__version__} on {device.device_kind})",
+        f"learner throughput ({harness.machine_line(('numpy', 'rlds_hub', 'jax'))}; "
+        f"JAX on {device.device_kind})",
         flush=True,
     )
 
@@ -182,7 +136,7 @@ def main() -> None:
     runs["(c) synthetic, on device (ceiling)"] = synthetic_step
     runs["(d) NumPy batch per update, no scan"] = host_fed_step
     best: dict[str, tuple[float, float]] = {}
-    load = os.getloadavg()[0]
+    load = harness.load_average()
     for _ in range(args.repeats):
         for name, step in runs.items():
             per_call = 1 if name.startswith("(d)") else 100
@@ -192,16 +146,15 @@ def main() -> None:
             print(f"  {name}: {wall:,.0f} updates/s, {cpu:,.0f} per CPU-second", flush=True)
     ceiling = best["(c) synthetic, on device (ceiling)"]
     print(
-        f"\n(best of {args.repeats} rounds; load average {load:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs)"
+        f"\n(best of {args.repeats} rounds; load average {load} at the start, "
+        f"{harness.load_average()} at the end, on {os.cpu_count()} CPUs)"
     )
-    print("| feed | updates/s | ratio to (c) | updates per CPU-second | ratio to (c) |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, (wall, cpu) in best.items():
-        print(
-            f"| {name} | {wall:,.0f} | {wall / ceiling[0]:.2f} | {cpu:,.0f} | "
-            f"{cpu / ceiling[1]:.2f} |"
-        )
+    rows = [
+        (name, f"{wall:,.0f}", f"{wall / ceiling[0]:.2f}", f"{cpu:,.0f}", f"{cpu / ceiling[1]:.2f}")
+        for name, (wall, cpu) in best.items()
+    ]
+    header = ["feed", "updates/s", "/ (c)", "updates per CPU-second", "/ (c)"]
+    print(harness.table(header, rows))
     for learner in feeds.values():
         learner.close()
     one.close()

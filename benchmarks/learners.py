@@ -17,15 +17,17 @@ seed's result on disk, so an interrupted benchmark resumes where it stopped and 
 results are never lost. Results from before the protocol (no ``test`` record) are not
 reported.
 
-    python benchmarks/learners.py bc-point-mass  --seeds 5 --out out/learners
-    python benchmarks/learners.py ail-point-mass --seeds 5 --out out/learners
-    python benchmarks/learners.py ail-cartpole   --seeds 3 --out out/learners
-    python benchmarks/learners.py bc-cartpole    --seeds 3 --out out/learners
-    python benchmarks/learners.py poir-cartpole  --seeds 5 --out out/learners
-    python benchmarks/learners.py report --out out/learners [--images docs/images]
+Run from the repository root:
+
+    python -m benchmarks.learners bc-point-mass  --seeds 5 --out out/learners
+    python -m benchmarks.learners ail-point-mass --seeds 5 --out out/learners
+    python -m benchmarks.learners ail-cartpole   --seeds 3 --out out/learners
+    python -m benchmarks.learners bc-cartpole    --seeds 3 --out out/learners
+    python -m benchmarks.learners poir-cartpole  --seeds 5 --out out/learners
+    python -m benchmarks.learners report --out out/learners [--images docs/images]
 
 POIR's planner with the simulator as its model (a reference for the planner design):
-``benchmarks/poir_ceiling.py --run out/learners/poir-cartpole/seed0/poir --seed 0``.
+``python -m benchmarks.poir_ceiling --run out/learners/poir-cartpole/seed0/poir --seed 0``.
 
 Targets (issue 10): BC >= 0.9 on point_mass-easy from <= 20 episodes; AIL >= 0.8 on
 point_mass-easy from <= 10 episodes within a stated budget of environment steps; POIR >=
@@ -39,7 +41,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import time
@@ -47,8 +48,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from benchmarks import harness
 
 POINT_MASS = "dm_control/point_mass-easy"
 CARTPOLE = "dm_control/cartpole-swingup"
@@ -382,10 +382,7 @@ def _interval(per_seed: list[list[float] | None]) -> str:
 
 
 def report(out: str, images: str | None) -> None:
-    print(
-        f"# learners quality benchmark ({time.strftime('%Y-%m-%d')}, {platform.node()}, "
-        f"{os.cpu_count()} CPUs)\n"
-    )
+    print(f"# learners quality benchmark ({harness.machine_line(('numpy', 'rlds_hub', 'jax'))})\n")
     print(
         "Normalised return on the test seeds: mean [95% bootstrap interval] (per-seed means; "
         "test episodes).\n"

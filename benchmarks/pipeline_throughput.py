@@ -1,12 +1,14 @@
 """Converting envlogger Riegeli logs to RLDS: rlds_hub's Beam convert job against TFDS's
 own path, side by side in one run.
 
-Workload (the peer's): 200 episodes x 1000 steps, 17-d float32 observations, 6-d float32
-actions in [-1, 1], float64 rewards and discounts, written by envlogger 1.2's own Riegeli
-backend into 4 log directories (50 episodes each, 25 episodes per file).
+Workload (the peer's, ``benchmarks.harness.StateEnv``): 200 episodes x 1000 steps, 17-d float32
+observations, 6-d float32 actions in [-1, 1], float64 rewards and discounts, written by
+envlogger 1.2's own Riegeli backend into 4 log directories (50 episodes each, 25 episodes per
+file).
 
-Rows (each in its own process; steps/s over the whole job, start-up included; peak memory is
-the largest total RSS of the job's process tree, sampled every 0.1 s):
+Rows (each in its own process, ``harness.run_isolated``; steps/s over the whole job, start-up
+included; peak memory is the largest total RSS of the job's process tree, sampled every
+0.1 s):
 
 - ceilings: envlogger's reader decoding every step, one process, nothing written (no
   converter built on envlogger's public reader can be faster per process), and the same
@@ -20,26 +22,25 @@ the largest total RSS of the job's process tree, sampled every 0.1 s):
 ``--scale 10`` adds rlds_hub's 1- and 2-worker rows on a dataset 10x larger (2000 episodes),
 to show that memory does not grow with the dataset.
 
-    python benchmarks/pipeline_throughput.py [--scale 10] [--skip-tfds-beam]
+Run from the repository root:
+
+    python -m benchmarks.pipeline_throughput [--scale 10] [--skip-tfds-beam] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
+from typing import Any
 
 import numpy as np
 
-EPISODE_STEPS = 1000
-OBS_DIM, ACTION_DIM = 17, 6
+from benchmarks import harness
+from benchmarks.harness import ACT, EPISODE_STEPS, OBS
+
 LOG_DIRS = 4
 EPISODES_PER_FILE = 25
 BASE_EPISODES = 200
@@ -50,44 +51,18 @@ def make_logs(root: str, episodes: int) -> None:
     if os.path.exists(os.path.join(root, ".done")):
         return
     shutil.rmtree(root, ignore_errors=True)
-    import dm_env
     import envlogger
-    from dm_env import specs
 
-    from rlds_hub._compat import patch_numpy_for_envlogger
-
-    patch_numpy_for_envlogger()  # envlogger 1.2's encoder uses np.unicode_
-
-    rng = np.random.default_rng(0)
-
-    class Workload(dm_env.Environment):
-        def reset(self):
-            self.t = 0
-            return dm_env.restart(rng.standard_normal(OBS_DIM).astype(np.float32))
-
-        def step(self, action):
-            self.t += 1
-            observation = rng.standard_normal(OBS_DIM).astype(np.float32)
-            if self.t >= EPISODE_STEPS:
-                return dm_env.truncation(1.0, observation)
-            return dm_env.transition(1.0, observation)
-
-        def observation_spec(self):
-            return specs.Array((OBS_DIM,), np.float32, "observation")
-
-        def action_spec(self):
-            return specs.BoundedArray((ACTION_DIM,), np.float32, -1, 1, "action")
-
+    harness.allow_envlogger_writes()
     for part in range(LOG_DIRS):
         directory = os.path.join(root, f"part{part}")
         os.makedirs(directory)
         with envlogger.EnvLogger(
-            Workload(), data_directory=directory, max_episodes_per_file=EPISODES_PER_FILE
+            harness.StateEnv(seed=part),
+            data_directory=directory,
+            max_episodes_per_file=EPISODES_PER_FILE,
         ) as env:
-            for _ in range(episodes // LOG_DIRS):
-                timestep = env.reset()
-                while not timestep.last():
-                    timestep = env.step(rng.uniform(-1, 1, ACTION_DIM).astype(np.float32))
+            harness.drive(env, episodes // LOG_DIRS, seed=part)
     open(os.path.join(root, ".done"), "w").close()
 
 
@@ -129,8 +104,8 @@ def run_tfds(logs: str, out: str, workers: int = 0) -> int:
 
     config = rlds_base.DatasetConfig(
         name="workload",
-        observation_info=tfds.features.Tensor(shape=(OBS_DIM,), dtype=np.float32),
-        action_info=tfds.features.Tensor(shape=(ACTION_DIM,), dtype=np.float32),
+        observation_info=tfds.features.Tensor(shape=(OBS,), dtype=np.float32),
+        action_info=tfds.features.Tensor(shape=(ACT,), dtype=np.float32),
         reward_info=np.float64,
         discount_info=np.float64,
     )
@@ -165,6 +140,7 @@ def run_tfds(logs: str, out: str, workers: int = 0) -> int:
 
 
 def run_ours(logs: str, out: str, workers: int = 1, dask: bool = False) -> int:
+    from rlds_hub.beam.job_values import Run
     from rlds_hub.beam.jobs.convert import convert
 
     if not dask:
@@ -173,14 +149,14 @@ def run_ours(logs: str, out: str, workers: int = 1, dask: bool = False) -> int:
             "--direct_running_mode=multi_processing",
             f"--direct_num_workers={workers}",
         ]
-        return convert(logs, os.path.join(out, "ds"), beam_args=flags)["steps"]
+        return convert(logs, os.path.join(out, "ds"), run=Run(beam_args=flags))["steps"]
     from dask.distributed import LocalCluster
 
     with LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         flags = ["--runner=DaskRunner", f"--dask_client_address={cluster.scheduler_address}"]
-        return convert(logs, os.path.join(out, "ds"), beam_args=flags)["steps"]
+        return convert(logs, os.path.join(out, "ds"), run=Run(beam_args=flags))["steps"]
 
 
 PROGRAMS = {
@@ -199,55 +175,26 @@ PROGRAMS = {
 }
 
 
-def child(name: str, logs: str) -> None:
+def child(name: str, logs: str) -> dict[str, Any]:
+    """Runs one program (in the child process): steps and seconds."""
     out = tempfile.mkdtemp(prefix=f"bench-{name}-")
     try:
         _, program, kwargs = PROGRAMS[name]
         started = time.perf_counter()
         steps = program(logs, out, **kwargs)
-        seconds = time.perf_counter() - started
-        print("RESULT " + json.dumps({"steps": int(steps), "seconds": seconds}), flush=True)
+        return {"steps": int(steps), "seconds": time.perf_counter() - started}
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def measure(name: str, logs: str) -> dict:
-    """Runs one program in a child process, sampling the process tree's total RSS."""
-    import psutil
-
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--child", name, "--logs", logs],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+def measure(name: str, logs: str) -> dict[str, Any]:
+    """Runs one program in a fresh process, sampling the process tree's total RSS."""
+    result = harness.run_isolated(
+        "benchmarks.pipeline_throughput:child", {"name": name, "logs": logs}, sample_memory=True
     )
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(process.pid)
-        while not stop.wait(0.1):
-            try:
-                tree = [root, *root.children(recursive=True)]
-                total = 0
-                for p in tree:
-                    with contextlib.suppress(psutil.Error):
-                        total += p.memory_info().rss
-                peak = max(peak, total)
-            except psutil.Error:
-                return
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    output, _ = process.communicate()
-    stop.set()
-    thread.join()
-    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(f"{name} failed (exit {process.returncode})")
-    result = json.loads(lines[-1][len("RESULT ") :])
-    result["peak_mib"] = peak / 2**20
+    if "error" in result:
+        raise RuntimeError(f"{name} failed: {result['error']}")
+    result["peak_mib"] = result.pop("peak_tree_mib")
     result["rate"] = result["steps"] / result["seconds"]
     return result
 
@@ -256,8 +203,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--logs", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--root",
         default=os.path.join(tempfile.gettempdir(), "rlds_hub_pipeline_bench"),
@@ -282,16 +227,14 @@ def main() -> None:
         "row's best (a shared machine's load changes from row to row)",
     )
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.logs)
-        return
+    print(harness.machine_line(("numpy", "rlds_hub", "apache-beam", "envlogger")), flush=True)
     logs = os.path.join(args.root, f"logs-{BASE_EPISODES}")
     started = time.perf_counter()
     make_logs(logs, BASE_EPISODES)
     print(
         f"workload: {BASE_EPISODES} episodes x {EPISODE_STEPS} steps in {LOG_DIRS} log "
         f"directories ({time.perf_counter() - started:.0f} s to write or find); "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"
+        f"load average {harness.load_average()} at the start"
     )
     names = ["ceiling", "decode", "tfds"] + (
         [] if args.skip_tfds_beam else ["tfds_beam1", "tfds_beam2"]
@@ -317,23 +260,29 @@ def main() -> None:
     print()
     print(
         f"best of {args.rounds} interleaved round(s); every round's rates in brackets; "
-        f"load average {os.getloadavg()[0]:.1f} at the end"
+        f"load average {harness.load_average()} at the end"
     )
     print()
-    print("| what | steps/s | vs TFDS's own path | peak memory (MiB, all processes) |")
-    print("| --- | ---: | ---: | ---: |")
-    for name in names:
-        r = results[name]
-        rounds = ", ".join(f"{x / 1000:.1f}k" for x in spread[name])
-        print(
-            f"| {PROGRAMS[name][0]} | {r['rate']:,.0f} ({rounds}) | "
-            f"{r['rate'] / reference:.2f}x | {r['peak_mib']:,.0f} |"
+    rows = [
+        (
+            PROGRAMS[name][0],
+            f"{results[name]['rate']:,.0f} ({', '.join(f'{x / 1000:.1f}k' for x in spread[name])})",
+            f"{results[name]['rate'] / reference:.2f}x",
+            f"{results[name]['peak_mib']:,.0f}",
         )
-    for name, r in big.items():
-        print(
-            f"| {PROGRAMS[name][0]}, {args.scale}x the episodes | {r['rate']:,.0f} | "
-            f"{r['rate'] / reference:.2f}x | {r['peak_mib']:,.0f} |"
+        for name in names
+    ]
+    rows += [
+        (
+            f"{PROGRAMS[name][0]}, {args.scale}x the episodes",
+            f"{r['rate']:,.0f}",
+            f"{r['rate'] / reference:.2f}x",
+            f"{r['peak_mib']:,.0f}",
         )
+        for name, r in big.items()
+    ]
+    header = ["what", "steps/s", "vs TFDS's own path", "peak memory (MiB, all processes)"]
+    print(harness.table(header, rows))
     one = results["ours1"]["rate"]
     efficiency = results["ours2"]["rate"] / (2 * one)
     print()
@@ -376,13 +325,12 @@ def png_seconds(frames: int = 60) -> float:
         np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8)
         for _ in range(frames)
     ]
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
+
+    def encode_all() -> None:
         for image in images:
             encode_png(image, 1)
-        best = min(best, (time.perf_counter() - started) / frames)
-    return best
+
+    return harness.best_of(encode_all, 3) / frames
 
 
 if __name__ == "__main__":

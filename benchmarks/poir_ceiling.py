@@ -8,12 +8,14 @@ trained POIR run. What it scores under each deployment shift is what the planner
 with a perfect model — so the gap between it and POIR is the model's, and the gap between it
 and the expert is the planner's.
 
-    python benchmarks/poir_ceiling.py --run out/learners/poir-cartpole/seed1/poir --seed 1
+Run from the repository root:
+
+    python -m benchmarks.poir_ceiling --run out/learners/poir-cartpole/seed1/poir --seed 1
 
 ``--mode switch`` (default) uses POIR's own rule — BC in distribution, the planner out of
 it (no trust test: the model is exact) — and ``--mode plan`` plans at every step. Prints
 normalised returns (the scripted expert and random policy on the same test episodes, as
-``benchmarks/learners.py``; ``--seeds validation`` for a probe) and adds them to
+``benchmarks.learners``; ``--seeds validation`` for a probe) and adds them to
 ``ceiling.json`` next to the run (a probe: ``ceiling-validation.json``; the report shows
 test-seed rows only).
 """
@@ -23,17 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from learners import CARTPOLE, SHIFTS  # noqa: E402
+from benchmarks.learners import CARTPOLE, SHIFTS
 
 
 class SimulatorPlanner:

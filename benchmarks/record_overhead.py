@@ -1,135 +1,44 @@
 """Per-step cost of recording, rlds_hub side by side with the peers, in one run.
 
-Workload (the peer-measurement workload of the project): 17-d float32 observations, 6-d float32
-actions, 1000-step episodes, 100k steps per recorder; plus an image workload (84x84x3 uint8
-observations) and the peak memory added while recording one 10,000-step episode.
+Workload (the peer-measurement workload of the project, ``benchmarks.harness.StateEnv``): 17-d
+float32 observations, 6-d float32 actions, 1000-step episodes, 100k steps per recorder; plus an
+image workload (84x84x3 uint8 observations) and the peak memory added while recording one
+10,000-step episode.
 
 This machine is shared and noisy (identical runs differ by up to 50%), so each recorder runs
 *interleaved* with the bare environment in one process: each round records one episode with
 each in turn, and slow phases of the machine hit both alike; the figure that compares is a
 recorder's cost *over the bare env of its own group*. Recorders are grouped (ours with the
 envlogger wrapper alone; each peer family apart) because in one process they would disturb
-each other (page cache, background threads) in a way no real recording does. Time includes
-closing each recorder (flushing, sealing, fsync). Memory is measured in a fresh subprocess
-per recorder.
+each other (page cache, background threads) in a way no real recording does: each group runs
+in a fresh process (``harness.run_isolated``). Time includes closing each recorder (flushing,
+sealing, fsync). Memory is measured in a fresh process per recorder.
 
-    python benchmarks/record_overhead.py [--steps 100000] [--image-steps 10000] [--quick]
+Run from the repository root:
+
+    python -m benchmarks.record_overhead [--steps 100000] [--image-steps 10000] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
-OBS, ACT, EPISODE = 17, 6, 1000
-IMAGE_SHAPE = (84, 84, 3)
-
-
-# ---------------------------------------------------------------------------------------
-# Workloads.
-
-
-def _frames():
-    """Rendered-looking frames (gradients and a moving square): PNG compresses them like
-    real renders, not like incompressible noise."""
-    import numpy as np
-
-    yy, xx = np.mgrid[0 : IMAGE_SHAPE[0], 0 : IMAGE_SHAPE[1]]
-    base = np.stack([xx * 3, yy * 3, (xx + yy) * 2], axis=-1).astype(np.uint8)
-
-    def frame(t: int):
-        out = base.copy()
-        x = (t * 3) % (IMAGE_SHAPE[1] - 10)
-        out[30:40, x : x + 10] = (255, 40, 40)
-        return out
-
-    return frame
-
-
-def _dm_env(image: bool, episode: int):
-    import dm_env
-    import numpy as np
-    from dm_env import specs
-
-    rng = np.random.default_rng(0)
-    frame = _frames()
-    if image:
-        observation = frame
-        obs_spec = specs.Array(IMAGE_SHAPE, np.uint8, "pixels")
-    else:
-
-        def observation(t: int):
-            return rng.standard_normal(OBS).astype(np.float32)
-
-        obs_spec = specs.Array((OBS,), np.float32, "obs")
-
-    class Env(dm_env.Environment):
-        def __init__(self):
-            self.t = 0
-
-        def reset(self):
-            self.t = 0
-            return dm_env.restart(observation(0))
-
-        def step(self, action):
-            self.t += 1
-            o = observation(self.t)
-            if self.t >= episode:
-                return dm_env.truncation(1.0, o)
-            return dm_env.transition(1.0, o)
-
-        def observation_spec(self):
-            return obs_spec
-
-        def action_spec(self):
-            return specs.BoundedArray((ACT,), np.float32, -1, 1, "action")
-
-    return Env()
-
-
-def _gym_env(image: bool, episode: int):
-    import gymnasium as gym
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    frame = _frames()
-
-    class GEnv(gym.Env):
-        observation_space = (
-            gym.spaces.Box(0, 255, IMAGE_SHAPE, np.uint8)
-            if image
-            else gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32)
-        )
-        action_space = gym.spaces.Box(-1, 1, (ACT,), np.float32)
-
-        def _obs(self):
-            return frame(self.t) if image else rng.standard_normal(OBS).astype(np.float32)
-
-        def reset(self, seed=None, options=None):
-            super().reset(seed=seed)
-            self.t = 0
-            return self._obs(), {}
-
-        def step(self, action):
-            self.t += 1
-            return self._obs(), 1.0, False, self.t >= episode, {}
-
-    return GEnv()
+from benchmarks import harness
+from benchmarks.harness import ACT, EPISODE_STEPS
 
 
 class Runner:
     """One recorder under test: runs whole episodes and closes."""
 
-    def __init__(self, env, kind: str, close: Callable[[], None] | None = None):
+    def __init__(self, env: Any, kind: str, close: Callable[[], None] | None = None):
         import numpy as np
 
         self.env, self.kind, self._close = env, kind, close
@@ -171,10 +80,10 @@ def make(mode: str, image: bool, episode: int, workdir: str) -> Runner:
     """The recorder called ``mode`` around a fresh environment, writing under ``workdir``."""
     import numpy as np
 
-    np.unicode_ = np.str_  # envlogger 1.2 on NumPy 2 (rlds_hub does this itself)
+    harness.allow_envlogger_writes()
     path = os.path.join(workdir, mode)
     if mode in ("bare_gym", "minari"):
-        env = _gym_env(image, episode)
+        env = harness.gym_state_env(episode_steps=episode, image=image)
         if mode == "bare_gym":
             return Runner(env, "gym")
         import minari
@@ -186,7 +95,7 @@ def make(mode: str, image: bool, episode: int, workdir: str) -> Runner:
             "gym",
             lambda: collector.create_dataset(dataset_id="bench/peer-v0", algorithm_name="none"),
         )
-    env = _dm_env(image, episode)
+    env = harness.StateEnv(episode_steps=episode, image=image)
     if mode == "bare":
         return Runner(env, "dm")
     if mode == "envlogger_null":
@@ -216,9 +125,9 @@ def make(mode: str, image: bool, episode: int, workdir: str) -> Runner:
         from envlogger.backends import tfds_backend_writer
 
         obs_feature = (
-            tfds.features.Image(shape=IMAGE_SHAPE, encoding_format="png")
+            tfds.features.Image(shape=harness.IMAGE_SHAPE, encoding_format="png")
             if image
-            else tfds.features.Tensor(shape=(OBS,), dtype=np.float32)
+            else tfds.features.Tensor(shape=(harness.OBS,), dtype=np.float32)
         )
         config = tfds.rlds.rlds_base.DatasetConfig(
             name="bench",
@@ -253,7 +162,9 @@ def make(mode: str, image: bool, episode: int, workdir: str) -> Runner:
 # Measurements.
 
 
-def interleaved(modes: list[str], steps: int, image: bool, episode: int = EPISODE) -> dict:
+def interleaved(
+    modes: list[str], steps: int, image: bool, episode: int = EPISODE_STEPS
+) -> dict[str, dict[str, float]]:
     """Records ``steps`` steps with every mode, one episode each in turn; us/step per mode."""
     workdir = tempfile.mkdtemp(prefix="rlds_bench_")
     try:
@@ -280,43 +191,19 @@ def interleaved(modes: list[str], steps: int, image: bool, episode: int = EPISOD
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def memory(mode: str, image: bool, steps: int) -> float:
+def memory(mode: str, image: bool, steps: int) -> dict[str, float]:
     """Peak memory (MiB) added by recording one ``steps``-step episode (in this process):
     the peak resident size while recording and closing, minus the resident size before."""
     workdir = tempfile.mkdtemp(prefix="rlds_bench_")
     try:
         runner = make(mode, image, steps, workdir)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets the peak (VmHWM) to the current resident size
-        baseline = _status_mb("VmRSS")
+        harness.reset_peak_rss()
+        baseline = harness.status_mib("VmRSS")
         runner.episode()
         runner.close()
-        return _status_mb("VmHWM") - baseline
+        return {"added_mb": harness.status_mib("VmHWM") - baseline}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
-def _memory_in_subprocess(mode: str, image: bool, steps: int) -> str:
-    out = subprocess.run(
-        [sys.executable, __file__, "--memory", mode, "--episode", str(steps)]
-        + (["--image"] if image else []),
-        capture_output=True,
-        text=True,
-        check=False,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        return "failed: " + (out.stderr.strip().splitlines() or ["?"])[-1]
-    return f"{json.loads(lines[-1])['added_mb']:.0f}"
 
 
 GROUPS = {
@@ -335,38 +222,62 @@ GROUPS = {
 }
 
 
-def grouped(groups: list[list[str]], steps: int, image: bool) -> dict:
-    """Runs each group interleaved; a recorder's overhead is over its group's bare env."""
+def over_bare(group: list[str], measured: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """Each recorder's cost over its group's bare env (the group's first mode)."""
+    bare = measured[group[0]]
+    results = {}
+    for mode in group[1:]:
+        r = dict(measured[mode])
+        r["over_bare"] = r["us_per_step"] - bare["us_per_step"]
+        r["median_over_bare"] = r["median_episode_us_per_step"] - bare["median_episode_us_per_step"]
+        r["bare_us_per_step"] = bare["us_per_step"]
+        results[mode] = r
+    return results
+
+
+def grouped(groups: list[list[str]], steps: int, image: bool) -> dict[str, dict]:
+    """Runs each group interleaved in a fresh process; a recorder's overhead is over its
+    group's bare env."""
     results = {}
     for group in groups:
-        measured = interleaved(group, steps, image)
-        bare = measured[group[0]]
-        for mode in group[1:]:
-            r = measured[mode]
-            r["over_bare"] = r["us_per_step"] - bare["us_per_step"]
-            r["median_over_bare"] = (
-                r["median_episode_us_per_step"] - bare["median_episode_us_per_step"]
-            )
-            r["bare_us_per_step"] = bare["us_per_step"]
-            results[mode] = r
+        measured = harness.run_isolated(
+            "benchmarks.record_overhead:interleaved",
+            {"modes": group, "steps": steps, "image": image},
+        )
+        if "error" in measured:
+            raise RuntimeError(f"group {group}: {measured['error']}")
+        results.update(over_bare(group, measured))
     return results
 
 
 def _speed_table(title: str, results: dict, ours: str = "rlds_hub") -> list[str]:
-    lines = [
-        f"### {title}",
-        "",
-        "| recorder | us/step | its bare env | over bare | median episode over bare "
-        "| overhead x rlds_hub |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for mode, r in results.items():
-        ratio = r["over_bare"] / results[ours]["over_bare"]
-        lines.append(
-            f"| {mode} | {r['us_per_step']:.2f} | {r['bare_us_per_step']:.2f} | "
-            f"+{r['over_bare']:.2f} | +{r['median_over_bare']:.2f} | {ratio:.1f} |"
+    rows = [
+        (
+            mode,
+            f"{r['us_per_step']:.2f}",
+            f"{r['bare_us_per_step']:.2f}",
+            f"+{r['over_bare']:.2f}",
+            f"+{r['median_over_bare']:.2f}",
+            f"{r['over_bare'] / results[ours]['over_bare']:.1f}",
         )
-    return lines
+        for mode, r in results.items()
+    ]
+    header = [
+        "recorder",
+        "us/step",
+        "its bare env",
+        "over bare",
+        "median episode over bare",
+        "overhead x rlds_hub",
+    ]
+    return [f"### {title}", "", harness.table(header, rows)]
+
+
+def _memory_cell(mode: str, image: bool, steps: int) -> str:
+    result = harness.run_isolated(
+        "benchmarks.record_overhead:memory", {"mode": mode, "image": image, "steps": steps}
+    )
+    return f"failed: {result['error']}" if "error" in result else f"{result['added_mb']:.0f}"
 
 
 def main() -> None:
@@ -374,18 +285,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--image-steps", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke test)")
-    parser.add_argument("--memory", help=argparse.SUPPRESS)
-    parser.add_argument("--image", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--episode", type=int, default=EPISODE, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.memory:
-        print(json.dumps({"added_mb": memory(args.memory, args.image, args.episode)}))
-        return
     if args.quick:
         args.steps, args.image_steps = 10_000, 2_000
     lines = [
-        f"Recording benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()} "
-        f"({os.cpu_count()} CPUs, Python {platform.python_version()})",
+        "Recording benchmark, "
+        + harness.machine_line(("numpy", "rlds_hub", "envlogger", "minari", "tensorflow")),
         "",
     ]
     lines += _speed_table(
@@ -407,15 +312,13 @@ def main() -> None:
         ),
     ):
         what = "84x84x3 uint8" if image_workload else "17-d float32"
+        rows = [(mode, _memory_cell(mode, image_workload, 10_000)) for mode in modes]
         lines += [
             "",
             f"### Peak memory added recording one 10,000-step episode ({what})",
             "",
-            "| recorder | MiB |",
-            "| --- | --- |",
+            harness.table(["recorder", "MiB"], rows),
         ]
-        for mode in modes:
-            lines.append(f"| {mode} | {_memory_in_subprocess(mode, image_workload, 10_000)} |")
     print("\n".join(lines))
 
 

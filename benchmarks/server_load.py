@@ -23,9 +23,13 @@ metadata operator / task_id / success), shards of up to 1,000 episodes. Measured
   in-process (what a notebook does without the service), and the core reader in-process;
 - the server's resident memory after the runs.
 
-    python benchmarks/server_load.py [--data DIR] [--episodes 100000] [--duration 10]
+Run from the repository root:
+
+    python -m benchmarks.server_load [--data DIR] [--episodes 100000] [--duration 5]
 
 The dataset is recorded once into ``--data`` (default: a directory under /tmp) and reused.
+Its workload is the service's own (dict observations and episode metadata to filter on), not
+``benchmarks.harness.StateEnv``; the machine line and tables are the harness's.
 """
 
 from __future__ import annotations
@@ -33,10 +37,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
+import functools
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -47,6 +50,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from benchmarks import harness
 
 NAME = "bench"
 OPERATORS = ("alice", "bob", "carol", "dan")
@@ -382,39 +388,44 @@ def bulk(port: int, lengths: list[int], count: int) -> dict[str, dict]:
     return out
 
 
-CEILING_APP = """
-import os
-BODY = b"x" * int(os.environ["BODY_BYTES"])
-async def app(scope, receive, send):
+@functools.cache
+def _ceiling_body() -> bytes:
+    return b"x" * int(os.environ["BODY_BYTES"])
+
+
+async def transfer_ceiling_app(scope: dict, receive: Any, send: Any) -> None:
+    """A raw ASGI app answering every request with ``BODY_BYTES`` bytes (the transfer
+    ceiling, served by its own uvicorn)."""
     if scope["type"] != "http":
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/octet-stream"),
-                            (b"content-length", str(len(BODY)).encode())]})
-    await send({"type": "http.response.body", "body": BODY})
-"""
+    body = _ceiling_body()
+    headers = [
+        (b"content-type", b"application/octet-stream"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def bytes_ceiling(body_bytes: int, count: int) -> float:
+    """MB/s of ``count`` requests to the transfer ceiling, one client."""
     import httpx
 
-    directory = Path(tempfile.mkdtemp())
-    (directory / "ceiling_app.py").write_text(CEILING_APP)
     port = free_port()
-    env = {**os.environ, "BODY_BYTES": str(int(body_bytes)), "PYTHONPATH": str(directory)}
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "ceiling_app:app",
+            "benchmarks.server_load:transfer_ceiling_app",
             "--port",
             str(port),
             "--no-access-log",
             "--log-level",
             "warning",
         ],
-        env=env,
+        cwd=harness.REPO_ROOT,
+        env={**os.environ, "BODY_BYTES": str(int(body_bytes))},
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}/", process)
@@ -496,7 +507,8 @@ def main() -> None:
     from rlds_hub.inspection import statistics as compute_statistics
     from rlds_hub.storage import episode_table
 
-    load_at_start = os.getloadavg()[0]
+    machine = harness.machine_line(("numpy", "rlds_hub", "fastapi", "uvicorn"))
+    load_at_start = harness.load_average()
     data = Path(args.data) / f"{args.episodes}"
     dataset = data / NAME
     if not (dataset / "dataset_info.json").exists():
@@ -569,14 +581,13 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
     lines = [
-        f"# dataset service load ({datetime.date.today()}, {platform.node()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()})",
+        f"# dataset service load ({machine})",
         "",
         f"{len(lengths):,} episodes ({steps:,} steps) in one dataset; {args.clients} clients; "
         f"{args.rounds} rounds of every scenario, each {args.duration:.0f} s after "
         f"{args.warmup:.0f} s of the same load; medians over rounds; one server process. "
-        f"Load average of the machine (1 min): {load_at_start:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end.",
+        f"Load average of the machine (1 min): {load_at_start} at the start, "
+        f"{harness.load_average()} at the end.",
         "",
         "## Indexing",
         "| what | seconds | episodes/s | ceiling / ours |",
