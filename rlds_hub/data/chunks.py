@@ -23,10 +23,11 @@ import numpy as np
 from numpy.random import default_rng  # imported here: numpy loads it lazily (~10 ms)
 
 from rlds_hub.data import indices
+from rlds_hub.data.step_items import step_items
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
 from rlds_hub.format.plan import Plan
 from rlds_hub.storage.episodes import LAYOUT_OXE
-from rlds_hub.storage.reader import decode_records, iter_records
+from rlds_hub.storage.reader import EpisodeDecodeError, decode_records, iter_records
 from rlds_hub.storage.selection import Selection
 
 # Gathers larger than this are split over two threads.
@@ -42,10 +43,11 @@ _STEPS = "steps/"
 
 @dataclasses.dataclass(frozen=True)
 class ItemSpec:
-    """What items to make: transitions (``n_step``, ``gamma``) or windows (``size``,
-    ``shift``, ``pad``), with which step fields in the output."""
+    """What items to make: transitions (``n_step``, ``gamma``), windows (``size``,
+    ``shift``, ``pad``) or single steps (``history``, ``action_chunk``), with which fields in
+    the output (step fields; for steps also episode fields)."""
 
-    kind: str  # "transitions" or "windows"
+    kind: str  # "transitions", "windows" or "steps"
     outputs: tuple[str, ...]
     n_step: int = 1
     gamma: float = 1.0
@@ -53,6 +55,8 @@ class ItemSpec:
     shift: int = 1
     pad: bool = True
     layout: str = "rlds"  # the dataset's last-step layout (storage.episodes)
+    history: int = 0
+    action_chunk: int = 1
 
 
 class ChunkSource:
@@ -75,6 +79,7 @@ class ChunkSource:
         self.items = items
         self._decoder = EpisodeDecoder(plan)
         self._fields = list(plan.step_leaves)
+        self._episode_fields = list(plan.episode_leaves)
         self._warned_truncated = False
         self._per_chunk = episodes_per_chunk
         self._shuffle = shuffle
@@ -108,7 +113,10 @@ class ChunkSource:
 
     def make_items(self, records: Sequence[Any], chunk: int) -> dict[str, np.ndarray]:
         """One chunk's items, in random order if shuffling."""
-        decoded = decode_records(self._decoder, records)
+        try:
+            decoded = decode_records(self._decoder, records)
+        except EpisodeDecodeError as e:  # name the dataset too: a loader may read several
+            raise EpisodeDecodeError(f"{self.selection.dataset.path}: {e}") from None
         lengths = decoded[NUM_STEPS]
         steps = {f.key[len(_STEPS) :]: decoded[f.key] for f in self._fields}
         rng = default_rng([self._seed, chunk]) if self._shuffle else None
@@ -117,6 +125,10 @@ class ChunkSource:
             steps[DISCOUNT] = indices.missing_discounts(
                 lengths, steps["is_terminal"], final_transition=spec.layout == LAYOUT_OXE
             )
+        if spec.kind == "steps":
+            episode_fields = {f.key: decoded[f.key] for f in self._episode_fields}
+            episode_ids = np.fromiter((r.index for r in records), np.int64, len(records))
+            return step_items(steps, episode_fields, lengths, episode_ids, spec, rng, self._take)
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())
             order = rng.permutation(count) if rng is not None else None

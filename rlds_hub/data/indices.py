@@ -150,3 +150,52 @@ def window_indices(
         "index": start + np.minimum(positions, np.maximum(length - 1, 0)),
         "mask": positions < length,
     }
+
+
+def check_history(history: object) -> None:
+    """Raises ``ValueError`` unless ``history`` is an integer >= 0."""
+    if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+        raise ValueError(
+            f"history must be an integer >= 0 (how many earlier frames), got {history!r}"
+        )
+
+
+def step_indices(
+    lengths: np.ndarray,
+    history: int = 0,
+    action_chunk: int = 1,
+    final_action: bool = False,
+    order: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Single steps of episodes whose steps are concatenated, with frame history and action
+    chunks, as indices (every step is an item; ``order`` permutes them).
+
+    Returns ``step`` [N] (the item's step), ``episode`` [N] (its episode's position in
+    ``lengths``), ``position`` [N] (its index in the episode), ``history`` [N, H + 1] (steps
+    ``t - H .. t``, oldest first, the episode's first step repeated before it) with
+    ``history_mask`` (False on those repeats), and ``chunk`` [N, C] (steps ``t .. t + C - 1``,
+    the episode's last step repeated past its end) with ``chunk_mask`` (False past the last
+    real action: the last step's action is real only with ``final_action``, the oxe layout).
+    """
+    check_history(history)
+    check_positive("action_chunk", action_chunk)
+    lengths = np.asarray(lengths, np.int64)
+    step = np.arange(int(lengths.sum()))
+    if order is not None:
+        step = step[order]
+    episode = np.repeat(np.arange(len(lengths)), lengths)[step]
+    start = (np.cumsum(lengths) - lengths)[episode]
+    position = step - start
+    length = lengths[episode]
+    past = position[:, None] + np.arange(-history, 1)[None, :]
+    ahead = position[:, None] + np.arange(action_chunk)[None, :]
+    real_actions = length if final_action else length - 1
+    return {
+        "step": step,
+        "episode": episode,
+        "position": position,
+        "history": start[:, None] + np.maximum(past, 0),
+        "history_mask": past >= 0,
+        "chunk": start[:, None] + np.minimum(ahead, length[:, None] - 1),
+        "chunk_mask": ahead < real_actions[:, None],
+    }

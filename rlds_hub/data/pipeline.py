@@ -37,9 +37,11 @@ from numpy.random import default_rng
 from rlds_hub import rlds_types as rlds
 from rlds_hub.checks import check_gamma, check_positive
 from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
+from rlds_hub.data.indices import check_history
 from rlds_hub.data.mixer import Mixer
+from rlds_hub.data.step_items import MADE
 from rlds_hub.extras import require
-from rlds_hub.format.plan import unflatten
+from rlds_hub.format.plan import Plan, unflatten
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.query import Where, check_filters, select
@@ -73,6 +75,7 @@ class BatchLoader:
         shuffle_buffer: int,
         drop_remainder: bool,
         episodes_per_chunk: int,
+        episode_fields: Sequence[str] = (),
     ):
         check_positive("batch_size", batch_size)
         check_positive("episodes_per_chunk", episodes_per_chunk)
@@ -91,9 +94,12 @@ class BatchLoader:
         self.layout = items.layout
         # One chunk mixes at least shuffle_buffer episodes: whole groups of episodes_per_chunk.
         groups = max(1, -(-shuffle_buffer // episodes_per_chunk)) if shuffle else 1
+        plan = selection.dataset.plan
+        wanted = set(episode_fields)
+        episode_leaves = [leaf for leaf in plan.episode_leaves if leaf.field in wanted]
         self._chunks = ChunkSource(
             selection,
-            selection.dataset.plan.step_fields_plan(fields),
+            Plan([*plan.step_fields_plan(fields).leaves, *episode_leaves]),
             items,
             episodes_per_chunk=episodes_per_chunk * groups,
             shuffle=shuffle,
@@ -322,6 +328,95 @@ def windows(
     )
 
 
+def steps(
+    source: Any,
+    split: str = "train",
+    *,
+    history: int = 0,
+    action_chunk: int = 1,
+    episodes: EpisodeSpec = None,
+    where: Where = None,
+    keys: Sequence[str] | None = None,
+    batch_size: int = 256,
+    shuffle: bool = True,
+    seed: int = 0,
+    num_epochs: int | None = 1,
+    shuffle_buffer: int = 256,
+    drop_remainder: bool = False,
+    episodes_per_chunk: int = 32,
+    **filters: Any,
+) -> BatchLoader:
+    """Shuffled batches of single steps, with frame history and action chunks.
+
+    Each batch holds every step field (``observation`` nested as stored, ``action``,
+    ``reward``, ``discount``, ``is_first``, ``is_last``, ``is_terminal``,
+    ``language_instruction`` and step metadata where present), the episode's fields
+    (``episode_metadata``, ...), ``episode_index`` (in the split), ``step_index`` (in the
+    episode) and ``action_mask``; every step of the selection is one item, once per epoch.
+
+    - ``history=H``: every observation leaf is ``[batch, H + 1, ...]``, steps ``t - H .. t``
+      (the current step last); before the episode's first step the first step is repeated
+      and ``observation_mask`` ``[batch, H + 1]`` is False there.
+    - ``action_chunk=C``: every action leaf is ``[batch, C, ...]``, this step's action and the
+      next ``C - 1``; ``action_mask`` ``[batch, C]`` is False past the episode's last real
+      action, where the action is zero (in the ``rlds`` layout the zero-filled last step is
+      never a real action; in the ``oxe`` layout every step's action is). With ``C=1``
+      ``action`` has no chunk axis and ``action_mask`` is ``[batch]``.
+
+    Args:
+      keys: the step and episode fields to return (top-level names; default all of them).
+      history: earlier frames per observation (>= 0). action_chunk: actions per step (>= 1).
+      Others as in :func:`transitions` (strings come as object arrays of ``bytes``).
+    """
+    check_history(history)
+    check_positive("action_chunk", action_chunk)
+    selection = _selection(source, split, episodes, where, filters, "steps()")
+    plan = selection.dataset.plan
+    step_fields = list(plan.step_fields)
+    episode_fields = list(dict.fromkeys(leaf.field for leaf in plan.episode_leaves))
+    if keys is None:
+        wanted = [*step_fields, *(f for f in _DERIVED if f not in step_fields), *episode_fields]
+    else:
+        if isinstance(keys, str):
+            raise ValueError(f"keys must be a sequence of field names, got {keys!r}")
+        wanted = list(dict.fromkeys(keys))
+        unknown = [k for k in wanted if k not in {*step_fields, *_DERIVED, *episode_fields}]
+        if unknown:
+            raise ValueError(
+                f"the dataset has no field(s) {unknown}; its step fields are {step_fields} "
+                f"and its episode fields {episode_fields}"
+            )
+    clash = [k for k in wanted if k in MADE]
+    if clash:
+        raise ValueError(
+            f"the dataset's field(s) {clash} have the names of fields steps() makes; leave "
+            f"them out with keys=[...]"
+        )
+    outputs = [k for k in wanted if k in step_fields or k in _DERIVED]
+    chosen_episode_fields = [k for k in wanted if k not in outputs]
+    fields = _stored(selection, [*outputs, rlds.IS_FIRST])
+    layout = dataset_layout(selection.dataset)  # which actions are real: the action mask
+    return BatchLoader(
+        selection,
+        ItemSpec(
+            "steps",
+            tuple([*outputs, *chosen_episode_fields]),
+            layout=layout,
+            history=history,
+            action_chunk=action_chunk,
+        ),
+        fields=fields,
+        episode_fields=chosen_episode_fields,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_epochs=num_epochs,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        episodes_per_chunk=episodes_per_chunk,
+    )
+
+
 def _selection(
     source: Any,
     split: str,
@@ -341,4 +436,4 @@ def _selection(
     return select(dataset, split, episodes=episodes, where=where, **filters)
 
 
-__all__ = ["MASK", "NEXT_OBSERVATION", "BatchLoader", "transitions", "windows"]
+__all__ = ["MASK", "NEXT_OBSERVATION", "BatchLoader", "steps", "transitions", "windows"]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rlds_hub.format.images import decode_image
+from rlds_hub.format.images import ImageDecodeError, decode_image
 from rlds_hub.format.plan import Leaf, Plan
 
 # Key of the per-episode step counts in decoded batches.
@@ -395,7 +395,12 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
         out = np.empty(len(entries), object)
         out[:] = entries
         return out.reshape(-1, *leaf.shape)
-    frames = [decode_image(blob, leaf) for blob in bytes_values(message)]
+    frames = []
+    for step, blob in enumerate(bytes_values(message)):
+        try:
+            frames.append(decode_image(blob, leaf))
+        except ImageDecodeError as e:  # name the step: one frame of an episode is bad
+            raise ImageDecodeError(f"step {step}: {e}") from None
     if not frames:
         return np.empty((0, *leaf.shape), leaf.dtype)
     return np.stack(frames)
