@@ -187,7 +187,7 @@ def _stats(args: argparse.Namespace) -> int:
 
     from rlds_hub.inspection.stats import (
         feature_moments,
-        format_statistics,
+        print_statistics,
         save_statistics,
         statistics,
     )
@@ -199,6 +199,8 @@ def _stats(args: argparse.Namespace) -> int:
     for split in splits:
         dataset.split(split)
     feature_moments(dataset, args.key or None)  # a bad --key fails before any progress
+    if args.save and args.key:
+        raise ValueError("--save stores statistics of every feature; drop --key")
     results = []
     for split in splits:
         total = dataset.split(split).num_episodes
@@ -211,16 +213,10 @@ def _stats(args: argparse.Namespace) -> int:
                     progress=lambda done, bar=bar: bar.update(done - bar.n),
                 )
             )
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-    else:
-        print("\n\n".join(format_statistics(r) for r in results))
+    target = None
     if args.save:
-        if args.key:
-            raise ValueError("--save stores statistics of every feature; drop --key")
         target = save_statistics(dataset.path, results, computed_by="rlds-hub stats")
-        if not args.quiet:
-            print(f"saved {target}")
+    print_statistics(results, as_json=args.json, saved=None if args.quiet else target)
     return 0
 
 

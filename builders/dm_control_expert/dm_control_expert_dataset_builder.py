@@ -54,15 +54,15 @@ class Builder(ConvertedBuilder):
         return env_features(self.builder_config.env)
 
     def write_dataset(self, output: str, beam_args: list[str] | None) -> dict[str, Any]:
+        from rlds_hub.beam.job_values import Output, Run
         from rlds_hub.beam.recording import record_dataset
 
         config = self.builder_config
         return record_dataset(
             config.env,
-            output,
+            Output(output, name=self.name),
             policy=config.policy,
             episodes=config.episodes,
             seed=config.seed,
-            name=self.name,
-            beam_args=beam_args,
+            run=Run(beam_args=beam_args),
         )

@@ -52,13 +52,17 @@ class Builder(ConvertedBuilder):
         return describe_source(self.source, "envlogger")
 
     def features_json(self) -> dict[str, Any]:
-        from rlds_hub.beam.jobs.convert import source_features
+        from rlds_hub.beam.converting import source_features
 
         return source_features(self._description)
 
     def write_dataset(self, output: str, beam_args: list[str] | None) -> dict[str, Any]:
+        from rlds_hub.beam.job_values import Output, Run
         from rlds_hub.beam.jobs.convert import convert
 
         return convert(
-            self.source, output, source_format="envlogger", name=self.name, beam_args=beam_args
+            self.source,
+            Output(output, name=self.name),
+            source_format="envlogger",
+            run=Run(beam_args=beam_args),
         )

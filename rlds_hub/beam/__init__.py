@@ -11,10 +11,16 @@ Building blocks (see docs/pipelines.md):
 - :class:`~rlds_hub.beam.encoder.EpisodeEncoder`: flat NumPy episodes to encoded ones.
 - :class:`~rlds_hub.beam.transforms.FilterEpisodes`, :class:`~rlds_hub.beam.transforms.MapEpisodes`
   (with :class:`~rlds_hub.beam.selection.EpisodeFilter`), :func:`~rlds_hub.beam.selection.assign_split`.
+- The jobs' data-parallel parts: :class:`~rlds_hub.beam.converting.ConvertSource`,
+  :class:`~rlds_hub.beam.recording.RecordEpisodes`,
+  :class:`~rlds_hub.beam.statistics.ComputeStatistics`,
+  :class:`~rlds_hub.beam.parquet.ExportParquet`, :class:`~rlds_hub.beam.transforms.AssignSplits`.
 - :class:`~rlds_hub.beam.quantiles.QuantileSketch`: mergeable quantiles for statistics.
 
 Jobs: :mod:`rlds_hub.beam.jobs` (convert, reshard, filter, map, merge, split, stats, export),
-also ``rlds-hub <job>`` and ``python -m pipelines.<job>``. Names load on first use, so
+each taking an :class:`~rlds_hub.beam.job_values.Output` and a
+:class:`~rlds_hub.beam.job_values.Run`; also ``rlds-hub <job>`` and
+``python -m pipelines.<job>``. Names load on first use, so
 importing this package (as the CLI does) does not import Beam; using them needs the ``beam``
 extra (``pip install 'rlds-hub[beam]'``), and a missing one is a
 :class:`~rlds_hub.extras.MissingExtraError` that says so.
@@ -88,6 +94,13 @@ _EXPORTS = {
     "compute_statistics": "rlds_hub.beam.jobs.stats",
     "export": "rlds_hub.beam.jobs.export",
     "record_dataset": "rlds_hub.beam.recording",
+    "Output": "rlds_hub.beam.job_values",
+    "Run": "rlds_hub.beam.job_values",
+    "ConvertSource": "rlds_hub.beam.converting",
+    "RecordEpisodes": "rlds_hub.beam.recording",
+    "ComputeStatistics": "rlds_hub.beam.statistics",
+    "ExportParquet": "rlds_hub.beam.parquet",
+    "AssignSplits": "rlds_hub.beam.transforms",
 }
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 
 from rlds_hub.beam.defaults import DEFAULT_MAX_BYTES_PER_SHARD, DEFAULT_MAX_EPISODES_PER_SHARD
 from rlds_hub.beam.options import add_beam_arguments
-
-FILE_FORMATS = ("tfrecord", "array_record")
-IMAGE_ENCODINGS = ("png", "raw")
-SOURCE_FORMATS = ("envlogger", "minari", "d4rl")
+from rlds_hub.beam.sources import SOURCE_FORMATS
+from rlds_hub.format.features import IMAGE_ENCODINGS
+from rlds_hub.storage.dataset_files import FILE_FORMATS
 
 HELP = {
     "convert": "convert envlogger logs, Minari datasets or D4RL HDF5 files to RLDS",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from rlds_hub.beam.arguments import DESCRIPTIONS, HELP, job_parser
 from rlds_hub.beam.jobs import JOBS
 from rlds_hub.beam.options import add_beam_arguments, beam_flags
+from rlds_hub.storage.dataset_files import STATISTICS
 
 
 def run_job(job: str, args: argparse.Namespace, extra_flags: Sequence[str] = ()) -> int:
@@ -77,23 +77,23 @@ def _extend_stats(parser: argparse.ArgumentParser) -> None:
         if args.runner is None:
             return core_run(args)
         quiet_beam_logs()
+        from rlds_hub.beam.job_values import Run
         from rlds_hub.beam.jobs.stats import compute_statistics
-        from rlds_hub.inspection.stats import format_statistics
+        from rlds_hub.inspection.stats import print_statistics
 
         results = compute_statistics(
             args.path,
             split=args.split,
             keys=args.key,
             save=bool(args.save),
-            beam_args=beam_flags(args),
-            quiet=args.quiet or args.json,
+            run=Run(beam_args=beam_flags(args), quiet=args.quiet or args.json),
         )
-        if args.json:
-            print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-        else:
-            print("\n\n".join(format_statistics(r) for r in results))
-        if args.save and not args.quiet:
-            print(f"saved {os.path.join(args.path, 'statistics.json')}")
+        saved = args.save and not args.quiet
+        print_statistics(
+            results,
+            as_json=args.json,
+            saved=os.path.join(args.path, STATISTICS) if saved else None,
+        )
         return 0
 
     parser.set_defaults(run=run)

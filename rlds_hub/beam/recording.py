@@ -1,6 +1,7 @@
 """Recording episodes in parallel with Beam: each work unit records a range of episodes of
 an environment with a policy (through rlds_hub's :class:`~rlds_hub.recorders.Recorder`, into
-a scratch dataset), and the shared sink writes them as one dataset. Episode ``i`` is recorded
+a scratch dataset), and the shared sink writes them as one dataset (:class:`RecordEpisodes`,
+the job :func:`record_dataset`). Episode ``i`` is recorded
 in an environment seeded ``seed + i``, so the dataset does not depend on how the episodes
 were spread over workers. Used by the ``dm_control_expert`` TFDS builder."""
 
@@ -9,16 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 
 from rlds_hub.beam import execution
-from rlds_hub.beam.jobs import common
+from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.reading import unit_rows
 from rlds_hub.beam.session import WriteSession
-from rlds_hub.beam.sink import EncodedEpisode, Sharding
+from rlds_hub.beam.sink import EncodedEpisode
 from rlds_hub.beam.sources.base import even_ranges
 from rlds_hub.format.features import episode_features
 from rlds_hub.format.specs import spec_to_json
@@ -47,7 +49,7 @@ class _RecordUnit(beam.DoFn):
         policy: str,
         seed: int,
         split: str,
-        scratch: str,
+        scratch: str | None,
         features_json: dict[str, Any],
     ):
         self._env_name, self._policy, self._seed = env_name, policy, seed
@@ -93,56 +95,117 @@ class _RecordUnit(beam.DoFn):
             shutil.rmtree(directory, ignore_errors=True)
 
 
+class RecordEpisodes(beam.PTransform):
+    """Records ``episodes`` episodes of ``env_name`` with ``policy`` as ``EncodedEpisode`` s
+    of one split, keyed ``(0, 0, episode)``; episode ``i`` in an environment seeded
+    ``seed + i``, whichever worker records it::
+
+        record = RecordEpisodes("point_mass", episodes=20)
+        pipeline | record | session.write(name)  # then finish with record.features_json
+
+    Args:
+      env_name: an :func:`rlds_hub.envs.make_env` name.
+      policy: an :func:`rlds_hub.envs.make_policy` name.
+      episodes: how many episodes.
+      seed: the first episode's environment and policy seed.
+      split: the split the episodes go to.
+      episodes_per_unit: episodes a worker records at a time.
+      scratch_dir: where workers record before the episodes are read back (a directory every
+        worker can write; default: each worker's temporary directory).
+    """
+
+    def __init__(
+        self,
+        env_name: str,
+        *,
+        policy: str = "expert",
+        episodes: int = 50,
+        seed: int = 0,
+        split: str = "train",
+        episodes_per_unit: int = DEFAULT_EPISODES_PER_UNIT,
+        scratch_dir: str | os.PathLike | None = None,
+    ):
+        from rlds_hub.envs import canonical_env_name
+
+        super().__init__()
+        if episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        if episodes_per_unit < 1:
+            raise ValueError(f"episodes_per_unit must be >= 1, got {episodes_per_unit}")
+        dataset_files.check_split_name(split)
+        self.env_name = canonical_env_name(env_name)
+        self.policy, self.episodes, self.seed, self.split = policy, episodes, seed, split
+        self.features_json = env_features(self.env_name)
+        self._units = even_ranges(episodes, episodes_per_unit)
+        self._scratch = os.fspath(scratch_dir) if scratch_dir is not None else None
+
+    def expand(self, pbegin: Any) -> Any:
+        record = _RecordUnit(
+            self.env_name,
+            self.policy,
+            self.seed,
+            self.split,
+            self._scratch,
+            self.features_json,
+        )
+        return (
+            pbegin
+            | "Units" >> beam.Create(self._units)
+            | "SpreadUnits" >> beam.Reshuffle()
+            | "Record" >> beam.ParDo(record)
+        )
+
+
 def record_dataset(
     env_name: str,
-    output: str | os.PathLike,
+    output: Output | str | os.PathLike,
     *,
     policy: str = "expert",
     episodes: int = 50,
     seed: int = 0,
     split: str = "train",
-    name: str | None = None,
     episodes_per_unit: int = DEFAULT_EPISODES_PER_UNIT,
-    sharding: Sharding | None = None,
-    overwrite: bool = False,
-    beam_args: Sequence[str] | None = None,
-    quiet: bool = True,
+    run: Run | None = None,
 ) -> dict[str, Any]:
-    """Records ``episodes`` episodes of ``env_name`` with ``policy`` into ``output``."""
+    """Records ``episodes`` episodes of ``env_name`` with ``policy`` into ``output`` (file
+    format default ``tfrecord``, name default from its path)."""
     from rlds_hub._version import __version__
-    from rlds_hub.envs import canonical_env_name, make_env
+    from rlds_hub.envs import make_env
 
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env_name = canonical_env_name(env_name)
-    features_json = env_features(env_name)
-    env = make_env(env_name, seed=seed)
-    specs = {
-        "observation": spec_to_json(env.observation_spec()),
-        "action": spec_to_json(env.action_spec()),
-        "reward": spec_to_json(env.reward_spec()),
-        "discount": spec_to_json(env.discount_spec()),
-    }
-    name = name or dataset_files.dataset_name_from_path(
-        __import__("pathlib").Path(os.fspath(output))
-    )
-    sharding = sharding or Sharding()
-    flags = common.default_flags(beam_args)
-    units = even_ranges(episodes, episodes_per_unit)
-    with WriteSession(output, overwrite=overwrite) as session:
-        scratch = os.fspath(session.sources)
+    output, run = Output.of(output), Run.of(run)
+    output.refuse("record", "image_encoding")  # the recorder stores images as PNG
+    file_format = output.file_format or "tfrecord"
+    name = output.name or dataset_files.dataset_name_from_path(Path(os.fspath(output.path)))
+    flags = run.flags()
+    with WriteSession(output.path, overwrite=output.overwrite) as session:
+        recording = RecordEpisodes(
+            env_name,
+            policy=policy,
+            episodes=episodes,
+            seed=seed,
+            split=split,
+            episodes_per_unit=episodes_per_unit,
+            scratch_dir=session.sources,
+        )
+        env_name = recording.env_name
+        env = make_env(env_name, seed=seed)
+        specs = {
+            "observation": spec_to_json(env.observation_spec()),
+            "action": spec_to_json(env.action_spec()),
+            "reward": spec_to_json(env.reward_spec()),
+            "discount": spec_to_json(env.discount_spec()),
+        }
 
         def build(pipeline: Any) -> None:
             _ = (
                 pipeline
-                | "Units" >> beam.Create(units)
-                | "SpreadUnits" >> beam.Reshuffle()
-                | "Record"
-                >> beam.ParDo(_RecordUnit(env_name, policy, seed, split, scratch, features_json))
-                | session.write(name, sharding=sharding, split_order=[split])
+                | "RecordEpisodes" >> recording
+                | session.write(
+                    name, file_format=file_format, sharding=output.sharding, split_order=[split]
+                )
             )
 
-        seconds = session.run(flags, build, total=episodes, description="record", quiet=quiet)
+        seconds = session.run(flags, build, total=episodes, description="record", quiet=run.quiet)
         arguments = {
             "env": env_name,
             "policy": policy,
@@ -165,9 +228,9 @@ def record_dataset(
         }
         summary = session.finish(
             name=name,
-            features_json=features_json,
+            features_json=recording.features_json,
             metadata=metadata,
-            file_format="tfrecord",
+            file_format=file_format,
             split_order=[split],
             description=f"{episodes} episodes of {env_name} with the "
             f"{policy} policy, recorded with rlds_hub {__version__}.",

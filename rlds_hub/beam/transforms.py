@@ -1,5 +1,6 @@
-"""PTransforms on ``EncodedEpisode`` s for users' own pipelines (the filter and map jobs use
-them too): keep episodes by their table row, apply an episode or step function."""
+"""PTransforms on ``EncodedEpisode`` s for users' own pipelines (the filter, map and split
+jobs use them too): keep episodes by their table row, apply an episode or step function,
+assign episodes to splits by a hash of their id."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import apache_beam as beam
 
 from rlds_hub.beam.functions import ShippedFunction
 from rlds_hub.beam.mapping import EpisodeMapper, MapEpisodeFn, infer_features
-from rlds_hub.beam.selection import EpisodeFilter
+from rlds_hub.beam.selection import EpisodeFilter, assign_split
+from rlds_hub.beam.sink import EncodedEpisode
 from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.reader import iter_records
 
@@ -57,3 +59,41 @@ class MapEpisodes(beam.PTransform):
         return episodes | "Map" >> beam.ParDo(
             MapEpisodeFn(self._mapper, self.features_json, self._layout)
         )
+
+
+class _Assign:
+    def __init__(self, fractions: dict[str, float], seed: int, id_key: str | None):
+        self.fractions, self.seed, self.id_key = fractions, seed, id_key
+
+    def __call__(self, episode: EncodedEpisode) -> EncodedEpisode:
+        if self.id_key is None:
+            episode_id = f"{episode.split}/{episode.row['episode']}"
+        else:
+            values = episode.row.get("metadata") or {}
+            if self.id_key not in values:
+                raise ValueError(
+                    f"episode {episode.row['episode']} of split {episode.split!r} "
+                    f"has no metadata {self.id_key!r}"
+                )
+            episode_id = str(values[self.id_key])
+        target = assign_split(self.fractions, self.seed, episode_id)
+        return EncodedEpisode(episode.key, target, episode.record, episode.row)
+
+
+class AssignSplits(beam.PTransform):
+    """Moves every episode to the split :func:`~rlds_hub.beam.selection.assign_split` gives
+    its id: the episode metadata field ``id_key``, or ``<split>/<index>`` when None.
+
+    Args:
+      fractions: output split -> share (e.g. from
+        :func:`~rlds_hub.beam.selection.parse_fractions`).
+      seed: the seed of the hash; an episode's split depends only on its id and the seed.
+      id_key: a scalar episode metadata field (None: ``<split>/<index>``).
+    """
+
+    def __init__(self, fractions: dict[str, float], *, seed: int = 0, id_key: str | None = None):
+        super().__init__()
+        self._assign = _Assign(dict(fractions), seed, id_key)
+
+    def expand(self, episodes: Any) -> Any:
+        return episodes | "Assign" >> beam.Map(self._assign)

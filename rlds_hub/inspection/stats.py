@@ -485,6 +485,19 @@ def distribution(values: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict[str, An
 # ---- the table ---------------------------------------------------------------------------
 
 
+def print_statistics(
+    results: list[dict[str, Any]], *, as_json: bool = False, saved: str | os.PathLike | None = None
+) -> None:
+    """What ``rlds-hub stats`` prints (in-process and Beam): one JSON value (a list for several
+    splits) or each split's table, then ``saved PATH`` when ``saved`` is given."""
+    if as_json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    else:
+        print("\n\n".join(format_statistics(r) for r in results))
+    if saved is not None:
+        print(f"saved {os.fspath(saved)}")
+
+
 def format_statistics(stats: dict[str, Any], max_elements: int = 4) -> str:
     """A compact human-readable table of :func:`statistics` output.
 

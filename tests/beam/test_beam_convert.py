@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_beam_helpers import FAST, NESTED_SPEC, record
 
+from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.beam.sources import SourceFormatError
 from rlds_hub.beam.staging import OutputExistsError
@@ -62,7 +63,7 @@ def _tfds_alignment(log_dir):
 
 def test_convert_envlogger_matches_the_envlogger_reader_bit_for_bit(logs, tmp_path):
     out = tmp_path / "out"
-    summary = convert(logs, out, beam_args=FAST)
+    summary = convert(logs, out, run=Run(beam_args=FAST))
     assert summary["source_format"] == "envlogger"
     assert summary["splits"] == {"train": 8}
     got = _episodes(out)
@@ -87,7 +88,7 @@ def _stack(value):
 
 def test_convert_envlogger_keeps_terminal_and_truncated_and_one_step_episodes(logs, tmp_path):
     out = tmp_path / "out"
-    convert(logs / "b", out, beam_args=FAST)
+    convert(logs / "b", out, run=Run(beam_args=FAST))
     episodes = _episodes(out)
     # lengths (1, 3) alternate, terminate (False, True) alternate: 1 transition -> 2 steps
     assert [len(e["steps"]["is_first"]) for e in episodes] == [2, 4, 2]
@@ -104,7 +105,7 @@ def test_convert_output_loads_with_plain_tfds_and_records_provenance(logs, tmp_p
     import tensorflow_datasets as tfds
 
     out = tmp_path / "out"
-    convert(logs / "a", out, beam_args=FAST, name="robot_logs")
+    convert(logs / "a", Output(out, name="robot_logs"), run=Run(beam_args=FAST))
     builder = tfds.builder_from_directory(os.fspath(out))
     episodes = list(tfds.as_numpy(builder.as_dataset(split="train")))
     ours = _episodes(out)
@@ -123,15 +124,15 @@ def test_convert_output_loads_with_plain_tfds_and_records_provenance(logs, tmp_p
 
 def test_convert_refuses_an_existing_dataset_unless_overwrite(logs, tmp_path):
     out = tmp_path / "out"
-    convert(logs / "b", out, beam_args=FAST)
+    convert(logs / "b", out, run=Run(beam_args=FAST))
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        convert(logs / "b", out, beam_args=FAST)
-    convert(logs / "b", out, beam_args=FAST, overwrite=True)
+        convert(logs / "b", out, run=Run(beam_args=FAST))
+    convert(logs / "b", Output(out, overwrite=True), run=Run(beam_args=FAST))
     assert open_dataset(out).num_episodes == 3
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     with pytest.raises(OutputExistsError, match="holds no dataset"):
-        convert(logs / "b", tmp_path / "notes", beam_args=FAST, overwrite=True)
+        convert(logs / "b", Output(tmp_path / "notes", overwrite=True), run=Run(beam_args=FAST))
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 
@@ -145,7 +146,7 @@ def test_a_truncated_log_file_fails_naming_it_and_leaves_no_output(logs, tmp_pat
     steps_files[0].write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     with pytest.raises(SourceFormatError) as error:
-        convert(broken, out, beam_args=FAST)
+        convert(broken, out, run=Run(beam_args=FAST))
     assert str(broken) in str(error.value)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
@@ -154,10 +155,10 @@ def test_a_truncated_log_file_fails_naming_it_and_leaves_no_output(logs, tmp_pat
 def test_detection_names_what_a_path_is_not(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceFormatError, match="neither envlogger logs"):
-        convert(tmp_path / "empty", tmp_path / "out", beam_args=FAST)
+        convert(tmp_path / "empty", tmp_path / "out", run=Run(beam_args=FAST))
     (tmp_path / "data.csv").write_text("x")
     with pytest.raises(SourceFormatError, match="not HDF5"):
-        convert(tmp_path / "data.csv", tmp_path / "out", beam_args=FAST)
+        convert(tmp_path / "data.csv", tmp_path / "out", run=Run(beam_args=FAST))
 
 
 # ---- Minari -----------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_convert_minari_matches_minari_bit_for_bit(tmp_path, data_format):
 
     source = _minari_dataset(tmp_path / "minari", data_format)
     out = tmp_path / "out"
-    summary = convert(source, out, beam_args=FAST)
+    summary = convert(source, out, run=Run(beam_args=FAST))
     assert summary["source_format"] == "minari"
     expected = list(MinariDataset(source / "data").iterate_episodes())
     got = _episodes(out)
@@ -259,7 +260,7 @@ def test_a_damaged_minari_dataset_fails_naming_the_episode(tmp_path):
         part.write_bytes(b"not arrow")
     out = tmp_path / "out"
     with pytest.raises(SourceFormatError, match="episode 3"):
-        convert(source, out, beam_args=FAST)
+        convert(source, out, run=Run(beam_args=FAST))
     assert not out.exists()
 
 
@@ -291,7 +292,7 @@ def test_convert_d4rl_cuts_episodes_at_terminals_timeouts_and_the_end(tmp_path):
     source = tmp_path / "hopper.hdf5"
     c = _d4rl_file(source)
     out = tmp_path / "out"
-    convert(source, out, beam_args=FAST)
+    convert(source, out, run=Run(beam_args=FAST))
     episodes = _episodes(out)
     bounds = [(0, 5), (5, 10), (10, 16), (16, 23)]
     assert len(episodes) == 4
@@ -318,7 +319,7 @@ def test_convert_d4rl_without_next_observations_uses_the_oxe_layout(tmp_path):
     source = tmp_path / "walker.h5"
     c = _d4rl_file(source, next_observations=False)
     out = tmp_path / "out"
-    convert(source, out, beam_args=FAST)
+    convert(source, out, run=Run(beam_args=FAST))
     episodes = _episodes(out)
     assert [len(e["steps"]["is_first"]) for e in episodes] == [5, 5, 6, 7]
     assert_bit_equal(c["actions"][16:23], episodes[3]["steps"]["action"])
@@ -335,12 +336,12 @@ def test_d4rl_files_missing_keys_or_with_uneven_columns_are_refused(tmp_path):
         f["actions"] = np.zeros((5, 1))
         f["rewards"] = np.zeros(5)
     with pytest.raises(SourceFormatError, match=r"bad.hdf5: missing .*terminals.*timeouts"):
-        convert(source, tmp_path / "out", beam_args=FAST)
+        convert(source, tmp_path / "out", run=Run(beam_args=FAST))
     with h5py.File(source, "a") as f:
         f["terminals"] = np.zeros(5, bool)
         f["timeouts"] = np.zeros(4, bool)
     with pytest.raises(SourceFormatError, match=r"different lengths.*timeouts: 4"):
-        convert(source, tmp_path / "out", beam_args=FAST)
+        convert(source, tmp_path / "out", run=Run(beam_args=FAST))
     assert not (tmp_path / "out").exists()
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_beam_helpers import FAST, dataset_files, record
 
+from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.beam.jobs.export import export
 from rlds_hub.beam.jobs.filter import filter_dataset
@@ -60,10 +61,12 @@ def test_convert_runs_on_both_dask_workers_and_equals_the_direct_runner(cluster,
 
     stream = TaskStreamPlugin(cluster[1])  # the in-process scheduler records every task
     cluster[1].add_plugin(stream, name="rlds-hub-task-stream")
-    convert(source / "logs", tmp_path / "dask", beam_args=_dask(cluster), episodes_per_unit=1)
+    convert(
+        source / "logs", tmp_path / "dask", episodes_per_unit=1, run=Run(beam_args=_dask(cluster))
+    )
     workers = {task["worker"] for task in stream.buffer}
     assert len(workers) == 2, workers  # the units were spread over both processes
-    convert(source / "logs", tmp_path / "direct", beam_args=FAST, episodes_per_unit=1)
+    convert(source / "logs", tmp_path / "direct", episodes_per_unit=1, run=Run(beam_args=FAST))
     assert dataset_files(tmp_path / "dask") == dataset_files(tmp_path / "direct")
     assert validate(open_dataset(tmp_path / "dask"), tensorflow=False).ok
 
@@ -73,15 +76,21 @@ def test_dataset_jobs_on_dask_equal_the_direct_runner(cluster, source, tmp_path,
     robot = source / "robot"
     runs = {
         "reshard": lambda out, flags: reshard(
-            robot, out, sharding=Sharding(num_shards=3), file_format="array_record", beam_args=flags
+            robot,
+            Output(out, sharding=Sharding(num_shards=3), file_format="array_record"),
+            run=Run(beam_args=flags),
         ),
         "filter": lambda out, flags: filter_dataset(
-            robot, out, fraction=0.6, seed=1, beam_args=flags
+            robot, out, fraction=0.6, seed=1, run=Run(beam_args=flags)
         ),
-        "map": lambda out, flags: map_dataset(robot, out, episode_fn=scale_reward, beam_args=flags),
-        "merge": lambda out, flags: merge([robot, source / "robot2"], out, beam_args=flags),
+        "map": lambda out, flags: map_dataset(
+            robot, out, episode_fn=scale_reward, run=Run(beam_args=flags)
+        ),
+        "merge": lambda out, flags: merge(
+            [robot, source / "robot2"], out, run=Run(beam_args=flags)
+        ),
         "split": lambda out, flags: split_dataset(
-            robot, out, fractions="a=0.5,b=0.5", beam_args=flags
+            robot, out, fractions="a=0.5,b=0.5", run=Run(beam_args=flags)
         ),
     }
     runs[job](tmp_path / "dask", _dask(cluster))
@@ -93,11 +102,11 @@ def test_dataset_jobs_on_dask_equal_the_direct_runner(cluster, source, tmp_path,
 def test_stats_and_export_on_dask_equal_the_direct_runner(cluster, source, tmp_path):
     import pyarrow.parquet as pq
 
-    dask_stats = compute_statistics(source / "robot", save=False, beam_args=_dask(cluster))
-    direct_stats = compute_statistics(source / "robot", save=False, beam_args=FAST)
+    dask_stats = compute_statistics(source / "robot", save=False, run=Run(beam_args=_dask(cluster)))
+    direct_stats = compute_statistics(source / "robot", save=False, run=Run(beam_args=FAST))
     assert json.dumps(dask_stats) == json.dumps(direct_stats)
-    export(source / "robot", tmp_path / "dask", beam_args=_dask(cluster))
-    export(source / "robot", tmp_path / "direct", beam_args=FAST)
+    export(source / "robot", tmp_path / "dask", run=Run(beam_args=_dask(cluster)))
+    export(source / "robot", tmp_path / "direct", run=Run(beam_args=FAST))
     for table in ("steps", "episodes"):
         a = pq.read_table(tmp_path / "dask" / table)
         b = pq.read_table(tmp_path / "direct" / table)

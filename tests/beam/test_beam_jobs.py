@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from test_beam_helpers import FAST, MULTI, dataset_files, metadata, no_staging_left, record
 
+from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.export import export
 from rlds_hub.beam.jobs.filter import filter_dataset
 from rlds_hub.beam.jobs.map import MapFunctionError, map_dataset
@@ -53,7 +54,7 @@ def _check_valid(path):
 
 def test_reshard_copies_records_unchanged_into_the_shards_asked_for(source, tmp_path):
     out = tmp_path / "out"
-    summary = reshard(source, out, sharding=Sharding(num_shards=4), beam_args=FAST)
+    summary = reshard(source, Output(out, sharding=Sharding(num_shards=4)), run=Run(beam_args=FAST))
     dataset = open_dataset(out)
     assert summary["shards"] == 4 and dataset.split("train").shard_lengths == (1, 2, 2, 2)
     assert _records(out) == _records(source)
@@ -67,28 +68,38 @@ def test_reshard_copies_records_unchanged_into_the_shards_asked_for(source, tmp_
 def test_reshard_to_array_record_and_back_is_lossless(source, tmp_path):
     reshard(
         source,
-        tmp_path / "ar",
-        file_format="array_record",
-        beam_args=FAST,
-        sharding=Sharding(max_episodes_per_shard=2),
+        Output(
+            tmp_path / "ar", sharding=Sharding(max_episodes_per_shard=2), file_format="array_record"
+        ),
+        run=Run(beam_args=FAST),
     )
     assert open_dataset(tmp_path / "ar").file_format == "array_record"
     _check_valid(tmp_path / "ar")
-    reshard(tmp_path / "ar", tmp_path / "back", file_format="tfrecord", beam_args=FAST)
-    reshard(source, tmp_path / "direct", beam_args=FAST)
+    reshard(
+        tmp_path / "ar", Output(tmp_path / "back", file_format="tfrecord"), run=Run(beam_args=FAST)
+    )
+    reshard(source, tmp_path / "direct", run=Run(beam_args=FAST))
     assert dataset_files(tmp_path / "back") == dataset_files(tmp_path / "direct")
 
 
 def test_reshard_output_is_identical_on_one_and_on_two_worker_processes(source, tmp_path):
-    reshard(source, tmp_path / "one", sharding=Sharding(max_bytes_per_shard=3_000), beam_args=FAST)
-    reshard(source, tmp_path / "two", sharding=Sharding(max_bytes_per_shard=3_000), beam_args=MULTI)
+    reshard(
+        source,
+        Output(tmp_path / "one", sharding=Sharding(max_bytes_per_shard=3_000)),
+        run=Run(beam_args=FAST),
+    )
+    reshard(
+        source,
+        Output(tmp_path / "two", sharding=Sharding(max_bytes_per_shard=3_000)),
+        run=Run(beam_args=MULTI),
+    )
     assert dataset_files(tmp_path / "one") == dataset_files(tmp_path / "two")
     assert len(open_dataset(tmp_path / "one").split("train").shard_lengths) > 1
 
 
 def test_reshard_of_a_split_slice_and_its_provenance(source, tmp_path):
     out = tmp_path / "out"
-    reshard(source, out, split="train[2:5]", beam_args=FAST)
+    reshard(source, out, split="train[2:5]", run=Run(beam_args=FAST))
     assert _records(out) == _records(source)[2:5]
     provenance = metadata(out)["provenance"]
     assert provenance["job"] == "reshard" and provenance["arguments"]["split"] == "train[2:5]"
@@ -108,7 +119,7 @@ def long_episode(row):
 
 def test_filter_by_length_return_and_termination_matches_select_episodes(source, tmp_path):
     out = tmp_path / "out"
-    filter_dataset(source, out, min_length=5, terminated=True, beam_args=FAST)
+    filter_dataset(source, out, min_length=5, terminated=True, run=Run(beam_args=FAST))
     kept = select_episodes(source, min_length=5, terminated=True)
     assert _records(out) == [_records(source)[i] for i in kept]
     table = episode_table(out)
@@ -118,11 +129,13 @@ def test_filter_by_length_return_and_termination_matches_select_episodes(source,
 
 @pytest.mark.slow
 def test_filter_by_metadata_and_by_a_predicate_function(source, tmp_path):
-    filter_dataset(source, tmp_path / "alice", metadata={"operator": "alice"}, beam_args=FAST)
+    filter_dataset(
+        source, tmp_path / "alice", metadata={"operator": "alice"}, run=Run(beam_args=FAST)
+    )
     operators = {r["metadata"]["operator"] for r in episode_table(tmp_path / "alice")}
     assert operators == {"alice"}
     filter_dataset(
-        source, tmp_path / "long", where="test_beam_jobs:long_episode", beam_args=MULTI
+        source, tmp_path / "long", where="test_beam_jobs:long_episode", run=Run(beam_args=MULTI)
     )  # the function reaches the worker processes by value
     assert all(r["num_steps"] >= 5 for r in episode_table(tmp_path / "long"))
     assert len(episode_table(tmp_path / "long")) == len(select_episodes(source, min_length=5))
@@ -130,7 +143,7 @@ def test_filter_by_metadata_and_by_a_predicate_function(source, tmp_path):
 
 def test_filter_random_fraction_is_reproducible_by_seed(source, tmp_path):
     def kept(seed, name):
-        filter_dataset(source, tmp_path / name, fraction=0.5, seed=seed, beam_args=FAST)
+        filter_dataset(source, tmp_path / name, fraction=0.5, seed=seed, run=Run(beam_args=FAST))
         return _records(tmp_path / name)
 
     first, again = kept(3, "a"), kept(3, "b")
@@ -140,10 +153,10 @@ def test_filter_random_fraction_is_reproducible_by_seed(source, tmp_path):
 
 def test_filter_that_keeps_nothing_writes_nothing(source, tmp_path):
     with pytest.raises(EmptyOutputError, match="no episodes"):
-        filter_dataset(source, tmp_path / "out", min_length=10_000, beam_args=FAST)
+        filter_dataset(source, tmp_path / "out", min_length=10_000, run=Run(beam_args=FAST))
     assert not (tmp_path / "out").exists() and no_staging_left(tmp_path)
     with pytest.raises(TypeError, match="min_lenght"):
-        filter_dataset(source, tmp_path / "out", min_lenght=3, beam_args=FAST)
+        filter_dataset(source, tmp_path / "out", min_lenght=3, run=Run(beam_args=FAST))
 
 
 # ---- map --------------------------------------------------------------------------------
@@ -176,7 +189,7 @@ def raising(episode):
 
 def test_map_episode_function_relabels_rewards_and_adds_metadata(source, tmp_path):
     out = tmp_path / "out"
-    map_dataset(source, out, episode_fn="test_beam_jobs:double_reward", beam_args=FAST)
+    map_dataset(source, out, episode_fn="test_beam_jobs:double_reward", run=Run(beam_args=FAST))
     for before, after in zip(
         iter_episodes(open_dataset(source)), iter_episodes(open_dataset(out)), strict=True
     ):
@@ -189,7 +202,7 @@ def test_map_episode_function_relabels_rewards_and_adds_metadata(source, tmp_pat
 
 def test_map_step_function_derives_the_output_features(source, tmp_path):
     out = tmp_path / "out"
-    map_dataset(source, out, step_fn=drop_energy_add_speed, beam_args=FAST)
+    map_dataset(source, out, step_fn=drop_energy_add_speed, run=Run(beam_args=FAST))
     plan = open_dataset(out).plan
     assert "steps/speed" in plan and "steps/energy" not in plan
     assert plan["steps/speed"].dtype == np.float32
@@ -199,11 +212,13 @@ def test_map_step_function_derives_the_output_features(source, tmp_path):
 
 def test_map_errors_name_the_episode_and_leave_no_output(source, tmp_path):
     with pytest.raises(MapFunctionError, match=r"episode 4 .*same fields, shapes and dtypes"):
-        map_dataset(source, tmp_path / "a", episode_fn=inconsistent, beam_args=FAST)
+        map_dataset(source, tmp_path / "a", episode_fn=inconsistent, run=Run(beam_args=FAST))
     with pytest.raises(ValueError, match=r"episode 2 .*RuntimeError: sensor table missing"):
-        map_dataset(source, tmp_path / "b", episode_fn=raising, beam_args=FAST)
+        map_dataset(source, tmp_path / "b", episode_fn=raising, run=Run(beam_args=FAST))
     with pytest.raises(ValueError, match="no attribute 'nope'"):
-        map_dataset(source, tmp_path / "c", episode_fn="test_beam_jobs:nope", beam_args=FAST)
+        map_dataset(
+            source, tmp_path / "c", episode_fn="test_beam_jobs:nope", run=Run(beam_args=FAST)
+        )
     assert not [p for p in tmp_path.iterdir()]
 
 
@@ -214,7 +229,7 @@ def test_merge_joins_splits_in_input_order(source, tmp_path):
     other = tmp_path / "other"
     record(other, episodes=3, seed=9)
     out = tmp_path / "out"
-    merge([source, other], out, beam_args=FAST)
+    merge([source, other], out, run=Run(beam_args=FAST))
     assert _records(out) == _records(source) + _records(other)
     assert [m["path"] for m in metadata(out)["merged_from"]] == [str(source), str(other)]
     _check_valid(out)
@@ -233,7 +248,7 @@ def test_merge_lists_every_difference_of_mismatched_inputs(source, tmp_path):
         while not timestep.last():
             timestep = recorder.step(np.zeros(2, np.float32))
     with pytest.raises(IncompatibleDatasetsError) as error:
-        merge([source, other], tmp_path / "out", beam_args=FAST)
+        merge([source, other], tmp_path / "out", run=Run(beam_args=FAST))
     message = str(error.value)
     assert "steps/observation/position: dtype float64 != float32" in message
     assert "steps/observation/position: shape (3,) != (4,)" in message
@@ -250,8 +265,8 @@ def test_split_by_episode_id_hash_is_stable_when_episodes_are_added(tmp_path):
     record(small, episodes=12, seed=1)
     record(large, episodes=30, seed=1)
     fractions = {"train": 0.6, "validation": 0.2, "test": 0.2}
-    split_dataset(small, tmp_path / "a", fractions=fractions, beam_args=FAST)
-    split_dataset(large, tmp_path / "b", fractions=fractions, beam_args=FAST)
+    split_dataset(small, tmp_path / "a", fractions=fractions, run=Run(beam_args=FAST))
+    split_dataset(large, tmp_path / "b", fractions=fractions, run=Run(beam_args=FAST))
 
     def assignment(path):
         dataset = open_dataset(path)
@@ -271,11 +286,13 @@ def test_split_by_episode_id_hash_is_stable_when_episodes_are_added(tmp_path):
 
 def test_split_rejects_bad_fractions_and_unknown_id_keys(source, tmp_path):
     with pytest.raises(ValueError, match="sum to 1"):
-        split_dataset(source, tmp_path / "o", fractions="train=0.8,test=0.1", beam_args=FAST)
+        split_dataset(
+            source, tmp_path / "o", fractions="train=0.8,test=0.1", run=Run(beam_args=FAST)
+        )
     with pytest.raises(ValueError, match="name=value"):
-        split_dataset(source, tmp_path / "o", fractions="train:0.8", beam_args=FAST)
+        split_dataset(source, tmp_path / "o", fractions="train:0.8", run=Run(beam_args=FAST))
     with pytest.raises(ValueError, match="--id-key 'robot'"):
-        split_dataset(source, tmp_path / "o", id_key="robot", beam_args=FAST)
+        split_dataset(source, tmp_path / "o", id_key="robot", run=Run(beam_args=FAST))
 
 
 # ---- stats ------------------------------------------------------------------------------
@@ -283,8 +300,8 @@ def test_split_rejects_bad_fractions_and_unknown_id_keys(source, tmp_path):
 
 def test_stats_match_the_core_statistics_and_add_exact_quantiles(source, tmp_path):
     copy = tmp_path / "copy"
-    reshard(source, copy, beam_args=FAST)
-    (result,) = compute_statistics(copy, beam_args=FAST)
+    reshard(source, copy, run=Run(beam_args=FAST))
+    (result,) = compute_statistics(copy, run=Run(beam_args=FAST))
     core = statistics(copy)
     assert result["num_steps"] == core["num_steps"]
     assert result["lengths"] == core["lengths"] and result["returns"] == core["returns"]
@@ -319,7 +336,7 @@ def test_export_writes_steps_and_episodes_tables_duckdb_and_pandas_can_read(sour
     import pyarrow.parquet as pq
 
     out = tmp_path / "out"
-    export(source, out, beam_args=FAST)
+    export(source, out, run=Run(beam_args=FAST))
     steps = pq.read_table(out / "steps").to_pydict()
     episodes = open_dataset(source)
     expected = list(iter_episodes(episodes))
@@ -381,7 +398,7 @@ def test_a_killed_job_leaves_no_output_and_the_next_run_cleans_up(source, tmp_pa
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert not out.exists()
-    reshard(source, out, beam_args=FAST)
+    reshard(source, out, run=Run(beam_args=FAST))
     assert open_dataset(out).num_episodes == 7 and no_staging_left(tmp_path)
 
 

@@ -14,6 +14,7 @@ import pytest
 from dm_env import specs
 from test_beam_helpers import FAST, record
 
+from rlds_hub.beam.job_values import Run
 from rlds_hub.beam.jobs.filter import filter_dataset
 from rlds_hub.beam.jobs.map import MapFunctionError, map_dataset
 from rlds_hub.beam.jobs.merge import merge
@@ -38,7 +39,9 @@ def _rows(path) -> list[dict]:
 
 
 def test_the_filter_progress_bar_counts_every_episode_examined(five, tmp_path, capfd):
-    summary = filter_dataset(five, tmp_path / "out", min_length=6, beam_args=FAST, quiet=False)
+    summary = filter_dataset(
+        five, tmp_path / "out", min_length=6, run=Run(beam_args=FAST, quiet=False)
+    )
     assert sum(summary["splits"].values()) == 2  # 2 of 5 kept
     bar = capfd.readouterr().err.replace("\r", "\n").splitlines()
     final = [line for line in bar if line.startswith("filter")][-1]
@@ -83,10 +86,14 @@ def test_map_keeps_the_recorded_returns_of_unchanged_rewards(tmp_path):
             while not timestep.last():
                 timestep = recorder.step(np.zeros(1, np.float32))
     out = tmp_path / "out"
-    map_dataset(source, out, step_fn="test_beam_jobs_issue15:_halve_action", beam_args=FAST)
+    map_dataset(
+        source, out, step_fn="test_beam_jobs_issue15:_halve_action", run=Run(beam_args=FAST)
+    )
     assert [r["return"] for r in _rows(out)] == [r["return"] for r in _rows(source)]
     relabeled = tmp_path / "relabeled"
-    map_dataset(source, relabeled, step_fn="test_beam_jobs_issue15:_double_reward", beam_args=FAST)
+    map_dataset(
+        source, relabeled, step_fn="test_beam_jobs_issue15:_double_reward", run=Run(beam_args=FAST)
+    )
     for mine, theirs in zip(_rows(relabeled), _rows(source), strict=True):
         assert mine["return"] == pytest.approx(2 * theirs["return"], rel=1e-12)
 
@@ -117,7 +124,7 @@ def test_map_refuses_a_later_episode_whose_dtypes_differ_from_the_first(five, tm
             five,
             out,
             episode_fn="test_beam_jobs_issue15:_int_reward_after_the_first",
-            beam_args=FAST,
+            run=Run(beam_args=FAST),
         )
     assert not out.exists()
 
@@ -132,7 +139,7 @@ def test_merge_refuses_one_dataset_given_twice(five, tmp_path):
     link.symlink_to(five)
     for inputs in ([five, five], [five, link]):
         with pytest.raises(DuplicateInputError, match=r"inputs 1 and 2 .* are the same dataset"):
-            merge(inputs, tmp_path / "out", beam_args=FAST)
+            merge(inputs, tmp_path / "out", run=Run(beam_args=FAST))
     assert not (tmp_path / "out").exists()
 
 
@@ -151,7 +158,7 @@ def test_parquet_export_keeps_strings_as_text_and_frames_as_stored(tmp_path):
     episodes = [oxe_episode(i, 3 + i, rng, image_size=16) for i in range(3)]
     source = write_oxe_dataset(str(tmp_path / "tfds"), episodes, name="oxe_like", shards=1)
     out = tmp_path / "parquet"
-    export(source, out, beam_args=FAST)
+    export(source, out, run=Run(beam_args=FAST))
     table = pq.read_table(out / "steps").sort_by([("episode", "ascending"), ("step", "ascending")])
     assert table.schema.field("language_instruction").type == pa.string()
     assert table.column("language_instruction").to_pylist()[:2] == [

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from test_beam_helpers import FAST, record
 
+from rlds_hub.beam.job_values import Run
 from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.beam.jobs.filter import filter_dataset
 from rlds_hub.beam.jobs.map import map_dataset
@@ -66,7 +67,7 @@ def test_d4rl_convert_keeps_the_metadata_group_as_tfds_d4rl_builder_reads_it(tmp
     source = tmp_path / "hopper.hdf5"
     _d4rl_with_metadata(source)
     out = tmp_path / "out"
-    convert(source, out, beam_args=FAST)
+    convert(source, out, run=Run(beam_args=FAST))
     kept = metadata_arrays(open_dataset(out).metadata["source"]["metadata"])
     # TFDS's builder copies metadata/* into every episode; it is one file's metadata, so
     # rlds_hub keeps it once, in metadata.json (source.metadata).
@@ -95,7 +96,7 @@ def test_d4rl_rows_say_which_transitions_each_episode_came_from(tmp_path):
     source = tmp_path / "hopper.hdf5"
     _d4rl_with_metadata(source)
     out = tmp_path / "out"
-    convert(source, out, beam_args=FAST)
+    convert(source, out, run=Run(beam_args=FAST))
     assert [r["source"] for r in _rows(out)] == [
         {"path": "hopper.hdf5", "episode": 0, "rows": [0, 5]},
         {"path": "hopper.hdf5", "episode": 1, "rows": [5, 9]},
@@ -147,7 +148,7 @@ def test_minari_convert_keeps_all_of_minaris_metadata(tmp_path):
 
     source = _minari_with_metadata(tmp_path / "minari")
     out = tmp_path / "out"
-    convert(source, out, beam_args=FAST)
+    convert(source, out, run=Run(beam_args=FAST))
     dataset = open_dataset(out)
     kept = dataset.metadata["source"]["metadata"]
     assert kept == MinariStorage.read_raw_metadata(source / "data")
@@ -179,7 +180,7 @@ def converted(tmp_path_factory):
     record(root / "logs" / "a", episodes=3, per_shard=2, file_format="riegeli", seed=1)
     record(root / "logs" / "b", episodes=2, per_shard=2, file_format="riegeli", seed=2)
     out = root / "converted"
-    convert(root / "logs", out, beam_args=FAST)
+    convert(root / "logs", out, run=Run(beam_args=FAST))
     return out
 
 
@@ -195,23 +196,25 @@ def test_convert_records_the_log_folder_and_episode_of_every_episode(converted):
 
 def test_jobs_record_the_input_episode_and_keep_the_origin_through_a_chain(converted, tmp_path):
     filtered = tmp_path / "filtered"
-    filter_dataset(converted, filtered, where="test_beam_metadata:_keep_odd_row", beam_args=FAST)
+    filter_dataset(
+        converted, filtered, where="test_beam_metadata:_keep_odd_row", run=Run(beam_args=FAST)
+    )
     rows = _rows(filtered)
     assert [r["source"] for r in rows] == [
         {"input": 0, "split": "train", "episode": 1, "origin": {"path": "a", "episode": 1}},
         {"input": 0, "split": "train", "episode": 3, "origin": {"path": "b", "episode": 0}},
     ]
     again = tmp_path / "again"
-    reshard(filtered, again, beam_args=FAST)
+    reshard(filtered, again, run=Run(beam_args=FAST))
     assert [r["source"] for r in _rows(again)] == [
         {"input": 0, "split": "train", "episode": 0, "origin": {"path": "a", "episode": 1}},
         {"input": 0, "split": "train", "episode": 1, "origin": {"path": "b", "episode": 0}},
     ]
     mapped = tmp_path / "mapped"
-    map_dataset(again, mapped, step_fn="test_beam_metadata:_same_step", beam_args=FAST)
+    map_dataset(again, mapped, step_fn="test_beam_metadata:_same_step", run=Run(beam_args=FAST))
     assert [r["source"] for r in _rows(mapped)] == [r["source"] for r in _rows(again)]
     merged = tmp_path / "merged"
-    merge([filtered, converted], merged, beam_args=FAST)
+    merge([filtered, converted], merged, run=Run(beam_args=FAST))
     sources = [r["source"] for r in _rows(merged)]
     assert [(s["input"], s["episode"]) for s in sources] == [
         (0, 0),
@@ -225,7 +228,7 @@ def test_jobs_record_the_input_episode_and_keep_the_origin_through_a_chain(conve
     assert sources[1]["origin"] == {"path": "b", "episode": 0}
     assert sources[2]["origin"] == {"path": "a", "episode": 0}
     splitted = tmp_path / "split"
-    split_dataset(converted, splitted, fractions="train=0.5,test=0.5", beam_args=FAST)
+    split_dataset(converted, splitted, fractions="train=0.5,test=0.5", run=Run(beam_args=FAST))
     assert sorted(
         (r["source"]["episode"], r["source"]["origin"]["path"]) for r in _rows(splitted)
     ) == [(0, "a"), (1, "a"), (2, "a"), (3, "b"), (4, "b")]
@@ -257,17 +260,17 @@ def test_every_job_keeps_citation_homepage_release_notes_licence_and_version(con
     import tensorflow_datasets as tfds
 
     source = tmp_path / "source"
-    reshard(converted, source, beam_args=FAST)
+    reshard(converted, source, run=Run(beam_args=FAST))
     path = source / "dataset_info.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **INFO}))
     outputs = {
-        "reshard": lambda out: reshard(source, out, beam_args=FAST),
-        "filter": lambda out: filter_dataset(source, out, min_length=1, beam_args=FAST),
+        "reshard": lambda out: reshard(source, out, run=Run(beam_args=FAST)),
+        "filter": lambda out: filter_dataset(source, out, min_length=1, run=Run(beam_args=FAST)),
         "map": lambda out: map_dataset(
-            source, out, step_fn="test_beam_metadata:_same_step", beam_args=FAST
+            source, out, step_fn="test_beam_metadata:_same_step", run=Run(beam_args=FAST)
         ),
-        "merge": lambda out: merge([source, converted], out, beam_args=FAST),
-        "split": lambda out: split_dataset(source, out, beam_args=FAST),
+        "merge": lambda out: merge([source, converted], out, run=Run(beam_args=FAST)),
+        "split": lambda out: split_dataset(source, out, run=Run(beam_args=FAST)),
     }
     for job, run in outputs.items():
         out = tmp_path / job
@@ -288,8 +291,8 @@ def test_every_job_keeps_citation_homepage_release_notes_licence_and_version(con
 
 def test_in_process_stats_save_keeps_the_beam_quantiles_of_unchanged_data(converted, tmp_path):
     copy = tmp_path / "copy"
-    reshard(converted, copy, beam_args=FAST)
-    compute_statistics(copy, beam_args=FAST)
+    reshard(converted, copy, run=Run(beam_args=FAST))
+    compute_statistics(copy, run=Run(beam_args=FAST))
     beam_saved = saved_statistics(copy)
     position = beam_saved["splits"]["train"]["features"]["observation/position"]
     assert position["p50"] is not None
@@ -306,10 +309,12 @@ def test_in_process_stats_save_keeps_the_beam_quantiles_of_unchanged_data(conver
 
 def test_stale_quantiles_are_not_kept_when_the_data_changed(converted, tmp_path):
     copy = tmp_path / "copy"
-    reshard(converted, copy, beam_args=FAST)
-    compute_statistics(copy, beam_args=FAST)
+    reshard(converted, copy, run=Run(beam_args=FAST))
+    compute_statistics(copy, run=Run(beam_args=FAST))
     other = tmp_path / "other"
-    filter_dataset(converted, other, where="test_beam_metadata:_keep_odd_row", beam_args=FAST)
+    filter_dataset(
+        converted, other, where="test_beam_metadata:_keep_odd_row", run=Run(beam_args=FAST)
+    )
     save_statistics(copy, [statistics(other, "train")], computed_by="rlds-hub stats")
     kept = saved_statistics(copy)["splits"]["train"]
     assert "p50" not in kept["features"]["observation/position"]
@@ -321,7 +326,7 @@ def test_learners_normalise_with_minaris_reference_scores(tmp_path):
 
     source = _minari_with_metadata(tmp_path / "minari")
     out = tmp_path / "out"
-    convert(source, out, beam_args=FAST)
+    convert(source, out, run=Run(beam_args=FAST))
     refs = evaluation.source_references(open_dataset(out).metadata)
     assert refs["expert"] == 12.5 and refs["random"] == -3.0
     measured = evaluation.reference_returns(

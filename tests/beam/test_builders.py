@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from test_beam_helpers import FAST, dataset_files, record
 
+from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.inspection.validate import validate
 from rlds_hub.storage import iter_records, open_dataset
@@ -69,7 +70,7 @@ def test_envlogger_builder_equals_the_convert_job_and_loads_with_tfds(tmp_path):
     builder = module.Builder(data_dir=os.fspath(tmp_path / "tfds"), config=config)
     builder.download_and_prepare(download_config=_beam(FAST))
     directory = Path(os.fspath(builder.data_path))
-    convert(logs, tmp_path / "job", name="envlogger_logs", beam_args=FAST)
+    convert(logs, Output(tmp_path / "job", name="envlogger_logs"), run=Run(beam_args=FAST))
     assert [bytes(r.data) for r in iter_records(open_dataset(directory), "train")] == [
         bytes(r.data) for r in iter_records(open_dataset(tmp_path / "job"), "train")
     ]
@@ -112,7 +113,7 @@ def test_tfds_build_cli_builds_the_minari_builder(tmp_path):
     (directory,) = (tmp_path / "out" / "minari_dataset" / "default").iterdir()
     dataset = open_dataset(directory)
     assert dataset.num_episodes == 6
-    convert(source, tmp_path / "job", name="minari_dataset", beam_args=FAST)
+    convert(source, Output(tmp_path / "job", name="minari_dataset"), run=Run(beam_args=FAST))
     assert (
         dataset_files(directory)["checksums.json"]
         == dataset_files(tmp_path / "job")["checksums.json"]

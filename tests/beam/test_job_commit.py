@@ -13,6 +13,7 @@ import pytest
 from test_beam_helpers import FAST, no_staging_left, record
 
 from rlds_hub.beam import execution
+from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.reshard import reshard
 from rlds_hub.beam.staging import OutputConflictError, OutputExistsError, Staging
 from rlds_hub.storage import publish
@@ -45,7 +46,7 @@ def _finished(output: Path, tag: str, *, overwrite: bool = False) -> Staging:
 def test_a_job_into_an_existing_empty_directory_commits(source, tmp_path):
     output = tmp_path / "out"
     output.mkdir()
-    summary = reshard(source, output, beam_args=FAST)
+    summary = reshard(source, output, run=Run(beam_args=FAST))
     assert summary["splits"] == {"train": 3}
     assert (output / "dataset_info.json").exists() and no_staging_left(tmp_path)
 
@@ -99,7 +100,7 @@ def test_overwrite_keeps_a_file_put_at_the_output_while_the_job_ran(source, tmp_
 
     monkeypatch.setattr(execution, "run_pipeline", and_a_user_writes_a_file)
     with pytest.raises(OutputConflictError, match=r"important\.txt") as caught:
-        reshard(source, output, beam_args=FAST, overwrite=True)
+        reshard(source, Output(output, overwrite=True), run=Run(beam_args=FAST))
     assert (output / "important.txt").read_text() == "mine"
     assert (caught.value.kept / "dataset_info.json").exists()
 
@@ -242,9 +243,9 @@ def test_validate_repair_restores_an_output_an_interrupted_overwrite_left_hidden
     from rlds_hub.cli import main
 
     output = tmp_path / "out"
-    reshard(source, output, beam_args=FAST)
+    reshard(source, output, run=Run(beam_args=FAST))
     os.rename(output, tmp_path / ".tmp-out-0123456789ab-old")
-    reshard(source, tmp_path / "new", beam_args=FAST)
+    reshard(source, tmp_path / "new", run=Run(beam_args=FAST))
     os.rename(tmp_path / "new", tmp_path / ".tmp-out-0123456789ab-ready")
     assert main(["validate", "--repair", "--no-tensorflow", str(output)]) == 0
     printed = capsys.readouterr().out

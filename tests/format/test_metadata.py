@@ -92,6 +92,7 @@ def test_every_beam_job_output_round_trips(tmp_path):
     convert of envlogger logs and of a D4RL file."""
     import h5py
 
+    from rlds_hub.beam.job_values import Run
     from rlds_hub.beam.recording import record_dataset
     from rlds_hub.cli import main
 
@@ -134,7 +135,7 @@ def test_every_beam_job_output_round_trips(tmp_path):
     assert main(["export", "--input", str(source), "--output", str(tmp_path / "x"), *io]) == 0
     marker = json.loads((tmp_path / "x" / "export.json").read_text())["provenance"]
     assert JobProvenance.from_json(marker).to_json() == marker
-    record_dataset("demo/reach", tmp_path / "recorded", episodes=2, beam_args=FAST)
+    record_dataset("demo/reach", tmp_path / "recorded", episodes=2, run=Run(beam_args=FAST))
     recorded = _assert_round_trip(_file(tmp_path / "recorded"))
     assert recorded.seeds and recorded.policy == "expert"
 

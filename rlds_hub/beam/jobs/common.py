@@ -1,45 +1,23 @@
-"""What the jobs that read RLDS datasets share: command-line options, the default Beam
-flags, selections of the input, output metadata and the write-and-commit step."""
+"""What the jobs that read RLDS datasets share: selections of the input, output metadata,
+the read-transform-write-and-commit step and the summary line."""
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rlds_hub.beam import execution
-from rlds_hub.beam.options import DEFAULT_RUNNER, normalize_flags
+from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.reading import ReadEpisodes, read_source_checksums
 from rlds_hub.beam.session import WriteSession
-from rlds_hub.beam.sink import Sharding, inherited_info
+from rlds_hub.beam.sink import inherited_info
 from rlds_hub.storage import dataset_files
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.query import select_splits
 from rlds_hub.storage.selection import Selection
-
-
-def default_flags(beam_args: Sequence[str] | None) -> list[str]:
-    """Beam flags for a Python-API call: the given ones, or the default runner."""
-    if beam_args is not None:
-        return normalize_flags(beam_args)
-    return normalize_flags(
-        [
-            f"--runner={DEFAULT_RUNNER}",
-            f"--direct_num_workers={os.cpu_count() or 1}",
-            "--direct_running_mode=multi_processing",
-        ]
-    )
-
-
-def sharding_from_args(args: argparse.Namespace) -> Sharding:
-    return Sharding(
-        num_shards=args.num_shards,
-        max_episodes_per_shard=args.max_episodes_per_shard,
-        max_bytes_per_shard=args.max_bytes_per_shard,
-    )
 
 
 def input_selections(dataset: RLDSDataset, split: str | None) -> list[Selection]:
@@ -86,27 +64,33 @@ def run_rlds_job(
     arguments: dict[str, Any],
     datasets: Sequence[RLDSDataset],
     selections: Sequence[Sequence[Selection]],
-    output: str | os.PathLike,
-    overwrite: bool,
-    flags: Sequence[str],
-    transform: Callable[[Any], Any] | None,
+    output: Output,
+    run: Run,
+    transform: Any | None,
     features_json: dict[str, Any],
-    name: str | None,
-    file_format: str,
-    sharding: Sharding,
     split_order: Sequence[str],
     layout_name: str | None = None,
-    quiet: bool = False,
     extra_metadata: dict[str, Any] | None = None,
     drop_metadata: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Reads ``selections`` of each dataset, applies ``transform`` (a PCollection of
-    EncodedEpisode -> another), writes and commits the output. Returns the summary of
-    :func:`~rlds_hub.beam.sink.finish_dataset` plus ``seconds``."""
+    """Reads ``selections`` of each dataset, applies ``transform`` (a PTransform from
+    EncodedEpisodes to EncodedEpisodes; None: none), writes ``output`` (name and file
+    format default to the first input's) and commits it. Returns the summary of
+    :func:`~rlds_hub.beam.sink.finish_dataset` plus ``seconds`` and ``input_episodes``."""
     import apache_beam as beam
 
-    name = name or datasets[0].name
-    with WriteSession(output, overwrite=overwrite, inputs=[d.path for d in datasets]) as session:
+    name = output.name or datasets[0].name
+    file_format = output.file_format or datasets[0].file_format
+    arguments = {
+        **arguments,
+        "output": output.path,
+        "sharding": vars(output.sharding),
+        "file_format": file_format,
+        "name": name,
+    }
+    flags = run.flags()
+    inputs = [d.path for d in datasets]
+    with WriteSession(output.path, overwrite=output.overwrite, inputs=inputs) as session:
         dataset_files.check_dataset_name(name)
         # The bar counts the episodes read (a filter writes fewer than it reads).
         progress = session.pieces / "read"
@@ -121,13 +105,13 @@ def run_rlds_job(
             streams = [pipeline | f"Read{i}" >> reader for i, reader in enumerate(readers)]
             episodes = streams[0] if len(streams) == 1 else tuple(streams) | beam.Flatten()
             if transform is not None:
-                episodes = transform(episodes)
+                episodes = episodes | transform
             _ = episodes | session.write(
-                name, file_format=file_format, sharding=sharding, split_order=split_order
+                name, file_format=file_format, sharding=output.sharding, split_order=split_order
             )
 
         seconds = session.run(
-            flags, build, total=total, description=job_name, quiet=quiet, progress_dir=progress
+            flags, build, total=total, description=job_name, quiet=run.quiet, progress_dir=progress
         )
         prov = execution.provenance(job_name, arguments, rlds_sources(session, datasets), flags)
         layout_value = layout_name or dataset_layout(datasets[0])

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rlds_hub.beam.functions import ShippedFunction, load_function
+from rlds_hub.beam.job_values import Output, Run, output_from_args
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.selection import EpisodeFilter
-from rlds_hub.beam.sink import Sharding
 from rlds_hub.beam.transforms import FilterEpisodes
 
 JOB = "filter"
@@ -20,55 +20,37 @@ JOB = "filter"
 
 def filter_dataset(
     input: str | os.PathLike,
-    output: str | os.PathLike,
+    output: Output | str | os.PathLike,
     *,
     split: str | None = None,
     where: Callable[[dict[str, Any]], Any] | str | None = None,
     metadata: dict[str, Any] | None = None,
     fraction: float | None = None,
     seed: int = 0,
-    sharding: Sharding | None = None,
-    file_format: str | None = None,
-    name: str | None = None,
-    overwrite: bool = False,
-    beam_args: Sequence[str] | None = None,
-    quiet: bool = True,
+    run: Run | None = None,
     **filters: Any,
 ) -> dict[str, Any]:
     """Writes the episodes of ``input`` that pass every condition (see
     :class:`~rlds_hub.beam.selection.EpisodeFilter`; ``where`` may be ``module:function``)
     to ``output``."""
+    output = Output.of(output)
+    output.refuse(JOB, "image_encoding")  # records are copied, never re-encoded
     shipped = ShippedFunction(load_function(where)) if where is not None else None
     keep = EpisodeFilter(
         filters=filters, metadata=metadata, where=shipped, fraction=fraction, seed=seed
     )
     dataset = common.open_input(input)
     selections = common.input_selections(dataset, split)
-    sharding = sharding or Sharding()
-    arguments = {
-        "input": input,
-        "output": output,
-        "split": split,
-        **keep.describe(),
-        "sharding": vars(sharding),
-        "file_format": file_format,
-        "name": name,
-    }
     return common.run_rlds_job(
         job_name=JOB,
-        arguments=arguments,
+        arguments={"input": input, "split": split, **keep.describe()},
         datasets=[dataset],
         selections=[selections],
         output=output,
-        overwrite=overwrite,
-        flags=common.default_flags(beam_args),
-        transform=lambda episodes: episodes | FilterEpisodes(keep),
+        run=Run.of(run),
+        transform="Filter" >> FilterEpisodes(keep),
         features_json=dataset.features_json,
-        name=name,
-        file_format=file_format or dataset.file_format,
-        sharding=sharding,
         split_order=[s.split for s in selections],
-        quiet=quiet,
     )
 
 
@@ -91,18 +73,13 @@ def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
     terminated = True if args.terminated else (False if args.truncated else None)
     summary = filter_dataset(
         args.input,
-        args.output,
+        output_from_args(args),
         split=args.split,
         where=args.where,
         metadata=parse_metadata(args.metadata),
         fraction=args.fraction,
         seed=args.seed,
-        sharding=common.sharding_from_args(args),
-        file_format=args.file_format,
-        name=args.name,
-        overwrite=args.overwrite,
-        beam_args=flags,
-        quiet=args.quiet,
+        run=Run(beam_args=flags, quiet=args.quiet),
         min_length=args.min_length,
         max_length=args.max_length,
         min_return=args.min_return,

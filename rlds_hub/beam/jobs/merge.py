@@ -9,8 +9,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from rlds_hub.beam.job_values import Output, Run, output_from_args
 from rlds_hub.beam.jobs import common
-from rlds_hub.beam.sink import Sharding
 from rlds_hub.format.plan import Plan
 from rlds_hub.storage import dataset_files
 from rlds_hub.storage.dataset import RLDSDataset
@@ -83,17 +83,15 @@ def check_distinct(inputs: Sequence[str | os.PathLike]) -> None:
 
 def merge(
     inputs: Sequence[str | os.PathLike],
-    output: str | os.PathLike,
+    output: Output | str | os.PathLike,
     *,
     split: str | None = None,
-    sharding: Sharding | None = None,
-    file_format: str | None = None,
-    name: str | None = None,
-    overwrite: bool = False,
-    beam_args: Sequence[str] | None = None,
-    quiet: bool = True,
+    run: Run | None = None,
 ) -> dict[str, Any]:
-    """Merges ``inputs`` (each's ``split`` selection, default every split) into ``output``."""
+    """Merges ``inputs`` (each's ``split`` selection, default every split) into ``output``
+    (name and file format default to the first input's)."""
+    output = Output.of(output)
+    output.refuse(JOB, "image_encoding")  # records are copied, never re-encoded
     if len(inputs) < 2:
         raise ValueError(f"merge needs at least two inputs, got {len(inputs)}")
     check_distinct(inputs)
@@ -101,30 +99,16 @@ def merge(
     check_compatible(datasets)
     selections = [common.input_selections(d, split) for d in datasets]
     order = list(dict.fromkeys(s.split for sel in selections for s in sel))
-    sharding = sharding or Sharding()
-    arguments = {
-        "inputs": list(inputs),
-        "output": output,
-        "split": split,
-        "sharding": vars(sharding),
-        "file_format": file_format,
-        "name": name,
-    }
     return common.run_rlds_job(
         job_name=JOB,
-        arguments=arguments,
+        arguments={"inputs": list(inputs), "split": split},
         datasets=datasets,
         selections=selections,
         output=output,
-        overwrite=overwrite,
-        flags=common.default_flags(beam_args),
-        transform=None,
+        run=Run.of(run),
+        transform=None,  # the inputs' episodes, flattened, are the merge
         features_json=datasets[0].features_json,
-        name=name,
-        file_format=file_format or datasets[0].file_format,
-        sharding=sharding,
         split_order=order,
-        quiet=quiet,
         extra_metadata={
             "merged_from": [
                 {"path": os.path.abspath(d.path), "name": d.name, "metadata": d.metadata}
@@ -137,14 +121,9 @@ def merge(
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
     summary = merge(
         args.input,
-        args.output,
+        output_from_args(args),
         split=args.split,
-        sharding=common.sharding_from_args(args),
-        file_format=args.file_format,
-        name=args.name,
-        overwrite=args.overwrite,
-        beam_args=flags,
-        quiet=args.quiet,
+        run=Run(beam_args=flags, quiet=args.quiet),
     )
     common.print_summary(JOB, summary)
     return 0

@@ -12,11 +12,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import apache_beam as beam
-
+from rlds_hub.beam.job_values import Output, Run, output_from_args
 from rlds_hub.beam.jobs import common
-from rlds_hub.beam.selection import assign_split, parse_fractions
-from rlds_hub.beam.sink import EncodedEpisode, Sharding
+from rlds_hub.beam.selection import parse_fractions
+from rlds_hub.beam.transforms import AssignSplits
 from rlds_hub.storage import dataset_files
 
 JOB = "split"
@@ -24,43 +23,21 @@ DEFAULT_FRACTIONS = "train=0.8,validation=0.1,test=0.1"
 DEFAULT_ID_KEY = "episode_id"
 
 
-class _Assign:
-    def __init__(self, fractions: dict[str, float], seed: int, id_key: str | None):
-        self.fractions, self.seed, self.id_key = fractions, seed, id_key
-
-    def __call__(self, episode: EncodedEpisode) -> EncodedEpisode:
-        if self.id_key is None:
-            episode_id = f"{episode.split}/{episode.row['episode']}"
-        else:
-            values = episode.row.get("metadata") or {}
-            if self.id_key not in values:
-                raise ValueError(
-                    f"episode {episode.row['episode']} of split {episode.split!r} "
-                    f"has no metadata {self.id_key!r}"
-                )
-            episode_id = str(values[self.id_key])
-        target = assign_split(self.fractions, self.seed, episode_id)
-        return EncodedEpisode(episode.key, target, episode.record, episode.row)
-
-
 def split_dataset(
     input: str | os.PathLike,
-    output: str | os.PathLike,
+    output: Output | str | os.PathLike,
     *,
     fractions: str | Mapping[str, float] = DEFAULT_FRACTIONS,
     seed: int = 0,
     id_key: str | None = None,
     split: str | None = None,
-    sharding: Sharding | None = None,
-    file_format: str | None = None,
-    name: str | None = None,
-    overwrite: bool = False,
-    beam_args: Sequence[str] | None = None,
-    quiet: bool = True,
+    run: Run | None = None,
 ) -> dict[str, Any]:
     """Writes the episodes of ``input`` (its ``split`` selection, default every split) into
     the splits named by ``fractions`` of ``output``. Splits that receive no episode are left
     out (the summary's ``empty_splits``)."""
+    output = Output.of(output)
+    output.refuse(JOB, "image_encoding")  # records are copied, never re-encoded
     shares = parse_fractions(fractions)
     for target in shares:
         dataset_files.check_split_name(target)
@@ -74,18 +51,12 @@ def split_dataset(
             f"{dataset.path} (it has {sorted(metadata_keys) or 'none'})"
         )
     selections = common.input_selections(dataset, split)
-    sharding = sharding or Sharding()
-    assign = _Assign(shares, seed, id_key)
     arguments = {
         "input": input,
-        "output": output,
         "fractions": shares,
         "seed": seed,
         "id_key": id_key or "<split>/<index>",
         "split": split,
-        "sharding": vars(sharding),
-        "file_format": file_format,
-        "name": name,
     }
     summary = common.run_rlds_job(
         job_name=JOB,
@@ -93,15 +64,10 @@ def split_dataset(
         datasets=[dataset],
         selections=[selections],
         output=output,
-        overwrite=overwrite,
-        flags=common.default_flags(beam_args),
-        transform=lambda episodes: episodes | "Assign" >> beam.Map(assign),
+        run=Run.of(run),
+        transform="Assign" >> AssignSplits(shares, seed=seed, id_key=id_key),
         features_json=dataset.features_json,
-        name=name,
-        file_format=file_format or dataset.file_format,
-        sharding=sharding,
         split_order=list(shares),
-        quiet=quiet,
     )
     summary["empty_splits"] = [s for s in shares if s not in summary["splits"]]
     return summary
@@ -116,17 +82,12 @@ def _table_metadata_names(dataset: Any) -> dict[str, tuple[str, str]]:
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
     summary = split_dataset(
         args.input,
-        args.output,
+        output_from_args(args),
         fractions=args.fractions,
         seed=args.seed,
         id_key=args.id_key,
         split=args.split,
-        sharding=common.sharding_from_args(args),
-        file_format=args.file_format,
-        name=args.name,
-        overwrite=args.overwrite,
-        beam_args=flags,
-        quiet=args.quiet,
+        run=Run(beam_args=flags, quiet=args.quiet),
     )
     common.print_summary(JOB, summary)
     if summary["empty_splits"]:

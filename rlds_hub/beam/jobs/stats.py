@@ -18,129 +18,29 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
 
 from rlds_hub.beam import execution
+from rlds_hub.beam.job_values import Run
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.options import describe_runner
-from rlds_hub.beam.quantiles import DEFAULT_SIZE, QuantileSketch, merge_all
-from rlds_hub.beam.reading import RecordUnit, record_units
-from rlds_hub.inspection.stats import (
-    QUANTILES,
-    feature_moments,
-    format_statistics,
-    save_statistics,
-    summarize,
-    update_moments,
-)
+from rlds_hub.beam.quantiles import DEFAULT_SIZE
+from rlds_hub.beam.statistics import ComputeStatistics
+from rlds_hub.inspection.stats import print_statistics, save_statistics
 from rlds_hub.storage.dataset import open_dataset
-from rlds_hub.storage.episodes import batch_returns, table_plan
-from rlds_hub.storage.reader import iter_batches
-from rlds_hub.storage.selection import Selection
+from rlds_hub.storage.dataset_files import STATISTICS
 
 JOB = "stats"
-_RESULT = "partials.pickle"
+_RESULT = "results.pickle"
 
 
-class _UnitStatistics(beam.DoFn):
-    def __init__(self, keys: list[str] | None, sketch_size: int, progress_dir: str):
-        self._keys = keys
-        self._size = sketch_size
-        self._progress_dir = progress_dir
-
-    def setup(self) -> None:
-        self._datasets: dict[str, Any] = {}
-        self._counter = execution.Counter(self._progress_dir)
-
-    def teardown(self) -> None:
-        self._counter.close()
-
-    def process(self, unit: RecordUnit) -> Iterator[tuple[tuple, str, dict[str, Any]]]:
-        dataset = self._datasets.get(unit.path)
-        if dataset is None:
-            dataset = self._datasets[unit.path] = open_dataset(unit.path)
-        plan = table_plan(dataset)
-        moments, _ = feature_moments(dataset, self._keys)
-        sketches = {key: QuantileSketch(m.leaf.shape, self._size) for key, m in moments.items()}
-        lengths, returns = [], []
-        selection = Selection(dataset, unit.split, unit.indices)
-        for batch in iter_batches(selection, keys=plan.step_keys | set(moments)):
-            update_moments(moments, batch)
-            not_last = ~batch.last_step
-            for key, sketch in sketches.items():
-                values = batch.arrays[key]
-                sketch.update(values if moments[key].all_steps else values[not_last])
-            lengths.append(batch.num_steps)
-            totals = batch_returns(plan, batch)
-            if totals is not None:
-                returns.append(totals)
-            self._counter.add(len(batch.num_steps))
-        yield (
-            unit.key,
-            unit.split,
-            {
-                "moments": moments,
-                "sketches": sketches,
-                "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-                "returns": (np.concatenate(returns) if returns else np.zeros(0))
-                if plan.reward_key is not None
-                else None,
-            },
-        )
-
-
-def _write_partials(partials: list[Any], path: str) -> None:
+def _write_results(results: list[dict[str, Any]], path: str) -> None:
     with open(path + ".tmp", "wb") as f:
-        pickle.dump(sorted(partials, key=lambda p: p[0]), f)
+        pickle.dump(results, f)
     os.replace(path + ".tmp", path)
-
-
-def merge_partials(
-    dataset: Any,
-    partials: Iterable[tuple[tuple, str, dict[str, Any]]],
-    splits: Sequence[str],
-    keys: list[str] | None,
-) -> list[dict[str, Any]]:
-    """The statistics JSON of each split from the units' partial results (in key order)."""
-    plan = table_plan(dataset)
-    results = []
-    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in splits}
-    for _, split, partial in sorted(partials, key=lambda p: p[0]):
-        by_split[split].append(partial)
-    names = [f"p{q}" for q in QUANTILES]
-    for split in splits:
-        moments, skipped = feature_moments(dataset, keys)
-        parts: dict[str, list[QuantileSketch]] = {}
-        lengths, returns = [], []
-        for partial in by_split[split]:
-            for key, m in partial["moments"].items():
-                moments[key].merge(m)
-            for key, sketch in partial["sketches"].items():
-                parts.setdefault(key, []).append(sketch)
-            lengths.append(partial["lengths"])
-            if partial["returns"] is not None:
-                returns.append(partial["returns"])
-        result = summarize(
-            split,
-            plan.layout,
-            np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-            (np.concatenate(returns) if returns else np.zeros(0))
-            if plan.reward_key is not None
-            else None,
-            moments,
-            skipped,
-        )
-        for key, m in moments.items():
-            sketch = merge_all(parts.get(key, [])) or QuantileSketch(m.leaf.shape)
-            result["features"][m.leaf.name].update(
-                sketch.to_json([q / 100 for q in QUANTILES], names)
-            )
-        results.append(result)
-    return results
 
 
 def compute_statistics(
@@ -151,49 +51,45 @@ def compute_statistics(
     save: bool = True,
     output: str | os.PathLike | None = None,
     sketch_size: int = DEFAULT_SIZE,
-    beam_args: Sequence[str] | None = None,
-    quiet: bool = True,
+    run: Run | None = None,
 ) -> list[dict[str, Any]]:
     """Statistics of each split of ``input`` (the ``split`` selection's splits, default every
     split); stored with the dataset when ``save``, and written to ``output`` (a JSON file)
-    if given. Returns one result per split."""
+    if given. Returns one result per split, in the selection's order."""
+    run = Run.of(run)
     dataset = open_dataset(input)
     selections = common.input_selections(dataset, split)
     if len({s.split for s in selections}) != len(selections):
         raise ValueError(f"{split!r} names a split twice; statistics are per split")
-    keys = list(keys) if keys else None
-    feature_moments(dataset, keys)  # a bad key fails before the pipeline
-    if save and keys:
-        raise ValueError("saved statistics cover every feature; drop keys (--key) or --no-save")
-    units = record_units(selections, 0)
-    flags = common.default_flags(beam_args)
+    flags = run.flags()
     scratch = _scratch_dir(dataset.path)
     result_path = os.path.join(scratch, _RESULT)
     try:
+        statistics = ComputeStatistics(  # a bad key fails here, before the pipeline
+            selections, keys=keys, sketch_size=sketch_size, progress_dir=scratch
+        )
+        if save and keys:
+            raise ValueError("saved statistics cover every feature; drop keys (--key) or --no-save")
 
         def build(pipeline: Any) -> None:
             _ = (
                 pipeline
-                | "Units" >> beam.Create(units)
-                | "SpreadUnits" >> beam.Reshuffle()
-                | "UnitStatistics" >> beam.ParDo(_UnitStatistics(keys, sketch_size, scratch))
-                | "Collect" >> beam.combiners.ToList().without_defaults()
-                | "Write" >> beam.Map(_write_partials, result_path)
+                | "Statistics" >> statistics
+                | "Collect" >> beam.combiners.ToList()
+                | "Write" >> beam.Map(_write_results, result_path)
             )
 
         execution.run_pipeline(
             flags,
             build,
-            total=sum(len(u.indices) for u in units),
+            total=statistics.num_episodes,
             description=JOB,
-            quiet=quiet,
+            quiet=run.quiet,
             progress_dir=scratch,
         )
-        partials = []
-        if os.path.exists(result_path):
-            with open(result_path, "rb") as f:
-                partials = pickle.load(f)
-        results = merge_partials(dataset, partials, [s.split for s in selections], keys)
+        with open(result_path, "rb") as f:
+            by_split = {r["split"]: r for r in pickle.load(f)}
+        results = [by_split[s] for s in statistics.splits]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if save:
@@ -230,13 +126,10 @@ def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
         keys=args.key,
         save=save,
         output=args.output,
-        beam_args=flags,
-        quiet=args.quiet or args.json,
+        run=Run(beam_args=flags, quiet=args.quiet or args.json),
     )
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-    else:
-        print("\n\n".join(format_statistics(r) for r in results))
-        if save:
-            print(f"saved {os.path.join(path, 'statistics.json')}")
+    saved = save and not args.json
+    print_statistics(
+        results, as_json=args.json, saved=os.path.join(path, STATISTICS) if saved else None
+    )
     return 0
