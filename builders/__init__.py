@@ -1,6 +1,6 @@
-"""TFDS dataset builders, built with ``tfds build builders/<name>`` in a checkout, or with
-``tfds build "$(python -m builders <name>)"`` where rlds_hub is installed (the package ships
-them; see docs/pipelines.md)."""
+"""TFDS dataset builders, built with ``tfds build builders/<name>`` in a checkout (they are
+not installed with rlds_hub); from the repository root, ``python -m builders <name>`` prints a
+builder's folder (see docs/pipelines.md)."""
 
 from __future__ import annotations
 

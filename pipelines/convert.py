@@ -1,4 +1,4 @@
-"""`python -m pipelines.convert`: see `rlds_hub.beam.jobs.convert` (options: --help)."""
+"""`python -m pipelines.convert` from the repository root: `rlds_hub.pipelines.convert`."""
 
 import sys
 

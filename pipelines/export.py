@@ -1,4 +1,4 @@
-"""`python -m pipelines.export`: see `rlds_hub.beam.jobs.export` (options: --help)."""
+"""`python -m pipelines.export` from the repository root: `rlds_hub.pipelines.export`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python -m pipelines.filter`: see `rlds_hub.beam.jobs.filter` (options: --help)."""
+"""`python -m pipelines.filter` from the repository root: `rlds_hub.pipelines.filter`."""
 
 import sys
 

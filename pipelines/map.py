@@ -1,4 +1,4 @@
-"""`python -m pipelines.map`: see `rlds_hub.beam.jobs.map` (options: --help)."""
+"""`python -m pipelines.map` from the repository root: `rlds_hub.pipelines.map`."""
 
 import sys
 

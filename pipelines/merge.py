@@ -1,4 +1,4 @@
-"""`python -m pipelines.merge`: see `rlds_hub.beam.jobs.merge` (options: --help)."""
+"""`python -m pipelines.merge` from the repository root: `rlds_hub.pipelines.merge`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python -m pipelines.reshard`: see `rlds_hub.beam.jobs.reshard` (options: --help)."""
+"""`python -m pipelines.reshard` from the repository root: `rlds_hub.pipelines.reshard`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python -m pipelines.split`: see `rlds_hub.beam.jobs.split` (options: --help)."""
+"""`python -m pipelines.split` from the repository root: `rlds_hub.pipelines.split`."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`python -m pipelines.stats`: see `rlds_hub.beam.jobs.stats` (options: --help)."""
+"""`python -m pipelines.stats` from the repository root: `rlds_hub.pipelines.stats`."""
 
 import sys
 

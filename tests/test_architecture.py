@@ -57,6 +57,7 @@ ALLOWED = {
         "server",
     },
     "testing": {"format", "storage"},
+    "pipelines": {"beam"},
     "__init__": {
         "format",
         "storage",

@@ -20,7 +20,7 @@ Building blocks (see docs/pipelines.md):
 Jobs: :mod:`rlds_hub.beam.jobs` (convert, reshard, filter, map, merge, split, stats, export),
 each taking an :class:`~rlds_hub.beam.job_values.Output` and a
 :class:`~rlds_hub.beam.job_values.Run`; also ``rlds-hub <job>`` and
-``python -m pipelines.<job>``. Names load on first use, so
+``python -m rlds_hub.pipelines.<job>``. Names load on first use, so
 importing this package (as the CLI does) does not import Beam; using them needs the ``beam``
 extra (``pip install 'rlds-hub[beam]'``), and a missing one is a
 :class:`~rlds_hub.extras.MissingExtraError` that says so.
@@ -34,7 +34,10 @@ from rlds_hub import _lazy
 from rlds_hub.extras import require
 
 if TYPE_CHECKING:
+    from rlds_hub.beam.converting import ConvertSource as ConvertSource
     from rlds_hub.beam.encoder import EpisodeEncoder as EpisodeEncoder
+    from rlds_hub.beam.job_values import Output as Output
+    from rlds_hub.beam.job_values import Run as Run
     from rlds_hub.beam.jobs.convert import convert as convert
     from rlds_hub.beam.jobs.export import export as export
     from rlds_hub.beam.jobs.filter import filter_dataset as filter_dataset
@@ -43,9 +46,11 @@ if TYPE_CHECKING:
     from rlds_hub.beam.jobs.reshard import reshard as reshard
     from rlds_hub.beam.jobs.split import split_dataset as split_dataset
     from rlds_hub.beam.jobs.stats import compute_statistics as compute_statistics
+    from rlds_hub.beam.parquet import ExportParquet as ExportParquet
     from rlds_hub.beam.quantiles import QuantileSketch as QuantileSketch
     from rlds_hub.beam.reading import ReadEpisodes as ReadEpisodes
     from rlds_hub.beam.reading import record_units as record_units
+    from rlds_hub.beam.recording import RecordEpisodes as RecordEpisodes
     from rlds_hub.beam.recording import record_dataset as record_dataset
     from rlds_hub.beam.selection import EpisodeFilter as EpisodeFilter
     from rlds_hub.beam.selection import assign_split as assign_split
@@ -63,6 +68,8 @@ if TYPE_CHECKING:
         finish_dataset as finish_dataset,
     )
     from rlds_hub.beam.staging import Staging as Staging
+    from rlds_hub.beam.statistics import ComputeStatistics as ComputeStatistics
+    from rlds_hub.beam.transforms import AssignSplits as AssignSplits
     from rlds_hub.beam.transforms import (
         FilterEpisodes as FilterEpisodes,
     )

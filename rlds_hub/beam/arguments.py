@@ -1,5 +1,5 @@
 """Command-line options of the jobs (shared by ``rlds-hub <job>`` and ``python -m
-pipelines.<job>``). Importing this module does not import Beam."""
+rlds_hub.pipelines.<job>``). Importing this module does not import Beam."""
 
 from __future__ import annotations
 
@@ -273,14 +273,17 @@ ADDERS = {
 }
 
 
-def job_parser(job: str, parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The full parser of one job (its options and the Beam options). Options it does not
-    declare are Beam's (``--project``, ``--temp_location``, ...): they are kept in
-    ``beam_passthrough`` when Beam knows them, and anything else is an error naming the
-    closest option."""
+def job_parser(
+    job: str, parser: argparse.ArgumentParser | None = None, *, prog: str | None = None
+) -> argparse.ArgumentParser:
+    """The full parser of one job (its options and the Beam options), a new one named
+    ``prog`` (default ``python -m rlds_hub.pipelines.<job>``) unless ``parser`` is given.
+    Options it does not declare are Beam's (``--project``, ``--temp_location``, ...): they
+    are kept in ``beam_passthrough`` when Beam knows them, and anything else is an error
+    naming the closest option."""
     if parser is None:
         parser = argparse.ArgumentParser(
-            prog=f"python -m pipelines.{job}",
+            prog=prog or f"python -m rlds_hub.pipelines.{job}",
             description=DESCRIPTIONS[job],
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
             allow_abbrev=False,

@@ -1,5 +1,5 @@
 """``rlds-hub convert|reshard|filter|map|merge|split|stats|export``: the Beam jobs on the
-command line (the same code as ``python -m pipelines.<job>``).
+command line (the same code as ``python -m rlds_hub.pipelines.<job>``).
 
 ``rlds-hub stats`` already exists in the core CLI (in-process statistics); it gains the Beam
 options here, and runs the Beam job (which adds per-feature quantiles) when ``--runner`` is

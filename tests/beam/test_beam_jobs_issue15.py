@@ -226,7 +226,10 @@ def test_a_builder_refuses_to_reuse_data_converted_from_another_source(tmp_path,
         build(second)
 
 
-def test_the_builders_are_installed_with_the_package_and_located_by_name():
+def test_only_rlds_hub_is_installed_and_the_checkout_entry_points_still_work():
+    """pipelines/ and builders/ are generic top-level names: the package installs only
+    rlds_hub (the jobs as rlds_hub.pipelines); from the repository root, python -m
+    pipelines.<job> and python -m builders NAME still work."""
     import subprocess
     import sys
     import tomllib
@@ -235,13 +238,8 @@ def test_the_builders_are_installed_with_the_package_and_located_by_name():
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = find_packages(where=REPO, include=config["packages"]["find"]["include"])
-    for name in (
-        "builders",
-        "builders.minari_dataset",
-        "builders.envlogger_logs",
-        "builders.dm_control_expert",
-    ):
-        assert name in packages, name
+    assert "rlds_hub.pipelines" in packages
+    assert not [p for p in packages if not p.startswith("rlds_hub")], packages
     located = subprocess.run(
         [sys.executable, "-m", "builders", "minari_dataset"],
         cwd=REPO,
@@ -254,3 +252,8 @@ def test_the_builders_are_installed_with_the_package_and_located_by_name():
         [sys.executable, "-m", "builders", "minari"], cwd=REPO, capture_output=True, text=True
     )
     assert wrong.returncode == 2 and "minari_dataset" in wrong.stderr
+    for module in ("pipelines.reshard", "rlds_hub.pipelines.reshard"):
+        helped = subprocess.run(
+            [sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True
+        )
+        assert helped.returncode == 0 and f"python -m {module}" in helped.stdout, helped.stderr
