@@ -56,7 +56,7 @@ ALLOWED = {
         "beam",
         "server",
     },
-    "testing": {"format", "storage"},
+    "testing": {"format", "storage", "recorders", "envs", "inspection", "server"},
     "pipelines": {"beam"},
     "__init__": {
         "format",

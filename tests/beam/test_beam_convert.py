@@ -10,7 +10,6 @@ import gymnasium as gym
 import h5py
 import numpy as np
 import pytest
-from test_beam_helpers import FAST, NESTED_SPEC, record
 
 from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.convert import convert
@@ -18,7 +17,8 @@ from rlds_hub.beam.sources import SourceFormatError
 from rlds_hub.beam.staging import OutputExistsError
 from rlds_hub.inspection.validate import validate
 from rlds_hub.storage import iter_episodes, open_dataset
-from rlds_hub.testing import assert_bit_equal
+from rlds_hub.testing import NESTED_SPEC, assert_bit_equal
+from rlds_hub.testing.beam_jobs import FAST, record_nested
 
 
 def _episodes(path):
@@ -39,8 +39,8 @@ def _text(value):
 def logs(tmp_path_factory):
     """Two log directories written by envlogger's own Riegeli backend."""
     root = tmp_path_factory.mktemp("logs")
-    record(root / "a" / "run", episodes=5, per_shard=2, file_format="riegeli", seed=1)
-    record(
+    record_nested(root / "a" / "run", episodes=5, per_shard=2, file_format="riegeli", seed=1)
+    record_nested(
         root / "b",
         episodes=3,
         lengths=(1, 3),

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from test_beam_helpers import FAST, dataset_files, record
 
 from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.convert import convert
@@ -22,6 +21,7 @@ from rlds_hub.beam.jobs.stats import compute_statistics
 from rlds_hub.beam.sink import Sharding
 from rlds_hub.inspection.validate import validate
 from rlds_hub.storage import open_dataset
+from rlds_hub.testing.beam_jobs import FAST, dataset_files, record_nested
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -39,10 +39,10 @@ def cluster():
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     root = tmp_path_factory.mktemp("dask")
-    record(root / "robot", episodes=8, per_shard=2)
-    record(root / "robot2", episodes=5, per_shard=2, seed=5)
-    record(root / "logs" / "a", episodes=4, per_shard=2, file_format="riegeli", seed=3)
-    record(root / "logs" / "b", episodes=3, per_shard=2, file_format="riegeli", seed=4)
+    record_nested(root / "robot", episodes=8, per_shard=2)
+    record_nested(root / "robot2", episodes=5, per_shard=2, seed=5)
+    record_nested(root / "logs" / "a", episodes=4, per_shard=2, file_format="riegeli", seed=3)
+    record_nested(root / "logs" / "b", episodes=3, per_shard=2, file_format="riegeli", seed=4)
     return root
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_beam_helpers import FAST, MULTI, dataset_files, metadata, no_staging_left, record
 
 from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.export import export
@@ -29,6 +28,14 @@ from rlds_hub.inspection.validate import validate
 from rlds_hub.storage import episode_table, iter_episodes, iter_records, open_dataset
 from rlds_hub.storage.query import select_episodes
 from rlds_hub.testing import assert_bit_equal
+from rlds_hub.testing.beam_jobs import (
+    FAST,
+    MULTI,
+    dataset_files,
+    metadata,
+    no_staging_left,
+    record_nested,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     path = tmp_path_factory.mktemp("src") / "robot"
-    record(path, episodes=7, per_shard=3)
+    record_nested(path, episodes=7, per_shard=3)
     return path
 
 
@@ -227,7 +234,7 @@ def test_map_errors_name_the_episode_and_leave_no_output(source, tmp_path):
 
 def test_merge_joins_splits_in_input_order(source, tmp_path):
     other = tmp_path / "other"
-    record(other, episodes=3, seed=9)
+    record_nested(other, episodes=3, seed=9)
     out = tmp_path / "out"
     merge([source, other], out, run=Run(beam_args=FAST))
     assert _records(out) == _records(source) + _records(other)
@@ -262,8 +269,8 @@ def test_merge_lists_every_difference_of_mismatched_inputs(source, tmp_path):
 
 def test_split_by_episode_id_hash_is_stable_when_episodes_are_added(tmp_path):
     small, large = tmp_path / "small", tmp_path / "large"
-    record(small, episodes=12, seed=1)
-    record(large, episodes=30, seed=1)
+    record_nested(small, episodes=12, seed=1)
+    record_nested(large, episodes=30, seed=1)
     fractions = {"train": 0.6, "validation": 0.2, "test": 0.2}
     split_dataset(small, tmp_path / "a", fractions=fractions, run=Run(beam_args=FAST))
     split_dataset(large, tmp_path / "b", fractions=fractions, run=Run(beam_args=FAST))

@@ -8,17 +8,16 @@ import json
 import os
 from pathlib import Path
 
-import dm_env
 import numpy as np
 import pytest
 from dm_env import specs
-from test_beam_helpers import FAST, record
 
 from rlds_hub.beam.job_values import Run
 from rlds_hub.beam.jobs.filter import filter_dataset
 from rlds_hub.beam.jobs.map import MapFunctionError, map_dataset
 from rlds_hub.beam.jobs.merge import merge
-from rlds_hub.recorders import Recorder
+from rlds_hub.testing import CounterEnv, record
+from rlds_hub.testing.beam_jobs import FAST, record_nested
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 def five(tmp_path_factory):
     """Five episodes (lengths 4, 7, 2, 5, 4)."""
     path = tmp_path_factory.mktemp("five") / "robot"
-    record(path, episodes=5, per_shard=2)
+    record_nested(path, episodes=5, per_shard=2)
     return path
 
 
@@ -51,40 +50,23 @@ def test_the_filter_progress_bar_counts_every_episode_examined(five, tmp_path, c
 # ---- map -----------------------------------------------------------------------------------
 
 
-class Walk(dm_env.Environment):
+def walk() -> CounterEnv:
     """Rewards with many significant digits over 300 steps: their float64 sum depends on
     the order of the additions."""
-
-    def __init__(self):
-        self._rng = np.random.default_rng(7)
-        self._t = 0
-
-    def reset(self):
-        self._t = 0
-        return dm_env.restart(np.zeros(2))
-
-    def step(self, action):
-        self._t += 1
-        observation = self._rng.standard_normal(2)
-        reward = float(self._rng.uniform(0, 1)) * 0.1
-        if self._t >= 300:
-            return dm_env.truncation(reward, observation)
-        return dm_env.transition(reward, observation)
-
-    def observation_spec(self):
-        return specs.Array((2,), np.float64, "observation")
-
-    def action_spec(self):
-        return specs.BoundedArray((1,), np.float32, -1.0, 1.0, "action")
+    rng = np.random.default_rng(7)
+    return CounterEnv(
+        (300,),
+        terminate=(False,),
+        observation=lambda episode, t: rng.standard_normal(2) if t else np.zeros(2),
+        observation_spec=specs.Array((2,), np.float64, "observation"),
+        reward=lambda episode, t: float(rng.uniform(0, 1)) * 0.1,
+        action_spec=specs.BoundedArray((1,), np.float32, -1.0, 1.0, "action"),
+    )
 
 
 def test_map_keeps_the_recorded_returns_of_unchanged_rewards(tmp_path):
     source = tmp_path / "walk"
-    with Recorder(Walk(), source) as recorder:
-        for _ in range(3):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(1, np.float32))
+    record(walk(), source, episodes=3)
     out = tmp_path / "out"
     map_dataset(
         source, out, step_fn="test_beam_jobs_issue15:_halve_action", run=Run(beam_args=FAST)

@@ -14,7 +14,6 @@ import gymnasium as gym
 import h5py
 import numpy as np
 import pytest
-from test_beam_helpers import FAST, record
 
 from rlds_hub.beam.job_values import Run
 from rlds_hub.beam.jobs.convert import convert
@@ -27,6 +26,7 @@ from rlds_hub.beam.jobs.stats import compute_statistics
 from rlds_hub.inspection.stats import save_statistics, saved_statistics, statistics
 from rlds_hub.storage import open_dataset
 from rlds_hub.testing import assert_bit_equal
+from rlds_hub.testing.beam_jobs import FAST, record_nested
 
 
 def _rows(path) -> list[dict]:
@@ -177,8 +177,8 @@ def test_minari_convert_keeps_all_of_minaris_metadata(tmp_path):
 def converted(tmp_path_factory):
     """Envlogger logs in two folders, converted."""
     root = tmp_path_factory.mktemp("meta")
-    record(root / "logs" / "a", episodes=3, per_shard=2, file_format="riegeli", seed=1)
-    record(root / "logs" / "b", episodes=2, per_shard=2, file_format="riegeli", seed=2)
+    record_nested(root / "logs" / "a", episodes=3, per_shard=2, file_format="riegeli", seed=1)
+    record_nested(root / "logs" / "b", episodes=2, per_shard=2, file_format="riegeli", seed=2)
     out = root / "converted"
     convert(root / "logs", out, run=Run(beam_args=FAST))
     return out

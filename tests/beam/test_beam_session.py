@@ -7,16 +7,16 @@ from __future__ import annotations
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-from test_beam_helpers import FAST, no_staging_left, record
 
 from rlds_hub.beam import ReadEpisodes, Sharding, WriteSession
 from rlds_hub.storage import open_dataset, select_splits
+from rlds_hub.testing.beam_jobs import FAST, no_staging_left, record_nested
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     path = tmp_path_factory.mktemp("session") / "source"
-    record(path, episodes=4, lengths=(3, 5))
+    record_nested(path, episodes=4, lengths=(3, 5))
     return open_dataset(path)
 
 

@@ -136,13 +136,12 @@ def test_runner_short_names_and_dask_partitions():
 
 
 def test_big_shards_are_read_as_record_ranges_by_several_units(tmp_path):
-    from test_beam_helpers import record
-
     from rlds_hub.beam.reading import _ReadUnit, record_units
     from rlds_hub.storage import iter_records, open_dataset
     from rlds_hub.storage.selection import Selection
+    from rlds_hub.testing.beam_jobs import record_nested
 
-    record(tmp_path / "ds", episodes=9, per_shard=5)
+    record_nested(tmp_path / "ds", episodes=9, per_shard=5)
     dataset = open_dataset(tmp_path / "ds")
     units = record_units([Selection(dataset, "train")], unit_bytes=2_500)
     assert len(units) > 2  # the two shards (5 + 4 episodes) are cut into record ranges

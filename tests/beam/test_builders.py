@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_beam_helpers import FAST, dataset_files, record
 
 from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.inspection.validate import validate
 from rlds_hub.storage import iter_records, open_dataset
+from rlds_hub.testing.beam_jobs import FAST, dataset_files, record_nested
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ def test_envlogger_builder_equals_the_convert_job_and_loads_with_tfds(tmp_path):
     import tensorflow_datasets as tfds
 
     logs = tmp_path / "logs"
-    record(logs / "run", episodes=4, per_shard=2, file_format="riegeli")
+    record_nested(logs / "run", episodes=4, per_shard=2, file_format="riegeli")
     module = _builder_module("envlogger_logs")
     config = module.EnvloggerLogsConfig(name="mine", path=os.fspath(logs))
     builder = module.Builder(data_dir=os.fspath(tmp_path / "tfds"), config=config)

@@ -10,19 +10,19 @@ import os
 from pathlib import Path
 
 import pytest
-from test_beam_helpers import FAST, no_staging_left, record
 
 from rlds_hub.beam import execution
 from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.reshard import reshard
 from rlds_hub.beam.staging import OutputConflictError, OutputExistsError, Staging
 from rlds_hub.storage import publish
+from rlds_hub.testing.beam_jobs import FAST, no_staging_left, record_nested
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     path = tmp_path_factory.mktemp("commit") / "source"
-    record(path, episodes=3, lengths=(3, 4))
+    record_nested(path, episodes=3, lengths=(3, 4))
     return path
 
 

@@ -5,16 +5,16 @@ silently drops), and Beam's own options reach Beam, on ``python -m pipelines.<jo
 from __future__ import annotations
 
 import pytest
-from test_beam_helpers import FAST, record
 
 from rlds_hub.beam.arguments import job_parser
 from rlds_hub.beam.options import beam_flags
+from rlds_hub.testing.beam_jobs import FAST, record_nested
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     path = tmp_path_factory.mktemp("options") / "source"
-    record(path, episodes=2, lengths=(3, 4))
+    record_nested(path, episodes=2, lengths=(3, 4))
     return path
 
 

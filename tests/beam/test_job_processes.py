@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_beam_helpers import record
 
 from rlds_hub.beam.quiet import LineFilter
+from rlds_hub.testing.beam_jobs import record_nested
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTI = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -23,7 +23,7 @@ MULTI = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     path = tmp_path_factory.mktemp("processes") / "source"
-    record(path, episodes=3, lengths=(3, 4))
+    record_nested(path, episodes=3, lengths=(3, 4))
     return path
 
 

@@ -2,7 +2,6 @@
 
 import time
 
-import dm_env
 import jax
 import numpy as np
 import pytest
@@ -13,61 +12,45 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlds_hub import data
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage.dataset_files import DatasetError
+from rlds_hub.testing import CounterEnv, record
 from rlds_hub.transforms import episode_transitions, episode_windows, transition_indices
 
 LENGTHS = [5, 1, 9, 3, 7, 4, 2, 6]  # transitions per episode
 TERMINATE = [True, False, False, True, False, True, False, False]
 
 
-class StepEnv(dm_env.Environment):
+def _ident(episode, t):
+    ident = 1000.0 * episode + t
+    return {"id": np.array([ident], np.float64), "x": np.full(3, ident, np.float32)}
+
+
+def step_env():
     """Observations encode (episode, step) so every transition can be identified."""
-
-    def __init__(self):
-        self.episode, self.t = -1, 0
-
-    def _obs(self):
-        ident = 1000.0 * self.episode + self.t
-        return {"id": np.array([ident], np.float64), "x": np.full(3, ident, np.float32)}
-
-    def reset(self):
-        self.episode += 1
-        self.t = 0
-        return dm_env.restart(self._obs())
-
-    def step(self, action):
-        self.t += 1
-        reward = 0.5 * self.t + self.episode
-        discount = 0.9
-        if self.t >= LENGTHS[self.episode % len(LENGTHS)]:
-            if TERMINATE[self.episode % len(TERMINATE)]:
-                return dm_env.termination(reward, self._obs())
-            return dm_env.truncation(reward, self._obs(), discount)
-        return dm_env.transition(reward, self._obs(), discount)
-
-    def observation_spec(self):
-        return {"id": specs.Array((1,), np.float64), "x": specs.Array((3,), np.float32)}
-
-    def action_spec(self):
-        return specs.Array((2,), np.int32)
+    return CounterEnv(
+        LENGTHS,
+        terminate=TERMINATE,
+        observation=_ident,
+        observation_spec={"id": specs.Array((1,), np.float64), "x": specs.Array((3,), np.float32)},
+        reward=lambda episode, t: 0.5 * t + episode,
+        discount=0.9,
+        action_spec=specs.Array((2,), np.int32),
+    )
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "steps"
-    env = StepEnv()
-    with Recorder(
+    env = step_env()
+    record(
         env,
         path,
+        episodes=len(LENGTHS),
+        policy=lambda timestep: np.array([env.t, env.episode], np.int32),
         max_episodes_per_shard=3,
         step_fn=_step_fn,
         episode_fn=lambda ts, a, e: {"operator": "alice" if e.episode % 2 else "bob"},
-    ) as recorder:
-        for _ in range(len(LENGTHS)):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.array([env.t, env.episode], np.int32))
+    )
     return str(path)
 
 
@@ -362,38 +345,19 @@ def test_numpy_and_tensorflow_index_kernels_agree(lengths, n_step, gamma, size, 
 # ---- mixing ------------------------------------------------------------------------------
 
 
-class CountingEnv(dm_env.Environment):
-    """Episodes of 20 transitions whose observation is the episode's number."""
-
-    def __init__(self):
-        self.episode, self.t = -1, 0
-
-    def reset(self):
-        self.episode, self.t = self.episode + 1, 0
-        return dm_env.restart(np.array([self.episode], np.int32))
-
-    def step(self, action):
-        self.t += 1
-        obs = np.array([self.episode], np.int32)
-        if self.t == 20:
-            return dm_env.truncation(0.0, obs)
-        return dm_env.transition(0.0, obs)
-
-    def observation_spec(self):
-        return specs.Array((1,), np.int32)
-
-    def action_spec(self):
-        return specs.Array((), np.int32)
-
-
 @pytest.fixture(scope="module")
 def many_episodes(tmp_path_factory):
     path = tmp_path_factory.mktemp("mix") / "mix"
-    with Recorder(CountingEnv(), path, max_episodes_per_shard=16) as recorder:
-        for _ in range(64):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.int32(0))
+    # Episodes of 20 transitions whose observation is the episode's number.
+    env = CounterEnv(
+        (20,),
+        terminate=(False,),
+        observation=lambda episode, t: np.array([episode], np.int32),
+        observation_spec=specs.Array((1,), np.int32),
+        reward=lambda episode, t: 0.0,
+        action_spec=specs.Array((), np.int32),
+    )
+    record(env, path, episodes=64, policy=np.int32(0), max_episodes_per_shard=16)
     return str(path)
 
 

@@ -18,18 +18,16 @@ import shutil
 import warnings
 from pathlib import Path
 
-import dm_env
 import numpy as np
 import pytest
 from dm_env import specs
 
 from rlds_hub.inspection.stats import format_statistics, statistics
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import episode_table
 from rlds_hub.storage.query import select_episodes
-from rlds_hub.testing import read_episodes_with_tfds
+from rlds_hub.testing import CounterEnv, read_episodes_with_tfds, record
 
 LENGTHS = (3, 5, 1, 4, 2)  # transitions of episode i: LENGTHS[i % 5]
 TERMINATE = (True, False, False, True)
@@ -38,17 +36,11 @@ NUM_EPISODES = 9
 OFFSET = 1e6
 
 
-class ScriptedEnv(dm_env.Environment):
+def scripted_env(nonfinite: bool = False) -> CounterEnv:
     """Deterministic episodes; with ``nonfinite``, NaN and infinite values in known places."""
+    rng = np.random.default_rng(7)
 
-    def __init__(self, nonfinite: bool = False):
-        self.nonfinite = nonfinite
-        self.rng = np.random.default_rng(7)
-        self.episode = -1
-        self.t = 0
-
-    def _observation(self) -> dict:
-        rng, e, t = self.rng, self.episode, self.t
+    def observation(e: int, t: int) -> dict:
         observation = {
             "position": rng.normal(size=2) * 3.0 + np.array([1.0, -2.0]),
             "joints": {
@@ -59,7 +51,7 @@ class ScriptedEnv(dm_env.Environment):
             "camera": rng.integers(0, 255, (4, 4, 3), dtype=np.uint8),
             "label": f"e{e}t{t}",
         }
-        if self.nonfinite:
+        if nonfinite:
             position = observation["position"]
             if (e + t) % 4 == 0:
                 position[0] = np.nan
@@ -70,40 +62,34 @@ class ScriptedEnv(dm_env.Environment):
             observation["broken"] = np.array([rng.normal(), np.nan])
         return observation
 
-    def reset(self) -> dm_env.TimeStep:
-        self.episode += 1
-        self.t = 0
-        return dm_env.restart(self._observation())
+    def reward(e: int, t: int) -> float:
+        if nonfinite and (e, t) == (1, 2):
+            rng.normal()  # drawn all the same: the values that follow stay as they were
+            return math.nan
+        return float(rng.normal() + e)
 
-    def step(self, action) -> dm_env.TimeStep:
-        self.t += 1
-        reward = float(self.rng.normal() + self.episode)
-        if self.nonfinite and (self.episode, self.t) == (1, 2):
-            reward = math.nan
-        observation = self._observation()
-        if self.t >= LENGTHS[self.episode % len(LENGTHS)]:
-            if TERMINATE[self.episode % len(TERMINATE)]:
-                return dm_env.termination(reward, observation)
-            return dm_env.truncation(reward, observation)
-        return dm_env.transition(reward, observation)
-
-    def observation_spec(self):
-        spec = {
-            "position": specs.Array((2,), np.float64),
-            "joints": {
-                "angle": specs.Array((3,), np.float32),
-                "count": specs.Array((), np.int32),
-            },
-            "offset": specs.Array((), np.float64),
-            "camera": specs.Array((4, 4, 3), np.uint8),
-            "label": specs.StringArray(()),
-        }
-        if self.nonfinite:
-            spec["broken"] = specs.Array((2,), np.float64)
-        return spec
-
-    def action_spec(self):
-        return specs.Array((2,), np.float32)
+    spec = {
+        "position": specs.Array((2,), np.float64),
+        "joints": {
+            "angle": specs.Array((3,), np.float32),
+            "count": specs.Array((), np.int32),
+        },
+        "offset": specs.Array((), np.float64),
+        "camera": specs.Array((4, 4, 3), np.uint8),
+        "label": specs.StringArray(()),
+    }
+    if nonfinite:
+        spec["broken"] = specs.Array((2,), np.float64)
+    env = CounterEnv(
+        LENGTHS,
+        terminate=TERMINATE,
+        observation=observation,
+        observation_spec=spec,
+        reward=reward,
+        action_spec=specs.Array((2,), np.float32),
+    )
+    env.nonfinite = nonfinite
+    return env
 
 
 def _step_metadata(timestep, action, env):
@@ -117,16 +103,18 @@ def _episode_metadata(timestep, action, env):
 
 
 def _record(path: Path, nonfinite: bool = False) -> Path:
-    env = ScriptedEnv(nonfinite)
-    with Recorder(
-        env, path, max_episodes_per_shard=3, step_fn=_step_metadata, episode_fn=_episode_metadata
-    ) as recorder:
-        for e in range(NUM_EPISODES):
-            timestep = recorder.reset()
-            t = 0
-            while not timestep.last():
-                t += 1
-                timestep = recorder.step(np.array([t * 0.5 - e, 1.0 + e], np.float32))
+    env = scripted_env(nonfinite)
+    record(
+        env,
+        path,
+        episodes=NUM_EPISODES,
+        policy=lambda timestep: np.array(
+            [(env.t + 1) * 0.5 - env.episode, 1.0 + env.episode], np.float32
+        ),
+        max_episodes_per_shard=3,
+        step_fn=_step_metadata,
+        episode_fn=_episode_metadata,
+    )
     return path
 
 
@@ -524,11 +512,7 @@ def test_a_vector_reward_has_no_returns(tmp_path):
         reward_spec=specs.Array((2,), np.float32),
         episode_lengths=(2, 3),
     )
-    with Recorder(env, tmp_path / "ds") as recorder:
-        for _ in range(2):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, tmp_path / "ds", episodes=2)
     computed = _without_index(tmp_path / "ds", tmp_path / "computed")
     for path in (tmp_path / "ds", computed):
         assert [row["return"] for row in episode_table(path)] == [None, None]

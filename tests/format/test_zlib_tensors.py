@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_server import app_client
 
 from rlds_hub.storage import DatasetError, iter_episodes, open_dataset, read_episode
 from rlds_hub.testing import assert_bit_equal, read_episodes_with_tfds, stack_steps
+from rlds_hub.testing.service import app_client
 
 LENGTHS = (3, 1, 5, 4)
 

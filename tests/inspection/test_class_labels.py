@@ -93,7 +93,7 @@ def test_info_json_on_the_command_line_carries_them(labelled, capsys):
 
 
 def test_the_services_dataset_details_carry_them(labelled, tmp_path):
-    from conftest_server import app_client
+    from rlds_hub.testing.service import app_client
 
     with app_client([Path(labelled).parents[1]], f"sqlite:///{tmp_path}/index.sqlite3") as client:
         (item,) = client.get("/api/v1/datasets").json()["items"]

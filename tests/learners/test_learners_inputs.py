@@ -1,6 +1,5 @@
 """Task specs, normalisation, configs and bad input: every mistake gets a clear error."""
 
-import dm_env
 import numpy as np
 import pytest
 from dm_env import specs
@@ -14,51 +13,36 @@ from rlds_hub.learners.normalization import Normalizer
 from rlds_hub.learners.run import train
 from rlds_hub.learners.task import TaskSpec
 from rlds_hub.recorders import Recorder
+from rlds_hub.testing import CounterEnv, record
 
 
-class NanEnv(dm_env.Environment):
+def _nan_at_episode_1_step_3(episode, t):
+    x = np.full(2, 0.1 * t)
+    if (episode, t) == (1, 3):
+        x[1] = np.nan
+    return {"x": x}
+
+
+def nan_env():
     """Episodes of 5 steps; observation x is NaN at (episode 1, step 3)."""
-
-    def __init__(self):
-        self.episode, self.t = -1, 0
-
-    def reset(self):
-        self.episode += 1
-        self.t = 0
-        return dm_env.restart(self._obs())
-
-    def step(self, action):
-        self.t += 1
-        if self.t == 5:
-            return dm_env.truncation(1.0, self._obs())
-        return dm_env.transition(1.0, self._obs())
-
-    def _obs(self):
-        x = np.full(2, 0.1 * self.t)
-        if (self.episode, self.t) == (1, 3):
-            x[1] = np.nan
-        return {"x": x}
-
-    def observation_spec(self):
-        return {"x": specs.Array((2,), np.float64, name="x")}
-
-    def action_spec(self):
-        return specs.BoundedArray((1,), np.float32, -2.0, 2.0, name="action")
+    return CounterEnv(
+        lengths=(5,),
+        terminate=(False,),
+        observation=_nan_at_episode_1_step_3,
+        observation_spec={"x": specs.Array((2,), np.float64, name="x")},
+        action_spec=specs.BoundedArray((1,), np.float32, -2.0, 2.0, name="action"),
+    )
 
 
 def _record(path, env, episodes):
-    with Recorder(env, path, env_name="toy") as recorder:
-        for _ in range(episodes):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(1, np.float32))
+    record(env, path, episodes=episodes, policy=np.zeros(1, np.float32), env_name="toy")
     return path
 
 
 def test_nan_observations_are_reported_with_episode_and_step(tmp_path):
     from rlds_hub.storage import open_dataset, select
 
-    path = _record(tmp_path / "nan", NanEnv(), 3)
+    path = _record(tmp_path / "nan", nan_env(), 3)
     dataset = open_dataset(path)
     task = TaskSpec.from_dataset(dataset)
     with pytest.raises(DataError, match=r"observation/x is NaN in episode 1, step 3"):
@@ -219,7 +203,7 @@ def test_bad_training_input_gets_clear_errors(point_mass, tmp_path):
             **quiet,
         )
     empty = tmp_path / "empty"
-    Recorder(NanEnv(), empty, env_name="toy").close()
+    Recorder(nan_env(), empty, env_name="toy").close()
     with pytest.raises(DataError, match="no episode"):
         train("bc", dataset=empty, env="dm_control/point_mass-easy", out=tmp_path / "d", **quiet)
     with pytest.raises(LearnerError, match=r"needs continuous actions"):

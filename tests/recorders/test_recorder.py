@@ -1,6 +1,5 @@
 """Recorder semantics: RLDS alignment, metadata, appending, and bad input."""
 
-import dm_env
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -10,38 +9,22 @@ from rlds_hub.format.specs import SpecError
 from rlds_hub.inspection.validate import validate
 from rlds_hub.recorders import GymnasiumEnv, Recorder, RecordingError
 from rlds_hub.storage.writer import SpecMismatchError
-from rlds_hub.testing import RandomSpecEnv, read_episodes_with_tfds
+from rlds_hub.testing import CounterEnv, RandomSpecEnv, read_episodes_with_tfds
 
 
-class CountingEnv(dm_env.Environment):
-    """Observation = step count; reward = 10 * step; terminates or truncates after `length`."""
-
-    def __init__(self, length=3, terminate=True, obs_shape=(2,)):
-        self.length, self.terminate, self.obs_shape, self.t = length, terminate, obs_shape, 0
-        self.stepped = 0
-
-    def _obs(self):
-        return np.full(self.obs_shape, self.t, np.float32)
-
-    def reset(self):
-        self.t = 0
-        return dm_env.restart(self._obs())
-
-    def step(self, action):
-        self.stepped += 1
-        self.t += 1
-        reward = 10.0 * self.t
-        if self.t >= self.length:
-            if self.terminate:
-                return dm_env.termination(reward, self._obs())
-            return dm_env.truncation(reward, self._obs())
-        return dm_env.transition(reward, self._obs())
-
-    def observation_spec(self):
-        return specs.Array((2,), np.float32, "obs")
-
-    def action_spec(self):
-        return specs.BoundedArray((1,), np.int64, 0, 5, "action")
+def counting_env(length=3, terminate=True, obs_shape=(2,), obs_spec_shape=(2,)):
+    """Observation = step count; reward = 10 * step; terminates or truncates after `length`.
+    Setting ``env.obs_shape`` changes the observations' shape (not the spec's)."""
+    env = CounterEnv(
+        lengths=(length,),
+        terminate=(terminate,),
+        observation=lambda episode, t: np.full(env.obs_shape, t, np.float32),
+        observation_spec=specs.Array(obs_spec_shape, np.float32, "obs"),
+        reward=lambda episode, t: 10.0 * t,
+        action_spec=specs.BoundedArray((1,), np.int64, 0, 5, "action"),
+    )
+    env.obs_shape = obs_shape
+    return env
 
 
 def _run(recorder, episodes=1, action=None):
@@ -56,7 +39,7 @@ def _run(recorder, episodes=1, action=None):
 @pytest.mark.parametrize("length", [1, 3])
 @pytest.mark.parametrize("terminate", [True, False])
 def test_sar_alignment_and_flags(tmp_path, length, terminate):
-    with Recorder(CountingEnv(length, terminate), tmp_path / "ds") as recorder:
+    with Recorder(counting_env(length, terminate), tmp_path / "ds") as recorder:
         _run(recorder)
     (episode,) = read_episodes_with_tfds(str(tmp_path / "ds"))
     steps = episode["steps"]
@@ -85,11 +68,11 @@ def test_step_and_episode_metadata(tmp_path):
     def episode_fn(timestep, action, env):
         return {"length": env.t, "name": "demo"}
 
-    env = CountingEnv(3, True)
+    env = counting_env(3, True)
     # envlogger calls step_fn at reset too, with action None, which is no storable value
     with (
         pytest.raises(SpecError, match="step_fn is also called at reset"),
-        Recorder(CountingEnv(3), tmp_path / "bad", step_fn=step_fn) as recorder,
+        Recorder(counting_env(3), tmp_path / "bad", step_fn=step_fn) as recorder,
     ):
         _run(recorder)
 
@@ -112,7 +95,7 @@ def test_step_and_episode_metadata(tmp_path):
 
 def test_dataset_metadata_is_readable_with_plain_tfds(tmp_path):
     with Recorder(
-        CountingEnv(),
+        counting_env(),
         tmp_path / "ds",
         env_name="counting",
         policy_name="scripted",
@@ -130,9 +113,9 @@ def test_dataset_metadata_is_readable_with_plain_tfds(tmp_path):
 
 
 def test_append_resumes_and_refuses_other_specs(tmp_path):
-    with Recorder(CountingEnv(), tmp_path / "ds", policy_name="a") as recorder:
+    with Recorder(counting_env(), tmp_path / "ds", policy_name="a") as recorder:
         _run(recorder, episodes=2)
-    with Recorder(CountingEnv(), tmp_path / "ds", policy_name="b") as recorder:
+    with Recorder(counting_env(), tmp_path / "ds", policy_name="b") as recorder:
         assert recorder.num_episodes == 2
         _run(recorder, episodes=1)
         assert recorder.num_episodes == 3 and recorder.episodes_recorded == 1
@@ -140,17 +123,14 @@ def test_append_resumes_and_refuses_other_specs(tmp_path):
     assert builder.info.splits["train"].num_examples == 3
     assert [s["policy"] for s in builder.info.metadata["sessions"]] == ["a", "b"]
 
-    class Wider(CountingEnv):
-        def observation_spec(self):
-            return specs.Array((3,), np.float32, "obs")
-
+    wider = counting_env(obs_shape=(3,), obs_spec_shape=(3,))
     with pytest.raises(SpecMismatchError, match=r"observation: float32\[2\] != float32\[3\]"):
-        Recorder(Wider(obs_shape=(3,)), tmp_path / "ds", env_name="CountingEnv")
+        Recorder(wider, tmp_path / "ds", env_name="CounterEnv")  # the default: the class name
     assert tfds.builder_from_directory(str(tmp_path / "ds")).info.splits["train"].num_examples == 3
 
 
 def test_bad_actions_are_refused_before_the_env_steps(tmp_path):
-    env = CountingEnv(5)
+    env = counting_env(5)
     with Recorder(env, tmp_path / "ds") as recorder:
         _run(recorder)  # one completed episode
         recorder.reset()
@@ -171,7 +151,7 @@ def test_bad_actions_are_refused_before_the_env_steps(tmp_path):
 
 
 def test_env_spec_change_mid_episode_discards_only_that_episode(tmp_path):
-    env = CountingEnv(10)
+    env = counting_env(10)
     with Recorder(env, tmp_path / "ds") as recorder:
         _run(recorder, episodes=2)
         recorder.reset()
@@ -187,7 +167,7 @@ def test_env_spec_change_mid_episode_discards_only_that_episode(tmp_path):
 
 
 def test_step_order_errors(tmp_path):
-    with Recorder(CountingEnv(1), tmp_path / "ds") as recorder:
+    with Recorder(counting_env(1), tmp_path / "ds") as recorder:
         with pytest.raises(RecordingError, match="reset"):
             recorder.step(np.array([0]))
         recorder.reset()
@@ -201,7 +181,7 @@ def test_step_order_errors(tmp_path):
 
 
 def test_discard_and_unfinished_episodes(tmp_path):
-    with Recorder(CountingEnv(5), tmp_path / "ds") as recorder:
+    with Recorder(counting_env(5), tmp_path / "ds") as recorder:
         _run(recorder)
         recorder.reset()
         recorder.step(np.array([1]))
@@ -213,7 +193,7 @@ def test_discard_and_unfinished_episodes(tmp_path):
         recorder.reset()  # no transition yet when closing: nothing to keep
     lengths = [len(e["steps"]) for e in read_episodes_with_tfds(str(tmp_path / "ds"))]
     assert lengths == [6, 2, 6]
-    with Recorder(CountingEnv(5), tmp_path / "ds2", save_unfinished_episodes=False) as recorder:
+    with Recorder(counting_env(5), tmp_path / "ds2", save_unfinished_episodes=False) as recorder:
         recorder.reset()
         recorder.step(np.array([1]))
     # the dataset exists (created with the recorder), with no episodes
@@ -263,7 +243,7 @@ def test_gymnasium_terminated_vs_truncated(tmp_path):
 def test_riegeli_format_uses_envloggers_own_writer(tmp_path):
     import envlogger
 
-    with Recorder(CountingEnv(3), tmp_path / "rg", file_format="riegeli") as recorder:
+    with Recorder(counting_env(3), tmp_path / "rg", file_format="riegeli") as recorder:
         _run(recorder, episodes=2)
     with envlogger.Reader(str(tmp_path / "rg")) as reader:
         episodes = list(reader.episodes)
@@ -273,6 +253,6 @@ def test_riegeli_format_uses_envloggers_own_writer(tmp_path):
 
 def test_riegeli_recordings_count_their_episodes_and_steps(tmp_path):
     """`rlds-hub record --file-format riegeli` reported "recorded 0 episodes (0 steps)"."""
-    with Recorder(CountingEnv(3), tmp_path / "rg", file_format="riegeli") as recorder:
+    with Recorder(counting_env(3), tmp_path / "rg", file_format="riegeli") as recorder:
         _run(recorder, episodes=2)
         assert (recorder.episodes_recorded, recorder.steps_recorded) == (2, 8)

@@ -7,18 +7,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest_server import app_client, auth, copy_root, postgres_server
 
 from rlds_hub.server.index import database
 from rlds_hub.server.index.indexer import Indexer
 from rlds_hub.server.index.models import STATUS_ERROR, STATUS_OK
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/index.sqlite3"
-    return postgres_server().new_database()
+from rlds_hub.testing.service import app_client, auth
+from rlds_hub.testing.service_data import copy_root
 
 
 def test_a_lost_dataset_info_keeps_the_registered_name_until_it_is_restored(tmp_path, database_url):

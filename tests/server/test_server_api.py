@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest_server import FRAME, app_client, dataset_root, postgres_server, strict_json
 from PIL import Image
 
 from rlds_hub.format.plan import flatten
@@ -19,14 +18,12 @@ from rlds_hub.inspection import saved_statistics, summarize
 from rlds_hub.inspection.info import describe_features
 from rlds_hub.storage import episode_table, open_dataset, read_episode, select_episodes
 from rlds_hub.storage.checksums import file_checksum
+from rlds_hub.testing import FRAME
+from rlds_hub.testing.service import app_client, strict_json
+from rlds_hub.testing.service_data import dataset_root
 
 NAMES = {"point_mass", "frames", "oxe:oxe_like:1.0.0"}
 API = "/api/v1"
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    return postgres_server()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -10,30 +10,25 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest_server import app_client, auth, dataset_root, postgres_server
+
+from rlds_hub.testing.service import app_client, auth
+from rlds_hub.testing.service_data import dataset_root
 
 
 def _sqlite(root: Path) -> str:
     return f"sqlite:///{root.parent / 'index.sqlite3'}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'index.sqlite3'}"
-    return postgres_server().new_database()
-
-
 # ---- 15: kept responses are keyed by something never reused --------------------------------
 
 
 def test_a_new_dataset_is_never_shown_with_a_removed_ones_kept_answers(
-    tmp_path: Path, database: str
+    tmp_path: Path, database_url: str
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
     shutil.copytree(dataset_root() / "frames", root / "dsA")
-    with app_client([root], database) as client:
+    with app_client([root], database_url) as client:
         detail = client.get("/api/v1/datasets/dsA").json()
         assert detail["name"] == "dsA" and detail["num_episodes"] == 5
         assert client.get("/api/v1/datasets/dsA/episodes").json()["total"] == 5
@@ -47,12 +42,12 @@ def test_a_new_dataset_is_never_shown_with_a_removed_ones_kept_answers(
 
 
 def test_a_dataset_dropped_by_a_scan_leaves_nothing_to_its_successor(
-    tmp_path: Path, database: str
+    tmp_path: Path, database_url: str
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
     shutil.copytree(dataset_root() / "frames", root / "dsA")
-    with app_client([root], database) as client:
+    with app_client([root], database_url) as client:
         assert client.get("/api/v1/datasets/dsA/episodes?min_length=0").json()["total"] == 5
         assert client.get("/api/v1/datasets/dsA/episodes?limit=2").json()["total"] == 5
         shutil.rmtree(root / "dsA")
@@ -68,8 +63,8 @@ def test_a_dataset_dropped_by_a_scan_leaves_nothing_to_its_successor(
 
 
 @pytest.fixture
-def shared_client(tmp_path: Path, database: str):
-    with app_client([dataset_root()], database) as client:
+def shared_client(tmp_path: Path, database_url: str):
+    with app_client([dataset_root()], database_url) as client:
         yield client
 
 
@@ -152,9 +147,8 @@ def _asgi(
 def bare_app(tmp_path: Path):
     """The app without its lifespan (nothing scanned): enough for what happens before a
     route runs."""
-    from conftest_server import TOKEN
-
     from rlds_hub.server import Settings, create_app
+    from rlds_hub.testing.service import TOKEN
 
     return create_app(
         Settings(

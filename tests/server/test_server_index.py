@@ -8,18 +8,14 @@ import subprocess
 import threading
 
 import pytest
-from conftest_server import PYTHON, REPO, copy_root, dataset_root, postgres_server
 from sqlalchemy import func, inspect, select
 
 from rlds_hub.server.index import database, facts
 from rlds_hub.server.index import indexer as indexer_module
 from rlds_hub.server.index.indexer import Indexer
 from rlds_hub.server.index.models import Base, DatasetRow, EpisodeRow, EpisodeValueRow
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    return postgres_server()
+from rlds_hub.testing.service import PYTHON, REPO
+from rlds_hub.testing.service_data import copy_root, dataset_root
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -16,20 +16,18 @@ import tracemalloc
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest_server import FRAME, app_client, dataset_root, postgres_server
 from PIL import Image
 
 from rlds_hub.cli import main as cli_main
 from rlds_hub.server.index import database, queries
 from rlds_hub.server.reading import media, steps
+from rlds_hub.testing import FRAME
+from rlds_hub.testing.postgres import postgres_server
+from rlds_hub.testing.service import app_client
+from rlds_hub.testing.service_data import dataset_root
 
 API = "/api/v1"
 SQL_WORDS = ("SELECT", "INSERT", "FROM ", "[SQL", "WHERE")
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    return postgres_server()
 
 
 def no_sql(text: str) -> bool:

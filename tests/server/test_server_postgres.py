@@ -10,7 +10,9 @@ import time
 
 import httpx
 import pytest
-from conftest_server import auth, dataset_root, postgres_server, serving
+
+from rlds_hub.testing.service import auth, serving
+from rlds_hub.testing.service_data import dataset_root
 
 API = "/api/v1"
 STATE_SECONDS = 0.5  # the default: how long a process trusts what it read of the index
@@ -23,11 +25,6 @@ def eventually(check, seconds=4 * STATE_SECONDS):
     while not check():
         assert time.monotonic() < deadline, "the other server never saw the change"
         time.sleep(0.05)
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    return postgres_server()
 
 
 def test_a_dataset_registered_through_one_server_is_listed_by_the_other(postgres, tmp_path):

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_server import FramesEnv, copy_root, dataset_root
 
 from rlds_hub.format.plan import flatten
 from rlds_hub.recorders import Recorder
 from rlds_hub.server.reading.records import RecordLocator
 from rlds_hub.storage import ShardError, open_dataset, read_episode
+from rlds_hub.testing import FramesEnv
+from rlds_hub.testing.service_data import copy_root, dataset_root
 
 
 def assert_same(expected, got):

@@ -9,12 +9,13 @@ import warnings
 
 import pytest
 import schemathesis
-from conftest_server import TOKEN, copy_root
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 
 from rlds_hub.server import Settings, create_app
+from rlds_hub.testing.service import TOKEN
+from rlds_hub.testing.service_data import copy_root
 
 CHECKS = [
     checks.not_a_server_error,

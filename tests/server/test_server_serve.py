@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest_server import PYTHON, REPO, dataset_root, serving
+
+from rlds_hub.testing.service import PYTHON, REPO, serving
+from rlds_hub.testing.service_data import dataset_root
 
 
 def _sqlite(tmp_path: Path) -> str:

@@ -16,13 +16,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest_server import dataset_root, serving
 from dm_env import specs
 from PIL import Image
 
 from rlds_hub.format.encode import ExampleEncoder
 from rlds_hub.format.features import episode_features
 from rlds_hub.storage.writer import DatasetWriter
+from rlds_hub.testing.service import serving
+from rlds_hub.testing.service_data import dataset_root
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

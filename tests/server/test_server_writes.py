@@ -12,7 +12,9 @@ import threading
 import time
 
 import pytest
-from conftest_server import TOKEN, app_client, auth, copy_root
+
+from rlds_hub.testing.service import TOKEN, app_client, auth
+from rlds_hub.testing.service_data import copy_root
 
 API = "/api/v1"
 
@@ -123,9 +125,8 @@ def test_remove_then_scan_keeps_it_out_until_registered_again(client, root):
 
 
 def test_reindex_skips_unchanged_datasets_and_picks_up_new_episodes(client, root):
-    from conftest_server import FramesEnv
-
     from rlds_hub.recorders import Recorder
+    from rlds_hub.testing import FramesEnv
 
     url = f"{API}/datasets/frames/reindex"
     assert client.post(url, headers=auth()).json()["action"] == "unchanged"
@@ -296,10 +297,9 @@ def test_bulk_slices_beyond_the_byte_limit_are_refused(root, tmp_path):
 def test_repeated_pages_are_answered_from_kept_responses_until_the_index_changes(
     client, root, monkeypatch
 ):
-    from conftest_server import FramesEnv
-
     from rlds_hub.recorders import Recorder
     from rlds_hub.server.api.routes import episodes as episodes_route
+    from rlds_hub.testing import FramesEnv
 
     handled = []
     pagination = episodes_route.Pagination

@@ -11,10 +11,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest_server import app_client, auth, copy_root, record_frames
 
 from rlds_hub.storage import DatasetError, files, iter_episodes, open_dataset, read_record
 from rlds_hub.storage.checksums import write_checksums
+from rlds_hub.testing.service import app_client, auth
+from rlds_hub.testing.service_data import copy_root, record_frames
 
 TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_INDEX}"
 

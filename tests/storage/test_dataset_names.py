@@ -4,45 +4,21 @@
 import json
 import shutil
 
-import dm_env
 import numpy as np
 import pytest
-from dm_env import specs
 
 from rlds_hub.cli import main
 from rlds_hub.inspection.info import summarize
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.names import DATA_DIR_ENV, TFDS_DATA_DIR_ENV, as_dataset, resolve
-
-
-class Counter(dm_env.Environment):
-    """Three steps of a counter."""
-
-    def reset(self):
-        self.t = 0
-        return dm_env.restart(np.zeros(1, np.float32))
-
-    def step(self, action):
-        self.t += 1
-        obs = np.full(1, self.t, np.float32)
-        return dm_env.termination(1.0, obs) if self.t == 3 else dm_env.transition(1.0, obs)
-
-    def observation_spec(self):
-        return specs.Array((1,), np.float32)
-
-    def action_spec(self):
-        return specs.BoundedArray((), np.float32, -1.0, 1.0)
+from rlds_hub.testing import CounterEnv, record
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("names") / "ds"
-    with Recorder(Counter(), str(path), env_name="counter") as recorder:
-        for _ in range(2):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.float32(0.5))
+    # Episodes of three steps of a counter.
+    record(CounterEnv(), str(path), episodes=2, policy=np.float32(0.5), env_name="counter")
     return path
 
 

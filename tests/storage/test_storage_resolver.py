@@ -2,50 +2,22 @@
 does — ``storage.select``, ``select_episodes``, ``episode_table``, ``statistics``, ``info``
 — and a Selection is its dataset where a whole dataset is meant."""
 
-import dm_env
 import numpy as np
 import pytest
-from dm_env import specs
 
 from rlds_hub import storage
 from rlds_hub.inspection.info import summarize
 from rlds_hub.inspection.stats import statistics
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage.names import DATA_DIR_ENV, TFDS_DATA_DIR_ENV, as_dataset
-
-
-class Counter(dm_env.Environment):
-    """Episodes of 2, 3, 2 and 3 steps of a counter (rewards 1.0)."""
-
-    def __init__(self):
-        self.episode = 0
-
-    def reset(self):
-        self.t = 0
-        self.episode += 1
-        return dm_env.restart(np.zeros(1, np.float32))
-
-    def step(self, action):
-        self.t += 1
-        obs = np.full(1, self.t, np.float32)
-        last = 2 + self.episode % 2
-        return dm_env.termination(1.0, obs) if self.t == last else dm_env.transition(1.0, obs)
-
-    def observation_spec(self):
-        return specs.Array((1,), np.float32)
-
-    def action_spec(self):
-        return specs.BoundedArray((), np.float32, -1.0, 1.0)
+from rlds_hub.testing import CounterEnv, record
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("resolver")
-    with Recorder(Counter(), str(root / "counter"), env_name="counter") as recorder:
-        for _ in range(4):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.float32(0.5))
+    # Episodes of 3, 2, 3 and 2 steps of a counter (rewards 1.0).
+    env = CounterEnv(lengths=(3, 2))
+    record(env, str(root / "counter"), episodes=4, policy=np.float32(0.5), env_name="counter")
     return root
 
 

@@ -1,6 +1,5 @@
-"""Shared helpers of the Beam tests (no tests here): small datasets recorded with rlds_hub's
-recorder, envlogger logs written with envlogger's own Riegeli backend, the fast runner flags,
-and output comparisons."""
+"""Helpers of the Beam jobs' tests: the fast runner flags, small datasets of random nested
+values with step and episode metadata (:func:`record_nested`), and output comparisons."""
 
 from __future__ import annotations
 
@@ -10,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dm_env import specs
 
-from rlds_hub.recorders import Recorder
-from rlds_hub.testing import RandomSpecEnv
+from rlds_hub.testing.envs import nested_env
+from rlds_hub.testing.random_spec import RandomSpecEnv
+from rlds_hub.testing.recording import record
 
 # One in-process worker: the pipelines' logic without process start-up (the default
 # multi-processing runner and the DaskRunner are tested in their own tests).
@@ -24,15 +23,9 @@ MULTI = [
     "--direct_num_workers=2",
 ]
 
-NESTED_SPEC = {
-    "position": specs.Array((3,), np.float64, "position"),
-    "camera": specs.Array((6, 5, 3), np.uint8, "camera"),
-    "count": specs.Array((), np.int32, "count"),
-    "flags": specs.Array((2,), np.bool_, "flags"),
-}
-
 
 def step_metadata(timestep: Any, action: Any, env: Any) -> dict[str, Any]:
+    """A ``step_fn``: the action's sum as ``energy`` (0 at a reset)."""
     return {"energy": np.float32(0.0 if action is None else float(np.sum(action)))}
 
 
@@ -52,30 +45,34 @@ class EpisodeInfo:
         }
 
 
-def record(
+def record_nested(
     path: str | os.PathLike,
     *,
     episodes: int = 6,
-    lengths=(4, 7, 2, 5),
-    terminate=(True, False),
+    lengths: tuple[int, ...] = (4, 7, 2, 5),
+    terminate: tuple[bool, ...] = (True, False),
     per_shard: int = 2,
     seed: int = 0,
     file_format: str = "tfrecord",
     metadata: bool = True,
 ) -> RandomSpecEnv:
-    """Records ``episodes`` random-bit episodes with nested observations into ``path``;
-    returns the environment (whose log holds every value produced)."""
-    env = RandomSpecEnv(NESTED_SPEC, episode_lengths=lengths, terminate=terminate, seed=seed)
-    kwargs = {}
+    """Records ``episodes`` random-bit episodes with nested observations
+    (:func:`~rlds_hub.testing.envs.nested_env`) into ``path``, with step metadata
+    (``energy``) and episode metadata (``episode_id``, ``operator``, ``score``) unless
+    ``metadata`` is false; returns the environment (whose log holds every value produced)."""
+    options: dict[str, Any] = {}
     if metadata:
-        kwargs = {"step_fn": step_metadata, "episode_fn": EpisodeInfo()}
-    with Recorder(
-        env, path, max_episodes_per_shard=per_shard, file_format=file_format, **kwargs
-    ) as recorder:
-        for _ in range(episodes):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.full(2, 0.25, np.float32))
+        options = {"step_fn": step_metadata, "episode_fn": EpisodeInfo()}
+    env = nested_env(lengths, terminate, seed)
+    record(
+        env,
+        path,
+        episodes=episodes,
+        policy=np.full(2, 0.25, np.float32),
+        max_episodes_per_shard=per_shard,
+        file_format=file_format,
+        **options,
+    )
     return env
 
 
@@ -90,8 +87,10 @@ def dataset_files(path: str | os.PathLike) -> dict[str, bytes]:
 
 
 def metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """A dataset's metadata.json."""
     return json.loads((Path(path) / "metadata.json").read_text())
 
 
 def no_staging_left(parent: str | os.PathLike) -> bool:
+    """Whether ``parent`` holds no job's staging directory (``.tmp-*``)."""
     return not [p for p in Path(parent).iterdir() if p.name.startswith(".tmp-")]
