@@ -17,7 +17,7 @@ import numpy as np
 from rlds_hub import rlds_types as rlds
 from rlds_hub.beam.sink import SOURCE, EncodedEpisode
 from rlds_hub.format.encode import ExampleEncoder
-from rlds_hub.format.plan import Leaf, Plan
+from rlds_hub.format.plan import Leaf, LeafKind, Plan
 from rlds_hub.storage.episodes import TablePlan, rows_from_batch
 from rlds_hub.storage.reader import DecodedBatch
 
@@ -124,7 +124,7 @@ class EpisodeEncoder:
         num_steps: int | None = None
         first_key = ""
         for leaf in self.plan:
-            if self.exact_dtypes and leaf.kind != "string":
+            if self.exact_dtypes and leaf.kind != LeafKind.STRING:
                 found = np.asarray(values[leaf.key]).dtype
                 if found != leaf.dtype:
                     raise EpisodeContentError(
@@ -153,7 +153,7 @@ class EpisodeEncoder:
 
 
 def _episode_column(value: Any, leaf: Leaf) -> np.ndarray:
-    if leaf.kind == "string":
+    if leaf.kind == LeafKind.STRING:
         out = np.empty(1, object)
         out[0] = value
         return out
@@ -161,7 +161,7 @@ def _episode_column(value: Any, leaf: Leaf) -> np.ndarray:
 
 
 def _as_leaf_array(value: Any, leaf: Leaf, where: str) -> Any:
-    if leaf.kind == "string":
+    if leaf.kind == LeafKind.STRING:
         array = np.asarray(value, dtype=object)
         shape = array.shape[1:] if leaf.in_steps else array.shape
         if tuple(shape) != leaf.shape:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rlds_hub.format.images import ImageDecodeError, decode_image
-from rlds_hub.format.plan import Leaf, Plan
+from rlds_hub.format.plan import Leaf, LeafKind, Plan
 
 # Key of the per-episode step counts in decoded batches.
 NUM_STEPS = "__num_steps__"
@@ -346,7 +346,7 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
       ParseError: a list of the wrong kind or size.
     """
     kind, message = found if found is not None else (None, memoryview(b""))
-    if leaf.kind == "native":
+    if leaf.kind == LeafKind.NATIVE:
         if kind not in (None, _FLOAT_LIST, _INT64_LIST):
             raise ParseError("is not a numeric list")
         if leaf.dtype.kind == "f":
@@ -368,7 +368,7 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
         return values.reshape(-1, *leaf.shape)
     if kind not in (None, _BYTES_LIST):
         raise ParseError("is not a bytes list")
-    if leaf.kind == "raw":
+    if leaf.kind == LeafKind.RAW:
         width = leaf.dtype.itemsize * leaf.size
         rows = None if leaf.compression else fixed_bytes_values(message, width)
         if rows is None:
@@ -384,7 +384,7 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
         else:
             values = rows.view(_little_endian(leaf.dtype)) if width else rows
         return values.reshape(len(rows), *leaf.shape)
-    if leaf.kind == "string":
+    if leaf.kind == LeafKind.STRING:
         entries = bytes_values(message)
         if leaf.size == 0:
             return np.empty((0, *leaf.shape), object)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from rlds_hub.format.images import encode_png
-from rlds_hub.format.plan import Leaf, Plan, PlanError
+from rlds_hub.format.plan import Leaf, LeafKind, Plan, PlanError
 
 _TAG_1 = 0x0A  # field 1, length-delimited: Example.features, Features.feature, list.value
 _TAG_2 = 0x12  # field 2: Feature.float_list; map entry value
@@ -159,7 +159,7 @@ class ExampleEncoder:
         self.plan = plan
         self.leaves = list(plan.leaves)
         for leaf in self.leaves:
-            if leaf.kind == "image" and leaf.image_format == "jpeg":
+            if leaf.kind == LeafKind.IMAGE and leaf.image_format == "jpeg":
                 raise PlanError(
                     f"{leaf.key}: rlds_hub writes images as lossless PNG; JPEG features can "
                     "be copied record by record but not re-encoded"
@@ -172,9 +172,9 @@ class ExampleEncoder:
         self._encoders: dict[str, Callable[[Any, Leaf], Pieces]] = {
             "float": lambda v, leaf: _float_list(v),
             "int": lambda v, leaf: _int64_list(v),
-            "raw": self._encode_raw,
-            "string": self._encode_strings,
-            "image": self._encode_png,
+            LeafKind.RAW: self._encode_raw,
+            LeafKind.STRING: self._encode_strings,
+            LeafKind.IMAGE: self._encode_png,
         }
 
     def encode_pieces(self, values: Mapping[str, Any]) -> Pieces:
@@ -190,7 +190,7 @@ class ExampleEncoder:
         for leaf in self.leaves:
             value = values[leaf.key]
             if not leaf.in_steps:
-                value = [np.asarray(value)[None]] if leaf.kind != "string" else [[value]]
+                value = [np.asarray(value)[None]] if leaf.kind != LeafKind.STRING else [[value]]
             feature = self._encoders[_encoder_kind(leaf)](value, leaf)
             # map entry {key, value: feature} as one header followed by the feature's pieces
             key = self._keys[leaf.key]
@@ -260,4 +260,4 @@ def _size(shape: tuple[int, ...]) -> int:
 
 
 def _encoder_kind(leaf: Leaf) -> str:
-    return leaf.wire if leaf.kind == "native" else leaf.kind
+    return leaf.wire if leaf.kind == LeafKind.NATIVE else leaf.kind

@@ -7,7 +7,7 @@ into one :class:`Leaf` per serialized key — ``steps/observation/position``,
 (:mod:`rlds_hub.format.decode`) both work from this plan, so a machine with NumPy and no
 TensorFlow reads and writes every dataset TFDS can.
 
-Kinds of leaves:
+Kinds of leaves (:class:`LeafKind`, strings on disk and in JSON):
 
 * ``native``: numbers in TFDS's ``float_list`` (floating dtypes, stored as float32) or
   ``int64_list`` (integers and bools); ``size`` values per step.
@@ -20,6 +20,7 @@ Kinds of leaves:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import json
 import math
@@ -30,8 +31,16 @@ import numpy as np
 
 from rlds_hub import rlds_types as rlds
 
-KINDS = ("native", "raw", "string", "image")
 _STEPS_PREFIX = f"{rlds.STEPS}/"
+
+
+class LeafKind(enum.StrEnum):
+    """How a leaf is serialized (the module docstring says each); equal to its string."""
+
+    NATIVE = "native"
+    RAW = "raw"
+    STRING = "string"
+    IMAGE = "image"
 
 
 class PlanError(ValueError):
@@ -44,7 +53,7 @@ class Leaf:
 
     Attributes:
       key: the flattened TFDS key, e.g. "steps/observation/position".
-      kind: "native", "raw", "string" or "image" (see the module docstring).
+      kind: a :class:`LeafKind`: native, raw, string or image (see the module docstring).
       dtype: the decoded NumPy dtype (``object`` for strings: UTF-8 ``bytes``).
       shape: the per-step (step leaves) or per-episode (episode leaves) shape.
       in_steps: True for step fields, False for episode metadata.
@@ -53,7 +62,7 @@ class Leaf:
     """
 
     key: str
-    kind: str
+    kind: LeafKind
     dtype: np.dtype
     shape: tuple[int, ...]
     in_steps: bool
@@ -78,18 +87,18 @@ class Leaf:
     @property
     def wire(self) -> str:
         """The serialized list kind: "float", "int" or "bytes"."""
-        if self.kind != "native":
+        if self.kind != LeafKind.NATIVE:
             return "bytes"
         return "float" if self.dtype.kind == "f" else "int"
 
     @property
     def values_per_entry(self) -> int:
         """Serialized list values per step (step leaves) or per episode."""
-        return self.size if self.kind in ("native", "string") else 1
+        return self.size if self.kind in (LeafKind.NATIVE, LeafKind.STRING) else 1
 
     @property
     def is_numeric(self) -> bool:
-        return self.kind in ("native", "raw") and self.dtype.kind in "biuf"
+        return self.kind in (LeafKind.NATIVE, LeafKind.RAW) and self.dtype.kind in "biuf"
 
 
 class Plan:
@@ -228,9 +237,9 @@ def _compile(node: Any, key: str, in_steps: bool) -> list[Leaf]:
     if class_name in ("Tensor", "Scalar"):
         return [_tensor_leaf(content, key, in_steps)]
     if class_name == "Text":
-        return [Leaf(key, "string", np.dtype(object), (), in_steps)]
+        return [Leaf(key, LeafKind.STRING, np.dtype(object), (), in_steps)]
     if class_name == "ClassLabel":
-        return [Leaf(key, "native", np.dtype(np.int64), (), in_steps)]
+        return [Leaf(key, LeafKind.NATIVE, np.dtype(np.int64), (), in_steps)]
     if class_name == "Image":
         shape = _shape(content.get("shape"), key)
         dtype = _dtype(content.get("dtype") or "uint8", key)
@@ -239,7 +248,7 @@ def _compile(node: Any, key: str, in_steps: bool) -> list[Leaf]:
         fmt = content.get("encodingFormat") or None
         if fmt not in (None, "png", "jpeg"):
             raise PlanError(f"{key}: image encoding {fmt!r} is not supported (png, jpeg are)")
-        return [Leaf(key, "image", dtype, shape, in_steps, fmt)]
+        return [Leaf(key, LeafKind.IMAGE, dtype, shape, in_steps, fmt)]
     raise PlanError(
         f"{key}: TFDS feature type {class_name} is not supported by rlds_hub's decoder "
         "(supported: FeaturesDict, Dataset, Tensor, Scalar, Image, Text, ClassLabel)"
@@ -253,11 +262,16 @@ def _tensor_leaf(content: Mapping[str, Any], key: str, in_steps: bool) -> Leaf:
     if dtype_name == "string":
         if encoding not in ("none", ""):
             raise PlanError(f"{key}: string tensors with encoding {encoding!r} are not supported")
-        return Leaf(key, "string", np.dtype(object), shape, in_steps)
+        return Leaf(key, LeafKind.STRING, np.dtype(object), shape, in_steps)
     dtype = _dtype(dtype_name, key)
     if encoding in ("bytes", "zlib"):
         return Leaf(
-            key, "raw", dtype, shape, in_steps, compression="zlib" if encoding == "zlib" else None
+            key,
+            LeafKind.RAW,
+            dtype,
+            shape,
+            in_steps,
+            compression="zlib" if encoding == "zlib" else None,
         )
     if encoding not in ("none", ""):
         raise PlanError(
@@ -266,7 +280,7 @@ def _tensor_leaf(content: Mapping[str, Any], key: str, in_steps: bool) -> Leaf:
         )
     if dtype.kind == "c":
         raise PlanError(f"{key}: complex tensors need encoding='bytes'")
-    return Leaf(key, "native", dtype, shape, in_steps)
+    return Leaf(key, LeafKind.NATIVE, dtype, shape, in_steps)
 
 
 def _shape(data: Any, key: str) -> tuple[int, ...]:

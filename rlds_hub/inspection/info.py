@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from rlds_hub.format.metadata import DatasetMetadata
-from rlds_hub.format.plan import Plan
+from rlds_hub.format.plan import LeafKind, Plan
 from rlds_hub.inspection.labels import class_labels
 from rlds_hub.inspection.labels import describe as describe_labels
 from rlds_hub.inspection.stats import distribution
@@ -90,7 +90,7 @@ def describe_features(
     for leaf in plan:
         entry = {
             "key": leaf.name,
-            "dtype": "string" if leaf.kind == "string" else leaf.dtype.name,
+            "dtype": "string" if leaf.kind == LeafKind.STRING else leaf.dtype.name,
             "shape": list(leaf.shape),
             "encoding": leaf.compression
             or _ENCODINGS.get(leaf.kind)

@@ -34,7 +34,7 @@ import numpy as np
 
 from rlds_hub import rlds_types as rlds
 from rlds_hub.format.features import is_image_spec
-from rlds_hub.format.plan import Leaf
+from rlds_hub.format.plan import Leaf, LeafKind
 from rlds_hub.storage import dataset_files, files
 from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.episodes import (
@@ -318,9 +318,9 @@ def _select(leaves: list[Leaf], keys: Iterable[str] | None) -> list[Leaf]:
 def _skip_reason(leaf: Leaf) -> str | None:
     if leaf.field in rlds.FLAG_FIELDS:
         return "RLDS flag"
-    if leaf.kind == "image":
+    if leaf.kind == LeafKind.IMAGE:
         return "image"
-    if leaf.kind == "string":
+    if leaf.kind == LeafKind.STRING:
         return "string"
     dtype = leaf.dtype
     if is_image_spec(leaf.shape, dtype):

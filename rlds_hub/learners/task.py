@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub.format.plan import flatten
+from rlds_hub.format.plan import LeafKind, flatten
 from rlds_hub.format.specs import describe_json_spec, spec_differences, spec_to_json
 from rlds_hub.learners.errors import DataError, SpecMismatchError
 
@@ -367,9 +367,9 @@ def _specs_from_plan(plan: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             "dtype": leaf.dtype.name,
             "name": name.rsplit("/", 1)[-1],
         }
-        if leaf.kind in ("image", "string"):
+        if leaf.kind in (LeafKind.IMAGE, LeafKind.STRING):
             entry = {
-                "kind": "string" if leaf.kind == "string" else "array",
+                "kind": "string" if leaf.kind == LeafKind.STRING else "array",
                 "shape": list(leaf.shape),
                 "dtype": "uint8",
                 "string_type": "bytes",

@@ -38,7 +38,7 @@ import numpy as np
 
 from rlds_hub import rlds_types as rlds
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder, ParseError
-from rlds_hub.format.plan import Leaf, Plan
+from rlds_hub.format.plan import Leaf, LeafKind, Plan
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.dataset_files import EPISODE_INDEX, DatasetError
 from rlds_hub.storage.episode_index import EpisodeIndex
@@ -167,7 +167,7 @@ class TablePlan:
         episode_scalars = [
             leaf
             for leaf in plan.episode_leaves
-            if leaf.shape == () and (leaf.kind == "string" or leaf.is_numeric)
+            if leaf.shape == () and (leaf.kind == LeafKind.STRING or leaf.is_numeric)
         ]
         return cls(
             length_key=plan.length_leaf().key,
@@ -187,7 +187,7 @@ def _metadata_names(leaves: list[Leaf]) -> dict[str, tuple[str, str]]:
         name = leaf.key
         if name.startswith(_OXE_PREFIX) and name[len(_OXE_PREFIX) :] not in keys:
             name = name[len(_OXE_PREFIX) :]
-        names[leaf.key] = (name, "S" if leaf.kind == "string" else leaf.dtype.kind)
+        names[leaf.key] = (name, "S" if leaf.kind == LeafKind.STRING else leaf.dtype.kind)
     return names
 
 

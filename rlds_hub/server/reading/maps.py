@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlds_hub.format.plan import Leaf
+from rlds_hub.format.plan import Leaf, LeafKind
 
 MIN_SIDE = 8
 # viridis at ten even stops, interpolated to 256 entries
@@ -44,7 +44,7 @@ def is_map(leaf: Leaf) -> bool:
     shape = leaf.shape
     return (
         leaf.in_steps
-        and leaf.kind in ("native", "raw")
+        and leaf.kind in (LeafKind.NATIVE, LeafKind.RAW)
         and leaf.dtype.kind in "iuf"
         and (len(shape) == 2 or (len(shape) == 3 and shape[2] == 1))
         and min(shape[:2]) >= MIN_SIDE

@@ -29,7 +29,7 @@ import numpy as np
 
 from rlds_hub import rlds_types as rlds
 from rlds_hub.format.features import is_image_spec
-from rlds_hub.format.plan import Leaf, Plan
+from rlds_hub.format.plan import Leaf, LeafKind, Plan
 
 STEPS_PREFIX = f"{rlds.STEPS}/"
 CHUNK_BYTES = 4 * 2**20  # about this many bytes of arrays per streamed chunk
@@ -48,7 +48,9 @@ class SliceError(ValueError):
 
 def is_image(leaf: Leaf) -> bool:
     """Image frames: encoded images, or raw uint8 ``H x W x C`` arrays."""
-    return leaf.kind == "image" or (leaf.kind == "raw" and is_image_spec(leaf.shape, leaf.dtype))
+    return leaf.kind == LeafKind.IMAGE or (
+        leaf.kind == LeafKind.RAW and is_image_spec(leaf.shape, leaf.dtype)
+    )
 
 
 def step_leaves(plan: Plan, fields: Sequence[str] | None, *, allow_images: bool) -> list[Leaf]:
@@ -111,7 +113,9 @@ def slice_bytes(
 
 
 def describe(leaves: Sequence[Leaf]) -> tuple[dict[str, str], dict[str, list[int]]]:
-    dtypes = {leaf.name: "string" if leaf.kind == "string" else leaf.dtype.name for leaf in leaves}
+    dtypes = {
+        leaf.name: "string" if leaf.kind == LeafKind.STRING else leaf.dtype.name for leaf in leaves
+    }
     shapes = {leaf.name: list(leaf.shape) for leaf in leaves}
     return dtypes, shapes
 
@@ -157,7 +161,7 @@ def encode_json(
 def step_bytes(leaves: Sequence[Leaf]) -> int:
     """Bytes one step of ``leaves`` takes decoded (strings counted as ``STRING_BYTES``)."""
     return sum(
-        leaf.size * (STRING_BYTES if leaf.kind == "string" else leaf.dtype.itemsize)
+        leaf.size * (STRING_BYTES if leaf.kind == LeafKind.STRING else leaf.dtype.itemsize)
         for leaf in leaves
     )
 
@@ -228,7 +232,7 @@ def stream_arrow(
     import pyarrow as pa
 
     for leaf in leaves:
-        if leaf.kind != "string" and arrays[leaf.key].dtype.kind == "c":
+        if leaf.kind != LeafKind.STRING and arrays[leaf.key].dtype.kind == "c":
             raise SliceError(f"{leaf.name}: complex numbers have no Arrow type; use format=npz")
     text = {
         leaf.key: _is_text(arrays[leaf.key][start:stop])

@@ -15,7 +15,7 @@ import numpy as np
 
 from rlds_hub.format.decode import EpisodeDecoder, ParseError
 from rlds_hub.format.images import image_format
-from rlds_hub.format.plan import Leaf
+from rlds_hub.format.plan import Leaf, LeafKind
 from rlds_hub.server.reading.episodes import DatasetUnavailable, EpisodeReader
 from rlds_hub.storage import DatasetError, read_record
 
@@ -42,7 +42,7 @@ def stored_frames(
     """The stored frames of ``leaf`` in episode ``index`` when the field is JPEG-encoded (or
     of a format detected per frame); None otherwise, or when the record cannot be read (the
     decoding path then says why)."""
-    if leaf.kind != "image" or leaf.image_format not in ("jpeg", None):
+    if leaf.kind != LeafKind.IMAGE or leaf.image_format not in ("jpeg", None):
         return None
     key = (row.path, row.generation, split, index, "stored", leaf.key)
     try:
@@ -57,7 +57,7 @@ def _read(
 ) -> dict[str, np.ndarray]:
     record = read_record(reader.dataset(row), split, index)
     as_bytes = dataclasses.replace(
-        leaf, kind="string", dtype=np.dtype(object), shape=(), image_format=None
+        leaf, kind=LeafKind.STRING, dtype=np.dtype(object), shape=(), image_format=None
     )
     values, _ = EpisodeDecoder([as_bytes]).decode_episode(record.data)
     blobs = [bytes(blob) for blob in values[leaf.key]]

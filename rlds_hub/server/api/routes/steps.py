@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from rlds_hub.format.plan import LeafKind
 from rlds_hub.server.api import reads
 from rlds_hub.server.api.deps import MAX_INDEX, DatasetName, ServiceDep, SplitQuery
 from rlds_hub.server.api.schemas.common import error_responses
@@ -162,7 +163,7 @@ def _prepare(
             )
         end, truncated = begin + limit, True
     estimate = (end - begin) * sum(
-        leaf.size * leaf.dtype.itemsize for leaf in leaves if leaf.kind != "string"
+        leaf.size * leaf.dtype.itemsize for leaf in leaves if leaf.kind != LeafKind.STRING
     )
     _check_size(service, estimate)
     header = {"dataset": dataset.name, "split": split, "index": index, "length": episode.length}
