@@ -2,7 +2,7 @@
 
 A Beam worker process (the DirectRunner's multi-processing workers, a local Dask cluster's
 workers) outlives a job's driver process that was killed (SIGKILL, out of memory): a worker
-that was still starting waits minutes for the driver's control service, ~200 MB each.
+that was still starting waits minutes for the driver's control service, holding its memory.
 While a pipeline runs, :func:`watching` names the driver in the environment its workers
 inherit (``RLDS_HUB_BEAM_DRIVER=<pid>:<start time>``) and starts a small watchdog process
 (this file run as a script: standard library only) that holds the read end of a pipe from

@@ -18,8 +18,8 @@ class Mixer:
     Batches are built a block at a time: for a block of ``B`` batches, chunk ``c`` gives
     ``B x share_c`` consecutive items, reshaped ``[B, share_c, ...]``, and one
     ``np.concatenate(axis=1)`` per field lays the chunks side by side into ``[B, batch, ...]``
-    — one copy, a handful of NumPy calls per block instead of per batch (measured: ~3x the
-    batch rate of slicing every batch). The remainder's assignment is drawn anew per block.
+    — one copy, a handful of NumPy calls per block instead of per batch (faster than slicing
+    every batch: docs/benchmarks.md). The remainder's assignment is drawn anew per block.
     """
 
     def __init__(

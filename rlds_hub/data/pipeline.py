@@ -20,8 +20,8 @@ batches. Batches come as nested dicts of NumPy arrays (iterate the loader), as a
 (:meth:`BatchLoader.as_jax_iterator`).
 
 TensorFlow's own ``tf.io.parse_example`` pipeline was measured side by side before this
-design was chosen: on the read benchmark it reached ~2.5M transitions/s for its stage 1,
-against ~4.2M/s with the NumPy decoder (and it cannot run without TensorFlow).
+design was chosen, and was slower (docs/benchmarks.md, "Before and after the format core");
+it also cannot run without TensorFlow.
 """
 
 from __future__ import annotations

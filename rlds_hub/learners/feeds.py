@@ -1,9 +1,8 @@
 """Feeds: where a learner's stacked batches ``[steps_per_call, batch, ...]`` come from.
 
-One jitted call runs ``steps_per_call`` SGD steps with ``lax.scan`` (amortising dispatch:
-the peers' ceiling measured 495 updates/s with one update per call against 679 with 100 per
-call on two CPU cores, 3,421 against 17,803 on an H100), so a feed hands over that many
-batches at once, already placed on the devices with the batch axis split over them.
+One jitted call runs ``steps_per_call`` SGD steps with ``lax.scan`` (amortising dispatch,
+which matters most on an accelerator: docs/benchmarks.md, "Learners"), so a feed hands over
+that many batches at once, already placed on the devices with the batch axis split over them.
 
 - :class:`ArrayFeed`: transitions held in device memory (replicated), sampled uniformly with
   replacement on the device — no host round trip per batch. The core

@@ -1,9 +1,8 @@
 """File-system work done off the step path: creating empty files, deleting garbage, and
 queued jobs such as growing the shard being filled.
 
-On this project's machines (ext4 on a virtual disk, mounted with ``discard``) creating a file
-costs ~200 µs and freeing one ~150 µs, several times what writing an episode's 100 KB costs.
-A recorder publishes every episode with two new files (its shard and a new
+Creating and freeing a file can cost several times what writing an episode's 100 KB costs
+(on ext4 mounted with ``discard``, for one: docs/benchmarks.md, "Recording"). A recorder publishes every episode with two new files (its shard and a new
 ``dataset_info.json``) and leaves two garbage files, so a background thread keeps a few empty
 hidden files created in advance and deletes garbage, and the step path only writes and
 renames. Everything this thread touches carries ``TMP_PREFIX``; what a killed process leaves

@@ -76,7 +76,8 @@ def map_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes | 
     """A whole file's bytes, for reading: a local file of ``MAP_AT_LEAST`` bytes or more as a
     read-only memory map of the page cache, populated up front. Reading a file into new
     memory costs a copy and a page fault per 4 KiB page: for the shards of a dataset that is
-    most of the time a loader spends on I/O (23 MB: ~14 ms read, ~2.5 ms mapped, here).
+    most of the time a loader spends on I/O (docs/benchmarks.md, "Before and after the
+    format core").
 
     The views stay valid while anything references them, also after the file is replaced
     or deleted (datasets replace files by rename; no listed shard is written in place).

@@ -1,5 +1,7 @@
 """The batch jobs: each module has a Python function (``convert(...)``, ``reshard(...)``,
-...), ``add_arguments(parser)`` for its command-line options and ``main(args)``; the
-``rlds-hub`` subcommands and ``python -m pipelines.<job>`` call them."""
+...) and ``main(args, flags)``, which runs it from parsed command-line arguments and Beam
+pipeline flags; the options are declared in :mod:`rlds_hub.beam.arguments`, and the
+``rlds-hub`` subcommands (:mod:`rlds_hub.beam.commands`) and ``python -m pipelines.<job>``
+call ``main``."""
 
 JOBS = ("convert", "reshard", "filter", "map", "merge", "split", "stats", "export")
