@@ -18,6 +18,7 @@ import dm_env
 import numpy as np
 from dm_env import specs
 
+from rlds_hub.envs.wrapper import EnvironmentWrapper
 from rlds_hub.testing.random_spec import RandomSpecEnv
 
 FRAME = 24  # FramesEnv's images are FRAME x FRAME x 3
@@ -143,7 +144,7 @@ def nested_env(
     return RandomSpecEnv(NESTED_SPEC, episode_lengths=lengths, terminate=terminate, seed=seed)
 
 
-class FailingEnv(dm_env.Environment):
+class FailingEnv(EnvironmentWrapper):
     """``env``, except that reset number ``at_reset`` (from 0) or step number ``at_step``
     (counted over all episodes, from 1) raises ``error``."""
 
@@ -157,7 +158,8 @@ class FailingEnv(dm_env.Environment):
     ):
         if at_reset is None and at_step is None:
             raise ValueError("FailingEnv needs at_reset or at_step: where should it fail?")
-        self._env, self._at_reset, self._at_step = env, at_reset, at_step
+        super().__init__(env)
+        self._at_reset, self._at_step = at_reset, at_step
         self._error = error or RuntimeError("the simulator failed")
         self.resets, self.steps = 0, 0
 
@@ -172,15 +174,3 @@ class FailingEnv(dm_env.Environment):
         if self.steps == self._at_step:
             raise self._error
         return self._env.step(action)
-
-    def observation_spec(self) -> Any:
-        return self._env.observation_spec()
-
-    def action_spec(self) -> Any:
-        return self._env.action_spec()
-
-    def reward_spec(self) -> Any:
-        return self._env.reward_spec()
-
-    def discount_spec(self) -> Any:
-        return self._env.discount_spec()
