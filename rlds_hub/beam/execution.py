@@ -17,6 +17,7 @@ from typing import Any
 from rlds_hub.beam import watchdog
 from rlds_hub.beam.options import describe_runner, pipeline_options
 from rlds_hub.beam.quiet import FilteredStderr
+from rlds_hub.format.metadata import JobProvenance
 
 
 def now() -> str:
@@ -28,22 +29,20 @@ def provenance(
     arguments: dict[str, Any],
     sources: list[dict[str, Any]],
     flags: Sequence[str],
-    previous: Any = None,
-) -> dict[str, Any]:
-    """The ``provenance`` entry of an output's ``metadata.json``."""
+    previous: JobProvenance | None = None,
+) -> JobProvenance:
+    """The ``provenance`` entry of an output's ``metadata.json`` (and of ``export.json``)."""
     from rlds_hub._version import __version__
 
-    entry = {
-        "job": job,
-        "arguments": _plain(arguments),
-        "sources": sources,
-        "rlds_hub_version": __version__,
-        "time": now(),
-        "runner": describe_runner(flags),
-    }
-    if previous:
-        entry["previous"] = previous
-    return entry
+    return JobProvenance(
+        job=job,
+        arguments=_plain(arguments),
+        sources=sources,
+        rlds_hub_version=__version__,
+        time=now(),
+        runner=describe_runner(flags),
+        previous=previous,
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -23,7 +23,7 @@ from rlds_hub.beam.session import WriteSession
 from rlds_hub.beam.sink import EncodedEpisode
 from rlds_hub.beam.sources.base import even_ranges
 from rlds_hub.format.features import episode_features
-from rlds_hub.format.specs import spec_to_json
+from rlds_hub.format.metadata import DatasetMetadata, env_specs_json
 from rlds_hub.storage import dataset_files
 
 DEFAULT_EPISODES_PER_UNIT = 5
@@ -189,12 +189,9 @@ def record_dataset(
         )
         env_name = recording.env_name
         env = make_env(env_name, seed=seed)
-        specs = {
-            "observation": spec_to_json(env.observation_spec()),
-            "action": spec_to_json(env.action_spec()),
-            "reward": spec_to_json(env.reward_spec()),
-            "discount": spec_to_json(env.discount_spec()),
-        }
+        specs = env_specs_json(
+            env.observation_spec(), env.action_spec(), env.reward_spec(), env.discount_spec()
+        )
 
         def build(pipeline: Any) -> None:
             _ = (
@@ -214,22 +211,22 @@ def record_dataset(
             "split": split,
             "name": name,
         }
-        metadata = {
-            "rlds_hub_version": __version__,
-            "created": execution.now(),
-            "env_name": env_name,
-            "policy": policy,
-            "seed": seed,
-            "seeds": f"episode i: env seed {seed} + i",
-            "specs": specs,
-            "image_encoding": "png",
-            "layout": "rlds",
-            "provenance": execution.provenance("record", arguments, [], flags),
-        }
+        metadata = DatasetMetadata(
+            rlds_hub_version=__version__,
+            created=execution.now(),
+            env_name=env_name,
+            policy=policy,
+            seed=seed,
+            seeds=f"episode i: env seed {seed} + i",
+            specs=specs,
+            image_encoding="png",
+            layout="rlds",
+            provenance=execution.provenance("record", arguments, [], flags),
+        )
         summary = session.finish(
             name=name,
             features_json=recording.features_json,
-            metadata=metadata,
+            metadata=metadata.to_json(),
             file_format=file_format,
             split_order=[split],
             description=f"{episodes} episodes of {env_name} with the "

@@ -3,7 +3,7 @@ the read-transform-write-and-commit step and the summary line."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +13,7 @@ from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.reading import ReadEpisodes, read_source_checksums
 from rlds_hub.beam.session import WriteSession
 from rlds_hub.beam.sink import inherited_info
+from rlds_hub.format.metadata import DatasetMetadata, JobProvenance
 from rlds_hub.storage import dataset_files
 from rlds_hub.storage.dataset import RLDSDataset, open_dataset
 from rlds_hub.storage.episodes import dataset_layout
@@ -28,20 +29,21 @@ def input_selections(dataset: RLDSDataset, split: str | None) -> list[Selection]
 
 
 def output_metadata(
-    sources: Sequence[RLDSDataset], prov: dict[str, Any], layout_name: str
-) -> dict[str, Any]:
+    sources: Sequence[RLDSDataset], prov: JobProvenance, layout_name: str
+) -> DatasetMetadata:
     """The output's ``metadata.json``: the (first) input's metadata, its layout, and this
-    job's provenance (the input's own provenance kept under ``previous``)."""
+    job's provenance (the input's own provenance kept as ``previous``)."""
     from rlds_hub._version import __version__
 
-    metadata = copy.deepcopy(sources[0].metadata) if sources else {}
-    previous = metadata.pop("provenance", None)
-    if previous and "previous" not in prov:
-        prov = {**prov, "previous": previous}
-    metadata["layout"] = layout_name
-    metadata["rlds_hub_version"] = metadata.get("rlds_hub_version", __version__)
-    metadata["provenance"] = prov
-    return metadata
+    metadata = sources[0].dataset_metadata if sources else DatasetMetadata()
+    if metadata.provenance is not None and prov.previous is None:
+        prov = dataclasses.replace(prov, previous=metadata.provenance)
+    return dataclasses.replace(
+        metadata,
+        layout=layout_name,
+        rlds_hub_version=metadata.rlds_hub_version or __version__,
+        provenance=prov,
+    )
 
 
 def rlds_sources(session: WriteSession, datasets: Sequence[RLDSDataset]) -> list[dict[str, Any]]:
@@ -75,7 +77,9 @@ def run_rlds_job(
 ) -> dict[str, Any]:
     """Reads ``selections`` of each dataset, applies ``transform`` (a PTransform from
     EncodedEpisodes to EncodedEpisodes; None: none), writes ``output`` (name and file
-    format default to the first input's) and commits it. Returns the summary of
+    format default to the first input's) and commits it. The output's metadata is the first
+    input's (:func:`output_metadata`) with the :class:`~rlds_hub.format.metadata.DatasetMetadata`
+    fields ``extra_metadata`` set and those named in ``drop_metadata`` removed. Returns the summary of
     :func:`~rlds_hub.beam.sink.finish_dataset` plus ``seconds`` and ``input_episodes``."""
     import apache_beam as beam
 
@@ -115,14 +119,16 @@ def run_rlds_job(
         )
         prov = execution.provenance(job_name, arguments, rlds_sources(session, datasets), flags)
         layout_value = layout_name or dataset_layout(datasets[0])
-        metadata = output_metadata(datasets, prov, layout_value)
-        metadata.update(extra_metadata or {})
-        for key in drop_metadata:
-            metadata.pop(key, None)
+        metadata = dataclasses.replace(
+            output_metadata(datasets, prov, layout_value),
+            **(extra_metadata or {}),
+            **dict.fromkeys(drop_metadata),
+        )
+        metadata = dataclasses.replace(metadata, nulls=metadata.nulls - set(drop_metadata))
         summary = session.finish(
             name=name,
             features_json=features_json,
-            metadata=metadata,
+            metadata=metadata.to_json(),
             file_format=file_format,
             split_order=split_order,
             info=inherited_info(datasets[0].info),

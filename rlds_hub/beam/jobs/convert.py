@@ -17,7 +17,7 @@ from rlds_hub.beam.job_values import Output, Run, output_from_args
 from rlds_hub.beam.jobs import common
 from rlds_hub.beam.reading import read_source_checksums
 from rlds_hub.beam.session import WriteSession
-from rlds_hub.format.specs import spec_to_json
+from rlds_hub.format.metadata import DatasetMetadata, Session, Source, env_specs_json
 from rlds_hub.storage import dataset_files
 
 JOB = "convert"
@@ -80,25 +80,32 @@ def convert(
             **source_options,
         }
         sources = [{"path": os.path.abspath(root), "format": description.format, "files": sums}]
-        metadata = {
-            "rlds_hub_version": __version__,
-            "created": execution.now(),
-            "env_name": description.metadata.get("env_name"),
-            "specs": {
-                "observation": spec_to_json(sorted_spec(description.observation_spec)),
-                "action": spec_to_json(sorted_spec(description.action_spec)),
-                "reward": spec_to_json(sorted_spec(description.reward_spec)),
-                "discount": spec_to_json(sorted_spec(description.discount_spec)),
-            },
-            "image_encoding": image_encoding,
-            "layout": description.layout,
-            "source": {
-                "format": description.format,
-                "path": os.path.abspath(root),
-                **description.metadata,
-            },
-            "provenance": execution.provenance(JOB, arguments, sources, flags),
-        }
+        recorded = description.metadata  # what a recorder said (Riegeli: policy, seed, sessions)
+        metadata = DatasetMetadata(
+            rlds_hub_version=__version__,
+            created=execution.now(),
+            env_name=recorded.get("env_name"),
+            policy=recorded.get("policy"),
+            seed=recorded.get("seed"),
+            sessions=tuple(
+                Session.from_json(s, f"sessions[{i}]")
+                for i, s in enumerate(recorded.get("sessions") or ())
+            )
+            or None,
+            specs=env_specs_json(
+                sorted_spec(description.observation_spec),
+                sorted_spec(description.action_spec),
+                sorted_spec(description.reward_spec),
+                sorted_spec(description.discount_spec),
+            ),
+            image_encoding=image_encoding,
+            layout=description.layout,
+            source=Source.from_json(
+                {"format": description.format, "path": os.path.abspath(root), **recorded},
+                "source",
+            ),
+            provenance=execution.provenance(JOB, arguments, sources, flags),
+        )
         text = (
             f"RLDS episodes converted from {description.format} data at "
             f"{os.path.abspath(root)} with rlds_hub {__version__}."
@@ -107,7 +114,7 @@ def convert(
         summary = session.finish(
             name=name,
             features_json=source.features_json,
-            metadata=metadata,
+            metadata=metadata.to_json(),
             file_format=file_format,
             split_order=[split],
             description=f"{own}\n\n{text}" if own else text,

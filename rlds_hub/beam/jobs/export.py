@@ -103,7 +103,7 @@ def export(
             "files": files,
             "provenance": execution.provenance(
                 JOB, {"input": input, "output": output.path, "split": split}, sources, flags
-            ),
+            ).to_json(),
         }
         (session.path / EXPORT_MARKER).write_text(json.dumps(marker, indent=1))
         path = session.commit()

@@ -11,6 +11,7 @@ from typing import Any
 
 from rlds_hub.beam.job_values import Output, Run, output_from_args
 from rlds_hub.beam.jobs import common
+from rlds_hub.format.metadata import MergedInput
 from rlds_hub.format.plan import Plan
 from rlds_hub.storage import dataset_files
 from rlds_hub.storage.dataset import RLDSDataset
@@ -110,10 +111,10 @@ def merge(
         features_json=datasets[0].features_json,
         split_order=order,
         extra_metadata={
-            "merged_from": [
-                {"path": os.path.abspath(d.path), "name": d.name, "metadata": d.metadata}
+            "merged_from": tuple(
+                MergedInput(path=os.path.abspath(d.path), name=d.name, metadata=d.dataset_metadata)
                 for d in datasets
-            ]
+            )
         },
     )
 
