@@ -12,15 +12,18 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Extras (pyproject.toml): the demo uses every part of rlds_hub; the tests also need the peers
-# they compare with and the dev tools. `torch` is left out (nothing here imports it).
+# they compare with and the dev tools. torch (rlds_hub.data.torch's tests): the CPU-only wheel
+# when the package index has it (~14 s here), else PyPI's (with CUDA libraries, ~2.5 GB).
 DEMO_EXTRAS := tf,beam,plots,envs,jax,server,learners
-TEST_EXTRAS := $(DEMO_EXTRAS),peers,dev
+TEST_EXTRAS := $(DEMO_EXTRAS),torch,peers,dev
+TORCH_CPU ?= torch==2.13.0+cpu
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[$(DEMO_EXTRAS)]'
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet '$(TORCH_CPU)' || echo "no $(TORCH_CPU): torch from PyPI"
 	$(PY) -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(VENV)/.stamp-demo
 

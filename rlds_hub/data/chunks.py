@@ -128,7 +128,8 @@ class ChunkSource:
         if spec.kind == "steps":
             episode_fields = {f.key: decoded[f.key] for f in self._episode_fields}
             episode_ids = np.fromiter((r.index for r in records), np.int64, len(records))
-            return step_items(steps, episode_fields, lengths, episode_ids, spec, rng, self._take)
+            order = rng.permutation(int(lengths.sum())) if rng is not None else None
+            return step_items(steps, episode_fields, lengths, episode_ids, spec, order, self._take)
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())
             order = rng.permutation(count) if rng is not None else None

@@ -75,7 +75,7 @@ class BatchLoader:
         shuffle_buffer: int,
         drop_remainder: bool,
         episodes_per_chunk: int,
-        episode_fields: Sequence[str] = (),
+        plan: Plan | None = None,
     ):
         check_positive("batch_size", batch_size)
         check_positive("episodes_per_chunk", episodes_per_chunk)
@@ -94,12 +94,9 @@ class BatchLoader:
         self.layout = items.layout
         # One chunk mixes at least shuffle_buffer episodes: whole groups of episodes_per_chunk.
         groups = max(1, -(-shuffle_buffer // episodes_per_chunk)) if shuffle else 1
-        plan = selection.dataset.plan
-        wanted = set(episode_fields)
-        episode_leaves = [leaf for leaf in plan.episode_leaves if leaf.field in wanted]
         self._chunks = ChunkSource(
             selection,
-            Plan([*plan.step_fields_plan(fields).leaves, *episode_leaves]),
+            plan if plan is not None else selection.dataset.plan.step_fields_plan(fields),
             items,
             episodes_per_chunk=episodes_per_chunk * groups,
             shuffle=shuffle,
@@ -368,9 +365,33 @@ def steps(
       history: earlier frames per observation (>= 0). action_chunk: actions per step (>= 1).
       Others as in :func:`transitions` (strings come as object arrays of ``bytes``).
     """
+    selection = _selection(source, split, episodes, where, filters, "steps()")
+    spec, plan = step_plan(selection, keys, history, action_chunk)
+    return BatchLoader(
+        selection,
+        spec,
+        fields=(),
+        plan=plan,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_epochs=num_epochs,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+        episodes_per_chunk=episodes_per_chunk,
+    )
+
+
+def step_plan(
+    selection: Selection, keys: Sequence[str] | None, history: int, action_chunk: int
+) -> tuple[ItemSpec, Plan]:
+    """What :func:`steps` makes of ``selection``, and the leaves it decodes.
+
+    Raises:
+      ValueError: a bad ``history``, ``action_chunk`` or key (naming the fields there are).
+    """
     check_history(history)
     check_positive("action_chunk", action_chunk)
-    selection = _selection(source, split, episodes, where, filters, "steps()")
     plan = selection.dataset.plan
     step_fields = list(plan.step_fields)
     episode_fields = list(dict.fromkeys(leaf.field for leaf in plan.episode_leaves))
@@ -393,28 +414,18 @@ def steps(
             f"them out with keys=[...]"
         )
     outputs = [k for k in wanted if k in step_fields or k in _DERIVED]
-    chosen_episode_fields = [k for k in wanted if k not in outputs]
+    chosen = set(wanted) - set(outputs)
     fields = _stored(selection, [*outputs, rlds.IS_FIRST])
     layout = dataset_layout(selection.dataset)  # which actions are real: the action mask
-    return BatchLoader(
-        selection,
-        ItemSpec(
-            "steps",
-            tuple([*outputs, *chosen_episode_fields]),
-            layout=layout,
-            history=history,
-            action_chunk=action_chunk,
-        ),
-        fields=fields,
-        episode_fields=chosen_episode_fields,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        num_epochs=num_epochs,
-        shuffle_buffer=shuffle_buffer,
-        drop_remainder=drop_remainder,
-        episodes_per_chunk=episodes_per_chunk,
+    spec = ItemSpec(
+        "steps",
+        tuple(wanted),
+        layout=layout,
+        history=history,
+        action_chunk=action_chunk,
     )
+    episode_leaves = [leaf for leaf in plan.episode_leaves if leaf.field in chosen]
+    return spec, Plan([*plan.step_fields_plan(fields).leaves, *episode_leaves])
 
 
 def _selection(

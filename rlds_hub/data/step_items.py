@@ -14,6 +14,7 @@ import numpy as np
 
 from rlds_hub import rlds_types as rlds
 from rlds_hub.data import indices
+from rlds_hub.format.decode import NUM_STEPS
 from rlds_hub.storage.episodes import LAYOUT_OXE
 
 EPISODE_INDEX = "episode_index"
@@ -24,6 +25,34 @@ ACTION_MASK = "action_mask"
 MADE = (EPISODE_INDEX, STEP_INDEX, OBSERVATION_MASK, ACTION_MASK)
 
 Take = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_STEPS = f"{rlds.STEPS}/"
+
+
+def decoded_step_items(
+    decoded: Mapping[str, np.ndarray],
+    lengths: np.ndarray,
+    episode_ids: np.ndarray,
+    spec: Any,
+    order: np.ndarray | None,
+    take: Take | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`step_items` of decoded episodes (flat keys, ``steps/...`` for step fields, as
+    :mod:`rlds_hub.format.decode` gives them), a missing ``discount`` derived as in the
+    other loaders (:func:`rlds_hub.data.indices.missing_discounts`)."""
+    steps = {k[len(_STEPS) :]: v for k, v in decoded.items() if k.startswith(_STEPS)}
+    episode_fields = {
+        k: v for k, v in decoded.items() if not k.startswith(_STEPS) and k != NUM_STEPS
+    }
+    if rlds.DISCOUNT in spec.outputs and rlds.DISCOUNT not in steps:  # the dataset has none
+        steps[rlds.DISCOUNT] = indices.missing_discounts(
+            lengths, steps[rlds.IS_TERMINAL], final_transition=spec.layout == LAYOUT_OXE
+        )
+    take = take or _take_rows
+    return step_items(steps, episode_fields, lengths, episode_ids, spec, order, take)
+
+
+def _take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    return np.take(values, index, axis=0)
 
 
 def step_items(
@@ -32,10 +61,11 @@ def step_items(
     lengths: np.ndarray,
     episode_ids: np.ndarray,
     spec: Any,
-    rng: np.random.Generator | None,
+    order: np.ndarray | None,
     take: Take,
 ) -> dict[str, np.ndarray]:
-    """One chunk's steps as items (flat keys), in random order when ``rng`` is given.
+    """One chunk's steps as items (flat keys), all of them or ``order``'s (step positions,
+    e.g. a permutation).
 
     ``steps`` maps step keys without ``steps/`` to ``[sum of lengths, ...]`` arrays,
     ``episode_fields`` episode keys to ``[episodes, ...]``; ``spec`` is the loader's
@@ -47,8 +77,6 @@ def step_items(
     (padding is zero); ``action_mask`` is always there (``[C]``, or ``[]`` for one action),
     since the last step of the ``rlds`` layout holds no real action.
     """
-    count = int(np.sum(lengths))
-    order = rng.permutation(count) if rng is not None else None
     found = indices.step_indices(
         lengths, spec.history, spec.action_chunk, spec.layout == LAYOUT_OXE, order
     )

@@ -1,0 +1,437 @@
+"""PyTorch datasets of single steps (the ``torch`` extra): :class:`StepDataset` (iterable,
+shuffled, split across ``DataLoader`` workers) and :class:`StepMapDataset` (map-style), with
+the semantics of :func:`rlds_hub.data.steps` — every field of the step, frame history and
+action chunks with their masks — as tensors of the stored dtypes.
+
+Importing this module imports torch; ``import rlds_hub.data`` does not.
+
+A LeRobot training script switches to an RLDS dataset by changing its dataset line::
+
+    dataset = StepDataset("data/robot", delta_timestamps={"observation.image": [-0.1, 0.0],
+                                                          "action": [0.0, 0.1, 0.2]}, fps=10)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64, num_workers=4)
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import multiprocessing
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rlds_hub.data.pipeline import _selection, step_plan, steps
+from rlds_hub.data.step_items import decoded_step_items
+from rlds_hub.extras import require
+from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
+from rlds_hub.format.plan import unflatten
+from rlds_hub.storage.dataset_files import DatasetError
+from rlds_hub.storage.episodes import episode_table
+from rlds_hub.storage.reader import EpisodeDecodeError, decode_records, read_record
+from rlds_hub.storage.selection import Selection
+
+torch = require("torch", "torch", "rlds_hub.data.torch")
+from torch.utils.data import Dataset, IterableDataset, get_worker_info  # noqa: E402
+
+# DataLoader workers whose epochs are counted (more workers than this share counters).
+_MAX_WORKERS = 256
+# Metadata keys (metadata.json) that give a dataset's control rate in Hz, in this order.
+FPS_KEYS = ("fps", "control_frequency")
+
+
+# ---- tensors -------------------------------------------------------------------------------
+
+
+def to_torch(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """A nested dict of NumPy arrays as tensors (no copy; dtypes kept), strings as ``str``
+    (UTF-8 ``bytes`` decoded; arrays of strings as nested lists)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out[key] = to_torch(value)
+        elif isinstance(value, np.ndarray) and value.dtype == object:
+            out[key] = _strings(value.tolist())
+        elif isinstance(value, bytes | np.bytes_):
+            out[key] = _strings(bytes(value))
+        else:
+            out[key] = torch.from_numpy(np.asarray(value))
+    return out
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_strings(v) for v in value]
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
+def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Samples to a batch, keeping nested dicts: tensors stacked on a new first axis,
+    strings (and lists of them) gathered in lists. Pass as ``DataLoader(collate_fn=...)``."""
+    if not samples:
+        raise ValueError("collate() needs at least one sample")
+    first = samples[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [sample[key] for sample in samples]
+        if isinstance(value, Mapping):
+            out[key] = collate(values)
+        elif isinstance(value, torch.Tensor):
+            out[key] = torch.stack(values)
+        else:
+            out[key] = values
+    return out
+
+
+def _samples(batch: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The samples of a batch of tensors (views of it)."""
+    flat = _flatten(batch)
+    size = len(flat["step_index"])
+    for i in range(size):
+        yield unflatten({key: value[i] for key, value in flat.items()})
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}/{key}" if prefix else key
+        out.update(_flatten(value, path) if isinstance(value, Mapping) else {path: value})
+    return out
+
+
+# ---- LeRobot's delta_timestamps ------------------------------------------------------------
+
+
+def from_delta_timestamps(
+    delta_timestamps: Mapping[str, Sequence[float]], fps: float
+) -> tuple[int, int]:
+    """``(history, action_chunk)`` for LeRobot-style ``delta_timestamps`` at ``fps`` Hz.
+
+    Observation keys (``"observation..."``) must all ask for the same frames, ``-H/fps ..
+    0`` every ``1/fps``; ``"action"`` for ``0 .. (C-1)/fps`` every ``1/fps``.
+
+    Raises:
+      ValueError: another key, or timestamps that are not such a run of frames.
+    """
+    if not fps or fps <= 0:
+        raise ValueError(f"fps must be a positive frame rate in Hz, got {fps!r}")
+    history, chunk = 0, 1
+    observed: dict[str, list[int]] = {}
+    for key, stamps in delta_timestamps.items():
+        frames = _frames(key, stamps, fps)
+        if key.startswith("observation"):
+            observed[key] = frames
+        elif key == "action":
+            if frames != list(range(len(frames))):
+                raise ValueError(
+                    f"delta_timestamps['action'] must be 0, 1/fps, 2/fps, ... (this step's "
+                    f"action and the next ones), got {list(stamps)} at {fps} Hz"
+                )
+            chunk = len(frames)
+        else:
+            raise ValueError(
+                f"delta_timestamps key {key!r} is not supported: only observation keys "
+                "('observation...', one history for all of them) and 'action'"
+            )
+    if observed:
+        runs = {tuple(frames) for frames in observed.values()}
+        if len(runs) > 1:
+            raise ValueError(
+                f"every observation key must ask for the same frames (one history for all "
+                f"of them), got {dict(observed)} (in frames at {fps} Hz)"
+            )
+        (frames,) = (list(run) for run in runs)
+        if frames != list(range(-len(frames) + 1, 1)):
+            raise ValueError(
+                "observation delta_timestamps must be -H/fps, ..., -1/fps, 0 (earlier frames "
+                f"up to the current one), got {frames} frames at {fps} Hz"
+            )
+        history = len(frames) - 1
+    return history, chunk
+
+
+def _frames(key: str, stamps: Sequence[float], fps: float) -> list[int]:
+    if isinstance(stamps, str) or not len(stamps):
+        raise ValueError(f"delta_timestamps[{key!r}] must be a non-empty list of seconds")
+    frames = [float(t) * fps for t in stamps]
+    rounded = [round(f) for f in frames]
+    if any(abs(f - r) > 1e-3 for f, r in zip(frames, rounded, strict=True)):
+        raise ValueError(
+            f"delta_timestamps[{key!r}] = {list(stamps)} are not whole frames at {fps} Hz "
+            "(multiples of 1/fps)"
+        )
+    return rounded
+
+
+def dataset_fps(selection: Selection) -> float | None:
+    """The dataset's control rate in Hz if ``metadata.json`` records it (``FPS_KEYS``)."""
+    metadata = selection.dataset.metadata or {}
+    for key in FPS_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
+
+
+def _history_and_chunk(
+    selection: Selection,
+    history: int,
+    action_chunk: int,
+    delta_timestamps: Mapping[str, Sequence[float]] | None,
+    fps: float | None,
+) -> tuple[int, int]:
+    if delta_timestamps is None:
+        return history, action_chunk
+    if (history, action_chunk) != (0, 1):
+        raise ValueError("pass either delta_timestamps or history / action_chunk, not both")
+    rate = fps if fps is not None else dataset_fps(selection)
+    if rate is None:
+        raise ValueError(
+            f"delta_timestamps needs the dataset's frame rate, and {selection.dataset.path} "
+            f"does not record one (metadata.json has none of {list(FPS_KEYS)}): pass fps=, "
+            "or history= (earlier frames) and action_chunk= (actions) in steps instead"
+        )
+    return from_delta_timestamps(delta_timestamps, rate)
+
+
+# ---- the iterable dataset ------------------------------------------------------------------
+
+
+class StepDataset(IterableDataset):
+    """Single steps of a dataset selection as a ``torch.utils.data.IterableDataset``.
+
+    Each sample is a dict of tensors with the stored dtypes: every step field
+    (``observation`` nested as stored, ``action``, ``reward``, ``discount``, ``is_first``,
+    ``is_last``, ``is_terminal``, ``language_instruction`` as ``str`` where present), the
+    episode's fields, ``episode_index``, ``step_index`` and ``action_mask``; ``history`` and
+    ``action_chunk`` (or LeRobot's ``delta_timestamps``) add axes and masks exactly as in
+    :func:`rlds_hub.data.steps`.
+
+    Under ``DataLoader(num_workers=N)`` the selection's episodes are split into N parts of
+    about equal steps, one per worker (the assignment rotates every epoch), so one epoch
+    yields every step exactly once. Each worker shuffles its part with a seed of
+    ``(seed, epoch, part)``; the epoch advances by itself each time the dataset is
+    iterated, or is set with :meth:`set_epoch` (as with ``DistributedSampler``).
+
+    Args:
+      path: a dataset path or name, an opened dataset, or a :class:`Selection`.
+      split / filters: which episodes (``episodes=``, ``where=``, ``min_return=``, ...).
+      history, action_chunk, keys: as in :func:`rlds_hub.data.steps`.
+      delta_timestamps / fps: LeRobot's way of asking for them (seconds at ``fps`` Hz;
+        default: the dataset's recorded rate).
+      batch_size: yield whole batches (collated dicts) instead of samples; use with
+        ``DataLoader(batch_size=None)`` — the fastest way (no per-sample Python).
+      shuffle_buffer / episodes_per_chunk: as in :func:`rlds_hub.data.steps`, per worker.
+    """
+
+    def __init__(
+        self,
+        path: Any,
+        *,
+        split: str = "train",
+        history: int = 0,
+        action_chunk: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        keys: Sequence[str] | None = None,
+        delta_timestamps: Mapping[str, Sequence[float]] | None = None,
+        fps: float | None = None,
+        batch_size: int | None = None,
+        shuffle_buffer: int = 32,
+        episodes_per_chunk: int = 8,
+        **filters: Any,
+    ):
+        episodes, where = filters.pop("episodes", None), filters.pop("where", None)
+        self.selection = _selection(path, split, episodes, where, filters, "StepDataset()")
+        if self.selection.num_episodes == 0:
+            raise DatasetError(f"no episode of {self.selection.split!r} was selected")
+        history, action_chunk = _history_and_chunk(
+            self.selection, history, action_chunk, delta_timestamps, fps
+        )
+        step_plan(self.selection, keys, history, action_chunk)  # bad arguments fail here
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be None or an integer >= 1, got {batch_size!r}")
+        self.history, self.action_chunk = history, action_chunk
+        self.shuffle, self.seed, self.keys = shuffle, seed, keys
+        self.batch_size = batch_size
+        self._options = {"shuffle_buffer": shuffle_buffer, "episodes_per_chunk": episodes_per_chunk}
+        rows = episode_table(
+            self.selection.dataset, self.selection.split, episodes=self._episodes()
+        )
+        self._lengths = np.array([row["num_steps"] for row in rows], np.int64)
+        # [0]: the epoch set_epoch() asked for (-1: none); [1 + w]: worker w's iterations.
+        self._epochs = multiprocessing.Array("q", [-1] + [0] * _MAX_WORKERS)
+
+    def _episodes(self) -> Sequence[int]:
+        indices = self.selection.indices
+        return range(self.selection.num_episodes) if indices is None else indices
+
+    def __len__(self) -> int:
+        """Steps of the selection (samples per epoch; batches with ``batch_size``, one
+        worker)."""
+        total = int(self._lengths.sum())
+        return total if self.batch_size is None else math.ceil(total / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s shuffle and worker assignment from now on (for every worker)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        self._epochs[0] = epoch
+
+    def parts(self, workers: int) -> list[Selection]:
+        """The selection in ``workers`` consecutive parts of about equal steps."""
+        episodes = np.asarray(self._episodes(), np.int64)
+        ends = np.cumsum(self._lengths)
+        total = int(ends[-1]) if len(ends) else 0
+        cuts = np.searchsorted(ends, [total * k / workers for k in range(1, workers)], "left")
+        bounds = [0, *(int(c) + 1 for c in cuts), len(episodes)]
+        bounds = [min(max(b, 0), len(episodes)) for b in bounds]
+        bounds = [max(b, bounds[i - 1]) if i else b for i, b in enumerate(bounds)]
+        return [
+            Selection(self.selection.dataset, self.selection.split, tuple(episodes[lo:hi]))
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+
+    def _epoch(self, worker: int) -> int:
+        slot = 1 + worker % _MAX_WORKERS
+        with self._epochs.get_lock():
+            iterations = self._epochs[slot]
+            self._epochs[slot] = iterations + 1
+            explicit = self._epochs[0]
+        return explicit if explicit >= 0 else iterations
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        epoch = self._epoch(worker)
+        part_index = (worker + epoch) % workers
+        part = self.parts(workers)[part_index]
+        if not part.num_episodes:
+            return
+        seed = int(np.random.SeedSequence([self.seed, epoch, part_index]).generate_state(1)[0])
+        loader = steps(
+            part,
+            keys=self.keys,
+            history=self.history,
+            action_chunk=self.action_chunk,
+            batch_size=self.batch_size or 256,
+            shuffle=self.shuffle,
+            seed=seed,
+            **self._options,
+        )
+        for batch in loader:
+            tensors = to_torch(batch)
+            if self.batch_size is not None:
+                yield tensors
+            else:
+                yield from _samples(tensors)
+
+
+# ---- the map-style dataset -----------------------------------------------------------------
+
+
+class StepMapDataset(Dataset):
+    """Single steps as a map-style ``torch.utils.data.Dataset``: item ``i`` is step ``i``
+    of the selection in split order (episode by episode), the same sample as
+    :class:`StepDataset` gives. Use it with samplers (``DataLoader(shuffle=True)``,
+    ``DistributedSampler``, LeRobot's episode-aware samplers).
+
+    Each item decodes its episode (whole, cameras included), and the last ``cache_episodes``
+    decoded episodes are kept per process: random access over a camera dataset decodes far
+    more than :class:`StepDataset`, which decodes each episode once per epoch.
+    """
+
+    def __init__(
+        self,
+        path: Any,
+        *,
+        split: str = "train",
+        history: int = 0,
+        action_chunk: int = 1,
+        keys: Sequence[str] | None = None,
+        delta_timestamps: Mapping[str, Sequence[float]] | None = None,
+        fps: float | None = None,
+        cache_episodes: int = 8,
+        **filters: Any,
+    ):
+        episodes, where = filters.pop("episodes", None), filters.pop("where", None)
+        self.selection = _selection(path, split, episodes, where, filters, "StepMapDataset()")
+        history, action_chunk = _history_and_chunk(
+            self.selection, history, action_chunk, delta_timestamps, fps
+        )
+        self._spec, plan = step_plan(self.selection, keys, history, action_chunk)
+        self._plan = plan
+        self._decoder: EpisodeDecoder | None = None
+        indices = self.selection.indices
+        self._episodes = np.asarray(
+            range(self.selection.num_episodes) if indices is None else indices, np.int64
+        )
+        rows = episode_table(
+            self.selection.dataset, self.selection.split, episodes=self._episodes.tolist()
+        )
+        self._lengths = np.array([row["num_steps"] for row in rows], np.int64)
+        self._ends = np.cumsum(self._lengths)
+        self._cache: collections.OrderedDict[int, dict[str, np.ndarray]] = collections.OrderedDict()
+        self._cache_size = max(1, int(cache_episodes))
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        size = len(self)
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise TypeError(f"index must be an integer, got {index!r}")
+        if not -size <= index < size:
+            raise IndexError(f"step {index} is out of range: the selection has {size} steps")
+        index = int(index) % size
+        position = int(np.searchsorted(self._ends, index, side="right"))
+        step = index - int(self._ends[position] - self._lengths[position])
+        episode = int(self._episodes[position])
+        decoded = self._episode(episode)
+        items = decoded_step_items(
+            decoded,
+            self._lengths[position : position + 1],
+            np.array([episode]),
+            self._spec,
+            np.array([step]),
+        )
+        return to_torch(unflatten({key: value[0] for key, value in items.items()}))
+
+    def _episode(self, episode: int) -> dict[str, np.ndarray]:
+        cached = self._cache.get(episode)
+        if cached is not None:
+            self._cache.move_to_end(episode)
+            return cached
+        if self._decoder is None:
+            self._decoder = EpisodeDecoder(self._plan)
+        dataset = self.selection.dataset
+        record = read_record(dataset, self.selection.split, episode)
+        try:
+            decoded = decode_records(self._decoder, [record])
+        except EpisodeDecodeError as e:
+            raise EpisodeDecodeError(f"{dataset.path}: {e}") from None
+        decoded.pop(NUM_STEPS)
+        self._cache[episode] = decoded
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return decoded
+
+
+__all__ = [
+    "FPS_KEYS",
+    "StepDataset",
+    "StepMapDataset",
+    "collate",
+    "dataset_fps",
+    "from_delta_timestamps",
+    "to_torch",
+]
