@@ -80,5 +80,5 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionH
 
 
 def subparser(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    """A subcommand parser with rlds-hub's help style (for :data:`COMMAND_MODULES`)."""
+    """A subcommand parser with rlds-hub's help style (for :data:`rlds_hub.cli.COMMAND_MODULES`)."""
     return commands.add_parser(name, formatter_class=Formatter, **kwargs)

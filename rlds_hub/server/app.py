@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from rlds_hub._version import __version__
+from rlds_hub.server.api import API_PREFIX
 from rlds_hub.server.api.documentation import add_documentation
 from rlds_hub.server.api.guard import RequestGuard
 from rlds_hub.server.api.headers import SecurityHeaders
@@ -69,8 +70,9 @@ def create_app(
     app.add_middleware(RequestGuard, service=service)
     app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
     install_error_handlers(app)
-    for module in (health, datasets, episodes, steps, media, scan):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (datasets, episodes, steps, media, scan):
+        app.include_router(module.router, prefix=API_PREFIX)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     add_documentation(app)
 

@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
+from rlds_hub.server.api import API_PREFIX
 from rlds_hub.server.api.presenters import image_fields
 from rlds_hub.server.core.errors import ApiError
 from rlds_hub.server.index.discovery import NAME_PATTERN
@@ -159,7 +160,9 @@ def find_dataset(service: Service, connection: Connection, name: str) -> Indexed
     state = connection.execute(select(*_STATE_COLUMNS).where(DATASETS.c.name == name)).first()
     if state is None:
         raise ApiError(
-            404, "dataset_not_found", f"no dataset named {name!r}; list them at /api/v1/datasets"
+            404,
+            "dataset_not_found",
+            f"no dataset named {name!r}; list them at {API_PREFIX}/datasets",
         )
     key = ("dataset", state.token)
     rest = service.pages.get(key)

@@ -19,10 +19,11 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rlds_hub.server.api import API_PREFIX
 from rlds_hub.server.core.cache import LRUCache
 from rlds_hub.server.service import Service
 
-_CACHED = re.compile(r"^/api/v1/datasets/([^/]+)(?:/episodes)?$")
+_CACHED = re.compile(rf"^{re.escape(API_PREFIX)}/datasets/([^/]+)(?:/episodes)?$")
 
 
 class ResponseCache:

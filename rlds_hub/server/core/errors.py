@@ -19,6 +19,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from rlds_hub.server.api import API_PREFIX
 from rlds_hub.server.index import database
 
 log = logging.getLogger("rlds_hub.server")
@@ -135,7 +136,7 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(error.status_code, "error")
         message = str(error.detail) if error.detail else code.replace("_", " ")
         if error.status_code == 404 and message == "Not Found":
-            message = f"no such path: {request.url.path} (the API is under /api/v1; see /docs)"
+            message = f"no such path: {request.url.path} (the API is under {API_PREFIX}; see /docs)"
         headers = getattr(error, "headers", None)
         if error.status_code == 405:
             allowed = _allowed_methods(request)

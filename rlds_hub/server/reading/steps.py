@@ -34,7 +34,6 @@ from rlds_hub.format.plan import Leaf, LeafKind, Plan
 STEPS_PREFIX = f"{rlds.STEPS}/"
 CHUNK_BYTES = 4 * 2**20  # about this many bytes of arrays per streamed chunk
 STRING_BYTES = 64  # what one string element is counted as before it is read
-FORMATS = ("json", "arrow", "npz")
 MEDIA_TYPES = {
     "json": "application/json",
     "arrow": "application/vnd.apache.arrow.stream",

@@ -33,7 +33,7 @@ from rlds_hub.server.index.indexer import Outcome
 from rlds_hub.server.service import Service
 
 router = APIRouter(
-    prefix="/api/v1/datasets", tags=["datasets"], responses=error_responses(400, 404, 422, 503)
+    prefix="/datasets", tags=["datasets"], responses=error_responses(400, 404, 422, 503)
 )
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 JSON = "application/json"

@@ -38,7 +38,7 @@ from rlds_hub.server.index import queries
 from rlds_hub.server.service import Service
 
 router = APIRouter(
-    prefix="/api/v1/datasets/{name}/episodes",
+    prefix="/datasets/{name}/episodes",
     tags=["episodes"],
     responses=error_responses(400, 404, 409, 422, 503),
 )

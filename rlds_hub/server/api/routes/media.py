@@ -26,7 +26,7 @@ from rlds_hub.server.reading.stored_frames import servable_jpeg, stored_frames
 from rlds_hub.server.service import Service
 
 router = APIRouter(
-    prefix="/api/v1/datasets/{name}/episodes/{index}",
+    prefix="/datasets/{name}/episodes/{index}",
     tags=["media"],
     responses=error_responses(400, 404, 409, 413, 422, 503),
 )

@@ -10,7 +10,7 @@ from rlds_hub.server.api.schemas.common import error_responses
 from rlds_hub.server.api.schemas.datasets import OutcomeModel, ScanReportModel
 from rlds_hub.server.core.errors import ApiError
 
-router = APIRouter(prefix="/api/v1", tags=["index"])
+router = APIRouter(tags=["index"])
 
 
 @router.post(

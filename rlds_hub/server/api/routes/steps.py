@@ -26,7 +26,7 @@ from rlds_hub.server.reading import steps
 from rlds_hub.server.service import Service
 
 router = APIRouter(
-    prefix="/api/v1/datasets/{name}/episodes/{index}",
+    prefix="/datasets/{name}/episodes/{index}",
     tags=["steps"],
     responses=error_responses(400, 404, 409, 413, 422, 503),
 )
