@@ -2,10 +2,10 @@
 queued jobs such as growing the shard being filled.
 
 Creating and freeing a file can cost several times what writing an episode's 100 KB costs
-(on ext4 mounted with ``discard``, for one: docs/benchmarks.md, "Recording"). A recorder publishes every episode with two new files (its shard and a new
-``dataset_info.json``) and leaves two garbage files, so a background thread keeps a few empty
-hidden files created in advance and deletes garbage, and the step path only writes and
-renames. Everything this thread touches carries ``TMP_PREFIX``; what a killed process leaves
+(on ext4 mounted with ``discard``, for one: docs/benchmarks.md, "Recording"). A recorder
+publishes every episode with two new files (its shard and a new ``dataset_info.json``) and
+leaves two garbage files, so a background thread keeps a few empty hidden files created in
+advance and deletes garbage, and the step path only writes and renames. Everything this thread touches carries ``TMP_PREFIX``; what a killed process leaves
 is removed when the dataset is next opened.
 """
 
