@@ -11,8 +11,8 @@ structured view that skips each entry's two-byte header. It is faster than
 format core"), and unlike TensorFlow it runs where only NumPy is installed.
 
 It reads any TFDS RLDS dataset with fixed-shape features, packed or not; variable-size
-values (strings, PNG and JPEG frames, zlib-encoded tensors) take slower per-value paths. Images decode exactly as
-TFDS decodes them (:mod:`rlds_hub.format.images`).
+values (strings, PNG and JPEG frames, zlib-encoded tensors) take slower per-value paths.
+Images decode exactly as TFDS decodes them (:mod:`rlds_hub.format.images`).
 """
 
 from __future__ import annotations
