@@ -89,7 +89,8 @@ def _record(args: argparse.Namespace) -> int:
         seed=args.seed,
         durability=args.durability,
         image_encoding=args.image_encoding,
-        save_unfinished_episodes=False,
+        # Ctrl-C drops the interrupted episode; a Riegeli log cannot (it keeps every step)
+        save_unfinished_episodes=args.file_format == "riegeli",
         allow_env_change=args.allow_env_change,
     )
     bar = tqdm(total=args.episodes, unit="episode", disable=args.quiet)
@@ -275,15 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record.add_argument(
         "--durability",
-        default="process",
+        default=None,
         choices=["process", "os"],
-        help="process: survives the process dying; os: also power loss",
+        help="process (the default): survives the process dying; os: also power loss",
     )
     record.add_argument(
         "--image-encoding",
-        default="png",
+        default=None,
         choices=["png", "raw"],
-        help="how uint8 image observations are stored (both lossless)",
+        help="how uint8 image observations are stored (both lossless; default png)",
     )
     record.add_argument(
         "--allow-env-change",

@@ -18,11 +18,15 @@ if TYPE_CHECKING:
     from rlds_hub.recorders.backend import (
         RLDSBackend as RLDSBackend,
     )
+    from rlds_hub.recorders.options import Provenance as Provenance
+    from rlds_hub.recorders.options import WriterOptions as WriterOptions
     from rlds_hub.recorders.recorder import Recorder as Recorder
     from rlds_hub.recorders.recorder import RecordingError as RecordingError
 
 _EXPORTS = {
     "Recorder": "rlds_hub.recorders.recorder",
+    "WriterOptions": "rlds_hub.recorders.options",
+    "Provenance": "rlds_hub.recorders.options",
     "RecordingError": "rlds_hub.recorders.recorder",
     "RLDSBackend": "rlds_hub.recorders.backend",
     "OutOfBoundsWarning": "rlds_hub.recorders.backend",

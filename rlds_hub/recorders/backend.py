@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from envlogger.backends import backend_writer
 from rlds_hub import rlds_types as rlds
 from rlds_hub.format.encode import ExampleEncoder
 from rlds_hub.format.features import ImageEncoding, episode_features
+from rlds_hub.format.metadata import DatasetMetadata
 from rlds_hub.format.specs import (
     SpecError,
     bounds_of,
@@ -80,8 +82,8 @@ class RLDSBackend(backend_writer.BackendWriter):
         self.episodes_written = 0
         self.steps_written = 0
         self._closed = False
-        self._dataset_metadata: dict[str, Any] = {"specs": {}}
-        self._describe_env_mismatch: Callable[[Mapping], list[str]] = lambda existing: []
+        self._dataset_metadata = DatasetMetadata(specs={})
+        self._describe_env_mismatch: Callable[[DatasetMetadata], list[str]] = lambda existing: []
 
     # ---- envlogger's BackendWriter interface ---------------------------------------------
 
@@ -206,7 +208,9 @@ class RLDSBackend(backend_writer.BackendWriter):
         return self._writer
 
     def set_dataset_metadata(
-        self, metadata: dict[str, Any], describe_env_mismatch: Callable[[Mapping], list[str]]
+        self,
+        metadata: DatasetMetadata,
+        describe_env_mismatch: Callable[[DatasetMetadata], list[str]],
     ) -> None:
         """Dataset-level metadata for a new dataset, and how to explain a spec mismatch."""
         self._dataset_metadata = metadata
@@ -219,11 +223,14 @@ class RLDSBackend(backend_writer.BackendWriter):
             "episode_metadata": self._episode_metadata_spec,
         }
         specs_json = {k: spec_to_json(v) for k, v in metadata_specs.items() if v}
-        self._dataset_metadata["specs"].update(specs_json)
+        self._dataset_metadata = dataclasses.replace(
+            self._dataset_metadata, specs={**(self._dataset_metadata.specs or {}), **specs_json}
+        )
 
-        def describe(existing: Mapping[str, Any]) -> list[str]:
+        def describe(existing_json: Mapping[str, Any]) -> list[str]:
+            existing = DatasetMetadata.from_json(existing_json)
             differences = self._describe_env_mismatch(existing)
-            stored = existing.get("specs", {})
+            stored = existing.specs or {}
             for key in metadata_specs:
                 old, new = stored.get(key), specs_json.get(key)
                 if old is not None and new is not None:
@@ -238,7 +245,7 @@ class RLDSBackend(backend_writer.BackendWriter):
 
         features = self._features()
         self._session = self._writer.set_features(
-            features, metadata=self._dataset_metadata, describe_mismatch=describe
+            features, metadata=self._dataset_metadata.to_json(), describe_mismatch=describe
         )
         self._encoder = ExampleEncoder(features)
 

@@ -302,13 +302,13 @@ class EpisodeBuffer:
         self.discount = Field(rlds.DISCOUNT, discount_spec)
         self.metadata: list[Field] = []
         self.step_metadata_spec: dict[str, Any] | None = None
-        if step_metadata_spec is not None:
-            self.set_step_metadata_spec(step_metadata_spec)
         self.num_transitions = 0  # T: the episode so far has T + 1 steps
         self.episode_index = 0
         self.active = False
         self._block_start = 0  # step index of row 0 of the current block
         self._block_rows = 0
+        if step_metadata_spec is not None:
+            self.set_step_metadata_spec(step_metadata_spec)
         self._put_action = self.action.put
         self._put_reward = self.reward.put
         self._put_discount = self.discount.put

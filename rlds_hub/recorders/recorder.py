@@ -6,15 +6,22 @@ import datetime
 import os
 import platform
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import dm_env
 
-from rlds_hub import _compat
 from rlds_hub._version import __version__
 from rlds_hub.envs.wrapper import EnvironmentWrapper
-from rlds_hub.format.features import IMAGE_ENCODINGS, ImageEncoding
-from rlds_hub.format.specs import SpecError, spec_differences, spec_to_json
+from rlds_hub.format.features import ImageEncoding
+from rlds_hub.format.metadata import (
+    ENV_SPEC_KEYS,
+    DatasetMetadata,
+    MetadataError,
+    Session,
+    env_specs_json,
+)
+from rlds_hub.format.specs import SpecError, spec_differences
+from rlds_hub.recorders.options import FileFormat, Provenance, WriterOptions, fold
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.writer import (
     DEFAULT_MAX_BYTES_PER_SHARD,
@@ -24,9 +31,7 @@ from rlds_hub.storage.writer import (
     SpecMismatchError,
 )
 
-FileFormat = Literal["tfrecord", "array_record", "riegeli"]
 _LAST = dm_env.StepType.LAST
-_ENV_SPEC_KEYS = ("observation", "action", "reward", "discount")
 
 
 class RecordingError(RuntimeError):
@@ -41,6 +46,12 @@ class Recorder(EnvironmentWrapper):
     process killed at any moment loses at most the episode in progress, and the dataset
     always loads with plain ``tfds.builder_from_directory(data_dir)``.
 
+    Like envlogger's ``EnvLogger(env, step_fn, episode_fn, metadata, backend)``, the options
+    are two values: ``options`` (:class:`~rlds_hub.recorders.WriterOptions`: how episodes are
+    written, which backend) and ``provenance`` (:class:`~rlds_hub.recorders.Provenance`:
+    environment, policy, seed, your metadata). Every option is also a keyword of its own
+    (below); give each option once, as a keyword or in its value.
+
     Args:
       env: the environment to record.
       data_dir: the dataset directory (created; appended to if it holds a dataset).
@@ -49,7 +60,10 @@ class Recorder(EnvironmentWrapper):
       max_episodes_per_shard / max_bytes_per_shard: shard size limits (whichever first).
       file_format: "tfrecord" (default), "array_record" (TFDS's random-access format; read
         it with ``builder.as_data_source``), or "riegeli" (envlogger's own format, written
-        by envlogger's Riegeli backend and read with ``envlogger.Reader``).
+        by envlogger's Riegeli backend and read with ``envlogger.Reader``; it refuses the
+        options it cannot honour: ``name``, ``split``, ``max_bytes_per_shard``,
+        ``durability``, ``image_encoding``, the metadata specs,
+        ``save_unfinished_episodes=False`` and ``allow_env_change``).
       step_fn: ``step_fn(timestep, action, env) -> dict`` called after every step; its
         values are stored as step metadata aligned with the action (zero-filled on the last
         step). Its result at ``reset`` (action ``None``) is used only to learn its spec.
@@ -57,9 +71,9 @@ class Recorder(EnvironmentWrapper):
         last value is stored as episode metadata.
       metadata: JSON-serialisable dataset-level metadata (stored in ``metadata.json``).
       env_name / policy_name / seed: provenance stored with the dataset metadata.
-      durability: "process" (default: each completed episode survives the process dying at
-        any moment) or "os" (also fsync'd before ``step`` returns: survives power loss).
-      image_encoding: "png" (default, lossless and compressed) or "raw" for uint8 images.
+      durability: "process" (the default: each completed episode survives the process dying
+        at any moment) or "os" (also fsync'd before ``step`` returns: survives power loss).
+      image_encoding: "png" (the default: lossless and compressed) or "raw" for uint8 images.
       step_metadata_spec / episode_metadata_spec: explicit dm_env specs for the metadata
         (default: inferred from the first value returned).
       save_unfinished_episodes: when ``reset`` or ``close`` interrupts an episode that has at
@@ -68,6 +82,7 @@ class Recorder(EnvironmentWrapper):
         same specs); refused by default, since mixing environments is usually a mistake.
         Every session's environment, policy and seed are kept in ``metadata.json`` and each
         episode's row in ``episodes.jsonl`` names its session.
+      options / provenance: the options above as values (keywords left at their defaults).
     """
 
     def __init__(
@@ -86,12 +101,14 @@ class Recorder(EnvironmentWrapper):
         env_name: str | None = None,
         policy_name: str | None = None,
         seed: int | None = None,
-        durability: Durability = "process",
-        image_encoding: ImageEncoding = "png",
+        durability: Durability | None = None,
+        image_encoding: ImageEncoding | None = None,
         step_metadata_spec: Mapping[str, Any] | None = None,
         episode_metadata_spec: Mapping[str, Any] | None = None,
         save_unfinished_episodes: bool = True,
         allow_env_change: bool = False,
+        options: WriterOptions | None = None,
+        provenance: Provenance | None = None,
     ):
         import envlogger
 
@@ -100,10 +117,27 @@ class Recorder(EnvironmentWrapper):
                 f"Recorder wraps a dm_env.Environment, got {type(env).__name__}; wrap a "
                 "gymnasium.Env with rlds_hub.recorders.GymnasiumEnv first"
             )
-        if image_encoding not in IMAGE_ENCODINGS:
-            raise ValueError(f"image_encoding must be one of {IMAGE_ENCODINGS}")
+        keywords = dict(
+            name=name,
+            split=split,
+            max_episodes_per_shard=max_episodes_per_shard,
+            max_bytes_per_shard=max_bytes_per_shard,
+            file_format=file_format,
+            durability=durability,
+            image_encoding=image_encoding,
+            step_metadata_spec=step_metadata_spec,
+            episode_metadata_spec=episode_metadata_spec,
+            save_unfinished_episodes=save_unfinished_episodes,
+            allow_env_change=allow_env_change,
+            env_name=env_name,
+            policy_name=policy_name,
+            seed=seed,
+            metadata=metadata,
+        )
+        options, provenance = fold(options, provenance, keywords)
         super().__init__(env)
-        self._save_unfinished = save_unfinished_episodes
+        self.options, self.provenance = options, provenance
+        self._save_unfinished = options.save_unfinished_episodes
         self._episode_active = False
         self._closed = False
         env_specs = {
@@ -112,48 +146,26 @@ class Recorder(EnvironmentWrapper):
             "reward": env.reward_spec(),
             "discount": env.discount_spec(),
         }
-        self._specs_json = {k: spec_to_json(v) for k, v in env_specs.items()}
-        self.env_name = env_name or type(env).__name__
-        self._allow_env_change = allow_env_change
-        session = {
-            "started": _now(),
-            "split": split,
-            "env_name": self.env_name,
-            "policy": policy_name,
-            "seed": seed,
-            "rlds_hub_version": __version__,
-            "host": platform.node(),
-        }
-        self._dataset_metadata = {
-            "rlds_hub_version": __version__,
-            "created": session["started"],
-            "env_name": self.env_name,
-            "policy": policy_name,
-            "seed": seed,
-            "specs": self._specs_json,
-            "image_encoding": image_encoding,
-            "layout": "rlds",
-            "user": dict(metadata or {}),
-            "sessions": [session],
-        }
-        self.file_format = file_format
+        self.env_name = provenance.env_name or type(env).__name__
+        self.file_format = options.file_format
+        self._dataset_metadata = _dataset_metadata(
+            env_specs_json(*env_specs.values()), self.env_name, options, provenance
+        )
         # envlogger's Riegeli writer counts nothing for us: completed episodes and their
         # RLDS steps (N + 1 per episode of N transitions), for this session
         self._riegeli_counts = [0, 0]  # episodes, steps
         self._riegeli_episode_steps = 0
-        if file_format == "riegeli":
-            from rlds_hub.storage.dataset_files import prepare_directory
-
-            _compat.patch_numpy_for_envlogger()  # envlogger 1.2's encoder uses np.unicode_
+        if options.backend == "riegeli":
+            from rlds_hub.recorders import riegeli
 
             self._backend = None
-            self._logger = envlogger.EnvLogger(
+            self._logger = riegeli.open_logger(
                 env,
-                data_directory=os.fspath(prepare_directory(data_dir)),
-                step_fn=step_fn,
-                episode_fn=episode_fn,
-                metadata=dict(metadata or {}),
-                max_episodes_per_file=max_episodes_per_shard or 1000,
+                data_dir,
+                options,
+                riegeli.log_metadata(self._dataset_metadata),
+                step_fn,
+                episode_fn,
             )
             return
 
@@ -161,12 +173,12 @@ class Recorder(EnvironmentWrapper):
 
         writer = DatasetWriter(
             data_dir,
-            name=name,
-            split=split,
-            file_format=file_format,
-            max_episodes_per_shard=max_episodes_per_shard,
-            max_bytes_per_shard=max_bytes_per_shard,
-            durability=durability,
+            name=options.name,
+            split=options.split,
+            file_format=options.file_format,
+            max_episodes_per_shard=options.max_episodes_per_shard,
+            max_bytes_per_shard=options.max_bytes_per_shard,
+            durability=options.durability or "process",
             description=f"RLDS episodes of {self.env_name} recorded with rlds_hub {__version__}.",
         )
         try:
@@ -177,15 +189,15 @@ class Recorder(EnvironmentWrapper):
                 action_spec=env_specs["action"],
                 reward_spec=env_specs["reward"],
                 discount_spec=env_specs["discount"],
-                step_metadata_spec=step_metadata_spec,
-                episode_metadata_spec=episode_metadata_spec,
+                step_metadata_spec=options.step_metadata_spec,
+                episode_metadata_spec=options.episode_metadata_spec,
                 infer_step_metadata=step_fn is not None,
                 infer_episode_metadata=episode_fn is not None,
-                image_encoding=image_encoding,
+                image_encoding=self._dataset_metadata.image_encoding,
             )
             self._backend.set_dataset_metadata(self._dataset_metadata, self._describe_mismatch)
-            if (step_fn is None or step_metadata_spec is not None) and (
-                episode_fn is None or episode_metadata_spec is not None
+            if (step_fn is None or options.step_metadata_spec is not None) and (
+                episode_fn is None or options.episode_metadata_spec is not None
             ):
                 self._backend.open_dataset()  # features known now: check them against disk
         except BaseException:
@@ -292,11 +304,11 @@ class Recorder(EnvironmentWrapper):
             self._backend.discard_episode()
 
     def _check_env_specs(self, writer: DatasetWriter) -> None:
-        existing = writer.existing_metadata
-        if not existing or "specs" not in existing:
+        existing = _existing_metadata(writer)
+        if existing is None or existing.specs is None:
             return
-        envs = recorded_envs(existing)
-        if envs and self.env_name not in envs and not self._allow_env_change:
+        envs = existing.recorded_envs
+        if envs and self.env_name not in envs and not self.options.allow_env_change:
             raise DatasetError(
                 f"cannot append to {writer.path}: it holds episodes of {', '.join(envs)}, and "
                 f"this recorder records {self.env_name}. Record into another directory, or "
@@ -311,27 +323,65 @@ class Recorder(EnvironmentWrapper):
                 "or use an environment with the same specs."
             )
 
-    def _describe_mismatch(self, existing: Mapping[str, Any]) -> list[str]:
-        stored = existing.get("specs", {})
+    def _describe_mismatch(self, existing: DatasetMetadata) -> list[str]:
+        stored = existing.specs or {}
+        ours = self._dataset_metadata.specs or {}
         differences = []
-        for key in _ENV_SPEC_KEYS:
+        for key in ENV_SPEC_KEYS:
             if key in stored:
-                differences += spec_differences(stored[key], self._specs_json[key], key)
-        image_encoding = existing.get("image_encoding")
-        if image_encoding and image_encoding != self._dataset_metadata["image_encoding"]:
+                differences += spec_differences(stored[key], ours[key], key)
+        encoding = self._dataset_metadata.image_encoding
+        if existing.image_encoding and existing.image_encoding != encoding:
             differences.append(
-                f"image_encoding: the dataset uses {image_encoding!r}, this recorder "
-                f"{self._dataset_metadata['image_encoding']!r}"
+                f"image_encoding: the dataset uses {existing.image_encoding!r}, this recorder "
+                f"{encoding!r}"
             )
         return differences
 
 
-def recorded_envs(metadata: Mapping[str, Any]) -> list[str]:
-    """The environments a dataset's sessions recorded (older datasets: the top-level one)."""
-    envs = [s.get("env_name") for s in metadata.get("sessions", []) if s.get("env_name")]
-    if not envs and metadata.get("env_name"):
-        envs = [metadata["env_name"]]
-    return list(dict.fromkeys(envs))
+def _dataset_metadata(
+    specs: dict[str, Any], env_name: str, options: WriterOptions, provenance: Provenance
+) -> DatasetMetadata:
+    """The ``metadata.json`` of a new dataset, holding this recording session."""
+    started = _now()
+    unset = frozenset(
+        key
+        for key, value in (("policy", provenance.policy_name), ("seed", provenance.seed))
+        if value is None
+    )  # written as null, as they always were
+    session = Session(
+        started=started,
+        split=options.split,
+        env_name=env_name,
+        policy=provenance.policy_name,
+        seed=provenance.seed,
+        rlds_hub_version=__version__,
+        host=platform.node(),
+        nulls=unset,
+    )
+    return DatasetMetadata(
+        rlds_hub_version=__version__,
+        created=started,
+        env_name=env_name,
+        policy=provenance.policy_name,
+        seed=provenance.seed,
+        specs=specs,
+        image_encoding=options.image_encoding or "png",
+        layout="rlds",
+        user=dict(provenance.metadata or {}),
+        sessions=(session,),
+        nulls=unset,
+    )
+
+
+def _existing_metadata(writer: DatasetWriter) -> DatasetMetadata | None:
+    """The metadata of the dataset being appended to (None for a new dataset)."""
+    if not writer.existing_metadata:
+        return None
+    try:
+        return DatasetMetadata.from_json(writer.existing_metadata)
+    except MetadataError as e:
+        raise DatasetError(f"cannot append to {writer.path}: its {e}") from None
 
 
 def _is_termination(discount: Any) -> bool:

@@ -273,15 +273,17 @@ def features_from_metadata(directory: Path) -> dict[str, Any] | None:
     path = directory / dataset_files.METADATA
     if not path.exists():
         return None
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    specs = metadata.get("specs", {})
-    if not all(k in specs for k in ("observation", "action", "reward", "discount")):
-        return None
     from rlds_hub.format.features import episode_features
+    from rlds_hub.format.metadata import ENV_SPEC_KEYS, DatasetMetadata, MetadataError
     from rlds_hub.format.specs import spec_from_json
+
+    try:
+        metadata = DatasetMetadata.from_json(json.loads(path.read_text()))
+    except (json.JSONDecodeError, MetadataError):
+        return None
+    specs = metadata.specs or {}
+    if not all(k in specs for k in ENV_SPEC_KEYS):
+        return None
 
     def spec(key: str) -> Any:
         return spec_from_json(specs[key]) if key in specs else None
@@ -293,7 +295,7 @@ def features_from_metadata(directory: Path) -> dict[str, Any] | None:
         discount_spec=spec("discount"),
         step_metadata_spec=spec("step_metadata"),
         episode_metadata_spec=spec("episode_metadata"),
-        image_encoding=metadata.get("image_encoding", "png"),
+        image_encoding=metadata.image_encoding or "png",
     )
 
 

@@ -135,9 +135,15 @@ def test_every_beam_job_output_round_trips(tmp_path):
     assert main(["export", "--input", str(source), "--output", str(tmp_path / "x"), *io]) == 0
     marker = json.loads((tmp_path / "x" / "export.json").read_text())["provenance"]
     assert JobProvenance.from_json(marker).to_json() == marker
-    record_dataset("demo/reach", tmp_path / "recorded", episodes=2, run=Run(beam_args=FAST))
+    record_dataset(
+        "gym/CartPole-v1",
+        tmp_path / "recorded",
+        policy="random",
+        episodes=2,
+        run=Run(beam_args=FAST),
+    )
     recorded = _assert_round_trip(_file(tmp_path / "recorded"))
-    assert recorded.seeds and recorded.policy == "expert"
+    assert recorded.seeds and recorded.policy == "random"
 
 
 def _double_reward(episode):

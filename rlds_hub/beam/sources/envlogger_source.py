@@ -29,10 +29,13 @@ from rlds_hub.beam.sources.base import (
     even_ranges,
 )
 from rlds_hub.beam.sources.envlogger_codec import episode_steps
+from rlds_hub.format.metadata import MetadataError
 from rlds_hub.format.plan import Plan
 from rlds_hub.format.specs import infer_spec, spec_differences, spec_to_json
+from rlds_hub.recorders.riegeli import PROVENANCE_KEY, recorded_provenance
 
 METADATA_FILE = "metadata.riegeli"
+_NOT_USER_KEYS = ("environment_specs", PROVENANCE_KEY)  # envlogger's and rlds_hub's own
 DEFAULT_EPISODES_PER_UNIT = 8
 _STEPS = rlds.STEPS
 
@@ -88,6 +91,7 @@ def describe(
     step_spec: dict[str, Any] | None = None
     episode_spec: dict[str, Any] | None = None
     user_metadata: list[Any] = []
+    sessions: list[dict[str, Any]] = []  # what rlds_hub's Recorder wrote about each log
     for part_no, log_dir in enumerate(log_dirs):
         with _open(log_dir) as reader:
             dir_specs = {
@@ -98,7 +102,8 @@ def describe(
             }
             num_episodes = len(reader.episodes)
             meta = reader.metadata() or {}
-            user_metadata.append({k: v for k, v in meta.items() if k != "environment_specs"})
+            user_metadata.append({k: v for k, v in meta.items() if k not in _NOT_USER_KEYS})
+            sessions += _recorded_sessions(meta, log_dir)
             if num_episodes and step_spec is None:
                 try:
                     episode = list(reader.episodes[0])
@@ -141,10 +146,34 @@ def describe(
         metadata={
             "log_dirs": [os.path.relpath(d, path) for d in log_dirs],
             "envlogger_metadata": _json_safe(user_metadata),
+            **_provenance(sessions),
         },
         name=os.path.basename(os.path.normpath(path)),
         reader=reader,
     )
+
+
+def _recorded_sessions(meta: dict[str, Any], log_dir: str) -> list[dict[str, Any]]:
+    """The sessions rlds_hub's Recorder stored in a log's metadata (none: envlogger alone)."""
+    try:
+        recorded = recorded_provenance(meta)
+    except MetadataError as e:
+        raise SourceFormatError(f"{log_dir}: {e}") from None
+    return [s.to_json() for s in recorded.sessions or ()] if recorded is not None else []
+
+
+def _provenance(sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recorded environment, policy and seed (the first session's) and every session,
+    for the output's ``metadata.json``; nothing for logs rlds_hub did not record."""
+    if not sessions:
+        return {}
+    first = sessions[0]
+    return {
+        "env_name": first.get("env_name"),
+        "policy": first.get("policy"),
+        "seed": first.get("seed"),
+        "sessions": sessions,
+    }
 
 
 def _fill_missing_specs(specs: dict[str, Any], episode: Sequence[Any], log_dir: str) -> None:
