@@ -86,6 +86,7 @@ def test_convert_source_in_a_users_pipeline_writes_the_jobs_records(converted, t
     assert _records(tmp_path / "mine") == _records(job_output)
 
 
+@pytest.mark.slow
 def test_read_episodes_then_assign_splits_writes_what_the_split_job_writes(converted, tmp_path):
     _, dataset_path = converted
     split_dataset(dataset_path, tmp_path / "job", fractions="a=0.5,b=0.5", seed=3, run=RUN)
@@ -108,6 +109,7 @@ def test_read_episodes_then_assign_splits_writes_what_the_split_job_writes(conve
     assert _records(tmp_path / "mine") == _records(tmp_path / "job")
 
 
+@pytest.mark.slow
 def test_compute_statistics_in_a_users_pipeline_equals_the_stats_job(converted):
     _, dataset_path = converted
     expected = compute_statistics(dataset_path, save=False, run=RUN)
@@ -143,6 +145,7 @@ def test_export_parquet_in_a_users_pipeline_writes_the_jobs_tables(converted, tm
         assert mine.equals(pq.read_table(tmp_path / "job" / table))
 
 
+@pytest.mark.slow
 def test_record_episodes_in_a_users_pipeline_records_what_the_job_records(tmp_path):
     record_dataset(
         "gym/CartPole-v1",
