@@ -39,15 +39,42 @@ from rlds_hub.testing import record
 record("dm_control/point_mass-easy", "data/point_mass", episodes=4, policy="expert", max_steps=20)
 EOF""",
     ],
+    "pipelines.md": [  # data/robot (two episodes over 100 steps), envlogger logs in logs/,
+        # a Minari dataset in ~/.minari (HOME is the test's directory), a D4RL-style file
+        """python - <<'EOF'
+import gymnasium as gym, h5py, numpy as np
+from minari import DataCollector
+from rlds_hub.testing import nested_env, record
+
+record(nested_env(lengths=(120, 30, 150)), "data/robot", episodes=3)
+record(nested_env(lengths=(4, 6)), "logs/run", episodes=2, file_format="riegeli")
+env = DataCollector(gym.make("CartPole-v1", max_episode_steps=20))
+for seed in range(3):
+    env.reset(seed=seed)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        done = terminated or truncated
+env.create_dataset(dataset_id="pen/expert-v0", algorithm_name="random")
+rng = np.random.default_rng(0)
+with h5py.File("hopper_medium.hdf5", "w") as f:
+    f["observations"] = rng.standard_normal((30, 11))
+    f["actions"] = rng.uniform(-1, 1, (30, 3)).astype(np.float32)
+    f["rewards"] = rng.standard_normal(30).astype(np.float32)
+    f["terminals"] = np.arange(30) % 10 == 9
+    f["timeouts"] = np.zeros(30, bool)
+EOF""",
+    ],
 }
 
+# Documents whose blocks read ~ (the test's directory is their home).
+OWN_HOME = {"pipelines.md"}
 # Documents whose blocks talk to `rlds-hub serve --root data` on the default port.
 SERVED = {"server.md"}
 
 
-# Not run yet: their blocks need fixes or set-up still to be written (pipelines.md: several
-# commands write one output, cluster/cloud blocks need skip markers).
-NOT_YET = {"pipelines.md"}
+# Not run yet: documents whose blocks need fixes or set-up still to be written.
+NOT_YET: set[str] = set()
 
 
 def _documents() -> list[str]:
@@ -63,6 +90,8 @@ def test_docs_have_runnable_blocks():
 @pytest.mark.parametrize("document", sorted(set(_documents()) - NOT_YET))
 def test_every_doc_block_runs(document: str, tmp_path: Path):
     env = block_env(RLDS_HUB_DATA_DIR=str(tmp_path / "data"))
+    if document in OWN_HOME:
+        env["HOME"] = str(tmp_path)
     for line in SETUP.get(document, []):
         subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, check=True)
     if document not in SERVED:
