@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rlds_hub.extras import EXTRAS, MissingExtraError, extra_for, require
-from rlds_hub.testing import RandomSpecEnv
+from rlds_hub.testing import RandomSpecEnv, record
 
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
@@ -90,14 +90,8 @@ print("ok")
 def _dataset(path) -> str:
     from dm_env import specs
 
-    from rlds_hub.recorders import Recorder
-
     env = RandomSpecEnv({"position": specs.Array((2,), np.float64)}, episode_lengths=(3,))
-    with Recorder(env, path, env_name="random") as recorder:
-        for _ in range(2):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, path, episodes=2, env_name="random")
     return str(path)
 
 

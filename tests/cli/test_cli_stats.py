@@ -5,8 +5,7 @@ import json
 import numpy as np
 
 from rlds_hub.cli import main
-from rlds_hub.recorders import Recorder
-from rlds_hub.testing import RandomSpecEnv
+from rlds_hub.testing import RandomSpecEnv, record
 
 
 def test_stats_command(tmp_path, capsys):
@@ -26,11 +25,7 @@ def test_stats_command(tmp_path, capsys):
             )
 
     env = Finite(specs.Array((3,), np.float32), episode_lengths=[4, 2])
-    with Recorder(env, tmp_path / "ds") as recorder:
-        for _ in range(2):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, tmp_path / "ds", episodes=2)
     assert main(["stats", str(tmp_path / "ds"), "--quiet"]) == 0
     assert "2 episodes" in capsys.readouterr().out
     assert main(["stats", str(tmp_path / "ds"), "--json"]) == 0

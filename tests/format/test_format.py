@@ -32,6 +32,7 @@ from rlds_hub.testing import (
     oxe_episode,
     random_value,
     read_episodes_with_tfds,
+    record,
     stack_steps,
     write_oxe_dataset,
 )
@@ -113,16 +114,14 @@ def test_numpy_decoder_equals_plain_tfds(observation_spec, lengths, seed):
     env = RandomSpecEnv(observation_spec, episode_lengths=lengths, seed=seed)
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        with Recorder(
+        record(
             env,
             tmp + "/ds",
+            episodes=len(lengths),
+            policy=lambda timestep: random_value(env.action_spec(), rng),
             episode_fn=lambda ts, a, e: {"n": np.int32(e._t)},
             max_episodes_per_shard=2,
-        ) as recorder:
-            for _ in range(len(lengths)):
-                timestep = recorder.reset()
-                while not timestep.last():
-                    timestep = recorder.step(random_value(env.action_spec(), rng))
+        )
         assert assert_episodes_equal_tfds(tmp + "/ds") == len(lengths)
         dataset = open_dataset(tmp + "/ds")
         records = [r.data for r in iter_records(dataset, "train")]

@@ -5,28 +5,17 @@ episodes marked apart, every session's environment and policy in the title."""
 import numpy as np
 import pytest
 
-from rlds_hub.envs import make_env, make_policy
 from rlds_hub.inspection.plots import episode_figure, plot_episodes
-from rlds_hub.recorders import Recorder
+from rlds_hub.testing import record
 
 ENV = "dm_control/cartpole-balance"
-
-
-def _record(path, split, episodes, policy, seed):
-    env = make_env(ENV, seed=seed)
-    agent = make_policy(policy, ENV, env, seed=seed)
-    with Recorder(env, path, split=split, env_name=ENV, policy_name=policy, seed=seed) as rec:
-        for _ in range(episodes):
-            timestep = rec.reset()
-            while not timestep.last():
-                timestep = rec.step(agent(timestep))
 
 
 @pytest.fixture(scope="module")
 def figure(tmp_path_factory):
     path = tmp_path_factory.mktemp("plots") / "cartpole"
-    _record(path, "train", 3, "expert", 0)
-    _record(path, "test", 2, "random", 1)
+    record(ENV, path, episodes=3, seed=0, policy="expert", split="train")
+    record(ENV, path, episodes=2, seed=1, policy="random", split="test")
     fig = episode_figure(path)
     yield fig, path
     import matplotlib.pyplot as plt

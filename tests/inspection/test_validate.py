@@ -19,12 +19,11 @@ from dm_env import specs
 from rlds_hub.format.encode import ExampleEncoder
 from rlds_hub.format.features import episode_features
 from rlds_hub.inspection.validate import Problem, format_report, validate
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage import shards
 from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.writer import DatasetWriter
-from rlds_hub.testing import RandomSpecEnv
+from rlds_hub.testing import RandomSpecEnv, record
 
 NAME = "ds"
 # Episode i has LENGTHS[i % 2] transitions (so LENGTHS[i % 2] + 1 steps) and terminates when
@@ -45,11 +44,7 @@ def _record(path: Path) -> Path:
         terminate=(True, False),
         seed=0,
     )
-    with Recorder(env, path, name=NAME, max_episodes_per_shard=2) as recorder:
-        for _ in range(NUM_EPISODES):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, path, episodes=NUM_EPISODES, name=NAME, max_episodes_per_shard=2)
     return path
 
 

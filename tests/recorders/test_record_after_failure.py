@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from dm_env import specs
 
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage.dataset import open_dataset
-from rlds_hub.testing import RandomSpecEnv
+from rlds_hub.testing import RandomSpecEnv, record
 
 
 class Broken(RandomSpecEnv):
@@ -20,11 +19,7 @@ class Broken(RandomSpecEnv):
 
 
 def _record(env, path, episodes=2, **kwargs):
-    with Recorder(env, path, **kwargs) as recorder:
-        for _ in range(episodes):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, path, episodes=episodes, **kwargs)
 
 
 def test_a_failed_recording_does_not_block_the_next_recording(tmp_path):

@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlds_hub.recorders import Recorder
-from rlds_hub.testing import RandomSpecEnv, assert_bit_equal, random_value, read_episodes_with_tfds
+from rlds_hub.testing import (
+    RandomSpecEnv,
+    assert_bit_equal,
+    random_value,
+    read_episodes_with_tfds,
+    record,
+)
 
 NUMERIC = [
     np.float16,
@@ -99,11 +105,13 @@ def test_random_specs_round_trip_bit_exact(
     )
     rng = np.random.default_rng(seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
-        with Recorder(env, tmp + "/ds", max_episodes_per_shard=2) as recorder:
-            for _ in range(episodes):
-                timestep = recorder.reset()
-                while not timestep.last():
-                    timestep = recorder.step(random_value(action_spec, rng))
+        record(
+            env,
+            tmp + "/ds",
+            episodes=episodes,
+            policy=lambda timestep: random_value(action_spec, rng),
+            max_episodes_per_shard=2,
+        )
         _check_dataset(tmp + "/ds", env)
 
 
@@ -123,11 +131,12 @@ def test_float64_extremes_and_nested_reward_specs(tmp_path):
         seed=3,
     )
     rng = np.random.default_rng(0)
-    with Recorder(env, tmp_path / "ds") as recorder:
-        for _ in range(4):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(random_value(env.action_spec(), rng))
+    record(
+        env,
+        tmp_path / "ds",
+        episodes=4,
+        policy=lambda timestep: random_value(env.action_spec(), rng),
+    )
     _check_dataset(str(tmp_path / "ds"), env)
 
 

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from rlds_hub.format.plan import flatten
-from rlds_hub.recorders import Recorder
 from rlds_hub.server.reading.records import RecordLocator
 from rlds_hub.storage import ShardError, open_dataset, read_episode
-from rlds_hub.testing import FramesEnv
+from rlds_hub.testing import FramesEnv, record
 from rlds_hub.testing.service_data import copy_root, dataset_root
 
 
@@ -43,13 +42,14 @@ def test_every_episode_reads_as_the_core_reads_it(relative):
 
 def test_array_record_shards_read_at_the_position(tmp_path):
     env = FramesEnv()
-    with Recorder(
-        env, tmp_path / "ar", file_format="array_record", max_episodes_per_shard=2
-    ) as recorder:
-        for _ in range(5):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(1, np.float32))
+    record(
+        env,
+        tmp_path / "ar",
+        episodes=5,
+        policy=np.zeros(1, np.float32),
+        file_format="array_record",
+        max_episodes_per_shard=2,
+    )
     dataset = open_dataset(tmp_path / "ar")
     locator = RecordLocator()
     for index in range(5):

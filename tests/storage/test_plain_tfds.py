@@ -9,8 +9,7 @@ import textwrap
 import numpy as np
 from dm_env import specs
 
-from rlds_hub.recorders import Recorder
-from rlds_hub.testing import RandomSpecEnv, assert_bit_equal, random_value
+from rlds_hub.testing import RandomSpecEnv, assert_bit_equal, random_value, record
 
 READER = textwrap.dedent(
     """
@@ -47,17 +46,15 @@ def test_recorded_dataset_loads_in_a_process_without_rlds_hub(tmp_path):
         seed=11,
     )
     rng = np.random.default_rng(0)
-    with Recorder(
+    record(
         env,
         tmp_path / "ds",
+        episodes=3,
+        policy=lambda timestep: random_value(env.action_spec(), rng),
         episode_fn=lambda ts, a, e: {"operator": "bob"},
         max_episodes_per_shard=2,
         policy_name="random",
-    ) as recorder:
-        for _ in range(3):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(random_value(env.action_spec(), rng))
+    )
     out = tmp_path / "read.pkl"
     script = tmp_path / "reader.py"
     script.write_text(READER)

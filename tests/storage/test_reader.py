@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from dm_env import specs
 
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage import (
     ShardError,
     iter_episodes,
@@ -18,6 +17,7 @@ from rlds_hub.storage import (
 )
 from rlds_hub.storage import shards as shard_files
 from rlds_hub.testing import RandomSpecEnv, random_value
+from rlds_hub.testing import record as record_episodes
 
 
 def _record(path, file_format):
@@ -27,11 +27,14 @@ def _record(path, file_format):
         seed=1,
     )
     rng = np.random.default_rng(0)
-    with Recorder(env, path, max_episodes_per_shard=3, file_format=file_format) as recorder:
-        for _ in range(8):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(random_value(env.action_spec(), rng))
+    record_episodes(
+        env,
+        path,
+        episodes=8,
+        policy=lambda timestep: random_value(env.action_spec(), rng),
+        max_episodes_per_shard=3,
+        file_format=file_format,
+    )
     return open_dataset(path)
 
 

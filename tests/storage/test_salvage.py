@@ -14,14 +14,13 @@ from dm_env import specs
 
 from rlds_hub.cli import main
 from rlds_hub.inspection.validate import validate
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage import salvage, shards
 from rlds_hub.storage.checksums import read_checksums, write_checksums
 from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import episode_table
 from rlds_hub.storage.repair import repair
-from rlds_hub.testing import RandomSpecEnv
+from rlds_hub.testing import RandomSpecEnv, record
 
 NAME = "ds"
 LENGTHS = (3, 4)  # episode i: LENGTHS[i % 2] transitions; 2 episodes per shard: 2, 2, 1
@@ -41,11 +40,7 @@ def _pristine(tmp_path_factory) -> Path:
         terminate=(True, False),
         seed=0,
     )
-    with Recorder(env, path, name=NAME, max_episodes_per_shard=2) as recorder:
-        for _ in range(NUM_EPISODES):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, path, episodes=NUM_EPISODES, name=NAME, max_episodes_per_shard=2)
     write_checksums(path)
     return path
 
@@ -220,13 +215,7 @@ def _one_shard(path: Path, file_format: str = "tfrecord") -> Path:
         terminate=(True, False),
         seed=0,
     )
-    with Recorder(
-        env, path, name=NAME, max_episodes_per_shard=5, file_format=file_format
-    ) as recorder:
-        for _ in range(5):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, path, episodes=5, name=NAME, max_episodes_per_shard=5, file_format=file_format)
     return path
 
 
