@@ -245,15 +245,11 @@ def test_merge_joins_splits_in_input_order(source, tmp_path):
 def test_merge_lists_every_difference_of_mismatched_inputs(source, tmp_path):
     from dm_env import specs
 
-    from rlds_hub.recorders import Recorder
-    from rlds_hub.testing import RandomSpecEnv
+    from rlds_hub.testing import RandomSpecEnv, record
 
     other = tmp_path / "other"
     env = RandomSpecEnv({"position": specs.Array((4,), np.float32, "position")})
-    with Recorder(env, other) as recorder:
-        timestep = recorder.reset()
-        while not timestep.last():
-            timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, other, episodes=1)
     with pytest.raises(IncompatibleDatasetsError) as error:
         merge([source, other], tmp_path / "out", run=Run(beam_args=FAST))
     message = str(error.value)

@@ -10,12 +10,7 @@ import pytest
 from dm_env import specs
 
 from rlds_hub.storage.dataset import open_dataset
-from rlds_hub.testing import RandomSpecEnv, record
-
-
-class Broken(RandomSpecEnv):
-    def reset(self):
-        raise RuntimeError("the simulator did not start")
+from rlds_hub.testing import FailingEnv, RandomSpecEnv, record
 
 
 def _record(env, path, episodes=2, **kwargs):
@@ -24,7 +19,11 @@ def _record(env, path, episodes=2, **kwargs):
 
 def test_a_failed_recording_does_not_block_the_next_recording(tmp_path):
     path = tmp_path / "demos"
-    broken = Broken({"pixels": specs.Array((4, 4, 3), np.uint8)})
+    broken = FailingEnv(
+        RandomSpecEnv({"pixels": specs.Array((4, 4, 3), np.uint8)}),
+        at_reset=0,
+        error=RuntimeError("the simulator did not start"),
+    )
     with pytest.raises(RuntimeError, match="did not start"):
         _record(broken, path, env_name="dm_control/cartpole-swingup", file_format="array_record")
     assert open_dataset(path).num_episodes == 0

@@ -125,21 +125,21 @@ def test_remove_then_scan_keeps_it_out_until_registered_again(client, root):
 
 
 def test_reindex_skips_unchanged_datasets_and_picks_up_new_episodes(client, root):
-    from rlds_hub.recorders import Recorder
-    from rlds_hub.testing import FramesEnv
+    from rlds_hub.testing import FramesEnv, record
 
     url = f"{API}/datasets/frames/reindex"
     assert client.post(url, headers=auth()).json()["action"] == "unchanged"
     assert client.post(url, params={"force": True}, headers=auth()).json()["action"] == "indexed"
     generation = client.get(f"{API}/datasets/frames").json()["generation"]
     env = FramesEnv(lengths=(3,))
-    with Recorder(
-        env, root / "frames", max_episodes_per_shard=2, env_name="tests/frames"
-    ) as recorder:
-        for _ in range(2):
-            timestep = recorder.reset()
-            while not timestep.last():
-                timestep = recorder.step(env.action_spec().generate_value())
+    record(
+        env,
+        root / "frames",
+        episodes=2,
+        policy=env.action_spec().generate_value(),
+        max_episodes_per_shard=2,
+        env_name="tests/frames",
+    )
     report = client.post(f"{API}/scan", headers=auth()).json()
     actions = {o["name"]: o["action"] for o in report["outcomes"]}
     assert actions == {
@@ -297,9 +297,8 @@ def test_bulk_slices_beyond_the_byte_limit_are_refused(root, tmp_path):
 def test_repeated_pages_are_answered_from_kept_responses_until_the_index_changes(
     client, root, monkeypatch
 ):
-    from rlds_hub.recorders import Recorder
     from rlds_hub.server.api.routes import episodes as episodes_route
-    from rlds_hub.testing import FramesEnv
+    from rlds_hub.testing import FramesEnv, record
 
     handled = []
     pagination = episodes_route.Pagination
@@ -319,12 +318,15 @@ def test_repeated_pages_are_answered_from_kept_responses_until_the_index_changes
         assert client.get(f"{API}/datasets/frames/episodes?split=nope").status_code == 404
     assert len(handled) == 5
     env = FramesEnv(lengths=(9,))
-    with Recorder(
-        env, root / "frames", max_episodes_per_shard=2, env_name="tests/frames"
-    ) as recorder:
-        timestep = recorder.reset()
-        while not timestep.last():
-            timestep = recorder.step(env.action_spec().generate_value())
+    policy = env.action_spec().generate_value()
+    record(
+        env,
+        root / "frames",
+        episodes=1,
+        policy=policy,
+        max_episodes_per_shard=2,
+        env_name="tests/frames",
+    )
     assert (
         client.post(f"{API}/datasets/frames/reindex", headers=auth()).json()["action"] == "indexed"
     )

@@ -10,12 +10,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from rlds_hub.cli import main
-from rlds_hub.envs import make_env, make_policy
+from rlds_hub.envs import make_env
 from rlds_hub.inspection.validate import validate
 from rlds_hub.recorders import Recorder
 from rlds_hub.storage import open_dataset
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.repair import repair
+from rlds_hub.testing import record
 
 ENV = "dm_control/point_mass-easy"
 
@@ -29,22 +30,15 @@ def _record(
     max_episodes_per_shard: int = 3,
     **kwargs,
 ) -> None:
-    env = make_env(ENV, seed=seed)
-    agent = make_policy(policy, ENV, env, seed=seed)
-    with Recorder(
-        env,
+    record(
+        ENV,
         path,
-        env_name=ENV,
-        policy_name=policy,
+        episodes=episodes,
         seed=seed,
+        policy=policy,
         max_episodes_per_shard=max_episodes_per_shard,
         **kwargs,
-    ) as recorder:
-        for _ in range(episodes):
-            timestep = recorder.reset()
-            agent.reset()
-            while not timestep.last():
-                timestep = recorder.step(agent(timestep))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +183,7 @@ def test_a_different_environment_is_refused_unless_asked(tmp_path):
     with pytest.raises(DatasetError, match=r"holds episodes of dm_control/point_mass-easy"):
         Recorder(env, path, env_name=other)
     assert open_dataset(path).split("train").num_episodes == 1
-    with Recorder(env, path, env_name=other, allow_env_change=True) as recorder:
-        timestep = recorder.reset()
-        while not timestep.last():
-            timestep = recorder.step(np.zeros(2))
+    record(env, path, episodes=1, policy=np.zeros(2), env_name=other, allow_env_change=True)
     sessions = open_dataset(path).metadata["sessions"]
     assert [s["env_name"] for s in sessions] == [ENV, other]
 
@@ -200,13 +191,8 @@ def test_a_different_environment_is_refused_unless_asked(tmp_path):
 def test_out_of_bounds_actions_are_warned_when_recorded_and_validated(tmp_path):
     path = tmp_path / "oob"
     env = make_env(ENV, seed=0)
-    with (
-        pytest.warns(UserWarning, match=r"action\(s\) outside the action spec's bounds"),
-        Recorder(env, path, env_name=ENV) as recorder,
-    ):
-        timestep = recorder.reset()
-        while not timestep.last():
-            timestep = recorder.step(np.array([5.0, 0.0]))
+    with pytest.warns(UserWarning, match=r"action\(s\) outside the action spec's bounds"):
+        record(env, path, episodes=1, policy=np.array([5.0, 0.0]), env_name=ENV)
     report = validate(path)
     assert report.ok
     assert any("outside the action spec's bounds [-1, 1]" in p.message for p in report.warnings)
