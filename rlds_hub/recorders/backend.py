@@ -245,7 +245,7 @@ class RLDSBackend(backend_writer.BackendWriter):
 
         features = self._features()
         self._session = self._writer.set_features(
-            features, metadata=self._dataset_metadata.to_json(), describe_mismatch=describe
+            features, metadata=self._dataset_metadata, describe_mismatch=describe
         )
         self._encoder = ExampleEncoder(features)
 

@@ -21,12 +21,13 @@ Publication protocol (each step leaves a directory that plain TFDS reads correct
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
+from rlds_hub.format.metadata import DatasetMetadata, MetadataError
 from rlds_hub.storage import dataset_files, shards
 from rlds_hub.storage.background import BackgroundFiles
 from rlds_hub.storage.episode_index import EpisodeIndex
@@ -201,7 +202,7 @@ class DatasetWriter:
         self,
         features_json: dict[str, Any],
         *,
-        metadata: dict[str, Any] | None = None,
+        metadata: DatasetMetadata | dict[str, Any] | None = None,
         describe_mismatch: Any = None,
     ) -> int:
         """Fixes the episode features; must equal the dataset's when appending.
@@ -218,7 +219,8 @@ class DatasetWriter:
           The number of the first session in ``metadata["sessions"]`` (its position in the
           dataset's list of sessions), to tie episodes to the session that recorded them.
         """
-        metadata = metadata or {}
+        if not isinstance(metadata, DatasetMetadata):
+            metadata = DatasetMetadata.from_json(metadata or {})
         if self._features_on_disk is not None:
             if self._features_on_disk != features_json:
                 details = []
@@ -230,11 +232,16 @@ class DatasetWriter:
                     "specs:\n  " + "\n  ".join(details) + "\nRecord into a new directory, or "
                     "use an environment with the same specs."
                 )
-            merged = copy.deepcopy(self.existing_metadata or {})
-            session = len(merged.setdefault("sessions", []))
-            merged["sessions"].extend(metadata.get("sessions", []))
+            try:
+                existing = DatasetMetadata.from_json(self.existing_metadata or {})
+            except MetadataError as e:
+                raise dataset_files.DatasetError(f"cannot append to {self.path}: its {e}") from None
+            session = len(existing.sessions or ())
+            merged = dataclasses.replace(
+                existing, sessions=(*(existing.sessions or ()), *(metadata.sessions or ()))
+            )
             dataset_files.atomic_write(
-                self.path / dataset_files.METADATA, _dumps(merged), sync=self._sync
+                self.path / dataset_files.METADATA, _dumps(merged.to_json()), sync=self._sync
             )
         else:
             # A new dataset: features, metadata, then dataset_info.json (no episodes yet),
@@ -243,7 +250,7 @@ class DatasetWriter:
                 self.path / dataset_files.FEATURES, _dumps(features_json), sync=self._sync
             )
             dataset_files.atomic_write(
-                self.path / dataset_files.METADATA, _dumps(metadata), sync=self._sync
+                self.path / dataset_files.METADATA, _dumps(metadata.to_json()), sync=self._sync
             )
             dataset_files.atomic_write(
                 self.path / dataset_files.DATASET_INFO, _dumps(self._info), sync=True

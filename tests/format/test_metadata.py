@@ -215,3 +215,19 @@ def test_a_malformed_metadata_json_names_the_file_and_the_key(tmp_path):
     dataset = open_dataset(tmp_path / "robot")  # opening reads no metadata value
     with pytest.raises(DatasetError, match=r"robot/metadata.json.*'layout' must be a string"):
         dataset.dataset_metadata  # noqa: B018
+
+
+def test_appending_a_session_keeps_every_key_of_metadata_json(tmp_path):
+    path = tmp_path / "robot"
+    _record(path, env_name="counting", seed=1)
+    data = _file(path)
+    data["dataset_card"] = {"license": "CC-BY-4.0"}
+    data["sessions"][0]["operator"] = "alice"
+    (path / "metadata.json").write_text(json.dumps(data))
+    _record(path, env_name="counting", seed=2)
+    appended = _file(path)
+    assert appended["sessions"][:1] == data["sessions"]
+    assert [s["seed"] for s in appended["sessions"]] == [1, 2]
+    assert {k: v for k, v in appended.items() if k != "sessions"} == {
+        k: v for k, v in data.items() if k != "sessions"
+    }
