@@ -9,7 +9,9 @@
 Entry points: :func:`train` (what ``rlds-hub train`` runs), :func:`load_policy` (a trained
 policy with the :class:`rlds_hub.envs.Policy` protocol), and each learner's ``*Learner``
 class for your own loop, fed from a dataset, an ``InMemorySampler`` or any iterable of
-batches. Importing this package is cheap; JAX loads with the first learner used.
+batches. The learners are registered in :data:`ALGORITHMS` (``learners/algorithm.py``: the
+``Agent`` protocol the run drives, and each learner's ``Algorithm`` record). Importing this
+package is cheap; JAX loads with the first learner used.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from rlds_hub import _lazy
 if TYPE_CHECKING:
     from rlds_hub.learners.ail.config import AILConfig as AILConfig
     from rlds_hub.learners.ail.learning import AILLearner as AILLearner
+    from rlds_hub.learners.algorithm import ALGORITHMS as ALGORITHMS
+    from rlds_hub.learners.algorithm import Agent as Agent
+    from rlds_hub.learners.algorithm import Algorithm as Algorithm
     from rlds_hub.learners.bc.config import BCConfig as BCConfig
     from rlds_hub.learners.bc.learning import BCLearner as BCLearner
     from rlds_hub.learners.errors import (
@@ -44,9 +49,14 @@ if TYPE_CHECKING:
     from rlds_hub.learners.policy import load_policy as load_policy
     from rlds_hub.learners.run import RunResult as RunResult
     from rlds_hub.learners.run import train as train
+    from rlds_hub.learners.run_setup import Setup as Setup
     from rlds_hub.learners.task import TaskSpec as TaskSpec
 
 _EXPORTS = {
+    "ALGORITHMS": "rlds_hub.learners.algorithm",
+    "Agent": "rlds_hub.learners.algorithm",
+    "Algorithm": "rlds_hub.learners.algorithm",
+    "Setup": "rlds_hub.learners.run_setup",
     "load_policy": "rlds_hub.learners.policy",
     "LearnedPolicy": "rlds_hub.learners.learned_policy",
     "train": "rlds_hub.learners.run",
@@ -66,5 +76,4 @@ _EXPORTS = {
     "POIRConfig": "rlds_hub.learners.poir.config",
     "POIRLearner": "rlds_hub.learners.poir.learning",
 }
-ALGORITHMS = ("bc", "ail", "poir")
-__getattr__, __dir__, __all__ = _lazy.attach(__name__, _EXPORTS, eager=["ALGORITHMS"])
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, _EXPORTS)

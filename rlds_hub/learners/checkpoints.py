@@ -3,7 +3,7 @@
 A run directory keeps ``checkpoints/<step>/`` (orbax's layout, the last few kept) holding
 three items: ``state`` (everything needed to resume), ``policy`` (only what acting needs, so
 :func:`rlds_hub.learners.load_policy` restores a few arrays) and ``meta`` (JSON: progress
-counters, references). The run's ``run.json`` (written by :mod:`rlds_hub.learners.run`)
+counters, references). The run's ``run.json`` (:mod:`rlds_hub.learners.run_dir`)
 says which algorithm, config and task the checkpoints belong to; restoring checks it.
 """
 
@@ -16,8 +16,7 @@ import jax
 import numpy as np
 
 from rlds_hub.learners.errors import CheckpointError
-
-CHECKPOINTS = "checkpoints"
+from rlds_hub.learners.run_dir import RunDirectory
 
 
 def _ocp():
@@ -43,7 +42,7 @@ class Checkpointer:
 
     def __init__(self, run_dir: str | os.PathLike, *, max_to_keep: int = 3, create: bool = True):
         ocp = _ocp()
-        self.directory = os.path.abspath(os.path.join(os.fspath(run_dir), CHECKPOINTS))
+        self.directory = RunDirectory(os.fspath(run_dir)).checkpoints
         if not create and not os.path.isdir(self.directory):
             raise CheckpointError(f"{run_dir} holds no checkpoints ({self.directory} is missing)")
         self._manager = ocp.CheckpointManager(

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from rlds_hub.learners import ALGORITHMS
+from rlds_hub.learners.algorithm import ALGORITHMS
 
 _DESCRIPTION = """\
 Train an imitation learner on an RLDS dataset of demonstrations and evaluate it in the
@@ -33,7 +33,7 @@ def add_commands(subparsers: Any) -> None:
     train = subparser(
         subparsers, "train", help="train BC, AIL or POIR on a dataset", description=_DESCRIPTION
     )
-    train.add_argument("algorithm", choices=ALGORITHMS, help="the learner")
+    train.add_argument("algorithm", choices=tuple(ALGORITHMS), help="the learner")
     train.add_argument("--dataset", required=True, help="dataset directory or name")
     train.add_argument(
         "--env",

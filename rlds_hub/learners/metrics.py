@@ -15,15 +15,14 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-METRICS = "metrics.jsonl"
-CURVE = "learning_curve.png"
+from rlds_hub.learners.run_dir import RunDirectory
 
 
 class MetricsLog:
     """Appends metrics lines to ``<run_dir>/metrics.jsonl`` (flushed line by line)."""
 
     def __init__(self, run_dir: str | os.PathLike):
-        self.path = os.path.join(os.fspath(run_dir), METRICS)
+        self.path = RunDirectory(os.fspath(run_dir)).metrics
         self._file = open(self.path, "a")  # noqa: SIM115 (kept open for the run)
 
     def write(self, record: Mapping[str, Any]) -> str:
@@ -42,7 +41,7 @@ RENAMED = {"env steps_per_s": "env_steps_per_s"}
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The lines of ``metrics.jsonl`` (older runs' keys under their current names)."""
-    path = os.path.join(os.fspath(run_dir), METRICS)
+    path = RunDirectory(os.fspath(run_dir)).metrics
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -56,7 +55,7 @@ def _current_keys(record: dict[str, Any]) -> dict[str, Any]:
 def truncate_after(run_dir: str | os.PathLike, step: int) -> None:
     """Keeps only the lines of steps up to ``step`` (a resume continues from there)."""
     records = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
-    path = os.path.join(os.fspath(run_dir), METRICS)
+    path = RunDirectory(os.fspath(run_dir)).metrics
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         for record in records:

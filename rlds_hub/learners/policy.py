@@ -9,53 +9,17 @@ item — with no TensorFlow and no dataset.
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 from typing import Any
 
 import dm_env
 
-from rlds_hub.learners.errors import CheckpointError
+from rlds_hub.learners.algorithm import get_algorithm
 from rlds_hub.learners.learned_policy import LearnedPolicy
-from rlds_hub.learners.run_dir import RUN_JSON
+from rlds_hub.learners.run_dir import RUN_JSON, RunDirectory, read_run
 from rlds_hub.learners.task import TaskSpec
 
-__all__ = ["BUILDERS", "RUN_JSON", "LearnedPolicy", "builder", "load_policy", "read_run"]
-BUILDERS = {
-    "bc": "rlds_hub.learners.bc.builder",
-    "ail": "rlds_hub.learners.ail.builder",
-    "poir": "rlds_hub.learners.poir.builder",
-}
-
-
-def builder(algorithm: str) -> Any:
-    """The builder module of ``algorithm`` ("bc", "ail" or "poir")."""
-    if algorithm not in BUILDERS:
-        from rlds_hub.learners.errors import LearnerError
-
-        raise LearnerError(f"unknown algorithm {algorithm!r}; choose from {sorted(BUILDERS)}")
-    return importlib.import_module(BUILDERS[algorithm])
-
-
-def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
-    path = os.path.join(os.fspath(run_dir), RUN_JSON)
-    if not os.path.exists(run_dir):
-        raise CheckpointError(
-            f"{run_dir} does not exist; pass the --out directory of a `rlds-hub train` run"
-        )
-    if not os.path.isdir(run_dir):
-        raise CheckpointError(
-            f"{run_dir} is a file, not a training run directory; pass the --out directory of "
-            "`rlds-hub train`"
-        )
-    if not os.path.exists(path):
-        raise CheckpointError(
-            f"{run_dir} is not a training run directory (no {RUN_JSON}); pass the --out "
-            "directory of `rlds-hub train`"
-        )
-    with open(path) as f:
-        return json.load(f)
+__all__ = ["RUN_JSON", "LearnedPolicy", "load_policy", "read_run"]
 
 
 def load_policy(
@@ -80,19 +44,19 @@ def load_policy(
     from rlds_hub.learners.checkpoints import Checkpointer
     from rlds_hub.learners.normalization import Normalizer
 
-    run = read_run(run_dir)
-    module = builder(run["algorithm"])
+    run = RunDirectory(os.fspath(run_dir)).read_run()
+    learner = get_algorithm(run["algorithm"])
     task = TaskSpec.from_json(run["task"])
     if env is not None:
         from rlds_hub.envs import env_label
 
         task.check_env(env, env_label(env), trained=True)
-    config = config_lib.from_json(module.CONFIG, run["config"])
+    config = config_lib.from_json(learner.config, run["config"])
     normalizer = Normalizer.from_json(run["normalizer"])
     checkpointer = Checkpointer(run_dir, create=False)
     try:
-        target = module.policy_params_template(task, config, run)
+        target = learner.policy_params_template(task, config, run)
         params, meta = checkpointer.restore_policy(target, step)
     finally:
         checkpointer.close()
-    return module.make_policy(task, config, normalizer, params, run=run, meta=meta, seed=seed)
+    return learner.make_policy(task, config, normalizer, params, run=run, meta=meta, seed=seed)

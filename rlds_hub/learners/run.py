@@ -1,6 +1,6 @@
 """A training run: ``rlds-hub train`` and :func:`train` — budget, evaluation, checkpoints.
 
-A run directory (``--out``) holds:
+A run directory (``--out``, :mod:`rlds_hub.learners.run_dir`) holds:
 
 - ``run.json``: algorithm, config, task (specs), observation normaliser, dataset, env,
   seed, evaluation references — what :func:`rlds_hub.learners.load_policy` and
@@ -12,7 +12,9 @@ A run directory (``--out``) holds:
   played while training;
 - ``learning_curve.png``.
 
-The loop is the same for every learner: the learner's agent advances by one call
+The loop is the same for every learner: the learner's agent (the
+:class:`~rlds_hub.learners.algorithm.Agent` its registered
+:class:`~rlds_hub.learners.algorithm.Algorithm` makes) advances by one call
 (``steps_per_call`` updates, or a chunk of environment steps), and the loop evaluates,
 logs and checkpoints when the step count crosses the configured intervals. Every metrics
 line names what was counted (``updates``: SGD updates; ``env_steps``: environment steps;
@@ -35,31 +37,14 @@ import numpy as np
 
 from rlds_hub.learners import config as config_lib
 from rlds_hub.learners import evaluation, metrics, seeds
+from rlds_hub.learners.algorithm import Agent, get_algorithm
 from rlds_hub.learners.errors import CheckpointError, DataError, LearnerError
 from rlds_hub.learners.normalization import Normalizer
-from rlds_hub.learners.policy import builder, read_run
-from rlds_hub.learners.run_dir import EVALUATION, EXPERIENCE, RUN_JSON
+from rlds_hub.learners.run_dir import RUN_JSON, RunDirectory
+from rlds_hub.learners.run_setup import Setup
 from rlds_hub.learners.task import TaskSpec
 
-
-@dataclasses.dataclass
-class Setup:
-    """Everything a learner's builder needs to make its agent."""
-
-    algorithm: str
-    config: Any
-    task: TaskSpec
-    normalizer: Normalizer
-    dataset: Any  # RLDSDataset
-    split: str
-    statistics: dict[str, Any]
-    env_name: str
-    seed: int
-    run_dir: str
-    eval_seed: int
-    parallel: Any
-    references: dict[str, Any] | None = None
-    echo: Callable[[str], None] = print
+__all__ = ["RunResult", "Setup", "prepare", "train", "trained_seeds"]
 
 
 @dataclasses.dataclass
@@ -95,8 +80,7 @@ def prepare(
     from rlds_hub.envs import canonical_env_name, make_env
     from rlds_hub.storage.dataset_files import DatasetError
 
-    module = builder(algorithm)
-    run_config = _config(module.CONFIG, config, steps)
+    run_config = _config(get_algorithm(algorithm).config, config, steps)
     env_name = canonical_env_name(env)
     try:
         from rlds_hub.storage.names import as_dataset
@@ -155,9 +139,9 @@ def trained_seeds(dataset: Any, run_dir: str) -> list[int]:
     from rlds_hub.storage import open_dataset
 
     found = evaluation.dataset_seeds(dataset)
-    experience = os.path.join(run_dir, EXPERIENCE)
-    if os.path.exists(os.path.join(experience, "dataset_info.json")):
-        found += evaluation.dataset_seeds(open_dataset(experience))
+    files = RunDirectory(os.fspath(run_dir))
+    if files.holds_experience():
+        found += evaluation.dataset_seeds(open_dataset(files.experience))
     return found
 
 
@@ -201,8 +185,7 @@ def run_record(setup: Setup) -> dict[str, Any]:
 
 
 def _check_run_dir(setup: Setup, resume: bool) -> None:
-    path = os.path.join(setup.run_dir, RUN_JSON)
-    if not os.path.exists(path):
+    if not setup.files.holds_run():
         if resume:
             raise CheckpointError(f"nothing to resume: {setup.run_dir} holds no run ({RUN_JSON})")
         return
@@ -211,7 +194,7 @@ def _check_run_dir(setup: Setup, resume: bool) -> None:
             f"{setup.run_dir} already holds a training run; pass --resume to continue it, or "
             "choose another --out"
         )
-    saved = read_run(setup.run_dir)
+    saved = setup.files.read_run()
     current = run_record(setup)
     differences = []
     for key in ("algorithm", "env", "seed", "split"):
@@ -236,14 +219,6 @@ def _check_run_dir(setup: Setup, resume: bool) -> None:
         )
     setup.references = saved.get("references")
     setup.eval_seed = saved.get("eval_seed", setup.eval_seed)
-
-
-def _write_run(setup: Setup) -> None:
-    os.makedirs(setup.run_dir, exist_ok=True)
-    tmp = os.path.join(setup.run_dir, RUN_JSON + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(run_record(setup), f, indent=1)
-    os.replace(tmp, os.path.join(setup.run_dir, RUN_JSON))
 
 
 def train(
@@ -282,7 +257,7 @@ def train(
         parallel=parallel,
         echo=echo,
     )
-    module = builder(algorithm)
+    learner = get_algorithm(algorithm)
     cfg = setup.config
     stale = (setup.references or {}).get("episodes") != cfg.eval_episodes
     if cfg.eval_episodes > 0 and (setup.references is None or stale):
@@ -293,8 +268,8 @@ def train(
             dataset_return=_dataset_return(setup.statistics),
             dataset_references=evaluation.source_references(setup.dataset.dataset_metadata),
         )
-    _write_run(setup)
-    agent = module.make_agent(setup)
+    setup.files.write_run(run_record(setup))
+    agent = learner.make_agent(setup)
     checkpointer = Checkpointer(setup.run_dir)
     log = None
     try:
@@ -324,9 +299,9 @@ def train(
             log.close()
     curve = metrics.plot_learning_curve(
         metrics.read_metrics(setup.run_dir),
-        os.path.join(setup.run_dir, metrics.CURVE),
+        setup.files.curve,
         title=f"{algorithm.upper()} on {setup.env_name}",
-        unit=getattr(agent, "axis_label", agent.unit),
+        unit=agent.axis_label,
         references=setup.references,
     )
     return RunResult(setup.run_dir, agent.progress, evaluations, setup.references, curve)
@@ -338,7 +313,7 @@ def _dataset_return(statistics: Mapping[str, Any]) -> float | None:
 
 
 def _loop(
-    agent: Any, setup: Setup, checkpointer: Any, log: metrics.MetricsLog, progress: bool
+    agent: Agent, setup: Setup, checkpointer: Any, log: metrics.MetricsLog, progress: bool
 ) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
@@ -373,7 +348,7 @@ def _loop(
         bar.refresh()
 
     def run_eval() -> None:
-        result = agent.evaluate(setup, record_to=os.path.join(setup.run_dir, EVALUATION))
+        result = agent.evaluate(setup, record_to=setup.files.evaluation)
         evaluations.append({"step": agent.progress, **result})
         emit({"kind": "eval", **result})
         if result.get("normalized_return") is not None:
@@ -428,15 +403,12 @@ def counter_name(unit: str) -> str:
     return unit.replace(" ", "_") + "s"
 
 
-def counters(agent: Any) -> dict[str, int]:
-    """What an agent has done, each count under its own name (``updates``, ``env_steps``,
-    ...): its ``counters()``, or its progress counted in its unit."""
-    if hasattr(agent, "counters"):
-        return {k: int(v) for k, v in agent.counters().items()}
-    return {counter_name(agent.unit): int(agent.progress)}
+def counters(agent: Agent) -> dict[str, int]:
+    """What an agent has done, each count under its own name (``updates``, ``env_steps``)."""
+    return {k: int(v) for k, v in agent.counters().items()}
 
 
-def _save(agent: Any, checkpointer: Any) -> None:
+def _save(agent: Agent, checkpointer: Any) -> None:
     state, policy, meta = agent.checkpoint()
     checkpointer.save(agent.progress, state, policy, {"progress": agent.progress, **meta})
 

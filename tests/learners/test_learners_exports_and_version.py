@@ -23,9 +23,9 @@ def test_every_learners_config_and_class_is_exported(name):
 
 def test_exported_configs_are_the_ones_train_uses():
     from rlds_hub.learners import AILConfig, POIRConfig
-    from rlds_hub.learners.policy import builder
+    from rlds_hub.learners.algorithm import get_algorithm
 
-    assert builder("ail").CONFIG is AILConfig and builder("poir").CONFIG is POIRConfig
+    assert get_algorithm("ail").config is AILConfig and get_algorithm("poir").config is POIRConfig
     POIRConfig(online_steps=0, ensemble_size=2, num_samples=10).validate()
 
 

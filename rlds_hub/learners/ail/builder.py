@@ -1,108 +1,49 @@
 """Wiring AIL into a run: expert data, replay, the recorded environment loop, the learner.
 
-Every episode the agent plays while training is recorded with rlds_hub's
-:class:`~rlds_hub.recorders.Recorder` into ``<run>/experience`` (an RLDS dataset, with the
-environment steps done in each episode's metadata), and that dataset is also what a resumed
-run reloads its replay buffer from: checkpoints are taken at episode boundaries and note how
-many experience episodes the replay held.
+Every episode the agent plays while training is recorded by the online loop
+(:class:`~rlds_hub.learners.online.OnlineLoop`) into the run's ``experience/`` (an RLDS
+dataset, with the environment steps done in each episode's metadata), and that dataset is
+also what a resumed run reloads its replay buffer from: checkpoints are taken at episode
+boundaries and note how many experience episodes the replay held.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
-from rlds_hub.learners import evaluation, inputs, seeds
+from rlds_hub.learners import evaluation, inputs
 from rlds_hub.learners.ail import replay
 from rlds_hub.learners.ail.config import AILConfig
 from rlds_hub.learners.ail.learning import AILLearner
 from rlds_hub.learners.ail.networks import make_networks, states
 from rlds_hub.learners.learned_policy import LearnedPolicy
 from rlds_hub.learners.normalization import Normalizer
+from rlds_hub.learners.online import OnlineLoop, training_seed
+from rlds_hub.learners.run_setup import Setup
 from rlds_hub.learners.task import TaskSpec
 
-CONFIG = AILConfig
 _EXPERT_FIELDS = (inputs.OBSERVATION, inputs.ACTION, inputs.NEXT_OBSERVATION, inputs.DISCOUNT)
 
 
-def expert_transitions(setup: Any) -> dict[str, np.ndarray]:
+def expert_transitions(setup: Setup[AILConfig]) -> dict[str, np.ndarray]:
     """The demonstrations as replay rows (absorbing states after true terminations)."""
     arrays = inputs.load_transitions(setup.dataset, setup.task, setup.split, fields=_EXPERT_FIELDS)
     terminal = arrays[inputs.DISCOUNT] == 0
     return replay.with_absorbing(arrays, terminal, absorbing=setup.config.absorbing)
 
 
-class OnlineLoop:
-    """One environment, recorded, stepped by a policy of normalised actions."""
-
-    def __init__(self, setup: Any, directory: str, policy_name: str, seed: int, progress: Any):
-        from rlds_hub.envs import make_env
-        from rlds_hub.recorders import Recorder
-
-        self.task = setup.task
-        self.env = make_env(setup.env_name, seed=seed)
-        self.recorder = Recorder(
-            self.env,
-            directory,
-            env_name=setup.env_name,
-            policy_name=policy_name,
-            seed=seed,
-            # the last step's value is kept: the env steps done once it completes
-            episode_fn=lambda timestep, action, env: {
-                "env_steps": np.int64(progress() + (0 if timestep.first() else 1))
-            },
-            save_unfinished_episodes=False,
-        )
-        self.timestep = self.recorder.reset()
-        self.observation = self.task.flatten_observation(self.timestep.observation, batched=False)
-        self.episode_return = 0.0
-        self.returns: list[float] = []
-
-    @property
-    def at_episode_start(self) -> bool:
-        return self.timestep.first()
-
-    def step(self, normalised_action: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, bool]:
-        """Steps with an action in the normalised space; returns (obs, next_obs, terminal,
-        episode ended)."""
-        timestep = self.recorder.step(self.task.env_action(normalised_action))
-        observation = self.observation
-        next_observation = self.task.flatten_observation(timestep.observation, batched=False)
-        self.episode_return += float(timestep.reward)
-        ended = timestep.last()
-        terminal = bool(ended and np.all(np.asarray(timestep.discount) == 0))
-        if ended:
-            self.returns.append(self.episode_return)
-            self.episode_return = 0.0
-            self.timestep = self.recorder.reset()
-            self.observation = self.task.flatten_observation(
-                self.timestep.observation, batched=False
-            )
-        else:
-            self.timestep = timestep
-            self.observation = next_observation
-        return observation, next_observation, terminal, ended
-
-    @property
-    def episodes(self) -> int:
-        return self.recorder.num_episodes
-
-    def close(self) -> None:
-        self.recorder.close()
-
-
 class AILAgent:
     """AIL in the run loop: progress counts environment steps."""
 
     unit = "env step"
+    axis_label = "env step"
 
-    def __init__(self, setup: Any):
-        from rlds_hub.learners.run_dir import EXPERIENCE
-
-        cfg: AILConfig = setup.config
+    def __init__(self, setup: Setup[AILConfig]):
+        cfg = setup.config
         self.setup, self.config = setup, cfg
         self.expert = expert_transitions(setup)
         self.learner = AILLearner(
@@ -111,9 +52,9 @@ class AILAgent:
         self.replay = replay.ReplayBuffer(
             cfg.replay_size, setup.task.observation_size, setup.task.action_size
         )
-        self.progress = 0
+        self.env_steps = 0
         self.updates = 0
-        self.experience_dir = os.path.join(setup.run_dir, EXPERIENCE)
+        self.experience_dir = setup.files.experience
         self._loop: OnlineLoop | None = None
         self._random = np.random.default_rng([setup.seed, 1])
         self._seed = setup.seed
@@ -122,20 +63,24 @@ class AILAgent:
         if self._loop is None:
             # Training seeds come from the online training range (a resumed run: a fresh
             # one per resume point), never the demonstrations' unless asked for.
-            asked = self.config.training_env_seed
-            if asked is not None and self.progress == 0:
-                seed = asked
-            else:
-                seed = seeds.online_seed(
-                    self._seed, self.progress, avoid=evaluation.dataset_seeds(self.setup.dataset)
-                )
-            seeds.check_disjoint(
-                [self.setup.eval_seed], trained=[seed], what=f"the AIL run in {self.setup.run_dir}"
+            seed = training_seed(
+                self.setup,
+                self.env_steps,
+                requested=self.config.training_env_seed,
+                what="the AIL run",
             )
             self._loop = OnlineLoop(
-                self.setup, self.experience_dir, "ail (training)", seed, lambda: self.progress
+                self.setup,
+                seed=seed,
+                policy_name="ail (training)",
+                progress=lambda: self.env_steps,
             )
         return self._loop
+
+    @property
+    def progress(self) -> int:
+        """Environment steps done."""
+        return self.env_steps
 
     @property
     def total(self) -> int:
@@ -143,25 +88,29 @@ class AILAgent:
         return self.setup.config.num_steps
 
     def counters(self) -> dict[str, int]:
-        return {"env_steps": self.progress, "updates": self.updates}
+        return {"env_steps": self.env_steps, "updates": self.updates}
 
-    def advance(self, limit: int) -> Any:
+    def advance(self, limit: int) -> Mapping[str, Any] | None:
         loop = self._ensure_loop()
         cfg = self.config
         count = min(cfg.steps_per_call, limit - self.progress)
         for _ in range(count):
-            if self.progress < cfg.initial_random_steps:
+            if self.env_steps < cfg.initial_random_steps:
                 action = self._random.uniform(-1.0, 1.0, self.setup.task.action_size)
             else:
-                action = self.learner.act(loop.observation[None], counter=self.progress)[0]
-            obs, next_obs, terminal, _ = loop.step(action)
+                action = self.learner.act(loop.observation[None], counter=self.env_steps)[0]
+            step = loop.step(self.setup.task.env_action(action))
             self.replay.add(
-                obs, action.astype(np.float32), next_obs, terminal=terminal, absorbing=cfg.absorbing
+                step.observation,
+                action.astype(np.float32),
+                step.next_observation,
+                terminal=step.terminal,
+                absorbing=cfg.absorbing,
             )
-            self.progress += 1
-        if self.progress < cfg.initial_random_steps:
+            self.env_steps += 1
+        if self.env_steps < cfg.initial_random_steps:
             return None
-        updates = min(count, self.progress - cfg.initial_random_steps) or count
+        updates = min(count, self.env_steps - cfg.initial_random_steps) or count
         rng = np.random.default_rng([self._seed, 2, self.updates])
         stacked = {
             "agent": self.replay.sample(rng, updates, cfg.batch_size),
@@ -174,7 +123,7 @@ class AILAgent:
             loop.returns.clear()
         return metrics
 
-    def evaluate(self, setup: Any, record_to: str | None = None) -> dict[str, Any]:
+    def evaluate(self, setup: Setup, record_to: str | None = None) -> dict[str, Any]:
         policy = LearnedPolicy(setup.task, lambda obs: self.learner.act(obs, greedy=True), "ail")
         return evaluation.evaluate(
             policy,
@@ -198,9 +147,9 @@ class AILAgent:
         meta = {"experience_episodes": episodes, "updates": self.updates}
         return self.checkpoint_state(), self.learner.policy_params(), meta
 
-    def restore(self, state: Any, meta: dict[str, Any]) -> None:
+    def restore(self, state: Any, meta: Mapping[str, Any]) -> None:
         self.learner.state = self.learner.parallel.replicate(state["learner"])
-        self.progress = int(meta["progress"])
+        self.env_steps = int(meta["progress"])
         self.updates = int(meta.get("updates", 0))
         episodes = int(meta.get("experience_episodes", 0))
         if episodes:
@@ -229,11 +178,7 @@ class AILAgent:
             self._loop.close()
 
 
-def make_agent(setup: Any) -> AILAgent:
-    return AILAgent(setup)
-
-
-def policy_params_template(task: TaskSpec, config: AILConfig, run: dict[str, Any]) -> Any:
+def policy_params_template(task: TaskSpec, config: AILConfig, run: Mapping[str, Any]) -> Any:
     networks = make_networks(task, config)
     params = jax.eval_shape(networks.init, jax.random.PRNGKey(0))
     return {"policy": params["actor"]}
@@ -245,8 +190,8 @@ def make_policy(
     normalizer: Normalizer,
     params: Any,
     *,
-    run: dict[str, Any] | None = None,
-    meta: dict[str, Any] | None = None,
+    run: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> LearnedPolicy:
     """The trained actor, acting with the mode of its tanh-Gaussian."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -12,17 +13,17 @@ from rlds_hub.learners.bc.learning import FIELDS, BCLearner
 from rlds_hub.learners.bc.networks import make_networks
 from rlds_hub.learners.learned_policy import LearnedPolicy
 from rlds_hub.learners.normalization import Normalizer
+from rlds_hub.learners.run_setup import Setup
 from rlds_hub.learners.task import TaskSpec
-
-CONFIG = BCConfig
 
 
 class BCAgent:
     """BC in the run loop: progress counts SGD updates."""
 
     unit = "update"
+    axis_label = "update"
 
-    def __init__(self, setup: Any):
+    def __init__(self, setup: Setup[BCConfig]):
         self.setup = setup
         arrays = inputs.load_transitions(setup.dataset, setup.task, setup.split, fields=FIELDS)
         self.num_transitions = len(arrays[inputs.OBSERVATION])
@@ -44,10 +45,13 @@ class BCAgent:
         """The run's budget in this agent's unit."""
         return self.setup.config.num_steps
 
-    def advance(self, limit: int) -> Any:
+    def counters(self) -> dict[str, int]:
+        return {"updates": self.progress}
+
+    def advance(self, limit: int) -> Mapping[str, Any] | None:
         return self.learner.step(limit - self.progress)
 
-    def evaluate(self, setup: Any, record_to: str | None = None) -> dict[str, Any]:
+    def evaluate(self, setup: Setup, record_to: str | None = None) -> dict[str, Any]:
         policy = LearnedPolicy(setup.task, self.learner.act, "bc")
         return evaluation.evaluate(
             policy,
@@ -69,7 +73,7 @@ class BCAgent:
     def checkpoint(self) -> tuple[Any, Any, dict[str, Any]]:
         return self.learner.checkpoint_state(), self.learner.policy_params(), {}
 
-    def restore(self, state: Any, meta: dict[str, Any]) -> None:
+    def restore(self, state: Any, meta: Mapping[str, Any]) -> None:
         self.learner.restore(state)
 
     def finish(self) -> None:
@@ -82,11 +86,7 @@ class BCAgent:
         self.learner.close()
 
 
-def make_agent(setup: Any) -> BCAgent:
-    return BCAgent(setup)
-
-
-def policy_params_template(task: TaskSpec, config: BCConfig, run: dict[str, Any]) -> Any:
+def policy_params_template(task: TaskSpec, config: BCConfig, run: Mapping[str, Any]) -> Any:
     networks = make_networks(task, config)
     return {"policy": jax.eval_shape(networks.init, jax.random.PRNGKey(0))}
 
@@ -97,8 +97,8 @@ def make_policy(
     normalizer: Normalizer,
     params: Any,
     *,
-    run: dict[str, Any] | None = None,
-    meta: dict[str, Any] | None = None,
+    run: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> LearnedPolicy:
     """The greedy BC policy (regression output, tanh-Gaussian mode, or arg-max class)."""

@@ -3,29 +3,30 @@
 Two counts, kept apart: offline SGD updates (``updates``, budget ``num_steps``), then
 online environment steps (``env_steps``, budget ``online_steps``; updates already done count
 towards nothing else), plus the ensemble's fine-tuning updates (``finetune_updates``). The
-run's position (metrics' ``step``, checkpoint numbers) is updates then env steps. Online, the agent acts with its planner in the environment (under
-``online_shift``, e.g. the deployment's noisy actuators); every episode is recorded with
-rlds_hub's :class:`~rlds_hub.recorders.Recorder` into ``<run>/experience`` and read back
+run's position (metrics' ``step``, checkpoint numbers) is updates then env steps. Online,
+the agent acts with its planner in the environment (under ``online_shift``, e.g. the
+deployment's noisy actuators); every episode is recorded by the online loop
+(:class:`~rlds_hub.learners.online.OnlineLoop`) into the run's ``experience/`` and read back
 from there — the executed actions, as the environment applied them — to fine-tune the
 dynamics ensemble on demonstrations plus experience.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from rlds_hub.learners import evaluation, inputs, seeds, shifts
+from rlds_hub.learners import evaluation, inputs
 from rlds_hub.learners.normalization import Normalizer
+from rlds_hub.learners.online import OnlineLoop, training_seed
 from rlds_hub.learners.poir.acting import POIRPolicy
 from rlds_hub.learners.poir.config import POIRConfig
 from rlds_hub.learners.poir.learning import FIELDS, POIRLearner
 from rlds_hub.learners.poir.networks import make_networks
+from rlds_hub.learners.run_setup import Setup
 from rlds_hub.learners.task import TaskSpec
-
-CONFIG = POIRConfig
 
 
 def episode_ids(selection: Any) -> np.ndarray:
@@ -43,10 +44,10 @@ class POIRAgent:
 
     axis_label = "step (SGD updates, then env steps)"
 
-    def __init__(self, setup: Any):
+    def __init__(self, setup: Setup[POIRConfig]):
         from rlds_hub.storage.query import select
 
-        cfg: POIRConfig = setup.config
+        cfg = setup.config
         self.setup, self.config = setup, cfg
         selection = select(setup.dataset, setup.split)
         self.demonstrations = inputs.load_transitions(
@@ -65,13 +66,9 @@ class POIRAgent:
         self.online_episodes = 0
         self.finetune_updates = 0
         self._experience: list[dict[str, np.ndarray]] = []
-        self._env: Any = None
+        self._loop: OnlineLoop | None = None
         self._policy: POIRPolicy | None = None
-        self._timestep: Any = None
-        self._recorder: Any = None
-        from rlds_hub.learners.run_dir import EXPERIENCE
-
-        self.experience_dir = os.path.join(setup.run_dir, EXPERIENCE)
+        self.experience_dir = setup.files.experience
 
     @property
     def offline(self) -> bool:
@@ -100,7 +97,7 @@ class POIRAgent:
             "finetune_updates": self.finetune_updates,
         }
 
-    def advance(self, limit: int) -> Any:
+    def advance(self, limit: int) -> Mapping[str, Any] | None:
         if self.offline:
             return self.learner.step(self.config.num_steps - self.learner.steps)
         left = self.config.online_steps - self.online_steps
@@ -108,54 +105,37 @@ class POIRAgent:
 
     # -- online --------------------------------------------------------------------------------
 
-    def _start_online(self) -> None:
-        from rlds_hub.envs import make_env
-        from rlds_hub.recorders import Recorder
-
+    def _start_online(self) -> tuple[OnlineLoop, POIRPolicy]:
         setup, cfg = self.setup, self.config
-        seed = seeds.online_seed(
-            setup.seed, self.online_steps, avoid=evaluation.dataset_seeds(setup.dataset)
+        seed = training_seed(setup, self.online_steps, what="the POIR run")
+        self._loop = OnlineLoop(
+            setup,
+            seed=seed,
+            policy_name="poir (online fine-tuning)",
+            progress=lambda: self.online_steps,
+            shift=cfg.online_shift,
+            metadata={"shift": dict(cfg.online_shift or {})},
         )
-        seeds.check_disjoint(
-            [setup.eval_seed], trained=[seed], what=f"the POIR run in {setup.run_dir}"
-        )
-        env = make_env(setup.env_name, seed=seed)
-
-        def record(inner):
-            self._recorder = Recorder(
-                inner,
-                self.experience_dir,
-                env_name=setup.env_name,
-                policy_name="poir (online fine-tuning)",
-                seed=seed,
-                episode_fn=lambda timestep, action, env: {
-                    "env_steps": np.int64(self.online_steps + (0 if timestep.first() else 1))
-                },
-                save_unfinished_episodes=False,
-                metadata={"shift": dict(cfg.online_shift or {})},
-            )
-            return self._recorder
-
-        self._env = shifts.apply_shift(env, cfg.online_shift, seed, record=record)
         self._policy = POIRPolicy(
             setup.task, self.learner.networks, cfg, self.learner.planner_params(), seed=seed
         )
-        self._timestep = self._env.reset()
+        return self._loop, self._policy
 
-    def _online(self, count: int) -> Any:
-        if self._env is None:
-            self._start_online()
+    def _online(self, count: int) -> Mapping[str, Any] | None:
+        if self._loop is None or self._policy is None:
+            loop, policy = self._start_online()
+        else:
+            loop, policy = self._loop, self._policy
         metrics = None
         for _ in range(count):
-            self._timestep = self._env.step(self._policy(self._timestep))
+            step = loop.step(policy(loop.timestep))
             self.online_steps += 1
-            if self._timestep.last():
-                metrics = self._finetune()
-                self._policy.reset()
-                self._timestep = self._env.reset()
+            if step.ended:
+                metrics = self._finetune(policy)
+                policy.reset()
         return metrics
 
-    def _finetune(self) -> Any:
+    def _finetune(self, policy: POIRPolicy) -> dict[str, Any]:
         """Reads the episode just recorded back and fine-tunes the ensemble."""
         from rlds_hub.storage import open_dataset
 
@@ -166,7 +146,7 @@ class POIRAgent:
             dataset, self.setup.task, "train", episodes=[count - 1], fields=FIELDS, check=False
         )
         self._experience.append(rows)
-        planned = self._policy.planned_fraction
+        planned = policy.planned_fraction
         data = {
             k: np.concatenate([self.demonstrations[k], *(e[k] for e in self._experience)])
             for k in FIELDS
@@ -174,7 +154,7 @@ class POIRAgent:
         rng = np.random.default_rng([self.setup.seed, 3, self.online_episodes])
         metrics = self.learner.finetune(data, self.config.finetune_updates_per_episode, rng)
         self.finetune_updates += self.config.finetune_updates_per_episode
-        self._policy.params = self.learner.planner_params()
+        policy.params = self.learner.planner_params()
         return {
             **(metrics or {}),
             "planned_fraction": planned,
@@ -183,7 +163,7 @@ class POIRAgent:
 
     # -- evaluation and checkpoints -----------------------------------------------------------
 
-    def evaluate(self, setup: Any, record_to: str | None = None) -> dict[str, Any]:
+    def evaluate(self, setup: Setup, record_to: str | None = None) -> dict[str, Any]:
         policy = POIRPolicy(
             setup.task,
             self.learner.networks,
@@ -218,7 +198,7 @@ class POIRAgent:
         return {**result, "planned_fraction": float(np.mean(fractions)) if fractions else 0.0}
 
     def can_checkpoint(self) -> bool:
-        return self._env is None or self._timestep is None or self._timestep.first()
+        return self._loop is None or self._loop.at_episode_start
 
     def checkpoint_state(self) -> Any:
         return {"learner": self.learner.state}
@@ -232,7 +212,7 @@ class POIRAgent:
         }
         return self.checkpoint_state(), {"policy": self.learner.planner_params()}, meta
 
-    def restore(self, state: Any, meta: dict[str, Any]) -> None:
+    def restore(self, state: Any, meta: Mapping[str, Any]) -> None:
         self.learner.state = self.learner.parallel.replicate(state["learner"])
         self.learner.steps = int(meta.get("offline_steps", self.learner.state.steps))
         self.online_steps = int(meta.get("online_steps", 0))
@@ -260,15 +240,11 @@ class POIRAgent:
         return "the data source ran out"
 
     def close(self) -> None:
-        if self._recorder is not None:
-            self._recorder.close()
+        if self._loop is not None:
+            self._loop.close()
 
 
-def make_agent(setup: Any) -> POIRAgent:
-    return POIRAgent(setup)
-
-
-def policy_params_template(task: TaskSpec, config: POIRConfig, run: dict[str, Any]) -> None:
+def policy_params_template(task: TaskSpec, config: POIRConfig, run: Mapping[str, Any]) -> None:
     """None: the planner's arrays (reference states, segments) are sized by the data, so the
     checkpoint's policy item is restored as saved."""
     return None
@@ -280,8 +256,8 @@ def make_policy(
     normalizer: Normalizer,
     params: Any,
     *,
-    run: dict[str, Any] | None = None,
-    meta: dict[str, Any] | None = None,
+    run: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> POIRPolicy:
     """POIR's acting policy (BC, the planner out of distribution) from a checkpoint."""
