@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# What a source distribution of rlds-hub holds (pyproject.toml's packages and readme).
+# The checkout's files a build sees (pyproject.toml decides which packages are installed).
 SOURCES = ("pyproject.toml", "README.md", "rlds_hub", "pipelines", "builders")
 # Distributions that only extras may bring.
 OPTIONAL = (
@@ -135,6 +135,17 @@ def test_the_core_install_brings_no_optional_package(core, tmp_path):
     installed = {p["name"].lower().replace("_", "-") for p in json.loads(result.stdout)}
     assert "rlds-hub" in installed and "numpy" in installed and "envlogger" in installed
     assert installed.isdisjoint(OPTIONAL), sorted(installed & set(OPTIONAL))
+
+
+def test_the_install_holds_rlds_hub_only(core, tmp_path):
+    """The jobs are rlds_hub.pipelines; the checkout's pipelines/ and builders/ folders are
+    not installed as generic top-level packages."""
+    probe = (
+        "import importlib.util as u; "
+        "print([n for n in ('pipelines', 'builders', 'rlds_hub.pipelines') if u.find_spec(n)])"
+    )
+    result = _run(core, "python", "-c", probe, cwd=tmp_path)
+    assert result.stdout.strip() == "['rlds_hub.pipelines']", result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The jobs on RLDS inputs: reshard, filter, map, merge, split, stats and export; atomic
-output, provenance and checksums; the command line and ``python -m pipelines.<job>``."""
+output, provenance and checksums; the command line and ``python -m rlds_hub.pipelines.<job>``."""
 
 from __future__ import annotations
 
@@ -377,7 +377,7 @@ def test_a_killed_job_leaves_no_output_and_the_next_run_cleans_up(source, tmp_pa
         [
             sys.executable,
             "-m",
-            "pipelines.map",
+            "rlds_hub.pipelines.map",
             "--input",
             str(source),
             "--output",
@@ -429,7 +429,7 @@ def test_cli_and_python_m_pipelines_run_the_same_jobs(source, tmp_path):
         [
             sys.executable,
             "-m",
-            "pipelines.reshard",
+            "rlds_hub.pipelines.reshard",
             "--input",
             str(source),
             "--output",
