@@ -54,7 +54,7 @@ def _expect(kind: type, what: str) -> Callable[[Any, str], Any]:
     def parse(value: Any, key: str) -> Any:
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise MetadataError(
-                f"metadata.json: {key!r} must be {what}, got {value!r} "
+                f"metadata key {key!r} must be {what}, got {value!r} "
                 f"({type(value).__name__}); fix or remove that key"
             )
         return value
@@ -94,9 +94,8 @@ class _JsonRecord:
     def from_json(cls, data: Any, key: str = "metadata") -> Any:
         """Parses ``data``; :class:`MetadataError` names ``key`` (its path) when malformed."""
         if not isinstance(data, Mapping):
-            raise MetadataError(
-                f"metadata.json: {key!r} must be a JSON object, got {type(data).__name__}"
-            )
+            what = "the metadata" if key == "metadata" else f"metadata key {key!r}"
+            raise MetadataError(f"{what} must be a JSON object, got {type(data).__name__}")
         known = _PARSERS[cls]
         values: dict[str, Any] = {}
         nulls = set()

@@ -381,7 +381,7 @@ def _existing_metadata(writer: DatasetWriter) -> DatasetMetadata | None:
     try:
         return DatasetMetadata.from_json(writer.existing_metadata)
     except MetadataError as e:
-        raise DatasetError(f"cannot append to {writer.path}: its {e}") from None
+        raise DatasetError(f"cannot append to {writer.path}: in its metadata.json, {e}") from None
 
 
 def _is_termination(discount: Any) -> bool:

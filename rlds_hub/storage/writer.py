@@ -235,7 +235,9 @@ class DatasetWriter:
             try:
                 existing = DatasetMetadata.from_json(self.existing_metadata or {})
             except MetadataError as e:
-                raise dataset_files.DatasetError(f"cannot append to {self.path}: its {e}") from None
+                raise dataset_files.DatasetError(
+                    f"cannot append to {self.path}: in its metadata.json, {e}"
+                ) from None
             session = len(existing.sessions or ())
             merged = dataclasses.replace(
                 existing, sessions=(*(existing.sessions or ()), *(metadata.sessions or ()))

@@ -199,7 +199,7 @@ def test_foreign_keys_and_nulls_are_kept_at_every_level():
         ({"source": "minari"}, "'source' must be a JSON object"),
         ({"provenance": {"previous": {"runner": []}}}, "'provenance.previous.runner'"),
         ({"merged_from": [{"metadata": {"layout": 1}}]}, "'merged_from[0].metadata.layout'"),
-        ([1, 2], "'metadata' must be a JSON object, got list"),
+        ([1, 2], "the metadata must be a JSON object, got list"),
     ],
 )
 def test_a_malformed_value_names_its_key(data, message):
