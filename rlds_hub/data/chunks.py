@@ -23,7 +23,8 @@ import numpy as np
 from numpy.random import default_rng  # imported here: numpy loads it lazily (~10 ms)
 
 from rlds_hub.data import indices
-from rlds_hub.data.step_items import step_items
+from rlds_hub.data.lenient import Skipped, decode_skipping
+from rlds_hub.data.step_items import step_items, usable_steps
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
 from rlds_hub.format.plan import Plan
 from rlds_hub.storage.episodes import LAYOUT_OXE
@@ -57,6 +58,7 @@ class ItemSpec:
     layout: str = "rlds"  # the dataset's last-step layout (storage.episodes)
     history: int = 0
     action_chunk: int = 1
+    skip_corrupt: bool = False  # steps only: skip (and count) steps whose frame is corrupt
 
 
 class ChunkSource:
@@ -88,6 +90,7 @@ class ChunkSource:
         self._ahead = ahead or max(1, AHEAD_EPISODES // episodes_per_chunk)
         self._workers = workers
         self._gather_pool: ThreadPoolExecutor | None = None
+        self.skipped = Skipped()
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -113,10 +116,18 @@ class ChunkSource:
 
     def make_items(self, records: Sequence[Any], chunk: int) -> dict[str, np.ndarray]:
         """One chunk's items, in random order if shuffling."""
-        try:
-            decoded = decode_records(self._decoder, records)
-        except EpisodeDecodeError as e:  # name the dataset too: a loader may read several
-            raise EpisodeDecodeError(f"{self.selection.dataset.path}: {e}") from None
+        bad = None
+        if self.items.skip_corrupt:
+            decoded, bad, records, reports, frames = decode_skipping(
+                self._decoder, records, str(self.selection.dataset.path)
+            )
+            if reports:
+                self.skipped.add(frames=frames, episodes=len(reports) - frames, reports=reports)
+        else:
+            try:
+                decoded = decode_records(self._decoder, records)
+            except EpisodeDecodeError as e:  # name the dataset too: a loader may read several
+                raise EpisodeDecodeError(f"{self.selection.dataset.path}: {e}") from None
         lengths = decoded[NUM_STEPS]
         steps = {f.key[len(_STEPS) :]: decoded[f.key] for f in self._fields}
         rng = default_rng([self._seed, chunk]) if self._shuffle else None
@@ -129,6 +140,11 @@ class ChunkSource:
             episode_fields = {f.key: decoded[f.key] for f in self._episode_fields}
             episode_ids = np.fromiter((r.index for r in records), np.int64, len(records))
             order = rng.permutation(int(lengths.sum())) if rng is not None else None
+            if bad is not None and bad.any():
+                order = np.arange(len(bad)) if order is None else order
+                keep = usable_steps(bad, lengths, order, spec.history)
+                self.skipped.add(steps=int((~keep).sum()))
+                order = order[keep]
             return step_items(steps, episode_fields, lengths, episode_ids, spec, order, self._take)
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())

@@ -38,6 +38,7 @@ from rlds_hub import rlds_types as rlds
 from rlds_hub.checks import check_gamma, check_positive
 from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
 from rlds_hub.data.indices import check_history
+from rlds_hub.data.lenient import Skipped
 from rlds_hub.data.mixer import Mixer
 from rlds_hub.data.step_items import MADE
 from rlds_hub.extras import require
@@ -108,11 +109,24 @@ class BatchLoader:
         """Stage 1: an iterable of item chunks (flat keys), all epochs."""
         return self._chunks
 
+    @property
+    def skipped(self) -> Skipped:
+        """What ``skip_corrupt`` skipped so far (steps, frames, episodes, reports)."""
+        return self._chunks.skipped
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rng = default_rng(self.seed) if self.shuffle else None
         mixer = Mixer(self.batch_size, 1, rng)
         for batch in mixer.batches(iter(self._chunks), self.drop_remainder):
             yield unflatten(batch)
+        skipped = self._chunks.skipped
+        if skipped.reports:
+            warnings.warn(
+                f"skip_corrupt: {skipped.steps} steps ({skipped.frames} frames) and "
+                f"{skipped.episodes} whole episodes did not decode and were skipped so far; "
+                f"the first: {skipped.reports[0]}",
+                stacklevel=2,
+            )
 
     def as_tf_dataset(self) -> Any:
         """The batches as a ``tf.data.Dataset`` (prefetched)."""
@@ -341,6 +355,7 @@ def steps(
     shuffle_buffer: int = 256,
     drop_remainder: bool = False,
     episodes_per_chunk: int = 32,
+    skip_corrupt: bool = False,
     **filters: Any,
 ) -> BatchLoader:
     """Shuffled batches of single steps, with frame history and action chunks.
@@ -363,10 +378,13 @@ def steps(
     Args:
       keys: the step and episode fields to return (top-level names; default all of them).
       history: earlier frames per observation (>= 0). action_chunk: actions per step (>= 1).
+      skip_corrupt: skip the steps whose camera frame (or a frame of their history) does not
+        decode, and episodes that do not decode at all, instead of raising; counted in
+        ``loader.skipped`` and reported in a warning after each pass.
       Others as in :func:`transitions` (strings come as object arrays of ``bytes``).
     """
     selection = _selection(source, split, episodes, where, filters, "steps()")
-    spec, plan = step_plan(selection, keys, history, action_chunk)
+    spec, plan = step_plan(selection, keys, history, action_chunk, skip_corrupt=skip_corrupt)
     return BatchLoader(
         selection,
         spec,
@@ -383,7 +401,12 @@ def steps(
 
 
 def step_plan(
-    selection: Selection, keys: Sequence[str] | None, history: int, action_chunk: int
+    selection: Selection,
+    keys: Sequence[str] | None,
+    history: int,
+    action_chunk: int,
+    *,
+    skip_corrupt: bool = False,
 ) -> tuple[ItemSpec, Plan]:
     """What :func:`steps` makes of ``selection``, and the leaves it decodes.
 
@@ -423,6 +446,7 @@ def step_plan(
         layout=layout,
         history=history,
         action_chunk=action_chunk,
+        skip_corrupt=bool(skip_corrupt),
     )
     episode_leaves = [leaf for leaf in plan.episode_leaves if leaf.field in chosen]
     return spec, Plan([*plan.step_fields_plan(fields).leaves, *episode_leaves])

@@ -55,6 +55,15 @@ def _take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.take(values, index, axis=0)
 
 
+def usable_steps(
+    bad: np.ndarray, lengths: np.ndarray, order: np.ndarray, history: int
+) -> np.ndarray:
+    """[len(order)] bool: the steps of ``order`` whose observations (with their history)
+    hold no frame marked ``bad`` (replaced by zeros: it did not decode)."""
+    found = indices.step_indices(lengths, history, 1, False, order)
+    return ~bad[found["history"]].any(axis=1)
+
+
 def step_items(
     steps: Mapping[str, np.ndarray],
     episode_fields: Mapping[str, np.ndarray],

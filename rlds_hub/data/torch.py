@@ -229,6 +229,9 @@ class StepDataset(IterableDataset):
       batch_size: yield whole batches (collated dicts) instead of samples; use with
         ``DataLoader(batch_size=None)`` — the fastest way (no per-sample Python).
       shuffle_buffer / episodes_per_chunk: as in :func:`rlds_hub.data.steps`, per worker.
+      skip_corrupt: skip the steps whose frames do not decode instead of raising; counted
+        in :attr:`skipped` (default: a corrupt frame ends the epoch with an error naming the
+        dataset, file, episode, record, step and field).
     """
 
     def __init__(
@@ -246,6 +249,7 @@ class StepDataset(IterableDataset):
         batch_size: int | None = None,
         shuffle_buffer: int = 32,
         episodes_per_chunk: int = 8,
+        skip_corrupt: bool = False,
         **filters: Any,
     ):
         episodes, where = filters.pop("episodes", None), filters.pop("where", None)
@@ -263,7 +267,13 @@ class StepDataset(IterableDataset):
         self.history, self.action_chunk = history, action_chunk
         self.shuffle, self.seed, self.keys = shuffle, seed, keys
         self.batch_size = batch_size
-        self._options = {"shuffle_buffer": shuffle_buffer, "episodes_per_chunk": episodes_per_chunk}
+        self._options = {
+            "shuffle_buffer": shuffle_buffer,
+            "episodes_per_chunk": episodes_per_chunk,
+            "skip_corrupt": skip_corrupt,
+        }
+        # steps, frames and whole episodes skipped (skip_corrupt), added up over the workers
+        self._skipped = multiprocessing.Array("q", 3)
         rows = episode_table(
             self.selection.dataset, self.selection.split, episodes=self._episodes()
         )
@@ -280,6 +290,14 @@ class StepDataset(IterableDataset):
         worker)."""
         total = int(self._lengths.sum())
         return total if self.batch_size is None else math.ceil(total / self.batch_size)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """With ``skip_corrupt``: steps, frames and whole episodes skipped so far, by every
+        worker (each worker also warns with the first report: dataset, file, episode,
+        record, step and field)."""
+        steps_, frames, episodes = self._skipped[:]
+        return {"steps": steps_, "frames": frames, "episodes": episodes}
 
     def set_epoch(self, epoch: int) -> None:
         """Use ``epoch``'s shuffle and worker assignment from now on (for every worker)."""
@@ -328,12 +346,24 @@ class StepDataset(IterableDataset):
             seed=seed,
             **self._options,
         )
+        counted = (0, 0, 0)
         for batch in loader:
+            counted = self._count(loader.skipped, counted)
             tensors = to_torch(batch)
             if self.batch_size is not None:
                 yield tensors
             else:
                 yield from _samples(tensors)
+        self._count(loader.skipped, counted)
+
+    def _count(self, skipped: Any, counted: tuple[int, ...]) -> tuple[int, ...]:
+        """Adds what ``skipped`` counts beyond ``counted`` to the workers' shared counts."""
+        now = (skipped.steps, skipped.frames, skipped.episodes)
+        if now != counted:
+            with self._skipped.get_lock():
+                for i, (new, old) in enumerate(zip(now, counted, strict=True)):
+                    self._skipped[i] += new - old
+        return now
 
 
 # ---- the map-style dataset -----------------------------------------------------------------

@@ -83,10 +83,13 @@ def _stack(rows: list[Any], like: np.ndarray) -> np.ndarray:
     return out
 
 
-def corrupt_frame(path: str, directory: Path, *, step: int = 1) -> tuple[str, int]:
+def corrupt_frame(
+    path: str, directory: Path, *, step: int = 1, action: bool = False
+) -> tuple[str, int]:
     """A copy of ``path`` in which the first record of the first shard with more than
     ``step`` steps holds broken JPEG bytes in ``observation/image`` at ``step`` (the shard
-    rewritten with valid CRCs); returns the copy and the record's position."""
+    rewritten with valid CRCs); returns the copy and the record's position. ``action``: the
+    record's ``action`` loses its last value instead (the episode does not decode at all)."""
     import tensorflow as tf
 
     copy = directory / "corrupt"
@@ -99,7 +102,10 @@ def corrupt_frame(path: str, directory: Path, *, step: int = 1) -> tuple[str, in
         i for i, e in enumerate(examples) if len(e.features.feature[key].bytes_list.value) > step
     )
     example = examples[record]
-    example.features.feature[key].bytes_list.value[step] = b"\xff\xd8\xff\xe0 not a JPEG"
+    if action:
+        del example.features.feature["steps/action"].float_list.value[-1]
+    else:
+        example.features.feature[key].bytes_list.value[step] = b"\xff\xd8\xff\xe0 not a JPEG"
     records[record] = example.SerializeToString()
     with tf.io.TFRecordWriter(str(shard)) as writer:
         for data in records:

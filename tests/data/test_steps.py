@@ -17,6 +17,7 @@ from step_datasets import (
 
 from rlds_hub import data
 from rlds_hub.format.plan import flatten
+from rlds_hub.storage.reader import EpisodeDecodeError
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +144,6 @@ def test_bad_arguments_say_what_is_wrong(oxe, arguments, message):
 
 
 def test_a_corrupt_frame_names_dataset_file_episode_step_and_field(oxe, tmp_path):
-    from rlds_hub.storage.reader import EpisodeDecodeError
-
     path, record = corrupt_frame(oxe, tmp_path, step=1)
     with pytest.raises(EpisodeDecodeError) as error:
         list(data.steps(path, batch_size=4))
@@ -152,3 +151,35 @@ def test_a_corrupt_frame_names_dataset_file_episode_step_and_field(oxe, tmp_path
     for part in (path, "tfrecord-00000", f"record {record})", "step 1", "steps/observation/image"):
         assert part in message, message
     assert "cannot decode an image frame" in message
+
+
+def test_skip_corrupt_skips_and_counts_the_steps_a_bad_frame_reaches(oxe, tmp_path):
+    path, record = corrupt_frame(oxe, tmp_path, step=1)
+    episode = record  # the first shard holds the first episodes
+    clean = {(int(i["episode_index"]), int(i["step_index"])): i for i in _items(data.steps(oxe))}
+    loader = data.steps(path, batch_size=4, history=2, skip_corrupt=True)
+    with pytest.warns(UserWarning, match=r"1 frames.*step 1 steps/observation/image"):
+        items = _items(loader)
+    length = max(t for e, t in clean if e == episode) + 1
+    reached = {(episode, t) for t in range(1, min(4, length))}  # t - 2 <= 1 <= t
+    found = {(int(i["episode_index"]), int(i["step_index"])) for i in items}
+    assert found == set(clean) - reached and len(items) == len(found)
+    assert (loader.skipped.steps, loader.skipped.frames, loader.skipped.episodes) == (
+        len(reached),
+        1,
+        0,
+    )
+    for item in items:  # the kept steps are intact
+        key = (int(item["episode_index"]), int(item["step_index"]))
+        assert np.array_equal(item["observation/image"][-1], clean[key]["observation/image"])
+
+
+def test_skip_corrupt_skips_an_episode_that_does_not_decode_at_all(oxe, tmp_path):
+    path, record = corrupt_frame(oxe, tmp_path, action=True)
+    with pytest.raises(EpisodeDecodeError, match="steps/action"):
+        list(data.steps(path))
+    loader = data.steps(path, skip_corrupt=True)
+    with pytest.warns(UserWarning, match="skipped whole"):
+        found = {int(e) for batch in loader for e in batch["episode_index"]}
+    assert record not in found and len(found) == len(LENGTHS) - 1
+    assert loader.skipped.episodes == 1

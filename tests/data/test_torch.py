@@ -185,6 +185,16 @@ def test_a_corrupt_frame_in_a_worker_ends_the_epoch_with_a_clear_error(path, tmp
         [StepMapDataset(broken)[i] for i in range(len(StepMapDataset(broken)))]
 
 
+def test_skip_corrupt_across_workers_counts_what_it_skipped(path, tmp_path):
+    broken, record = corrupt_frame(path, tmp_path, step=1)
+    dataset = StepDataset(broken, skip_corrupt=True)  # no history: only the bad step goes
+    seen = [
+        key for batch in DataLoader(dataset, batch_size=3, num_workers=2) for key in _keys(batch)
+    ]
+    assert sorted(seen) == [key for key in _all_steps(path) if key != (record, 1)]
+    assert dataset.skipped == {"steps": 1, "frames": 1, "episodes": 0}
+
+
 class DyingDataset(StepDataset):
     """Worker 1 dies (as if killed) after its first sample."""
 
