@@ -231,3 +231,13 @@ def test_appending_a_session_keeps_every_key_of_metadata_json(tmp_path):
     assert {k: v for k, v in appended.items() if k != "sessions"} == {
         k: v for k, v in data.items() if k != "sessions"
     }
+
+
+def test_recording_into_a_dataset_with_a_malformed_metadata_json_says_which_key(tmp_path):
+    path = tmp_path / "robot"
+    _record(path)
+    data = _file(path)
+    data["sessions"] = "one"
+    (path / "metadata.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"in its metadata\.json, metadata key 'sessions'"):
+        _record(path)
