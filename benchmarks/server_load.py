@@ -202,14 +202,27 @@ def free_port() -> int:
 async def _fetch(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
 ) -> tuple[int, int]:
+    """One keep-alive GET: (status, body bytes); bodies sized or chunked (streamed slices)."""
     writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    length = next(
-        int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
-    )
-    await reader.readexactly(length)
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines[1:] if ":" in line)
+    }
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        await reader.readexactly(length)
+        return status, length
+    if headers.get("transfer-encoding", "").lower() != "chunked":
+        raise RuntimeError(f"{path}: a response with neither Content-Length nor chunks: {head!r}")
+    length = 0
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        await reader.readexactly(size + 2)  # the chunk and its CRLF
+        length += size
+    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, then the empty line
+        pass
     return status, length
 
 
