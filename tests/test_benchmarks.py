@@ -4,6 +4,7 @@ workload. The real runs are not tests (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import re
@@ -125,3 +126,28 @@ def test_peak_memory_of_this_process() -> None:
     del block
     with pytest.raises(KeyError, match="no VmNope"):
         harness.status_mib("VmNope")
+
+
+def test_the_load_client_reads_sized_and_chunked_bodies() -> None:
+    from benchmarks import server_load
+
+    class Writer:
+        def write(self, data: bytes) -> None:
+            pass
+
+    async def two_requests(raw: bytes) -> list[tuple[int, int]]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        return [await server_load._fetch(reader, Writer(), "/x") for _ in range(2)]
+
+    sized = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+    chunked = (
+        b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\n\r\n"
+    )
+    # the connection stays usable after each: the next response is read whole
+    assert asyncio.run(two_requests(chunked + sized)) == [(404, 8), (200, 5)]
+    assert asyncio.run(two_requests(sized + chunked)) == [(200, 5), (404, 8)]
+    with pytest.raises(RuntimeError, match="neither Content-Length nor chunks"):
+        asyncio.run(two_requests(b"HTTP/1.1 200 OK\r\n\r\n" + sized))
