@@ -1,4 +1,5 @@
-"""Demo tasks and their policies: ``make_env``, ``list_envs``, ``make_policy``, ``list_policies``.
+"""Demo tasks and their policies: ``make_env``, ``list_envs``, ``make_policy``, ``list_policies``;
+and :class:`EnvironmentWrapper`, the base of every forwarding ``dm_env`` wrapper.
 
 Importing this package is cheap: dm_control and Gymnasium load when an env of theirs is made.
 No TensorFlow here.
@@ -15,10 +16,12 @@ from rlds_hub.envs.registry import (
     list_envs,
     make_env,
 )
+from rlds_hub.envs.wrapper import EnvironmentWrapper
 
 __all__ = [
     "EXPERTS",
     "EnvUnavailableError",
+    "EnvironmentWrapper",
     "Policy",
     "RandomPolicy",
     "canonical_env_name",

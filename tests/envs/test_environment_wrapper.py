@@ -57,6 +57,12 @@ def test_a_context_manager_closes_the_wrapped_env(env):
     env.close.assert_called_once_with()
 
 
+def test_it_is_exported_by_the_envs_package():
+    import rlds_hub.envs
+
+    assert rlds_hub.envs.EnvironmentWrapper is EnvironmentWrapper
+
+
 def test_the_recorder_and_the_shifts_forward_through_it(tmp_path):
     spec = specs.Array((3,), np.float64, name="observation")
     inner = RandomSpecEnv(spec)
