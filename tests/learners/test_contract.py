@@ -309,3 +309,59 @@ def test_every_registered_agent_satisfies_the_protocol(name, setup, tmp_path):
     finally:
         agent.close()
     assert json.dumps(agent.counters())
+
+
+# -- unchanged for users: run.json, load_policy, --resume --------------------------------------
+
+RUN_JSON_KEYS = {
+    "algorithm",
+    "config",
+    "task",
+    "normalizer",
+    "dataset",
+    "split",
+    "env",
+    "seed",
+    "eval_seed",
+    "references",
+    "rlds_hub_version",
+}
+
+
+def test_run_json_keeps_its_keys_and_an_unknown_algorithm_is_named(setup, tmp_path):
+    from rlds_hub.learners import load_policy
+    from rlds_hub.learners.errors import LearnerError
+    from rlds_hub.learners.run import run_record
+    from rlds_hub.learners.run_dir import RunDirectory
+
+    record = run_record(setup)
+    assert set(record) == RUN_JSON_KEYS and record["algorithm"] == "ail"
+    files = RunDirectory(str(tmp_path / "old"))
+    files.write_run({**record, "algorithm": "dqn"})
+    assert files.read_run()["algorithm"] == "dqn"
+    with pytest.raises(LearnerError, match="unknown algorithm 'dqn'; choose from"):
+        load_policy(files.path)
+
+
+@pytest.mark.slow
+def test_train_load_policy_and_resume_through_the_registry(setup, tmp_path, capsys):
+    from rlds_hub.cli import main
+    from rlds_hub.envs import make_env
+    from rlds_hub.learners import load_policy
+    from rlds_hub.learners.run_dir import RunDirectory
+
+    out = tmp_path / "run"
+    config = tmp_path / "bc.json"
+    config.write_text(json.dumps({"eval_episodes": 0, "log_every": 10, "steps_per_call": 10}))
+    args = ["train", "bc", "--dataset", setup.dataset.path, "--env", PENDULUM, "--out", str(out)]
+    args += ["--config", str(config), "--quiet"]
+    assert main([*args, "--steps", "20"]) == 0
+    files = RunDirectory(str(out))
+    assert files.read_run()["algorithm"] == "bc" and files.holds_run()
+    env = make_env(PENDULUM, seed=5)
+    action = load_policy(out, env=env)(env.reset())
+    assert action.shape == (1,) and np.all(np.abs(action) <= 2.0)
+    assert main([*args, "--steps", "30", "--resume"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"resumed": str(out), "step": 20} in lines
+    assert [r["step"] for r in lines if r.get("kind") == "train"] == [10, 20, 30]
