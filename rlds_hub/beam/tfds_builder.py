@@ -22,6 +22,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from rlds_hub.format.metadata import DatasetMetadata
 from rlds_hub.storage import dataset_files
 
 _KEPT_FILES = (dataset_files.EPISODE_INDEX, dataset_files.CHECKSUMS, dataset_files.METADATA)
@@ -166,10 +167,13 @@ def check_prepared_source(directory: Path, source: str | None, name: str) -> Non
     if source is None or not (directory / dataset_files.DATASET_INFO).exists():
         return
     try:
-        metadata = json.loads((directory / dataset_files.METADATA).read_text())
-        recorded = metadata["provenance"]["sources"][0]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        text = (directory / dataset_files.METADATA).read_text()
+        provenance = DatasetMetadata.from_json(json.loads(text)).provenance
+    except (OSError, ValueError):  # MetadataError is a ValueError
+        return
+    if provenance is None or not provenance.sources or not isinstance(provenance.sources[0], dict):
         return  # not converted by rlds_hub: nothing to compare with
+    recorded = provenance.sources[0]
     current = os.path.abspath(source)
     old = recorded.get("path")
     problem = None
