@@ -18,7 +18,9 @@ from rlds_hub.beam import (
     AssignSplits,
     ComputeStatistics,
     ConvertSource,
+    EpisodeFilter,
     ExportParquet,
+    FilterEpisodes,
     Output,
     ReadEpisodes,
     RecordEpisodes,
@@ -28,6 +30,7 @@ from rlds_hub.beam import (
 )
 from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.beam.jobs.export import export
+from rlds_hub.beam.jobs.filter import filter_dataset
 from rlds_hub.beam.jobs.reshard import reshard
 from rlds_hub.beam.jobs.split import split_dataset
 from rlds_hub.beam.jobs.stats import compute_statistics
@@ -118,6 +121,56 @@ def test_compute_statistics_in_a_users_pipeline_equals_the_stats_job(converted):
         results = p | ComputeStatistics(selections)
         assert_that(results, equal_to(expected))
     assert expected[0]["features"]["observation"]["p50"] is not None
+
+
+def _close(mine, theirs, where="result"):
+    """Equal, floats to rounding (partials merged in other groups)."""
+    if isinstance(mine, dict):
+        assert mine.keys() == theirs.keys(), where
+        for key in mine:
+            _close(mine[key], theirs[key], f"{where}.{key}")
+    elif isinstance(mine, list):
+        assert len(mine) == len(theirs), where
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+            _close(a, b, f"{where}[{i}]")
+    elif isinstance(mine, float):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-9, err_msg=where)
+    else:
+        assert mine == theirs, where
+
+
+@pytest.mark.slow
+def test_read_episodes_then_compute_statistics_agrees_with_the_stats_job(converted, tmp_path):
+    _, dataset_path = converted
+    dataset = open_dataset(dataset_path)
+    expected = compute_statistics(dataset_path, save=False, run=RUN)
+    with _pipeline() as p:
+        results = (
+            p
+            | ReadEpisodes(select_splits(dataset, "train"))
+            | ComputeStatistics(dataset)
+            | beam.combiners.ToList()
+        )
+        assert_that(results, lambda got: _close(got[0], expected))
+    # a filtered stream: the statistics of the episodes that pass
+    filter_dataset(dataset_path, tmp_path / "long", min_length=7, run=RUN)
+    long = compute_statistics(tmp_path / "long", save=False, run=RUN)
+    with _pipeline() as p:
+        results = (
+            p
+            | ReadEpisodes(select_splits(dataset, "train"))
+            | FilterEpisodes(EpisodeFilter(filters={"min_length": 7}))
+            | ComputeStatistics(dataset)
+            | beam.combiners.ToList()
+        )
+        assert_that(results, lambda got: _close(got[0], long))
+    assert long[0]["num_episodes"] == 2
+
+
+def test_compute_statistics_of_a_dataset_needs_episodes(converted):
+    dataset = open_dataset(converted[1])
+    with pytest.raises(ValueError, match="apply it to ReadEpisodes"), _pipeline() as p:
+        _ = p | ComputeStatistics(dataset)
 
 
 def test_compute_statistics_refuses_selections_it_cannot_merge(converted):
