@@ -137,13 +137,12 @@ def test_discriminator_learns_to_separate_expert_from_agent():
 
 
 @pytest.mark.slow
-def test_short_online_run_records_experience_and_resumes(tmp_path):
+def test_short_online_run_records_experience_and_resumes(tmp_path, point_mass_demos):
     from rlds_hub.data import episode_table
     from rlds_hub.learners.run import train
-    from rlds_hub.learners.testing import record_episodes
 
     env = "dm_control/point_mass-easy"
-    demos = record_episodes(tmp_path / "pm", env, episodes=2, seed=0)
+    demos = point_mass_demos
     small = {
         "actor_hidden_sizes": [32],
         "critic_hidden_sizes": [32],

@@ -7,15 +7,14 @@ import pytest
 
 from rlds_hub.learners.metrics import read_metrics
 from rlds_hub.learners.run import train
-from rlds_hub.learners.testing import record_episodes
 
 ENV = "dm_control/point_mass-easy"
 QUIET = {"progress": False, "echo": lambda line: None}
 
 
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory):
-    return record_episodes(tmp_path_factory.mktemp("counters") / "pm", ENV, episodes=2, seed=0)
+@pytest.fixture
+def demos(point_mass_demos):
+    return point_mass_demos
 
 
 def _train_lines(run_dir):

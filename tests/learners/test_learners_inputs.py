@@ -170,13 +170,9 @@ def test_configs_refuse_unknown_options_and_wrong_types(tmp_path):
         config_lib.load(BCConfig, path)
 
 
-@pytest.fixture(scope="module")
-def point_mass(tmp_path_factory):
-    from rlds_hub.learners.testing import record_episodes
-
-    return record_episodes(
-        tmp_path_factory.mktemp("inputs") / "pm", "dm_control/point_mass-easy", episodes=2, seed=0
-    )
+@pytest.fixture
+def point_mass(point_mass_demos):
+    return point_mass_demos
 
 
 def test_bad_training_input_gets_clear_errors(point_mass, tmp_path):

@@ -11,8 +11,6 @@ import sys
 
 import pytest
 
-from rlds_hub.learners.testing import record_episodes
-
 PARALLEL = r"""
 import jax, numpy as np
 assert len(jax.devices()) == 2, jax.devices()
@@ -144,6 +142,6 @@ def test_two_devices_compute_what_one_does():
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore")
-def test_learners_train_and_act_with_tensorflow_blocked(tmp_path):
-    path = record_episodes(tmp_path / "pm", "dm_control/point_mass-easy", episodes=2, seed=0)
+def test_learners_train_and_act_with_tensorflow_blocked(tmp_path, point_mass_demos):
+    path = point_mass_demos
     assert _run(BLOCKED, path, tmp_path / "run")[-2:] == ["ok", "200"]

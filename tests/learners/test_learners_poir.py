@@ -156,14 +156,13 @@ def test_dynamics_model_learns_the_demonstrations_transitions():
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path):
+def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path, point_mass_demos):
     from rlds_hub.data import episode_table
     from rlds_hub.learners import load_policy
     from rlds_hub.learners.run import train
-    from rlds_hub.learners.testing import record_episodes
 
     env = "dm_control/point_mass-easy"
-    demos = record_episodes(tmp_path / "pm", env, episodes=2, seed=0)
+    demos = point_mass_demos
     config = {
         "bc_hidden_sizes": [32],
         "dynamics_hidden_sizes": [32],
