@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlds_hub.format.metadata import (
     DatasetMetadata,
@@ -241,3 +243,63 @@ def test_recording_into_a_dataset_with_a_malformed_metadata_json_says_which_key(
     (path / "metadata.json").write_text(json.dumps(data))
     with pytest.raises(DatasetError, match=r"in its metadata\.json, metadata key 'sessions'"):
         _record(path)
+
+
+# ---- any metadata.json round-trips -------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_text = st.none() | st.text(max_size=6)
+_int = st.none() | st.integers()
+_object = st.none() | st.dictionaries(st.text(max_size=4), _json_values, max_size=3)
+
+
+def _record_of(fields: dict) -> st.SearchStrategy:
+    """JSON objects with any subset of ``fields`` (each value possibly null) and foreign keys."""
+    known = st.fixed_dictionaries({}, optional=fields)
+    foreign = st.dictionaries(
+        st.text(min_size=1, max_size=6).map("x_".__add__), _json_values, max_size=2
+    )
+    return st.builds(lambda a, b: {**b, **a}, known, foreign)
+
+
+_session = _record_of(
+    dict(started=_text, split=_text, env_name=_text, policy=_text, seed=_int, host=_text)
+)
+_provenance = _record_of(
+    dict(
+        job=_text,
+        arguments=_object,
+        sources=st.none() | st.lists(_json_values, max_size=2),
+        runner=_object,
+    )
+)
+_metadata = _record_of(
+    dict(
+        rlds_hub_version=_text,
+        created=_text,
+        env_name=_text,
+        policy=_text,
+        seed=_int,
+        seeds=_text,
+        specs=_object,
+        image_encoding=_text,
+        layout=_text,
+        user=_object,
+        sessions=st.none() | st.lists(_session, max_size=2),
+        source=st.none() | _record_of(dict(format=_text, path=_text, metadata=_json_values)),
+        provenance=st.none()
+        | st.builds(lambda p, q: {**p, "previous": q}, _provenance, st.none() | _provenance),
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_metadata)
+def test_any_well_typed_metadata_round_trips(data):
+    assert DatasetMetadata.from_json(data).to_json() == data
