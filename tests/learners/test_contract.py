@@ -365,3 +365,26 @@ def test_train_load_policy_and_resume_through_the_registry(setup, tmp_path, caps
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {"resumed": str(out), "step": 20} in lines
     assert [r["step"] for r in lines if r.get("kind") == "train"] == [10, 20, 30]
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_each_agent_package_exports_its_public_names_cheaply(name):
+    import importlib
+
+    package = importlib.import_module(f"rlds_hub.learners.{name}")
+    algorithm = get_algorithm(name)
+    exported = {getattr(package, n) for n in package.__all__}
+    assert {
+        algorithm.config,
+        algorithm.make_agent,
+        algorithm.make_policy,
+        algorithm.policy_params_template,
+    } <= exported
+    assert any(n.endswith("Learner") for n in package.__all__)
+    for exported_name, module in package._EXPORTS.items():
+        assert getattr(package, exported_name) is getattr(
+            importlib.import_module(module), exported_name
+        )
+    code = f"import sys, rlds_hub.learners.{name} as p; print('jax' in sys.modules, len(p.__all__))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", str(len(package.__all__))], result.stderr[-2000:]
