@@ -9,62 +9,37 @@ from __future__ import annotations
 import json
 import sys
 
-import dm_env
 import numpy as np
 import pytest
 from dm_env import specs
 
 from rlds_hub.cli import main
-from rlds_hub.recorders import Recorder
-from rlds_hub.testing import RandomSpecEnv
-
-
-class _Planting(dm_env.Environment):
-    """A RandomSpecEnv whose observation is NaN at the chosen (episode, step)s."""
-
-    def __init__(self, nan_at):
-        self._env = RandomSpecEnv(
-            {"position": specs.Array((2,), np.float64)},
-            episode_lengths=(3, 4),
-            terminate=(True, False),
-            seed=0,
-        )
-        self._nan_at, self._episode, self._step = set(nan_at), -1, 0
-
-    def _plant(self, timestep):
-        if (self._episode, self._step) in self._nan_at:
-            observation = {k: np.full_like(v, np.nan) for k, v in timestep.observation.items()}
-            timestep = timestep._replace(observation=observation)
-        return timestep
-
-    def reset(self):
-        self._episode, self._step = self._episode + 1, 0
-        return self._plant(self._env.reset())
-
-    def step(self, action):
-        self._step += 1
-        return self._plant(self._env.step(action))
-
-    def observation_spec(self):
-        return self._env.observation_spec()
-
-    def action_spec(self):
-        return self._env.action_spec()
+from rlds_hub.testing import CounterEnv, RandomSpecEnv, record
 
 
 def _record(path, *, nan_observations=(), actions=None, episodes=2):
     """A tiny dataset with NaN observations at ``nan_observations`` (episode, step) and the
     first action element set at ``actions`` {(episode, step): value}."""
     actions = actions or {}
-    with Recorder(_Planting(nan_observations), path, name="ds") as recorder:
-        for episode in range(episodes):
-            timestep = recorder.reset()
-            step = 0
-            while not timestep.last():
-                value = np.zeros(2, np.float32)
-                value[0] = actions.get((episode, step), 0.0)
-                timestep = recorder.step(value)
-                step += 1
+    nan_at = set(nan_observations)
+
+    def observation(episode, t):
+        position = np.array([episode, t], np.float64)
+        return {"position": np.full(2, np.nan) if (episode, t) in nan_at else position}
+
+    def policy(timestep):
+        value = np.zeros(2, np.float32)
+        value[0] = actions.get((env.episode, env.t), 0.0)
+        return value
+
+    env = CounterEnv(
+        (3, 4),
+        terminate=(True, False),
+        observation=observation,
+        observation_spec={"position": specs.Array((2,), np.float64)},
+        action_spec=specs.BoundedArray((2,), np.float32, -1.0, 1.0),
+    )
+    record(env, path, episodes=episodes, policy=policy, name="ds")
     return path
 
 
