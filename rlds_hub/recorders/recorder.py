@@ -6,7 +6,7 @@ import datetime
 import os
 import platform
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dm_env
 
@@ -30,6 +30,9 @@ from rlds_hub.storage.writer import (
     Durability,
     SpecMismatchError,
 )
+
+if TYPE_CHECKING:
+    from rlds_hub.recorders.backend import RLDSBackend
 
 _LAST = dm_env.StepType.LAST
 
@@ -155,7 +158,7 @@ class Recorder(EnvironmentWrapper):
         # RLDS steps (N + 1 per episode of N transitions), for this session
         self._riegeli_counts = [0, 0]  # episodes, steps
         self._riegeli_episode_steps = 0
-        if options.backend == "riegeli":
+        if options.backend == "riegeli":  # envlogger's own writer
             from rlds_hub.recorders import riegeli
 
             self._backend = None
@@ -167,10 +170,25 @@ class Recorder(EnvironmentWrapper):
                 step_fn,
                 episode_fn,
             )
-            return
+        else:  # rlds_hub's RLDS writer, as envlogger's backend
+            self._backend = self._open_rlds_backend(data_dir, env_specs, step_fn, episode_fn)
+            self._logger = envlogger.EnvLogger(
+                env, step_fn=step_fn, episode_fn=episode_fn, backend=self._backend
+            )
+            self._put_action = self._backend.buffer.put_action
 
+    def _open_rlds_backend(
+        self,
+        data_dir: str | os.PathLike,
+        env_specs: Mapping[str, Any],
+        step_fn: Callable[..., Any] | None,
+        episode_fn: Callable[..., Any] | None,
+    ) -> RLDSBackend:
+        """The RLDS backend over a dataset writer, its features checked against the dataset
+        being appended to as soon as they are known."""
         from rlds_hub.recorders.backend import RLDSBackend
 
+        options = self.options
         writer = DatasetWriter(
             data_dir,
             name=options.name,
@@ -183,7 +201,7 @@ class Recorder(EnvironmentWrapper):
         )
         try:
             self._check_env_specs(writer)
-            self._backend = RLDSBackend(
+            backend = RLDSBackend(
                 writer,
                 observation_spec=env_specs["observation"],
                 action_spec=env_specs["action"],
@@ -195,18 +213,15 @@ class Recorder(EnvironmentWrapper):
                 infer_episode_metadata=episode_fn is not None,
                 image_encoding=self._dataset_metadata.image_encoding,
             )
-            self._backend.set_dataset_metadata(self._dataset_metadata, self._describe_mismatch)
+            backend.set_dataset_metadata(self._dataset_metadata, self._describe_mismatch)
             if (step_fn is None or options.step_metadata_spec is not None) and (
                 episode_fn is None or options.episode_metadata_spec is not None
             ):
-                self._backend.open_dataset()  # features known now: check them against disk
+                backend.open_dataset()  # features known now: check them against disk
         except BaseException:
             writer.close()
             raise
-        self._logger = envlogger.EnvLogger(
-            env, step_fn=step_fn, episode_fn=episode_fn, backend=self._backend
-        )
-        self._put_action = self._backend.buffer.put_action
+        return backend
 
     # ---- dm_env.Environment ----------------------------------------------------------------
 
