@@ -221,6 +221,7 @@ class DatasetMetadata(_JsonRecord):
 
     @classmethod
     def from_json(cls, data: Any, key: str = "metadata") -> DatasetMetadata:
+        """Parses ``metadata.json`` content; :class:`MetadataError` names a malformed key."""
         return super().from_json(data, key)
 
     @property
@@ -232,6 +233,7 @@ class DatasetMetadata(_JsonRecord):
             envs = [self.env_name]
         return list(dict.fromkeys(envs))
 
+    @property
     def session_envs(self) -> list[str | None]:
         """Each session's environment (the first falls back to the top-level ``env_name``)."""
         return [

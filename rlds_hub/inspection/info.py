@@ -61,9 +61,7 @@ def summarize(path: str | os.PathLike | RLDSDataset, *, count_steps: bool = True
     layout_name = dataset_layout(dataset) if count_steps else meta.layout
     sessions = [
         {**session.to_json(), "index": i, "env_name": env, "episodes": session_episodes.get(i)}
-        for i, (session, env) in enumerate(
-            zip(meta.sessions or (), meta.session_envs(), strict=True)
-        )
+        for i, (session, env) in enumerate(zip(meta.sessions or (), meta.session_envs, strict=True))
     ]
     size, unlisted = _sizes(dataset)
     return {

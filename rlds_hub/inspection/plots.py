@@ -128,7 +128,7 @@ def _provenance(dataset: RLDSDataset) -> str:
     """Every session's environment and policy, e.g. "dm_control/x (expert, random)"."""
     meta = dataset.dataset_metadata
     by_env: dict[str, list[str]] = {}
-    for session, env in zip(meta.sessions or (), meta.session_envs(), strict=True):
+    for session, env in zip(meta.sessions or (), meta.session_envs, strict=True):
         policies = by_env.setdefault(env or "?", [])
         policy = session.policy or "?"
         if policy not in policies:
