@@ -162,6 +162,7 @@ class Recorder(EnvironmentWrapper):
             from rlds_hub.recorders import riegeli
 
             self._backend = None
+            self._log_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
             self._logger = riegeli.open_logger(
                 env,
                 data_dir,
@@ -296,12 +297,14 @@ class Recorder(EnvironmentWrapper):
 
     @property
     def num_episodes(self) -> int:
-        """Episodes of the recorded split on disk, including earlier sessions."""
-        return self._backend.writer.num_episodes if self._backend else 0
+        """Episodes of the recorded split on disk, including earlier sessions (a Riegeli log
+        has no earlier sessions: this recorder's completed episodes)."""
+        return self._backend.writer.num_episodes if self._backend else self._riegeli_counts[0]
 
     @property
     def data_dir(self) -> str:
-        return os.fspath(self._backend.writer.path) if self._backend else ""
+        """The dataset directory (the log directory for a Riegeli recording)."""
+        return os.fspath(self._backend.writer.path if self._backend else self._log_dir)
 
     # ---- helpers -------------------------------------------------------------------------
 

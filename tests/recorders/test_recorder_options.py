@@ -177,18 +177,18 @@ def test_riegeli_lists_every_refused_option_at_once(tmp_path):
 def test_riegeli_takes_what_it_honours_and_refuses_a_second_recording(tmp_path):
     import envlogger
 
-    _run(
-        Recorder(
-            _env(),
-            tmp_path / "logs",
-            file_format="riegeli",
-            max_episodes_per_shard=1,
-            max_bytes_per_shard=None,
-            step_fn=_step_fn,
-        )
+    recorder = Recorder(
+        _env(),
+        tmp_path / "logs",
+        file_format="riegeli",
+        max_episodes_per_shard=1,
+        max_bytes_per_shard=None,
+        step_fn=_step_fn,
     )
+    _run(recorder)
     with envlogger.Reader(str(tmp_path / "logs")) as reader:
         assert [len(e) for e in reader.episodes] == [4, 3, 5]
+    assert (recorder.num_episodes, recorder.data_dir) == (3, str(tmp_path / "logs"))
     with pytest.raises(DatasetError, match="already holds an envlogger log"):
         Recorder(_env(), tmp_path / "logs", file_format="riegeli")
     with pytest.raises(ValueError, match="'rlds_hub' is reserved"):
