@@ -12,7 +12,9 @@ rounds are interleaved and medians reported.
 - ``torch samples``: ``StepDataset`` + ``DataLoader(batch_size=64, num_workers=W)``, one
   sample at a time collated by torch (the LeRobot way);
 - ``torch batches``: ``StepDataset(batch_size=64)`` + ``DataLoader(batch_size=None,
-  num_workers=W)``: whole batches from each worker.
+  num_workers=W)``: whole batches from each worker;
+- ``torch batches, no workers``: the same in the training process (the NumPy loader's own
+  threads decode; no batch crosses a process boundary).
 
 The target (issue 18): torch >= 0.9 of the NumPy loader's rate with the same cores.
 
@@ -77,10 +79,12 @@ def measure(mode: str, path: str, history: int, chunk: int, workers: int) -> dic
     """The second epoch of ``mode`` (run in a fresh process)."""
     if mode == "numpy steps":
         return _epoch_numpy(path, history, chunk)
+    if mode == "torch batches, no workers":
+        return _epoch_torch(path, history, chunk, 0, batched=True)
     return _epoch_torch(path, history, chunk, workers, batched=mode == "torch batches")
 
 
-MODES = ("numpy steps", "torch samples", "torch batches")
+MODES = ("numpy steps", "torch samples", "torch batches", "torch batches, no workers")
 
 
 def main() -> None:

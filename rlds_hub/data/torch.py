@@ -91,11 +91,17 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _samples(batch: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """The samples of a batch of tensors (views of it)."""
+    """The samples of a batch of tensors (views of it), nested as the batch."""
     flat = _flatten(batch)
-    size = len(flat["step_index"])
-    for i in range(size):
-        yield unflatten({key: value[i] for key, value in flat.items()})
+    leaves = [(key.split("/"), value) for key, value in flat.items()]
+    for i in range(len(flat["step_index"])):
+        sample: dict[str, Any] = {}
+        for path, value in leaves:
+            node = sample
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value[i]
+        yield sample
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
