@@ -19,17 +19,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 SETUP: dict[str, list[str]] = {
     "loading.md": [  # its `where` example reads an episode metadata field, `operator`
         """python - <<'EOF'
-from rlds_hub.envs import make_env, make_policy
-from rlds_hub.recorders import Recorder
+from rlds_hub.testing import record
 
-env = make_env("dm_control/cartpole-swingup", seed=0)
-policy = make_policy("expert", "dm_control/cartpole-swingup", env, seed=0)
 operator = lambda timestep, action, env: {"operator": "alice"}
-with Recorder(env, "data/cartpole", episode_fn=operator) as recorder:
-    for _ in range(10):
-        timestep = recorder.reset()
-        while not timestep.last():
-            timestep = recorder.step(policy(timestep))
+record("dm_control/cartpole-swingup", "data/cartpole", episodes=10, policy="expert", episode_fn=operator)
 EOF""",
     ],
     "server.md": [  # its Arrow / NPZ example reads episode 3 of point_mass from a server
