@@ -138,12 +138,13 @@ def test_an_infinite_return_bound_gets_a_short_answer():
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+    from rlds_hub.server.api import API_PREFIX
     from rlds_hub.server.api.routes.episodes import router
     from rlds_hub.server.core.errors import install_error_handlers
 
     app = FastAPI()  # the route's query validation answers before any dataset is read
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(router, prefix=API_PREFIX)
     with TestClient(app) as client:
         for value in ("inf", "-inf", "nan", "1e309"):
             response = client.get(f"/api/v1/datasets/x/episodes?min_return={value}")
