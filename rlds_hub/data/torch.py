@@ -321,7 +321,7 @@ class StepDataset(IterableDataset):
         bounds = [min(max(b, 0), len(episodes)) for b in bounds]
         bounds = [max(b, bounds[i - 1]) if i else b for i, b in enumerate(bounds)]
         return [
-            Selection(self.selection.dataset, self.selection.split, tuple(episodes[lo:hi]))
+            Selection(self.selection.dataset, self.selection.split, tuple(episodes[lo:hi].tolist()))
             for lo, hi in itertools.pairwise(bounds)
         ]
 

@@ -97,6 +97,19 @@ def test_two_workers_yield_every_step_once_per_epoch(path):
     assert [key for batch in loader for key in _keys(batch)] == again
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
+def test_a_selection_split_over_more_workers_than_it_has_episodes(path):
+    dataset = StepDataset(path, episodes=[0, 2, 4], shuffle=False)
+    expected = [key for key in _all_steps(path) if key[0] in (0, 2, 4)]
+    loader = DataLoader(dataset, batch_size=2, num_workers=3)
+    assert sorted(key for batch in loader for key in _keys(batch)) == expected
+    for workers in (1, 2, 3, 4, 7):
+        parts = dataset.parts(workers)
+        assert len(parts) == workers
+        assert [i for part in parts for i in part.indices] == [0, 2, 4]
+
+
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true but no accelerator")
 def test_samples_equal_the_numpy_loader_with_stored_dtypes_and_nested_dicts(path):
     expected = _numpy_items(path, history=3, action_chunk=4)
     dataset = StepDataset(path, history=3, action_chunk=4)
