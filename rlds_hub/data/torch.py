@@ -34,7 +34,7 @@ from rlds_hub.storage.reader import EpisodeDecodeError, decode_records, read_rec
 from rlds_hub.storage.selection import Selection
 
 torch = require("torch", "torch", "rlds_hub.data.torch")
-from torch.utils.data import Dataset, IterableDataset, get_worker_info  # noqa: E402
+from torch.utils.data import Dataset, IterableDataset, default_collate, get_worker_info  # noqa: E402
 
 # DataLoader workers whose epochs are counted (more workers than this share counters).
 _MAX_WORKERS = 256
@@ -84,7 +84,7 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if isinstance(value, Mapping):
             out[key] = collate(values)
         elif isinstance(value, torch.Tensor):
-            out[key] = torch.stack(values)
+            out[key] = default_collate(values)  # stacked (in a worker: in shared memory)
         else:
             out[key] = values
     return out
