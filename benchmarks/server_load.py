@@ -593,69 +593,119 @@ def main() -> None:
     peer = peers(dataset, lengths, 20)
     shutil.rmtree(work, ignore_errors=True)
 
+    n = len(lengths)
+    indexing = harness.table(
+        ["what", "seconds", "episodes/s", "ceiling / ours"],
+        [
+            (
+                "index, statistics and checksums computed",
+                f"{computed:.1f}",
+                f"{n / computed:,.0f}",
+                f"{ceiling / computed:.2f}",
+            ),
+            (
+                "index, statistics.json present",
+                f"{saved:.1f}",
+                f"{n / saved:,.0f}",
+                f"{ceiling / saved:.2f}",
+            ),
+            ("re-index unchanged", f"{unchanged:.3f}", "", ""),
+            (
+                "ceiling: json.loads + sqlite3 bulk insert",
+                f"{ceiling:.1f}",
+                f"{n / ceiling:,.0f}",
+                "1.00",
+            ),
+        ],
+    )
+    requests = harness.table(
+        ["scenario", "kind", "requests/s", "/ trivial (rounds)", "p50 ms", "p99 ms", "errors"],
+        [
+            (
+                scenario,
+                kind,
+                f"{row['rps']:,.0f}",
+                f"{row['ratio']:.2f} ({', '.join(f'{r:.2f}' for r in row['ratios'])})",
+                f"{row['p50_ms']:.1f}",
+                f"{row['p99_ms']:.1f}",
+                row["errors"],
+            )
+            for scenario, kinds in loads.items()
+            for kind, row in sorted(kinds.items())
+        ],
+    )
+    bulk_rows = [
+        (
+            *name.rsplit(" ", 1),
+            f"{row['ms']:.1f}",
+            f"{row['decode_ms']:.1f}",
+            f"{row['bytes']:,.0f}",
+            f"{row['mb_s']:.1f}",
+            f"{row['array_mb_s']:.1f}",
+            f"{row['mb_s'] / transfer:.2f}",
+        )
+        for name, row in bulk_results.items()
+    ]
+    bulk_rows.append(
+        (
+            "ceiling: a raw ASGI body of the episode Arrow size",
+            "",
+            "",
+            "",
+            "",
+            f"{transfer:.1f}",
+            "",
+            "1.00",
+        )
+    )
+    bulk_table = harness.table(
+        [
+            "slice",
+            "format",
+            "ms / request",
+            "ms to decode",
+            "bytes",
+            "response MB/s",
+            "array MB/s",
+            "response / transfer ceiling",
+        ],
+        bulk_rows,
+    )
+    arrow_100 = bulk_results["100 steps arrow"]
+    json_100 = bulk_results["100 steps json"]
+    readers = {
+        "the service over HTTP, Arrow (request + decode)": arrow_100["ms"] + arrow_100["decode_ms"],
+        "the service over HTTP, JSON (request + decode)": json_100["ms"] + json_100["decode_ms"],
+        "peer: plain TFDS in-process (train[i:i+1], skip, take 100)": peer["tfds"],
+        "rlds_hub core read_episode in-process (one record read by its offset, CRC-checked)": (
+            peer["core"]
+        ),
+    }
+    service_ms = arrow_100["ms"] + arrow_100["decode_ms"]
+    slice_table = harness.table(
+        ["reader", "ms", "/ the service (Arrow)"],
+        [(name, f"{ms:.1f}", f"{ms / service_ms:.2f}") for name, ms in readers.items()],
+    )
     lines = [
         f"# dataset service load ({machine})",
         "",
-        f"{len(lengths):,} episodes ({steps:,} steps) in one dataset; {args.clients} clients; "
+        f"{n:,} episodes ({steps:,} steps) in one dataset; {args.clients} clients; "
         f"{args.rounds} rounds of every scenario, each {args.duration:.0f} s after "
         f"{args.warmup:.0f} s of the same load; medians over rounds; one server process. "
         f"Load average of the machine (1 min): {load_at_start} at the start, "
         f"{harness.load_average()} at the end.",
         "",
         "## Indexing",
-        "| what | seconds | episodes/s | ceiling / ours |",
-        "| --- | --- | --- | --- |",
-        f"| index, statistics and checksums computed | {computed:.1f} | "
-        f"{len(lengths) / computed:,.0f} | {ceiling / computed:.2f} |",
-        f"| index, statistics.json present | {saved:.1f} | {len(lengths) / saved:,.0f} | "
-        f"{ceiling / saved:.2f} |",
-        f"| re-index unchanged | {unchanged:.3f} | | |",
-        f"| ceiling: json.loads + sqlite3 bulk insert | {ceiling:.1f} | "
-        f"{len(lengths) / ceiling:,.0f} | 1.00 |",
+        indexing,
         "",
-        "## Requests (32 keep-alive clients)",
-        "| scenario | kind | requests/s | / trivial (rounds) | p50 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for scenario, kinds in loads.items():
-        for kind, row in sorted(kinds.items()):
-            spread = ", ".join(f"{r:.2f}" for r in row["ratios"])
-            lines.append(
-                f"| {scenario} | {kind} | {row['rps']:,.0f} | "
-                f"{row['ratio']:.2f} ({spread}) | {row['p50_ms']:.1f} | "
-                f"{row['p99_ms']:.1f} | {row['errors']} |"
-            )
-    lines += [
+        f"## Requests ({args.clients} keep-alive clients)",
+        requests,
         "",
         f"## Bulk slices (one client, {args.bulk} random episodes; every field)",
-        "| slice | format | ms / request | ms to decode | bytes | response MB/s | "
-        "array MB/s | response / transfer ceiling |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, row in bulk_results.items():
-        what, fmt = name.rsplit(" ", 1)
-        lines.append(
-            f"| {what} | {fmt} | {row['ms']:.1f} | {row['decode_ms']:.1f} | "
-            f"{row['bytes']:,.0f} | {row['mb_s']:.1f} | {row['array_mb_s']:.1f} | "
-            f"{row['mb_s'] / transfer:.2f} |"
-        )
-    arrow_100 = bulk_results["100 steps arrow"]
-    json_100 = bulk_results["100 steps json"]
-    service_ms = arrow_100["ms"] + arrow_100["decode_ms"]
-    lines += [
-        f"| ceiling: a raw ASGI body of the episode Arrow size | | | | | {transfer:.1f} | | 1.00 |",
+        bulk_table,
         "",
         "## A 100-step slice of a random episode into NumPy, one reader",
-        "| reader | ms | / the service (Arrow) |",
-        "| --- | --- | --- |",
-        f"| the service over HTTP, Arrow (request + decode) | {service_ms:.1f} | 1.00 |",
-        f"| the service over HTTP, JSON (request + decode) | "
-        f"{json_100['ms'] + json_100['decode_ms']:.1f} | "
-        f"{(json_100['ms'] + json_100['decode_ms']) / service_ms:.2f} |",
-        f"| peer: plain TFDS in-process (train[i:i+1], skip, take 100) | {peer['tfds']:.1f} | "
-        f"{peer['tfds'] / service_ms:.2f} |",
-        f"| rlds_hub core read_episode in-process (one record read by its offset, CRC-checked) | "
-        f"{peer['core']:.1f} | {peer['core'] / service_ms:.2f} |",
+        slice_table,
         "",
         f"Server resident memory after the runs: {memory:.0f} MiB.",
     ]
