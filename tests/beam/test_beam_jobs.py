@@ -89,6 +89,7 @@ def test_reshard_to_array_record_and_back_is_lossless(source, tmp_path):
     assert dataset_files(tmp_path / "back") == dataset_files(tmp_path / "direct")
 
 
+@pytest.mark.slow
 def test_reshard_output_is_identical_on_one_and_on_two_worker_processes(source, tmp_path):
     reshard(
         source,

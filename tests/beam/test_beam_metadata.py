@@ -194,6 +194,7 @@ def test_convert_records_the_log_folder_and_episode_of_every_episode(converted):
     ]
 
 
+@pytest.mark.slow
 def test_jobs_record_the_input_episode_and_keep_the_origin_through_a_chain(converted, tmp_path):
     filtered = tmp_path / "filtered"
     filter_dataset(

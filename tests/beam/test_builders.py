@@ -43,6 +43,7 @@ def _beam(flags):
     )
 
 
+@pytest.mark.slow
 def test_dm_control_expert_builder_records_the_task_with_its_expert(tmp_path):
     import tensorflow_datasets as tfds
 
@@ -60,6 +61,7 @@ def test_dm_control_expert_builder_records_the_task_with_its_expert(tmp_path):
     assert np.asarray(positions).dtype == np.float64  # lossless float64 observations
 
 
+@pytest.mark.slow
 def test_envlogger_builder_equals_the_convert_job_and_loads_with_tfds(tmp_path):
     import tensorflow_datasets as tfds
 
@@ -79,6 +81,7 @@ def test_envlogger_builder_equals_the_convert_job_and_loads_with_tfds(tmp_path):
     assert loaded.info.splits["train"].num_examples == 4
 
 
+@pytest.mark.slow
 def test_tfds_build_cli_builds_the_minari_builder(tmp_path):
     from test_beam_convert import _minari_dataset
 

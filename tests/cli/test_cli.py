@@ -277,6 +277,7 @@ def test_record_gym_pendulum_expert(tmp_path, capsys):
 # ---- the installed console script ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_console_script_end_to_end(tmp_path):
     script = Path(sys.executable).with_name("rlds-hub")
     assert script.exists(), f"console script not installed next to {sys.executable}"

@@ -44,6 +44,7 @@ print("ok", total)
 """
 
 
+@pytest.mark.slow
 def test_read_batch_sample_with_tensorflow_blocked(tmp_path):
     env = make_env("dm_control/point_mass-easy", seed=0)
     policy = make_policy("expert", "dm_control/point_mass-easy", env, seed=0)

@@ -49,6 +49,7 @@ def assert_conforms(spec: Any, value: Any) -> None:
 # -- registry -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_make_env_dm_control_is_seeded() -> None:
     env = make_env("dm_control/point_mass-easy", seed=1)
     again = make_env("dm_control/point_mass-easy", seed=1)

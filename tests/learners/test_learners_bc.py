@@ -45,6 +45,7 @@ def test_bc_loss_falls_and_policy_beats_random(point_mass, tmp_path):
     assert final["normalized_return"] > 0.5, final
 
 
+@pytest.mark.slow
 def test_losses_match_their_definitions():
     predicted = jnp.array([[0.5, -0.5], [0.0, 1.0]])
     target = jnp.array([[0.0, 0.0], [0.0, 0.0]])
@@ -66,6 +67,7 @@ def _discrete_task(num_values=3):
     return TaskSpec.from_specs(observation, action, env_name="toy")
 
 
+@pytest.mark.slow
 def test_discrete_bc_learns_a_labelling_with_cross_entropy():
     task = _discrete_task()
     rng = np.random.default_rng(0)
@@ -118,6 +120,7 @@ def test_bc_trains_from_a_loader_and_from_tf_data_with_any_batch_size(point_mass
     learner.close()
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:InMemorySampler. JAX.s x64 mode is off")
 def test_in_memory_sampler_feeds_bc(point_mass):
     from rlds_hub.data import InMemorySampler

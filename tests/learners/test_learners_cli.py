@@ -141,6 +141,7 @@ def test_same_seed_same_run_on_one_device_and_across_a_resume(demos, tmp_path):
     np.testing.assert_array_equal(straight, run("d", 300, resume=True))
 
 
+@pytest.mark.slow
 def test_load_policy_refuses_what_does_not_fit(demos, tmp_path):
     from rlds_hub.envs import make_env
     from rlds_hub.learners.run import train

@@ -21,6 +21,7 @@ def _train_lines(run_dir):
     return [r for r in read_metrics(run_dir) if r["kind"] == "train"]
 
 
+@pytest.mark.slow
 def test_a_run_shorter_than_log_every_still_logs_its_loss(demos, tmp_path):
     config = {
         "num_steps": 30,

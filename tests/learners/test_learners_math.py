@@ -225,6 +225,7 @@ def test_target_critic_lags_the_online_critic_by_tau():
     assert max(jax.tree_util.tree_leaves(moved)) > 1e-4  # not the online critic itself
 
 
+@pytest.mark.slow
 def test_critic_update_uses_the_target_critic_for_the_next_state_value():
     # With a zero learning rate nothing moves; a critic step from hand-set target values
     # gives the loss of a target computed from the *target* critic.

@@ -113,6 +113,7 @@ def test_planner_brings_a_state_back_to_the_demonstrations_and_switch_uses_bc_in
     assert policy.planned == 0
 
 
+@pytest.mark.slow
 def test_push_sequences_find_a_sustained_correction_that_noise_around_bc_does_not():
     # BC of uniform random actions is ~0 everywhere; with no proposal noise, only the push
     # sequences (an action at a bound for their first steps) can move the point back.

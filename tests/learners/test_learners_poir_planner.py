@@ -37,6 +37,7 @@ def _rollout_cost(learner, config, params, z0, actions):
     return float(jnp.mean(planner.score_trajectories(config, params, z0, states)))
 
 
+@pytest.mark.slow
 def test_the_chosen_plan_lowers_the_tracking_cost_below_bc_and_random_sequences():
     _, config, learner = _toy_learner(trust=False, proposal_noise=0.8)
     config = config.replace(cost="tracking")  # segments: the toy demonstrations' next states

@@ -27,6 +27,7 @@ def eventually(check, seconds=4 * STATE_SECONDS):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_dataset_registered_through_one_server_is_listed_by_the_other(postgres, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
@@ -65,6 +66,7 @@ def test_a_dataset_registered_through_one_server_is_listed_by_the_other(postgres
         assert httpx.get(second.url + API + "/datasets/point_mass/episodes").status_code == 404
 
 
+@pytest.mark.slow
 def test_reads_stay_whole_while_another_process_reindexes(postgres, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(

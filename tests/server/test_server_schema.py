@@ -87,6 +87,7 @@ def _real_targets(operation):
     return targets
 
 
+@pytest.mark.slow
 def test_every_operation_answers_within_its_schema(api_schema):
     operations = _operations(api_schema)
     assert len(operations) >= 12
