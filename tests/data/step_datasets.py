@@ -3,8 +3,11 @@ test_torch.py), and the plain NumPy reference of a step with history and an acti
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,15 @@ def write_camera_dataset(directory: Path, *, fractal: bool = False) -> str:
         oxe_episode(i, n, rng, image_size=8, fractal=fractal) for i, n in enumerate(LENGTHS)
     ]
     return write_oxe_dataset(str(directory), episodes)
+
+
+@functools.cache
+def camera_dataset(*, fractal: bool = False) -> str:
+    """:func:`write_camera_dataset`, written once per test process (test_steps.py and
+    test_torch.py share it; TFDS's writer takes seconds) and removed when the process exits."""
+    directory = Path(tempfile.mkdtemp(prefix="rlds_hub_steps_"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return write_camera_dataset(directory, fractal=fractal)
 
 
 def declared_rlds(path: str, directory: Path) -> str:

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from step_datasets import (
     LENGTHS,
+    camera_dataset,
     corrupt_frame,
     declared_rlds,
     reference_step,
     stored_episodes,
-    write_camera_dataset,
 )
 
 from rlds_hub import data
@@ -21,8 +21,8 @@ from rlds_hub.storage.reader import EpisodeDecodeError
 
 
 @pytest.fixture(scope="module")
-def oxe(tmp_path_factory):
-    return write_camera_dataset(tmp_path_factory.mktemp("oxe"))
+def oxe():
+    return camera_dataset()
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,8 @@ def test_plain_steps_have_no_extra_axes(oxe):
     assert np.array_equal(np.diff(batch["episode_index"]) == 0, ~batch["is_first"][1:])
 
 
-def test_nested_actions_are_chunked_and_a_missing_discount_derived(tmp_path):
-    path = write_camera_dataset(tmp_path, fractal=True)
+def test_nested_actions_are_chunked_and_a_missing_discount_derived():
+    path = camera_dataset(fractal=True)
     episodes = stored_episodes(path)
     items = _items(data.steps(path, batch_size=8, history=1, action_chunk=3))
     assert len(items) == sum(LENGTHS)

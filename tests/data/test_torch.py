@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from step_datasets import corrupt_frame, stored_episodes, write_camera_dataset
+from step_datasets import camera_dataset, corrupt_frame, stored_episodes
 
 from rlds_hub import data
 from rlds_hub.format.plan import flatten
@@ -31,8 +31,8 @@ from rlds_hub.data.torch import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def path(tmp_path_factory):
-    return write_camera_dataset(tmp_path_factory.mktemp("cameras"))
+def path():
+    return camera_dataset()
 
 
 @pytest.fixture(autouse=True)
