@@ -40,7 +40,7 @@ from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
 from rlds_hub.data.indices import check_history
 from rlds_hub.data.lenient import Skipped
 from rlds_hub.data.mixer import Mixer
-from rlds_hub.data.step_items import MADE
+from rlds_hub.data.step_items import EPISODE_INDEX, MADE, STEP_INDEX
 from rlds_hub.extras import require
 from rlds_hub.format.plan import Plan, unflatten
 from rlds_hub.storage.dataset_files import DatasetError
@@ -52,6 +52,7 @@ _TRANSITION_FIELDS = (rlds.OBSERVATION, rlds.ACTION, rlds.REWARD, rlds.DISCOUNT)
 _WINDOW_FIELDS = (*rlds.CORE_STEP_FIELDS,)
 # Fields a dataset may lack: made by the loaders (most of Open X-Embodiment has no discount).
 _DERIVED = (rlds.DISCOUNT,)
+_INDICES = (EPISODE_INDEX, STEP_INDEX)
 
 
 class BatchLoader:
@@ -162,7 +163,8 @@ class BatchLoader:
                         f"fields {strings} hold strings, which JAX arrays cannot; leave them "
                         "out (keys= / extra_keys=) or use the NumPy batches"
                     )
-                warn_if_narrowed(flat, "as_jax_iterator")
+                # step loaders' indices are far below 2**31: narrowing them loses nothing
+                warn_if_narrowed([(k, v) for k, v in flat if k not in _INDICES], "as_jax_iterator")
                 checked = True
             pending.append(jax.device_put(batch, target))
             if len(pending) > prefetch:

@@ -4,6 +4,8 @@ ends, in both last-step layouts, with nested observations and actions."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from step_datasets import (
@@ -114,8 +116,11 @@ def test_keys_pick_fields_and_the_batches_reach_jax(oxe):
     no_strings = data.steps(oxe, keys=["observation", "action", "episode_metadata"], batch_size=4)
     with pytest.raises(ValueError, match="hold strings"):
         next(no_strings.as_jax_iterator())
-    jax_batch = next(data.steps(oxe, keys=["action"], action_chunk=4).as_jax_iterator())
+    with warnings.catch_warnings():  # int64 indices become int32 without a warning: < 2**31
+        warnings.simplefilter("error")
+        jax_batch = next(data.steps(oxe, keys=["action"], action_chunk=4).as_jax_iterator())
     assert jax_batch["action"].shape[1:] == (4, 7)
+    assert jax_batch["step_index"].max() < 7
 
 
 def test_same_seed_same_batches_and_epochs(oxe):
