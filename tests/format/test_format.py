@@ -25,7 +25,6 @@ from rlds_hub.format.decode import (
 from rlds_hub.format.encode import varints
 from rlds_hub.format.features import episode_features
 from rlds_hub.format.plan import Plan, PlanError
-from rlds_hub.recorders import Recorder
 from rlds_hub.storage import Selection, iter_episodes, iter_records, open_dataset
 from rlds_hub.testing import (
     RandomSpecEnv,
@@ -250,14 +249,11 @@ def test_unpacked_lists_and_multibyte_varints():
 
 def test_truncated_record_is_a_clear_error(tmp_path):
     env = RandomSpecEnv({"x": specs.Array((3,), np.float32)}, episode_lengths=[4])
-    with Recorder(env, tmp_path / "ds") as recorder:
-        timestep = recorder.reset()
-        while not timestep.last():
-            timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, tmp_path / "ds", episodes=1)
     dataset = open_dataset(tmp_path / "ds")
-    (record,) = [r.data for r in iter_records(dataset, "train")]
+    (serialized,) = [r.data for r in iter_records(dataset, "train")]
     with pytest.raises(ParseError, match="truncated"):
-        EpisodeDecoder(dataset.plan).decode([bytes(record)[:-10]])
+        EpisodeDecoder(dataset.plan).decode([bytes(serialized)[:-10]])
 
 
 def test_reads_datasets_written_by_envlogger(tmp_path):

@@ -8,7 +8,6 @@ from dm_env import specs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlds_hub.recorders import Recorder
 from rlds_hub.testing import (
     RandomSpecEnv,
     assert_bit_equal,
@@ -142,8 +141,5 @@ def test_float64_extremes_and_nested_reward_specs(tmp_path):
 
 def test_raw_image_encoding_is_lossless_too(tmp_path):
     env = RandomSpecEnv({"frame": specs.Array((8, 8, 3), np.uint8)}, episode_lengths=[4], seed=1)
-    with Recorder(env, tmp_path / "ds", image_encoding="raw") as recorder:
-        timestep = recorder.reset()
-        while not timestep.last():
-            timestep = recorder.step(np.zeros(2, np.float32))
+    record(env, tmp_path / "ds", episodes=1, image_encoding="raw")
     _check_dataset(str(tmp_path / "ds"), env)
