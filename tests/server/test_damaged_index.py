@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from rlds_hub.server.index import database
 from rlds_hub.server.index.indexer import Indexer
 from rlds_hub.server.index.models import STATUS_ERROR, STATUS_OK
