@@ -34,12 +34,16 @@ from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.dataset_files import STATISTICS
 
 JOB = "stats"
-_RESULT = "results.pickle"
 
 
-def _write_results(results: list[dict[str, Any]], path: str) -> None:
+def _result_path(scratch: str, split: str) -> str:
+    return os.path.join(scratch, f"result-{split}.pickle")  # split names are [A-Za-z0-9_]
+
+
+def _write_result(result: dict[str, Any], scratch: str) -> None:
+    path = _result_path(scratch, result["split"])
     with open(path + ".tmp", "wb") as f:
-        pickle.dump(results, f)
+        pickle.dump(result, f)
     os.replace(path + ".tmp", path)
 
 
@@ -63,7 +67,6 @@ def compute_statistics(
         raise ValueError(f"{split!r} names a split twice; statistics are per split")
     flags = run.flags()
     scratch = _scratch_dir(dataset.path)
-    result_path = os.path.join(scratch, _RESULT)
     try:
         statistics = ComputeStatistics(  # a bad key fails here, before the pipeline
             selections, keys=keys, sketch_size=sketch_size, progress_dir=scratch
@@ -72,12 +75,7 @@ def compute_statistics(
             raise ValueError("saved statistics cover every feature; drop keys (--key) or --no-save")
 
         def build(pipeline: Any) -> None:
-            _ = (
-                pipeline
-                | "Statistics" >> statistics
-                | "Collect" >> beam.combiners.ToList()
-                | "Write" >> beam.Map(_write_results, result_path)
-            )
+            _ = pipeline | "Statistics" >> statistics | "Write" >> beam.Map(_write_result, scratch)
 
         execution.run_pipeline(
             flags,
@@ -87,9 +85,10 @@ def compute_statistics(
             quiet=run.quiet,
             progress_dir=scratch,
         )
-        with open(result_path, "rb") as f:
-            by_split = {r["split"]: r for r in pickle.load(f)}
-        results = [by_split[s] for s in statistics.splits]
+        results = []
+        for split_name in statistics.splits:
+            with open(_result_path(scratch, split_name), "rb") as f:
+                results.append(pickle.load(f))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if save:
