@@ -38,6 +38,8 @@ from torch.utils.data import Dataset, IterableDataset, default_collate, get_work
 
 # DataLoader workers whose epochs are counted (more workers than this share counters).
 _MAX_WORKERS = 256
+# Counters shared with the DataLoader's workers, whatever their start method.
+_SHARED = multiprocessing.get_context("spawn")
 # Metadata keys (metadata.json) that give a dataset's control rate in Hz, in this order.
 FPS_KEYS = ("fps", "control_frequency")
 
@@ -279,13 +281,14 @@ class StepDataset(IterableDataset):
             "skip_corrupt": skip_corrupt,
         }
         # steps, frames and whole episodes skipped (skip_corrupt), added up over the workers
-        self._skipped = multiprocessing.Array("q", 3)
+        self._skipped = _SHARED.Array("q", 3)
         rows = episode_table(
             self.selection.dataset, self.selection.split, episodes=self._episodes()
         )
         self._lengths = np.array([row["num_steps"] for row in rows], np.int64)
         # [0]: the epoch set_epoch() asked for (-1: none); [1 + w]: worker w's iterations.
-        self._epochs = multiprocessing.Array("q", [-1] + [0] * _MAX_WORKERS)
+        # (made in a spawn context: shareable with fork, spawn and forkserver workers alike)
+        self._epochs = _SHARED.Array("q", [-1] + [0] * _MAX_WORKERS)
 
     def _episodes(self) -> Sequence[int]:
         indices = self.selection.indices

@@ -110,6 +110,20 @@ def test_a_selection_split_over_more_workers_than_it_has_episodes(path):
 
 
 @pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true but no accelerator")
+@pytest.mark.slow  # spawned workers import torch and rlds_hub afresh (seconds)
+def test_spawned_workers_share_the_epoch_and_yield_every_step_once(path):
+    dataset = StepDataset(path, keys=["action"], skip_corrupt=True)
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, multiprocessing_context="spawn")
+    first = [key for batch in loader for key in _keys(batch)]
+    second = [key for batch in loader for key in _keys(batch)]
+    assert sorted(first) == sorted(second) == _all_steps(path)
+    assert first != second  # the epoch advanced in the spawned workers too
+    assert dataset.skipped == {"steps": 0, "frames": 0, "episodes": 0}
+    mapped = StepMapDataset(path, keys=["action"])
+    loader = DataLoader(mapped, batch_size=4, num_workers=2, multiprocessing_context="spawn")
+    assert sorted(key for batch in loader for key in _keys(batch)) == _all_steps(path)
+
+
 def test_samples_equal_the_numpy_loader_with_stored_dtypes_and_nested_dicts(path):
     expected = _numpy_items(path, history=3, action_chunk=4)
     dataset = StepDataset(path, history=3, action_chunk=4)
