@@ -36,8 +36,9 @@ from rlds_hub.storage.selection import Selection
 torch = require("torch", "torch", "rlds_hub.data.torch")
 from torch.utils.data import Dataset, IterableDataset, default_collate, get_worker_info  # noqa: E402
 
-# DataLoader workers whose epochs are counted (more workers than this share counters).
-_MAX_WORKERS = 256
+# Epochs are counted per (number of workers, worker) up to this many DataLoader workers;
+# with more, the epoch comes from set_epoch() only.
+_MAX_WORKERS = 64
 # Counters shared with the DataLoader's workers, whatever their start method.
 _SHARED = multiprocessing.get_context("spawn")
 # Metadata keys (metadata.json) that give a dataset's control rate in Hz, in this order.
@@ -226,7 +227,8 @@ class StepDataset(IterableDataset):
     about equal steps, one per worker (the assignment rotates every epoch), so one epoch
     yields every step exactly once. Each worker shuffles its part with a seed of
     ``(seed, epoch, part)``; the epoch advances by itself each time the dataset is
-    iterated, or is set with :meth:`set_epoch` (as with ``DistributedSampler``).
+    iterated (counted per number of workers; beyond 64 workers only :meth:`set_epoch`
+    sets it), or is set with :meth:`set_epoch` (as with ``DistributedSampler``).
 
     Args:
       path: a dataset path or name, an opened dataset, or a :class:`Selection`.
@@ -286,9 +288,12 @@ class StepDataset(IterableDataset):
             self.selection.dataset, self.selection.split, episodes=self._episodes()
         )
         self._lengths = np.array([row["num_steps"] for row in rows], np.int64)
-        # [0]: the epoch set_epoch() asked for (-1: none); [1 + w]: worker w's iterations.
+        # [0]: the epoch set_epoch() asked for (-1: none); then, for each number of workers
+        # N, one counter of iterations per worker: the workers of one DataLoader count
+        # alike, whatever other loaders (or the training process itself) iterated before.
         # (made in a spawn context: shareable with fork, spawn and forkserver workers alike)
-        self._epochs = _SHARED.Array("q", [-1] + [0] * _MAX_WORKERS)
+        slots = _MAX_WORKERS * (_MAX_WORKERS + 1) // 2
+        self._epochs = _SHARED.Array("q", [-1] + [0] * slots)
 
     def _episodes(self) -> Sequence[int]:
         indices = self.selection.indices
@@ -328,18 +333,21 @@ class StepDataset(IterableDataset):
             for lo, hi in itertools.pairwise(bounds)
         ]
 
-    def _epoch(self, worker: int) -> int:
-        slot = 1 + worker % _MAX_WORKERS
+    def _epoch(self, worker: int, workers: int) -> int:
+        """The epoch this iteration of ``worker`` (of ``workers``) reads."""
         with self._epochs.get_lock():
+            explicit = self._epochs[0]
+            if workers > _MAX_WORKERS:
+                return max(explicit, 0)
+            slot = 1 + workers * (workers - 1) // 2 + worker
             iterations = self._epochs[slot]
             self._epochs[slot] = iterations + 1
-            explicit = self._epochs[0]
         return explicit if explicit >= 0 else iterations
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-        epoch = self._epoch(worker)
+        epoch = self._epoch(worker, workers)
         part_index = (worker + epoch) % workers
         part = self.parts(workers)[part_index]
         if not part.num_episodes:

@@ -98,6 +98,14 @@ def test_two_workers_yield_every_step_once_per_epoch(path):
 
 
 @pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
+def test_epochs_stay_exact_when_loaders_of_other_worker_counts_ran_before(path):
+    dataset = StepDataset(path, keys=["action"])
+    next(iter(dataset))  # a look at one sample in the training process
+    for workers in (2, 1, 2):
+        loader = DataLoader(dataset, batch_size=4, num_workers=workers)
+        assert sorted(key for batch in loader for key in _keys(batch)) == _all_steps(path)
+
+
 def test_a_selection_split_over_more_workers_than_it_has_episodes(path):
     dataset = StepDataset(path, episodes=[0, 2, 4], shuffle=False)
     expected = [key for key in _all_steps(path) if key[0] in (0, 2, 4)]
