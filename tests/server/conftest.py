@@ -1,11 +1,20 @@
-"""Fixtures of the dataset service's tests. Their helpers (the app in-process, ``rlds-hub
-serve`` processes, the test datasets) are in ``rlds_hub.testing.service`` and
-``rlds_hub.testing.service_data``; the PostgreSQL server is the session's ``postgres``
-fixture (tests/conftest.py)."""
+"""Fixtures of the dataset service's tests: the session's PostgreSQL server and an index
+database of each backend. Their helpers (the app in-process, ``rlds-hub serve`` processes,
+the test datasets, made once per session) are in ``rlds_hub.testing.service`` and
+``rlds_hub.testing.service_data``."""
 
 from __future__ import annotations
 
 import pytest
+
+from rlds_hub.testing.postgres import PostgresServer, postgres_server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """The session's PostgreSQL server on loopback (started on first use, stopped at exit);
+    ``postgres.new_database()`` gives each test an empty database."""
+    return postgres_server()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
