@@ -55,7 +55,7 @@ test: $(VENV)/.stamp-test $(VENV)/.stamp-system
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q
 
-# The edit loop: the same checks without the tests marked slow (a few minutes less).
+# The edit loop: the same checks without the tests marked slow (those over ~5 s; CI runs `make test`).
 test-fast: $(VENV)/.stamp-test $(VENV)/.stamp-system
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
