@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 ENTRY = re.compile(r"^(?P<indent> *)(?P<name>[\w.-]+/?)(?: +(?P<what>\S.*))?$")
@@ -31,6 +33,7 @@ def map_entries(text: str) -> dict[str, str]:
         name = match["name"]
         path = "/".join([*parents, name.rstrip("/")])
         assert number == 1 or match["what"], f"map line {number}: {path} says nothing"
+        assert path not in entries, f"map line {number}: {path} is listed twice"
         entries[path] = match["what"] or ""
         if name.endswith("/"):
             parents.append(name.rstrip("/"))
@@ -61,6 +64,8 @@ def test_the_parser_reads_a_map(tmp_path):
         "# x\n\n```\nrlds_hub/\n  cli.py     the command\n  format/    how episodes are stored\n"
         "    plan.py    the leaf plan\n  storage/   datasets on disk\ntests/   pytest\n```\n"
     )
+    with pytest.raises(AssertionError, match=r"rlds_hub/cli\.py is listed twice"):
+        map_entries(text.replace("  format/", "  cli.py     again\n  format/"))
     assert map_entries(text) == {
         "rlds_hub": "",
         "rlds_hub/cli.py": "the command",
