@@ -37,6 +37,7 @@ from numpy.random import default_rng
 from rlds_hub import rlds_types as rlds
 from rlds_hub.checks import check_gamma, check_positive
 from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
+from rlds_hub.data.frame_shapes import check_frame_shapes
 from rlds_hub.data.indices import check_history
 from rlds_hub.data.lenient import Skipped
 from rlds_hub.data.mixer import Mixer
@@ -275,6 +276,7 @@ def transitions(
     if NEXT_OBSERVATION in outputs:
         raise ValueError(f"the field {NEXT_OBSERVATION!r} is made by transitions()")
     fields = _stored(selection, _fields(selection, [*outputs, rlds.IS_TERMINAL, rlds.IS_FIRST]))
+    check_frame_shapes(selection, fields)
     layout = dataset_layout(selection.dataset)
     return BatchLoader(
         selection,
@@ -324,6 +326,7 @@ def windows(
     if MASK in outputs:
         raise ValueError(f"the field {MASK!r} is made by windows()")
     fields = _stored(selection, [*outputs, rlds.IS_FIRST])
+    check_frame_shapes(selection, fields)
     # the layout places a derived discount's 0 (read only then: detecting it decodes data)
     derived = not set(outputs) <= set(selection.dataset.step_fields)
     layout = dataset_layout(selection.dataset) if derived else "rlds"
@@ -387,6 +390,7 @@ def steps(
     """
     selection = _selection(source, split, episodes, where, filters, "steps()")
     spec, plan = step_plan(selection, keys, history, action_chunk, skip_corrupt=skip_corrupt)
+    check_frame_shapes(selection, spec.outputs)
     return BatchLoader(
         selection,
         spec,

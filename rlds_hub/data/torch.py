@@ -18,13 +18,16 @@ import collections
 import itertools
 import math
 import multiprocessing
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from rlds_hub.data.frame_shapes import check_frame_shapes
+from rlds_hub.data.lenient import decode_skipping
 from rlds_hub.data.pipeline import _selection, step_plan, steps
-from rlds_hub.data.step_items import decoded_step_items
+from rlds_hub.data.step_items import decoded_step_items, usable_steps
 from rlds_hub.extras import require
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
 from rlds_hub.format.plan import unflatten
@@ -77,9 +80,15 @@ def _strings(value: Any) -> Any:
 
 def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Samples to a batch, keeping nested dicts: tensors stacked on a new first axis,
-    strings (and lists of them) gathered in lists. Pass as ``DataLoader(collate_fn=...)``."""
+    strings (and lists of them) gathered in lists; ``None`` samples (skipped by
+    :class:`StepMapDataset`'s ``skip_corrupt``) are left out. Pass as
+    ``DataLoader(collate_fn=...)``."""
+    samples = [sample for sample in samples if sample is not None]  # skip_corrupt's skips
     if not samples:
-        raise ValueError("collate() needs at least one sample")
+        raise ValueError(
+            "collate() needs at least one sample (every sample of this batch was skipped by "
+            "skip_corrupt, or the batch is empty)"
+        )
     first = samples[0]
     out: dict[str, Any] = {}
     for key, value in first.items():
@@ -269,7 +278,8 @@ class StepDataset(IterableDataset):
         history, action_chunk = _history_and_chunk(
             self.selection, history, action_chunk, delta_timestamps, fps
         )
-        step_plan(self.selection, keys, history, action_chunk)  # bad arguments fail here
+        spec, _ = step_plan(self.selection, keys, history, action_chunk)  # bad arguments fail
+        check_frame_shapes(self.selection, spec.outputs)  # frames of mixed sizes fail here
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
@@ -395,6 +405,15 @@ class StepMapDataset(Dataset):
     Each item decodes its episode (whole, cameras included), and the last ``cache_episodes``
     decoded episodes are kept per process: random access over a camera dataset decodes far
     more than :class:`StepDataset`, which decodes each episode once per epoch.
+
+    ``skip_corrupt=True``: an item whose frames (or a frame of its history) do not decode,
+    or whose episode does not decode at all, is ``None`` instead of an error; pass
+    ``collate_fn=rlds_hub.data.torch.collate``, which leaves such items out of the batch.
+    :attr:`skipped` counts the items skipped (``steps``, once per request, like
+    :class:`StepDataset` once per epoch) and the bad ``frames`` and whole ``episodes``
+    found (each once per process that decodes them: per worker), over every worker; each
+    process warns once per bad episode with the report (dataset, file, episode, record,
+    step and field). Default: an error naming them.
     """
 
     def __init__(
@@ -408,15 +427,24 @@ class StepMapDataset(Dataset):
         delta_timestamps: Mapping[str, Sequence[float]] | None = None,
         fps: float | None = None,
         cache_episodes: int = 8,
+        skip_corrupt: bool = False,
         **filters: Any,
     ):
         episodes, where = filters.pop("episodes", None), filters.pop("where", None)
         self.selection = _selection(path, split, episodes, where, filters, "StepMapDataset()")
+        if not isinstance(skip_corrupt, bool):
+            raise ValueError(f"skip_corrupt must be True or False, got {skip_corrupt!r}")
         history, action_chunk = _history_and_chunk(
             self.selection, history, action_chunk, delta_timestamps, fps
         )
         self._spec, plan = step_plan(self.selection, keys, history, action_chunk)
+        check_frame_shapes(self.selection, self._spec.outputs)  # frames of mixed sizes fail
         self._plan = plan
+        self._skip_corrupt = skip_corrupt
+        # items (steps), frames and whole episodes skipped, added up over the workers
+        self._skipped = _SHARED.Array("q", 3)
+        # per process: episodes found bad -> their [steps] bad-frame mask (None: whole)
+        self._bad: dict[int, np.ndarray | None] = {}
         self._decoder: EpisodeDecoder | None = None
         indices = self.selection.indices
         self._episodes = np.asarray(
@@ -430,10 +458,17 @@ class StepMapDataset(Dataset):
         self._cache: collections.OrderedDict[int, dict[str, np.ndarray]] = collections.OrderedDict()
         self._cache_size = max(1, int(cache_episodes))
 
+    @property
+    def skipped(self) -> dict[str, int]:
+        """With ``skip_corrupt``: items (steps) skipped so far, and bad frames and whole
+        episodes found, by every worker."""
+        steps_, frames, episodes = self._skipped[:]
+        return {"steps": steps_, "frames": frames, "episodes": episodes}
+
     def __len__(self) -> int:
         return int(self._ends[-1]) if len(self._ends) else 0
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
         size = len(self)
         if isinstance(index, bool) or not isinstance(index, int | np.integer):
             raise TypeError(f"index must be an integer, got {index!r}")
@@ -444,6 +479,10 @@ class StepMapDataset(Dataset):
         step = index - int(self._ends[position] - self._lengths[position])
         episode = int(self._episodes[position])
         decoded = self._episode(episode)
+        if self._skip_corrupt and not self._usable(episode, position, step):
+            with self._skipped.get_lock():
+                self._skipped[0] += 1
+            return None
         items = decoded_step_items(
             decoded,
             self._lengths[position : position + 1],
@@ -452,6 +491,16 @@ class StepMapDataset(Dataset):
             np.array([step]),
         )
         return to_torch(unflatten({key: value[0] for key, value in items.items()}))
+
+    def _usable(self, episode: int, position: int, step: int) -> bool:
+        """Whether the step's frames (with its history) all decoded (``skip_corrupt``)."""
+        if episode not in self._bad:
+            return True
+        bad = self._bad[episode]
+        if bad is None:  # the whole episode did not decode
+            return False
+        lengths = self._lengths[position : position + 1]
+        return bool(usable_steps(bad, lengths, np.array([step]), self._spec.history)[0])
 
     def _episode(self, episode: int) -> dict[str, np.ndarray]:
         cached = self._cache.get(episode)
@@ -462,14 +511,41 @@ class StepMapDataset(Dataset):
             self._decoder = EpisodeDecoder(self._plan)
         dataset = self.selection.dataset
         record = read_record(dataset, self.selection.split, episode)
-        try:
-            decoded = decode_records(self._decoder, [record])
-        except EpisodeDecodeError as e:
-            raise EpisodeDecodeError(f"{dataset.path}: {e}") from None
+        if self._skip_corrupt:
+            decoded = self._decode_skipping(episode, record)
+        else:
+            try:
+                decoded = decode_records(self._decoder, [record])
+            except EpisodeDecodeError as e:
+                raise EpisodeDecodeError(f"{dataset.path}: {e}") from None
         decoded.pop(NUM_STEPS)
         self._cache[episode] = decoded
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+        return decoded
+
+    def _decode_skipping(self, episode: int, record: Any) -> dict[str, np.ndarray]:
+        """``record`` decoded with bad frames as zeros; the first time this process finds
+        ``episode`` bad, it is noted in ``_bad``, counted and warned about."""
+        assert self._decoder is not None
+        name = str(self.selection.dataset.path)
+        decoded, bad, kept, reports, bad_frames = decode_skipping(self._decoder, [record], name)
+        if not kept:  # the record does not decode at all: every item of it is skipped
+            decoded = {leaf.key: np.empty((0, *leaf.shape), leaf.dtype) for leaf in self._plan}
+            decoded[NUM_STEPS] = np.zeros(0, np.int64)
+            new = episode not in self._bad
+            self._bad[episode] = None
+            counts = (0, 0, 1)
+        else:
+            new = bool(bad.any()) and episode not in self._bad
+            if bad.any():
+                self._bad[episode] = bad
+            counts = (0, bad_frames, 0)
+        if new:
+            with self._skipped.get_lock():
+                for i, count in enumerate(counts):
+                    self._skipped[i] += count
+            warnings.warn(f"skip_corrupt: {reports[0] if reports else name}", stacklevel=3)
         return decoded
 
 
