@@ -146,3 +146,18 @@ def test_the_torch_datasets_report_mismatched_shapes_when_built(oxe, tmp_path):
             FrameShapeError, match=rf"6x8 \(height x width\) in episode {episode} \("
         ):
             dataset(path)
+
+
+def test_the_check_decodes_no_frame(oxe, tmp_path, monkeypatch):
+    import rlds_hub.format.decode as decode_module
+    import rlds_hub.format.images as images
+
+    def refuse(*_):
+        raise AssertionError("a frame was decoded while building the loader")
+
+    path = _resized(oxe, tmp_path, _not_first_in_shard(oxe), slice(None))
+    monkeypatch.setattr(images, "decode_image", refuse)
+    monkeypatch.setattr(decode_module, "decode_image", refuse)
+    data.steps(oxe)  # the clean dataset builds without decoding a frame
+    with pytest.raises(FrameShapeError):
+        data.steps(path)
