@@ -33,6 +33,13 @@ Targets (issue 10): BC >= 0.9 on point_mass-easy from <= 20 episodes; AIL >= 0.8
 point_mass-easy from <= 10 episodes within a stated budget of environment steps; POIR >=
 BC + 0.1 on cartpole-swingup under shift (noisy actions; initial states outside the
 demonstrations'), from <= 20 clean episodes, and better again after online fine-tuning.
+
+POIR's table (issue 17) has five columns on the same test episodes: BC; POIR's own BC (the
+POIR run with ``mode="bc"``); POIR offline; POIR fine-tuned online; and BC + the same online
+steps (:func:`bc_online`: BC plays POIR's online budget in the deployment on online training
+seeds, then is trained again on the demonstrations and its successful rollouts). It adds the
+paired differences "fine-tuned POIR − BC" and "fine-tuned POIR − BC with the same online
+steps" with 95% intervals, and marks each of issue 17's targets met, not met or not measured.
 """
 
 from __future__ import annotations
@@ -53,6 +60,9 @@ from benchmarks import harness
 POINT_MASS = "dm_control/point_mass-easy"
 CARTPOLE = "dm_control/cartpole-swingup"
 EVAL_EPISODES = 10  # per in-run (validation) evaluation: the learning curves
+# What a finished POIR seed's result.json holds: 2 = BC, POIR's own BC, POIR offline, POIR
+# fine-tuned online and BC with the same online steps (older records are completed on rerun).
+POIR_ARMS = 2
 
 # Deployment shifts for POIR (see rlds_hub.learners.shifts): Gaussian action noise of 0.3
 # times the action half-range; and episodes starting with the cart 0.5-1.0 m off centre and
@@ -233,15 +243,25 @@ def run_poir(
     offline_steps: int = 20_000,
     online_steps: int = 10_000,
     episodes: int | None = None,
+    env: str = CARTPOLE,
+    shifts: dict[str, dict[str, Any]] | None = None,
+    bc_config: dict[str, Any] | None = None,
+    poir_config: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """BC, POIR trained offline, and POIR after online fine-tuning, each deployed under
-    every shift of :data:`SHIFTS` (``episodes`` test episodes per shift and seed: by default
-    enough for 30 per reported point)."""
+    """BC, POIR's own BC (``mode="bc"``), POIR trained offline, POIR after online
+    fine-tuning and BC fine-tuned with the same online steps (:func:`bc_online`), each
+    deployed under every shift of ``shifts`` (default :data:`SHIFTS`; ``episodes`` test
+    episodes per shift and seed: by default enough for 30 per reported point).
+
+    ``env``, ``bc_config`` and ``poir_config`` (overrides of each run's config) are for
+    small smoke runs; the benchmark uses the defaults.
+    """
     from rlds_hub.learners import load_policy, train
     from rlds_hub.learners.evaluation import reference_returns
 
+    shifts = SHIFTS if shifts is None else shifts
     episodes = episodes or test_episodes(len(seeds))
-    data = demonstrations(out, CARTPOLE, demos)
+    data = demonstrations(out, env, demos)
     results = []
     references: dict[str, Any] = {}
     for seed in seeds:
@@ -249,9 +269,11 @@ def run_poir(
         if os.path.exists(result_path):
             with open(result_path) as f:
                 done = json.load(f)
-            if done.get("protocol") == "test-seeds":
+            if done.get("protocol") == "test-seeds" and done.get("arms") == POIR_ARMS:
                 results.append(done)
                 continue
+            # An earlier record without today's arms: the finished runs on disk are kept
+            # (skipped below), the missing arms are run and everything is tested again.
         os.makedirs(os.path.dirname(result_path), exist_ok=True)
         record: dict[str, Any] = {
             "seed": seed,
@@ -259,7 +281,9 @@ def run_poir(
             "offline_steps": offline_steps,
             "online_steps": online_steps,
             "episodes": episodes,
+            "env": env,
             "protocol": "test-seeds",
+            "arms": POIR_ARMS,
             "shifts": {},
         }
         started = time.perf_counter()
@@ -271,13 +295,17 @@ def run_poir(
                 train(
                     algorithm,
                     dataset=data,
-                    env=CARTPOLE,
+                    env=env,
                     out=run_dir,
                     seed=seed,
                     config={
                         "num_steps": offline_steps,
                         "eval_episodes": 0,
-                        **({"online_steps": 0} if algorithm == "poir" else {}),
+                        **(
+                            {**(poir_config or {}), "online_steps": 0}
+                            if algorithm == "poir"
+                            else bc_config or {}
+                        ),
                     },
                     resume=os.path.exists(os.path.join(run_dir, "run.json")),
                     **quiet,
@@ -286,29 +314,31 @@ def run_poir(
         if checked_test_seed(bc_dir, seed) != eval_seed:
             raise AssertionError("BC and POIR must be tested on the same episodes")
         record["test_seed"] = eval_seed
-        policies = {"bc": load_policy(bc_dir), "poir": load_policy(poir_dir, seed=seed)}
-        for shift_name, shift in SHIFTS.items():
+        policies = {
+            "bc": load_policy(bc_dir),
+            "poir": load_policy(poir_dir, seed=seed),
+            "poir_bc": poir_own_bc(poir_dir, seed),  # the same run, never planning
+        }
+        for shift_name, shift in shifts.items():
             key = (shift_name, eval_seed)
             if key not in references:
                 references[key] = reference_returns(
-                    CARTPOLE, seed=eval_seed, episodes=episodes, shift=shift
+                    env, seed=eval_seed, episodes=episodes, shift=shift
                 )
             refs = references[key]
             row: dict[str, Any] = {"expert": refs["expert"], "random": refs["random"]}
             for label, policy in policies.items():
-                test = test_record(policy, CARTPOLE, eval_seed, episodes, shift, refs)
+                test = test_record(policy, env, eval_seed, episodes, shift, refs)
                 row[label] = float(np.mean(test["normalized"]))
                 row[f"{label}_episodes"] = test["normalized"]
             record["shifts"][shift_name] = row
             print(
                 f"poir seed {seed} {shift_name}: "
-                + ", ".join(
-                    f"{k} {v:.3f}" for k, v in row.items() if k not in ("expert", "random")
-                ),
+                + ", ".join(f"{k} {row[k]:.3f}" for k in policies),
                 flush=True,
             )
         if online_steps:
-            for shift_name in ("noisy_actions", "shifted_start"):
+            for shift_name in [s for s in ("noisy_actions", "shifted_start") if s in shifts]:
                 # The offline run, continued (--resume) into online fine-tuning in the
                 # deployment environment.
                 tuned_dir = os.path.join(base, f"poir-online-{shift_name}")
@@ -317,14 +347,15 @@ def run_poir(
                 config = {
                     "num_steps": offline_steps,
                     "eval_episodes": 0,
+                    **(poir_config or {}),
                     "online_steps": online_steps,
-                    "online_shift": SHIFTS[shift_name],
+                    "online_shift": shifts[shift_name],
                 }
                 if load_policy_step(tuned_dir) < offline_steps + online_steps:
                     train(
                         "poir",
                         dataset=data,
-                        env=CARTPOLE,
+                        env=env,
                         out=tuned_dir,
                         seed=seed,
                         config=config,
@@ -333,12 +364,37 @@ def run_poir(
                     )
                 tuned = load_policy(tuned_dir, seed=seed)
                 refs = references[(shift_name, checked_test_seed(tuned_dir, seed))]
-                test = test_record(tuned, CARTPOLE, eval_seed, episodes, SHIFTS[shift_name], refs)
-                record["shifts"][shift_name]["poir_online"] = float(np.mean(test["normalized"]))
-                record["shifts"][shift_name]["poir_online_episodes"] = test["normalized"]
+                test = test_record(tuned, env, eval_seed, episodes, shifts[shift_name], refs)
+                row = record["shifts"][shift_name]
+                row["poir_online"] = float(np.mean(test["normalized"]))
+                row["poir_online_episodes"] = test["normalized"]
+                # BC given the same number of deployment steps (its own rollouts).
+                bc_tuned_dir, rollouts = bc_online(
+                    os.path.join(base, f"bc-online-{shift_name}"),
+                    data,
+                    bc_dir,
+                    seed=seed,
+                    env=env,
+                    shift=shifts[shift_name],
+                    online_steps=online_steps,
+                    offline_steps=offline_steps,
+                    bc_config=bc_config,
+                    quiet=quiet,
+                )
+                bc_test_seed = checked_test_seed(bc_tuned_dir, seed)
+                if bc_test_seed != eval_seed:
+                    raise AssertionError("every arm must be tested on the same episodes")
+                test = test_record(
+                    load_policy(bc_tuned_dir), env, bc_test_seed, episodes, shifts[shift_name], refs
+                )
+                row["bc_online"] = float(np.mean(test["normalized"]))
+                row["bc_online_episodes"] = test["normalized"]
+                row["bc_online_test_seed"] = test["seed"]
+                row["bc_online_rollouts"] = rollouts
                 print(
-                    f"poir seed {seed} {shift_name}: fine-tuned "
-                    f"{record['shifts'][shift_name]['poir_online']:.3f}",
+                    f"poir seed {seed} {shift_name}: fine-tuned POIR {row['poir_online']:.3f}, "
+                    f"BC + {rollouts['env_steps']:,} online steps ({rollouts['kept']} of "
+                    f"{rollouts['episodes']} rollouts kept) {row['bc_online']:.3f}",
                     flush=True,
                 )
         record["seconds"] = round(time.perf_counter() - started, 1)
@@ -346,6 +402,179 @@ def run_poir(
             json.dump(record, f, indent=1)
         results.append(record)
     return results
+
+
+def poir_own_bc(run_dir: str, seed: int) -> Any:
+    """POIR's internal BC policy of a trained POIR run (``mode="bc"``: never plans)."""
+    from rlds_hub.learners import load_policy
+    from rlds_hub.learners.poir.acting import POIRPolicy
+    from rlds_hub.learners.poir.networks import make_networks
+
+    trained = load_policy(run_dir, seed=seed)
+    networks = make_networks(trained.task, trained.config)
+    return POIRPolicy(trained.task, networks, trained.config, trained.params, seed=seed, mode="bc")
+
+
+def _transitions(row: dict[str, Any]) -> int:
+    """Environment steps of an episode-table row (its last step holds no action)."""
+    return max(int(row["num_steps"]) - 1, 0)
+
+
+def success_threshold(demo_returns: list[float], own_returns: list[float]) -> float:
+    """The return a rollout needs to count as "successful": at least the worst
+    demonstration's, or — when the shift keeps every rollout below that — at least the
+    median of BC's own rollouts (the better half, so the interaction is never wasted)."""
+    if not demo_returns or not own_returns:
+        raise ValueError("a success threshold needs demonstrations and rollouts")
+    return float(min(min(demo_returns), np.median(own_returns)))
+
+
+def _replay(policy: Any, env: str, env_seed: int, shift: dict[str, Any], path: str) -> float:
+    """Plays one episode of ``policy`` (seed, shift) and appends it to the dataset at
+    ``path`` with the demonstrations' features (no per-episode metadata); its return."""
+    from rlds_hub.envs import make_env
+    from rlds_hub.learners import shifts
+    from rlds_hub.learners.evaluation import canonical_env_name
+    from rlds_hub.recorders import Recorder
+
+    recorders: list[Recorder] = []
+
+    def record(inner: Any) -> Any:
+        recorders.append(
+            Recorder(
+                inner,
+                path,
+                env_name=canonical_env_name(env),
+                policy_name="bc (successful rollout)",
+                seed=env_seed,
+                save_unfinished_episodes=False,
+            )
+        )
+        return recorders[-1]
+
+    wrapped = shifts.apply_shift(make_env(env, seed=env_seed), shift, env_seed, record=record)
+    total = 0.0
+    try:
+        timestep = wrapped.reset()
+        policy.reset()
+        while not timestep.last():
+            timestep = wrapped.step(policy(timestep))
+            total += float(timestep.reward)
+    finally:
+        for recorder in recorders:
+            recorder.close()
+    return total
+
+
+def bc_online(
+    folder: str,
+    data: str,
+    bc_dir: str,
+    *,
+    seed: int,
+    env: str,
+    shift: dict[str, Any],
+    online_steps: int,
+    offline_steps: int,
+    bc_config: dict[str, Any] | None = None,
+    quiet: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """BC fine-tuned with the same deployment steps POIR's fine-tuning gets.
+
+    The trained BC run (``bc_dir``) plays ``online_steps`` environment steps in the
+    deployment (under ``shift``), on online training seeds
+    (:func:`rlds_hub.learners.seeds.online_seed`, checked disjoint from the run seed's
+    validation and test seeds), recorded with rlds_hub's recorder into
+    ``folder/rollouts``. Its successful rollouts (:func:`success_threshold`) are replayed
+    (same policy, seed and shift: the same episode, checked) into a copy of the
+    demonstrations, ``folder/data``, and BC is trained again from scratch on it with the
+    same budget (``folder/run``). This is the simplest use of the same interaction that
+    needs no expert labels and no reward model: filtered behaviour cloning of its own
+    good episodes. Each piece is kept on disk and skipped when done.
+
+    Returns the run directory and a summary of the rollouts (their seeds, returns, the
+    threshold, how many were kept).
+    """
+    from rlds_hub.learners import load_policy, seeds, train
+    from rlds_hub.learners.evaluation import dataset_seeds, run_episodes
+    from rlds_hub.storage import open_dataset
+    from rlds_hub.storage.episodes import episode_table
+
+    if online_steps <= 0:
+        raise ValueError(f"bc_online needs online_steps > 0, got {online_steps}")
+    os.makedirs(folder, exist_ok=True)
+    rollouts, combined, run_dir = (os.path.join(folder, n) for n in ("rollouts", "data", "run"))
+    policy = load_policy(bc_dir)
+    demo_seeds = dataset_seeds(open_dataset(data))
+    held_out = [seeds.validation_seed(seed), seeds.test_seed(seed)]
+
+    def played() -> list[dict[str, Any]]:
+        if not os.path.exists(os.path.join(rollouts, "dataset_info.json")):
+            return []
+        return episode_table(rollouts, "train")
+
+    def episode_seeds(rows: list[dict[str, Any]]) -> list[int]:
+        found, position = [], 0
+        for row in rows:
+            found.append(seeds.online_seed(seed, position, avoid=demo_seeds))
+            position += _transitions(row)
+        return found
+
+    rows = played()
+    while sum(_transitions(r) for r in rows) < online_steps:
+        env_seed = seeds.online_seed(seed, sum(_transitions(r) for r in rows), avoid=demo_seeds)
+        seeds.check_disjoint(held_out, trained=[env_seed], what=f"BC's rollouts in {folder}")
+        run_episodes(
+            policy,
+            env,
+            seed=env_seed,
+            episodes=1,
+            shift=shift,
+            record_to=rollouts,
+            policy_name="bc",
+        )
+        rows = played()
+    returns = [float(r["return"]) for r in rows]
+    played_seeds = episode_seeds(rows)
+    threshold = success_threshold(
+        [float(r["return"]) for r in episode_table(data, "train")], returns
+    )
+    kept = [i for i, value in enumerate(returns) if value >= threshold]
+    if not os.path.exists(os.path.join(combined, "dataset_info.json")):
+        partial = combined + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(data, partial)
+        for name in ("statistics.json",):  # recomputed for the new episodes
+            if os.path.exists(os.path.join(partial, name)):
+                os.remove(os.path.join(partial, name))
+        for i in kept:
+            again = _replay(policy, env, played_seeds[i], shift, partial)
+            if not math.isclose(again, returns[i], rel_tol=1e-5, abs_tol=1e-5):
+                raise RuntimeError(
+                    f"replaying BC's rollout {i} (seed {played_seeds[i]}) returned {again}, "
+                    f"not {returns[i]}: the policy or environment is not deterministic"
+                )
+        os.rename(partial, combined)
+    if load_policy_step(run_dir) < offline_steps:
+        train(
+            "bc",
+            dataset=combined,
+            env=env,
+            out=run_dir,
+            seed=seed,
+            config={"num_steps": offline_steps, "eval_episodes": 0, **(bc_config or {})},
+            resume=os.path.exists(os.path.join(run_dir, "run.json")),
+            **(quiet or {"progress": False, "echo": lambda line: None}),
+        )
+    summary = {
+        "episodes": len(rows),
+        "env_steps": sum(_transitions(r) for r in rows),
+        "seeds": played_seeds,
+        "returns": returns,
+        "threshold": threshold,
+        "kept": len(kept),
+    }
+    return run_dir, summary
 
 
 def load_policy_step(run_dir: str) -> int:
@@ -402,38 +631,99 @@ def report(out: str, images: str | None) -> None:
         )
     poir = [r for r in _load(out, "poir-cartpole") if r.get("protocol") == "test-seeds"]
     if poir:
-        from rlds_hub.learners.confidence import paired_differences
-
-        ceilings = _ceilings(out, [r["seed"] for r in poir])
-        print(
-            "\nPOIR on cartpole-swingup (normalised return on the test seeds, mean [95% "
-            "bootstrap interval]; the ceiling: POIR's planner with the simulator as its "
-            "model, benchmarks/poir_ceiling.py):\n"
-        )
-        print(
-            "| deployment | BC | POIR (offline) | POIR (fine-tuned online) | fine-tuned − BC "
-            "(paired) | simulator as the model: switch | planning at every step "
-            "| expert return | random return |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for shift in SHIFTS:
-            rows = [r["shifts"][shift] for r in poir if shift in r["shifts"]]
-            tuned = [r for r in rows if r.get("poir_online_episodes")]
-            gains = paired_differences(
-                [r["poir_online_episodes"] for r in tuned], [r["bc_episodes"] for r in tuned]
-            )
-            print(
-                f"| {shift} | {_interval([r['bc_episodes'] for r in rows])} | "
-                f"{_interval([r['poir_episodes'] for r in rows])} | "
-                f"{_interval([r.get('poir_online_episodes') for r in rows])} | "
-                f"{_interval(gains)} | "
-                f"{_ceiling(ceilings, 'switch', shift)} | {_ceiling(ceilings, 'plan', shift)}"
-                f" | {np.mean([r['expert'] for r in rows]):.1f} | "
-                f"{np.mean([r['random'] for r in rows]):.1f} |"
-            )
+        report_poir(out, poir)
     if images:
         plot_curves(out, images)
         plot_poir(out, images)
+
+
+POIR_COLUMNS = (
+    ("bc", "BC"),
+    ("poir_bc", "POIR's own BC"),
+    ("poir", "POIR (offline)"),
+    ("poir_online", "POIR (fine-tuned online)"),
+    ("bc_online", "BC + the same online steps"),
+)
+# Paired differences on the same test episodes: (label, minuend, subtrahend).
+POIR_DIFFERENCES = (
+    ("fine-tuned POIR − BC", "poir_online", "bc"),
+    ("fine-tuned POIR − BC with the same online steps", "poir_online", "bc_online"),
+    ("offline POIR − BC", "poir", "bc"),
+)
+# Issue 17's targets under each shift: (difference, the bar its mean must reach, whether
+# the 95% interval's lower bound must be > 0).
+POIR_TARGETS = (
+    ("fine-tuned POIR − BC", 0.1, True),
+    ("fine-tuned POIR − BC with the same online steps", 0.0, True),
+    ("offline POIR − BC", 0.0, False),
+)
+
+
+def _paired(rows: list[dict[str, Any]], a: str, b: str) -> Any:
+    """The interval of ``a − b`` over the seeds that measured both (None without any)."""
+    from rlds_hub.learners.confidence import bootstrap_interval, paired_differences
+
+    both = [r for r in rows if r.get(f"{a}_episodes") and r.get(f"{b}_episodes")]
+    if not both:
+        return None
+    return bootstrap_interval(
+        paired_differences([r[f"{a}_episodes"] for r in both], [r[f"{b}_episodes"] for r in both])
+    )
+
+
+def target_verdict(interval: Any, bar: float, lower_above_zero: bool) -> str:
+    """``met`` / ``not met`` / ``not measured``: the difference's mean reaches ``bar`` and,
+    when asked, its 95% interval's lower bound is above 0."""
+    if interval is None:
+        return "not measured"
+    met = interval.mean >= bar and (interval.low > 0 or not lower_above_zero)
+    return "met" if met else "not met"
+
+
+def report_poir(out: str, poir: list[dict[str, Any]]) -> None:
+    """The POIR table: every arm, the paired differences and issue 17's targets."""
+    ceilings = _ceilings(out, [r["seed"] for r in poir])
+    print(
+        "\nPOIR on cartpole-swingup (normalised return on the test seeds, mean [95% "
+        'bootstrap interval]; POIR\'s own BC: the POIR run with mode="bc"; BC + the same '
+        "online steps: BC retrained on the demonstrations and its own successful rollouts "
+        "of POIR's online budget; the ceiling: POIR's planner with the simulator as its "
+        "model, benchmarks/poir_ceiling.py):\n"
+    )
+    header = [label for _, label in POIR_COLUMNS] + [label for label, _, _ in POIR_DIFFERENCES]
+    header += ["simulator as the model: switch", "planning at every step"]
+    header += ["expert return", "random return"]
+    print("| deployment | " + " | ".join(header) + " |")
+    print("|" + " --- |" * (len(header) + 1))
+    verdicts = []
+    for shift in SHIFTS:
+        rows = [r["shifts"][shift] for r in poir if shift in r["shifts"]]
+        if not rows:
+            continue
+        cells = [_interval([r.get(f"{key}_episodes") for r in rows]) for key, _ in POIR_COLUMNS]
+        differences = {label: _paired(rows, a, b) for label, a, b in POIR_DIFFERENCES}
+        cells += [d.format() if d else "-" for d in differences.values()]
+        cells += [_ceiling(ceilings, "switch", shift), _ceiling(ceilings, "plan", shift)]
+        cells += [
+            f"{np.mean([r['expert'] for r in rows]):.1f}",
+            f"{np.mean([r['random'] for r in rows]):.1f}",
+        ]
+        print(f"| {shift} | " + " | ".join(cells) + " |")
+        if shift != "clean":
+            for label, bar, strict in POIR_TARGETS:
+                interval = differences[label]
+                wanted = f"≥ {bar:g}" + (", 95% interval's lower bound > 0" if strict else "")
+                verdicts.append(
+                    f"- {shift}: {label} {wanted}: **{target_verdict(interval, bar, strict)}**"
+                    + (f" ({interval.format()})" if interval else "")
+                )
+    for shift in ("noisy_actions", "shifted_start"):
+        if not any(shift in r["shifts"] for r in poir):
+            for label, _, _ in POIR_TARGETS:
+                verdicts.append(f"- {shift}: {label}: **not measured**")
+    if verdicts:
+        print("\nTargets (issue 17), from the data present:\n")
+        print("\n".join(verdicts))
 
 
 def _ceilings(out: str, seeds: list[int]) -> list[dict[str, Any]]:
@@ -487,16 +777,16 @@ def plot_poir(out: str, images: str) -> None:
     records = [r for r in _load(out, "poir-cartpole") if r.get("protocol") == "test-seeds"]
     if not records:
         return
-    labels = [("bc", "BC"), ("poir", "POIR (offline)"), ("poir_online", "POIR (fine-tuned)")]
+    labels = list(POIR_COLUMNS)
     fig, (ax, curve) = plt.subplots(1, 2, figsize=(12, 3.8), width_ratios=[3, 2])
-    width = 0.26
+    width = 0.16
     for i, (key, label) in enumerate(labels):
         means, stds, xs = [], [], []
         for j, shift in enumerate(SHIFTS):
             values = [r["shifts"][shift].get(key) for r in records if shift in r["shifts"]]
             values = [v for v in values if v is not None]
             if values:
-                xs.append(j + (i - 1) * width)
+                xs.append(j + (i - (len(labels) - 1) / 2) * width)
                 means.append(np.mean(values))
                 stds.append(sample_sd(values))  # error bars: the sample SD over seeds
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=label)
