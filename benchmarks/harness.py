@@ -27,6 +27,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -296,7 +297,9 @@ def run_isolated(
     if tree is not None and (imported is None or Path(imported).parent != tree):
         return {"error": f"the child imported rlds_hub from {imported}, not from {tree}"}
     if sample_memory:
-        result["peak_tree_mib"] = peak[0] / 2**20
+        # The child's own peak (getrusage) is the floor: a child that ends between two samples
+        # would otherwise report 0.
+        result["peak_tree_mib"] = max(peak[0], answer.get("maxrss_kib", 0) * 1024) / 2**20
     return result
 
 
@@ -314,12 +317,14 @@ def _peak_tree_memory(pid: int, enabled: bool) -> Iterator[list[int]]:
     def sample() -> None:
         with contextlib.suppress(psutil.Error):
             root = psutil.Process(pid)
-            while not stop.wait(0.1):
+            while True:  # a first sample at once, then every 0.1 s
                 total = 0
                 for process in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         total += process.memory_info().rss
                 peak[0] = max(peak[0], total)
+                if stop.wait(0.1):
+                    break
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -340,7 +345,9 @@ def _child(target: str, config: str) -> None:
         raise SystemExit(f"{target} returned {type(result).__name__}, not a dict")
     package = sys.modules.get("rlds_hub")
     imported = os.path.dirname(package.__file__ or "") if package else None
-    print(RESULT + json.dumps({"result": result, "rlds_hub": imported}), flush=True)
+    maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    answer = {"result": result, "rlds_hub": imported, "maxrss_kib": maxrss_kib}
+    print(RESULT + json.dumps(answer), flush=True)
 
 
 def which_rlds_hub() -> dict[str, Any]:
