@@ -145,6 +145,7 @@ def test_push_sequences_must_leave_room_for_bc():
         ).validate()
 
 
+@pytest.mark.slow
 def test_dynamics_model_learns_the_demonstrations_transitions():
     _, _, learner = _toy_learner()
     params = learner.planner_params()

@@ -73,6 +73,7 @@ QUICK_AIL = {
 }
 
 
+@pytest.mark.slow
 def test_ail_evaluates_on_seeds_it_never_trains_on_fresh_and_resumed(tmp_path):
     from rlds_hub.learners import train
 

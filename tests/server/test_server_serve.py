@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from rlds_hub.testing.service import PYTHON, REPO, serving
 from rlds_hub.testing.service_data import dataset_root
@@ -58,6 +59,7 @@ def test_slow_and_idle_clients_are_disconnected_at_the_header_deadline(tmp_path:
         assert httpx.get(server.url + "/healthz").status_code == 200
 
 
+@pytest.mark.slow
 def test_connections_beyond_the_cap_are_closed_at_once(tmp_path: Path) -> None:
     extra = ("--max-connections", "4", "--header-timeout", "30")
     with serving([dataset_root()], _sqlite(tmp_path), extra=extra) as server:

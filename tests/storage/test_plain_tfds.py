@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from dm_env import specs
 
 from rlds_hub.testing import RandomSpecEnv, assert_bit_equal, random_value, record
@@ -31,6 +32,7 @@ READER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_recorded_dataset_loads_in_a_process_without_rlds_hub(tmp_path):
     observation_spec = {
         "joints": specs.Array((4,), np.float64),
