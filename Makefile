@@ -15,7 +15,7 @@ $(PY):
 # they compare with and the dev tools. torch (rlds_hub.data.torch's tests): the CPU-only wheel
 # when the package index has it (~14 s here), else PyPI's (with CUDA libraries, ~2.5 GB).
 DEMO_EXTRAS := tf,beam,plots,envs,jax,server,learners
-TEST_EXTRAS := $(DEMO_EXTRAS),torch,peers,dev
+TEST_EXTRAS := $(DEMO_EXTRAS),torch,remote,peers,dev
 TORCH_CPU ?= torch==2.13.0+cpu
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
@@ -26,6 +26,20 @@ $(VENV)/.stamp-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet '$(TORCH_CPU)' || echo "no $(TORCH_CPU): torch from PyPI"
 	$(PY) -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(VENV)/.stamp-demo
+
+# LeRobot's own library judges the LeRobot bridge (tests, benchmarks). lerobot 0.4.4 (the newest
+# release for Python 3.11) pins torch < 2.11, the project's venv has a newer CPU torch: LeRobot
+# lives in its own venv (~6.6 GB with PyPI's CUDA libraries, ~3 min here) and the tests run it
+# as a subprocess (RLDS_HUB_LEROBOT_PYTHON).
+LEROBOT_VENV ?= .venv-lerobot
+LEROBOT ?= lerobot==0.4.4
+export RLDS_HUB_LEROBOT_PYTHON ?= $(abspath $(LEROBOT_VENV))/bin/python
+
+$(LEROBOT_VENV)/.stamp:
+	$(PYTHON) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LEROBOT_VENV)/bin/python -m pip install --quiet '$(LEROBOT)'
+	touch $@
 
 # Debian packages for the service's tests (PostgreSQL, Chromium): see scripts/system_deps.sh.
 $(VENV)/.stamp-system: scripts/system_deps.sh | $(PY)
@@ -50,13 +64,13 @@ demo: $(VENV)/.stamp-demo
 	@echo "serving the demo datasets (the runs' evaluation episodes too): open the URL printed below; Ctrl-C stops"
 	$(VENV)/bin/rlds-hub serve --root $(DEMO_DIR)
 
-test: $(VENV)/.stamp-test $(VENV)/.stamp-system
+test: $(VENV)/.stamp-test $(VENV)/.stamp-system $(LEROBOT_VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q
 
 # The edit loop: the same checks without the tests marked slow (those over ~5 s; CI runs `make test`).
-test-fast: $(VENV)/.stamp-test $(VENV)/.stamp-system
+test-fast: $(VENV)/.stamp-test $(VENV)/.stamp-system $(LEROBOT_VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest -q -m "not slow"
@@ -73,4 +87,4 @@ bench: $(VENV)/.stamp-test
 	$(PY) -m benchmarks.record_overhead
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info
+	rm -rf $(VENV) $(LEROBOT_VENV) $(DEMO_DIR) build *.egg-info
