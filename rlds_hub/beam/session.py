@@ -38,7 +38,7 @@ class WriteSession:
         inputs: Iterable[str | os.PathLike] = (),
     ):
         self.staging = Staging(output, overwrite=overwrite, inputs=inputs)
-        self.committed: Path | None = None
+        self.committed: Path | str | None = None  # str: an object-store URL
 
     def __enter__(self) -> WriteSession:
         return self
@@ -53,7 +53,7 @@ class WriteSession:
             self.staging.abort()
 
     @property
-    def output(self) -> Path:
+    def output(self) -> Path | str:
         return self.staging.output
 
     @property
@@ -112,10 +112,10 @@ class WriteSession:
         """Writes the dataset's metadata and commits it (:func:`~rlds_hub.beam.sink.finish_dataset`,
         same arguments and summary)."""
         summary = finish_dataset(self.staging, **kwargs)
-        self.committed = Path(summary["path"])
+        self.committed = self.staging.output if self.staging.remote else Path(summary["path"])
         return summary
 
-    def commit(self) -> Path:
+    def commit(self) -> Path | str:
         """Publishes what the staging directory holds as it is (a job that is not a dataset
         writer, like the Parquet export, writes its own files first)."""
         self.committed = self.staging.commit()

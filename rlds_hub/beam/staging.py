@@ -8,6 +8,10 @@ at the output path (TFDS, which reads ``<output>/dataset_info.json``, sees eithe
 complete dataset or nothing); what it leaves behind is recovered or removed by the next job
 writing the same output, or by ``rlds-hub validate --repair``.
 
+An object-store output (``s3://``, ``gs://``) has no rename: the job writes into a local
+staging directory (:func:`local_root`) and :mod:`rlds_hub.storage.remote_commit` uploads it
+under a staging prefix and publishes it with ``dataset_info.json`` written last.
+
 With ``--overwrite`` the old output is renamed aside, checked against what it held when the
 job started, the new one renamed into place, then the old one deleted: the output path is,
 at every instant, the old dataset, nothing, or the new dataset, and a directory that holds
@@ -18,20 +22,29 @@ says so.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 from rlds_hub.storage import dataset_files, publish
 from rlds_hub.storage.publish import EXPORT_MARKER, OWNER, OutputConflictError
+from rlds_hub.storage.remote_commit import RemoteOutput, filesystem
 
 __all__ = ["EXPORT_MARKER", "OWNER", "OutputConflictError", "OutputExistsError", "Staging"]
 PIECES = ".pieces"
 RECEIPTS = ".receipts"
 SOURCES = ".sources"
+
+
+def local_root() -> Path:
+    """Where jobs writing to object storage keep their local work (one folder per output
+    URL) until they upload it: ``rlds_hub-staging`` in the temporary directory (``TMPDIR``)."""
+    return Path(tempfile.gettempdir()) / "rlds_hub-staging"
 
 
 class OutputExistsError(dataset_files.DatasetError):
@@ -49,12 +62,11 @@ class Staging:
         inputs: Iterable[str | os.PathLike] = (),
     ):
         text = os.fspath(output)
+        self.remote: RemoteOutput | None = None
         if "://" in text:
-            raise dataset_files.DatasetError(
-                f"{text}: jobs write to a local or mounted file system (the commit is a POSIX "
-                "rename); write locally, then copy the finished output"
-            )
-        self.output = Path(text).expanduser().absolute()
+            self._start_remote(text, overwrite, inputs)
+            return
+        self.output: Path | str = Path(text).expanduser().absolute()
         if self.output.is_symlink():  # the commit renames next to the directory it names
             self.output = self.output.resolve()
         self.overwrite = overwrite
@@ -75,6 +87,32 @@ class Staging:
         for name in (PIECES, RECEIPTS, SOURCES):
             (self.path / name).mkdir()
 
+    def _start_remote(self, url: str, overwrite: bool, inputs: Iterable[str | os.PathLike]) -> None:
+        """An object-store output: the job writes into a local directory, committed by
+        :class:`~rlds_hub.storage.remote_commit.RemoteOutput` (the module describes how)."""
+        self.remote = RemoteOutput(url, overwrite=overwrite)
+        self.output = self.remote.url
+        self.overwrite = overwrite
+        _check_remote_inputs(self.remote.url, inputs)
+        job_id = uuid.uuid4().hex[:12]
+        # Local work space, one folder per output URL; dead jobs' folders are removed here.
+        local_dir = local_root() / hashlib.sha256(self.remote.url.encode()).hexdigest()[:16]
+        local_dir.mkdir(parents=True, exist_ok=True)
+        for line in publish.recover(local_dir / self.remote.name):
+            print(f"rlds_hub: {line}", file=sys.stderr)
+        for line in self.remote.start(job_id):
+            print(f"rlds_hub: {line}", file=sys.stderr)
+        self.expected = None
+        self.path = local_dir / f"{dataset_files.TMP_PREFIX}{self.remote.name}-{job_id}"
+        try:
+            self.path.mkdir()
+            publish.write_owner(self.path, scratch=(PIECES, RECEIPTS, SOURCES))
+            for name in (PIECES, RECEIPTS, SOURCES):
+                (self.path / name).mkdir()
+        except BaseException:
+            self.abort()
+            raise
+
     @property
     def pieces(self) -> Path:
         return self.path / PIECES
@@ -87,14 +125,20 @@ class Staging:
     def sources(self) -> Path:
         return self.path / SOURCES
 
-    def commit(self) -> Path:
+    def commit(self) -> Path | str:
         """Publishes the staging directory at the output, without the job's working files
-        (:func:`rlds_hub.storage.publish.publish`).
+        (:func:`rlds_hub.storage.publish.publish`; an object-store output:
+        :meth:`~rlds_hub.storage.remote_commit.RemoteOutput.commit`, which returns its URL).
 
         Raises:
           OutputConflictError: something else took the output while the job ran; nothing was
             replaced, and the result is kept where the message says.
         """
+        if self.remote is not None:
+            try:
+                return self.remote.commit(self.path)
+            finally:
+                shutil.rmtree(self.path, ignore_errors=True)
         for entry in self.path.iterdir():
             if entry.is_file() and entry.name != OWNER:
                 dataset_files.fsync_path(entry)
@@ -105,7 +149,10 @@ class Staging:
 
     def abort(self) -> None:
         """Deletes the staging directory (the output path is untouched)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self.remote is not None:
+            self.remote.abort()
+        if getattr(self, "path", None) is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
@@ -137,6 +184,19 @@ def _check_output(output: Path, overwrite: bool) -> None:
         f"{output} is not empty and holds no dataset ({shown}); a job writes only into a new "
         "or empty directory, or replaces a dataset with --overwrite"
     )
+
+
+def _check_remote_inputs(url: str, inputs: Iterable[str | os.PathLike]) -> None:
+    output = url.rstrip("/") + "/"
+    for source in inputs:
+        text = os.fspath(source)
+        if "://" not in text:
+            continue
+        other = filesystem(text)[0].unstrip_protocol(filesystem(text)[1]).rstrip("/") + "/"
+        if output.startswith(other) or other.startswith(output):
+            raise dataset_files.DatasetError(
+                f"the output {url} overlaps the input {text}; write to a separate prefix"
+            )
 
 
 def _check_inputs(output: Path, inputs: Iterable[str | os.PathLike]) -> None:

@@ -51,12 +51,14 @@ def repair(path: str | os.PathLike, *, drop_corrupt: bool = False) -> RepairRepo
     ``drop_corrupt``: salvage corrupt shards — keep every readable record, drop the rest
     and report it in ``dropped`` — instead of stopping at them.
 
+    An object-store URL (``s3://``, ``gs://``): :func:`repair_remote`.
+
     Raises:
-      DatasetError: the directory is being written by another process, or is remote.
+      DatasetError: the directory is being written by another process.
     """
-    directory = Path(path).expanduser().absolute()
     if "://" in os.fspath(path):
-        raise dataset_files.DatasetError(f"{path}: repair works on local directories only")
+        return repair_remote(os.fspath(path))
+    directory = Path(path).expanduser().absolute()
     recovered = publish.recover(directory)  # a job's commit killed between two renames
     if not directory.is_dir():
         raise dataset_files.DatasetError(f"{directory} is not a directory")
@@ -68,6 +70,30 @@ def repair(path: str | os.PathLike, *, drop_corrupt: bool = False) -> RepairRepo
         _repair_locked(directory, report, drop_corrupt)
     finally:
         lock.release()
+    return report
+
+
+def repair_remote(url: str) -> RepairReport:
+    """Repairs an object-store output: finishes or removes what interrupted jobs' commits
+    left (:func:`rlds_hub.storage.remote_commit.recover`). A dataset's own files are not
+    rebuilt in a bucket: a prefix with objects but no ``dataset_info.json`` is reported."""
+    from rlds_hub.storage import remote_commit
+
+    report = RepairReport(url, actions=remote_commit.recover(url))
+    fs, path = remote_commit.filesystem(url)
+    present = remote_commit.objects(fs, path)
+    if any(marker in present for marker in remote_commit.MARKERS):
+        return report
+    if present:
+        shown = ", ".join(sorted(present)[:5]) + (", ..." if len(present) > 5 else "")
+        report.problems.append(
+            f"{url} holds {len(present)} object(s) ({shown}) but no "
+            f"{dataset_files.DATASET_INFO}, and no interrupted rlds_hub commit to finish: it "
+            "is not a dataset (an interrupted copy?). Copy the dataset again, or repair a "
+            "local copy and upload it"
+        )
+    else:
+        report.problems.append(f"there is no dataset at {url} (nothing was committed there)")
     return report
 
 
