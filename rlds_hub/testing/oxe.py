@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,19 @@ def write_oxe_dataset(
             ),
         }
     )
-    episode_list = list(episodes)
+    return write_tfds_dataset(directory, features, enumerate(list(episodes)), name, shards)
+
+
+def write_tfds_dataset(
+    directory: str,
+    features: Any,
+    examples: Iterable[tuple[Any, Mapping[str, Any]]],
+    name: str,
+    shards: int,
+) -> str:
+    """Writes ``(key, episode)`` pairs of ``features`` (a ``tfds.features.FeaturesDict``)
+    as the ``train`` split with TFDS's own builder; returns ``directory/name/1.0.0``."""
+    import tensorflow_datasets as tfds
 
     class OxeLike(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         VERSION = tfds.core.Version("1.0.0")
@@ -133,10 +145,10 @@ def write_oxe_dataset(
             return {"train": self._generate_examples()}
 
         def _generate_examples(self):
-            yield from enumerate(episode_list)
+            yield from examples
 
+    OxeLike.name = name  # before the builder is made: its info and splits carry the name
     builder = OxeLike(data_dir=directory, config=None)
-    builder.__class__.name = name
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(max_examples_per_split=None, num_shards=shards)
     )
