@@ -1,5 +1,6 @@
 """export: a dataset's steps and episodes as Parquet tables (pyarrow), for DuckDB, pandas,
-Polars and Spark users.
+Polars and Spark users; or, with ``format="lerobot"``, as a LeRobot v3.0 dataset (see
+:func:`export_lerobot`).
 
 The output directory holds ``steps/part-NNNNN.parquet`` (one row per step: ``split``,
 ``episode``, ``step``, then one column per step feature), ``episodes/part-NNNNN.parquet``
@@ -34,6 +35,7 @@ from rlds_hub.beam.staging import EXPORT_MARKER
 from rlds_hub.format.plan import Leaf, LeafKind
 from rlds_hub.storage.checksums import file_checksum
 from rlds_hub.storage.dataset import open_dataset
+from rlds_hub.storage.episodes import dataset_layout
 
 JOB = "export"
 
@@ -44,9 +46,19 @@ def export(
     *,
     split: str | None = None,
     run: Run | None = None,
+    format: str = "parquet",
+    **lerobot: Any,
 ) -> dict[str, Any]:
     """Exports ``input`` (its ``split`` selection, default every split) to Parquet tables in
-    ``output`` (see the module docstring; only its path and ``overwrite`` apply)."""
+    ``output`` (see the module docstring; only its path and ``overwrite`` apply), or with
+    ``format="lerobot"`` to a LeRobot dataset (``lerobot``: :func:`export_lerobot`'s options).
+    """
+    if format == "lerobot":
+        return export_lerobot(input, output, split=split, run=run, **lerobot)
+    if format != "parquet":
+        raise ValueError(f"unknown export format {format!r}: choose parquet or lerobot")
+    if lerobot:
+        raise ValueError(f"{sorted(lerobot)} apply only to format='lerobot'")
     output, run = Output.of(output), Run.of(run)
     output.refuse(JOB, "sharding", "file_format", "name", "image_encoding")
     dataset = open_dataset(input)
@@ -114,6 +126,219 @@ def export(
     }
     summary["seconds"] = seconds
     return summary
+
+
+def export_lerobot(
+    input: str | os.PathLike,
+    output: Output | str | os.PathLike,
+    *,
+    split: str | None = None,
+    run: Run | None = None,
+    video_codec: str = "av1",
+    fps: int | None = None,
+    skip_unsupported: bool = False,
+    task: str | None = None,
+    robot_type: str | None = None,
+) -> dict[str, Any]:
+    """Exports ``input`` to a LeRobot v3.0 dataset in ``output`` that LeRobot's
+    ``LeRobotDataset(repo_id, root=output)`` loads.
+
+    Steps become frames one to one (the features' names: :func:`rlds_hub.lerobot.layout.
+    feature_map`); cameras become MP4 video (``video_codec`` ``av1`` or ``h264``; their PSNR
+    and SSIM go into ``export.json``) or PNG frames in the Parquet (``none``: lossless).
+    ``fps`` (the control rate, which RLDS does not record) defaults to the dataset
+    metadata's ``fps``; ``task`` is every frame's task when the steps have no
+    ``language_instruction``-like string (default: the dataset's name).
+
+    Raises:
+      UnsupportedFeatureError: step fields LeRobot cannot hold (unless ``skip_unsupported``).
+      ValueError: no ``fps``, an unknown codec, an empty episode; EncodingError: frames the
+        codec cannot encode, or FFmpeg missing. Nothing is written then.
+    """
+    from rlds_hub.beam.lerobot import ExportLeRobot, unit_specs
+    from rlds_hub.lerobot import encoding, layout, writing
+
+    output, run = Output.of(output), Run.of(run)
+    output.refuse(JOB, "sharding", "file_format", "name", "image_encoding")
+    if video_codec not in layout.VIDEO_CODECS:
+        raise ValueError(
+            f"unknown video codec {video_codec!r}: choose one of {layout.VIDEO_CODECS}"
+        )
+    dataset = open_dataset(input)
+    extra = dataset.dataset_metadata.extra
+    fps = fps if fps is not None else extra.get("fps")
+    if fps is None or int(fps) != fps or fps <= 0:
+        raise ValueError(
+            f"{dataset.path}: give the frame rate with --fps (a positive whole number of frames "
+            f"per second; RLDS datasets do not record it), got {fps!r}"
+        )
+    features = layout.feature_map(dataset.plan, skip_unsupported=skip_unsupported)
+    if video_codec != "none":
+        encoding.ffmpeg()
+        for camera in features.cameras:
+            encoding.check_frame_size(video_codec, *camera.leaf.shape[:2], camera.leaf.name)
+    selections = common.input_selections(dataset, split)
+    lengths, tasks, episode_metadata = _lerobot_prepass(dataset, selections, features)
+    default_task = task or dataset.name
+    if not tasks:
+        tasks = {default_task: 0}
+    plan = writing.ExportPlan(video_codec, int(fps), skip_unsupported, tasks, default_task)
+    specs, checksums = unit_specs(selections, lengths)
+    flags = run.flags()
+    with WriteSession(output.path, overwrite=output.overwrite, inputs=[input]) as session:
+        transform = ExportLeRobot(
+            specs,
+            session.path,
+            plan,
+            checksums=checksums,
+            sources_dir=session.sources,
+            progress_dir=session.pieces,
+        )
+
+        def build(pipeline: Any) -> None:
+            _ = pipeline | "ExportLeRobot" >> transform
+
+        seconds = session.run(
+            flags,
+            build,
+            total=sum(len(s.indices) for s in specs),
+            description=JOB,
+            quiet=run.quiet,
+        )
+        units_dir = session.path / writing.UNITS_DIR
+        units = [json.loads(p.read_text()) for p in sorted(units_dir.glob("u*.json"))]
+        if len(units) != len(specs):
+            raise RuntimeError(
+                f"the pipeline finished but {len(units)} of {len(specs)} units wrote their "
+                "files; nothing was committed"
+            )
+        splits, first = {}, 0
+        for selection in selections:
+            splits[selection.split] = f"{first}:{first + selection.num_episodes}"
+            first += selection.num_episodes
+        written = writing.finish(
+            session.path,
+            dataset,
+            units,
+            plan,
+            splits=splits,
+            robot_type=robot_type or extra.get("robot_type"),
+            rlds_layout=dataset_layout(dataset),
+            episode_metadata=episode_metadata,
+        )
+        files = {
+            os.path.relpath(path, session.path): file_checksum(path)
+            for path in sorted(session.path.rglob("*"))
+            if path.is_file() and not path.name.startswith(".")
+        }
+        sources = [
+            {
+                "path": os.path.abspath(dataset.path),
+                "format": "rlds",
+                "name": dataset.name,
+                "files": read_source_checksums(session.sources).get(dataset.path, {}),
+            }
+        ]
+        arguments = {
+            "input": input,
+            "output": output.path,
+            "split": split,
+            "format": "lerobot",
+            "video_codec": video_codec,
+            "fps": fps,
+            "skip_unsupported": skip_unsupported,
+            "task": task,
+        }
+        marker = {
+            "format": "lerobot",
+            "codebase_version": layout.CODEBASE_VERSION,
+            "dataset": dataset.name,
+            "video_codec": video_codec,
+            "fps": int(fps),
+            "frames": written["frames"],
+            "episodes": written["episodes"],
+            "tasks": written["tasks"],
+            "video_quality": written["quality"],
+            "skipped": written["skipped"],
+            "splits": splits,
+            "files": files,
+            "provenance": execution.provenance(JOB, arguments, sources, flags).to_json(),
+        }
+        (session.path / EXPORT_MARKER).write_text(json.dumps(marker, indent=1))
+        path = session.commit()
+    return {
+        "path": os.fspath(path),
+        "parts": len(specs),
+        "episodes": written["episodes"],
+        "frames": written["frames"],
+        "video_quality": written["quality"],
+        "skipped": written["skipped"],
+        "seconds": seconds,
+    }
+
+
+def _lerobot_prepass(
+    dataset: Any, selections: Sequence[Any], features: Any
+) -> tuple[dict[str, list[int]], dict[str, int], list[dict[str, Any]]]:
+    """Each split's episode lengths, the tasks (text -> index, in order of appearance) and
+    each episode's metadata (JSON values), from ``episodes.jsonl`` when it holds all that
+    is needed, else from one read of only the task and episode fields."""
+    from rlds_hub.storage.episodes import episode_table
+    from rlds_hub.storage.reader import iter_batches
+
+    keys = [leaf.key for leaf in dataset.plan.episode_leaves]
+    if features.task_leaf is not None:
+        keys.append(features.task_leaf.key)
+    lengths: dict[str, list[int]] = {}
+    tasks: dict[str, int] = {}
+    metadata: list[dict[str, Any]] = []
+    for selection in selections:
+        if not keys:
+            rows = episode_table(dataset, selection.split)
+            lengths[selection.split] = [int(r["num_steps"]) for r in rows]
+            metadata += [
+                {"split": selection.split, "episode": int(r["episode"]), "metadata": {}}
+                for r in rows
+            ]
+            continue
+        split_lengths = [0] * dataset.split(selection.split).num_episodes
+        for batch in iter_batches(selection, keys=keys):
+            for i, episode in enumerate(batch.episodes.tolist()):
+                split_lengths[episode] = int(batch.num_steps[i])
+            if features.task_leaf is not None:
+                for text in batch.arrays[features.task_leaf.key]:
+                    text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+                    tasks.setdefault(text, len(tasks))
+            for i, episode in enumerate(batch.episodes.tolist()):
+                values = {
+                    leaf.name: _json_value(batch.arrays[leaf.key][i])
+                    for leaf in dataset.plan.episode_leaves
+                }
+                metadata.append({"split": selection.split, "episode": episode, "metadata": values})
+        lengths[selection.split] = split_lengths
+    wanted = {(s.split, i) for s in selections for i in _selected(s)}
+    metadata = [m for m in metadata if (m["split"], m["episode"]) in wanted]
+    return lengths, tasks, metadata
+
+
+def _selected(selection: Any) -> list[int]:
+    indices = getattr(selection, "indices", None)
+    if indices is None:
+        return list(range(selection.dataset.split(selection.split).num_episodes))
+    return list(indices)
+
+
+def _json_value(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    array = np.asarray(value)
+    if array.dtype == object:
+        return [_json_value(v) for v in array.tolist()]
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        return {"dtype": array.dtype.name, "hex": array.tobytes().hex(), "shape": list(array.shape)}
+    return array.tolist()
 
 
 def _describe(leaf: Leaf) -> dict[str, Any]:
