@@ -42,7 +42,8 @@ ALLOWED = {
     "data": {"format", "storage"},
     "inspection": {"format", "storage"},
     "transforms": set(),
-    "beam": {"format", "storage", "inspection", "data", "envs", "recorders"},
+    "lerobot": {"format", "storage"},
+    "beam": {"format", "storage", "inspection", "data", "envs", "recorders", "lerobot"},
     "server": {"format", "storage", "inspection", "data"},
     "learners": {"format", "storage", "inspection", "data", "envs", "recorders"},
     "cli": {

@@ -17,6 +17,7 @@ from rlds_hub.beam.sources.base import (
 registry.register("envlogger", "rlds_hub.beam.sources.envlogger_source")
 registry.register("minari", "rlds_hub.beam.sources.minari_source")
 registry.register("d4rl", "rlds_hub.beam.sources.d4rl_source")
+registry.register("lerobot", "rlds_hub.beam.sources.lerobot_source")
 SOURCE_FORMATS = registry.formats()
 
 __all__ = [
