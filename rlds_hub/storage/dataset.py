@@ -177,39 +177,75 @@ def open_dataset(
                 f"{path_str} is not inside {os.fspath(within)} once links are resolved; "
                 "a dataset directory may not be a link to elsewhere"
             )
+    if files.is_remote(path_str):
+        info, features_json, metadata = _read_remote_files(path_str)
+    else:
+        info, features_json, metadata = _read_local_files(path_str, real)
+    try:
+        plan = Plan.from_features_json(features_json)
+    except PlanError as e:
+        raise DatasetError(f"{files.join(path_str, dataset_files.FEATURES)}: {e}") from e
+    if not plan.step_leaves:
+        raise DatasetError(
+            f"{path_str} is a TFDS dataset but not RLDS: its features have no "
+            f"'{rlds.STEPS}' dataset of steps"
+        )
+    splits = _splits(path_str, info, real)
+    return RLDSDataset(path_str, info, features_json, plan, metadata, splits, real_path=real)
+
+
+def _read_local_files(path_str: str, real: str | None) -> tuple[Any, Any, Any]:
+    """``dataset_info.json``, ``features.json`` and ``metadata.json`` (``{}`` if absent)."""
     if not files.exists(path_str):
         raise DatasetError(f"{path_str} does not exist")
     if not files.isdir(path_str):
         raise DatasetError(f"{path_str} is a file; pass the dataset directory")
     info_path = _own_file(path_str, dataset_files.DATASET_INFO, real)
     if info_path is None:
-        names = files.listdir(path_str)
-        raise DatasetError(
-            dataset_files.missing_info_message(path_str, names, _nested_datasets(path_str, names))
-        )
+        _missing_info(path_str)
     info = _read_json(info_path, real)
     features_path = _own_file(path_str, dataset_files.FEATURES, real)
     if features_path is None:
-        raise DatasetError(
-            f"{path_str} has a {dataset_files.DATASET_INFO} but no {dataset_files.FEATURES} (the description "
-            "of the episode features), so its episodes cannot be decoded. If rlds_hub wrote "
-            f"it, `rlds-hub validate --repair {path_str}` rebuilds {dataset_files.FEATURES} from the "
-            f"specs in {dataset_files.METADATA}; otherwise restore the file from the dataset's source"
-        )
+        _missing_features(path_str)
     features_json = _read_json(features_path, real)
-    try:
-        plan = Plan.from_features_json(features_json)
-    except PlanError as e:
-        raise DatasetError(f"{features_path}: {e}") from e
-    if not plan.step_leaves:
-        raise DatasetError(
-            f"{path_str} is a TFDS dataset but not RLDS: its features have no "
-            f"'{rlds.STEPS}' dataset of steps"
-        )
     metadata_path = _own_file(path_str, dataset_files.METADATA, real)
     metadata = _read_json(metadata_path, real) if metadata_path is not None else {}
-    splits = _splits(path_str, info, real)
-    return RLDSDataset(path_str, info, features_json, plan, metadata, splits, real_path=real)
+    return info, features_json, metadata
+
+
+def _read_remote_files(url: str) -> tuple[Any, Any, Any]:
+    """:func:`_read_local_files` of a remote dataset: the three objects read in parallel, in
+    one round trip; the directory's existence is looked at only to explain a missing one."""
+    names = (dataset_files.DATASET_INFO, dataset_files.FEATURES, dataset_files.METADATA)
+    info, features, metadata = files.read_optional([files.join(url, n) for n in names])
+    if info is None:
+        if not files.exists(url):
+            raise DatasetError(f"{url} does not exist (no object has this prefix)")
+        _missing_info(url)
+    if features is None:
+        _missing_features(url)
+    return (
+        _parse_json(files.join(url, names[0]), info),
+        _parse_json(files.join(url, names[1]), features),
+        {} if metadata is None else _parse_json(files.join(url, names[2]), metadata),
+    )
+
+
+def _missing_info(path_str: str) -> None:
+    names = files.listdir(path_str)
+    raise DatasetError(
+        dataset_files.missing_info_message(path_str, names, _nested_datasets(path_str, names))
+    )
+
+
+def _missing_features(path_str: str) -> None:
+    raise DatasetError(
+        f"{path_str} has a {dataset_files.DATASET_INFO} but no {dataset_files.FEATURES} (the "
+        "description of the episode features), so its episodes cannot be decoded. If rlds_hub "
+        f"wrote it, `rlds-hub validate --repair {path_str}` rebuilds {dataset_files.FEATURES} "
+        f"from the specs in {dataset_files.METADATA}; otherwise restore the file from the "
+        "dataset's source"
+    )
 
 
 def _own_file(path: str, name: str, real: str | None) -> str | None:
@@ -297,9 +333,13 @@ def shard_path(
 
 
 def _read_json(path: str, real: str | None) -> Any:
+    return _parse_json(path, files.read_bytes(path, within=real))
+
+
+def _parse_json(path: str, data: bytes) -> Any:
     try:
-        return json.loads(files.read_text(path, within=real))
-    except json.JSONDecodeError as e:
+        return json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(
             f"{path} is not valid JSON ({e}); the file is corrupt: restore it, or run "
             f"`rlds-hub validate --repair` on the dataset directory"

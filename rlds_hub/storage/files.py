@@ -1,7 +1,8 @@
-"""File access for readers: local paths directly, others (gs://, s3://, ...) through etils'
-``epath``, which uses ``tf.io.gfile`` when TensorFlow is installed and fsspec otherwise.
+"""File access for readers: local paths directly; ``s3://``, ``gs://`` and ``https://`` objects
+through :mod:`rlds_hub.storage.remote` (fsspec's clients: counted, retried requests, one per
+operation; errors that name the object).
 
-Nothing here imports TensorFlow for a local path. Local files are read only if they are
+Nothing here imports TensorFlow. Local files are read only if they are
 regular files, and never beyond the size they had when opened; ``within`` (a dataset's
 resolved directory) confines a read to that directory (see :mod:`.containment`).
 """
@@ -13,17 +14,12 @@ import mmap
 import os
 from typing import Any
 
+from rlds_hub.storage import remote
 from rlds_hub.storage.containment import open_regular
 
 
 def is_remote(path: str | os.PathLike) -> bool:
-    return "://" in os.fspath(path)
-
-
-def _epath(path: str) -> Any:
-    from etils import epath
-
-    return epath.Path(path)
+    return remote.is_remote(path)
 
 
 def join(path: str | os.PathLike, *parts: str) -> str:
@@ -32,19 +28,19 @@ def join(path: str | os.PathLike, *parts: str) -> str:
 
 def exists(path: str | os.PathLike) -> bool:
     text = os.fspath(path)
-    return _epath(text).exists() if is_remote(text) else os.path.exists(text)
+    return remote.store(text).exists(text) if is_remote(text) else os.path.exists(text)
 
 
 def isdir(path: str | os.PathLike) -> bool:
     text = os.fspath(path)
-    return _epath(text).is_dir() if is_remote(text) else os.path.isdir(text)
+    return remote.store(text).isdir(text) if is_remote(text) else os.path.isdir(text)
 
 
 def listdir(path: str | os.PathLike) -> list[str]:
     """Entry names of a directory (sorted)."""
     text = os.fspath(path)
     if is_remote(text):
-        return sorted(p.name for p in _epath(text).iterdir())
+        return remote.store(text).listdir(text)
     return sorted(os.listdir(text))
 
 
@@ -56,7 +52,7 @@ def read_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes:
     """
     text = os.fspath(path)
     if is_remote(text):
-        return _epath(text).read_bytes()
+        return remote.store(text).read(text)[0]
     with open_regular(text, within) as f:
         return _read_size(f)
 
@@ -87,13 +83,22 @@ def map_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes | 
     """
     text = os.fspath(path)
     if is_remote(text):
-        return _epath(text).read_bytes()
+        return remote.store(text).read(text)[0]
     with open_regular(text, within) as f:
         size = os.fstat(f.fileno()).st_size
         if size < MAP_AT_LEAST:
             return f.read(size) if size else b""
         mapped = mmap.mmap(f.fileno(), size, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
     return memoryview(mapped)
+
+
+def read_optional(urls: list[str]) -> list[bytes | None]:
+    """The bytes of each remote object of ``urls`` (one store), None where it does not
+    exist, read in parallel (one round trip)."""
+    if not urls:
+        return []
+    found = remote.store(urls[0]).read_many([(u, None, None, None) for u in urls], missing_ok=True)
+    return [None if f is None else f[0] for f in found]
 
 
 def read_text(path: str | os.PathLike, *, within: str | None = None) -> str:
@@ -103,7 +108,7 @@ def read_text(path: str | os.PathLike, *, within: str | None = None) -> str:
 def size(path: str | os.PathLike) -> int:
     text = os.fspath(path)
     if is_remote(text):
-        return int(_epath(text).stat().length)
+        return remote.store(text).stat(text).size
     return os.path.getsize(text)
 
 

@@ -10,29 +10,17 @@ from __future__ import annotations
 import functools
 import os
 import struct
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import crc32c
 
 from rlds_hub.format.encode import Pieces
-from rlds_hub.storage import containment, files
-from rlds_hub.storage.dataset_files import DatasetError
-
-_MASK_DELTA = 0xA282EAD8
-_U32 = 0xFFFFFFFF
-
+from rlds_hub.storage import containment, files, remote_shards
+from rlds_hub.storage.tfrecord import ShardError, framed_data, mask, masked_crc, record_length
 
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 1024
-
-
-def _mask(crc: int) -> int:
-    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
-
-
-def masked_crc(data: bytes | memoryview) -> int:
-    """TFRecord's masked CRC32C."""
-    return _mask(crc32c.crc32c(data))
 
 
 def _framed(record: Pieces | bytes) -> list[bytes | memoryview]:
@@ -43,11 +31,7 @@ def _framed(record: Pieces | bytes) -> list[bytes | memoryview]:
     for part in parts:
         crc = crc32c.crc32c(part, crc)
     length = struct.pack("<Q", size)
-    return [length, struct.pack("<I", masked_crc(length)), *parts, struct.pack("<I", _mask(crc))]
-
-
-class ShardError(DatasetError):
-    """A shard file that is missing, truncated or corrupt (the message names file and byte)."""
+    return [length, struct.pack("<I", masked_crc(length)), *parts, struct.pack("<I", mask(crc))]
 
 
 def confining(path: str | os.PathLike, within: str | None) -> str | None:
@@ -62,30 +46,20 @@ def confining(path: str | os.PathLike, within: str | None) -> str | None:
 
 
 def read_bytes(path: str | os.PathLike, *, within: str | None = None) -> bytes:
-    """A whole file (local, or remote through :mod:`rlds_hub.storage.files`)."""
+    """A whole file (local, or a remote object in one GET)."""
+    if files.is_remote(path):
+        return remote_shards.read_object(os.fspath(path))
     try:
         return files.read_bytes(path, within=confining(path, within))
     except FileNotFoundError as e:
         raise ShardError(f"{os.fspath(path)}: the shard file is missing") from e
 
 
-def _record_length(
-    path: str | os.PathLike, header: bytes | memoryview, offset: int, index: int
-) -> int:
-    """The data length in a TFRecord's 12-byte header, its CRC checked."""
-    if len(header) < 12:
-        raise ShardError(f"{path}: truncated record header at byte {offset} (record {index})")
-    length, length_crc = struct.unpack("<QI", header)
-    if masked_crc(header[:8]) != length_crc:
-        raise ShardError(
-            f"{path}: corrupt record length at byte {offset} (record {index}, CRC mismatch)"
-        )
-    return length
-
-
 def map_file(path: str | os.PathLike, *, within: str | None = None) -> bytes | memoryview:
     """A whole shard file for reading (memory-mapped when local and large; see
-    :func:`rlds_hub.storage.files.map_bytes`)."""
+    :func:`rlds_hub.storage.files.map_bytes`); a remote object in one GET."""
+    if files.is_remote(path):
+        return remote_shards.read_object(os.fspath(path))
     try:
         return files.map_bytes(path, within=confining(path, within))
     except FileNotFoundError as e:
@@ -107,7 +81,7 @@ def iter_tfrecord(
     offset = 0
     index = 0
     while offset < len(view):
-        length = _record_length(path, view[offset : offset + 12], offset, index)
+        length = record_length(path, view[offset : offset + 12], offset, index)
         end = offset + 12 + length
         if end + 4 > len(view):
             raise ShardError(
@@ -129,15 +103,15 @@ def tfrecord_offsets(
     path: str | os.PathLike, *, within: str | None = None
 ) -> tuple[tuple[int, int], ...]:
     """``(offset, data length)`` of every record of a TFRecord file, from its 12-byte headers
-    (each length's CRC checked; the data is not read). Cached per file, size and mtime.
+    (each length's CRC checked; the data is not read). Cached per file, size and mtime; a
+    remote object's per URL, size and ETag (:func:`.remote_shards.offsets`).
 
     Raises:
       ShardError: a missing file, or a truncated or corrupt header (file and byte named).
     """
     text = os.fspath(path)
     if files.is_remote(text):
-        data = read_bytes(text)
-        return tuple((offset, len(record)) for offset, record in iter_tfrecord(text, data))
+        return remote_shards.offsets(text).records
     directory = confining(text, within)
     try:
         with containment.open_regular(text, directory) as f:
@@ -156,7 +130,7 @@ def _local_offsets(
         fd = f.fileno()
         offset = 0
         while offset < size:
-            length = _record_length(path, os.pread(fd, 12, offset), offset, len(offsets))
+            length = record_length(path, os.pread(fd, 12, offset), offset, len(offsets))
             if offset + 16 + length > size:
                 raise ShardError(
                     f"{path}: truncated record at byte {offset} (record "
@@ -174,30 +148,18 @@ def read_tfrecord_at(path: str | os.PathLike, position: int, *, within: str | No
       ShardError: a missing, truncated or corrupt file or record, or no such position.
     """
     text = os.fspath(path)
+    if files.is_remote(text):  # one ranged GET, pinned to the offsets' ETag
+        return remote_shards.read_record(text, position)
     offsets = tfrecord_offsets(text, within=within)
     if not 0 <= position < len(offsets):
         raise ShardError(f"{text} holds {len(offsets)} records; there is no record {position}")
     start, length = offsets[position]
-    if files.is_remote(text):
-        frame = read_bytes(text)[start : start + length + 16]
-    else:
-        try:
-            with containment.open_regular(text, confining(text, within)) as f:
-                frame = os.pread(f.fileno(), length + 16, start)
-        except FileNotFoundError as e:
-            raise ShardError(f"{text}: the shard file is missing") from e
-    if len(frame) != length + 16:
-        raise ShardError(f"{text}: truncated record at byte {start} (record {position})")
-    if masked_crc(frame[:8]) != struct.unpack_from("<I", frame, 8)[0]:
-        raise ShardError(
-            f"{text}: corrupt record length at byte {start} (record {position}, CRC mismatch)"
-        )
-    data = memoryview(frame)[12 : 12 + length]
-    if masked_crc(data) != struct.unpack_from("<I", frame, 12 + length)[0]:
-        raise ShardError(
-            f"{text}: corrupt record data at byte {start} (record {position}, CRC mismatch)"
-        )
-    return frame[12 : 12 + length]
+    try:
+        with containment.open_regular(text, confining(text, within)) as f:
+            frame = os.pread(f.fileno(), length + 16, start)
+    except FileNotFoundError as e:
+        raise ShardError(f"{text}: the shard file is missing") from e
+    return framed_data(text, frame, start, position, length)
 
 
 def framed(record: Pieces | bytes) -> list[bytes | memoryview]:
@@ -292,9 +254,12 @@ def read_array_record_file(
     Raises:
       ShardError: the file is missing or corrupt.
     """
-    from array_record.python import array_record_module
-
     text = os.fspath(path)
+    if files.is_remote(text):  # ArrayRecord's reader reads local files: fetch it in one GET
+        with tempfile.NamedTemporaryFile(suffix=".array_record") as local:
+            local.write(read_bytes(text))
+            local.flush()
+            return _read_array_record(local.name, text, indices)
     target = text
     directory = confining(text, within)
     if directory is not None:
@@ -303,8 +268,13 @@ def read_array_record_file(
             containment.open_regular(target, directory).close()
         except FileNotFoundError as e:
             raise ShardError(f"{text}: the shard file is missing") from e
-    elif not files.exists(text):
-        raise ShardError(f"{text}: the shard file is missing")
+    return _read_array_record(target, text, indices)
+
+
+def _read_array_record(target: str, text: str, indices: Sequence[int] | None) -> list[bytes]:
+    """Records of the local ArrayRecord file ``target`` (``text``: its name in messages)."""
+    from array_record.python import array_record_module
+
     try:
         reader = array_record_module.ArrayRecordReader(target)
     except Exception as e:  # riegeli raises plain RuntimeErrors
@@ -326,9 +296,11 @@ def read_records(
     skip: int = 0,
     take: int | None = None,
     within: str | None = None,
+    data: bytes | None = None,
 ) -> list[bytes | memoryview]:
     """Records ``[skip, skip + take)`` of a shard file in either format (every TFRecord
-    of the file is CRC-checked).
+    of the file is CRC-checked). ``data``: a TFRecord file's content, if already fetched
+    (e.g. by :class:`.remote_shards.Prefetch`).
 
     Raises:
       ShardError: the file is missing, truncated or corrupt, or holds fewer records.
@@ -337,7 +309,7 @@ def read_records(
         if take is None:
             return read_array_record_file(path, within=within)[skip:]
         return read_array_record_file(path, range(skip, skip + take), within=within)
-    records = [record for _, record in iter_tfrecord(path, within=within)]
+    records = [record for _, record in iter_tfrecord(path, data, within=within)]
     end = len(records) if take is None else skip + take
     if end > len(records):
         raise ShardError(
