@@ -55,6 +55,14 @@ def missing_info_message(path: str, names: list[str], nested: list[str] = ()) ->
     and how to recover."""
     shard_files = [n for n in names if is_shard_name(n)]
     ours = [n for n in (FEATURES, METADATA, EPISODE_INDEX) if n in names]
+    if "://" in path and (shard_files or ours):  # an object store: no rebuild in place
+        return (
+            f"{path} is not a complete dataset: it holds {len(names)} object(s) but no "
+            f"{DATASET_INFO}, which is written last when a dataset is uploaded or committed, so "
+            "this is an unfinished copy or job. `rlds-hub validate --repair "
+            f"{path}` finishes or removes an interrupted rlds_hub job's commit; otherwise copy "
+            "the dataset again"
+        )
     if shard_files or ours:
         found = []
         if shard_files:

@@ -2,9 +2,9 @@
 file system), and recovering an interrupted publish.
 
 Object stores have no rename, so the local commit (:mod:`rlds_hub.storage.publish`) cannot
-be used. The commit marker is the dataset's ``dataset_info.json`` (a Parquet export's
-``export.json``): readers open a prefix only through it, so it is written last, and removed
-first when a dataset is replaced. For an output ``<parent>/<name>`` and a job ``<id>``:
+be used. The commit markers are the files readers open a prefix through — the dataset's
+``dataset_info.json``, an export's ``export.json`` (and a LeRobot export's ``meta/info.json``):
+they are written last, and removed first when a dataset is replaced. For an output ``<parent>/<name>`` and a job ``<id>``:
 
 1. when the job starts, its staging prefix ``<parent>/.tmp-<name>-<id>/`` gets an ``.owner``
    object (process, host, time); the job itself writes into a local directory;
@@ -13,11 +13,11 @@ first when a dataset is replaced. For an output ``<parent>/<name>`` and a job ``
 3. the output is checked: empty, or (with ``overwrite``) exactly the objects (keys and
    ETags) it held when the job started; anything else is a conflict, and the result goes to
    ``<parent>/<name>-result-<id>/`` instead;
-4. ``.ready`` is written in the staging prefix (the files, the target, the old marker's
-   ETag): from here the commit is decided, and :func:`recover` finishes it;
-5. the old marker is deleted (the output is now absent, never a mix), then the old objects
+4. ``.ready`` is written in the staging prefix (the files, the target, the old markers'
+   ETags): from here the commit is decided, and :func:`recover` finishes it;
+5. the old markers are deleted (the output is now absent, never a mix), then the old objects
    the new dataset does not have, the staged files are copied to their final keys
-   (server-side) and the marker last;
+   (server-side) and the markers last (rlds_hub's own marker last of all);
 6. the staging prefix is deleted, ``.ready`` first.
 
 A reader therefore sees, at every instant, the old dataset, no dataset, or the new one.
@@ -50,7 +50,10 @@ from rlds_hub.storage import dataset_files
 OWNER = ".owner"
 READY = ".ready"
 EXPORT_MARKER = "export.json"
-MARKERS = (dataset_files.DATASET_INFO, EXPORT_MARKER)
+# In the order they are written (the last is the one a commit is judged by).
+MARKERS = ("meta/info.json", dataset_files.DATASET_INFO, EXPORT_MARKER)
+# What makes a prefix an rlds_hub output (a dataset or an export).
+OWN_MARKERS = (dataset_files.DATASET_INFO, EXPORT_MARKER)
 KILL_AT = "RLDS_HUB_COMMIT_KILL_AT"
 _KILL_STEPS = ("uploaded", "ready", "promoting")
 # A local staging directory's working files: never uploaded.
@@ -205,9 +208,9 @@ class RemoteOutput:
         assert self.job_id is not None, "start() first"
         files = _local_files(Path(local))
         markers = [m for m in MARKERS if m in files]
-        if not markers:
+        if not set(markers) & set(OWN_MARKERS):
             raise RemoteOutputError(
-                f"{local} holds no {' or '.join(MARKERS)}, so it is not a finished dataset; "
+                f"{local} holds no {dataset_files.DATASET_INFO} or {EXPORT_MARKER}, so it is not a finished dataset; "
                 "nothing was uploaded"
             )
         staging = self.staging
@@ -231,7 +234,7 @@ class RemoteOutput:
         if conflict:
             target = posixpath.join(self.parent, f"{self.name}-result-{self.job_id}")
         old_marker = {m: _tag(current[m]) for m in MARKERS if m in current}
-        ready = {"files": names, "marker": markers[0], "target": target, "replaces": old_marker}
+        ready = {"files": names, "markers": markers, "target": target, "replaces": old_marker}
         self.fs.pipe(posixpath.join(staging, READY), json.dumps(ready).encode())
         _checkpoint("ready")
         _promote(self.fs, staging, ready)
@@ -280,7 +283,7 @@ def _local_files(local: Path) -> dict[str, Path]:
 def _check_output(url: str, current: dict[str, Any], overwrite: bool) -> None:
     if not current:
         return
-    holds = [m for m in MARKERS if m in current]
+    holds = [m for m in OWN_MARKERS if m in current]
     if holds and overwrite:
         return
     if holds:
@@ -318,7 +321,7 @@ def _conflict(
 
 def _promote(fs: Any, staging: str, ready: dict[str, Any]) -> None:
     """Step 5 and 6 of the module docstring; repeatable (recovery runs it again)."""
-    target, marker = ready["target"], ready["marker"]
+    target, markers = ready["target"], ready["markers"]
     present = _listing(fs, target)
     old_markers = [posixpath.join(target, m) for m in MARKERS if m in present]
     if old_markers:
@@ -327,13 +330,14 @@ def _promote(fs: Any, staging: str, ready: dict[str, Any]) -> None:
     stale = [posixpath.join(target, k) for k in present if k not in new and k not in MARKERS]
     if stale:
         fs.rm(stale)
-    body = [n for n in ready["files"] if n != marker]
+    body = [n for n in ready["files"] if n not in markers]
     if body:
         fs.copy(
             [posixpath.join(staging, n) for n in body], [posixpath.join(target, n) for n in body]
         )
     _checkpoint("promoting")
-    fs.copy(posixpath.join(staging, marker), posixpath.join(target, marker))
+    for marker in markers:
+        fs.copy(posixpath.join(staging, marker), posixpath.join(target, marker))
     fs.rm(posixpath.join(staging, READY))
     _remove_prefix(fs, staging)
 
@@ -432,7 +436,7 @@ def recover(
 
 def _published(fs: Any, staging: str, output: str) -> bool:
     """Whether the output's marker is the one ``staging`` holds (its commit completed)."""
-    for marker in MARKERS:
+    for marker in OWN_MARKERS:
         with contextlib.suppress(FileNotFoundError):
             if fs.cat(posixpath.join(staging, marker)) == fs.cat(posixpath.join(output, marker)):
                 return True
@@ -441,7 +445,7 @@ def _published(fs: Any, staging: str, output: str) -> bool:
 
 def _finish(fs: Any, staging: str, ready: dict[str, Any]) -> str:
     """Finishes one decided commit (its ``.ready`` is written); what it did, in a line."""
-    target, marker = ready["target"], ready["marker"]
+    target, marker = ready["target"], ready["markers"][-1]
     present = _listing(fs, target)
     if marker in present:
         ours = fs.cat(posixpath.join(staging, marker)) == fs.cat(posixpath.join(target, marker))

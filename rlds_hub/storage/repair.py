@@ -82,7 +82,7 @@ def repair_remote(url: str) -> RepairReport:
     report = RepairReport(url, actions=remote_commit.recover(url))
     fs, path = remote_commit.filesystem(url)
     present = remote_commit.objects(fs, path)
-    if any(marker in present for marker in remote_commit.MARKERS):
+    if any(marker in present for marker in remote_commit.OWN_MARKERS):
         return report
     if present:
         shown = ", ".join(sorted(present)[:5]) + (", ..." if len(present) > 5 else "")

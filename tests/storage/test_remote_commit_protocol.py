@@ -117,6 +117,29 @@ def test_the_marker_is_written_after_every_other_file(bucket, tmp_path, monkeypa
     assert order[-1] == "dataset_info.json" and len(order) == 4
 
 
+def test_an_exports_markers_are_written_last(bucket, tmp_path, monkeypatch):
+    """A LeRobot export: LeRobot opens meta/info.json, rlds_hub export.json; both come last."""
+    local = tmp_path / "export"
+    (local / "meta").mkdir(parents=True)
+    (local / "data").mkdir()
+    (local / "meta" / "info.json").write_text("{}")
+    (local / "meta" / "tasks.parquet").write_bytes(b"tasks")
+    (local / "data" / "file-000.parquet").write_bytes(b"frames")
+    (local / "export.json").write_text("{}")
+    order = []
+    copy = MEMORY.copy
+
+    def recording_copy(source, target, **kwargs):
+        order.extend(
+            t.split("/out/")[1] for t in (target if isinstance(target, list) else [target])
+        )
+        return copy(source, target, **kwargs)
+
+    monkeypatch.setattr(MEMORY, "copy", recording_copy)
+    _commit(f"{bucket}/out", local)
+    assert order[-2:] == ["meta/info.json", "export.json"] and len(order) == 4
+
+
 @pytest.mark.parametrize("step", ["uploaded", "ready", "promoting"])
 def test_a_crashed_first_commit_is_absent_then_recovered(bucket, tmp_path, monkeypatch, step):
     url = f"{bucket}/out"
