@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rlds_hub.format.images import ImageDecodeError, decode_image
+from rlds_hub.format.images import decode_frames
 from rlds_hub.format.plan import Leaf, LeafKind, Plan
 
 # Key of the per-episode step counts in decoded batches.
@@ -395,15 +395,8 @@ def leaf_values(leaf: Leaf, found: tuple[int, memoryview] | None) -> np.ndarray:
         out = np.empty(len(entries), object)
         out[:] = entries
         return out.reshape(-1, *leaf.shape)
-    frames = []
-    for step, blob in enumerate(bytes_values(message)):
-        try:
-            frames.append(decode_image(blob, leaf))
-        except ImageDecodeError as e:  # name the step: one frame of an episode is bad
-            raise ImageDecodeError(f"step {step}: {e}") from None
-    if not frames:
-        return np.empty((0, *leaf.shape), leaf.dtype)
-    return np.stack(frames)
+    # in parallel, in place; an error names the step: one frame of an episode is bad
+    return decode_frames(bytes_values(message), leaf)
 
 
 def _inflate(entry: bytes, width: int) -> bytes:

@@ -157,7 +157,7 @@ def test_the_check_decodes_no_frame(oxe, tmp_path, monkeypatch):
 
     path = _resized(oxe, tmp_path, _not_first_in_shard(oxe), slice(None))
     monkeypatch.setattr(images, "decode_image", refuse)
-    monkeypatch.setattr(decode_module, "decode_image", refuse)
+    monkeypatch.setattr(decode_module, "decode_frames", refuse)
     data.steps(oxe)  # the clean dataset builds without decoding a frame
     with pytest.raises(FrameShapeError):
         data.steps(path)
