@@ -15,7 +15,7 @@ $(PY):
 # they compare with and the dev tools. torch (rlds_hub.data.torch's tests): the CPU-only wheel
 # when the package index has it (~14 s here), else PyPI's (with CUDA libraries, ~2.5 GB).
 DEMO_EXTRAS := tf,beam,plots,envs,jax,server,learners
-TEST_EXTRAS := $(DEMO_EXTRAS),torch,remote,peers,dev
+TEST_EXTRAS := $(DEMO_EXTRAS),torch,remote,lerobot,peers,dev
 TORCH_CPU ?= torch==2.13.0+cpu
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
