@@ -130,7 +130,8 @@ def prepare_directory(path: str | os.PathLike) -> Path:
     if "://" in os.fspath(path):
         raise DatasetError(
             f"{path}: recording writes to a local directory (crash safety relies on POSIX "
-            "rename and flock); record locally, then copy the finished dataset"
+            "rename and flock); record locally, then copy the finished dataset to the bucket "
+            "(a job does it safely: rlds-hub reshard --input LOCAL --output URL)"
         )
     path = Path(path).expanduser().absolute()
     if path.exists() and not path.is_dir():

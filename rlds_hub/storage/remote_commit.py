@@ -74,10 +74,11 @@ class RemoteConflictError(RemoteOutputError):
 
 
 def filesystem(url: str) -> tuple[Any, str]:
-    """The fsspec file system of ``url`` and the path in it (no trailing slash)."""
+    """The fsspec file system of ``url`` and the path in it (no trailing slash): a new
+    instance, so the endpoint and credentials are those of the environment now."""
     fsspec = require("fsspec", "remote", "writing to object storage")
     try:
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True)
     except (ImportError, ValueError) as e:
         raise RemoteOutputError(f"{url}: no file system for this URL ({e})") from e
     return fs, path.rstrip("/")
@@ -166,16 +167,18 @@ class RemoteOutput:
             something the job must not replace.
         """
         bucket = self.path.lstrip("/").split("/", 1)[0]
-        try:
-            bucket_exists = self.fs.exists(
-                bucket if not self.path.startswith("/") else "/" + bucket
-            )
+        try:  # a listing first: it tells refused credentials (403) from a missing bucket
+            _listing(self.fs, self.path)
+            bucket_exists = self.fs.exists(self.path[: self.path.index(bucket) + len(bucket)])
         except PermissionError as e:
-            raise RemoteOutputError(f"{self.url}: access to the bucket was refused ({e})") from e
+            raise RemoteOutputError(
+                f"{self.url}: access was refused ({e}); check the credentials (the "
+                "environment, the provider's config files) and the bucket's permissions"
+            ) from e
         if not bucket_exists:
             raise RemoteOutputError(
-                f"{self.url}: the bucket {bucket!r} does not exist (or is not visible with "
-                "these credentials); create it first or check the URL"
+                f"{self.url}: the bucket {bucket!r} does not exist; create it first or check "
+                "the URL"
             )
         done = recover(self.url)
         current = _listing(self.fs, self.path)

@@ -26,6 +26,7 @@ from rlds_hub.storage.reader import iter_episodes
 from rlds_hub.storage.repair import repair
 from rlds_hub.testing.beam_jobs import FAST, dataset_files, record_nested
 from rlds_hub.testing.comparisons import assert_bit_equal
+from rlds_hub.testing.object_store import S3Server
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARDING = Sharding(num_shards=2)
@@ -123,6 +124,15 @@ def test_an_overwrite_in_a_bucket_replaces_the_whole_dataset(source, bucket, tmp
 def test_a_missing_bucket_is_refused_before_the_job_runs(source, s3):
     with pytest.raises(DatasetError, match="bucket 'no-such-bucket-hf' does not exist"):
         reshard(source, "s3://no-such-bucket-hf/out", run=Run(beam_args=FAST))
+
+
+def test_refused_credentials_are_a_clear_error_before_the_job_runs(source):
+    server = S3Server(authenticate=True)  # unknown keys get 403 InvalidAccessKeyId
+    try:
+        with server.activate(), pytest.raises(DatasetError, match="access was refused"):
+            reshard(source, "s3://any-bucket/out", run=Run(beam_args=FAST))
+    finally:
+        server.stop()
 
 
 def _killed_job(source: Path, url: str, step: str, *, overwrite: bool = False) -> None:

@@ -104,15 +104,15 @@ def test_a_commit_publishes_every_file_and_leaves_no_staging(bucket, tmp_path):
 def test_the_marker_is_written_after_every_other_file(bucket, tmp_path, monkeypatch):
     url = f"{bucket}/out"
     order = []
-    copy = MEMORY.copy
+    copy = type(MEMORY).copy
 
-    def recording_copy(source, target, **kwargs):
+    def recording_copy(self, source, target, **kwargs):
         order.extend(
             os.path.basename(t) for t in (target if isinstance(target, list) else [target])
         )
-        return copy(source, target, **kwargs)
+        return copy(self, source, target, **kwargs)
 
-    monkeypatch.setattr(MEMORY, "copy", recording_copy)
+    monkeypatch.setattr(type(MEMORY), "copy", recording_copy)
     _commit(url, _finished(tmp_path, "new", ("d-train.tfrecord-00000", "d-train.tfrecord-00001")))
     assert order[-1] == "dataset_info.json" and len(order) == 4
 
@@ -127,15 +127,15 @@ def test_an_exports_markers_are_written_last(bucket, tmp_path, monkeypatch):
     (local / "data" / "file-000.parquet").write_bytes(b"frames")
     (local / "export.json").write_text("{}")
     order = []
-    copy = MEMORY.copy
+    copy = type(MEMORY).copy
 
-    def recording_copy(source, target, **kwargs):
+    def recording_copy(self, source, target, **kwargs):
         order.extend(
             t.split("/out/")[1] for t in (target if isinstance(target, list) else [target])
         )
-        return copy(source, target, **kwargs)
+        return copy(self, source, target, **kwargs)
 
-    monkeypatch.setattr(MEMORY, "copy", recording_copy)
+    monkeypatch.setattr(type(MEMORY), "copy", recording_copy)
     _commit(f"{bucket}/out", local)
     assert order[-2:] == ["meta/info.json", "export.json"] and len(order) == 4
 
@@ -335,3 +335,12 @@ def test_repair_of_a_bucket_finishes_a_commit_and_reports_partial_copies(
     report = repair(copy)
     assert not report.ok and "no interrupted rlds_hub commit" in report.problems[0]
     assert not repair(f"{bucket}/nothing").ok
+
+
+def test_the_recorder_refuses_a_bucket_path():
+    from rlds_hub.recorders import Recorder
+    from rlds_hub.storage.dataset_files import DatasetError
+    from rlds_hub.testing.envs import CounterEnv
+
+    with pytest.raises(DatasetError, match=r"recording writes to a local directory.*reshard"):
+        Recorder(CounterEnv(), "s3://bucket/robot")
