@@ -23,12 +23,13 @@ import numpy as np
 from numpy.random import default_rng  # imported here: numpy loads it lazily (~10 ms)
 
 from rlds_hub.data import indices
+from rlds_hub.data.columns import CachedEpisode, ColumnCache, decode_cached
 from rlds_hub.data.lenient import Skipped, decode_skipping
 from rlds_hub.data.step_items import step_items, usable_steps
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
 from rlds_hub.format.plan import Plan
 from rlds_hub.storage.episodes import LAYOUT_OXE
-from rlds_hub.storage.reader import EpisodeDecodeError, decode_records, iter_records
+from rlds_hub.storage.reader import EpisodeDecodeError, ShardReader, decode_records
 from rlds_hub.storage.selection import Selection
 
 # Gathers larger than this are split over two threads.
@@ -91,23 +92,34 @@ class ChunkSource:
         self._workers = workers
         self._gather_pool: ThreadPoolExecutor | None = None
         self.skipped = Skipped()
+        # decoded columns cached on disk (rlds_hub.data.columns); not with skip_corrupt,
+        # which needs the records to find the bad frames
+        self._cache = None if items.skip_corrupt else ColumnCache(selection.dataset, plan)
 
     # ---- records ---------------------------------------------------------------------------
 
     def _episode_groups(self) -> Iterator[list[Any]]:
         """Lists of ``episodes_per_chunk`` episode records, epoch after epoch."""
-        num_reads = len(self.selection.shard_reads())
+        reads = self.selection.shard_reads()
+        reader = ShardReader(self.selection.dataset)
         epoch = 0
         group: list[Any] = []
         while self._num_epochs is None or epoch < self._num_epochs:
-            order = None
+            order = range(len(reads))
             if self._shuffle:
-                order = default_rng([self._seed, epoch]).permutation(num_reads)
-            for record in iter_records(self.selection, shard_order=order):
-                group.append(record)
-                if len(group) == self._per_chunk:
-                    yield group
-                    group = []
+                order = default_rng([self._seed, epoch]).permutation(len(reads))
+            reader.plan([reads[i] for i in order])  # remote shards fetched ahead
+            for i in order:
+                columns = self._cache.columns(reads[i]) if self._cache is not None else None
+                if columns is not None:
+                    episodes = self._cache.episodes(reads[i], columns)
+                else:
+                    episodes = reader.records(reads[i])
+                for episode in episodes:
+                    group.append(episode)
+                    if len(group) == self._per_chunk:
+                        yield group
+                        group = []
             epoch += 1
         if group:
             yield group
@@ -125,7 +137,7 @@ class ChunkSource:
                 self.skipped.add(frames=frames, episodes=len(reports) - frames, reports=reports)
         else:
             try:
-                decoded = decode_records(self._decoder, records)
+                decoded = self._decode(records)
             except EpisodeDecodeError as e:  # name the dataset too: a loader may read several
                 raise EpisodeDecodeError(f"{self.selection.dataset.path}: {e}") from None
         lengths = decoded[NUM_STEPS]
@@ -183,6 +195,26 @@ class ChunkSource:
             if field == "observation":
                 out[NEXT_OBSERVATION + key[len("observation") :]] = self._take(value, found["next"])
         return out
+
+    def _decode(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Decoded episodes, from cached columns where they are cached (runs of each kind
+        decoded together, then joined in order)."""
+        runs: list[list[Any]] = []
+        for record in records:
+            cached = isinstance(record, CachedEpisode)
+            if runs and isinstance(runs[-1][0], CachedEpisode) == cached:
+                runs[-1].append(record)
+            else:
+                runs.append([record])
+        parts = [
+            decode_cached(self._decoder.plan, run)
+            if isinstance(run[0], CachedEpisode)
+            else decode_records(self._decoder, run)
+            for run in runs
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
     def _take(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
         """``np.take(values, index, axis=0)``, in two halves on two threads when large."""

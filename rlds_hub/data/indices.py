@@ -56,19 +56,30 @@ def transition_indices(
         source = np.flatnonzero(is_source)
     if order is not None:
         source = source[order]
-    if n_step == 1 and not final_transition:
-        episode_end = None
-        window = np.ones_like(source)  # a source is never an episode's last step here
-    else:
-        episode_end = ends[np.searchsorted(ends, source, side="right")]  # exclusive
-        # Steps whose rewards the transition sums: up to the episode's last step (oxe) or
-        # up to the one before it (rlds: the last step's reward is zero-filled).
-        reward_end = episode_end if final_transition else episode_end - 1
-        window = np.minimum(reward_end - source, n_step)
 
     def per_step(x: np.ndarray) -> np.ndarray:
         return x.reshape(x.shape + (1,) * (rank - 1))
 
+    if n_step == 1 and not final_transition:
+        # One-step transitions: the discount (0 where the next step is terminal) is made in
+        # step order, then gathered once with the reward; a source is never a last step.
+        next_terminal = np.zeros(len(is_terminal), bool)
+        next_terminal[:-1] = is_terminal[1:]
+        step_discount = np.where(per_step(next_terminal), 0, discount).astype(dtype, copy=False)
+        total_reward, total_discount = reward[source], step_discount[source]
+        if rank == 1:
+            total_reward, total_discount = total_reward.reshape(-1), total_discount.reshape(-1)
+        return {
+            "source": source,
+            "next": source + 1,
+            "reward": total_reward,
+            "discount": total_discount,
+        }
+    episode_end = ends[np.searchsorted(ends, source, side="right")]  # exclusive
+    # Steps whose rewards the transition sums: up to the episode's last step (oxe) or
+    # up to the one before it (rlds: the last step's reward is zero-filled).
+    reward_end = episode_end if final_transition else episode_end - 1
+    window = np.minimum(reward_end - source, n_step)
     total_reward = reward[source]
     total_discount = discount[source]
     weight = total_discount

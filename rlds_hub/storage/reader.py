@@ -28,7 +28,7 @@ from rlds_hub import rlds_types as rlds
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder, ParseError
 from rlds_hub.format.images import ImageDecodeError
 from rlds_hub.format.plan import Plan, unflatten
-from rlds_hub.storage import shards
+from rlds_hub.storage import remote_shards, shards
 from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.selection import Selection, ShardRead
@@ -126,23 +126,55 @@ def iter_records(
     """
     selection = _as_selection(source, split)
     reads = selection.shard_reads()
-    file_format = selection.dataset.file_format
-    within = selection.dataset.real_path
     order = range(len(reads)) if shard_order is None else shard_order
-    cached: tuple[str, list[Any]] | None = None
-    for i in order:
-        read = reads[i]
-        if file_format == "tfrecord":
-            if cached is None or cached[0] != read.path:
-                cached = (read.path, shards.read_records(read.path, file_format, within=within))
-                _check_count(read, len(cached[1]))
-            records = cached[1][read.skip : read.skip + read.take]
+    reader = ShardReader(selection.dataset)
+    reader.plan([reads[i] for i in order])
+    try:
+        for i in order:
+            yield from reader.records(reads[i])
+    finally:
+        reader.plan([])
+
+
+class ShardReader:
+    """The records of :class:`ShardRead` s of one dataset (a TFRecord shard is read whole
+    and kept for the next read of the same shard)."""
+
+    def __init__(self, dataset: RLDSDataset):
+        self._format = dataset.file_format
+        self._within = dataset.real_path
+        self._cached: tuple[str, list[Any]] | None = None
+        self._ahead: remote_shards.Prefetch | None = None
+
+    def plan(self, reads: Sequence[ShardRead]) -> None:
+        """The reads to come, in order: remote TFRecord shards among them are fetched ahead,
+        in parallel (:class:`.remote_shards.Prefetch`); an empty list stops fetching."""
+        if self._ahead is not None:
+            self._ahead.close()
+        remote = [r.path for r in reads if self._format == "tfrecord" and "://" in r.path]
+        self._ahead = remote_shards.Prefetch(remote) if remote else None
+
+    def records(self, read: ShardRead) -> list[EpisodeRecord]:
+        """``read``'s records.
+
+        Raises:
+          ShardError: as :func:`iter_records`.
+        """
+        if self._format == "tfrecord":
+            if self._cached is None or self._cached[0] != read.path:
+                data = self._ahead.take(read.path) if self._ahead is not None else None
+                found = shards.read_records(read.path, self._format, within=self._within, data=data)
+                self._cached = (read.path, found)
+                _check_count(read, len(found))
+            records = self._cached[1][read.skip : read.skip + read.take]
         else:
             records = shards.read_records(
-                read.path, file_format, skip=read.skip, take=read.take, within=within
+                read.path, self._format, skip=read.skip, take=read.take, within=self._within
             )
-        for offset, record in enumerate(records):
-            yield EpisodeRecord(read.first + offset, read.path, read.skip + offset, record)
+        return [
+            EpisodeRecord(read.first + offset, read.path, read.skip + offset, record)
+            for offset, record in enumerate(records)
+        ]
 
 
 def _check_count(read: ShardRead, found: int) -> None:

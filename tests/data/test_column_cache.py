@@ -1,0 +1,177 @@
+"""rlds_hub.data.columns: the loaders' cache of decoded columns gives the batches decoding
+gives, is built once, and a stale, corrupt or unwritable cache never changes a batch."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dm_env import specs
+
+from rlds_hub import data
+from rlds_hub.data import columns
+from rlds_hub.storage import shards
+from rlds_hub.storage.dataset import open_dataset
+from rlds_hub.storage.reader import EpisodeDecodeError
+from rlds_hub.testing import CounterEnv, record
+from rlds_hub.testing.service_data import record_frames
+
+LENGTHS = [5, 1, 9, 3, 7, 4, 2, 6]
+
+
+def _env(reward_scale: float = 1.0) -> CounterEnv:
+    return CounterEnv(
+        LENGTHS,
+        terminate=[i % 3 == 0 for i in range(len(LENGTHS))],
+        observation=lambda e, t: {"x": np.full(3, 100.0 * e + t, np.float32)},
+        observation_spec={"x": specs.Array((3,), np.float32)},
+        reward=lambda e, t: reward_scale * (0.5 * t + e),
+        discount=0.9,
+        action_spec=specs.Array((2,), np.int32),
+    )
+
+
+def _record(path: Path, reward_scale: float = 1.0) -> str:
+    env = _env(reward_scale)
+    record(
+        env,
+        path,
+        episodes=len(LENGTHS),
+        policy=lambda ts: np.array([env.t, env.episode], np.int32),
+        max_episodes_per_shard=3,
+    )
+    return str(path)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setenv(columns.CACHE_ENV, str(root))
+    monkeypatch.setenv(columns.MIN_BYTES_ENV, "0")
+    return root
+
+
+@pytest.fixture
+def dataset(tmp_path) -> str:
+    return _record(tmp_path / "steps")
+
+
+LOADERS = {
+    "transitions": lambda p: data.transitions(p, batch_size=7, seed=1, num_epochs=2),
+    "n_step": lambda p: data.transitions(p, batch_size=5, n_step=3, gamma=0.9, seed=2),
+    "windows": lambda p: data.windows(p, size=4, shift=2, batch_size=3, seed=3),
+    "steps": lambda p: data.steps(p, history=2, action_chunk=3, batch_size=6, seed=4),
+    "selection": lambda p: data.transitions(p, batch_size=4, episodes=[1, 2, 6], seed=5),
+}
+
+
+def _batches(loader) -> list[dict]:
+    def flat(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from flat(value, f"{prefix}{key}/")
+            else:
+                yield f"{prefix}{key}", np.array(value)
+
+    return [dict(flat(batch)) for batch in loader]
+
+
+def _assert_same(got: list[dict], want: list[dict]) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key].dtype == b[key].dtype, key
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def _entries(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*/*") if not p.name.startswith(".tmp-"))
+
+
+@pytest.mark.parametrize("name", LOADERS)
+def test_cached_batches_equal_decoded_batches(dataset, cache, monkeypatch, name) -> None:
+    cached = _batches(LOADERS[name](dataset))  # builds the cache
+    again = _batches(LOADERS[name](dataset))  # reads it
+    assert _entries(cache), "nothing was cached"
+    monkeypatch.setenv(columns.CACHE_ENV, "off")
+    decoded = _batches(LOADERS[name](dataset))
+    _assert_same(cached, decoded)
+    _assert_same(again, decoded)
+
+
+def test_a_cached_shard_is_not_read_again(dataset, cache, monkeypatch) -> None:
+    want = _batches(LOADERS["transitions"](dataset))
+    assert len(_entries(cache)) == 3  # one per shard
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("a shard was read although its columns are cached")
+
+    monkeypatch.setattr(shards, "read_records", no_reads)
+    _assert_same(_batches(LOADERS["transitions"](dataset)), want)
+
+
+def test_a_rewritten_shard_is_decoded_again(tmp_path, dataset, cache) -> None:
+    _batches(LOADERS["transitions"](dataset))
+    before = _entries(cache)
+    other = _record(tmp_path / "other", reward_scale=-2.0)  # same shapes, other rewards
+    theirs = open_dataset(other).split("train").shard_paths
+    for path, source in zip(open_dataset(dataset).split("train").shard_paths, theirs, strict=True):
+        shutil.copyfile(source, path)
+    got = _batches(LOADERS["transitions"](dataset))
+    after = _entries(cache)
+    assert len(after) == len(before) and not set(after) & set(before)  # stale ones removed
+    _assert_same(got, _batches(LOADERS["transitions"](other)))
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "manifest"])
+def test_a_corrupt_entry_is_detected_and_rebuilt(dataset, cache, monkeypatch, damage) -> None:
+    want = _batches(LOADERS["steps"](dataset))
+    entry = _entries(cache)[0]
+    if damage == "flip a byte":
+        blob = bytearray((entry / columns.DATA).read_bytes())
+        blob[len(blob) // 2] ^= 0xFF
+        (entry / columns.DATA).write_bytes(bytes(blob))
+    elif damage == "truncate":
+        blob = (entry / columns.DATA).read_bytes()
+        (entry / columns.DATA).write_bytes(blob[: len(blob) // 2])
+    else:
+        (entry / columns.MANIFEST).write_text("{")
+    _assert_same(_batches(LOADERS["steps"](dataset)), want)
+    manifest = json.loads((entry / columns.MANIFEST).read_text())  # rebuilt in place
+    assert (entry / columns.DATA).stat().st_size == manifest["bytes"]
+    # and it is read from the rebuilt entry, not decoded
+    monkeypatch.setattr(shards, "read_records", lambda *a, **k: 1 / 0)
+    _assert_same(_batches(LOADERS["steps"](dataset)), want)
+
+
+def test_an_unwritable_cache_warns_and_reads_anyway(dataset, cache, monkeypatch) -> None:
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text("a file where the cache directory should be")
+    with pytest.warns(UserWarning, match="cannot write the column cache"):
+        got = _batches(LOADERS["transitions"](dataset))
+    monkeypatch.setenv(columns.CACHE_ENV, "off")
+    _assert_same(got, _batches(LOADERS["transitions"](dataset)))
+
+
+def test_images_are_not_cached(tmp_path, cache) -> None:
+    path = record_frames(tmp_path / "frames")
+    assert _batches(data.transitions(str(path), batch_size=2))
+    assert not cache.exists() or not _entries(cache)
+
+
+def test_a_bad_episode_is_reported_as_without_the_cache(dataset, cache, monkeypatch) -> None:
+    shard = open_dataset(dataset).split("train").shard_paths[1]
+    records = shards.read_records(shard, "tfrecord")
+    records[1] = b"\x0a\x03not an example"
+    shards.write_tfrecord_fd(os.open(shard, os.O_WRONLY | os.O_TRUNC), records, sync=False)
+    with pytest.raises(EpisodeDecodeError) as cached:
+        _batches(LOADERS["transitions"](dataset))
+    assert len(_entries(cache)) == 2  # the other shards are cached
+    monkeypatch.setenv(columns.CACHE_ENV, "off")
+    with pytest.raises(EpisodeDecodeError) as decoded:
+        _batches(LOADERS["transitions"](dataset))
+    assert str(cached.value) == str(decoded.value)
+    assert "episode 4" in str(cached.value)
