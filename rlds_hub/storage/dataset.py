@@ -117,7 +117,11 @@ class RLDSDataset:
 
     @functools.cached_property
     def features(self) -> Any:
-        """The TFDS ``FeaturesDict`` (imports TensorFlow)."""
+        """The TFDS ``FeaturesDict`` (imports TensorFlow). A remote dataset's comes from its
+        ``features.json`` as read (TensorFlow's gfile has no ``s3://``)."""
+        if files.is_remote(self.path):
+            tfds = require("tensorflow_datasets", "tf", "RLDSDataset.features")
+            return tfds.features.FeatureConnector.from_json(self.features_json)
         return self.builder.info.features
 
     @functools.cached_property
