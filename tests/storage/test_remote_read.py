@@ -2,6 +2,7 @@
 opened, read, checked, summarised and loaded from the bucket, value for value as locally."""
 
 import json
+
 import numpy as np
 import pytest
 
