@@ -20,7 +20,7 @@ HELP = {
     "merge": "merge datasets with the same features",
     "split": "deterministic train/validation/test splits by a hash of the episode id",
     "stats": "per-feature statistics with quantiles, stored with the dataset",
-    "export": "export steps and episodes to Parquet tables",
+    "export": "export steps and episodes to Parquet tables or a LeRobot dataset",
 }
 DESCRIPTIONS = {
     "convert": "Convert a source (envlogger Riegeli log directories, a Minari dataset, or a "
@@ -41,7 +41,8 @@ DESCRIPTIONS = {
     "stats": "Per-feature mean/std/min/max and quantiles, episode length and return "
     "distributions, stored with the dataset (statistics.json).",
     "export": "Write steps/ and episodes/ Parquet tables (one row per step, with episode and "
-    "step indices; one row per episode).",
+    "step indices; one row per episode), or with --format lerobot a LeRobot v3.0 dataset "
+    "(frames = steps; cameras as MP4 video or PNG in the Parquet).",
 }
 
 
@@ -259,6 +260,28 @@ def add_stats(parser: argparse.ArgumentParser, *, positional: bool = False) -> N
 def add_export(parser: argparse.ArgumentParser) -> None:
     _io(parser)
     _split(parser)
+    parser.add_argument(
+        "--format", choices=("parquet", "lerobot"), default="parquet", help="what to write"
+    )
+    lerobot = parser.add_argument_group("--format lerobot")
+    lerobot.add_argument(
+        "--video-codec",
+        choices=("av1", "h264", "none"),
+        default="av1",
+        help="cameras as AV1 or H.264 video, or none: PNG frames in the Parquet (lossless)",
+    )
+    lerobot.add_argument(
+        "--fps", type=int, default=None, help="frames per second (default: the metadata's fps)"
+    )
+    lerobot.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="leave out step fields LeRobot cannot hold (listed in export.json); else refuse",
+    )
+    lerobot.add_argument(
+        "--task", default=None, help="the frames' task without a language field (default: name)"
+    )
+    lerobot.add_argument("--robot-type", default=None, help="info.json's robot_type")
 
 
 ADDERS = {

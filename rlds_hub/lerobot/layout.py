@@ -126,7 +126,9 @@ def feature_map(plan: Plan, *, skip_unsupported: bool = False) -> FeatureMap:
         (
             leaf
             for leaf in leaves
-            if leaf.kind == LeafKind.STRING and not leaf.shape and leaf.name in TASK_FIELDS
+            if leaf.kind == LeafKind.STRING
+            and not leaf.shape
+            and leaf.name.split("/")[-1] in TASK_FIELDS
         ),
         None,
     )
@@ -197,6 +199,8 @@ def info_json(
     total_tasks: int,
     splits: Mapping[str, str],
     videos: bool,
+    data_file_mb: float = DATA_FILE_MB,
+    video_file_mb: float = VIDEO_FILE_MB,
 ) -> dict[str, Any]:
     """``meta/info.json`` as LeRobot 0.4's ``LeRobotDatasetMetadata`` reads it."""
     return {
@@ -206,8 +210,8 @@ def info_json(
         "total_frames": total_frames,
         "total_tasks": total_tasks,
         "chunks_size": CHUNK_SIZE,
-        "data_files_size_in_mb": DATA_FILE_MB,
-        "video_files_size_in_mb": VIDEO_FILE_MB,
+        "data_files_size_in_mb": data_file_mb,
+        "video_files_size_in_mb": video_file_mb,
         "fps": fps,
         "splits": dict(splits),
         "data_path": DATA_PATH,

@@ -431,6 +431,8 @@ def finish(
         total_tasks=len(plan.tasks),
         splits=splits,
         videos=bool(features.cameras) and plan.video_codec != "none",
+        data_file_mb=plan.data_file_mb,
+        video_file_mb=plan.video_file_mb,
     )
     (out / layout.INFO_PATH).write_text(json.dumps(info, indent=4))
     rlds = {

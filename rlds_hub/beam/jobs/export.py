@@ -139,6 +139,8 @@ def export_lerobot(
     skip_unsupported: bool = False,
     task: str | None = None,
     robot_type: str | None = None,
+    data_file_mb: float | None = None,
+    video_file_mb: float | None = None,
 ) -> dict[str, Any]:
     """Exports ``input`` to a LeRobot v3.0 dataset in ``output`` that LeRobot's
     ``LeRobotDataset(repo_id, root=output)`` loads.
@@ -149,6 +151,7 @@ def export_lerobot(
     ``fps`` (the control rate, which RLDS does not record) defaults to the dataset
     metadata's ``fps``; ``task`` is every frame's task when the steps have no
     ``language_instruction``-like string (default: the dataset's name).
+    ``data_file_mb`` / ``video_file_mb``: the files' size caps (default LeRobot's: 100, 200).
 
     Raises:
       UnsupportedFeatureError: step fields LeRobot cannot hold (unless ``skip_unsupported``).
@@ -182,7 +185,15 @@ def export_lerobot(
     default_task = task or dataset.name
     if not tasks:
         tasks = {default_task: 0}
-    plan = writing.ExportPlan(video_codec, int(fps), skip_unsupported, tasks, default_task)
+    caps = {"data_file_mb": data_file_mb, "video_file_mb": video_file_mb}
+    plan = writing.ExportPlan(
+        video_codec,
+        int(fps),
+        skip_unsupported,
+        tasks,
+        default_task,
+        **{key: value for key, value in caps.items() if value is not None},
+    )
     specs, checksums = unit_specs(selections, lengths)
     flags = run.flags()
     with WriteSession(output.path, overwrite=output.overwrite, inputs=[input]) as session:
@@ -353,12 +364,32 @@ def _describe(leaf: Leaf) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
-    summary = export(
-        args.input,
-        Output(args.output, overwrite=args.overwrite),
-        split=args.split,
-        run=Run(beam_args=flags, quiet=args.quiet),
-    )
+    run = Run(beam_args=flags, quiet=args.quiet)
+    output = Output(args.output, overwrite=args.overwrite)
+    if getattr(args, "format", "parquet") == "lerobot":
+        summary = export_lerobot(
+            args.input,
+            output,
+            split=args.split,
+            run=run,
+            video_codec=args.video_codec,
+            fps=args.fps,
+            skip_unsupported=args.skip_unsupported,
+            task=args.task,
+            robot_type=args.robot_type,
+        )
+        quality = "".join(
+            f"; {key}: PSNR {q['psnr_mean_db']:.1f} dB (min {q['psnr_min_db']:.1f}), "
+            f"SSIM {q['ssim_mean']:.3f}"
+            for key, q in summary["video_quality"].items()
+        )
+        skipped = f"; skipped {sorted(summary['skipped'])}" if summary["skipped"] else ""
+        print(
+            f"export: wrote {summary['episodes']} episodes ({summary['frames']} frames) as a "
+            f"LeRobot dataset to {summary['path']} in {summary['seconds']:.1f} s{quality}{skipped}"
+        )
+        return 0
+    summary = export(args.input, output, split=args.split, run=run)
     print(
         f"export: wrote {summary['episodes']} episodes to {summary['path']} "
         f"({summary['parts']} parts each of steps/ and episodes/) in "

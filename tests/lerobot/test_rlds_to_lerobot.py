@@ -1,0 +1,214 @@
+"""RLDS -> LeRobot (``rlds-hub export --format lerobot``), checked with LeRobot's own library:
+LeRobot 0.4.4's ``LeRobotDataset`` (run in its own venv by ``rlds_hub.testing.lerobot_peer``)
+reads every value of the export equal to plain TFDS's reading of the source, without
+warnings; the statistics equal LeRobot's own functions' on the same values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rlds_hub.beam.jobs.export import export
+from rlds_hub.format.plan import Leaf, LeafKind, Plan
+from rlds_hub.lerobot import stats
+from rlds_hub.lerobot.layout import UnsupportedFeatureError, feature_map
+from rlds_hub.testing import record
+from rlds_hub.testing.comparisons import read_episodes_with_tfds
+from rlds_hub.testing.envs import FramesEnv
+from rlds_hub.testing.lerobot_peer import lerobot_python, read_dataset
+from rlds_hub.testing.oxe import oxe_episode, write_oxe_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def frames_dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """FramesEnv episodes (24 x 24 camera, 2-d float32 position, float64 reward with a NaN
+    and an inf) recorded by rlds_hub in two shards."""
+    path = tmp_path_factory.mktemp("frames") / "frames"
+    record(FramesEnv(lengths=(6, 9, 4)), path, episodes=3, max_episodes_per_shard=2)
+    return str(path)
+
+
+def _lerobot_items(root: Path, tmp_path: Path) -> tuple[dict[int, dict], dict]:
+    items, meta = read_dataset(root, tmp_path / "read.npz", repo_id="rlds_hub/export")
+    assert meta["warnings"] == []
+    return items, meta
+
+
+def _pixels(value: np.ndarray) -> np.ndarray:
+    """LeRobot's camera tensor (C, H, W float in [0, 1]) as H x W x C uint8."""
+    return np.round(np.moveaxis(value, 0, -1) * 255.0).astype(np.uint8)
+
+
+@pytest.mark.slow
+def test_lerobot_reads_every_value_of_an_rlds_hub_recording(frames_dataset, tmp_path):
+    out = tmp_path / "lerobot"
+    summary = export(
+        frames_dataset, out, format="lerobot", video_codec="none", fps=15, data_file_mb=0.002
+    )
+    assert summary["episodes"] == 3
+    assert len(list((out / "data").glob("*/*.parquet"))) > 2  # the tiny cap cut several files
+    items, meta = _lerobot_items(out, tmp_path)
+    source = read_episodes_with_tfds(frames_dataset)
+    steps = [(e, t, s) for e, episode in enumerate(source) for t, s in enumerate(episode["steps"])]
+    assert meta["num_frames"] == len(steps) == len(items)
+    for index, (episode, t, step) in enumerate(steps):
+        item = items[index]
+        assert np.array_equal(
+            _pixels(item["observation.images.image"]), step["observation"]["image"]
+        )
+        assert item["observation.state"].dtype == np.float32
+        assert np.array_equal(item["observation.state"], step["observation"]["position"])
+        # LeRobot reads a shape-(1,) feature as a scalar: rlds_hub.json keeps the shape
+        assert np.array_equal(item["action"].reshape(step["action"].shape), step["action"])
+        # LeRobot's reader returns float64 as float32; the Parquet keeps float64 (below)
+        assert item["next.reward"].dtype == np.float32 and step["reward"].dtype == np.float64
+        np.testing.assert_array_equal(item["next.reward"].reshape(()), np.float32(step["reward"]))
+        np.testing.assert_array_equal(item["discount"].reshape(()), np.float32(step["discount"]))
+        for flag in ("is_first", "is_last", "is_terminal"):
+            assert bool(item[flag]) == bool(step[flag]), (index, flag)
+        assert bool(item["next.done"]) == bool(step["is_last"])
+        assert int(item["episode_index"]) == episode and int(item["frame_index"]) == t
+        assert int(item["index"]) == index
+        assert float(item["timestamp"]) == np.float32(t / 15)
+        assert item["task"] == "frames"
+    table = pq.read_table(sorted((out / "data").glob("*/*.parquet"))[0])
+    assert table.schema.field("next.reward").type == pa.float64()
+    rewards = np.concatenate(
+        [pq.read_table(f)["next.reward"].to_numpy() for f in sorted((out / "data").glob("*/*"))]
+    )
+    assert rewards.tobytes() == np.array([s["reward"] for _, _, s in steps]).tobytes()
+    rlds = json.loads((out / "meta" / "rlds_hub.json").read_text())
+    assert rlds["columns"]["next.reward"] == {"rlds": "reward", "dtype": "float64", "shape": []}
+    info = json.loads((out / "meta" / "info.json").read_text())
+    assert info["features"]["observation.images.image"]["dtype"] == "image"
+
+
+@pytest.mark.slow
+def test_oxe_layout_keeps_last_step_action_reward_and_instruction(tmp_path):
+    rng = np.random.default_rng(3)
+    episodes = [oxe_episode(i, n, rng, image_size=16) for i, n in enumerate((3, 4))]
+    source = write_oxe_dataset(str(tmp_path / "oxe"), episodes, shards=1)
+    out = tmp_path / "lerobot"
+    export(source, out, format="lerobot", video_codec="none", fps=5, skip_unsupported=True)
+    items, _ = _lerobot_items(out, tmp_path)
+    expected = [s for e in read_episodes_with_tfds(source) for s in e["steps"]]
+    for index, step in enumerate(expected):
+        item = items[index]
+        assert np.array_equal(item["action"], step["action"])  # the last step's too
+        assert float(item["next.reward"]) == float(step["reward"])
+        assert item["task"] == step["language_instruction"].decode()
+        assert np.array_equal(
+            _pixels(item["observation.images.image"]), step["observation"]["image"]
+        )
+        assert np.array_equal(
+            _pixels(item["observation.images.wrist_image"]), step["observation"]["wrist_image"]
+        )
+    marker = json.loads((out / "export.json").read_text())
+    assert marker["tasks"] == sum(len(e["steps"]) for e in episodes)
+
+
+@pytest.mark.slow
+def test_h264_export_loads_in_lerobot_and_reports_psnr(frames_dataset, tmp_path):
+    out = tmp_path / "lerobot"
+    summary = export(frames_dataset, out, format="lerobot", video_codec="h264", fps=10)
+    quality = summary["video_quality"]["observation.images.image"]
+    assert quality["frames"] == 22
+    marker = json.loads((out / "export.json").read_text())
+    assert marker["video_quality"] == summary["video_quality"]
+    items, meta = _lerobot_items(out, tmp_path)
+    assert meta["features"]["observation.images.image"]["dtype"] == "video"
+    source = [s for e in read_episodes_with_tfds(frames_dataset) for s in e["steps"]]
+    original = np.stack([s["observation"]["image"] for s in source])
+    decoded = np.stack([_pixels(items[i]["observation.images.image"]) for i in range(len(source))])
+    error = (original.astype(np.float64) - decoded) ** 2
+    psnr = 10 * np.log10(255.0**2 / error.reshape(len(source), -1).mean(axis=1))
+    # LeRobot's decoder sees the frames the reported PSNR measured (within rounding to [0, 1])
+    assert abs(psnr.mean() - quality["psnr_mean_db"]) < 1.0
+    assert quality["psnr_mean_db"] > 20.0
+
+
+def test_unsupported_fields_are_refused_or_skipped_and_listed():
+    plan = Plan(
+        [
+            Leaf("steps/action", LeafKind.NATIVE, np.dtype(np.float32), (2,), True),
+            Leaf("steps/language_instruction", LeafKind.STRING, np.dtype(object), (), True),
+            Leaf("steps/observation/note", LeafKind.STRING, np.dtype(object), (), True),
+            Leaf("steps/observation/z", LeafKind.RAW, np.dtype(np.complex64), (2,), True),
+        ]
+    )
+    with pytest.raises(UnsupportedFeatureError, match="--skip-unsupported") as error:
+        feature_map(plan)
+    assert "observation/note" in str(error.value) and "observation/z" in str(error.value)
+    mapped = feature_map(plan, skip_unsupported=True)
+    assert [c.key for c in mapped.columns] == ["action"]
+    assert mapped.task_leaf is not None and mapped.task_leaf.name == "language_instruction"
+    assert set(mapped.skipped) == {"observation/note", "observation/z"}
+
+
+@pytest.mark.slow
+def test_refusals_write_nothing(frames_dataset, tmp_path):
+    out = tmp_path / "lerobot"
+    with pytest.raises(ValueError, match="--fps"):
+        export(frames_dataset, out, format="lerobot", video_codec="none")
+    with pytest.raises(Exception, match="too small for the AV1 encoder"):
+        export(frames_dataset, out, format="lerobot", video_codec="av1", fps=10)
+    assert not out.exists()
+
+
+_LEROBOT_STATS = """
+import json, sys
+import numpy as np
+from lerobot.datasets.compute_stats import get_feature_stats
+vector = np.load(sys.argv[1]); frames = np.load(sys.argv[2])
+out = {}
+for name, array, axis, keep in (("vector", vector, 0, False), ("frames", frames, (0, 2, 3), True)):
+    s = get_feature_stats(array, axis=axis, keepdims=keep)
+    out[name] = {k: np.asarray(v).tolist() for k, v in s.items()}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_statistics_equal_lerobots_own(tmp_path):
+    rng = np.random.default_rng(7)
+    vector = np.concatenate([rng.normal(size=(57, 3)), rng.integers(0, 4, (57, 1))], axis=1)
+    frames = rng.integers(0, 256, (20, 12, 10, 3), dtype=np.uint8)
+    np.save(tmp_path / "v.npy", vector)
+    np.save(tmp_path / "f.npy", np.moveaxis(frames, -1, 1))  # LeRobot's channel-first
+    done = subprocess.run(
+        [
+            str(lerobot_python()),
+            "-c",
+            _LEROBOT_STATS,
+            str(tmp_path / "v.npy"),
+            str(tmp_path / "f.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = {"vector": stats.vector_stats(vector), "frames": stats.camera_stats(frames)}
+    for name, scale in (("vector", np.ptp(vector, axis=0)), ("frames", 255.0)):
+        for key, value in ours[name].items():
+            expected = np.asarray(theirs[name][key], np.float64)
+            if name == "frames" and key != "count":
+                expected = expected.reshape(3, 1, 1) / 255.0
+            if name == "frames" and key == "std":
+                continue  # LeRobot 0.4.4 squares uint8 pixels in uint8 (see stats.py)
+            # LeRobot's quantiles come from a 5000-bin histogram: equal within two bins
+            tolerance = 2 * scale / 5000 / (255.0 if name == "frames" else 1.0) + 1e-9
+            np.testing.assert_allclose(
+                np.asarray(value, np.float64).reshape(expected.shape),
+                expected,
+                atol=np.max(tolerance) if key.startswith("q") else 1e-9,
+                err_msg=f"{name} {key}",
+            )
