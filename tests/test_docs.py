@@ -64,6 +64,9 @@ EOF""",
 OWN_HOME = {"pipelines.md"}
 # Documents whose blocks talk to `rlds-hub serve --root data` on the default port.
 SERVED = {"server.md"}
+# Documents whose blocks use the tests' S3 server (rlds_hub.testing.object_store): its endpoint
+# and dummy keys are in their environment, and the bucket rlds-hub-docs exists.
+OBJECT_STORE = {"pipelines.md"}
 
 
 # Not run yet: documents whose blocks need fixes or set-up still to be written.
@@ -85,6 +88,11 @@ def test_every_doc_block_runs(document: str, tmp_path: Path):
     env = block_env(RLDS_HUB_DATA_DIR=str(tmp_path / "data"))
     if document in OWN_HOME:
         env["HOME"] = str(tmp_path)
+    if document in OBJECT_STORE:
+        from rlds_hub.testing.object_store import s3_server
+
+        env.update(s3_server().environment())
+        s3_server().create_bucket("rlds-hub-docs")
     for line in SETUP.get(document, []):
         subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, check=True)
     if document not in SERVED:
