@@ -9,7 +9,8 @@ complete dataset or nothing); what it leaves behind is recovered or removed by t
 writing the same output, or by ``rlds-hub validate --repair``.
 
 An object-store output (``s3://``, ``gs://``) has no rename: the job writes into a local
-staging directory (:func:`local_root`) and :mod:`rlds_hub.storage.remote_commit` uploads it
+staging directory (:func:`~rlds_hub.storage.remote_commit.local_staging`) and
+:mod:`rlds_hub.storage.remote_commit` uploads it
 under a staging prefix and publishes it with ``dataset_info.json`` written last.
 
 With ``--overwrite`` the old output is renamed aside, checked against what it held when the
@@ -22,29 +23,21 @@ says so.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 from rlds_hub.storage import dataset_files, publish
 from rlds_hub.storage.publish import EXPORT_MARKER, OWNER, OutputConflictError
-from rlds_hub.storage.remote_commit import RemoteOutput, filesystem
+from rlds_hub.storage.remote_commit import RemoteOutput, filesystem, local_staging
 
 __all__ = ["EXPORT_MARKER", "OWNER", "OutputConflictError", "OutputExistsError", "Staging"]
 PIECES = ".pieces"
 RECEIPTS = ".receipts"
 SOURCES = ".sources"
-
-
-def local_root() -> Path:
-    """Where jobs writing to object storage keep their local work (one folder per output
-    URL) until they upload it: ``rlds_hub-staging`` in the temporary directory (``TMPDIR``)."""
-    return Path(tempfile.gettempdir()) / "rlds_hub-staging"
 
 
 class OutputExistsError(dataset_files.DatasetError):
@@ -96,10 +89,8 @@ class Staging:
         _check_remote_inputs(self.remote.url, inputs)
         job_id = uuid.uuid4().hex[:12]
         # Local work space, one folder per output URL; dead jobs' folders are removed here.
-        local_dir = local_root() / hashlib.sha256(self.remote.url.encode()).hexdigest()[:16]
+        local_dir = local_staging(self.remote.url)
         local_dir.mkdir(parents=True, exist_ok=True)
-        for line in publish.recover(local_dir / self.remote.name):
-            print(f"rlds_hub: {line}", file=sys.stderr)
         for line in self.remote.start(job_id):
             print(f"rlds_hub: {line}", file=sys.stderr)
         self.expected = None

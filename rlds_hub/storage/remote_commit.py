@@ -33,19 +33,21 @@ kill itself with SIGKILL at that step: the tests use it to crash a job mid-commi
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import posixpath
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rlds_hub.extras import require
-from rlds_hub.storage import dataset_files
+from rlds_hub.storage import dataset_files, publish
 
 OWNER = ".owner"
 READY = ".ready"
@@ -71,6 +73,13 @@ class RemoteConflictError(RemoteOutputError):
     def __init__(self, message: str, kept: str):
         super().__init__(message)
         self.kept = kept
+
+
+def local_staging(url: str) -> Path:
+    """Where jobs writing the output ``url`` keep their local work until they upload it:
+    ``rlds_hub-staging/<hash of the URL>`` in the temporary directory (``TMPDIR``)."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "rlds_hub-staging" / digest
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -404,7 +413,9 @@ def recover(
     staging prefixes of other hosts' jobs it left), one line each."""
     fs, path = filesystem(url)
     parent, name = _split_output(fs, path)
-    done: list[str] = []
+    # The local work of dead jobs (on this host) writing this output.
+    local = local_staging(_url(fs, path))
+    done = [f"{line} (in {local})" for line in publish.recover(local / name)]
     for staging, _job_id in _staging_prefixes(fs, parent, name):
         shown = _url(fs, staging)
         if not _listing(fs, staging):  # an empty directory entry (file systems that have them)

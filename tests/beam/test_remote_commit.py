@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from rlds_hub.beam.job_values import Output, Run
+from rlds_hub.beam.jobs.export import export
 from rlds_hub.beam.jobs.filter import filter_dataset
 from rlds_hub.beam.jobs.reshard import reshard
 from rlds_hub.beam.sink import Sharding
-from rlds_hub.beam.staging import local_root
 from rlds_hub.storage import remote_commit
 from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.reader import iter_episodes
+from rlds_hub.storage.remote_commit import local_staging
 from rlds_hub.storage.repair import repair
 from rlds_hub.testing.beam_jobs import FAST, dataset_files, record_nested
 from rlds_hub.testing.comparisons import assert_bit_equal
@@ -60,8 +61,9 @@ def _download(url: str, local: Path) -> Path:
 
 def _no_staging(bucket: str, url: str) -> bool:
     """No staging prefix in the bucket, and no local staging directory of ``url`` left."""
-    local = [p for p in local_root().rglob(".tmp-*") if remote_commit.filesystem(url)[1] in str(p)]
-    return not [k for k in _keys(bucket) if ".tmp-" in k] and not local
+    local = local_staging(url)
+    assert local.parent.is_dir()  # where jobs stage their local work
+    return not [k for k in _keys(bucket) if ".tmp-" in k] and not list(local.glob(".tmp-*"))
 
 
 def test_a_reshard_into_a_bucket_writes_what_the_local_run_writes(source, bucket, tmp_path):
@@ -107,6 +109,21 @@ def test_a_filter_into_a_bucket_writes_what_the_local_run_writes(source, bucket,
     uploaded = _download(url, tmp_path / "uploaded")
     assert dataset_files(uploaded) == dataset_files(tmp_path / "local")
     assert _no_staging(bucket, url)
+
+
+def test_an_export_into_a_bucket_writes_what_the_local_run_writes(source, bucket, tmp_path):
+    url = f"{bucket}/tables"
+    export(source, url, run=Run(beam_args=FAST))
+    export(source, tmp_path / "local", run=Run(beam_args=FAST))
+    uploaded = _download(url, tmp_path / "uploaded")
+    parts = sorted(p.relative_to(uploaded) for p in uploaded.rglob("*.parquet"))
+    assert parts == sorted(
+        p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.parquet")
+    )
+    assert parts and all(
+        (uploaded / p).read_bytes() == (tmp_path / "local" / p).read_bytes() for p in parts
+    )
+    assert (uploaded / "export.json").is_file() and _no_staging(bucket, url)
 
 
 def test_an_overwrite_in_a_bucket_replaces_the_whole_dataset(source, bucket, tmp_path):
@@ -175,10 +192,13 @@ def test_a_job_killed_mid_commit_leaves_no_dataset_and_repair_finishes_it(source
     _killed_job(source, url, "promoting")  # shards copied, marker not yet
     assert [k for k in _keys(url) if ".tfrecord-" in k]  # a partial prefix...
     _assert_absent(url)  # ...that no reader takes for a dataset
+    assert list(local_staging(url).glob(".tmp-killed-*"))  # the killed job's local work
     report = repair(url)
-    assert report.ok and report.actions == [
+    assert report.ok and len(report.actions) == 2
+    assert "the unfinished work of a job that died" in report.actions[0]
+    assert report.actions[1] == (
         f"completed an interrupted commit: the finished result is now at {url}"
-    ]
+    )
     reshard(source, Output(tmp_path / "local", sharding=SHARDING), run=Run(beam_args=FAST))
     assert dataset_files(_download(url, tmp_path / "repaired")) == dataset_files(tmp_path / "local")
     assert _no_staging(bucket, url)
