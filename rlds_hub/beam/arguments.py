@@ -23,8 +23,9 @@ HELP = {
     "export": "export steps and episodes to Parquet tables or a LeRobot dataset",
 }
 DESCRIPTIONS = {
-    "convert": "Convert a source (envlogger Riegeli log directories, a Minari dataset, or a "
-    "D4RL-style HDF5 file; detected, or named with --source-format) into an RLDS dataset, "
+    "convert": "Convert a source (envlogger Riegeli log directories, a Minari dataset, a "
+    "D4RL-style HDF5 file, or a LeRobot v3.0 dataset; detected, or named with "
+    "--source-format) into an RLDS dataset, "
     "losslessly. Runs on Apache Beam (DirectRunner by default, --runner=DaskRunner for a "
     "dask.distributed cluster); the output is complete or absent.",
     "reshard": "Rewrite a dataset's shards (count, size, TFRecord <-> ArrayRecord), copying "
