@@ -219,3 +219,25 @@ def test_depth_video_is_refused_with_the_reason(broken, tmp_path):
     _edit_info(broken, depth)
     message = _refused(broken, tmp_path, "depth video")
     assert CAMERAS[1] in message
+
+
+@pytest.mark.slow
+def test_on_two_dask_workers_equals_the_direct_runner(written, tmp_path):
+    """One episode per unit spread over a LocalCluster's two worker processes: the same
+    dataset as the DirectRunner's (the reader pickles; units are independent)."""
+    distributed = pytest.importorskip("dask.distributed")
+    from distributed.diagnostics.task_stream import TaskStreamPlugin
+
+    from rlds_hub.testing.beam_jobs import dataset_files
+
+    source = written("video")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        stream = TaskStreamPlugin(cluster.scheduler)
+        cluster.scheduler.add_plugin(stream, name="rlds-hub-task-stream")
+        dask = ["--runner=DaskRunner", f"--dask_client_address={cluster.scheduler_address}"]
+        convert(source, tmp_path / "dask", episodes_per_unit=1, run=Run(beam_args=dask, quiet=True))
+        assert len({task["worker"] for task in stream.buffer}) == 2
+    convert(source, tmp_path / "direct", episodes_per_unit=1, run=Run(beam_args=FAST, quiet=True))
+    assert dataset_files(tmp_path / "dask") == dataset_files(tmp_path / "direct")
