@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -132,22 +133,33 @@ class VideoEncoder:
         raise EncodingError(f"FFmpeg failed writing {self.path}: {message}")
 
 
-def decode_video(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
-    """Every frame of an MP4 file as ``[n, H, W, 3]`` uint8 RGB (decoded by FFmpeg)."""
-    result = subprocess.run(
-        [ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", os.fspath(path), *_RAW_RGB],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise EncodingError(f"FFmpeg could not decode {path}: {result.stderr.decode().strip()}")
-    return np.frombuffer(result.stdout, np.uint8).reshape(-1, height, width, 3)
+def decode_video(
+    path: str | os.PathLike, height: int, width: int, keep: Collection[int] | None = None
+) -> tuple[int, np.ndarray]:
+    """Decodes an MP4 file with FFmpeg: ``(frames in the file, [k, H, W, 3] uint8 RGB)`` of
+    the frames ``keep`` names (all by default), streamed so only those are held."""
+    command = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", os.fspath(path), *_RAW_RGB]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    size = height * width * 3
+    kept, count = [], 0
+    while True:
+        frame = process.stdout.read(size)
+        if len(frame) < size:
+            break
+        if keep is None or count in keep:
+            kept.append(np.frombuffer(frame, np.uint8).reshape(height, width, 3))
+        count += 1
+    message = process.stderr.read().decode(errors="replace").strip()
+    if process.wait() != 0:
+        raise EncodingError(f"FFmpeg could not decode {path}: {message}")
+    return count, np.stack(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
     """Per-frame PSNR in dB of ``[n, H, W, C]`` uint8 frames (inf where identical)."""
-    error = (original.astype(np.float64) - decoded.astype(np.float64)) ** 2
-    mse = error.reshape(len(original), -1).mean(axis=1)
+    error = (original.astype(np.int32) - decoded.astype(np.int32)) ** 2
+    mse = error.reshape(len(original), -1).mean(axis=1, dtype=np.float64)
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(255.0**2 / mse)
 
@@ -159,12 +171,12 @@ def ssim(original: np.ndarray, decoded: np.ndarray, window: int = 7) -> np.ndarr
     from scipy.ndimage import uniform_filter
 
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    x = original.astype(np.float64)
-    y = decoded.astype(np.float64)
+    x = original.astype(np.float32)
+    y = decoded.astype(np.float32)
     size = (1, window, window, 1)
     mx, my = uniform_filter(x, size), uniform_filter(y, size)
     vx = uniform_filter(x * x, size) - mx * mx
     vy = uniform_filter(y * y, size) - my * my
     cxy = uniform_filter(x * y, size) - mx * my
     value = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return value.reshape(len(original), -1).mean(axis=1)
+    return value.reshape(len(original), -1).mean(axis=1, dtype=np.float64)

@@ -33,6 +33,7 @@ from rlds_hub.storage.reader import decode_records, iter_records
 from rlds_hub.storage.selection import Selection
 
 UNITS_DIR = ".tmp-units"
+QUALITY_FRAMES = 8  # frames per episode and camera whose PSNR / SSIM export.json reports
 _MB = 1024 * 1024
 
 
@@ -112,7 +113,8 @@ class _UnitWriter:
         self.encoders: dict[str, encoding.VideoEncoder] = {}
         self.quality: dict[str, dict[str, float]] = {}
         self.episodes: list[dict[str, Any]] = []
-        self._originals: dict[str, list[np.ndarray]] = {}  # encoded frames, for PSNR / SSIM
+        # a few encoded frames per episode (position in the file -> pixels), for PSNR / SSIM
+        self._originals: dict[str, dict[int, np.ndarray]] = {}
 
     def add(self, position: int, arrays: dict[str, np.ndarray], num_steps: int) -> None:
         import pyarrow as pa
@@ -213,28 +215,30 @@ class _UnitWriter:
             "to_timestamp": (start + num_steps) / self.plan.fps,
             "first_frame": start,
         }
-        self._originals.setdefault(column.key, []).append(frames)
+        checked = np.unique(np.linspace(0, num_steps - 1, QUALITY_FRAMES).round().astype(int))
+        kept = self._originals.setdefault(column.key, {})
+        kept.update({start + int(i): frames[i] for i in checked})
         return stats.camera_stats(np.stack([stats.downsample(frames[i]) for i in positions]))
 
     def _close_video(self, key: str) -> None:
         encoder = self.encoders.pop(key)
         encoder.close()
-        originals = np.concatenate(self._originals.pop(key, []))
+        kept = self._originals.pop(key, {})
         height, width, _ = encoder.shape
-        decoded = encoding.decode_video(encoder.path, height, width)
-        if len(decoded) != len(originals):
+        count, decoded = encoding.decode_video(encoder.path, height, width, keep=set(kept))
+        if count != encoder.frames:
             raise encoding.EncodingError(
-                f"{encoder.path}: {len(originals)} frames encoded but {len(decoded)} decode"
+                f"{encoder.path}: {encoder.frames} frames encoded but {count} decode"
             )
-        psnr = encoding.psnr(originals, decoded)
+        originals = np.stack([kept[i] for i in sorted(kept)])
+        psnr = np.minimum(encoding.psnr(originals, decoded), 100.0)  # identical: 100 dB
         ssim = encoding.ssim(originals, decoded)
         quality = self.quality.setdefault(
             key, {"frames": 0, "psnr_sum": 0.0, "psnr_min": float("inf"), "ssim_sum": 0.0}
         )
-        finite = np.minimum(psnr, 100.0)  # identical frames count as 100 dB in the mean
         quality["frames"] += len(psnr)
-        quality["psnr_sum"] += float(finite.sum())
-        quality["psnr_min"] = min(quality["psnr_min"], float(finite.min()))
+        quality["psnr_sum"] += float(psnr.sum())
+        quality["psnr_min"] = min(quality["psnr_min"], float(psnr.min()))
         quality["ssim_sum"] += float(ssim.sum())
 
     def _flush(self) -> None:

@@ -120,18 +120,25 @@ def test_h264_export_loads_in_lerobot_and_reports_psnr(frames_dataset, tmp_path)
     out = tmp_path / "lerobot"
     summary = export(frames_dataset, out, format="lerobot", video_codec="h264", fps=10)
     quality = summary["video_quality"]["observation.images.image"]
-    assert quality["frames"] == 22
+    episodes = read_episodes_with_tfds(frames_dataset)
+    # PSNR / SSIM are measured on up to 8 evenly spaced frames of each episode
+    checked, first = [], 0
+    for episode in episodes:
+        n = len(episode["steps"])
+        checked += (first + np.unique(np.linspace(0, n - 1, 8).round().astype(int))).tolist()
+        first += n
+    assert quality["frames"] == len(checked) == 7 + 8 + 5
     marker = json.loads((out / "export.json").read_text())
     assert marker["video_quality"] == summary["video_quality"]
     items, meta = _lerobot_items(out, tmp_path)
     assert meta["features"]["observation.images.image"]["dtype"] == "video"
-    source = [s for e in read_episodes_with_tfds(frames_dataset) for s in e["steps"]]
-    original = np.stack([s["observation"]["image"] for s in source])
-    decoded = np.stack([_pixels(items[i]["observation.images.image"]) for i in range(len(source))])
+    source = [s for e in episodes for s in e["steps"]]
+    original = np.stack([source[i]["observation"]["image"] for i in checked])
+    decoded = np.stack([_pixels(items[i]["observation.images.image"]) for i in checked])
     error = (original.astype(np.float64) - decoded) ** 2
-    psnr = 10 * np.log10(255.0**2 / error.reshape(len(source), -1).mean(axis=1))
-    # LeRobot's decoder sees the frames the reported PSNR measured (within rounding to [0, 1])
-    assert abs(psnr.mean() - quality["psnr_mean_db"]) < 1.0
+    psnr = 10 * np.log10(255.0**2 / error.reshape(len(checked), -1).mean(axis=1))
+    # LeRobot's decoder (torchcodec) sees the frames whose PSNR export.json reports
+    assert abs(psnr.mean() - quality["psnr_mean_db"]) < 0.5
     assert quality["psnr_mean_db"] > 20.0
 
 
