@@ -249,16 +249,21 @@ def value_dtype(feature: dict[str, Any]) -> np.dtype:
     try:
         return np.dtype(feature["dtype"])
     except TypeError as e:
-        raise LeRobotFormatError(f"feature dtype {feature['dtype']!r} is not supported") from e
+        raise LeRobotFormatError(
+            f"dtype {feature['dtype']!r} is not one rlds_hub converts (numeric, bool, string, "
+            "image, video)"
+        ) from e
 
 
 def column_array(rows: Any, name: str, feature: dict[str, Any], where: str) -> np.ndarray:
     """A feature's column as one NumPy array of shape ``(frames, *value_shape)``."""
     if feature.get("dtype") == "image":
         return np.stack([decode_image(v, where, name) for v in rows.column(name).to_pylist()])
-    dtype = value_dtype(feature)
     shape = value_shape(feature)
     values = rows.column(name).to_pylist()
+    if feature.get("dtype") == "string":
+        return np.asarray(values, dtype=object).reshape((len(values), *shape))
+    dtype = value_dtype(feature)
     array = np.asarray(values, dtype=dtype)
     if array.shape[1:] != shape and array.size == len(values) * int(np.prod(shape)):
         array = array.reshape((len(values), *shape))

@@ -241,3 +241,12 @@ def test_on_two_dask_workers_equals_the_direct_runner(written, tmp_path):
         assert len({task["worker"] for task in stream.buffer}) == 2
     convert(source, tmp_path / "direct", episodes_per_unit=1, run=Run(beam_args=FAST, quiet=True))
     assert dataset_files(tmp_path / "dask") == dataset_files(tmp_path / "direct")
+
+
+def test_a_feature_of_a_dtype_rlds_hub_cannot_convert_is_named(broken, tmp_path):
+    def audio(info):
+        info["features"]["observation.audio"] = {"dtype": "audio", "shape": [1], "names": None}
+
+    _edit_info(broken, audio)
+    message = _refused(broken, tmp_path, "observation.audio")
+    assert "'audio'" in message

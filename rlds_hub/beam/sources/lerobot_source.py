@@ -80,9 +80,17 @@ def field_of(name: str) -> tuple[str, list[str]]:
 
 
 def _spec(name: str, feature: dict[str, Any]) -> dm_specs.Array:
-    if feature.get("dtype") in ("image", "video"):
-        return dm_specs.Array(reading.camera_shape(feature), np.uint8, name)
-    return dm_specs.Array(reading.value_shape(feature), reading.value_dtype(feature), name)
+    try:
+        if feature.get("dtype") in ("image", "video"):
+            return dm_specs.Array(reading.camera_shape(feature), np.uint8, name)
+        if feature.get("dtype") == "string":
+            return dm_specs.StringArray(reading.value_shape(feature), string_type=str, name=name)
+        return dm_specs.Array(reading.value_shape(feature), reading.value_dtype(feature), name)
+    except (LeRobotFormatError, KeyError, ValueError) as e:
+        raise SourceFormatError(
+            f"meta/info.json's feature {name} ({feature.get('dtype')}, shape "
+            f"{feature.get('shape')}) cannot be converted: {e}"
+        ) from e
 
 
 def _specs(info: LeRobotInfo) -> tuple[dict[str, Any], Any, dict[str, Any]]:
@@ -90,7 +98,7 @@ def _specs(info: LeRobotInfo) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     actions: dict[str, Any] = {}
     step: dict[str, Any] = {}
     for name, feature in info.features.items():
-        if name in (REWARD, DONE, "episode_index") or feature.get("dtype") == "string":
+        if name in (REWARD, DONE, "episode_index"):
             continue
         target, parts = field_of(name)
         spec = _spec(name, feature)
@@ -269,7 +277,7 @@ class LeRobotReader:
         n = rows.num_rows
         out: dict[str, Any] = {}
         for name, feature in info.features.items():
-            if name in (REWARD, DONE, "episode_index") or feature.get("dtype") == "string":
+            if name in (REWARD, DONE, "episode_index"):
                 continue
             if feature.get("dtype") == "video":
                 values = self._frames(name, rows, episode, where, streams)
