@@ -26,8 +26,12 @@ INFO = "meta/info.json"
 TASKS = "meta/tasks.parquet"
 EPISODES_DIR = "meta/episodes"
 SUPPORTED_VERSION = "v3.0"
-#: LeRobot's own upgrade of a v2.1 dataset (lerobot.datasets.backward_compatibility).
-UPGRADE_COMMAND = "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=<repo_id>"
+#: LeRobot's own upgrade of a v2.1 dataset (lerobot.datasets.backward_compatibility); for a
+#: local directory ``<root>/<repo_id>``, in place (the original is kept as ``<repo_id>_old``).
+UPGRADE_COMMAND = (
+    "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id={repo_id} "
+    "--root={root} --push-to-hub=false"
+)
 #: Columns every LeRobot frame has (LeRobot's DEFAULT_FEATURES).
 DEFAULT_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
@@ -105,11 +109,19 @@ def read_info(root: str) -> LeRobotInfo:
     version = str(raw.get("codebase_version", "?"))
     if version != SUPPORTED_VERSION:
         if version.startswith("v2"):
+            full = os.path.abspath(root)
+            command = UPGRADE_COMMAND.format(
+                repo_id=os.path.basename(full), root=os.path.dirname(full)
+            )
+            older = (
+                ""
+                if version == "v2.1"
+                else " (it reads v2.1: bring a v2.0 dataset to v2.1 with an older LeRobot first)"
+            )
             raise LeRobotFormatError(
                 f"{root} is a LeRobot {version} dataset; rlds_hub reads {SUPPORTED_VERSION} "
-                f"(LeRobot 0.4's format). Upgrade it with LeRobot's own converter: "
-                f"`{UPGRADE_COMMAND}` (it reads v2.1; convert a v2.0 dataset to v2.1 first "
-                "with an older LeRobot release), then convert the upgraded copy"
+                f"(LeRobot 0.4's format). Upgrade it in place with LeRobot's own converter"
+                f"{older}: `{command}` (it keeps the original as {full}_old), then convert it"
             )
         raise LeRobotFormatError(
             f"{path}: codebase_version {version!r} is not supported; rlds_hub reads LeRobot "

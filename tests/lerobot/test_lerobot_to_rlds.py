@@ -187,7 +187,8 @@ def _edit_table(path: Path, column: str, row: int, value) -> None:
 def test_a_v21_dataset_names_its_version_and_lerobots_upgrade_command(broken, tmp_path):
     _edit_info(broken, lambda info: info.update(codebase_version="v2.1"))
     message = _refused(broken, tmp_path, "LeRobot v2.1 dataset")
-    assert "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=" in message
+    command = "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30"
+    assert f"{command} --repo-id=broken --root={tmp_path} --push-to-hub=false" in message
 
 
 def test_a_missing_video_file_names_it_and_the_episode(broken, tmp_path):
