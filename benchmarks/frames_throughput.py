@@ -1,0 +1,572 @@
+"""Camera frames: rlds_hub's loaders against the decode ceiling, tf.data (the OXE path) and
+LeRobot's own loader, side by side in one run on all cores (issue 18).
+
+Workload (``rlds_hub.testing.cameras``): an Open X-Embodiment-like dataset, ``--episodes`` of
+``--steps`` steps with two 180x320x3 uint8 cameras, 7-d state and actions and an instruction
+per episode, stored as PNG by rlds_hub's writer and as JPEG by TFDS's builder (written once,
+kept under ``--data``). Every arm runs in a fresh process (``harness.run_isolated``, peak
+memory of its process tree sampled) for ``--seconds`` after its first batch:
+
+- ``ceiling``: the stored frame bytes (the first ``--ceiling-frames`` of each store, read
+  into memory first) decoded by the fastest decoder here — libjpeg-turbo through simplejpeg
+  for JPEG, Pillow for PNG — in a pool of all cores (threads and forked processes, the
+  faster pool's median pass counts), no framework; frames/s;
+- ``rlds_hub numpy`` / ``rlds_hub jax``: ``rlds_hub.data.steps`` shuffled batches of single
+  steps (both cameras, state, action, instruction; JAX without the instruction: strings
+  are not JAX arrays) and of windows (``--history`` 7: 8 frames per camera, ``--chunk`` 16
+  actions, masks), shuffle buffer ``--shuffle-buffer`` episodes;
+- ``tf.data``: plain TFDS + tf.data on the JPEG store as Octo loads OXE: episodes read with
+  frames left encoded, windows gathered per episode, steps flattened and shuffled (a buffer
+  of ``--shuffle-buffer`` episodes' steps), frames decoded in a parallel map, batched,
+  prefetched;
+- ``lerobot``: the first ``--lerobot-episodes`` episodes written by LeRobot's own writer as
+  MP4 video (its default codec) and as images, read by ``LeRobotDataset`` (with
+  ``delta_timestamps`` for windows) under a ``DataLoader`` with one worker per core
+  (``benchmarks/lerobot_frames.py`` in ``.venv-lerobot``).
+
+Ratios: rlds_hub's decoded frames/s (each step's frames are decoded once, however many
+windows show them) to the ceiling's (target >= 0.8); rlds_hub's samples/s to tf.data's
+(target >= 2) and LeRobot's (target >= 3).
+
+    python -m benchmarks.frames_throughput [--episodes 100] [--steps 200] [--seconds 30]
+        [--lerobot-episodes 10] [--out frames_throughput.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import harness
+
+CAMERA_KEYS = ("steps/observation/image", "steps/observation/wrist_image")
+LEROBOT_PYTHON_ENV = "RLDS_HUB_LEROBOT_PYTHON"
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# ---- the ceiling -------------------------------------------------------------------------------
+
+_BLOBS: list[bytes] = []  # the frames a forked pool decodes (inherited, never pickled)
+
+
+def _frame_blobs(path: str, limit: int) -> list[bytes]:
+    """The first ``limit`` stored camera frames of the dataset, as bytes (the format core's
+    record walk; nothing decoded)."""
+    from rlds_hub.format.decode import bytes_values, parse_features
+    from rlds_hub.storage import open_dataset
+    from rlds_hub.storage.query import select
+    from rlds_hub.storage.reader import iter_records
+
+    blobs: list[bytes] = []
+    for record in iter_records(select(open_dataset(path), "train")):
+        features = parse_features(memoryview(record.data))
+        for key in CAMERA_KEYS:
+            blobs += [bytes(b) for b in bytes_values(features[key][1])]
+        if len(blobs) >= limit:
+            break
+    return blobs[:limit]
+
+
+def _decode_one(blob: bytes) -> Any:
+    import numpy as np
+
+    if blob[:2] == b"\xff\xd8":
+        import simplejpeg
+
+        return simplejpeg.decode_jpeg(blob, colorspace="RGB", fastdct=True, fastupsample=False)
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+
+
+def _decode_slice(bounds: tuple[int, int]) -> int:
+    for blob in _BLOBS[bounds[0] : bounds[1]]:
+        _decode_one(blob)
+    return bounds[1] - bounds[0]
+
+
+def ceiling(path: str, frames: int, workers: int, seconds: float) -> dict[str, Any]:
+    """Frames/s of the fastest decoder on all cores: a thread pool and a forked process pool
+    over the same in-memory frames, passes interleaved for about ``seconds``; the faster
+    pool's median pass counts."""
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _BLOBS
+    _BLOBS = _frame_blobs(path, frames)
+    size = max(1, len(_BLOBS) // (8 * workers))
+    slices = [(lo, min(lo + size, len(_BLOBS))) for lo in range(0, len(_BLOBS), size)]
+    passes: dict[str, list[float]] = {"threads": [], "processes": []}
+    with (
+        ThreadPoolExecutor(workers) as threads,
+        multiprocessing.get_context("fork").Pool(workers) as processes,
+    ):
+        pools = {"threads": threads.map, "processes": processes.map}
+        for mapper in pools.values():
+            list(mapper(_decode_slice, slices[: 2 * workers]))  # warm up
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for name, mapper in pools.items():  # interleaved: the load changes for both
+                started = time.perf_counter()
+                decoded = sum(mapper(_decode_slice, slices))
+                passes[name].append(decoded / (time.perf_counter() - started))
+    # the median pass of each pool (the machine's load changes during the run), the faster
+    rates = {name: statistics.median(values) for name, values in passes.items()}
+    best = max(rates, key=rates.get)
+    return {
+        "frames_per_s": rates[best],
+        "pool": best,
+        "rates": rates,
+        "passes": passes,
+        "frames": len(_BLOBS),
+        "mean_frame_bytes": sum(map(len, _BLOBS)) / len(_BLOBS),
+        "workers": workers,
+    }
+
+
+# ---- rlds_hub ---------------------------------------------------------------------------------
+
+
+def rlds_hub_loader(
+    path: str,
+    api: str,
+    history: int,
+    chunk: int,
+    batch: int,
+    shuffle_buffer: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """Samples/s of ``rlds_hub.data.steps`` (NumPy batches, or JAX arrays on the device)."""
+    from rlds_hub import data
+
+    keys = None
+    if api == "jax":  # strings cannot be JAX arrays: every field but the instruction
+        keys = ["observation", "action", "reward", "discount", "is_first", "is_last"]
+        keys.append("is_terminal")
+    loader = data.steps(
+        path,
+        batch_size=batch,
+        history=history,
+        action_chunk=chunk,
+        shuffle_buffer=shuffle_buffer,
+        episodes_per_chunk=max(1, shuffle_buffer // 2),
+        num_epochs=None,
+        keys=keys,
+        drop_remainder=True,
+    )
+    if api == "jax":
+        import jax
+
+        batches = loader.as_jax_iterator()
+        block = jax.block_until_ready
+    else:
+        batches, block = iter(loader), lambda b: b
+    first = block(next(batches))
+    shapes = {key: list(value.shape) for key, value in _flat(first).items() if "observation" in key}
+    samples, started = 0, time.perf_counter()
+    for item in batches:
+        block(item)
+        samples += batch
+        if time.perf_counter() - started >= seconds:
+            break
+    return {"samples": samples, "seconds": time.perf_counter() - started, "shapes": shapes}
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else key
+        out.update(_flat(value, name) if isinstance(value, dict) else {name: value})
+    return out
+
+
+# ---- tf.data (the OXE / Octo path) -------------------------------------------------------------
+
+
+def tf_data_loader(
+    path: str, history: int, chunk: int, batch: int, shuffle_steps: int, seconds: float
+) -> dict[str, Any]:
+    """Samples/s of plain TFDS + tf.data as Octo reads OXE: frames left encoded while
+    episodes are windowed and flattened, shuffled, then decoded in a parallel map."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    skip = tfds.decode.SkipDecoding()
+    builder = tfds.builder_from_directory(path)
+    episodes = builder.as_dataset(
+        split="train",
+        shuffle_files=True,
+        decoders={"steps": {"observation": {"image": skip, "wrist_image": skip}}},
+    )
+    autotune = tf.data.AUTOTUNE
+
+    def windows(episode: dict[str, Any]) -> tf.data.Dataset:
+        # the episode's steps as tensors (dlimp / Octo do the same)
+        steps = episode["steps"].batch(1 << 30).get_single_element()
+        length = tf.shape(steps["action"])[0]
+        t = tf.range(length)[:, None]
+        past = t + tf.range(-history, 1)[None, :]  # [T, H + 1], oldest first
+        ahead = t + tf.range(chunk)[None, :]  # [T, C]
+        if not history:  # single steps: no history axis
+            past = past[:, 0]
+        if chunk == 1:  # one action: no chunk axis
+            ahead = ahead[:, 0]
+        out = {
+            "observation": {
+                key: tf.gather(value, tf.maximum(past, 0))
+                for key, value in steps["observation"].items()
+            },
+            "observation_mask": past >= 0,
+            "action": tf.gather(steps["action"], tf.minimum(ahead, length - 1)),
+            "action_mask": ahead < length,
+            "language_instruction": steps["language_instruction"],
+            "reward": steps["reward"],
+            "is_first": steps["is_first"],
+            "is_last": steps["is_last"],
+        }
+        out["action"] *= tf.cast(out["action_mask"], tf.float32)[..., None]
+        return tf.data.Dataset.from_tensor_slices(out)
+
+    def decode(step: dict[str, Any]) -> dict[str, Any]:
+        for key in ("image", "wrist_image"):
+            frames = step["observation"][key]
+            step["observation"][key] = (
+                tf.map_fn(_decode_jpeg, frames, fn_output_signature=tf.uint8)
+                if history
+                else _decode_jpeg(frames)
+            )
+        return step
+
+    def _decode_jpeg(blob: Any) -> Any:
+        return tf.io.decode_jpeg(blob, channels=3, dct_method="INTEGER_FAST")
+
+    dataset = (
+        episodes.repeat()
+        .interleave(windows, cycle_length=4, num_parallel_calls=autotune, deterministic=False)
+        .shuffle(shuffle_steps, seed=0)
+        .map(decode, num_parallel_calls=autotune, deterministic=False)
+        .batch(batch, drop_remainder=True, num_parallel_calls=autotune)
+        .prefetch(autotune)
+    )
+    batches = dataset.as_numpy_iterator()
+    first = next(batches)
+    shapes = {key: list(value.shape) for key, value in first["observation"].items()}
+    samples, started = 0, time.perf_counter()
+    for _ in batches:
+        samples += batch
+        if time.perf_counter() - started >= seconds:
+            break
+    return {"samples": samples, "seconds": time.perf_counter() - started, "shapes": shapes}
+
+
+# ---- LeRobot -------------------------------------------------------------------------------------
+
+
+def lerobot_python() -> str:
+    """LeRobot's interpreter: ``$RLDS_HUB_LEROBOT_PYTHON`` or the repository's venv."""
+    configured = os.environ.get(LEROBOT_PYTHON_ENV)
+    python = configured or str(harness.REPO_ROOT / ".venv-lerobot" / "bin" / "python")
+    if not Path(python).exists():
+        raise SystemExit(
+            f"LeRobot's interpreter {python} does not exist: create .venv-lerobot (make "
+            f"install) or set ${LEROBOT_PYTHON_ENV}, or run with --no-lerobot"
+        )
+    return python
+
+
+def lerobot(command: str, **options: Any) -> dict[str, Any]:
+    """benchmarks/lerobot_frames.py run with LeRobot's interpreter; its JSON result."""
+    import subprocess
+
+    script = harness.PACKAGE_DIR / "lerobot_frames.py"
+    argv = [lerobot_python(), str(script), command]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode:
+        return {"error": f"lerobot_frames.py {command} failed:\n{done.stderr[-3000:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+
+def _workload(args: argparse.Namespace) -> dict[str, str]:
+    """The PNG and JPEG stores, written once under ``--data`` (reused when complete)."""
+    from rlds_hub.testing.cameras import CameraWorkload, write_camera_datasets
+
+    workload = CameraWorkload(
+        episodes=args.episodes, steps=args.steps, height=args.height, width=args.width
+    )
+    root = Path(args.data) / f"cameras_{args.episodes}x{args.steps}x{args.height}x{args.width}"
+    done = root / "complete.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    partial = root.with_name(root.name + ".partial")
+    if partial.exists():
+        import shutil
+
+        shutil.rmtree(partial)
+    print(f"writing the workload ({workload.frames} frames) under {root} ...", flush=True)
+    written = write_camera_datasets(partial, workload)
+    os.replace(partial, root)
+    stores = {
+        "png": str(root / "png"),
+        "jpeg": written.jpeg.replace(str(partial), str(root)),
+        "png_step_bytes": written.png_frame_bytes,
+        "jpeg_step_bytes": written.jpeg_frame_bytes,
+        "seconds": written.seconds,
+    }
+    done.write_text(json.dumps(stores))
+    print(f"  written in {written.seconds:.0f} s", flush=True)
+    return stores
+
+
+def _child(target: str, config: dict[str, Any], what: str) -> dict[str, Any]:
+    print(f"  {what} ... ", end="", flush=True)
+    result = harness.run_isolated(
+        f"benchmarks.frames_throughput:{target}", config, sample_memory=True
+    )
+    result["config"] = config
+    if "error" in result:
+        print("FAILED", flush=True)
+        print(result["error"][-2000:], file=sys.stderr)
+        return result
+    if "samples" in result:
+        result["samples_per_s"] = result["samples"] / result["seconds"]
+        print(f"{result['samples_per_s']:.0f} samples/s", end="", flush=True)
+    else:
+        print(f"{result['frames_per_s']:.0f} frames/s ({result['pool']})", end="", flush=True)
+    print(f", peak {result['peak_tree_mib']:.0f} MiB, load {os.getloadavg()[0]:.2f}", flush=True)
+    return result
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "machine": harness.machine(("numpy", "simplejpeg", "PIL", "tensorflow", "rlds_hub")),
+        "load_at_start": harness.load_average(),
+        "args": vars(args),
+        "cameras": len(CAMERA_KEYS),
+    }
+    print(harness.machine_line(("numpy", "simplejpeg", "PIL", "tensorflow", "rlds_hub")))
+    stores = _workload(args)
+    report["stores"] = stores
+    shapes = {"steps": (0, 1), "windows": (args.history, args.chunk)}
+    arms: dict[str, Any] = {}
+    for store in ("jpeg", "png"):
+        path = stores[store]
+        print(f"\n{store.upper()} store: {path}", flush=True)
+        arms[f"{store} ceiling"] = _child(
+            "ceiling",
+            {
+                "path": path,
+                "frames": args.ceiling_frames,
+                "workers": args.workers,
+                "seconds": args.seconds,
+            },
+            "ceiling",
+        )
+        for kind, (history, chunk) in shapes.items():
+            for api in args.apis:
+                arms[f"{store} rlds_hub {api} {kind}"] = _child(
+                    "rlds_hub_loader",
+                    {
+                        "path": path,
+                        "api": api,
+                        "history": history,
+                        "chunk": chunk,
+                        "batch": args.batch,
+                        "shuffle_buffer": args.shuffle_buffer,
+                        "seconds": args.seconds,
+                    },
+                    f"rlds_hub {api} {kind}",
+                )
+            if store == "jpeg" and args.tf_data:
+                arms[f"jpeg tf.data {kind}"] = _child(
+                    "tf_data_loader",
+                    {
+                        "path": path,
+                        "history": history,
+                        "chunk": chunk,
+                        "batch": args.batch,
+                        "shuffle_steps": args.shuffle_buffer * args.steps,
+                        "seconds": args.seconds,
+                    },
+                    f"tf.data {kind}",
+                )
+    if args.lerobot_episodes:
+        arms.update(_lerobot_arms(args, shapes))
+    report["arms"] = arms
+    report["load_at_end"] = harness.load_average()
+    report["ratios"] = ratios(arms, len(CAMERA_KEYS))
+    return report
+
+
+def _lerobot_arms(args: argparse.Namespace, shapes: dict[str, tuple[int, int]]) -> dict:
+    arms = {}
+    root = Path(args.data) / f"lerobot_{args.lerobot_episodes}x{args.steps}"
+    for mode in ("video", "image"):
+        target = root / mode
+        print(f"\nLeRobot {mode}: {target}", flush=True)
+        if not (target / "meta" / "info.json").exists():
+            if target.exists():
+                import shutil
+
+                shutil.rmtree(target)
+            print(f"  writing {args.lerobot_episodes} episodes with LeRobot ...", flush=True)
+            written = lerobot(
+                "write",
+                root=target,
+                mode=mode,
+                episodes=args.lerobot_episodes,
+                steps=args.steps,
+                height=args.height,
+                width=args.width,
+            )
+            if "error" in written:
+                raise SystemExit(written["error"])
+            (root / f"{mode}.json").write_text(json.dumps(written))
+        for kind, (history, chunk) in shapes.items():
+            arms[f"lerobot {mode} {kind}"] = _child(
+                "lerobot_reader",
+                {
+                    "root": str(target),
+                    "mode": mode,
+                    "history": history,
+                    "chunk": chunk,
+                    "batch": args.batch,
+                    "workers": args.workers,
+                    "seconds": args.seconds,
+                },
+                f"lerobot {mode} {kind}",
+            )
+            written = root / f"{mode}.json"
+            if written.exists():
+                arms[f"lerobot {mode} {kind}"]["written"] = json.loads(written.read_text())
+    return arms
+
+
+def lerobot_reader(**options: Any) -> dict[str, Any]:
+    """The LeRobot read arm (in a child, so its worker processes count in its peak memory)."""
+    result = lerobot("read", **options)
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+def ratios(arms: dict[str, Any], cameras: int) -> dict[str, Any]:
+    """Each target's figures: ours / the ceiling (decoded frames), ours / tf.data and ours /
+    LeRobot (samples)."""
+
+    def rate(name: str) -> float | None:
+        arm = arms.get(name)
+        return None if not arm or "error" in arm else arm.get("samples_per_s")
+
+    out: dict[str, Any] = {}
+    for store in ("jpeg", "png"):
+        ceiling_arm = arms.get(f"{store} ceiling", {})
+        ceiling_rate = ceiling_arm.get("frames_per_s")
+        for kind in ("steps", "windows"):
+            for api in ("numpy", "jax"):
+                ours = rate(f"{store} rlds_hub {api} {kind}")
+                if ours is None or not ceiling_rate:
+                    continue
+                entry = {"decoded_frames_per_s": ours * cameras, "ceiling": ceiling_rate}
+                entry["of_ceiling"] = ours * cameras / ceiling_rate
+                peer = rate(f"jpeg tf.data {kind}") if store == "jpeg" else None
+                if peer:
+                    entry["x_tf_data"] = ours / peer
+                lerobot_rates = [
+                    r for r in (rate(f"lerobot video {kind}"), rate(f"lerobot image {kind}")) if r
+                ]
+                if lerobot_rates:
+                    entry["x_lerobot_fastest"] = ours / max(lerobot_rates)
+                out[f"{store} {api} {kind}"] = entry
+    return out
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    """The arms' figures, then each target's ratios (Markdown tables)."""
+    cameras = report["cameras"]
+    rows = []
+    for name, arm in report["arms"].items():
+        if "error" in arm:
+            rows.append((name, "failed", "", "", ""))
+        elif "frames_per_s" in arm:
+            rows.append(
+                (name, "", harness.si(arm["frames_per_s"]), "", f"{arm['peak_tree_mib']:.0f}")
+            )
+        else:
+            rate = arm["samples_per_s"]
+            shown = cameras * (1 + int(arm["config"].get("history", 0)))
+            decoded = harness.si(rate * cameras) if "rlds_hub" in name else ""
+            rows.append(
+                (
+                    name,
+                    harness.si(rate),
+                    decoded,
+                    harness.si(rate * shown),
+                    f"{arm['peak_tree_mib']:.0f}",
+                )
+            )
+    print()
+    header = ("arm", "samples/s", "decoded frames/s", "frames delivered/s", "peak MiB")
+    print(harness.table(header, rows))
+    print()
+    ratio_rows = [
+        (
+            name,
+            harness.si(entry["decoded_frames_per_s"]),
+            harness.si(entry["ceiling"]),
+            f"{entry['of_ceiling']:.2f}",
+            f"{entry['x_tf_data']:.2f}" if "x_tf_data" in entry else "",
+            f"{entry['x_lerobot_fastest']:.2f}" if "x_lerobot_fastest" in entry else "",
+        )
+        for name, entry in report["ratios"].items()
+    ]
+    header = ("rlds_hub", "decoded frames/s", "ceiling", "of ceiling", "x tf.data", "x LeRobot")
+    print(harness.table(header, ratio_rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--height", type=int, default=180)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--history", type=int, default=7)
+    parser.add_argument("--chunk", type=int, default=16)
+    parser.add_argument("--shuffle-buffer", type=int, default=4, help="episodes")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per arm")
+    parser.add_argument("--ceiling-frames", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=cores())
+    parser.add_argument("--apis", nargs="+", default=["numpy", "jax"], choices=["numpy", "jax"])
+    parser.add_argument("--no-tf-data", dest="tf_data", action="store_false")
+    parser.add_argument("--lerobot-episodes", type=int, default=10, help="0: no LeRobot arms")
+    parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "rlds_frames_bench"))
+    parser.add_argument("--out", default="frames_throughput.json")
+    args = parser.parse_args(argv)
+    report = run(args)
+    print_tables(report)
+    Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
