@@ -6,7 +6,11 @@ Measured, each in a fresh process (``harness.run_isolated``), rounds interleaved
 machine is noisy; medians are reported):
 
 - rlds_hub: ``rlds_hub.data.transitions`` — shuffled batches of 256 transitions as NumPy,
-  on the dataset rlds_hub recorded and on the one envlogger's TFDS backend wrote;
+  on the dataset rlds_hub recorded and on the one envlogger's TFDS backend wrote, reading the
+  shards' decoded columns from the column cache (``rlds_hub.data.columns``; built once before
+  the rounds, in ``<root>/column_cache``); the same with the cache off (decoding every
+  epoch), and with an empty cache (the first epoch, which builds it); with ``--before
+  <tree>`` also an older checkout's loader (``harness.run_isolated(tree=...)``);
 - plain TFDS with the usual step-level RLDS transition pipeline (peer_read's), and with whole
   episodes batched then sliced;
 - Minari's ``iterate_episodes`` (unshuffled, unbatched);
@@ -20,12 +24,15 @@ machine is noisy; medians are reported):
 Run from the repository root:
 
     python -m benchmarks.read_throughput [--rounds 3] [--episodes 200] [--modes rlds_hub ...]
+        [--before <worktree of an older commit>]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -106,6 +113,12 @@ def measure(mode: str, root: str) -> dict[str, Any]:
 
 
 def _rlds_hub(mode: str, root: str) -> dict[str, Any]:
+    cache = os.path.join(root, "column_cache")
+    if mode.endswith("nocache"):
+        cache = "off"
+    elif mode.endswith("cold"):
+        cache = tempfile.mkdtemp(prefix="rlds_cold_cache_")
+    os.environ["RLDS_HUB_COLUMN_CACHE"] = cache  # read when a loader is made
     import rlds_hub.data as data
 
     path = os.path.join(root, "envlogger_tfds" if mode.endswith("envlogger") else "rlds_hub")
@@ -119,6 +132,8 @@ def _rlds_hub(mode: str, root: str) -> dict[str, Any]:
     built = time.perf_counter()
     n = sum(len(b["reward"]) for b in loader)
     seconds = time.perf_counter() - built
+    if mode.endswith("cold"):
+        shutil.rmtree(cache, ignore_errors=True)
     return {
         "items": n,
         "seconds": seconds,
@@ -249,6 +264,9 @@ def _sampler(mode: str) -> dict[str, Any]:
 MODES = [
     ("rlds_hub", "rlds_hub `transitions()`, shuffled batches of 256, 1 epoch"),
     ("rlds_hub_5epochs", "rlds_hub `transitions()`, shuffled batches of 256, 5 epochs"),
+    ("rlds_hub_nocache", "rlds_hub `transitions()`, 1 epoch, column cache off (decoding)"),
+    ("rlds_hub_cold", "rlds_hub `transitions()`, 1 epoch, empty column cache (builds it)"),
+    ("rlds_hub_before", "rlds_hub `transitions()`, 1 epoch, the `--before` tree"),
     ("rlds_hub_envlogger", "rlds_hub `transitions()` on envlogger's TFDS dataset, 1 epoch"),
     ("tfds_steps", "plain TFDS, step-level RLDS transition pipeline (peer_read's)"),
     ("tfds_episodes", "plain TFDS, whole episodes batched then sliced"),
@@ -259,13 +277,9 @@ MODES = [
 ]
 
 
-# The order of measurement in a round: the ceiling between the two rlds_hub runs it divides.
-RUN_ORDER = [
-    "rlds_hub",
-    "ceiling",
-    "rlds_hub_5epochs",
-    *(mode for mode, _ in MODES if mode not in ("rlds_hub", "ceiling", "rlds_hub_5epochs")),
-]
+# The order of measurement in a round: the ceiling amid the rlds_hub runs it divides.
+FIRST = ["rlds_hub", "ceiling", "rlds_hub_before", "rlds_hub_nocache", "rlds_hub_5epochs"]
+RUN_ORDER = [*FIRST, *(mode for mode, _ in MODES if mode not in FIRST)]
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -285,7 +299,7 @@ def report(results: dict[str, list[dict]], rounds: int, episodes: int) -> str:
             if "error" not in a and "error" not in c
         ]
         for mode in results
-        if "ceiling" in results and mode in ("rlds_hub", "rlds_hub_5epochs", "ceiling")
+        if "ceiling" in results and mode.startswith(("rlds_hub", "ceiling"))
     }
     rows = []
     for mode, title in MODES:
@@ -329,23 +343,40 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--root", default=None, help="where the datasets are (made if absent)")
     parser.add_argument(
-        "--modes", nargs="*", default=[m for m, _ in MODES], choices=[m for m, _ in MODES]
+        "--modes",
+        nargs="*",
+        default=[m for m, _ in MODES if m != "rlds_hub_before"],
+        choices=[m for m, _ in MODES],
     )
+    parser.add_argument("--before", default=None, help="an older checkout (git worktree)")
+    parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
+    if args.before and "rlds_hub_before" not in args.modes:
+        args.modes.append("rlds_hub_before")
+    if "rlds_hub_before" in args.modes and not args.before:
+        parser.error("mode rlds_hub_before needs --before <tree>")
     root = args.root or os.path.join(tempfile.gettempdir(), f"rlds_read_bench_{args.episodes}")
     print(harness.machine_line(("numpy", "rlds_hub", "tensorflow", "jax", "minari")), flush=True)
     make_datasets(root, args.episodes)
+    shutil.rmtree(os.path.join(root, "column_cache"), ignore_errors=True)
+    built = harness.run_isolated(
+        "benchmarks.read_throughput:measure", {"mode": "rlds_hub", "root": root}
+    )
+    print(f"column cache built (first epoch): {built}", file=sys.stderr, flush=True)
     results: dict[str, list[dict]] = {mode: [] for mode in args.modes}
     for r in range(args.rounds):
         for mode in sorted(args.modes, key=RUN_ORDER.index):
+            tree = args.before if mode == "rlds_hub_before" else None
+            config = {"mode": "rlds_hub_nocache" if tree else mode, "root": root}
             results[mode].append(
-                harness.run_isolated(
-                    "benchmarks.read_throughput:measure", {"mode": mode, "root": root}
-                )
+                harness.run_isolated("benchmarks.read_throughput:measure", config, tree=tree)
             )
             print(f"round {r + 1} {mode}: {results[mode][-1]}", file=sys.stderr, flush=True)
     print(report(results, args.rounds, args.episodes))
     print(f"load average at the end: {harness.load_average()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": harness.machine(), "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
 """Stage 1 of the loaders: shards read, episodes decoded and turned into items, in chunks.
 
 A chunk is ``episodes_per_chunk`` consecutive episodes of the (per-epoch shuffled) shard
-order, read with :mod:`rlds_hub.storage.reader`, decoded with :mod:`rlds_hub.format.decode`
-and turned into items — (n-step) transitions or windows, by the index kernels of
-:mod:`rlds_hub.data.indices` — gathered in a random order seeded by ``(seed, chunk
-number)``, in one ``np.take`` per field split over two threads (NumPy releases the GIL).
-Background threads produce the chunks ahead of the consumer; the order of the chunks, and so
+order, read with :mod:`rlds_hub.storage.reader` and decoded with
+:mod:`rlds_hub.format.decode` — or sliced from the shards' cached columns
+(:mod:`rlds_hub.data.columns`) — and turned into items — (n-step) transitions, windows or
+single steps, by the index kernels of :mod:`rlds_hub.data.indices` — in a random order
+seeded by ``(seed, chunk number)``. Transitions and windows are gathered a block of
+``block_items`` at a time (``np.take`` per field), ``BLOCKS_AHEAD`` blocks ahead of the
+consumer on two threads (NumPy releases the GIL): small blocks stay in the CPU caches and
+reuse memory, where gathering a whole chunk at once wrote it all to fresh memory. Background
+threads produce the chunks ahead of the consumer; the order of the chunks and blocks, and so
 every batch, is the same whatever the threads' timing.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import queue
 import threading
@@ -37,6 +42,10 @@ _PARALLEL_GATHER_BYTES = 1 << 20
 # Episodes made ahead of the consumer, at most (at least one chunk): what is in flight is
 # bounded in episodes, not chunks, since a chunk holds a whole shuffle buffer.
 AHEAD_EPISODES = 128
+# Deferred gathers are made this many items at a time (rounded to whole batches), a few
+# blocks ahead of the consumer: small outputs stay in the CPU caches and reuse memory.
+BLOCK_ITEMS = 8192
+BLOCKS_AHEAD = 2
 MASK = "mask"
 NEXT_OBSERVATION = "next_observation"
 DISCOUNT = "discount"
@@ -77,6 +86,7 @@ class ChunkSource:
         num_epochs: int | None,
         ahead: int | None = None,
         workers: int = 2,
+        block_items: int = BLOCK_ITEMS,
     ):
         self.selection = selection
         self.items = items
@@ -90,6 +100,7 @@ class ChunkSource:
         self._num_epochs = num_epochs
         self._ahead = ahead or max(1, AHEAD_EPISODES // episodes_per_chunk)
         self._workers = workers
+        self._block_items = block_items
         self._gather_pool: ThreadPoolExecutor | None = None
         self.skipped = Skipped()
         # decoded columns cached on disk (rlds_hub.data.columns); not with skip_corrupt,
@@ -126,8 +137,9 @@ class ChunkSource:
 
     # ---- items -----------------------------------------------------------------------------
 
-    def make_items(self, records: Sequence[Any], chunk: int) -> dict[str, np.ndarray]:
-        """One chunk's items, in random order if shuffling."""
+    def make_items(self, records: Sequence[Any], chunk: int) -> dict[str, Any]:
+        """One chunk's items, in random order if shuffling: arrays, and for transitions and
+        windows :class:`Deferred` gathers (made a block at a time as the consumer goes)."""
         bad = None
         if self.items.skip_corrupt:
             decoded, bad, records, reports, frames = decode_skipping(
@@ -166,9 +178,7 @@ class ChunkSource:
             out = {}
             for key, value in steps.items():
                 if _requested(key, spec.outputs):
-                    gathered = self._take(value, found["index"])
-                    gathered[~mask] = 0 if gathered.dtype != object else b""
-                    out[key] = gathered
+                    out[key] = Deferred(value, found["index"], mask)
             out[MASK] = mask
             return out
         final = spec.layout == LAYOUT_OXE
@@ -191,9 +201,9 @@ class ChunkSource:
             field = key.split("/")[0]
             if field in ("reward", "discount") or not _requested(key, spec.outputs):
                 continue
-            out[key] = self._take(value, found["source"])
+            out[key] = Deferred(value, found["source"])
             if field == "observation":
-                out[NEXT_OBSERVATION + key[len("observation") :]] = self._take(value, found["next"])
+                out[NEXT_OBSERVATION + key[len("observation") :]] = Deferred(value, found["next"])
         return out
 
     def _decode(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
@@ -296,7 +306,7 @@ class ChunkSource:
                 if kind == "items":
                     items, value = value.result(), None
                     slots.release()
-                    yield items
+                    yield from self._blocks(items)
                     items = None  # the consumer has it: not held here while the next is made
                 elif kind == "done":
                     return
@@ -315,6 +325,52 @@ class ChunkSource:
             if self._gather_pool is not None:
                 self._gather_pool.shutdown(wait=True)
                 self._gather_pool = None
+
+    def _blocks(self, items: dict[str, Any]) -> Iterator[dict[str, np.ndarray]]:
+        """A chunk's items, whole, or — when it holds :class:`Deferred` gathers — in
+        consecutive blocks gathered ``BLOCKS_AHEAD`` blocks ahead on the gather threads."""
+        if not any(isinstance(v, Deferred) for v in items.values()):
+            yield items
+            return
+        size = len(next(iter(items.values())))
+        if self._gather_pool is None:
+            self._gather_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rlds-gather")
+        bounds = [
+            (lo, min(lo + self._block_items, size)) for lo in range(0, size, self._block_items)
+        ]
+        pending: collections.deque = collections.deque()
+        for lo, hi in bounds:
+            pending.append(self._gather_pool.submit(_gather_block, items, lo, hi))
+            if len(pending) > BLOCKS_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+@dataclasses.dataclass(frozen=True)
+class Deferred:
+    """Rows ``values[index]``, gathered a block at a time by :meth:`ChunkSource.__iter__`."""
+
+    values: np.ndarray
+    index: np.ndarray
+    real: np.ndarray | None = None  # where False, the rows are zero (b"" for strings)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def gather(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Items ``lo:hi`` (default all)."""
+        gathered = np.take(self.values, self.index[lo:hi], axis=0)
+        if self.real is not None:
+            gathered[~self.real[lo:hi]] = b"" if gathered.dtype == object else 0
+        return gathered
+
+
+def _gather_block(items: dict[str, Any], lo: int, hi: int) -> dict[str, np.ndarray]:
+    return {
+        key: value.gather(lo, hi) if isinstance(value, Deferred) else value[lo:hi]
+        for key, value in items.items()
+    }
 
 
 def _requested(key: str, fields: Sequence[str]) -> bool:

@@ -4,12 +4,14 @@ Two stages, overlapping on two cores:
 
 1. :mod:`rlds_hub.data.chunks` — a background thread reads the selected shards (shard order
    shuffled per epoch), decodes chunks of whole episodes with NumPy
-   (:mod:`rlds_hub.format.decode`: views of the file's bytes, no per-step work) and turns each
-   chunk into items — (n-step) transitions or fixed-length windows — gathered in a random
-   order seeded by ``(seed, chunk number)``.
+   (:mod:`rlds_hub.format.decode`: views of the file's bytes, no per-step work) — or slices
+   them from the shards' cached decoded columns (:mod:`rlds_hub.data.columns`) — and turns
+   each chunk into items — (n-step) transitions or fixed-length windows — in a random order
+   seeded by ``(seed, chunk number)``.
    Each chunk holds at least ``shuffle_buffer`` episodes (whole groups of
    ``episodes_per_chunk``), so a batch mixes the items of up to ``shuffle_buffer``
-   episodes; the gather runs on two threads (NumPy releases the GIL).
+   episodes; the items are gathered a block of about 8192 at a time, a few blocks ahead of
+   the consumer, on two threads (NumPy releases the GIL).
 2. :mod:`rlds_hub.data.mixer` — the consumer cuts consecutive batches out of each chunk as
    views (no copy), joining the end of one chunk with the start of the next. Every item
    appears exactly once per epoch.
@@ -36,7 +38,7 @@ from numpy.random import default_rng
 
 from rlds_hub import rlds_types as rlds
 from rlds_hub.checks import check_gamma, check_positive
-from rlds_hub.data.chunks import MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
+from rlds_hub.data.chunks import BLOCK_ITEMS, MASK, NEXT_OBSERVATION, ChunkSource, ItemSpec
 from rlds_hub.data.frame_shapes import check_frame_shapes
 from rlds_hub.data.indices import check_history
 from rlds_hub.data.lenient import Skipped
@@ -102,6 +104,7 @@ class BatchLoader:
             plan if plan is not None else selection.dataset.plan.step_fields_plan(fields),
             items,
             episodes_per_chunk=episodes_per_chunk * groups,
+            block_items=max(1, BLOCK_ITEMS // batch_size) * batch_size,  # whole batches
             shuffle=shuffle,
             seed=seed,
             num_epochs=num_epochs,
@@ -119,8 +122,11 @@ class BatchLoader:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rng = default_rng(self.seed) if self.shuffle else None
         mixer = Mixer(self.batch_size, 1, rng)
+        nested = None  # whether keys nest ("observation/x"): the same in every batch
         for batch in mixer.batches(iter(self._chunks), self.drop_remainder):
-            yield unflatten(batch)
+            if nested is None:
+                nested = any("/" in key for key in batch)
+            yield unflatten(batch) if nested else batch  # the mixer's dict is new per batch
         skipped = self._chunks.skipped
         if skipped.reports:
             warnings.warn(
