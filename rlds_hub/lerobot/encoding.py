@@ -1,44 +1,51 @@
 """Camera frames to MP4 video as LeRobot stores them (``yuv420p``, a keyframe every 2 frames,
 LeRobot's default quality), and the quality of what was encoded (PSNR, SSIM).
 
-Encoding runs FFmpeg (Debian's ``ffmpeg``, or the one ``RLDS_HUB_FFMPEG`` names) as a
-subprocess fed raw RGB frames: ``libsvtav1`` for ``av1`` (LeRobot's default codec) and
-``libx264`` for ``h264``. One encoder writes one video file; episodes are appended one after
-another and each starts at the timestamp of its first frame (``frames / fps``).
+Encoding and decoding use PyAV (``av``, the ``lerobot`` extra; LeRobot's own encoder library):
+``libsvtav1`` for ``av1`` (LeRobot's default codec: crf 30) and ``libx264`` for ``h264``
+(crf 18), one encoder thread each (the export's workers are the parallelism); the
+encoders' own presets (LeRobot sets none either). One encoder
+writes one video file; episodes are appended one after another, each starting at the
+timestamp of its first frame (``frames / fps``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import subprocess
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-ENCODERS = {
-    "av1": ["-c:v", "libsvtav1", "-crf", "30", "-g", "2", "-preset", "10"],
-    "h264": ["-c:v", "libx264", "-crf", "18", "-g", "2", "-preset", "veryfast"],
+from rlds_hub.extras import require
+
+ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
+    "av1": ("libsvtav1", {"crf": "30", "g": "2", "svtav1-params": "lp=1"}),
+    "h264": ("libx264", {"crf": "18", "g": "2", "preset": "veryfast", "threads": "1"}),
 }
 PIX_FMT = "yuv420p"
-_RAW_RGB = ("-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
 
 
 class EncodingError(RuntimeError):
-    """FFmpeg is missing, refused the frames, or failed (its message is included)."""
+    """The codec refused the frames, or encoding or decoding failed (the message says why)."""
 
 
-def ffmpeg() -> str:
-    """The FFmpeg executable."""
-    found = os.environ.get("RLDS_HUB_FFMPEG") or shutil.which("ffmpeg")
-    if not found:
+def _av() -> Any:
+    return require("av", "lerobot", "video export and decoding")
+
+
+def check_codec(codec: str) -> None:
+    """Refuses a codec this PyAV build cannot encode (before anything is written)."""
+    av = _av()
+    name = ENCODERS[codec][0]
+    try:
+        av.codec.Codec(name, "w")
+    except Exception as error:  # PyAV raises its own UnknownCodecError (a ValueError)
         raise EncodingError(
-            "video export needs FFmpeg: install Debian's ffmpeg package (scripts/system_deps.sh) "
-            "or set RLDS_HUB_FFMPEG, or export with --video-codec none"
-        )
-    return found
+            f"this PyAV {av.__version__} has no {name} encoder for --video-codec {codec}: "
+            "use another codec, or none"
+        ) from error
 
 
 def check_frame_size(codec: str, height: int, width: int, name: str) -> None:
@@ -61,99 +68,68 @@ class VideoEncoder:
     def __init__(self, path: str | os.PathLike, codec: str, fps: int, height: int, width: int):
         if codec not in ENCODERS:
             raise ValueError(f"unknown video codec {codec!r}; choose one of {sorted(ENCODERS)}")
+        av = _av()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.shape = (height, width, 3)
         self.frames = 0
-        self.fps = fps
-        command = [
-            ffmpeg(),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            str(fps),
-            "-i",
-            "pipe:0",
-            *ENCODERS[codec],
-            "-pix_fmt",
-            PIX_FMT,
-            "-threads",
-            "1",
-            "-an",
-            str(self.path),
-        ]
-        if codec == "av1":
-            command[command.index("-threads") : command.index("-threads") + 2] = [
-                "-svtav1-params",
-                "lp=1",
-            ]
-        self._process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
-        )
+        name, options = ENCODERS[codec]
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's banner off stderr (errors only)
+        self._container = av.open(os.fspath(self.path), "w")
+        self._stream = self._container.add_stream(name, rate=fps, options=dict(options))
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = PIX_FMT
+        self._frame_class = av.VideoFrame
 
     def write(self, frames: np.ndarray) -> None:
         """Appends ``[n, H, W, 3]`` frames."""
         frames = np.ascontiguousarray(frames, np.uint8)
         if frames.shape[1:] != self.shape:
             raise EncodingError(f"{self.path}: frames {frames.shape[1:]}, expected {self.shape}")
-        assert self._process.stdin is not None
         try:
-            self._process.stdin.write(frames.tobytes())
-        except BrokenPipeError:
-            self._fail()
+            for pixels in frames:
+                frame = self._frame_class.from_ndarray(pixels, format="rgb24")
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+        except Exception as error:
+            raise EncodingError(f"encoding {self.path} failed: {error}") from error
         self.frames += len(frames)
 
     def close(self) -> None:
-        """Finishes the file; raises :class:`EncodingError` if FFmpeg failed."""
-        assert self._process.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            self._process.stdin.close()
-        if self._process.wait() != 0:
-            self._fail()
+        """Flushes the encoder and finishes the file."""
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        except Exception as error:
+            raise EncodingError(f"finishing {self.path} failed: {error}") from error
 
     def abort(self) -> None:
-        """Stops FFmpeg and removes the partial file."""
-        self._process.kill()
-        self._process.wait()
-        self.path.unlink(missing_ok=True)
-
-    def _fail(self) -> None:
-        self._process.kill()
-        assert self._process.stderr is not None
-        message = self._process.stderr.read().decode(errors="replace").strip()
-        self._process.wait()
-        raise EncodingError(f"FFmpeg failed writing {self.path}: {message}")
+        """Closes the file and removes it."""
+        try:
+            self._container.close()
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 def decode_video(
     path: str | os.PathLike, height: int, width: int, keep: Collection[int] | None = None
 ) -> tuple[int, np.ndarray]:
-    """Decodes an MP4 file with FFmpeg: ``(frames in the file, [k, H, W, 3] uint8 RGB)`` of
-    the frames ``keep`` names (all by default), streamed so only those are held."""
-    command = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", os.fspath(path), *_RAW_RGB]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdout is not None and process.stderr is not None
-    size = height * width * 3
+    """Decodes an MP4 file: ``(frames in the file, [k, H, W, 3] uint8 RGB)`` of the frames
+    ``keep`` names (all by default); only those are converted and held."""
+    av = _av()
     kept, count = [], 0
-    while True:
-        frame = process.stdout.read(size)
-        if len(frame) < size:
-            break
-        if keep is None or count in keep:
-            kept.append(np.frombuffer(frame, np.uint8).reshape(height, width, 3))
-        count += 1
-    message = process.stderr.read().decode(errors="replace").strip()
-    if process.wait() != 0:
-        raise EncodingError(f"FFmpeg could not decode {path}: {message}")
-    return count, np.stack(kept) if kept else np.zeros((0, height, width, 3), np.uint8)
+    try:
+        with av.open(os.fspath(path)) as container:
+            for frame in container.decode(video=0):
+                if keep is None or count in keep:
+                    kept.append(frame.to_ndarray(format="rgb24"))
+                count += 1
+    except Exception as error:
+        raise EncodingError(f"decoding {path} failed: {error}") from error
+    if not kept:
+        return count, np.zeros((0, height, width, 3), np.uint8)
+    return count, np.stack(kept)
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:

@@ -91,7 +91,7 @@ def export(
                 files[f"{directory}/{path.name}"] = file_checksum(path)
         sources = [
             {
-                "path": os.path.abspath(dataset.path),
+                "path": common.source_path(dataset.path),
                 "format": "rlds",
                 "name": dataset.name,
                 "files": read_source_checksums(session.sources).get(dataset.path, {}),
@@ -156,7 +156,8 @@ def export_lerobot(
     Raises:
       UnsupportedFeatureError: step fields LeRobot cannot hold (unless ``skip_unsupported``).
       ValueError: no ``fps``, an unknown codec, an empty episode; EncodingError: frames the
-        codec cannot encode, or FFmpeg missing. Nothing is written then.
+        codec cannot encode; MissingExtraError: no PyAV (the ``lerobot`` extra). Nothing is
+        written then.
     """
     from rlds_hub.beam.lerobot import ExportLeRobot, unit_specs
     from rlds_hub.lerobot import encoding, layout, writing
@@ -177,7 +178,7 @@ def export_lerobot(
         )
     features = layout.feature_map(dataset.plan, skip_unsupported=skip_unsupported)
     if video_codec != "none":
-        encoding.ffmpeg()
+        encoding.check_codec(video_codec)
         for camera in features.cameras:
             encoding.check_frame_size(video_codec, *camera.leaf.shape[:2], camera.leaf.name)
     selections = common.input_selections(dataset, split)
@@ -244,7 +245,7 @@ def export_lerobot(
         }
         sources = [
             {
-                "path": os.path.abspath(dataset.path),
+                "path": common.source_path(dataset.path),
                 "format": "rlds",
                 "name": dataset.name,
                 "files": read_source_checksums(session.sources).get(dataset.path, {}),
