@@ -25,7 +25,7 @@ from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.reader import iter_episodes
 from rlds_hub.storage.remote_commit import local_staging
 from rlds_hub.storage.repair import repair
-from rlds_hub.testing.beam_jobs import FAST, dataset_files, record_nested
+from rlds_hub.testing.beam_jobs import FAST, dataset_files, metadata, record_nested
 from rlds_hub.testing.comparisons import assert_bit_equal
 from rlds_hub.testing.object_store import S3Server
 
@@ -94,6 +94,8 @@ def test_a_reshard_from_a_bucket_into_a_bucket_reads_back_value_for_value(
     reshard(source, Output(tmp_path / "local", sharding=SHARDING), run=Run(beam_args=FAST))
     local = dataset_files(tmp_path / "local")
     assert dataset_files(_download(url, tmp_path / "uploaded")) == local
+    (source_entry,) = metadata(tmp_path / "uploaded")["provenance"]["sources"]
+    assert source_entry["path"] == uploaded  # the input's URL, as given
     from_bucket, from_disk = _episodes(url), _episodes(tmp_path / "local")
     assert len(from_bucket) == 5
     for expected, actual in zip(from_disk, from_bucket, strict=True):

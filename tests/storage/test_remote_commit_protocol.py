@@ -273,6 +273,20 @@ def test_an_overwrite_replaces_only_the_dataset_that_was_there(bucket, tmp_path)
     assert _tag(url) == "old" and "notes.txt" in _objects(url)
 
 
+def test_a_short_upload_publishes_nothing(bucket, tmp_path, monkeypatch):
+    url = f"{bucket}/out"
+    put = type(MEMORY).put
+
+    def truncating_put(self, sources, targets, **kwargs):
+        put(self, sources, targets, **kwargs)
+        self.pipe(targets[-1], b"cut")  # one object arrived short (a broken upload)
+
+    monkeypatch.setattr(type(MEMORY), "put", truncating_put)
+    with pytest.raises(RemoteOutputError, match=r"gave 3 bytes of \d+; nothing was published"):
+        _commit(url, _finished(tmp_path, "new"))
+    assert _tag(url) is None and not [k for k in _objects(bucket) if k.startswith("out/")]
+
+
 def test_a_directory_without_a_marker_is_not_uploaded(bucket, tmp_path):
     local = tmp_path / "nothing"
     local.mkdir()

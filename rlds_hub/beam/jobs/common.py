@@ -46,12 +46,18 @@ def output_metadata(
     )
 
 
+def source_path(path: str | os.PathLike) -> str:
+    """The path a provenance entry records: a local path made absolute, a URL as it is."""
+    text = os.fspath(path)
+    return text if "://" in text else os.path.abspath(text)
+
+
 def rlds_sources(session: WriteSession, datasets: Sequence[RLDSDataset]) -> list[dict[str, Any]]:
     """Provenance entries of RLDS inputs: path, name, and the checksum of every shard read."""
     sums = read_source_checksums(session.sources)
     return [
         {
-            "path": os.path.abspath(d.path),
+            "path": source_path(d.path),
             "format": "rlds",
             "name": d.name,
             "files": sums.get(d.path, {}),
