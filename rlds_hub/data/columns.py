@@ -54,6 +54,7 @@ MANIFEST = "manifest.json"
 DATA = "columns.bin"
 _EDGE = 64 * 1024
 _ALIGN = 64
+_MAPPED_BYTES = 4 << 20
 _LENGTHS = NUM_STEPS
 # page tables filled in one system call, not one fault per page (Linux)
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -293,9 +294,27 @@ def decode_cached(plan: Plan, episodes: Sequence[CachedEpisode]) -> dict[str, np
                 parts.append(values[lo:hi])
             else:
                 parts.append(values[first:end])
-        out[leaf.key] = np.asarray(parts[0]) if len(parts) == 1 else np.concatenate(parts)
+        if len(parts) == 1:
+            out[leaf.key] = np.asarray(parts[0])
+        else:
+            rows = sum(len(part) for part in parts)
+            joined = _empty((rows, *parts[0].shape[1:]), parts[0].dtype)
+            out[leaf.key] = np.concatenate(parts, out=joined)
     out[NUM_STEPS] = np.concatenate([c.lengths[a:b] for c, a, b in runs])
     return out
+
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``np.empty``, but large arrays come from their own anonymous memory map: NumPy asks
+    the kernel for transparent huge pages for arrays of 4 MiB and more, and faulting those in
+    (zeroing 2 MiB at a time, compacting memory first) made the chunk's columns take 3-5x
+    longer to assemble than with ordinary pages on a loaded machine (docs/benchmarks.md)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < _MAPPED_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty(shape, dtype)
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(memory, dtype).reshape(shape)  # unmapped when the array is freed
 
 
 def _identity(path: str, stat: os.stat_result) -> dict:

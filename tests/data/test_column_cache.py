@@ -50,6 +50,7 @@ def cache(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "cache"
     monkeypatch.setenv(columns.CACHE_ENV, str(root))
     monkeypatch.setenv(columns.MIN_BYTES_ENV, "0")
+    monkeypatch.setattr(columns, "_MAPPED_BYTES", 0)  # every joined column memory-mapped
     return root
 
 
