@@ -7,7 +7,9 @@ is an SQLite file inside the first root, writes are disabled, the roots are scan
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -24,10 +26,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
-    roots: Annotated[list[Path], NoDecode] = Field(
+    roots: Annotated[list[Path | str], NoDecode] = Field(
         default_factory=list,
-        description="directories holding datasets (environment: separated by "
-        f"{os.pathsep!r}); only paths under them are indexed or registered",
+        description="directories holding datasets, local or s3:// gs:// https:// prefixes "
+        f"(environment: separated by {os.pathsep!r}); only paths under them are indexed or "
+        "registered",
     )
     database_url: str | None = Field(
         default=None,
@@ -158,15 +161,20 @@ class Settings(BaseSettings):
     @field_validator("roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part for part in value.split(os.pathsep) if part]
+        if isinstance(value, str):  # a ':' that starts '://' is not a separator
+            value = [part for part in re.split(r":(?!//)", value) if part]
+        if isinstance(value, (list, tuple)):  # local roots as paths, remote ones as URLs
+            return [v if isinstance(v, Path) or "://" in str(v) else Path(v) for v in value]
         return value
 
     @field_validator("roots")
     @classmethod
-    def _resolve_roots(cls, value: list[Path]) -> list[Path]:
-        resolved = []
+    def _resolve_roots(cls, value: list[Path | str]) -> list[Path | str]:
+        resolved: list[Path | str] = []
         for root in value:
+            if isinstance(root, str):
+                resolved.append(_remote_root(root))
+                continue
             path = Path(root).expanduser()
             if not path.is_dir():
                 raise ValueError(f"root {root} is not a directory; create it or fix the path")
@@ -182,6 +190,8 @@ class Settings(BaseSettings):
                 "no dataset root and no database URL: pass --root DIR (or set "
                 f"{ENV_PREFIX}ROOTS), or {ENV_PREFIX}DATABASE_URL"
             )
+        if isinstance(self.roots[0], str):  # a bucket holds no SQLite file: a local one
+            return f"sqlite:///{remote_index_file(self.roots[0])}"
         target = self.roots[0] / DEFAULT_INDEX_FILE
         if not os.access(self.roots[0], os.W_OK):
             raise ValueError(
@@ -206,3 +216,29 @@ class Settings(BaseSettings):
                 text = str(value)
             env[ENV_PREFIX + name.upper()] = text
         return env
+
+
+def _remote_root(url: str) -> str:
+    """A remote root, checked: a supported scheme, and something under it (a missing bucket
+    or prefix is an error at start, not an empty index)."""
+    from rlds_hub.storage import files, remote
+    from rlds_hub.storage.dataset_files import DatasetError
+
+    url = url.rstrip("/")
+    try:
+        remote.scheme_of(url)
+        found = files.isdir(url)
+    except DatasetError as e:  # no such bucket, no credentials, 403: said at start
+        raise ValueError(f"root {url}: {e}") from None
+    if not found:
+        raise ValueError(f"root {url} holds nothing (no object has this prefix); fix the URL")
+    return url
+
+
+def remote_index_file(url: str) -> Path:
+    """The local SQLite index of a remote first root: under ``$XDG_CACHE_HOME/rlds_hub`` (or
+    ``~/.cache/rlds_hub``), named after the root's URL."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlds_hub"
+    cache.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return cache / f"index-{digest}.sqlite3"

@@ -10,7 +10,10 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rlds_hub.storage import dataset_files
+from rlds_hub.storage import dataset_files, files
+
+# A root or dataset path: a local directory, or an s3:// gs:// https:// prefix (a str).
+Place = Path | str
 
 # Dataset names in URLs: path segments of the directory under its root joined with ":"
 # (TFDS's name:version style: "oxe_like:1.0.0", "team:cartpole").
@@ -26,7 +29,7 @@ class PathNotAllowed(ValueError):
     """A path outside the configured roots (or that escapes them through a link)."""
 
 
-def inside_roots(path: str | os.PathLike, roots: Sequence[Path]) -> tuple[Path, Path]:
+def inside_roots(path: str | os.PathLike, roots: Sequence[Place]) -> tuple[Place, Place]:
     """``(resolved path, its root)`` if ``path`` lies under one of ``roots`` once every
     symbolic link is resolved.
 
@@ -41,10 +44,17 @@ def inside_roots(path: str | os.PathLike, roots: Sequence[Path]) -> tuple[Path, 
         raise PathNotAllowed(f"{text}: paths may not contain '..' components")
     if not roots:
         raise PathNotAllowed("no dataset roots are configured")
-    candidates = [Path(text)] if os.path.isabs(text) else [root / text for root in roots]
-    for candidate in candidates:
+    remote = [r for r in roots if isinstance(r, str)]
+    local = [r for r in roots if not isinstance(r, str)]
+    if files.is_remote(text) or not os.path.isabs(text):
+        for root in remote:
+            url = text.rstrip("/") if files.is_remote(text) else f"{root}/{text.strip('/')}"
+            if url == root or url.startswith(root + "/"):
+                return url, root
+    candidates = [Path(text)] if os.path.isabs(text) else [root / text for root in local]
+    for candidate in [] if files.is_remote(text) else candidates:
         resolved = Path(os.path.realpath(candidate))
-        for root in roots:
+        for root in local:
             if resolved == root or root in resolved.parents:
                 return resolved, root
     raise PathNotAllowed(
@@ -54,10 +64,14 @@ def inside_roots(path: str | os.PathLike, roots: Sequence[Path]) -> tuple[Path, 
     )
 
 
-def find_datasets(root: Path) -> Iterator[Path]:
+def find_datasets(root: Place) -> Iterator[Place]:
     """Dataset directories (holding ``dataset_info.json``) under ``root``, resolved, in
     sorted order. Hidden directories are skipped; links are followed only while they stay
-    inside ``root``; a dataset directory is not searched further."""
+    inside ``root``; a dataset directory is not searched further. A remote root is walked
+    through its listings (:func:`find_remote_datasets`)."""
+    if isinstance(root, str):
+        yield from find_remote_datasets(root)
+        return
     seen: set[Path] = set()
 
     def walk(directory: Path, depth: int) -> Iterator[Path]:
@@ -84,9 +98,34 @@ def find_datasets(root: Path) -> Iterator[Path]:
     yield from walk(root, 0)
 
 
-def default_name(path: Path, root: Path) -> str:
+def find_remote_datasets(root: str, depth: int = 0) -> Iterator[str]:
+    """:func:`find_datasets` of a remote prefix: one listing per prefix walked (a prefix
+    holding ``dataset_info.json`` is a dataset and is not searched further)."""
+    try:
+        names = files.listdir(root)
+    except FileNotFoundError:
+        return
+    if dataset_files.DATASET_INFO in names:
+        yield root
+        return
+    if depth >= MAX_SCAN_DEPTH:
+        return
+    for name in names:
+        if name.startswith(".") or name in _SKIPPED_DIRS:
+            continue
+        child = f"{root}/{name}"
+        if files.isdir(child):
+            yield from find_remote_datasets(child, depth + 1)
+
+
+def default_name(path: Place, root: Place) -> str:
     """The dataset's name: its directory relative to the root, segments joined with ":"."""
-    relative = path.relative_to(root).parts or (path.name,)
+    if isinstance(path, str):
+        relative = tuple(p for p in path[len(str(root)) :].split("/") if p) or (
+            path.rsplit("/", 1)[-1],
+        )
+    else:
+        relative = path.relative_to(root).parts or (path.name,)
     parts = [_UNSAFE.sub("_", part).strip("_") or "_" for part in relative]
     name = ":".join(parts)
     if not name[0].isalnum():
@@ -103,11 +142,42 @@ def check_name(name: str) -> str:
     return name
 
 
-def fingerprint(path: Path) -> str:
+# The files whose version tells whether a remote dataset changed (shards are listed in
+# dataset_info.json; rewriting one rewrites it, or checksums.json).
+_REMOTE_FINGERPRINT = (
+    dataset_files.DATASET_INFO,
+    dataset_files.FEATURES,
+    dataset_files.METADATA,
+    dataset_files.EPISODE_INDEX,
+    dataset_files.CHECKSUMS,
+    dataset_files.STATISTICS,
+)
+
+
+def remote_fingerprint(url: str) -> str:
+    """:func:`fingerprint` of a remote dataset: size and ETag of its metadata files."""
+    from rlds_hub.storage import remote
+
+    digest = hashlib.sha256()
+    store = remote.store(url)
+    for name in _REMOTE_FINGERPRINT:
+        try:
+            stat = store.stat(f"{url}/{name}")
+            digest.update(f"{name}\0{stat.size}\0{stat.etag}\n".encode())
+        except FileNotFoundError:
+            digest.update(f"{name}\0absent\n".encode())
+        except remote.RemoteError as e:
+            return f"unreadable:{type(e).__name__}"
+    return digest.hexdigest()
+
+
+def fingerprint(path: Place) -> str:
     """A digest of the names, sizes and modification times of the dataset's files (hidden
     ones aside): equal fingerprints mean nothing was written since (one ``stat`` per file).
     A file that is a link counts as changed, so swapping a file for a link (whatever its
-    target's size and time) is always re-checked."""
+    target's size and time) is always re-checked. Remote: :func:`remote_fingerprint`."""
+    if isinstance(path, str):
+        return remote_fingerprint(path)
     digest = hashlib.sha256()
     try:
         names = sorted(os.listdir(path))

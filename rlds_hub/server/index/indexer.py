@@ -37,7 +37,7 @@ from rlds_hub.server.index.models import (
     EpisodeValueRow,
     ExcludedPathRow,
 )
-from rlds_hub.storage import DatasetError, dataset_files, open_dataset
+from rlds_hub.storage import DatasetError, dataset_files, files, open_dataset
 from rlds_hub.storage.episodes import table_plan
 
 log = logging.getLogger("rlds_hub.server")
@@ -84,7 +84,7 @@ class Indexer:
     def __init__(
         self,
         engine: Engine,
-        roots: Sequence[Path],
+        roots: Sequence[discovery.Place],
         *,
         compute_statistics: bool = True,
         compute_checksums: bool = True,
@@ -151,6 +151,11 @@ class Indexer:
         for row in rows:
             if row.path in found:
                 continue
+            if files.is_remote(row.path):
+                outcome = self._reconcile_remote(row)
+                if outcome is not None:
+                    outcomes.append(outcome)
+                continue
             path = Path(row.path)
             if os.path.realpath(path) != row.path or not path.is_dir():
                 with write_connection(self.engine) as connection:
@@ -170,13 +175,22 @@ class Indexer:
             )
         return outcomes
 
+    def _reconcile_remote(self, row: Any) -> Outcome | None:
+        """A remote dataset the scan did not find: left as is if its ``dataset_info.json`` is
+        there (registered, not reached), else dropped (object stores have no directories)."""
+        if files.exists(files.join(row.path, dataset_files.DATASET_INFO)):
+            return None
+        with write_connection(self.engine) as connection:
+            connection.execute(delete(_DATASETS).where(_DATASETS.c.id == row.id))
+        return Outcome(row.name, row.path, "removed")
+
     # ---- one dataset -------------------------------------------------------------------
 
     def index_path(
         self,
-        path: Path,
+        path: discovery.Place,
         *,
-        root: Path | None = None,
+        root: discovery.Place | None = None,
         name: str | None = None,
         registered: bool = False,
         force: bool = False,
@@ -192,7 +206,12 @@ class Indexer:
             return self._locks.setdefault(key, threading.Lock())
 
     def _index(
-        self, path: Path, root: Path, name: str | None, registered: bool, force: bool
+        self,
+        path: discovery.Place,
+        root: discovery.Place,
+        name: str | None,
+        registered: bool,
+        force: bool,
     ) -> Outcome:
         started = time.perf_counter()
         fingerprint = discovery.fingerprint(path)
@@ -208,7 +227,8 @@ class Indexer:
         ):
             return Outcome(name, str(path), "unchanged", existing.num_episodes)
         try:
-            dataset = open_dataset(path, within=os.path.realpath(root))
+            within = None if isinstance(path, str) else os.path.realpath(root)
+            dataset = open_dataset(path, within=within)
             gathered = facts.gather(
                 dataset,
                 compute_statistics=self.compute_statistics,
@@ -273,8 +293,8 @@ class Indexer:
         self,
         dataset: Any,
         gathered: facts.DatasetFacts,
-        path: Path,
-        root: Path,
+        path: discovery.Place,
+        root: discovery.Place,
         name: str,
         registered: bool,
         fingerprint: str,
@@ -373,7 +393,13 @@ class Indexer:
         return episodes
 
     def _record_failure(
-        self, path: Path, root: Path, name: str, registered: bool, fingerprint: str, message: str
+        self,
+        path: discovery.Place,
+        root: discovery.Place,
+        name: str,
+        registered: bool,
+        fingerprint: str,
+        message: str,
     ) -> None:
         """Marks the dataset as failed (keeping its last good rows), or adds a row saying so."""
         try:

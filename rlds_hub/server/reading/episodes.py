@@ -48,11 +48,12 @@ class EpisodeReader:
         return self.datasets.get_or_load((row.path, row.token), lambda: self._open(row))
 
     def _open(self, row: Any) -> RLDSDataset:
-        if not os.path.isdir(row.path):
+        remote = "://" in row.path  # an s3:// gs:// https:// root's dataset
+        if not remote and not os.path.isdir(row.path):
             raise DatasetUnavailable("dataset_missing", _missing(row))
         try:
             # indexed paths are resolved: a directory swapped for a link to elsewhere is refused
-            return open_dataset(row.path, within=row.path)
+            return open_dataset(row.path, within=None if remote else row.path)
         except DatasetError as e:
             raise DatasetUnavailable("dataset_corrupt", f"dataset {row.name!r}: {e}") from e
 

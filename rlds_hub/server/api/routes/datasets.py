@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -31,6 +32,7 @@ from rlds_hub.server.index import queries
 from rlds_hub.server.index.discovery import PathNotAllowed, inside_roots
 from rlds_hub.server.index.indexer import Outcome
 from rlds_hub.server.service import Service
+from rlds_hub.storage import DatasetError, files
 
 router = APIRouter(
     prefix="/datasets", tags=["datasets"], responses=error_responses(400, 404, 422, 503)
@@ -120,6 +122,16 @@ def _dataset(service: Service, name: str):
         return find_dataset(service, connection, name)
 
 
+def _holds_dataset_info(path: Path | str) -> bool:
+    """Whether the directory (or remote prefix) ``path`` holds a ``dataset_info.json``."""
+    if isinstance(path, str):
+        try:
+            return files.exists(files.join(path, "dataset_info.json"))
+        except DatasetError as e:  # refused by the store (403, no credentials)
+            raise OSError(str(e)) from e
+    return (path / "dataset_info.json").is_file()
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -131,7 +143,7 @@ def _dataset(service: Service, name: str):
 async def register_dataset(request: RegisterRequest, service: ServiceDep) -> Response:
     try:
         path, root = inside_roots(request.path, service.settings.roots)
-        is_dataset = (path / "dataset_info.json").is_file()
+        is_dataset = await run_in_threadpool(_holds_dataset_info, path)
     except PathNotAllowed as e:
         raise ApiError(400, "path_not_allowed", str(e)) from e
     except OSError as e:  # the system refuses the path itself (too long, ...)
