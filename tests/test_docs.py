@@ -66,7 +66,7 @@ OWN_HOME = {"pipelines.md"}
 SERVED = {"server.md"}
 # Documents whose blocks use the tests' S3 server (rlds_hub.testing.object_store): its endpoint
 # and dummy keys are in their environment, and the bucket rlds-hub-docs exists.
-OBJECT_STORE = {"loading.md", "pipelines.md"}
+OBJECT_STORE = {"loading.md", "pipelines.md", "server.md"}
 
 
 # Not run yet: documents whose blocks need fixes or set-up still to be written.
