@@ -18,7 +18,7 @@ from rlds_hub.beam.job_values import Output, Run
 from rlds_hub.beam.jobs.export import export
 from rlds_hub.beam.jobs.filter import filter_dataset
 from rlds_hub.beam.jobs.reshard import reshard
-from rlds_hub.beam.sink import Sharding
+from rlds_hub.beam.sink import EmptyOutputError, Sharding
 from rlds_hub.storage import remote_commit
 from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.dataset_files import DatasetError
@@ -138,6 +138,13 @@ def test_an_overwrite_in_a_bucket_replaces_the_whole_dataset(source, bucket, tmp
     )
     shards = [k for k in _keys(url) if "record-" in k]
     assert shards == ["source-train.array_record-00000"]  # no shard of the old dataset is left
+
+
+def test_a_failed_job_leaves_nothing_in_the_bucket(source, bucket):
+    url = f"{bucket}/empty"
+    with pytest.raises(EmptyOutputError, match="selected no episodes"):
+        filter_dataset(source, url, min_length=1000, run=Run(beam_args=FAST))
+    assert _keys(bucket) == [] and _no_staging(bucket, url)
 
 
 def test_a_missing_bucket_is_refused_before_the_job_runs(source, s3):
