@@ -98,7 +98,9 @@ class ConvertSource(beam.PTransform):
         self.description: SourceDescription = describe_source(
             input, source_format, **source_options
         )
-        self.features_json = source_features(self.description, image_encoding)
+        self.features_json = self.description.features_json or source_features(
+            self.description, image_encoding
+        )
         Plan.from_features_json(self.features_json)  # unsupported features fail here
         self._sources_dir = os.fspath(sources_dir) if sources_dir is not None else None
 

@@ -299,3 +299,28 @@ def decode_image(value: Any, where: str, name: str) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         array = np.asarray(image)
     return np.ascontiguousarray(array[..., None] if array.ndim == 2 else array)
+
+
+EXPORT_RECORD = "meta/rlds_hub.json"
+EXPORT_FORMAT = "rlds_hub/lerobot-export"
+
+
+def read_export_record(root: str) -> dict[str, Any] | None:
+    """``meta/rlds_hub.json``, which ``rlds-hub export --format lerobot`` writes next to
+    LeRobot's metadata (LeRobot ignores it): the source RLDS dataset's name, layout and
+    ``features.json``, each LeRobot column's RLDS field, dtype and shape, the task's field and
+    each episode's metadata. None when the dataset has none."""
+    path = os.path.join(root, EXPORT_RECORD)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as e:
+        raise LeRobotFormatError(f"{path}: not readable as JSON ({e})") from e
+    if not isinstance(record, dict) or record.get("format") != EXPORT_FORMAT:
+        raise LeRobotFormatError(f"{path}: not an rlds_hub export record ({EXPORT_FORMAT})")
+    missing = [k for k in ("features_json", "columns", "episodes", "layout") if k not in record]
+    if missing:
+        raise LeRobotFormatError(f"{path}: missing {missing}")
+    return record

@@ -251,3 +251,74 @@ def test_a_feature_of_a_dtype_rlds_hub_cannot_convert_is_named(broken, tmp_path)
     _edit_info(broken, audio)
     message = _refused(broken, tmp_path, "observation.audio")
     assert "'audio'" in message
+
+
+# ---- the way back from rlds-hub export --format lerobot --------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """An rlds_hub recording (camera frames, float64 rewards with a NaN, float64 discount)
+    and its LeRobot export with frames in the Parquet (``none`` codec)."""
+    from rlds_hub.beam.jobs.export import export
+    from rlds_hub.testing import record
+    from rlds_hub.testing.envs import FramesEnv
+
+    root = tmp_path_factory.mktemp("exported")
+    record(FramesEnv(), root / "frames", episodes=3)
+    export(root / "frames", root / "lerobot", format="lerobot", video_codec="none", fps=10)
+    return root / "frames", root / "lerobot"
+
+
+def _assert_same_dataset(expected: Path, actual: Path) -> int:
+    from rlds_hub.testing import assert_bit_equal
+
+    original, back = read_episodes_with_tfds(str(expected)), read_episodes_with_tfds(str(actual))
+    assert len(original) == len(back)
+    steps = 0
+    for a, b in zip(original, back, strict=True):
+        assert set(a) == set(b)
+        for key in set(a) - {"steps"}:
+            assert_bit_equal(a[key], b[key], key)
+        assert len(a["steps"]) == len(b["steps"])
+        for step_a, step_b in zip(a["steps"], b["steps"], strict=True):
+            assert_bit_equal(step_a, step_b)  # dtypes included (float64 rewards, NaN bits)
+            steps += 1
+    return steps
+
+
+@pytest.mark.slow
+def test_an_rlds_hub_export_comes_back_bit_exact(exported, tmp_path):
+    source, lerobot = exported
+    out = tmp_path / "back"
+    argv = ["convert", "--source-format", "lerobot", "--input", str(lerobot), "--output", str(out)]
+    assert main([*argv, "--quiet", *FAST]) == 0
+    assert json.loads((out / "features.json").read_text()) == json.loads(
+        (source / "features.json").read_text()
+    )
+    assert _assert_same_dataset(source, out) == 22
+    metadata = DatasetMetadata.from_json(json.loads((out / "metadata.json").read_text()))
+    assert metadata.layout == "rlds"
+    assert metadata.source.extra["restored_from"] == "meta/rlds_hub.json"
+
+
+@pytest.mark.slow
+def test_an_export_record_that_cannot_rebuild_every_field_warns_and_converts_as_is(
+    exported, tmp_path
+):
+    _, lerobot = exported
+    copy = tmp_path / "lerobot"
+    shutil.copytree(lerobot, copy)
+    path = copy / "meta" / "rlds_hub.json"
+    record = json.loads(path.read_text())
+    del record["columns"]["discount"]  # as if the export had skipped it
+    path.write_text(json.dumps(record))
+    out = tmp_path / "plain"
+    with pytest.warns(UserWarning, match=r"step fields \['discount'\]"):
+        convert(copy, out, source_format="lerobot", run=Run(beam_args=FAST, quiet=True))
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert "not used" in metadata["source"]["export_record"]
+    episodes = read_episodes_with_tfds(str(out))
+    first = episodes[0]["steps"][0]
+    assert first["lerobot"]["discount"].dtype == np.float64  # LeRobot's column, as stored
+    assert first["is_first"] and "next" not in first

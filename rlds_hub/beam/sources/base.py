@@ -44,6 +44,8 @@ class SourceDescription:
     name: str
     reader: Any  # a picklable object whose .episodes(unit) yields, per episode,
     # (episode number in the part, flat columns, "where" for errors)
+    features_json: dict[str, Any] | None = None  # the output's features.json, when the
+    # source stores it (a LeRobot export of an RLDS dataset); else derived from the specs
 
     @property
     def num_episodes(self) -> int:

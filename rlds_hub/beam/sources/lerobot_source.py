@@ -21,6 +21,12 @@ one ``is_last``). Fields:
 - dataset metadata (``metadata.json``'s ``source``): fps, robot_type, codebase_version, each
   camera's codec and pixel format, the tasks, and ``meta/info.json`` verbatim.
 
+Features named like RLDS's own step fields (``is_first``, ``discount``, ...) go under
+``lerobot/``. A dataset written by ``rlds-hub export --format lerobot`` carries
+``meta/rlds_hub.json``; with it the exported RLDS dataset comes back instead (its fields,
+dtypes, shapes, episode metadata, layout and ``features.json``: :mod:`rlds_hub.lerobot.restore`);
+when that record cannot rebuild every field (the export skipped some), a warning says why and
+the features are converted as above.
 ``(1,)``-shaped features are scalars, as LeRobot stores and returns them. A work unit is a
 run of at most ``episodes_per_unit`` episodes sharing one data file and one file per camera.
 Depth video is refused (:func:`rlds_hub.lerobot.video.check_decodable`).
@@ -29,6 +35,7 @@ Depth video is refused (:func:`rlds_hub.lerobot.video.check_decodable`).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,12 +50,13 @@ from rlds_hub.beam.sources.base import (
     SourceFormatError,
     even_ranges,
 )
-from rlds_hub.lerobot import reading, video
+from rlds_hub.lerobot import reading, restore, video
 from rlds_hub.lerobot.reading import DEFAULT_COLUMNS, LeRobotFormatError, LeRobotInfo
 
 DEFAULT_EPISODES_PER_UNIT = 8
 REWARD, DONE = "next.reward", "next.done"
 LANGUAGE = "language_instruction"
+LEROBOT = "lerobot"  # the step field of features named like RLDS's own (is_first, discount...)
 EPISODE_COLUMNS = ("episode_index", "length", "dataset_from_index", "dataset_to_index")
 _STEPS = rlds.STEPS
 
@@ -76,7 +84,10 @@ def field_of(name: str) -> tuple[str, list[str]]:
         return "observation", rest.split(".")
     if head == "action":
         return "action", rest.split(".") if rest else []
-    return "step", name.split(".")
+    parts = name.split(".")
+    if parts[0] in (*rlds.CORE_STEP_FIELDS, LANGUAGE):  # e.g. an rlds_hub export's is_first
+        return "step", [LEROBOT, *parts]
+    return "step", parts
 
 
 def _spec(name: str, feature: dict[str, Any]) -> dm_specs.Array:
@@ -117,9 +128,6 @@ def _specs(info: LeRobotInfo) -> tuple[dict[str, Any], Any, dict[str, Any]]:
         raise SourceFormatError(f"{info.root}: both action and action.* features")
     if not observation:
         raise SourceFormatError(f"{info.root}: meta/info.json has no observation.* feature")
-    clashes = sorted(set(step) & {*rlds.CORE_STEP_FIELDS, LANGUAGE})
-    if clashes:
-        raise SourceFormatError(f"{info.root}: features {clashes} clash with RLDS step fields")
     step[LANGUAGE] = dm_specs.StringArray((), string_type=str, name=LANGUAGE)
     return observation, actions.get("", actions), step
 
@@ -141,12 +149,20 @@ def describe(
         episodes = reading.read_episodes(path)
         for key in info.video_keys:
             video.check_decodable(key, info.features[key], f"{path}: meta/info.json")
+        record = reading.read_export_record(path)
     except LeRobotFormatError as e:
         raise SourceFormatError(str(e)) from e
+    back: restore.Restore | None = None
+    unused = None
+    if record is not None:
+        try:
+            back = restore.from_record(record, info, len(episodes))
+        except LeRobotFormatError as e:
+            unused = f"{reading.EXPORT_RECORD} not used: {e}"
+            warnings.warn(f"{unused}; the LeRobot features are converted as they are", stacklevel=2)
     for column in DEFAULT_COLUMNS:
         if column not in info.features:
             raise SourceFormatError(f"{path}: meta/info.json lacks LeRobot's {column} feature")
-    observation_spec, action_spec, step_spec = _specs(info)
     files = _check_files(info, episodes)
     units: list[ConvertUnit] = []
     checksummed: set[str] = set()
@@ -179,6 +195,28 @@ def describe(
         "rewards": REWARD in info.features,
         "metadata": info.raw,
     }
+    if back is not None:
+        metadata["restored_from"] = reading.EXPORT_RECORD
+        specs = back.specs()
+        return SourceDescription(
+            format="lerobot",
+            path=path,
+            observation_spec=specs["observation"],
+            action_spec=specs["action"],
+            reward_spec=specs["reward"],
+            discount_spec=specs["discount"],
+            step_metadata_spec=specs["step_metadata"],
+            episode_metadata_spec=specs["episode_metadata"],
+            layout=back.layout,
+            units=units,
+            metadata=metadata,
+            name=back.name or _name(path),
+            reader=LeRobotReader(info, tasks, episodes, back),
+            features_json=back.features_json,
+        )
+    if unused:
+        metadata["export_record"] = unused
+    observation_spec, action_spec, step_spec = _specs(info)
     return SourceDescription(
         format="lerobot",
         path=path,
@@ -191,9 +229,13 @@ def describe(
         layout="oxe",
         units=units,
         metadata=metadata,
-        name=os.path.basename(os.path.normpath(path)).replace("-", "_").replace(".", "_"),
+        name=_name(path),
         reader=LeRobotReader(info, tasks, episodes),
     )
+
+
+def _name(path: str) -> str:
+    return os.path.basename(os.path.normpath(path)).replace("-", "_").replace(".", "_")
 
 
 def _check_files(info: LeRobotInfo, episodes: list[dict[str, Any]]) -> list[list[str]]:
@@ -218,10 +260,17 @@ def _check_files(info: LeRobotInfo, episodes: list[dict[str, Any]]) -> list[list
 class LeRobotReader:
     """Reads the episodes of a unit: one data file's rows, decoded camera frames."""
 
-    def __init__(self, info: LeRobotInfo, tasks: list[str], episodes: list[dict[str, Any]]):
+    def __init__(
+        self,
+        info: LeRobotInfo,
+        tasks: list[str],
+        episodes: list[dict[str, Any]],
+        back: restore.Restore | None = None,
+    ):
         self._info = info
         self._tasks = tasks
         self._episodes = episodes
+        self._restore = back
         self._offsets: dict[tuple[int, int], int] = {}
         for episode in episodes:
             key = (episode["data/chunk_index"], episode["data/file_index"])
@@ -272,17 +321,21 @@ class LeRobotReader:
         where: str,
         streams: dict[str, video.VideoStream],
     ) -> dict[str, Any]:
-        """One episode's RLDS columns (see the module docstring)."""
+        """One episode's RLDS columns (see the module docstring; with an export record,
+        the exported dataset's own fields)."""
         info = self._info
         n = rows.num_rows
+        if self._restore is not None:
+            back = self._restore
+            values = {key: self._values(key, rows, episode, where, streams) for key in back.columns}
+            out = back.step_columns(values, self._task_strings(rows, where), n)
+            out.update(back.episode_columns(int(episode["episode_index"])))
+            return out
         out: dict[str, Any] = {}
-        for name, feature in info.features.items():
+        for name in info.features:
             if name in (REWARD, DONE, "episode_index"):
                 continue
-            if feature.get("dtype") == "video":
-                values = self._frames(name, rows, episode, where, streams)
-            else:
-                values = reading.column_array(rows, name, feature, where)
+            values = self._values(name, rows, episode, where, streams)
             target, parts = field_of(name)
             key = "/".join([target if target != "step" else "", *parts]).lstrip("/")
             out[f"{_STEPS}/{key}"] = values
@@ -303,20 +356,34 @@ class LeRobotReader:
             )
         out[f"{_STEPS}/reward"] = reward.reshape(n)
         out[f"{_STEPS}/discount"] = np.where(done, 0.0, 1.0).astype(np.float32)
+        out[f"{_STEPS}/{LANGUAGE}"] = np.asarray(self._task_strings(rows, where), dtype=object)
+        out.update(rlds_flags(n, bool(n and done[-1])))
+        for name in EPISODE_COLUMNS:
+            out[name] = np.int64(episode[name])
+        return out
+
+    def _task_strings(self, rows: Any, where: str) -> list[str]:
         task_index = rows.column("task_index").to_numpy()
         try:
-            out[f"{_STEPS}/{LANGUAGE}"] = np.asarray(
-                [self._tasks[int(t)] for t in task_index], dtype=object
-            )
+            return [self._tasks[int(t)] for t in task_index]
         except IndexError as e:
             raise SourceFormatError(
                 f"{where}: task_index {int(task_index.max())} is not in meta/tasks.parquet "
                 f"({len(self._tasks)} tasks)"
             ) from e
-        out.update(rlds_flags(n, bool(n and done[-1])))
-        for name in EPISODE_COLUMNS:
-            out[name] = np.int64(episode[name])
-        return out
+
+    def _values(
+        self,
+        name: str,
+        rows: Any,
+        episode: dict[str, Any],
+        where: str,
+        streams: dict[str, video.VideoStream],
+    ) -> np.ndarray:
+        feature = self._info.features[name]
+        if feature.get("dtype") == "video":
+            return self._frames(name, rows, episode, where, streams)
+        return reading.column_array(rows, name, feature, where)
 
     def _frames(
         self,
