@@ -64,7 +64,8 @@ def even_ranges(count: int, per_unit: int) -> list[tuple[int, int]]:
 
 def detect_format(path: str | os.PathLike) -> str:
     """The format of ``path``: "envlogger" (a directory with Riegeli logs below it),
-    "minari" (a Minari dataset directory) or "d4rl" (an HDF5 file).
+    "minari" (a Minari dataset directory), "d4rl" (an HDF5 file) or "lerobot" (a LeRobot
+    dataset directory).
 
     Raises:
       SourceFormatError: none of them, saying what was found.
@@ -81,7 +82,8 @@ def detect_format(path: str | os.PathLike) -> str:
         )
     raise SourceFormatError(
         f"{text} holds neither envlogger logs (a metadata.riegeli below it) nor a Minari "
-        "dataset (data/metadata.json); pass --source-format, or the path of an HDF5 file"
+        "dataset (data/metadata.json) nor a LeRobot dataset (meta/info.json); pass "
+        "--source-format, or the path of an HDF5 file"
     )
 
 
