@@ -19,8 +19,12 @@ never touched.
   stale ones of the same shard are removed when it is built). Opening an entry checks the
   manifest and the CRC32C of every column read; a corrupt or truncated entry is removed
   and rebuilt.
-- Images and strings are never cached (a loader that reads them decodes as before), nor
-  are shards with an episode that does not decode (the loader then reports it as before).
+- Strings are never cached, nor are shards with an episode that does not decode (the loader
+  then reports it as before). Camera frames are cached decoded (uint8, lossless: the pixels
+  the decoder gives) only with ``$RLDS_HUB_FRAME_CACHE=1``: they take ``H x W x C`` bytes
+  each on disk, 5-10x their JPEG / PNG, and reading them is a copy instead of a decode
+  (docs/loading.md, "Camera datasets at the decode limit"); without it a loader that reads
+  frames decodes as before.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from rlds_hub.storage.dataset import RLDSDataset
 from rlds_hub.storage.selection import ShardRead
 
 CACHE_ENV = "RLDS_HUB_COLUMN_CACHE"
+FRAMES_ENV = "RLDS_HUB_FRAME_CACHE"
 MIN_BYTES_ENV = "RLDS_HUB_COLUMN_CACHE_MIN_BYTES"
 DEFAULT_MIN_BYTES = 1 << 20
 FORMAT_VERSION = 1
@@ -84,9 +89,21 @@ def min_bytes() -> int:
         raise ValueError(f"${MIN_BYTES_ENV} must be a number of bytes, got {value!r}") from None
 
 
-def cacheable(leaf: Leaf) -> bool:
-    """Numbers only: images and strings are never cached."""
-    return leaf.kind != LeafKind.IMAGE and leaf.dtype != np.dtype(object)
+def cache_frames() -> bool:
+    """Whether decoded camera frames are cached too (``$RLDS_HUB_FRAME_CACHE=1``)."""
+    value = os.environ.get(FRAMES_ENV, "").lower()
+    if value in ("", "0", "off", "false", "no"):
+        return False
+    if value in ("1", "on", "true", "yes"):
+        return True
+    raise ValueError(f"${FRAMES_ENV} must be 1 (cache decoded frames) or 0, got {value!r}")
+
+
+def cacheable(leaf: Leaf, frames: bool = False) -> bool:
+    """Numbers, and with ``frames`` decoded camera frames; strings are never cached."""
+    if leaf.kind == LeafKind.IMAGE:
+        return frames
+    return leaf.dtype != np.dtype(object)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +140,13 @@ class ColumnCache:
         self.dataset = dataset
         self.root = root if root is not None else cache_root()
         self.needed = [leaf.key for leaf in plan.leaves]
-        self._enabled = self.root is not None and all(cacheable(leaf) for leaf in plan.leaves)
-        # what an entry holds: every numeric leaf, so loaders of other fields share it
-        self._plan = Plan(leaf for leaf in dataset.plan.leaves if cacheable(leaf))
+        frames = cache_frames()
+        self._enabled = self.root is not None and all(
+            cacheable(leaf, frames) for leaf in plan.leaves
+        )
+        # what an entry holds: every numeric leaf (and frame), so loaders of other fields
+        # share it
+        self._plan = Plan(leaf for leaf in dataset.plan.leaves if cacheable(leaf, frames))
         self._leaves = {leaf.key: leaf for leaf in self._plan.leaves}
         self._opened: dict[str, ShardColumns | None] = {}
         self._min_bytes = min_bytes()
