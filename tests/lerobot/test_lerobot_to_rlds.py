@@ -258,16 +258,30 @@ def test_a_feature_of_a_dtype_rlds_hub_cannot_convert_is_named(broken, tmp_path)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """An rlds_hub recording (camera frames, float64 rewards with a NaN, float64 discount)
-    and its LeRobot export with frames in the Parquet (``none`` codec)."""
+    """RLDS datasets and their LeRobot exports with frames in the Parquet (``none`` codec):
+    ``frames``, an rlds_hub recording (PNG camera, float64 rewards with a NaN, float64
+    discount, string and float64 episode metadata; rlds layout) and ``oxe``, an Open
+    X-Embodiment-style TFDS dataset (JPEG camera, language instruction, nested episode
+    metadata; oxe layout)."""
     from rlds_hub.beam.jobs.export import export
-    from rlds_hub.testing import record
+    from rlds_hub.testing import oxe_episode, record, write_oxe_dataset
     from rlds_hub.testing.envs import FramesEnv
 
     root = tmp_path_factory.mktemp("exported")
-    record(FramesEnv(), root / "frames", episodes=3)
-    export(root / "frames", root / "lerobot", format="lerobot", video_codec="none", fps=10)
-    return root / "frames", root / "lerobot"
+
+    def episode_fn(timestep, action, env):
+        return {"operator": "alice", "score": np.float64(1 / 3)}
+
+    record(FramesEnv(), root / "frames", episodes=3, episode_fn=episode_fn)
+    rng = np.random.default_rng(3)
+    episodes = [oxe_episode(i, n, rng, image_size=16) for i, n in enumerate((3, 4))]
+    sources = {
+        "frames": root / "frames",
+        "oxe": Path(write_oxe_dataset(str(root / "oxe"), episodes, shards=1)),
+    }
+    for name, source in sources.items():
+        export(source, root / f"lerobot_{name}", format="lerobot", video_codec="none", fps=10)
+    return {name: (source, root / f"lerobot_{name}") for name, source in sources.items()}
 
 
 def _assert_same_dataset(expected: Path, actual: Path) -> int:
@@ -288,17 +302,20 @@ def _assert_same_dataset(expected: Path, actual: Path) -> int:
 
 
 @pytest.mark.slow
-def test_an_rlds_hub_export_comes_back_bit_exact(exported, tmp_path):
-    source, lerobot = exported
+@pytest.mark.parametrize(("name", "layout", "steps"), [("frames", "rlds", 22), ("oxe", "oxe", 7)])
+def test_an_rlds_hub_export_comes_back_bit_exact(exported, tmp_path, name, layout, steps):
+    from rlds_hub.lerobot.restore import lossless_images
+
+    source, lerobot = exported[name]
     out = tmp_path / "back"
     argv = ["convert", "--source-format", "lerobot", "--input", str(lerobot), "--output", str(out)]
     assert main([*argv, "--quiet", *FAST]) == 0
-    assert json.loads((out / "features.json").read_text()) == json.loads(
-        (source / "features.json").read_text()
-    )
-    assert _assert_same_dataset(source, out) == 22
+    features = json.loads((source / "features.json").read_text())
+    assert json.loads((out / "features.json").read_text()) == lossless_images(features)
+    assert ("jpeg" in json.dumps(features)) == (name == "oxe")  # JPEG comes back as PNG
+    assert _assert_same_dataset(source, out) == steps
     metadata = DatasetMetadata.from_json(json.loads((out / "metadata.json").read_text()))
-    assert metadata.layout == "rlds"
+    assert metadata.layout == layout
     assert metadata.source.extra["restored_from"] == "meta/rlds_hub.json"
 
 
@@ -306,7 +323,7 @@ def test_an_rlds_hub_export_comes_back_bit_exact(exported, tmp_path):
 def test_an_export_record_that_cannot_rebuild_every_field_warns_and_converts_as_is(
     exported, tmp_path
 ):
-    _, lerobot = exported
+    _, lerobot = exported["frames"]
     copy = tmp_path / "lerobot"
     shutil.copytree(lerobot, copy)
     path = copy / "meta" / "rlds_hub.json"
