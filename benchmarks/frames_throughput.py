@@ -22,7 +22,11 @@ memory of its process tree sampled) for ``--seconds`` after its first batch:
 - ``lerobot``: the first ``--lerobot-episodes`` episodes written by LeRobot's own writer as
   MP4 video (its default codec) and as images, read by ``LeRobotDataset`` (with
   ``delta_timestamps`` for windows) under a ``DataLoader`` with one worker per core
-  (``benchmarks/lerobot_frames.py`` in ``.venv-lerobot``).
+  (``benchmarks/lerobot_frames.py`` in ``.venv-lerobot``);
+- ``--frame-cache``: the NumPy arms again on the JPEG store through the column cache holding
+  decoded frames (``$RLDS_HUB_FRAME_CACHE=1``, built by one untimed epoch first; without the
+  instruction, since a plan with strings is not cached): what training sees once the decode
+  ceiling is out of the way.
 
 Ratios: rlds_hub's decoded frames/s (each step's frames are decoded once, however many
 windows show them) to the ceiling's (target >= 0.8); rlds_hub's samples/s to tf.data's
@@ -150,14 +154,26 @@ def rlds_hub_loader(
     batch: int,
     shuffle_buffer: int,
     seconds: float,
+    frame_cache: str | None = None,
 ) -> dict[str, Any]:
-    """Samples/s of ``rlds_hub.data.steps`` (NumPy batches, or JAX arrays on the device)."""
+    """Samples/s of ``rlds_hub.data.steps`` (NumPy batches, or JAX arrays on the device).
+
+    ``frame_cache``: a directory for the column cache with decoded frames
+    (``$RLDS_HUB_FRAME_CACHE=1``), built by one untimed epoch before the timed batches."""
     from rlds_hub import data
 
     keys = None
-    if api == "jax":  # strings cannot be JAX arrays: every field but the instruction
+    if api == "jax" or frame_cache:  # every field but the instruction: strings cannot be
+        # JAX arrays, and a plan with strings is not cached
         keys = ["observation", "action", "reward", "discount", "is_first", "is_last"]
         keys.append("is_terminal")
+    build_seconds = None
+    if frame_cache:
+        os.environ.update(RLDS_HUB_FRAME_CACHE="1", RLDS_HUB_COLUMN_CACHE=frame_cache)
+        started = time.perf_counter()
+        for _ in data.steps(path, batch_size=batch, keys=keys, shuffle=False):
+            pass
+        build_seconds = time.perf_counter() - started
     loader = data.steps(
         path,
         batch_size=batch,
@@ -184,7 +200,12 @@ def rlds_hub_loader(
         samples += batch
         if time.perf_counter() - started >= seconds:
             break
-    return {"samples": samples, "seconds": time.perf_counter() - started, "shapes": shapes}
+    return {
+        "samples": samples,
+        "seconds": time.perf_counter() - started,
+        "shapes": shapes,
+        "cache_build_seconds": build_seconds,
+    }
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -368,7 +389,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["stores"] = stores
     shapes = {"steps": (0, 1), "windows": (args.history, args.chunk)}
     arms: dict[str, Any] = {}
-    for store in ("jpeg", "png"):
+    for store in args.stores:
         path = stores[store]
         print(f"\n{store.upper()} store: {path}", flush=True)
         arms[f"{store} ceiling"] = _child(
@@ -395,6 +416,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "seconds": args.seconds,
                     },
                     f"rlds_hub {api} {kind}",
+                )
+            if args.frame_cache and store == "jpeg":
+                arms[f"{store} rlds_hub numpy {kind} frame cache"] = _child(
+                    "rlds_hub_loader",
+                    {
+                        "path": path,
+                        "api": "numpy",
+                        "history": history,
+                        "chunk": chunk,
+                        "batch": args.batch,
+                        "shuffle_buffer": args.shuffle_buffer,
+                        "seconds": args.seconds,
+                        "frame_cache": str(Path(args.data) / "frame_cache"),
+                    },
+                    f"rlds_hub numpy {kind}, frame cache",
                 )
             if store == "jpeg" and args.tf_data:
                 arms[f"jpeg tf.data {kind}"] = _child(
@@ -482,8 +518,10 @@ def ratios(arms: dict[str, Any], cameras: int) -> dict[str, Any]:
         ceiling_arm = arms.get(f"{store} ceiling", {})
         ceiling_rate = ceiling_arm.get("frames_per_s")
         for kind in ("steps", "windows"):
-            for api in ("numpy", "jax"):
-                ours = rate(f"{store} rlds_hub {api} {kind}")
+            for arm in ("numpy", "jax", "numpy frame cache"):
+                variant = f"{kind} frame cache" if arm.endswith("cache") else kind
+                api = arm.split()[0]
+                ours = rate(f"{store} rlds_hub {api} {variant}")
                 if ours is None or not ceiling_rate:
                     continue
                 entry = {"decoded_frames_per_s": ours * cameras, "ceiling": ceiling_rate}
@@ -496,7 +534,7 @@ def ratios(arms: dict[str, Any], cameras: int) -> dict[str, Any]:
                 ]
                 if lerobot_rates:
                     entry["x_lerobot_fastest"] = ours / max(lerobot_rates)
-                out[f"{store} {api} {kind}"] = entry
+                out[f"{store} {api} {variant}"] = entry
     return out
 
 
@@ -558,6 +596,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=cores())
     parser.add_argument("--apis", nargs="+", default=["numpy", "jax"], choices=["numpy", "jax"])
     parser.add_argument("--no-tf-data", dest="tf_data", action="store_false")
+    parser.add_argument("--stores", nargs="+", default=["jpeg", "png"], choices=["jpeg", "png"])
+    parser.add_argument(
+        "--frame-cache",
+        action="store_true",
+        help="also the JPEG store through the column cache with decoded frames (built first)",
+    )
     parser.add_argument("--lerobot-episodes", type=int, default=10, help="0: no LeRobot arms")
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "rlds_frames_bench"))
     parser.add_argument("--out", default="frames_throughput.json")
