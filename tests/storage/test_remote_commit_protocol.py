@@ -180,6 +180,23 @@ def test_an_overwrite_crashed_at_any_step_is_old_absent_or_new(bucket, tmp_path,
     assert all(k.startswith("out/") for k in _objects(bucket))
 
 
+def test_recovery_never_replaces_a_dataset_that_arrived_after_the_crash(
+    bucket, tmp_path, monkeypatch
+):
+    url = f"{bucket}/out"
+    _crash_at(monkeypatch, "ready")  # decided for an empty output, then killed
+    with pytest.raises(Crash):
+        _commit(url, _finished(tmp_path, "crashed"))
+    later = _finished(tmp_path, "later")  # someone uploaded a dataset there meanwhile
+    for path in later.iterdir():
+        MEMORY.pipe(f"/{bucket.split('//')[1]}/out/{path.name}", path.read_bytes())
+    (done,) = remote_commit.recover(url, alive=_dead)
+    assert "kept the finished result of an interrupted job in" in done
+    assert _complete(url, "later", ("d-train.tfrecord-00000",))
+    kept = done.split(" in ", 1)[1].split(" (")[0]
+    assert _complete(kept, "crashed", ("d-train.tfrecord-00000",))
+
+
 def test_a_crash_while_removing_the_staging_prefix_is_cleaned_up(bucket, tmp_path, monkeypatch):
     url = f"{bucket}/out"
     remove = remote_commit._remove_prefix
