@@ -339,3 +339,4 @@ def test_an_export_record_that_cannot_rebuild_every_field_warns_and_converts_as_
     first = episodes[0]["steps"][0]
     assert first["lerobot"]["discount"].dtype == np.float64  # LeRobot's column, as stored
     assert first["is_first"] and "next" not in first
+    assert first["reward"].dtype == np.float64  # next.reward's own dtype, not float32

@@ -222,8 +222,8 @@ def describe(
         path=path,
         observation_spec=observation_spec,
         action_spec=action_spec,
-        reward_spec=dm_specs.Array((), np.float32, "reward"),
-        discount_spec=dm_specs.BoundedArray((), np.float32, 0.0, 1.0, "discount"),
+        reward_spec=dm_specs.Array((), reward_dtype(info), "reward"),
+        discount_spec=dm_specs.BoundedArray((), reward_dtype(info), 0.0, 1.0, "discount"),
         step_metadata_spec=step_spec,
         episode_metadata_spec={k: dm_specs.Array((), np.int64, k) for k in EPISODE_COLUMNS},
         layout="oxe",
@@ -236,6 +236,16 @@ def describe(
 
 def _name(path: str) -> str:
     return os.path.basename(os.path.normpath(path)).replace("-", "_").replace(".", "_")
+
+
+def reward_dtype(info: LeRobotInfo) -> np.dtype:
+    """The reward's (and discount's) dtype: ``next.reward``'s when it is a float (float32 in
+    LeRobot's recordings), else float32."""
+    if REWARD in info.features:
+        dtype = reading.value_dtype(info.features[REWARD])
+        if dtype.kind == "f":
+            return dtype
+    return np.dtype(np.float32)
 
 
 def _check_files(info: LeRobotInfo, episodes: list[dict[str, Any]]) -> list[list[str]]:
@@ -339,10 +349,11 @@ class LeRobotReader:
             target, parts = field_of(name)
             key = "/".join([target if target != "step" else "", *parts]).lstrip("/")
             out[f"{_STEPS}/{key}"] = values
+        dtype = reward_dtype(info)
         reward = (
-            reading.column_array(rows, REWARD, info.features[REWARD], where).astype(np.float32)
+            reading.column_array(rows, REWARD, info.features[REWARD], where).astype(dtype)
             if REWARD in info.features
-            else np.zeros(n, np.float32)
+            else np.zeros(n, dtype)
         )
         done = (
             reading.column_array(rows, DONE, info.features[DONE], where).reshape(n).astype(bool)
@@ -355,7 +366,7 @@ class LeRobotReader:
                 "ends at its last frame"
             )
         out[f"{_STEPS}/reward"] = reward.reshape(n)
-        out[f"{_STEPS}/discount"] = np.where(done, 0.0, 1.0).astype(np.float32)
+        out[f"{_STEPS}/discount"] = np.where(done, 0.0, 1.0).astype(dtype)
         out[f"{_STEPS}/{LANGUAGE}"] = np.asarray(self._task_strings(rows, where), dtype=object)
         out.update(rlds_flags(n, bool(n and done[-1])))
         for name in EPISODE_COLUMNS:
