@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -256,16 +257,32 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--work",
+        default=None,
+        help="work directory; an RLDS store of the same workload already in <work>/rlds/png "
+        "is reused (kept afterwards)",
+    )
     args = parser.parse_args()
     print(harness.machine_line(("numpy", "rlds_hub", "apache-beam")), flush=True)
     uptime_start = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"uptime at the start: {uptime_start}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-lerobot-bridge-"))
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-lerobot-bridge-"))
+    from rlds_hub.storage.dataset import open_dataset
     from rlds_hub.testing import cameras
 
     workload = cameras.CameraWorkload(episodes=args.episodes, steps=args.steps)
     print(f"workload: {args.episodes} episodes x {args.steps} steps, 2 cameras 180x320", flush=True)
-    store = cameras.write_camera_datasets(work / "rlds", workload, jpeg=False, shards=SHARDS).png
+    store = str(work / "rlds" / "png")
+    if (work / "rlds" / "png" / "dataset_info.json").exists():
+        if open_dataset(store).num_episodes != args.episodes:
+            raise SystemExit(f"{store} holds another workload: use another --work")
+        print(f"reusing {store}", flush=True)
+    else:
+        cameras.write_camera_datasets(work / "rlds", workload, jpeg=False, shards=SHARDS)
+    for name in os.listdir(work):
+        if name != "rlds":
+            shutil.rmtree(work / name)  # earlier runs' outputs
     sizes = {"episodes": args.episodes, "steps": args.steps}
     rows: dict[str, dict[str, Any]] = {}
     rows["lerobot_video"] = _row(
@@ -317,7 +334,7 @@ def main() -> None:
     }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
-    if not args.keep:
+    if not (args.keep or args.work):
         shutil.rmtree(work, ignore_errors=True)
 
 

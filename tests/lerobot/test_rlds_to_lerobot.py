@@ -1,7 +1,8 @@
 """RLDS -> LeRobot (``rlds-hub export --format lerobot``), checked with LeRobot's own library:
 LeRobot 0.4.4's ``LeRobotDataset`` (run in its own venv by ``rlds_hub.testing.lerobot_peer``)
 reads every value of the export equal to plain TFDS's reading of the source, without
-warnings; the statistics equal LeRobot's own functions' on the same values."""
+warnings; the statistics equal LeRobot's own functions' on the same values; and RLDS ->
+LeRobot -> RLDS (``convert --source-format lerobot``) is bit-exact."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.beam.jobs.export import export
 from rlds_hub.format.plan import Leaf, LeafKind, Plan
 from rlds_hub.lerobot import stats
 from rlds_hub.lerobot.layout import UnsupportedFeatureError, feature_map
+from rlds_hub.storage import iter_episodes, open_dataset
 from rlds_hub.testing import record
-from rlds_hub.testing.comparisons import read_episodes_with_tfds
-from rlds_hub.testing.envs import FramesEnv
+from rlds_hub.testing.comparisons import assert_bit_equal, read_episodes_with_tfds
+from rlds_hub.testing.envs import FramesEnv, nested_env
 from rlds_hub.testing.lerobot_peer import lerobot_python, read_dataset
 from rlds_hub.testing.oxe import oxe_episode, write_oxe_dataset
 
@@ -219,3 +222,22 @@ def test_statistics_equal_lerobots_own(tmp_path):
                 atol=np.max(tolerance) if key.startswith("q") else 1e-9,
                 err_msg=f"{name} {key}",
             )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["frames", "nested"])
+def test_round_trip_rlds_lerobot_rlds_is_bit_exact(env, tmp_path):
+    """RLDS -> LeRobot (``none``) -> RLDS gives back every value bit for bit, dtypes and
+    features.json included (float64 vectors and rewards, int32 scalars, bool flags, frames)."""
+    source = tmp_path / "source"
+    made = FramesEnv(lengths=(5, 3)) if env == "frames" else nested_env(lengths=(4, 2, 3))
+    record(made, source, episodes=2 if env == "frames" else 3)
+    export(source, tmp_path / "lerobot", format="lerobot", video_codec="none", fps=10)
+    convert(tmp_path / "lerobot", tmp_path / "back", source_format="lerobot")
+    expected_features = json.loads((source / "features.json").read_text())
+    assert json.loads((tmp_path / "back" / "features.json").read_text()) == expected_features
+    expected = list(iter_episodes(open_dataset(str(source)), "train"))
+    actual = list(iter_episodes(open_dataset(str(tmp_path / "back")), "train"))
+    assert len(actual) == len(expected)
+    for before, after in zip(expected, actual, strict=True):
+        assert_bit_equal(before, after)
