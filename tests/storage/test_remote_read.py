@@ -3,7 +3,6 @@ opened, read, checked, summarised and loaded from the bucket, value for value as
 
 import json
 
-import numpy as np
 import pytest
 
 from rlds_hub import storage
@@ -148,9 +147,3 @@ def test_prefetch_reads_each_remote_shard_once_in_order(s3, uploaded):
         fetched = [ahead.take(p) for p in paths]
     assert [len(f) for f in fetched] == [len(remote_shards.read_object(p)) for p in paths]
     assert remote_shards.Prefetch(["/local/file"]).take("/local/file") is None
-
-
-def test_value_arrays_are_numpy(s3, uploaded):
-    _, url = uploaded
-    episode = reader.read_episode(storage.open_dataset(url), "train", -1)
-    assert isinstance(episode["steps"]["reward"], np.ndarray)

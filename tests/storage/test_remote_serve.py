@@ -72,8 +72,11 @@ def test_steps_and_frames_by_range_requests(clients):
     assert pixels.ndim == 3
 
 
-def test_a_missing_bucket_root_is_refused_at_start(s3, tmp_path):
+def test_a_missing_bucket_or_empty_root_is_refused_at_start(s3, tmp_path):
     from rlds_hub.server import Settings
 
+    s3.create_bucket("served")
     with pytest.raises(ValueError, match="the bucket 'no-such-bucket' does not exist"):
         Settings(roots=["s3://no-such-bucket/x"], database_url=f"sqlite:///{tmp_path}/i.db")
+    with pytest.raises(ValueError, match="holds nothing"):
+        Settings(roots=["s3://served/nothing-here"], database_url=f"sqlite:///{tmp_path}/i.db")
