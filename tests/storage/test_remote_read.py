@@ -3,6 +3,7 @@ opened, read, checked, summarised and loaded from the bucket, value for value as
 
 import json
 
+import numpy as np
 import pytest
 
 from rlds_hub import storage
@@ -147,3 +148,17 @@ def test_prefetch_reads_each_remote_shard_once_in_order(s3, uploaded):
         fetched = [ahead.take(p) for p in paths]
     assert [len(f) for f in fetched] == [len(remote_shards.read_object(p)) for p in paths]
     assert remote_shards.Prefetch(["/local/file"]).take("/local/file") is None
+
+
+@pytest.mark.filterwarnings("ignore:InMemorySampler")  # JAX's x64 mode is off
+def test_in_memory_sampler_from_the_bucket(s3, uploaded):
+    import jax
+
+    from rlds_hub.data import InMemorySampler
+
+    local, url = uploaded
+    here = InMemorySampler.from_dataset(local)
+    there = InMemorySampler.from_dataset(url)
+    assert there.size == here.size > 0
+    for a, b in zip(jax.tree.leaves(here.items), jax.tree.leaves(there.items), strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
