@@ -317,6 +317,9 @@ def test_an_rlds_hub_export_comes_back_bit_exact(exported, tmp_path, name, layou
     metadata = DatasetMetadata.from_json(json.loads((out / "metadata.json").read_text()))
     assert metadata.layout == layout
     assert metadata.source.extra["restored_from"] == "meta/rlds_hub.json"
+    assert sum(metadata.source.extra["exported_splits"].values()) == len(
+        read_episodes_with_tfds(str(source))
+    )
 
 
 @pytest.mark.slow

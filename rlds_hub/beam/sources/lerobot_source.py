@@ -197,6 +197,8 @@ def describe(
     }
     if back is not None:
         metadata["restored_from"] = reading.EXPORT_RECORD
+        splits = [str(e.get("split")) for e in record["episodes"]]
+        metadata["exported_splits"] = {name: splits.count(name) for name in dict.fromkeys(splits)}
         specs = back.specs()
         return SourceDescription(
             format="lerobot",
