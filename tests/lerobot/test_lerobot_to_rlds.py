@@ -21,6 +21,8 @@ from rlds_hub.beam.jobs.convert import convert
 from rlds_hub.beam.sources import SourceFormatError, detect_format
 from rlds_hub.cli import main
 from rlds_hub.format.metadata import DatasetMetadata
+from rlds_hub.inspection.validate import validate
+from rlds_hub.storage import open_dataset
 from rlds_hub.testing import read_episodes_with_tfds
 from rlds_hub.testing.beam_jobs import FAST
 from rlds_hub.testing.lerobot_peer import read_dataset, write_dataset
@@ -117,6 +119,7 @@ def test_video_dataset_via_the_cli_equals_lerobots_own_items(peer, tmp_path):
     argv += ["--output", str(out), "--episodes-per-unit", "1", "--quiet", *FAST]
     assert main(argv) == 0
     assert _compare(out, items, with_rewards=True) == meta["num_frames"] == 15
+    assert validate(open_dataset(out), tensorflow=False).ok  # shards, checksums, episodes.jsonl
     metadata = DatasetMetadata.from_json(json.loads((out / "metadata.json").read_text()))
     assert metadata.layout == "oxe"
     extra = metadata.source.extra
