@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -67,8 +68,6 @@ def _run(command: list[str], what: str) -> bytes:
 def probe(path: str) -> VideoStream:
     """The first video stream of ``path``: codec, pixel format, size, average frame rate
     (the header's, as torchcodec's approximate mode uses) and its frames' times."""
-    import os
-
     if not os.path.isfile(path):
         raise LeRobotFormatError(f"{path} is missing")
     command = [
