@@ -19,6 +19,7 @@ rounds are interleaved and medians reported.
 The target (issue 18): torch >= 0.9 of the NumPy loader's rate with the same cores.
 
     python -m benchmarks.torch_loader [--rounds 3] [--episodes 40] [--steps 200] [--workers 2]
+        [--workloads camera state] [--batch 64]
 """
 
 from __future__ import annotations
@@ -36,26 +37,28 @@ from benchmarks import harness
 BATCH = 64
 
 
-def _epoch_numpy(path: str, history: int, chunk: int) -> dict[str, Any]:
+def _epoch_numpy(path: str, history: int, chunk: int, batch: int = BATCH) -> dict[str, Any]:
     from rlds_hub import data
 
     loader = data.steps(
-        path, batch_size=BATCH, history=history, action_chunk=chunk, shuffle_buffer=32
+        path, batch_size=batch, history=history, action_chunk=chunk, shuffle_buffer=32
     )
     return _second_epoch(loader)
 
 
-def _epoch_torch(path: str, history: int, chunk: int, workers: int, batched: bool) -> dict:
+def _epoch_torch(
+    path: str, history: int, chunk: int, workers: int, batched: bool, batch: int = BATCH
+) -> dict:
     from torch.utils.data import DataLoader
 
     from rlds_hub.data.torch import StepDataset
 
     dataset = StepDataset(
-        path, history=history, action_chunk=chunk, batch_size=BATCH if batched else None
+        path, history=history, action_chunk=chunk, batch_size=batch if batched else None
     )
     loader = DataLoader(
         dataset,
-        batch_size=None if batched else BATCH,
+        batch_size=None if batched else batch,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
         persistent_workers=workers > 0,
@@ -75,13 +78,15 @@ def _second_epoch(loader: Any) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "steps": count}
 
 
-def measure(mode: str, path: str, history: int, chunk: int, workers: int) -> dict[str, Any]:
+def measure(
+    mode: str, path: str, history: int, chunk: int, workers: int, batch: int = BATCH
+) -> dict[str, Any]:
     """The second epoch of ``mode`` (run in a fresh process)."""
     if mode == "numpy steps":
-        return _epoch_numpy(path, history, chunk)
+        return _epoch_numpy(path, history, chunk, batch)
     if mode == "torch batches, no workers":
-        return _epoch_torch(path, history, chunk, 0, batched=True)
-    return _epoch_torch(path, history, chunk, workers, batched=mode == "torch batches")
+        return _epoch_torch(path, history, chunk, 0, batched=True, batch=batch)
+    return _epoch_torch(path, history, chunk, workers, mode == "torch batches", batch)
 
 
 MODES = ("numpy steps", "torch samples", "torch batches", "torch batches, no workers")
@@ -97,13 +102,18 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "rlds_torch_bench"))
+    parser.add_argument("--batch", type=int, default=BATCH, help="samples per batch")
+    parser.add_argument(
+        "--workloads", nargs="*", default=["camera", "state"], choices=["camera", "state"]
+    )
     args = parser.parse_args()
 
     print(harness.machine_line(("numpy", "torch", "rlds_hub")))
-    workloads = {
-        "camera 84x84x3 PNG": _record(args, image=True),
-        "state 17-d": _record(args, image=False, episodes=args.state_episodes),
-    }
+    workloads = {}
+    if "camera" in args.workloads:
+        workloads["camera 84x84x3 PNG"] = _record(args, image=True)
+    if "state" in args.workloads:
+        workloads["state 17-d"] = _record(args, image=False, episodes=args.state_episodes)
     for name, path in workloads.items():
         rates: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(args.rounds):
@@ -114,6 +124,7 @@ def main() -> None:
                     "history": args.history,
                     "chunk": args.chunk,
                     "workers": args.workers,
+                    "batch": args.batch,
                 }
                 result = harness.run_isolated("benchmarks.torch_loader:measure", config)
                 if "error" in result:
@@ -122,7 +133,7 @@ def main() -> None:
         medians = {mode: statistics.median(values) for mode, values in rates.items()}
         print(
             f"\n{name}: {_size(path)}, history {args.history}, "
-            f"action chunk {args.chunk}, batches of {BATCH}, {args.workers} DataLoader workers; "
+            f"action chunk {args.chunk}, batches of {args.batch}, {args.workers} DataLoader workers; "
             f"second epoch, samples/s, median of {args.rounds}"
         )
         print(harness.ratio_table(medians, "numpy steps", what="loader", unit="samples/s"))

@@ -57,7 +57,9 @@ def to_torch(tree: Mapping[str, Any]) -> dict[str, Any]:
     (UTF-8 ``bytes`` decoded; arrays of strings as nested lists)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
-        if isinstance(value, Mapping):
+        if type(value) is np.ndarray and value.dtype.kind != "O":  # the common case, first
+            out[key] = torch.from_numpy(value)
+        elif isinstance(value, Mapping):
             out[key] = to_torch(value)
         elif isinstance(value, np.ndarray) and value.dtype == object:
             out[key] = _strings(value.tolist())
