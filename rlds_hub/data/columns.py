@@ -16,7 +16,8 @@ never touched.
   directory and renamed into place, so an entry is complete or absent.
 - Invalidation: the identity is the shard's size, modification time, inode and the
   CRC32C of its first and last 64 KiB, so a rewritten shard gets a new entry (and the
-  stale ones of the same shard are removed when it is built). Opening an entry checks the
+  stale ones of the same shard are removed when it is built; the first build in a process
+  also removes the entries of shards that no longer exist). Opening an entry checks the
   manifest and the CRC32C of every column read; a corrupt or truncated entry is removed
   and rebuilt.
 - Strings are never cached, nor are shards with an episode that does not decode (the loader
@@ -246,6 +247,7 @@ class ColumnCache:
             decoded = EpisodeDecoder(self._plan).decode(records)
         except (ParseError, ImageDecodeError):
             return None  # the reader reports the episode as it always has
+        _prune_once(self.root)
         group.mkdir(parents=True, exist_ok=True)
         for stale in group.iterdir():  # older versions of this shard
             if stale.name != entry.name:
@@ -336,6 +338,35 @@ def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         return np.empty(shape, dtype)
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(memory, dtype).reshape(shape)  # unmapped when the array is freed
+
+
+_PRUNED: set[Path] = set()
+
+
+def _prune_once(root: Path) -> None:
+    """Removes (once per process and cache directory, when an entry is built) the entries of
+    shards that no longer exist, so the cache does not grow with every dataset ever read."""
+    if root in _PRUNED:
+        return
+    _PRUNED.add(root)
+    try:
+        groups = list(root.iterdir())
+    except OSError:
+        return
+    for group in groups:
+        try:
+            entries = list(group.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".tmp-"):
+                continue  # another process's build in progress
+            try:
+                shard = json.loads((entry / MANIFEST).read_text())["shard"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # unreadable: removed when its own shard is read again
+            if not os.path.exists(shard):
+                _remove(entry)  # (its empty group directory stays: another build may use it)
 
 
 def _identity(path: str, stat: os.stat_result) -> dict:

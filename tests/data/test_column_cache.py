@@ -176,3 +176,18 @@ def test_a_bad_episode_is_reported_as_without_the_cache(dataset, cache, monkeypa
         _batches(LOADERS["transitions"](dataset))
     assert str(cached.value) == str(decoded.value)
     assert "episode 4" in str(cached.value)
+
+
+def test_entries_of_removed_shards_are_pruned(tmp_path, dataset, cache, monkeypatch) -> None:
+    gone = _record(tmp_path / "gone")
+    _batches(LOADERS["transitions"](gone))
+    assert len(_entries(cache)) == 3
+    shutil.rmtree(gone)
+    monkeypatch.setattr(columns, "_PRUNED", set())  # a new process
+    _batches(LOADERS["transitions"](dataset))  # builds, and prunes the removed shards' entries
+    kept = _entries(cache)
+    assert len(kept) == 3
+    shards_now = {json.loads((e / columns.MANIFEST).read_text())["shard"] for e in kept}
+    assert shards_now == {
+        os.path.realpath(p) for p in open_dataset(dataset).split("train").shard_paths
+    }
