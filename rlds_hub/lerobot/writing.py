@@ -343,6 +343,29 @@ def _number_files(
     return numbers
 
 
+def _write_episodes(out: Path, rows: list[dict[str, Any]], cap_mb: float) -> None:
+    """``meta/episodes/chunk-CCC/file-FFF.parquet``: the rows in files under ``cap_mb``
+    (LeRobot caps them as data files), each row naming its own file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    size = pa.Table.from_pylist(rows).nbytes
+    per_file = max(1, int(len(rows) * cap_mb * _MB // max(size, 1)))
+    for number, first in enumerate(range(0, len(rows), per_file)):
+        where = layout.chunk_file(number)
+        part = [
+            {
+                **row,
+                "meta/episodes/chunk_index": where["chunk_index"],
+                "meta/episodes/file_index": where["file_index"],
+            }
+            for row in rows[first : first + per_file]
+        ]
+        path = out / layout.EPISODES_PATH.format(**where)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(part), path)
+
+
 def finish(
     out: str | os.PathLike,
     dataset: RLDSDataset,
@@ -357,8 +380,6 @@ def finish(
     """Writes the dataset's metadata from the units' summaries (in unit order); returns
     ``{"frames", "episodes", "tasks", "quality", "skipped"}``."""
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     out = Path(out)
     features = layout.feature_map(dataset.plan, skip_unsupported=plan.skip_unsupported)
@@ -391,13 +412,8 @@ def finish(
                 per_key.setdefault(key, []).append(stats.from_json(values))
                 for stat, value in values.items():
                     row[f"stats/{key}/{stat}"] = value if isinstance(value, list) else [value]
-            row["meta/episodes/chunk_index"] = 0
-            row["meta/episodes/file_index"] = 0
             rows.append(row)
-    (out / layout.EPISODES_PATH.format(chunk_index=0, file_index=0)).parent.mkdir(parents=True)
-    pq.write_table(
-        pa.Table.from_pylist(rows), out / layout.EPISODES_PATH.format(chunk_index=0, file_index=0)
-    )
+    _write_episodes(out, rows, plan.data_file_mb)
     ordered_tasks = sorted(plan.tasks, key=plan.tasks.__getitem__)
     tasks = pd.DataFrame(
         {"task_index": [plan.tasks[t] for t in ordered_tasks]}, index=ordered_tasks

@@ -57,7 +57,9 @@ def test_lerobot_reads_every_value_of_an_rlds_hub_recording(frames_dataset, tmp_
         frames_dataset, out, format="lerobot", video_codec="none", fps=15, data_file_mb=0.002
     )
     assert summary["episodes"] == 3
-    assert len(list((out / "data").glob("*/*.parquet"))) > 2  # the tiny cap cut several files
+    # the tiny cap cut several data files and several episodes-table files
+    assert len(list((out / "data").glob("*/*.parquet"))) > 2
+    assert len(list((out / "meta" / "episodes").glob("*/*.parquet"))) > 1
     items, meta = _lerobot_items(out, tmp_path)
     source = read_episodes_with_tfds(frames_dataset)
     steps = [(e, t, s) for e, episode in enumerate(source) for t, s in enumerate(episode["steps"])]
