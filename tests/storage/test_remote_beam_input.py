@@ -4,7 +4,7 @@ directory, every episode equal to the local original."""
 import pytest
 
 from rlds_hub import storage
-from rlds_hub.testing import CounterEnv, assert_bit_equal, record
+from rlds_hub.testing import assert_bit_equal, nested_env, record
 
 pytestmark = pytest.mark.slow  # a Beam pipeline (about 10 s)
 
@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow  # a Beam pipeline (about 10 s)
 def test_reshard_reads_its_input_from_the_bucket(s3, tmp_path):
     from rlds_hub.cli import main
 
-    record(CounterEnv(), tmp_path / "local", episodes=5, max_episodes_per_shard=2)
-    url = s3.upload_directory(tmp_path / "local", "s3://beam-inputs/counter")
+    record(nested_env(), tmp_path / "local", episodes=5, max_episodes_per_shard=2, seed=4)
+    url = s3.upload_directory(tmp_path / "local", "s3://beam-inputs/nested")
     output = tmp_path / "resharded"
     command = ["reshard", "--input", url, "--output", str(output), "--num-shards", "1"]
     assert main([*command, "--direct_running_mode", "in_memory", "--quiet"]) in (0, None)

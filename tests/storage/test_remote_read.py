@@ -151,6 +151,7 @@ def test_prefetch_reads_each_remote_shard_once_in_order(s3, uploaded):
 
 
 @pytest.mark.filterwarnings("ignore:InMemorySampler")  # JAX's x64 mode is off
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the random spec's huge floats to float32
 def test_in_memory_sampler_from_the_bucket(s3, uploaded):
     import jax
 
