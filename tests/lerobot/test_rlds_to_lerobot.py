@@ -243,3 +243,12 @@ def test_round_trip_rlds_lerobot_rlds_is_bit_exact(env, tmp_path):
     assert len(actual) == len(expected)
     for before, after in zip(expected, actual, strict=True):
         assert_bit_equal(before, after)
+
+
+def test_lerobot_options_without_format_lerobot_are_refused(frames_dataset, tmp_path, capsys):
+    from rlds_hub.cli import main
+
+    out = tmp_path / "out"
+    code = main(["export", "--input", frames_dataset, "--output", str(out), "--fps", "10"])
+    assert code == 2 and not out.exists()
+    assert "--fps apply only to --format lerobot" in capsys.readouterr().err

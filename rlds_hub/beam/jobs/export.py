@@ -390,6 +390,16 @@ def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
             f"LeRobot dataset to {summary['path']} in {summary['seconds']:.1f} s{quality}{skipped}"
         )
         return 0
+    given = {
+        "--video-codec": args.video_codec != "av1",
+        "--fps": args.fps is not None,
+        "--skip-unsupported": args.skip_unsupported,
+        "--task": args.task is not None,
+        "--robot-type": args.robot_type is not None,
+    }
+    if any(given.values()):
+        names = ", ".join(name for name, set_ in given.items() if set_)
+        raise ValueError(f"{names} apply only to --format lerobot (add it, or leave them out)")
     summary = export(args.input, output, split=args.split, run=run)
     print(
         f"export: wrote {summary['episodes']} episodes to {summary['path']} "
