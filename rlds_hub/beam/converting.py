@@ -1,5 +1,5 @@
-"""``ConvertSource``: the episodes of an envlogger, Minari or D4RL source as encoded RLDS
-episodes, for the convert job and users' own pipelines (features from the source's specs,
+"""``ConvertSource``: the episodes of an envlogger, Minari, D4RL or LeRobot source as encoded
+RLDS episodes, for the convert job and users' own pipelines (features from the source's specs,
 values bit-exact, terminal vs truncated kept)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""convert: envlogger Riegeli logs, Minari datasets and D4RL-style HDF5 files to an RLDS
-dataset, losslessly (features from the source's specs, bit-exact values, terminal vs
-truncated kept)."""
+"""convert: envlogger Riegeli logs, Minari datasets, D4RL-style HDF5 files and LeRobot v3.0
+datasets to an RLDS dataset, losslessly (features from the source's specs, bit-exact values,
+terminal vs truncated kept)."""
 
 from __future__ import annotations
 
