@@ -107,6 +107,11 @@ def camera_stats(frames: np.ndarray) -> Stats:
 
 def aggregate(episodes: Sequence[Stats]) -> Stats:
     """One feature's dataset statistics from its episodes' (see the module docstring)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN / inf values: NaN / inf stats
+        return _aggregate(episodes)
+
+
+def _aggregate(episodes: Sequence[Stats]) -> Stats:
     counts = np.array([int(s["count"][0]) for s in episodes], np.float64)
     total = counts.sum()
     means = np.stack([np.asarray(s["mean"], np.float64) for s in episodes])
