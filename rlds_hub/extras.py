@@ -45,6 +45,10 @@ EXTRAS: dict[str, str] = {
     "pydantic": "server",
     "pydantic_settings": "server",
     "torch": "torch",
+    "s3fs": "remote",
+    "gcsfs": "remote",
+    "aiohttp": "remote",
+    "av": "lerobot",
     "minari": "peers",
 }
 

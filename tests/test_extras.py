@@ -43,7 +43,18 @@ def test_every_extra_named_is_declared_in_pyproject():
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     declared = set(pyproject["project"]["optional-dependencies"])
     assert set(EXTRAS.values()) <= declared
-    assert {"tf", "beam", "server", "learners", "envs", "plots", "torch", "all"} <= declared
+    assert {
+        "tf",
+        "beam",
+        "server",
+        "learners",
+        "envs",
+        "plots",
+        "torch",
+        "remote",
+        "lerobot",
+        "all",
+    } <= (declared)
 
 
 def test_require_names_the_extra_and_leaves_real_bugs_alone(monkeypatch):
