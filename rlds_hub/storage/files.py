@@ -101,6 +101,16 @@ def read_optional(urls: list[str]) -> list[bytes | None]:
     return [None if f is None else f[0] for f in found]
 
 
+def remote_sizes(url: str) -> dict[str, int]:
+    """``{name: size}`` of the objects directly under the remote ``url`` (one listing where
+    the store's listing gives sizes).
+
+    Raises:
+      FileNotFoundError: the server lists nothing there (e.g. a bucket's HTTPS URL).
+    """
+    return remote.store(url).list_sizes(url)
+
+
 def read_text(path: str | os.PathLike, *, within: str | None = None) -> str:
     return read_bytes(path, within=within).decode("utf-8")
 

@@ -189,6 +189,31 @@ class ObjectStore:
         """
         return sorted(set(self._run(url, None, None, "list", lambda: self._listdir(url))))
 
+    listing_has_sizes = False  # True: _list_sizes answers from the listing alone
+
+    def list_sizes(self, url: str) -> dict[str, int]:
+        """``{name: size}`` of the objects directly under ``url`` (sub-prefixes left out), from
+        the listing where it gives sizes (S3: one request per 1000 objects), else the listing
+        and one HEAD per object (each counted).
+
+        Raises:
+          FileNotFoundError: nothing is under ``url``, or the server lists nothing.
+        """
+        if self.listing_has_sizes:
+            return self._run(url, None, None, "list", lambda: self._list_sizes(url))
+        sizes = {}
+        for name in self.listdir(url):
+            if name.endswith("/"):
+                continue
+            try:
+                sizes[name] = self.stat(f"{url.rstrip('/')}/{name}").size
+            except FileNotFoundError:
+                continue  # a sub-prefix, not an object
+        return sizes
+
+    async def _list_sizes(self, url: str) -> dict[str, int]:
+        raise NotImplementedError
+
     def exists(self, url: str) -> bool:
         try:
             self.stat(url)
@@ -264,6 +289,7 @@ class S3Store(ObjectStore):
     S3-compatible servers; ``RLDS_HUB_S3_ANON=1`` for public buckets without credentials)."""
 
     scheme = "s3"
+    listing_has_sizes = True
 
     @staticmethod
     def _split(url: str) -> tuple[str, str]:
@@ -325,24 +351,32 @@ class S3Store(ObjectStore):
         return data, found
 
     async def _listdir(self, url: str) -> list[str]:
+        return list(await self._listing(url, with_prefixes=True))
+
+    async def _list_sizes(self, url: str) -> dict[str, int]:
+        return {k: v for k, v in (await self._listing(url, with_prefixes=False)).items()}
+
+    async def _listing(self, url: str, *, with_prefixes: bool) -> dict[str, int]:
+        """``{name: size}`` under ``url`` (sub-prefixes with size -1 if ``with_prefixes``)."""
         bucket, key = self._split(url)
         prefix = key.rstrip("/") + "/" if key.strip("/") else ""
-        names: list[str] = []
+        names: dict[str, int] = {}
         token = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
             if token:
                 kwargs["ContinuationToken"] = token
             response = await self._call(url, "list_objects_v2", **kwargs)
-            names += [o["Key"][len(prefix) :] for o in response.get("Contents", [])]
-            names += [
-                p["Prefix"][len(prefix) :].rstrip("/") for p in response.get("CommonPrefixes", [])
-            ]
+            for entry in response.get("Contents", []):
+                names[entry["Key"][len(prefix) :]] = int(entry["Size"])
+            if with_prefixes:
+                for entry in response.get("CommonPrefixes", []):
+                    names.setdefault(entry["Prefix"][len(prefix) :].rstrip("/"), -1)
             token = response.get("NextContinuationToken")
             if not token:
                 break
-        names = [n for n in names if n]
-        if not names:
+        names.pop("", None)
+        if not names and with_prefixes:
             raise FileNotFoundError(f"{redact(url)}: nothing under this prefix")
         return names
 
@@ -462,6 +496,8 @@ class HTTPStore(ObjectStore):
     async def _listdir(self, url: str) -> list[str]:
         base = url.rstrip("/") + "/"
         status, _, body = await self._request("GET", base, {})
+        if status in (403, 404):  # servers without listings answer either for a "directory"
+            raise FileNotFoundError(f"{redact(url)}: no directory listing here (HTTP {status})")
         self._raise_for(base, status)
         names = []
         for link in re.findall(r'href="([^"]+)"', body.decode("utf-8", "replace")):

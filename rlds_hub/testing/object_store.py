@@ -4,9 +4,9 @@
   ``moto[server]`` package), an S3 API on ``127.0.0.1:<free port>``. Clients find it through
   ``AWS_ENDPOINT_URL`` and dummy credentials in the environment (:meth:`S3Server.environment`,
   :meth:`S3Server.activate`).
-- :class:`NginxServer`: Debian's nginx serving a directory over HTTP with range requests (and a
-  ``/forbidden/`` location answering 403), started as a non-daemon from a generated
-  configuration in a temporary directory.
+- :class:`NginxServer`: Debian's nginx serving a directory over HTTP with range requests and
+  directory listings (a ``/forbidden/`` location answering 403, an ``/unlisted/`` one without
+  listings), started as a non-daemon from a generated configuration in a temporary directory.
 - :func:`upload_directory`: a local dataset directory copied into a bucket.
 
 :func:`s3_server` and :func:`nginx_server` are the session's servers (started on first use,
@@ -191,8 +191,8 @@ http {{
         listen 127.0.0.1:{port};
         root {root};
         autoindex on;
-        autoindex_format json;
         location /forbidden/ {{ return 403; }}
+        location /unlisted/ {{ autoindex off; }}
     }}
 }}
 """
@@ -200,7 +200,8 @@ http {{
 
 class NginxServer:
     """Debian's nginx serving ``root`` on loopback: static files with range requests and
-    ETags, JSON directory listings (``autoindex``), 403 under ``/forbidden/``."""
+    ETags, HTML directory listings (``autoindex``; none under ``/unlisted/``, as a bucket's
+    HTTPS URL), 403 under ``/forbidden/``."""
 
     def __init__(self, root: str | os.PathLike) -> None:
         binary = next((c for c in NGINX_CANDIDATES if os.path.exists(c)), None)

@@ -70,3 +70,21 @@ def test_validate_over_https(oxe):
     report = validate(url)
     assert not report.errors, report.errors
     assert report.episodes == EPISODES and report.layout == "oxe"
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_info_over_https_with_and_without_listings(oxe, nginx_server, listed):
+    from rlds_hub.inspection import summarize
+
+    local, url = oxe
+    if not listed:  # a server without directory listings, as a bucket's HTTPS URL
+        served = served_directory() / "unlisted" / "oxe"
+        shutil.rmtree(served, ignore_errors=True)
+        shutil.copytree(local, served)
+        url = nginx_server.url_of(served)
+        with pytest.raises(FileNotFoundError):
+            remote.store(url).listdir(url)
+    here, there = summarize(local), summarize(url)
+    assert {k: v for k, v in there.items() if k != "path"} == {
+        k: v for k, v in here.items() if k != "path"
+    }

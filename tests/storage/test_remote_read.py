@@ -163,3 +163,24 @@ def test_in_memory_sampler_from_the_bucket(s3, uploaded):
     assert there.size == here.size > 0
     for a, b in zip(jax.tree.leaves(here.items), jax.tree.leaves(there.items), strict=True):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_info_counts_stray_objects_from_one_listing(s3, uploaded):
+    from rlds_hub.storage import files
+
+    local, url = uploaded
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    stray = f"{prefix}-stray"
+    s3.upload_directory(local, f"s3://{bucket}/{stray}")
+    s3.client().put_object(Bucket=bucket, Key=f"{stray}/.tmp-left-over", Body=b"x" * 10)
+    store = remote.store(url)
+    before = dict(store.requests.by_kind)
+    sizes = files.remote_sizes(f"s3://{bucket}/{stray}")
+    grown = {k: v - before.get(k, 0) for k, v in store.requests.by_kind.items()}
+    assert {k: v for k, v in grown.items() if v} == {"list": 1}  # sizes from the listing
+    assert sizes[".tmp-left-over"] == 10
+    assert summarize(f"s3://{bucket}/{stray}")["unlisted_files"] == {
+        "count": 1,
+        "bytes": 10,
+        "names": [".tmp-left-over"],
+    }
