@@ -263,8 +263,11 @@ def _serve(args: argparse.Namespace) -> int:
             _migrate(settings)
         host = f"[{args.host}]" if ":" in args.host else args.host
         writes = "writes need the bearer token" if settings.token else "read-only: no token"
+        from rlds_hub.storage.remote import redact  # a root URL's user info is never shown
+
         print(
-            f"serving {', '.join(map(str, settings.roots))} at http://{host}:{args.port}/ "
+            f"serving {', '.join(redact(str(r)) for r in settings.roots)} at "
+            f"http://{host}:{args.port}/ "
             f"({writes}; Ctrl-C stops)",
             flush=True,
         )
