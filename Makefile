@@ -14,8 +14,8 @@ $(PY):
 # Extras (pyproject.toml): the demo uses every part of rlds_hub; the tests also need the peers
 # they compare with and the dev tools. torch (rlds_hub.data.torch's tests): the CPU-only wheel
 # when the package index has it (~14 s here), else PyPI's (with CUDA libraries, ~2.5 GB).
-DEMO_EXTRAS := tf,beam,plots,envs,jax,server,learners
-TEST_EXTRAS := $(DEMO_EXTRAS),torch,remote,lerobot,peers,dev
+DEMO_EXTRAS := tf,beam,plots,envs,jax,server,learners,lerobot
+TEST_EXTRAS := $(DEMO_EXTRAS),torch,remote,peers,dev
 TORCH_CPU ?= torch==2.13.0+cpu
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
@@ -59,6 +59,8 @@ demo: $(VENV)/.stamp-demo
 	$(VENV)/bin/rlds-hub validate $(DEMO_DIR)/point_mass_expert_array_record --quiet
 	$(VENV)/bin/rlds-hub export --input $(DEMO_DIR)/point_mass_expert \
 	    --output $(DEMO_DIR)/point_mass_expert_parquet --quiet
+	$(VENV)/bin/rlds-hub export --format lerobot --input $(DEMO_DIR)/point_mass_expert \
+	    --output $(DEMO_DIR)/point_mass_expert_lerobot --fps 50 --quiet
 	$(VENV)/bin/rlds-hub train bc --dataset $(DEMO_DIR)/point_mass_expert \
 	    --env dm_control/point_mass-easy --out $(DEMO_DIR)/runs/bc --steps 5000
 	@echo "serving the demo datasets (the runs' evaluation episodes too): open the URL printed below; Ctrl-C stops"
