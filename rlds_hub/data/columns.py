@@ -36,6 +36,7 @@ import json
 import mmap
 import os
 import shutil
+import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -250,7 +251,7 @@ class ColumnCache:
         _prune_once(self.root)
         group.mkdir(parents=True, exist_ok=True)
         for stale in group.iterdir():  # older versions of this shard
-            if stale.name != entry.name:
+            if stale.name != entry.name and not _in_progress(stale):
                 _remove(stale)
         work = group / f".tmp-{uuid.uuid4().hex}"
         work.mkdir()
@@ -338,6 +339,21 @@ def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         return np.empty(shape, dtype)
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(memory, dtype).reshape(shape)  # unmapped when the array is freed
+
+
+# A hidden build directory younger than this may be another process's build in progress.
+_BUILD_SECONDS = 3600
+
+
+def _in_progress(path: Path) -> bool:
+    """Whether ``path`` is a recent hidden build directory (left alone; older ones were
+    left by a process that died while building, and are removed)."""
+    if not path.name.startswith(".tmp-"):
+        return False
+    try:
+        return time.time() - path.stat().st_mtime < _BUILD_SECONDS
+    except OSError:
+        return True  # gone already
 
 
 _PRUNED: set[Path] = set()

@@ -191,3 +191,16 @@ def test_entries_of_removed_shards_are_pruned(tmp_path, dataset, cache, monkeypa
     assert shards_now == {
         os.path.realpath(p) for p in open_dataset(dataset).split("train").shard_paths
     }
+
+
+def test_a_build_in_progress_is_left_alone(dataset, cache) -> None:
+    _batches(LOADERS["transitions"](dataset))
+    entry = _entries(cache)[0]
+    shutil.rmtree(entry)  # this shard's entry is built again next time
+    building = entry.parent / ".tmp-another-process"
+    building.mkdir()
+    crashed = entry.parent / ".tmp-a-dead-process"
+    crashed.mkdir()
+    os.utime(crashed, (0, 0))
+    _batches(LOADERS["transitions"](dataset))
+    assert entry.is_dir() and building.is_dir() and not crashed.exists()
