@@ -50,6 +50,11 @@ EXTRAS: dict[str, str] = {
     "aiohttp": "remote",
     "av": "lerobot",
     "minari": "peers",
+    # datasets in object storage (rlds_hub.storage.remote)
+    "s3fs": "remote",
+    "aiobotocore": "remote",
+    "gcsfs": "remote",
+    "aiohttp": "remote",
 }
 
 

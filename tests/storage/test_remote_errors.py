@@ -130,3 +130,14 @@ def test_an_https_object_replaced_while_read(nginx_server, local_dataset):
     shard.with_suffix(".new").rename(shard)
     with pytest.raises(remote.ObjectChangedError):
         reader.read_episode(dataset, "train", 1)
+
+
+def test_without_the_remote_extra_the_error_names_it(monkeypatch):
+    import sys
+
+    from rlds_hub.extras import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "nowhere-without-s3fs")  # a store not made yet
+    with pytest.raises(MissingExtraError, match=r"rlds-hub\[remote\]"):
+        storage.open_dataset("s3://bucket/dataset")
