@@ -28,7 +28,8 @@ from rlds_hub.storage import remote
 from rlds_hub.storage.tfrecord import FRAMING, HEADER, ShardError, framed_data, record_length
 
 WINDOW = 256 * 1024  # bytes per ranged GET while walking record headers
-PREFETCH_DEPTH = 8  # shards fetched ahead of a reader
+PREFETCH_DEPTH = 8  # shards fetched ahead of a reader, at most
+PREFETCH_BYTES = 512 * 2**20  # ... and at most about this many bytes of them
 CACHE_VARIABLE = "RLDS_HUB_OFFSET_CACHE"
 _MEMORY_ENTRIES = 4096
 
@@ -189,7 +190,9 @@ def read_object(url: str) -> bytes:
 
 class Prefetch:
     """Whole shards fetched ahead of a reader that takes them in ``paths`` order (local
-    paths are not fetched: :meth:`take` returns None for them)."""
+    paths are not fetched: :meth:`take` returns None for them). At most ``depth`` shards
+    are in flight or waiting, and no more than :data:`PREFETCH_BYTES` of them at the size of
+    the largest shard seen (two until the first arrives)."""
 
     def __init__(self, paths: Sequence[str], depth: int = PREFETCH_DEPTH) -> None:
         unique = [p for i, p in enumerate(paths) if remote.is_remote(p) and p not in paths[:i]]
@@ -203,10 +206,21 @@ class Prefetch:
             else None
         )
         self._depth = depth
+        self._largest = 0
         self._fill()
 
+    @property
+    def in_flight(self) -> int:
+        """Shards being fetched or fetched and not taken yet."""
+        return len(self._futures)
+
+    def _limit(self) -> int:
+        if not self._largest:
+            return min(2, self._depth)
+        return max(1, min(self._depth, PREFETCH_BYTES // self._largest))
+
     def _fill(self) -> None:
-        while self._pool is not None and self._pending and len(self._futures) < self._depth:
+        while self._pool is not None and self._pending and len(self._futures) < self._limit():
             path = self._pending.popleft()
             self._futures[path] = self._pool.submit(read_object, path)
 
@@ -216,7 +230,9 @@ class Prefetch:
         if future is None:
             return None
         try:
-            return future.result()
+            data = future.result()
+            self._largest = max(self._largest, len(data))
+            return data
         finally:
             self._fill()
 

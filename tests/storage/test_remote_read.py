@@ -150,6 +150,19 @@ def test_prefetch_reads_each_remote_shard_once_in_order(s3, uploaded):
     assert remote_shards.Prefetch(["/local/file"]).take("/local/file") is None
 
 
+def test_prefetch_holds_a_bounded_number_of_bytes(s3, uploaded, monkeypatch):
+    _, url = uploaded
+    paths = list(storage.open_dataset(url).split("train").shard_paths)
+    with remote_shards.Prefetch(paths, depth=8) as ahead:
+        assert ahead.in_flight == 2  # before any size is known
+        ahead.take(paths[0])
+        assert ahead.in_flight == min(8, len(paths) - 1)
+    monkeypatch.setattr(remote_shards, "PREFETCH_BYTES", 1)  # less than one shard
+    with remote_shards.Prefetch(paths, depth=8) as ahead:
+        ahead.take(paths[0])
+        assert ahead.in_flight == 1
+
+
 @pytest.mark.filterwarnings("ignore:InMemorySampler")  # JAX's x64 mode is off
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the random spec's huge floats to float32
 def test_in_memory_sampler_from_the_bucket(s3, uploaded):
