@@ -45,7 +45,7 @@ from rlds_hub.data.lenient import Skipped
 from rlds_hub.data.mixer import Mixer
 from rlds_hub.data.step_items import EPISODE_INDEX, MADE, STEP_INDEX
 from rlds_hub.extras import require
-from rlds_hub.format.plan import Plan, unflatten
+from rlds_hub.format.plan import LeafKind, Plan, unflatten
 from rlds_hub.storage.dataset_files import DatasetError
 from rlds_hub.storage.episodes import dataset_layout
 from rlds_hub.storage.query import Where, check_filters, select
@@ -56,6 +56,8 @@ _WINDOW_FIELDS = (*rlds.CORE_STEP_FIELDS,)
 # Fields a dataset may lack: made by the loaders (most of Open X-Embodiment has no discount).
 _DERIVED = (rlds.DISCOUNT,)
 _INDICES = (EPISODE_INDEX, STEP_INDEX)
+# Chunks of camera frames made ahead of the consumer (two worker threads make them).
+FRAME_CHUNKS_AHEAD = 2
 
 
 class BatchLoader:
@@ -99,10 +101,15 @@ class BatchLoader:
         self.layout = items.layout
         # One chunk mixes at least shuffle_buffer episodes: whole groups of episodes_per_chunk.
         groups = max(1, -(-shuffle_buffer // episodes_per_chunk)) if shuffle else 1
+        plan = plan if plan is not None else selection.dataset.plan.step_fields_plan(fields)
+        # Camera frames make large chunks: only as many ahead as the workers make at once
+        # (not AHEAD_EPISODES' worth of encoded records, gigabytes of frames).
+        frames = any(leaf.kind == LeafKind.IMAGE for leaf in plan.leaves)
         self._chunks = ChunkSource(
             selection,
-            plan if plan is not None else selection.dataset.plan.step_fields_plan(fields),
+            plan,
             items,
+            ahead=FRAME_CHUNKS_AHEAD if frames else None,
             episodes_per_chunk=episodes_per_chunk * groups,
             block_items=max(1, BLOCK_ITEMS // batch_size) * batch_size,  # whole batches
             shuffle=shuffle,
