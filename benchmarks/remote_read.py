@@ -17,6 +17,9 @@ decoded-column disk cache (``RLDS_HUB_COLUMN_CACHE``) is off in every row, so ea
 its shards (a remote dataset has no local cache to use). The child reports the requests it
 sent (per epoch and per episode) and the bytes it received.
 
+Two more rows measure the servers alone: every shard fetched whole, 16 requests in flight,
+nothing decoded — what the transport can give at best, as transitions/s of the same data.
+
 The peer: plain TFDS (``tfds.builder_from_directory(...).as_dataset``), through
 ``tf.io.gfile``, on the **local copy** — TensorFlow 2.21's gfile has no ``s3://`` and no
 ``http(s)://`` file system, and gs:// would need a GCS endpoint — with peer_read's step-level
@@ -52,6 +55,8 @@ ROWS = (
     ("https", "rlds_hub, HTTP server (nginx, ranges) on loopback"),
     ("s3_latency", "rlds_hub, S3 server + 20 ms per request"),
     ("https_latency", "rlds_hub, HTTP server + 20 ms per request"),
+    ("s3_fetch", "transport alone: the shards fetched from the S3 server, not decoded"),
+    ("https_fetch", "transport alone: the shards fetched from the HTTP server, not decoded"),
     ("tfds_steps", "plain TFDS on the local copy, step-level pipeline (peer_read's)"),
     ("tfds_episodes", "plain TFDS on the local copy, whole episodes batched then sliced"),
 )
@@ -81,6 +86,28 @@ def measure(path: str, environment: dict[str, str]) -> dict[str, Any]:
         "requests": sum(requests.values()),
         "by_kind": requests,
         "bytes": sum(s.requests.bytes for s in remote.all_stores()),
+    }
+
+
+def measure_fetch(path: str, environment: dict[str, str], transitions: int) -> dict[str, Any]:
+    """The servers' side of the ceiling: every shard of ``path`` fetched whole, 16 requests
+    in flight, nothing decoded; ``items`` is the transitions they hold."""
+    os.environ.update(environment)
+    from rlds_hub import storage
+    from rlds_hub.storage import remote
+
+    store = remote.store(path)
+    store.stat(f"{path}/dataset_info.json")  # the client started, as in measure()
+    shards = [p for s in storage.open_dataset(path).splits.values() for p in s.shard_paths]
+    store.requests.reset()
+    start = time.perf_counter()
+    fetched = store.read_many([(p, None, None, None) for p in shards])
+    seconds = time.perf_counter() - start
+    return {
+        "items": transitions,
+        "seconds": seconds,
+        "requests": store.requests.total,
+        "bytes": sum(len(f[0]) for f in fetched if f is not None),
     }
 
 
@@ -210,6 +237,14 @@ def main() -> None:
                 if row.startswith("tfds"):
                     config = {"path": local, "mode": row}
                     result = harness.run_isolated("benchmarks.remote_read:measure_tfds", config)
+                elif row.endswith("_fetch"):
+                    path, environment = rows[row.removesuffix("_fetch")]
+                    config = {
+                        "path": path,
+                        "environment": environment,
+                        "transitions": args.episodes * (harness.EPISODE_STEPS),
+                    }
+                    result = harness.run_isolated("benchmarks.remote_read:measure_fetch", config)
                 else:
                     path, environment = rows[row]
                     config = {"path": path, "environment": environment}

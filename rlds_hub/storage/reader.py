@@ -145,6 +145,10 @@ class ShardReader:
         self._within = dataset.real_path
         self._cached: tuple[str, list[Any]] | None = None
         self._ahead: remote_shards.Prefetch | None = None
+        # the mean shard size dataset_info.json gives (0 if not), to size the prefetch
+        self._shard_bytes = max(
+            (s.num_bytes // max(1, len(s.shard_paths)) for s in dataset.splits.values()), default=0
+        )
 
     def plan(self, reads: Sequence[ShardRead]) -> None:
         """The reads to come, in order: remote TFRecord shards among them are fetched ahead,
@@ -152,7 +156,9 @@ class ShardReader:
         if self._ahead is not None:
             self._ahead.close()
         remote = [r.path for r in reads if self._format == "tfrecord" and "://" in r.path]
-        self._ahead = remote_shards.Prefetch(remote) if remote else None
+        self._ahead = (
+            remote_shards.Prefetch(remote, shard_bytes=self._shard_bytes) if remote else None
+        )
 
     def records(self, read: ShardRead) -> list[EpisodeRecord]:
         """``read``'s records.

@@ -192,10 +192,13 @@ class Prefetch:
     """Whole shards fetched ahead of a reader that takes them in ``paths`` order (local
     paths are not fetched: :meth:`take` returns None for them). At most ``depth`` shards
     are in flight or waiting, and no more than :data:`PREFETCH_BYTES` of them at the size of
-    the largest shard seen (two until the first arrives)."""
+    the largest shard seen, or ``shard_bytes`` (an estimate, e.g. from ``dataset_info.json``)
+    until one arrives (without it: two)."""
 
-    def __init__(self, paths: Sequence[str], depth: int = PREFETCH_DEPTH) -> None:
-        unique = [p for i, p in enumerate(paths) if remote.is_remote(p) and p not in paths[:i]]
+    def __init__(
+        self, paths: Sequence[str], depth: int = PREFETCH_DEPTH, *, shard_bytes: int = 0
+    ) -> None:
+        unique = list(dict.fromkeys(p for p in paths if remote.is_remote(p)))
         self._pending = collections.deque(unique)
         self._futures: dict[str, concurrent.futures.Future] = {}
         self._pool = (
@@ -206,7 +209,7 @@ class Prefetch:
             else None
         )
         self._depth = depth
-        self._largest = 0
+        self._largest = max(0, int(shard_bytes))
         self._fill()
 
     @property
