@@ -388,6 +388,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stores = _workload(args)
     report["stores"] = stores
     shapes = {"steps": (0, 1), "windows": (args.history, args.chunk)}
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    for number in range(args.rounds):  # interleaved: the machine's load changes
+        if args.rounds > 1:
+            print(f"\nround {number + 1} of {args.rounds}", flush=True)
+        for name, result in _round(args, stores, shapes).items():
+            rounds.setdefault(name, []).append(result)
+    arms = {name: _median(results) for name, results in rounds.items()}
+    if args.lerobot_episodes:
+        arms.update(_lerobot_arms(args, shapes))
+    report["arms"] = arms
+    report["load_at_end"] = harness.load_average()
+    report["ratios"] = ratios(arms, len(CAMERA_KEYS))
+    return report
+
+
+def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate, and every round's rate (``rounds``)."""
+    ok = [r for r in results if "error" not in r]
+    if not ok:
+        return results[0]
+    key = "samples_per_s" if "samples_per_s" in ok[0] else "frames_per_s"
+    ordered = sorted(ok, key=lambda r: r[key])
+    return {**ordered[(len(ordered) - 1) // 2], "rounds": [r[key] for r in ok]}
+
+
+def _round(
+    args: argparse.Namespace, stores: dict[str, Any], shapes: dict[str, tuple[int, int]]
+) -> dict[str, Any]:
+    """One measurement of every arm but LeRobot's."""
     arms: dict[str, Any] = {}
     for store in args.stores:
         path = stores[store]
@@ -445,12 +474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     },
                     f"tf.data {kind}",
                 )
-    if args.lerobot_episodes:
-        arms.update(_lerobot_arms(args, shapes))
-    report["arms"] = arms
-    report["load_at_end"] = harness.load_average()
-    report["ratios"] = ratios(arms, len(CAMERA_KEYS))
-    return report
+    return arms
 
 
 def _lerobot_arms(args: argparse.Namespace, shapes: dict[str, tuple[int, int]]) -> dict:
@@ -526,9 +550,20 @@ def ratios(arms: dict[str, Any], cameras: int) -> dict[str, Any]:
                     continue
                 entry = {"decoded_frames_per_s": ours * cameras, "ceiling": ceiling_rate}
                 entry["of_ceiling"] = ours * cameras / ceiling_rate
+                mine = arms[f"{store} rlds_hub {api} {variant}"].get("rounds")
+                paired = ceiling_arm.get("rounds")
+                if mine and paired and len(mine) == len(paired):  # round by round
+                    entry["of_ceiling_rounds"] = [
+                        m * cameras / c for m, c in zip(mine, paired, strict=True)
+                    ]
                 peer = rate(f"jpeg tf.data {kind}") if store == "jpeg" else None
                 if peer:
                     entry["x_tf_data"] = ours / peer
+                    theirs = arms[f"jpeg tf.data {kind}"].get("rounds")
+                    if mine and theirs and len(mine) == len(theirs):
+                        entry["x_tf_data_rounds"] = [
+                            m / t for m, t in zip(mine, theirs, strict=True)
+                        ]
                 lerobot_rates = [
                     r for r in (rate(f"lerobot video {kind}"), rate(f"lerobot image {kind}")) if r
                 ]
@@ -593,6 +628,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shuffle-buffer", type=int, default=4, help="episodes")
     parser.add_argument("--seconds", type=float, default=30.0, help="per arm")
     parser.add_argument("--ceiling-frames", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved; medians reported")
     parser.add_argument("--workers", type=int, default=cores())
     parser.add_argument("--apis", nargs="+", default=["numpy", "jax"], choices=["numpy", "jax"])
     parser.add_argument("--no-tf-data", dest="tf_data", action="store_false")
