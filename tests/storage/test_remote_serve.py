@@ -80,3 +80,20 @@ def test_a_missing_bucket_or_empty_root_is_refused_at_start(s3, tmp_path):
         Settings(roots=["s3://no-such-bucket/x"], database_url=f"sqlite:///{tmp_path}/i.db")
     with pytest.raises(ValueError, match="holds nothing"):
         Settings(roots=["s3://served/nothing-here"], database_url=f"sqlite:///{tmp_path}/i.db")
+
+
+def test_an_https_root_is_indexed_and_serves_frames(nginx_server, local_root, tmp_path):
+    import shutil
+
+    from rlds_hub.testing.object_store import served_directory
+
+    served = served_directory() / "serve-root"
+    shutil.rmtree(served, ignore_errors=True)
+    shutil.copytree(local_root, served)
+    path = f"{API}/datasets/team:frames/episodes/1/frames/3"
+    with (
+        app_client([local_root], f"sqlite:///{tmp_path}/local.sqlite3") as here,
+        app_client([nginx_server.url_of(served)], f"sqlite:///{tmp_path}/https.sqlite3") as there,
+    ):
+        assert [d["name"] for d in there.get(f"{API}/datasets").json()["items"]] == ["team:frames"]
+        assert there.get(path).content == here.get(path).content
