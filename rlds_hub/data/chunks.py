@@ -32,7 +32,7 @@ from rlds_hub.data.columns import CachedEpisode, ColumnCache, decode_cached
 from rlds_hub.data.lenient import Skipped, decode_skipping
 from rlds_hub.data.step_items import step_items, usable_steps
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
-from rlds_hub.format.plan import Plan
+from rlds_hub.format.plan import LeafKind, Plan
 from rlds_hub.storage.episodes import LAYOUT_OXE
 from rlds_hub.storage.reader import EpisodeDecodeError, ShardReader, decode_records
 from rlds_hub.storage.selection import Selection
@@ -46,6 +46,8 @@ AHEAD_EPISODES = 128
 # blocks ahead of the consumer: small outputs stay in the CPU caches and reuse memory.
 BLOCK_ITEMS = 8192
 BLOCKS_AHEAD = 2
+# Single steps' fields whose rows are this large (camera frames) are gathered block by block.
+_DEFERRED_ROW_BYTES = 4096
 MASK = "mask"
 NEXT_OBSERVATION = "next_observation"
 DISCOUNT = "discount"
@@ -101,6 +103,7 @@ class ChunkSource:
         self._ahead = ahead or max(1, AHEAD_EPISODES // episodes_per_chunk)
         self._workers = workers
         self._block_items = block_items
+        self._frames = any(leaf.kind == LeafKind.IMAGE for leaf in plan.leaves)
         self._gather_pool: ThreadPoolExecutor | None = None
         self.skipped = Skipped()
         # decoded columns cached on disk (rlds_hub.data.columns); not with skip_corrupt,
@@ -169,7 +172,8 @@ class ChunkSource:
                 keep = usable_steps(bad, lengths, order, spec.history)
                 self.skipped.add(steps=int((~keep).sum()))
                 order = order[keep]
-            return step_items(steps, episode_fields, lengths, episode_ids, spec, order, self._take)
+            take = _deferring_frames(self._take) if self._frames else self._take
+            return step_items(steps, episode_fields, lengths, episode_ids, spec, order, take)
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())
             order = rng.permutation(count) if rng is not None else None
@@ -364,6 +368,19 @@ class Deferred:
         if self.real is not None:
             gathered[~self.real[lo:hi]] = b"" if gathered.dtype == object else 0
         return gathered
+
+
+def _deferring_frames(take: Any) -> Any:
+    """``take`` that leaves camera frames (rows of >= ``_DEFERRED_ROW_BYTES``) as
+    :class:`Deferred` gathers: a chunk then holds its decoded frames once, not once per step
+    and history position, and each block of items is gathered as the consumer goes."""
+
+    def gather(values: np.ndarray, index: np.ndarray) -> Any:
+        if values.dtype != object and values[:1].nbytes >= _DEFERRED_ROW_BYTES:
+            return Deferred(values, index)
+        return take(values, index)
+
+    return gather
 
 
 def _gather_block(items: dict[str, Any], lo: int, hi: int) -> dict[str, np.ndarray]:

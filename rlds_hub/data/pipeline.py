@@ -111,7 +111,8 @@ class BatchLoader:
             items,
             ahead=FRAME_CHUNKS_AHEAD if frames else None,
             episodes_per_chunk=episodes_per_chunk * groups,
-            block_items=max(1, BLOCK_ITEMS // batch_size) * batch_size,  # whole batches
+            # whole batches; camera frames two batches at a time (a block stays small)
+            block_items=(2 if frames else max(1, BLOCK_ITEMS // batch_size)) * batch_size,
             shuffle=shuffle,
             seed=seed,
             num_epochs=num_epochs,

@@ -31,3 +31,34 @@ def test_a_slow_consumer_holds_few_chunks_of_frames(tmp_path, monkeypatch) -> No
     time.sleep(1.0)
     assert len(made) <= 1 + FRAME_CHUNKS_AHEAD  # not all 8 chunks of frames
     assert sum(1 for _ in batches) == 8 * 4 // 4 - 1  # and every step still comes
+
+
+def test_windows_of_frames_are_not_gathered_for_a_whole_chunk(tmp_path) -> None:
+    """With history, a chunk's frames are gathered a couple of batches at a time: the loader
+    never holds the chunk's items x (history + 1) frames at once."""
+    import tracemalloc
+
+    workload = CameraWorkload(episodes=4, steps=20, height=48, width=64)
+    path = write_camera_datasets(tmp_path, workload, jpeg=False, workers=1).png
+    frame = 48 * 64 * 3
+    history = 7
+    whole_chunk = workload.episodes * workload.steps * 2 * frame * (history + 1)  # 11.8 MB
+    loader = data.steps(
+        path,
+        batch_size=4,
+        history=history,
+        shuffle_buffer=4,
+        episodes_per_chunk=4,
+        keys=["observation"],
+    )
+    tracemalloc.start()
+    try:
+        count = 0
+        for batch in loader:
+            count += len(batch["step_index"])
+            assert batch["observation"]["image"].shape == (4, history + 1, 48, 64, 3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == workload.episodes * workload.steps
+    assert peak < whole_chunk, f"peak {peak} bytes"
