@@ -45,9 +45,6 @@ EXTRAS: dict[str, str] = {
     "pydantic": "server",
     "pydantic_settings": "server",
     "torch": "torch",
-    "s3fs": "remote",
-    "gcsfs": "remote",
-    "aiohttp": "remote",
     "av": "lerobot",
     "minari": "peers",
     # datasets in object storage (rlds_hub.storage.remote)
