@@ -29,6 +29,9 @@ from rlds_hub.testing.beam_jobs import FAST, dataset_files, metadata, record_nes
 from rlds_hub.testing.comparisons import assert_bit_equal
 from rlds_hub.testing.object_store import S3Server
 
+# make test-fast leaves these out (jobs against moto's S3 server, ~20 s in all); make test runs them.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARDING = Sharding(num_shards=2)
 

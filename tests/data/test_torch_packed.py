@@ -58,6 +58,7 @@ def test_a_packed_batch_unpickles_as_the_batch(path) -> None:
     assert strings, "the workload has a string field"
 
 
+@pytest.mark.slow
 def test_worker_batches_equal_in_process_batches(path) -> None:
     options = {"batch_size": 4, "history": 2, "action_chunk": 3, "shuffle": False}
     here = list(DataLoader(StepDataset(path, **options), batch_size=None, num_workers=0))

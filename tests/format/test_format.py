@@ -103,6 +103,7 @@ def _same_meta(expected, actual) -> bool:
     return all(_same(expected[k], actual[k]) for k in expected if k != "steps")
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     observation_spec=nested,

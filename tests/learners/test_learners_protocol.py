@@ -111,6 +111,7 @@ def test_ail_evaluates_on_seeds_it_never_trains_on_fresh_and_resumed(tmp_path):
     assert not evaluated & (set(trained) | {0})
 
 
+@pytest.mark.slow
 def test_a_resumed_run_whose_evaluation_seed_it_trained_on_fails_loudly(tmp_path):
     from rlds_hub.learners import train
 
@@ -251,6 +252,7 @@ def test_stale_reason_compares_counts_and_content():
 # -- POIR's trust threshold ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_poir_trust_threshold_compiles_once(caplog):
     from test_learners_poir import _toy_learner
 

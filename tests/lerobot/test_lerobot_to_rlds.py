@@ -27,6 +27,9 @@ from rlds_hub.testing import read_episodes_with_tfds
 from rlds_hub.testing.beam_jobs import FAST
 from rlds_hub.testing.lerobot_peer import read_dataset, write_dataset
 
+# make test-fast leaves these out (LeRobot's own writer runs in its venv per module, ~8 s); make test runs them.
+pytestmark = pytest.mark.slow
+
 CAMERAS = ("observation.images.front", "observation.images.wrist")
 LENGTHS = {"video": "4,6,5", "image": "3,4"}
 

@@ -3,6 +3,7 @@
 import tempfile
 
 import numpy as np
+import pytest
 import tree
 from dm_env import specs
 from hypothesis import HealthCheck, given, settings
@@ -87,6 +88,7 @@ def _check_dataset(path, env, *, has_metadata=False):
                         assert np.all(leaf == zero), f"{where}: {key} zero-filled"
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     observation_spec=nested,

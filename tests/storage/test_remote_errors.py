@@ -13,6 +13,9 @@ from rlds_hub.testing import CounterEnv, record
 from rlds_hub.testing.object_store import DUMMY_SECRET, S3Server
 from rlds_hub.testing.proxy import LatencyProxy
 
+# make test-fast leaves these out (retries with backoff against real servers, ~5 s); make test runs them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def local_dataset(tmp_path_factory):

@@ -11,6 +11,9 @@ from rlds_hub.inspection import statistics, summarize, validate
 from rlds_hub.storage import reader, remote, remote_shards
 from rlds_hub.testing import assert_bit_equal, nested_env, record
 
+# make test-fast leaves these out (epochs against moto's S3 server, ~5 s); make test runs them.
+pytestmark = pytest.mark.slow
+
 EPISODES = 7
 PER_SHARD = 2  # 4 shards
 

@@ -12,6 +12,9 @@ from rlds_hub.storage import remote, remote_shards
 from rlds_hub.testing import FramesEnv, record
 from rlds_hub.testing.service import app_client
 
+# make test-fast leaves these out (the service over real S3 and nginx roots, ~4 s); make test runs them.
+pytestmark = pytest.mark.slow
+
 API = "/api/v1"
 
 
