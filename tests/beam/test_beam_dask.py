@@ -56,6 +56,7 @@ def scale_reward(episode):
     return {**episode, "steps": steps}
 
 
+@pytest.mark.slow
 def test_convert_runs_on_both_dask_workers_and_equals_the_direct_runner(cluster, source, tmp_path):
     from distributed.diagnostics.task_stream import TaskStreamPlugin
 
@@ -99,6 +100,7 @@ def test_dataset_jobs_on_dask_equal_the_direct_runner(cluster, source, tmp_path,
     assert open_dataset(tmp_path / "dask").num_episodes > 0
 
 
+@pytest.mark.slow
 def test_stats_and_export_on_dask_equal_the_direct_runner(cluster, source, tmp_path):
     import pyarrow.parquet as pq
 

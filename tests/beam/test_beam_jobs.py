@@ -72,6 +72,7 @@ def test_reshard_copies_records_unchanged_into_the_shards_asked_for(source, tmp_
     _check_valid(out)
 
 
+@pytest.mark.slow
 def test_reshard_to_array_record_and_back_is_lossless(source, tmp_path):
     reshard(
         source,

@@ -119,6 +119,7 @@ def _workers(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_worker_processes_end_soon_after_their_job_is_killed(source, tmp_path):
     """Killed while its workers start: they used to wait minutes for the dead driver."""

@@ -185,6 +185,7 @@ def test_an_encoding_tfds_does_not_write_is_refused_with_the_field(zlib_dataset,
         open_dataset(copy)
 
 
+@pytest.mark.slow
 def test_the_service_answers_409_with_the_reason_for_a_dataset_it_cannot_read(
     zlib_dataset, tmp_path
 ):

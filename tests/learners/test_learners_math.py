@@ -260,6 +260,7 @@ def test_bc_losses_on_a_known_batch():
     )
 
 
+@pytest.mark.slow
 def test_bc_update_returns_the_loss_of_its_batch_and_descends_it():
     from rlds_hub.learners.bc import learning
     from rlds_hub.learners.bc.config import BCConfig

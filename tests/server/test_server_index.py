@@ -123,6 +123,7 @@ def test_concurrent_indexers_write_each_dataset_once(engine):
     assert counts(engine) == (3, 23, 54)
 
 
+@pytest.mark.slow
 def test_rlds_hub_index_reports_and_fails_on_a_broken_dataset(tmp_path):
     root = copy_root(tmp_path / "root")
     url = f"sqlite:///{tmp_path}/index.sqlite3"

@@ -38,6 +38,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
         return None
 
 
+@pytest.mark.slow
 def test_slow_and_idle_clients_are_disconnected_at_the_header_deadline(tmp_path: Path) -> None:
     with serving([dataset_root()], _sqlite(tmp_path), extra=("--header-timeout", "1")) as server:
         host, port = "127.0.0.1", server.port
@@ -114,6 +115,7 @@ def test_a_used_port_is_an_error_before_serving_is_announced(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_readyz_counts_the_scan_made_at_start_up(tmp_path: Path) -> None:
     with serving([dataset_root()], _sqlite(tmp_path)) as server:
         ready = httpx.get(server.url + "/readyz").json()

@@ -65,6 +65,7 @@ def reference_shift(steps: dict[str, Any], keys: list[str], shift: int) -> dict[
     return result
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
     length=st.integers(1, 14),
