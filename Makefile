@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Retries: a download cut off mid-file resumes instead of failing the set-up.
+PIP := $(PY) -m pip install --quiet --retries 10 --resume-retries 10
 DEMO_DIR ?= demo_data
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -9,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --retries 10 --upgrade pip
 
 # Extras (pyproject.toml): the demo uses every part of rlds_hub; the tests also need the peers
 # they compare with and the dev tools. torch (rlds_hub.data.torch's tests): the CPU-only wheel
@@ -19,26 +21,25 @@ TEST_EXTRAS := $(DEMO_EXTRAS),torch,remote,peers,dev
 TORCH_CPU ?= torch==2.13.0+cpu
 
 $(VENV)/.stamp-demo: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[$(DEMO_EXTRAS)]'
+	$(PIP) -e '.[$(DEMO_EXTRAS)]'
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet '$(TORCH_CPU)' || echo "no $(TORCH_CPU): torch from PyPI"
-	$(PY) -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
+	$(PIP) '$(TORCH_CPU)' || echo "no $(TORCH_CPU): torch from PyPI"
+	$(PIP) -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(VENV)/.stamp-demo
 
 # LeRobot's own library judges the LeRobot bridge (tests, benchmarks). lerobot 0.4.4 (the newest
-# release for Python 3.11) pins torch < 2.11, the project's venv has a newer CPU torch: LeRobot
-# lives in its own venv (~6.6 GB with PyPI's CUDA libraries, ~3 min here) and the tests run it
-# as a subprocess (RLDS_HUB_LEROBOT_PYTHON).
+# release for Python 3.11) pins torch < 2.11, which PyPI has only as a CUDA build of ~3 GB to
+# download (a CI run once failed on it): LeRobot lives in its own venv, with the torch and
+# torchvision on this machine's disk (scripts/lerobot_venv.sh; ~2 min here), and the tests run
+# it as a subprocess (RLDS_HUB_LEROBOT_PYTHON).
 LEROBOT_VENV ?= .venv-lerobot
 LEROBOT ?= lerobot==0.4.4
 export RLDS_HUB_LEROBOT_PYTHON ?= $(abspath $(LEROBOT_VENV))/bin/python
 
-$(LEROBOT_VENV)/.stamp:
-	$(PYTHON) -m venv $(LEROBOT_VENV)
-	$(LEROBOT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LEROBOT_VENV)/bin/python -m pip install --quiet '$(LEROBOT)'
+$(LEROBOT_VENV)/.stamp: scripts/lerobot_venv.sh
+	bash scripts/lerobot_venv.sh $(LEROBOT_VENV) '$(LEROBOT)'
 	touch $@
 
 # Debian packages for the service's tests (PostgreSQL, Chromium): see scripts/system_deps.sh.
