@@ -12,6 +12,7 @@ import pytest
 
 from rlds_hub.storage import DatasetError, iter_episodes, open_dataset, read_episode
 from rlds_hub.testing import assert_bit_equal, read_episodes_with_tfds, stack_steps
+from rlds_hub.testing.oxe import write_tfds_dataset
 from rlds_hub.testing.service import app_client
 
 LENGTHS = (3, 1, 5, 4)
@@ -85,22 +86,8 @@ def zlib_dataset(tmp_path_factory) -> Path:
     )
     rng = np.random.default_rng(7)
     episodes = [_episode(i, rng) for i in range(len(LENGTHS))]
-
-    class ZlibTensors(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=features)
-
-        def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples()}
-
-        def _generate_examples(self):
-            yield from enumerate(episodes)
-
-    builder = ZlibTensors(data_dir=str(tmp_path_factory.mktemp("tfds")), config=None)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=2))
-    return Path(builder.data_dir)
+    directory = str(tmp_path_factory.mktemp("tfds"))
+    return Path(write_tfds_dataset(directory, features, enumerate(episodes), "zlib_tensors", 2))
 
 
 def test_zlib_and_bytes_tensors_decode_as_tfds_decodes_them(zlib_dataset):

@@ -9,6 +9,7 @@ import pytest
 
 from rlds_hub.cli import main
 from rlds_hub.inspection.info import format_summary, summarize
+from rlds_hub.testing.oxe import write_tfds_dataset
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -36,18 +37,11 @@ def labelled(tmp_path_factory):
         }
     )
 
-    class Labelled(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            return tfds.core.DatasetInfo(builder=self, features=features)
-
-        def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples()}
-
-        def _generate_examples(self):
-            for i in range(2):
-                steps = [
+    episodes = [
+        (
+            i,
+            {
+                "steps": [
                     {
                         "observation": {"x": np.full(2, t, np.float32), "grip": t % 2},
                         "action": t % 3,
@@ -58,12 +52,15 @@ def labelled(tmp_path_factory):
                         "is_terminal": t == 2,
                     }
                     for t in range(3)
-                ]
-                yield i, {"steps": steps, "task": i}
-
-    builder = Labelled(data_dir=str(tmp_path_factory.mktemp("labels")))
-    builder.download_and_prepare()
-    return builder.data_dir
+                ],
+                "task": i,
+            },
+        )
+        for i in range(2)
+    ]
+    return write_tfds_dataset(
+        str(tmp_path_factory.mktemp("labels")), features, episodes, "labelled", 1
+    )
 
 
 def _entry(summary, where, key):
