@@ -29,6 +29,8 @@ from numpy.random import default_rng  # imported here: numpy loads it lazily (~1
 
 from rlds_hub.data import indices
 from rlds_hub.data.columns import CachedEpisode, ColumnCache, decode_cached
+from rlds_hub.data.frame_blocks import EncodedFrames, FrameChunks, FrameGather
+from rlds_hub.data.joined import JoinedColumns, joined_columns
 from rlds_hub.data.lenient import Skipped, decode_skipping
 from rlds_hub.data.step_items import step_items, usable_steps
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
@@ -104,11 +106,17 @@ class ChunkSource:
         self._workers = workers
         self._block_items = block_items
         self._frames = any(leaf.kind == LeafKind.IMAGE for leaf in plan.leaves)
+        # camera frames decoded where the items need them (rlds_hub.data.frame_blocks)
+        self._frame_chunks = (
+            FrameChunks(plan, str(selection.dataset.path)) if self._frames else None
+        )
         self._gather_pool: ThreadPoolExecutor | None = None
         self.skipped = Skipped()
         # decoded columns cached on disk (rlds_hub.data.columns); not with skip_corrupt,
         # which needs the records to find the bad frames
         self._cache = None if items.skip_corrupt else ColumnCache(selection.dataset, plan)
+        self._joined: JoinedColumns | None = None
+        self._joined_tried = False
 
     # ---- records ---------------------------------------------------------------------------
 
@@ -118,13 +126,19 @@ class ChunkSource:
         reader = ShardReader(self.selection.dataset)
         epoch = 0
         group: list[Any] = []
+        joined = self._joined_columns(reads)
         while self._num_epochs is None or epoch < self._num_epochs:
             order = range(len(reads))
             if self._shuffle:
                 order = default_rng([self._seed, epoch]).permutation(len(reads))
             reader.plan([reads[i] for i in order])  # remote shards fetched ahead
             for i in order:
-                columns = self._cache.columns(reads[i]) if self._cache is not None else None
+                if joined is not None:
+                    columns = joined.shards[reads[i].path]
+                elif self._cache is not None:
+                    columns = self._cache.columns(reads[i])
+                else:
+                    columns = None
                 if columns is not None:
                     episodes = self._cache.episodes(reads[i], columns)
                 else:
@@ -138,11 +152,22 @@ class ChunkSource:
         if group:
             yield group
 
+    def _joined_columns(self, reads: Sequence[Any]) -> JoinedColumns | None:
+        """The split-level columns of transitions' shards (rlds_hub.data.joined), once."""
+        if not self._joined_tried:
+            self._joined_tried = True
+            if self._cache is not None and self.items.kind == "transitions":
+                self._joined = joined_columns(self._cache, reads)
+        return self._joined
+
     # ---- items -----------------------------------------------------------------------------
 
     def make_items(self, records: Sequence[Any], chunk: int) -> dict[str, Any]:
         """One chunk's items, in random order if shuffling: arrays, and for transitions and
         windows :class:`Deferred` gathers (made a block at a time as the consumer goes)."""
+        joined = self._one_step_joined(records, chunk)
+        if joined is not None:
+            return joined
         bad = None
         if self.items.skip_corrupt:
             decoded, bad, records, reports, frames = decode_skipping(
@@ -152,7 +177,9 @@ class ChunkSource:
                 self.skipped.add(frames=frames, episodes=len(reports) - frames, reports=reports)
         else:
             try:
-                decoded = self._decode(records)
+                # single steps decode their frames block by block, straight into batches
+                single = self.items.kind == "steps" and not self.items.history
+                decoded = self._decode(records, frames_encoded=single)
             except EpisodeDecodeError as e:  # name the dataset too: a loader may read several
                 raise EpisodeDecodeError(f"{self.selection.dataset.path}: {e}") from None
         lengths = decoded[NUM_STEPS]
@@ -210,9 +237,71 @@ class ChunkSource:
                 out[NEXT_OBSERVATION + key[len("observation") :]] = Deferred(value, found["next"])
         return out
 
-    def _decode(self, records: Sequence[Any]) -> dict[str, np.ndarray]:
+    def _one_step_joined(self, records: Sequence[Any], chunk: int) -> dict[str, Any] | None:
+        """One-step transitions (``rlds`` layout) of episodes all in split-level joined
+        columns, as gathers straight from them and their precomputed transitions (no copy of
+        the chunk's columns, no index building but the shuffle); None otherwise. The batches
+        are those of the general path: the chunk's transitions are mapped to the joined ones
+        episode by episode, then permuted by the same random order."""
+        spec = self.items
+        if spec.kind != "transitions" or spec.n_step != 1 or spec.layout == LAYOUT_OXE:
+            return None
+        if not records or not isinstance(records[0], CachedEpisode):
+            return None
+        base = records[0].columns.base
+        if base is None or base.transitions is None:
+            return None
+        runs: list[list[int]] = []  # [first, end) joined episodes
+        for record in records:
+            if not isinstance(record, CachedEpisode) or record.columns.base is not base:
+                return None
+            episode = record.columns.base_episode + record.position
+            if runs and runs[-1][1] == episode:
+                runs[-1][1] += 1
+            else:
+                runs.append([episode, episode + 1])
+        lengths = base.lengths
+        starts, total = base.transition_starts, len(base.transitions["source"])
+        bounds = [
+            (
+                int(starts[a]),
+                int(starts[b - 1] + max(lengths[b - 1] - 1, 0)),
+            )
+            for a, b in runs
+        ]
+        count = sum(hi - lo for lo, hi in bounds)
+        if self._shuffle:
+            order = default_rng([self._seed, chunk]).permutation(count)
+            if bounds != [(0, total)]:
+                order = np.concatenate([np.arange(lo, hi) for lo, hi in bounds])[order]
+        else:
+            order = np.concatenate([np.arange(lo, hi) for lo, hi in bounds])
+        source = base.transitions["source"]
+        out: dict[str, Any] = {
+            "reward": Deferred(base.transitions["reward"], order),
+            "discount": Deferred(base.transitions["discount"], order),
+        }
+        for leaf in self._fields:
+            key = leaf.key[len(_STEPS) :]
+            field = key.split("/")[0]
+            if field in ("reward", "discount") or not _requested(key, spec.outputs):
+                continue
+            values = base.arrays[leaf.key]
+            out[key] = Deferred(values, order, via=source)
+            if field == "observation":  # the next step's row: the same gather, one row on
+                out[NEXT_OBSERVATION + key[len("observation") :]] = Deferred(
+                    values[1:], order, via=source
+                )
+        return out
+
+    def _decode(self, records: Sequence[Any], frames_encoded: bool = False) -> dict[str, Any]:
         """Decoded episodes, from cached columns where they are cached (runs of each kind
-        decoded together, then joined in order)."""
+        decoded together, then joined in order); camera frames of records that are not
+        cached decoded by :class:`FrameChunks` (left encoded if ``frames_encoded``)."""
+        if self._frame_chunks is not None and not any(
+            isinstance(record, CachedEpisode) for record in records
+        ):
+            return self._frame_chunks.decode(records, keep_encoded=frames_encoded)
         runs: list[list[Any]] = []
         for record in records:
             cached = isinstance(record, CachedEpisode)
@@ -333,7 +422,7 @@ class ChunkSource:
     def _blocks(self, items: dict[str, Any]) -> Iterator[dict[str, np.ndarray]]:
         """A chunk's items, whole, or — when it holds :class:`Deferred` gathers — in
         consecutive blocks gathered ``BLOCKS_AHEAD`` blocks ahead on the gather threads."""
-        if not any(isinstance(v, Deferred) for v in items.values()):
+        if not any(isinstance(v, (Deferred, FrameGather)) for v in items.values()):
             yield items
             return
         size = len(next(iter(items.values())))
@@ -358,13 +447,17 @@ class Deferred:
     values: np.ndarray
     index: np.ndarray
     real: np.ndarray | None = None  # where False, the rows are zero (b"" for strings)
+    via: np.ndarray | None = None  # rows ``values[via[index]]``
 
     def __len__(self) -> int:
         return len(self.index)
 
     def gather(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """Items ``lo:hi`` (default all)."""
-        gathered = np.take(self.values, self.index[lo:hi], axis=0)
+        index = self.index[lo:hi]
+        if self.via is not None:
+            index = np.take(self.via, index)
+        gathered = np.take(self.values, index, axis=0)
         if self.real is not None:
             gathered[~self.real[lo:hi]] = b"" if gathered.dtype == object else 0
         return gathered
@@ -375,7 +468,9 @@ def _deferring_frames(take: Any) -> Any:
     :class:`Deferred` gathers: a chunk then holds its decoded frames once, not once per step
     and history position, and each block of items is gathered as the consumer goes."""
 
-    def gather(values: np.ndarray, index: np.ndarray) -> Any:
+    def gather(values: Any, index: np.ndarray) -> Any:
+        if isinstance(values, EncodedFrames):  # decoded block by block when gathered
+            return FrameGather(values, index)
         if values.dtype != object and values[:1].nbytes >= _DEFERRED_ROW_BYTES:
             return Deferred(values, index)
         return take(values, index)
@@ -385,7 +480,7 @@ def _deferring_frames(take: Any) -> Any:
 
 def _gather_block(items: dict[str, Any], lo: int, hi: int) -> dict[str, np.ndarray]:
     return {
-        key: value.gather(lo, hi) if isinstance(value, Deferred) else value[lo:hi]
+        key: value.gather(lo, hi) if isinstance(value, (Deferred, FrameGather)) else value[lo:hi]
         for key, value in items.items()
     }
 

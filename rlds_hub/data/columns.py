@@ -41,6 +41,7 @@ import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import crc32c
 import numpy as np
@@ -118,6 +119,10 @@ class ShardColumns:
     lengths: np.ndarray
     starts: np.ndarray
     arrays: Mapping[str, np.ndarray]
+    # set when these are views of split-level joined columns (rlds_hub.data.joined): those
+    # columns, and this shard's first episode in them
+    base: Any = None
+    base_episode: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +163,23 @@ class ColumnCache:
     def enabled(self) -> bool:
         return self._enabled
 
+    @property
+    def entry_plan(self) -> Plan:
+        """The leaves an entry holds (every cacheable leaf of the dataset)."""
+        return self._plan
+
+    @property
+    def min_shard_bytes(self) -> int:
+        return self._min_bytes
+
+    def entry_fingerprint(self) -> str:
+        """What the entries' keys hold of the leaves (and the format's version)."""
+        return self._fingerprint()
+
+    def warn(self, message: str) -> None:
+        """Warns (once per cache object) that reading goes on without the cache."""
+        self._warn(message)
+
     def columns(self, read: ShardRead) -> ShardColumns | None:
         """The columns of ``read``'s shard (opened once per cache object)."""
         if not self._enabled:
@@ -175,7 +197,15 @@ class ColumnCache:
 
     # ---- entries ---------------------------------------------------------------------------
 
-    def _open_or_build(self, read: ShardRead) -> ShardColumns | None:
+    def shard_columns(self, read: ShardRead, keys: Sequence[str]) -> ShardColumns | None:
+        """The columns ``keys`` of ``read``'s shard, its entry opened (or built) again."""
+        if not self._enabled:
+            return None
+        return self._open_or_build(read, keys)
+
+    def _open_or_build(
+        self, read: ShardRead, keys: Sequence[str] | None = None
+    ) -> ShardColumns | None:
         try:
             real = os.path.realpath(read.path)
             stat = os.stat(real)
@@ -189,11 +219,11 @@ class ColumnCache:
         entry = group / _digest([identity])
         if entry.is_dir():
             try:
-                return self._open(entry, identity, read)
+                return self._open(entry, identity, read, keys)
             except (CorruptCacheError, OSError, ValueError, KeyError, TypeError):
                 _remove(entry)  # corrupt or from another version: rebuilt
         try:
-            return self._build(group, entry, identity, read)
+            return self._build(group, entry, identity, read, keys)
         except OSError as e:
             self._warn(f"cannot write the column cache in {self.root} ({e})")
         except CorruptCacheError as e:  # what was just written does not read back
@@ -209,7 +239,9 @@ class ColumnCache:
             ]
         )
 
-    def _open(self, entry: Path, identity: dict, read: ShardRead) -> ShardColumns:
+    def _open(
+        self, entry: Path, identity: dict, read: ShardRead, keys: Sequence[str] | None = None
+    ) -> ShardColumns:
         try:
             manifest = json.loads((entry / MANIFEST).read_text())
         except (OSError, json.JSONDecodeError) as e:
@@ -227,7 +259,8 @@ class ColumnCache:
         lengths = _column(data, columns[_LENGTHS], entry)
         if lengths.shape != (read.shard_episodes,):
             raise CorruptCacheError(f"{entry}: {len(lengths)} episodes, not {read.shard_episodes}")
-        arrays = {key: _column(data, columns[key], entry) for key in self.needed}
+        wanted = self.needed if keys is None else keys
+        arrays = {key: _column(data, columns[key], entry) for key in wanted}
         steps = int(lengths.sum())
         for key, values in arrays.items():
             leaf = self._leaves[key]
@@ -237,7 +270,12 @@ class ColumnCache:
         return ShardColumns(read.path, lengths, np.cumsum(lengths) - lengths, arrays)
 
     def _build(
-        self, group: Path, entry: Path, identity: dict, read: ShardRead
+        self,
+        group: Path,
+        entry: Path,
+        identity: dict,
+        read: ShardRead,
+        keys: Sequence[str] | None = None,
     ) -> ShardColumns | None:
         records = shards.read_records(
             read.path, self.dataset.file_format, within=self.dataset.real_path
@@ -286,7 +324,7 @@ class ColumnCache:
                     raise
         finally:
             _remove(work)
-        return self._open(entry, identity, read)
+        return self._open(entry, identity, read, keys)
 
     def _warn(self, message: str) -> None:
         if not self._warned:
