@@ -11,7 +11,8 @@ import pytest
 from dm_env import specs
 
 from rlds_hub import data
-from rlds_hub.data import columns
+from rlds_hub.data import chunks, columns
+from rlds_hub.data import joined as joined_module
 from rlds_hub.storage import shards
 from rlds_hub.storage.dataset import open_dataset
 from rlds_hub.storage.reader import EpisodeDecodeError
@@ -211,3 +212,83 @@ def test_a_build_in_progress_is_left_alone(dataset, cache) -> None:
     os.utime(crashed, (0, 0))
     _batches(LOADERS["steps"](dataset))  # reads the shards' entries (not the joined one)
     assert entry.is_dir() and building.is_dir() and not crashed.exists()
+
+
+# ---- the split-level joined columns (rlds_hub.data.joined) -----------------------------------
+
+
+def test_transitions_read_the_joined_columns_only(dataset, cache, monkeypatch) -> None:
+    want = _batches(LOADERS["transitions"](dataset))
+    assert len(_joined(cache)) == 1
+
+    def no_shard_entries(*args, **kwargs):
+        raise AssertionError("a shard's entry was opened although the joined one exists")
+
+    monkeypatch.setattr(columns.ColumnCache, "columns", no_shard_entries)
+    monkeypatch.setattr(columns.ColumnCache, "shard_columns", no_shard_entries)
+    monkeypatch.setattr(chunks.indices, "transition_indices", no_shard_entries)  # precomputed
+    _assert_same(_batches(LOADERS["transitions"](dataset)), want)
+    monkeypatch.undo()  # (the decoding path builds its indices)
+    monkeypatch.setenv(columns.CACHE_ENV, "off")
+    _assert_same(_batches(LOADERS["transitions"](dataset)), want)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 32])
+def test_joined_batches_equal_decoded_batches_in_any_chunking(dataset, cache, monkeypatch, chunk):
+    def loader():
+        return data.transitions(
+            dataset, batch_size=3, seed=7, num_epochs=3, episodes_per_chunk=chunk, shuffle_buffer=1
+        )
+
+    _batches(loader())  # builds
+    joined = _batches(loader())
+    assert _joined(cache)
+    monkeypatch.setenv(columns.CACHE_ENV, "off")
+    _assert_same(joined, _batches(loader()))
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "manifest"])
+def test_a_corrupt_joined_entry_is_detected_and_rebuilt(dataset, cache, monkeypatch, damage):
+    want = _batches(LOADERS["transitions"](dataset))
+    (entry,) = _joined(cache)
+    manifest = json.loads((entry / joined_module.MANIFEST).read_text())
+    column = entry / manifest["columns"]["steps/observation/x"]["file"]
+    if damage == "flip a byte":
+        blob = bytearray(column.read_bytes())
+        blob[len(blob) // 2] ^= 0xFF
+        column.write_bytes(bytes(blob))
+    elif damage == "truncate":
+        column.write_bytes(column.read_bytes()[:-4])
+    else:
+        (entry / joined_module.MANIFEST).write_text("{")
+    _assert_same(_batches(LOADERS["transitions"](dataset)), want)
+    assert _joined(cache) == [entry]  # rebuilt in place
+    manifest = json.loads((entry / joined_module.MANIFEST).read_text())
+    assert column.stat().st_size == 4 * np.prod(manifest["columns"]["steps/observation/x"]["shape"])
+
+
+def test_a_rewritten_shard_replaces_the_joined_entry(tmp_path, dataset, cache) -> None:
+    _batches(LOADERS["transitions"](dataset))
+    before = _joined(cache)
+    other = _record(tmp_path / "other", reward_scale=-2.0)
+    theirs = open_dataset(other).split("train").shard_paths
+    shutil.copyfile(theirs[1], open_dataset(dataset).split("train").shard_paths[1])
+    got = _batches(LOADERS["transitions"](dataset))
+    after = _joined(cache)
+    assert len(after) == 1 and after != before  # the stale one removed
+    mixed = [b["reward"] for b in got]
+    assert any((r < 0).any() for r in mixed) and any((r > 0).any() for r in mixed)
+
+
+def test_joined_entries_of_removed_shards_are_pruned(tmp_path, dataset, cache, monkeypatch):
+    gone = _record(tmp_path / "gone")
+    _batches(LOADERS["transitions"](gone))
+    assert len(_joined(cache)) == 1
+    shutil.rmtree(gone)
+    monkeypatch.setattr(joined_module, "_PRUNED", set())  # a new process
+    _batches(LOADERS["transitions"](dataset))
+    (kept,) = _joined(cache)
+    shards_now = json.loads((kept / joined_module.MANIFEST).read_text())["shards"]
+    assert shards_now == [
+        os.path.realpath(p) for p in open_dataset(dataset).split("train").shard_paths
+    ]
