@@ -201,13 +201,15 @@ def _check_run_dir(setup: Setup, resume: bool) -> None:
         if saved.get(key) != current[key]:
             differences.append(f"{key}: {saved.get(key)!r} in the run, {current[key]!r} now")
     allowed = type(setup.config).resumable_fields()
+    # An option added after the run was written is compared at its default (the run had it).
+    defaults = config_lib.to_json(type(setup.config)())
     for key in sorted(set(saved["config"]) | set(current["config"])):
         if key in allowed:
             continue
-        if saved["config"].get(key) != current["config"].get(key):
+        was = saved["config"].get(key, defaults.get(key))
+        if was != current["config"].get(key):
             differences.append(
-                f"config {key}: {saved['config'].get(key)!r} in the run, "
-                f"{current['config'].get(key)!r} now"
+                f"config {key}: {was!r} in the run, {current['config'].get(key)!r} now"
             )
     differences += TaskSpec.from_json(saved["task"]).differences(setup.task)
     if differences:

@@ -195,3 +195,48 @@ def test_unknown_algorithm_is_a_usage_error(capsys):
         main(["train", "gail", "--dataset", "x", "--env", ENV, "--out", "y"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'gail'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_written_before_an_option_existed_resumes_at_its_default(demos, tmp_path):
+    """run.json without a later-added option: resumable when the option is at its default,
+    refused (naming it) when it is not."""
+    from rlds_hub.learners import train
+
+    out = tmp_path / "run"
+    options = {"eval_episodes": 0, "steps_per_call": 50, "checkpoint_every": 50}
+    quiet = {"progress": False, "echo": lambda line: None}
+    train(
+        "bc",
+        dataset=demos,
+        env=ENV,
+        out=str(out),
+        seed=0,
+        config={**options, "num_steps": 50},
+        **quiet,
+    )
+    run = json.loads((out / "run.json").read_text())
+    del run["config"]["activation"]  # as if written before the option existed
+    (out / "run.json").write_text(json.dumps(run))
+    with pytest.raises(CheckpointError, match="config activation: 'relu' in the run, 'tanh' now"):
+        train(
+            "bc",
+            dataset=demos,
+            env=ENV,
+            out=str(out),
+            seed=0,
+            config={**options, "num_steps": 100, "activation": "tanh"},
+            resume=True,
+            **quiet,
+        )
+    result = train(
+        "bc",
+        dataset=demos,
+        env=ENV,
+        out=str(out),
+        seed=0,
+        config={**options, "num_steps": 100},
+        resume=True,
+        **quiet,
+    )
+    assert result.steps == 100

@@ -66,3 +66,30 @@ def test_the_chosen_plan_lowers_the_tracking_cost_below_bc_and_random_sequences(
         for _ in range(10)
     ]
     assert chosen_cost < min(random_costs)
+
+
+def test_top_k_aggregation_averages_the_k_cheapest_sequences_and_softmax_weights_them():
+    from rlds_hub.learners.poir.config import POIRConfig
+
+    actions = jnp.asarray(np.arange(2 * 4, dtype=np.float32).reshape(2, 4, 1))  # [H, N, A]
+    costs = jnp.array([3.0, 0.5, 2.0, 1.0])
+    top = POIRConfig(aggregation="top_k", top_k=2, num_samples=5, ensemble_size=5)
+    plan, cost = planner.weighted_average(top, actions, costs)
+    # the two cheapest: sequences 1 and 3 -> (1 + 3) / 2 and (5 + 7) / 2
+    np.testing.assert_allclose(np.asarray(plan)[:, 0], [2.0, 6.0])
+    assert float(cost) == pytest.approx(0.75)
+    soft, _ = planner.weighted_average(POIRConfig(), actions, costs)
+    assert not np.allclose(np.asarray(soft), np.asarray(plan))  # the default still weights
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"aggregation": "median"}, "aggregation must be"), ({"top_k": 61}, "top_k (61)")],
+)
+def test_bad_aggregation_options_are_refused_with_the_valid_range(options, message):
+    from rlds_hub.learners import config as config_lib
+    from rlds_hub.learners.errors import LearnerError
+    from rlds_hub.learners.poir.config import POIRConfig
+
+    with pytest.raises(LearnerError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config_lib.from_json(POIRConfig, options)

@@ -29,8 +29,9 @@ class POIRConfig(RunConfig):
     the previous plan by ``plan_mixing`` as in MBOP; ``2 * len(push_fractions)`` of them
     instead hold the action at -1 or +1 for ``fraction * horizon`` steps, then follow BC),
     rolled out through the ensemble (one member per sequence), scored, and averaged with weights
-    ``softmax(-temperature * standardised cost)``. The cost of a predicted trajectory is
-    (``cost="tracking"``) its discounted distance, step by step, to the best-matching of the
+    ``softmax(-temperature * standardised cost)`` (``aggregation="top_k"``: the plain mean
+    of the ``top_k`` cheapest sequences, the top-k average Acme's MPPI offers). The cost of
+    a predicted trajectory is (``cost="tracking"``) its discounted distance, step by step, to the best-matching of the
     ``segments`` expert segments that start nearest to the current state — return to the
     expert's states *and* follow the expert on from there — or (``cost="knn"``) the
     discounted k-NN distance of each predicted state to the expert's states.
@@ -65,6 +66,8 @@ class POIRConfig(RunConfig):
     plan_mixing: float = 0.5
     push_fractions: tuple[float, ...] = (0.05, 0.13, 0.25, 0.5)
     temperature: float = 5.0
+    aggregation: Literal["softmax", "top_k"] = "softmax"
+    top_k: int = 10
     iterations: int = 1
     cost: Literal["tracking", "knn"] = "tracking"
     segments: int = 16
@@ -114,6 +117,14 @@ class POIRConfig(RunConfig):
                 f"push_fractions ({list(self.push_fractions)}) gives {2 * len(self.push_fractions)} "
                 f"push sequences: at most num_samples - 1 ({self.num_samples - 1}), each "
                 "fraction in (0, 1] (sequence 0 is always BC's own rollout)"
+            )
+        if self.aggregation not in ("softmax", "top_k"):
+            raise LearnerError(
+                f"aggregation must be 'softmax' or 'top_k', got {self.aggregation!r}"
+            )
+        if not 1 <= self.top_k <= self.num_samples:
+            raise LearnerError(
+                f"top_k ({self.top_k}) must be in [1, num_samples] ([1, {self.num_samples}])"
             )
         if self.online_steps < 0 or self.finetune_updates_per_episode < 0:
             raise LearnerError("online_steps and finetune_updates_per_episode must be >= 0")

@@ -148,7 +148,11 @@ def weighted_average(
     config: POIRConfig, actions: jax.Array, total: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """MPPI's plan ``[H, A]`` from sequences ``[H, N, A]`` and their costs ``[N]``
-    (weights ``softmax(-temperature * standardised cost)``), and its expected cost."""
+    (weights ``softmax(-temperature * standardised cost)``; ``aggregation="top_k"``: the
+    mean of the ``top_k`` cheapest sequences), and its expected cost."""
+    if config.aggregation == "top_k":
+        best = jax.lax.top_k(-total, config.top_k)[1]
+        return jnp.mean(actions[:, best], axis=1), jnp.mean(total[best])
     standardised = (total - jnp.min(total)) / (jnp.std(total) + 1e-6)
     weights = jax.nn.softmax(-config.temperature * standardised)
     return jnp.einsum("n,hna->ha", weights, actions), jnp.sum(weights * total)

@@ -1,0 +1,312 @@
+"""POIR's design choices, ablated on validation seeds (docs/learners.md, "Where POIR here
+differs from the paper and Acme's MBOP, and why").
+
+The planner's choices need no retraining: each variant is the trained offline POIR run of a
+seed (``<runs>/seed<s>/poir``: its BC, ensemble, reference states and thresholds), acting with
+a changed :class:`~rlds_hub.learners.poir.config.POIRConfig` — always planning, no trust gate,
+the k-NN cost, Acme-like planner settings, no push sequences, top-k aggregation, or never
+planning (POIR's own BC, for scale). Every variant of a seed plays the same episodes: run
+seed ``s`` on environment seed ``seeds.validation_seed(s)`` (the protocol's validation range,
+checked disjoint from the run's demonstrations; never a test seed), under each deployment
+shift of ``benchmarks.learners.SHIFTS`` but the clean one. Normalised return uses the
+scripted expert and the random policy measured on the same episodes.
+
+Each variant is reported as mean [95% bootstrap interval] over seeds x episodes
+(``rlds_hub.learners.confidence``), with its paired difference to the chosen design on the
+same episodes. Every cell (variant, shift, seed) is kept in ``<out>/cells`` as it finishes,
+so an interrupted run resumes; the summary goes to ``<out>/ablations.json``.
+
+Run from the repository root (after ``python -m benchmarks.learners poir-cartpole``):
+
+    nice -n 19 python -m benchmarks.poir_ablations --runs out/learners/poir-cartpole \\
+        --seeds 0 1 2 --episodes 3 --out out/learners/poir-ablations
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks import harness
+
+# Variant -> POIRConfig overrides of the trained run's config. "chosen" is the design as
+# trained and benchmarked; the others change one choice of the table (or, "acme_planner",
+# the planner's settings together).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "chosen": {},
+    "own_bc": {"mode": "bc"},
+    "no_trust_gate": {"trust": False},
+    "knn_cost": {"cost": "knn"},
+    # Acme's MPPI settings where affordable on CPU: 15 steps, noise 0.8, mixing 0.2, no
+    # pushes; 200 sequences instead of 1,000 (3,000 model steps per plan, ours 3,600).
+    "acme_planner": {
+        "num_samples": 200,
+        "horizon": 15,
+        "proposal_noise": 0.8,
+        "plan_mixing": 0.2,
+        "push_fractions": (),
+    },
+    "top_k": {"aggregation": "top_k", "top_k": 10},
+    "always_plan": {"mode": "plan"},
+    "no_pushes": {"push_fractions": ()},
+    "noise_0.8": {"proposal_noise": 0.8},
+}
+DESCRIPTIONS = {
+    "chosen": "as benchmarked: switch + trust gate, tracking cost, 60x60, noise 0.2, pushes, "
+    "softmax(-5 z)",
+    "own_bc": 'never plan (mode="bc")',
+    "always_plan": 'plan at every step (mode="plan")',
+    "no_trust_gate": "switch without the trust gate (trust=False)",
+    "knn_cost": 'cost="knn" (distance to the nearest expert states)',
+    "no_pushes": "no push sequences",
+    "noise_0.8": "proposal noise 0.8 (Acme's)",
+    "top_k": "top-10 average instead of softmax weights",
+    "acme_planner": "200 sequences x 15 steps, noise 0.8, mixing 0.2, no pushes",
+}
+
+
+def validation_seed(run_dir: str, seed: int) -> int:
+    """Run seed ``seed``'s validation seed, refused if the run trained on it."""
+    from rlds_hub.learners import seeds
+    from rlds_hub.learners.policy import read_run
+    from rlds_hub.learners.run import trained_seeds
+    from rlds_hub.storage import open_dataset
+
+    run = read_run(run_dir)
+    chosen = seeds.validation_seed(seed)
+    if seeds.range_name(chosen) != "validation":
+        raise AssertionError(f"{chosen} is not a validation seed")
+    seeds.check_disjoint(
+        [chosen],
+        trained=trained_seeds(open_dataset(run["dataset"]), run_dir),
+        what=f"the ablations of {run_dir}",
+    )
+    return chosen
+
+
+def variant_policy(trained: Any, overrides: dict[str, Any], seed: int) -> Any:
+    """The trained POIR policy acting with ``overrides`` of its config (the same networks,
+    reference states and thresholds; expert segments cut to a shorter horizon)."""
+    from rlds_hub.learners.poir.acting import POIRPolicy
+    from rlds_hub.learners.poir.networks import make_networks
+
+    config = trained.config.replace(**overrides)
+    params = dict(trained.params)
+    if config.horizon > params["continuations"].shape[1]:
+        raise ValueError(
+            f"horizon {config.horizon} exceeds the trained segments' "
+            f"{params['continuations'].shape[1]} steps"
+        )
+    params["continuations"] = params["continuations"][:, : config.horizon]
+    networks = make_networks(trained.task, config)
+    return POIRPolicy(trained.task, networks, config, params, seed=seed)
+
+
+def run_cell(
+    path: str, policy: Any, env: str, env_seed: int, episodes: int, shift: dict[str, Any]
+) -> dict[str, Any]:
+    """Plays one (variant, shift, seed) cell, or reads it back when done before."""
+    from rlds_hub.learners.evaluation import run_episodes
+
+    if os.path.exists(path):
+        with open(path) as f:
+            done = json.load(f)
+        if done["seed"] == env_seed and len(done["returns"]) == episodes:
+            return done
+    started = time.perf_counter()
+    fractions = []
+
+    class Tracked:
+        """Records the share of planned steps of each episode."""
+
+        def reset(self) -> None:
+            if policy.steps:
+                fractions.append(policy.planned_fraction)
+            policy.reset()
+
+        def __call__(self, timestep: Any) -> Any:
+            return policy(timestep)
+
+    tracked = Tracked()
+    returns = run_episodes(tracked, env, seed=env_seed, episodes=episodes, shift=shift)
+    tracked.reset()
+    cell = {
+        "seed": env_seed,
+        "returns": returns,
+        "planned_fraction": fractions,
+        "seconds": round(time.perf_counter() - started, 1),
+        "load": harness.load_average(),
+    }
+    with open(path + ".partial", "w") as f:
+        json.dump(cell, f)
+    os.replace(path + ".partial", path)
+    return cell
+
+
+def references(path: str, env: str, env_seed: int, episodes: int, shift: dict[str, Any]) -> Any:
+    """The expert's and random policy's mean returns on the same episodes (kept on disk)."""
+    from rlds_hub.learners.evaluation import reference_returns
+
+    if os.path.exists(path):
+        with open(path) as f:
+            done = json.load(f)
+        if done["seed"] == env_seed and done["episodes"] == episodes:
+            return done
+    refs = reference_returns(env, seed=env_seed, episodes=episodes, shift=shift)
+    done = {"seed": env_seed, "episodes": episodes, **{k: refs[k] for k in ("expert", "random")}}
+    with open(path, "w") as f:
+        json.dump(done, f)
+    return done
+
+
+def run(
+    runs: str, seeds: list[int], episodes: int, out: str, variants: list[str], shifts: list[str]
+) -> dict[str, Any]:
+    from benchmarks.learners import SHIFTS
+    from rlds_hub.learners import load_policy
+    from rlds_hub.learners.policy import read_run
+
+    cells_dir = os.path.join(out, "cells")
+    os.makedirs(cells_dir, exist_ok=True)
+    started_load = harness.load_average()
+    results: dict[str, Any] = {name: {s: {} for s in shifts} for name in variants}
+    for seed in seeds:
+        run_dir = os.path.join(runs, f"seed{seed}", "poir")
+        env_seed = validation_seed(run_dir, seed)
+        trained = load_policy(run_dir, seed=seed)
+        env = read_run(run_dir)["env"]
+        refs = {
+            shift: references(
+                os.path.join(cells_dir, f"references-{shift}-seed{seed}.json"),
+                env,
+                env_seed,
+                episodes,
+                SHIFTS[shift],
+            )
+            for shift in shifts
+        }
+        # Variant by variant (each under every shift): an interrupted run leaves whole rows.
+        for name in variants:
+            policy = variant_policy(trained, VARIANTS[name], seed)
+            for shift in shifts:
+                cell = run_cell(
+                    os.path.join(cells_dir, f"{name}-{shift}-seed{seed}.json"),
+                    policy,
+                    env,
+                    env_seed,
+                    episodes,
+                    SHIFTS[shift],
+                )
+                scale = refs[shift]["expert"] - refs[shift]["random"]
+                normalised = [(r - refs[shift]["random"]) / scale for r in cell["returns"]]
+                results[name][shift][seed] = {**cell, "normalized": normalised}
+                print(
+                    f"seed {seed} {shift} {name}: normalised {np.mean(normalised):.3f}, "
+                    f"planned {np.mean(cell['planned_fraction']):.2f} of steps "
+                    f"({cell['seconds']:.0f} s, load {cell['load']})",
+                    flush=True,
+                )
+    return {
+        "machine": harness.machine(("numpy", "rlds_hub", "jax")),
+        "load_at_start": started_load,
+        "load_at_end": harness.load_average(),
+        "runs": runs,
+        "seeds": seeds,
+        "episodes": episodes,
+        "range": "validation",
+        "variants": {
+            name: {"config": VARIANTS[name], "about": DESCRIPTIONS[name]} for name in variants
+        },
+        "cells": results,
+        "summary": summarise(results, seeds),
+    }
+
+
+def summarise(results: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """Each variant's interval and its paired difference to ``chosen``, per shift."""
+    from rlds_hub.learners.confidence import bootstrap_interval, paired_differences
+
+    summary: dict[str, Any] = {}
+    for name, by_shift in results.items():
+        for shift, cells in by_shift.items():
+            values = [cells[s]["normalized"] for s in seeds]
+            entry: dict[str, Any] = {
+                "interval": dataclasses.asdict(bootstrap_interval(values)),
+                "planned_fraction": float(
+                    np.mean([np.mean(cells[s]["planned_fraction"]) for s in seeds])
+                ),
+            }
+            if name != "chosen" and "chosen" in results:
+                base = [results["chosen"][shift][s]["normalized"] for s in seeds]
+                entry["minus_chosen"] = dataclasses.asdict(
+                    bootstrap_interval(paired_differences(values, base))
+                )
+            summary.setdefault(name, {})[shift] = entry
+    return summary
+
+
+def _format(interval: dict[str, Any]) -> str:
+    return f"{interval['mean']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}]"
+
+
+def print_table(result: dict[str, Any]) -> None:
+    shifts = sorted({s for v in result["summary"].values() for s in v})
+    print(
+        f"\nPOIR ablations on VALIDATION seeds ({len(result['seeds'])} seeds x "
+        f"{result['episodes']} episodes per shift; normalised return, mean [95% bootstrap "
+        "interval]; − chosen: paired difference on the same episodes)\n"
+    )
+    header = ["variant"]
+    for shift in shifts:
+        header += [shift, "− chosen", "planned"]
+    rows = []
+    for name, by_shift in result["summary"].items():
+        row = [f"{name}: {DESCRIPTIONS[name]}"]
+        for shift in shifts:
+            entry = by_shift[shift]
+            row += [
+                _format(entry["interval"]),
+                _format(entry["minus_chosen"]) if "minus_chosen" in entry else "-",
+                f"{entry['planned_fraction']:.2f}",
+            ]
+        rows.append(row)
+    print(harness.table(header, rows))
+    print(
+        f"\nload average {result['load_at_start']} at the start, {result['load_at_end']} at the end"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", default="out/learners/poir-cartpole")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds (seed<s>/poir)"
+    )
+    parser.add_argument("--episodes", type=int, default=3, help="per seed and shift")
+    parser.add_argument("--out", default="out/learners/poir-ablations")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--shifts",
+        nargs="+",
+        default=["noisy_actions", "shifted_start"],
+        choices=["clean", "noisy_actions", "shifted_start"],
+    )
+    args = parser.parse_args()
+    variants = ["chosen"] + [v for v in args.variants if v != "chosen"]
+    print(harness.machine_line(("numpy", "rlds_hub", "jax")), flush=True)
+    result = run(args.runs, args.seeds, args.episodes, args.out, variants, args.shifts)
+    path = os.path.join(args.out, "ablations.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print_table(result)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
