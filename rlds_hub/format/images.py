@@ -37,6 +37,16 @@ class ImageDecodeError(ValueError):
     """A frame that is not a decodable image of the feature's shape."""
 
 
+class FrameDecodeError(ImageDecodeError):
+    """:func:`decode_frames`' error: ``position`` is the frame's position in its batch and
+    ``reason`` what was wrong (the message is ``"step {position}: {reason}"``)."""
+
+    def __init__(self, position: int, reason: str):
+        super().__init__(f"step {position}: {reason}")
+        self.position = position
+        self.reason = reason
+
+
 def image_format(blob: bytes) -> str:
     """ "png", "jpeg" or "other" from the first bytes of an encoded frame."""
     if blob[:4] == _PNG_MAGIC:
@@ -104,16 +114,25 @@ def _frame_pool(threads: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def decode_frames(blobs: Sequence[bytes | memoryview], leaf: Leaf) -> np.ndarray:
+def decode_frames(
+    blobs: Sequence[bytes | memoryview], leaf: Leaf, out: np.ndarray | None = None
+) -> np.ndarray:
     """Encoded frames (one per step) as one ``[len(blobs), *leaf.shape]`` array, decoded in
     parallel on :func:`decode_threads` threads, each frame written in place (no stacking
     copy); pixels exactly as :func:`decode_image` gives them.
 
+    ``out``: the array to decode into (e.g. a reused buffer), else a new one.
+
     Raises:
-      ImageDecodeError: naming the first step (position in ``blobs``) whose frame does not
+      FrameDecodeError: naming the first step (position in ``blobs``) whose frame does not
         decode or has another size.
+      ValueError: ``out`` of another shape or dtype.
     """
-    out = np.empty((len(blobs), *leaf.shape), leaf.dtype)
+    shape = (len(blobs), *leaf.shape)
+    if out is None:
+        out = np.empty(shape, leaf.dtype)
+    elif out.shape != shape or out.dtype != leaf.dtype:
+        raise ValueError(f"decode_frames: out is {out.dtype}{out.shape}, needs {leaf.dtype}{shape}")
     threads = decode_threads()
     if len(blobs) < _PARALLEL_FRAMES or threads == 1:
         _decode_range(blobs, leaf, out, 0, len(blobs))
@@ -142,7 +161,7 @@ def _decode_range(
                 continue
             out[step] = decode_image(blob, leaf)
         except ImageDecodeError as e:
-            raise ImageDecodeError(f"step {step}: {e}") from None
+            raise FrameDecodeError(step, str(e)) from None
 
 
 def _decode_jpeg_into(blob: bytes | memoryview, row: np.ndarray) -> bool:
