@@ -171,6 +171,7 @@ def record_dataset(
     format default ``tfrecord``, name default from its path)."""
     from rlds_hub._version import __version__
     from rlds_hub.envs import make_env
+    from rlds_hub.recorders.recorder import control_rate
 
     output, run = Output.of(output), Run.of(run)
     output.refuse("record", "image_encoding")  # the recorder stores images as PNG
@@ -192,6 +193,7 @@ def record_dataset(
         specs = env_specs_json(
             env.observation_spec(), env.action_spec(), env.reward_spec(), env.discount_spec()
         )
+        fps = control_rate(env)  # the control rate, which exports to LeRobot need
 
         def build(pipeline: Any) -> None:
             _ = (
@@ -222,6 +224,7 @@ def record_dataset(
             image_encoding="png",
             layout="rlds",
             provenance=execution.provenance("record", arguments, [], flags),
+            extra={} if fps is None else {"fps": fps},
         )
         summary = session.finish(
             name=name,

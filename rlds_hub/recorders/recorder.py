@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 from collections.abc import Callable, Mapping
@@ -152,7 +153,11 @@ class Recorder(EnvironmentWrapper):
         self.env_name = provenance.env_name or type(env).__name__
         self.file_format = options.file_format
         self._dataset_metadata = _dataset_metadata(
-            env_specs_json(*env_specs.values()), self.env_name, options, provenance
+            env_specs_json(*env_specs.values()),
+            self.env_name,
+            options,
+            provenance,
+            control_rate(env),
         )
         # envlogger's Riegeli writer counts nothing for us: completed episodes and their
         # RLDS steps (N + 1 per episode of N transitions), for this session
@@ -348,6 +353,12 @@ class Recorder(EnvironmentWrapper):
         for key in ENV_SPEC_KEYS:
             if key in stored:
                 differences += spec_differences(stored[key], ours[key], key)
+        fps, stored_fps = self._dataset_metadata.extra.get("fps"), existing.extra.get("fps")
+        if fps is not None and stored_fps is not None and fps != stored_fps:
+            differences.append(
+                f"fps: the dataset was recorded at {stored_fps} steps per second, this "
+                f"environment steps at {fps}"
+            )
         encoding = self._dataset_metadata.image_encoding
         if existing.image_encoding and existing.image_encoding != encoding:
             differences.append(
@@ -357,10 +368,48 @@ class Recorder(EnvironmentWrapper):
         return differences
 
 
+def control_rate(env: Any) -> float | None:
+    """The environment's control rate in steps per second, when it says (else None):
+    dm_control's ``1 / env.control_timestep()``; a Gymnasium env's ``1 / env.unwrapped.dt``
+    (MuJoCo's frame skip x timestep, Pendulum's 0.05 s), else its
+    ``metadata["render_fps"]`` (CartPole: 50). Whole rates come back as ``int``."""
+    rate = None
+    timestep = getattr(env, "control_timestep", None)
+    gym_env = getattr(env, "gym_env", None)
+    if callable(timestep):
+        rate = _inverse(timestep())
+    elif gym_env is not None:
+        rate = _inverse(getattr(gym_env.unwrapped, "dt", None))
+        if rate is None:
+            rate = _positive((getattr(gym_env, "metadata", None) or {}).get("render_fps"))
+    if rate is None:
+        return None
+    rounded = round(rate, 6)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def _inverse(period: Any) -> float | None:
+    period = _positive(period)
+    return None if period is None else 1.0 / period
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 def _dataset_metadata(
-    specs: dict[str, Any], env_name: str, options: WriterOptions, provenance: Provenance
+    specs: dict[str, Any],
+    env_name: str,
+    options: WriterOptions,
+    provenance: Provenance,
+    fps: float | None = None,
 ) -> DatasetMetadata:
-    """The ``metadata.json`` of a new dataset, holding this recording session."""
+    """The ``metadata.json`` of a new dataset, holding this recording session (``fps``:
+    the environment's control rate, stored as the top-level ``fps`` when known)."""
     started = _now()
     unset = frozenset(
         key
@@ -388,6 +437,7 @@ def _dataset_metadata(
         layout="rlds",
         user=dict(provenance.metadata or {}),
         sessions=(session,),
+        extra={} if fps is None else {"fps": fps},
         nulls=unset,
     )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -149,7 +150,8 @@ def export_lerobot(
     feature_map`); cameras become MP4 video (``video_codec`` ``av1`` or ``h264``; their PSNR
     and SSIM go into ``export.json``) or PNG frames in the Parquet (``none``: lossless).
     ``fps`` (the control rate, which RLDS does not record) defaults to the dataset
-    metadata's ``fps``; ``task`` is every frame's task when the steps have no
+    metadata's ``fps`` (rlds_hub's recorder stores the environment's control rate), then
+    its ``source.fps`` (a dataset converted from LeRobot); ``task`` is every frame's task when the steps have no
     ``language_instruction``-like string (default: the dataset's name).
     ``data_file_mb`` / ``video_file_mb``: the files' size caps (default LeRobot's: 100, 200).
 
@@ -170,12 +172,7 @@ def export_lerobot(
         )
     dataset = open_dataset(input)
     extra = dataset.dataset_metadata.extra
-    fps = fps if fps is not None else extra.get("fps")
-    if fps is None or int(fps) != fps or fps <= 0:
-        raise ValueError(
-            f"{dataset.path}: give the frame rate with --fps (a positive whole number of frames "
-            f"per second; RLDS datasets do not record it), got {fps!r}"
-        )
+    fps = _lerobot_fps(dataset, fps)
     features = layout.feature_map(dataset.plan, skip_unsupported=skip_unsupported)
     if video_codec != "none":
         encoding.check_codec(video_codec)
@@ -287,6 +284,36 @@ def export_lerobot(
         "skipped": written["skipped"],
         "seconds": seconds,
     }
+
+
+def _lerobot_fps(dataset: Any, fps: Any) -> int:
+    """The frame rate: ``fps`` when given, else ``metadata.json``'s ``fps`` (the control rate
+    rlds_hub's recorder stores when the environment says it), else its ``source.fps`` (a
+    dataset converted from LeRobot). ValueError naming ``--fps`` when none is a positive
+    whole number."""
+    metadata = dataset.dataset_metadata
+    source = metadata.source.extra if metadata.source is not None else {}
+    if fps is not None:
+        where = "--fps"
+    elif metadata.extra.get("fps") is not None:
+        fps, where = metadata.extra["fps"], "metadata.json's fps (the control rate)"
+    elif source.get("fps") is not None:
+        fps, where = source["fps"], "metadata.json's source.fps"
+    else:
+        raise ValueError(
+            f"{dataset.path}: give the frame rate with --fps (frames per second, a positive "
+            "whole number): the dataset's metadata.json has no fps (rlds_hub's recorder stores "
+            "the environment's control rate when the environment gives it, e.g. dm_control's "
+            "control_timestep or a Gymnasium env's dt)"
+        )
+    number = isinstance(fps, (int, float)) and not isinstance(fps, bool)
+    whole = number and math.isfinite(fps) and fps == int(fps)
+    if not whole or fps <= 0:
+        raise ValueError(
+            f"{dataset.path}: {where} is {fps!r}, but LeRobot needs a positive whole number of "
+            "frames per second; give one with --fps"
+        )
+    return int(fps)
 
 
 def _lerobot_prepass(
