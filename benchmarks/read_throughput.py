@@ -10,7 +10,8 @@ machine is noisy; medians are reported):
   shards' decoded columns from the column cache (``rlds_hub.data.columns``; built once before
   the rounds, in ``<root>/column_cache``); the same with the cache off (decoding every
   epoch), and with an empty cache (the first epoch, which builds it); with ``--before
-  <tree>`` also an older checkout's loader (``harness.run_isolated(tree=...)``);
+  <tree>`` also an older checkout's loader (``harness.run_isolated(tree=...)``; with the
+  column cache where that tree has one, else decoding);
 - plain TFDS with the usual step-level RLDS transition pipeline (peer_read's), and with whole
   episodes batched then sliced;
 - Minari's ``iterate_episodes`` (unshuffled, unbatched);
@@ -24,7 +25,10 @@ machine is noisy; medians are reported):
 Run from the repository root:
 
     python -m benchmarks.read_throughput [--rounds 3] [--episodes 200] [--modes rlds_hub ...]
-        [--before <worktree of an older commit>]
+        [--before <worktree of an older commit>] [--json out.json]
+
+Only the copies of the workload the modes read are made (``--episodes 1000 --modes rlds_hub
+ceiling rlds_hub_5epochs`` records rlds_hub's alone).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from benchmarks import harness
@@ -45,15 +50,18 @@ from benchmarks.harness import ACT, EPISODE_STEPS, OBS
 SHARD_EPISODES = 20
 
 
-def make_datasets(root: str, episodes: int) -> None:
-    """rlds_hub's, envlogger TFDS backend's and Minari's copies of the workload (kept)."""
+def make_datasets(root: str, episodes: int, modes: Sequence[str] | None = None) -> None:
+    """rlds_hub's, envlogger TFDS backend's and Minari's copies of the workload (kept), those
+    that ``modes`` (default all) read."""
     import numpy as np
 
+    modes = list(modes) if modes is not None else [mode for mode, _ in MODES]
     harness.record_dataset(
         os.path.join(root, "rlds_hub"), episodes, max_episodes_per_shard=SHARD_EPISODES
     )
     tfds_dir = os.path.join(root, "envlogger_tfds")
-    if not os.path.exists(tfds_dir):
+    envlogger_modes = {"rlds_hub_envlogger", "tfds_steps", "tfds_episodes"}
+    if envlogger_modes & set(modes) and not os.path.exists(tfds_dir):
         import envlogger
         import tensorflow_datasets as tfds
         from envlogger.backends import tfds_backend_writer
@@ -80,7 +88,7 @@ def make_datasets(root: str, episodes: int) -> None:
         del env, writer  # the writer's __del__ closes it again: before it is moved
         os.replace(partial, tfds_dir)
     minari_dir = os.path.join(root, "minari")
-    if not os.path.exists(minari_dir):
+    if "minari" in modes and not os.path.exists(minari_dir):
         os.environ["MINARI_DATASETS_PATH"] = minari_dir
         import minari
 
@@ -282,6 +290,13 @@ FIRST = ["rlds_hub", "ceiling", "rlds_hub_before", "rlds_hub_nocache", "rlds_hub
 RUN_ORDER = [*FIRST, *(mode for mode, _ in MODES if mode not in FIRST)]
 
 
+def _before_mode(tree: str) -> str:
+    """How an older checkout reads: with the column cache where it has one (the same entries),
+    else decoding."""
+    has_cache = os.path.exists(os.path.join(tree, "rlds_hub", "data", "columns.py"))
+    return "rlds_hub" if has_cache else "rlds_hub_nocache"
+
+
 # ---- the report ------------------------------------------------------------------------------
 
 
@@ -357,7 +372,7 @@ def main() -> None:
         parser.error("mode rlds_hub_before needs --before <tree>")
     root = args.root or os.path.join(tempfile.gettempdir(), f"rlds_read_bench_{args.episodes}")
     print(harness.machine_line(("numpy", "rlds_hub", "tensorflow", "jax", "minari")), flush=True)
-    make_datasets(root, args.episodes)
+    make_datasets(root, args.episodes, args.modes)
     shutil.rmtree(os.path.join(root, "column_cache"), ignore_errors=True)
     built = harness.run_isolated(
         "benchmarks.read_throughput:measure", {"mode": "rlds_hub", "root": root}
@@ -367,7 +382,7 @@ def main() -> None:
     for r in range(args.rounds):
         for mode in sorted(args.modes, key=RUN_ORDER.index):
             tree = args.before if mode == "rlds_hub_before" else None
-            config = {"mode": "rlds_hub_nocache" if tree else mode, "root": root}
+            config = {"mode": _before_mode(tree) if tree else mode, "root": root}
             results[mode].append(
                 harness.run_isolated("benchmarks.read_throughput:measure", config, tree=tree)
             )
