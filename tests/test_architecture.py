@@ -45,7 +45,7 @@ ALLOWED = {
     "lerobot": {"format", "storage"},
     "beam": {"format", "storage", "inspection", "data", "envs", "recorders", "lerobot"},
     "server": {"format", "storage", "inspection", "data"},
-    "learners": {"format", "storage", "inspection", "data", "envs", "recorders"},
+    "learners": {"format", "storage", "inspection", "data", "envs", "recorders", "testing"},
     "cli": {
         "format",
         "storage",

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rlds_hub.envs import make_env, make_policy
-
 
 def record_episodes(
     path: str | os.PathLike,
@@ -18,18 +16,10 @@ def record_episodes(
     policy: str | Any = "expert",
     split: str = "train",
 ) -> str:
-    """Records ``episodes`` episodes of a named policy (or a Policy object) into ``path``."""
-    from rlds_hub.recorders import Recorder
+    """Records ``episodes`` episodes of a named policy (or a Policy object) into ``path``
+    with the tests' shared :func:`rlds_hub.testing.recording.record`; returns ``path``."""
+    from rlds_hub.testing.recording import record
 
-    env = make_env(env_name, seed=seed)
-    actor = make_policy(policy, env_name, env, seed=seed) if isinstance(policy, str) else policy
-    name = policy if isinstance(policy, str) else type(policy).__name__
-    with Recorder(
-        env, path, env_name=env_name, policy_name=name, seed=seed, split=split
-    ) as recorder:
-        for _ in range(episodes):
-            timestep = recorder.reset()
-            actor.reset()
-            while not timestep.last():
-                timestep = recorder.step(actor(timestep))
+    named = {} if isinstance(policy, str) else {"policy_name": type(policy).__name__}
+    record(env_name, path, episodes=episodes, seed=seed, policy=policy, split=split, **named)
     return os.fspath(path)
