@@ -1,25 +1,31 @@
 """POIR's design choices, ablated on validation seeds (docs/learners.md, "Where POIR here
 differs from the paper and Acme's MBOP, and why").
 
-The planner's choices need no retraining: each variant is the trained offline POIR run of a
-seed (``<runs>/seed<s>/poir``: its BC, ensemble, reference states and thresholds), acting with
-a changed :class:`~rlds_hub.learners.poir.config.POIRConfig` — always planning, no trust gate,
-the k-NN cost, Acme-like planner settings, no push sequences, top-k aggregation, or never
-planning (POIR's own BC, for scale). Every variant of a seed plays the same episodes: run
-seed ``s`` on environment seed ``seeds.validation_seed(s)`` (the protocol's validation range,
-checked disjoint from the run's demonstrations; never a test seed), under each deployment
-shift of ``benchmarks.learners.SHIFTS`` but the clean one. Normalised return uses the
-scripted expert and the random policy measured on the same episodes.
+The planner's choices need no retraining: each variant is a trained POIR run of a seed —
+by default (``--stage online``) the one fine-tuned online in the very deployment it is
+evaluated in (``<runs>/seed<s>/poir-online-<shift>``: the POIR whose gain over BC the
+benchmark reports), or (``--stage offline``) the offline run (``<runs>/seed<s>/poir``) — its
+BC, ensemble, reference states and thresholds, acting with a changed
+:class:`~rlds_hub.learners.poir.config.POIRConfig`: no trust gate, planning at every step,
+the k-NN cost, Acme-like planner settings, top-k aggregation, no push sequences, Acme's
+proposal noise, or never planning (POIR's own BC, for scale). Every variant of a seed plays
+the same episodes: run seed ``s`` on environment seed ``seeds.validation_seed(s)`` (the
+protocol's validation range, checked disjoint from the run's demonstrations and
+experience; never a test seed), under the noisy-actions and shifted-start deployments of
+``benchmarks.learners.SHIFTS``. Normalised return uses the scripted expert and the random
+policy measured on the same episodes.
 
 Each variant is reported as mean [95% bootstrap interval] over seeds x episodes
 (``rlds_hub.learners.confidence``), with its paired difference to the chosen design on the
-same episodes. Every cell (variant, shift, seed) is kept in ``<out>/cells`` as it finishes,
-so an interrupted run resumes; the summary goes to ``<out>/ablations.json``.
+same episodes and the share of steps it planned. Every cell (stage, variant, shift, seed) is
+kept in ``<out>/cells`` as it finishes, so an interrupted run resumes (cells can be played
+by several processes at once, e.g. one per seed and shift); ``--report`` plays nothing and
+summarises the cells on disk into ``<out>/ablations-<stage>.json``.
 
 Run from the repository root (after ``python -m benchmarks.learners poir-cartpole``):
 
-    nice -n 19 python -m benchmarks.poir_ablations --runs out/learners/poir-cartpole \\
-        --seeds 0 1 2 --episodes 3 --out out/learners/poir-ablations
+    nice -n 19 python -m benchmarks.poir_ablations --seeds 0 1 2 --episodes 2 \\
+        --out out/learners/poir-ablations
 """
 
 from __future__ import annotations
@@ -71,6 +77,16 @@ DESCRIPTIONS = {
 }
 
 
+def run_directory(runs: str, seed: int, stage: str, shift: str) -> str:
+    """The trained POIR run a variant acts with: ``offline`` (``seed<s>/poir``) or ``online``
+    (``seed<s>/poir-online-<shift>``: fine-tuned online in that very deployment)."""
+    if stage == "offline":
+        return os.path.join(runs, f"seed{seed}", "poir")
+    if stage == "online":
+        return os.path.join(runs, f"seed{seed}", f"poir-online-{shift}")
+    raise ValueError(f"stage must be 'offline' or 'online', got {stage!r}")
+
+
 def validation_seed(run_dir: str, seed: int) -> int:
     """Run seed ``seed``'s validation seed, refused if the run trained on it."""
     from rlds_hub.learners import seeds
@@ -119,6 +135,8 @@ def run_cell(
             done = json.load(f)
         if done["seed"] == env_seed and len(done["returns"]) == episodes:
             return done
+    if policy is None:
+        raise ValueError(f"{path} holds another seed or episode count; play it again")
     started = time.perf_counter()
     fractions = []
 
@@ -166,8 +184,18 @@ def references(path: str, env: str, env_seed: int, episodes: int, shift: dict[st
 
 
 def run(
-    runs: str, seeds: list[int], episodes: int, out: str, variants: list[str], shifts: list[str]
+    runs: str,
+    seeds: list[int],
+    episodes: int,
+    out: str,
+    variants: list[str],
+    shifts: list[str],
+    *,
+    stage: str = "online",
+    play: bool = True,
 ) -> dict[str, Any]:
+    """Plays every missing cell (``play``; else only reads the cells on disk) and summarises
+    the variants measured on every seed."""
     from benchmarks.learners import SHIFTS
     from rlds_hub.learners import load_policy
     from rlds_hub.learners.policy import read_run
@@ -177,15 +205,17 @@ def run(
     started_load = harness.load_average()
     results: dict[str, Any] = {name: {s: {} for s in shifts} for name in variants}
     for seed in seeds:
-        run_dir = os.path.join(runs, f"seed{seed}", "poir")
-        env_seed = validation_seed(run_dir, seed)
-        trained = load_policy(run_dir, seed=seed)
-        env = read_run(run_dir)["env"]
+        run_dirs = {shift: run_directory(runs, seed, stage, shift) for shift in shifts}
+        env_seeds = {shift: validation_seed(d, seed) for shift, d in run_dirs.items()}
+        trained = {
+            shift: load_policy(d, seed=seed) if play else None for shift, d in run_dirs.items()
+        }
+        env = read_run(run_dirs[shifts[0]])["env"]
         refs = {
             shift: references(
                 os.path.join(cells_dir, f"references-{shift}-seed{seed}.json"),
                 env,
-                env_seed,
+                env_seeds[shift],
                 episodes,
                 SHIFTS[shift],
             )
@@ -193,21 +223,17 @@ def run(
         }
         # Variant by variant (each under every shift): an interrupted run leaves whole rows.
         for name in variants:
-            policy = variant_policy(trained, VARIANTS[name], seed)
             for shift in shifts:
-                cell = run_cell(
-                    os.path.join(cells_dir, f"{name}-{shift}-seed{seed}.json"),
-                    policy,
-                    env,
-                    env_seed,
-                    episodes,
-                    SHIFTS[shift],
-                )
+                path = os.path.join(cells_dir, f"{stage}-{name}-{shift}-seed{seed}.json")
+                if not play and not os.path.exists(path):
+                    continue
+                policy = variant_policy(trained[shift], VARIANTS[name], seed) if play else None
+                cell = run_cell(path, policy, env, env_seeds[shift], episodes, SHIFTS[shift])
                 scale = refs[shift]["expert"] - refs[shift]["random"]
                 normalised = [(r - refs[shift]["random"]) / scale for r in cell["returns"]]
                 results[name][shift][seed] = {**cell, "normalized": normalised}
                 print(
-                    f"seed {seed} {shift} {name}: normalised {np.mean(normalised):.3f}, "
+                    f"seed {seed} {shift} {stage} {name}: normalised {np.mean(normalised):.3f}, "
                     f"planned {np.mean(cell['planned_fraction']):.2f} of steps "
                     f"({cell['seconds']:.0f} s, load {cell['load']})",
                     flush=True,
@@ -217,6 +243,7 @@ def run(
         "load_at_start": started_load,
         "load_at_end": harness.load_average(),
         "runs": runs,
+        "stage": stage,
         "seeds": seeds,
         "episodes": episodes,
         "range": "validation",
@@ -235,6 +262,10 @@ def summarise(results: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for name, by_shift in results.items():
         for shift, cells in by_shift.items():
+            missing = [s for s in seeds if s not in cells]
+            if missing or any(s not in results.get("chosen", {}).get(shift, {}) for s in seeds):
+                summary.setdefault(name, {})[shift] = {"not_measured_on_seeds": missing}
+                continue
             values = [cells[s]["normalized"] for s in seeds]
             entry: dict[str, Any] = {
                 "interval": dataclasses.asdict(bootstrap_interval(values)),
@@ -270,6 +301,9 @@ def print_table(result: dict[str, Any]) -> None:
         row = [f"{name}: {DESCRIPTIONS[name]}"]
         for shift in shifts:
             entry = by_shift[shift]
+            if "interval" not in entry:
+                row += ["not measured", "-", "-"]
+                continue
             row += [
                 _format(entry["interval"]),
                 _format(entry["minus_chosen"]) if "minus_chosen" in entry else "-",
@@ -288,8 +322,17 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds (seed<s>/poir)"
     )
-    parser.add_argument("--episodes", type=int, default=3, help="per seed and shift")
+    parser.add_argument("--episodes", type=int, default=2, help="per seed and shift")
     parser.add_argument("--out", default="out/learners/poir-ablations")
+    parser.add_argument(
+        "--stage",
+        choices=["online", "offline"],
+        default="online",
+        help="the POIR run fine-tuned online in each deployment, or the offline one",
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="play nothing: summarise the cells on disk"
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument(
         "--shifts",
@@ -300,8 +343,17 @@ def main() -> None:
     args = parser.parse_args()
     variants = ["chosen"] + [v for v in args.variants if v != "chosen"]
     print(harness.machine_line(("numpy", "rlds_hub", "jax")), flush=True)
-    result = run(args.runs, args.seeds, args.episodes, args.out, variants, args.shifts)
-    path = os.path.join(args.out, "ablations.json")
+    result = run(
+        args.runs,
+        args.seeds,
+        args.episodes,
+        args.out,
+        variants,
+        args.shifts,
+        stage=args.stage,
+        play=not args.report,
+    )
+    path = os.path.join(args.out, f"ablations-{args.stage}.json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
     print_table(result)
