@@ -29,7 +29,7 @@ from numpy.random import default_rng  # imported here: numpy loads it lazily (~1
 
 from rlds_hub.data import indices
 from rlds_hub.data.columns import CachedEpisode, ColumnCache, decode_cached
-from rlds_hub.data.frame_blocks import EncodedFrames, FrameChunks, FrameGather
+from rlds_hub.data.frame_blocks import EncodedFrames, FrameChunks, FrameRows
 from rlds_hub.data.joined import JoinedColumns, joined_columns
 from rlds_hub.data.lenient import Skipped, decode_skipping
 from rlds_hub.data.step_items import step_items, usable_steps
@@ -199,7 +199,8 @@ class ChunkSource:
                 keep = usable_steps(bad, lengths, order, spec.history)
                 self.skipped.add(steps=int((~keep).sum()))
                 order = order[keep]
-            take = _deferring_frames(self._take) if self._frames else self._take
+            frames = self._frame_chunks
+            take = _deferring_frames(self._take, frames) if frames is not None else self._take
             return step_items(steps, episode_fields, lengths, episode_ids, spec, order, take)
         if spec.kind == "windows":
             count = int(indices.window_counts(lengths, spec.size, spec.shift, spec.pad).sum())
@@ -422,7 +423,7 @@ class ChunkSource:
     def _blocks(self, items: dict[str, Any]) -> Iterator[dict[str, np.ndarray]]:
         """A chunk's items, whole, or — when it holds :class:`Deferred` gathers — in
         consecutive blocks gathered ``BLOCKS_AHEAD`` blocks ahead on the gather threads."""
-        if not any(isinstance(v, (Deferred, FrameGather)) for v in items.values()):
+        if not any(isinstance(v, (Deferred, FrameRows)) for v in items.values()):
             yield items
             return
         size = len(next(iter(items.values())))
@@ -463,16 +464,17 @@ class Deferred:
         return gathered
 
 
-def _deferring_frames(take: Any) -> Any:
-    """``take`` that leaves camera frames (rows of >= ``_DEFERRED_ROW_BYTES``) as
-    :class:`Deferred` gathers: a chunk then holds its decoded frames once, not once per step
-    and history position, and each block of items is gathered as the consumer goes."""
+def _deferring_frames(take: Any, frames: FrameChunks) -> Any:
+    """``take`` that leaves camera frames (encoded, or rows of >= ``_DEFERRED_ROW_BYTES``)
+    as gathers made a block at a time (:meth:`FrameChunks.rows`): a chunk then holds its
+    frames once, not once per step and history position, and each block of items is
+    decoded or gathered as the consumer goes."""
 
     def gather(values: Any, index: np.ndarray) -> Any:
-        if isinstance(values, EncodedFrames):  # decoded block by block when gathered
-            return FrameGather(values, index)
-        if values.dtype != object and values[:1].nbytes >= _DEFERRED_ROW_BYTES:
-            return Deferred(values, index)
+        if isinstance(values, EncodedFrames) or (
+            values.dtype != object and values[:1].nbytes >= _DEFERRED_ROW_BYTES
+        ):
+            return frames.rows(values, index)
         return take(values, index)
 
     return gather
@@ -480,7 +482,7 @@ def _deferring_frames(take: Any) -> Any:
 
 def _gather_block(items: dict[str, Any], lo: int, hi: int) -> dict[str, np.ndarray]:
     return {
-        key: value.gather(lo, hi) if isinstance(value, (Deferred, FrameGather)) else value[lo:hi]
+        key: value.gather(lo, hi) if isinstance(value, (Deferred, FrameRows)) else value[lo:hi]
         for key, value in items.items()
     }
 

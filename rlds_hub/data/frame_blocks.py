@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
-from rlds_hub.format.images import FrameDecodeError, decode_frames
+from rlds_hub.format.images import FrameBuffers, FrameDecodeError, decode_frames
 from rlds_hub.format.plan import Leaf, LeafKind, Plan
 from rlds_hub.storage.reader import EpisodeDecodeError, decode_records
 
@@ -74,16 +74,18 @@ class EncodedFrames:
     blobs: np.ndarray
     leaf: Leaf  # the image leaf (shape, dtype)
     source: ChunkFrames
+    buffers: FrameBuffers  # where decoded frames go (memory reused once dropped)
 
     def __len__(self) -> int:
         return len(self.blobs)
 
-    def decode(self, positions: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def decode(self, positions: np.ndarray) -> np.ndarray:
         """The frames at the chunk's step ``positions``, ``[len(positions), *shape]``.
 
         Raises:
           EpisodeDecodeError: naming the dataset, file, episode, step and field.
         """
+        out = self.buffers.array((len(positions), *self.leaf.shape), self.leaf.dtype)
         try:
             return decode_frames(list(self.blobs[positions]), self.leaf, out)
         except FrameDecodeError as e:
@@ -92,26 +94,51 @@ class EncodedFrames:
 
     def decode_all(self) -> np.ndarray:
         """Every frame of the chunk, in one array (errors as from the chunk's decoding)."""
+        out = self.buffers.array((len(self.blobs), *self.leaf.shape), self.leaf.dtype)
         try:
-            return decode_frames(list(self.blobs), self.leaf)
+            return decode_frames(list(self.blobs), self.leaf, out)
         except FrameDecodeError as e:
             raise self.source.error(self.leaf, e.position, e.reason, named=False) from None
 
 
-@dataclasses.dataclass(frozen=True)
-class FrameGather:
-    """Frames ``frames[index]``, decoded a block at a time when gathered (as
-    :class:`rlds_hub.data.chunks.Deferred` gathers decoded rows)."""
+class FrameRows:
+    """Rows of camera frames made a block at a time when gathered (as
+    :class:`rlds_hub.data.chunks.Deferred` gathers decoded rows), into reused memory."""
 
-    frames: EncodedFrames
     index: np.ndarray
 
     def __len__(self) -> int:
         return len(self.index)
 
     def gather(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """Items ``lo:hi`` (default all), decoded."""
+        """Items ``lo:hi`` (default all)."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameGather(FrameRows):
+    """Frames ``frames[index]``, decoded when gathered."""
+
+    frames: EncodedFrames
+    index: np.ndarray
+
+    def gather(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
         return self.frames.decode(self.index[lo:hi])
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedGather(FrameRows):
+    """Rows ``values[index]`` of decoded frames (``index`` may hold a history axis)."""
+
+    values: np.ndarray
+    index: np.ndarray
+    buffers: FrameBuffers
+
+    def gather(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        index = self.index[lo:hi]
+        out = self.buffers.array((*index.shape, *self.values.shape[1:]), self.values.dtype)
+        # mode="clip" writes straight into ``out`` (the index kernels' indices are in range)
+        return np.take(self.values, index, axis=0, out=out, mode="clip")
 
 
 class FrameChunks:
@@ -121,6 +148,8 @@ class FrameChunks:
         self.dataset = dataset
         self.frames = [leaf for leaf in plan.leaves if _is_frame(leaf)]
         self.decoder = EpisodeDecoder(encoded_plan(plan))
+        # the chunks' and blocks' frames: a few of each size in flight, reused when dropped
+        self.buffers = FrameBuffers(keep=2)
 
     def decode(self, records: Sequence[Any], *, keep_encoded: bool) -> dict[str, Any]:
         """The records decoded as :class:`EpisodeDecoder` does, the camera frames as
@@ -135,6 +164,13 @@ class FrameChunks:
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
         source = ChunkFrames(self.dataset, records, starts)
         for leaf in self.frames:
-            frames = EncodedFrames(decoded[leaf.key], leaf, source)
+            frames = EncodedFrames(decoded[leaf.key], leaf, source, self.buffers)
             decoded[leaf.key] = frames if keep_encoded else frames.decode_all()
         return decoded
+
+    def rows(self, values: Any, index: np.ndarray) -> FrameRows:
+        """The rows ``values[index]`` of one camera (encoded or decoded), made a block at a
+        time when gathered."""
+        if isinstance(values, EncodedFrames):
+            return FrameGather(values, index)
+        return DecodedGather(values, index, self.buffers)

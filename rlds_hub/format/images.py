@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -82,6 +83,47 @@ def decode_image(blob: bytes, leaf: Leaf) -> np.ndarray:
             f"channel(s); the feature says {tuple(leaf.shape)}"
         )
     return frame
+
+
+class FrameBuffers:
+    """Large arrays reused once nothing refers to them any more (decoded frames).
+
+    A new array of a few hundred MB costs a page fault per 4 KB on its first write (about as
+    long as decoding into it); :meth:`array` hands out an earlier array's memory instead once
+    every view of that array is gone (batches the caller dropped), keeping at most ``keep``
+    idle buffers of each size, so the memory held is bounded by what is in use plus
+    ``keep`` buffers per size.
+    """
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self._idle: dict[int, list[bytearray]] = {}
+        self._lock = threading.Lock()
+
+    def array(self, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
+        """An uninitialised array of ``shape`` and ``dtype`` (reused memory if idle)."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        with self._lock:
+            idle = self._idle.get(nbytes)
+            memory = idle.pop() if idle else None
+        if memory is None:
+            memory = bytearray(nbytes)
+        # every view of ``flat`` refers to it: when it is collected, nothing sees ``memory``
+        flat = np.frombuffer(memory, np.uint8)
+        weakref.finalize(flat, self._release, memory)
+        return flat.view(dtype).reshape(shape)
+
+    def _release(self, memory: bytearray) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(len(memory), [])
+            if len(idle) < self.keep:
+                idle.append(memory)
+
+    def idle_bytes(self) -> int:
+        """Bytes held by idle buffers."""
+        with self._lock:
+            return sum(size * len(idle) for size, idle in self._idle.items())
 
 
 def decode_threads() -> int:
