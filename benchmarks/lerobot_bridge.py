@@ -9,12 +9,13 @@ RLDS -> LeRobot, each row in its own process (``harness.run_isolated``):
 
 - ``lerobot_video`` / ``lerobot_image``: LeRobot 0.4.4's own writer fed the same episodes frame by
   frame (``create`` + ``add_frame`` + ``save_episode`` + ``finalize``, its documented porting
-  path; ``benchmarks/lerobot_bridge_peer.py`` in LeRobot's venv; only the writer's calls are
-  timed), as AV1 video (LeRobot's default: libsvtav1, crf 30, 2-frame GOP) or as PNG images;
+  path; ``benchmarks/lerobot_frames.py write`` in LeRobot's venv, LeRobot's default
+  ``image_writer_threads=0``; only the writer's calls are timed), as AV1 video (LeRobot's default: libsvtav1, crf 30, 2-frame GOP) or as PNG images;
 - ``ours_av1_1`` / ``ours_av1_2`` / ``ours_av1_dask2``: ``rlds-hub export --format lerobot
   --video-codec av1`` on the DirectRunner with 1 and 2 worker processes and on the DaskRunner
   (LocalCluster of 2 processes); the whole job, start-up and PSNR/SSIM included;
-- ``ours_none_1``: ``--video-codec none`` (the stored PNG frames copied into the Parquet);
+- ``ours_none_1`` / ``ours_none_2``: ``--video-codec none`` (the stored PNG frames copied into
+  the Parquet) on 1 and 2 workers;
 - ``ceiling_av1``: FFmpeg's AV1 encoder alone on the same frames, already in memory (the bound
   of any AV1 export per core).
 
@@ -27,28 +28,38 @@ LeRobot -> RLDS, on the dataset LeRobot's writer made (image variant: PNG in the
 
 Figures: steps/s (wall clock) and steps per CPU-second (user + system seconds of the row's
 whole process tree: workers, FFmpeg and LeRobot's encoder threads included) — "per core".
+Our rows also list each process's CPU seconds (the row's driver and every Beam / Dask worker,
+sampled every 0.2 s), which shows whether a second worker got half the work.
 
 Run from the repository root:
 
     python -m benchmarks.lerobot_bridge [--episodes 16] [--steps 100] [--json out.json]
+    python -m benchmarks.lerobot_bridge --scaling --episodes 12  # 1 vs 2 workers only
+
+``--scaling`` runs only the worker-scaling comparison and its baselines: LeRobot's two
+writers, the AV1 ceiling, the export (AV1 and ``none``) and the convert (from LeRobot's PNG
+dataset) on 1 and 2 DirectRunner workers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks import harness
 
-PEER = Path(__file__).with_name("lerobot_bridge_peer.py")
+PEER = Path(__file__).with_name("lerobot_frames.py")  # LeRobot's side, run in its venv
 FPS = 10
 SHARDS = 4
 
@@ -72,19 +83,92 @@ def _flags(workers: int, dask_scheduler: str | None) -> list[str]:
     ]
 
 
-def _with_runner(workers: int, dask: bool, job: Any) -> dict[str, Any]:
-    """Runs ``job(flags)`` timed (wall and CPU of the process tree)."""
-    started, cpu = time.perf_counter(), _cpu()
-    if not dask:
-        result = job(_flags(workers, None))
-    else:
-        from dask.distributed import LocalCluster
+def _role(process: Any) -> str:
+    if process.pid == os.getpid():
+        return "driver"
+    with contextlib.suppress(Exception):
+        command = " ".join(process.cmdline())
+        if "sdk_worker_main" in command:
+            return "beam worker"
+        if "dask" in command or "multiprocessing" in command:
+            return "dask/multiprocessing worker"
+    with contextlib.suppress(Exception):
+        return process.name()
+    return "?"
 
-        with LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster:
-            result = job(_flags(workers, cluster.scheduler_address))
+
+@contextlib.contextmanager
+def process_cpu(interval: float = 0.2) -> Iterator[list[dict[str, Any]]]:
+    """Samples this process and every descendant every ``interval`` seconds; on exit the
+    yielded list holds one entry per process: role, CPU seconds (user + system, all its
+    threads; the last sample, so a process that ended loses at most ``interval``), seconds
+    alive while sampled, cores used on average, most threads seen. Sorted by CPU."""
+    import psutil
+
+    seen: dict[int, dict[str, Any]] = {}
+    stop = threading.Event()
+    me = psutil.Process()
+
+    def sample() -> None:
+        while True:
+            now = time.perf_counter()
+            for process in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    with process.oneshot():
+                        times = process.cpu_times()
+                        threads = process.num_threads()
+                    entry = seen.setdefault(
+                        process.pid,
+                        {"pid": process.pid, "role": _role(process), "first": now, "threads": 0},
+                    )
+                    entry["cpu_total"] = times.user + times.system
+                    entry.setdefault("cpu_first", entry["cpu_total"])
+                    entry["last"] = now
+                    entry["threads"] = max(entry["threads"], threads)
+            if stop.wait(interval):
+                return
+
+    out: list[dict[str, Any]] = []
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
+        for entry in seen.values():
+            # the driver's CPU before the row started is not the row's; others start at 0
+            base = entry["cpu_first"] if entry["pid"] == me.pid else 0.0
+            cpu = entry["cpu_total"] - base
+            alive = max(entry["last"] - entry["first"], interval)
+            out.append(
+                {
+                    "pid": entry["pid"],
+                    "role": entry["role"],
+                    "cpu_seconds": round(cpu, 2),
+                    "seconds": round(alive, 2),
+                    "cores": round(cpu / alive, 2),
+                    "threads": entry["threads"],
+                }
+            )
+        out.sort(key=lambda e: -e["cpu_seconds"])
+
+
+def _with_runner(workers: int, dask: bool, job: Any) -> dict[str, Any]:
+    """Runs ``job(flags)`` timed (wall and CPU of the process tree, CPU per process)."""
+    started, cpu = time.perf_counter(), _cpu()
+    with process_cpu() as processes:
+        if not dask:
+            result = job(_flags(workers, None))
+        else:
+            from dask.distributed import LocalCluster
+
+            with LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster:
+                result = job(_flags(workers, cluster.scheduler_address))
     result.update(seconds=time.perf_counter() - started, cpu_seconds=_cpu() - cpu)
+    result["processes"] = [p for p in processes if p["cpu_seconds"] >= 0.05]
     return result
 
 
@@ -127,8 +211,9 @@ def run_lerobot_writer(root: str, mode: str, episodes: int, steps: int) -> dict[
     """LeRobot's own writer (in LeRobot's venv); the writer's own seconds."""
     from rlds_hub.testing.lerobot_peer import lerobot_python
 
-    command = [str(lerobot_python()), str(PEER), "--root", root, "--mode", mode]
+    command = [str(lerobot_python()), str(PEER), "write", "--root", root, "--mode", mode]
     command += ["--episodes", str(episodes), "--steps", str(steps), "--fps", str(FPS)]
+    command += ["--image-writer-threads", "0"]  # LeRobotDataset.create's default
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"LeRobot's writer failed: {done.stderr[-2000:]}")
@@ -246,7 +331,17 @@ def _row(name: str, target: str, config: dict[str, Any]) -> dict[str, Any]:
         f"({result['steps_per_s']:.1f} steps/s, {result['steps_per_cpu_s']:.1f} per CPU-s)",
         flush=True,
     )
+    if result.get("processes"):
+        print(f"  CPU per process: {_processes_line(result['processes'])}", flush=True)
     return result
+
+
+def _processes_line(processes: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{p['role']} {p['cpu_seconds']:.1f} CPU-s ({p['cores']:.2f} cores over "
+        f"{p['seconds']:.0f} s, {p['threads']} threads)"
+        for p in processes
+    )
 
 
 def main() -> None:
@@ -257,6 +352,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="only the worker-scaling comparison (1 vs 2 DirectRunner workers) and the "
+        "baselines it needs (LeRobot's writers, the AV1 ceiling)",
+    )
     parser.add_argument(
         "--work",
         default=None,
@@ -298,25 +399,32 @@ def main() -> None:
     rows["ceiling_av1"] = _row(
         "ceiling_av1", "run_encode_ceiling", {**sizes, "out": str(work / "ceiling")}
     )
-    for name, codec, workers, dask in (
+    exports = [
         ("ours_av1_1", "av1", 1, False),
         ("ours_av1_2", "av1", 2, False),
         ("ours_av1_dask2", "av1", 2, True),
         ("ours_none_1", "none", 1, False),
-    ):
-        config = {"source": store, "out": str(work / name), "codec": codec}
-        rows[name] = _row(name, "run_export", {**config, "workers": workers, "dask": dask})
-    rows["tfds_builder"] = _row(
-        "tfds_builder",
-        "run_tfds_builder",
-        {"source": str(work / "lerobot_image"), "out": str(work / "tfds_builder")},
-    )
-    for name, source, workers, dask in (
+        ("ours_none_2", "none", 2, False),
+    ]
+    converts = [
         ("ours_from_lerobot_1", "lerobot_image", 1, False),
         ("ours_from_lerobot_2", "lerobot_image", 2, False),
         ("ours_from_lerobot_dask2", "lerobot_image", 2, True),
         ("ours_from_video_1", "lerobot_video", 1, False),
-    ):
+    ]
+    if args.scaling:  # DirectRunner 1 vs 2 workers only
+        exports = [row for row in exports if not row[3]]
+        converts = [row for row in converts if not row[3] and row[1] == "lerobot_image"]
+    for name, codec, workers, dask in exports:
+        config = {"source": store, "out": str(work / name), "codec": codec}
+        rows[name] = _row(name, "run_export", {**config, "workers": workers, "dask": dask})
+    if not args.scaling:
+        rows["tfds_builder"] = _row(
+            "tfds_builder",
+            "run_tfds_builder",
+            {"source": str(work / "lerobot_image"), "out": str(work / "tfds_builder")},
+        )
+    for name, source, workers, dask in converts:
         config = {"source": str(work / source), "out": str(work / name)}
         rows[name] = _row(name, "run_convert", {**config, "workers": workers, "dask": dask})
     uptime_end = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -329,6 +437,7 @@ def main() -> None:
         "uptime_start": uptime_start,
         "uptime_end": uptime_end,
         "workload": {**sizes, "height": 180, "width": 320, "cameras": 2, "shards": SHARDS},
+        "scaling_only": args.scaling,
         "rows": rows,
         "report": report,
     }
@@ -383,7 +492,14 @@ def _report(rows: dict[str, dict[str, Any]]) -> str:
             None,
             "steps_per_cpu_s",
         ),
-        ("2 workers vs 1, export (>= 1.7x)", "ours_av1_2", "ours_av1_1", 1.7, "steps_per_s"),
+        ("2 workers vs 1, AV1 export (>= 1.7x)", "ours_av1_2", "ours_av1_1", 1.7, "steps_per_s"),
+        (
+            "2 workers vs 1, lossless export (>= 1.7x)",
+            "ours_none_2",
+            "ours_none_1",
+            1.7,
+            "steps_per_s",
+        ),
         (
             "DaskRunner 2 vs DirectRunner 1, export",
             "ours_av1_dask2",
