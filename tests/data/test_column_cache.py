@@ -234,10 +234,20 @@ def test_transitions_read_the_joined_columns_only(dataset, cache, monkeypatch) -
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 32])
-def test_joined_batches_equal_decoded_batches_in_any_chunking(dataset, cache, monkeypatch, chunk):
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_joined_batches_equal_decoded_batches_in_any_chunking(
+    dataset, cache, monkeypatch, chunk, shuffle
+) -> None:
     def loader():
         return data.transitions(
-            dataset, batch_size=3, seed=7, num_epochs=3, episodes_per_chunk=chunk, shuffle_buffer=1
+            dataset,
+            batch_size=3,
+            seed=7,
+            num_epochs=3,
+            episodes_per_chunk=chunk,
+            shuffle_buffer=1,
+            shuffle=shuffle,
+            extra_keys=["is_first"],
         )
 
     _batches(loader())  # builds
