@@ -1,0 +1,126 @@
+"""rlds_hub.data.frame_blocks and images.FrameBuffers: camera frames decoded where the items
+need them (single steps: only a block's frames, into reused memory), pixel for pixel as the
+eager decoder gives them, and errors that still name the dataset, file, episode, step and
+field."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+from step_datasets import camera_dataset, corrupt_frame
+
+from rlds_hub import data
+from rlds_hub.data import frame_blocks
+from rlds_hub.format.decode import EpisodeDecoder
+from rlds_hub.format.images import FrameBuffers
+from rlds_hub.storage import open_dataset
+from rlds_hub.storage.query import select
+from rlds_hub.storage.reader import (
+    EpisodeDecodeError,
+    EpisodeRecord,
+    decode_records,
+    iter_records,
+)
+
+FRAMES = ("steps/observation/image", "steps/observation/wrist_image")
+
+
+@pytest.fixture(scope="module")
+def oxe():
+    return camera_dataset()
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def test_buffers_are_reused_only_once_every_view_is_gone():
+    buffers = FrameBuffers(keep=2)
+    first = buffers.array((4, 2, 3), np.uint8)
+    where = _address(first)
+    view = first[1:].reshape(-1)  # a batch cut out of a block
+    del first
+    gc.collect()
+    assert buffers.idle_bytes() == 0  # the view still shows the memory
+    other = buffers.array((4, 2, 3), np.uint8)
+    assert _address(other) != where
+    del view
+    assert buffers.idle_bytes() == 24
+    again = buffers.array((4, 2, 3), np.uint8)
+    assert _address(again) == where and buffers.idle_bytes() == 0
+    assert again.shape == (4, 2, 3) and again.dtype == np.uint8
+
+
+def test_idle_buffers_are_bounded_per_size():
+    buffers = FrameBuffers(keep=2)
+    arrays = [buffers.array((10,), np.float32) for _ in range(5)]
+    del arrays
+    assert buffers.idle_bytes() == 2 * 40
+
+
+def test_single_steps_decode_only_the_frames_they_gather(oxe, monkeypatch):
+    selection = select(open_dataset(oxe), "train")
+    records = list(iter_records(selection))
+    plan = selection.dataset.plan
+    eager = decode_records(EpisodeDecoder(plan), records)
+    chunks = frame_blocks.FrameChunks(plan, oxe)
+    decoded_frames = []
+    decode = frame_blocks.decode_frames
+
+    def counting(blobs, leaf, out=None):
+        decoded_frames.append(len(blobs))
+        return decode(blobs, leaf, out)
+
+    monkeypatch.setattr(frame_blocks, "decode_frames", counting)
+    lazy = chunks.decode(records, keep_encoded=True)
+    assert decoded_frames == []  # nothing decoded with the chunk
+    index = np.array([5, 0, 17, 3])
+    for key in FRAMES:
+        rows = chunks.rows(lazy[key], index)
+        assert len(rows) == 4
+        assert np.array_equal(rows.gather(1, 3), eager[key][index[1:3]])
+    assert decoded_frames == [2, 2]  # only the block's frames
+    whole = chunks.decode(records, keep_encoded=False)
+    for key in FRAMES:  # decoded once, into one array
+        assert np.array_equal(whole[key], eager[key])
+        rows = chunks.rows(whole[key], np.array([[0, 1], [4, 4]]))
+        assert np.array_equal(rows.gather(), eager[key][[[0, 1], [4, 4]]])
+    for key, value in eager.items():  # every other field as the eager decoder gives it
+        if key not in FRAMES:
+            assert np.array_equal(whole[key], value), key
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: data.steps(path, batch_size=4, history=2),
+        lambda path: data.windows(path, size=3, batch_size=4, keys=["observation"]),
+    ],
+    ids=["steps with history", "windows"],
+)
+def test_a_corrupt_frame_decoded_per_chunk_names_where_it_is(oxe, tmp_path, make):
+    path, record = corrupt_frame(oxe, tmp_path, step=1)
+    with pytest.raises(EpisodeDecodeError) as error:
+        list(make(path))
+    message = str(error.value)
+    for part in (path, "tfrecord-00000", f"record {record})", "step 1", "steps/observation/image"):
+        assert part in message, message
+    assert message.count(path) == 1 and "cannot decode an image frame" in message
+
+
+def test_a_frame_error_names_the_episode_and_step_of_its_chunk_position(oxe):
+    records = [
+        EpisodeRecord(index=10 + i, shard=f"/d/x.tfrecord-0000{i}", position=i, data=b"")
+        for i in range(4)
+    ]
+    chunk = frame_blocks.ChunkFrames("/d", records, np.array([0, 3, 3, 5]))  # 2nd is empty
+    leaf = open_dataset(oxe).plan.restrict([FRAMES[0]]).leaves[0]
+    error = chunk.error(leaf, 4, "broken", named=True)
+    assert isinstance(error, EpisodeDecodeError)
+    assert str(error) == (
+        "/d: episode 12 (x.tfrecord-00002, record 2) does not decode: "
+        "steps/observation/image: step 1: broken"
+    )
+    assert str(chunk.error(leaf, 5, "broken", named=False)).startswith("episode 13 (")
