@@ -128,7 +128,12 @@ def add_convert(parser: argparse.ArgumentParser) -> None:
         choices=list(SOURCE_FORMATS),
         help="the source's format (default: detected)%(default).0s",
     )
-    parser.add_argument("--output-split", default="train", help="the output's split")
+    parser.add_argument(
+        "--output-split",
+        default=None,
+        help="put every episode into this split (default: the source's own splits, a LeRobot "
+        "dataset's meta/info.json splits; else train)",
+    )
     parser.add_argument(
         "--image-encoding",
         default="png",

@@ -14,6 +14,7 @@ from rlds_hub.beam.encoder import EpisodeEncoder
 from rlds_hub.beam.reading import write_source_checksum
 from rlds_hub.beam.sink import EncodedEpisode
 from rlds_hub.beam.sources import ConvertUnit, SourceDescription, describe_source
+from rlds_hub.beam.sources.base import SourceFormatError
 from rlds_hub.format.features import IMAGE_ENCODINGS, episode_features
 from rlds_hub.format.plan import Plan
 from rlds_hub.storage import dataset_files
@@ -30,11 +31,13 @@ class _ConvertUnit(beam.DoFn):
         split: str,
         root: str,
         sources_dir: str | None,
+        splits: list[tuple[str, int, int]] | None = None,
     ):
         self._reader = reader
         self._features = features_json
         self._layout = layout_name
         self._split = split
+        self._splits = list(splits or ())
         self._root = root
         self._sources_dir = sources_dir
 
@@ -49,16 +52,22 @@ class _ConvertUnit(beam.DoFn):
         for index, columns, where in self._reader.episodes(unit):
             source = {"path": part, "episode": index, **(origin(index) if origin else {})}
             yield self._encoder.encode(
-                (*unit.key[:2], index), self._split, columns, where, source=source
+                (*unit.key[:2], index), self._split_of(index), columns, where, source=source
             )
         if self._sources_dir:
             for path in unit.checksum:
                 write_source_checksum(self._sources_dir, self._root, path)
 
+    def _split_of(self, index: int) -> str:
+        for name, first, stop in self._splits:
+            if first <= index < stop:
+                return name
+        return self._split
+
 
 class ConvertSource(beam.PTransform):
     """Reads a source (envlogger Riegeli logs, a Minari dataset, a D4RL-style HDF5 file) as
-    ``EncodedEpisode`` s of one split, keyed ``(source, part, episode)``, work unit by work
+    ``EncodedEpisode`` s (of one split, or of the source's own splits), keyed ``(source, part, episode)``, work unit by work
     unit (a range of episodes of one log directory or file)::
 
         convert = ConvertSource("logs/", split="train")
@@ -70,7 +79,8 @@ class ConvertSource(beam.PTransform):
     Args:
       input: the source's path.
       source_format: one of :data:`~rlds_hub.beam.sources.SOURCE_FORMATS` (default: detected).
-      split: the split the episodes go to.
+      split: the split every episode goes to; None (the default): the source's own splits
+        when it has them (a LeRobot dataset's ``meta/info.json`` ``splits``), else "train".
       image_encoding: how uint8 image observations are stored (``png`` or ``raw``).
       sources_dir: where units record the checksums of the source files they read.
       source_options: the source format's own options (``episodes_per_unit``).
@@ -81,23 +91,30 @@ class ConvertSource(beam.PTransform):
         input: str | os.PathLike,
         *,
         source_format: str | None = None,
-        split: str = "train",
+        split: str | None = None,
         image_encoding: str = "png",
         sources_dir: str | os.PathLike | None = None,
         **source_options: Any,
     ):
         super().__init__()
-        dataset_files.check_split_name(split)
+        if split is not None:
+            dataset_files.check_split_name(split)
         if image_encoding not in IMAGE_ENCODINGS:
             raise ValueError(
                 f"image_encoding must be one of {IMAGE_ENCODINGS}, got {image_encoding!r}"
             )
         self.root = os.fspath(input)
-        self.split = split
         self.image_encoding = image_encoding
         self.description: SourceDescription = describe_source(
             input, source_format, **source_options
         )
+        if split is None and self.description.splits_problem:
+            raise SourceFormatError(self.description.splits_problem)
+        #: (name, first, stop) episode ranges of the source's splits kept in the output
+        self.splits = list(self.description.splits) if split is None else []
+        self.split = split or "train"  # every episode outside self.splits
+        #: the output's splits in the source's order
+        self.split_order = list(dict.fromkeys(n for n, _, _ in self.splits)) or [self.split]
         self.features_json = self.description.features_json or source_features(
             self.description, image_encoding
         )
@@ -123,6 +140,7 @@ class ConvertSource(beam.PTransform):
                     self.split,
                     self.root,
                     self._sources_dir,
+                    self.splits,
                 )
             )
         )

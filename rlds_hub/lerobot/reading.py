@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rlds_hub.storage.dataset_files import DatasetError
+from rlds_hub.storage.dataset_files import DatasetError, check_split_name
 
 INFO = "meta/info.json"
 TASKS = "meta/tasks.parquet"
@@ -79,6 +79,56 @@ class LeRobotInfo:
     @property
     def _info_file(self) -> str:
         return os.path.join(self.root, INFO)
+
+
+SplitRange = tuple[str, int, int]  # a split's name and its episodes [start, stop)
+
+
+def episode_splits(info: LeRobotInfo, num_episodes: int) -> list[SplitRange]:
+    """``meta/info.json``'s ``splits`` as LeRobot writes them (split name -> ``"start:stop"``,
+    a range of ``episode_index``: ``{"train": "0:50"}``), in the file's order, empty ranges
+    left out; ``[]`` when the file has none. They must cover episodes 0..``num_episodes`` - 1
+    once each, under valid split names; otherwise LeRobotFormatError says what is wrong and
+    that ``--output-split NAME`` (every episode into one split) does without them."""
+    raw = info.raw.get("splits")
+    if not raw:
+        return []
+    where = f"{info._info_file}: splits {json.dumps(raw)}"
+    escape = "; fix it, or pass --output-split NAME to put every episode into one split"
+    if not isinstance(raw, dict):
+        raise LeRobotFormatError(f"{where} is not an object of split -> 'start:stop'{escape}")
+    ranges: list[SplitRange] = []
+    for name, value in raw.items():
+        start, sep, stop = str(value).partition(":")
+        try:
+            check_split_name(str(name))
+            if not sep:
+                raise ValueError
+            first, end = int(start), int(stop)
+        except DatasetError as e:
+            raise LeRobotFormatError(f"{where}: {e}{escape}") from None
+        except ValueError:
+            raise LeRobotFormatError(
+                f"{where}: {name!r} is {value!r}, not 'start:stop' episode indices{escape}"
+            ) from None
+        if not 0 <= first <= end <= num_episodes:
+            raise LeRobotFormatError(
+                f"{where}: {name!r} ({value}) is outside episodes 0:{num_episodes}{escape}"
+            )
+        if first < end:
+            ranges.append((str(name), first, end))
+    covered = sorted((first, end) for _, first, end in ranges)
+    position = 0
+    for first, end in covered:
+        if first != position:
+            problem = "overlap" if first < position else f"leave out episodes {position}:{first}"
+            raise LeRobotFormatError(f"{where}: the splits {problem}{escape}")
+        position = end
+    if position != num_episodes:
+        raise LeRobotFormatError(
+            f"{where}: the splits leave out episodes {position}:{num_episodes}{escape}"
+        )
+    return ranges
 
 
 def is_lerobot_dir(path: str) -> bool:

@@ -197,6 +197,25 @@ def test_a_v21_dataset_names_its_version_and_lerobots_upgrade_command(broken, tm
     assert f"{command} --repo-id=broken --root={tmp_path} --push-to-hub=false" in message
 
 
+def test_a_lerobot_datasets_own_splits_are_kept(broken, tmp_path):
+    _edit_info(broken, lambda info: info.update(splits={"train": "0:2", "val": "2:3"}))
+    out = tmp_path / "out"
+    convert(broken, out, source_format="lerobot", run=Run(beam_args=FAST, quiet=True))
+    dataset = open_dataset(str(out))
+    assert {name: s.num_episodes for name, s in dataset.splits.items()} == {"train": 2, "val": 1}
+    lengths = [len(e["steps"]) for s in ("train", "val") for e in read_episodes_with_tfds(out, s)]
+    assert lengths == [int(n) for n in LENGTHS["video"].split(",")]  # episodes in order
+
+
+def test_splits_that_leave_out_episodes_are_refused_unless_one_split_is_asked(broken, tmp_path):
+    _edit_info(broken, lambda info: info.update(splits={"train": "0:2"}))
+    message = _refused(broken, tmp_path, "leave out episodes 2:3")
+    assert "--output-split NAME" in message
+    out = tmp_path / "one"
+    convert(broken, out, source_format="lerobot", split="all", run=Run(beam_args=FAST, quiet=True))
+    assert open_dataset(str(out)).split("all").num_episodes == 3
+
+
 def test_a_missing_video_file_names_it_and_the_episode(broken, tmp_path):
     video = broken / "videos" / CAMERAS[1] / "chunk-000" / "file-000.mp4"
     video.unlink()

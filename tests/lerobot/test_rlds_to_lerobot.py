@@ -252,3 +252,29 @@ def test_lerobot_options_without_format_lerobot_are_refused(frames_dataset, tmp_
     code = main(["export", "--input", frames_dataset, "--output", str(out), "--fps", "10"])
     assert code == 2 and not out.exists()
     assert "--fps apply only to --format lerobot" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_round_trip_keeps_each_episodes_split(tmp_path):
+    """Two splits -> LeRobot (``none``; ``meta/info.json``'s ``splits`` as LeRobot writes
+    them) -> RLDS: the same splits in the same order, each bit-exact; ``--output-split``
+    still puts every episode into one split."""
+    source = tmp_path / "source"
+    record(FramesEnv(lengths=(5, 3)), source, episodes=2)
+    record(FramesEnv(lengths=(4,)), source, episodes=1, split="test")
+    export(source, tmp_path / "lerobot", format="lerobot", video_codec="none", fps=10)
+    info = json.loads((tmp_path / "lerobot" / "meta" / "info.json").read_text())
+    assert info["splits"] == {"train": "0:2", "test": "2:3"}
+    convert(tmp_path / "lerobot", tmp_path / "back", source_format="lerobot")
+    original, back = open_dataset(str(source)), open_dataset(str(tmp_path / "back"))
+    assert list(back.splits) == ["train", "test"]
+    for split in ("train", "test"):
+        expected = list(iter_episodes(original, split))
+        actual = list(iter_episodes(back, split))
+        assert len(actual) == len(expected) == (2 if split == "train" else 1)
+        for before, after in zip(expected, actual, strict=True):
+            assert_bit_equal(before, after)
+    convert(tmp_path / "lerobot", tmp_path / "one", source_format="lerobot", split="all")
+    merged = open_dataset(str(tmp_path / "one"))
+    assert list(merged.splits) == ["all"]
+    assert merged.split("all").num_episodes == 3

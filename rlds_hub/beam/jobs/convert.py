@@ -28,15 +28,17 @@ def convert(
     output: Output | str | os.PathLike,
     *,
     source_format: str | None = None,
-    split: str = "train",
+    split: str | None = None,
     run: Run | None = None,
     **source_options: Any,
 ) -> dict[str, Any]:
     """Converts the source at ``input`` (format detected unless ``source_format``) into the
-    RLDS dataset ``output`` (one split, ``split``; file format default ``tfrecord``, name
-    default from the source's path)."""
+    RLDS dataset ``output`` (every episode in ``split``; by default the source's own splits,
+    a LeRobot dataset's ``meta/info.json`` ``splits``, else "train"; file format default
+    ``tfrecord``, name default from the source's path)."""
     output, run = Output.of(output), Run.of(run)
-    dataset_files.check_split_name(split)
+    if split is not None:
+        dataset_files.check_split_name(split)
     file_format = output.file_format or "tfrecord"
     image_encoding = output.image_encoding or "png"
     flags = run.flags()
@@ -58,7 +60,10 @@ def convert(
                 pipeline
                 | "ConvertSource" >> source
                 | session.write(
-                    name, file_format=file_format, sharding=output.sharding, split_order=[split]
+                    name,
+                    file_format=file_format,
+                    sharding=output.sharding,
+                    split_order=source.split_order,
                 )
             )
 
@@ -116,7 +121,7 @@ def convert(
             features_json=source.features_json,
             metadata=metadata.to_json(),
             file_format=file_format,
-            split_order=[split],
+            split_order=source.split_order,
             description=f"{own}\n\n{text}" if own else text,
             info=info,
         )

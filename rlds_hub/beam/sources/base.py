@@ -46,6 +46,10 @@ class SourceDescription:
     # (episode number in the part, flat columns, "where" for errors)
     features_json: dict[str, Any] | None = None  # the output's features.json, when the
     # source stores it (a LeRobot export of an RLDS dataset); else derived from the specs
+    splits: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)  # the
+    # source's own splits: (name, first, stop) ranges of the reader's episode numbers
+    splits_problem: str | None = None  # why the source's splits cannot be used (raised
+    # only when the output keeps the source's splits)
 
     @property
     def num_episodes(self) -> int:

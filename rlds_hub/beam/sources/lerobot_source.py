@@ -164,6 +164,12 @@ def describe(
         if column not in info.features:
             raise SourceFormatError(f"{path}: meta/info.json lacks LeRobot's {column} feature")
     files = _check_files(info, episodes)
+    split_ranges: list[reading.SplitRange] = []
+    splits_problem = None
+    try:
+        split_ranges = reading.episode_splits(info, len(episodes))
+    except LeRobotFormatError as e:
+        splits_problem = str(e)
     units: list[ConvertUnit] = []
     checksummed: set[str] = set()
     groups: list[list[int]] = []
@@ -215,6 +221,8 @@ def describe(
             name=back.name or _name(path),
             reader=LeRobotReader(info, tasks, episodes, back),
             features_json=back.features_json,
+            splits=split_ranges,
+            splits_problem=splits_problem,
         )
     if unused:
         metadata["export_record"] = unused
@@ -233,6 +241,8 @@ def describe(
         metadata=metadata,
         name=_name(path),
         reader=LeRobotReader(info, tasks, episodes),
+        splits=split_ranges,
+        splits_problem=splits_problem,
     )
 
 
