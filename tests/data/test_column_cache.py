@@ -302,3 +302,14 @@ def test_joined_entries_of_removed_shards_are_pruned(tmp_path, dataset, cache, m
     assert shards_now == [
         os.path.realpath(p) for p in open_dataset(dataset).split("train").shard_paths
     ]
+
+
+def test_an_unwritable_joined_directory_warns_and_reads_the_shards_entries(dataset, cache):
+    want = _batches(LOADERS["steps"](dataset))  # the shards' entries only
+    (cache / "joined").write_text("a file where the joined entries should be")
+    with pytest.warns(UserWarning, match="cannot write the column cache"):
+        got = _batches(LOADERS["transitions"](dataset))
+    assert len(_entries(cache)) == 3 and want
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(columns.CACHE_ENV, "off")
+        _assert_same(got, _batches(LOADERS["transitions"](dataset)))
