@@ -26,6 +26,8 @@ never touched.
   each on disk, 5-10x their JPEG / PNG, and reading them is a copy instead of a decode
   (docs/loading.md, "Camera datasets at the decode limit"); without it a loader that reads
   frames decodes as before.
+- Transitions loaders also keep the step columns of all the shards they read joined once,
+  with their one-step transitions precomputed, under ``joined/`` (:mod:`rlds_hub.data.joined`).
 """
 
 from __future__ import annotations
