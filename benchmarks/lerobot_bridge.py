@@ -399,6 +399,7 @@ def main() -> None:
     rows["ceiling_av1"] = _row(
         "ceiling_av1", "run_encode_ceiling", {**sizes, "out": str(work / "ceiling")}
     )
+    _drop(work / "ceiling", args.keep)
     exports = [
         ("ours_av1_1", "av1", 1, False),
         ("ours_av1_2", "av1", 2, False),
@@ -418,15 +419,18 @@ def main() -> None:
     for name, codec, workers, dask in exports:
         config = {"source": store, "out": str(work / name), "codec": codec}
         rows[name] = _row(name, "run_export", {**config, "workers": workers, "dask": dask})
+        _drop(work / name, args.keep)
     if not args.scaling:
         rows["tfds_builder"] = _row(
             "tfds_builder",
             "run_tfds_builder",
             {"source": str(work / "lerobot_image"), "out": str(work / "tfds_builder")},
         )
+        _drop(work / "tfds_builder", args.keep)
     for name, source, workers, dask in converts:
         config = {"source": str(work / source), "out": str(work / name)}
         rows[name] = _row(name, "run_convert", {**config, "workers": workers, "dask": dask})
+        _drop(work / name, args.keep)
     uptime_end = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"uptime at the end: {uptime_end}", flush=True)
     report = _report(rows)
@@ -445,6 +449,13 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     if not (args.keep or args.work):
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _drop(output: Path, keep: bool) -> None:
+    """A row's output, removed once measured (unless ``--keep``): the disk holds at most the
+    store, LeRobot's two datasets and one row's output at a time."""
+    if not keep:
+        shutil.rmtree(output, ignore_errors=True)
 
 
 def _rate(rows: dict[str, dict[str, Any]], name: str, key: str) -> float | None:
