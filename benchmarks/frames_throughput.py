@@ -327,34 +327,39 @@ def lerobot(command: str, **options: Any) -> dict[str, Any]:
 # ---- the run --------------------------------------------------------------------------------------
 
 
-def _workload(args: argparse.Namespace) -> dict[str, str]:
-    """The PNG and JPEG stores, written once under ``--data`` (reused when complete)."""
+def _workload(args: argparse.Namespace) -> dict[str, Any]:
+    """The stores of ``--stores`` (PNG by rlds_hub's writer, JPEG by TFDS's builder), each
+    written once under ``--data`` and reused when complete."""
     from rlds_hub.testing.cameras import CameraWorkload, write_camera_datasets
 
     workload = CameraWorkload(
         episodes=args.episodes, steps=args.steps, height=args.height, width=args.width
     )
     root = Path(args.data) / f"cameras_{args.episodes}x{args.steps}x{args.height}x{args.width}"
-    done = root / "complete.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    partial = root.with_name(root.name + ".partial")
-    if partial.exists():
-        import shutil
+    stores: dict[str, Any] = {}
+    for store in args.stores:
+        target = root / store
+        done = target / "complete.json"
+        if not done.exists():
+            partial = root / f"{store}.partial"
+            for stale in (partial, target):
+                if stale.exists():
+                    import shutil
 
-        shutil.rmtree(partial)
-    print(f"writing the workload ({workload.frames} frames) under {root} ...", flush=True)
-    written = write_camera_datasets(partial, workload)
-    os.replace(partial, root)
-    stores = {
-        "png": str(root / "png"),
-        "jpeg": written.jpeg.replace(str(partial), str(root)),
-        "png_step_bytes": written.png_frame_bytes,
-        "jpeg_step_bytes": written.jpeg_frame_bytes,
-        "seconds": written.seconds,
-    }
-    done.write_text(json.dumps(stores))
-    print(f"  written in {written.seconds:.0f} s", flush=True)
+                    shutil.rmtree(stale)
+            print(f"writing the {store} store ({workload.frames} frames) in {target}", flush=True)
+            written = write_camera_datasets(
+                partial, workload, png=store == "png", jpeg=store == "jpeg"
+            )
+            os.replace(partial, target)
+            path = (written.png or written.jpeg or "").replace(str(partial), str(target))
+            frame_bytes = written.png_frame_bytes if store == "png" else written.jpeg_frame_bytes
+            info = {"path": path, "frame_bytes": frame_bytes, "seconds": written.seconds}
+            done.write_text(json.dumps(info))
+            print(f"  written in {written.seconds:.0f} s", flush=True)
+        info = json.loads(done.read_text())
+        stores[store] = info["path"]
+        stores[f"{store}_frame_bytes"] = info["frame_bytes"]
     return stores
 
 
