@@ -112,3 +112,14 @@ def test_a_dataset_converted_from_lerobot_exports_back_at_its_fps(tmp_path):
     convert(tmp_path / "lerobot", tmp_path / "back", source_format="lerobot")
     export(tmp_path / "back", tmp_path / "again", format="lerobot", video_codec="none")
     assert _info_fps(tmp_path / "again") == 7
+
+
+@pytest.mark.slow
+def test_the_record_job_stores_the_control_rate(tmp_path):
+    from rlds_hub.beam.job_values import Run
+    from rlds_hub.beam.recording import record_dataset
+    from rlds_hub.testing.beam_jobs import FAST
+
+    out = tmp_path / "cartpole"
+    record_dataset("gym/CartPole-v1", out, policy="random", episodes=2, run=Run(beam_args=FAST))
+    assert open_dataset(str(out)).dataset_metadata.extra["fps"] == 50  # its render_fps
