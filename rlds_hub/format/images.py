@@ -98,7 +98,8 @@ class FrameBuffers:
     def __init__(self, keep: int = 2):
         self.keep = keep
         self._idle: dict[int, list[bytearray]] = {}
-        self._lock = threading.Lock()
+        # re-entrant: a garbage collection inside the lock may release a buffer (same thread)
+        self._lock = threading.RLock()
 
     def array(self, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
         """An uninitialised array of ``shape`` and ``dtype`` (reused memory if idle)."""
@@ -111,7 +112,7 @@ class FrameBuffers:
             memory = bytearray(nbytes)
         # every view of ``flat`` refers to it: when it is collected, nothing sees ``memory``
         flat = np.frombuffer(memory, np.uint8)
-        weakref.finalize(flat, self._release, memory)
+        weakref.finalize(flat, self._release, memory).atexit = False
         return flat.view(dtype).reshape(shape)
 
     def _release(self, memory: bytearray) -> None:
