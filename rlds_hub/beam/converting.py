@@ -66,9 +66,10 @@ class _ConvertUnit(beam.DoFn):
 
 
 class ConvertSource(beam.PTransform):
-    """Reads a source (envlogger Riegeli logs, a Minari dataset, a D4RL-style HDF5 file) as
-    ``EncodedEpisode`` s (of one split, or of the source's own splits), keyed ``(source, part, episode)``, work unit by work
-    unit (a range of episodes of one log directory or file)::
+    """Reads a source (envlogger Riegeli logs, a Minari dataset, a D4RL-style HDF5 file, a
+    LeRobot dataset) as ``EncodedEpisode`` s of one split (or of the source's own splits),
+    keyed ``(source, part, episode)``, work unit by work unit (a range of episodes of one log
+    directory or file)::
 
         convert = ConvertSource("logs/", split="train")
         pipeline | convert | session.write(name)  # then finish with convert.features_json
