@@ -10,7 +10,8 @@ RLDS -> LeRobot, each row in its own process (``harness.run_isolated``):
 - ``lerobot_video`` / ``lerobot_image``: LeRobot 0.4.4's own writer fed the same episodes frame by
   frame (``create`` + ``add_frame`` + ``save_episode`` + ``finalize``, its documented porting
   path; ``benchmarks/lerobot_frames.py write`` in LeRobot's venv, LeRobot's default
-  ``image_writer_threads=0``; only the writer's calls are timed), as AV1 video (LeRobot's default: libsvtav1, crf 30, 2-frame GOP) or as PNG images;
+  ``image_writer_threads=0``; only the writer's calls are timed), as AV1 video (LeRobot's
+  default: libsvtav1, crf 30, 2-frame GOP) or as PNG images;
 - ``ours_av1_1`` / ``ours_av1_2`` / ``ours_av1_dask2``: ``rlds-hub export --format lerobot
   --video-codec av1`` on the DirectRunner with 1 and 2 worker processes and on the DaskRunner
   (LocalCluster of 2 processes); the whole job, start-up and PSNR/SSIM included;

@@ -151,8 +151,8 @@ def export_lerobot(
     and SSIM go into ``export.json``) or PNG frames in the Parquet (``none``: lossless).
     ``fps`` (the control rate, which RLDS does not record) defaults to the dataset
     metadata's ``fps`` (rlds_hub's recorder stores the environment's control rate), then
-    its ``source.fps`` (a dataset converted from LeRobot); ``task`` is every frame's task when the steps have no
-    ``language_instruction``-like string (default: the dataset's name).
+    its ``source.fps`` (a dataset converted from LeRobot); ``task`` is every frame's task
+    when the steps have no ``language_instruction``-like string (default: the dataset's name).
     ``data_file_mb`` / ``video_file_mb``: the files' size caps (default LeRobot's: 100, 200).
 
     Raises:
