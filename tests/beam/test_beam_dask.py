@@ -72,7 +72,15 @@ def test_convert_runs_on_both_dask_workers_and_equals_the_direct_runner(cluster,
     assert validate(open_dataset(tmp_path / "dask"), tensorflow=False).ok
 
 
-@pytest.mark.parametrize("job", ["reshard", "filter", "map", "merge", "split"])
+# filter keeps the Dask runner in make test-fast; the other jobs (each 3-10 s there) run in
+# make test, and test_beam_jobs.py covers them on the direct runner in both.
+@pytest.mark.parametrize(
+    "job",
+    [
+        pytest.param(job, marks=pytest.mark.slow) if job != "filter" else job
+        for job in ["reshard", "filter", "map", "merge", "split"]
+    ],
+)
 def test_dataset_jobs_on_dask_equal_the_direct_runner(cluster, source, tmp_path, job):
     robot = source / "robot"
     runs = {

@@ -89,6 +89,7 @@ def test_info_json_on_the_command_line_carries_them(labelled, capsys):
     assert _entry(shown, "steps", "action")["class_label"]["names"][1] == "right"
 
 
+@pytest.mark.slow
 def test_the_services_dataset_details_carry_them(labelled, tmp_path):
     from rlds_hub.testing.service import app_client
 

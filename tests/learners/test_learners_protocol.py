@@ -152,6 +152,7 @@ def test_demonstrations_recorded_on_the_evaluation_seed_are_refused(tmp_path):
         prepare("bc", dataset=demos, env=POINT_MASS, out=tmp_path / "run", seed=3)
 
 
+@pytest.mark.slow
 def test_ail_starts_from_the_demonstrations_seed_only_when_asked(tmp_path):
     from rlds_hub.learners import train
 

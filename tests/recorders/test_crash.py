@@ -108,7 +108,10 @@ def _check(data_dir: Path, seed: int, reported: int, file_format: str) -> int:
     return listed
 
 
-@pytest.mark.parametrize("trial", range(6))
+# trial 0 keeps a SIGKILL in make test-fast; the other five trials run in make test.
+@pytest.mark.parametrize(
+    "trial", [0, *(pytest.param(trial, marks=pytest.mark.slow) for trial in range(1, 6))]
+)
 def test_sigkill_at_random_moments_keeps_every_completed_episode(tmp_path, trial):
     rng = random.Random(trial)
     data_dir = tmp_path / "ds"

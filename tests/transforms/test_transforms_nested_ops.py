@@ -195,7 +195,11 @@ def add_one_in_place(step: dict[str, Any]) -> dict[str, Any]:
     return step
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, T.BATCH_AUTO_TUNE])
+# batch 1 stays in make test-fast; batched and auto-tuned (3-4 s each) run in make test.
+@pytest.mark.parametrize(
+    "batch_size",
+    [1, *(pytest.param(size, marks=pytest.mark.slow) for size in (2, T.BATCH_AUTO_TUNE))],
+)
 def test_step_functions_may_modify_their_step_in_place(
     dataset: tf.data.Dataset, episodes: list[dict[str, Any]], batch_size: int
 ) -> None:
