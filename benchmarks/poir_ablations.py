@@ -220,12 +220,14 @@ def run(
                 SHIFTS[shift],
             )
             for shift in shifts
+            if play
+            or os.path.exists(os.path.join(cells_dir, f"references-{shift}-seed{seed}.json"))
         }
         # Variant by variant (each under every shift): an interrupted run leaves whole rows.
         for name in variants:
             for shift in shifts:
                 path = os.path.join(cells_dir, f"{stage}-{name}-{shift}-seed{seed}.json")
-                if not play and not os.path.exists(path):
+                if not play and (shift not in refs or not os.path.exists(path)):
                     continue
                 policy = variant_policy(trained[shift], VARIANTS[name], seed) if play else None
                 cell = run_cell(path, policy, env, env_seeds[shift], episodes, SHIFTS[shift])
