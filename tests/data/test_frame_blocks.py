@@ -23,6 +23,7 @@ from rlds_hub.storage.reader import (
     decode_records,
     iter_records,
 )
+from rlds_hub.testing.cameras import CameraWorkload, write_camera_datasets
 
 FRAMES = ("steps/observation/image", "steps/observation/wrist_image")
 
@@ -124,3 +125,37 @@ def test_a_frame_error_names_the_episode_and_step_of_its_chunk_position(oxe):
         "steps/observation/image: step 1: broken"
     )
     assert str(chunk.error(leaf, 5, "broken", named=False)).startswith("episode 13 (")
+
+
+def test_buffers_are_aligned_for_xla():
+    """64-byte aligned memory: JAX on the CPU uses it instead of copying each batch."""
+    buffers = FrameBuffers()
+    for shape in [(3, 5, 7, 3), (1,), (0, 4)]:
+        assert buffers.array(shape, np.uint8).ctypes.data % 64 == 0
+    assert buffers.array((3, 5), np.float32).ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("history", [0, 1])
+def test_kept_jax_batches_keep_their_frames_while_memory_is_reused(tmp_path, history):
+    """JAX on the CPU uses the aligned batches' memory uncopied: a batch still held must keep
+    it from being handed out again."""
+    pytest.importorskip("jax")
+    workload = CameraWorkload(episodes=3, steps=8, height=40, width=40)  # rows of 4.8 KB
+    path = write_camera_datasets(tmp_path, workload, jpeg=False, workers=1).png
+    loader = data.steps(
+        path,
+        batch_size=2,
+        history=history,
+        shuffle_buffer=1,
+        episodes_per_chunk=1,
+        keys=["observation"],
+    )
+    kept, copies = [], []
+    for batch in loader.as_jax_iterator():
+        kept.append(batch["observation"]["image"])
+        copies.append(np.array(batch["observation"]["image"]))
+        del batch
+        gc.collect()
+    assert len(kept) == 12
+    for frames, copy in zip(kept, copies, strict=True):
+        assert np.array_equal(np.asarray(frames), copy)
