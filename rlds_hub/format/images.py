@@ -162,6 +162,17 @@ def _frame_pool(threads: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool_in_child() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's pool threads: it makes
+    its own pool on first use instead of waiting forever on the inherited one."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def decode_frames(
     blobs: Sequence[bytes | memoryview], leaf: Leaf, out: np.ndarray | None = None
 ) -> np.ndarray:

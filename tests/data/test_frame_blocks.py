@@ -6,6 +6,7 @@ field."""
 from __future__ import annotations
 
 import gc
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from step_datasets import camera_dataset, corrupt_frame
 from rlds_hub import data
 from rlds_hub.data import frame_blocks
 from rlds_hub.format.decode import EpisodeDecoder
-from rlds_hub.format.images import FrameBuffers
+from rlds_hub.format.images import THREADS_ENV, FrameBuffers, decode_frames, encode_png
+from rlds_hub.format.plan import Leaf, LeafKind
 from rlds_hub.storage import open_dataset
 from rlds_hub.storage.query import select
 from rlds_hub.storage.reader import (
@@ -159,3 +161,21 @@ def test_kept_jax_batches_keep_their_frames_while_memory_is_reused(tmp_path, his
     assert len(kept) == 12
     for frames, copy in zip(kept, copies, strict=True):
         assert np.array_equal(np.asarray(frames), copy)
+
+
+def _decoded_count(blobs: list[bytes]) -> int:
+    return len(decode_frames(blobs, _LEAF))
+
+
+_LEAF = Leaf("steps/image", LeafKind.IMAGE, np.dtype(np.uint8), (8, 8, 3), in_steps=True)
+
+
+def test_a_forked_worker_decodes_with_its_own_threads(monkeypatch):
+    """A DataLoader worker forked after the parent decoded has none of the parent's pool
+    threads: it must not wait on them forever."""
+    monkeypatch.setenv(THREADS_ENV, "2")
+    rng = np.random.default_rng(0)
+    blobs = [encode_png(rng.integers(0, 255, (8, 8, 3), np.uint8)) for _ in range(16)]
+    assert _decoded_count(blobs) == 16  # the parent's pool threads exist now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_decoded_count, (blobs,)).get(timeout=30) == 16
