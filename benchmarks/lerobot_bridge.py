@@ -35,11 +35,12 @@ sampled every 0.2 s), which shows whether a second worker got half the work.
 Run from the repository root:
 
     python -m benchmarks.lerobot_bridge [--episodes 16] [--steps 100] [--json out.json]
-    python -m benchmarks.lerobot_bridge --scaling --episodes 12  # 1 vs 2 workers only
+    python -m benchmarks.lerobot_bridge --scaling --episodes 12 --episodes-per-unit 2
 
 ``--scaling`` runs only the worker-scaling comparison and its baselines: LeRobot's two
 writers, the AV1 ceiling, the export (AV1 and ``none``) and the convert (from LeRobot's PNG
-dataset) on 1 and 2 DirectRunner workers.
+dataset) on 1 and 2 DirectRunner workers. ``--episodes-per-unit 2`` gives the convert 6 units
+of 2 episodes (3 per worker) instead of LeRobot's 3 data files' 3 units of 4.
 """
 
 from __future__ import annotations
@@ -194,14 +195,27 @@ def run_export(
     return _with_runner(workers, dask, job)
 
 
-def run_convert(source: str, out: str, workers: int = 1, dask: bool = False) -> dict[str, Any]:
-    """rlds_hub's convert of a LeRobot dataset to RLDS."""
+def run_convert(
+    source: str,
+    out: str,
+    workers: int = 1,
+    dask: bool = False,
+    episodes_per_unit: int | None = None,
+) -> dict[str, Any]:
+    """rlds_hub's convert of a LeRobot dataset to RLDS (``episodes_per_unit``: the source's
+    unit size, default the convert's)."""
     from rlds_hub.beam.job_values import Run
     from rlds_hub.beam.jobs.convert import convert
 
+    options = {} if episodes_per_unit is None else {"episodes_per_unit": episodes_per_unit}
+
     def job(flags: list[str]) -> dict[str, Any]:
         summary = convert(
-            source, out, source_format="lerobot", run=Run(beam_args=flags, quiet=True)
+            source,
+            out,
+            source_format="lerobot",
+            run=Run(beam_args=flags, quiet=True),
+            **options,
         )
         return {"steps": summary["steps"]}
 
@@ -354,6 +368,13 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
+        "--episodes-per-unit",
+        type=int,
+        default=None,
+        help="the convert rows' work-unit size (default: the convert's, 8 episodes within one "
+        "LeRobot data file)",
+    )
+    parser.add_argument(
         "--scaling",
         action="store_true",
         help="only the worker-scaling comparison (1 vs 2 DirectRunner workers) and the "
@@ -430,6 +451,7 @@ def main() -> None:
         _drop(work / "tfds_builder", args.keep)
     for name, source, workers, dask in converts:
         config = {"source": str(work / source), "out": str(work / name)}
+        config["episodes_per_unit"] = args.episodes_per_unit
         rows[name] = _row(name, "run_convert", {**config, "workers": workers, "dask": dask})
         _drop(work / name, args.keep)
     uptime_end = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -443,6 +465,7 @@ def main() -> None:
         "uptime_end": uptime_end,
         "workload": {**sizes, "height": 180, "width": 320, "cameras": 2, "shards": SHARDS},
         "scaling_only": args.scaling,
+        "episodes_per_unit": args.episodes_per_unit,
         "rows": rows,
         "report": report,
     }
