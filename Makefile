@@ -61,7 +61,7 @@ demo: $(VENV)/.stamp-demo
 	$(VENV)/bin/rlds-hub export --input $(DEMO_DIR)/point_mass_expert \
 	    --output $(DEMO_DIR)/point_mass_expert_parquet --quiet
 	$(VENV)/bin/rlds-hub export --format lerobot --input $(DEMO_DIR)/point_mass_expert \
-	    --output $(DEMO_DIR)/point_mass_expert_lerobot --fps 50 --quiet
+	    --output $(DEMO_DIR)/point_mass_expert_lerobot --quiet
 	$(VENV)/bin/rlds-hub train bc --dataset $(DEMO_DIR)/point_mass_expert \
 	    --env dm_control/point_mass-easy --out $(DEMO_DIR)/runs/bc --steps 5000
 	@echo "serving the demo datasets (the runs' evaluation episodes too): open the URL printed below; Ctrl-C stops"
