@@ -84,7 +84,10 @@ def test_top_k_aggregation_averages_the_k_cheapest_sequences_and_softmax_weights
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"aggregation": "median"}, "aggregation must be"), ({"top_k": 61}, "top_k (61)")],
+    [
+        ({"aggregation": "median"}, "aggregation must be"),
+        ({"aggregation": "top_k", "top_k": 61}, "top_k (61)"),
+    ],
 )
 def test_bad_aggregation_options_are_refused_with_the_valid_range(options, message):
     from rlds_hub.learners import config as config_lib

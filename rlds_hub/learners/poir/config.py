@@ -122,7 +122,7 @@ class POIRConfig(RunConfig):
             raise LearnerError(
                 f"aggregation must be 'softmax' or 'top_k', got {self.aggregation!r}"
             )
-        if not 1 <= self.top_k <= self.num_samples:
+        if self.aggregation == "top_k" and not 1 <= self.top_k <= self.num_samples:
             raise LearnerError(
                 f"top_k ({self.top_k}) must be in [1, num_samples] ([1, {self.num_samples}])"
             )
