@@ -318,12 +318,7 @@ class ColumnCache:
                 "bytes": offset,
                 "columns": columns,
             }
-            (work / MANIFEST).write_text(json.dumps(manifest))
-            try:
-                work.rename(entry)
-            except OSError:  # another process built it first
-                if not entry.is_dir():
-                    raise
+            _publish(work, entry, manifest)
         finally:
             _remove(work)
         return self._open(entry, identity, read, keys)
@@ -457,3 +452,14 @@ def _column(data: mmap.mmap, column: Mapping, entry: Path) -> np.ndarray:
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _publish(work: Path, entry: Path, manifest: dict) -> None:
+    """Writes ``manifest`` last into the entry built in ``work`` and renames it into place
+    (kept as it is when another process published the same entry first)."""
+    (work / MANIFEST).write_text(json.dumps(manifest))
+    try:
+        work.rename(entry)
+    except OSError:  # another process built it first
+        if not entry.is_dir():
+            raise

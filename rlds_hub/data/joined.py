@@ -45,6 +45,7 @@ from rlds_hub.data.columns import (
     _digest,
     _identity,
     _in_progress,
+    _publish,
     _remove,
 )
 from rlds_hub.format.plan import LeafKind
@@ -150,12 +151,7 @@ def _build(
             "identities": identities,
             "columns": columns,
         }
-        (work / MANIFEST).write_text(json.dumps(manifest))
-        try:
-            work.rename(entry)
-        except OSError:  # another process built it first
-            if not entry.is_dir():
-                raise
+        _publish(work, entry, manifest)
     finally:
         _remove(work)
     return _open(entry, identities, reads, needed, cache)
