@@ -129,6 +129,7 @@ def run_cell(
 ) -> dict[str, Any]:
     """Plays one (variant, shift, seed) cell, or reads it back when done before."""
     from rlds_hub.learners.evaluation import run_episodes
+    from rlds_hub.learners.poir.acting import PlannedFractions
 
     if os.path.exists(path):
         with open(path) as f:
@@ -138,26 +139,13 @@ def run_cell(
     if policy is None:
         raise ValueError(f"{path} holds another seed or episode count; play it again")
     started = time.perf_counter()
-    fractions = []
-
-    class Tracked:
-        """Records the share of planned steps of each episode."""
-
-        def reset(self) -> None:
-            if policy.steps:
-                fractions.append(policy.planned_fraction)
-            policy.reset()
-
-        def __call__(self, timestep: Any) -> Any:
-            return policy(timestep)
-
-    tracked = Tracked()
+    tracked = PlannedFractions(policy)
     returns = run_episodes(tracked, env, seed=env_seed, episodes=episodes, shift=shift)
     tracked.reset()
     cell = {
         "seed": env_seed,
         "returns": returns,
-        "planned_fraction": fractions,
+        "planned_fraction": tracked.fractions,
         "seconds": round(time.perf_counter() - started, 1),
         "load": harness.load_average(),
     }

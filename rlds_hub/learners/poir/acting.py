@@ -67,3 +67,25 @@ class POIRPolicy:
     def __call__(self, timestep: dm_env.TimeStep) -> Any:
         observation = self.task.flatten_observation(timestep.observation, batched=False)
         return self.task.env_action(self.normalised_action(observation))
+
+
+class PlannedFractions:
+    """A :class:`POIRPolicy` for an evaluation loop that records, in ``fractions``, each
+    played episode's share of planned steps as the loop resets the policy; call
+    :meth:`record` after the loop for the last episode."""
+
+    def __init__(self, policy: POIRPolicy) -> None:
+        self.policy = policy
+        self.fractions: list[float] = []
+
+    def record(self) -> None:
+        """Records the current episode's share, if it has steps."""
+        if self.policy.steps:
+            self.fractions.append(self.policy.planned_fraction)
+
+    def reset(self) -> None:
+        self.record()
+        self.policy.reset()
+
+    def __call__(self, timestep: dm_env.TimeStep) -> Any:
+        return self.policy(timestep)

@@ -21,7 +21,7 @@ import numpy as np
 from rlds_hub.learners import evaluation, inputs
 from rlds_hub.learners.normalization import Normalizer
 from rlds_hub.learners.online import OnlineLoop, training_seed
-from rlds_hub.learners.poir.acting import POIRPolicy
+from rlds_hub.learners.poir.acting import PlannedFractions, POIRPolicy
 from rlds_hub.learners.poir.config import POIRConfig
 from rlds_hub.learners.poir.learning import FIELDS, POIRLearner
 from rlds_hub.learners.poir.networks import make_networks
@@ -171,19 +171,9 @@ class POIRAgent:
             self.learner.planner_params(),
             seed=setup.eval_seed,
         )
-        fractions: list[float] = []
-
-        class Tracked:
-            def reset(self) -> None:
-                if policy.steps:
-                    fractions.append(policy.planned_fraction)
-                policy.reset()
-
-            def __call__(self, timestep: Any) -> Any:
-                return policy(timestep)
-
+        tracked = PlannedFractions(policy)
         result = evaluation.evaluate(
-            Tracked(),
+            tracked,
             setup.env_name,
             seed=setup.eval_seed,
             episodes=self.config.eval_episodes,
@@ -193,8 +183,8 @@ class POIRAgent:
             policy_name=f"poir@{self.learner.steps} updates+{self.online_steps} env steps",
             learner_step=self.progress,
         )
-        if policy.steps:
-            fractions.append(policy.planned_fraction)
+        tracked.record()
+        fractions = tracked.fractions
         return {**result, "planned_fraction": float(np.mean(fractions)) if fractions else 0.0}
 
     def can_checkpoint(self) -> bool:
