@@ -289,12 +289,7 @@ class ColumnCache:
         except (ParseError, ImageDecodeError):
             return None  # the reader reports the episode as it always has
         _prune_once(self.root)
-        group.mkdir(parents=True, exist_ok=True)
-        for stale in group.iterdir():  # older versions of this shard
-            if stale.name != entry.name and not _in_progress(stale):
-                _remove(stale)
-        work = group / f".tmp-{uuid.uuid4().hex}"
-        work.mkdir()
+        work = _start_build(group, entry)
         try:
             decoded[NUM_STEPS] = decoded[NUM_STEPS].astype(np.int64)
             columns, offset = {}, 0
@@ -452,6 +447,18 @@ def _column(data: mmap.mmap, column: Mapping, entry: Path) -> np.ndarray:
 
 def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _start_build(group: Path, entry: Path) -> Path:
+    """A fresh work directory for building ``entry`` in ``group``, after removing the older
+    versions there (entries other processes are still building are left alone)."""
+    group.mkdir(parents=True, exist_ok=True)
+    for stale in group.iterdir():
+        if stale.name != entry.name and not _in_progress(stale):
+            _remove(stale)
+    work = group / f".tmp-{uuid.uuid4().hex}"
+    work.mkdir()
+    return work
 
 
 def _publish(work: Path, entry: Path, manifest: dict) -> None:

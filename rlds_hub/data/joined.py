@@ -29,7 +29,6 @@ import dataclasses
 import json
 import mmap
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,9 +43,9 @@ from rlds_hub.data.columns import (
     ShardColumns,
     _digest,
     _identity,
-    _in_progress,
     _publish,
     _remove,
+    _start_build,
 )
 from rlds_hub.format.plan import LeafKind
 from rlds_hub.storage.selection import ShardRead
@@ -131,12 +130,7 @@ def _build(
             return None  # read shard by shard, as without joining
         parts.append(columns)
     _prune_once(cache.root / JOINED)
-    group.mkdir(parents=True, exist_ok=True)
-    for stale in group.iterdir():  # older versions of these shards
-        if stale.name != entry.name and not _in_progress(stale):
-            _remove(stale)
-    work = group / f".tmp-{uuid.uuid4().hex}"
-    work.mkdir()
+    work = _start_build(group, entry)
     try:
         lengths = np.concatenate([part.lengths for part in parts]).astype(np.int64)
         columns = {LENGTHS: _write(work, 0, [lengths])}
