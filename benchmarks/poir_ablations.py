@@ -15,6 +15,13 @@ experience; never a test seed), under the noisy-actions and shifted-start deploy
 ``benchmarks.learners.SHIFTS``. Normalised return uses the scripted expert and the random
 policy measured on the same episodes.
 
+The choices that change what is trained (the dynamics model's target and size, the k of the
+distance to the expert's states, whose threshold is calibrated on the demonstrations when
+the run is built) are ``--stage retrained``: each :data:`RETRAINED` variant is seed ``s``'s
+offline run trained again from scratch with that one config value changed (same
+demonstrations, seed and update count; ``<out>/retrained/<name>/seed<s>``), then played as
+designed on the same validation episodes and paired with the offline run's ``chosen`` cells.
+
 Each variant is reported as mean [95% bootstrap interval] over seeds x episodes
 (``rlds_hub.learners.confidence``), with its paired difference to the chosen design on the
 same episodes and the share of steps it planned. Every cell (stage, variant, shift, seed) is
@@ -26,6 +33,8 @@ Run from the repository root (after ``python -m benchmarks.learners poir-cartpol
 
     nice -n 19 python -m benchmarks.poir_ablations --seeds 0 1 2 --episodes 2 \\
         --out out/learners/poir-ablations
+    nice -n 19 python -m benchmarks.poir_ablations --stage offline --seeds 0 1 2 --episodes 2
+    nice -n 19 python -m benchmarks.poir_ablations --stage retrained --seeds 0 1 2 --episodes 2
 """
 
 from __future__ import annotations
@@ -77,6 +86,25 @@ DESCRIPTIONS = {
 }
 
 
+# Retrained variant -> POIRConfig overrides of a seed's offline run's config: each is a POIR
+# run trained offline again (same demonstrations, seed and update count) with one value
+# changed, under ``<out>/retrained/<name>/seed<s>``, acting as designed; it is paired with
+# the offline run's ``chosen`` cells (``--stage retrained``).
+RETRAINED: dict[str, dict[str, Any]] = {
+    "next_state_target": {"dynamics_target": "next"},
+    "acme_model_size": {"dynamics_hidden_sizes": (64, 64)},
+    "knn_1": {"knn": 1},
+    "knn_20": {"knn": 20},
+}
+RETRAINED_DESCRIPTIONS = {
+    "next_state_target": "the ensemble predicts the next normalised state (Acme's target), "
+    "not the scaled change",
+    "acme_model_size": "ensemble members of 2x64 (Acme's size) instead of 2x256",
+    "knn_1": "distance to the nearest expert state (k=1; threshold recalibrated)",
+    "knn_20": "mean distance to the 20 nearest expert states (threshold recalibrated)",
+}
+
+
 def run_directory(runs: str, seed: int, stage: str, shift: str) -> str:
     """The trained POIR run a variant acts with: ``offline`` (``seed<s>/poir``) or ``online``
     (``seed<s>/poir-online-<shift>``: fine-tuned online in that very deployment)."""
@@ -85,6 +113,44 @@ def run_directory(runs: str, seed: int, stage: str, shift: str) -> str:
     if stage == "online":
         return os.path.join(runs, f"seed{seed}", f"poir-online-{shift}")
     raise ValueError(f"stage must be 'offline' or 'online', got {stage!r}")
+
+
+def retrain(offline_dir: str, out: str, name: str, seed: int) -> str:
+    """Seed ``seed``'s POIR trained offline again with :data:`RETRAINED` ``name``'s change
+    (the offline run's dataset, environment, seed, update count and every other config
+    value); kept under ``<out>/retrained/<name>/seed<s>`` and resumed when interrupted."""
+    import sys
+
+    from benchmarks.learners import load_policy_step
+    from rlds_hub.learners import train
+    from rlds_hub.learners.policy import read_run
+
+    original = read_run(offline_dir)
+    config = {**original["config"], **RETRAINED[name]}
+    if config["online_steps"] != 0:
+        raise ValueError(
+            f"{offline_dir} is not an offline run (online_steps {config['online_steps']})"
+        )
+    run_dir = os.path.join(out, "retrained", name, f"seed{seed}")
+    if load_policy_step(run_dir) < config["num_steps"]:
+        started = time.perf_counter()
+        train(
+            "poir",
+            dataset=original["dataset"],
+            env=original["env"],
+            out=run_dir,
+            seed=seed,
+            config=config,
+            resume=os.path.exists(os.path.join(run_dir, "run.json")),
+            progress=sys.stderr.isatty(),
+            echo=lambda line: None,
+        )
+        print(
+            f"seed {seed} retrained {name}: {config['num_steps']} updates in "
+            f"{time.perf_counter() - started:.0f} s (load {harness.load_average()})",
+            flush=True,
+        )
+    return run_dir
 
 
 def validation_seed(run_dir: str, seed: int) -> int:
@@ -219,14 +285,8 @@ def run(
                     continue
                 policy = variant_policy(trained[shift], VARIANTS[name], seed) if play else None
                 cell = run_cell(path, policy, env, env_seeds[shift], episodes, SHIFTS[shift])
-                scale = refs[shift]["expert"] - refs[shift]["random"]
-                normalised = [(r - refs[shift]["random"]) / scale for r in cell["returns"]]
-                results[name][shift][seed] = {**cell, "normalized": normalised}
-                print(
-                    f"seed {seed} {shift} {stage} {name}: normalised {np.mean(normalised):.3f}, "
-                    f"planned {np.mean(cell['planned_fraction']):.2f} of steps "
-                    f"({cell['seconds']:.0f} s, load {cell['load']})",
-                    flush=True,
+                results[name][shift][seed] = normalised_cell(
+                    cell, refs[shift], f"seed {seed} {shift} {stage} {name}"
                 )
     return {
         "machine": harness.machine(("numpy", "rlds_hub", "jax")),
@@ -239,6 +299,85 @@ def run(
         "range": "validation",
         "variants": {
             name: {"config": VARIANTS[name], "about": DESCRIPTIONS[name]} for name in variants
+        },
+        "cells": results,
+        "summary": summarise(results, seeds),
+    }
+
+
+def normalised_cell(cell: dict[str, Any], refs: dict[str, Any], label: str) -> dict[str, Any]:
+    """``cell`` with its returns normalised by the expert's and random policy's (printed)."""
+    scale = refs["expert"] - refs["random"]
+    normalised = [(r - refs["random"]) / scale for r in cell["returns"]]
+    print(
+        f"{label}: normalised {np.mean(normalised):.3f}, "
+        f"planned {np.mean(cell['planned_fraction']):.2f} of steps "
+        f"({cell['seconds']:.0f} s, load {cell['load']})",
+        flush=True,
+    )
+    return {**cell, "normalized": normalised}
+
+
+def run_retrained(
+    runs: str,
+    seeds: list[int],
+    episodes: int,
+    out: str,
+    names: list[str],
+    shifts: list[str],
+    *,
+    play: bool = True,
+) -> dict[str, Any]:
+    """The :data:`RETRAINED` variants (each trained offline when missing, then played as
+    designed), paired with the offline runs' ``chosen`` cells on the same episodes."""
+    from benchmarks.learners import SHIFTS
+    from rlds_hub.learners import load_policy
+    from rlds_hub.learners.policy import read_run
+
+    cells_dir = os.path.join(out, "cells")
+    os.makedirs(cells_dir, exist_ok=True)
+    started_load = harness.load_average()
+    results: dict[str, Any] = {name: {s: {} for s in shifts} for name in ["chosen", *names]}
+    for seed in seeds:
+        offline_dir = run_directory(runs, seed, "offline", "")
+        env_seed = validation_seed(offline_dir, seed)
+        env = read_run(offline_dir)["env"]
+        dirs = {"chosen": offline_dir}
+        for name in names:
+            run_dir = os.path.join(out, "retrained", name, f"seed{seed}")
+            dirs[name] = retrain(offline_dir, out, name, seed) if play else run_dir
+        for name, run_dir in dirs.items():
+            if play and validation_seed(run_dir, seed) != env_seed:
+                raise AssertionError("every variant must play the same episodes")
+            trained = load_policy(run_dir, seed=seed) if play else None
+            stage = "offline" if name == "chosen" else "retrained"
+            for shift in shifts:
+                refs_path = os.path.join(cells_dir, f"references-{shift}-seed{seed}.json")
+                path = os.path.join(cells_dir, f"{stage}-{name}-{shift}-seed{seed}.json")
+                if not play and not (os.path.exists(refs_path) and os.path.exists(path)):
+                    continue
+                refs = references(refs_path, env, env_seed, episodes, SHIFTS[shift])
+                policy = variant_policy(trained, {}, seed) if play else None
+                cell = run_cell(path, policy, env, env_seed, episodes, SHIFTS[shift])
+                results[name][shift][seed] = normalised_cell(
+                    cell, refs, f"seed {seed} {shift} {stage} {name}"
+                )
+    about = {"chosen": "the offline run as trained (dynamics 2x256 on the scaled change, k=5)"}
+    return {
+        "machine": harness.machine(("numpy", "rlds_hub", "jax")),
+        "load_at_start": started_load,
+        "load_at_end": harness.load_average(),
+        "runs": runs,
+        "stage": "retrained",
+        "seeds": seeds,
+        "episodes": episodes,
+        "range": "validation",
+        "variants": {
+            name: {
+                "config": RETRAINED.get(name, {}),
+                "about": about.get(name) or RETRAINED_DESCRIPTIONS[name],
+            }
+            for name in ["chosen", *names]
         },
         "cells": results,
         "summary": summarise(results, seeds),
@@ -288,7 +427,7 @@ def print_table(result: dict[str, Any]) -> None:
         header += [shift, "− chosen", "planned"]
     rows = []
     for name, by_shift in result["summary"].items():
-        row = [f"{name}: {DESCRIPTIONS[name]}"]
+        row = [f"{name}: {result['variants'][name]['about']}"]
         for shift in shifts:
             entry = by_shift[shift]
             if "interval" not in entry:
@@ -316,9 +455,17 @@ def main() -> None:
     parser.add_argument("--out", default="out/learners/poir-ablations")
     parser.add_argument(
         "--stage",
-        choices=["online", "offline"],
+        choices=["online", "offline", "retrained"],
         default="online",
-        help="the POIR run fine-tuned online in each deployment, or the offline one",
+        help="the POIR run fine-tuned online in each deployment, the offline one, or "
+        "offline runs trained again with one config value changed (--retrained)",
+    )
+    parser.add_argument(
+        "--retrained",
+        nargs="+",
+        default=list(RETRAINED),
+        choices=list(RETRAINED),
+        help="with --stage retrained: the variants to train and play",
     )
     parser.add_argument(
         "--report", action="store_true", help="play nothing: summarise the cells on disk"
@@ -333,16 +480,27 @@ def main() -> None:
     args = parser.parse_args()
     variants = ["chosen"] + [v for v in args.variants if v != "chosen"]
     print(harness.machine_line(("numpy", "rlds_hub", "jax")), flush=True)
-    result = run(
-        args.runs,
-        args.seeds,
-        args.episodes,
-        args.out,
-        variants,
-        args.shifts,
-        stage=args.stage,
-        play=not args.report,
-    )
+    if args.stage == "retrained":
+        result = run_retrained(
+            args.runs,
+            args.seeds,
+            args.episodes,
+            args.out,
+            args.retrained,
+            args.shifts,
+            play=not args.report,
+        )
+    else:
+        result = run(
+            args.runs,
+            args.seeds,
+            args.episodes,
+            args.out,
+            variants,
+            args.shifts,
+            stage=args.stage,
+            play=not args.report,
+        )
     path = os.path.join(args.out, f"ablations-{args.stage}.json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)

@@ -157,6 +157,22 @@ def test_dynamics_model_learns_the_demonstrations_transitions():
 
 
 @pytest.mark.slow
+def test_dynamics_target_next_makes_the_members_output_the_next_state_itself():
+    # Acme's target: each member outputs z' (the default's outputs are the scaled change).
+    _, _, learner = _toy_learner(dynamics_target="next")
+    params = learner.planner_params()
+    z = planner.normalise(params, jnp.array([[0.1, -0.1], [0.0, 0.2]]))
+    actions = jnp.array([[1.0, 0.0], [0.0, -1.0]])
+    expected = planner.normalise(params, jnp.array([[0.2, -0.1], [0.0, 0.1]]))
+    outputs = learner.networks.dynamics.apply(params["dynamics"], z, actions)  # [E, 2, D]
+    np.testing.assert_allclose(outputs, np.broadcast_to(expected, outputs.shape), atol=0.15)
+    predicted = planner.predict(learner.networks, params, z, actions, 2)
+    np.testing.assert_allclose(predicted, expected, atol=0.15)
+    with pytest.raises(LearnerError, match="dynamics_target must be 'change'"):
+        POIRConfig(dynamics_target="state").validate()
+
+
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_poir_trains_offline_then_online_and_its_policy_loads(tmp_path, point_mass_demos):
     from rlds_hub.data import episode_table

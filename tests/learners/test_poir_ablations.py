@@ -36,3 +36,26 @@ def test_a_stage_other_than_online_or_offline_is_refused():
     )
     with pytest.raises(ValueError, match="stage must be"):
         poir_ablations.run_directory("runs", 2, "tuned", "noisy_actions")
+
+
+def test_each_retrained_variant_changes_one_valid_config_value():
+    from rlds_hub.learners.poir.config import POIRConfig
+
+    chosen = POIRConfig()
+    for name, overrides in poir_ablations.RETRAINED.items():
+        variant = chosen.replace(**overrides)  # an unknown field raises here
+        variant.validate()
+        changed = [f for f in overrides if getattr(variant, f) != getattr(chosen, f)]
+        assert changed == list(overrides) and len(changed) == 1, name
+        assert name in poir_ablations.RETRAINED_DESCRIPTIONS
+
+
+def test_a_retrained_variant_is_refused_for_a_run_that_was_fine_tuned_online(tmp_path):
+    run_dir = tmp_path / "poir"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(
+        '{"algorithm": "poir", "config": {"online_steps": 10000, "num_steps": 20000}, '
+        '"dataset": "d", "env": "e"}'
+    )
+    with pytest.raises(ValueError, match="not an offline run"):
+        poir_ablations.retrain(str(run_dir), str(tmp_path), "knn_1", 0)

@@ -38,6 +38,10 @@ class POIRConfig(RunConfig):
     ``mode="plan"`` plans at every step; ``mode="bc"`` never does (the ablation). With
     ``trust``, the switch plans only where the ensemble's disagreement on the next state is
     within ``trust_scale`` times its ``trust_quantile`` on the demonstrations.
+
+    The ensemble predicts (``dynamics_target="change"``) the scaled change of the normalised
+    observation, ``(z' - z) / σ_Δ``, or (``"next"``, as Acme's MBOP) the next normalised
+    observation ``z'`` itself.
     """
 
     # BC (as the BC learner's defaults)
@@ -47,6 +51,7 @@ class POIRConfig(RunConfig):
     ensemble_size: int = 5
     dynamics_hidden_sizes: tuple[int, ...] = (256, 256)
     dynamics_learning_rate: float = 1e-3
+    dynamics_target: Literal["change", "next"] = "change"
     # distance to the expert's states
     knn: int = 5
     reference_states: int = 4096
@@ -117,6 +122,12 @@ class POIRConfig(RunConfig):
                 f"push_fractions ({list(self.push_fractions)}) gives {2 * len(self.push_fractions)} "
                 f"push sequences: at most num_samples - 1 ({self.num_samples - 1}), each "
                 "fraction in (0, 1] (sequence 0 is always BC's own rollout)"
+            )
+        if self.dynamics_target not in ("change", "next"):
+            raise LearnerError(
+                f"dynamics_target must be 'change' (the scaled change of the normalised "
+                f"observation) or 'next' (the next normalised observation), got "
+                f"{self.dynamics_target!r}"
             )
         if self.aggregation not in ("softmax", "top_k"):
             raise LearnerError(

@@ -16,7 +16,7 @@ from rlds_hub.learners.normalization import MIN_STD, Normalizer
 from rlds_hub.learners.parallel import DataParallel
 from rlds_hub.learners.poir import distance, losses
 from rlds_hub.learners.poir.config import POIRConfig
-from rlds_hub.learners.poir.networks import POIRNetworks, make_networks
+from rlds_hub.learners.poir.networks import POIRNetworks, make_networks, training_targets
 from rlds_hub.learners.poir.planner import disagreement
 from rlds_hub.learners.task import TaskSpec
 
@@ -129,8 +129,8 @@ class POIRLearner:
         """Gradient of the ensemble loss; ``batch`` rows are ``[E, B, ...]``."""
         z = (batch[inputs.OBSERVATION] - constants["mean"]) / constants["std"]
         z_next = (batch[inputs.NEXT_OBSERVATION] - constants["mean"]) / constants["std"]
-        targets = (z_next - z) / constants["delta_std"]
         dynamics = self.networks.dynamics
+        targets = training_targets(dynamics.target, z, z_next, constants["delta_std"])
 
         def loss_fn(p):
             return losses.dynamics_loss(dynamics.apply_grouped(p, z, batch[inputs.ACTION]), targets)

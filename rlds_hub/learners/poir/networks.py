@@ -3,7 +3,8 @@
 The dynamics model works in the normalised observation space z = (s − μ) / σ (the dataset's
 statistics): member e predicts the scaled change ``(z' − z) / σ_Δ`` from ``(z, a)``, with
 σ_Δ the population std of the demonstrations' changes (≥ 1e-6), so every output element
-has unit scale whatever the units of the observation.
+has unit scale whatever the units of the observation — or, with
+``dynamics_target="next"`` (Acme MBOP's choice), the next normalised observation ``z'``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from rlds_hub.learners.task import TaskSpec
 @dataclasses.dataclass(frozen=True)
 class Ensemble:
     """``init(key) -> stacked params [E, ...]``; ``apply(params, z, a) -> [E, B, D]`` (every
-    member on the same inputs); ``apply_grouped(params, z [E, n, D], a [E, n, A])``."""
+    member on the same inputs); ``apply_grouped(params, z [E, n, D], a [E, n, A])``;
+    ``target``: what the members output (``"change"`` or ``"next"``, see the module)."""
 
     size: int
+    target: str
     init: Callable[[jax.Array], Any]
     apply: Callable[[Any, jax.Array, jax.Array], jax.Array]
     apply_grouped: Callable[[Any, jax.Array, jax.Array], jax.Array]
@@ -48,10 +51,23 @@ def make_ensemble(task: TaskSpec, config: POIRConfig) -> Ensemble:
 
     return Ensemble(
         config.ensemble_size,
+        config.dynamics_target,
         init,
         jax.vmap(one, in_axes=(0, None, None)),
         jax.vmap(one, in_axes=(0, 0, 0)),
     )
+
+
+def training_targets(
+    target: str, z: jax.Array, z_next: jax.Array, delta_std: jax.Array
+) -> jax.Array:
+    """What the members learn to output for the transition ``z -> z_next``."""
+    return z_next if target == "next" else (z_next - z) / delta_std
+
+
+def next_states(target: str, outputs: jax.Array, z: jax.Array, delta_std: jax.Array) -> jax.Array:
+    """The next normalised states the members' ``outputs`` from ``z`` stand for."""
+    return outputs if target == "next" else z + outputs * delta_std
 
 
 def bc_config(config: POIRConfig) -> BCConfig:

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from rlds_hub.learners.poir.config import POIRConfig
 from rlds_hub.learners.poir.distance import knn_distance, tracking_cost
-from rlds_hub.learners.poir.networks import POIRNetworks
+from rlds_hub.learners.poir.networks import POIRNetworks, next_states
 
 MODES = {"switch": 0, "plan": 1, "bc": 2}
 
@@ -46,12 +46,12 @@ def predict(
     """Next normalised states of ``[N, D]`` states, group g of N/E rows through member g."""
     n, d = z.shape
     size = networks.dynamics.size
-    delta = networks.dynamics.apply_grouped(
+    outputs = networks.dynamics.apply_grouped(
         params["dynamics"],
         z.reshape(size, n // size, d),
         actions.reshape(size, n // size, actions.shape[-1]),
     )
-    return z + delta.reshape(n, d) * params["delta_std"]
+    return next_states(networks.dynamics.target, outputs.reshape(n, d), z, params["delta_std"])
 
 
 def nearest_references(references: jax.Array, z: jax.Array, count: int) -> jax.Array:
@@ -217,6 +217,8 @@ def disagreement(
     networks: POIRNetworks, params: dict[str, Any], z: jax.Array, actions: jax.Array
 ) -> jax.Array:
     """How much the ensemble members disagree on the next state of each ``(z, a)`` ``[B]``:
-    the mean over elements of the members' std of the scaled change."""
+    the mean over elements of the members' std of their output (the scaled change, or the
+    next normalised state with ``dynamics_target="next"``; the trust threshold is calibrated
+    on the same quantity)."""
     predictions = networks.dynamics.apply(params["dynamics"], z, actions)  # [E, B, D]
     return jnp.mean(jnp.std(predictions, axis=0), axis=-1)
