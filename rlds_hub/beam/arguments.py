@@ -146,6 +146,13 @@ def add_convert(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="episodes a worker converts at a time (default: per format)%(default).0s",
     )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="the source's control rate in steps per second, stored as metadata.json's fps "
+        "(for sources that do not record it, e.g. envlogger logs; exports to LeRobot use it)",
+    )
     _shards(parser, file_format="tfrecord")
 
 

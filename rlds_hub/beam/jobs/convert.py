@@ -5,6 +5,7 @@ terminal vs truncated kept)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,14 +30,19 @@ def convert(
     *,
     source_format: str | None = None,
     split: str | None = None,
+    fps: float | None = None,
     run: Run | None = None,
     **source_options: Any,
 ) -> dict[str, Any]:
     """Converts the source at ``input`` (format detected unless ``source_format``) into the
     RLDS dataset ``output`` (every episode in ``split``; by default the source's own splits,
     a LeRobot dataset's ``meta/info.json`` ``splits``, else "train"; file format default
-    ``tfrecord``, name default from the source's path)."""
+    ``tfrecord``, name default from the source's path). ``metadata.json``'s ``fps`` is the
+    control rate the source records (a LeRobot dataset's fps, a Riegeli log's recorded
+    rate), else ``fps``; a given ``fps`` that disagrees with the source's is refused."""
     output, run = Output.of(output), Run.of(run)
+    if fps is not None:
+        fps = _checked_fps(fps)
     if split is not None:
         dataset_files.check_split_name(split)
     file_format = output.file_format or "tfrecord"
@@ -52,6 +58,7 @@ def convert(
             **source_options,
         )
         description = source.description
+        rate = _rate(description.metadata.get("fps"), fps, description.format)
         name = output.name or dataset_files.dataset_name_from_path(Path(description.name))
         dataset_files.check_dataset_name(name)
 
@@ -82,6 +89,7 @@ def convert(
             "sharding": vars(output.sharding),
             "file_format": file_format,
             "image_encoding": image_encoding,
+            **({} if fps is None else {"fps": fps}),
             **source_options,
         }
         sources = [{"path": os.path.abspath(root), "format": description.format, "files": sums}]
@@ -110,6 +118,7 @@ def convert(
                 "source",
             ),
             provenance=execution.provenance(JOB, arguments, sources, flags),
+            extra={} if rate is None else {"fps": rate},
         )
         text = (
             f"RLDS episodes converted from {description.format} data at "
@@ -130,6 +139,26 @@ def convert(
     summary["input_episodes"] = description.num_episodes
     summary["source_format"] = description.format
     return summary
+
+
+def _checked_fps(fps: Any) -> float:
+    """A given control rate: a positive finite number (whole rates as ``int``)."""
+    number = isinstance(fps, (int, float)) and not isinstance(fps, bool)
+    if not number or not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"--fps must be a positive number of steps per second, got {fps!r}")
+    return int(fps) if fps == int(fps) else float(fps)
+
+
+def _rate(recorded: Any, given: float | None, source_format: str) -> float | None:
+    """The output's ``fps``: the source's recorded rate, else the given one."""
+    if recorded is None or given is None:
+        return given if recorded is None else recorded
+    if float(recorded) != float(given):
+        raise ValueError(
+            f"--fps {given} disagrees with the {source_format} source's own rate of {recorded} "
+            "steps per second; leave --fps out to keep the recorded rate"
+        )
+    return recorded
 
 
 def source_info(kept: Any) -> tuple[dict[str, Any], str]:
@@ -156,6 +185,7 @@ def main(args: argparse.Namespace, flags: Sequence[str]) -> int:
         output_from_args(args),
         source_format=args.source_format,
         split=args.output_split,
+        fps=args.fps,
         run=Run(beam_args=flags, quiet=args.quiet),
         **options,
     )

@@ -10,10 +10,18 @@ zero-filled action, reward and discount, and ``is_terminal`` is true when the la
 LAST with discount 0 (a termination), false for a truncation or an unfinished episode.
 Episode metadata (``episode_fn``'s values) become episode-level features: a dict's entries
 by name, any other value as ``episode_metadata``.
+
+The control rate (``fps``, steps per second) is carried when a log says it: the rate
+rlds_hub's Recorder stored in its provenance (the environment's ``control_timestep`` or
+``dt``), else a positive number under the log metadata's own ``fps`` key
+(``EnvLogger(..., metadata={"fps": 30})``). envlogger itself records no rate (its metadata
+holds only the environment's specs), so other logs have none: give it to the convert with
+``--fps``. Log directories that say different rates are refused.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -92,6 +100,7 @@ def describe(
     episode_spec: dict[str, Any] | None = None
     user_metadata: list[Any] = []
     sessions: list[dict[str, Any]] = []  # what rlds_hub's Recorder wrote about each log
+    rates: dict[str, float] = {}  # log directory -> the control rate its metadata says
     for part_no, log_dir in enumerate(log_dirs):
         with _open(log_dir) as reader:
             dir_specs = {
@@ -104,6 +113,9 @@ def describe(
             meta = reader.metadata() or {}
             user_metadata.append({k: v for k, v in meta.items() if k not in _NOT_USER_KEYS})
             sessions += _recorded_sessions(meta, log_dir)
+            rate = log_rate(meta, log_dir)
+            if rate is not None:
+                rates[log_dir] = rate
             if num_episodes and step_spec is None:
                 try:
                     episode = list(reader.episodes[0])
@@ -147,6 +159,7 @@ def describe(
             "log_dirs": [os.path.relpath(d, path) for d in log_dirs],
             "envlogger_metadata": _json_safe(user_metadata),
             **_provenance(sessions),
+            **_fps(rates),
         },
         name=os.path.basename(os.path.normpath(path)),
         reader=reader,
@@ -160,6 +173,45 @@ def _recorded_sessions(meta: dict[str, Any], log_dir: str) -> list[dict[str, Any
     except MetadataError as e:
         raise SourceFormatError(f"{log_dir}: {e}") from None
     return [s.to_json() for s in recorded.sessions or ()] if recorded is not None else []
+
+
+def log_rate(meta: dict[str, Any], log_dir: str) -> float | None:
+    """The control rate a log's metadata says (steps per second), or None: the ``fps``
+    rlds_hub's Recorder stored in its provenance, else the user's own ``fps`` key."""
+    try:
+        recorded = recorded_provenance(meta)
+    except MetadataError as e:
+        raise SourceFormatError(f"{log_dir}: {e}") from None
+    if recorded is not None and recorded.extra.get("fps") is not None:
+        value, where = recorded.extra["fps"], f"{PROVENANCE_KEY}.fps"
+    elif meta.get("fps") is not None:
+        value, where = meta["fps"], "fps"
+    else:
+        return None
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not number or not math.isfinite(float(value)) or float(value) <= 0:
+        raise SourceFormatError(
+            f"{log_dir}: the log metadata's {where} is {value!r}, not a positive number of "
+            "steps per second; fix the recording's metadata or leave the key out"
+        )
+    value = float(value)
+    return int(value) if value == int(value) else value
+
+
+def _fps(rates: dict[str, float]) -> dict[str, Any]:
+    """``{"fps": rate}`` when the logs that say a rate agree (nothing when none says one)."""
+    found = sorted(set(rates.values()))
+    if not found:
+        return {}
+    if len(found) > 1:
+        listed = ", ".join(f"{d}: {r}" for d, r in rates.items())
+        raise SourceFormatError(
+            f"the log directories were recorded at different control rates ({listed}); "
+            "convert them separately"
+        )
+    return {"fps": found[0]}
 
 
 def _provenance(sessions: list[dict[str, Any]]) -> dict[str, Any]:
