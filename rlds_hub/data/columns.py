@@ -18,8 +18,9 @@ never touched.
   CRC32C of its first and last 64 KiB, so a rewritten shard gets a new entry (and the
   stale ones of the same shard are removed when it is built; the first build in a process
   also removes the entries of shards that no longer exist). Opening an entry checks the
-  manifest and the CRC32C of every column read; a corrupt or truncated entry is removed
-  and rebuilt.
+  manifest and the CRC32C of every column read — once per process and version (device,
+  inode, size, mtime) of the entry's file (:func:`check_crc`); a corrupt or truncated
+  entry is removed and rebuilt.
 - Strings are never cached, nor are shards with an episode that does not decode (the loader
   then reports it as before). Camera frames are cached decoded (uint8, lossless: the pixels
   the decoder gives) only with ``$RLDS_HUB_FRAME_CACHE=1``: they take ``H x W x C`` bytes
@@ -253,16 +254,17 @@ class ColumnCache:
         columns = manifest["columns"]
         try:
             with open(entry / DATA, "rb") as f:
+                version = file_version(os.fstat(f.fileno()))
                 data = mmap.mmap(f.fileno(), 0, flags=_MAP_FLAGS, prot=mmap.PROT_READ)
         except (OSError, ValueError) as e:
             raise CorruptCacheError(f"{entry / DATA}: {e}") from None
         if len(data) != manifest["bytes"]:
             raise CorruptCacheError(f"{entry / DATA}: {len(data)} bytes, not {manifest['bytes']}")
-        lengths = _column(data, columns[_LENGTHS], entry)
+        lengths = _column(data, columns[_LENGTHS], entry, version)
         if lengths.shape != (read.shard_episodes,):
             raise CorruptCacheError(f"{entry}: {len(lengths)} episodes, not {read.shard_episodes}")
         wanted = self.needed if keys is None else keys
-        arrays = {key: _column(data, columns[key], entry) for key in wanted}
+        arrays = {key: _column(data, columns[key], entry, version) for key in wanted}
         steps = int(lengths.sum())
         for key, values in arrays.items():
             leaf = self._leaves[key]
@@ -432,17 +434,52 @@ def _digest(parts: list) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _column(data: mmap.mmap, column: Mapping, entry: Path) -> np.ndarray:
-    """One column of an entry's data file (a read-only view), its CRC32C checked."""
+def _column(
+    data: mmap.mmap, column: Mapping, entry: Path, version: tuple | None = None
+) -> np.ndarray:
+    """One column of an entry's data file (a read-only view), its CRC32C checked (once per
+    process and ``version`` of the file: :func:`check_crc`)."""
     dtype, shape = np.dtype(column["dtype"]), tuple(column["shape"])
     count = int(np.prod(shape, dtype=np.int64))
     try:
         values = np.frombuffer(data, dtype, count, column["offset"]).reshape(shape)
     except (TypeError, ValueError) as e:
         raise CorruptCacheError(f"{entry / DATA}: {e}") from None
-    if crc32c.crc32c(values) != column["crc32c"]:
-        raise CorruptCacheError(f"{entry / DATA}: CRC32C does not match the manifest")
+    check_crc(values, column["crc32c"], entry / DATA, version, column["offset"])
     return values
+
+
+# (file, its version, offset, bytes, CRC32C) of the column ranges this process has checked
+_VERIFIED: set[tuple] = set()
+_VERIFIED_MAX = 1 << 16
+
+
+def file_version(stat: os.stat_result) -> tuple:
+    """What changes when a file is replaced or rewritten: device, inode, size, mtime."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def check_crc(
+    values: np.ndarray, expected: int, path: Path, version: tuple | None, offset: int = 0
+) -> None:
+    """Raises :class:`CorruptCacheError` unless ``values`` (bytes ``offset..`` of the file at
+    ``path``) have the CRC32C ``expected``.
+
+    A range already checked by this process in the same ``version`` of the file
+    (:func:`file_version`: a replaced or rewritten file has another) is not read again, so
+    the loaders of one process — a ``StepDataset``'s epochs, which make a loader each — check
+    an entry once, as one loader always did over its epochs; every new process checks
+    again. ``version=None``: always checked.
+    """
+    key = (str(path), version, offset, values.nbytes, expected)
+    if version is not None and key in _VERIFIED:
+        return
+    if crc32c.crc32c(values) != expected:
+        raise CorruptCacheError(f"{path}: CRC32C does not match the manifest")
+    if version is not None:
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.clear()
+        _VERIFIED.add(key)
 
 
 def _remove(path: Path) -> None:

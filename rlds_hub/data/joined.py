@@ -19,8 +19,10 @@ batches straight from these memory maps (``rlds_hub.data.chunks``), with no copy
   selection with a shard that is not cached (small, or an episode that does not decode)
   reads the shards' own entries as before.
 - Opening an entry checks the manifest against the shards' identities (size, mtime, inode,
-  CRC32C of the first and last 64 KiB) and the CRC32C of every column read, every time;
-  a corrupt or truncated entry is removed and rebuilt.
+  CRC32C of the first and last 64 KiB), every time, and the CRC32C of every column read,
+  once per process and version of the column's file (``columns.check_crc``), the largest
+  column on a second thread while this one checks the others (the library releases the
+  GIL); a corrupt or truncated entry is removed and rebuilt.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import dataclasses
 import json
 import mmap
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -46,6 +49,8 @@ from rlds_hub.data.columns import (
     _publish,
     _remove,
     _start_build,
+    check_crc,
+    file_version,
 )
 from rlds_hub.format.plan import LeafKind
 from rlds_hub.storage.selection import ShardRead
@@ -193,11 +198,12 @@ def _open(
     if manifest["episodes"] != [read.shard_episodes for read in reads]:
         raise CorruptCacheError(f"{entry}: the shards' episode counts differ")
     columns = manifest["columns"]
-    lengths = _column(entry, columns[LENGTHS])
+    mapped: list[tuple[np.ndarray, Mapping, Path, tuple]] = []  # checked before returning
+    lengths = _column(entry, columns[LENGTHS], mapped)
     if lengths.shape != (sum(manifest["episodes"]),):
         raise CorruptCacheError(f"{entry}: {len(lengths)} episodes")
     steps = int(lengths.sum())
-    arrays = {key: _column(entry, columns[key]) for key in needed}
+    arrays = {key: _column(entry, columns[key], mapped) for key in needed}
     leaves = {leaf.key: leaf for leaf in cache.entry_plan.leaves}
     for key, values in arrays.items():
         if values.shape != (steps, *leaves[key].shape) or values.dtype != leaves[key].dtype:
@@ -205,12 +211,13 @@ def _open(
     transitions = None
     if SOURCE in columns:
         transitions = {
-            name: _column(entry, columns[key])
+            name: _column(entry, columns[key], mapped)
             for name, key in (("source", SOURCE), ("reward", REWARD), ("discount", DISCOUNT))
         }
         count = int(np.maximum(lengths - 1, 0).sum())
         if any(len(values) != count for values in transitions.values()):
             raise CorruptCacheError(f"{entry}: the transitions are not {count}")
+    _check_all(mapped)
     counts = np.maximum(lengths - 1, 0)
     shards: dict[str, ShardColumns] = {}
     out = JoinedColumns(lengths, arrays, shards, transitions, np.cumsum(counts) - counts)
@@ -232,14 +239,50 @@ def _open(
     return out
 
 
-def _column(entry: Path, column: Mapping) -> np.ndarray:
-    """One column's file, memory-mapped read-only, its size and CRC32C checked."""
+def _check_all(mapped: Sequence[tuple[np.ndarray, Mapping, Path, tuple]]) -> None:
+    """The CRC32C of every mapped column (:func:`check_crc`), the largest on a second
+    thread while this one checks the rest: an open's fixed cost, before any value is used."""
+    if not mapped:
+        return
+    largest = max(mapped, key=lambda item: item[0].nbytes)
+    errors: list[BaseException] = []
+
+    def check(item: tuple[np.ndarray, Mapping, Path, tuple]) -> None:
+        values, column, path, version = item
+        try:
+            check_crc(values, column["crc32c"], path, version)
+        except BaseException as e:  # raised in the caller's thread
+            errors.append(e)
+
+    helper = None
+    if largest[0].nbytes >= _PARALLEL_CRC_BYTES:
+        helper = threading.Thread(target=check, args=(largest,), name="rlds-crc", daemon=True)
+        helper.start()
+    for item in mapped:
+        if item is not largest or helper is None:
+            check(item)
+    if helper is not None:
+        helper.join()
+    if errors:
+        raise errors[0]
+
+
+# A column this large is checked on a second thread.
+_PARALLEL_CRC_BYTES = 1 << 20
+
+
+def _column(
+    entry: Path, column: Mapping, mapped: list[tuple[np.ndarray, Mapping, Path, tuple]]
+) -> np.ndarray:
+    """One column's file, memory-mapped read-only, its size checked; added to ``mapped``
+    for :func:`_check_all` to check its CRC32C."""
     dtype, shape = np.dtype(column["dtype"]), tuple(column["shape"])
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     path = entry / column["file"]
     try:
         with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size != size:
+            stat = os.fstat(f.fileno())
+            if stat.st_size != size:
                 raise CorruptCacheError(f"{path}: not {size} bytes")
             if size == 0:
                 return np.zeros(shape, dtype)
@@ -247,8 +290,7 @@ def _column(entry: Path, column: Mapping) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise CorruptCacheError(f"{path}: {e}") from None
     values = np.frombuffer(data, dtype).reshape(shape)
-    if crc32c.crc32c(values) != column["crc32c"]:
-        raise CorruptCacheError(f"{path}: CRC32C does not match the manifest")
+    mapped.append((values, column, path, file_version(stat)))
     return values
 
 

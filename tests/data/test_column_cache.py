@@ -313,3 +313,49 @@ def test_an_unwritable_joined_directory_warns_and_reads_the_shards_entries(datas
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(columns.CACHE_ENV, "off")
         _assert_same(got, _batches(LOADERS["transitions"](dataset)))
+
+
+class _CountingCrc:
+    """Stands in for the ``crc32c`` module: counts the bytes of columns checksummed (not
+    the shards' edges, which each open reads for the shard's identity)."""
+
+    def __init__(self, real):
+        self.real, self.bytes = real, 0
+
+    def crc32c(self, values, *args):
+        if isinstance(values, np.ndarray):
+            self.bytes += values.nbytes
+        return self.real.crc32c(values, *args)
+
+
+@pytest.mark.parametrize("name", ["steps", "transitions"])
+def test_an_entry_is_checked_once_per_process_and_file_version(
+    dataset, cache, monkeypatch, name
+) -> None:
+    want = _batches(LOADERS[name](dataset))  # builds and checks the entries
+    counting = _CountingCrc(columns.crc32c)
+    monkeypatch.setattr(columns, "crc32c", counting)
+    _assert_same(_batches(LOADERS[name](dataset)), want)  # a new loader, the same process
+    assert counting.bytes == 0, "an entry this process checked was checked again"
+    monkeypatch.setattr(columns, "_VERIFIED", set())  # as in a new process
+    _assert_same(_batches(LOADERS[name](dataset)), want)
+    assert counting.bytes > 0, "a new process did not check the entries"
+
+
+def test_a_corrupt_column_checked_on_the_second_thread_is_detected(
+    dataset, cache, monkeypatch
+) -> None:
+    monkeypatch.setattr(joined_module, "_PARALLEL_CRC_BYTES", 0)  # the largest: its thread
+    want = _batches(LOADERS["transitions"](dataset))
+    (entry,) = _joined(cache)
+    manifest = json.loads((entry / joined_module.MANIFEST).read_text())
+    largest = max(manifest["columns"].values(), key=lambda c: np.prod(c["shape"]))
+    column = entry / largest["file"]
+    blob = bytearray(column.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    column.write_bytes(bytes(blob))
+    rebuilt = []
+    real_build = joined_module._build
+    monkeypatch.setattr(joined_module, "_build", lambda *a: rebuilt.append(1) or real_build(*a))
+    _assert_same(_batches(LOADERS["transitions"](dataset)), want)
+    assert rebuilt, "the corrupt column was not detected"
