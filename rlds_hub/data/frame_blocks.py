@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
-from rlds_hub.format.images import FrameBuffers, FrameDecodeError, decode_frames
+from rlds_hub.format.frame_processes import decode_into, frames_array
+from rlds_hub.format.images import FrameBuffers, FrameDecodeError
 from rlds_hub.format.plan import Leaf, LeafKind, Plan
 from rlds_hub.storage.reader import EpisodeDecodeError, decode_records
 
@@ -85,18 +86,18 @@ class EncodedFrames:
         Raises:
           EpisodeDecodeError: naming the dataset, file, episode, step and field.
         """
-        out = self.buffers.array((len(positions), *self.leaf.shape), self.leaf.dtype)
+        out = frames_array(len(positions), self.leaf, self.buffers)
         try:
-            return decode_frames(list(self.blobs[positions]), self.leaf, out)
+            return decode_into(list(self.blobs[positions]), self.leaf, out)
         except FrameDecodeError as e:
             where = int(positions[e.position])
             raise self.source.error(self.leaf, where, e.reason, named=True) from None
 
     def decode_all(self) -> np.ndarray:
         """Every frame of the chunk, in one array (errors as from the chunk's decoding)."""
-        out = self.buffers.array((len(self.blobs), *self.leaf.shape), self.leaf.dtype)
+        out = frames_array(len(self.blobs), self.leaf, self.buffers)
         try:
-            return decode_frames(list(self.blobs), self.leaf, out)
+            return decode_into(list(self.blobs), self.leaf, out)
         except FrameDecodeError as e:
             raise self.source.error(self.leaf, e.position, e.reason, named=False) from None
 
