@@ -1,30 +1,40 @@
-"""PyTorch loader throughput: ``rlds_hub.data.torch.StepDataset`` under a ``DataLoader`` with
-worker processes, side by side with the NumPy ``rlds_hub.data.steps`` loader, same cores.
+"""PyTorch loader throughput: ``rlds_hub.data.torch.StepDataset`` under a ``DataLoader``,
+side by side with the NumPy ``rlds_hub.data.steps`` loader, same cores, and torch's own floor.
 
 Workload (``benchmarks.harness.StateEnv``): episodes of 84x84x3 uint8 camera frames (PNG, as
 rlds_hub records them) with 6-d float32 actions, and the same with 17-d float32 state only.
 Each loader reads two shuffled epochs of single steps with a frame history and an action
-chunk (``--history``, ``--chunk``) in batches of 64, in a fresh process
+chunk (``--history``, ``--chunk``) in batches of each ``--batch`` size, in a fresh process
 (``harness.run_isolated``), and the second epoch is timed (the first starts the workers);
-rounds are interleaved and medians reported.
+rounds are interleaved, medians reported, and each row's ratio to ``numpy steps`` is the
+median of the rounds' ratios.
 
 - ``numpy steps``: ``data.steps`` (its reader thread and two worker threads);
-- ``torch samples``: ``StepDataset`` + ``DataLoader(batch_size=64, num_workers=W)``, one
+- ``torch samples``: ``StepDataset`` + ``DataLoader(batch_size=B, num_workers=W)``, one
   sample at a time collated by torch (the LeRobot way);
-- ``torch batches``: ``StepDataset(batch_size=64)`` + ``DataLoader(batch_size=None,
+- ``torch batches``: ``StepDataset(batch_size=B)`` + ``DataLoader(batch_size=None,
   num_workers=W)``: whole batches from each worker;
-- ``torch batches, no workers``: the same in the training process (the NumPy loader's own
-  threads decode; no batch crosses a process boundary).
+- ``torch batches, no workers``: the same in the training process, torch's default
+  ``collate_fn`` (``default_convert``);
+- ``torch loader()``: ``StepDataset(batch_size=B).loader()`` — no workers, the pass-through
+  ``collate_fn``;
+- ``torch floor``: torch's own cost per batch, the ceiling of any ``DataLoader`` arm: a
+  ``DataLoader(batch_size=None, collate_fn=passthrough)`` over a trivial ``IterableDataset``
+  yielding one prebuilt batch of the same tensors as many times as an epoch has batches.
+  ``bound`` = the NumPy loader with only that floor added per batch,
+  ``1 / (1/numpy + 1/floor)``: what a torch arm reaches at best; its ratio is printed too.
 
 The target (issue 18): torch >= 0.9 of the NumPy loader's rate with the same cores.
 
     python -m benchmarks.torch_loader [--rounds 3] [--episodes 40] [--steps 200] [--workers 2]
-        [--workloads camera state] [--batch 64]
+        [--workloads camera state] [--batch 64 256 1024] [--modes ...] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import shutil
 import statistics
@@ -66,6 +76,31 @@ def _epoch_torch(
     return _second_epoch(loader)
 
 
+def _epoch_loader(path: str, history: int, chunk: int, batch: int) -> dict:
+    from rlds_hub.data.torch import StepDataset
+
+    dataset = StepDataset(path, history=history, action_chunk=chunk, batch_size=batch)
+    return _second_epoch(dataset.loader())
+
+
+def _epoch_floor(path: str, history: int, chunk: int, batch: int) -> dict:
+    """torch's own per-batch cost: one prebuilt batch, as many times as an epoch has."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from rlds_hub.data.torch import StepDataset, passthrough
+
+    dataset = StepDataset(path, history=history, action_chunk=chunk, batch_size=batch)
+    prebuilt = next(iter(dataset))
+    batches = math.ceil(int(dataset._lengths.sum()) / batch)
+
+    class Prebuilt(IterableDataset):
+        def __iter__(self):
+            for _ in range(batches):
+                yield prebuilt
+
+    return _second_epoch(DataLoader(Prebuilt(), batch_size=None, collate_fn=passthrough))
+
+
 def _second_epoch(loader: Any) -> dict[str, Any]:
     """Steps and seconds of the second of two epochs (the first starts the workers and
     warms the page cache)."""
@@ -86,10 +121,21 @@ def measure(
         return _epoch_numpy(path, history, chunk, batch)
     if mode == "torch batches, no workers":
         return _epoch_torch(path, history, chunk, 0, batched=True, batch=batch)
+    if mode == "torch loader()":
+        return _epoch_loader(path, history, chunk, batch)
+    if mode == "torch floor":
+        return _epoch_floor(path, history, chunk, batch)
     return _epoch_torch(path, history, chunk, workers, mode == "torch batches", batch)
 
 
-MODES = ("numpy steps", "torch samples", "torch batches", "torch batches, no workers")
+MODES = (
+    "numpy steps",
+    "torch samples",
+    "torch batches",
+    "torch batches, no workers",
+    "torch loader()",
+    "torch floor",
+)
 
 
 def main() -> None:
@@ -102,41 +148,78 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "rlds_torch_bench"))
-    parser.add_argument("--batch", type=int, default=BATCH, help="samples per batch")
+    parser.add_argument("--batch", type=int, nargs="+", default=[BATCH], help="batch sizes")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument(
         "--workloads", nargs="*", default=["camera", "state"], choices=["camera", "state"]
     )
     args = parser.parse_args()
+    modes = ["numpy steps", *(m for m in args.modes if m != "numpy steps")]
 
-    print(harness.machine_line(("numpy", "torch", "rlds_hub")))
+    print(harness.machine_line(("numpy", "torch", "rlds_hub")), flush=True)
     workloads = {}
     if "camera" in args.workloads:
         workloads["camera 84x84x3 PNG"] = _record(args, image=True)
     if "state" in args.workloads:
         workloads["state 17-d"] = _record(args, image=False, episodes=args.state_episodes)
+    results = []
     for name, path in workloads.items():
-        rates: dict[str, list[float]] = {mode: [] for mode in MODES}
-        for _ in range(args.rounds):
-            for mode in MODES:
-                config = {
-                    "mode": mode,
-                    "path": path,
-                    "history": args.history,
-                    "chunk": args.chunk,
-                    "workers": args.workers,
-                    "batch": args.batch,
-                }
-                result = harness.run_isolated("benchmarks.torch_loader:measure", config)
-                if "error" in result:
-                    raise SystemExit(f"{mode}: {result['error']}")
-                rates[mode].append(result["steps"] / result["seconds"])
-        medians = {mode: statistics.median(values) for mode, values in rates.items()}
-        print(
-            f"\n{name}: {_size(path)}, history {args.history}, "
-            f"action chunk {args.chunk}, batches of {args.batch}, {args.workers} DataLoader workers; "
-            f"second epoch, samples/s, median of {args.rounds}"
-        )
-        print(harness.ratio_table(medians, "numpy steps", what="loader", unit="samples/s"))
+        for batch in args.batch:
+            rates: dict[str, list[float]] = {mode: [] for mode in modes}
+            for round_ in range(args.rounds):
+                for mode in modes:
+                    config = {
+                        "mode": mode,
+                        "path": path,
+                        "history": args.history,
+                        "chunk": args.chunk,
+                        "workers": args.workers,
+                        "batch": batch,
+                    }
+                    result = harness.run_isolated("benchmarks.torch_loader:measure", config)
+                    if "error" in result:
+                        raise SystemExit(f"{mode}: {result['error']}")
+                    rates[mode].append(result["steps"] / result["seconds"])
+                print(
+                    f"  {name}, batches of {batch}, round {round_ + 1}/{args.rounds} done "
+                    f"(load {harness.load_average()})",
+                    flush=True,
+                )
+            if "torch floor" in rates:
+                rates["bound (numpy + floor per batch)"] = [
+                    1 / (1 / n + 1 / f)
+                    for n, f in zip(rates["numpy steps"], rates["torch floor"], strict=True)
+                ]
+            ratios = {
+                mode: [v / n for v, n in zip(values, rates["numpy steps"], strict=True)]
+                for mode, values in rates.items()
+            }
+            print(
+                f"\n{name}: {_size(path)}, history {args.history}, action chunk {args.chunk}, "
+                f"batches of {batch}, {args.workers} DataLoader workers; second epoch, "
+                f"samples/s, median of {args.rounds} (ratio: median of the rounds' ratios)"
+            )
+            print(
+                harness.table(
+                    ["loader", "samples/s", "/ numpy steps", "rounds"],
+                    [
+                        (
+                            mode,
+                            harness.si(statistics.median(values)),
+                            f"{statistics.median(ratios[mode]):.2f}",
+                            ", ".join(f"{r:.2f}" for r in ratios[mode]),
+                        )
+                        for mode, values in rates.items()
+                    ],
+                ),
+                flush=True,
+            )
+            results.append({"workload": name, "batch": batch, "rates": rates, "ratios": ratios})
+    print(f"load average at the end: {harness.load_average()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": harness.machine(), "results": results}, f, indent=1)
 
 
 def _size(path: str) -> str:

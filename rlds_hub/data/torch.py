@@ -38,7 +38,15 @@ from rlds_hub.storage.reader import EpisodeDecodeError, decode_records, read_rec
 from rlds_hub.storage.selection import Selection
 
 torch = require("torch", "torch", "rlds_hub.data.torch")
-from torch.utils.data import Dataset, IterableDataset, default_collate, get_worker_info  # noqa: E402
+from torch.utils.data import (  # noqa: E402
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    default_collate,
+    get_worker_info,
+)
+
+_from_numpy = torch.from_numpy
 
 # Epochs are counted per (number of workers, worker) up to this many DataLoader workers;
 # with more, the epoch comes from set_epoch() only.
@@ -68,6 +76,33 @@ def to_torch(tree: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = torch.from_numpy(np.asarray(value))
     return out
+
+
+def _tensor_batches(batches: Iterator[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Batches of NumPy arrays as batches of tensors (:func:`to_torch`), the batches of a
+    flat dict of numeric arrays (every state-only dataset's) through one dict
+    comprehension: the loader's batches keep their keys and kinds, so the first decides."""
+    flat = None
+    for batch in batches:
+        if flat is None:
+            flat = all(
+                type(value) is np.ndarray and value.dtype.kind not in "OSUV"
+                for value in batch.values()
+            )
+        if flat:
+            yield {key: _from_numpy(value) for key, value in batch.items()}
+        else:
+            yield to_torch(batch)
+
+
+def passthrough(batch: Any) -> Any:
+    """A ``collate_fn`` that hands on what the dataset yields as it is.
+
+    :class:`StepDataset` ``(batch_size=B)`` yields whole batches, already dicts of tensors;
+    ``DataLoader(batch_size=None)``'s default ``collate_fn`` (``default_convert``) walks
+    every one of them again, a cost per batch and field that this one does not have. Use it
+    with ``batch_size=None`` only (or through :meth:`StepDataset.loader`)."""
+    return batch
 
 
 def _strings(value: Any) -> Any:
@@ -435,17 +470,48 @@ class StepDataset(IterableDataset):
             **self._options,
         )
         counted = (0, 0, 0)
-        for batch in loader:
-            counted = self._count(loader.skipped, counted)
-            if self.batch_size is not None and info is not None:
-                yield PackedBatch(batch)  # one shared-memory block to the training process
-                continue
-            tensors = to_torch(batch)
-            if self.batch_size is not None:
+        if self.batch_size is not None and info is None:  # whole batches, this process
+            for tensors in _tensor_batches(iter(loader)):
+                counted = self._count(loader.skipped, counted)
                 yield tensors
-            else:
-                yield from _samples(tensors)
+        else:
+            for batch in loader:
+                counted = self._count(loader.skipped, counted)
+                if self.batch_size is not None:
+                    yield PackedBatch(batch)  # one shared-memory block to the training process
+                else:
+                    yield from _samples(to_torch(batch))
         self._count(loader.skipped, counted)
+
+    def loader(self, *, num_workers: int = 0, **options: Any) -> Any:
+        """A ``torch.utils.data.DataLoader`` of this dataset's whole batches: the dataset's
+        own ``batch_size``, :func:`passthrough` as ``collate_fn`` (nothing walks a batch
+        again), ``persistent_workers`` with workers; ``options`` go to the ``DataLoader``
+        (``pin_memory``, ``prefetch_factor``, ``timeout``, ...).
+
+        Raises:
+          ValueError: the dataset yields single samples (give it ``batch_size=``), or an
+            option that would batch or order the samples again.
+        """
+        if self.batch_size is None:
+            raise ValueError(
+                "loader() needs whole batches: make the dataset with StepDataset(..., "
+                "batch_size=B); for single samples use DataLoader(dataset, batch_size=B, "
+                "collate_fn=rlds_hub.data.torch.collate)"
+            )
+        clash = sorted(
+            {"batch_size", "collate_fn", "sampler", "batch_sampler", "shuffle"} & set(options)
+        )
+        if clash:
+            raise ValueError(
+                f"loader() sets batching and order itself; leave out {clash} (the batch size "
+                "is StepDataset's batch_size=, the order its shuffle= and seed=)"
+            )
+        if num_workers:
+            options.setdefault("persistent_workers", True)
+        return DataLoader(
+            self, batch_size=None, collate_fn=passthrough, num_workers=num_workers, **options
+        )
 
     def _count(self, skipped: Any, counted: tuple[int, ...]) -> tuple[int, ...]:
         """Adds what ``skipped`` counts beyond ``counted`` to the workers' shared counts."""
@@ -620,5 +686,6 @@ __all__ = [
     "collate",
     "dataset_fps",
     "from_delta_timestamps",
+    "passthrough",
     "to_torch",
 ]
