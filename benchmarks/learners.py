@@ -162,7 +162,17 @@ def test_record(
     }
 
 
-def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]]:
+def run_experiment(
+    name: str,
+    seeds: list[int],
+    out: str,
+    variant: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Train (or resume) and test each seed of ``name``. With ``variant`` (AIL settings
+    compared on validation seeds, :mod:`benchmarks.ail_settings`), the runs apply
+    ``settings`` on top of the experiment's config under ``<out>/ail-settings/<variant>``
+    and are never tested: their record holds the in-run validation evaluations only."""
     from rlds_hub.learners import load_policy, train
     from rlds_hub.learners.metrics import read_metrics
 
@@ -171,19 +181,23 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
     results = []
     for seed in seeds:
         run_dir = os.path.join(out, name, f"seed{seed}")
+        if variant is not None:
+            from benchmarks import ail_settings
+
+            run_dir = os.path.join(ail_settings.variant_dir(out, variant), f"seed{seed}")
         result_path = os.path.join(run_dir, "result.json")
         budget = spec["config"]["num_steps"]
         if os.path.exists(result_path):
             with open(result_path) as f:
                 done = json.load(f)
-            if done["steps"] >= budget and "test" in done:
+            if done["steps"] >= budget and ("test" in done or variant is not None):
                 results.append(done)
                 print(f"{name} seed {seed}: done before", flush=True)
                 continue
             # A larger budget than before: the run is resumed and extended.
         resume = os.path.exists(os.path.join(run_dir, "run.json"))
         started = time.perf_counter()
-        config = {"eval_episodes": EVAL_EPISODES, **spec["config"]}
+        config = {"eval_episodes": EVAL_EPISODES, **spec["config"], **(settings or {})}
         result = train(
             spec["algorithm"],
             dataset=data,
@@ -195,6 +209,9 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
             progress=sys.stderr.isatty(),
             echo=lambda line: None,
         )
+        if variant is not None:
+            results.append(_validation_record(name, variant, seed, run_dir, started))
+            continue
         test = test_record(
             load_policy(run_dir, seed=seed),
             spec["env"],
@@ -230,6 +247,34 @@ def run_experiment(name: str, seeds: list[int], out: str) -> list[dict[str, Any]
             flush=True,
         )
     return results
+
+
+def _validation_record(
+    name: str, variant: str, seed: int, run_dir: str, started: float
+) -> dict[str, Any]:
+    """A settings variant's finished seed: its last validation evaluation (no test)."""
+    from benchmarks import ail_settings
+
+    validation = ail_settings.final_validation(run_dir)
+    if validation is None:
+        raise RuntimeError(f"{run_dir} finished without its final validation evaluation")
+    mean = float(np.mean(validation["normalized"]))
+    record = {
+        "experiment": name,
+        "variant": variant,
+        "seed": seed,
+        "steps": validation["step"],
+        "validation": validation,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    with open(os.path.join(run_dir, "result.json"), "w") as f:
+        json.dump(record, f, indent=1)
+    print(
+        f"{name} [{variant}] seed {seed}: validation normalised {mean:.3f} "
+        f"in {record['seconds']:.0f} s",
+        flush=True,
+    )
+    return record
 
 
 # -- POIR under shift ------------------------------------------------------------------------
@@ -882,12 +927,34 @@ def main() -> None:
     parser.add_argument("--out", default="out/learners")
     parser.add_argument("--images", default=None, help="write curve PNGs here (report)")
     parser.add_argument("--online-steps", type=int, default=10_000)
+    parser.add_argument(
+        "--variant",
+        default=None,
+        help="AIL settings compared on validation seeds (benchmarks.ail_settings.VARIANTS): "
+        "runs under <out>/ail-settings/<variant>, never tested",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override of the variant (JSON value), repeatable; needs --variant",
+    )
     args = parser.parse_args()
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.experiment == "report":
         report(args.out, args.images)
     elif args.experiment == "poir-cartpole":
         run_poir(seeds, args.out, online_steps=args.online_steps)
+    elif args.variant is not None or args.set:
+        from benchmarks import ail_settings
+
+        if args.variant is None or args.experiment != ail_settings.EXPERIMENT:
+            parser.error(f"--variant/--set: give --variant NAME, for {ail_settings.EXPERIMENT}")
+        if args.variant == "defaults":
+            parser.error(f"the defaults are the benchmark's own {ail_settings.EXPERIMENT} runs")
+        settings = ail_settings.variant_settings(args.variant, args.set)
+        run_experiment(args.experiment, seeds, args.out, args.variant, settings)
     else:
         run_experiment(args.experiment, seeds, args.out)
 

@@ -28,6 +28,8 @@ class AILConfig(RunConfig):
       gradient_penalty / gradient_penalty_target: the penalty ``λ (‖∇D(x̂)‖ − target)²`` on
         interpolates x̂ of expert and agent inputs (WGAN-GP style; 10 and 1).
       spectral_norm: spectral normalisation of the discriminator's layers.
+      discriminator_entropy: weight of a bonus on the entropy of the discriminator's
+        Bernoulli output (subtracted from its loss; Acme's DAC uses 1e-3; 0 = none).
       absorbing: DAC's absorbing states after true terminations (truncations bootstrap).
       initial_temperature / target_entropy: SAC's entropy temperature (learned; the
         target defaults to −|A|).
@@ -43,6 +45,7 @@ class AILConfig(RunConfig):
     gradient_penalty: float = 10.0
     gradient_penalty_target: float = 1.0
     spectral_norm: bool = False
+    discriminator_entropy: float = 0.0
     absorbing: bool = True
     actor_hidden_sizes: tuple[int, ...] = (256, 256)
     critic_hidden_sizes: tuple[int, ...] = (256, 256)
@@ -82,3 +85,8 @@ class AILConfig(RunConfig):
             raise LearnerError("batch_size, steps_per_call >= 1 and replay_size >= batch_size")
         if self.gradient_penalty < 0:
             raise LearnerError("gradient_penalty must be >= 0")
+        if self.discriminator_entropy < 0:
+            raise LearnerError(
+                f"discriminator_entropy must be >= 0 (a bonus weight), got "
+                f"{self.discriminator_entropy}"
+            )

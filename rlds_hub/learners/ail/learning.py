@@ -174,6 +174,7 @@ class AILLearner:
                 gp_key,
                 gradient_penalty=cfg.gradient_penalty,
                 gradient_penalty_target=cfg.gradient_penalty_target,
+                entropy_bonus=cfg.discriminator_entropy,
             )
 
         (_, disc_metrics), grads = jax.value_and_grad(disc_loss, has_aux=True)(disc["params"])

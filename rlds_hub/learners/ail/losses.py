@@ -25,6 +25,12 @@ def imitation_reward(kind: str, logits: jax.Array) -> jax.Array:
     raise ValueError(f"unknown imitation reward {kind!r}; choose gail, airl or fairl")
 
 
+def bernoulli_entropy(logits: jax.Array) -> jax.Array:
+    """The entropy of Bernoulli(sigmoid(h)) from its logit h: −p log p − (1−p) log(1−p)."""
+    p = jax.nn.sigmoid(logits)
+    return -p * jax.nn.log_sigmoid(logits) - (1.0 - p) * jax.nn.log_sigmoid(-logits)
+
+
 def discriminator_loss(
     logits_fn: Callable[[jax.Array], jax.Array],
     expert_inputs: jax.Array,
@@ -33,9 +39,11 @@ def discriminator_loss(
     *,
     gradient_penalty: float,
     gradient_penalty_target: float,
+    entropy_bonus: float = 0.0,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Binary cross-entropy (expert = 1, agent = 0) plus the gradient penalty
-    ``λ (‖∇ₓ D(x̂)‖ − target)²`` on random interpolates x̂ of expert and agent inputs."""
+    ``λ (‖∇ₓ D(x̂)‖ − target)²`` on random interpolates x̂ of expert and agent inputs, minus
+    ``entropy_bonus`` times the mean entropy of D's Bernoulli output on both batches."""
     expert_logits = logits_fn(expert_inputs)
     agent_logits = logits_fn(agent_inputs)
     bce = jnp.mean(jax.nn.softplus(-expert_logits)) + jnp.mean(jax.nn.softplus(agent_logits))
@@ -45,11 +53,13 @@ def discriminator_loss(
     grads = jax.grad(lambda x: jnp.sum(logits_fn(x)))(interpolates)
     norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=-1) + 1e-12)
     penalty = jnp.mean(jnp.square(norms - gradient_penalty_target))
-    loss = bce + gradient_penalty * penalty
+    entropy = jnp.mean(bernoulli_entropy(jnp.concatenate([expert_logits, agent_logits])))
+    loss = bce + gradient_penalty * penalty - entropy_bonus * entropy
     accuracy = 0.5 * (jnp.mean(expert_logits > 0) + jnp.mean(agent_logits < 0))
     return loss, {
         "discriminator_loss": bce,
         "gradient_penalty": penalty,
+        "discriminator_entropy": entropy,
         "discriminator_accuracy": accuracy,
     }
 
