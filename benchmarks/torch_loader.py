@@ -5,9 +5,9 @@ Workload (``benchmarks.harness.StateEnv``): episodes of 84x84x3 uint8 camera fra
 rlds_hub records them) with 6-d float32 actions, and the same with 17-d float32 state only.
 Each loader reads two shuffled epochs of single steps with a frame history and an action
 chunk (``--history``, ``--chunk``) in batches of each ``--batch`` size, in a fresh process
-(``harness.run_isolated``), and the second epoch is timed (the first starts the workers);
-rounds are interleaved, medians reported, and each row's ratio to ``numpy steps`` is the
-median of the rounds' ratios.
+(``harness.run_isolated``), and the epochs after the first are timed (the first starts the
+workers; ``--epochs N``: the median of N epochs per run); rounds are interleaved, medians
+reported, and each row's ratio to ``numpy steps`` is the median of the rounds' ratios.
 
 - ``numpy steps``: ``data.steps`` (its reader thread and two worker threads);
 - ``torch samples``: ``StepDataset`` + ``DataLoader(batch_size=B, num_workers=W)``, one
@@ -27,7 +27,14 @@ median of the rounds' ratios.
 The target (issue 18): torch >= 0.9 of the NumPy loader's rate with the same cores.
 
     python -m benchmarks.torch_loader [--rounds 3] [--episodes 40] [--steps 200] [--workers 2]
-        [--workloads camera state] [--batch 64 256 1024] [--modes ...] [--json out.json]
+        [--workloads camera state] [--batch 64 256 1024] [--epochs 5] [--modes ...]
+        [--json out.json]
+
+The state-only headline (issue 18 item 3), about 4 minutes on 2 quiet cores:
+
+    python -m benchmarks.torch_loader --workloads state --batch 64 256 1024 --rounds 3 \
+        --epochs 5 --modes "torch batches" "torch batches, no workers" "torch loader()" \
+        "torch floor" --json torch_loader.json
 """
 
 from __future__ import annotations
@@ -101,22 +108,37 @@ def _epoch_floor(path: str, history: int, chunk: int, batch: int) -> dict:
     return _second_epoch(DataLoader(Prebuilt(), batch_size=None, collate_fn=passthrough))
 
 
+EPOCHS = 1  # timed epochs per measurement (set by --epochs in each child's config)
+
+
 def _second_epoch(loader: Any) -> dict[str, Any]:
-    """Steps and seconds of the second of two epochs (the first starts the workers and
-    warms the page cache)."""
+    """Steps and seconds of an epoch after the first (which starts the workers and warms the
+    page cache): with ``EPOCHS`` > 1, the median of that many epochs, so one preemption of
+    an epoch of tens of milliseconds does not decide the figure."""
     for _ in loader:
         pass
-    started = time.perf_counter()
-    count = 0
-    for batch in loader:
-        count += len(batch["step_index"])
-    return {"seconds": time.perf_counter() - started, "steps": count}
+    times, count = [], 0
+    for _ in range(EPOCHS):
+        started = time.perf_counter()
+        count = 0
+        for batch in loader:
+            count += len(batch["step_index"])
+        times.append(time.perf_counter() - started)
+    return {"seconds": statistics.median(times), "steps": count, "epochs": times}
 
 
 def measure(
-    mode: str, path: str, history: int, chunk: int, workers: int, batch: int = BATCH
+    mode: str,
+    path: str,
+    history: int,
+    chunk: int,
+    workers: int,
+    batch: int = BATCH,
+    epochs: int = 1,
 ) -> dict[str, Any]:
-    """The second epoch of ``mode`` (run in a fresh process)."""
+    """The epochs after the first of ``mode`` (run in a fresh process; ``_second_epoch``)."""
+    global EPOCHS
+    EPOCHS = epochs
     if mode == "numpy steps":
         return _epoch_numpy(path, history, chunk, batch)
     if mode == "torch batches, no workers":
@@ -149,6 +171,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "rlds_torch_bench"))
     parser.add_argument("--batch", type=int, nargs="+", default=[BATCH], help="batch sizes")
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="timed epochs per run (the median is kept)"
+    )
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument(
@@ -176,6 +201,7 @@ def main() -> None:
                         "chunk": args.chunk,
                         "workers": args.workers,
                         "batch": batch,
+                        "epochs": args.epochs,
                     }
                     result = harness.run_isolated("benchmarks.torch_loader:measure", config)
                     if "error" in result:
@@ -197,8 +223,9 @@ def main() -> None:
             }
             print(
                 f"\n{name}: {_size(path)}, history {args.history}, action chunk {args.chunk}, "
-                f"batches of {batch}, {args.workers} DataLoader workers; second epoch, "
-                f"samples/s, median of {args.rounds} (ratio: median of the rounds' ratios)"
+                f"batches of {batch}, {args.workers} DataLoader workers; median of "
+                f"{args.epochs} epoch(s) after the first per run, samples/s, median of "
+                f"{args.rounds} runs (ratio: median of the rounds' ratios)"
             )
             print(
                 harness.table(

@@ -470,6 +470,9 @@ class StepDataset(IterableDataset):
             **self._options,
         )
         counted = (0, 0, 0)
+        if self.batch_size is not None and info is None and not self._options["skip_corrupt"]:
+            yield from _tensor_batches(iter(loader))  # whole batches, nothing to count
+            return
         if self.batch_size is not None and info is None:  # whole batches, this process
             for tensors in _tensor_batches(iter(loader)):
                 counted = self._count(loader.skipped, counted)
