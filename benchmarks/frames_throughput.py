@@ -23,17 +23,27 @@ memory of its process tree sampled) for ``--seconds`` after its first batch:
   MP4 video (its default codec) and as images, read by ``LeRobotDataset`` (with
   ``delta_timestamps`` for windows) under a ``DataLoader`` with one worker per core
   (``benchmarks/lerobot_frames.py`` in ``.venv-lerobot``);
+- ``copy ceiling`` (JPEG store): the same stored frames, decoded once beforehand, gathered
+  into ``[batch, history + 1, H, W, 3]`` windows of random steps by ``np.take`` on one
+  thread per core (each a slice of the batch), into reused memory: window frames copied/s,
+  what the windows' ``[batch, 8, ...]`` output costs with nothing decoded;
+- ``--threads-arms``: the NumPy arms again with frames decoded by threads
+  (``$RLDS_HUB_DECODE_PROCESSES=0``) instead of the worker processes, same run;
 - ``--frame-cache``: the NumPy arms again on the JPEG store through the column cache holding
-  decoded frames (``$RLDS_HUB_FRAME_CACHE=1``, built by one untimed epoch first; without the
-  instruction, since a plan with strings is not cached): what training sees once the decode
-  ceiling is out of the way.
+  decoded frames (``$RLDS_HUB_FRAME_CACHE=1``; without the instruction, since a plan with
+  strings is not cached): what training sees once the decode ceiling is out of the way. The
+  cache is built once per run, before the rounds, by one epoch in its own process (the
+  ``frame cache build`` arm: its seconds and size), and the arms then read it.
 
 Ratios: rlds_hub's decoded frames/s (each step's frames are decoded once, however many
-windows show them) to the ceiling's (target >= 0.8); rlds_hub's samples/s to tf.data's
-(target >= 2) and LeRobot's (target >= 3).
+windows show them) to the ceiling's (target >= 0.8); for windows also the frames delivered
+to the copy ceiling's, and decoded frames to the combined ceiling of decoding each frame
+once and copying it into ``history + 1`` windows on the same cores
+(``1 / (1 / decode + (history + 1) / copy)``); rlds_hub's samples/s to tf.data's (target
+>= 2) and LeRobot's (target >= 3).
 
     python -m benchmarks.frames_throughput [--episodes 100] [--steps 200] [--seconds 30]
-        [--lerobot-episodes 10] [--out frames_throughput.json]
+        [--lerobot-episodes 10] [--frame-cache] [--threads-arms] [--out frames_throughput.json]
 """
 
 from __future__ import annotations
@@ -51,6 +61,10 @@ from typing import Any
 from benchmarks import harness
 
 CAMERA_KEYS = ("steps/observation/image", "steps/observation/wrist_image")
+# Every field but the instruction (JAX arms and the frame cache: strings are neither).
+CACHED_KEYS = [
+    *("observation", "action", "reward", "discount", "is_first", "is_last", "is_terminal")
+]
 LEROBOT_PYTHON_ENV = "RLDS_HUB_LEROBOT_PYTHON"
 
 
@@ -143,6 +157,55 @@ def ceiling(path: str, frames: int, workers: int, seconds: float) -> dict[str, A
     }
 
 
+def copy_ceiling(
+    path: str, frames: int, workers: int, seconds: float, history: int, batch: int
+) -> dict[str, Any]:
+    """Window frames/s of the fastest gather on all cores: the first ``frames`` stored frames,
+    decoded once, gathered into ``[batch, history + 1, H, W, C]`` windows of random steps by
+    ``np.take`` on ``workers`` threads (a slice of the batch each; NumPy releases the GIL in
+    ``take``) into reused memory; the median of passes over about ``seconds``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    decoded = np.stack([_decode_one(blob) for blob in _frame_blobs(path, frames)])
+    size = history + 1
+    rng = np.random.default_rng(0)
+    indices = [
+        rng.integers(0, len(decoded) - size + 1, batch)[:, None] + np.arange(size)
+        for _ in range(16)
+    ]
+    out = np.empty((batch, size, *decoded.shape[1:]), decoded.dtype)
+    step = -(-batch // workers)
+    bounds = [(lo, min(lo + step, batch)) for lo in range(0, batch, step)]
+
+    def gather(index: Any, lo: int, hi: int) -> None:
+        np.take(decoded, index[lo:hi], axis=0, out=out[lo:hi], mode="clip")
+
+    passes: list[float] = []
+    with ThreadPoolExecutor(workers) as pool:
+        for index in indices[:2]:  # warm up (first touch of ``out``)
+            list(pool.map(lambda b, i=index: gather(i, *b), bounds))
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or not passes:
+            started = time.perf_counter()
+            for index in indices:
+                list(pool.map(lambda b, i=index: gather(i, *b), bounds))
+            elapsed = time.perf_counter() - started
+            passes.append(len(indices) * batch * size / elapsed)
+    rate = statistics.median(passes)
+    return {
+        "frames_per_s": rate,
+        "pool": f"{workers} threads",
+        "windows_per_s": rate / size,
+        "gigabytes_per_s": rate * decoded[0].nbytes / 1e9,
+        "passes": passes,
+        "frames": len(decoded),
+        "history": history,
+        "workers": workers,
+    }
+
+
 # ---- rlds_hub ---------------------------------------------------------------------------------
 
 
@@ -155,25 +218,21 @@ def rlds_hub_loader(
     shuffle_buffer: int,
     seconds: float,
     frame_cache: str | None = None,
+    decode: str = "auto",
 ) -> dict[str, Any]:
     """Samples/s of ``rlds_hub.data.steps`` (NumPy batches, or JAX arrays on the device).
 
-    ``frame_cache``: a directory for the column cache with decoded frames
-    (``$RLDS_HUB_FRAME_CACHE=1``), built by one untimed epoch before the timed batches."""
+    ``frame_cache``: the column cache's directory with decoded frames
+    (``$RLDS_HUB_FRAME_CACHE=1``, built by :func:`build_frame_cache`). ``decode``:
+    ``$RLDS_HUB_DECODE_PROCESSES`` (``0``: frames decoded by threads)."""
+    os.environ["RLDS_HUB_DECODE_PROCESSES"] = decode
     from rlds_hub import data
 
     keys = None
-    if api == "jax" or frame_cache:  # every field but the instruction: strings cannot be
-        # JAX arrays, and a plan with strings is not cached
-        keys = ["observation", "action", "reward", "discount", "is_first", "is_last"]
-        keys.append("is_terminal")
-    build_seconds = None
+    if api == "jax" or frame_cache:  # strings cannot be JAX arrays, nor cached
+        keys = CACHED_KEYS
     if frame_cache:
         os.environ.update(RLDS_HUB_FRAME_CACHE="1", RLDS_HUB_COLUMN_CACHE=frame_cache)
-        started = time.perf_counter()
-        for _ in data.steps(path, batch_size=batch, keys=keys, shuffle=False):
-            pass
-        build_seconds = time.perf_counter() - started
     loader = data.steps(
         path,
         batch_size=batch,
@@ -200,12 +259,25 @@ def rlds_hub_loader(
         samples += batch
         if time.perf_counter() - started >= seconds:
             break
-    return {
-        "samples": samples,
-        "seconds": time.perf_counter() - started,
-        "shapes": shapes,
-        "cache_build_seconds": build_seconds,
-    }
+    return {"samples": samples, "seconds": time.perf_counter() - started, "shapes": shapes}
+
+
+def build_frame_cache(path: str, frame_cache: str, batch: int) -> dict[str, Any]:
+    """The column cache with decoded frames built from scratch in ``frame_cache`` by one
+    epoch (the fields of the cache arms): its seconds and bytes."""
+    import shutil
+
+    os.environ.update(RLDS_HUB_FRAME_CACHE="1", RLDS_HUB_COLUMN_CACHE=frame_cache)
+    from rlds_hub import data
+
+    shutil.rmtree(frame_cache, ignore_errors=True)
+    started = time.perf_counter()
+    steps = 0
+    for item in data.steps(path, batch_size=batch, keys=CACHED_KEYS, shuffle=False):
+        steps += len(item["action"])
+    seconds = time.perf_counter() - started
+    size = sum(f.stat().st_size for f in Path(frame_cache).rglob("*") if f.is_file())
+    return {"seconds": seconds, "steps": steps, "cache_bytes": size, "directory": frame_cache}
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -376,6 +448,8 @@ def _child(target: str, config: dict[str, Any], what: str) -> dict[str, Any]:
     if "samples" in result:
         result["samples_per_s"] = result["samples"] / result["seconds"]
         print(f"{result['samples_per_s']:.0f} samples/s", end="", flush=True)
+    elif "cache_bytes" in result:
+        print(f"{result['seconds']:.1f} s, {result['cache_bytes'] / 1e9:.2f} GB", end="")
     else:
         print(f"{result['frames_per_s']:.0f} frames/s ({result['pool']})", end="", flush=True)
     print(f", peak {result['peak_tree_mib']:.0f} MiB, load {os.getloadavg()[0]:.2f}", flush=True)
@@ -393,19 +467,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stores = _workload(args)
     report["stores"] = stores
     shapes = {"steps": (0, 1), "windows": (args.history, args.chunk)}
+    builds = {}
+    if args.frame_cache and "jpeg" in args.stores:  # once, before the rounds
+        print("\nJPEG store: the decoded-frame cache, built from scratch", flush=True)
+        builds["jpeg frame cache build"] = _child(
+            "build_frame_cache",
+            {"path": stores["jpeg"], "frame_cache": _cache_dir(args), "batch": args.batch},
+            "frame cache build (one epoch)",
+        )
     rounds: dict[str, list[dict[str, Any]]] = {}
     for number in range(args.rounds):  # interleaved: the machine's load changes
         if args.rounds > 1:
             print(f"\nround {number + 1} of {args.rounds}", flush=True)
         for name, result in _round(args, stores, shapes).items():
             rounds.setdefault(name, []).append(result)
-    arms = {name: _median(results) for name, results in rounds.items()}
+    arms = {**builds, **{name: _median(results) for name, results in rounds.items()}}
     if args.lerobot_episodes:
         arms.update(_lerobot_arms(args, shapes))
     report["arms"] = arms
     report["load_at_end"] = harness.load_average()
     report["ratios"] = ratios(arms, len(CAMERA_KEYS))
     return report
+
+
+def _cache_dir(args: argparse.Namespace) -> str:
+    return str(Path(args.data) / "frame_cache")
 
 
 def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -436,9 +522,25 @@ def _round(
             },
             "ceiling",
         )
+        if store == "jpeg":
+            arms["jpeg copy ceiling"] = _child(
+                "copy_ceiling",
+                {
+                    "path": path,
+                    "frames": args.ceiling_frames,
+                    "workers": args.workers,
+                    "seconds": args.seconds,
+                    "history": args.history,
+                    "batch": args.batch,
+                },
+                "copy ceiling (windows of decoded frames)",
+            )
         for kind, (history, chunk) in shapes.items():
-            for api in args.apis:
-                arms[f"{store} rlds_hub {api} {kind}"] = _child(
+            variants = [(api, "auto", "") for api in args.apis]
+            if args.threads_arms:
+                variants.append(("numpy", "0", " threads"))
+            for api, decode, suffix in variants:
+                arms[f"{store} rlds_hub {api} {kind}{suffix}"] = _child(
                     "rlds_hub_loader",
                     {
                         "path": path,
@@ -448,8 +550,9 @@ def _round(
                         "batch": args.batch,
                         "shuffle_buffer": args.shuffle_buffer,
                         "seconds": args.seconds,
+                        "decode": decode,
                     },
-                    f"rlds_hub {api} {kind}",
+                    f"rlds_hub {api} {kind}{suffix}",
                 )
             if args.frame_cache and store == "jpeg":
                 arms[f"{store} rlds_hub numpy {kind} frame cache"] = _child(
@@ -462,7 +565,7 @@ def _round(
                         "batch": args.batch,
                         "shuffle_buffer": args.shuffle_buffer,
                         "seconds": args.seconds,
-                        "frame_cache": str(Path(args.data) / "frame_cache"),
+                        "frame_cache": _cache_dir(args),
                     },
                     f"rlds_hub numpy {kind}, frame cache",
                 )
@@ -547,14 +650,24 @@ def ratios(arms: dict[str, Any], cameras: int) -> dict[str, Any]:
         ceiling_arm = arms.get(f"{store} ceiling", {})
         ceiling_rate = ceiling_arm.get("frames_per_s")
         for kind in ("steps", "windows"):
-            for arm in ("numpy", "jax", "numpy frame cache"):
-                variant = f"{kind} frame cache" if arm.endswith("cache") else kind
-                api = arm.split()[0]
+            for arm in ("numpy", "jax", "numpy frame cache", "numpy threads"):
+                api, _, rest = arm.partition(" ")
+                variant = f"{kind} {rest}" if rest else kind
                 ours = rate(f"{store} rlds_hub {api} {variant}")
                 if ours is None or not ceiling_rate:
                     continue
                 entry = {"decoded_frames_per_s": ours * cameras, "ceiling": ceiling_rate}
                 entry["of_ceiling"] = ours * cameras / ceiling_rate
+                config = arms[f"{store} rlds_hub {api} {variant}"].get("config", {})
+                size = 1 + int(config.get("history", 0))
+                copy = arms.get(f"{store} copy ceiling", {}).get("frames_per_s")
+                if copy and size > 1:  # windows: each decoded frame copied into ``size``
+                    entry["delivered_frames_per_s"] = ours * cameras * size
+                    entry["copy_ceiling"] = copy
+                    entry["of_copy_ceiling"] = ours * cameras * size / copy
+                    combined = 1 / (1 / ceiling_rate + size / copy)  # decoded frames/s
+                    entry["combined_ceiling"] = combined
+                    entry["of_combined_ceiling"] = ours * cameras / combined
                 mine = arms[f"{store} rlds_hub {api} {variant}"].get("rounds")
                 paired = ceiling_arm.get("rounds")
                 if mine and paired and len(mine) == len(paired):  # round by round
@@ -585,6 +698,12 @@ def print_tables(report: dict[str, Any]) -> None:
     for name, arm in report["arms"].items():
         if "error" in arm:
             rows.append((name, "failed", "", "", ""))
+        elif "cache_bytes" in arm:
+            built = f"built in {arm['seconds']:.1f} s, {arm['cache_bytes'] / 1e9:.2f} GB"
+            rows.append((name, built, "", "", f"{arm['peak_tree_mib']:.0f}"))
+        elif "windows_per_s" in arm:  # the copy ceiling: frames copied into windows
+            copied = harness.si(arm["frames_per_s"])
+            rows.append((name, "", "", copied, f"{arm['peak_tree_mib']:.0f}"))
         elif "frames_per_s" in arm:
             rows.append(
                 (name, "", harness.si(arm["frames_per_s"]), "", f"{arm['peak_tree_mib']:.0f}")
@@ -612,12 +731,23 @@ def print_tables(report: dict[str, Any]) -> None:
             harness.si(entry["decoded_frames_per_s"]),
             harness.si(entry["ceiling"]),
             f"{entry['of_ceiling']:.2f}",
+            f"{entry['of_copy_ceiling']:.2f}" if "of_copy_ceiling" in entry else "",
+            f"{entry['of_combined_ceiling']:.2f}" if "of_combined_ceiling" in entry else "",
             f"{entry['x_tf_data']:.2f}" if "x_tf_data" in entry else "",
             f"{entry['x_lerobot_fastest']:.2f}" if "x_lerobot_fastest" in entry else "",
         )
         for name, entry in report["ratios"].items()
     ]
-    header = ("rlds_hub", "decoded frames/s", "ceiling", "of ceiling", "x tf.data", "x LeRobot")
+    header = (
+        "rlds_hub",
+        "decoded frames/s",
+        "ceiling",
+        "of ceiling",
+        "delivered / copy ceiling",
+        "of combined ceiling",
+        "x tf.data",
+        "x LeRobot",
+    )
     print(harness.table(header, ratio_rows))
 
 
@@ -642,6 +772,11 @@ def main(argv: list[str] | None = None) -> None:
         "--frame-cache",
         action="store_true",
         help="also the JPEG store through the column cache with decoded frames (built first)",
+    )
+    parser.add_argument(
+        "--threads-arms",
+        action="store_true",
+        help="also the NumPy arms with frames decoded by threads instead of worker processes",
     )
     parser.add_argument("--lerobot-episodes", type=int, default=10, help="0: no LeRobot arms")
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "rlds_frames_bench"))
