@@ -28,7 +28,9 @@ dtypes, shapes, episode metadata, layout and ``features.json``: :mod:`rlds_hub.l
 when that record cannot rebuild every field (the export skipped some), a warning says why and
 the features are converted as above.
 ``(1,)``-shaped features are scalars, as LeRobot stores and returns them. A work unit is a
-run of at most ``episodes_per_unit`` episodes sharing one data file and one file per camera.
+run of at most ``episodes_per_unit`` episodes sharing one data file and one file per camera
+(:func:`unit_ranges`); by default as many as give every worker at least 4 units when the
+dataset has the episodes for it, at most 8 (:func:`default_episodes_per_unit`).
 Depth video is refused (:func:`rlds_hub.lerobot.video.check_decodable`).
 """
 
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,7 +55,8 @@ from rlds_hub.beam.sources.base import (
 from rlds_hub.lerobot import reading, restore, video
 from rlds_hub.lerobot.reading import DEFAULT_COLUMNS, LeRobotFormatError, LeRobotInfo
 
-DEFAULT_EPISODES_PER_UNIT = 8
+MAX_EPISODES_PER_UNIT = 8  # the largest default unit (a few seconds of decoding)
+UNITS_PER_WORKER = 4  # the fewest units per worker the default aims at
 REWARD, DONE = "next.reward", "next.done"
 LANGUAGE = "language_instruction"
 LEROBOT = "lerobot"  # the step field of features named like RLDS's own (is_first, discount...)
@@ -140,8 +143,33 @@ def _file_key(episode: dict[str, Any], info: LeRobotInfo) -> tuple:
     return (episode["data/chunk_index"], episode["data/file_index"], *cams)
 
 
+def default_episodes_per_unit(num_episodes: int, workers: int | None = None) -> int:
+    """The default unit size: the largest (at most :data:`MAX_EPISODES_PER_UNIT`) that makes
+    at least :data:`UNITS_PER_WORKER` units per worker, 1 when there are fewer episodes than
+    that. ``workers``: default the machine's cores, at least 4 (the DirectRunner runs one
+    worker per core; a Dask cluster's workers are not known when the source is described)."""
+    if workers is None:
+        workers = max(4, os.cpu_count() or 1)
+    wanted = UNITS_PER_WORKER * max(1, workers)
+    return max(1, min(MAX_EPISODES_PER_UNIT, num_episodes // wanted))
+
+
+def unit_ranges(group_sizes: Sequence[int], episodes_per_unit: int) -> list[tuple[int, int]]:
+    """``(first episode, episodes)`` of the work units of consecutive groups of episodes
+    (``group_sizes``: the episodes of each run sharing one data file and one video file per
+    camera): each group split into even runs of at most ``episodes_per_unit``, so a unit never
+    spans two files and every episode is in exactly one unit, in order."""
+    if episodes_per_unit < 1:
+        raise ValueError(f"episodes_per_unit must be >= 1, got {episodes_per_unit}")
+    units, first = [], 0
+    for size in group_sizes:
+        units += [(first + start, count) for start, count in even_ranges(size, episodes_per_unit)]
+        first += size
+    return units
+
+
 def describe(
-    path: str, *, source_no: int = 0, episodes_per_unit: int = DEFAULT_EPISODES_PER_UNIT
+    path: str, *, source_no: int = 0, episodes_per_unit: int | None = None
 ) -> SourceDescription:
     try:
         info = reading.read_info(path)
@@ -178,15 +206,15 @@ def describe(
             groups[-1].append(number)
         else:
             groups.append([number])
-    for group in groups:
-        for start, count in even_ranges(len(group), episodes_per_unit):
-            first = group[start]
-            sums = tuple(f for f in files[first] if f not in checksummed)
-            checksummed.update(sums)
-            part = info.data_file(
-                episodes[first]["data/chunk_index"], episodes[first]["data/file_index"]
-            )
-            units.append(ConvertUnit((source_no, 0, first), part, first, count, sums))
+    if episodes_per_unit is None:
+        episodes_per_unit = default_episodes_per_unit(len(episodes))
+    for first, count in unit_ranges([len(g) for g in groups], episodes_per_unit):
+        sums = tuple(f for f in files[first] if f not in checksummed)
+        checksummed.update(sums)
+        part = info.data_file(
+            episodes[first]["data/chunk_index"], episodes[first]["data/file_index"]
+        )
+        units.append(ConvertUnit((source_no, 0, first), part, first, count, sums))
     codecs = {}
     for key in info.video_keys:
         facts = info.features[key].get("info") or {}
