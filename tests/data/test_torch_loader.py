@@ -87,3 +87,24 @@ def test_loader_refuses_samples_and_batching_of_its_own(path) -> None:
         with pytest.raises(ValueError, match="leave out"):
             dataset.loader(**option)
     assert dataset.loader(num_workers=2).persistent_workers
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_opens_no_profiler_range_per_batch_unless_profiling(
+    path, monkeypatch, workers
+) -> None:
+    loader = StepDataset(path, batch_size=4).loader(num_workers=workers)
+    ranges = []
+    real = torch.autograd.profiler.record_function
+
+    def counted(name, *args):
+        ranges.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(torch.autograd.profiler, "record_function", counted)
+    batches = list(loader)
+    assert batches and not [r for r in ranges if "DataLoader" in r]
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
+        again = list(loader)
+    assert len([r for r in ranges if "DataLoader" in r]) == len(again) + 1  # + StopIteration
+    assert sorted(_rows(again)) == sorted(_rows(batches))
