@@ -17,12 +17,14 @@ reported, and each row's ratio to ``numpy steps`` is the median of the rounds' r
 - ``torch batches, no workers``: the same in the training process, torch's default
   ``collate_fn`` (``default_convert``);
 - ``torch loader()``: ``StepDataset(batch_size=B).loader()`` — no workers, the pass-through
-  ``collate_fn``;
-- ``torch floor``: torch's own cost per batch, the ceiling of any ``DataLoader`` arm: a
-  ``DataLoader(batch_size=None, collate_fn=passthrough)`` over a trivial ``IterableDataset``
-  yielding one prebuilt batch of the same tensors as many times as an epoch has batches.
-  ``bound`` = the NumPy loader with only that floor added per batch,
-  ``1 / (1/numpy + 1/floor)``: what a torch arm reaches at best; its ratio is printed too.
+  ``collate_fn``, no profiler range per batch (``StepLoader``);
+- ``torch floor``: the ``DataLoader``'s own cost per batch, the ceiling of the torch arm:
+  ``loader()``'s ``StepLoader(batch_size=None, collate_fn=passthrough)`` over a trivial
+  ``IterableDataset`` yielding one prebuilt batch of the same tensors as many times as an
+  epoch has batches; ``torch floor, plain DataLoader``: the same through torch's own
+  ``DataLoader``. ``bound`` = the NumPy loader with only the floor added per batch,
+  ``1 / (1/numpy + 1/floor)``: what a torch arm over the NumPy loader's batches reaches at
+  best; its ratio is printed too.
 
 The target (issue 18): torch >= 0.9 of the NumPy loader's rate with the same cores.
 
@@ -34,7 +36,7 @@ The state-only headline (issue 18 item 3), about 4 minutes on 2 quiet cores:
 
     python -m benchmarks.torch_loader --workloads state --batch 64 256 1024 --rounds 3 \
         --epochs 5 --modes "torch batches" "torch batches, no workers" "torch loader()" \
-        "torch floor" --json torch_loader.json
+        "torch floor" "torch floor, plain DataLoader" --json torch_loader.json
 """
 
 from __future__ import annotations
@@ -90,11 +92,13 @@ def _epoch_loader(path: str, history: int, chunk: int, batch: int) -> dict:
     return _second_epoch(dataset.loader())
 
 
-def _epoch_floor(path: str, history: int, chunk: int, batch: int) -> dict:
-    """torch's own per-batch cost: one prebuilt batch, as many times as an epoch has."""
+def _epoch_floor(path: str, history: int, chunk: int, batch: int, plain: bool = False) -> dict:
+    """torch's own per-batch cost: one prebuilt batch, as many times as an epoch has, through
+    the ``DataLoader`` ``loader()`` makes (``plain``: torch's own ``DataLoader``, with its
+    profiler range per batch)."""
     from torch.utils.data import DataLoader, IterableDataset
 
-    from rlds_hub.data.torch import StepDataset, passthrough
+    from rlds_hub.data.torch import StepDataset, StepLoader, passthrough
 
     dataset = StepDataset(path, history=history, action_chunk=chunk, batch_size=batch)
     prebuilt = next(iter(dataset))
@@ -105,7 +109,8 @@ def _epoch_floor(path: str, history: int, chunk: int, batch: int) -> dict:
             for _ in range(batches):
                 yield prebuilt
 
-    return _second_epoch(DataLoader(Prebuilt(), batch_size=None, collate_fn=passthrough))
+    kind = DataLoader if plain else StepLoader
+    return _second_epoch(kind(Prebuilt(), batch_size=None, collate_fn=passthrough))
 
 
 EPOCHS = 1  # timed epochs per measurement (set by --epochs in each child's config)
@@ -145,8 +150,8 @@ def measure(
         return _epoch_torch(path, history, chunk, 0, batched=True, batch=batch)
     if mode == "torch loader()":
         return _epoch_loader(path, history, chunk, batch)
-    if mode == "torch floor":
-        return _epoch_floor(path, history, chunk, batch)
+    if mode.startswith("torch floor"):
+        return _epoch_floor(path, history, chunk, batch, plain=mode.endswith("DataLoader"))
     return _epoch_torch(path, history, chunk, workers, mode == "torch batches", batch)
 
 
@@ -157,6 +162,7 @@ MODES = (
     "torch batches, no workers",
     "torch loader()",
     "torch floor",
+    "torch floor, plain DataLoader",
 )
 
 
