@@ -27,6 +27,10 @@ LeRobot -> RLDS, on the dataset LeRobot's writer made (image variant: PNG in the
 - ``ours_from_lerobot_1`` / ``_2`` / ``_dask2``: ``rlds-hub convert --source-format lerobot``;
 - ``ours_from_video_1``: the same from LeRobot's AV1 variant (frames decoded from MP4).
 
+``--av1-only`` runs only LeRobot's AV1 writer, the AV1 ceiling and our AV1 export on 1
+worker; ``--before TREE`` adds the same export by an older rlds_hub checkout (``git archive
+<commit> rlds_hub | tar -x -C TREE``) as the row ``before_av1_1``, in the same run.
+
 Figures: steps/s (wall clock) and steps per CPU-second (user + system seconds of the row's
 whole process tree: workers, FFmpeg and LeRobot's encoder threads included) — "per core".
 Our rows also list each process's CPU seconds (the row's driver and every Beam / Dask worker,
@@ -35,12 +39,14 @@ sampled every 0.2 s), which shows whether a second worker got half the work.
 Run from the repository root:
 
     python -m benchmarks.lerobot_bridge [--episodes 16] [--steps 100] [--json out.json]
-    python -m benchmarks.lerobot_bridge --scaling --episodes 12 --episodes-per-unit 2
+    python -m benchmarks.lerobot_bridge --scaling --episodes 12
+    python -m benchmarks.lerobot_bridge --av1-only --before /tmp/before  # one export, old vs new
 
 ``--scaling`` runs only the worker-scaling comparison and its baselines: LeRobot's two
 writers, the AV1 ceiling, the export (AV1 and ``none``) and the convert (from LeRobot's PNG
-dataset) on 1 and 2 DirectRunner workers. ``--episodes-per-unit 2`` gives the convert 6 units
-of 2 episodes (3 per worker) instead of LeRobot's 3 data files' 3 units of 4.
+dataset) on 1 and 2 DirectRunner workers. The convert's default units give 12 episodes in
+LeRobot's 3 data files 12 units of 1 (6 per worker); ``--episodes-per-unit N`` sets the
+size (the old default, 8, made 3 units of 4, split 2:1 between 2 workers).
 """
 
 from __future__ import annotations
@@ -333,9 +339,9 @@ def run_tfds_builder(source: str, out: str) -> dict[str, Any]:
     return {"steps": steps, "seconds": time.perf_counter() - started, "cpu_seconds": _cpu() - cpu}
 
 
-def _row(name: str, target: str, config: dict[str, Any]) -> dict[str, Any]:
+def _row(name: str, target: str, config: dict[str, Any], tree: str | None = None) -> dict[str, Any]:
     print(f"{name}: running (load average {harness.load_average()})", flush=True)
-    result = harness.run_isolated(f"benchmarks.lerobot_bridge:{target}", config)
+    result = harness.run_isolated(f"benchmarks.lerobot_bridge:{target}", config, tree=tree)
     if "error" in result:
         print(f"{name}: {result['error']}", flush=True)
         return result
@@ -371,14 +377,26 @@ def main() -> None:
         "--episodes-per-unit",
         type=int,
         default=None,
-        help="the convert rows' work-unit size (default: the convert's, 8 episodes within one "
-        "LeRobot data file)",
+        help="the convert rows' work-unit size (default: the convert's, at least 4 units per "
+        "worker within LeRobot's data files, at most 8 episodes a unit)",
     )
     parser.add_argument(
         "--scaling",
         action="store_true",
         help="only the worker-scaling comparison (1 vs 2 DirectRunner workers) and the "
         "baselines it needs (LeRobot's writers, the AV1 ceiling)",
+    )
+    parser.add_argument(
+        "--av1-only",
+        action="store_true",
+        help="only the AV1 export on 1 worker and its baselines (LeRobot's AV1 writer, the "
+        "encoder alone, and --before's export)",
+    )
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="an older rlds_hub checkout (e.g. git archive of a commit): its AV1 export on 1 "
+        "worker is measured in the same run (row before_av1_1)",
     )
     parser.add_argument(
         "--work",
@@ -413,11 +431,12 @@ def main() -> None:
         "run_lerobot_writer",
         {"root": str(work / "lerobot_video"), "mode": "video", **sizes},
     )
-    rows["lerobot_image"] = _row(
-        "lerobot_image",
-        "run_lerobot_writer",
-        {"root": str(work / "lerobot_image"), "mode": "image", **sizes},
-    )
+    if not args.av1_only:
+        rows["lerobot_image"] = _row(
+            "lerobot_image",
+            "run_lerobot_writer",
+            {"root": str(work / "lerobot_image"), "mode": "image", **sizes},
+        )
     rows["ceiling_av1"] = _row(
         "ceiling_av1", "run_encode_ceiling", {**sizes, "out": str(work / "ceiling")}
     )
@@ -438,11 +457,18 @@ def main() -> None:
     if args.scaling:  # DirectRunner 1 vs 2 workers only
         exports = [row for row in exports if not row[3]]
         converts = [row for row in converts if not row[3] and row[1] == "lerobot_image"]
+    if args.av1_only:
+        exports, converts = exports[:1], []
+    if args.before:
+        exports.insert(0, ("before_av1_1", "av1", 1, False))
     for name, codec, workers, dask in exports:
         config = {"source": store, "out": str(work / name), "codec": codec}
-        rows[name] = _row(name, "run_export", {**config, "workers": workers, "dask": dask})
+        tree = args.before if name.startswith("before_") else None
+        rows[name] = _row(
+            name, "run_export", {**config, "workers": workers, "dask": dask}, tree=tree
+        )
         _drop(work / name, args.keep)
-    if not args.scaling:
+    if not (args.scaling or args.av1_only):
         rows["tfds_builder"] = _row(
             "tfds_builder",
             "run_tfds_builder",
@@ -465,6 +491,8 @@ def main() -> None:
         "uptime_end": uptime_end,
         "workload": {**sizes, "height": 180, "width": 320, "cameras": 2, "shards": SHARDS},
         "scaling_only": args.scaling,
+        "av1_only": args.av1_only,
+        "before": args.before,
         "episodes_per_unit": args.episodes_per_unit,
         "rows": rows,
         "report": report,
@@ -523,6 +551,20 @@ def _report(rows: dict[str, dict[str, Any]]) -> str:
         (
             "per core, AV1 export vs the AV1 encoder alone (ceiling)",
             "ours_av1_1",
+            "ceiling_av1",
+            None,
+            "steps_per_cpu_s",
+        ),
+        (
+            "per core, AV1 export vs --before's",
+            "ours_av1_1",
+            "before_av1_1",
+            None,
+            "steps_per_cpu_s",
+        ),
+        (
+            "per core, --before's AV1 export vs the AV1 encoder alone",
+            "before_av1_1",
             "ceiling_av1",
             None,
             "steps_per_cpu_s",

@@ -225,7 +225,7 @@ class _UnitWriter:
         encoder.close()
         kept = self._originals.pop(key, {})
         height, width, _ = encoder.shape
-        count, decoded = encoding.decode_video(encoder.path, height, width, keep=set(kept))
+        count, decoded = encoding.decode_frames(encoder.path, height, width, kept)
         if count != encoder.frames:
             raise encoding.EncodingError(
                 f"{encoder.path}: {encoder.frames} frames encoded but {count} decode"
