@@ -32,7 +32,13 @@ The target (issue 18): torch >= 0.9 of the NumPy loader's rate with the same cor
         [--workloads camera state] [--batch 64 256 1024] [--epochs 5] [--modes ...]
         [--json out.json]
 
-The state-only headline (issue 18 item 3), about 4 minutes on 2 quiet cores:
+The state-only headline (issue 18 item 3): the arms side by side in one process, 30 cycles
+per batch size (robust to a changing load; about 1 minute on 2 quiet cores):
+
+    python -m benchmarks.torch_loader --workloads state --batch 64 256 1024 --paired 30 \
+        --json torch_paired.json
+
+and each arm in fresh processes, rounds interleaved (about 4 minutes on 2 quiet cores):
 
     python -m benchmarks.torch_loader --workloads state --batch 64 256 1024 --rounds 3 \
         --epochs 5 --modes "torch batches" "torch batches, no workers" "torch loader()" \
@@ -155,6 +161,47 @@ def measure(
     return _epoch_torch(path, history, chunk, workers, mode == "torch batches", batch)
 
 
+def paired(path: str, history: int, chunk: int, batch: int, pairs: int) -> dict[str, Any]:
+    """The arms side by side in one process, epoch after epoch, in a rotating order: each
+    cycle times one epoch of every arm, so a ratio within a cycle compares epochs run
+    moments apart (robust to a machine whose load changes from one process to the next)."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from rlds_hub import data
+    from rlds_hub.data.torch import StepDataset, StepLoader, passthrough
+
+    numpy_loader = data.steps(
+        path, batch_size=batch, history=history, action_chunk=chunk, shuffle_buffer=32
+    )
+    dataset = StepDataset(path, history=history, action_chunk=chunk, batch_size=batch)
+    prebuilt = next(iter(dataset))
+    batches = math.ceil(int(dataset._lengths.sum()) / batch)
+
+    class Prebuilt(IterableDataset):
+        def __iter__(self):
+            for _ in range(batches):
+                yield prebuilt
+
+    arms = {
+        "numpy steps": numpy_loader,
+        "torch loader()": dataset.loader(),
+        "torch batches, no workers": DataLoader(dataset, batch_size=None),
+        "torch floor": StepLoader(Prebuilt(), batch_size=None, collate_fn=passthrough),
+    }
+    for loader in arms.values():  # warm-up
+        for _ in loader:
+            pass
+    rates: dict[str, list[float]] = {name: [] for name in arms}
+    names = list(arms)
+    for cycle in range(pairs):
+        for name in names[cycle % len(names) :] + names[: cycle % len(names)]:
+            started, count = time.perf_counter(), 0
+            for item in arms[name]:
+                count += len(item["step_index"])
+            rates[name].append(count / (time.perf_counter() - started))
+    return {"rates": rates}
+
+
 MODES = (
     "numpy steps",
     "torch samples",
@@ -183,6 +230,12 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        help="instead: N cycles of the arms side by side in one process per batch size",
+    )
+    parser.add_argument(
         "--workloads", nargs="*", default=["camera", "state"], choices=["camera", "state"]
     )
     args = parser.parse_args()
@@ -195,6 +248,11 @@ def main() -> None:
     if "state" in args.workloads:
         workloads["state 17-d"] = _record(args, image=False, episodes=args.state_episodes)
     results = []
+    if args.paired:
+        for name, path in workloads.items():
+            for batch in args.batch:
+                results.append(_paired(args, name, path, batch))
+        workloads = {}
     for name, path in workloads.items():
         for batch in args.batch:
             rates: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -253,6 +311,59 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": harness.machine(), "results": results}, f, indent=1)
+
+
+def _paired(args: argparse.Namespace, name: str, path: str, batch: int) -> dict[str, Any]:
+    """One ``paired`` run (a fresh process), printed: each arm's median rate and the median of
+    its per-cycle ratios to ``numpy steps``."""
+    config = {
+        "path": path,
+        "history": args.history,
+        "chunk": args.chunk,
+        "batch": batch,
+        "pairs": args.paired,
+    }
+    load = harness.load_average()
+    result = harness.run_isolated("benchmarks.torch_loader:paired", config)
+    if "error" in result:
+        raise SystemExit(f"paired: {result['error']}")
+    rates = result["rates"]
+    numpy_rates = rates["numpy steps"]
+    rates["bound (numpy + floor per batch)"] = [
+        1 / (1 / n + 1 / f) for n, f in zip(numpy_rates, rates["torch floor"], strict=True)
+    ]
+    ratios = {
+        arm: [v / n for v, n in zip(values, numpy_rates, strict=True)]
+        for arm, values in rates.items()
+    }
+    print(
+        f"\n{name}: {_size(path)}, history {args.history}, action chunk {args.chunk}, "
+        f"batches of {batch}, no workers; {args.paired} cycles of one epoch per arm in one "
+        f"process (load {load} at the start, {harness.load_average()} at the end)"
+    )
+    print(
+        harness.table(
+            ["loader", "samples/s (median)", "/ numpy steps (median of cycles)", "quartiles"],
+            [
+                (
+                    arm,
+                    harness.si(statistics.median(values)),
+                    f"{statistics.median(ratios[arm]):.2f}",
+                    " - ".join(f"{q:.2f}" for q in _quartiles(ratios[arm])),
+                )
+                for arm, values in rates.items()
+            ],
+        ),
+        flush=True,
+    )
+    return {"workload": name, "batch": batch, "paired": True, "rates": rates, "ratios": ratios}
+
+
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (math.nan, math.nan)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
 
 
 def _size(path: str) -> str:
