@@ -20,9 +20,8 @@ batches straight from these memory maps (``rlds_hub.data.chunks``), with no copy
   reads the shards' own entries as before.
 - Opening an entry checks the manifest against the shards' identities (size, mtime, inode,
   CRC32C of the first and last 64 KiB), every time, and the CRC32C of every column read,
-  once per process and version of the column's file (``columns.check_crc``), the largest
-  column on a second thread while this one checks the others (the library releases the
-  GIL); a corrupt or truncated entry is removed and rebuilt.
+  once per process and version of the column's file (``columns.check_crc``); a corrupt or
+  truncated entry is removed and rebuilt.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ import dataclasses
 import json
 import mmap
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -240,35 +238,9 @@ def _open(
 
 
 def _check_all(mapped: Sequence[tuple[np.ndarray, Mapping, Path, tuple]]) -> None:
-    """The CRC32C of every mapped column (:func:`check_crc`), the largest on a second
-    thread while this one checks the rest: an open's fixed cost, before any value is used."""
-    if not mapped:
-        return
-    largest = max(mapped, key=lambda item: item[0].nbytes)
-    errors: list[BaseException] = []
-
-    def check(item: tuple[np.ndarray, Mapping, Path, tuple]) -> None:
-        values, column, path, version = item
-        try:
-            check_crc(values, column["crc32c"], path, version)
-        except BaseException as e:  # raised in the caller's thread
-            errors.append(e)
-
-    helper = None
-    if largest[0].nbytes >= _PARALLEL_CRC_BYTES:
-        helper = threading.Thread(target=check, args=(largest,), name="rlds-crc", daemon=True)
-        helper.start()
-    for item in mapped:
-        if item is not largest or helper is None:
-            check(item)
-    if helper is not None:
-        helper.join()
-    if errors:
-        raise errors[0]
-
-
-# A column this large is checked on a second thread.
-_PARALLEL_CRC_BYTES = 1 << 20
+    """The CRC32C of every mapped column (:func:`check_crc`), before any value is used."""
+    for values, column, path, version in mapped:
+        check_crc(values, column["crc32c"], path, version)
 
 
 def _column(

@@ -340,22 +340,3 @@ def test_an_entry_is_checked_once_per_process_and_file_version(
     monkeypatch.setattr(columns, "_VERIFIED", set())  # as in a new process
     _assert_same(_batches(LOADERS[name](dataset)), want)
     assert counting.bytes > 0, "a new process did not check the entries"
-
-
-def test_a_corrupt_column_checked_on_the_second_thread_is_detected(
-    dataset, cache, monkeypatch
-) -> None:
-    monkeypatch.setattr(joined_module, "_PARALLEL_CRC_BYTES", 0)  # the largest: its thread
-    want = _batches(LOADERS["transitions"](dataset))
-    (entry,) = _joined(cache)
-    manifest = json.loads((entry / joined_module.MANIFEST).read_text())
-    largest = max(manifest["columns"].values(), key=lambda c: np.prod(c["shape"]))
-    column = entry / largest["file"]
-    blob = bytearray(column.read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    column.write_bytes(bytes(blob))
-    rebuilt = []
-    real_build = joined_module._build
-    monkeypatch.setattr(joined_module, "_build", lambda *a: rebuilt.append(1) or real_build(*a))
-    _assert_same(_batches(LOADERS["transitions"](dataset)), want)
-    assert rebuilt, "the corrupt column was not detected"
