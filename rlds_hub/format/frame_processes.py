@@ -9,8 +9,9 @@ processes decode instead, with no GIL of the caller's to wait for:
   caller's frame arrays are carved (64-byte aligned, as XLA wants; a region is free again once
   every view of its array is gone). Workers write the pixels straight into those arrays.
 - :meth:`FramePool.decode`: a call's encoded frames are copied into the arena (one copy a
-  frame), split into ranges, and each range goes to an idle worker as a small message (the
-  leaf, the frames' offsets, the output's offset); the caller waits for its ranges.
+  frame), split into ranges, and each range is queued on a worker as a small message (the
+  leaf, the frames' offsets, the output's offset); the caller waits for its ranges, and a
+  collector thread hands out the replies.
 
 Errors: a frame that does not decode is reported by the worker (its position and reason) and
 raised in the caller as :class:`~rlds_hub.format.images.FrameDecodeError`, as the threads
@@ -32,16 +33,16 @@ threads. A forked child never uses its parent's workers.
 from __future__ import annotations
 
 import bisect
-import collections
+import itertools
 import mmap
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 import warnings
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import Future
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,7 @@ MIN_FRAME_BYTES = 48 * 1024
 # Calls with fewer frames decode on the calling thread (images._PARALLEL_FRAMES).
 MIN_FRAMES = 8
 _ALIGN = 64  # XLA's alignment: JAX on the CPU uses the arrays uncopied
-_POLL_S = 0.5  # how often a waiting caller or an idle worker looks for a dead peer
+_POLL_S = 0.5  # how often an idle worker looks whether its parent is gone
 
 
 class FrameWorkerError(RuntimeError):
@@ -184,10 +185,18 @@ class _Worker:
     def __init__(self, process: Any, conn: Any):
         self.process = process
         self.conn = conn
+        self.send_lock = threading.Lock()
+        self.queued = 0  # frames sent and not yet answered
 
 
 class FramePool:
-    """``workers`` forked processes that decode frames into :attr:`arena`."""
+    """``workers`` forked processes that decode frames into :attr:`arena`.
+
+    Callers queue ranges of frames on the workers' pipes (the least loaded worker first), so
+    a worker goes from one range to the next without waiting for the caller's process to be
+    scheduled; a collector thread hands each reply to the caller waiting for it, and stops
+    the pool and fails every waiting caller when a worker dies.
+    """
 
     def __init__(self, workers: int, size: int):
         import simplejpeg  # noqa: F401  (imported before forking, not in the children)
@@ -196,9 +205,10 @@ class FramePool:
         self.arena = Arena(size)
         self.workers = workers
         self.broken: str | None = None
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: list[_Worker] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending tasks, queued counts and ``broken``
+        self._pending: dict[int, tuple[Future, _Worker, int, int]] = {}
+        self._ids = itertools.count()
         context = multiprocessing.get_context("fork")
         for _ in range(workers):
             ours, theirs = context.Pipe()
@@ -212,9 +222,11 @@ class FramePool:
                 warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
                 process.start()
             theirs.close()
-            worker = _Worker(process, ours)
-            self._all.append(worker)
-            self._idle.put(worker)
+            self._all.append(_Worker(process, ours))
+        self._collector = threading.Thread(
+            target=self._collect, name="rlds-frames-collector", daemon=True
+        )
+        self._collector.start()
 
     @property
     def pids(self) -> list[int]:
@@ -227,12 +239,14 @@ class FramePool:
 
         Raises:
           FrameDecodeError: the first step whose frame does not decode (as the threads).
-          FrameWorkerError: a worker died or failed.
+          FrameWorkerError: a worker died or failed (also one that died since the last call).
         """
         out_offset = self.arena.offset(out)
         count = len(blobs)
-        if out_offset is None or self.broken or count == 0 or len(out) != count:
+        if out_offset is None or count == 0 or len(out) != count:
             return False
+        if self.broken:
+            raise FrameWorkerError(self.broken)
         lengths = np.fromiter((len(b) for b in blobs), np.int64, count)
         ends = np.cumsum(lengths)
         inputs = self.arena.array((int(ends[-1]),), np.uint8)
@@ -243,105 +257,102 @@ class FramePool:
         for blob, lo, hi in zip(blobs, starts.tolist(), ends.tolist(), strict=True):
             view[lo:hi] = blob
         spans = np.stack([starts + self.arena.offset(inputs), lengths], axis=1)
-        row = out.strides[0] if out.ndim else out.nbytes
+        row = out.strides[0]
         size = max(MIN_FRAMES // 2, -(-count // (2 * self.workers)))
-        ranges = collections.deque((lo, min(lo + size, count)) for lo in range(0, count, size))
-        replies = self._run(
-            ranges, lambda lo, hi: (leaf, spans[lo:hi].tobytes(), out_offset + lo * row, hi - lo)
-        )
-        del view, inputs  # free the input region
-        frames = [r for r in replies if r[0] == "frame"]
+        futures = []
+        try:
+            for lo in range(0, count, size):
+                hi = min(lo + size, count)
+                task = (leaf, spans[lo:hi].tobytes(), out_offset + lo * row, hi - lo)
+                futures.append(self._submit(task, lo))
+        finally:  # every range sent is waited for: none still writes once this returns
+            replies = [f.exception() or f.result() for f in futures]
+        del view, inputs  # frees the input region
+        failed = [r for r in replies if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+        errors = [r for r in replies if r is not None]
+        frames = [r for r in errors if r[0] == "frame"]
         if frames:
             _, position, reason = min(frames, key=lambda r: r[1])
             raise FrameDecodeError(position, reason)
-        if replies:
-            raise FrameWorkerError(f"a frame-decoding worker failed: {replies[0][2]}")
+        if errors:
+            raise FrameWorkerError(f"a frame-decoding worker failed: {errors[0][2]}")
         return True
 
-    def _run(self, ranges: collections.deque, message: Any) -> list[tuple]:
-        """Sends each range to an idle worker, waits for all; the replies that are errors
-        (positions made absolute)."""
-        busy: dict[Any, tuple[_Worker, int]] = {}
-        errors: list[tuple] = []
-        try:
-            while ranges or busy:
-                while ranges:
-                    worker = self._take_idle(block=not busy)
-                    if worker is None:
-                        break
-                    lo, hi = ranges.popleft()
-                    busy[worker.conn] = (worker, lo)
-                    try:
-                        worker.conn.send(message(lo, hi))
-                    except OSError:
-                        self._fail(worker)
-                        raise FrameWorkerError(self.broken) from None
-                sentinels = {w.process.sentinel: w for w, _ in busy.values()}
-                ready = wait([*busy, *sentinels], timeout=_POLL_S)
-                for conn in [r for r in ready if r in busy]:
-                    worker, lo = busy.pop(conn)
-                    try:
-                        reply = conn.recv()
-                    except (EOFError, OSError):
-                        self._fail(worker)
-                        raise FrameWorkerError(self.broken) from None
-                    self._idle.put(worker)
-                    if reply is not None:
-                        kind, position, reason = reply
-                        errors.append((kind, lo + position, reason))
-                for sentinel in [r for r in ready if r in sentinels]:
-                    worker = sentinels[sentinel]
-                    if worker.conn in busy:  # died without replying
-                        self._fail(worker)
-                if self.broken:
-                    raise FrameWorkerError(self.broken)
-        except BaseException:
-            if busy and not self.broken:  # e.g. KeyboardInterrupt: nobody may still write
-                self._fail(None, "the caller was interrupted while its frames decoded")
-            raise
-        return errors
-
-    def _take_idle(self, block: bool) -> _Worker | None:
-        while True:
+    def _submit(self, task: tuple, lo: int) -> Future:
+        """``task`` queued on the least loaded worker; its future gives the reply (None, or
+        an error with its position made absolute)."""
+        future: Future = Future()
+        with self._lock:
             if self.broken:
                 raise FrameWorkerError(self.broken)
-            try:
-                return self._idle.get(block=block, timeout=_POLL_S if block else None)
-            except queue.Empty:
-                if not block:
-                    return None
+            worker = min(self._all, key=lambda w: w.queued)
+            worker.queued += task[3]
+            number = next(self._ids)
+            self._pending[number] = (future, worker, task[3], lo)
+        try:
+            with worker.send_lock:
+                worker.conn.send((number, *task))
+        except OSError:
+            self._fail(worker)
+        return future
+
+    def _collect(self) -> None:
+        """The collector thread: replies to their futures; a dead worker fails the pool."""
+        conns = {w.conn: w for w in self._all}
+        sentinels = {w.process.sentinel: w for w in self._all}
+        try:
+            while not self.broken:
+                ready = wait([*conns, *sentinels])
+                for conn in [r for r in ready if r in conns]:
+                    try:
+                        number, reply = conn.recv()
+                    except (EOFError, OSError):
+                        self._fail(conns[conn])
+                        return
+                    with self._lock:
+                        future, worker, frames, lo = self._pending.pop(number)
+                        worker.queued -= frames
+                    if reply is not None:
+                        kind, position, reason = reply
+                        reply = (kind, lo + position, reason)
+                    future.set_result(reply)
+                dead = [sentinels[r] for r in ready if r in sentinels]
+                if dead:
+                    self._fail(dead[0])
+        except BaseException as e:  # never leave a caller waiting
+            self._fail(None, f"the frame-decoding collector failed: {type(e).__name__}: {e}")
 
     def _fail(self, worker: _Worker | None, reason: str | None = None) -> None:
-        """Stops every worker (none writes to the arena afterwards) and marks the pool
-        broken (``reason``, else why ``worker`` ended)."""
+        """Stops every worker (none writes to the arena afterwards), marks the pool broken
+        (``reason``, else why ``worker`` ended) and fails every waiting caller."""
         with self._lock:
-            if not self.broken:
-                if reason is None and worker is not None:
-                    worker.process.join(timeout=1)
-                    code = worker.process.exitcode
-                    how = f"was killed by signal {-code}" if code and code < 0 else "exited"
-                    reason = (
-                        f"a frame-decoding worker process (pid {worker.process.pid}) {how} "
-                        f"(exit code {code}) while decoding; the pool is discarded and the "
-                        f"next call starts a new one. If it ran out of memory, lower "
-                        f"${ARENA_ENV} or decode in threads (${PROCESSES_ENV}=0)"
-                    )
-                self.broken = reason or "the frame-decoding pool was closed"
-                self._stop()
-
-    def _stop(self) -> None:
-        for w in self._all:
-            if w.process.is_alive():
-                w.process.kill()
-        for w in self._all:  # their pipes stay open: other callers may be waiting on them
-            w.process.join(timeout=5)
+            if self.broken:
+                return
+            if reason is None and worker is not None:
+                worker.process.join(timeout=1)
+                code = worker.process.exitcode
+                how = f"was killed by signal {-code}" if code and code < 0 else "exited"
+                reason = (
+                    f"a frame-decoding worker process (pid {worker.process.pid}) {how} "
+                    f"(exit code {code}) while decoding; the pool is discarded and the "
+                    f"next call starts a new one. If it ran out of memory, lower "
+                    f"${ARENA_ENV} or decode in threads (${PROCESSES_ENV}=0)"
+                )
+            self.broken = reason or "the frame-decoding pool was closed"
+            for w in self._all:
+                if w.process.is_alive():
+                    w.process.kill()
+            for w in self._all:  # their pipes stay open: the collector may be reading
+                w.process.join(timeout=5)
+            pending, self._pending = self._pending, {}
+        for future, *_ in pending.values():
+            future.set_exception(FrameWorkerError(self.broken))
 
     def close(self) -> None:
         """Stops the workers (waiting callers get :class:`FrameWorkerError`)."""
-        with self._lock:
-            if not self.broken:
-                self.broken = "the frame-decoding pool was closed"
-                self._stop()
+        self._fail(None, "the frame-decoding pool was closed")
 
 
 def _serve(conn: Any, parents_end: Any, memory: mmap.mmap, parent: int) -> None:
@@ -361,7 +372,7 @@ def _serve(conn: Any, parents_end: Any, memory: mmap.mmap, parent: int) -> None:
             return
         if task is None:
             return
-        leaf, spans, out_offset, count = task
+        number, leaf, spans, out_offset, count = task
         try:
             pairs = np.frombuffer(spans, np.int64).reshape(-1, 2).tolist()
             blobs = [arena[start : start + length] for start, length in pairs]
@@ -375,7 +386,7 @@ def _serve(conn: Any, parents_end: Any, memory: mmap.mmap, parent: int) -> None:
             reply = ("failed", 0, f"{type(e).__name__}: {e}")
         finally:
             out = blobs = None
-        conn.send(reply)
+        conn.send((number, reply))
 
 
 _pool: FramePool | None = None
@@ -436,9 +447,9 @@ def decode_shared(blobs: Sequence[bytes | memoryview], leaf: Leaf, out: np.ndarr
     """``blobs`` decoded into ``out`` by the workers if ``out`` is in the current pool's
     arena (:func:`shared_array`); False, with nothing done, otherwise."""
     pool = _pool
-    if pool is None or pool.broken or len(blobs) < MIN_FRAMES:
+    if pool is None or len(blobs) < MIN_FRAMES:
         return False
-    return pool.decode(blobs, leaf, out)
+    return pool.decode(blobs, leaf, out)  # a broken pool's array: FrameWorkerError
 
 
 def _forget_pool_in_child() -> None:

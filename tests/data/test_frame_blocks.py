@@ -70,13 +70,13 @@ def test_single_steps_decode_only_the_frames_they_gather(oxe, monkeypatch):
     eager = decode_records(EpisodeDecoder(plan), records)
     chunks = frame_blocks.FrameChunks(plan, oxe)
     decoded_frames = []
-    decode = frame_blocks.decode_frames
+    decode = frame_blocks.decode_into
 
-    def counting(blobs, leaf, out=None):
+    def counting(blobs, leaf, out):
         decoded_frames.append(len(blobs))
         return decode(blobs, leaf, out)
 
-    monkeypatch.setattr(frame_blocks, "decode_frames", counting)
+    monkeypatch.setattr(frame_blocks, "decode_into", counting)
     lazy = chunks.decode(records, keep_encoded=True)
     assert decoded_frames == []  # nothing decoded with the chunk
     index = np.array([5, 0, 17, 3])

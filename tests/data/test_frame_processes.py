@@ -8,6 +8,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -97,11 +98,30 @@ def _dies(blobs, leaf, out, lo, hi) -> None:
     os._exit(3)
 
 
+def _raised_within(seconds: float, call) -> BaseException | None:
+    """What ``call()`` raised, run on a thread given ``seconds`` (a hang fails the test)."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still waiting after {seconds} s: a hang"
+    return outcome[0]
+
+
 def test_a_worker_dying_mid_frame_is_an_error_not_a_hang(monkeypatch) -> None:
     monkeypatch.setattr(frame_processes, "_decode_range", _dies)  # inherited by the fork
     out = _shared()
-    with pytest.raises(FrameWorkerError, match=r"exited \(exit code 3\) while decoding"):
-        decode_into(BLOBS, LEAF, out)
+    error = _raised_within(30, lambda: decode_into(BLOBS, LEAF, out))
+    assert isinstance(error, FrameWorkerError), error
+    assert "exited (exit code 3) while decoding" in str(error)
 
 
 def test_the_loader_gives_the_same_batches_with_processes_and_threads(monkeypatch) -> None:
