@@ -5,7 +5,8 @@ then:
 
 - single steps without history show each frame once: the frames stay encoded in the chunk
   (its records' bytes, ~30-130 KB a frame) and each block of batches decodes only its own
-  frames, straight into the block's arrays (:class:`FrameGather`): nothing is decoded into
+  frames, straight into the block's arrays (:class:`FrameGather`; by the worker processes
+  of :mod:`rlds_hub.format.frame_processes` where they are used): nothing is decoded into
   a chunk-sized array and copied out again;
 - windows, histories and transitions show a frame in several items: a chunk's frames are
   decoded once, into one array (:meth:`EncodedFrames.decode_all`, no per-episode arrays
@@ -26,7 +27,7 @@ import numpy as np
 
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
 from rlds_hub.format.frame_processes import decode_into, frames_array
-from rlds_hub.format.images import FrameBuffers, FrameDecodeError
+from rlds_hub.format.images import FrameBuffers, FrameDecodeError, decode_frames
 from rlds_hub.format.plan import Leaf, LeafKind, Plan
 from rlds_hub.storage.reader import EpisodeDecodeError, decode_records
 
@@ -94,10 +95,13 @@ class EncodedFrames:
             raise self.source.error(self.leaf, where, e.reason, named=True) from None
 
     def decode_all(self) -> np.ndarray:
-        """Every frame of the chunk, in one array (errors as from the chunk's decoding)."""
-        out = frames_array(len(self.blobs), self.leaf, self.buffers)
+        """Every frame of the chunk, in one array (errors as from the chunk's decoding).
+
+        Decoded by threads, not the worker processes: chunk-sized arrays in the shared
+        arena made windows slower (docs/benchmarks.md, "Camera frames")."""
+        out = self.buffers.array((len(self.blobs), *self.leaf.shape), self.leaf.dtype)
         try:
-            return decode_into(list(self.blobs), self.leaf, out)
+            return decode_frames(list(self.blobs), self.leaf, out)
         except FrameDecodeError as e:
             raise self.source.error(self.leaf, e.position, e.reason, named=False) from None
 

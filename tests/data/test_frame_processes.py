@@ -150,7 +150,8 @@ def test_a_corrupt_frame_in_a_loader_names_dataset_file_episode_step_field(tmp_p
     message = str(error.value)
     for part in (path, "tfrecord-00000", f"record {record})", "step 1", "steps/observation/image"):
         assert part in message, message
-    assert frame_processes._pool is not None  # the workers decoded
+    if not history:  # single steps' blocks: the workers decoded (histories: threads)
+        assert frame_processes._pool is not None
 
 
 def test_the_arena_reuses_freed_regions_and_joins_them() -> None:
