@@ -19,8 +19,9 @@ raise it; a worker that dies raises :class:`FrameWorkerError` in every caller wa
 pool (all its workers are stopped first, so none still writes to memory handed back; the next
 call starts a new pool) — never a hang.
 
-The loaders make their frame arrays with :func:`frames_array` and decode with
-:func:`decode_into`. Where workers decode (:func:`shared_array`): ``$RLDS_HUB_DECODE_PROCESSES`` = ``1`` (always), ``0`` (never:
+The loaders make their single steps' frame arrays with :func:`frames_array` and decode
+with :func:`decode_into` (windows' and histories' chunk-sized arrays decode in threads:
+they ran slower here, see docs/benchmarks.md). Where workers decode (:func:`shared_array`): ``$RLDS_HUB_DECODE_PROCESSES`` = ``1`` (always), ``0`` (never:
 threads) or unset / ``auto``: where ``fork`` exists, with two or more decoding cores
 (:func:`~rlds_hub.format.images.decode_threads`, one worker each), frames of at least
 ``MIN_FRAME_BYTES`` decoded (smaller frames decode in threads: the hand-off would cost more
