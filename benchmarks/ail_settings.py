@@ -3,9 +3,14 @@
 Each variant is a set of ``AILConfig`` overrides trained with the quality benchmark's own
 entry point (same demonstrations, budget and training seeds as ``ail-point-mass``)::
 
-    python -m benchmarks.learners ail-point-mass --variant acme-dac --seeds 3 --out out/learners
+    python -m benchmarks.learners ail-point-mass --variant acme-dac --seeds 5 --out out/learners
     python -m benchmarks.learners ail-point-mass --variant what-matters --seeds 3 --out out/learners
-    python -m benchmarks.ail_settings --out out/learners --seeds 3
+    python -m benchmarks.ail_settings --out out/learners --seeds 5 [--step 25000]
+
+``--set key=value`` (repeatable) adds overrides to a named variant or defines a new one.
+Each seed takes 10-25 minutes on a loaded 2-core machine; run seeds as separate processes
+(``--first-seed s --seeds 1``) to use more cores. ``--step`` compares at an earlier
+evaluation step (runs stopped early).
 
 A variant's runs live under ``<out>/ail-settings/<variant>/seed<s>``; the defaults' are the
 benchmark's own ``<out>/ail-point-mass/seed<s>``. Only validation episodes are compared: each
@@ -136,6 +141,7 @@ def compare(out: str, seeds: list[int], step: int | None = None) -> list[dict[st
                 s: sum(found[s]["normalized"]) / len(found[s]["normalized"]) for s in done
             },
             "first_step_at_0.8": {s: first_step_at(found[s]["curve"]) for s in done},
+            "curves": {s: found[s]["curve"] for s in done},
             "interval": bootstrap_interval([found[s]["normalized"] for s in done]).format(),
         }
         paired = [s for s in done if base[s]]
@@ -167,6 +173,11 @@ def print_table(rows: list[dict[str, Any]], seeds: list[int]) -> None:
     print("\nfirst evaluation step with mean normalised validation return >= 0.8:")
     for row in rows:
         print(f"  {row['variant']}: {row['first_step_at_0.8']}")
+    print("\nvalidation curves (step: mean normalised return of the evaluation's episodes):")
+    for row in rows:
+        for seed, curve in row["curves"].items():
+            points = " ".join(f"{step // 1000}k {value:.2f}" for step, value in curve)
+            print(f"  {row['variant']} seed {seed}: {points}")
 
 
 def main() -> None:
