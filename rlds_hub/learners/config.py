@@ -58,6 +58,12 @@ class RunConfig:
         """Options a resumed run may change."""
         return RESUMABLE_FIELDS
 
+    @classmethod
+    def values_before_options(cls) -> dict[str, Any]:
+        """Options whose default changed after they were added: the value a run written
+        before the option existed trained with (its ``run.json`` lacks the key)."""
+        return {}
+
     def replace(self: C, **changes: Any) -> C:
         return from_json(type(self), {**to_json(self), **changes})
 
@@ -86,6 +92,17 @@ def from_json(cls: type[C], data: Mapping[str, Any]) -> C:
     config = cls(**values)
     config.validate()
     return config
+
+
+def saved_defaults(cls: type[RunConfig]) -> dict[str, Any]:
+    """What a saved run's config means where it lacks a key: today's defaults, except
+    options whose default changed since (:meth:`RunConfig.values_before_options`)."""
+    return {**to_json(cls()), **cls.values_before_options()}
+
+
+def from_saved(cls: type[C], data: Mapping[str, Any]) -> C:
+    """A saved run's config (``run.json``): a missing key means what the run trained with."""
+    return from_json(cls, {**cls.values_before_options(), **data})
 
 
 def load(cls: type[C], path: str | os.PathLike | None, **overrides: Any) -> C:

@@ -51,7 +51,7 @@ def load_policy(
         from rlds_hub.envs import env_label
 
         task.check_env(env, env_label(env), trained=True)
-    config = config_lib.from_json(learner.config, run["config"])
+    config = config_lib.from_saved(learner.config, run["config"])
     normalizer = Normalizer.from_json(run["normalizer"])
     checkpointer = Checkpointer(run_dir, create=False)
     try:

@@ -201,8 +201,9 @@ def _check_run_dir(setup: Setup, resume: bool) -> None:
         if saved.get(key) != current[key]:
             differences.append(f"{key}: {saved.get(key)!r} in the run, {current[key]!r} now")
     allowed = type(setup.config).resumable_fields()
-    # An option added after the run was written is compared at its default (the run had it).
-    defaults = config_lib.to_json(type(setup.config)())
+    # An option added after the run was written is compared at what the run trained with:
+    # its default, or its value from before a later change of the default.
+    defaults = config_lib.saved_defaults(type(setup.config))
     for key in sorted(set(saved["config"]) | set(current["config"])):
         if key in allowed:
             continue

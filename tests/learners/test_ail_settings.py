@@ -118,8 +118,8 @@ def test_settings_parse_json_values_and_refuse_bad_pairs():
         ail_settings.parse_settings(["spectral_norm"])
     with pytest.raises(SystemExit, match="unknown variant 'nope'"):
         ail_settings.variant_settings("nope", [])
-    assert ail_settings.variant_settings("acme-dac", ["spectral_norm=true"]) == {
-        **ail_settings.VARIANTS["acme-dac"],
+    assert ail_settings.variant_settings("previous", ["spectral_norm=true"]) == {
+        **ail_settings.VARIANTS["previous"],
         "spectral_norm": True,
     }
     for settings in ail_settings.VARIANTS.values():  # every named variant is a valid config
@@ -160,9 +160,24 @@ def test_final_validation_normalises_the_last_evaluation(tmp_path):
 
 def test_compare_pairs_each_variant_with_the_defaults(tmp_path):
     _fake_run(tmp_path / "ail-point-mass" / "seed0", 100, [60.0, 60.0])
-    _fake_run(tmp_path / "ail-settings" / "acme-dac" / "seed0", 100, [110.0, 110.0])
+    _fake_run(tmp_path / "ail-settings" / "previous" / "seed0", 100, [110.0, 110.0])
     rows = {row["variant"]: row for row in ail_settings.compare(str(tmp_path), [0, 1])}
-    assert set(rows) == {"defaults", "acme-dac"}
-    assert rows["acme-dac"]["seeds"] == [0] and rows["acme-dac"]["paired_seeds"] == [0]
-    assert rows["acme-dac"]["difference"].startswith("0.50 [0.50, 0.50]")
+    assert set(rows) == {"defaults", "previous"}
+    assert rows["previous"]["seeds"] == [0] and rows["previous"]["paired_seeds"] == [0]
+    assert rows["previous"]["difference"].startswith("0.50 [0.50, 0.50]")
     assert "difference" not in rows["defaults"]
+
+
+def test_a_run_written_before_the_entropy_bonus_existed_is_read_without_it():
+    """``discriminator_entropy`` now defaults to 1e-3; a ``run.json`` that predates the
+    option trained with 0 and must be loaded and resumed as such, not at today's default."""
+    from rlds_hub.learners import config as config_lib
+
+    saved = config_lib.to_json(AILConfig(discriminator_learning_rate=3e-4))
+    del saved["discriminator_entropy"]
+    assert AILConfig().discriminator_entropy == 1e-3
+    assert config_lib.from_saved(AILConfig, saved).discriminator_entropy == 0.0
+    assert config_lib.saved_defaults(AILConfig)["discriminator_entropy"] == 0.0
+    # A run that has the key keeps its own value.
+    saved["discriminator_entropy"] = 1e-3
+    assert config_lib.from_saved(AILConfig, saved).discriminator_entropy == 1e-3

@@ -5,7 +5,7 @@ changes measured on the benchmarks are noted on each field."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from rlds_hub.learners.config import RunConfig
 from rlds_hub.learners.errors import LearnerError
@@ -29,7 +29,10 @@ class AILConfig(RunConfig):
         interpolates x̂ of expert and agent inputs (WGAN-GP style; 10 and 1).
       spectral_norm: spectral normalisation of the discriminator's layers.
       discriminator_entropy: weight of a bonus on the entropy of the discriminator's
-        Bernoulli output (subtracted from its loss; Acme's DAC uses 1e-3; 0 = none).
+        Bernoulli output (subtracted from its loss; 0 = none). The default, 1e-3, and the
+        discriminator's learning rate of 1e-5 are Acme DAC's: chosen over 0 and 3e-4 on
+        validation seeds (docs/benchmarks.md, "AIL defaults on validation seeds"). Runs
+        written before the option existed trained with 0 and are read so.
       absorbing: DAC's absorbing states after true terminations (truncations bootstrap).
       initial_temperature / target_entropy: SAC's entropy temperature (learned; the
         target defaults to −|A|).
@@ -45,7 +48,7 @@ class AILConfig(RunConfig):
     gradient_penalty: float = 10.0
     gradient_penalty_target: float = 1.0
     spectral_norm: bool = False
-    discriminator_entropy: float = 0.0
+    discriminator_entropy: float = 1e-3
     absorbing: bool = True
     actor_hidden_sizes: tuple[int, ...] = (256, 256)
     critic_hidden_sizes: tuple[int, ...] = (256, 256)
@@ -53,7 +56,7 @@ class AILConfig(RunConfig):
     actor_learning_rate: float = 3e-4
     critic_learning_rate: float = 3e-4
     temperature_learning_rate: float = 3e-4
-    discriminator_learning_rate: float = 3e-4
+    discriminator_learning_rate: float = 1e-5
     discount: float = 0.99
     tau: float = 0.005
     initial_temperature: float = 0.1
@@ -67,6 +70,12 @@ class AILConfig(RunConfig):
     checkpoint_every: int = 20_000
     log_every: int = 5_000
     training_env_seed: int | None = None
+
+    @classmethod
+    def values_before_options(cls) -> dict[str, Any]:
+        """``discriminator_entropy`` was added with the default 0 before the default became
+        1e-3: a run that lacks it trained without the bonus."""
+        return {"discriminator_entropy": 0.0}
 
     def validate(self) -> None:
         super().validate()
