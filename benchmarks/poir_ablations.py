@@ -342,10 +342,11 @@ def run_retrained(
         offline_dir = run_directory(runs, seed, "offline", "")
         env_seed = validation_seed(offline_dir, seed)
         env = read_run(offline_dir)["env"]
-        dirs = {"chosen": offline_dir}
+        dirs = {}
         for name in names:
             run_dir = os.path.join(out, "retrained", name, f"seed{seed}")
             dirs[name] = retrain(offline_dir, out, name, seed) if play else run_dir
+        dirs["chosen"] = offline_dir  # last: usually played already by --stage offline
         for name, run_dir in dirs.items():
             if play and validation_seed(run_dir, seed) != env_seed:
                 raise AssertionError("every variant must play the same episodes")
