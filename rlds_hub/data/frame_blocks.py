@@ -153,8 +153,8 @@ class FrameChunks:
         self.dataset = dataset
         self.frames = [leaf for leaf in plan.leaves if _is_frame(leaf)]
         self.decoder = EpisodeDecoder(encoded_plan(plan))
-        # the chunks' and blocks' frames: a few of each size in flight, reused when dropped
-        self.buffers = FrameBuffers(keep=2)
+        # the chunks' and blocks' frames, reused when dropped (an idle budget in bytes)
+        self.buffers = FrameBuffers()
 
     def decode(self, records: Sequence[Any], *, keep_encoded: bool) -> dict[str, Any]:
         """The records decoded as :class:`EpisodeDecoder` does, the camera frames as

@@ -11,6 +11,7 @@ TensorFlow's decoder). PNG is lossless, and PIL decodes it identically.
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import threading
 import weakref
@@ -30,6 +31,8 @@ _PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 THREADS_ENV = "RLDS_HUB_DECODE_THREADS"
 # Fewer frames than this decode on the calling thread (a pool's hand-off costs more).
 _PARALLEL_FRAMES = 8
+# FrameBuffers' idle budget in MiB (default 1024).
+BUFFERS_ENV = "RLDS_HUB_FRAME_BUFFERS_MB"
 # FrameBuffers' alignment (bytes): XLA's, so JAX on the CPU can use the memory uncopied.
 _ALIGN = 64
 _pool: ThreadPoolExecutor | None = None
@@ -92,14 +95,17 @@ class FrameBuffers:
 
     A new array of a few hundred MB costs a page fault per 4 KB on its first write (about as
     long as decoding into it); :meth:`array` hands out an earlier array's memory instead once
-    every view of that array is gone (batches the caller dropped), keeping at most ``keep``
-    idle buffers of each size, so the memory held is bounded by what is in use plus
-    ``keep`` buffers per size.
+    every view of that array is gone (batches the caller dropped): the smallest idle buffer
+    that holds the request and is at most a quarter larger. Idle buffers are kept up to
+    ``max_idle_bytes`` in all (``$RLDS_HUB_FRAME_BUFFERS_MB``, default 1024), the oldest
+    dropped first, so the memory held is bounded by what is in use plus that budget, whatever
+    mix of sizes variable-length episodes make.
     """
 
-    def __init__(self, keep: int = 2):
-        self.keep = keep
-        self._idle: dict[int, list[bytearray]] = {}
+    def __init__(self, max_idle_bytes: int | None = None):
+        self.max_idle_bytes = idle_budget() if max_idle_bytes is None else max_idle_bytes
+        self._idle: list[mmap.mmap] = []  # oldest first
+        self._idle_total = 0
         # re-entrant: a garbage collection inside the lock may release a buffer (same thread)
         self._lock = threading.RLock()
 
@@ -108,10 +114,12 @@ class FrameBuffers:
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         with self._lock:
-            idle = self._idle.get(nbytes + _ALIGN)
-            memory = idle.pop() if idle else None
+            memory = self._take(nbytes + _ALIGN)
         if memory is None:
-            memory = bytearray(nbytes + _ALIGN)
+            # an anonymous mapping: its pages are zeroed by the kernel when first written,
+            # with no zeroing pass of our own. Not an ndarray: the views of ``flat`` then
+            # keep ``flat`` (their base) alive, which the release below relies on.
+            memory = mmap.mmap(-1, nbytes + _ALIGN)
         # aligned to 64 bytes, as XLA wants: JAX on the CPU then uses the batch's memory
         # instead of copying it (a window batch is ~90 MB)
         offset = -np.frombuffer(memory, np.uint8, count=1).ctypes.data % _ALIGN
@@ -120,16 +128,50 @@ class FrameBuffers:
         weakref.finalize(flat, self._release, memory).atexit = False
         return flat.view(dtype).reshape(shape)
 
-    def _release(self, memory: bytearray) -> None:
+    def _take(self, need: int) -> mmap.mmap | None:
+        best = None
+        for i, memory in enumerate(self._idle):
+            fits = need <= len(memory) <= need + need // 4
+            if fits and (best is None or len(memory) < len(self._idle[best])):
+                best = i
+        if best is None:
+            return None
+        memory = self._idle.pop(best)
+        self._idle_total -= len(memory)
+        return memory
+
+    def _release(self, memory: mmap.mmap) -> None:
         with self._lock:
-            idle = self._idle.setdefault(len(memory), [])
-            if len(idle) < self.keep:
-                idle.append(memory)
+            if len(memory) > self.max_idle_bytes:
+                return
+            self._idle.append(memory)
+            self._idle_total += len(memory)
+            while self._idle_total > self.max_idle_bytes:
+                self._idle_total -= len(self._idle.pop(0))
 
     def idle_bytes(self) -> int:
-        """Bytes held by idle buffers."""
+        """Bytes held by idle buffers (their alignment slack left out)."""
         with self._lock:
-            return sum((size - _ALIGN) * len(idle) for size, idle in self._idle.items())
+            return sum(len(memory) - _ALIGN for memory in self._idle)
+
+
+def idle_budget() -> int:
+    """:class:`FrameBuffers`' idle budget in bytes: ``$RLDS_HUB_FRAME_BUFFERS_MB`` MiB (1024).
+
+    Raises:
+      ValueError: not a whole number >= 0.
+    """
+    value = os.environ.get(BUFFERS_ENV, "").strip() or "1024"
+    try:
+        megabytes = int(value)
+    except ValueError:
+        megabytes = -1
+    if megabytes < 0:
+        raise ValueError(
+            f"${BUFFERS_ENV}={value!r}: give the MiB of idle frame buffers to keep, a whole "
+            "number >= 0 (0 keeps none)"
+        )
+    return megabytes << 20
 
 
 def decode_threads() -> int:

@@ -40,7 +40,7 @@ def _address(array: np.ndarray) -> int:
 
 
 def test_buffers_are_reused_only_once_every_view_is_gone():
-    buffers = FrameBuffers(keep=2)
+    buffers = FrameBuffers()
     first = buffers.array((4, 2, 3), np.uint8)
     where = _address(first)
     view = first[1:].reshape(-1)  # a batch cut out of a block
@@ -56,11 +56,31 @@ def test_buffers_are_reused_only_once_every_view_is_gone():
     assert again.shape == (4, 2, 3) and again.dtype == np.uint8
 
 
-def test_idle_buffers_are_bounded_per_size():
-    buffers = FrameBuffers(keep=2)
-    arrays = [buffers.array((10,), np.float32) for _ in range(5)]
+def test_idle_buffers_are_bounded_in_bytes_whatever_their_sizes(monkeypatch):
+    # variable-length episodes make chunks of many sizes: idle memory must not grow with them
+    slack = 64  # each buffer's alignment slack counts against the budget
+    buffers = FrameBuffers(max_idle_bytes=2 * (1000 + slack))
+    arrays = [buffers.array((1000 * 2**i,), np.uint8) for i in range(5)]  # 5 sizes
     del arrays
-    assert buffers.idle_bytes() == 2 * 40
+    assert buffers.idle_bytes() == 1000  # the larger ones do not fit the budget
+    same = [buffers.array((1000,), np.uint8) for _ in range(5)]
+    del same
+    assert buffers.idle_bytes() == 2 * 1000  # the oldest dropped first
+    monkeypatch.setenv("RLDS_HUB_FRAME_BUFFERS_MB", "lots")
+    with pytest.raises(ValueError, match="RLDS_HUB_FRAME_BUFFERS_MB"):
+        FrameBuffers()
+
+
+def test_a_slightly_smaller_request_reuses_a_larger_idle_buffer():
+    buffers = FrameBuffers(max_idle_bytes=1 << 20)
+    first = buffers.array((1000,), np.uint8)
+    where = _address(first)
+    del first
+    near = buffers.array((900,), np.uint8)  # within a quarter: the same memory
+    assert _address(near) == where and near.shape == (900,)
+    del near
+    small = buffers.array((500,), np.uint8)  # far smaller: new memory, the big one stays idle
+    assert _address(small) != where and buffers.idle_bytes() == 1000
 
 
 def test_single_steps_decode_only_the_frames_they_gather(oxe, monkeypatch):
