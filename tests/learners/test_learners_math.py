@@ -166,12 +166,14 @@ def test_imitation_reward_is_higher_for_expert_like_inputs(kind):
 
 
 def _tiny_ail(**overrides):
+    # a few hundred updates: a faster discriminator than the default 1e-5 (50,000-step runs)
+    settings = {"discriminator_learning_rate": 3e-4, **overrides}
     config = AILConfig(
         actor_hidden_sizes=(16,),
         critic_hidden_sizes=(16,),
         discriminator_hidden_sizes=(32, 32),
         batch_size=64,
-        **overrides,
+        **settings,
     )
     return AILLearner(TASK, config, Normalizer.identity(2), seed=0)
 
