@@ -15,7 +15,6 @@ from rlds_hub.learners.ail.config import AILConfig
 from rlds_hub.learners.ail.learning import AILLearner
 from rlds_hub.learners.errors import LearnerError
 from rlds_hub.learners.normalization import Normalizer
-from rlds_hub.learners.task import TaskSpec
 
 
 def test_bernoulli_entropy_from_logits():
@@ -52,20 +51,10 @@ def test_entropy_bonus_is_subtracted_from_the_discriminator_loss():
 
 
 @pytest.mark.slow
-def test_learner_applies_the_configured_entropy_bonus():
+def test_learner_applies_the_configured_entropy_bonus(toy_task):
     # Separable expert and agent actions: without the bonus the discriminator grows
     # confident (its output entropy falls); a large bonus keeps it near D = 0.5.
-    task = TaskSpec.from_specs(
-        {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-        {
-            "kind": "bounded",
-            "shape": [1],
-            "dtype": "float32",
-            "minimum": -1.0,
-            "maximum": 1.0,
-            "name": "a",
-        },
-    )
+    task = toy_task
     rng = np.random.default_rng(0)
 
     def rows(action_sign):

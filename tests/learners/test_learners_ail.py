@@ -12,7 +12,6 @@ from rlds_hub.learners.ail import losses, replay
 from rlds_hub.learners.ail.config import AILConfig
 from rlds_hub.learners.ail.learning import AILLearner
 from rlds_hub.learners.normalization import Normalizer
-from rlds_hub.learners.task import TaskSpec
 
 
 def test_imitation_rewards_follow_their_formulas():
@@ -92,18 +91,8 @@ def test_absorbing_states_only_after_true_terminations():
 
 
 @pytest.mark.slow
-def test_discriminator_learns_to_separate_expert_from_agent():
-    task = TaskSpec.from_specs(
-        {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-        {
-            "kind": "bounded",
-            "shape": [1],
-            "dtype": "float32",
-            "minimum": -1.0,
-            "maximum": 1.0,
-            "name": "a",
-        },
-    )
+def test_discriminator_learns_to_separate_expert_from_agent(toy_task):
+    task = toy_task
     config = AILConfig(
         actor_hidden_sizes=(32,),
         critic_hidden_sizes=(32,),

@@ -50,18 +50,8 @@ def test_nan_observations_are_reported_with_episode_and_step(tmp_path):
     inputs.check_finite(select(dataset, "train", episodes=[0, 2]))  # the others are clean
 
 
-def test_nan_in_an_iterable_batch_is_reported(tmp_path):
-    task = TaskSpec.from_specs(
-        {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-        {
-            "kind": "bounded",
-            "shape": [1],
-            "dtype": "float32",
-            "minimum": -1.0,
-            "maximum": 1.0,
-            "name": "a",
-        },
-    )
+def test_nan_in_an_iterable_batch_is_reported(tmp_path, toy_task):
+    task = toy_task
     batch = {"observation": np.ones((4, 2)), "action": np.zeros((4, 1))}
     batch["observation"][2, 0] = np.inf
     prepared = inputs.prepare_batch(batch, task, ("observation", "action"))
@@ -134,18 +124,8 @@ def test_unsupported_observations_and_actions_are_refused():
         TaskSpec.from_specs(flat, multi)
 
 
-def test_normaliser_uses_population_std_and_guards_constant_features():
-    task = TaskSpec.from_specs(
-        {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-        {
-            "kind": "bounded",
-            "shape": [1],
-            "dtype": "float32",
-            "minimum": -1.0,
-            "maximum": 1.0,
-            "name": "a",
-        },
-    )
+def test_normaliser_uses_population_std_and_guards_constant_features(toy_task):
+    task = toy_task
     stats = {"features": {"observation": {"mean": [1.0, 5.0], "std": [2.0, 1e-9]}}}
     normalizer = Normalizer.from_statistics(task, stats)
     np.testing.assert_allclose(normalizer(np.array([3.0, 5.5])), [1.0, 0.5])
