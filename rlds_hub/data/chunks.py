@@ -118,6 +118,11 @@ class ChunkSource:
         self._joined: JoinedColumns | None = None
         self._joined_tried = False
 
+    def reseed(self, seed: int) -> None:
+        """Passes started after this call shuffle with ``seed`` (call it between passes: one
+        under way reads the seed as it goes)."""
+        self._seed = seed
+
     # ---- records ---------------------------------------------------------------------------
 
     def _episode_groups(self) -> Iterator[list[Any]]:

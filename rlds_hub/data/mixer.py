@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+
+# Splits a ``[parts * batch, ...]`` array into ``parts`` batch values (default: NumPy views).
+Split = Callable[[np.ndarray, int], Sequence[Any]]
+# Makes a batch value of a batch joined from pieces of chunks (default: the array itself).
+Wrap = Callable[[np.ndarray], Any]
+
+
+def numpy_split(array: np.ndarray, parts: int) -> list[np.ndarray]:
+    """``parts`` consecutive views of ``array``, each ``len(array) // parts`` long."""
+    size = len(array) // parts
+    return [array[start : start + size] for start in range(0, parts * size, size)]
 
 
 class Mixer:
@@ -20,6 +32,10 @@ class Mixer:
     ``np.concatenate(axis=1)`` per field lays the chunks side by side into ``[B, batch, ...]``
     — one copy, a handful of NumPy calls per block instead of per batch (faster than slicing
     every batch: docs/benchmarks.md). The remainder's assignment is drawn anew per block.
+
+    ``split`` cuts a block's field into its batches' values and ``wrap`` makes the value of a
+    batch joined from the ends of chunks: NumPy views by default; :mod:`rlds_hub.data.torch`
+    passes ones that make tensors, a call per block and field rather than per batch.
     """
 
     def __init__(
@@ -28,7 +44,10 @@ class Mixer:
         open_chunks: int,
         rng: np.random.Generator | None,
         block_items: int = 8192,
+        split: Split = numpy_split,
+        wrap: Wrap | None = None,
     ):
+        self._split, self._wrap = split, wrap
         self._batch = batch_size
         self._open = open_chunks
         self._rng = rng
@@ -78,29 +97,37 @@ class Mixer:
                     filled += take
             active = [a for a in active if a[1] < a[2]]
             if filled == self._batch:
-                yield _join(pieces)
+                yield self._joined(pieces)
                 pieces, filled = [], 0
         if filled and not drop_remainder:
-            yield _join(pieces)
+            yield self._joined(pieces)
 
     def _block(
         self, active: list[list], shares: list[int], blocks: int
     ) -> Iterator[dict[str, np.ndarray]]:
         """``blocks`` full batches, each taking ``shares[c]`` items from chunk ``c``."""
         used = [(a, share) for a, share in zip(active, shares, strict=True) if share]
-        block = {}
+        block: dict[str, Sequence[Any]] = {}
         for key in used[0][0][0]:
             pieces = []
             for (chunk, cursor, _), share in used:
                 values = chunk[key][cursor : cursor + blocks * share]
                 pieces.append(values.reshape(blocks, share, *values.shape[1:]))
             joined = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
-            block[key] = joined.reshape(blocks * self._batch, *joined.shape[2:])
+            block[key] = self._split(
+                joined.reshape(blocks * self._batch, *joined.shape[2:]), blocks
+            )
         for entry, share in used:
             entry[1] += blocks * share
-        for b in range(blocks):
-            start = b * self._batch
-            yield {key: value[start : start + self._batch] for key, value in block.items()}
+        keys = tuple(block)
+        for values in zip(*block.values(), strict=True):
+            yield dict(zip(keys, values, strict=True))
+
+    def _joined(self, pieces: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+        batch = _join(pieces)
+        if self._wrap is None:
+            return batch
+        return {key: self._wrap(value) for key, value in batch.items()}
 
     def _shares(self, want: int, slots: int) -> list[int]:
         base, extra = divmod(want, slots)

@@ -42,7 +42,7 @@ from rlds_hub.data.chunks import BLOCK_ITEMS, MASK, NEXT_OBSERVATION, ChunkSourc
 from rlds_hub.data.frame_shapes import check_frame_shapes
 from rlds_hub.data.indices import check_history
 from rlds_hub.data.lenient import Skipped
-from rlds_hub.data.mixer import Mixer
+from rlds_hub.data.mixer import Mixer, Split, Wrap, numpy_split
 from rlds_hub.data.step_items import EPISODE_INDEX, MADE, STEP_INDEX
 from rlds_hub.extras import require
 from rlds_hub.format.plan import LeafKind, Plan, unflatten
@@ -118,6 +118,13 @@ class BatchLoader:
             num_epochs=num_epochs,
         )
 
+    def reseed(self, seed: int) -> None:
+        """Later passes in the order of ``seed``, keeping what the loader opened (its memory
+        maps of the cached columns): cheaper than a new loader for every epoch. Call it
+        between passes, not during one."""
+        self.seed = seed
+        self._chunks.reseed(seed)
+
     def chunks(self) -> ChunkSource:
         """Stage 1: an iterable of item chunks (flat keys), all epochs."""
         return self._chunks
@@ -128,8 +135,14 @@ class BatchLoader:
         return self._chunks.skipped
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.batches()
+
+    def batches(self, split: Split = numpy_split, wrap: Wrap | None = None) -> Iterator[Any]:
+        """The batches, each field's values made by ``split`` a block of batches at a time
+        (and ``wrap`` where a batch joins the ends of two chunks): :class:`Mixer`'s options;
+        the default, NumPy views, is iterating the loader."""
         rng = default_rng(self.seed) if self.shuffle else None
-        mixer = Mixer(self.batch_size, 1, rng)
+        mixer = Mixer(self.batch_size, 1, rng, split=split, wrap=wrap)
         nested = None  # whether keys nest ("observation/x"): the same in every batch
         for batch in mixer.batches(iter(self._chunks), self.drop_remainder):
             if nested is None:

@@ -19,6 +19,7 @@ import functools
 import itertools
 import math
 import multiprocessing
+import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -80,21 +81,22 @@ def to_torch(tree: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _tensor_batches(batches: Iterator[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Batches of NumPy arrays as batches of tensors (:func:`to_torch`), the batches of a
-    flat dict of numeric arrays (every state-only dataset's) through one dict
-    comprehension: the loader's batches keep their keys and kinds, so the first decides."""
-    flat = None
-    for batch in batches:
-        if flat is None:
-            flat = all(
-                type(value) is np.ndarray and value.dtype.kind not in "OSUV"
-                for value in batch.values()
-            )
-        if flat:
-            yield {key: _from_numpy(value) for key, value in batch.items()}
-        else:
-            yield to_torch(batch)
+def tensor_split(array: np.ndarray, parts: int) -> Sequence[Any]:
+    """A block of ``parts`` batches of one field as the batches' values (the loader's
+    :class:`~rlds_hub.data.mixer.Mixer` ``split``): numbers as tensors, views of the block
+    made by one ``unbind`` (cheaper than a tensor per batch from NumPy: a ``from_numpy`` and
+    a slice per batch and field); strings as :func:`to_torch` gives them."""
+    batches = array.reshape(parts, len(array) // parts, *array.shape[1:])
+    if array.dtype.kind in "OSUV":
+        return [_strings(batch.tolist()) for batch in batches]
+    return _from_numpy(batches).unbind(0)
+
+
+def tensor_value(array: np.ndarray) -> Any:
+    """One batch's field as :func:`to_torch` makes it (the ``Mixer``'s ``wrap``)."""
+    if array.dtype.kind in "OSUV":
+        return _strings(array.tolist())
+    return _from_numpy(array)
 
 
 def passthrough(batch: Any) -> Any:
@@ -448,6 +450,9 @@ class StepDataset(IterableDataset):
         # (made in a spawn context: shareable with fork, spawn and forkserver workers alike)
         slots = _MAX_WORKERS * (_MAX_WORKERS + 1) // 2
         self._epochs = _SHARED.Array("q", [-1] + [0] * slots)
+        # this process's loaders of earlier epochs, by (workers, part): reseeded and reused
+        self._loaders: dict[tuple[int, int], Any] = {}
+        self._loaders_pid = os.getpid()
 
     def _episodes(self) -> Sequence[int]:
         indices = self.selection.indices
@@ -507,7 +512,23 @@ class StepDataset(IterableDataset):
         if not part.num_episodes:
             return
         seed = int(np.random.SeedSequence([self.seed, epoch, part_index]).generate_state(1)[0])
-        loader = steps(
+        loader = self._take_loader(part, (workers, part_index), seed)
+        try:
+            yield from self._batches(loader, in_worker=info is not None)
+        finally:
+            self._loaders[(workers, part_index)] = loader  # for the next epoch
+
+    def _take_loader(self, part: Selection, key: tuple[int, int], seed: int) -> Any:
+        """The part's loader of an earlier epoch in this process, reseeded (it keeps its
+        memory maps), or a new one; taken out while it is iterated, so an iteration under
+        way elsewhere gets its own."""
+        if self._loaders_pid != os.getpid():  # a forked worker: not the parent's loaders
+            self._loaders, self._loaders_pid = {}, os.getpid()
+        loader = self._loaders.pop(key, None)
+        if loader is not None:
+            loader.reseed(seed)
+            return loader
+        return steps(
             part,
             keys=self.keys,
             history=self.history,
@@ -517,14 +538,18 @@ class StepDataset(IterableDataset):
             seed=seed,
             **self._options,
         )
-        counted = (0, 0, 0)
-        if self.batch_size is not None and info is None and not self._options["skip_corrupt"]:
-            yield from _tensor_batches(iter(loader))  # whole batches, nothing to count
-            return
-        if self.batch_size is not None and info is None:  # whole batches, this process
-            for tensors in _tensor_batches(iter(loader)):
-                counted = self._count(loader.skipped, counted)
-                yield tensors
+
+    def _batches(self, loader: Any, in_worker: bool) -> Iterator[Any]:
+        """One pass of ``loader`` as this dataset yields it, the skips counted."""
+        counted = self._count(loader.skipped, None)
+        if self.batch_size is not None and not in_worker:  # whole batches, this process
+            tensors = loader.batches(split=tensor_split, wrap=tensor_value)
+            if self._options["skip_corrupt"]:
+                for batch in tensors:
+                    counted = self._count(loader.skipped, counted)
+                    yield batch
+            else:
+                yield from tensors  # nothing to count
         else:
             for batch in loader:
                 counted = self._count(loader.skipped, counted)
@@ -533,6 +558,11 @@ class StepDataset(IterableDataset):
                 else:
                     yield from _samples(to_torch(batch))
         self._count(loader.skipped, counted)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_loaders"] = {}  # open memory maps and threads stay in this process
+        return state
 
     def loader(self, *, num_workers: int = 0, **options: Any) -> Any:
         """A ``torch.utils.data.DataLoader`` of this dataset's whole batches: the dataset's
@@ -565,10 +595,12 @@ class StepDataset(IterableDataset):
             self, batch_size=None, collate_fn=passthrough, num_workers=num_workers, **options
         )
 
-    def _count(self, skipped: Any, counted: tuple[int, ...]) -> tuple[int, ...]:
-        """Adds what ``skipped`` counts beyond ``counted`` to the workers' shared counts."""
+    def _count(self, skipped: Any, counted: tuple[int, ...] | None) -> tuple[int, ...]:
+        """Adds what ``skipped`` counts beyond ``counted`` to the workers' shared counts
+        (``None``: nothing added, the counts so far returned — a reused loader's skips of
+        earlier epochs are counted already)."""
         now = (skipped.steps, skipped.frames, skipped.episodes)
-        if now != counted:
+        if counted is not None and now != counted:
             with self._skipped.get_lock():
                 for i, (new, old) in enumerate(zip(now, counted, strict=True)):
                     self._skipped[i] += new - old

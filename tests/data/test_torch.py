@@ -230,6 +230,18 @@ def test_skip_corrupt_across_workers_counts_what_it_skipped(path, tmp_path):
     assert dataset.skipped == {"steps": 1, "frames": 1, "episodes": 0}
 
 
+def test_skip_counts_add_up_over_epochs_of_whole_batches(path, tmp_path):
+    """In the training process the dataset reuses its loader from epoch to epoch: each
+    epoch adds what it skipped, once (not the loader's count since it was made)."""
+    broken, record = corrupt_frame(path, tmp_path, step=1)
+    dataset = StepDataset(broken, skip_corrupt=True, batch_size=3)
+    for epoch in range(1, 4):
+        with pytest.warns(UserWarning, match="skip_corrupt"):
+            seen = [key for batch in dataset.loader() for key in _keys(batch)]
+        assert sorted(seen) == [key for key in _all_steps(path) if key != (record, 1)]
+        assert dataset.skipped == {"steps": epoch, "frames": epoch, "episodes": 0}
+
+
 class DyingDataset(StepDataset):
     """Worker 1 dies (as if killed) after its first sample."""
 

@@ -108,3 +108,39 @@ def test_loader_opens_no_profiler_range_per_batch_unless_profiling(
         again = list(loader)
     assert len([r for r in ranges if "DataLoader" in r]) == len(again) + 1  # + StopIteration
     assert sorted(_rows(again)) == sorted(_rows(batches))
+
+
+def _order(batches) -> list[tuple[int, int]]:
+    return [
+        (int(e), int(t))
+        for batch in batches
+        for e, t in zip(batch["episode_index"], batch["step_index"], strict=True)
+    ]
+
+
+def test_each_epoch_of_a_reused_loader_has_the_order_of_that_epoch(path) -> None:
+    """The dataset keeps its loader across epochs (reseeded, not remade): epoch k's batches
+    are the ones a fresh dataset gives for set_epoch(k), and they differ between epochs."""
+    dataset = StepDataset(path, batch_size=4, seed=3, **OPTIONS)
+    reused = [_order(dataset.loader()) for _ in range(3)]
+    fresh = []
+    for epoch in range(3):
+        other = StepDataset(path, batch_size=4, seed=3, **OPTIONS)
+        other.set_epoch(epoch)
+        fresh.append(_order(other.loader()))
+    assert reused == fresh
+    assert len({tuple(order) for order in reused}) == 3
+    assert all(sorted(order) == sorted(reused[0]) for order in reused)
+
+
+def test_an_epoch_left_early_does_not_change_the_next_epochs(path) -> None:
+    """A loop that breaks out of an epoch hands the loader back for the next one."""
+    dataset = StepDataset(path, batch_size=4, seed=5, **OPTIONS)
+    first = iter(dataset.loader())
+    next(first)
+    del first
+    nested = [_order(dataset.loader()), _order(dataset.loader())]
+    other = StepDataset(path, batch_size=4, seed=5, **OPTIONS)
+    other.set_epoch(1)
+    assert nested[0] == _order(other.loader())
+    assert len(set(nested[0])) == len(nested[0]) and sorted(nested[0]) == sorted(nested[1])
