@@ -8,7 +8,10 @@ single steps, by the index kernels of :mod:`rlds_hub.data.indices` — in a rand
 seeded by ``(seed, chunk number)``. Transitions and windows are gathered a block of
 ``block_items`` at a time (``np.take`` per field), ``BLOCKS_AHEAD`` blocks ahead of the
 consumer on two threads (NumPy releases the GIL): small blocks stay in the CPU caches and
-reuse memory, where gathering a whole chunk at once wrote it all to fresh memory. Background
+reuse memory, where gathering a whole chunk at once wrote it all to fresh memory. A chunk's
+first blocks are smaller (``first_block_items``, doubling up to ``block_items``), so its
+first batches do not wait for a whole block; the fields that share an index look up a
+block's rows once (:meth:`Deferred.gather`). Background
 threads produce the chunks ahead of the consumer; the order of the chunks and blocks, and so
 every batch, is the same whatever the threads' timing.
 """
@@ -91,6 +94,7 @@ class ChunkSource:
         ahead: int | None = None,
         workers: int = 2,
         block_items: int = BLOCK_ITEMS,
+        first_block_items: int | None = None,
     ):
         self.selection = selection
         self.items = items
@@ -105,6 +109,7 @@ class ChunkSource:
         self._ahead = ahead or max(1, AHEAD_EPISODES // episodes_per_chunk)
         self._workers = workers
         self._block_items = block_items
+        self._first_block_items = min(first_block_items or block_items, block_items)
         self._frames = any(leaf.kind == LeafKind.IMAGE for leaf in plan.leaves)
         # camera frames decoded where the items need them (rlds_hub.data.frame_blocks)
         self._frame_chunks = (
@@ -434,9 +439,10 @@ class ChunkSource:
         size = len(next(iter(items.values())))
         if self._gather_pool is None:
             self._gather_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rlds-gather")
-        bounds = [
-            (lo, min(lo + self._block_items, size)) for lo in range(0, size, self._block_items)
-        ]
+        bounds, lo, block = [], 0, self._first_block_items
+        while lo < size:  # small blocks first: the consumer starts before a full block is made
+            bounds.append((lo, min(lo + block, size)))
+            lo, block = lo + block, min(2 * block, self._block_items)
         pending: collections.deque = collections.deque()
         for lo, hi in bounds:
             pending.append(self._gather_pool.submit(_gather_block, items, lo, hi))
@@ -458,11 +464,19 @@ class Deferred:
     def __len__(self) -> int:
         return len(self.index)
 
-    def gather(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """Items ``lo:hi`` (default all)."""
-        index = self.index[lo:hi]
-        if self.via is not None:
-            index = np.take(self.via, index)
+    def gather(
+        self, lo: int = 0, hi: int | None = None, rows: dict[Any, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Items ``lo:hi`` (default all); ``rows`` keeps a block's rows of ``values`` for
+        the other fields that share the index (looked up once per block, not per field)."""
+        key = (id(self.index), id(self.via))
+        index = None if rows is None else rows.get(key)
+        if index is None:
+            index = self.index[lo:hi]
+            if self.via is not None:
+                index = np.take(self.via, index)
+            if rows is not None:
+                rows[key] = index
         gathered = np.take(self.values, index, axis=0)
         if self.real is not None:
             gathered[~self.real[lo:hi]] = b"" if gathered.dtype == object else 0
@@ -486,8 +500,13 @@ def _deferring_frames(take: Any, frames: FrameChunks) -> Any:
 
 
 def _gather_block(items: dict[str, Any], lo: int, hi: int) -> dict[str, np.ndarray]:
+    rows: dict[Any, np.ndarray] = {}  # the block's rows per index (Deferred.gather)
     return {
-        key: value.gather(lo, hi) if isinstance(value, (Deferred, FrameRows)) else value[lo:hi]
+        key: value.gather(lo, hi, rows)
+        if isinstance(value, Deferred)
+        else value.gather(lo, hi)
+        if isinstance(value, FrameRows)
+        else value[lo:hi]
         for key, value in items.items()
     }
 

@@ -113,6 +113,9 @@ class BatchLoader:
             episodes_per_chunk=episodes_per_chunk * groups,
             # whole batches; camera frames two batches at a time (a block stays small)
             block_items=(2 if frames else max(1, BLOCK_ITEMS // batch_size)) * batch_size,
+            # and a chunk's first blocks smaller, doubling: its first batches come sooner
+            first_block_items=(2 if frames else max(1, BLOCK_ITEMS // batch_size // 8))
+            * batch_size,
             shuffle=shuffle,
             seed=seed,
             num_epochs=num_epochs,

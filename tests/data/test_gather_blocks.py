@@ -69,3 +69,13 @@ def test_no_block_is_larger_than_asked(dataset, monkeypatch, name) -> None:
     per_block = max(1, 8 // loader.batch_size) * loader.batch_size
     assert max(sizes) == per_block
     assert sum(sizes) == sum(len(b["reward/"]) for b in _batches(LOADERS[name](dataset)))
+
+
+def test_a_chunks_first_blocks_are_small_and_double(dataset, monkeypatch) -> None:
+    """The first batches of a chunk wait for a small block, not a whole one: blocks of an
+    eighth of the block size (whole batches), doubling up to it."""
+    monkeypatch.setattr(pipeline, "BLOCK_ITEMS", 32)
+    loader = data.transitions(dataset, batch_size=4, seed=1)
+    sizes = [len(block["reward"]) for block in loader.chunks()]
+    # one chunk (10 episodes, within the default shuffle buffer) of 56 transitions
+    assert sizes == [4, 8, 16, 28] and sum(LENGTHS) == 56
