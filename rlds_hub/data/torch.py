@@ -450,7 +450,7 @@ class StepDataset(IterableDataset):
         # (made in a spawn context: shareable with fork, spawn and forkserver workers alike)
         slots = _MAX_WORKERS * (_MAX_WORKERS + 1) // 2
         self._epochs = _SHARED.Array("q", [-1] + [0] * slots)
-        # this process's loaders of earlier epochs, by (workers, part): reseeded and reused
+        # this process's loader of the last epoch, by (workers, part): reseeded and reused
         self._loaders: dict[tuple[int, int], Any] = {}
         self._loaders_pid = os.getpid()
 
@@ -516,12 +516,15 @@ class StepDataset(IterableDataset):
         try:
             yield from self._batches(loader, in_worker=info is not None)
         finally:
-            self._loaders[(workers, part_index)] = loader  # for the next epoch
+            # kept for the next epoch: one loader a process (its frame buffers hold up to
+            # $RLDS_HUB_FRAME_BUFFERS_MB of idle memory), the one of the last epoch
+            self._loaders = {(workers, part_index): loader}
 
     def _take_loader(self, part: Selection, key: tuple[int, int], seed: int) -> Any:
-        """The part's loader of an earlier epoch in this process, reseeded (it keeps its
-        memory maps), or a new one; taken out while it is iterated, so an iteration under
-        way elsewhere gets its own."""
+        """The part's loader of the last epoch in this process, reseeded (it keeps its
+        memory maps and frame buffers), or a new one; taken out while it is iterated, so an
+        iteration under way elsewhere gets its own. (A DataLoader worker reads another part
+        each epoch, so it makes a new one each time, as before.)"""
         if self._loaders_pid != os.getpid():  # a forked worker: not the parent's loaders
             self._loaders, self._loaders_pid = {}, os.getpid()
         loader = self._loaders.pop(key, None)
