@@ -11,7 +11,9 @@ consumer on two threads (NumPy releases the GIL): small blocks stay in the CPU c
 reuse memory, where gathering a whole chunk at once wrote it all to fresh memory. A chunk's
 first blocks are smaller (``first_block_items``, doubling up to ``block_items``), so its
 first batches do not wait for a whole block; the fields that share an index look up a
-block's rows once (:meth:`Deferred.gather`). Background
+block's rows once (:meth:`Deferred.gather`); and a pass's first chunk is shuffled ahead,
+from the episode index, while the shards are opened (:meth:`ChunkSource._shuffle_ahead`).
+Background
 threads produce the chunks ahead of the consumer; the order of the chunks and blocks, and so
 every batch, is the same whatever the threads' timing.
 """
@@ -23,8 +25,8 @@ import dataclasses
 import queue
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -40,7 +42,7 @@ from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
 from rlds_hub.format.plan import LeafKind, Plan
 from rlds_hub.storage.episodes import LAYOUT_OXE
 from rlds_hub.storage.reader import EpisodeDecodeError, ShardReader, decode_records
-from rlds_hub.storage.selection import Selection
+from rlds_hub.storage.selection import Selection, ShardRead
 
 # Gathers larger than this are split over two threads.
 _PARALLEL_GATHER_BYTES = 1 << 20
@@ -122,6 +124,9 @@ class ChunkSource:
         self._cache = None if items.skip_corrupt else ColumnCache(selection.dataset, plan)
         self._joined: JoinedColumns | None = None
         self._joined_tried = False
+        # first chunks' orders computed ahead and used (_shuffle_ahead); of them, mapped
+        # onto joined transitions ahead too
+        self.orders_ahead = self.mapped_ahead = 0
 
     def reseed(self, seed: int) -> None:
         """Passes started after this call shuffle with ``seed`` (call it between passes: one
@@ -172,10 +177,13 @@ class ChunkSource:
 
     # ---- items -----------------------------------------------------------------------------
 
-    def make_items(self, records: Sequence[Any], chunk: int) -> dict[str, Any]:
+    def make_items(
+        self, records: Sequence[Any], chunk: int, shuffled: Future | None = None
+    ) -> dict[str, Any]:
         """One chunk's items, in random order if shuffling: arrays, and for transitions and
-        windows :class:`Deferred` gathers (made a block at a time as the consumer goes)."""
-        joined = self._one_step_joined(records, chunk)
+        windows :class:`Deferred` gathers (made a block at a time as the consumer goes).
+        ``shuffled``: the chunk's order computed ahead (:meth:`_shuffle_ahead`)."""
+        joined = self._one_step_joined(records, chunk, shuffled)
         if joined is not None:
             return joined
         bad = None
@@ -203,7 +211,8 @@ class ChunkSource:
         if spec.kind == "steps":
             episode_fields = {f.key: decoded[f.key] for f in self._episode_fields}
             episode_ids = np.fromiter((r.index for r in records), np.int64, len(records))
-            order = rng.permutation(int(lengths.sum())) if rng is not None else None
+            count = int(lengths.sum())
+            order = self._order(chunk, count, shuffled) if rng is not None else None
             if bad is not None and bad.any():
                 order = np.arange(len(bad)) if order is None else order
                 keep = usable_steps(bad, lengths, order, spec.history)
@@ -227,7 +236,7 @@ class ChunkSource:
         if final:
             self._warn_truncated(lengths, steps["is_terminal"])
         count = int(np.sum(lengths if final else np.maximum(lengths - 1, 0)))
-        order = rng.permutation(count) if rng is not None else None
+        order = self._order(chunk, count, shuffled) if rng is not None else None
         found = indices.transition_indices(
             lengths,
             steps["reward"],
@@ -248,7 +257,9 @@ class ChunkSource:
                 out[NEXT_OBSERVATION + key[len("observation") :]] = Deferred(value, found["next"])
         return out
 
-    def _one_step_joined(self, records: Sequence[Any], chunk: int) -> dict[str, Any] | None:
+    def _one_step_joined(
+        self, records: Sequence[Any], chunk: int, shuffled: Future | None = None
+    ) -> dict[str, Any] | None:
         """One-step transitions (``rlds`` layout) of episodes all in split-level joined
         columns, as gathers straight from them and their precomputed transitions (no copy of
         the chunk's columns, no index building but the shuffle); None otherwise. The batches
@@ -281,10 +292,15 @@ class ChunkSource:
             for a, b in runs
         ]
         count = sum(hi - lo for lo, hi in bounds)
-        if self._shuffle:
-            order = default_rng([self._seed, chunk]).permutation(count)
+        ahead = shuffled.result() if shuffled is not None else None
+        if self._shuffle and ahead is not None and ahead.bounds == bounds:
+            order = ahead.mapped  # mapped too, computed ahead from the same runs
+            self.orders_ahead += 1
+            self.mapped_ahead += 1
+        elif self._shuffle:
+            order = self._order(chunk, count, shuffled)
             if bounds != [(0, total)]:
-                order = np.concatenate([np.arange(lo, hi) for lo, hi in bounds])[order]
+                order = _runs(bounds)[order]
         else:
             order = np.concatenate([np.arange(lo, hi) for lo, hi in bounds])
         source = base.transitions["source"]
@@ -304,6 +320,66 @@ class ChunkSource:
                     values[1:], order, via=source
                 )
         return out
+
+    def _order(self, chunk: int, count: int, shuffled: Future | None) -> np.ndarray:
+        """The random order of a chunk of ``count`` items: ``permutation(count)`` of the
+        generator seeded ``(seed, chunk)`` — the one computed ahead if its count is this."""
+        if shuffled is not None:
+            ahead = shuffled.result()
+            if ahead is not None and ahead.count == count:
+                self.orders_ahead += 1
+                return ahead.order
+        return default_rng([self._seed, chunk]).permutation(count)
+
+    def _shuffle_ahead(self, pool: ThreadPoolExecutor) -> Future | None:
+        """The first chunk's order, started on ``pool`` before its records are read.
+
+        A pass's first chunk waits for its shuffle (a permutation of all its items: ~3 ms
+        for 200,000) after the shards are opened and their columns checked; its count is
+        known before, from the episode index (``episodes.jsonl``) and the order of the
+        shards, so it is computed meanwhile — for one-step transitions from joined columns
+        (:meth:`_one_step_joined`) mapped onto the joined transitions too. Each result is
+        used only where the chunk's count (and runs of joined episodes) are the ones computed
+        (:meth:`_order`): a missing or stale index, skipped episodes or windows only cost
+        the work done ahead. None where there is nothing to compute."""
+        spec = self.items
+        if not self._shuffle or spec.kind == "windows":
+            return None
+        seed, per_chunk, epochs = self._seed, self._per_chunk, self._num_epochs
+        every_step = spec.kind == "steps" or spec.layout == LAYOUT_OXE
+        joined = spec.kind == "transitions" and spec.n_step == 1 and not every_step
+        joined = joined and self._cache is not None  # else no joined columns to map onto
+
+        def first() -> _FirstChunk | None:
+            rows = self.selection.dataset.episode_rows(self.selection.split)
+            reads = self.selection.shard_reads()
+            if rows is None or not reads:
+                return None
+            taken: list[tuple[ShardRead, int]] = []  # the first chunk's episodes, in order
+            epoch = 0
+            while len(taken) < per_chunk and (epochs is None or epoch < epochs):
+                for i in default_rng([seed, epoch]).permutation(len(reads)):
+                    taken.extend((reads[i], k) for k in range(reads[i].take))
+                    if len(taken) >= per_chunk:
+                        break
+                epoch += 1
+            taken = taken[:per_chunk]
+            lengths = np.array([rows[r.first + k]["num_steps"] for r, k in taken], np.int64)
+            count = int(np.sum(lengths if every_step else np.maximum(lengths - 1, 0)))
+            order = default_rng([seed, 0]).permutation(count)
+            if not joined:
+                return _FirstChunk(count, order)
+            bounds, total = _joined_runs(rows, reads, taken)
+            mapped = order if bounds == [(0, total)] else _runs(bounds)[order]
+            return _FirstChunk(count, order, bounds, mapped)
+
+        def guarded() -> _FirstChunk | None:
+            try:
+                return first()
+            except Exception:  # an index without the fields: the chunk shuffles itself
+                return None
+
+        return pool.submit(guarded)
 
     def _decode(self, records: Sequence[Any], frames_encoded: bool = False) -> dict[str, Any]:
         """Decoded episodes, from cached columns where they are cached (runs of each kind
@@ -387,7 +463,10 @@ class ChunkSource:
                     return True
             return False
 
+        shuffled = self._shuffle_ahead(pool)  # while the reader opens the shards
+
         def read() -> None:
+            nonlocal shuffled
             try:
                 groups = self._episode_groups()
                 chunk = 0
@@ -396,7 +475,8 @@ class ChunkSource:
                     if group is None:
                         futures.put(("done", None))
                         return
-                    futures.put(("items", pool.submit(self.make_items, group, chunk)))
+                    ahead, shuffled = shuffled, None  # held by the first chunk's items only
+                    futures.put(("items", pool.submit(self.make_items, group, chunk, ahead)))
                     group = None
                     chunk += 1
             except BaseException as e:  # handed to the consumer
@@ -450,6 +530,51 @@ class ChunkSource:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+@dataclasses.dataclass(frozen=True)
+class _FirstChunk:
+    """A pass's first chunk's order computed ahead (:meth:`ChunkSource._shuffle_ahead`):
+    the permutation of its ``count`` items, and for one-step transitions from joined
+    columns the ``bounds`` of its runs of joined transitions and the order ``mapped`` onto
+    them."""
+
+    count: int
+    order: np.ndarray
+    bounds: list[tuple[int, int]] | None = None
+    mapped: np.ndarray | None = None
+
+
+def _runs(bounds: Sequence[tuple[int, int]]) -> np.ndarray:
+    """The transitions of runs ``[lo, hi)``, in order."""
+    return np.concatenate([np.arange(lo, hi) for lo, hi in bounds])
+
+
+def _joined_runs(
+    rows: Sequence[Mapping[str, Any]], reads: Sequence[ShardRead], taken: Sequence[tuple]
+) -> tuple[list[tuple[int, int]], int]:
+    """The runs of joined transitions that the episodes ``taken`` ((read, k) pairs, in
+    chunk order) cover, as :meth:`ChunkSource._one_step_joined` finds them from the joined
+    columns (:mod:`rlds_hub.data.joined`: the selection's shards whole, in the order of
+    their first read), here from the episode index; and the joined transitions' total."""
+    base: dict[str, int] = {}  # each shard's first episode in the joined columns
+    steps: list[int] = []
+    for read in reads:
+        if read.path not in base:
+            base[read.path] = len(steps)
+            first = read.first - read.skip  # the shard's first episode in the split
+            steps.extend(int(rows[first + e]["num_steps"]) for e in range(read.shard_episodes))
+    counts = np.maximum(np.array(steps, np.int64) - 1, 0)
+    starts = np.cumsum(counts) - counts
+    runs: list[list[int]] = []
+    for read, k in taken:
+        episode = base[read.path] + read.skip + k
+        if runs and runs[-1][1] == episode:
+            runs[-1][1] += 1
+        else:
+            runs.append([episode, episode + 1])
+    bounds = [(int(starts[a]), int(starts[b - 1] + counts[b - 1])) for a, b in runs]
+    return bounds, int(counts.sum())
 
 
 @dataclasses.dataclass(frozen=True)

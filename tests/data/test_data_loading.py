@@ -516,7 +516,9 @@ def test_an_endless_loader_left_early_stops_its_threads_and_bounds_what_it_makes
     monkeypatch.setattr(
         chunks.ChunkSource,
         "make_items",
-        lambda self, records, chunk: made.append(chunk) or make_items(self, records, chunk),
+        lambda self, records, chunk, *ahead: (
+            made.append(chunk) or make_items(self, records, chunk, *ahead)
+        ),
     )
     earlier = set(threading.enumerate())
     # a chunk is the whole shuffle buffer: the 64 episodes, one epoch

@@ -19,10 +19,10 @@ def test_a_slow_consumer_holds_few_chunks_of_frames(tmp_path, monkeypatch) -> No
     lock = threading.Lock()
     real = ChunkSource.make_items
 
-    def counting(self, records, chunk):
+    def counting(self, records, chunk, *ahead):
         with lock:
             made.append(chunk)
-        return real(self, records, chunk)
+        return real(self, records, chunk, *ahead)
 
     monkeypatch.setattr(ChunkSource, "make_items", counting)
     loader = data.steps(path, batch_size=4, shuffle_buffer=1, episodes_per_chunk=1)
