@@ -25,7 +25,7 @@ import dataclasses
 import queue
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -127,6 +127,7 @@ class ChunkSource:
         # first chunks' orders computed ahead and used (_shuffle_ahead); of them, mapped
         # onto joined transitions ahead too
         self.orders_ahead = self.mapped_ahead = 0
+        self._steps_indexed: tuple[np.ndarray | None] | None = None  # _index_steps
 
     def reseed(self, seed: int) -> None:
         """Passes started after this call shuffle with ``seed`` (call it between passes: one
@@ -351,7 +352,7 @@ class ChunkSource:
         joined = joined and self._cache is not None  # else no joined columns to map onto
 
         def first() -> _FirstChunk | None:
-            rows = self.selection.dataset.episode_rows(self.selection.split)
+            rows = self._index_steps()
             reads = self.selection.shard_reads()
             if rows is None or not reads:
                 return None
@@ -364,7 +365,7 @@ class ChunkSource:
                         break
                 epoch += 1
             taken = taken[:per_chunk]
-            lengths = np.array([rows[r.first + k]["num_steps"] for r, k in taken], np.int64)
+            lengths = rows[[r.first + k for r, k in taken]]
             count = int(np.sum(lengths if every_step else np.maximum(lengths - 1, 0)))
             order = default_rng([seed, 0]).permutation(count)
             if not joined:
@@ -380,6 +381,15 @@ class ChunkSource:
                 return None
 
         return pool.submit(guarded)
+
+    def _index_steps(self) -> np.ndarray | None:
+        """Each episode's step count in the split, from the episode index (read once; None
+        without one)."""
+        if self._steps_indexed is None:
+            rows = self.selection.dataset.episode_rows(self.selection.split)
+            steps = [row["num_steps"] for row in rows] if rows is not None else None
+            self._steps_indexed = (np.array(steps, np.int64) if steps is not None else None,)
+        return self._steps_indexed[0]
 
     def _decode(self, records: Sequence[Any], frames_encoded: bool = False) -> dict[str, Any]:
         """Decoded episodes, from cached columns where they are cached (runs of each kind
@@ -551,20 +561,23 @@ def _runs(bounds: Sequence[tuple[int, int]]) -> np.ndarray:
 
 
 def _joined_runs(
-    rows: Sequence[Mapping[str, Any]], reads: Sequence[ShardRead], taken: Sequence[tuple]
+    rows: np.ndarray, reads: Sequence[ShardRead], taken: Sequence[tuple]
 ) -> tuple[list[tuple[int, int]], int]:
     """The runs of joined transitions that the episodes ``taken`` ((read, k) pairs, in
     chunk order) cover, as :meth:`ChunkSource._one_step_joined` finds them from the joined
     columns (:mod:`rlds_hub.data.joined`: the selection's shards whole, in the order of
-    their first read), here from the episode index; and the joined transitions' total."""
+    their first read), here from ``rows``, the split's step counts by episode; and the
+    joined transitions' total."""
     base: dict[str, int] = {}  # each shard's first episode in the joined columns
-    steps: list[int] = []
+    parts: list[np.ndarray] = []
+    joined = 0
     for read in reads:
         if read.path not in base:
-            base[read.path] = len(steps)
+            base[read.path] = joined
             first = read.first - read.skip  # the shard's first episode in the split
-            steps.extend(int(rows[first + e]["num_steps"]) for e in range(read.shard_episodes))
-    counts = np.maximum(np.array(steps, np.int64) - 1, 0)
+            parts.append(rows[first : first + read.shard_episodes])
+            joined += read.shard_episodes
+    counts = np.maximum(np.concatenate(parts) - 1, 0)
     starts = np.cumsum(counts) - counts
     runs: list[list[int]] = []
     for read, k in taken:
