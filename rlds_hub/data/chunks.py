@@ -40,6 +40,7 @@ from rlds_hub.data.lenient import Skipped, decode_skipping
 from rlds_hub.data.step_items import step_items, usable_steps
 from rlds_hub.format.decode import NUM_STEPS, EpisodeDecoder
 from rlds_hub.format.plan import LeafKind, Plan
+from rlds_hub.storage import files
 from rlds_hub.storage.episodes import LAYOUT_OXE
 from rlds_hub.storage.reader import EpisodeDecodeError, ShardReader, decode_records
 from rlds_hub.storage.selection import Selection, ShardRead
@@ -346,6 +347,9 @@ class ChunkSource:
         spec = self.items
         if not self._shuffle or spec.kind == "windows":
             return None
+        dataset = self.selection.dataset
+        if files.is_remote(dataset.path) and "episode_index" not in vars(dataset):
+            return None  # not a request (of unknown latency) that the first chunk waits on
         seed, per_chunk, epochs = self._seed, self._per_chunk, self._num_epochs
         every_step = spec.kind == "steps" or spec.layout == LAYOUT_OXE
         joined = spec.kind == "transitions" and spec.n_step == 1 and not every_step
