@@ -1,5 +1,6 @@
 """Small camera datasets for the single-step loaders' tests (tests/data/test_steps.py,
-test_torch.py), and the plain NumPy reference of a step with history and an action chunk."""
+test_torch.py), the plain NumPy reference of a step with history and an action chunk, and
+a loader's batches flattened for comparing them."""
 
 from __future__ import annotations
 
@@ -123,3 +124,16 @@ def corrupt_frame(
         for data in records:
             writer.write(data)
     return str(copy), record
+
+
+def flat_batches(loader: Any) -> list[dict[str, np.ndarray]]:
+    """Each batch of ``loader`` as ``{"field/leaf": array}`` (one level of nesting; ``"field/"``
+    for an unnested field), copied."""
+    out = []
+    for batch in loader:
+        flat = {}
+        for key, value in batch.items():
+            for sub, leaf in value.items() if isinstance(value, dict) else [("", value)]:
+                flat[f"{key}/{sub}"] = np.array(leaf)
+        out.append(flat)
+    return out

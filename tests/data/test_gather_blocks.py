@@ -4,6 +4,7 @@ the block size, and no block is larger than asked."""
 import numpy as np
 import pytest
 from dm_env import specs
+from step_datasets import flat_batches
 
 from rlds_hub import data
 from rlds_hub.data import pipeline
@@ -34,25 +35,14 @@ LOADERS = {
 }
 
 
-def _batches(loader) -> list[dict]:
-    out = []
-    for batch in loader:
-        flat = {}
-        for key, value in batch.items():
-            for sub, leaf in value.items() if isinstance(value, dict) else [("", value)]:
-                flat[f"{key}/{sub}"] = np.array(leaf)
-        out.append(flat)
-    return out
-
-
 @pytest.mark.parametrize("name", LOADERS)
 def test_batches_do_not_depend_on_the_block_size(dataset, monkeypatch, name) -> None:
     monkeypatch.setattr(pipeline, "BLOCK_ITEMS", 10**9)  # the whole chunk at once
-    whole = _batches(LOADERS[name](dataset))
+    whole = flat_batches(LOADERS[name](dataset))
     assert sum(len(b["reward/"]) for b in whole) > 20
     for block in (1, 7, 16):
         monkeypatch.setattr(pipeline, "BLOCK_ITEMS", block)
-        blocked = _batches(LOADERS[name](dataset))
+        blocked = flat_batches(LOADERS[name](dataset))
         assert len(blocked) == len(whole), block
         for a, b in zip(blocked, whole, strict=True):
             assert a.keys() == b.keys()
@@ -68,7 +58,7 @@ def test_no_block_is_larger_than_asked(dataset, monkeypatch, name) -> None:
     sizes = [len(block["reward"]) for block in loader.chunks()]
     per_block = max(1, 8 // loader.batch_size) * loader.batch_size
     assert max(sizes) == per_block
-    assert sum(sizes) == sum(len(b["reward/"]) for b in _batches(LOADERS[name](dataset)))
+    assert sum(sizes) == sum(len(b["reward/"]) for b in flat_batches(LOADERS[name](dataset)))
 
 
 def test_a_chunks_first_blocks_are_small_and_double(dataset, monkeypatch) -> None:

@@ -5,6 +5,7 @@ selection and chunking, and the order computed ahead is the one used."""
 import numpy as np
 import pytest
 from dm_env import specs
+from step_datasets import flat_batches
 
 from rlds_hub import data
 from rlds_hub.data import chunks, columns
@@ -58,27 +59,16 @@ LOADERS = {
 }
 
 
-def _batches(loader) -> list[dict[str, np.ndarray]]:
-    out = []
-    for batch in loader:
-        flat = {}
-        for key, value in batch.items():
-            for sub, leaf in value.items() if isinstance(value, dict) else [("", value)]:
-                flat[f"{key}/{sub}"] = np.array(leaf)
-        out.append(flat)
-    return out
-
-
 @pytest.mark.parametrize("name", LOADERS)
 def test_batches_are_the_ones_the_chunk_shuffles_itself(dataset, cache, monkeypatch, name):
     ahead = LOADERS[name](dataset)
-    got = _batches(ahead)
+    got = flat_batches(ahead)
     assert ahead.chunks().orders_ahead == 1  # the order made ahead was the one used
     one_step = name not in ("n_step", "steps")  # from joined columns with the cache on
     assert ahead.chunks().mapped_ahead == (cache == "joined" and one_step)
     monkeypatch.setattr(chunks.ChunkSource, "_shuffle_ahead", lambda self, pool: None)
     itself = LOADERS[name](dataset)
-    want = _batches(itself)
+    want = flat_batches(itself)
     assert itself.chunks().orders_ahead == 0
     assert len(got) == len(want) and sum(len(b["reward/"]) for b in got) > 10
     for a, b in zip(got, want, strict=True):
@@ -92,14 +82,14 @@ def test_windows_and_unshuffled_passes_compute_nothing_ahead(dataset):
         data.windows(dataset, size=3, batch_size=4),
         data.transitions(dataset, batch_size=4, shuffle=False),
     ):
-        _batches(loader)
+        flat_batches(loader)
         assert loader.chunks().orders_ahead == 0
 
 
 def test_a_stale_index_costs_only_the_work_done_ahead(dataset, monkeypatch):
     """An episode index whose step counts are not the shards' is not trusted: the chunk
     shuffles itself and the batches are its own."""
-    want = _batches(data.transitions(dataset, batch_size=4, seed=3))
+    want = flat_batches(data.transitions(dataset, batch_size=4, seed=3))
     real = chunks.ChunkSource._shuffle_ahead
 
     def stale(self, pool):
@@ -112,7 +102,7 @@ def test_a_stale_index_costs_only_the_work_done_ahead(dataset, monkeypatch):
 
     monkeypatch.setattr(chunks.ChunkSource, "_shuffle_ahead", stale)
     loader = data.transitions(dataset, batch_size=4, seed=3)
-    got = _batches(loader)
+    got = flat_batches(loader)
     assert loader.chunks().orders_ahead == 0
     for a, b in zip(got, want, strict=True):
         for key in a:
