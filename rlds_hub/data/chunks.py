@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import queue
 import threading
 import warnings
@@ -128,7 +129,6 @@ class ChunkSource:
         # first chunks' orders computed ahead and used (_shuffle_ahead); of them, mapped
         # onto joined transitions ahead too
         self.orders_ahead = self.mapped_ahead = 0
-        self._steps_indexed: tuple[np.ndarray | None] | None = None  # _index_steps
 
     def reseed(self, seed: int) -> None:
         """Passes started after this call shuffle with ``seed`` (call it between passes: one
@@ -356,7 +356,7 @@ class ChunkSource:
         joined = joined and self._cache is not None  # else no joined columns to map onto
 
         def first() -> _FirstChunk | None:
-            rows = self._index_steps()
+            rows = self._index_steps
             reads = self.selection.shard_reads()
             if rows is None or not reads:
                 return None
@@ -386,14 +386,12 @@ class ChunkSource:
 
         return pool.submit(guarded)
 
+    @functools.cached_property
     def _index_steps(self) -> np.ndarray | None:
         """Each episode's step count in the split, from the episode index (read once; None
         without one)."""
-        if self._steps_indexed is None:
-            rows = self.selection.dataset.episode_rows(self.selection.split)
-            steps = [row["num_steps"] for row in rows] if rows is not None else None
-            self._steps_indexed = (np.array(steps, np.int64) if steps is not None else None,)
-        return self._steps_indexed[0]
+        rows = self.selection.dataset.episode_rows(self.selection.split)
+        return None if rows is None else np.array([r["num_steps"] for r in rows], np.int64)
 
     def _decode(self, records: Sequence[Any], frames_encoded: bool = False) -> dict[str, Any]:
         """Decoded episodes, from cached columns where they are cached (runs of each kind
