@@ -13,19 +13,6 @@ from rlds_hub.learners.ail.learning import AILLearner
 from rlds_hub.learners.ail.networks import states
 from rlds_hub.learners.bc import losses as bc_losses
 from rlds_hub.learners.normalization import Normalizer
-from rlds_hub.learners.task import TaskSpec
-
-TASK = TaskSpec.from_specs(
-    {"kind": "array", "shape": [2], "dtype": "float32", "name": "o"},
-    {
-        "kind": "bounded",
-        "shape": [1],
-        "dtype": "float32",
-        "minimum": -1.0,
-        "maximum": 1.0,
-        "name": "a",
-    },
-)
 
 
 def _target(q, rewards, discounts, next_q, next_log_probs, temperature, gamma):
@@ -165,7 +152,7 @@ def test_imitation_reward_is_higher_for_expert_like_inputs(kind):
     )
 
 
-def _tiny_ail(**overrides):
+def _tiny_ail(task, **overrides):
     # a few hundred updates: a faster discriminator than the default 1e-5 (50,000-step runs)
     settings = {"discriminator_learning_rate": 3e-4, **overrides}
     config = AILConfig(
@@ -175,7 +162,7 @@ def _tiny_ail(**overrides):
         batch_size=64,
         **settings,
     )
-    return AILLearner(TASK, config, Normalizer.identity(2), seed=0)
+    return AILLearner(task, config, Normalizer.identity(2), seed=0)
 
 
 def _rows(rng, action_sign, count=64):
@@ -191,8 +178,8 @@ def _rows(rng, action_sign, count=64):
 
 
 @pytest.mark.slow
-def test_learner_rewards_expert_like_agent_transitions_more():
-    learner = _tiny_ail()
+def test_learner_rewards_expert_like_agent_transitions_more(toy_task):
+    learner = _tiny_ail(toy_task)
     rng = np.random.default_rng(0)
     stack = lambda sign: jax.tree_util.tree_map(  # noqa: E731
         lambda *x: np.stack(x), *[_rows(rng, sign) for _ in range(20)]
@@ -206,8 +193,8 @@ def test_learner_rewards_expert_like_agent_transitions_more():
 
 
 @pytest.mark.slow
-def test_target_critic_lags_the_online_critic_by_tau():
-    learner = _tiny_ail(tau=0.25)
+def test_target_critic_lags_the_online_critic_by_tau(toy_task):
+    learner = _tiny_ail(toy_task, tau=0.25)
     rng = np.random.default_rng(0)
     batch = {"agent": _rows(rng, -1.0), "expert": _rows(rng, 1.0)}
     before = learner.state
@@ -228,10 +215,10 @@ def test_target_critic_lags_the_online_critic_by_tau():
 
 
 @pytest.mark.slow
-def test_critic_update_uses_the_target_critic_for_the_next_state_value():
+def test_critic_update_uses_the_target_critic_for_the_next_state_value(toy_task):
     # With a zero learning rate nothing moves; a critic step from hand-set target values
     # gives the loss of a target computed from the *target* critic.
-    learner = _tiny_ail(critic_learning_rate=1e-12, discount=1.0)
+    learner = _tiny_ail(toy_task, critic_learning_rate=1e-12, discount=1.0)
     rng = np.random.default_rng(0)
     batch = {"agent": _rows(rng, -1.0), "expert": _rows(rng, 1.0)}
     state = learner.state
@@ -263,12 +250,12 @@ def test_bc_losses_on_a_known_batch():
 
 
 @pytest.mark.slow
-def test_bc_update_returns_the_loss_of_its_batch_and_descends_it():
+def test_bc_update_returns_the_loss_of_its_batch_and_descends_it(toy_task):
     from rlds_hub.learners.bc import learning
     from rlds_hub.learners.bc.config import BCConfig
     from rlds_hub.learners.bc.networks import make_networks
 
-    networks = make_networks(TASK, BCConfig(hidden_sizes=(8,)))
+    networks = make_networks(toy_task, BCConfig(hidden_sizes=(8,)))
     params = jax.tree_util.tree_map(jnp.zeros_like, networks.init(jax.random.PRNGKey(0)))
     optimizer = optax.sgd(0.1)
     state = learning.TrainingState(
